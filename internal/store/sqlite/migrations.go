@@ -1,0 +1,67 @@
+package sqlite
+
+// migrations is append-only: each entry is one schema version, applied in its
+// own transaction. Never edit or reorder an entry that has shipped; add a new
+// one instead.
+var migrations = []string{
+	// 1: parties, tokens, operator collections, objects, status resources.
+	`
+CREATE TABLE settings (
+	key   TEXT PRIMARY KEY,
+	value BLOB NOT NULL
+);
+CREATE TABLE parties (
+	id         TEXT PRIMARY KEY,
+	name       TEXT NOT NULL UNIQUE,
+	created_at INTEGER NOT NULL
+);
+CREATE TABLE tokens (
+	id         TEXT PRIMARY KEY,
+	party_id   TEXT NOT NULL REFERENCES parties(id),
+	hash       BLOB NOT NULL UNIQUE,
+	label      TEXT NOT NULL DEFAULT '',
+	created_at INTEGER NOT NULL,
+	revoked_at INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX tokens_party ON tokens(party_id);
+CREATE TABLE collections (
+	pk          INTEGER PRIMARY KEY,
+	id          TEXT NOT NULL UNIQUE,
+	api_root    TEXT NOT NULL,
+	title       TEXT NOT NULL,
+	description TEXT NOT NULL DEFAULT '',
+	created_at  INTEGER NOT NULL
+);
+CREATE INDEX collections_root ON collections(api_root, pk);
+CREATE TABLE collection_access (
+	collection_pk INTEGER NOT NULL REFERENCES collections(pk),
+	party_id      TEXT NOT NULL REFERENCES parties(id),
+	can_read      INTEGER NOT NULL,
+	can_write     INTEGER NOT NULL,
+	PRIMARY KEY (collection_pk, party_id)
+);
+CREATE TABLE objects (
+	seq          INTEGER PRIMARY KEY,
+	coll         INTEGER NOT NULL REFERENCES collections(pk),
+	id           TEXT NOT NULL,
+	type         TEXT NOT NULL,
+	spec_version TEXT NOT NULL,
+	version      INTEGER NOT NULL,
+	date_added   INTEGER NOT NULL,
+	is_first     INTEGER NOT NULL,
+	is_last      INTEGER NOT NULL,
+	raw          BLOB NOT NULL
+);
+CREATE UNIQUE INDEX objects_version ON objects(coll, id, version);
+CREATE INDEX objects_added ON objects(coll, date_added, seq);
+CREATE TABLE statuses (
+	id          TEXT PRIMARY KEY,
+	api_root    TEXT NOT NULL,
+	party_id    TEXT NOT NULL,
+	status      TEXT NOT NULL,
+	request_ts  INTEGER NOT NULL,
+	total       INTEGER NOT NULL,
+	details     BLOB NOT NULL
+);
+`,
+}

@@ -1,0 +1,219 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/parley-cti/parley/internal/store"
+)
+
+type objects handle
+
+// collPK resolves a collection id to its integer key.
+func collPK(ctx context.Context, q querier, id string) (int64, error) {
+	var pk int64
+	if err := q.QueryRowContext(ctx, `SELECT pk FROM collections WHERE id = ?`, id).Scan(&pk); err != nil {
+		return 0, fmt.Errorf("collection %s: %w", id, mapErr(err))
+	}
+	return pk, nil
+}
+
+// Put stores objs atomically. Each id keeps exactly one row flagged first
+// and one flagged last, so that the default "last version" query and
+// "first" need no per-page aggregation.
+func (s objects) Put(ctx context.Context, collection string, objs []store.Object) ([]store.PutOutcome, error) {
+	var out []store.PutOutcome
+	err := atomic(ctx, handle(s), func(h handle) error {
+		var err error
+		out, err = objects(h).put(ctx, collection, objs)
+		return err
+	})
+	return out, err
+}
+
+func (s objects) put(ctx context.Context, collection string, objs []store.Object) ([]store.PutOutcome, error) {
+	pk, err := collPK(ctx, s.w, collection)
+	if err != nil {
+		return nil, err
+	}
+	head, err := s.w.PrepareContext(ctx, `SELECT min(version), max(version) FROM objects WHERE coll = ? AND id = ?`)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer head.Close()
+	ins, err := s.w.PrepareContext(ctx, `INSERT INTO objects(coll, id, type, spec_version, version, date_added, is_first, is_last, raw)
+		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(coll, id, version) DO NOTHING`)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer ins.Close()
+	out := make([]store.PutOutcome, len(objs))
+	for i := range objs {
+		o := &objs[i]
+		var minV, maxV sql.NullInt64
+		if err := head.QueryRowContext(ctx, pk, o.ID).Scan(&minV, &maxV); err != nil {
+			return nil, mapErr(err)
+		}
+		v := micros(o.Version)
+		first := !minV.Valid || v < minV.Int64
+		last := !maxV.Valid || v > maxV.Int64
+		res, err := ins.ExecContext(ctx, pk, o.ID, o.Type, o.SpecVersion, v, micros(o.DateAdded), first, last, o.Raw)
+		if err != nil {
+			return nil, mapErr(err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			out[i] = store.Duplicate
+			continue
+		}
+		seq, err := res.LastInsertId()
+		if err != nil {
+			return nil, mapErr(err)
+		}
+		o.Seq = seq
+		out[i] = store.Added
+		if first && minV.Valid {
+			if _, err := s.w.ExecContext(ctx, `UPDATE objects SET is_first = 0 WHERE coll = ? AND id = ? AND is_first = 1 AND seq <> ?`, pk, o.ID, seq); err != nil {
+				return nil, mapErr(err)
+			}
+		}
+		if last && maxV.Valid {
+			if _, err := s.w.ExecContext(ctx, `UPDATE objects SET is_last = 0 WHERE coll = ? AND id = ? AND is_last = 1 AND seq <> ?`, pk, o.ID, seq); err != nil {
+				return nil, mapErr(err)
+			}
+		}
+	}
+	return out, nil
+}
+
+// where builds the filter shared by Query; it returns the SQL after WHERE.
+func where(pk int64, q store.ObjectQuery) (string, []any) {
+	var b strings.Builder
+	args := []any{pk}
+	b.WriteString(`coll = ?`)
+	in := func(col string, vals []string) {
+		if len(vals) == 0 {
+			return
+		}
+		b.WriteString(` AND ` + col + ` IN (?` + strings.Repeat(`, ?`, len(vals)-1) + `)`)
+		for _, v := range vals {
+			args = append(args, v)
+		}
+	}
+	in(`id`, q.IDs)
+	in(`type`, q.Types)
+	in(`spec_version`, q.SpecVersions)
+	v := q.Versions
+	if v.IsZero() {
+		v.Last = true
+	}
+	if !v.All {
+		var ors []string
+		if v.First {
+			ors = append(ors, `is_first = 1`)
+		}
+		if v.Last {
+			ors = append(ors, `is_last = 1`)
+		}
+		if len(v.At) > 0 {
+			ors = append(ors, `version IN (?`+strings.Repeat(`, ?`, len(v.At)-1)+`)`)
+			for _, t := range v.At {
+				args = append(args, micros(t))
+			}
+		}
+		b.WriteString(` AND (` + strings.Join(ors, ` OR `) + `)`)
+	}
+	if !q.AddedAfter.IsZero() {
+		b.WriteString(` AND date_added > ?`)
+		args = append(args, micros(q.AddedAfter))
+	}
+	if !q.After.DateAdded.IsZero() || q.After.Seq != 0 {
+		b.WriteString(` AND (date_added, seq) > (?, ?)`)
+		args = append(args, micros(q.After.DateAdded), q.After.Seq)
+	}
+	return b.String(), args
+}
+
+func (s objects) Query(ctx context.Context, q store.ObjectQuery) (store.Page, error) {
+	if q.Limit < 1 {
+		return store.Page{}, fmt.Errorf("sqlite: query limit %d must be at least 1", q.Limit)
+	}
+	pk, err := collPK(ctx, s.r, q.Collection)
+	if err != nil {
+		return store.Page{}, err
+	}
+	w, args := where(pk, q)
+	args = append(args, q.Limit+1)
+	// Pages walk the (coll, date_added, seq) index; a short id list is
+	// better served by the (coll, id, version) index and a sort.
+	index := "objects_added"
+	if len(q.IDs) > 0 && len(q.IDs) <= 256 {
+		index = "objects_version"
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, id, type, spec_version, version, date_added, raw FROM objects INDEXED BY `+index+`
+		WHERE `+w+` ORDER BY date_added, seq LIMIT ?`, args...)
+	if err != nil {
+		return store.Page{}, mapErr(err)
+	}
+	defer rows.Close()
+	page := store.Page{Objects: make([]store.Object, 0, min(q.Limit, 1024))}
+	for rows.Next() {
+		if len(page.Objects) == q.Limit {
+			page.More = true
+			break
+		}
+		var o store.Object
+		var v, added int64
+		if err := rows.Scan(&o.Seq, &o.ID, &o.Type, &o.SpecVersion, &v, &added, &o.Raw); err != nil {
+			return store.Page{}, mapErr(err)
+		}
+		o.Version = fromMicros(v)
+		o.DateAdded = fromMicros(added)
+		page.Objects = append(page.Objects, o)
+	}
+	return page, mapErr(rows.Err())
+}
+
+func (s objects) Delete(ctx context.Context, collection, id string, versions store.VersionFilter, specVersions []string) (int, error) {
+	var n int
+	err := atomic(ctx, handle(s), func(h handle) error {
+		var err error
+		n, err = objects(h).delete(ctx, collection, id, versions, specVersions)
+		return err
+	})
+	return n, err
+}
+
+func (s objects) delete(ctx context.Context, collection, id string, versions store.VersionFilter, specVersions []string) (int, error) {
+	pk, err := collPK(ctx, s.w, collection)
+	if err != nil {
+		return 0, err
+	}
+	w, args := where(pk, store.ObjectQuery{IDs: []string{id}, Versions: versions, SpecVersions: specVersions})
+	res, err := s.w.ExecContext(ctx, `DELETE FROM objects WHERE `+w, args...)
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	n, _ := res.RowsAffected()
+	if n > 0 {
+		// Re-elect the first and last versions among what remains.
+		if _, err := s.w.ExecContext(ctx, `UPDATE objects SET
+			is_first = (version = (SELECT min(version) FROM objects o2 WHERE o2.coll = objects.coll AND o2.id = objects.id)),
+			is_last  = (version = (SELECT max(version) FROM objects o2 WHERE o2.coll = objects.coll AND o2.id = objects.id))
+			WHERE coll = ? AND id = ?`, pk, id); err != nil {
+			return 0, mapErr(err)
+		}
+	}
+	return int(n), nil
+}
+
+func (s objects) Count(ctx context.Context, collection string) (int64, error) {
+	pk, err := collPK(ctx, s.r, collection)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	err = s.r.QueryRowContext(ctx, `SELECT count(*) FROM objects WHERE coll = ?`, pk).Scan(&n)
+	return n, mapErr(err)
+}

@@ -1,0 +1,274 @@
+// Package sqlite is parley's embedded storage backend: one SQLite database in
+// WAL mode inside the data directory, needing no other service.
+//
+// All SQL for SQLite lives in this package. Writes go through a single
+// connection (SQLite admits one writer at a time; queuing in Go is cheaper
+// than SQLITE_BUSY retries), reads through a pool of read-only connections
+// that WAL lets run beside the writer. Other processes (the operator CLI) may
+// write to the same file while a server runs: transactions begin IMMEDIATE
+// and wait on a busy timeout instead of failing.
+//
+// It must never hold business rules: who may read what is decided in package
+// exchange, and this package only stores and fetches.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/parley-cti/parley/internal/store"
+
+	sqlite3 "modernc.org/sqlite"
+	sqlite3lib "modernc.org/sqlite/lib"
+)
+
+// FileName is the database file inside a data directory.
+const FileName = "parley.db"
+
+// DriverName is the database/sql driver this package uses. The choice
+// between the pure-Go and the cgo driver was made by measurement; see
+// docs/BENCHMARKS.md.
+const DriverName = "sqlite"
+
+// Options tunes Open.
+type Options struct {
+	// Migrate applies pending migrations. Without it Open refuses a
+	// database that is behind with store.ErrSchemaOutdated.
+	Migrate bool
+	// ReadConns is the size of the read pool (default 4).
+	ReadConns int
+}
+
+// DB is the SQLite store. It implements store.Store.
+type DB struct {
+	w    *sql.DB // one connection, all writes
+	r    *sql.DB // read pool
+	path string
+	handle
+}
+
+var _ store.Store = (*DB)(nil)
+
+// Open opens (creating if needed) the database in dir.
+func Open(ctx context.Context, dir string, opt Options) (*DB, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: creating data directory: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	w, err := sql.Open(DriverName, dsn(path, false))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if err := migrate(ctx, w, opt.Migrate); err != nil {
+		w.Close()
+		return nil, err
+	}
+	r, err := sql.Open(DriverName, dsn(path, true))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	n := opt.ReadConns
+	if n <= 0 {
+		n = 4
+	}
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	db := &DB{w: w, r: r, path: path}
+	db.handle = handle{r: r, w: w}
+	return db, nil
+}
+
+// dsn builds the connection string. synchronous=FULL makes every committed
+// transaction durable before the commit returns: an acknowledged write
+// survives kill -9 and power loss alike.
+func dsn(path string, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "cache_size(-32000)")
+	if readOnly {
+		q.Add("_pragma", "query_only(1)")
+	} else {
+		q.Set("_txlock", "immediate")
+	}
+	return "file:" + path + "?" + q.Encode()
+}
+
+// Path returns the database file.
+func (db *DB) Path() string { return db.path }
+
+// Close closes both pools.
+func (db *DB) Close() error {
+	return errors.Join(db.r.Close(), db.w.Close())
+}
+
+// Ping checks the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.r.PingContext(ctx); err != nil {
+		return fmt.Errorf("%w: %v", store.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Update runs fn in one IMMEDIATE transaction on the writer connection.
+func (db *DB) Update(ctx context.Context, fn func(tx store.Handle) error) error {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return mapErr(err)
+	}
+	if err := fn(handle{r: tx, w: tx}); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return mapErr(err)
+	}
+	return nil
+}
+
+// SchemaVersion reports the schema version of the open database and the
+// newest version this binary knows.
+func (db *DB) SchemaVersion(ctx context.Context) (have, known int, err error) {
+	have, err = currentVersion(ctx, db.r)
+	return have, len(migrations), err
+}
+
+// atomic runs fn in a transaction: the surrounding one when h is already
+// inside Update, else a new one, so multi-statement methods never leave
+// half a change behind.
+func atomic(ctx context.Context, h handle, fn func(h handle) error) error {
+	db, ok := h.w.(*sql.DB)
+	if !ok {
+		return fn(h)
+	}
+	return (&DB{w: db}).Update(ctx, func(tx store.Handle) error { return fn(tx.(handle)) })
+}
+
+// querier is what *sql.DB and *sql.Tx have in common.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+}
+
+// handle implements store.Handle over a reader and a writer querier; inside a
+// transaction both are the transaction, so reads see its own writes.
+type handle struct {
+	r querier
+	w querier
+}
+
+func (h handle) Parties() store.Parties         { return parties(h) }
+func (h handle) Tokens() store.Tokens           { return tokens(h) }
+func (h handle) Collections() store.Collections { return collections(h) }
+func (h handle) Objects() store.Objects         { return objects(h) }
+func (h handle) Statuses() store.Statuses       { return statuses(h) }
+func (h handle) Settings() store.Settings       { return settings(h) }
+
+func currentVersion(ctx context.Context, q querier) (int, error) {
+	var n int
+	err := q.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&n)
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return n, nil
+}
+
+// migrate brings the schema to the newest version this binary knows, one
+// migration per transaction. SQLite's user_version holds the version.
+func migrate(ctx context.Context, w *sql.DB, apply bool) error {
+	have, err := currentVersion(ctx, w)
+	if err != nil {
+		return err
+	}
+	if have > len(migrations) {
+		return fmt.Errorf("%w (database at version %d, this binary knows %d)", store.ErrSchemaTooNew, have, len(migrations))
+	}
+	if have < len(migrations) && !apply {
+		return fmt.Errorf("%w (database at version %d, this binary knows %d)", store.ErrSchemaOutdated, have, len(migrations))
+	}
+	for v := have; v < len(migrations); v++ {
+		tx, err := w.BeginTx(ctx, nil)
+		if err != nil {
+			return mapErr(err)
+		}
+		// Re-read inside the write lock: another process may have migrated.
+		cur, err := currentVersion(ctx, tx)
+		if err != nil {
+			tx.Rollback()
+			return err
+		}
+		if cur > v {
+			tx.Rollback()
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("sqlite: migration %d: %w", v+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, v+1)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("sqlite: migration %d: %w", v+1, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("sqlite: migration %d: %w", v+1, err)
+		}
+	}
+	return nil
+}
+
+// mapErr turns driver errors into store sentinels.
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	var se *sqlite3.Error
+	if errors.As(err, &se) {
+		switch se.Code() {
+		case sqlite3lib.SQLITE_CONSTRAINT_UNIQUE, sqlite3lib.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return fmt.Errorf("%w: %v", store.ErrConflict, err)
+		case sqlite3lib.SQLITE_CONSTRAINT_FOREIGNKEY:
+			return fmt.Errorf("%w: a referenced record does not exist", store.ErrNotFound)
+		}
+		// The low byte is the primary result code.
+		switch se.Code() & 0xff {
+		case sqlite3lib.SQLITE_BUSY, sqlite3lib.SQLITE_LOCKED, sqlite3lib.SQLITE_CANTOPEN, sqlite3lib.SQLITE_IOERR, sqlite3lib.SQLITE_FULL:
+			return fmt.Errorf("%w: %v", store.ErrUnavailable, err)
+		}
+	}
+	return err
+}
+
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v).UTC()
+}

@@ -1,0 +1,255 @@
+// Package store defines parley's storage interfaces and the sentinel errors every
+// storage backend returns.
+//
+// The interfaces here are the only way the rest of parley reaches persistent
+// state. Two backends implement them: store/sqlite (the embedded default) and
+// store/postgres. Both must pass the shared suite in store/storetest, so domain
+// code can rely on the contracts written on each interface without knowing
+// which database is behind it.
+//
+// This package holds no SQL and imports no database driver; SQL lives only in
+// the backend packages.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Backends translate their own error codes into these (for
+// example SQLite's CONSTRAINT_UNIQUE and PostgreSQL's 23505 both become
+// ErrConflict), so callers branch with errors.Is and never on driver errors.
+var (
+	// ErrNotFound: the record does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: the record would violate a uniqueness rule.
+	ErrConflict = errors.New("store: conflict")
+	// ErrUnavailable: the database cannot be reached right now. Callers map
+	// it to 503 with Retry-After; the operation may be retried.
+	ErrUnavailable = errors.New("store: database unavailable")
+	// ErrSchemaTooNew: the database was migrated by a newer parley than this
+	// binary; refusing to run protects data the binary does not understand.
+	ErrSchemaTooNew = errors.New("store: database schema is newer than this parley")
+	// ErrSchemaOutdated: the database needs `parley migrate` before use.
+	ErrSchemaOutdated = errors.New("store: database schema is older than this parley; run parley migrate")
+)
+
+// Store is a handle on one database. Methods of the sub-stores obtained from a
+// Store run each in their own implicit transaction; Update groups several
+// changes into one transaction that commits or rolls back as a whole.
+type Store interface {
+	Handle
+	// Update runs fn inside one read-write transaction. If fn returns an
+	// error, nothing fn wrote is kept and that error is returned. Backends
+	// retry fn on transient serialization failures, so fn must not have
+	// effects outside the Handle it is given.
+	Update(ctx context.Context, fn func(tx Handle) error) error
+	// Ping reports ErrUnavailable when the database does not answer.
+	Ping(ctx context.Context) error
+	// Close releases the database.
+	Close() error
+}
+
+// Handle gives access to every sub-store, either directly on the database or
+// inside a transaction opened by Store.Update.
+type Handle interface {
+	Parties() Parties
+	Tokens() Tokens
+	Collections() Collections
+	Objects() Objects
+	Statuses() Statuses
+	Settings() Settings
+}
+
+// Party is an organisation that exchanges intelligence through parley.
+type Party struct {
+	ID        string // "party--<uuid>"
+	Name      string // unique, chosen by the operator
+	CreatedAt time.Time
+}
+
+// Parties stores parties.
+type Parties interface {
+	// Create stores p. ErrConflict if the id or the name is taken.
+	Create(ctx context.Context, p Party) error
+	// Get returns the party with id, or ErrNotFound.
+	Get(ctx context.Context, id string) (Party, error)
+	// ByName returns the party named name, or ErrNotFound.
+	ByName(ctx context.Context, name string) (Party, error)
+	// List returns every party ordered by name.
+	List(ctx context.Context) ([]Party, error)
+}
+
+// Token is an API credential of a party. Only the SHA-256 of the secret is
+// stored; the secret itself is shown once when created.
+type Token struct {
+	ID        string // public handle used to revoke the token
+	PartyID   string
+	Hash      [32]byte
+	Label     string
+	CreatedAt time.Time
+	RevokedAt time.Time // zero while the token is valid
+}
+
+// Tokens stores API tokens.
+type Tokens interface {
+	// Create stores t. ErrConflict if the id or hash exists; ErrNotFound if
+	// the party does not exist.
+	Create(ctx context.Context, t Token) error
+	// ByHash returns the token with this hash, revoked or not, or ErrNotFound.
+	ByHash(ctx context.Context, hash [32]byte) (Token, error)
+	// Revoke marks the token revoked at the given time. ErrNotFound if no
+	// such token exists; revoking twice keeps the first time.
+	Revoke(ctx context.Context, id string, at time.Time) error
+	// ListByParty returns the tokens of a party, oldest first.
+	ListByParty(ctx context.Context, partyID string) ([]Token, error)
+}
+
+// Collection is a TAXII collection. Access lists name who may read and who
+// may write; the decision itself is made in package exchange.
+type Collection struct {
+	ID          string // UUID, as TAXII requires
+	APIRoot     string // path segment of the API root holding it
+	Title       string
+	Description string
+	CreatedAt   time.Time
+	Readers     []string // party ids
+	Writers     []string // party ids
+}
+
+// Collections stores collections and their access lists.
+type Collections interface {
+	// Create stores c with its access lists. ErrConflict if the id exists;
+	// ErrNotFound if a listed party does not exist.
+	Create(ctx context.Context, c Collection) error
+	// Get returns the collection with id in apiRoot, or ErrNotFound.
+	Get(ctx context.Context, apiRoot, id string) (Collection, error)
+	// List returns the collections of apiRoot ordered by creation.
+	List(ctx context.Context, apiRoot string) ([]Collection, error)
+	// APIRoots returns every API root that holds at least one collection.
+	APIRoots(ctx context.Context) ([]string, error)
+}
+
+// Object is one version of one STIX object stored in a collection.
+type Object struct {
+	ID          string
+	Type        string
+	SpecVersion string
+	// Version is the object's modified time (or created, for objects
+	// without modified, or DateAdded for objects with neither), the TAXII
+	// version identifier.
+	Version time.Time
+	// DateAdded is when the server stored this version; microsecond precision.
+	DateAdded time.Time
+	// Seq orders objects added at the same microsecond; assigned by the store.
+	Seq int64
+	Raw []byte
+}
+
+// Position is a place in a collection's date-added order, as carried by a
+// pagination cursor. The zero Position is before the first object.
+type Position struct {
+	DateAdded time.Time
+	Seq       int64
+}
+
+// VersionFilter selects versions of each object, as TAXII match[version] does.
+// Several selectors combine with OR. The zero value selects the last version.
+type VersionFilter struct {
+	All   bool
+	First bool
+	Last  bool
+	At    []time.Time
+}
+
+// IsZero reports whether no selector is set (meaning: last version).
+func (v VersionFilter) IsZero() bool {
+	return !v.All && !v.First && !v.Last && len(v.At) == 0
+}
+
+// ObjectQuery selects objects of one collection in date-added order.
+type ObjectQuery struct {
+	Collection   string // collection id
+	IDs          []string
+	Types        []string
+	SpecVersions []string
+	Versions     VersionFilter
+	AddedAfter   time.Time // zero: no bound
+	After        Position  // resume after this position (exclusive)
+	Limit        int       // at least 1
+}
+
+// Page is one page of a query result. More is true when objects beyond the
+// page match the query.
+type Page struct {
+	Objects []Object
+	More    bool
+}
+
+// PutOutcome says what happened to one object given to Objects.Put.
+type PutOutcome int
+
+const (
+	// Added: a new object or a new version was stored.
+	Added PutOutcome = iota + 1
+	// Duplicate: this id and version were already stored; nothing changed.
+	Duplicate
+)
+
+// Objects stores STIX objects in collections.
+type Objects interface {
+	// Put stores the given versions in the collection, all in order. A
+	// version already stored (same id and Version) is left as it was and
+	// reported Duplicate. Put assigns Seq; DateAdded must be set by the
+	// caller. ErrNotFound if the collection does not exist.
+	Put(ctx context.Context, collection string, objs []Object) ([]PutOutcome, error)
+	// Query returns one page of objects matching q, ordered by
+	// (DateAdded, Seq). It never returns ErrNotFound: an empty page is an
+	// empty result.
+	Query(ctx context.Context, q ObjectQuery) (Page, error)
+	// Delete removes the versions of object id selected by versions (and
+	// spec versions, when given) and reports how many it removed.
+	Delete(ctx context.Context, collection, id string, versions VersionFilter, specVersions []string) (int, error)
+	// Count returns the number of stored versions in the collection.
+	Count(ctx context.Context, collection string) (int64, error)
+}
+
+// StatusDetail reports one object of a TAXII add-objects request.
+type StatusDetail struct {
+	ID      string `json:"id"`
+	Version string `json:"version"`
+	Message string `json:"message,omitempty"`
+}
+
+// Status is a TAXII status resource: the outcome of one POST of objects.
+type Status struct {
+	ID               string
+	APIRoot          string
+	PartyID          string // who made the request; only that party may read it
+	Status           string // "complete" or "pending"
+	RequestTimestamp time.Time
+	TotalCount       int
+	Successes        []StatusDetail
+	Failures         []StatusDetail
+	Pendings         []StatusDetail
+}
+
+// Statuses stores status resources.
+type Statuses interface {
+	// Create stores s. ErrConflict if the id exists.
+	Create(ctx context.Context, s Status) error
+	// Get returns the status with id in apiRoot, or ErrNotFound.
+	Get(ctx context.Context, apiRoot, id string) (Status, error)
+}
+
+// Settings stores small server-wide values (keys, identifiers) shared by
+// every instance on the same database.
+type Settings interface {
+	// Get returns the value of key, or ErrNotFound.
+	Get(ctx context.Context, key string) ([]byte, error)
+	// PutIfAbsent stores value under key unless key exists, and returns the
+	// value stored under key afterwards, so that concurrent instances agree
+	// on one value.
+	PutIfAbsent(ctx context.Context, key string, value []byte) ([]byte, error)
+}

@@ -1,0 +1,206 @@
+package ledger
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Kind names the state change an Entry records.
+type Kind string
+
+// The state changes parley records. The string values are part of the
+// ledger's format: never rename one, only add.
+const (
+	KindAgreementProposed   Kind = "agreement.proposed"
+	KindAgreementSigned     Kind = "agreement.signed"
+	KindAgreementAmended    Kind = "agreement.amended"
+	KindAgreementSuspended  Kind = "agreement.suspended"
+	KindAgreementTerminated Kind = "agreement.terminated"
+
+	KindFeedBatch    Kind = "feed.batch"    // digest of a batch of objects a party contributed
+	KindFeedReleased Kind = "feed.released" // objects released to the other party
+
+	KindHandoverProposed         Kind = "handover.proposed"
+	KindHandoverDepositCommitted Kind = "handover.deposit_committed"
+	KindHandoverReleased         Kind = "handover.released"
+	KindHandoverWithdrawn        Kind = "handover.withdrawn"
+	KindHandoverExpired          Kind = "handover.expired"
+	KindHandoverDisputed         Kind = "handover.disputed"
+
+	KindRequestFiled        Kind = "request.filed"
+	KindRequestAcknowledged Kind = "request.acknowledged"
+	KindRequestFulfilled    Kind = "request.fulfilled"
+	KindRequestRefused      Kind = "request.refused"
+	KindRequestOverdue      Kind = "request.overdue"
+)
+
+var knownKinds = map[Kind]bool{
+	KindAgreementProposed: true, KindAgreementSigned: true, KindAgreementAmended: true,
+	KindAgreementSuspended: true, KindAgreementTerminated: true,
+	KindFeedBatch: true, KindFeedReleased: true,
+	KindHandoverProposed: true, KindHandoverDepositCommitted: true, KindHandoverReleased: true,
+	KindHandoverWithdrawn: true, KindHandoverExpired: true, KindHandoverDisputed: true,
+	KindRequestFiled: true, KindRequestAcknowledged: true, KindRequestFulfilled: true,
+	KindRequestRefused: true, KindRequestOverdue: true,
+}
+
+// Kinds returns every known Kind, for documentation and tests.
+func Kinds() []Kind {
+	out := make([]Kind, 0, len(knownKinds))
+	for k := range knownKinds {
+		out = append(out, k)
+	}
+	return out
+}
+
+// Known reports whether k is a Kind this version of parley writes.
+func (k Kind) Known() bool { return knownKinds[k] }
+
+// EntryVersion is the statement format version written in every entry.
+const EntryVersion = 1
+
+// MaxEntrySize is the largest encoded entry: C2SP entry bundles prefix each
+// entry with a 16-bit length.
+const MaxEntrySize = 1<<16 - 1
+
+// Entry is one ledger statement: what changed, to what, by whom, when, and
+// the digests that bind it to documents kept elsewhere. It never carries the
+// intelligence itself.
+//
+// Encoding: Encode produces canonical JSON — fields in sorted key order (the
+// struct declares them alphabetically and encoding/json sorts map keys), no
+// insignificant whitespace, no HTML escaping, times in UTC. For the value
+// types used here (strings, integers, string maps and lists) this coincides
+// with RFC 8785. DecodeEntry accepts only this exact form.
+type Entry struct {
+	// Actor is the party that caused the change; empty when the server
+	// acted on its own (expiry, overdue).
+	Actor string `json:"actor,omitempty"`
+	// Agreement is the agreement the change happened under, if any.
+	Agreement string `json:"agreement,omitempty"`
+	// Attrs holds small metadata: counts, reason codes, deadlines.
+	Attrs map[string]string `json:"attrs,omitempty"`
+	// Digests maps a role ("document", "bundle", "objects") to
+	// "sha256:<64 lowercase hex>".
+	Digests map[string]string `json:"digests,omitempty"`
+	Kind    Kind              `json:"kind"`
+	// Parties lists the parties the change concerns (e.g. a release's recipient).
+	Parties []string `json:"parties,omitempty"`
+	// Subject is the ID of what changed: agreement, handover, request or batch.
+	Subject string    `json:"subject"`
+	Time    time.Time `json:"time"`
+	V       int       `json:"v"`
+}
+
+// Validate checks the fields a reader relies on.
+func (e Entry) Validate() error {
+	switch {
+	case !e.Kind.Known():
+		return fmt.Errorf("entry kind %q: %w", e.Kind, ErrInvalid)
+	case e.Subject == "":
+		return fmt.Errorf("entry %s: empty subject: %w", e.Kind, ErrInvalid)
+	case e.Time.IsZero():
+		return fmt.Errorf("entry %s %s: zero time: %w", e.Kind, e.Subject, ErrInvalid)
+	case e.V != EntryVersion:
+		return fmt.Errorf("entry %s %s: version %d: %w", e.Kind, e.Subject, e.V, ErrInvalid)
+	}
+	for role, d := range e.Digests {
+		if !validDigest(d) {
+			return fmt.Errorf("entry %s %s: digest %q = %q is not sha256:<hex>: %w", e.Kind, e.Subject, role, d, ErrInvalid)
+		}
+	}
+	strs := []string{e.Actor, e.Agreement, e.Subject}
+	strs = append(strs, e.Parties...)
+	for k, v := range e.Attrs {
+		strs = append(strs, k, v)
+	}
+	for k := range e.Digests {
+		strs = append(strs, k)
+	}
+	for _, s := range strs {
+		// encoding/json would silently replace invalid UTF-8, breaking hashes.
+		if !utf8.ValidString(s) {
+			return fmt.Errorf("entry %s %s: invalid UTF-8: %w", e.Kind, e.Subject, ErrInvalid)
+		}
+	}
+	return nil
+}
+
+func validDigest(d string) bool {
+	hex, ok := strings.CutPrefix(d, "sha256:")
+	if !ok || len(hex) != 64 {
+		return false
+	}
+	for _, c := range hex {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Encode returns the canonical encoding of e; V 0 is taken to mean the
+// current EntryVersion and times are normalized to UTC.
+func (e Entry) Encode() ([]byte, error) {
+	if e.V == 0 {
+		e.V = EntryVersion
+	}
+	e.Time = e.Time.UTC()
+	if err := e.Validate(); err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(e); err != nil {
+		return nil, fmt.Errorf("entry %s %s: %w: %w", e.Kind, e.Subject, ErrInvalid, err)
+	}
+	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	if len(b) > MaxEntrySize {
+		return nil, fmt.Errorf("entry %s %s: %d bytes > %d: %w", e.Kind, e.Subject, len(b), MaxEntrySize, ErrInvalid)
+	}
+	return b, nil
+}
+
+// DecodeEntry parses an entry and insists it is in canonical form, so that
+// one statement has exactly one encoding (and one leaf hash).
+func DecodeEntry(b []byte) (Entry, error) {
+	var e Entry
+	if len(b) > MaxEntrySize {
+		return Entry{}, fmt.Errorf("entry of %d bytes: %w", len(b), ErrMalformed)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		return Entry{}, fmt.Errorf("entry: %w: %w", ErrMalformed, err)
+	}
+	if e.V != EntryVersion {
+		return Entry{}, fmt.Errorf("entry version %d: %w", e.V, ErrMalformed)
+	}
+	again, err := e.Encode()
+	if err != nil {
+		return Entry{}, fmt.Errorf("entry: %w: %w", ErrMalformed, err)
+	}
+	if !bytes.Equal(again, b) {
+		return Entry{}, fmt.Errorf("entry is not in canonical form: %w", ErrMalformed)
+	}
+	return e, nil
+}
+
+// Receipt is what a party keeps to later prove an entry is in the log: its
+// index and its leaf hash (tlog.RecordHash of the encoded entry).
+type Receipt struct {
+	Index int64     `json:"index"`
+	Hash  tlog.Hash `json:"hash"`
+}
+
+// ReceiptFor returns the receipt for the encoded entry at index.
+func ReceiptFor(index int64, encoded []byte) Receipt {
+	return Receipt{Index: index, Hash: tlog.RecordHash(encoded)}
+}

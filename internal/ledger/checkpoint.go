@@ -97,8 +97,11 @@ func NewSigner(skey string) (*Signer, error) {
 		return nil, fmt.Errorf("log signing key: %w: %w", ErrInvalid, err)
 	}
 	// Derive the verifier key so the server can publish it.
-	parts := strings.Split(skey, "+")
-	raw, err := base64.StdEncoding.DecodeString(parts[len(parts)-1])
+	parts := strings.SplitN(skey, "+", 5)
+	if len(parts) != 5 {
+		return nil, fmt.Errorf("log signing key: %w", ErrInvalid)
+	}
+	raw, err := base64.StdEncoding.DecodeString(parts[4])
 	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
 		return nil, fmt.Errorf("log signing key is not Ed25519: %w", ErrInvalid)
 	}

@@ -129,7 +129,7 @@ func (s *cosigner) Sign(msg []byte) ([]byte, error) {
 }
 
 func parseWitnessSecret(skey string) (*cosigner, error) {
-	parts := strings.Split(skey, "+")
+	parts := strings.SplitN(skey, "+", 5)
 	if len(parts) != 5 || parts[0] != "PRIVATE" || parts[1] != "KEY" || !validKeyName(parts[2]) {
 		return nil, fmt.Errorf("witness private key: %w", ErrInvalid)
 	}

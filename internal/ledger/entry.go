@@ -9,6 +9,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/parley-cti/parley/internal/canonjson"
 )
 
 // Kind names the state change an Entry records.
@@ -73,11 +75,9 @@ const MaxEntrySize = 1<<16 - 1
 // the digests that bind it to documents kept elsewhere. It never carries the
 // intelligence itself.
 //
-// Encoding: Encode produces canonical JSON — fields in sorted key order (the
-// struct declares them alphabetically and encoding/json sorts map keys), no
-// insignificant whitespace, no HTML escaping, times in UTC. For the value
-// types used here (strings, integers, string maps and lists) this coincides
-// with RFC 8785. DecodeEntry accepts only this exact form.
+// Encoding: Encode produces RFC 8785 canonical JSON (internal/canonjson),
+// with times in UTC. DecodeEntry accepts only this exact form, so each
+// statement has one encoding and one leaf hash.
 type Entry struct {
 	// Actor is the party that caused the change; empty when the server
 	// acted on its own (expiry, overdue).
@@ -155,13 +155,10 @@ func (e Entry) Encode() ([]byte, error) {
 	if err := e.Validate(); err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(e); err != nil {
+	b, err := canonjson.Marshal(e)
+	if err != nil {
 		return nil, fmt.Errorf("entry %s %s: %w: %w", e.Kind, e.Subject, ErrInvalid, err)
 	}
-	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	if len(b) > MaxEntrySize {
 		return nil, fmt.Errorf("entry %s %s: %d bytes > %d: %w", e.Kind, e.Subject, len(b), MaxEntrySize, ErrInvalid)
 	}

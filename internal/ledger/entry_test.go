@@ -1,0 +1,120 @@
+package ledger
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestEntryEncodeDecode(t *testing.T) {
+	local := time.FixedZone("CET", 3600)
+	tests := []struct {
+		name    string
+		e       Entry
+		want    string // exact canonical encoding, or "" to skip
+		wantErr error
+	}{
+		{
+			name: "minimal",
+			e:    Entry{Kind: KindRequestOverdue, Subject: "req-1", Time: t0},
+			want: `{"kind":"request.overdue","subject":"req-1","time":"2026-11-25T12:00:00Z","v":1}`,
+		},
+		{
+			name: "sorted keys, local time normalized, no HTML escaping",
+			e: Entry{Kind: KindHandoverReleased, Subject: "h<1>", Actor: "a&b", Time: t0.In(local),
+				Attrs: map[string]string{"z": "1", "a": "2"}, Parties: []string{"p2", "p1"}},
+			want: `{"actor":"a&b","attrs":{"a":"2","z":"1"},"kind":"handover.released","parties":["p2","p1"],"subject":"h<1>","time":"2026-11-25T12:00:00Z","v":1}`,
+		},
+		{name: "unknown kind", e: Entry{Kind: "x", Subject: "s", Time: t0}, wantErr: ErrInvalid},
+		{name: "no subject", e: Entry{Kind: KindFeedBatch, Time: t0}, wantErr: ErrInvalid},
+		{name: "no time", e: Entry{Kind: KindFeedBatch, Subject: "s"}, wantErr: ErrInvalid},
+		{name: "bad digest", e: Entry{Kind: KindFeedBatch, Subject: "s", Time: t0, Digests: map[string]string{"d": "md5:00"}}, wantErr: ErrInvalid},
+		{name: "upper-case digest", e: Entry{Kind: KindFeedBatch, Subject: "s", Time: t0, Digests: map[string]string{"d": "sha256:" + strings.Repeat("A", 64)}}, wantErr: ErrInvalid},
+		{name: "invalid UTF-8", e: Entry{Kind: KindFeedBatch, Subject: "s\xff", Time: t0}, wantErr: ErrInvalid},
+		{name: "future version", e: Entry{Kind: KindFeedBatch, Subject: "s", Time: t0, V: 2}, wantErr: ErrInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := tt.e.Encode()
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.want != "" && string(b) != tt.want {
+				t.Fatalf("encoding\n got %s\nwant %s", b, tt.want)
+			}
+			e, err := DecodeEntry(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, _ := e.Encode()
+			if !bytes.Equal(again, b) {
+				t.Fatalf("re-encoding differs: %s", again)
+			}
+		})
+	}
+}
+
+func TestDecodeEntryRejectsNonCanonical(t *testing.T) {
+	canonical := `{"kind":"request.overdue","subject":"req-1","time":"2026-11-25T12:00:00Z","v":1}`
+	if _, err := DecodeEntry([]byte(canonical)); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []string{
+		`{"subject":"req-1","kind":"request.overdue","time":"2026-11-25T12:00:00Z","v":1}`,  // key order
+		`{"kind":"request.overdue", "subject":"req-1","time":"2026-11-25T12:00:00Z","v":1}`, // whitespace
+		`{"kind":"request.overdue","subject":"req-1","time":"2026-11-25T13:00:00+01:00","v":1}`,
+		`{"kind":"request.overdue","subject":"req-1","time":"2026-11-25T12:00:00Z","v":1,"x":1}`,
+		`{"kind":"request.overdue","subject":"req-1","time":"2026-11-25T12:00:00Z","v":2}`,
+		`{"kind":"request.overdue","subject":"req-1","time":"2026-11-25T12:00:00Z","v":1} `,
+		`{"kind":"request.overdue","subject":"req-1","time":"2026-11-25T12:00:00Z","v":1}{}`,
+		`{"kind":"request.overdue","subject":"\u0072eq-1","time":"2026-11-25T12:00:00Z","v":1}`,
+		``, `null`, `[]`,
+	} {
+		if _, err := DecodeEntry([]byte(in)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("DecodeEntry(%s) = %v, want ErrMalformed", in, err)
+		}
+	}
+}
+
+func TestKindsAreKnownAndDistinct(t *testing.T) {
+	seen := map[Kind]bool{}
+	for _, k := range Kinds() {
+		if !k.Known() || seen[k] {
+			t.Fatalf("kind %q unknown or repeated", k)
+		}
+		seen[k] = true
+	}
+	if len(seen) != 18 {
+		t.Fatalf("%d kinds, want 18 (agreement 5, feed 2, handover 6, request 5)", len(seen))
+	}
+}
+
+// FuzzDecodeEntry: whatever decodes must re-encode to exactly the input.
+func FuzzDecodeEntry(f *testing.F) {
+	for i := range 3 {
+		b, _ := testEntry(i).Encode()
+		f.Add(b)
+	}
+	f.Add([]byte(`{"kind":"request.overdue","subject":"r","time":"2026-11-25T12:00:00.5Z","v":1}`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		e, err := DecodeEntry(in)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error not ErrMalformed: %v", err)
+			}
+			return
+		}
+		out, err := e.Encode()
+		if err != nil || !bytes.Equal(out, in) {
+			t.Fatalf("decoded entry re-encodes to %q, %v; input %q", out, err, in)
+		}
+	})
+}

@@ -81,13 +81,16 @@ func (e *jsonError) Error() string { return fmt.Sprintf("%s at offset %d", e.msg
 
 type jparser struct {
 	data []byte
-	pos  int
+	// src is one immutable copy of data: unescaped strings and numbers are
+	// substrings of it, which saves an allocation per string.
+	src string
+	pos int
 }
 
 // parseJSON parses exactly one JSON value filling all of data (surrounding
 // whitespace allowed).
 func parseJSON(data []byte) (jvalue, error) {
-	p := jparser{data: data}
+	p := jparser{data: data, src: string(data)}
 	p.skipWS()
 	v, err := p.value(0)
 	if err != nil {
@@ -289,7 +292,7 @@ func (p *jparser) number() (jvalue, error) {
 			return jvalue{}, p.errf("invalid number: no digits in exponent")
 		}
 	}
-	return jvalue{kind: jNumber, s: string(d[start:p.pos])}, nil
+	return jvalue{kind: jNumber, s: p.src[start:p.pos]}, nil
 }
 
 // str parses a JSON string starting at the opening quote and returns it
@@ -302,7 +305,7 @@ func (p *jparser) str() (string, error) {
 	for p.pos < len(d) {
 		c := d[p.pos]
 		if c == '"' {
-			s := string(d[start:p.pos])
+			s := p.src[start:p.pos]
 			p.pos++
 			return s, nil
 		}

@@ -1,0 +1,227 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// Envelope is one page of objects (TAXII 2.1 section 3.7).
+type Envelope struct {
+	More    bool              `json:"more,omitempty"`
+	Next    string            `json:"next,omitempty"`
+	Objects []json.RawMessage `json:"objects,omitempty"`
+	// From the X-TAXII-Date-Added-First/Last headers; zero when absent.
+	DateAddedFirst time.Time `json:"-"`
+	DateAddedLast  time.Time `json:"-"`
+}
+
+// decodeEnvelope reads an envelope as a token stream, handing each object to
+// each as soon as it is decoded, so a page is never held both as bytes and as
+// objects. It sets env.More and env.Next (env.Objects is left to each). Keys
+// are matched exactly; unknown members are skipped; a repeated "objects"
+// member calls reset first, so that the last one wins as in encoding/json.
+// Trailing data after the envelope is an error.
+func decodeEnvelope(r io.Reader, env *Envelope, reset func(), each func(json.RawMessage) error) error {
+	dec := json.NewDecoder(r)
+	if err := expectDelim(dec, '{'); err != nil {
+		return fmt.Errorf("envelope: %w", err)
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return fmt.Errorf("envelope: %w", err)
+		}
+		key, _ := tok.(string) // object keys are always strings
+		switch key {
+		case "more":
+			var more *bool
+			if err := dec.Decode(&more); err != nil {
+				return fmt.Errorf("envelope: more: %w", err)
+			}
+			env.More = more != nil && *more
+		case "next":
+			var next *string
+			if err := dec.Decode(&next); err != nil {
+				return fmt.Errorf("envelope: next: %w", err)
+			}
+			env.Next = ""
+			if next != nil {
+				env.Next = *next
+			}
+		case "objects":
+			reset()
+			if err := decodeObjects(dec, each); err != nil {
+				return err
+			}
+		default:
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return fmt.Errorf("envelope: %q: %w", key, err)
+			}
+		}
+	}
+	if err := expectDelim(dec, '}'); err != nil {
+		return fmt.Errorf("envelope: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("envelope: trailing data after the envelope")
+	}
+	return nil
+}
+
+func decodeObjects(dec *json.Decoder, each func(json.RawMessage) error) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return fmt.Errorf("envelope: objects: %w", err)
+	}
+	if tok == nil {
+		return nil // "objects": null is an empty page
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '[' {
+		return fmt.Errorf("envelope: objects: want an array, got %v", tok)
+	}
+	for i := 0; dec.More(); i++ {
+		var obj json.RawMessage
+		if err := dec.Decode(&obj); err != nil {
+			return fmt.Errorf("envelope: object %d: %w", i, err)
+		}
+		if len(obj) == 0 || obj[0] != '{' {
+			return fmt.Errorf("envelope: object %d is not a JSON object", i)
+		}
+		if err := each(obj); err != nil {
+			return err
+		}
+	}
+	return expectDelim(dec, ']')
+}
+
+func expectDelim(dec *json.Decoder, want json.Delim) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != want {
+		return fmt.Errorf("want %q, got %v", want, tok)
+	}
+	return nil
+}
+
+// streamObjects GETs u and hands each object of the page to each.
+func (c *Client) streamObjects(ctx context.Context, u *url.URL, reset func(), each func(json.RawMessage) error) (*Envelope, error) {
+	req, err := c.newRequest(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer closeBody(resp.Body)
+	env := &Envelope{
+		DateAddedFirst: parseTimestamp(resp.Header.Get("X-TAXII-Date-Added-First")),
+		DateAddedLast:  parseTimestamp(resp.Header.Get("X-TAXII-Date-Added-Last")),
+	}
+	lr := &io.LimitedReader{R: resp.Body, N: c.maxEnvelopeBytes + 1}
+	if err := decodeEnvelope(lr, env, reset, each); err != nil {
+		if errors.Is(err, errStop) {
+			return env, err
+		}
+		if lr.N <= 0 {
+			return nil, fmt.Errorf("%w: GET %s: envelope larger than %d bytes", ErrProtocol, u.Redacted(), c.maxEnvelopeBytes)
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("taxii: GET %s: %w", u.Redacted(), ctx.Err())
+		}
+		return nil, fmt.Errorf("%w: GET %s: %v", ErrProtocol, u.Redacted(), err)
+	}
+	return env, nil
+}
+
+func (c *Client) getEnvelope(ctx context.Context, u *url.URL) (*Envelope, error) {
+	var objs []json.RawMessage
+	env, err := c.streamObjects(ctx, u, func() { objs = objs[:0] }, func(o json.RawMessage) error {
+		objs = append(objs, o)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	env.Objects = objs
+	return env, nil
+}
+
+// GetObjects fetches one page of a collection's objects. ErrNotFound for an
+// unknown collection, ErrUnauthorized when it is not readable.
+func (c *Client) GetObjects(ctx context.Context, root, coll string, f Filter) (*Envelope, error) {
+	u, err := c.endpoint(root, "collections", coll, "objects")
+	if err != nil {
+		return nil, err
+	}
+	return c.getEnvelope(ctx, withQuery(u, f.Query()))
+}
+
+// GetObject fetches the versions of one object that f selects (by default the
+// latest). ErrNotFound when the object is absent or not visible.
+func (c *Client) GetObject(ctx context.Context, root, coll, id string, f Filter) (*Envelope, error) {
+	u, err := c.endpoint(root, "collections", coll, "objects", id)
+	if err != nil {
+		return nil, err
+	}
+	return c.getEnvelope(ctx, withQuery(u, f.Query()))
+}
+
+// AllObjects yields every object the filter selects, page by page, as each
+// object is decoded. It follows `next` when the server gives one; when a
+// server says `more` without `next` it pages with added_after set to the
+// page's X-TAXII-Date-Added-Last header, as section 3.4.2 allows. A page that
+// claims more but makes no progress ends the sequence with ErrProtocol. On
+// error the sequence yields (nil, err) once and stops.
+func (c *Client) AllObjects(ctx context.Context, root, coll string, f Filter) iter.Seq2[json.RawMessage, error] {
+	return func(yield func(json.RawMessage, error) bool) {
+		u, err := c.endpoint(root, "collections", coll, "objects")
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		for {
+			n := 0
+			env, err := c.streamObjects(ctx, withQuery(u, f.Query()), func() {}, func(o json.RawMessage) error {
+				n++
+				if !yield(o, nil) {
+					return errStop
+				}
+				return nil
+			})
+			if errors.Is(err, errStop) {
+				return
+			}
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if !env.More {
+				return
+			}
+			switch {
+			case env.Next != "":
+				if env.Next == f.Next && n == 0 {
+					yield(nil, fmt.Errorf("%w: server repeats next=%q without objects", ErrProtocol, env.Next))
+					return
+				}
+				f.Next = env.Next
+			case !env.DateAddedLast.IsZero() && n > 0 && env.DateAddedLast.After(f.AddedAfter):
+				f.AddedAfter = env.DateAddedLast
+			default:
+				yield(nil, fmt.Errorf("%w: more=true without next or a later X-TAXII-Date-Added-Last", ErrProtocol))
+				return
+			}
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -188,6 +189,7 @@ func TestCheckpointerSignsWhileGrowing(t *testing.T) {
 	s := testSigner(t)
 	signedSizes := make(chan int64, 16)
 	cp := &Checkpointer{Update: st.Update, Signer: s, Interval: 5 * time.Millisecond,
+		Logger: slog.New(slog.DiscardHandler),
 		Signed: func(_ context.Context, c Checkpoint, _ []byte) { signedSizes <- c.Size }}
 	done := make(chan error)
 	go func() { done <- cp.Run(ctx) }()

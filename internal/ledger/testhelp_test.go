@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"encoding/json"
 	"testing"
 )
 
@@ -18,3 +19,5 @@ func testSigner(t testing.TB) *Signer {
 	}
 	return s
 }
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

@@ -238,23 +238,18 @@ func (v *Verifier) Replay(ctx context.Context, r Remote, fn ReplayFunc) error {
 	var f frontier
 	for start := int64(0); start < c.Size; {
 		end := min(start+replayChunk, c.Size)
-		var chunk [][]byte
-		for at := start; at < end; {
-			got, err := r.Entries(ctx, at, end)
-			if err != nil {
-				return fmt.Errorf("fetch entries [%d, %d): %w", at, end, err)
+		chunk, err := fetchEntries(ctx, r, start, end)
+		if err != nil {
+			if errors.Is(err, ErrEntryMismatch) {
+				// Some entries are missing: name the first one that differs.
+				return locateMismatch(ctx, r, c, start, chunk, err)
 			}
-			if len(got) == 0 || int64(len(got)) > end-at {
-				return fmt.Errorf("fetch entries [%d, %d): %d returned: %w", at, end, len(got), ErrEntryMismatch)
-			}
-			chunk = append(chunk, got...)
-			at += int64(len(got))
+			return err
 		}
 		for _, e := range chunk {
 			f.push(tlog.RecordHash(e))
 		}
 		root := f.root()
-		var err error
 		if end == c.Size {
 			if root != c.Hash {
 				err = fmt.Errorf("entries [%d, %d) do not hash to the checkpoint root: %w", start, end, ErrEntryMismatch)
@@ -284,6 +279,35 @@ func (v *Verifier) Replay(ctx context.Context, r Remote, fn ReplayFunc) error {
 		start = end
 	}
 	return nil
+}
+
+// fetchEntries fetches [start, end). If the remote says some of them do not
+// exist (the log lost entries its checkpoint covers), it returns those it
+// could get, one by one, and an ErrEntryMismatch.
+func fetchEntries(ctx context.Context, r Remote, start, end int64) ([][]byte, error) {
+	var chunk [][]byte
+	for at := start; at < end; {
+		got, err := r.Entries(ctx, at, end)
+		if errors.Is(err, ErrNotFound) {
+			for ; at < end; at++ {
+				one, err := r.Entries(ctx, at, at+1)
+				if err != nil || len(one) != 1 {
+					break
+				}
+				chunk = append(chunk, one[0])
+			}
+			return chunk, fmt.Errorf("entry %d is missing from the log: %w", at, ErrEntryMismatch)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("fetch entries [%d, %d): %w", at, end, err)
+		}
+		if len(got) == 0 || int64(len(got)) > end-at {
+			return nil, fmt.Errorf("fetch entries [%d, %d): %d returned: %w", at, end, len(got), ErrEntryMismatch)
+		}
+		chunk = append(chunk, got...)
+		at += int64(len(got))
+	}
+	return chunk, nil
 }
 
 // locateMismatch names the first entry of a failed chunk whose inclusion

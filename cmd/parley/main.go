@@ -1,0 +1,138 @@
+// Command parley is the server and command-line client for reciprocal
+// exchange of cyber-threat intelligence under signed agreements.
+//
+// This file and its siblings only parse flags and wire packages together;
+// the behaviour lives under internal/.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// Exit codes, for scripts.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the operation failed
+	exitUsage   = 2 // the command line was wrong
+)
+
+// errUsage marks command-line mistakes (exit 2).
+var errUsage = errors.New("usage")
+
+type command struct {
+	name  string
+	usage string
+	run   func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "run the server", cmdServe},
+		{"party", "manage parties: party add NAME | party list", cmdParty},
+		{"token", "manage API tokens: token add PARTY | token revoke TOKEN-ID | token list PARTY", cmdToken},
+		{"collection", "manage operator collections: collection add --title T --read P --write P | collection list", cmdCollection},
+		{"migrate", "apply pending database schema migrations", cmdMigrate},
+		{"version", "print the version", cmdVersion},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			err := c.run(ctx, args[1:], stdout, stderr)
+			switch {
+			case err == nil:
+				return exitOK
+			case errors.Is(err, flag.ErrHelp):
+				return exitOK
+			case errors.Is(err, errUsage):
+				fmt.Fprintf(stderr, "parley %s: %v\n", c.name, err)
+				return exitUsage
+			default:
+				fmt.Fprintf(stderr, "parley %s: %v\n", c.name, err)
+				return exitFailure
+			}
+		}
+	}
+	fmt.Fprintf(stderr, "parley: unknown command %q; run 'parley help'\n", args[0])
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "parley — reciprocal exchange of threat intelligence under signed agreements")
+	fmt.Fprintln(w, "\nUsage: parley COMMAND [flags] [args]\n\nCommands:")
+	cs := commands()
+	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
+	for _, c := range cs {
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.usage)
+	}
+	fmt.Fprintln(w, "\nRun 'parley COMMAND -h' for a command's flags.")
+}
+
+// parse parses flags that may come before or after positional arguments
+// ("party add NAME --data DIR" and "party add --data DIR NAME" alike).
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("parley "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// env returns the environment variable or a default, so every flag can
+// also be set as PARLEY_<NAME>.
+func env(name, def string) string {
+	if v, ok := os.LookupEnv("PARLEY_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))); ok {
+		return v
+	}
+	return def
+}
+
+var version = "0.1.0-dev"
+
+func cmdVersion(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fmt.Fprintln(stdout, "parley", version)
+	return nil
+}

@@ -1,0 +1,279 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/parley-cti/parley/internal/exchange"
+	"github.com/parley-cti/parley/internal/party"
+	"github.com/parley-cti/parley/internal/server"
+	"github.com/parley-cti/parley/internal/store"
+	"github.com/parley-cti/parley/internal/store/sqlite"
+)
+
+func dataFlag(fs *flag.FlagSet) *string {
+	return fs.String("data", env("data", "./parley-data"), "data directory of the embedded SQLite database (env PARLEY_DATA)")
+}
+
+// openOperator opens the store for an operator command; it works while a
+// server runs on the same data directory.
+func openOperator(ctx context.Context, data string) (store.Store, error) {
+	st, err := sqlite.Open(ctx, data, sqlite.Options{Migrate: true})
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", stderr)
+	cfg := server.Config{}
+	fs.StringVar(&cfg.Data, "data", env("data", "./parley-data"), "data directory of the embedded SQLite database (env PARLEY_DATA)")
+	fs.StringVar(&cfg.Listen, "listen", env("listen", "127.0.0.1:8080"), "address to listen on (env PARLEY_LISTEN)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", env("tls-cert", ""), "TLS certificate file (PEM)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", env("tls-key", ""), "TLS private key file (PEM)")
+	fs.StringVar(&cfg.ClientCA, "client-ca", env("client-ca", ""), "require client certificates signed by this CA bundle (PEM)")
+	noMigrate := fs.Bool("no-migrate", false, "refuse to start on a database that needs migrating instead of migrating it")
+	logFormat := fs.String("log-format", env("log-format", "text"), "log format: text or json")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg.Migrate = !*noMigrate
+	var h slog.Handler = slog.NewTextHandler(stderr, nil)
+	if *logFormat == "json" {
+		h = slog.NewJSONHandler(stderr, nil)
+	} else if *logFormat != "text" {
+		return fmt.Errorf("%w: --log-format must be text or json", errUsage)
+	}
+	cfg.Logger = slog.New(h)
+	st, err := server.OpenStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	srv, err := server.New(ctx, cfg, st)
+	if err != nil {
+		return err
+	}
+	ln, err := srv.Listen()
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg.Logger.InfoContext(ctx, "parley serving", slog.String("url", srv.URL(ln)), slog.String("taxii", srv.URL(ln)+"/taxii2/"), slog.String("data", cfg.Data))
+	fmt.Fprintf(stdout, "parley serving on %s (TAXII discovery: %s/taxii2/)\n", srv.URL(ln), srv.URL(ln))
+	return srv.Serve(ctx, ln)
+}
+
+func cmdParty(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: party add NAME | party list", errUsage)
+	}
+	fs := newFlags("party "+args[0], stderr)
+	data := dataFlag(fs)
+	pos, err := parse(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	switch args[0] {
+	case "add":
+		if len(pos) != 1 {
+			return fmt.Errorf("%w: party add needs exactly one NAME", errUsage)
+		}
+		st, err := openOperator(ctx, *data)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		p, secret, err := party.New(st).Create(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "party %q created: %s\n", p.Name, p.ID)
+		fmt.Fprintln(stdout, "API token (shown once; store it now):")
+		fmt.Fprintln(stdout, secret)
+		return nil
+	case "list":
+		st, err := openOperator(ctx, *data)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		ps, err := st.Parties().List(ctx)
+		if err != nil {
+			return err
+		}
+		for _, p := range ps {
+			fmt.Fprintf(stdout, "%s\t%s\t%s\n", p.ID, p.Name, p.CreatedAt.Format("2006-01-02T15:04:05Z"))
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: unknown party subcommand %q", errUsage, args[0])
+}
+
+func cmdToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: token add PARTY | token revoke TOKEN-ID | token list PARTY", errUsage)
+	}
+	fs := newFlags("token "+args[0], stderr)
+	data := dataFlag(fs)
+	label := fs.String("label", "", "a note to tell tokens apart (token add)")
+	pos, err := parse(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("%w: token %s needs exactly one argument", errUsage, args[0])
+	}
+	st, err := openOperator(ctx, *data)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ps := party.New(st)
+	switch args[0] {
+	case "add":
+		p, err := ps.Lookup(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		secret, id, err := ps.AddToken(ctx, p.ID, *label)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "token %s issued to %q (shown once; store it now):\n", id, p.Name)
+		fmt.Fprintln(stdout, secret)
+		return nil
+	case "revoke":
+		if err := ps.RevokeToken(ctx, pos[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "token %s revoked\n", pos[0])
+		return nil
+	case "list":
+		p, err := ps.Lookup(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		toks, err := ps.Tokens(ctx, p.ID)
+		if err != nil {
+			return err
+		}
+		for _, t := range toks {
+			state := "active"
+			if !t.RevokedAt.IsZero() {
+				state = "revoked " + t.RevokedAt.Format("2006-01-02T15:04:05Z")
+			}
+			fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\n", t.ID, t.CreatedAt.Format("2006-01-02T15:04:05Z"), state, t.Label)
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: unknown token subcommand %q", errUsage, args[0])
+}
+
+type listFlag []string
+
+func (l *listFlag) String() string     { return fmt.Sprint(*l) }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+func cmdCollection(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: collection add --title T --read PARTY --write PARTY | collection list", errUsage)
+	}
+	fs := newFlags("collection "+args[0], stderr)
+	data := dataFlag(fs)
+	title := fs.String("title", "", "collection title (add)")
+	desc := fs.String("description", "", "collection description (add)")
+	var readers, writers listFlag
+	fs.Var(&readers, "read", "party (name or id) that may read; repeat for several")
+	fs.Var(&writers, "write", "party (name or id) that may write; repeat for several")
+	pos, err := parse(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
+	}
+	st, err := openOperator(ctx, *data)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	switch args[0] {
+	case "add":
+		if *title == "" {
+			return fmt.Errorf("%w: collection add needs --title", errUsage)
+		}
+		ps := party.New(st)
+		resolve := func(names []string) ([]string, error) {
+			var ids []string
+			for _, n := range names {
+				p, err := ps.Lookup(ctx, n)
+				if err != nil {
+					return nil, err
+				}
+				ids = append(ids, p.ID)
+			}
+			return ids, nil
+		}
+		r, err := resolve(readers)
+		if err != nil {
+			return err
+		}
+		w, err := resolve(writers)
+		if err != nil {
+			return err
+		}
+		c, err := exchange.New(st).CreateCollection(ctx, *title, *desc, r, w)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "collection %q created in API root /taxii2/%s/\n", c.Title, c.APIRoot)
+		fmt.Fprintln(stdout, c.ID)
+		return nil
+	case "list":
+		cs, err := st.Collections().List(ctx, exchange.OperatorRoot)
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			n, err := st.Objects().Count(ctx, c.ID)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s\t%s\t%d objects\treaders=%v writers=%v\n", c.ID, c.Title, n, c.Readers, c.Writers)
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: unknown collection subcommand %q", errUsage, args[0])
+}
+
+func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("migrate", stderr)
+	data := dataFlag(fs)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	db, err := sqlite.Open(ctx, *data, sqlite.Options{Migrate: true})
+	if err != nil {
+		if errors.Is(err, store.ErrSchemaTooNew) {
+			return fmt.Errorf("%w; upgrade parley before using this database", err)
+		}
+		return err
+	}
+	defer db.Close()
+	have, known, err := db.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "schema at version %d (this parley knows %d)\n", have, known)
+	return nil
+}

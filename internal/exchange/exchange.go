@@ -1,0 +1,279 @@
+// Package exchange is the one place that decides who may read or write what.
+//
+// Every read and write of intelligence passes through a Service method that
+// first asks Access for the caller's rights on the collection. Callers never
+// query the store for objects directly. A party that may neither read nor
+// write a collection gets ErrNotFound, exactly as for a collection that does
+// not exist, so that existence does not leak.
+//
+// This package must never import the HTTP layer; it speaks in parties,
+// collections and STIX objects.
+package exchange
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/parley-cti/parley/internal/party"
+	"github.com/parley-cti/parley/internal/stix"
+	"github.com/parley-cti/parley/internal/store"
+)
+
+// Sentinel errors.
+var (
+	// ErrNotFound: no such collection, object or status — or one the party
+	// may not see. The two cases are one error on purpose.
+	ErrNotFound = errors.New("exchange: not found")
+	// ErrForbidden: the party may see the collection but not do this to it
+	// (for example write to a read-only collection).
+	ErrForbidden = errors.New("exchange: not permitted")
+	// ErrInvalid: the request itself is unacceptable (bad collection
+	// definition, empty title, unknown party).
+	ErrInvalid = errors.New("exchange: invalid request")
+)
+
+// OperatorRoot is the API root holding collections the operator creates.
+const OperatorRoot = "shared"
+
+// Access is what a party may do with one collection.
+type Access struct {
+	Read  bool
+	Write bool
+}
+
+// Service enforces access on top of a store.
+type Service struct {
+	st  store.Store
+	now func() time.Time
+}
+
+// New returns a Service over st.
+func New(st store.Store) *Service {
+	return &Service{st: st, now: func() time.Time { return time.Now().UTC() }}
+}
+
+// SetClock replaces the clock (tests).
+func (s *Service) SetClock(now func() time.Time) { s.now = now }
+
+// Decide is the single authorization decision for operator collections:
+// the rights of party p on collection c.
+func Decide(p party.Principal, c store.Collection) Access {
+	return Access{
+		Read:  slices.Contains(c.Readers, p.PartyID),
+		Write: slices.Contains(c.Writers, p.PartyID),
+	}
+}
+
+// Collection returns the collection and the caller's rights on it, or
+// ErrNotFound when it does not exist or the caller has no right at all.
+func (s *Service) Collection(ctx context.Context, p party.Principal, apiRoot, id string) (store.Collection, Access, error) {
+	c, err := s.st.Collections().Get(ctx, apiRoot, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Collection{}, Access{}, ErrNotFound
+	}
+	if err != nil {
+		return store.Collection{}, Access{}, err
+	}
+	a := Decide(p, c)
+	if !a.Read && !a.Write {
+		return store.Collection{}, Access{}, ErrNotFound
+	}
+	return c, a, nil
+}
+
+// CollectionView is a collection with the caller's rights.
+type CollectionView struct {
+	store.Collection
+	Access
+}
+
+// Collections lists the collections of apiRoot the caller may read or write.
+func (s *Service) Collections(ctx context.Context, p party.Principal, apiRoot string) ([]CollectionView, error) {
+	all, err := s.st.Collections().List(ctx, apiRoot)
+	if err != nil {
+		return nil, err
+	}
+	var out []CollectionView
+	for _, c := range all {
+		if a := Decide(p, c); a.Read || a.Write {
+			out = append(out, CollectionView{c, a})
+		}
+	}
+	return out, nil
+}
+
+// APIRoots lists the API roots in which the caller has at least one
+// collection. An API root with nothing for the caller does not exist for it.
+func (s *Service) APIRoots(ctx context.Context, p party.Principal) ([]string, error) {
+	roots, err := s.st.Collections().APIRoots(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, r := range roots {
+		cs, err := s.Collections(ctx, p, r)
+		if err != nil {
+			return nil, err
+		}
+		if len(cs) > 0 {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// HasAPIRoot reports whether the caller can see apiRoot.
+func (s *Service) HasAPIRoot(ctx context.Context, p party.Principal, apiRoot string) (bool, error) {
+	cs, err := s.Collections(ctx, p, apiRoot)
+	return len(cs) > 0, err
+}
+
+// CreateCollection is the operator's: it makes a collection in the operator
+// root with the given readers and writers (party ids).
+func (s *Service) CreateCollection(ctx context.Context, title, description string, readers, writers []string) (store.Collection, error) {
+	if title == "" {
+		return store.Collection{}, fmt.Errorf("%w: a collection needs a title", ErrInvalid)
+	}
+	c := store.Collection{ID: party.NewID(""), APIRoot: OperatorRoot, Title: title, Description: description,
+		CreatedAt: s.now(), Readers: readers, Writers: writers}
+	err := s.st.Collections().Create(ctx, c)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Collection{}, fmt.Errorf("%w: a listed party does not exist", ErrInvalid)
+	}
+	return c, err
+}
+
+// Query returns a page of objects of a collection the caller may read.
+func (s *Service) Query(ctx context.Context, p party.Principal, apiRoot string, q store.ObjectQuery) (store.Page, error) {
+	_, a, err := s.Collection(ctx, p, apiRoot, q.Collection)
+	if err != nil {
+		return store.Page{}, err
+	}
+	if !a.Read {
+		return store.Page{}, fmt.Errorf("%w: this collection is write-only for you", ErrForbidden)
+	}
+	return s.st.Objects().Query(ctx, q)
+}
+
+// Delete removes versions of an object from a collection the caller may
+// write. ErrNotFound when nothing matched.
+func (s *Service) Delete(ctx context.Context, p party.Principal, apiRoot, collection, id string, v store.VersionFilter, specVersions []string) error {
+	_, a, err := s.Collection(ctx, p, apiRoot, collection)
+	if err != nil {
+		return err
+	}
+	if !a.Write {
+		if !a.Read {
+			return ErrNotFound
+		}
+		return fmt.Errorf("%w: deleting needs write access to the collection", ErrForbidden)
+	}
+	n, err := s.st.Objects().Delete(ctx, collection, id, v, specVersions)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// Status returns a status resource; only the party that made the request
+// may read it.
+func (s *Service) Status(ctx context.Context, p party.Principal, apiRoot, id string) (store.Status, error) {
+	st, err := s.st.Statuses().Get(ctx, apiRoot, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && st.PartyID != p.PartyID) {
+		return store.Status{}, ErrNotFound
+	}
+	return st, err
+}
+
+// Ingest validates each object and stores the valid ones in one
+// transaction together with the status resource it returns. Invalid objects
+// are reported in the status with their reason; they never stop valid ones.
+func (s *Service) Ingest(ctx context.Context, p party.Principal, apiRoot, collection string, raws []json.RawMessage) (store.Status, error) {
+	_, a, err := s.Collection(ctx, p, apiRoot, collection)
+	if err != nil {
+		return store.Status{}, err
+	}
+	if !a.Write {
+		return store.Status{}, fmt.Errorf("%w: this collection is read-only for you", ErrForbidden)
+	}
+	now := s.now().Truncate(time.Microsecond)
+	status := store.Status{ID: party.NewID(""), APIRoot: apiRoot, PartyID: p.PartyID, Status: "complete",
+		RequestTimestamp: now, TotalCount: len(raws)}
+	objs := make([]store.Object, 0, len(raws))
+	for i, raw := range raws {
+		o, err := stix.ParseObject(raw)
+		if err != nil {
+			status.Failures = append(status.Failures, failure(i, raw, err))
+			continue
+		}
+		v := o.Modified
+		if v.IsZero() {
+			v = o.Created
+		}
+		if v.IsZero() {
+			v = now
+		}
+		objs = append(objs, store.Object{ID: o.ID, Type: o.Type, SpecVersion: o.SpecVersion,
+			Version: v.UTC().Truncate(time.Microsecond), DateAdded: now, Raw: o.Raw})
+	}
+	err = s.st.Update(ctx, func(tx store.Handle) error {
+		outcomes, err := tx.Objects().Put(ctx, collection, objs)
+		if err != nil {
+			return err
+		}
+		for i, o := range objs {
+			d := store.StatusDetail{ID: o.ID, Version: FormatTime(o.Version)}
+			if outcomes[i] == store.Duplicate {
+				d.Message = "this version was already stored"
+			}
+			status.Successes = append(status.Successes, d)
+		}
+		return tx.Statuses().Create(ctx, status)
+	})
+	if err != nil {
+		return store.Status{}, err
+	}
+	return status, nil
+}
+
+// failure describes one rejected object, naming it by id where it has one
+// and by its position in the request otherwise.
+func failure(i int, raw json.RawMessage, err error) store.StatusDetail {
+	var ve *stix.ValidationError
+	d := store.StatusDetail{}
+	if errors.As(err, &ve) {
+		d.ID = ve.ObjectID
+	}
+	if d.ID == "" {
+		var probe struct {
+			ID       string `json:"id"`
+			Modified string `json:"modified"`
+		}
+		if json.Unmarshal(raw, &probe) == nil {
+			d.ID = probe.ID
+		}
+	}
+	msg := err.Error()
+	if d.ID == "" {
+		msg = fmt.Sprintf("objects[%d]: %s", i, msg)
+	}
+	d.Message = msg
+	return d
+}
+
+// FormatTime renders a timestamp the way TAXII and STIX expect: UTC, RFC 3339
+// with at least millisecond precision.
+func FormatTime(t time.Time) string {
+	t = t.UTC()
+	if t.Nanosecond()%int(time.Millisecond) == 0 {
+		return t.Format("2006-01-02T15:04:05.000Z")
+	}
+	return t.Format("2006-01-02T15:04:05.000000Z")
+}

@@ -1,0 +1,185 @@
+// Package party manages the organisations that use parley and their API
+// tokens: creating parties, issuing and revoking tokens, and turning a
+// presented token into the party it belongs to.
+//
+// Tokens carry 256 random bits. Only their SHA-256 is stored, so a copy of
+// the database does not let anyone act as a party; a token is shown once, when
+// it is issued. This package must never log or store a token in clear.
+package party
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/parley-cti/parley/internal/store"
+)
+
+// Sentinel errors.
+var (
+	// ErrUnauthenticated: the token is unknown, malformed or revoked. The
+	// three are deliberately indistinguishable to the caller.
+	ErrUnauthenticated = errors.New("party: invalid or revoked token")
+	// ErrInvalidName: the party name is not acceptable.
+	ErrInvalidName = errors.New("party: invalid name")
+	// ErrExists: a party with that name exists already.
+	ErrExists = errors.New("party: a party with that name exists")
+	// ErrNotFound: no such party or token.
+	ErrNotFound = errors.New("party: not found")
+)
+
+// TokenPrefix starts every parley token, so secret scanners and people can
+// recognise one.
+const TokenPrefix = "parley_"
+
+// Principal is an authenticated party.
+type Principal struct {
+	PartyID string
+	Name    string
+	TokenID string
+}
+
+// Service issues and checks tokens.
+type Service struct {
+	st  store.Store
+	now func() time.Time
+}
+
+// New returns a Service on st.
+func New(st store.Store) *Service {
+	return &Service{st: st, now: func() time.Time { return time.Now().UTC() }}
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 ._\-]{0,62}$`)
+
+// NewID returns a prefixed random UUIDv4, e.g. "party--…".
+func NewID(prefix string) string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("party: no randomness: " + err.Error())
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	u := h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+	if prefix == "" {
+		return u
+	}
+	return prefix + "--" + u
+}
+
+// Create makes a party named name and issues its first token. It returns the
+// party and the token secret, which is not stored and cannot be shown again.
+func (s *Service) Create(ctx context.Context, name string) (store.Party, string, error) {
+	name = strings.TrimSpace(name)
+	if !nameRE.MatchString(name) {
+		return store.Party{}, "", fmt.Errorf("%w: %q: use 1-63 letters, digits, spaces, '.', '_' or '-', starting with a letter or digit", ErrInvalidName, name)
+	}
+	p := store.Party{ID: NewID("party"), Name: name, CreatedAt: s.now()}
+	var secret string
+	err := s.st.Update(ctx, func(tx store.Handle) error {
+		if err := tx.Parties().Create(ctx, p); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return fmt.Errorf("%w: %q", ErrExists, name)
+			}
+			return err
+		}
+		var err error
+		secret, _, err = issue(ctx, tx, p.ID, "initial", s.now())
+		return err
+	})
+	if err != nil {
+		return store.Party{}, "", err
+	}
+	return p, secret, nil
+}
+
+// Lookup finds a party by name or id.
+func (s *Service) Lookup(ctx context.Context, nameOrID string) (store.Party, error) {
+	var p store.Party
+	var err error
+	if strings.HasPrefix(nameOrID, "party--") {
+		p, err = s.st.Parties().Get(ctx, nameOrID)
+	} else {
+		p, err = s.st.Parties().ByName(ctx, nameOrID)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Party{}, fmt.Errorf("%w: party %q", ErrNotFound, nameOrID)
+	}
+	return p, err
+}
+
+// AddToken issues a further token for the party and returns its secret and id.
+func (s *Service) AddToken(ctx context.Context, partyID, label string) (secret, id string, err error) {
+	err = s.st.Update(ctx, func(tx store.Handle) error {
+		var err error
+		secret, id, err = issue(ctx, tx, partyID, label, s.now())
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("%w: party %s", ErrNotFound, partyID)
+		}
+		return err
+	})
+	return secret, id, err
+}
+
+// RevokeToken revokes the token with id; from then on it authenticates nothing.
+func (s *Service) RevokeToken(ctx context.Context, id string) error {
+	err := s.st.Tokens().Revoke(ctx, id, s.now())
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: token %s", ErrNotFound, id)
+	}
+	return err
+}
+
+// Tokens lists a party's tokens (ids and state, never secrets).
+func (s *Service) Tokens(ctx context.Context, partyID string) ([]store.Token, error) {
+	return s.st.Tokens().ListByParty(ctx, partyID)
+}
+
+func issue(ctx context.Context, tx store.Handle, partyID, label string, now time.Time) (string, string, error) {
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", "", err
+	}
+	secret := TokenPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
+	t := store.Token{ID: NewID("token"), PartyID: partyID, Hash: Hash(secret), Label: label, CreatedAt: now}
+	if err := tx.Tokens().Create(ctx, t); err != nil {
+		return "", "", err
+	}
+	return secret, t.ID, nil
+}
+
+// Hash is the stored form of a token secret.
+func Hash(secret string) [32]byte {
+	return sha256.Sum256([]byte(secret))
+}
+
+// Authenticate returns the party a token belongs to. Unknown, malformed and
+// revoked tokens all give ErrUnauthenticated.
+func (s *Service) Authenticate(ctx context.Context, secret string) (Principal, error) {
+	if !strings.HasPrefix(secret, TokenPrefix) || len(secret) != len(TokenPrefix)+43 {
+		return Principal{}, ErrUnauthenticated
+	}
+	t, err := s.st.Tokens().ByHash(ctx, Hash(secret))
+	if errors.Is(err, store.ErrNotFound) {
+		return Principal{}, ErrUnauthenticated
+	}
+	if err != nil {
+		return Principal{}, err
+	}
+	if !t.RevokedAt.IsZero() {
+		return Principal{}, ErrUnauthenticated
+	}
+	p, err := s.st.Parties().Get(ctx, t.PartyID)
+	if err != nil {
+		return Principal{}, err
+	}
+	return Principal{PartyID: p.ID, Name: p.Name, TokenID: t.ID}, nil
+}

@@ -1,0 +1,69 @@
+package party_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/parley-cti/parley/internal/party"
+	"github.com/parley-cti/parley/internal/store/sqlite"
+)
+
+func TestTokensLifecycle(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s := party.New(db)
+	p, secret, err := s.Create(ctx, "CERT-Alpha")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(secret, party.TokenPrefix) || len(secret) != len(party.TokenPrefix)+43 {
+		t.Fatalf("token %q: want prefix and 256 bits in base64url", secret)
+	}
+	pr, err := s.Authenticate(ctx, secret)
+	if err != nil || pr.PartyID != p.ID || pr.Name != "CERT-Alpha" {
+		t.Fatalf("Authenticate = %+v, %v", pr, err)
+	}
+	// The database holds only the hash.
+	toks, err := s.Tokens(ctx, p.ID)
+	if err != nil || len(toks) != 1 || toks[0].Hash != party.Hash(secret) {
+		t.Fatalf("Tokens = %+v, %v", toks, err)
+	}
+	second, id2, err := s.AddToken(ctx, p.ID, "laptop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeToken(ctx, pr.TokenID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(ctx, secret); !errors.Is(err, party.ErrUnauthenticated) {
+		t.Fatalf("revoked token: %v", err)
+	}
+	if pr2, err := s.Authenticate(ctx, second); err != nil || pr2.TokenID != id2 {
+		t.Fatalf("second token after revoking the first: %+v, %v", pr2, err)
+	}
+	for _, bad := range []string{"", "parley_", "Bearer x", secret[:len(secret)-1] + "A", strings.ToUpper(second)} {
+		if _, err := s.Authenticate(ctx, bad); !errors.Is(err, party.ErrUnauthenticated) {
+			t.Errorf("Authenticate(%q) = %v, want ErrUnauthenticated", bad, err)
+		}
+	}
+	if _, _, err := s.Create(ctx, "CERT-Alpha"); !errors.Is(err, party.ErrExists) {
+		t.Fatalf("duplicate party: %v", err)
+	}
+	for _, bad := range []string{"", " ", "-x", strings.Repeat("a", 64), "a/b", "<script>"} {
+		if _, _, err := s.Create(ctx, bad); !errors.Is(err, party.ErrInvalidName) {
+			t.Errorf("Create(%q) = %v, want ErrInvalidName", bad, err)
+		}
+	}
+	if err := s.RevokeToken(ctx, "token--nope"); !errors.Is(err, party.ErrNotFound) {
+		t.Fatalf("revoke unknown token: %v", err)
+	}
+	if _, _, err := s.AddToken(ctx, "party--nope", ""); !errors.Is(err, party.ErrNotFound) {
+		t.Fatalf("token for unknown party: %v", err)
+	}
+}

@@ -1,0 +1,182 @@
+// Package server assembles a running parley: it opens the store, builds the
+// domain services on it and serves their HTTP surfaces on one listener, with
+// TLS, health endpoints and graceful shutdown.
+//
+// It holds wiring only; rules live in the domain packages.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/parley-cti/parley/internal/exchange"
+	"github.com/parley-cti/parley/internal/party"
+	"github.com/parley-cti/parley/internal/store"
+	"github.com/parley-cti/parley/internal/store/sqlite"
+	"github.com/parley-cti/parley/internal/taxii"
+)
+
+// Config is everything `parley serve` can be told.
+type Config struct {
+	Data     string // SQLite data directory (the default backend)
+	Listen   string // host:port
+	TLSCert  string
+	TLSKey   string
+	ClientCA string // PEM bundle; when set, clients must present a certificate it signed
+	Migrate  bool   // apply pending schema migrations at start
+	Title    string
+	Logger   *slog.Logger
+	// MaxContentLength bounds POST bodies (TAXII max_content_length).
+	MaxContentLength int64
+}
+
+// OpenStore opens the store a configuration names.
+func OpenStore(ctx context.Context, cfg Config) (store.Store, error) {
+	return sqlite.Open(ctx, cfg.Data, sqlite.Options{Migrate: cfg.Migrate})
+}
+
+// Server is an assembled parley.
+type Server struct {
+	cfg     Config
+	Store   store.Store
+	Parties *party.Service
+	Ex      *exchange.Service
+	handler http.Handler
+	log     *slog.Logger
+}
+
+// New builds a server on an open store.
+func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	key, err := sharedKey(ctx, st, taxii.CursorKeySetting)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, Store: st, Parties: party.New(st), Ex: exchange.New(st), log: log}
+	mux := http.NewServeMux()
+	tx := taxii.New(taxii.Config{Title: cfg.Title, MaxContentLength: cfg.MaxContentLength}, s.Ex, s.Parties, key, log)
+	tx.Register(mux)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := st.Ping(r.Context()); err != nil {
+			w.Header().Set("Retry-After", "5")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte("database unavailable\n"))
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	s.handler = mux
+	return s, nil
+}
+
+// Handler is the server's whole HTTP surface.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// sharedKey returns the 32-byte secret stored under name, creating it on
+// first use; every instance on the database gets the same one.
+func sharedKey(ctx context.Context, st store.Store, name string) ([]byte, error) {
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return nil, err
+	}
+	v, err := st.Settings().PutIfAbsent(ctx, name, k)
+	if err != nil {
+		return nil, fmt.Errorf("loading %s: %w", name, err)
+	}
+	if len(v) != 32 {
+		return nil, fmt.Errorf("setting %s holds %d bytes, want 32", name, len(v))
+	}
+	return v, nil
+}
+
+// Listen opens the configured listener (TLS when a certificate is given).
+func (s *Server) Listen() (net.Listener, error) {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
+	}
+	if s.cfg.TLSCert == "" && s.cfg.TLSKey == "" {
+		if s.cfg.ClientCA != "" {
+			ln.Close()
+			return nil, errors.New("--client-ca needs --tls-cert and --tls-key")
+		}
+		return ln, nil
+	}
+	cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("loading TLS certificate: %w", err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if s.cfg.ClientCA != "" {
+		pem, err := os.ReadFile(s.cfg.ClientCA)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("reading client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			ln.Close()
+			return nil, fmt.Errorf("client CA %s holds no PEM certificate", s.cfg.ClientCA)
+		}
+		tc.ClientCAs = pool
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return tls.NewListener(ln, tc), nil
+}
+
+// Serve serves on ln until ctx ends, then stops accepting, lets in-flight
+// requests finish (up to 20 s) and returns.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       5 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	<-errc
+	return err
+}
+
+// URL is the base URL clients use for a listener.
+func (s *Server) URL(ln net.Listener) string {
+	scheme := "http"
+	if s.cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	addr := ln.Addr().String()
+	if strings.HasPrefix(addr, "[::]:") || strings.HasPrefix(addr, "0.0.0.0:") {
+		addr = "localhost:" + addr[strings.LastIndex(addr, ":")+1:]
+	}
+	return scheme + "://" + addr
+}

@@ -1,0 +1,550 @@
+// Package taxii is parley's TAXII 2.1 HTTP surface: discovery, API roots,
+// collections, objects, manifests, versions and status resources, with the
+// media types, filters, stateless pagination cursors and error message
+// resources of the OASIS TAXII 2.1 specification.
+//
+// It translates HTTP into calls on package exchange, which makes every
+// access decision; this package never reads the store for intelligence on
+// its own and never decides who may see what. Error text from lower layers
+// reaches clients only through the sentinel mapping in errors.go.
+package taxii
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/parley-cti/parley/internal/exchange"
+	"github.com/parley-cti/parley/internal/party"
+	"github.com/parley-cti/parley/internal/store"
+)
+
+// Config describes the server to clients.
+type Config struct {
+	Title            string
+	Description      string
+	Contact          string
+	MaxContentLength int64 // bytes accepted in one POST; default 16 MiB
+}
+
+// Server serves TAXII 2.1 under /taxii2/.
+type Server struct {
+	cfg     Config
+	ex      *exchange.Service
+	parties *party.Service
+	cursors cursorCodec
+	log     *slog.Logger
+}
+
+// Prefix is the path under which discovery and the API roots live.
+const Prefix = "/taxii2/"
+
+// CursorKeySetting is the settings key holding the cursor HMAC key, shared
+// by every instance on one database.
+const CursorKeySetting = "taxii.cursor-key"
+
+// New returns a TAXII server. cursorKey must be the same on every instance
+// sharing a database (see CursorKeySetting).
+func New(cfg Config, ex *exchange.Service, parties *party.Service, cursorKey []byte, log *slog.Logger) *Server {
+	if cfg.MaxContentLength <= 0 {
+		cfg.MaxContentLength = 16 << 20
+	}
+	if cfg.Title == "" {
+		cfg.Title = "parley"
+	}
+	return &Server{cfg: cfg, ex: ex, parties: parties, cursors: cursorCodec{key: cursorKey}, log: log}
+}
+
+type route struct {
+	pattern  string
+	methods  map[string]handlerFunc
+	stixToo  bool // the endpoint may also answer Accept: application/stix+json
+	postOnly bool
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request, p party.Principal) error
+
+// Register adds every TAXII route to mux.
+func (s *Server) Register(mux *http.ServeMux) {
+	routes := []route{
+		{pattern: "/taxii2/", methods: map[string]handlerFunc{"GET": s.discovery}},
+		{pattern: "/taxii2/{root}/", methods: map[string]handlerFunc{"GET": s.apiRoot}},
+		{pattern: "/taxii2/{root}/status/{status}/", methods: map[string]handlerFunc{"GET": s.status}},
+		{pattern: "/taxii2/{root}/collections/", methods: map[string]handlerFunc{"GET": s.collections}},
+		{pattern: "/taxii2/{root}/collections/{coll}/", methods: map[string]handlerFunc{"GET": s.collection}},
+		{pattern: "/taxii2/{root}/collections/{coll}/manifest/", methods: map[string]handlerFunc{"GET": s.manifest}},
+		{pattern: "/taxii2/{root}/collections/{coll}/objects/", stixToo: true, methods: map[string]handlerFunc{"GET": s.getObjects, "POST": s.addObjects}},
+		{pattern: "/taxii2/{root}/collections/{coll}/objects/{obj}/", stixToo: true, methods: map[string]handlerFunc{"GET": s.getObject, "DELETE": s.deleteObject}},
+		{pattern: "/taxii2/{root}/collections/{coll}/objects/{obj}/versions/", methods: map[string]handlerFunc{"GET": s.versions}},
+	}
+	for _, rt := range routes {
+		h := s.wrap(rt)
+		mux.Handle(rt.pattern+"{$}", h)
+		if rt.pattern != "/taxii2/" {
+			// TAXII URLs end in "/", but clients often drop it.
+			mux.Handle(strings.TrimSuffix(rt.pattern, "/"), h)
+		}
+	}
+	// Anything else under the prefix is a TAXII 404, not the mux's text one.
+	mux.Handle("/taxii2/", s.wrap(route{methods: map[string]handlerFunc{}}))
+}
+
+// wrap applies, in order: method check, authentication, content
+// negotiation, and the error mapping.
+func (s *Server) wrap(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Cache-Control", "no-store")
+		p, err := s.authenticate(r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if len(rt.methods) == 0 {
+			s.writeError(w, r, notFound())
+			return
+		}
+		h, ok := rt.methods[r.Method]
+		if !ok {
+			allowed := make([]string, 0, len(rt.methods))
+			for m := range rt.methods {
+				allowed = append(allowed, m)
+			}
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			s.writeError(w, r, problem(http.StatusMethodNotAllowed, "method-not-allowed", fmt.Sprintf("%s is not supported here; use %s", r.Method, strings.Join(allowed, " or "))))
+			return
+		}
+		if !acceptable(r.Header.Get("Accept"), rt.stixToo) {
+			s.writeError(w, r, problem(http.StatusNotAcceptable, "not-acceptable",
+				fmt.Sprintf("Accept %q admits no media type this server sends; use Accept: %s", r.Header.Get("Accept"), MediaTAXII)))
+			return
+		}
+		if err := h(w, r, p); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+// authenticate accepts "Authorization: Bearer TOKEN" and HTTP Basic with any
+// user name and the token as password, which existing TAXII clients send.
+func (s *Server) authenticate(r *http.Request) (party.Principal, error) {
+	h := r.Header.Get("Authorization")
+	var token string
+	if after, ok := strings.CutPrefix(h, "Bearer "); ok {
+		token = strings.TrimSpace(after)
+	} else if _, pw, ok := r.BasicAuth(); ok {
+		token = pw
+	}
+	if token == "" {
+		return party.Principal{}, party.ErrUnauthenticated
+	}
+	return s.parties.Authenticate(r.Context(), token)
+}
+
+// baseURL is the scheme and host clients used to reach us, for the absolute
+// URLs discovery returns.
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+func (s *Server) discovery(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	roots, err := s.ex.APIRoots(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	urls := make([]string, 0, len(roots))
+	for _, root := range roots {
+		urls = append(urls, baseURL(r)+Prefix+root+"/")
+	}
+	d := struct {
+		Title       string   `json:"title"`
+		Description string   `json:"description,omitempty"`
+		Contact     string   `json:"contact,omitempty"`
+		Default     string   `json:"default,omitempty"`
+		APIRoots    []string `json:"api_roots"`
+	}{Title: s.cfg.Title, Description: s.cfg.Description, Contact: s.cfg.Contact, APIRoots: urls}
+	if len(urls) > 0 {
+		d.Default = urls[0]
+	}
+	writeJSON(w, http.StatusOK, d)
+	return nil
+}
+
+// root checks the API root exists for the caller.
+func (s *Server) root(ctx context.Context, r *http.Request, p party.Principal) (string, error) {
+	root := r.PathValue("root")
+	ok, err := s.ex.HasAPIRoot(ctx, p, root)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", notFound()
+	}
+	return root, nil
+}
+
+func (s *Server) apiRoot(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	root, err := s.root(r.Context(), r, p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Title            string   `json:"title"`
+		Description      string   `json:"description,omitempty"`
+		Versions         []string `json:"versions"`
+		MaxContentLength int64    `json:"max_content_length"`
+	}{Title: s.cfg.Title + " / " + root, Versions: []string{MediaTAXII}, MaxContentLength: s.cfg.MaxContentLength})
+	return nil
+}
+
+type collectionResource struct {
+	ID          string   `json:"id"`
+	Title       string   `json:"title"`
+	Description string   `json:"description,omitempty"`
+	CanRead     bool     `json:"can_read"`
+	CanWrite    bool     `json:"can_write"`
+	MediaTypes  []string `json:"media_types"`
+}
+
+func resource(c exchange.CollectionView) collectionResource {
+	return collectionResource{ID: c.ID, Title: c.Title, Description: c.Description, CanRead: c.Read, CanWrite: c.Write,
+		MediaTypes: []string{MediaSTIX}}
+}
+
+func (s *Server) collections(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	root, err := s.root(r.Context(), r, p)
+	if err != nil {
+		return err
+	}
+	cs, err := s.ex.Collections(r.Context(), p, root)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Collections []collectionResource `json:"collections"`
+	}{Collections: []collectionResource{}}
+	for _, c := range cs {
+		out.Collections = append(out.Collections, resource(c))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) collection(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	c, a, err := s.ex.Collection(r.Context(), p, r.PathValue("root"), r.PathValue("coll"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, resource(exchange.CollectionView{Collection: c, Access: a}))
+	return nil
+}
+
+// page runs a paginated query for an endpoint: it checks and decodes the
+// cursor against the query's binding, and returns the page and the next
+// cursor.
+func (s *Server) page(r *http.Request, p party.Principal, kind string, f filter) (store.Page, string, error) {
+	root, coll := r.PathValue("root"), r.PathValue("coll")
+	binding := strings.Join([]string{kind, p.PartyID, root, coll, r.PathValue("obj"), f.canon}, "\x00")
+	if f.next != "" {
+		pos, err := s.cursors.decode(f.next, binding)
+		if err != nil {
+			return store.Page{}, "", badParam("next: this cursor is not valid for this request; cursors are bound to the collection, filters and token that produced them")
+		}
+		f.q.After = pos
+	}
+	f.q.Collection = coll
+	pg, err := s.ex.Query(r.Context(), p, root, f.q)
+	if err != nil {
+		return store.Page{}, "", err
+	}
+	next := ""
+	if pg.More && len(pg.Objects) > 0 {
+		last := pg.Objects[len(pg.Objects)-1]
+		next = s.cursors.encode(store.Position{DateAdded: last.DateAdded, Seq: last.Seq}, binding)
+	}
+	return pg, next, nil
+}
+
+func setDateHeaders(w http.ResponseWriter, pg store.Page) {
+	if len(pg.Objects) == 0 {
+		return
+	}
+	w.Header().Set("X-TAXII-Date-Added-First", formatAdded(pg.Objects[0].DateAdded))
+	w.Header().Set("X-TAXII-Date-Added-Last", formatAdded(pg.Objects[len(pg.Objects)-1].DateAdded))
+}
+
+// writeEnvelope streams an envelope, copying each object's stored bytes
+// as they are instead of re-encoding them.
+func writeEnvelope(w http.ResponseWriter, pg store.Page, next string) {
+	setDateHeaders(w, pg)
+	w.Header().Set("Content-Type", MediaTAXII)
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	fmt.Fprintf(bw, `{"more":%t`, pg.More)
+	if next != "" {
+		fmt.Fprintf(bw, `,"next":%q`, next)
+	}
+	bw.WriteString(`,"objects":[`)
+	for i, o := range pg.Objects {
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		bw.Write(o.Raw)
+	}
+	bw.WriteString("]}")
+	bw.Flush()
+}
+
+func (s *Server) getObjects(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	f, err := parseFilter(r.URL.Query(), objectsParams)
+	if err != nil {
+		return err
+	}
+	pg, next, err := s.page(r, p, "objects", f)
+	if err != nil {
+		return err
+	}
+	writeEnvelope(w, pg, next)
+	return nil
+}
+
+func (s *Server) manifest(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	f, err := parseFilter(r.URL.Query(), objectsParams)
+	if err != nil {
+		return err
+	}
+	pg, next, err := s.page(r, p, "manifest", f)
+	if err != nil {
+		return err
+	}
+	type record struct {
+		ID        string `json:"id"`
+		DateAdded string `json:"date_added"`
+		Version   string `json:"version"`
+		MediaType string `json:"media_type"`
+	}
+	out := struct {
+		More    bool     `json:"more"`
+		Next    string   `json:"next,omitempty"`
+		Objects []record `json:"objects"`
+	}{More: pg.More, Next: next, Objects: make([]record, 0, len(pg.Objects))}
+	for _, o := range pg.Objects {
+		out.Objects = append(out.Objects, record{o.ID, formatAdded(o.DateAdded), exchange.FormatTime(o.Version), MediaSTIX})
+	}
+	setDateHeaders(w, pg)
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// objectExists tells an object with no version matching the filters apart
+// from one that is not there at all (404).
+func (s *Server) objectExists(r *http.Request, p party.Principal) error {
+	pg, err := s.ex.Query(r.Context(), p, r.PathValue("root"), store.ObjectQuery{
+		Collection: r.PathValue("coll"), IDs: []string{r.PathValue("obj")}, Versions: store.VersionFilter{All: true}, Limit: 1})
+	if err != nil {
+		return err
+	}
+	if len(pg.Objects) == 0 {
+		return notFound()
+	}
+	return nil
+}
+
+func (s *Server) getObject(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	if !idRE.MatchString(r.PathValue("obj")) {
+		return notFound()
+	}
+	f, err := parseFilter(r.URL.Query(), objectParams)
+	if err != nil {
+		return err
+	}
+	f.q.IDs = []string{r.PathValue("obj")}
+	pg, next, err := s.page(r, p, "object", f)
+	if err != nil {
+		return err
+	}
+	if len(pg.Objects) == 0 && f.next == "" {
+		if err := s.objectExists(r, p); err != nil {
+			return err
+		}
+	}
+	writeEnvelope(w, pg, next)
+	return nil
+}
+
+func (s *Server) versions(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	if !idRE.MatchString(r.PathValue("obj")) {
+		return notFound()
+	}
+	f, err := parseFilter(r.URL.Query(), versionsParams)
+	if err != nil {
+		return err
+	}
+	f.q.IDs = []string{r.PathValue("obj")}
+	f.q.Versions = store.VersionFilter{All: true}
+	pg, next, err := s.page(r, p, "versions", f)
+	if err != nil {
+		return err
+	}
+	if len(pg.Objects) == 0 && f.next == "" {
+		if err := s.objectExists(r, p); err != nil {
+			return err
+		}
+	}
+	out := struct {
+		More     bool     `json:"more"`
+		Next     string   `json:"next,omitempty"`
+		Versions []string `json:"versions"`
+	}{More: pg.More, Next: next, Versions: make([]string, 0, len(pg.Objects))}
+	for _, o := range pg.Objects {
+		out.Versions = append(out.Versions, exchange.FormatTime(o.Version))
+	}
+	setDateHeaders(w, pg)
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) deleteObject(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	if !idRE.MatchString(r.PathValue("obj")) {
+		return notFound()
+	}
+	f, err := parseFilter(r.URL.Query(), deleteParams)
+	if err != nil {
+		return err
+	}
+	v := f.q.Versions
+	if v.IsZero() {
+		v.All = true // TAXII: without match[version], every version goes
+	}
+	if err := s.ex.Delete(r.Context(), p, r.PathValue("root"), r.PathValue("coll"), r.PathValue("obj"), v, f.q.SpecVersions); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// addObjects accepts an envelope, stores the valid objects and answers 202
+// with the status resource, which names each failed object and why.
+func (s *Server) addObjects(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	if len(r.URL.Query()) > 0 {
+		for k := range r.URL.Query() {
+			return badParam("unknown query parameter %q; adding objects takes none", k)
+		}
+	}
+	if !postable(r.Header.Get("Content-Type")) {
+		return problem(http.StatusUnsupportedMediaType, "unsupported-media-type",
+			fmt.Sprintf("Content-Type %q is not accepted; send Content-Type: %s", r.Header.Get("Content-Type"), MediaTAXII))
+	}
+	// Existence and write access are checked before the body is read, so an
+	// outsider learns nothing from how its body is judged.
+	_, a, err := s.ex.Collection(r.Context(), p, r.PathValue("root"), r.PathValue("coll"))
+	if err != nil {
+		return err
+	}
+	if !a.Write {
+		return fmt.Errorf("%w: this collection is read-only for you", exchange.ErrForbidden)
+	}
+	if r.ContentLength > s.cfg.MaxContentLength {
+		return tooLarge(s.cfg.MaxContentLength)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxContentLength))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return tooLarge(s.cfg.MaxContentLength)
+		}
+		return problem(http.StatusBadRequest, "bad-body", "the request body could not be read")
+	}
+	objs, err := parseEnvelope(body)
+	if err != nil {
+		return err
+	}
+	st, err := s.ex.Ingest(r.Context(), p, r.PathValue("root"), r.PathValue("coll"), objs)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, statusResource(st))
+	return nil
+}
+
+func tooLarge(limit int64) error {
+	return problem(http.StatusRequestEntityTooLarge, "too-large",
+		fmt.Sprintf("the request body is larger than max_content_length (%d bytes); send fewer objects per request", limit))
+}
+
+// parseEnvelope splits a TAXII envelope into its objects without decoding
+// them; each is validated on its own so that one bad object does not sink
+// the others.
+func parseEnvelope(body []byte) ([]json.RawMessage, error) {
+	var env map[string]json.RawMessage
+	if err := json.Unmarshal(body, &env); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return nil, problem(http.StatusBadRequest, "not-json", fmt.Sprintf("the request body is not valid JSON (at byte %d: %v)", se.Offset, se))
+		}
+		return nil, problem(http.StatusBadRequest, "not-envelope", "the request body must be a TAXII envelope: a JSON object with an \"objects\" array")
+	}
+	if t, ok := env["type"]; ok && string(t) == `"bundle"` {
+		return nil, problem(http.StatusBadRequest, "bundle-not-envelope",
+			`the request body is a STIX bundle; TAXII 2.1 takes an envelope: {"objects": [...]} (move the bundle's objects into it)`)
+	}
+	raw, ok := env["objects"]
+	if !ok {
+		return nil, problem(http.StatusBadRequest, "not-envelope", "the envelope has no \"objects\" array")
+	}
+	var objs []json.RawMessage
+	if err := json.Unmarshal(raw, &objs); err != nil {
+		return nil, problem(http.StatusBadRequest, "not-envelope", "\"objects\" must be an array of STIX objects")
+	}
+	if len(objs) == 0 {
+		return nil, problem(http.StatusBadRequest, "empty-envelope", "the envelope's \"objects\" array is empty")
+	}
+	for k := range env {
+		if k != "objects" && k != "more" && k != "next" {
+			return nil, problem(http.StatusBadRequest, "not-envelope", fmt.Sprintf("unknown envelope property %q; an envelope has objects, more and next", k))
+		}
+	}
+	return objs, nil
+}
+
+type statusJSON struct {
+	ID               string               `json:"id"`
+	Status           string               `json:"status"`
+	RequestTimestamp string               `json:"request_timestamp"`
+	TotalCount       int                  `json:"total_count"`
+	SuccessCount     int                  `json:"success_count"`
+	Successes        []store.StatusDetail `json:"successes,omitempty"`
+	FailureCount     int                  `json:"failure_count"`
+	Failures         []store.StatusDetail `json:"failures,omitempty"`
+	PendingCount     int                  `json:"pending_count"`
+	Pendings         []store.StatusDetail `json:"pendings,omitempty"`
+}
+
+func statusResource(st store.Status) statusJSON {
+	return statusJSON{ID: st.ID, Status: st.Status, RequestTimestamp: formatAdded(st.RequestTimestamp), TotalCount: st.TotalCount,
+		SuccessCount: len(st.Successes), Successes: st.Successes, FailureCount: len(st.Failures), Failures: st.Failures,
+		PendingCount: len(st.Pendings), Pendings: st.Pendings}
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	st, err := s.ex.Status(r.Context(), p, r.PathValue("root"), r.PathValue("status"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, statusResource(st))
+	return nil
+}
+
+// Now is overridable in tests that need fixed date_added values.
+var _ = time.Now

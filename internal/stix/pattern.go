@@ -854,7 +854,9 @@ func (p *patternParser) objectPath() (ObjectPath, error) {
 	if p.tok.kind != tIdent {
 		return path, p.errAt(p.tok.off, "expected an object path, found %s", p.tok.describe())
 	}
-	if !validTypeName(p.tok.text) {
+	// Lowercase only, as type names are; length is left to the object
+	// rules (a pattern naming a type that cannot exist just never matches).
+	if t := p.tok.text; t[0] < 'a' || t[0] > 'z' || !isLowerHyphen(t) {
 		return path, p.errAt(p.tok.off, "invalid object type %q", p.tok.text)
 	}
 	path.ObjectType = p.tok.text

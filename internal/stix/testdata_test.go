@@ -23,6 +23,17 @@ func testdataDir(t testing.TB) string {
 	return dir
 }
 
+// testdataDirOrEmpty is testdataDir for fuzz seeding, where a missing
+// directory only means fewer seeds.
+func testdataDirOrEmpty() string {
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "testdata", "stix")
+	if _, err := os.Stat(dir); err != nil {
+		return ""
+	}
+	return dir
+}
+
 // splitObjects returns the raw objects of a bundle, an envelope holding
 // "objects", a bare array, or a single object.
 func splitObjects(data []byte) ([]json.RawMessage, error) {

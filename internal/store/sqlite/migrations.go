@@ -64,4 +64,31 @@ CREATE TABLE statuses (
 	details     BLOB NOT NULL
 );
 `,
+	// 2: the Merkle ledger (see package ledger). ledger_size has one row, the
+	// appenders' lock; entries and stored hashes are append-only.
+	`
+CREATE TABLE ledger_size (
+	id   INTEGER PRIMARY KEY CHECK (id = 1),
+	size INTEGER NOT NULL
+);
+INSERT INTO ledger_size(id, size) VALUES (1, 0);
+CREATE TABLE ledger_entries (
+	idx  INTEGER PRIMARY KEY,
+	data BLOB NOT NULL
+);
+CREATE TABLE ledger_hashes (
+	idx  INTEGER PRIMARY KEY,
+	hash BLOB NOT NULL
+);
+CREATE TABLE ledger_checkpoints (
+	size INTEGER PRIMARY KEY,
+	note BLOB NOT NULL
+);
+CREATE TABLE ledger_cosignatures (
+	size    INTEGER NOT NULL REFERENCES ledger_checkpoints(size),
+	witness TEXT NOT NULL,
+	line    BLOB NOT NULL,
+	PRIMARY KEY (size, witness)
+);
+`,
 }

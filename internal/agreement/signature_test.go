@@ -29,10 +29,10 @@ func newFixture(t testing.TB) *fixture {
 	if f.south, err = GenerateKeys(); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.ring.Register("cert-north", f.north.Public(), t0.Add(-24*time.Hour)); err != nil {
+	if err := f.ring.Register("cert-north", f.north.Public(), t0.Add(-30*24*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.ring.Register("cyber-unit-south", f.south.Public(), t0.Add(-24*time.Hour)); err != nil {
+	if err := f.ring.Register("cyber-unit-south", f.south.Public(), t0.Add(-30*24*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	d, err := ParseDocument(exampleRaw(t))

@@ -282,7 +282,7 @@ func DetectKind(s string) (Kind, error) {
 	if t == "" {
 		return "", fmt.Errorf("%w: empty", ErrInvalidValue)
 	}
-	if addr, err := netip.ParseAddr(t); err == nil {
+	if addr, err := netip.ParseAddr(t); err == nil && addr.Zone() == "" {
 		if addr.Unmap().Is4() {
 			return KindIPv4, nil
 		}

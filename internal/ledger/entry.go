@@ -9,8 +9,6 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/mod/sumdb/tlog"
-
-	"github.com/parley-cti/parley/internal/canonjson"
 )
 
 // Kind names the state change an Entry records.
@@ -75,8 +73,8 @@ const MaxEntrySize = 1<<16 - 1
 // the digests that bind it to documents kept elsewhere. It never carries the
 // intelligence itself.
 //
-// Encoding: Encode produces RFC 8785 canonical JSON (internal/canonjson),
-// with times in UTC. DecodeEntry accepts only this exact form, so each
+// Encoding: Encode produces RFC 8785 canonical JSON (byte-identical to
+// internal/canonjson, which tests check), with times in UTC. DecodeEntry accepts only this exact form, so each
 // statement has one encoding and one leaf hash.
 type Entry struct {
 	// Actor is the party that caused the change; empty when the server
@@ -105,8 +103,8 @@ func (e Entry) Validate() error {
 		return fmt.Errorf("entry kind %q: %w", e.Kind, ErrInvalid)
 	case e.Subject == "":
 		return fmt.Errorf("entry %s: empty subject: %w", e.Kind, ErrInvalid)
-	case e.Time.IsZero():
-		return fmt.Errorf("entry %s %s: zero time: %w", e.Kind, e.Subject, ErrInvalid)
+	case e.Time.IsZero() || e.Time.Year() < 1 || e.Time.Year() > 9999:
+		return fmt.Errorf("entry %s %s: time %s out of range: %w", e.Kind, e.Subject, e.Time, ErrInvalid)
 	case e.V != EntryVersion:
 		return fmt.Errorf("entry %s %s: version %d: %w", e.Kind, e.Subject, e.V, ErrInvalid)
 	}
@@ -115,19 +113,19 @@ func (e Entry) Validate() error {
 			return fmt.Errorf("entry %s %s: digest %q = %q is not sha256:<hex>: %w", e.Kind, e.Subject, role, d, ErrInvalid)
 		}
 	}
-	strs := []string{e.Actor, e.Agreement, e.Subject}
-	strs = append(strs, e.Parties...)
+	// encoding/json would silently replace invalid UTF-8, breaking hashes.
+	valid := utf8.ValidString(e.Actor) && utf8.ValidString(e.Agreement) && utf8.ValidString(e.Subject)
+	for _, p := range e.Parties {
+		valid = valid && utf8.ValidString(p)
+	}
 	for k, v := range e.Attrs {
-		strs = append(strs, k, v)
+		valid = valid && utf8.ValidString(k) && utf8.ValidString(v)
 	}
 	for k := range e.Digests {
-		strs = append(strs, k)
+		valid = valid && utf8.ValidString(k)
 	}
-	for _, s := range strs {
-		// encoding/json would silently replace invalid UTF-8, breaking hashes.
-		if !utf8.ValidString(s) {
-			return fmt.Errorf("entry %s %s: invalid UTF-8: %w", e.Kind, e.Subject, ErrInvalid)
-		}
+	if !valid {
+		return fmt.Errorf("entry %s %s: invalid UTF-8: %w", e.Kind, e.Subject, ErrInvalid)
 	}
 	return nil
 }
@@ -137,8 +135,8 @@ func validDigest(d string) bool {
 	if !ok || len(hex) != 64 {
 		return false
 	}
-	for _, c := range hex {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+	for i := range len(hex) {
+		if c := hex[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
 			return false
 		}
 	}
@@ -155,10 +153,7 @@ func (e Entry) Encode() ([]byte, error) {
 	if err := e.Validate(); err != nil {
 		return nil, err
 	}
-	b, err := canonjson.Marshal(e)
-	if err != nil {
-		return nil, fmt.Errorf("entry %s %s: %w: %w", e.Kind, e.Subject, ErrInvalid, err)
-	}
+	b := appendCanonical(make([]byte, 0, 256), &e)
 	if len(b) > MaxEntrySize {
 		return nil, fmt.Errorf("entry %s %s: %d bytes > %d: %w", e.Kind, e.Subject, len(b), MaxEntrySize, ErrInvalid)
 	}

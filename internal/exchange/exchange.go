@@ -12,12 +12,16 @@ package exchange
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
+	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/stix"
 	"github.com/parley-cti/parley/internal/store"
@@ -192,16 +196,24 @@ func (s *Service) Status(ctx context.Context, p party.Principal, apiRoot, id str
 	return st, err
 }
 
+// IngestResult is the outcome of adding objects: the TAXII status resource
+// and the index of the ledger entry recording the batch (the receipt).
+type IngestResult struct {
+	Status      store.Status
+	LedgerIndex int64
+}
+
 // Ingest validates each object and stores the valid ones in one
-// transaction together with the status resource it returns. Invalid objects
-// are reported in the status with their reason; they never stop valid ones.
-func (s *Service) Ingest(ctx context.Context, p party.Principal, apiRoot, collection string, raws []json.RawMessage) (store.Status, error) {
+// transaction together with the status resource and the ledger entry that
+// records the batch. Invalid objects are reported in the status with their
+// reason; they never stop valid ones.
+func (s *Service) Ingest(ctx context.Context, p party.Principal, apiRoot, collection string, raws []json.RawMessage) (IngestResult, error) {
 	_, a, err := s.Collection(ctx, p, apiRoot, collection)
 	if err != nil {
-		return store.Status{}, err
+		return IngestResult{}, err
 	}
 	if !a.Write {
-		return store.Status{}, fmt.Errorf("%w: this collection is read-only for you", ErrForbidden)
+		return IngestResult{}, fmt.Errorf("%w: this collection is read-only for you", ErrForbidden)
 	}
 	now := s.now().Truncate(time.Microsecond)
 	status := store.Status{ID: party.NewID(""), APIRoot: apiRoot, PartyID: p.PartyID, Status: "complete",
@@ -223,24 +235,52 @@ func (s *Service) Ingest(ctx context.Context, p party.Principal, apiRoot, collec
 		objs = append(objs, store.Object{ID: o.ID, Type: o.Type, SpecVersion: o.SpecVersion,
 			Version: v.UTC().Truncate(time.Microsecond), DateAdded: now, Raw: o.Raw})
 	}
+	var index int64
 	err = s.st.Update(ctx, func(tx store.Handle) error {
+		// Update may retry fn; start from a clean status each time.
+		status.Successes = status.Successes[:0]
 		outcomes, err := tx.Objects().Put(ctx, collection, objs)
 		if err != nil {
 			return err
 		}
+		digest := sha256.New()
+		added := 0
 		for i, o := range objs {
 			d := store.StatusDetail{ID: o.ID, Version: FormatTime(o.Version)}
 			if outcomes[i] == store.Duplicate {
 				d.Message = "this version was already stored"
+			} else {
+				added++
+				digest.Write([]byte(o.ID + " " + d.Version + "\n"))
 			}
 			status.Successes = append(status.Successes, d)
 		}
-		return tx.Statuses().Create(ctx, status)
+		if err := tx.Statuses().Create(ctx, status); err != nil {
+			return err
+		}
+		index, err = s.record(ctx, tx, ledger.Entry{
+			Kind: ledger.KindFeedBatch, Actor: p.PartyID, Subject: "status--" + status.ID, Time: now,
+			Parties: []string{p.PartyID},
+			Attrs: map[string]string{"api_root": apiRoot, "collection": collection, "added": strconv.Itoa(added),
+				"duplicates": strconv.Itoa(len(objs) - added), "refused": strconv.Itoa(len(status.Failures))},
+			Digests: map[string]string{"objects": "sha256:" + hex.EncodeToString(digest.Sum(nil))},
+		})
+		return err
 	})
 	if err != nil {
-		return store.Status{}, err
+		return IngestResult{}, err
 	}
-	return status, nil
+	return IngestResult{Status: status, LedgerIndex: index}, nil
+}
+
+// record appends a ledger entry inside the transaction of the change it
+// records and returns its index.
+func (s *Service) record(ctx context.Context, tx store.Handle, e ledger.Entry) (int64, error) {
+	l, err := store.LedgerOf(tx)
+	if err != nil {
+		return 0, err
+	}
+	return ledger.Append(ctx, l, e)
 }
 
 // failure describes one rejected object, naming it by id where it has one

@@ -14,7 +14,10 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
+
+	"github.com/parley-cti/parley/internal/ledger"
 )
 
 // Sentinel errors. Backends translate their own error codes into these (for
@@ -60,6 +63,18 @@ type Handle interface {
 	Objects() Objects
 	Statuses() Statuses
 	Settings() Settings
+}
+
+// LedgerOf returns the ledger bound to h (and to its transaction, inside
+// Update), so that a state change and its ledger entry commit together.
+// Backends give their Handle a Ledger method; this accessor lets the Handle
+// interface grow one backend at a time.
+func LedgerOf(h Handle) (ledger.Store, error) {
+	l, ok := h.(interface{ Ledger() ledger.Store })
+	if !ok {
+		return nil, fmt.Errorf("store: backend %T has no ledger", h)
+	}
+	return l.Ledger(), nil
 }
 
 // Party is an organisation that exchanges intelligence through parley.

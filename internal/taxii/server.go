@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,6 +43,10 @@ type Server struct {
 	cursors cursorCodec
 	log     *slog.Logger
 }
+
+// LedgerIndexHeader carries, on every state-changing response, the index of
+// the ledger entry that records the change.
+const LedgerIndexHeader = "X-Parley-Ledger-Index"
 
 // Prefix is the path under which discovery and the API roots live.
 const Prefix = "/taxii2/"
@@ -470,11 +475,13 @@ func (s *Server) addObjects(w http.ResponseWriter, r *http.Request, p party.Prin
 	if err != nil {
 		return err
 	}
-	st, err := s.ex.Ingest(r.Context(), p, r.PathValue("root"), r.PathValue("coll"), objs)
+	res, err := s.ex.Ingest(r.Context(), p, r.PathValue("root"), r.PathValue("coll"), objs)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusAccepted, statusResource(st))
+	// The receipt: the ledger entry recording this batch, for `parley verify`.
+	w.Header().Set(LedgerIndexHeader, strconv.FormatInt(res.LedgerIndex, 10))
+	writeJSON(w, http.StatusAccepted, statusResource(res.Status))
 	return nil
 }
 

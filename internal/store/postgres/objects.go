@@ -1,0 +1,378 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/parley-cti/parley/internal/store"
+)
+
+type objects handle
+
+// collPK resolves a collection id to its integer key.
+func collPK(ctx context.Context, q querier, id string) (int64, error) {
+	var pk int64
+	if err := q.QueryRow(ctx, `SELECT pk FROM collections WHERE id = $1`, id).Scan(&pk); err != nil {
+		return 0, fmt.Errorf("collection %s: %w", id, mapErr(err))
+	}
+	return pk, nil
+}
+
+// Put stores objs atomically. Each id keeps exactly one row flagged first
+// and one flagged last, so that the default "last version" query and
+// "first" need no per-page aggregation.
+func (s objects) Put(ctx context.Context, collection string, objs []store.Object) ([]store.PutOutcome, error) {
+	var out []store.PutOutcome
+	err := atomic(ctx, handle(s), func(h handle) error {
+		var err error
+		out, err = objects(h).put(ctx, collection, objs)
+		return err
+	})
+	return out, err
+}
+
+// versionKey names one stored version.
+type versionKey struct {
+	id      string
+	version int64
+}
+
+// head is the first and last stored version of one object id.
+type head struct {
+	first, last int64
+	ok          bool // false while no version is stored
+}
+
+// put works in four round trips whatever the batch size: resolve the
+// collection; lock the heads of every id in the batch (in id order, so
+// concurrent batches cannot deadlock) and read their first and last
+// versions; look up which versions in range are already stored; then write
+// rows, flags and heads in one pipelined batch.
+func (s objects) put(ctx context.Context, collection string, objs []store.Object) ([]store.PutOutcome, error) {
+	pk, err := collPK(ctx, s.q, collection)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.PutOutcome, len(objs))
+	if len(objs) == 0 {
+		return out, nil
+	}
+	ids := make([]string, 0, len(objs))
+	for i := range objs {
+		ids = append(ids, objs[i].ID)
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+
+	before, err := lockHeads(ctx, s.q, pk, ids)
+	if err != nil {
+		return nil, err
+	}
+	stored, err := storedVersions(ctx, s.q, pk, objs, before)
+	if err != nil {
+		return nil, err
+	}
+
+	// Replay the batch in order against the heads, as the SQLite backend
+	// does row by row, to decide outcomes and the final first and last.
+	after := make(map[string]head, len(before))
+	for id, h := range before {
+		after[id] = h
+	}
+	var add []int
+	for i := range objs {
+		o := &objs[i]
+		k := versionKey{o.ID, micros(o.Version)}
+		if stored[k] {
+			out[i] = store.Duplicate
+			continue
+		}
+		stored[k] = true
+		out[i] = store.Added
+		add = append(add, i)
+		h := after[o.ID]
+		if !h.ok {
+			h = head{first: k.version, last: k.version, ok: true}
+		} else {
+			h.first, h.last = min(h.first, k.version), max(h.last, k.version)
+		}
+		after[o.ID] = h
+	}
+	if len(add) == 0 {
+		return out, nil
+	}
+
+	var clearFirst, clearLast, headIDs []string
+	var headFirst, headLast []int64
+	for _, id := range ids {
+		b, a := before[id], after[id]
+		if b == a {
+			continue
+		}
+		headIDs, headFirst, headLast = append(headIDs, id), append(headFirst, a.first), append(headLast, a.last)
+		if b.ok && a.first < b.first {
+			clearFirst = append(clearFirst, id)
+		}
+		if b.ok && a.last > b.last {
+			clearLast = append(clearLast, id)
+		}
+	}
+	var (
+		rid, typ, spec []string
+		ver, added     []int64
+		first, last    []bool
+		raw            [][]byte
+	)
+	for _, i := range add {
+		o := &objs[i]
+		v := micros(o.Version)
+		h := after[o.ID]
+		rid, typ, spec = append(rid, o.ID), append(typ, o.Type), append(spec, o.SpecVersion)
+		ver, added = append(ver, v), append(added, micros(o.DateAdded))
+		first, last = append(first, v == h.first), append(last, v == h.last)
+		raw = append(raw, o.Raw)
+	}
+
+	b := &pgx.Batch{}
+	if len(clearFirst) > 0 {
+		b.Queue(`UPDATE objects SET is_first = false WHERE coll = $1 AND id = ANY($2::text[]) AND is_first`, pk, clearFirst)
+	}
+	if len(clearLast) > 0 {
+		b.Queue(`UPDATE objects SET is_last = false WHERE coll = $1 AND id = ANY($2::text[]) AND is_last`, pk, clearLast)
+	}
+	b.Queue(`UPDATE object_heads h SET first_version = u.f, last_version = u.l
+		FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS u(id, f, l)
+		WHERE h.coll = $1 AND h.id = u.id`, pk, headIDs, headFirst, headLast)
+	// Seq is assigned in batch order: rows are inserted in ord order.
+	seqs := make(map[versionKey]int64, len(add))
+	b.Queue(`INSERT INTO objects(coll, id, type, spec_version, version, date_added, is_first, is_last, raw)
+		SELECT $1, id, type, spec, v, added, f, l, raw
+		FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::boolean[], $8::boolean[], $9::bytea[])
+			WITH ORDINALITY AS u(id, type, spec, v, added, f, l, raw, ord)
+		ORDER BY ord
+		RETURNING seq, id, version`, pk, rid, typ, spec, ver, added, first, last, raw).
+		Query(func(rows pgx.Rows) error {
+			var seq, v int64
+			var id string
+			_, err := pgx.ForEachRow(rows, []any{&seq, &id, &v}, func() error {
+				seqs[versionKey{id, v}] = seq
+				return nil
+			})
+			return err
+		})
+	if err := s.q.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("collection %s: storing objects: %w", collection, mapErr(err))
+	}
+	for _, i := range add {
+		objs[i].Seq = seqs[versionKey{objs[i].ID, micros(objs[i].Version)}]
+	}
+	return out, nil
+}
+
+// lockHeads creates or locks the object_heads row of every id (sorted) and
+// returns their first and last versions. Locking an existing row waits for
+// any transaction writing versions of the same object to finish, and in READ
+// COMMITTED the row returned is the newest committed one.
+func lockHeads(ctx context.Context, q querier, pk int64, ids []string) (map[string]head, error) {
+	rows, err := q.Query(ctx, `INSERT INTO object_heads(coll, id)
+		SELECT $1, id FROM unnest($2::text[]) WITH ORDINALITY AS u(id, ord) ORDER BY ord
+		ON CONFLICT (coll, id) DO UPDATE SET first_version = object_heads.first_version
+		RETURNING id, first_version, last_version`, pk, ids)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	heads := make(map[string]head, len(ids))
+	var id string
+	var first, last *int64
+	_, err = pgx.ForEachRow(rows, []any{&id, &first, &last}, func() error {
+		if first != nil && last != nil {
+			heads[id] = head{first: *first, last: *last, ok: true}
+		} else {
+			heads[id] = head{}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("locking object heads: %w", mapErr(err))
+	}
+	return heads, nil
+}
+
+// storedVersions returns which versions in objs are already stored. Only
+// versions between an id's first and last can be, so a batch of new objects
+// or of newer versions costs no lookup at all.
+func storedVersions(ctx context.Context, q querier, pk int64, objs []store.Object, heads map[string]head) (map[versionKey]bool, error) {
+	stored := make(map[versionKey]bool)
+	var ids []string
+	var vers []int64
+	for i := range objs {
+		h, v := heads[objs[i].ID], micros(objs[i].Version)
+		if h.ok && v >= h.first && v <= h.last {
+			ids, vers = append(ids, objs[i].ID), append(vers, v)
+		}
+	}
+	if len(ids) == 0 {
+		return stored, nil
+	}
+	rows, err := q.Query(ctx, `SELECT o.id, o.version FROM objects o
+		JOIN unnest($2::text[], $3::bigint[]) AS u(id, v) ON o.coll = $1 AND o.id = u.id AND o.version = u.v`, pk, ids, vers)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	var k versionKey
+	_, err = pgx.ForEachRow(rows, []any{&k.id, &k.version}, func() error {
+		stored[k] = true
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading stored versions: %w", mapErr(err))
+	}
+	return stored, nil
+}
+
+// where builds the filter shared by Query and Delete; it returns the SQL
+// after WHERE and its arguments, the collection key being $1.
+func where(pk int64, q store.ObjectQuery) (string, []any) {
+	args := []any{pk}
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	conds := []string{`coll = $1`}
+	if len(q.IDs) > 0 {
+		conds = append(conds, `id = ANY(`+arg(q.IDs)+`::text[])`)
+	}
+	if len(q.Types) > 0 {
+		conds = append(conds, `type = ANY(`+arg(q.Types)+`::text[])`)
+	}
+	if len(q.SpecVersions) > 0 {
+		conds = append(conds, `spec_version = ANY(`+arg(q.SpecVersions)+`::text[])`)
+	}
+	v := q.Versions
+	if v.IsZero() {
+		v.Last = true
+	}
+	if !v.All {
+		var ors []string
+		if v.First {
+			ors = append(ors, `is_first`)
+		}
+		if v.Last {
+			ors = append(ors, `is_last`)
+		}
+		if len(v.At) > 0 {
+			at := make([]int64, len(v.At))
+			for i, t := range v.At {
+				at[i] = micros(t)
+			}
+			ors = append(ors, `version = ANY(`+arg(at)+`::bigint[])`)
+		}
+		conds = append(conds, `(`+strings.Join(ors, ` OR `)+`)`)
+	}
+	if !q.AddedAfter.IsZero() {
+		conds = append(conds, `date_added > `+arg(micros(q.AddedAfter)))
+	}
+	if !q.After.DateAdded.IsZero() || q.After.Seq != 0 {
+		conds = append(conds, `(date_added, seq) > (`+arg(micros(q.After.DateAdded))+`, `+arg(q.After.Seq)+`)`)
+	}
+	return strings.Join(conds, ` AND `), args
+}
+
+func (s objects) Query(ctx context.Context, q store.ObjectQuery) (store.Page, error) {
+	if q.Limit < 1 {
+		return store.Page{}, fmt.Errorf("postgres: query limit %d must be at least 1", q.Limit)
+	}
+	pk, err := collPK(ctx, s.q, q.Collection)
+	if err != nil {
+		return store.Page{}, err
+	}
+	w, args := where(pk, q)
+	args = append(args, q.Limit+1)
+	rows, err := s.q.Query(ctx, `SELECT seq, id, type, spec_version, version, date_added, raw FROM objects
+		WHERE `+w+` ORDER BY date_added, seq LIMIT $`+strconv.Itoa(len(args)), args...)
+	if err != nil {
+		return store.Page{}, mapErr(err)
+	}
+	page := store.Page{Objects: make([]store.Object, 0, min(q.Limit, 1024))}
+	var o store.Object
+	var v, added int64
+	_, err = pgx.ForEachRow(rows, []any{&o.Seq, &o.ID, &o.Type, &o.SpecVersion, &v, &added, &o.Raw}, func() error {
+		if len(page.Objects) == q.Limit {
+			page.More = true
+			return nil
+		}
+		o.Version, o.DateAdded = fromMicros(v), fromMicros(added)
+		page.Objects = append(page.Objects, o)
+		o.Raw = nil // the next row must not scan into this row's bytes
+		return nil
+	})
+	if err != nil {
+		return store.Page{}, mapErr(err)
+	}
+	return page, nil
+}
+
+func (s objects) Delete(ctx context.Context, collection, id string, versions store.VersionFilter, specVersions []string) (int, error) {
+	var n int
+	err := atomic(ctx, handle(s), func(h handle) error {
+		var err error
+		n, err = objects(h).delete(ctx, collection, id, versions, specVersions)
+		return err
+	})
+	return n, err
+}
+
+func (s objects) delete(ctx context.Context, collection, id string, versions store.VersionFilter, specVersions []string) (int, error) {
+	pk, err := collPK(ctx, s.q, collection)
+	if err != nil {
+		return 0, err
+	}
+	// Lock the head first, as Put does, so a concurrent Put of this object
+	// sees the deletion whole.
+	var one int
+	err = s.q.QueryRow(ctx, `SELECT 1 FROM object_heads WHERE coll = $1 AND id = $2 FOR UPDATE`, pk, id).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil // never stored: nothing to delete
+	}
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	w, args := where(pk, store.ObjectQuery{IDs: []string{id}, Versions: versions, SpecVersions: specVersions})
+	tag, err := s.q.Exec(ctx, `DELETE FROM objects WHERE `+w, args...)
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	n := tag.RowsAffected()
+	if n == 0 {
+		return 0, nil
+	}
+	// Re-elect the first and last versions among what remains.
+	b := &pgx.Batch{}
+	b.Queue(`UPDATE object_heads SET
+			first_version = (SELECT min(version) FROM objects WHERE coll = $1 AND id = $2),
+			last_version  = (SELECT max(version) FROM objects WHERE coll = $1 AND id = $2)
+		WHERE coll = $1 AND id = $2`, pk, id)
+	b.Queue(`UPDATE objects o SET is_first = (o.version = h.first_version), is_last = (o.version = h.last_version)
+		FROM object_heads h
+		WHERE h.coll = $1 AND h.id = $2 AND o.coll = $1 AND o.id = $2
+			AND (o.is_first <> (o.version = h.first_version) OR o.is_last <> (o.version = h.last_version))`, pk, id)
+	if err := s.q.SendBatch(ctx, b).Close(); err != nil {
+		return 0, mapErr(err)
+	}
+	return int(n), nil
+}
+
+func (s objects) Count(ctx context.Context, collection string) (int64, error) {
+	var n int64
+	err := s.q.QueryRow(ctx, `SELECT (SELECT count(*) FROM objects WHERE coll = c.pk) FROM collections c WHERE c.id = $1`, collection).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("collection %s: %w", collection, mapErr(err))
+	}
+	return n, nil
+}

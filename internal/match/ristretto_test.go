@@ -133,3 +133,41 @@ func TestScalarMultMatchesCircl(t *testing.T) {
 		}
 	}
 }
+
+// TestTagIgnoresTorsion: representatives of one ristretto255 element get the
+// same tag (else the two sides, whose decodings pick representatives
+// independently, would miss matches); different elements get different ones.
+func TestTagIgnoresTorsion(t *testing.T) {
+	s, _ := pair(t, 10)
+	var pts []edwards25519.Point
+	for i := range 8 {
+		var p, q, r edwards25519.Point
+		hashToGroup(&p, []byte{byte(i)}, []byte("torsion"))
+		var enc [32]byte
+		encodeElement(&enc, &p)
+		if err := decodeElement(&q, enc[:]); err != nil {
+			t.Fatal(err)
+		}
+		// r = p + (0, -1), the point of order 2.
+		x, y, z, tt := p.ExtendedCoordinates()
+		x.Negate(x)
+		y.Negate(y)
+		if _, err := r.SetExtendedCoordinates(x, y, z, tt); err != nil {
+			t.Fatal(err)
+		}
+		pts = append(pts, p, q, r)
+	}
+	out := make([]byte, len(pts)*tagSize)
+	s.tagBatch(out, pts)
+	tag := func(i int) string { return string(out[i*tagSize : (i+1)*tagSize]) }
+	seen := map[string]int{}
+	for i := 0; i < len(pts); i += 3 {
+		if tag(i) != tag(i+1) || tag(i) != tag(i+2) {
+			t.Errorf("element %d: representatives got different tags", i/3)
+		}
+		if j, ok := seen[tag(i)]; ok {
+			t.Errorf("elements %d and %d share a tag", j, i/3)
+		}
+		seen[tag(i)] = i / 3
+	}
+}

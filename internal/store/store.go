@@ -65,16 +65,138 @@ type Handle interface {
 	Settings() Settings
 }
 
-// LedgerOf returns the ledger bound to h (and to its transaction, inside
-// Update), so that a state change and its ledger entry commit together.
-// Backends give their Handle a Ledger method; this accessor lets the Handle
-// interface grow one backend at a time.
-func LedgerOf(h Handle) (ledger.Store, error) {
-	l, ok := h.(interface{ Ledger() ledger.Store })
+// Extended is the part of a Handle that not every backend implements yet:
+// the ledger and the agreement stores. Ext reaches it; once every backend
+// has these methods they move into Handle.
+type Extended interface {
+	// Ledger is the Merkle log bound to the handle (and its transaction,
+	// inside Update), so a state change and its entry commit together.
+	Ledger() ledger.Store
+	Keys() Keys
+	Agreements() Agreements
+	Credits() Credits
+}
+
+// Ext returns the extended stores of h.
+func Ext(h Handle) (Extended, error) {
+	x, ok := h.(Extended)
 	if !ok {
-		return nil, fmt.Errorf("store: backend %T has no ledger", h)
+		return nil, fmt.Errorf("store: backend %T lacks the ledger and agreement stores", h)
 	}
-	return l.Ledger(), nil
+	return x, nil
+}
+
+// LedgerOf returns the ledger bound to h.
+func LedgerOf(h Handle) (ledger.Store, error) {
+	x, err := Ext(h)
+	if err != nil {
+		return nil, err
+	}
+	return x.Ledger(), nil
+}
+
+// PartyKey is one registered public key set of a party. A party's first key
+// is registered by the party; each later one arrives with a rotation
+// statement signed by the key before it.
+type PartyKey struct {
+	KeyID      string
+	PartyID    string
+	Public     []byte    // agreement.PublicKeys as JSON
+	ValidFrom  time.Time //
+	ValidUntil time.Time // zero while current
+	Rotation   []byte    // agreement.KeyRotation as JSON that introduced this key; nil for the first
+}
+
+// Keys stores parties' public keys.
+type Keys interface {
+	// Add stores k. ErrConflict if the key id is registered; ErrNotFound if
+	// the party does not exist.
+	Add(ctx context.Context, k PartyKey) error
+	// Retire sets ValidUntil of a current key. ErrNotFound if there is no
+	// such current key.
+	Retire(ctx context.Context, keyID string, at time.Time) error
+	// Get returns the key with this id, or ErrNotFound.
+	Get(ctx context.Context, keyID string) (PartyKey, error)
+	// ListByParty returns a party's keys, oldest first.
+	ListByParty(ctx context.Context, partyID string) ([]PartyKey, error)
+}
+
+// AgreementRecord is an agreement between two parties. Its documents and
+// signatures are stored beside it; its state is computed from them.
+type AgreementRecord struct {
+	ID        string
+	PartyA    string // the proposer
+	PartyB    string
+	CreatedAt time.Time
+}
+
+// AgreementVersion is one signed-over document version.
+type AgreementVersion struct {
+	AgreementID string
+	Version     int
+	Document    []byte // canonical JSON
+	Hash        [32]byte
+	CreatedAt   time.Time
+}
+
+// AgreementSignature is one signature on an agreement, in arrival order.
+type AgreementSignature struct {
+	AgreementID string
+	Seq         int64 // assigned by the store
+	Version     int
+	PartyID     string
+	Action      string
+	Raw         []byte // agreement.Signature as JSON
+	SignedAt    time.Time
+}
+
+// Agreements stores agreement records, versions and signatures.
+type Agreements interface {
+	// Create stores a new agreement. ErrConflict if the id exists;
+	// ErrNotFound if a party does not exist.
+	Create(ctx context.Context, a AgreementRecord) error
+	// Get returns the agreement, or ErrNotFound.
+	Get(ctx context.Context, id string) (AgreementRecord, error)
+	// Lock takes the agreement's row lock until the surrounding transaction
+	// ends, serializing state changes and accounting of one agreement across
+	// instances. ErrNotFound if it does not exist.
+	Lock(ctx context.Context, id string) error
+	// ListByParty returns the agreements a party is in, newest first.
+	ListByParty(ctx context.Context, partyID string) ([]AgreementRecord, error)
+	// AddVersion stores a document version. ErrConflict if that version exists.
+	AddVersion(ctx context.Context, v AgreementVersion) error
+	// Versions returns every version, ascending.
+	Versions(ctx context.Context, id string) ([]AgreementVersion, error)
+	// AddSignature stores a signature and assigns its Seq. ErrConflict if
+	// the same party already gave the same action on the same version at
+	// the same time.
+	AddSignature(ctx context.Context, s AgreementSignature) (int64, error)
+	// Signatures returns every signature in arrival order.
+	Signatures(ctx context.Context, id string) ([]AgreementSignature, error)
+}
+
+// Balance is one party's standing under an agreement.
+type Balance struct {
+	Contributed int64   // objects this party contributed that were new to the agreement
+	Credits     float64 // their weighted sum (within the window, when asked)
+	Released    int64   // how many of the other party's contributions were released to this party
+}
+
+// Credits keeps give-to-get accounting: which object each party contributed
+// first under an agreement (its ordinal in that party's publish order) and
+// how far each party's reading has been released.
+type Credits interface {
+	// Contribute records that party contributed objectID under agreement.
+	// If the agreement already has that object (from either party) it
+	// returns 0 and records nothing; otherwise the new ordinal, 1-based,
+	// in that party's publish order.
+	Contribute(ctx context.Context, agreementID, partyID, objectID string, weight float64, at time.Time) (int64, error)
+	// Balance returns party's standing; credits count contributions at or
+	// after since (zero: all).
+	Balance(ctx context.Context, agreementID, partyID string, since time.Time) (Balance, error)
+	// SetReleased raises the number of the counterpart's contributions
+	// released to reader to upTo; it never lowers it.
+	SetReleased(ctx context.Context, agreementID, reader string, upTo int64) error
 }
 
 // Party is an organisation that exchanges intelligence through parley.
@@ -131,6 +253,11 @@ type Collection struct {
 	CreatedAt   time.Time
 	Readers     []string // party ids
 	Writers     []string // party ids
+	// Agreement and Contributor are set on the collections an agreement
+	// creates: Contributor's contributions under Agreement. Access to them
+	// is decided from the agreement, not from Readers and Writers.
+	Agreement   string
+	Contributor string
 }
 
 // Collections stores collections and their access lists.
@@ -193,6 +320,17 @@ type ObjectQuery struct {
 	AddedAfter   time.Time // zero: no bound
 	After        Position  // resume after this position (exclusive)
 	Limit        int       // at least 1
+	// Released, when set, limits the result to objects whose first
+	// contribution under Released.Agreement by Released.Contributor has an
+	// ordinal of at most Released.UpTo: what give-to-get has released.
+	Released *ReleaseBound
+}
+
+// ReleaseBound limits a query to released contributions.
+type ReleaseBound struct {
+	Agreement   string
+	Contributor string
+	UpTo        int64
 }
 
 // Page is one page of a query result. More is true when objects beyond the

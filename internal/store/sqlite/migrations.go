@@ -91,4 +91,61 @@ CREATE TABLE ledger_cosignatures (
 	PRIMARY KEY (size, witness)
 );
 `,
+	// 3: party keys, agreements (versions and signatures), give-to-get
+	// accounting, and the agreement collections.
+	`
+ALTER TABLE collections ADD COLUMN agreement TEXT NOT NULL DEFAULT '';
+ALTER TABLE collections ADD COLUMN contributor TEXT NOT NULL DEFAULT '';
+CREATE TABLE party_keys (
+	key_id      TEXT PRIMARY KEY,
+	party_id    TEXT NOT NULL REFERENCES parties(id),
+	public      BLOB NOT NULL,
+	valid_from  INTEGER NOT NULL,
+	valid_until INTEGER NOT NULL DEFAULT 0,
+	rotation    BLOB
+);
+CREATE INDEX party_keys_party ON party_keys(party_id, valid_from);
+CREATE TABLE agreements (
+	id         TEXT PRIMARY KEY,
+	party_a    TEXT NOT NULL REFERENCES parties(id),
+	party_b    TEXT NOT NULL REFERENCES parties(id),
+	created_at INTEGER NOT NULL
+);
+CREATE INDEX agreements_a ON agreements(party_a);
+CREATE INDEX agreements_b ON agreements(party_b);
+CREATE TABLE agreement_versions (
+	agreement_id TEXT NOT NULL REFERENCES agreements(id),
+	version      INTEGER NOT NULL,
+	document     BLOB NOT NULL,
+	hash         BLOB NOT NULL,
+	created_at   INTEGER NOT NULL,
+	PRIMARY KEY (agreement_id, version)
+);
+CREATE TABLE agreement_signatures (
+	seq          INTEGER PRIMARY KEY,
+	agreement_id TEXT NOT NULL REFERENCES agreements(id),
+	version      INTEGER NOT NULL,
+	party_id     TEXT NOT NULL,
+	action       TEXT NOT NULL,
+	raw          BLOB NOT NULL,
+	signed_at    INTEGER NOT NULL,
+	UNIQUE (agreement_id, version, party_id, action, signed_at)
+);
+CREATE TABLE agreement_credits (
+	agreement_id TEXT NOT NULL REFERENCES agreements(id),
+	object_id    TEXT NOT NULL,
+	party_id     TEXT NOT NULL,
+	ord          INTEGER NOT NULL,
+	weight       REAL NOT NULL,
+	added_at     INTEGER NOT NULL,
+	PRIMARY KEY (agreement_id, object_id)
+);
+CREATE UNIQUE INDEX agreement_credits_ord ON agreement_credits(agreement_id, party_id, ord);
+CREATE TABLE agreement_released (
+	agreement_id TEXT NOT NULL REFERENCES agreements(id),
+	reader       TEXT NOT NULL,
+	up_to        INTEGER NOT NULL,
+	PRIMARY KEY (agreement_id, reader)
+);
+`,
 }

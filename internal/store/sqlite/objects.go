@@ -124,6 +124,13 @@ func where(pk int64, q store.ObjectQuery) (string, []any) {
 		}
 		b.WriteString(` AND (` + strings.Join(ors, ` OR `) + `)`)
 	}
+	if r := q.Released; r != nil {
+		// Only what give-to-get has released: the object's first
+		// contribution under the agreement, by the contributor, within the
+		// released prefix of its publish order.
+		b.WriteString(` AND EXISTS (SELECT 1 FROM agreement_credits c WHERE c.agreement_id = ? AND c.object_id = objects.id AND c.party_id = ? AND c.ord <= ?)`)
+		args = append(args, r.Agreement, r.Contributor, r.UpTo)
+	}
 	if !q.AddedAfter.IsZero() {
 		b.WriteString(` AND date_added > ?`)
 		args = append(args, micros(q.AddedAfter))

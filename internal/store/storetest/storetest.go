@@ -34,6 +34,9 @@ func Run(t *testing.T, open Opener) {
 		{"Statuses", testStatuses},
 		{"Settings", testSettings},
 		{"ConcurrentPut", testConcurrentPut},
+		{"Keys", testKeys},
+		{"Agreements", testAgreements},
+		{"Credits", testCredits},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,221 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/parley-cti/parley/internal/store"
+)
+
+func (h handle) Keys() store.Keys             { return keys(h) }
+func (h handle) Agreements() store.Agreements { return agreements(h) }
+func (h handle) Credits() store.Credits       { return credits(h) }
+
+var _ store.Extended = handle{}
+
+type keys handle
+
+func (s keys) Add(ctx context.Context, k store.PartyKey) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO party_keys(key_id, party_id, public, valid_from, valid_until, rotation) VALUES (?, ?, ?, ?, ?, ?)`,
+		k.KeyID, k.PartyID, k.Public, micros(k.ValidFrom), micros(k.ValidUntil), k.Rotation)
+	return mapErr(err)
+}
+
+func (s keys) Retire(ctx context.Context, keyID string, at time.Time) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE party_keys SET valid_until = ? WHERE key_id = ? AND valid_until = 0`, micros(at), keyID)
+	if err != nil {
+		return mapErr(err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("current key %s: %w", keyID, store.ErrNotFound)
+	}
+	return nil
+}
+
+const keyCols = `key_id, party_id, public, valid_from, valid_until, rotation`
+
+func scanKey(sc interface{ Scan(...any) error }) (store.PartyKey, error) {
+	var k store.PartyKey
+	var from, until int64
+	if err := sc.Scan(&k.KeyID, &k.PartyID, &k.Public, &from, &until, &k.Rotation); err != nil {
+		return store.PartyKey{}, mapErr(err)
+	}
+	k.ValidFrom, k.ValidUntil = fromMicros(from), fromMicros(until)
+	return k, nil
+}
+
+func (s keys) Get(ctx context.Context, keyID string) (store.PartyKey, error) {
+	k, err := scanKey(s.r.QueryRowContext(ctx, `SELECT `+keyCols+` FROM party_keys WHERE key_id = ?`, keyID))
+	if err != nil {
+		return store.PartyKey{}, fmt.Errorf("key %s: %w", keyID, err)
+	}
+	return k, nil
+}
+
+func (s keys) ListByParty(ctx context.Context, partyID string) ([]store.PartyKey, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+keyCols+` FROM party_keys WHERE party_id = ? ORDER BY valid_from, key_id`, partyID)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	var out []store.PartyKey
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, mapErr(rows.Err())
+}
+
+type agreements handle
+
+func (s agreements) Create(ctx context.Context, a store.AgreementRecord) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO agreements(id, party_a, party_b, created_at) VALUES (?, ?, ?, ?)`,
+		a.ID, a.PartyA, a.PartyB, micros(a.CreatedAt))
+	return mapErr(err)
+}
+
+func (s agreements) Get(ctx context.Context, id string) (store.AgreementRecord, error) {
+	var a store.AgreementRecord
+	var created int64
+	err := s.r.QueryRowContext(ctx, `SELECT id, party_a, party_b, created_at FROM agreements WHERE id = ?`, id).Scan(&a.ID, &a.PartyA, &a.PartyB, &created)
+	if err != nil {
+		return store.AgreementRecord{}, fmt.Errorf("agreement %s: %w", id, mapErr(err))
+	}
+	a.CreatedAt = fromMicros(created)
+	return a, nil
+}
+
+// Lock: a SQLite write transaction already holds the database's one write
+// lock, so checking existence on the writer is all that is needed.
+func (s agreements) Lock(ctx context.Context, id string) error {
+	var one int
+	if err := s.w.QueryRowContext(ctx, `SELECT 1 FROM agreements WHERE id = ?`, id).Scan(&one); err != nil {
+		return fmt.Errorf("agreement %s: %w", id, mapErr(err))
+	}
+	return nil
+}
+
+func (s agreements) ListByParty(ctx context.Context, partyID string) ([]store.AgreementRecord, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, party_a, party_b, created_at FROM agreements WHERE party_a = ? OR party_b = ? ORDER BY created_at DESC, id`, partyID, partyID)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	var out []store.AgreementRecord
+	for rows.Next() {
+		var a store.AgreementRecord
+		var created int64
+		if err := rows.Scan(&a.ID, &a.PartyA, &a.PartyB, &created); err != nil {
+			return nil, mapErr(err)
+		}
+		a.CreatedAt = fromMicros(created)
+		out = append(out, a)
+	}
+	return out, mapErr(rows.Err())
+}
+
+func (s agreements) AddVersion(ctx context.Context, v store.AgreementVersion) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO agreement_versions(agreement_id, version, document, hash, created_at) VALUES (?, ?, ?, ?, ?)`,
+		v.AgreementID, v.Version, v.Document, v.Hash[:], micros(v.CreatedAt))
+	return mapErr(err)
+}
+
+func (s agreements) Versions(ctx context.Context, id string) ([]store.AgreementVersion, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT agreement_id, version, document, hash, created_at FROM agreement_versions WHERE agreement_id = ? ORDER BY version`, id)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	var out []store.AgreementVersion
+	for rows.Next() {
+		var v store.AgreementVersion
+		var hash []byte
+		var created int64
+		if err := rows.Scan(&v.AgreementID, &v.Version, &v.Document, &hash, &created); err != nil {
+			return nil, mapErr(err)
+		}
+		copy(v.Hash[:], hash)
+		v.CreatedAt = fromMicros(created)
+		out = append(out, v)
+	}
+	return out, mapErr(rows.Err())
+}
+
+func (s agreements) AddSignature(ctx context.Context, sg store.AgreementSignature) (int64, error) {
+	res, err := s.w.ExecContext(ctx, `INSERT INTO agreement_signatures(agreement_id, version, party_id, action, raw, signed_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		sg.AgreementID, sg.Version, sg.PartyID, sg.Action, sg.Raw, micros(sg.SignedAt))
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	seq, err := res.LastInsertId()
+	return seq, mapErr(err)
+}
+
+func (s agreements) Signatures(ctx context.Context, id string) ([]store.AgreementSignature, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, agreement_id, version, party_id, action, raw, signed_at FROM agreement_signatures WHERE agreement_id = ? ORDER BY seq`, id)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	var out []store.AgreementSignature
+	for rows.Next() {
+		var sg store.AgreementSignature
+		var at int64
+		if err := rows.Scan(&sg.Seq, &sg.AgreementID, &sg.Version, &sg.PartyID, &sg.Action, &sg.Raw, &at); err != nil {
+			return nil, mapErr(err)
+		}
+		sg.SignedAt = fromMicros(at)
+		out = append(out, sg)
+	}
+	return out, mapErr(rows.Err())
+}
+
+type credits handle
+
+func (s credits) Contribute(ctx context.Context, agreementID, partyID, objectID string, weight float64, at time.Time) (int64, error) {
+	var ord int64
+	err := atomic(ctx, handle(s), func(h handle) error {
+		var one int
+		err := h.w.QueryRowContext(ctx, `SELECT 1 FROM agreement_credits WHERE agreement_id = ? AND object_id = ?`, agreementID, objectID).Scan(&one)
+		if err == nil {
+			return nil // not new to the agreement: earns nothing
+		}
+		if err != sql.ErrNoRows {
+			return mapErr(err)
+		}
+		if err := h.w.QueryRowContext(ctx, `SELECT coalesce(max(ord), 0) + 1 FROM agreement_credits WHERE agreement_id = ? AND party_id = ?`, agreementID, partyID).Scan(&ord); err != nil {
+			return mapErr(err)
+		}
+		_, err = h.w.ExecContext(ctx, `INSERT INTO agreement_credits(agreement_id, object_id, party_id, ord, weight, added_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			agreementID, objectID, partyID, ord, weight, micros(at))
+		return mapErr(err)
+	})
+	return ord, err
+}
+
+func (s credits) Balance(ctx context.Context, agreementID, partyID string, since time.Time) (store.Balance, error) {
+	var b store.Balance
+	var c sql.NullFloat64
+	err := s.r.QueryRowContext(ctx, `SELECT coalesce(max(ord), 0), sum(CASE WHEN added_at >= ? THEN weight ELSE 0 END) FROM agreement_credits WHERE agreement_id = ? AND party_id = ?`,
+		micros(since), agreementID, partyID).Scan(&b.Contributed, &c)
+	if err != nil {
+		return store.Balance{}, mapErr(err)
+	}
+	b.Credits = c.Float64
+	err = s.r.QueryRowContext(ctx, `SELECT up_to FROM agreement_released WHERE agreement_id = ? AND reader = ?`, agreementID, partyID).Scan(&b.Released)
+	if err != nil && err != sql.ErrNoRows {
+		return store.Balance{}, mapErr(err)
+	}
+	return b, nil
+}
+
+func (s credits) SetReleased(ctx context.Context, agreementID, reader string, upTo int64) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO agreement_released(agreement_id, reader, up_to) VALUES (?, ?, ?)
+		ON CONFLICT(agreement_id, reader) DO UPDATE SET up_to = max(up_to, excluded.up_to)`, agreementID, reader, upTo)
+	return mapErr(err)
+}

@@ -1,0 +1,196 @@
+package storetest
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/parley-cti/parley/internal/store"
+)
+
+// ext returns the extended stores; the suite skips these tests only for a
+// backend that has not implemented them yet.
+func ext(t *testing.T, h store.Handle) store.Extended {
+	t.Helper()
+	x, err := store.Ext(h)
+	if err != nil {
+		t.Skipf("backend does not implement the extended stores yet: %v", err)
+	}
+	return x
+}
+
+func testKeys(t *testing.T, st store.Store) {
+	x := ext(t, st)
+	a := mustParty(t, st, "alpha")
+	k1 := store.PartyKey{KeyID: "k1", PartyID: a.ID, Public: []byte(`{"key_id":"k1"}`), ValidFrom: t0}
+	if err := x.Keys().Add(ctx, k1); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Keys().Add(ctx, k1); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("duplicate key: %v", err)
+	}
+	if err := x.Keys().Add(ctx, store.PartyKey{KeyID: "k9", PartyID: "party--ghost", Public: []byte("{}"), ValidFrom: t0}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("key of unknown party: %v", err)
+	}
+	if err := x.Keys().Retire(ctx, "k1", t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Keys().Retire(ctx, "k1", t0.Add(2*time.Hour)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("retiring a retired key: %v", err)
+	}
+	k2 := store.PartyKey{KeyID: "k2", PartyID: a.ID, Public: []byte(`{"key_id":"k2"}`), ValidFrom: t0.Add(time.Hour), Rotation: []byte(`{"sig":"x"}`)}
+	if err := x.Keys().Add(ctx, k2); err != nil {
+		t.Fatal(err)
+	}
+	got, err := x.Keys().Get(ctx, "k1")
+	if err != nil || !got.ValidUntil.Equal(t0.Add(time.Hour)) || string(got.Public) != string(k1.Public) {
+		t.Fatalf("Get = %+v, %v", got, err)
+	}
+	list, err := x.Keys().ListByParty(ctx, a.ID)
+	if err != nil || len(list) != 2 || list[0].KeyID != "k1" || list[1].KeyID != "k2" || string(list[1].Rotation) != `{"sig":"x"}` {
+		t.Fatalf("ListByParty = %+v, %v", list, err)
+	}
+	if _, err := x.Keys().Get(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown key: %v", err)
+	}
+}
+
+func testAgreements(t *testing.T, st store.Store) {
+	x := ext(t, st)
+	a := mustParty(t, st, "alpha")
+	b := mustParty(t, st, "bravo")
+	mustParty(t, st, "charlie")
+	rec := store.AgreementRecord{ID: "agreement--1", PartyA: a.ID, PartyB: b.ID, CreatedAt: t0}
+	if err := x.Agreements().Create(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Agreements().Create(ctx, rec); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("duplicate agreement: %v", err)
+	}
+	if err := x.Agreements().Create(ctx, store.AgreementRecord{ID: "agreement--2", PartyA: a.ID, PartyB: "party--ghost", CreatedAt: t0}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("agreement with unknown party: %v", err)
+	}
+	if got, err := x.Agreements().Get(ctx, rec.ID); err != nil || got != rec {
+		t.Fatalf("Get = %+v, %v", got, err)
+	}
+	if err := x.Agreements().Lock(ctx, "agreement--nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Lock of unknown agreement: %v", err)
+	}
+	v1 := store.AgreementVersion{AgreementID: rec.ID, Version: 1, Document: []byte(`{"v":1}`), Hash: [32]byte{1}, CreatedAt: t0}
+	if err := x.Agreements().AddVersion(ctx, v1); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Agreements().AddVersion(ctx, v1); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("duplicate version: %v", err)
+	}
+	for i, act := range []string{"propose", "countersign"} {
+		p := a.ID
+		if i == 1 {
+			p = b.ID
+		}
+		seq, err := x.Agreements().AddSignature(ctx, store.AgreementSignature{AgreementID: rec.ID, Version: 1, PartyID: p, Action: act, Raw: []byte(act), SignedAt: t0.Add(time.Duration(i) * time.Minute)})
+		if err != nil || seq <= 0 {
+			t.Fatalf("AddSignature %s = %d, %v", act, seq, err)
+		}
+	}
+	sigs, err := x.Agreements().Signatures(ctx, rec.ID)
+	if err != nil || len(sigs) != 2 || sigs[0].Action != "propose" || sigs[1].Action != "countersign" || sigs[0].Seq >= sigs[1].Seq {
+		t.Fatalf("Signatures = %+v, %v", sigs, err)
+	}
+	vs, err := x.Agreements().Versions(ctx, rec.ID)
+	if err != nil || len(vs) != 1 || vs[0].Hash != v1.Hash || string(vs[0].Document) != `{"v":1}` {
+		t.Fatalf("Versions = %+v, %v", vs, err)
+	}
+	for _, p := range []struct {
+		id   string
+		want int
+	}{{a.ID, 1}, {b.ID, 1}, {"party--charlie", 0}} {
+		l, err := x.Agreements().ListByParty(ctx, p.id)
+		if err != nil || len(l) != p.want {
+			t.Fatalf("ListByParty(%s) = %+v, %v", p.id, l, err)
+		}
+	}
+}
+
+// testCredits checks give-to-get accounting and the released-prefix query.
+func testCredits(t *testing.T, st store.Store) {
+	x := ext(t, st)
+	a := mustParty(t, st, "alpha")
+	b := mustParty(t, st, "bravo")
+	ag := "agreement--1"
+	if err := x.Agreements().Create(ctx, store.AgreementRecord{ID: ag, PartyA: a.ID, PartyB: b.ID, CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	c := store.Collection{ID: "contrib-a", APIRoot: ag, Title: "alpha's", CreatedAt: t0, Agreement: ag, Contributor: a.ID}
+	if err := st.Collections().Create(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.Collections().Get(ctx, ag, "contrib-a"); err != nil || got.Agreement != ag || got.Contributor != a.ID {
+		t.Fatalf("agreement collection = %+v, %v", got, err)
+	}
+	var objs []store.Object
+	for i := 1; i <= 5; i++ {
+		objs = append(objs, obj(uid("indicator", i), t0, t0.Add(time.Duration(i)*time.Second)))
+	}
+	if _, err := st.Objects().Put(ctx, "contrib-a", objs); err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range objs {
+		ord, err := x.Credits().Contribute(ctx, ag, a.ID, o.ID, 1, t0.Add(time.Duration(i)*time.Hour))
+		if err != nil || ord != int64(i+1) {
+			t.Fatalf("Contribute %d = %d, %v", i, ord, err)
+		}
+	}
+	// The same object again, from either side, earns nothing.
+	if ord, err := x.Credits().Contribute(ctx, ag, a.ID, objs[0].ID, 1, t0); err != nil || ord != 0 {
+		t.Fatalf("re-contribution = %d, %v", ord, err)
+	}
+	if ord, err := x.Credits().Contribute(ctx, ag, b.ID, objs[1].ID, 1, t0); err != nil || ord != 0 {
+		t.Fatalf("counterpart contributing a known object = %d, %v", ord, err)
+	}
+	if ord, err := x.Credits().Contribute(ctx, ag, b.ID, uid("malware", 7), 2.5, t0); err != nil || ord != 1 {
+		t.Fatalf("bravo's first = %d, %v", ord, err)
+	}
+	bal, err := x.Credits().Balance(ctx, ag, a.ID, time.Time{})
+	if err != nil || bal.Contributed != 5 || bal.Credits != 5 || bal.Released != 0 {
+		t.Fatalf("alpha balance = %+v, %v", bal, err)
+	}
+	bal, err = x.Credits().Balance(ctx, ag, a.ID, t0.Add(3*time.Hour))
+	if err != nil || bal.Contributed != 5 || bal.Credits != 2 {
+		t.Fatalf("alpha balance within window = %+v, %v", bal, err)
+	}
+	if bal, _ := x.Credits().Balance(ctx, ag, b.ID, time.Time{}); bal.Credits != 2.5 {
+		t.Fatalf("bravo credits = %v, want the weight 2.5", bal.Credits)
+	}
+	if err := x.Credits().SetReleased(ctx, ag, b.ID, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Credits().SetReleased(ctx, ag, b.ID, 2); err != nil {
+		t.Fatal(err)
+	}
+	if bal, _ := x.Credits().Balance(ctx, ag, b.ID, time.Time{}); bal.Released != 3 {
+		t.Fatalf("released = %d, want 3 (never lowered)", bal.Released)
+	}
+	for _, upTo := range []int64{0, 2, 5, 9} {
+		p, err := st.Objects().Query(ctx, store.ObjectQuery{Collection: "contrib-a", Limit: 100,
+			Released: &store.ReleaseBound{Agreement: ag, Contributor: a.ID, UpTo: upTo}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := min(upTo, 5); int64(len(p.Objects)) != want {
+			t.Fatalf("released up to %d: %d objects, want %d", upTo, len(p.Objects), want)
+		}
+		for i, o := range p.Objects {
+			if o.ID != objs[i].ID {
+				t.Fatalf("released up to %d: object %d is %s, want publish order", upTo, i, o.ID)
+			}
+		}
+	}
+	// A bound naming the wrong contributor releases nothing.
+	p, err := st.Objects().Query(ctx, store.ObjectQuery{Collection: "contrib-a", Limit: 100,
+		Released: &store.ReleaseBound{Agreement: ag, Contributor: b.ID, UpTo: 100}})
+	if err != nil || len(p.Objects) != 0 {
+		t.Fatalf("wrong contributor: %s, %v", fmt.Sprint(len(p.Objects)), err)
+	}
+}

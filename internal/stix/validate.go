@@ -684,6 +684,13 @@ func (v *validator) markingRules() error {
 			if v.id != tlp1IDs[t.s] {
 				return v.fail("TLP:%s marking must use the standard id %s", strings.ToUpper(t.s), tlp1IDs[t.s])
 			}
+			// The spec fixes the whole TLP 1.0 objects, not just their ids.
+			if c, _ := r.get("created"); c.s != "2017-01-20T00:00:00.000Z" {
+				return v.fail("TLP 1.0 marking must have the standard created 2017-01-20T00:00:00.000Z")
+			}
+			if n, ok := r.get("name"); !ok || n.s != "TLP:"+strings.ToUpper(t.s) {
+				return v.fail("TLP 1.0 marking must have the standard name TLP:%s", strings.ToUpper(t.s))
+			}
 		case "statement":
 			s, ok := def.get("statement")
 			if !ok || s.kind != jString {

@@ -1,0 +1,202 @@
+package sqlite
+
+// Store-level benchmarks of the object workload the TAXII server puts on
+// SQLite: Put of 1,000-object batches, reading a collection page by page,
+// and point lookups by id. They take an opener so that driver_test.go can
+// run the same workload on another database/sql driver.
+//
+//	go test ./internal/store/sqlite -run '^$' -bench . -benchtime 200x
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parley-cti/parley/internal/store"
+)
+
+const (
+	benchBatch  = 1000    // objects per Put, as one TAXII envelope
+	benchStored = 100_000 // objects the read benchmarks query
+	benchPage   = 1000    // Query limit, TAXII's default page
+)
+
+// opener opens a fresh, migrated database in dir.
+type opener func(tb testing.TB, dir string) *DB
+
+func openDefault(tb testing.TB, dir string) *DB {
+	tb.Helper()
+	db, err := Open(context.Background(), dir, Options{Migrate: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return db
+}
+
+// benchID is a version-4 UUID id whose low 48 bits are i, so ids never
+// repeat; the high bits are scattered as real ids are, which is what makes
+// the (coll, id, version) index insertions random.
+func benchID(i int) string {
+	x := uint64(i)*0x9e3779b97f4a7c15 + 0x632be59bd9b4e019
+	x ^= x >> 31
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 29
+	return fmt.Sprintf("indicator--%08x-%04x-4%03x-8000-%012x", uint32(x>>32), uint16(x>>16), uint16(x)&0xfff, uint64(i)&0xffffffffffff)
+}
+
+// benchObjects returns objects first..first+n-1: small indicators, each
+// a new id, added at the given time.
+func benchObjects(first, n int, added time.Time) []store.Object {
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	objs := make([]store.Object, n)
+	for k := range objs {
+		i := first + k
+		id := benchID(i)
+		v := base.Add(time.Duration(i) * time.Millisecond)
+		ts := v.Format("2006-01-02T15:04:05.000Z")
+		raw := `{"type":"indicator","spec_version":"2.1","id":"` + id + `","created":"` + ts + `","modified":"` + ts +
+			`","name":"bench indicator ` + strconv.Itoa(i) + `","indicator_types":["malicious-activity"],"pattern":"[ipv4-addr:value = '10.` +
+			strconv.Itoa(i>>16&0xff) + "." + strconv.Itoa(i>>8&0xff) + "." + strconv.Itoa(i&0xff) +
+			`']","pattern_type":"stix","valid_from":"` + ts + `"}`
+		objs[k] = store.Object{ID: id, Type: "indicator", SpecVersion: "2.1", Version: v, DateAdded: added, Raw: []byte(raw)}
+	}
+	return objs
+}
+
+// benchCollection creates the party and collection the benchmarks write to.
+func benchCollection(tb testing.TB, db *DB) string {
+	tb.Helper()
+	ctx := context.Background()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := db.Parties().Create(ctx, store.Party{ID: "party--bench", Name: "bench", CreatedAt: t0}); err != nil {
+		tb.Fatal(err)
+	}
+	c := store.Collection{ID: "b0a7c1e2-0000-4000-8000-000000000001", APIRoot: "shared", Title: "bench", CreatedAt: t0,
+		Readers: []string{"party--bench"}, Writers: []string{"party--bench"}}
+	if err := db.Collections().Create(ctx, c); err != nil {
+		tb.Fatal(err)
+	}
+	return c.ID
+}
+
+// fill stores n objects from index first in batches, each batch one
+// transaction with its own date_added, as successive POSTs would.
+func fill(tb testing.TB, db *DB, coll string, first, n int) {
+	tb.Helper()
+	ctx := context.Background()
+	added := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	for off := 0; off < n; off += benchBatch {
+		objs := benchObjects(first+off, min(benchBatch, n-off), added.Add(time.Duration(first+off)*time.Microsecond))
+		if _, err := db.Objects().Put(ctx, coll, objs); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// benchPut stores b.N batches of new objects; objects/s is the figure.
+func benchPut(b *testing.B, open opener) {
+	db := open(b, b.TempDir())
+	defer db.Close()
+	coll := benchCollection(b, db)
+	ctx := context.Background()
+	added := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	batches := make([][]store.Object, b.N)
+	for i := range batches {
+		batches[i] = benchObjects(i*benchBatch, benchBatch, added.Add(time.Duration(i)*time.Millisecond))
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		out, err := db.Objects().Put(ctx, coll, batches[i])
+		if err != nil {
+			b.Fatal(err)
+		}
+		if out[0] != store.Added || out[len(out)-1] != store.Added {
+			b.Fatalf("batch %d: outcomes %v … %v, want Added", i, out[0], out[len(out)-1])
+		}
+	}
+	b.ReportMetric(float64(b.N*benchBatch)/b.Elapsed().Seconds(), "objects/s")
+}
+
+// storedDB is one database per opener holding benchStored objects, shared
+// by the read benchmarks of one test binary run.
+type storedDB struct {
+	once sync.Once
+	db   *DB
+	coll string
+}
+
+var stored sync.Map // opener name → *storedDB
+
+func storedFor(b *testing.B, name string, open opener) (*DB, string) {
+	v, _ := stored.LoadOrStore(name, &storedDB{})
+	s := v.(*storedDB)
+	s.once.Do(func() {
+		// The database outlives this benchmark; the OS temp directory is
+		// cleaned with the machine, and the test binary exits soon after.
+		dir, err := os.MkdirTemp("", "parley-store-bench-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.db = open(b, dir)
+		s.coll = benchCollection(b, s.db)
+		fill(b, s.db, s.coll, 0, benchStored)
+	})
+	if s.db == nil {
+		b.Fatal("stored database failed to open in an earlier benchmark")
+	}
+	return s.db, s.coll
+}
+
+// benchQueryAll reads the whole stored collection page by page.
+func benchQueryAll(b *testing.B, name string, open opener) {
+	db, coll := storedFor(b, name, open)
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		q := store.ObjectQuery{Collection: coll, Limit: benchPage}
+		total := 0
+		for {
+			pg, err := db.Objects().Query(ctx, q)
+			if err != nil {
+				b.Fatal(err)
+			}
+			total += len(pg.Objects)
+			if !pg.More {
+				break
+			}
+			last := pg.Objects[len(pg.Objects)-1]
+			q.After = store.Position{DateAdded: last.DateAdded, Seq: last.Seq}
+		}
+		if total != benchStored {
+			b.Fatalf("read %d objects, stored %d", total, benchStored)
+		}
+	}
+	b.ReportMetric(float64(b.N*benchStored)/b.Elapsed().Seconds(), "objects/s")
+}
+
+// benchGetByID looks up random stored objects by id, as GET /objects/{id}/.
+func benchGetByID(b *testing.B, name string, open opener) {
+	db, coll := storedFor(b, name, open)
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(1, 2))
+	b.ResetTimer()
+	for range b.N {
+		id := benchID(r.IntN(benchStored))
+		pg, err := db.Objects().Query(ctx, store.ObjectQuery{Collection: coll, IDs: []string{id}, Limit: benchPage})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(pg.Objects) != 1 || pg.Objects[0].ID != id {
+			b.Fatalf("lookup %s: got %d objects", id, len(pg.Objects))
+		}
+	}
+}
+
+func BenchmarkPut(b *testing.B)      { benchPut(b, openDefault) }
+func BenchmarkQueryAll(b *testing.B) { benchQueryAll(b, DriverName, openDefault) }
+func BenchmarkGetByID(b *testing.B)  { benchGetByID(b, DriverName, openDefault) }

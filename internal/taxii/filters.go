@@ -47,10 +47,29 @@ func badParam(format string, args ...any) *apiError {
 	return problem(http.StatusBadRequest, "bad-parameter", fmt.Sprintf(format, args...))
 }
 
-// parseFilter reads the query string against the parameters allowed.
-func parseFilter(values url.Values, allowed []string) (filter, error) {
+// parseQuery parses a raw query string strictly: a malformed escape or a
+// semicolon is an error, where url.URL.Query would silently drop the pair
+// and so drop a filter the client asked for.
+func parseQuery(raw string) (url.Values, error) {
+	v, err := url.ParseQuery(raw)
+	if err != nil {
+		return nil, badParam("the query string is malformed (check %%-escapes; separate parameters with '&', not ';')")
+	}
+	return v, nil
+}
+
+// parseFilter reads a raw query string against the parameters allowed.
+// Lists are normalised (trimmed, sorted, duplicates dropped) and timestamps
+// reduced to microseconds, so that two spellings of one filter make one
+// query and one canonical form; canon is itself a query string that
+// parseFilter maps to the same filter.
+func parseFilter(rawQuery string, allowed []string) (filter, error) {
 	var f filter
-	var canon []string
+	values, err := parseQuery(rawQuery)
+	if err != nil {
+		return f, err
+	}
+	canon := url.Values{}
 	keys := make([]string, 0, len(values))
 	for k := range values {
 		keys = append(keys, k)
@@ -69,13 +88,16 @@ func parseFilter(values url.Values, allowed []string) (filter, error) {
 		v := values.Get(k)
 		switch k {
 		case "limit":
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				return f, badParam("limit must be a positive integer, got %q", v)
+			n, err := parseLimit(v)
+			if err != nil {
+				return f, err
 			}
-			f.q.Limit = min(n, MaxLimit)
+			f.q.Limit = n
 			continue // the page size may change between pages
 		case "next":
+			if v == "" {
+				return f, badParam("next is empty; give the next value of the previous page, or leave next out for the first page")
+			}
 			f.next = v
 			continue
 		case "added_after":
@@ -84,37 +106,62 @@ func parseFilter(values url.Values, allowed []string) (filter, error) {
 				return f, badParam("added_after: %v", err)
 			}
 			f.q.AddedAfter = t
+			canon.Set(k, formatAdded(t))
 		case "match[id]":
 			items, err := list(k, v, idRE, "a STIX identifier such as indicator--<uuid>")
 			if err != nil {
 				return f, err
 			}
 			f.q.IDs = items
+			canon.Set(k, strings.Join(items, ","))
 		case "match[type]":
 			items, err := list(k, v, typeRE, "a STIX type such as indicator")
 			if err != nil {
 				return f, err
 			}
 			f.q.Types = items
+			canon.Set(k, strings.Join(items, ","))
 		case "match[spec_version]":
 			items, err := list(k, v, specRE, "a version such as 2.1")
 			if err != nil {
 				return f, err
 			}
 			f.q.SpecVersions = items
+			canon.Set(k, strings.Join(items, ","))
 		case "match[version]":
 			vf, err := parseVersions(v)
 			if err != nil {
 				return f, err
 			}
 			f.q.Versions = vf
+			canon.Set(k, versionsString(vf))
 		}
-		canon = append(canon, k+"="+v)
 	}
-	f.canon = strings.Join(canon, "&")
+	f.canon = canon.Encode()
 	return f, nil
 }
 
+// parseLimit reads a page size. Any positive integer is accepted and a
+// large one lowered to MaxLimit: TAXII 2.1 section 3.7 lets a server return
+// fewer objects than asked for. Zero and negatives are refused, as asking
+// for no page at all is a client mistake.
+func parseLimit(v string) (int, error) {
+	digits := strings.TrimPrefix(v, "+")
+	if digits == "" || strings.Trim(digits, "0123456789") != "" || strings.Trim(digits, "0") == "" {
+		return 0, badParam("limit must be a positive integer, got %q", v)
+	}
+	if digits = strings.TrimLeft(digits, "0"); len(digits) > 9 {
+		return MaxLimit, nil
+	}
+	n, err := strconv.Atoi(digits)
+	if err != nil {
+		return 0, badParam("limit must be a positive integer, got %q", v)
+	}
+	return min(n, MaxLimit), nil
+}
+
+// list splits a comma-separated filter value, checks each item and
+// returns them sorted without duplicates (the filters are sets).
 func list(name, v string, re *regexp.Regexp, what string) ([]string, error) {
 	parts := strings.Split(v, ",")
 	if len(parts) > maxListItems {
@@ -127,7 +174,26 @@ func list(name, v string, re *regexp.Regexp, what string) ([]string, error) {
 		}
 		parts[i] = p
 	}
-	return parts, nil
+	slices.Sort(parts)
+	return slices.Compact(parts), nil
+}
+
+// versionsString is the canonical form of a version filter.
+func versionsString(vf store.VersionFilter) string {
+	var parts []string
+	if vf.All {
+		parts = append(parts, "all")
+	}
+	if vf.First {
+		parts = append(parts, "first")
+	}
+	if vf.Last {
+		parts = append(parts, "last")
+	}
+	for _, t := range vf.At {
+		parts = append(parts, formatAdded(t))
+	}
+	return strings.Join(parts, ",")
 }
 
 func parseVersions(v string) (store.VersionFilter, error) {
@@ -152,6 +218,8 @@ func parseVersions(v string) (store.VersionFilter, error) {
 			vf.At = append(vf.At, t)
 		}
 	}
+	slices.SortFunc(vf.At, func(a, b time.Time) int { return a.Compare(b) })
+	vf.At = slices.CompactFunc(vf.At, func(a, b time.Time) bool { return a.Equal(b) })
 	return vf, nil
 }
 

@@ -18,9 +18,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/party"
@@ -122,6 +122,7 @@ func (s *Server) wrap(rt route) http.Handler {
 			for m := range rt.methods {
 				allowed = append(allowed, m)
 			}
+			slices.Sort(allowed) // one Allow header for one route, whatever the map order
 			w.Header().Set("Allow", strings.Join(allowed, ", "))
 			s.writeError(w, r, problem(http.StatusMethodNotAllowed, "method-not-allowed", fmt.Sprintf("%s is not supported here; use %s", r.Method, strings.Join(allowed, " or "))))
 			return
@@ -142,8 +143,9 @@ func (s *Server) wrap(rt route) http.Handler {
 func (s *Server) authenticate(r *http.Request) (party.Principal, error) {
 	h := r.Header.Get("Authorization")
 	var token string
-	if after, ok := strings.CutPrefix(h, "Bearer "); ok {
-		token = strings.TrimSpace(after)
+	// The scheme name is case-insensitive (RFC 9110 section 11.1).
+	if len(h) > len("Bearer ") && strings.EqualFold(h[:len("Bearer ")], "Bearer ") {
+		token = strings.TrimSpace(h[len("Bearer "):])
 	} else if _, pw, ok := r.BasicAuth(); ok {
 		token = pw
 	}
@@ -312,7 +314,7 @@ func writeEnvelope(w http.ResponseWriter, pg store.Page, next string) {
 }
 
 func (s *Server) getObjects(w http.ResponseWriter, r *http.Request, p party.Principal) error {
-	f, err := parseFilter(r.URL.Query(), objectsParams)
+	f, err := parseFilter(r.URL.RawQuery, objectsParams)
 	if err != nil {
 		return err
 	}
@@ -325,7 +327,7 @@ func (s *Server) getObjects(w http.ResponseWriter, r *http.Request, p party.Prin
 }
 
 func (s *Server) manifest(w http.ResponseWriter, r *http.Request, p party.Principal) error {
-	f, err := parseFilter(r.URL.Query(), objectsParams)
+	f, err := parseFilter(r.URL.RawQuery, objectsParams)
 	if err != nil {
 		return err
 	}
@@ -370,7 +372,7 @@ func (s *Server) getObject(w http.ResponseWriter, r *http.Request, p party.Princ
 	if !idRE.MatchString(r.PathValue("obj")) {
 		return notFound()
 	}
-	f, err := parseFilter(r.URL.Query(), objectParams)
+	f, err := parseFilter(r.URL.RawQuery, objectParams)
 	if err != nil {
 		return err
 	}
@@ -392,7 +394,7 @@ func (s *Server) versions(w http.ResponseWriter, r *http.Request, p party.Princi
 	if !idRE.MatchString(r.PathValue("obj")) {
 		return notFound()
 	}
-	f, err := parseFilter(r.URL.Query(), versionsParams)
+	f, err := parseFilter(r.URL.RawQuery, versionsParams)
 	if err != nil {
 		return err
 	}
@@ -424,7 +426,7 @@ func (s *Server) deleteObject(w http.ResponseWriter, r *http.Request, p party.Pr
 	if !idRE.MatchString(r.PathValue("obj")) {
 		return notFound()
 	}
-	f, err := parseFilter(r.URL.Query(), deleteParams)
+	f, err := parseFilter(r.URL.RawQuery, deleteParams)
 	if err != nil {
 		return err
 	}
@@ -442,10 +444,12 @@ func (s *Server) deleteObject(w http.ResponseWriter, r *http.Request, p party.Pr
 // addObjects accepts an envelope, stores the valid objects and answers 202
 // with the status resource, which names each failed object and why.
 func (s *Server) addObjects(w http.ResponseWriter, r *http.Request, p party.Principal) error {
-	if len(r.URL.Query()) > 0 {
-		for k := range r.URL.Query() {
-			return badParam("unknown query parameter %q; adding objects takes none", k)
-		}
+	values, err := parseQuery(r.URL.RawQuery)
+	if err != nil {
+		return err
+	}
+	for k := range values {
+		return badParam("unknown query parameter %q; adding objects takes none", k)
 	}
 	if !postable(r.Header.Get("Content-Type")) {
 		return problem(http.StatusUnsupportedMediaType, "unsupported-media-type",
@@ -552,6 +556,3 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, p party.Principa
 	writeJSON(w, http.StatusOK, statusResource(st))
 	return nil
 }
-
-// Now is overridable in tests that need fixed date_added values.
-var _ = time.Now

@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"math/bits"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -170,31 +171,29 @@ func ConsistencyProof(ctx context.Context, r Reader, from, to int64) (tlog.TreeP
 	return p, nil
 }
 
-// zeroReader answers any index with a zero hash: running tlog's provers on
-// it yields a proof of exactly the length RFC 6962 requires.
-var zeroReader = tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
-	return make([]tlog.Hash, len(idx)), nil
-})
-
-// inclusionProofLen is the audit path length for index in a tree of size.
+// inclusionProofLen is the RFC 9162 audit path length for index in a tree
+// of size: the levels below the point where index and the last leaf part
+// ways, plus one per complete left subtree above it.
 func inclusionProofLen(index, size int64) int {
-	p, err := tlog.ProveRecord(size, index, zeroReader)
-	if err != nil {
-		return -1
-	}
-	return len(p)
+	inner := bits.Len64(uint64(index ^ (size - 1)))
+	border := bits.OnesCount64(uint64(index) >> uint(inner))
+	return inner + border
 }
 
-// consistencyProofLen is the consistency proof length from m to n.
+// consistencyProofLen is the RFC 9162 consistency proof length from m to n
+// (0 < m < n): the inclusion path of leaf m-1 in n minus the levels inside
+// m's largest complete right subtree, plus that subtree's root unless m is
+// itself a power of two.
 func consistencyProofLen(m, n int64) int {
 	if m == 0 || m == n {
 		return 0
 	}
-	p, err := tlog.ProveTree(n, m, zeroReader)
-	if err != nil {
-		return -1
+	shift := bits.TrailingZeros64(uint64(m))
+	l := inclusionProofLen(m-1, n) - shift
+	if m != 1<<uint(shift) {
+		l++
 	}
-	return len(p)
+	return l
 }
 
 // CheckInclusion verifies that leaf is entry index of the tree (size, root).

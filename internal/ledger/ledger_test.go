@@ -261,8 +261,8 @@ func TestProofLengths(t *testing.T) {
 	// tlog builds from real hashes.
 	ctx := context.Background()
 	st := NewMemStore()
-	appendN(t, st, 0, 70, 70)
-	for size := int64(1); size <= 70; size++ {
+	appendN(t, st, 0, 300, 300)
+	for size := int64(1); size <= 300; size++ {
 		for idx := int64(0); idx < size; idx++ {
 			p, err := InclusionProof(ctx, st, idx, size)
 			if err != nil {

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -71,6 +72,53 @@ type Verifier struct {
 	statePath string
 	last      *Checkpoint
 	lastNote  []byte
+	witnesses []*CosignatureVerifier
+	quorum    int
+}
+
+// RequireCosignatures makes Accept (and Update) refuse, with
+// ErrBadSignature, any checkpoint not cosigned by at least quorum of the
+// witnesses whose tlog-cosignature/v1 vkeys are given. This is what stops
+// a log from showing different histories to different parties.
+func (v *Verifier) RequireCosignatures(witnessVKeys []string, quorum int) error {
+	if quorum < 0 || quorum > len(witnessVKeys) {
+		return fmt.Errorf("quorum %d of %d witnesses: %w", quorum, len(witnessVKeys), ErrInvalid)
+	}
+	ws := make([]*CosignatureVerifier, 0, len(witnessVKeys))
+	for _, k := range witnessVKeys {
+		w, err := NewCosignatureVerifier(k)
+		if err != nil {
+			return err
+		}
+		ws = append(ws, w)
+	}
+	v.witnesses, v.quorum = ws, quorum
+	return nil
+}
+
+// checkQuorum counts distinct configured witnesses with a valid cosignature.
+func (v *Verifier) checkQuorum(signed []byte, c Checkpoint) error {
+	if v.quorum == 0 {
+		return nil
+	}
+	_, sigs, _ := bytes.Cut(signed, []byte("\n\n"))
+	body := c.Marshal()
+	valid := map[string]bool{}
+	for _, line := range bytes.SplitAfter(sigs, []byte("\n")) {
+		cs, err := ParseSignatureLine(line)
+		if err != nil {
+			continue
+		}
+		for _, w := range v.witnesses {
+			if cs.Name == w.Name() && cs.KeyHash == w.KeyHash() && w.Verify(body, cs.Sig) {
+				valid[w.Name()+"\x00"+fmt.Sprint(w.KeyHash())] = true
+			}
+		}
+	}
+	if len(valid) < v.quorum {
+		return fmt.Errorf("checkpoint %d has %d valid cosignatures, need %d: %w", c.Size, len(valid), v.quorum, ErrBadSignature)
+	}
+	return nil
 }
 
 // NewVerifier returns a verifier for the log with note verifier key vkey.
@@ -122,6 +170,9 @@ func (v *Verifier) Last() (c Checkpoint, ok bool) {
 func (v *Verifier) Accept(signed []byte, proof tlog.TreeProof) (Checkpoint, error) {
 	c, err := OpenCheckpoint(signed, v.log)
 	if err != nil {
+		return Checkpoint{}, err
+	}
+	if err := v.checkQuorum(signed, c); err != nil {
 		return Checkpoint{}, err
 	}
 	if last := v.last; last != nil {

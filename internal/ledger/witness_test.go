@@ -217,3 +217,38 @@ func FuzzParseProof(f *testing.F) {
 		}
 	})
 }
+
+func TestVerifierQuorum(t *testing.T) {
+	ctx := context.Background()
+	st := NewMemStore()
+	s := testSigner(t)
+	appendN(t, st, 0, 3, 3)
+	_, signed, _ := NewCheckpoint(ctx, st, s)
+	w1, k1 := testWitness(t, s.VerifierKey())
+	w2, k2 := testWitness(t, s.VerifierKey())
+	_, k3 := testWitness(t, s.VerifierKey())
+	l1, _ := w1.AddCheckpoint(AddCheckpointRequest{Checkpoint: signed}, time.Now())
+	l2, _ := w2.AddCheckpoint(AddCheckpointRequest{Checkpoint: signed}, time.Now())
+	tests := []struct {
+		name  string
+		lines [][]byte
+		ok    bool
+	}{
+		{"none", nil, false},
+		{"one", [][]byte{l1}, false},
+		{"same one twice", [][]byte{l1, l1}, false},
+		{"two", [][]byte{l1, l2}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, _ := NewVerifier(s.VerifierKey(), "")
+			if err := v.RequireCosignatures([]string{k1, k2, k3}, 2); err != nil {
+				t.Fatal(err)
+			}
+			_, err := v.Accept(WithCosignatures(signed, tt.lines), nil)
+			if tt.ok != (err == nil) || (err != nil && !errors.Is(err, ErrBadSignature)) {
+				t.Fatalf("err = %v, want ok=%v", err, tt.ok)
+			}
+		})
+	}
+}

@@ -58,8 +58,12 @@ CREATE TABLE collection_access (
 -- One row per (collection, object id), locked by every writer of that
 -- object's versions so that concurrent writers queue; it also remembers the
 -- first and last version (NULL once every version is deleted).
+--
+-- object_heads.coll and objects.coll have no foreign key: the per-row check
+-- cost half of a 1,000-object Put. Objects.Put instead takes FOR KEY SHARE
+-- on the collection row once, which is the lock the check would take.
 CREATE TABLE object_heads (
-	coll          BIGINT NOT NULL REFERENCES collections(pk),
+	coll          BIGINT NOT NULL,
 	id            TEXT NOT NULL,
 	first_version BIGINT,
 	last_version  BIGINT,
@@ -67,7 +71,7 @@ CREATE TABLE object_heads (
 );
 CREATE TABLE objects (
 	seq          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-	coll         BIGINT NOT NULL REFERENCES collections(pk),
+	coll         BIGINT NOT NULL,
 	id           TEXT NOT NULL,
 	type         TEXT NOT NULL,
 	spec_version TEXT NOT NULL,

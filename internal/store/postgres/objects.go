@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +20,16 @@ type objects handle
 func collPK(ctx context.Context, q querier, id string) (int64, error) {
 	var pk int64
 	if err := q.QueryRow(ctx, `SELECT pk FROM collections WHERE id = $1`, id).Scan(&pk); err != nil {
+		return 0, fmt.Errorf("collection %s: %w", id, mapErr(err))
+	}
+	return pk, nil
+}
+
+// collPKForWrite resolves a collection and holds it, as a foreign key check
+// would, until the transaction ends.
+func collPKForWrite(ctx context.Context, q querier, id string) (int64, error) {
+	var pk int64
+	if err := q.QueryRow(ctx, `SELECT pk FROM collections WHERE id = $1 FOR KEY SHARE`, id).Scan(&pk); err != nil {
 		return 0, fmt.Errorf("collection %s: %w", id, mapErr(err))
 	}
 	return pk, nil
@@ -55,7 +66,7 @@ type head struct {
 // versions; look up which versions in range are already stored; then write
 // rows, flags and heads in one pipelined batch.
 func (s objects) put(ctx context.Context, collection string, objs []store.Object) ([]store.PutOutcome, error) {
-	pk, err := collPK(ctx, s.q, collection)
+	pk, err := collPKForWrite(ctx, s.q, collection)
 	if err != nil {
 		return nil, err
 	}
@@ -63,14 +74,21 @@ func (s objects) put(ctx context.Context, collection string, objs []store.Object
 	if len(objs) == 0 {
 		return out, nil
 	}
-	ids := make([]string, 0, len(objs))
+	// span is each id's earliest and latest version in the batch: what a
+	// new head starts with.
+	span := make(map[string]head, len(objs))
 	for i := range objs {
-		ids = append(ids, objs[i].ID)
+		v := micros(objs[i].Version)
+		h, ok := span[objs[i].ID]
+		if !ok {
+			h = head{first: v, last: v, ok: true}
+		}
+		h.first, h.last = min(h.first, v), max(h.last, v)
+		span[objs[i].ID] = h
 	}
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
+	ids := slices.Sorted(maps.Keys(span))
 
-	before, err := lockHeads(ctx, s.q, pk, ids)
+	before, created, err := lockHeads(ctx, s.q, pk, ids, span)
 	if err != nil {
 		return nil, err
 	}
@@ -112,8 +130,8 @@ func (s objects) put(ctx context.Context, collection string, objs []store.Object
 	var headFirst, headLast []int64
 	for _, id := range ids {
 		b, a := before[id], after[id]
-		if b == a {
-			continue
+		if created[id] || b == a {
+			continue // a new head already holds the batch's span
 		}
 		headIDs, headFirst, headLast = append(headIDs, id), append(headFirst, a.first), append(headLast, a.last)
 		if b.ok && a.first < b.first {
@@ -146,9 +164,11 @@ func (s objects) put(ctx context.Context, collection string, objs []store.Object
 	if len(clearLast) > 0 {
 		b.Queue(`UPDATE objects SET is_last = false WHERE coll = $1 AND id = ANY($2::text[]) AND is_last`, pk, clearLast)
 	}
-	b.Queue(`UPDATE object_heads h SET first_version = u.f, last_version = u.l
-		FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS u(id, f, l)
-		WHERE h.coll = $1 AND h.id = u.id`, pk, headIDs, headFirst, headLast)
+	if len(headIDs) > 0 {
+		b.Queue(`UPDATE object_heads h SET first_version = u.f, last_version = u.l
+			FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS u(id, f, l)
+			WHERE h.coll = $1 AND h.id = u.id`, pk, headIDs, headFirst, headLast)
+	}
 	// Seq is assigned in batch order: rows are inserted in ord order.
 	seqs := make(map[versionKey]int64, len(add))
 	b.Queue(`INSERT INTO objects(coll, id, type, spec_version, version, date_added, is_first, is_last, raw)
@@ -175,33 +195,47 @@ func (s objects) put(ctx context.Context, collection string, objs []store.Object
 	return out, nil
 }
 
-// lockHeads creates or locks the object_heads row of every id (sorted) and
-// returns their first and last versions. Locking an existing row waits for
-// any transaction writing versions of the same object to finish, and in READ
-// COMMITTED the row returned is the newest committed one.
-func lockHeads(ctx context.Context, q querier, pk int64, ids []string) (map[string]head, error) {
-	rows, err := q.Query(ctx, `INSERT INTO object_heads(coll, id)
-		SELECT $1, id FROM unnest($2::text[]) WITH ORDINALITY AS u(id, ord) ORDER BY ord
-		ON CONFLICT (coll, id) DO UPDATE SET first_version = object_heads.first_version
-		RETURNING id, first_version, last_version`, pk, ids)
-	if err != nil {
-		return nil, mapErr(err)
+// lockHeads locks the object_heads row of every id, creating the missing
+// ones with the batch's span, and returns the heads as they were before this
+// batch and which ids it created. Rows are taken in id order, new ones by
+// the INSERT and existing ones by FOR UPDATE, so concurrent batches queue
+// rather than deadlock, and in READ COMMITTED a locked row is the newest
+// committed one. Existing heads are locked without being rewritten.
+func lockHeads(ctx context.Context, q querier, pk int64, ids []string, span map[string]head) (before map[string]head, created map[string]bool, err error) {
+	first, last := make([]int64, len(ids)), make([]int64, len(ids))
+	for i, id := range ids {
+		first[i], last[i] = span[id].first, span[id].last
 	}
-	heads := make(map[string]head, len(ids))
-	var id string
-	var first, last *int64
-	_, err = pgx.ForEachRow(rows, []any{&id, &first, &last}, func() error {
-		if first != nil && last != nil {
-			heads[id] = head{first: *first, last: *last, ok: true}
-		} else {
-			heads[id] = head{}
-		}
-		return nil
+	before = make(map[string]head, len(ids))
+	created = make(map[string]bool)
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO object_heads(coll, id, first_version, last_version)
+		SELECT $1, id, f, l FROM unnest($2::text[], $3::bigint[], $4::bigint[]) WITH ORDINALITY AS u(id, f, l, ord) ORDER BY ord
+		ON CONFLICT (coll, id) DO NOTHING
+		RETURNING id`, pk, ids, first, last).Query(func(rows pgx.Rows) error {
+		var id string
+		_, err := pgx.ForEachRow(rows, []any{&id}, func() error {
+			created[id] = true
+			return nil
+		})
+		return err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("locking object heads: %w", mapErr(err))
+	b.Queue(`SELECT id, first_version, last_version FROM object_heads
+		WHERE coll = $1 AND id = ANY($2::text[]) ORDER BY id COLLATE "C" FOR UPDATE`, pk, ids).Query(func(rows pgx.Rows) error {
+		var id string
+		var first, last *int64
+		_, err := pgx.ForEachRow(rows, []any{&id, &first, &last}, func() error {
+			if first != nil && last != nil && !created[id] {
+				before[id] = head{first: *first, last: *last, ok: true}
+			}
+			return nil
+		})
+		return err
+	})
+	if err := q.SendBatch(ctx, b).Close(); err != nil {
+		return nil, nil, fmt.Errorf("locking object heads: %w", mapErr(err))
 	}
-	return heads, nil
+	return before, created, nil
 }
 
 // storedVersions returns which versions in objs are already stored. Only
@@ -329,7 +363,7 @@ func (s objects) Delete(ctx context.Context, collection, id string, versions sto
 }
 
 func (s objects) delete(ctx context.Context, collection, id string, versions store.VersionFilter, specVersions []string) (int, error) {
-	pk, err := collPK(ctx, s.q, collection)
+	pk, err := collPKForWrite(ctx, s.q, collection)
 	if err != nil {
 		return 0, err
 	}

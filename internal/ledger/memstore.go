@@ -40,7 +40,7 @@ func NewMemStore() *MemStore {
 
 // Update runs fn as one transaction: concurrent Updates wait, and if fn
 // returns an error every change it made is undone. It implements UpdateFunc.
-func (m *MemStore) Update(ctx context.Context, fn func(Store) error) error {
+func (m *MemStore) Update(ctx context.Context, fn func(Store) error) (err error) {
 	m.txMu.Lock()
 	defer m.txMu.Unlock()
 	if err := ctx.Err(); err != nil {
@@ -49,15 +49,21 @@ func (m *MemStore) Update(ctx context.Context, fn func(Store) error) error {
 	m.mu.Lock()
 	m.undo = []func(){}
 	m.mu.Unlock()
-	err := fn(m)
-	m.mu.Lock()
-	if err != nil {
-		for i := len(m.undo) - 1; i >= 0; i-- {
-			m.undo[i]()
+	committed := false
+	defer func() {
+		// Undo on error and on panic, like a database rolling back.
+		m.mu.Lock()
+		if !committed {
+			for i := len(m.undo) - 1; i >= 0; i-- {
+				m.undo[i]()
+			}
 		}
+		m.undo = nil
+		m.mu.Unlock()
+	}()
+	if err = fn(m); err == nil {
+		committed = true
 	}
-	m.undo = nil
-	m.mu.Unlock()
 	return err
 }
 

@@ -19,8 +19,10 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/stix"
@@ -47,12 +49,15 @@ const OperatorRoot = "shared"
 type Access struct {
 	Read  bool
 	Write bool
+	// Released, when set, bounds reading to what give-to-get released.
+	Released *store.ReleaseBound
 }
 
 // Service enforces access on top of a store.
 type Service struct {
-	st  store.Store
-	now func() time.Time
+	st    store.Store
+	now   func() time.Time
+	cache statusCache
 }
 
 // New returns a Service over st.
@@ -82,11 +87,48 @@ func (s *Service) Collection(ctx context.Context, p party.Principal, apiRoot, id
 	if err != nil {
 		return store.Collection{}, Access{}, err
 	}
-	a := Decide(p, c)
+	a, err := s.decide(ctx, p, c)
+	if err != nil {
+		return store.Collection{}, Access{}, err
+	}
 	if !a.Read && !a.Write {
 		return store.Collection{}, Access{}, ErrNotFound
 	}
 	return c, a, nil
+}
+
+// decide returns p's rights on c. Operator collections follow their access
+// lists (Decide). On an agreement's collections the contributor reads all
+// of its own contributions and writes while the agreement is in force; the
+// counterpart reads only the released prefix, never writes; nobody else
+// sees them at all.
+func (s *Service) decide(ctx context.Context, p party.Principal, c store.Collection) (Access, error) {
+	if c.Agreement == "" {
+		return Decide(p, c), nil
+	}
+	x, err := store.Ext(s.st)
+	if err != nil {
+		return Access{}, err
+	}
+	rec, err := x.Agreements().Get(ctx, c.Agreement)
+	if err != nil {
+		return Access{}, err
+	}
+	switch p.PartyID {
+	case c.Contributor:
+		a, err := s.loadAgreement(ctx, x, c.Agreement, s.now())
+		if err != nil {
+			return Access{}, err
+		}
+		return Access{Read: true, Write: a.Status.InForce(s.now())}, nil
+	case rec.PartyA, rec.PartyB:
+		n, err := x.Credits().Released(ctx, c.Agreement, p.PartyID)
+		if err != nil {
+			return Access{}, err
+		}
+		return Access{Read: true, Released: &store.ReleaseBound{Agreement: c.Agreement, Contributor: c.Contributor, UpTo: n}}, nil
+	}
+	return Access{}, nil
 }
 
 // CollectionView is a collection with the caller's rights.
@@ -103,7 +145,14 @@ func (s *Service) Collections(ctx context.Context, p party.Principal, apiRoot st
 	}
 	var out []CollectionView
 	for _, c := range all {
-		if a := Decide(p, c); a.Read || a.Write {
+		a, err := s.decide(ctx, p, c)
+		if err != nil {
+			return nil, err
+		}
+		if a.Read || a.Write {
+			if c.Agreement != "" && c.Contributor != p.PartyID {
+				c.Title = "Released to you: " + c.Title
+			}
 			out = append(out, CollectionView{c, a})
 		}
 	}
@@ -160,13 +209,14 @@ func (s *Service) Query(ctx context.Context, p party.Principal, apiRoot string, 
 	if !a.Read {
 		return store.Page{}, fmt.Errorf("%w: this collection is write-only for you", ErrForbidden)
 	}
+	q.Released = a.Released
 	return s.st.Objects().Query(ctx, q)
 }
 
 // Delete removes versions of an object from a collection the caller may
 // write. ErrNotFound when nothing matched.
 func (s *Service) Delete(ctx context.Context, p party.Principal, apiRoot, collection, id string, v store.VersionFilter, specVersions []string) error {
-	_, a, err := s.Collection(ctx, p, apiRoot, collection)
+	c, a, err := s.Collection(ctx, p, apiRoot, collection)
 	if err != nil {
 		return err
 	}
@@ -175,6 +225,9 @@ func (s *Service) Delete(ctx context.Context, p party.Principal, apiRoot, collec
 			return ErrNotFound
 		}
 		return fmt.Errorf("%w: deleting needs write access to the collection", ErrForbidden)
+	}
+	if c.Agreement != "" {
+		return fmt.Errorf("%w: objects contributed under an agreement cannot be deleted: what was released stays with its recipient", ErrForbidden)
 	}
 	n, err := s.st.Objects().Delete(ctx, collection, id, v, specVersions)
 	if err != nil {
@@ -208,21 +261,26 @@ type IngestResult struct {
 // records the batch. Invalid objects are reported in the status with their
 // reason; they never stop valid ones.
 func (s *Service) Ingest(ctx context.Context, p party.Principal, apiRoot, collection string, raws []json.RawMessage) (IngestResult, error) {
-	_, a, err := s.Collection(ctx, p, apiRoot, collection)
+	c, a, err := s.Collection(ctx, p, apiRoot, collection)
 	if err != nil {
 		return IngestResult{}, err
 	}
 	if !a.Write {
+		if c.Agreement != "" && c.Contributor == p.PartyID {
+			return IngestResult{}, fmt.Errorf("%w: the agreement is not in force, so nothing can be contributed under it", ErrForbidden)
+		}
 		return IngestResult{}, fmt.Errorf("%w: this collection is read-only for you", ErrForbidden)
 	}
 	now := s.now().Truncate(time.Microsecond)
 	status := store.Status{ID: party.NewID(""), APIRoot: apiRoot, PartyID: p.PartyID, Status: "complete",
 		RequestTimestamp: now, TotalCount: len(raws)}
 	objs := make([]store.Object, 0, len(raws))
+	parsed := make([]*stix.Object, 0, len(raws))
+	var invalid []store.StatusDetail
 	for i, raw := range raws {
 		o, err := stix.ParseObject(raw)
 		if err != nil {
-			status.Failures = append(status.Failures, failure(i, raw, err))
+			invalid = append(invalid, failure(i, raw, err))
 			continue
 		}
 		v := o.Modified
@@ -234,18 +292,49 @@ func (s *Service) Ingest(ctx context.Context, p party.Principal, apiRoot, collec
 		}
 		objs = append(objs, store.Object{ID: o.ID, Type: o.Type, SpecVersion: o.SpecVersion,
 			Version: v.UTC().Truncate(time.Microsecond), DateAdded: now, Raw: o.Raw})
+		parsed = append(parsed, o)
 	}
 	var index int64
 	err = s.st.Update(ctx, func(tx store.Handle) error {
 		// Update may retry fn; start from a clean status each time.
-		status.Successes = status.Successes[:0]
-		outcomes, err := tx.Objects().Put(ctx, collection, objs)
+		status.Successes = nil
+		status.Failures = append([]store.StatusDetail(nil), invalid...)
+		keep, kept := objs, parsed
+		var ag Agreement
+		var x store.Extended
+		if c.Agreement != "" {
+			var err error
+			if x, err = store.Ext(tx); err != nil {
+				return err
+			}
+			// The agreement's lock serializes its accounting across
+			// instances; its state is checked again under it.
+			if err := x.Agreements().Lock(ctx, c.Agreement); err != nil {
+				return err
+			}
+			if ag, err = s.loadAgreement(ctx, x, c.Agreement, now); err != nil {
+				return err
+			}
+			if !ag.Status.InForce(now) {
+				return fmt.Errorf("%w: the agreement is %s, so nothing can be contributed under it", ErrForbidden, ag.Status.Phase)
+			}
+			keep, kept = nil, nil
+			for i, o := range parsed {
+				if err := agreement.CheckScope(ag.Status.Document.Scope, o.Type, o.Markings); err != nil {
+					status.Failures = append(status.Failures, store.StatusDetail{ID: o.ID, Version: FormatTime(objs[i].Version),
+						Message: o.ID + ": " + strings.TrimPrefix(err.Error(), agreement.ErrOutOfScope.Error()+": ")})
+					continue
+				}
+				keep, kept = append(keep, objs[i]), append(kept, o)
+			}
+		}
+		outcomes, err := tx.Objects().Put(ctx, collection, keep)
 		if err != nil {
 			return err
 		}
 		digest := sha256.New()
-		added := 0
-		for i, o := range objs {
+		added, credited := 0, 0
+		for i, o := range keep {
 			d := store.StatusDetail{ID: o.ID, Version: FormatTime(o.Version)}
 			if outcomes[i] == store.Duplicate {
 				d.Message = "this version was already stored"
@@ -253,19 +342,39 @@ func (s *Service) Ingest(ctx context.Context, p party.Principal, apiRoot, collec
 				added++
 				digest.Write([]byte(o.ID + " " + d.Version + "\n"))
 			}
+			if c.Agreement != "" {
+				ord, err := x.Credits().Contribute(ctx, c.Agreement, p.PartyID, o.ID, agreement.Weight(ag.Status.Document.Reciprocity, kept[i].Type), now)
+				if err != nil {
+					return err
+				}
+				if ord > 0 {
+					credited++
+				} else if d.Message == "" {
+					d.Message = "already contributed under this agreement; earns no credit"
+				}
+			}
 			status.Successes = append(status.Successes, d)
 		}
 		if err := tx.Statuses().Create(ctx, status); err != nil {
 			return err
 		}
+		attrs := map[string]string{"api_root": apiRoot, "collection": collection, "added": strconv.Itoa(added),
+			"duplicates": strconv.Itoa(len(keep) - added), "refused": strconv.Itoa(len(status.Failures))}
+		if c.Agreement != "" {
+			attrs["credited"] = strconv.Itoa(credited)
+		}
 		index, err = s.record(ctx, tx, ledger.Entry{
-			Kind: ledger.KindFeedBatch, Actor: p.PartyID, Subject: "status--" + status.ID, Time: now,
-			Parties: []string{p.PartyID},
-			Attrs: map[string]string{"api_root": apiRoot, "collection": collection, "added": strconv.Itoa(added),
-				"duplicates": strconv.Itoa(len(objs) - added), "refused": strconv.Itoa(len(status.Failures))},
+			Kind: ledger.KindFeedBatch, Actor: p.PartyID, Agreement: c.Agreement, Subject: "status--" + status.ID, Time: now,
+			Parties: []string{p.PartyID}, Attrs: attrs,
 			Digests: map[string]string{"objects": "sha256:" + hex.EncodeToString(digest.Sum(nil))},
 		})
-		return err
+		if err != nil {
+			return err
+		}
+		if c.Agreement != "" && credited > 0 {
+			return s.release(ctx, tx, x, ag, now)
+		}
+		return nil
 	})
 	if err != nil {
 		return IngestResult{}, err

@@ -194,9 +194,15 @@ type Credits interface {
 	// Balance returns party's standing; credits count contributions at or
 	// after since (zero: all).
 	Balance(ctx context.Context, agreementID, partyID string, since time.Time) (Balance, error)
+	// Released returns how many of the counterpart's contributions are
+	// released to reader (0 when none): one row read.
+	Released(ctx context.Context, agreementID, reader string) (int64, error)
 	// SetReleased raises the number of the counterpart's contributions
 	// released to reader to upTo; it never lowers it.
 	SetReleased(ctx context.Context, agreementID, reader string, upTo int64) error
+	// Range returns the ids of party's contributions with ordinals in
+	// [from, to], in publish order.
+	Range(ctx context.Context, agreementID, partyID string, from, to int64) ([]string, error)
 }
 
 // Party is an organisation that exchanges intelligence through parley.

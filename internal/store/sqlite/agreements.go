@@ -214,8 +214,35 @@ func (s credits) Balance(ctx context.Context, agreementID, partyID string, since
 	return b, nil
 }
 
+func (s credits) Released(ctx context.Context, agreementID, reader string) (int64, error) {
+	var n int64
+	err := s.r.QueryRowContext(ctx, `SELECT up_to FROM agreement_released WHERE agreement_id = ? AND reader = ?`, agreementID, reader).Scan(&n)
+	if err == sql.ErrNoRows {
+		return 0, nil
+	}
+	return n, mapErr(err)
+}
+
 func (s credits) SetReleased(ctx context.Context, agreementID, reader string, upTo int64) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO agreement_released(agreement_id, reader, up_to) VALUES (?, ?, ?)
 		ON CONFLICT(agreement_id, reader) DO UPDATE SET up_to = max(up_to, excluded.up_to)`, agreementID, reader, upTo)
 	return mapErr(err)
+}
+
+func (s credits) Range(ctx context.Context, agreementID, partyID string, from, to int64) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT object_id FROM agreement_credits INDEXED BY agreement_credits_ord
+		WHERE agreement_id = ? AND party_id = ? AND ord >= ? AND ord <= ? ORDER BY ord`, agreementID, partyID, from, to)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, mapErr(err)
+		}
+		out = append(out, id)
+	}
+	return out, mapErr(rows.Err())
 }

@@ -172,6 +172,12 @@ func testCredits(t *testing.T, st store.Store) {
 	if bal, _ := x.Credits().Balance(ctx, ag, b.ID, time.Time{}); bal.Released != 3 {
 		t.Fatalf("released = %d, want 3 (never lowered)", bal.Released)
 	}
+	if n, err := x.Credits().Released(ctx, ag, b.ID); err != nil || n != 3 {
+		t.Fatalf("Released = %d, %v", n, err)
+	}
+	if n, err := x.Credits().Released(ctx, ag, a.ID); err != nil || n != 0 {
+		t.Fatalf("Released for a reader with nothing released = %d, %v", n, err)
+	}
 	for _, upTo := range []int64{0, 2, 5, 9} {
 		p, err := st.Objects().Query(ctx, store.ObjectQuery{Collection: "contrib-a", Limit: 100,
 			Released: &store.ReleaseBound{Agreement: ag, Contributor: a.ID, UpTo: upTo}})
@@ -186,6 +192,9 @@ func testCredits(t *testing.T, st store.Store) {
 				t.Fatalf("released up to %d: object %d is %s, want publish order", upTo, i, o.ID)
 			}
 		}
+	}
+	if ids, err := x.Credits().Range(ctx, ag, a.ID, 2, 3); err != nil || len(ids) != 2 || ids[0] != objs[1].ID || ids[1] != objs[2].ID {
+		t.Fatalf("Range(2, 3) = %v, %v", ids, err)
 	}
 	// A bound naming the wrong contributor releases nothing.
 	p, err := st.Objects().Query(ctx, store.ObjectQuery{Collection: "contrib-a", Limit: 100,

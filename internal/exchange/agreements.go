@@ -1,0 +1,607 @@
+package exchange
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/parley-cti/parley/internal/agreement"
+	"github.com/parley-cti/parley/internal/ledger"
+	"github.com/parley-cti/parley/internal/party"
+	"github.com/parley-cti/parley/internal/store"
+)
+
+// MaxClockSkew bounds how far a signature's signed_at may be from the
+// server's clock. Without it a stolen, rotated-out key could backdate a
+// statement to when it was still valid.
+const MaxClockSkew = 5 * time.Minute
+
+// ErrConflict: the request contradicts the current state (a key already
+// registered, a step the lifecycle does not allow now).
+var ErrConflict = errors.New("exchange: conflict")
+
+// RegisterKeys records a party's first public keys. Later keys come only
+// through RotateKeys, signed by the key they replace.
+func (s *Service) RegisterKeys(ctx context.Context, p party.Principal, pub agreement.PublicKeys) error {
+	if err := pub.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	raw, err := json.Marshal(pub)
+	if err != nil {
+		return err
+	}
+	return s.st.Update(ctx, func(tx store.Handle) error {
+		x, err := store.Ext(tx)
+		if err != nil {
+			return err
+		}
+		have, err := x.Keys().ListByParty(ctx, p.PartyID)
+		if err != nil {
+			return err
+		}
+		if len(have) > 0 {
+			return fmt.Errorf("%w: you already registered keys; rotate them with a statement signed by the current key", ErrConflict)
+		}
+		err = x.Keys().Add(ctx, store.PartyKey{KeyID: pub.KeyID, PartyID: p.PartyID, Public: raw, ValidFrom: s.now()})
+		if errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("%w: key %s is already registered", ErrConflict, pub.KeyID)
+		}
+		return err
+	})
+}
+
+// RotateKeys replaces a party's current keys with rot.NewKeys, from now on.
+// rot must be signed by the current key.
+func (s *Service) RotateKeys(ctx context.Context, p party.Principal, rot agreement.KeyRotation) error {
+	if rot.PartyID != p.PartyID {
+		return fmt.Errorf("%w: the rotation names party %s, not you", ErrInvalid, rot.PartyID)
+	}
+	if d := s.now().Sub(rot.At); d > MaxClockSkew || d < -MaxClockSkew {
+		return fmt.Errorf("%w: the rotation's time %s is more than %s from the server's clock", ErrInvalid, rot.At.Format(time.RFC3339), MaxClockSkew)
+	}
+	raw, err := json.Marshal(rot)
+	if err != nil {
+		return err
+	}
+	pubRaw, err := json.Marshal(rot.NewKeys)
+	if err != nil {
+		return err
+	}
+	return s.st.Update(ctx, func(tx store.Handle) error {
+		x, err := store.Ext(tx)
+		if err != nil {
+			return err
+		}
+		cur, err := x.Keys().Get(ctx, rot.OldKeyID)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && (cur.PartyID != p.PartyID || !cur.ValidUntil.IsZero())) {
+			return fmt.Errorf("%w: %s is not your current key", ErrInvalid, rot.OldKeyID)
+		}
+		if err != nil {
+			return err
+		}
+		var old agreement.PublicKeys
+		if err := json.Unmarshal(cur.Public, &old); err != nil {
+			return fmt.Errorf("stored key %s: %w", cur.KeyID, err)
+		}
+		if err := agreement.VerifyRotation(old, rot); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		if rot.At.Before(cur.ValidFrom) {
+			return fmt.Errorf("%w: the rotation predates the current key", ErrInvalid)
+		}
+		if err := x.Keys().Retire(ctx, cur.KeyID, rot.At); err != nil {
+			return err
+		}
+		err = x.Keys().Add(ctx, store.PartyKey{KeyID: rot.NewKeys.KeyID, PartyID: p.PartyID, Public: pubRaw, ValidFrom: rot.At, Rotation: raw})
+		if errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("%w: key %s is already registered", ErrConflict, rot.NewKeys.KeyID)
+		}
+		return err
+	})
+}
+
+// PartyKeys returns a party's registered keys, oldest first.
+func (s *Service) PartyKeys(ctx context.Context, partyID string) ([]store.PartyKey, error) {
+	x, err := store.Ext(s.st)
+	if err != nil {
+		return nil, err
+	}
+	return x.Keys().ListByParty(ctx, partyID)
+}
+
+// keyResolver resolves key ids from the stored keys of some parties.
+type keyResolver map[string]resolvedKey
+
+type resolvedKey struct {
+	row store.PartyKey
+	pub agreement.PublicKeys
+}
+
+func loadKeys(ctx context.Context, x store.Extended, partyIDs ...string) (keyResolver, error) {
+	r := keyResolver{}
+	for _, id := range partyIDs {
+		ks, err := x.Keys().ListByParty(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range ks {
+			var pub agreement.PublicKeys
+			if err := json.Unmarshal(k.Public, &pub); err != nil {
+				return nil, fmt.Errorf("stored key %s: %w", k.KeyID, err)
+			}
+			r[k.KeyID] = resolvedKey{k, pub}
+		}
+	}
+	return r, nil
+}
+
+// ResolveKey implements agreement.KeyResolver.
+func (r keyResolver) ResolveKey(keyID string, at time.Time) (string, agreement.PublicKeys, error) {
+	k, ok := r[keyID]
+	switch {
+	case !ok:
+		return "", agreement.PublicKeys{}, fmt.Errorf("%w: %q is not registered", agreement.ErrUnknownKey, keyID)
+	case at.Before(k.row.ValidFrom):
+		return "", agreement.PublicKeys{}, fmt.Errorf("%w: %s was not valid before %s", agreement.ErrUnknownKey, keyID, k.row.ValidFrom.Format(time.RFC3339))
+	case !k.row.ValidUntil.IsZero() && !at.Before(k.row.ValidUntil):
+		return "", agreement.PublicKeys{}, fmt.Errorf("%w: %s was rotated out at %s", agreement.ErrKeyRotated, keyID, k.row.ValidUntil.Format(time.RFC3339))
+	}
+	return k.row.PartyID, k.pub, nil
+}
+
+// Agreement is an agreement as stored, with its computed status.
+type Agreement struct {
+	Record     store.AgreementRecord
+	Versions   []*agreement.Document
+	Signatures []agreement.Signature
+	Status     agreement.Status
+}
+
+// Counterpart returns the other party.
+func (a Agreement) Counterpart(partyID string) string {
+	if a.Record.PartyA == partyID {
+		return a.Record.PartyB
+	}
+	return a.Record.PartyA
+}
+
+// statusCache keeps computed statuses keyed by the agreement's history
+// length, so a request does not verify every signature again; any new
+// signature or version changes the key.
+type statusCache struct {
+	mu sync.Mutex
+	m  map[string]cachedStatus
+}
+
+type cachedStatus struct {
+	versions, sigs int
+	a              Agreement
+	keys           keyResolver
+}
+
+// loadAgreement reads an agreement and computes its status at now.
+func (s *Service) loadAgreement(ctx context.Context, x store.Extended, id string, now time.Time) (Agreement, error) {
+	rec, err := x.Agreements().Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return Agreement{}, ErrNotFound
+	}
+	if err != nil {
+		return Agreement{}, err
+	}
+	vs, err := x.Agreements().Versions(ctx, id)
+	if err != nil {
+		return Agreement{}, err
+	}
+	sigs, err := x.Agreements().Signatures(ctx, id)
+	if err != nil {
+		return Agreement{}, err
+	}
+	s.cache.mu.Lock()
+	c, ok := s.cache.m[id]
+	s.cache.mu.Unlock()
+	if ok && c.versions == len(vs) && c.sigs == len(sigs) {
+		// Same history: skip parsing; the phase still depends on now.
+		a := c.a
+		st, err := agreement.State(a.Versions, a.Signatures, c.keys, now)
+		if err != nil {
+			return Agreement{}, fmt.Errorf("stored agreement %s: %w", id, err)
+		}
+		a.Status = st
+		return a, nil
+	}
+	a := Agreement{Record: rec}
+	for _, v := range vs {
+		d, err := agreement.ParseDocument(v.Document)
+		if err != nil {
+			return Agreement{}, fmt.Errorf("stored agreement %s v%d: %w", id, v.Version, err)
+		}
+		a.Versions = append(a.Versions, d)
+	}
+	for _, sg := range sigs {
+		sig, err := agreement.ParseSignature(sg.Raw)
+		if err != nil {
+			return Agreement{}, fmt.Errorf("stored signature %d of %s: %w", sg.Seq, id, err)
+		}
+		a.Signatures = append(a.Signatures, sig)
+	}
+	keys, err := loadKeys(ctx, x, rec.PartyA, rec.PartyB)
+	if err != nil {
+		return Agreement{}, err
+	}
+	a.Status, err = agreement.State(a.Versions, a.Signatures, keys, now)
+	if err != nil {
+		return Agreement{}, fmt.Errorf("stored agreement %s: %w", id, err)
+	}
+	s.cache.mu.Lock()
+	if s.cache.m == nil {
+		s.cache.m = map[string]cachedStatus{}
+	}
+	s.cache.m[id] = cachedStatus{len(vs), len(sigs), a, keys}
+	s.cache.mu.Unlock()
+	return a, nil
+}
+
+// Agreement returns an agreement the caller is a party to; ErrNotFound
+// otherwise.
+func (s *Service) Agreement(ctx context.Context, p party.Principal, id string) (Agreement, error) {
+	x, err := store.Ext(s.st)
+	if err != nil {
+		return Agreement{}, err
+	}
+	a, err := s.loadAgreement(ctx, x, id, s.now())
+	if err != nil {
+		return Agreement{}, err
+	}
+	if a.Record.PartyA != p.PartyID && a.Record.PartyB != p.PartyID {
+		return Agreement{}, ErrNotFound
+	}
+	return a, nil
+}
+
+// Agreements lists the caller's agreements, newest first.
+func (s *Service) Agreements(ctx context.Context, p party.Principal) ([]Agreement, error) {
+	x, err := store.Ext(s.st)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := x.Agreements().ListByParty(ctx, p.PartyID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Agreement, 0, len(recs))
+	for _, r := range recs {
+		a, err := s.loadAgreement(ctx, x, r.ID, s.now())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func (s *Service) checkSigner(p party.Principal, sig agreement.Signature) error {
+	if sig.PartyID != p.PartyID {
+		return fmt.Errorf("%w: the signature is by %s; you can only submit your own signatures", ErrInvalid, sig.PartyID)
+	}
+	if d := s.now().Sub(sig.SignedAt); d > MaxClockSkew || d < -MaxClockSkew {
+		return fmt.Errorf("%w: signed_at %s is more than %s from the server's clock; check your clock and sign again", ErrInvalid, sig.SignedAt.Format(time.RFC3339), MaxClockSkew)
+	}
+	return nil
+}
+
+// Propose stores a new agreement: version 1 and the proposer's signature.
+func (s *Service) Propose(ctx context.Context, p party.Principal, raw []byte, sig agreement.Signature) (Agreement, int64, error) {
+	doc, err := agreement.ParseDocument(raw)
+	if err != nil {
+		return Agreement{}, 0, err
+	}
+	if err := s.checkSigner(p, sig); err != nil {
+		return Agreement{}, 0, err
+	}
+	if sig.Action != agreement.ActionPropose {
+		return Agreement{}, 0, fmt.Errorf("%w: a new agreement needs a propose signature, not %s", ErrInvalid, sig.Action)
+	}
+	if _, _, err := doc.Party(p.PartyID); err != nil {
+		return Agreement{}, 0, fmt.Errorf("%w: you are not a party to this document", ErrInvalid)
+	}
+	other, err := doc.Counterpart(p.PartyID)
+	if err != nil {
+		return Agreement{}, 0, err
+	}
+	var idx int64
+	var out Agreement
+	err = s.st.Update(ctx, func(tx store.Handle) error {
+		x, err := store.Ext(tx)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Parties().Get(ctx, other.PartyID); errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("%w: party %s does not exist", ErrInvalid, other.PartyID)
+		} else if err != nil {
+			return err
+		}
+		keys, err := loadKeys(ctx, x, p.PartyID, other.PartyID)
+		if err != nil {
+			return err
+		}
+		if err := agreement.CheckNext([]*agreement.Document{doc}, nil, keys, sig); err != nil {
+			return err
+		}
+		now := s.now()
+		if err := x.Agreements().Create(ctx, store.AgreementRecord{ID: doc.ID, PartyA: p.PartyID, PartyB: other.PartyID, CreatedAt: now}); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return fmt.Errorf("%w: agreement %s exists; amend it instead", ErrConflict, doc.ID)
+			}
+			return err
+		}
+		if err := x.Agreements().AddVersion(ctx, store.AgreementVersion{AgreementID: doc.ID, Version: doc.Version, Document: doc.Canonical(), Hash: doc.Hash(), CreatedAt: now}); err != nil {
+			return err
+		}
+		idx, err = s.addSignature(ctx, tx, x, doc, sig, ledger.KindAgreementProposed)
+		if err != nil {
+			return err
+		}
+		out, err = s.loadAgreement(ctx, x, doc.ID, now)
+		return err
+	})
+	return out, idx, err
+}
+
+// Amend proposes a new version of an agreement, signed by the caller.
+func (s *Service) Amend(ctx context.Context, p party.Principal, id string, raw []byte, sig agreement.Signature) (Agreement, int64, error) {
+	doc, err := agreement.ParseDocument(raw)
+	if err != nil {
+		return Agreement{}, 0, err
+	}
+	if doc.ID != id {
+		return Agreement{}, 0, fmt.Errorf("%w: the document is for %s, not %s", ErrInvalid, doc.ID, id)
+	}
+	if err := s.checkSigner(p, sig); err != nil {
+		return Agreement{}, 0, err
+	}
+	if sig.Action != agreement.ActionAmend {
+		return Agreement{}, 0, fmt.Errorf("%w: a new version needs an amend signature, not %s", ErrInvalid, sig.Action)
+	}
+	return s.step(ctx, p, id, doc, sig, ledger.KindAgreementAmended)
+}
+
+// Sign records a countersignature, suspension, resumption or termination.
+func (s *Service) Sign(ctx context.Context, p party.Principal, id string, sig agreement.Signature) (Agreement, int64, error) {
+	if err := s.checkSigner(p, sig); err != nil {
+		return Agreement{}, 0, err
+	}
+	kind := map[agreement.Action]ledger.Kind{
+		agreement.ActionCountersign: ledger.KindAgreementSigned,
+		agreement.ActionSuspend:     ledger.KindAgreementSuspended,
+		agreement.ActionResume:      ledger.KindAgreementSigned,
+		agreement.ActionTerminate:   ledger.KindAgreementTerminated,
+	}[sig.Action]
+	if kind == "" {
+		return Agreement{}, 0, fmt.Errorf("%w: action %q here; propose and amend carry a document", ErrInvalid, sig.Action)
+	}
+	if sig.AgreementID != id {
+		return Agreement{}, 0, fmt.Errorf("%w: the signature is for %s, not %s", ErrInvalid, sig.AgreementID, id)
+	}
+	return s.step(ctx, p, id, nil, sig, kind)
+}
+
+// step applies one signed lifecycle step (with a new document for
+// amendments) under the agreement's lock.
+func (s *Service) step(ctx context.Context, p party.Principal, id string, doc *agreement.Document, sig agreement.Signature, kind ledger.Kind) (Agreement, int64, error) {
+	var idx int64
+	var out Agreement
+	err := s.st.Update(ctx, func(tx store.Handle) error {
+		x, err := store.Ext(tx)
+		if err != nil {
+			return err
+		}
+		if err := x.Agreements().Lock(ctx, id); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return ErrNotFound
+			}
+			return err
+		}
+		now := s.now()
+		cur, err := s.loadAgreement(ctx, x, id, now)
+		if err != nil {
+			return err
+		}
+		if cur.Record.PartyA != p.PartyID && cur.Record.PartyB != p.PartyID {
+			return ErrNotFound
+		}
+		versions := cur.Versions
+		if doc != nil {
+			versions = append(append([]*agreement.Document(nil), versions...), doc)
+		}
+		keys, err := loadKeys(ctx, x, cur.Record.PartyA, cur.Record.PartyB)
+		if err != nil {
+			return err
+		}
+		if err := agreement.CheckNext(versions, cur.Signatures, keys, sig); err != nil {
+			return err
+		}
+		signedDoc := doc
+		if doc != nil {
+			if err := x.Agreements().AddVersion(ctx, store.AgreementVersion{AgreementID: id, Version: doc.Version, Document: doc.Canonical(), Hash: doc.Hash(), CreatedAt: now}); err != nil {
+				if errors.Is(err, store.ErrConflict) {
+					return fmt.Errorf("%w: version %d exists", ErrConflict, doc.Version)
+				}
+				return err
+			}
+		} else {
+			for _, v := range cur.Versions {
+				if v.Version == sig.Version {
+					signedDoc = v
+				}
+			}
+		}
+		if idx, err = s.addSignature(ctx, tx, x, signedDoc, sig, kind); err != nil {
+			return err
+		}
+		if out, err = s.loadAgreement(ctx, x, id, now); err != nil {
+			return err
+		}
+		if sig.Action == agreement.ActionCountersign {
+			if err := s.ensureCollections(ctx, tx, out); err != nil {
+				return err
+			}
+		}
+		if out.Status.InForce(now) {
+			// New terms or a lifted suspension may release more at once.
+			if err := s.release(ctx, tx, x, out, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, idx, err
+}
+
+// addSignature stores a verified signature and its ledger entry.
+func (s *Service) addSignature(ctx context.Context, tx store.Handle, x store.Extended, doc *agreement.Document, sig agreement.Signature, kind ledger.Kind) (int64, error) {
+	raw, err := json.Marshal(sig)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := x.Agreements().AddSignature(ctx, store.AgreementSignature{AgreementID: sig.AgreementID, Version: sig.Version,
+		PartyID: sig.PartyID, Action: string(sig.Action), Raw: raw, SignedAt: sig.SignedAt}); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return 0, fmt.Errorf("%w: this signature is already recorded", ErrConflict)
+		}
+		return 0, err
+	}
+	h := doc.Hash()
+	sh := sha256.Sum256(raw)
+	attrs := map[string]string{"action": string(sig.Action), "version": strconv.Itoa(sig.Version), "key_id": sig.KeyID}
+	if !sig.EffectiveAt.IsZero() {
+		attrs["effective_at"] = sig.EffectiveAt.UTC().Format(time.RFC3339Nano)
+	}
+	return s.record(ctx, tx, ledger.Entry{Kind: kind, Actor: sig.PartyID, Agreement: sig.AgreementID, Subject: sig.AgreementID,
+		Time: s.now(), Parties: []string{doc.Parties[0].PartyID, doc.Parties[1].PartyID}, Attrs: attrs,
+		Digests: map[string]string{"document": "sha256:" + hex.EncodeToString(h[:]), "signature": "sha256:" + hex.EncodeToString(sh[:])}})
+}
+
+// ensureCollections creates an agreement's two contribution collections
+// when it is first countersigned; its API root is the agreement id.
+func (s *Service) ensureCollections(ctx context.Context, tx store.Handle, a Agreement) error {
+	have, err := tx.Collections().List(ctx, a.Record.ID)
+	if err != nil {
+		return err
+	}
+	if len(have) > 0 {
+		return nil
+	}
+	for _, pid := range []string{a.Record.PartyA, a.Record.PartyB} {
+		pt, err := tx.Parties().Get(ctx, pid)
+		if err != nil {
+			return err
+		}
+		c := store.Collection{ID: party.NewID(""), APIRoot: a.Record.ID, Title: pt.Name + "'s contributions",
+			Description: "Objects " + pt.Name + " contributes under agreement " + a.Record.ID,
+			CreatedAt:   s.now(), Agreement: a.Record.ID, Contributor: pid}
+		if err := tx.Collections().Create(ctx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// release raises what each party may read of the other's contributions to
+// what its credits now allow, recording each increase in the ledger. It
+// runs inside the transaction of the change that caused it, under the
+// agreement's lock, so concurrent writers through any instance see exact
+// allowances.
+func (s *Service) release(ctx context.Context, tx store.Handle, x store.Extended, a Agreement, now time.Time) error {
+	doc := a.Status.Document
+	terms := doc.Reciprocity
+	var since time.Time
+	if terms.Window > 0 {
+		since = now.Add(-terms.Window)
+	}
+	for _, reader := range []string{a.Record.PartyA, a.Record.PartyB} {
+		contributor := a.Counterpart(reader)
+		rb, err := x.Credits().Balance(ctx, a.Record.ID, reader, since)
+		if err != nil {
+			return err
+		}
+		cb, err := x.Credits().Balance(ctx, a.Record.ID, contributor, time.Time{})
+		if err != nil {
+			return err
+		}
+		allow := agreement.Allowance(terms, rb.Credits)
+		target := min(allow, cb.Contributed)
+		if target <= rb.Released {
+			continue
+		}
+		ids, err := x.Credits().Range(ctx, a.Record.ID, contributor, rb.Released+1, target)
+		if err != nil {
+			return err
+		}
+		if err := x.Credits().SetReleased(ctx, a.Record.ID, reader, target); err != nil {
+			return err
+		}
+		d := sha256.New()
+		for _, id := range ids {
+			d.Write([]byte(id + "\n"))
+		}
+		if _, err := s.record(ctx, tx, ledger.Entry{Kind: ledger.KindFeedReleased, Agreement: a.Record.ID,
+			Subject: fmt.Sprintf("release--%s--%s--%d", a.Record.ID, reader, target), Time: now,
+			Parties: []string{reader, contributor},
+			Attrs: map[string]string{"recipient": reader, "contributor": contributor, "from": strconv.FormatInt(rb.Released+1, 10),
+				"to": strconv.FormatInt(target, 10), "allowance": strconv.FormatInt(allow, 10),
+				"credits": strconv.FormatFloat(rb.Credits, 'g', -1, 64), "version": strconv.Itoa(doc.Version)},
+			Digests: map[string]string{"objects": "sha256:" + hex.EncodeToString(d.Sum(nil))}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// BalanceView is a party's give-to-get standing under an agreement.
+type BalanceView struct {
+	Agreement   string  `json:"agreement"`
+	Party       string  `json:"party"`
+	Contributed int64   `json:"contributed"`  // objects it gave that were new to the agreement
+	Credits     float64 `json:"credits"`      // their weight (within the window, if any)
+	Allowance   int64   `json:"allowance"`    // grace + ratio × credits
+	Available   int64   `json:"available"`    // what the other side has contributed
+	Released    int64   `json:"released"`     // how many of those it may read
+	NextUnlocks int64   `json:"next_unlocks"` // how many more one more credit makes readable
+	InForce     bool    `json:"in_force"`
+	Phase       string  `json:"phase"`
+}
+
+// Balance returns the caller's balance under an agreement.
+func (s *Service) Balance(ctx context.Context, p party.Principal, id string) (BalanceView, error) {
+	a, err := s.Agreement(ctx, p, id)
+	if err != nil {
+		return BalanceView{}, err
+	}
+	x, err := store.Ext(s.st)
+	if err != nil {
+		return BalanceView{}, err
+	}
+	now := s.now()
+	terms := a.Status.Document.Reciprocity
+	var since time.Time
+	if terms.Window > 0 {
+		since = now.Add(-terms.Window)
+	}
+	mine, err := x.Credits().Balance(ctx, id, p.PartyID, since)
+	if err != nil {
+		return BalanceView{}, err
+	}
+	theirs, err := x.Credits().Balance(ctx, id, a.Counterpart(p.PartyID), time.Time{})
+	if err != nil {
+		return BalanceView{}, err
+	}
+	return BalanceView{Agreement: id, Party: p.PartyID, Contributed: mine.Contributed, Credits: mine.Credits,
+		Allowance: agreement.Allowance(terms, mine.Credits), Available: theirs.Contributed, Released: mine.Released,
+		NextUnlocks: agreement.Unlocks(terms, mine.Credits), InForce: a.Status.InForce(now), Phase: string(a.Status.Phase)}, nil
+}

@@ -71,12 +71,12 @@ func (f *fixture) doc(id string, version int, mutate func(m map[string]any)) []b
 			{"party_id": f.a.p.PartyID, "name": "alpha", "key_id": f.a.keys.KeyID()},
 			{"party_id": f.b.p.PartyID, "name": "bravo", "key_id": f.b.keys.KeyID()},
 		},
-		"scope":             map[string]any{"types": []string{"indicator", "malware"}, "max_tlp": "amber", "unmarked": "allow"},
-		"reciprocity":       map[string]any{"ratio": "1:2", "grace": 10},
-		"escrow_deadline":   "72h",
-		"request_deadlines": map[string]any{"acknowledge": "24h", "fulfil": "168h"},
-		"not_before":        f.now.Add(-time.Hour).Format(time.RFC3339),
-		"not_after":         f.now.Add(365 * 24 * time.Hour).Format(time.RFC3339),
+		"scope":              map[string]any{"types": []string{"indicator", "malware"}, "max_tlp": "amber", "unmarked": "allow"},
+		"reciprocity":        map[string]any{"ratio": "1:2", "grace": 10},
+		"escrow_deadline":    "72h",
+		"request_deadlines":  map[string]any{"acknowledge": "24h", "fulfil": "168h"},
+		"not_before":         f.now.Add(-time.Hour).Format(time.RFC3339),
+		"not_after":          f.now.Add(365 * 24 * time.Hour).Format(time.RFC3339),
 		"termination_notice": "0s",
 	}
 	if version > 1 {

@@ -11,9 +11,11 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -287,5 +289,100 @@ func BenchmarkQueryAll(b *testing.B) {
 func BenchmarkGetByID(b *testing.B) {
 	for _, v := range variants {
 		b.Run(v.name, func(b *testing.B) { benchGetByID(b, v.name, v.open) })
+	}
+}
+
+// TestPutMatchesModel checks the batched Put against a plain model on
+// random batches that repeat ids and versions, within a batch and across
+// batches, and bring versions older and newer than those stored: the cases
+// where per-batch first/last flagging could go wrong. It lives here, beside
+// the benchmarks, because it guards the optimisation they measure.
+func TestPutMatchesModel(t *testing.T) { testPutMatchesModel(t, openDefault) }
+
+func testPutMatchesModel(t *testing.T, open opener) {
+	db := open(t, t.TempDir())
+	defer db.Close()
+	coll := benchCollection(t, db)
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(7, 8))
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	model := map[string]map[int64]bool{} // id → stored versions (µs)
+	added := base
+	for batch := range 40 {
+		n := 1 + r.IntN(3*putChunk/2) // crosses the chunk size now and then
+		objs := make([]store.Object, n)
+		want := make([]store.PutOutcome, n)
+		for i := range objs {
+			id := benchID(r.IntN(30))
+			v := base.Add(time.Duration(r.IntN(12)) * time.Second)
+			objs[i] = store.Object{ID: id, Type: "indicator", SpecVersion: "2.1", Version: v, DateAdded: added,
+				Raw: []byte(`{"id":"` + id + `","batch":` + strconv.Itoa(batch) + `}`)}
+			if model[id] == nil {
+				model[id] = map[int64]bool{}
+			}
+			if model[id][v.UnixMicro()] {
+				want[i] = store.Duplicate
+			} else {
+				want[i] = store.Added
+				model[id][v.UnixMicro()] = true
+			}
+		}
+		added = added.Add(time.Millisecond)
+		got, err := db.Objects().Put(ctx, coll, objs)
+		if err != nil {
+			t.Fatalf("batch %d: %v", batch, err)
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("batch %d object %d (%s %v): outcome %v, want %v", batch, i, objs[i].ID, objs[i].Version, got[i], want[i])
+			}
+			if want[i] == store.Added && objs[i].Seq == 0 {
+				t.Fatalf("batch %d object %d: added without a seq", batch, i)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		vf   store.VersionFilter
+		pick func(vs map[int64]bool) []int64
+	}{
+		{"all", store.VersionFilter{All: true}, func(vs map[int64]bool) []int64 {
+			var out []int64
+			for v := range vs {
+				out = append(out, v)
+			}
+			return out
+		}},
+		{"first", store.VersionFilter{First: true}, func(vs map[int64]bool) []int64 {
+			m := int64(math.MaxInt64)
+			for v := range vs {
+				m = min(m, v)
+			}
+			return []int64{m}
+		}},
+		{"last", store.VersionFilter{}, func(vs map[int64]bool) []int64 {
+			m := int64(math.MinInt64)
+			for v := range vs {
+				m = max(m, v)
+			}
+			return []int64{m}
+		}},
+	} {
+		for id, vs := range model {
+			pg, err := db.Objects().Query(ctx, store.ObjectQuery{Collection: coll, IDs: []string{id}, Versions: tc.vf, Limit: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []int64
+			for _, o := range pg.Objects {
+				got = append(got, o.Version.UnixMicro())
+			}
+			want := tc.pick(vs)
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("%s versions of %s: got %v, want %v", tc.name, id, got, want)
+			}
+		}
 	}
 }

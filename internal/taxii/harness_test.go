@@ -35,6 +35,25 @@ type env struct {
 	done    chan error
 	clockMu sync.Mutex
 	clock   time.Time // zero: the real clock
+	errLog  lockedBuffer // what the server logged at level ERROR
+}
+
+// lockedBuffer collects log output from the server's goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 const mediaTAXII = "application/taxii+json;version=2.1"
@@ -60,7 +79,7 @@ func (e *env) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.NewTextHandler(&e.errLog, &slog.HandlerOptions{Level: slog.LevelError}))
 	srv, err := server.New(ctx, server.Config{Data: e.dir, Listen: "127.0.0.1:0", Logger: log, MaxContentLength: e.maxLen}, db)
 	if err != nil {
 		db.Close()

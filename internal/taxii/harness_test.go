@@ -34,7 +34,7 @@ type env struct {
 	stop    context.CancelFunc
 	done    chan error
 	clockMu sync.Mutex
-	clock   time.Time // zero: the real clock
+	clock   time.Time    // zero: the real clock
 	errLog  lockedBuffer // what the server logged at level ERROR
 }
 

@@ -161,7 +161,8 @@ func ParseSignatureLine(line []byte) (Cosignature, error) {
 	}
 	line = bytes.TrimSuffix(line, []byte("\n"))
 	rest, ok := bytes.CutPrefix(line, []byte("— "))
-	if !ok || bytes.ContainsAny(rest, "\n\r") {
+	// Same character rules as note.Open: UTF-8, no control characters.
+	if !ok || !utf8.Valid(rest) || bytes.ContainsFunc(rest, unicode.IsControl) {
 		return Cosignature{}, fmt.Errorf("signature line does not start with an em dash: %w", ErrMalformed)
 	}
 	name, b64, ok := strings.Cut(string(rest), " ")

@@ -125,7 +125,15 @@ func (v *validator) validate() (*Object, error) {
 			return nil, err
 		}
 	}
-	for _, name := range v.requiredProps() {
+	switch v.spec.cat {
+	case catSDO, catSRO, catLanguageContent, catExtensionDefinition, catCustom:
+		for _, name := range [...]string{"created", "modified"} {
+			if _, ok := root.get(name); !ok {
+				return nil, v.fail("missing required property %q", name)
+			}
+		}
+	}
+	for _, name := range v.spec.required {
 		if _, ok := root.get(name); !ok {
 			return nil, v.fail("missing required property %q", name)
 		}
@@ -138,15 +146,6 @@ func (v *validator) validate() (*Object, error) {
 	}
 	v.collectRefs(root)
 	return &v.obj, nil
-}
-
-func (v *validator) requiredProps() []string {
-	var common []string
-	switch v.spec.cat {
-	case catSDO, catSRO, catLanguageContent, catExtensionDefinition, catCustom:
-		common = []string{"created", "modified"}
-	}
-	return append(common, v.spec.required...)
 }
 
 // scanExtensions checks the extensions dictionary's shape early because it
@@ -190,6 +189,9 @@ func (v *validator) scanExtensions() error {
 		if v.spec != nil && contains(v.spec.extNames, m.key) {
 			if len(m.val.obj) == 0 {
 				return v.fail("extension %q must not be empty", m.key)
+			}
+			if err := v.nestedRefs(m.key, &m.val); err != nil {
+				return err
 			}
 			continue
 		}
@@ -543,6 +545,38 @@ func validSelector(s string) bool {
 	return true
 }
 
+// nestedRefs holds *_ref / *_refs properties inside a predefined structure
+// (an SCO extension, an email MIME part) to the identifier rule.
+func (v *validator) nestedRefs(where string, o *jvalue) error {
+	for i := range o.obj {
+		m := &o.obj[i]
+		name := where + "." + m.key
+		switch {
+		case strings.HasSuffix(m.key, "_ref"):
+			if err := v.check(name, prop{kind: kRef}, &m.val); err != nil {
+				return err
+			}
+		case strings.HasSuffix(m.key, "_refs"):
+			if err := v.check(name, prop{kind: kRefList}, &m.val); err != nil {
+				return err
+			}
+		case m.val.kind == jObject:
+			if err := v.nestedRefs(name, &m.val); err != nil {
+				return err
+			}
+		case m.val.kind == jArray:
+			for j := range m.val.arr {
+				if m.val.arr[j].kind == jObject {
+					if err := v.nestedRefs(name, &m.val.arr[j]); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
 // typeRules are the cross-property rules of single types.
 func (v *validator) typeRules() error {
 	r := v.root
@@ -630,6 +664,13 @@ func (v *validator) typeRules() error {
 		}
 		if !mp.b && parts {
 			return v.fail("email-message with body_multipart must have is_multipart true")
+		}
+		if bm, ok := r.get("body_multipart"); ok {
+			for i := range bm.arr {
+				if err := v.nestedRefs("body_multipart", &bm.arr[i]); err != nil {
+					return err
+				}
+			}
 		}
 	case "network-traffic":
 		_, src := r.get("src_ref")

@@ -193,6 +193,8 @@ var ruleCases = []ruleCase{
 	{"user-account bool as string", "user-account", map[string]any{"is_privileged": "no"}, `property "is_privileged" must be a boolean`, nil},
 	{"registry values not objects", "windows-registry-key", map[string]any{"values": []any{"Foo"}}, `property "values" must be a list of objects`, nil},
 	{"x509 bad validity timestamp", "x509-certificate", map[string]any{"validity_not_after": "2016-08-21"}, `property "validity_not_after"`, nil},
+	{"file extension ref not identifier", "file", map[string]any{"extensions": map[string]any{"archive-ext": map[string]any{"contains_refs": []any{"file-1"}}}}, `property "archive-ext.contains_refs": "file-1" is not an identifier`, nil},
+	{"email part ref not identifier", "email-message", map[string]any{"is_multipart": true, "body": del, "body_multipart": []any{map[string]any{"body_raw_ref": "3"}}}, `property "body_multipart.body_raw_ref": "3" is not an identifier`, nil},
 	{"sco custom property", "url", map[string]any{"foo": 1}, `custom property "foo" must start with x_`, nil},
 
 	// JSON level

@@ -48,6 +48,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strings"
+	syncatomic "sync/atomic"
 	"syscall"
 	"time"
 
@@ -81,7 +82,7 @@ type Options struct {
 	// Isolation of Store.Update (default Serializable).
 	Isolation Isolation
 	// MaxAttempts bounds how often a transaction is tried when it fails
-	// with a serialization failure or a deadlock (default 10).
+	// with a serialization failure or a deadlock (default 20).
 	MaxAttempts int
 }
 
@@ -90,6 +91,7 @@ type DB struct {
 	pool        *pgxpool.Pool
 	iso         pgx.TxIsoLevel
 	maxAttempts int
+	retries     syncatomic.Int64
 	handle
 }
 
@@ -122,7 +124,7 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 		db.iso = pgx.ReadCommitted
 	}
 	if db.maxAttempts <= 0 {
-		db.maxAttempts = 10
+		db.maxAttempts = 20
 	}
 	db.handle = handle{q: pool, db: db}
 	if err := migrate(ctx, pool, opt.Migrate); err != nil {
@@ -159,6 +161,11 @@ func (db *DB) SchemaVersion(ctx context.Context) (have, known int, err error) {
 	return have, len(migrations), err
 }
 
+// Retries reports how many transactions failed with a serialization
+// failure or a deadlock since Open (and were re-run, unless out of
+// attempts): a measure of write contention between instances.
+func (db *DB) Retries() int64 { return db.retries.Load() }
+
 // inTx runs fn in a transaction and retries it, with jittered exponential
 // backoff, while it fails with an error PostgreSQL says is safe to retry.
 func (db *DB) inTx(ctx context.Context, iso pgx.TxIsoLevel, fn func(h handle) error) error {
@@ -168,12 +175,13 @@ func (db *DB) inTx(ctx context.Context, iso pgx.TxIsoLevel, fn func(h handle) er
 		if err == nil || !retryable(err) {
 			return err
 		}
+		db.retries.Add(1)
 		if attempt >= db.maxAttempts {
 			return fmt.Errorf("%w: transaction still conflicting after %d attempts: %w", store.ErrUnavailable, attempt, err)
 		}
 		// Full jitter keeps colliding instances from colliding again.
 		wait := time.Duration(rand.Int64N(int64(backoff))) + time.Millisecond
-		backoff = min(2*backoff, 250*time.Millisecond)
+		backoff = min(2*backoff, 100*time.Millisecond)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("postgres: giving up retrying: %w", errors.Join(ctx.Err(), err))
@@ -222,6 +230,7 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error)
 }
 
 // handle implements store.Handle over the pool or a transaction. db is set

@@ -261,8 +261,8 @@ func TestUpdateRetriesSerializationFailure(t *testing.T) {
 			t.Fatalf("Update %d: %v", i, err)
 		}
 	}
-	if n := calls.Load(); n < 3 {
-		t.Fatalf("fn ran %d times; want at least 3 (one Update retried after 40001)", n)
+	if n := calls.Load(); n < 3 || db.Retries() < 1 {
+		t.Fatalf("fn ran %d times, %d retries; want at least 3 runs (one Update retried after 40001)", n, db.Retries())
 	}
 	got, err := db.Tokens().ByHash(ctx, tok.Hash)
 	if err != nil || got.RevokedAt.IsZero() {
@@ -343,6 +343,7 @@ func TestConcurrentPutAcrossInstances(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
+	t.Logf("retried transactions: %d and %d", a.Retries(), b.Retries())
 	all, err := a.Objects().Query(ctx, store.ObjectQuery{Collection: "c", Versions: store.VersionFilter{All: true}, Limit: 100000})
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,9 @@ import (
 	"time"
 )
 
-// Object is one validated STIX 2.1 object.
+// Object is one validated STIX 2.1 object. Its strings share one immutable
+// copy of the input (made once per parse), so holding an Object holds about
+// twice len(Raw) bytes.
 type Object struct {
 	ID          string          // "type--uuid"
 	Type        string          // the object's type

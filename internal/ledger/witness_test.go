@@ -3,6 +3,8 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"testing"
 	"time"
@@ -138,8 +140,14 @@ func TestVerifyCosignatureLineFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := c.Marshal()
-	flipped := bytes.Clone(line)
-	flipped[len(flipped)-5] ^= 1
+	parsed, err := ParseSignatureLine(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := binary.BigEndian.AppendUint32(nil, parsed.KeyHash)
+	raw = append(raw, parsed.Sig...)
+	raw[len(raw)-1] ^= 1 // a valid line whose signature is wrong
+	flipped := []byte("— " + parsed.Name + " " + base64.StdEncoding.EncodeToString(raw) + "\n")
 	tests := []struct {
 		name       string
 		body, line []byte

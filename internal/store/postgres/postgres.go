@@ -17,7 +17,8 @@
 // serial transactions. To keep that promise across instances, Store.Update
 // runs SERIALIZABLE by default and re-runs its function on serialization
 // failures (40001) and deadlocks (40P01), a bounded number of times with
-// jittered backoff. Methods called outside Update run in their own READ
+// jittered backoff; from the third attempt it first queues on an advisory
+// lock shared by all struggling transactions, so that none starves. Methods called outside Update run in their own READ
 // COMMITTED transaction when they take more than one statement, and rely on
 // row locks instead: Objects.Put and Objects.Delete lock one object_heads row
 // per (collection, id), in id order, before reading or writing versions, so
@@ -166,12 +167,28 @@ func (db *DB) SchemaVersion(ctx context.Context) (have, known int, err error) {
 // attempts): a measure of write contention between instances.
 func (db *DB) Retries() int64 { return db.retries.Load() }
 
+// gateAfter is the attempt from which a transaction passes the contention
+// gate first.
+const gateAfter = 3
+
+// contentionGate is a session advisory lock that transactions which keep
+// failing take before they begin, so they queue behind each other instead
+// of losing again to the same rivals. Taken before BEGIN, it makes the
+// transaction's snapshot start after the wait.
+const contentionGate = `SELECT pg_advisory_lock(hashtext('parley.contention_gate'), hashtext(current_schema()))`
+const contentionGateRelease = `SELECT pg_advisory_unlock(hashtext('parley.contention_gate'), hashtext(current_schema()))`
+
 // inTx runs fn in a transaction and retries it, with jittered exponential
 // backoff, while it fails with an error PostgreSQL says is safe to retry.
 func (db *DB) inTx(ctx context.Context, iso pgx.TxIsoLevel, fn func(h handle) error) error {
 	backoff := 2 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := db.tryTx(ctx, iso, fn)
+		var err error
+		if attempt < gateAfter {
+			err = tryTx(ctx, db.pool, iso, fn)
+		} else {
+			err = db.gatedTx(ctx, iso, fn)
+		}
 		if err == nil || !retryable(err) {
 			return err
 		}
@@ -190,8 +207,33 @@ func (db *DB) inTx(ctx context.Context, iso pgx.TxIsoLevel, fn func(h handle) er
 	}
 }
 
-func (db *DB) tryTx(ctx context.Context, iso pgx.TxIsoLevel, fn func(h handle) error) error {
-	tx, err := db.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: iso})
+// gatedTx runs one attempt holding the contention gate on its connection.
+func (db *DB) gatedTx(ctx context.Context, iso pgx.TxIsoLevel, fn func(h handle) error) error {
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return mapErr(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, contentionGate); err != nil {
+		return mapErr(err)
+	}
+	defer func() {
+		if _, err := conn.Exec(context.WithoutCancel(ctx), contentionGateRelease); err != nil {
+			// A connection that cannot unlock must not go back to the
+			// pool holding the gate; closing it releases the lock.
+			conn.Conn().Close(context.WithoutCancel(ctx))
+		}
+	}()
+	return tryTx(ctx, conn, iso, fn)
+}
+
+// beginner is what *pgxpool.Pool and *pgxpool.Conn have in common.
+type beginner interface {
+	BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error)
+}
+
+func tryTx(ctx context.Context, b beginner, iso pgx.TxIsoLevel, fn func(h handle) error) error {
+	tx, err := b.BeginTx(ctx, pgx.TxOptions{IsoLevel: iso})
 	if err != nil {
 		return mapErr(err)
 	}

@@ -8,6 +8,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -19,7 +20,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parley-cti/parley/internal/api"
 	"github.com/parley-cti/parley/internal/exchange"
+	"github.com/parley-cti/parley/internal/ledger"
+	"github.com/parley-cti/parley/internal/ledgerhttp"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/store"
 	"github.com/parley-cti/parley/internal/store/sqlite"
@@ -38,6 +42,9 @@ type Config struct {
 	Logger   *slog.Logger
 	// MaxContentLength bounds POST bodies (TAXII max_content_length).
 	MaxContentLength int64
+	// CheckpointInterval is how often the ledger signs a checkpoint while
+	// it grows (default 5 s).
+	CheckpointInterval time.Duration
 }
 
 // OpenStore opens the store a configuration names.
@@ -47,13 +54,18 @@ func OpenStore(ctx context.Context, cfg Config) (store.Store, error) {
 
 // Server is an assembled parley.
 type Server struct {
-	cfg     Config
-	Store   store.Store
-	Parties *party.Service
-	Ex      *exchange.Service
-	handler http.Handler
-	log     *slog.Logger
+	cfg          Config
+	Store        store.Store
+	Parties      *party.Service
+	Ex           *exchange.Service
+	Signer       *ledger.Signer
+	Checkpointer *ledger.Checkpointer
+	handler      http.Handler
+	log          *slog.Logger
 }
+
+// Settings keys of the ledger's signing key.
+const ledgerKeySetting = "ledger.note-skey"
 
 // New builds a server on an open store.
 func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
@@ -65,10 +77,32 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, Store: st, Parties: party.New(st), Ex: exchange.New(st), log: log}
+	signer, err := ledgerSigner(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, Store: st, Parties: party.New(st), Ex: exchange.New(st), Signer: signer, log: log}
+	if cfg.CheckpointInterval <= 0 {
+		cfg.CheckpointInterval = 5 * time.Second
+	}
+	s.Checkpointer = &ledger.Checkpointer{Update: ledgerUpdate(st), Signer: signer, Interval: cfg.CheckpointInterval, Logger: log}
 	mux := http.NewServeMux()
 	tx := taxii.New(taxii.Config{Title: cfg.Title, MaxContentLength: cfg.MaxContentLength}, s.Ex, s.Parties, key, log)
 	tx.Register(mux)
+	api.New(st, s.Ex, s.Parties, log).Register(mux)
+	lst, err := store.LedgerOf(st)
+	if err != nil {
+		return nil, err
+	}
+	// The ledger holds metadata, never intelligence, but who has an
+	// agreement with whom is itself sensitive: only parties read it.
+	lmux := http.NewServeMux()
+	ledgerhttp.Register(lmux, "/ledger", ledgerhttp.Source{Log: lst, Logger: log})
+	lmux.HandleFunc("GET /ledger/key", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte(signer.VerifierKey() + "\n"))
+	})
+	mux.Handle("/ledger/", s.partiesOnly(lmux))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
@@ -85,6 +119,60 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	})
 	s.handler = mux
 	return s, nil
+}
+
+// ledgerSigner loads the log's note key, creating it on first start; every
+// instance on the database signs with the same key.
+func ledgerSigner(ctx context.Context, st store.Store) (*ledger.Signer, error) {
+	id := make([]byte, 6)
+	if _, err := rand.Read(id); err != nil {
+		return nil, err
+	}
+	skey, _, err := ledger.GenerateSignerKey("parley-" + hex.EncodeToString(id))
+	if err != nil {
+		return nil, err
+	}
+	v, err := st.Settings().PutIfAbsent(ctx, ledgerKeySetting, []byte(skey))
+	if err != nil {
+		return nil, fmt.Errorf("loading the ledger key: %w", err)
+	}
+	return ledger.NewSigner(string(v))
+}
+
+// ledgerUpdate opens a transaction on st for the ledger package.
+func ledgerUpdate(st store.Store) ledger.UpdateFunc {
+	return func(ctx context.Context, fn func(ledger.Store) error) error {
+		return st.Update(ctx, func(tx store.Handle) error {
+			l, err := store.LedgerOf(tx)
+			if err != nil {
+				return err
+			}
+			return fn(l)
+		})
+	}
+}
+
+// partiesOnly admits requests carrying a valid party token.
+func (s *Server) partiesOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token := ""
+		if after, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+			token = strings.TrimSpace(after)
+		} else if _, pw, ok := r.BasicAuth(); ok {
+			token = pw
+		}
+		if _, err := s.Parties.Authenticate(r.Context(), token); err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="parley", Basic realm="parley"`)
+			if errors.Is(err, party.ErrUnauthenticated) {
+				http.Error(w, "send a valid parley token", http.StatusUnauthorized)
+			} else {
+				s.log.ErrorContext(r.Context(), "authenticating ledger request", slog.Any("err", err))
+				http.Error(w, "the server failed to handle the request", http.StatusInternalServerError)
+			}
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Handler is the server's whole HTTP surface.
@@ -156,6 +244,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	cctx, stopCheckpoints := context.WithCancel(ctx)
+	defer stopCheckpoints()
+	go s.Checkpointer.Run(cctx)
 	select {
 	case err := <-errc:
 		return err

@@ -1,0 +1,216 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/parley-cti/parley/internal/agreement"
+	"github.com/parley-cti/parley/internal/exchange"
+	"github.com/parley-cti/parley/internal/party"
+	"github.com/parley-cti/parley/internal/store"
+)
+
+func (s *Server) me(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	keys, err := s.ex.PartyKeys(r.Context(), p.PartyID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"party_id": p.PartyID, "name": p.Name, "token_id": p.TokenID, "keys": keyViews(keys)})
+	return nil
+}
+
+// listParties is the directory parties need to address a proposal.
+func (s *Server) listParties(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	ps, err := s.st.Parties().List(r.Context())
+	if err != nil {
+		return err
+	}
+	type view struct {
+		ID   string `json:"party_id"`
+		Name string `json:"name"`
+	}
+	out := []view{}
+	for _, x := range ps {
+		out = append(out, view{x.ID, x.Name})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"parties": out})
+	return nil
+}
+
+type keyView struct {
+	Keys       json.RawMessage `json:"keys"`
+	ValidFrom  time.Time       `json:"valid_from"`
+	ValidUntil *time.Time      `json:"valid_until,omitempty"`
+	Rotation   json.RawMessage `json:"rotation,omitempty"`
+}
+
+func keyViews(ks []store.PartyKey) []keyView {
+	out := []keyView{}
+	for _, k := range ks {
+		v := keyView{Keys: k.Public, ValidFrom: k.ValidFrom}
+		if !k.ValidUntil.IsZero() {
+			u := k.ValidUntil
+			v.ValidUntil = &u
+		}
+		if len(k.Rotation) > 0 {
+			v.Rotation = k.Rotation
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func (s *Server) partyKeys(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	keys, err := s.ex.PartyKeys(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"party_id": r.PathValue("id"), "keys": keyViews(keys)})
+	return nil
+}
+
+func (s *Server) registerKeys(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	var pub agreement.PublicKeys
+	if err := decode(w, r, &pub); err != nil {
+		return err
+	}
+	if err := s.ex.RegisterKeys(r.Context(), p, pub); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"key_id": pub.KeyID})
+	return nil
+}
+
+func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	var rot agreement.KeyRotation
+	if err := decode(w, r, &rot); err != nil {
+		return err
+	}
+	if err := s.ex.RotateKeys(r.Context(), p, rot); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"key_id": rot.NewKeys.KeyID, "retired": rot.OldKeyID})
+	return nil
+}
+
+// AgreementView is the JSON form of an agreement.
+type AgreementView struct {
+	ID             string                `json:"id"`
+	Parties        []string              `json:"parties"`
+	Phase          string                `json:"phase"`
+	InForce        bool                  `json:"in_force"`
+	Version        int                   `json:"version"`
+	PendingVersion int                   `json:"pending_version,omitempty"`
+	SuspendedBy    []string              `json:"suspended_by,omitempty"`
+	TerminationAt  *time.Time            `json:"termination_at,omitempty"`
+	Reason         string                `json:"reason,omitempty"`
+	APIRoot        string                `json:"taxii_api_root"`
+	Document       *agreement.Document   `json:"document"`
+	Versions       []*agreement.Document `json:"versions"`
+	Signatures     []agreement.Signature `json:"signatures"`
+	LedgerIndex    *int64                `json:"ledger_index,omitempty"`
+}
+
+func view(a exchange.Agreement, now time.Time) AgreementView {
+	v := AgreementView{ID: a.Record.ID, Parties: []string{a.Record.PartyA, a.Record.PartyB}, Phase: string(a.Status.Phase),
+		InForce: a.Status.InForce(now), Version: a.Status.Version, SuspendedBy: a.Status.SuspendedBy, Reason: a.Status.Reason,
+		APIRoot: "/taxii2/" + a.Record.ID + "/", Document: a.Status.Document, Versions: a.Versions, Signatures: a.Signatures}
+	if a.Status.Pending != nil {
+		v.PendingVersion = a.Status.Pending.Version
+	}
+	if !a.Status.TerminationAt.IsZero() {
+		t := a.Status.TerminationAt
+		v.TerminationAt = &t
+	}
+	return v
+}
+
+func (s *Server) listAgreements(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	as, err := s.ex.Agreements(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	out := []AgreementView{}
+	for _, a := range as {
+		out = append(out, view(a, time.Now()))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"agreements": out})
+	return nil
+}
+
+func (s *Server) getAgreement(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	a, err := s.ex.Agreement(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, view(a, time.Now()))
+	return nil
+}
+
+// SignedDocument is the body of a proposal or amendment.
+type SignedDocument struct {
+	Document  json.RawMessage     `json:"document"`
+	Signature agreement.Signature `json:"signature"`
+}
+
+// SignatureBody is the body of a countersignature, suspension, resumption
+// or termination.
+type SignatureBody struct {
+	Signature agreement.Signature `json:"signature"`
+}
+
+func (s *Server) respond(w http.ResponseWriter, status int, a exchange.Agreement, idx int64) {
+	receipt(w, idx)
+	v := view(a, time.Now())
+	v.LedgerIndex = &idx
+	writeJSON(w, status, v)
+}
+
+func (s *Server) propose(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	var body SignedDocument
+	if err := decode(w, r, &body); err != nil {
+		return err
+	}
+	a, idx, err := s.ex.Propose(r.Context(), p, body.Document, body.Signature)
+	if err != nil {
+		return err
+	}
+	s.respond(w, http.StatusCreated, a, idx)
+	return nil
+}
+
+func (s *Server) amend(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	var body SignedDocument
+	if err := decode(w, r, &body); err != nil {
+		return err
+	}
+	a, idx, err := s.ex.Amend(r.Context(), p, r.PathValue("id"), body.Document, body.Signature)
+	if err != nil {
+		return err
+	}
+	s.respond(w, http.StatusCreated, a, idx)
+	return nil
+}
+
+func (s *Server) sign(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	var body SignatureBody
+	if err := decode(w, r, &body); err != nil {
+		return err
+	}
+	a, idx, err := s.ex.Sign(r.Context(), p, r.PathValue("id"), body.Signature)
+	if err != nil {
+		return err
+	}
+	s.respond(w, http.StatusOK, a, idx)
+	return nil
+}
+
+func (s *Server) balance(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	b, err := s.ex.Balance(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, b)
+	return nil
+}

@@ -1,0 +1,204 @@
+// Package api is parley's management API: JSON over HTTP(S) under /api/v1/
+// for parties' keys, agreements and balances (and, as they land, handovers,
+// requests and matching). It authenticates callers like the TAXII surface
+// does and turns HTTP into calls on package exchange, which decides.
+//
+// Errors reach clients only through the sentinel mapping in writeError; a
+// 500 logs its cause and sends a fixed message.
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/parley-cti/parley/internal/agreement"
+	"github.com/parley-cti/parley/internal/exchange"
+	"github.com/parley-cti/parley/internal/party"
+	"github.com/parley-cti/parley/internal/store"
+)
+
+// Prefix is where the management API lives.
+const Prefix = "/api/v1/"
+
+// LedgerIndexHeader carries the index of the ledger entry recording a
+// state change: the caller's receipt.
+const LedgerIndexHeader = "X-Parley-Ledger-Index"
+
+// MaxBody bounds every request body.
+const MaxBody = 1 << 20
+
+// Server serves the management API.
+type Server struct {
+	ex      *exchange.Service
+	parties *party.Service
+	st      store.Store
+	log     *slog.Logger
+}
+
+// New returns the API server.
+func New(st store.Store, ex *exchange.Service, parties *party.Service, log *slog.Logger) *Server {
+	return &Server{ex: ex, parties: parties, st: st, log: log}
+}
+
+type handler func(w http.ResponseWriter, r *http.Request, p party.Principal) error
+
+// Mux is what routes are registered on (*http.ServeMux).
+type Mux interface {
+	Handle(pattern string, h http.Handler)
+}
+
+// Register adds every route to mux.
+func (s *Server) Register(mux Mux) {
+	routes := map[string]handler{
+		"GET /api/v1/me":                          s.me,
+		"GET /api/v1/parties":                     s.listParties,
+		"GET /api/v1/parties/{id}/keys":           s.partyKeys,
+		"POST /api/v1/keys":                       s.registerKeys,
+		"POST /api/v1/keys/rotate":                s.rotateKeys,
+		"GET /api/v1/agreements":                  s.listAgreements,
+		"POST /api/v1/agreements":                 s.propose,
+		"GET /api/v1/agreements/{id}":             s.getAgreement,
+		"POST /api/v1/agreements/{id}/versions":   s.amend,
+		"POST /api/v1/agreements/{id}/signatures": s.sign,
+		"GET /api/v1/agreements/{id}/balance":     s.balance,
+	}
+	for pattern, h := range routes {
+		mux.Handle(pattern, s.wrap(h))
+	}
+	mux.Handle("/api/", s.wrap(func(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+		return apiErr(http.StatusNotFound, "not_found", "no such endpoint; see docs/api.md")
+	}))
+}
+
+// Routes lists the registered patterns, for the OpenAPI check.
+func Routes() []string {
+	var out []string
+	(&Server{}).Register(&recordingMux{&out})
+	return out
+}
+
+type recordingMux struct{ out *[]string }
+
+func (m *recordingMux) Handle(pattern string, h http.Handler) { *m.out = append(*m.out, pattern) }
+
+func (s *Server) wrap(h handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Cache-Control", "no-store")
+		p, err := s.authenticate(r)
+		if err == nil {
+			err = h(w, r, p)
+		}
+		if err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+func (s *Server) authenticate(r *http.Request) (party.Principal, error) {
+	h := r.Header.Get("Authorization")
+	var token string
+	if after, ok := strings.CutPrefix(h, "Bearer "); ok {
+		token = strings.TrimSpace(after)
+	} else if _, pw, ok := r.BasicAuth(); ok {
+		token = pw
+	}
+	if token == "" {
+		return party.Principal{}, party.ErrUnauthenticated
+	}
+	return s.parties.Authenticate(r.Context(), token)
+}
+
+// Error is the JSON body of every error response.
+type Error struct {
+	Code    string `json:"error"`
+	Message string `json:"message"`
+	status  int
+}
+
+func (e *Error) Error() string { return e.Message }
+
+func apiErr(status int, code, msg string) *Error { return &Error{Code: code, Message: msg, status: status} }
+
+// writeError maps sentinels to statuses; this is the only place that does.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var e *Error
+	msg := err.Error()
+	switch {
+	case errors.As(err, &e):
+	case errors.Is(err, party.ErrUnauthenticated):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="parley", Basic realm="parley"`)
+		e = apiErr(http.StatusUnauthorized, "unauthenticated", "send a valid parley token: 'Authorization: Bearer <token>'")
+	case errors.Is(err, exchange.ErrNotFound), errors.Is(err, store.ErrNotFound):
+		e = apiErr(http.StatusNotFound, "not_found", "the resource does not exist or you do not have access to it")
+	case errors.Is(err, exchange.ErrForbidden), errors.Is(err, agreement.ErrNotParty):
+		e = apiErr(http.StatusForbidden, "forbidden", clean(msg))
+	case errors.Is(err, exchange.ErrConflict), errors.Is(err, agreement.ErrIllegalTransition):
+		e = apiErr(http.StatusConflict, "conflict", clean(msg))
+	case errors.Is(err, exchange.ErrInvalid), errors.Is(err, agreement.ErrInvalidDocument), errors.Is(err, agreement.ErrSelfAgreement),
+		errors.Is(err, agreement.ErrBadSignature), errors.Is(err, agreement.ErrWrongVersion), errors.Is(err, agreement.ErrUnknownKey),
+		errors.Is(err, agreement.ErrDocumentChanged), errors.Is(err, agreement.ErrInvalidKey), errors.Is(err, agreement.ErrOutOfScope):
+		e = apiErr(http.StatusBadRequest, "invalid", clean(msg))
+	case errors.Is(err, store.ErrUnavailable):
+		w.Header().Set("Retry-After", "5")
+		e = apiErr(http.StatusServiceUnavailable, "unavailable", "the database is unavailable; retry shortly")
+	default:
+		s.log.ErrorContext(r.Context(), "internal error", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("err", err))
+		e = apiErr(http.StatusInternalServerError, "internal", "the server failed to handle the request; the operator's log has the details")
+	}
+	writeJSON(w, e.status, e)
+}
+
+// clean strips package prefixes from domain error text, which is written
+// for clients (it names what was wrong) but carries Go package tags.
+func clean(msg string) string {
+	for _, p := range []string{"exchange: not permitted: ", "exchange: invalid request: ", "exchange: conflict: ", "exchange: "} {
+		msg = strings.ReplaceAll(msg, p, "")
+	}
+	return msg
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"internal","message":"encoding failed"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(b)
+	w.Write([]byte("\n"))
+}
+
+// decode reads a size-limited JSON body into v, refusing unknown fields.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return apiErr(http.StatusUnsupportedMediaType, "unsupported_media_type", fmt.Sprintf("send Content-Type: application/json, not %q", ct))
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return apiErr(http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", MaxBody))
+		}
+		return apiErr(http.StatusBadRequest, "bad_body", "the request body could not be read")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return apiErr(http.StatusBadRequest, "bad_json", "the body is not the expected JSON: "+err.Error())
+	}
+	if dec.More() {
+		return apiErr(http.StatusBadRequest, "bad_json", "the body holds more than one JSON value")
+	}
+	return nil
+}
+
+func receipt(w http.ResponseWriter, idx int64) {
+	w.Header().Set(LedgerIndexHeader, strconv.FormatInt(idx, 10))
+}

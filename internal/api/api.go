@@ -124,7 +124,9 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Message }
 
-func apiErr(status int, code, msg string) *Error { return &Error{Code: code, Message: msg, status: status} }
+func apiErr(status int, code, msg string) *Error {
+	return &Error{Code: code, Message: msg, status: status}
+}
 
 // writeError maps sentinels to statuses; this is the only place that does.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {

@@ -8,9 +8,9 @@ package server
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"

@@ -34,15 +34,21 @@ type command struct {
 	run   func(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
+// registered holds commands that other files of this package add in their
+// init functions, so each command family lives in its own file.
+var registered []command
+
+func register(c command) { registered = append(registered, c) }
+
 func commands() []command {
-	return []command{
+	return append([]command{
 		{"serve", "run the server", cmdServe},
-		{"party", "manage parties: party add NAME | party list", cmdParty},
-		{"token", "manage API tokens: token add PARTY | token revoke TOKEN-ID | token list PARTY", cmdToken},
+		{"party", "manage parties (operator): party add NAME | party list", cmdParty},
+		{"token", "manage API tokens (operator): token add PARTY | token revoke TOKEN-ID | token list PARTY", cmdToken},
 		{"collection", "manage operator collections: collection add --title T --read P --write P | collection list", cmdCollection},
 		{"migrate", "apply pending database schema migrations", cmdMigrate},
 		{"version", "print the version", cmdVersion},
-	}
+	}, registered...)
 }
 
 func main() {

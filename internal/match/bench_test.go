@@ -119,7 +119,7 @@ func BenchmarkSession(b *testing.B) {
 
 // BenchmarkRound2 isolates the peer-facing round on n elements.
 func BenchmarkRound2(b *testing.B) {
-	const n = 4096
+	const n = 512
 	a, bb := pair(b, n)
 	var a1, b1 bytes.Buffer
 	if _, err := a.Round1(context.Background(), slices.Values(aliases("x", n)), &a1); err != nil {

@@ -44,11 +44,17 @@ func (c cursorCodec) encode(pos store.Position, binding string) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// cursorLen is the length of every encoded cursor: 33 bytes in base64.
+var cursorLen = base64.RawURLEncoding.EncodedLen(33)
+
 func (c cursorCodec) decode(s, binding string) (store.Position, error) {
-	if len(s) > 64 {
+	// Exactly one spelling decodes: the base64 decoder skips '\r' and '\n',
+	// so without the length check a cursor with a line break inserted
+	// would be accepted too.
+	if len(s) != cursorLen {
 		return store.Position{}, errBadCursor
 	}
-	b, err := base64.RawURLEncoding.DecodeString(s)
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
 	if err != nil || len(b) != 33 || b[0] != cursorVersion {
 		return store.Position{}, errBadCursor
 	}

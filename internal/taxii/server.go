@@ -283,6 +283,9 @@ func (s *Server) page(r *http.Request, p party.Principal, kind string, f filter)
 	return pg, next, nil
 }
 
+// setDateHeaders sets the TAXII 2.1 headers X-TAXII-Date-Added-First/Last
+// from the page, which clients use to resume with added_after (section 3.7);
+// an empty page has no dates to report.
 func setDateHeaders(w http.ResponseWriter, pg store.Page) {
 	if len(pg.Objects) == 0 {
 		return
@@ -399,6 +402,9 @@ func (s *Server) versions(w http.ResponseWriter, r *http.Request, p party.Princi
 		return err
 	}
 	f.q.IDs = []string{r.PathValue("obj")}
+	// Every version, in date_added order like every other list here: TAXII
+	// 2.1 section 5.7 gives this endpoint the X-TAXII-Date-Added-First/Last
+	// headers and limit/next paging, which presume that order.
 	f.q.Versions = store.VersionFilter{All: true}
 	pg, next, err := s.page(r, p, "versions", f)
 	if err != nil {
@@ -432,7 +438,10 @@ func (s *Server) deleteObject(w http.ResponseWriter, r *http.Request, p party.Pr
 	}
 	v := f.q.Versions
 	if v.IsZero() {
-		v.All = true // TAXII: without match[version], every version goes
+		// TAXII 2.1 section 5.6 deletes "the object" unless match[version]
+		// narrows it to some versions; deleting only the latest would
+		// silently promote an older version to latest.
+		v.All = true
 	}
 	if err := s.ex.Delete(r.Context(), p, r.PathValue("root"), r.PathValue("coll"), r.PathValue("obj"), v, f.q.SpecVersions); err != nil {
 		return err

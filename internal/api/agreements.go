@@ -109,7 +109,16 @@ type AgreementView struct {
 	Document       *agreement.Document   `json:"document"`
 	Versions       []*agreement.Document `json:"versions"`
 	Signatures     []agreement.Signature `json:"signatures"`
+	Collections    []CollectionRef       `json:"collections,omitempty"`
 	LedgerIndex    *int64                `json:"ledger_index,omitempty"`
+}
+
+// CollectionRef names one of an agreement's TAXII collections.
+type CollectionRef struct {
+	ID          string `json:"id"`
+	Contributor string `json:"contributor"`
+	Title       string `json:"title"`
+	CanWrite    bool   `json:"can_write"`
 }
 
 func view(a exchange.Agreement, now time.Time) AgreementView {
@@ -144,7 +153,15 @@ func (s *Server) getAgreement(w http.ResponseWriter, r *http.Request, p party.Pr
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, view(a, time.Now()))
+	v := view(a, time.Now())
+	cs, err := s.ex.Collections(r.Context(), p, a.Record.ID)
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		v.Collections = append(v.Collections, CollectionRef{ID: c.ID, Contributor: c.Contributor, Title: c.Title, CanWrite: c.Write})
+	}
+	writeJSON(w, http.StatusOK, v)
 	return nil
 }
 

@@ -195,7 +195,27 @@ type Agreement struct {
 	Document       json.RawMessage       `json:"document"`
 	Versions       []json.RawMessage     `json:"versions"`
 	Signatures     []agreement.Signature `json:"signatures"`
+	Collections    []AgreementCollection `json:"collections,omitempty"`
 	LedgerIndex    *int64                `json:"ledger_index,omitempty"`
+}
+
+// AgreementCollection is one of an agreement's TAXII collections.
+type AgreementCollection struct {
+	ID          string `json:"id"`
+	Contributor string `json:"contributor"`
+	Title       string `json:"title"`
+	CanWrite    bool   `json:"can_write"`
+}
+
+// CollectionOf returns the id of the collection holding contributor's
+// contributions under the agreement (own or the other party's).
+func (a *Agreement) CollectionOf(contributor string, own bool) (string, error) {
+	for _, c := range a.Collections {
+		if (c.Contributor == contributor) == own {
+			return c.ID, nil
+		}
+	}
+	return "", fmt.Errorf("agreement %s has no such collection (is it countersigned?): %w", a.ID, ErrNotFound)
 }
 
 // Doc parses the governing document.

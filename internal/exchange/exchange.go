@@ -249,6 +249,19 @@ func (s *Service) Status(ctx context.Context, p party.Principal, apiRoot, id str
 	return st, err
 }
 
+// WriteDenied says why p may not add objects to c, given its rights a, or
+// returns nil when it may.
+func WriteDenied(p party.Principal, c store.Collection, a Access) error {
+	switch {
+	case a.Write:
+		return nil
+	case c.Agreement != "" && c.Contributor == p.PartyID:
+		return fmt.Errorf("%w: the agreement is not in force, so nothing can be contributed under it", ErrForbidden)
+	default:
+		return fmt.Errorf("%w: this collection is read-only for you", ErrForbidden)
+	}
+}
+
 // IngestResult is the outcome of adding objects: the TAXII status resource
 // and the index of the ledger entry recording the batch (the receipt).
 type IngestResult struct {
@@ -265,11 +278,8 @@ func (s *Service) Ingest(ctx context.Context, p party.Principal, apiRoot, collec
 	if err != nil {
 		return IngestResult{}, err
 	}
-	if !a.Write {
-		if c.Agreement != "" && c.Contributor == p.PartyID {
-			return IngestResult{}, fmt.Errorf("%w: the agreement is not in force, so nothing can be contributed under it", ErrForbidden)
-		}
-		return IngestResult{}, fmt.Errorf("%w: this collection is read-only for you", ErrForbidden)
+	if err := WriteDenied(p, c, a); err != nil {
+		return IngestResult{}, err
 	}
 	now := s.now().Truncate(time.Microsecond)
 	status := store.Status{ID: party.NewID(""), APIRoot: apiRoot, PartyID: p.PartyID, Status: "complete",

@@ -1,0 +1,341 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/parley-cti/parley/internal/agreement"
+	"github.com/parley-cti/parley/internal/client"
+)
+
+func init() {
+	register(command{"agreement", "signed agreements: agreement propose|sign|show|list|amend|suspend|resume|terminate", cmdAgreement})
+	register(command{"balance", "give-to-get balance under an agreement: balance AGREEMENT-ID", cmdBalance})
+}
+
+// termsFlags are the agreement terms a proposal or amendment sets.
+type termsFlags struct {
+	with, types, maxTLP, unmarked, ratio, window, escrow, ack, fulfil, notice, file string
+	grace, days                                                                     int
+	matchCap                                                                        int64
+	cosign                                                                          bool
+}
+
+func addTermsFlags(fs *flag.FlagSet) *termsFlags {
+	t := &termsFlags{}
+	fs.StringVar(&t.with, "with", "", "the other party (name or id)")
+	fs.StringVar(&t.file, "file", "", "take the whole document from this JSON file instead of flags")
+	fs.StringVar(&t.types, "types", "indicator,malware,threat-actor,intrusion-set,infrastructure,campaign,attack-pattern,tool,identity,relationship,report", "STIX types in scope, comma-separated")
+	fs.StringVar(&t.maxTLP, "max-tlp", "amber", "highest TLP allowed: clear, green, amber, amber+strict, red")
+	fs.StringVar(&t.unmarked, "unmarked", "allow", "objects without a TLP marking: allow or refuse")
+	fs.StringVar(&t.ratio, "ratio", "1:1", "give:get — objects readable per credit earned, e.g. 1:1 or 2:1")
+	fs.IntVar(&t.grace, "grace", 10, "objects readable before contributing anything")
+	fs.StringVar(&t.window, "window", "", "rolling window for credits, e.g. 720h (default: credits never lapse)")
+	fs.StringVar(&t.escrow, "escrow-deadline", "72h", "longest a handover waits for both deposits")
+	fs.StringVar(&t.ack, "ack-deadline", "24h", "time to acknowledge a request")
+	fs.StringVar(&t.fulfil, "fulfil-deadline", "168h", "time to fulfil or refuse a request")
+	fs.IntVar(&t.days, "days", 365, "validity in days from now")
+	fs.StringVar(&t.notice, "notice", "720h", "termination notice period")
+	fs.Int64Var(&t.matchCap, "match-cap", 1_000_000, "largest wanted list in private matching")
+	fs.BoolVar(&t.cosign, "require-cosignature", false, "require the counterpart's cosignature on ledger checkpoints")
+	return t
+}
+
+// document builds the agreement document from the flags.
+func (t *termsFlags) document(ctx context.Context, c *client.Client, me *client.Me, id string, version, supersedes int) (*agreement.Document, error) {
+	if t.file != "" {
+		raw, err := os.ReadFile(t.file)
+		if err != nil {
+			return nil, err
+		}
+		return agreement.ParseDocument(raw)
+	}
+	if t.with == "" {
+		return nil, fmt.Errorf("%w: name the other party with --with", errUsage)
+	}
+	other, err := c.PartyByName(ctx, t.with)
+	if err != nil {
+		return nil, err
+	}
+	otherKey, err := c.CurrentKey(ctx, other.ID)
+	if err != nil {
+		return nil, fmt.Errorf("%s has not registered keys yet (they run 'parley keygen'): %w", other.Name, err)
+	}
+	if len(me.Keys) == 0 {
+		return nil, fmt.Errorf("%w: you have not registered keys; run 'parley keygen'", errUsage)
+	}
+	myKey := me.Keys[len(me.Keys)-1].Keys
+	now := time.Now().UTC().Truncate(time.Second)
+	recip := map[string]any{"ratio": t.ratio, "grace": t.grace}
+	if t.window != "" {
+		recip["window"] = t.window
+	}
+	m := map[string]any{
+		"schema_version": agreement.SchemaVersion, "id": id, "version": version,
+		"parties": []map[string]any{
+			{"party_id": me.PartyID, "name": me.Name, "key_id": myKey.KeyID},
+			{"party_id": other.ID, "name": other.Name, "key_id": otherKey.KeyID},
+		},
+		"scope":                map[string]any{"types": strings.Split(t.types, ","), "max_tlp": t.maxTLP, "unmarked": t.unmarked},
+		"reciprocity":          recip,
+		"escrow_deadline":      t.escrow,
+		"request_deadlines":    map[string]any{"acknowledge": t.ack, "fulfil": t.fulfil},
+		"not_before":           now.Format(time.RFC3339),
+		"not_after":            now.Add(time.Duration(t.days) * 24 * time.Hour).Format(time.RFC3339),
+		"termination_notice":   t.notice,
+		"requires_cosignature": t.cosign,
+		"match_cap":            t.matchCap,
+	}
+	if supersedes > 0 {
+		m["supersedes"] = supersedes
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return agreement.ParseDocument(raw)
+}
+
+func signStatement(keys *agreement.PrivateKeys, d *agreement.Document, action agreement.Action, partyID, reason string) (agreement.Signature, error) {
+	st := agreement.StatementFor(d, action, partyID, keys.KeyID(), time.Now())
+	switch action {
+	case agreement.ActionSuspend, agreement.ActionResume, agreement.ActionTerminate:
+		st.EffectiveAt = st.SignedAt
+		st.Reason = reason
+		if st.Reason == "" {
+			return agreement.Signature{}, fmt.Errorf("%w: %s needs --reason", errUsage, action)
+		}
+	}
+	return agreement.Sign(keys, st)
+}
+
+func printAgreement(w io.Writer, a *client.Agreement) {
+	fmt.Fprintf(w, "agreement %s\n  phase: %s (in force: %v), version %d", a.ID, a.Phase, a.InForce, a.Version)
+	if a.PendingVersion > 0 {
+		fmt.Fprintf(w, ", version %d awaits countersignature", a.PendingVersion)
+	}
+	fmt.Fprintln(w)
+	if d, err := a.Doc(); err == nil {
+		fmt.Fprintf(w, "  parties: %s (%s) and %s (%s)\n", d.Parties[0].Name, d.Parties[0].PartyID, d.Parties[1].Name, d.Parties[1].PartyID)
+		fmt.Fprintf(w, "  scope: %s, up to %s, unmarked %s\n", strings.Join(d.Scope.Types, ", "), d.Scope.MaxTLP.Label(), map[bool]string{true: "allowed", false: "refused"}[d.Scope.AllowUnmarked])
+		fmt.Fprintf(w, "  reciprocity: %g:%g, grace %d", d.Reciprocity.Give, d.Reciprocity.Get, d.Reciprocity.Grace)
+		if d.Reciprocity.Window > 0 {
+			fmt.Fprintf(w, ", window %s", d.Reciprocity.Window)
+		}
+		fmt.Fprintf(w, "\n  valid %s to %s; escrow deadline %s\n", d.NotBefore.Format(time.RFC3339), d.NotAfter.Format(time.RFC3339), d.EscrowDeadline)
+	}
+	for _, s := range a.Signatures {
+		fmt.Fprintf(w, "  signed: %s v%d by %s (key %s) at %s\n", s.Action, s.Version, s.PartyID, s.KeyID, s.SignedAt.Format(time.RFC3339))
+	}
+	if a.TerminationAt != "" {
+		fmt.Fprintf(w, "  termination effective at %s (%s)\n", a.TerminationAt, a.Reason)
+	}
+	fmt.Fprintf(w, "  TAXII API root: %s\n", a.APIRoot)
+}
+
+func cmdAgreement(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: agreement propose|sign|show|list|amend|suspend|resume|terminate", errUsage)
+	}
+	sub := args[0]
+	fs := newFlags("agreement "+sub, stderr)
+	cf := addClientFlags(fs)
+	var tf *termsFlags
+	if sub == "propose" || sub == "amend" {
+		tf = addTermsFlags(fs)
+	}
+	reason := fs.String("reason", "", "why (suspend, resume, terminate)")
+	pos, err := parse(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	c, prof, err := cf.client()
+	if err != nil {
+		return err
+	}
+	needID := func() (string, error) {
+		if len(pos) != 1 {
+			return "", fmt.Errorf("%w: agreement %s needs the agreement id", errUsage, sub)
+		}
+		return pos[0], nil
+	}
+	show := func(a *client.Agreement) error {
+		return emit(stdout, cf.json, a, func() { printAgreement(stdout, a) })
+	}
+	switch sub {
+	case "list":
+		as, err := c.Agreements(ctx)
+		if err != nil {
+			return err
+		}
+		return emit(stdout, cf.json, as, func() {
+			for _, a := range as {
+				fmt.Fprintf(stdout, "%s\t%s\tv%d\tin force: %v\n", a.ID, a.Phase, a.Version, a.InForce)
+			}
+		})
+	case "show":
+		id, err := needID()
+		if err != nil {
+			return err
+		}
+		a, err := c.Agreement(ctx, id)
+		if err != nil {
+			return err
+		}
+		return show(a)
+	}
+	keys, err := prof.privateKeys()
+	if err != nil {
+		return err
+	}
+	me, err := c.Me(ctx)
+	if err != nil {
+		return err
+	}
+	switch sub {
+	case "propose":
+		d, err := tf.document(ctx, c, me, agreement.NewID(), 1, 0)
+		if err != nil {
+			return err
+		}
+		sig, err := signStatement(keys, d, agreement.ActionPropose, me.PartyID, "")
+		if err != nil {
+			return err
+		}
+		a, err := c.Propose(ctx, d, sig)
+		if err != nil {
+			return err
+		}
+		return show(a)
+	case "amend":
+		id, err := needID()
+		if err != nil {
+			return err
+		}
+		cur, err := c.Agreement(ctx, id)
+		if err != nil {
+			return err
+		}
+		latest := cur.Version
+		if cur.PendingVersion > latest {
+			latest = cur.PendingVersion
+		}
+		if tf.with == "" {
+			for _, p := range cur.Parties {
+				if p != me.PartyID {
+					tf.with = p
+				}
+			}
+		}
+		d, err := tf.document(ctx, c, me, id, latest+1, cur.Version)
+		if err != nil {
+			return err
+		}
+		sig, err := signStatement(keys, d, agreement.ActionAmend, me.PartyID, "")
+		if err != nil {
+			return err
+		}
+		a, err := c.Amend(ctx, d, sig)
+		if err != nil {
+			return err
+		}
+		return show(a)
+	case "sign", "suspend", "resume", "terminate":
+		id, err := needID()
+		if err != nil {
+			return err
+		}
+		cur, err := c.Agreement(ctx, id)
+		if err != nil {
+			return err
+		}
+		action := agreement.Action(sub)
+		version := cur.Version
+		if sub == "sign" {
+			action = agreement.ActionCountersign
+			if cur.PendingVersion > 0 {
+				version = cur.PendingVersion
+			}
+		}
+		d, err := cur.VersionDoc(version)
+		if err != nil {
+			return err
+		}
+		if sub == "sign" {
+			// Check the proposer's signature ourselves before adding ours.
+			if err := verifyProposal(ctx, c, cur, d); err != nil {
+				return err
+			}
+		}
+		sig, err := signStatement(keys, d, action, me.PartyID, *reason)
+		if err != nil {
+			return err
+		}
+		a, err := c.Sign(ctx, sig)
+		if err != nil {
+			return err
+		}
+		return show(a)
+	}
+	return fmt.Errorf("%w: unknown agreement subcommand %q", errUsage, sub)
+}
+
+// verifyProposal checks that the version about to be countersigned carries a
+// valid proposal or amendment signature by the other party.
+func verifyProposal(ctx context.Context, c *client.Client, a *client.Agreement, d *agreement.Document) error {
+	for _, s := range a.Signatures {
+		if s.Version != d.Version || (s.Action != agreement.ActionPropose && s.Action != agreement.ActionAmend) {
+			continue
+		}
+		keys, err := c.PartyKeys(ctx, s.PartyID)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if k.Keys.KeyID == s.KeyID {
+				if err := agreement.Verify(k.Keys, s); err != nil {
+					return fmt.Errorf("the proposer's signature does not verify; not signing: %w", err)
+				}
+				h := d.Hash()
+				if s.DocumentHash != fmt.Sprintf("%x", h[:]) {
+					return errors.New("the proposer signed a different document; not signing")
+				}
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("version %d carries no proposal signature this CLI can verify; not signing", d.Version)
+}
+
+func cmdBalance(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("balance", stderr)
+	cf := addClientFlags(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("%w: balance needs the agreement id", errUsage)
+	}
+	c, _, err := cf.client()
+	if err != nil {
+		return err
+	}
+	b, err := c.Balance(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	return emit(stdout, cf.json, b, func() {
+		fmt.Fprintf(stdout, "agreement %s (%s)\n", b.Agreement, b.Phase)
+		fmt.Fprintf(stdout, "  you contributed %d new objects, worth %g credits\n", b.Contributed, b.Credits)
+		fmt.Fprintf(stdout, "  your allowance: %d; the other side contributed %d; released to you: %d\n", b.Allowance, b.Available, b.Released)
+		fmt.Fprintf(stdout, "  your next credit unlocks %d more\n", b.NextUnlocks)
+	})
+}

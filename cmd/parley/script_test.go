@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/parley-cti/parley/internal/server"
+	"github.com/parley-cti/parley/internal/store/sqlite"
+)
+
+// TestMain lets scripts run the real parley command as "parley".
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"parley": func() { os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)) },
+	})
+}
+
+// TestScripts runs the CLI end to end: each script under testdata/script
+// gets a running server on a fresh data directory ($DATA, $SERVER) and
+// drives it with the parley command as operators and parties would.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata/script",
+		Setup: func(env *testscript.Env) error {
+			dir := filepath.Join(env.WorkDir, "data")
+			ctx, cancel := context.WithCancel(context.Background())
+			db, err := sqlite.Open(ctx, dir, sqlite.Options{Migrate: true})
+			if err != nil {
+				cancel()
+				return err
+			}
+			srv, err := server.New(ctx, server.Config{Data: dir, Listen: "127.0.0.1:0", CheckpointInterval: 100 * time.Millisecond,
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, db)
+			if err != nil {
+				cancel()
+				return err
+			}
+			ln, err := srv.Listen()
+			if err != nil {
+				cancel()
+				return err
+			}
+			done := make(chan struct{})
+			go func() { srv.Serve(ctx, ln); close(done) }()
+			env.Defer(func() { cancel(); <-done; db.Close() })
+			env.Setenv("DATA", dir)
+			env.Setenv("SERVER", "http://"+ln.Addr().String())
+			env.Setenv("PARLEY_CONFIG", filepath.Join(env.WorkDir, "profiles.json"))
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// lastline VAR sets VAR to the last line of the previous command's stdout.
+			"lastline": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 1 {
+					ts.Fatalf("usage: lastline VAR")
+				}
+				out := strings.TrimSpace(ts.ReadFile("stdout"))
+				lines := strings.Split(out, "\n")
+				ts.Setenv(args[0], strings.TrimSpace(lines[len(lines)-1]))
+			},
+			// jsonfield VAR KEY sets VAR to a top-level string field of the previous JSON stdout.
+			"jsonfield": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 2 {
+					ts.Fatalf("usage: jsonfield VAR KEY")
+				}
+				out := ts.ReadFile("stdout")
+				key := `"` + args[1] + `": "`
+				i := strings.Index(out, key)
+				if i < 0 {
+					ts.Fatalf("no %q in stdout", args[1])
+				}
+				rest := out[i+len(key):]
+				ts.Setenv(args[0], rest[:strings.Index(rest, `"`)])
+			},
+		},
+	})
+}

@@ -148,4 +148,79 @@ CREATE TABLE agreement_released (
 	PRIMARY KEY (agreement_id, reader)
 );
 `,
+	// 4: handovers (escrowed swaps) and their deposits, requests, and each
+	// party's event stream with its per-party counter.
+	`
+CREATE TABLE handovers (
+	id                   TEXT PRIMARY KEY,
+	agreement_id         TEXT NOT NULL REFERENCES agreements(id),
+	proposer             TEXT NOT NULL REFERENCES parties(id),
+	counterpart          TEXT NOT NULL REFERENCES parties(id),
+	proposer_delivers    TEXT NOT NULL,
+	counterpart_delivers TEXT NOT NULL,
+	request_id           TEXT NOT NULL DEFAULT '',
+	deadline             INTEGER NOT NULL,
+	state                TEXT NOT NULL,
+	created_at           INTEGER NOT NULL,
+	decided_at           INTEGER NOT NULL DEFAULT 0,
+	closed_at            INTEGER NOT NULL DEFAULT 0,
+	near_notified        INTEGER NOT NULL DEFAULT 0,
+	release_index        INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX handovers_proposer ON handovers(proposer, created_at);
+CREATE INDEX handovers_counterpart ON handovers(counterpart, created_at);
+CREATE INDEX handovers_open ON handovers(deadline) WHERE state IN ('proposed', 'accepted');
+CREATE TABLE handover_deposits (
+	handover_id  TEXT NOT NULL REFERENCES handovers(id),
+	party_id     TEXT NOT NULL,
+	sealed       INTEGER NOT NULL,
+	content      BLOB NOT NULL,
+	sha256       BLOB NOT NULL,
+	objects      INTEGER NOT NULL,
+	deposited_at INTEGER NOT NULL,
+	ledger_index INTEGER NOT NULL,
+	dispute      TEXT NOT NULL DEFAULT '',
+	disputed_at  INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (handover_id, party_id)
+);
+CREATE TABLE requests (
+	id              TEXT PRIMARY KEY,
+	agreement_id    TEXT NOT NULL REFERENCES agreements(id),
+	requester       TEXT NOT NULL REFERENCES parties(id),
+	responder       TEXT NOT NULL REFERENCES parties(id),
+	subject         TEXT NOT NULL,
+	refs            TEXT NOT NULL,
+	reason          TEXT NOT NULL,
+	urgency         TEXT NOT NULL,
+	state           TEXT NOT NULL,
+	filed_at        INTEGER NOT NULL,
+	ack_by          INTEGER NOT NULL,
+	fulfil_by       INTEGER NOT NULL,
+	acknowledged_at INTEGER NOT NULL DEFAULT 0,
+	answered_at     INTEGER NOT NULL DEFAULT 0,
+	ground          TEXT NOT NULL DEFAULT '',
+	ground_text     TEXT NOT NULL DEFAULT '',
+	handover_id     TEXT NOT NULL DEFAULT '',
+	ack_overdue     INTEGER NOT NULL DEFAULT 0,
+	answer_overdue  INTEGER NOT NULL DEFAULT 0,
+	near_notified   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX requests_agreement ON requests(agreement_id, filed_at);
+CREATE INDEX requests_requester ON requests(requester, filed_at);
+CREATE INDEX requests_responder ON requests(responder, filed_at);
+CREATE INDEX requests_open ON requests(fulfil_by) WHERE state IN ('filed', 'acknowledged');
+CREATE TABLE event_heads (
+	party_id TEXT PRIMARY KEY REFERENCES parties(id),
+	seq      INTEGER NOT NULL
+);
+CREATE TABLE events (
+	party_id TEXT NOT NULL,
+	seq      INTEGER NOT NULL,
+	kind     TEXT NOT NULL,
+	subject  TEXT NOT NULL,
+	data     BLOB NOT NULL,
+	at       INTEGER NOT NULL,
+	PRIMARY KEY (party_id, seq)
+);
+`,
 }

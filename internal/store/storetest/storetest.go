@@ -37,6 +37,14 @@ func Run(t *testing.T, open Opener) {
 		{"Keys", testKeys},
 		{"Agreements", testAgreements},
 		{"Credits", testCredits},
+		{"Handovers", testHandovers},
+		{"HandoversDue", testHandoversDue},
+		{"DepositRollsBack", testDepositRollsBack},
+		{"Requests", testRequests},
+		{"Events", testEvents},
+		{"AgreementLockSerializes", testAgreementLockSerializes},
+		{"LedgerConcurrentAppend", testLedgerConcurrentAppend},
+		{"LedgerRollback", testLedgerRollback},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -45,6 +53,7 @@ func Run(t *testing.T, open Opener) {
 			tc.fn(t, st)
 		})
 	}
+	t.Run("Ledger", func(t *testing.T) { RunLedger(t, open) })
 }
 
 var ctx = context.Background()

@@ -1,0 +1,197 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Handover states. A case starts proposed; the counterpart accepts or
+// declines it; an accepted case ends released (both deposits in before the
+// deadline) or expired (deadline passed first). A proposed case whose
+// deadline passes expires too. Released, declined and expired are final.
+const (
+	HandoverProposed = "proposed"
+	HandoverAccepted = "accepted"
+	HandoverDeclined = "declined"
+	HandoverReleased = "released"
+	HandoverExpired  = "expired"
+)
+
+// Handover is one escrowed swap under an agreement.
+type Handover struct {
+	ID                  string // "handover--<uuid>"
+	AgreementID         string
+	Proposer            string // party id
+	Counterpart         string // party id
+	ProposerDelivers    string // what the proposer is to deposit
+	CounterpartDelivers string // what the counterpart is to deposit
+	RequestID           string // the request this case answers; "" if none
+	Deadline            time.Time
+	State               string
+	CreatedAt           time.Time
+	DecidedAt           time.Time // accepted or declined; zero before
+	ClosedAt            time.Time // released or expired; zero before
+	NearNotified        bool      // the "deadline near" event was sent
+	ReleaseLedgerIndex  int64     // index of the handover.released entry; 0 before
+}
+
+// Deposit is one side's bundle in a handover. Content is the STIX bundle
+// (plain) or the age ciphertext (sealed); SHA256 is over Content.
+type Deposit struct {
+	HandoverID  string
+	PartyID     string
+	Sealed      bool
+	Content     []byte
+	SHA256      [32]byte
+	Objects     int // plain: objects in the bundle; sealed: 0 (unknown to the server)
+	DepositedAt time.Time
+	LedgerIndex int64 // index of its handover.deposit_committed entry
+	// Dispute is the recipient's complaint about this deposit after
+	// release ("" when none), and when it was filed.
+	Dispute    string
+	DisputedAt time.Time
+}
+
+// Handovers stores handover cases and their deposits.
+//
+// Release and expiry must be atomic with the deposit that causes them:
+// domain code calls these methods inside one Store.Update, after taking the
+// agreement's lock (Agreements.Lock), so that two deposits on one case,
+// or a deposit and the sweeper, never interleave. Backends need no further
+// locking of their own beyond what each method states.
+type Handovers interface {
+	// Create stores a new case. ErrConflict if the id exists; ErrNotFound
+	// if the agreement or a party does not exist.
+	Create(ctx context.Context, h Handover) error
+	// Get returns the case, or ErrNotFound.
+	Get(ctx context.Context, id string) (Handover, error)
+	// Update overwrites the mutable fields of the case with id h.ID
+	// (State, DecidedAt, ClosedAt, NearNotified, ReleaseLedgerIndex).
+	// ErrNotFound if it does not exist.
+	Update(ctx context.Context, h Handover) error
+	// ListByParty returns the cases a party is in (either side), newest
+	// first; agreementID, when not empty, restricts them to one agreement.
+	ListByParty(ctx context.Context, partyID, agreementID string) ([]Handover, error)
+	// Due returns open cases (proposed or accepted) whose deadline is at or
+	// before expireBefore, or at or before nearBefore without NearNotified,
+	// oldest deadline first, at most limit of them.
+	Due(ctx context.Context, expireBefore, nearBefore time.Time, limit int) ([]Handover, error)
+
+	// PutDeposit stores a deposit. ErrConflict if this party already has a
+	// deposit in the case; ErrNotFound if the case does not exist.
+	PutDeposit(ctx context.Context, d Deposit) error
+	// Deposit returns one side's deposit with its content, or ErrNotFound.
+	Deposit(ctx context.Context, handoverID, partyID string) (Deposit, error)
+	// Deposits returns the deposits of a case without their Content
+	// (metadata only), ordered by DepositedAt.
+	Deposits(ctx context.Context, handoverID string) ([]Deposit, error)
+	// DeleteDeposit destroys one side's deposit and reports whether there
+	// was one.
+	DeleteDeposit(ctx context.Context, handoverID, partyID string) (bool, error)
+	// SetDispute records the recipient's dispute of partyID's deposit.
+	// ErrNotFound if there is no such deposit; ErrConflict if it is
+	// already disputed (the first dispute stands).
+	SetDispute(ctx context.Context, handoverID, partyID, text string, at time.Time) error
+}
+
+// Request states. A request is filed, then acknowledged, then answered:
+// fulfilled (through a handover) or refused with a coded ground. It may be
+// refused or fulfilled without an acknowledgement first.
+const (
+	RequestFiled        = "filed"
+	RequestAcknowledged = "acknowledged"
+	RequestFulfilled    = "fulfilled"
+	RequestRefused      = "refused"
+)
+
+// Request is one party's request to the other for intelligence.
+type Request struct {
+	ID             string // "request--<uuid>"
+	AgreementID    string
+	Requester      string
+	Responder      string
+	Subject        string
+	Refs           []string // STIX ids or identifiers (aliases, addresses, hashes)
+	Reason         string
+	Urgency        string
+	State          string
+	FiledAt        time.Time
+	AckBy          time.Time // acknowledgement deadline
+	FulfilBy       time.Time // answer deadline
+	AcknowledgedAt time.Time
+	AnsweredAt     time.Time // fulfilled or refused
+	Ground         string    // refusal ground code
+	GroundText     string    // free text (required with ground "other")
+	HandoverID     string    // the handover that fulfils it
+	AckOverdue     bool      // flagged: not acknowledged by AckBy
+	AnswerOverdue  bool      // flagged: not answered by FulfilBy
+	NearNotified   bool      // the "deadline near" event was sent
+}
+
+// Requests stores requests. Like Handovers, state changes are made inside
+// Store.Update under the agreement's lock.
+type Requests interface {
+	// Create stores a new request. ErrConflict if the id exists;
+	// ErrNotFound if the agreement or a party does not exist.
+	Create(ctx context.Context, r Request) error
+	// Get returns the request, or ErrNotFound.
+	Get(ctx context.Context, id string) (Request, error)
+	// Update overwrites the mutable fields of request r.ID (State,
+	// AcknowledgedAt, AnsweredAt, Ground, GroundText, HandoverID,
+	// AckOverdue, AnswerOverdue, NearNotified). ErrNotFound if absent.
+	Update(ctx context.Context, r Request) error
+	// ListByParty returns the requests a party made or received, newest
+	// first; agreementID, when not empty, restricts them to one agreement.
+	ListByParty(ctx context.Context, partyID, agreementID string) ([]Request, error)
+	// ListByAgreement returns every request under an agreement, oldest first.
+	ListByAgreement(ctx context.Context, agreementID string) ([]Request, error)
+	// Due returns unanswered requests (filed or acknowledged) that have a
+	// deadline at or before before which is not yet flagged: still filed
+	// with AckBy passed and not AckOverdue, FulfilBy passed and not
+	// AnswerOverdue, or either deadline at or before near and not
+	// NearNotified. Oldest first, at most limit.
+	Due(ctx context.Context, before, near time.Time, limit int) ([]Request, error)
+}
+
+// Event is one notification to a party, in its own sequence.
+type Event struct {
+	PartyID string
+	Seq     int64 // 1, 2, ... per party; assigned by Append
+	Kind    string
+	Subject string // the handover or request id
+	Data    []byte // JSON object
+	At      time.Time
+}
+
+// Events keeps each party's event stream.
+type Events interface {
+	// Append adds e to e.PartyID's stream and returns its sequence number:
+	// one more than the party's previous event. Appends for one party are
+	// serialized by the backend (a per-party counter row), so two
+	// transactions never hand out the same number and a rolled-back
+	// transaction hands out none. ErrNotFound if the party does not exist.
+	Append(ctx context.Context, e Event) (int64, error)
+	// After returns the party's events with Seq > after, ascending, at most
+	// limit of them. An empty result is not an error.
+	After(ctx context.Context, partyID string, after int64, limit int) ([]Event, error)
+}
+
+// Escrow is the part of a Handle holding handovers, requests and events. It
+// is kept apart from Extended so that a backend which has the agreement
+// stores but not yet these still passes store.Ext; once every backend has
+// them, these methods move into Extended.
+type Escrow interface {
+	Handovers() Handovers
+	Requests() Requests
+	Events() Events
+}
+
+// EscrowOf returns the escrow stores of h.
+func EscrowOf(h Handle) (Escrow, error) {
+	x, ok := h.(Escrow)
+	if !ok {
+		return nil, fmt.Errorf("store: backend %T lacks the handover, request and event stores", h)
+	}
+	return x, nil
+}

@@ -862,3 +862,43 @@ func TestFixtureManifest(t *testing.T) {
 		t.Errorf("manifest\n got %+v\nwant %+v", got.Objects, want)
 	}
 }
+
+// TestAddedAfterPagingKeepsTies pages with added_after set to the previous
+// page's X-TAXII-Date-Added-Last, the other way TAXII 2.1 section 3.7 lets
+// clients page. Objects sharing a date_added must not be split across pages,
+// or the rest of the run would be skipped.
+func TestAddedAfterPagingKeepsTies(t *testing.T) {
+	w := newWorld(t)
+	base := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+	var want []string
+	n := 0
+	for batch, size := range []int{3, 1, 3, 2, 4} {
+		w.setClock(base.Add(time.Duration(batch) * time.Second))
+		var objs []string
+		for range size {
+			n++
+			objs = append(objs, indicator(500+n, "2021-01-01T00:00:00.000Z"))
+			want = append(want, "indicator--"+uuid(500+n)+"@2021-01-01T00:00:00.000Z")
+		}
+		w.mustPost(w.alpha.token, w.feed, objs...)
+	}
+	w.setClock(time.Time{})
+	for _, limit := range []int{4, 5, 6} {
+		var got []string
+		q := fmt.Sprintf("?limit=%d", limit)
+		for range 20 {
+			env, r := w.objects(w.alpha.token, w.feed, q)
+			got = append(got, keys(t, env.Objects)...)
+			if len(env.Objects) > limit {
+				t.Fatalf("limit %d: page of %d", limit, len(env.Objects))
+			}
+			if !env.More {
+				break
+			}
+			q = fmt.Sprintf("?limit=%d&added_after=%s", limit, r.header.Get("X-TAXII-Date-Added-Last"))
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("limit %d: paging by added_after\n got %q\nwant %q", limit, got, want)
+		}
+	}
+}

@@ -271,9 +271,15 @@ func (s *Server) page(r *http.Request, p party.Principal, kind string, f filter)
 		f.q.After = pos
 	}
 	f.q.Collection = coll
+	limit := f.q.Limit
+	f.q.Limit++ // one object beyond the page shows whether a date_added tie spans its end
 	pg, err := s.ex.Query(r.Context(), p, root, f.q)
 	if err != nil {
 		return store.Page{}, "", err
+	}
+	if len(pg.Objects) > limit {
+		pg.Objects = endBeforeTie(pg.Objects, limit)
+		pg.More = true
 	}
 	next := ""
 	if pg.More && len(pg.Objects) > 0 {
@@ -281,6 +287,27 @@ func (s *Server) page(r *http.Request, p party.Principal, kind string, f filter)
 		next = s.cursors.encode(store.Position{DateAdded: last.DateAdded, Seq: last.Seq}, binding)
 	}
 	return pg, next, nil
+}
+
+// endBeforeTie returns the page of at most limit objects from objs (which
+// holds limit+1), ending it before a run of objects sharing one date_added
+// that the limit would split. A client resuming with added_after set to
+// X-TAXII-Date-Added-Last, as TAXII 2.1 section 3.7 allows instead of next,
+// would otherwise never see the rest of the run. A run longer than a whole
+// page cannot be kept together; next still resumes inside it exactly.
+func endBeforeTie(objs []store.Object, limit int) []store.Object {
+	boundary := objs[limit].DateAdded
+	if !objs[limit-1].DateAdded.Equal(boundary) {
+		return objs[:limit]
+	}
+	k := limit - 1
+	for k > 0 && objs[k-1].DateAdded.Equal(boundary) {
+		k--
+	}
+	if k == 0 {
+		return objs[:limit]
+	}
+	return objs[:k]
 }
 
 // setDateHeaders sets the TAXII 2.1 headers X-TAXII-Date-Added-First/Last
@@ -466,12 +493,12 @@ func (s *Server) addObjects(w http.ResponseWriter, r *http.Request, p party.Prin
 	}
 	// Existence and write access are checked before the body is read, so an
 	// outsider learns nothing from how its body is judged.
-	_, a, err := s.ex.Collection(r.Context(), p, r.PathValue("root"), r.PathValue("coll"))
+	c, a, err := s.ex.Collection(r.Context(), p, r.PathValue("root"), r.PathValue("coll"))
 	if err != nil {
 		return err
 	}
-	if !a.Write {
-		return fmt.Errorf("%w: this collection is read-only for you", exchange.ErrForbidden)
+	if err := exchange.WriteDenied(p, c, a); err != nil {
+		return err
 	}
 	if r.ContentLength > s.cfg.MaxContentLength {
 		return tooLarge(s.cfg.MaxContentLength)

@@ -63,12 +63,6 @@ type Handle interface {
 	Objects() Objects
 	Statuses() Statuses
 	Settings() Settings
-}
-
-// Extended is the part of a Handle that not every backend implements yet:
-// the ledger and the agreement stores. Ext reaches it; once every backend
-// has these methods they move into Handle.
-type Extended interface {
 	// Ledger is the Merkle log bound to the handle (and its transaction,
 	// inside Update), so a state change and its entry commit together.
 	Ledger() ledger.Store
@@ -77,7 +71,15 @@ type Extended interface {
 	Credits() Credits
 }
 
-// Ext returns the extended stores of h.
+// Extended was the part of a Handle that not every backend implemented;
+// every backend now does, so it is Handle itself. Ext and LedgerOf remain
+// for callers written against it.
+type Extended interface {
+	Handle
+}
+
+// Ext returns the extended stores of h; it fails only for a Handle
+// implementation outside the store backends.
 func Ext(h Handle) (Extended, error) {
 	x, ok := h.(Extended)
 	if !ok {
@@ -88,11 +90,7 @@ func Ext(h Handle) (Extended, error) {
 
 // LedgerOf returns the ledger bound to h.
 func LedgerOf(h Handle) (ledger.Store, error) {
-	x, err := Ext(h)
-	if err != nil {
-		return nil, err
-	}
-	return x.Ledger(), nil
+	return h.Ledger(), nil
 }
 
 // PartyKey is one registered public key set of a party. A party's first key

@@ -314,6 +314,13 @@ func where(pk int64, q store.ObjectQuery) (string, []any) {
 		}
 		conds = append(conds, `(`+strings.Join(ors, ` OR `)+`)`)
 	}
+	if r := q.Released; r != nil {
+		// Only what give-to-get has released: the object's first
+		// contribution under the agreement, by the contributor, within the
+		// released prefix of its publish order.
+		conds = append(conds, `EXISTS (SELECT 1 FROM agreement_credits c WHERE c.agreement_id = `+arg(r.Agreement)+
+			` AND c.object_id = objects.id AND c.party_id = `+arg(r.Contributor)+` AND c.ord <= `+arg(r.UpTo)+`)`)
+	}
 	if !q.AddedAfter.IsZero() {
 		conds = append(conds, `date_added > `+arg(micros(q.AddedAfter)))
 	}

@@ -1,0 +1,255 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/parley-cti/parley/internal/store"
+)
+
+func (h handle) Keys() store.Keys             { return keys(h) }
+func (h handle) Agreements() store.Agreements { return agreements(h) }
+func (h handle) Credits() store.Credits       { return credits(h) }
+
+type keys handle
+
+func (s keys) Add(ctx context.Context, k store.PartyKey) error {
+	_, err := s.q.Exec(ctx, `INSERT INTO party_keys(key_id, party_id, public, valid_from, valid_until, rotation) VALUES ($1, $2, $3, $4, $5, $6)`,
+		k.KeyID, k.PartyID, k.Public, micros(k.ValidFrom), micros(k.ValidUntil), k.Rotation)
+	if err != nil {
+		return fmt.Errorf("key %s: %w", k.KeyID, mapErr(err))
+	}
+	return nil
+}
+
+func (s keys) Retire(ctx context.Context, keyID string, at time.Time) error {
+	tag, err := s.q.Exec(ctx, `UPDATE party_keys SET valid_until = $1 WHERE key_id = $2 AND valid_until = 0`, micros(at), keyID)
+	if err != nil {
+		return fmt.Errorf("key %s: %w", keyID, mapErr(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("current key %s: %w", keyID, store.ErrNotFound)
+	}
+	return nil
+}
+
+const keyCols = `key_id, party_id, public, valid_from, valid_until, rotation`
+
+func scanKey(sc pgx.Row) (store.PartyKey, error) {
+	var k store.PartyKey
+	var from, until int64
+	if err := sc.Scan(&k.KeyID, &k.PartyID, &k.Public, &from, &until, &k.Rotation); err != nil {
+		return store.PartyKey{}, mapErr(err)
+	}
+	k.ValidFrom, k.ValidUntil = fromMicros(from), fromMicros(until)
+	return k, nil
+}
+
+func (s keys) Get(ctx context.Context, keyID string) (store.PartyKey, error) {
+	k, err := scanKey(s.q.QueryRow(ctx, `SELECT `+keyCols+` FROM party_keys WHERE key_id = $1`, keyID))
+	if err != nil {
+		return store.PartyKey{}, fmt.Errorf("key %s: %w", keyID, err)
+	}
+	return k, nil
+}
+
+func (s keys) ListByParty(ctx context.Context, partyID string) ([]store.PartyKey, error) {
+	rows, err := s.q.Query(ctx, `SELECT `+keyCols+` FROM party_keys WHERE party_id = $1 ORDER BY valid_from, key_id COLLATE "C"`, partyID)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.PartyKey, error) { return scanKey(row) })
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return out, nil
+}
+
+type agreements handle
+
+func (s agreements) Create(ctx context.Context, a store.AgreementRecord) error {
+	_, err := s.q.Exec(ctx, `INSERT INTO agreements(id, party_a, party_b, created_at) VALUES ($1, $2, $3, $4)`,
+		a.ID, a.PartyA, a.PartyB, micros(a.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("agreement %s: %w", a.ID, mapErr(err))
+	}
+	return nil
+}
+
+func scanAgreement(sc pgx.Row) (store.AgreementRecord, error) {
+	var a store.AgreementRecord
+	var created int64
+	if err := sc.Scan(&a.ID, &a.PartyA, &a.PartyB, &created); err != nil {
+		return store.AgreementRecord{}, mapErr(err)
+	}
+	a.CreatedAt = fromMicros(created)
+	return a, nil
+}
+
+func (s agreements) Get(ctx context.Context, id string) (store.AgreementRecord, error) {
+	a, err := scanAgreement(s.q.QueryRow(ctx, `SELECT id, party_a, party_b, created_at FROM agreements WHERE id = $1`, id))
+	if err != nil {
+		return store.AgreementRecord{}, fmt.Errorf("agreement %s: %w", id, err)
+	}
+	return a, nil
+}
+
+// Lock takes the agreement row FOR UPDATE: every instance changing the
+// agreement or its accounting queues on it until the transaction ends.
+func (s agreements) Lock(ctx context.Context, id string) error {
+	var one int
+	if err := s.q.QueryRow(ctx, `SELECT 1 FROM agreements WHERE id = $1 FOR UPDATE`, id).Scan(&one); err != nil {
+		return fmt.Errorf("agreement %s: %w", id, mapErr(err))
+	}
+	return nil
+}
+
+func (s agreements) ListByParty(ctx context.Context, partyID string) ([]store.AgreementRecord, error) {
+	rows, err := s.q.Query(ctx, `SELECT id, party_a, party_b, created_at FROM agreements
+		WHERE party_a = $1 OR party_b = $1 ORDER BY created_at DESC, id COLLATE "C"`, partyID)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.AgreementRecord, error) { return scanAgreement(row) })
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return out, nil
+}
+
+func (s agreements) AddVersion(ctx context.Context, v store.AgreementVersion) error {
+	_, err := s.q.Exec(ctx, `INSERT INTO agreement_versions(agreement_id, version, document, hash, created_at) VALUES ($1, $2, $3, $4, $5)`,
+		v.AgreementID, v.Version, v.Document, v.Hash[:], micros(v.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("agreement %s version %d: %w", v.AgreementID, v.Version, mapErr(err))
+	}
+	return nil
+}
+
+func (s agreements) Versions(ctx context.Context, id string) ([]store.AgreementVersion, error) {
+	rows, err := s.q.Query(ctx, `SELECT agreement_id, version, document, hash, created_at FROM agreement_versions WHERE agreement_id = $1 ORDER BY version`, id)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.AgreementVersion, error) {
+		var v store.AgreementVersion
+		var hash []byte
+		var created int64
+		if err := row.Scan(&v.AgreementID, &v.Version, &v.Document, &hash, &created); err != nil {
+			return v, err
+		}
+		if len(hash) != len(v.Hash) {
+			return v, fmt.Errorf("agreement %s version %d: stored hash has %d bytes", id, v.Version, len(hash))
+		}
+		copy(v.Hash[:], hash)
+		v.CreatedAt = fromMicros(created)
+		return v, nil
+	})
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return out, nil
+}
+
+func (s agreements) AddSignature(ctx context.Context, sg store.AgreementSignature) (int64, error) {
+	var seq int64
+	err := s.q.QueryRow(ctx, `INSERT INTO agreement_signatures(agreement_id, version, party_id, action, raw, signed_at)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq`,
+		sg.AgreementID, sg.Version, sg.PartyID, sg.Action, sg.Raw, micros(sg.SignedAt)).Scan(&seq)
+	if err != nil {
+		return 0, fmt.Errorf("agreement %s signature: %w", sg.AgreementID, mapErr(err))
+	}
+	return seq, nil
+}
+
+func (s agreements) Signatures(ctx context.Context, id string) ([]store.AgreementSignature, error) {
+	rows, err := s.q.Query(ctx, `SELECT seq, agreement_id, version, party_id, action, raw, signed_at FROM agreement_signatures WHERE agreement_id = $1 ORDER BY seq`, id)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.AgreementSignature, error) {
+		var sg store.AgreementSignature
+		var at int64
+		err := row.Scan(&sg.Seq, &sg.AgreementID, &sg.Version, &sg.PartyID, &sg.Action, &sg.Raw, &at)
+		sg.SignedAt = fromMicros(at)
+		return sg, err
+	})
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return out, nil
+}
+
+type credits handle
+
+// Contribute is one statement: the ordinal is computed and the row inserted
+// together, and an object the agreement already has inserts nothing. Two
+// contributors racing for the same ordinal without holding
+// Agreements.Lock would get ErrConflict; the exchange always holds it.
+func (s credits) Contribute(ctx context.Context, agreementID, partyID, objectID string, weight float64, at time.Time) (int64, error) {
+	var ord int64
+	err := s.q.QueryRow(ctx, `INSERT INTO agreement_credits(agreement_id, object_id, party_id, ord, weight, added_at)
+		SELECT $1, $2, $3, coalesce(max(ord), 0) + 1, $4, $5 FROM agreement_credits WHERE agreement_id = $1 AND party_id = $3
+		ON CONFLICT (agreement_id, object_id) DO NOTHING
+		RETURNING ord`, agreementID, objectID, partyID, weight, micros(at)).Scan(&ord)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil // not new to the agreement: earns nothing
+	}
+	if err != nil {
+		return 0, fmt.Errorf("agreement %s credit: %w", agreementID, mapErr(err))
+	}
+	return ord, nil
+}
+
+func (s credits) Balance(ctx context.Context, agreementID, partyID string, since time.Time) (store.Balance, error) {
+	var b store.Balance
+	err := s.q.QueryRow(ctx, `SELECT
+			coalesce((SELECT max(ord) FROM agreement_credits WHERE agreement_id = $1 AND party_id = $2), 0),
+			coalesce((SELECT sum(weight) FROM agreement_credits WHERE agreement_id = $1 AND party_id = $2 AND added_at >= $3), 0),
+			coalesce((SELECT up_to FROM agreement_released WHERE agreement_id = $1 AND reader = $2), 0)`,
+		agreementID, partyID, micros(since)).Scan(&b.Contributed, &b.Credits, &b.Released)
+	if err != nil {
+		return store.Balance{}, fmt.Errorf("agreement %s balance: %w", agreementID, mapErr(err))
+	}
+	return b, nil
+}
+
+func (s credits) Released(ctx context.Context, agreementID, reader string) (int64, error) {
+	var n int64
+	err := s.q.QueryRow(ctx, `SELECT up_to FROM agreement_released WHERE agreement_id = $1 AND reader = $2`, agreementID, reader).Scan(&n)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("agreement %s released: %w", agreementID, mapErr(err))
+	}
+	return n, nil
+}
+
+// SetReleased is an upsert taking the greater value, so a late or repeated
+// call can never lower what was released.
+func (s credits) SetReleased(ctx context.Context, agreementID, reader string, upTo int64) error {
+	_, err := s.q.Exec(ctx, `INSERT INTO agreement_released(agreement_id, reader, up_to) VALUES ($1, $2, $3)
+		ON CONFLICT (agreement_id, reader) DO UPDATE SET up_to = greatest(agreement_released.up_to, excluded.up_to)`, agreementID, reader, upTo)
+	if err != nil {
+		return fmt.Errorf("agreement %s released: %w", agreementID, mapErr(err))
+	}
+	return nil
+}
+
+func (s credits) Range(ctx context.Context, agreementID, partyID string, from, to int64) ([]string, error) {
+	rows, err := s.q.Query(ctx, `SELECT object_id FROM agreement_credits
+		WHERE agreement_id = $1 AND party_id = $2 AND ord >= $3 AND ord <= $4 ORDER BY ord`, agreementID, partyID, from, to)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return out, nil
+}

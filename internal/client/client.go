@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -194,6 +195,24 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		o(c)
 	}
 	return c, nil
+}
+
+// RequireLoopback returns an error wrapping ErrNotLoopback unless rawURL's
+// host is localhost or a loopback IP address; load generators call it so
+// that they can only ever hit a server on this machine.
+func RequireLoopback(rawURL string) error {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return fmt.Errorf("taxii: %w", err)
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("%w: %q", ErrNotLoopback, host)
 }
 
 // BaseURL returns the server base URL the client resolves paths against.

@@ -472,3 +472,29 @@ func TestRootOnOtherHostRefused(t *testing.T) {
 		}
 	}
 }
+
+func TestRequireLoopback(t *testing.T) {
+	tests := []struct {
+		url string
+		ok  bool
+	}{
+		{"http://127.0.0.1:5000/", true},
+		{"http://127.8.9.10/", true},
+		{"https://localhost:8443/x", true},
+		{"http://[::1]:80/", true},
+		{"http://example.com/", false},
+		{"http://10.0.0.1/", false},
+		{"http://localhost.example.com/", false},
+		{"http://127.0.0.1.nip.io/", false},
+		{"::", false},
+	}
+	for _, tt := range tests {
+		err := RequireLoopback(tt.url)
+		if (err == nil) != tt.ok {
+			t.Errorf("RequireLoopback(%q) = %v, want ok=%v", tt.url, err, tt.ok)
+		}
+		if err != nil && tt.url != "::" && !errors.Is(err, ErrNotLoopback) {
+			t.Errorf("RequireLoopback(%q) = %v, want ErrNotLoopback", tt.url, err)
+		}
+	}
+}

@@ -153,13 +153,9 @@ func (s *Server) getAgreement(w http.ResponseWriter, r *http.Request, p party.Pr
 	if err != nil {
 		return err
 	}
-	v := view(a, time.Now())
-	cs, err := s.ex.Collections(r.Context(), p, a.Record.ID)
+	v, err := s.fullView(r, p, a)
 	if err != nil {
 		return err
-	}
-	for _, c := range cs {
-		v.Collections = append(v.Collections, CollectionRef{ID: c.ID, Contributor: c.Contributor, Title: c.Title, CanWrite: c.Write})
 	}
 	writeJSON(w, http.StatusOK, v)
 	return nil
@@ -177,11 +173,28 @@ type SignatureBody struct {
 	Signature agreement.Signature `json:"signature"`
 }
 
-func (s *Server) respond(w http.ResponseWriter, status int, a exchange.Agreement, idx int64) {
-	receipt(w, idx)
+// fullView is view plus the agreement's collections as the caller sees them.
+func (s *Server) fullView(r *http.Request, p party.Principal, a exchange.Agreement) (AgreementView, error) {
 	v := view(a, time.Now())
+	cs, err := s.ex.Collections(r.Context(), p, a.Record.ID)
+	if err != nil {
+		return AgreementView{}, err
+	}
+	for _, c := range cs {
+		v.Collections = append(v.Collections, CollectionRef{ID: c.ID, Contributor: c.Contributor, Title: c.Title, CanWrite: c.Write})
+	}
+	return v, nil
+}
+
+func (s *Server) respond(w http.ResponseWriter, r *http.Request, p party.Principal, status int, a exchange.Agreement, idx int64) error {
+	v, err := s.fullView(r, p, a)
+	if err != nil {
+		return err
+	}
+	receipt(w, idx)
 	v.LedgerIndex = &idx
 	writeJSON(w, status, v)
+	return nil
 }
 
 func (s *Server) propose(w http.ResponseWriter, r *http.Request, p party.Principal) error {
@@ -193,8 +206,7 @@ func (s *Server) propose(w http.ResponseWriter, r *http.Request, p party.Princip
 	if err != nil {
 		return err
 	}
-	s.respond(w, http.StatusCreated, a, idx)
-	return nil
+	return s.respond(w, r, p, http.StatusCreated, a, idx)
 }
 
 func (s *Server) amend(w http.ResponseWriter, r *http.Request, p party.Principal) error {
@@ -206,8 +218,7 @@ func (s *Server) amend(w http.ResponseWriter, r *http.Request, p party.Principal
 	if err != nil {
 		return err
 	}
-	s.respond(w, http.StatusCreated, a, idx)
-	return nil
+	return s.respond(w, r, p, http.StatusCreated, a, idx)
 }
 
 func (s *Server) sign(w http.ResponseWriter, r *http.Request, p party.Principal) error {
@@ -219,8 +230,7 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request, p party.Principal)
 	if err != nil {
 		return err
 	}
-	s.respond(w, http.StatusOK, a, idx)
-	return nil
+	return s.respond(w, r, p, http.StatusOK, a, idx)
 }
 
 func (s *Server) balance(w http.ResponseWriter, r *http.Request, p party.Principal) error {

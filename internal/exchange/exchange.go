@@ -249,6 +249,10 @@ func (s *Service) Status(ctx context.Context, p party.Principal, apiRoot, id str
 	return st, err
 }
 
+// TimelessVersion is the version of objects that carry neither modified nor
+// created (most cyber-observables): the Unix epoch.
+var TimelessVersion = time.Unix(0, 0).UTC()
+
 // WriteDenied says why p may not add objects to c, given its rights a, or
 // returns nil when it may.
 func WriteDenied(p party.Principal, c store.Collection, a Access) error {
@@ -298,10 +302,16 @@ func (s *Service) Ingest(ctx context.Context, p party.Principal, apiRoot, collec
 			v = o.Created
 		}
 		if v.IsZero() {
-			v = now
+			// An object with neither modified nor created (most SCOs) has
+			// one version: its id is derived from its contents, so a
+			// re-post is the same object and must not add a version.
+			v = TimelessVersion
 		}
+		// Each object of a batch gets its own date_added, one microsecond
+		// apart, so a client resuming with added_after set to the last
+		// date_added it saw never skips the rest of a large batch.
 		objs = append(objs, store.Object{ID: o.ID, Type: o.Type, SpecVersion: o.SpecVersion,
-			Version: v.UTC().Truncate(time.Microsecond), DateAdded: now, Raw: o.Raw})
+			Version: v.UTC().Truncate(time.Microsecond), DateAdded: now.Add(time.Duration(len(objs)) * time.Microsecond), Raw: o.Raw})
 		parsed = append(parsed, o)
 	}
 	var index int64

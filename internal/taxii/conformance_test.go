@@ -243,10 +243,13 @@ func TestObjectFilters(t *testing.T) {
 		{"?match[spec_version]=2.1&match[type]=indicator", []string{ind3 + "@2021-01-01T00:00:00.000Z", ind2 + "@2022-06-01T00:00:00.123Z"}},
 		{"?match[spec_version]=2.0", nil},
 		// added_after is exclusive: objects added at exactly that time are not after it.
-		{"?added_after=" + stamp(ts[1]) + "&match[version]=all", []string{id1 + "@2022-01-01T00:00:00.000Z", ind2 + "@2022-06-01T00:00:00.123Z"}},
+		// Each object of a batch is added one microsecond after the one
+		// before it, so ind3 (second of batch 1) is after ts[1].
+		{"?added_after=" + stamp(ts[1]) + "&match[version]=all", []string{ind3 + "@2021-01-01T00:00:00.000Z", id1 + "@2022-01-01T00:00:00.000Z", ind2 + "@2022-06-01T00:00:00.123Z"}},
 		{"?added_after=" + stamp(ts[1].Add(-time.Microsecond)) + "&match[version]=all", []string{id1 + "@2023-01-01T00:00:00.000Z",
 			ind3 + "@2021-01-01T00:00:00.000Z", id1 + "@2022-01-01T00:00:00.000Z", ind2 + "@2022-06-01T00:00:00.123Z"}},
-		{"?added_after=" + stamp(ts[2]), nil},
+		{"?added_after=" + stamp(ts[2]), []string{ind2 + "@2022-06-01T00:00:00.123Z"}},
+		{"?added_after=" + stamp(ts[2].Add(time.Microsecond)), nil},
 		// The latest version added after t0 is chosen among all versions, not only the later ones.
 		{"?added_after=" + stamp(ts[0]), []string{id1 + "@2023-01-01T00:00:00.000Z", ind3 + "@2021-01-01T00:00:00.000Z", ind2 + "@2022-06-01T00:00:00.123Z"}},
 	} {

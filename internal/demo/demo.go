@@ -1,0 +1,296 @@
+package demo
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/parley-cti/parley/internal/agreement"
+	"github.com/parley-cti/parley/internal/client"
+	"github.com/parley-cti/parley/internal/ledger"
+	"github.com/parley-cti/parley/internal/ledgerhttp"
+	"github.com/parley-cti/parley/internal/party"
+)
+
+// Operator is what the demo needs of the server it runs on: creating
+// parties as an operator would with `parley party add`.
+type Operator interface {
+	CreateParty(ctx context.Context, name string) (id, token string, err error)
+}
+
+// PartyService adapts party.Service to Operator.
+type PartyService struct{ S *party.Service }
+
+// CreateParty creates a party and returns its id and first token.
+func (p PartyService) CreateParty(ctx context.Context, name string) (string, string, error) {
+	pt, tok, err := p.S.Create(ctx, name)
+	return pt.ID, tok, err
+}
+
+// Member is one party of the demo.
+type Member struct {
+	Name, ID, Token string
+	Keys            *agreement.PrivateKeys
+	C               *client.Client
+	Crew            *Crew
+}
+
+// Result is what the demo did, for its test and the closing summary.
+type Result struct {
+	A, B          *Member
+	Agreement     string
+	ReadByB       []int // what B could read after each step
+	ReadByA       int
+	LedgerSize    int64
+	LedgerRoot    string
+	ReceiptsOK    int
+	IndicatorsA   int
+	IndicatorsB   int
+	BalanceA      *client.Balance
+	BalanceB      *client.Balance
+	CheckpointKey string
+}
+
+// Run plays the exchange against the server at baseURL, printing in plain
+// language what happens.
+func Run(ctx context.Context, op Operator, baseURL string, out io.Writer) (*Result, error) {
+	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+	now := time.Now().UTC()
+	res := &Result{}
+	mk := func(name string, seed uint64, n int) (*Member, error) {
+		id, tok, err := op.CreateParty(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		c, err := client.New(strings.TrimSuffix(baseURL, "/")+"/taxii2/", client.WithToken(tok))
+		if err != nil {
+			return nil, err
+		}
+		keys, err := agreement.GenerateKeys()
+		if err != nil {
+			return nil, err
+		}
+		if err := c.RegisterKeys(ctx, keys.Public()); err != nil {
+			return nil, err
+		}
+		return &Member{Name: name, ID: id, Token: tok, Keys: keys, C: c, Crew: GenerateCrew(seed, name, n, now)}, nil
+	}
+	say("parley demo: two parties exchange intelligence on the ransomware crew \"Black Lantern\".")
+	say("")
+	a, err := mk("CERT-Nordland", 1, 240)
+	if err != nil {
+		return nil, err
+	}
+	b, err := mk("Police-Suedmark", 2, 160)
+	if err != nil {
+		return nil, err
+	}
+	res.A, res.B = a, b
+	res.IndicatorsA, res.IndicatorsB = a.Crew.Indicators, b.Crew.Indicators
+	say("1. The operator registered two parties; each made its own signing and sealing keys:")
+	say("   %s (key %s) and %s (key %s).", a.Name, a.Keys.KeyID(), b.Name, b.Keys.KeyID())
+
+	doc, err := agreementDoc(a, b, now)
+	if err != nil {
+		return nil, err
+	}
+	sign := func(m *Member, action agreement.Action) (agreement.Signature, error) {
+		return agreement.Sign(m.Keys, agreement.StatementFor(doc, action, m.ID, m.Keys.KeyID(), time.Now()))
+	}
+	ps, err := sign(a, agreement.ActionPropose)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := a.C.Propose(ctx, doc, ps); err != nil {
+		return nil, fmt.Errorf("propose: %w", err)
+	}
+	cs, err := sign(b, agreement.ActionCountersign)
+	if err != nil {
+		return nil, err
+	}
+	ag, err := b.C.Sign(ctx, cs)
+	if err != nil {
+		return nil, fmt.Errorf("countersign: %w", err)
+	}
+	res.Agreement = ag.ID
+	say("2. %s proposed an agreement and %s countersigned the same bytes (Ed25519 over RFC 8785 JSON).", a.Name, b.Name)
+	say("   Scope: indicators, malware, actors, infrastructure up to TLP:AMBER. Terms: 1:1, a grace of 20 objects.")
+	say("   Agreement %s is %s.", ag.ID, ag.Phase)
+
+	aOwn, err := ag.CollectionOf(a.ID, true)
+	if err != nil {
+		return nil, err
+	}
+	full, err := b.C.Agreement(ctx, ag.ID)
+	if err != nil {
+		return nil, err
+	}
+	bOwn, err := full.CollectionOf(b.ID, true)
+	if err != nil {
+		return nil, err
+	}
+	bTheirs, err := full.CollectionOf(b.ID, false)
+	if err != nil {
+		return nil, err
+	}
+	aTheirs := bOwn
+
+	var receipts []int64
+	push := func(m *Member, coll string, objs []json.RawMessage) (*client.Status, error) {
+		st, err := m.C.AddObjects(ctx, ag.ID, coll, objs)
+		return st, err
+	}
+	count := func(m *Member, coll string) (int, error) {
+		n := 0
+		for _, err := range m.C.AllObjects(ctx, ag.ID, coll, client.Filter{Limit: 100}) {
+			if err != nil {
+				return 0, err
+			}
+			n++
+		}
+		return n, nil
+	}
+	st, err := push(a, aOwn, a.Crew.Objects)
+	if err != nil {
+		return nil, fmt.Errorf("%s publishes: %w", a.Name, err)
+	}
+	if st.FailureCount > 0 {
+		return nil, fmt.Errorf("%s's dossier: %d objects refused, first: %s", a.Name, st.FailureCount, st.Failures[0].Message)
+	}
+	say("3. %s published its dossier over TAXII 2.1: %d objects (%d indicators), all accepted.", a.Name, len(a.Crew.Objects), a.Crew.Indicators)
+	n, err := count(b, bTheirs)
+	if err != nil {
+		return nil, err
+	}
+	res.ReadByB = append(res.ReadByB, n)
+	say("   %s has given nothing yet, so it can read only the grace: %d objects.", b.Name, n)
+
+	half := len(b.Crew.Objects) / 2
+	if _, err := push(b, bOwn, b.Crew.Objects[:half]); err != nil {
+		return nil, fmt.Errorf("%s publishes: %w", b.Name, err)
+	}
+	n, err = count(b, bTheirs)
+	if err != nil {
+		return nil, err
+	}
+	res.ReadByB = append(res.ReadByB, n)
+	say("4. %s published %d objects of its own; give-to-get now releases %d of %s's objects to it.", b.Name, half, n, a.Name)
+	if _, err := push(b, bOwn, b.Crew.Objects[half:]); err != nil {
+		return nil, err
+	}
+	// Re-sending what it already gave earns nothing.
+	if _, err := push(b, bOwn, b.Crew.Objects[:10]); err != nil {
+		return nil, err
+	}
+	n, err = count(b, bTheirs)
+	if err != nil {
+		return nil, err
+	}
+	res.ReadByB = append(res.ReadByB, n)
+	if res.ReadByA, err = count(a, aTheirs); err != nil {
+		return nil, err
+	}
+	if res.BalanceA, err = a.C.Balance(ctx, ag.ID); err != nil {
+		return nil, err
+	}
+	if res.BalanceB, err = b.C.Balance(ctx, ag.ID); err != nil {
+		return nil, err
+	}
+	say("   After the rest of its dossier (and a re-sent batch, which earns nothing): %s reads %d, %s reads %d.", b.Name, n, a.Name, res.ReadByA)
+	say("   Balances: %s gave %d new objects, may read %d; %s gave %d, may read %d.",
+		a.Name, res.BalanceA.Contributed, res.BalanceA.Released, b.Name, res.BalanceB.Contributed, res.BalanceB.Released)
+
+	// The ledger: every signature and batch above is an entry; check a
+	// signed checkpoint and our receipts as `parley verify` does.
+	lc := &ledgerhttp.Client{BaseURL: strings.TrimSuffix(baseURL, "/") + "/ledger", HTTP: &http.Client{Transport: bearer{b.Token}}}
+	key, err := fetchKey(ctx, lc.HTTP, strings.TrimSuffix(baseURL, "/")+"/ledger/key")
+	if err != nil {
+		return nil, err
+	}
+	res.CheckpointKey = key
+	if ag.LedgerIndex != nil {
+		receipts = append(receipts, *ag.LedgerIndex)
+	}
+	v, err := ledger.NewVerifier(key, "")
+	if err != nil {
+		return nil, err
+	}
+	var cp ledger.Checkpoint
+	for i := 0; ; i++ {
+		cp, err = v.Update(ctx, lc)
+		if err == nil && cp.Size > receipts[len(receipts)-1] {
+			break
+		}
+		if i == 100 {
+			return nil, fmt.Errorf("no checkpoint covering the demo's entries after 10 s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	entries, err := lc.Entries(ctx, 0, cp.Size)
+	if err != nil {
+		return nil, err
+	}
+	var rs []ledger.Receipt
+	for i, e := range entries {
+		rs = append(rs, ledger.ReceiptFor(int64(i), e))
+	}
+	if err := v.CheckReceipts(ctx, lc, rs); err != nil {
+		return nil, fmt.Errorf("ledger check: %w", err)
+	}
+	res.LedgerSize, res.LedgerRoot, res.ReceiptsOK = cp.Size, cp.Hash.String(), len(rs)
+	say("5. The ledger holds %d entries (signatures, feed batches, releases). Checkpoint signed by %s,", cp.Size, cp.Origin)
+	say("   root %s; %s verified the signature and the inclusion of all %d entries.", cp.Hash, b.Name, len(rs))
+	return res, nil
+}
+
+type bearer struct{ token string }
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func fetchKey(ctx context.Context, hc *http.Client, url string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("fetching the ledger key: %s %v", resp.Status, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func agreementDoc(a, b *Member, now time.Time) (*agreement.Document, error) {
+	m := map[string]any{
+		"schema_version": agreement.SchemaVersion, "id": agreement.NewID(), "version": 1,
+		"parties": []map[string]any{
+			{"party_id": a.ID, "name": a.Name, "key_id": a.Keys.KeyID()},
+			{"party_id": b.ID, "name": b.Name, "key_id": b.Keys.KeyID()},
+		},
+		"scope": map[string]any{"types": []string{"identity", "threat-actor", "intrusion-set", "malware", "infrastructure", "indicator", "relationship"},
+			"max_tlp": "amber", "unmarked": "refuse"},
+		"reciprocity":        map[string]any{"ratio": "1:1", "grace": 20},
+		"escrow_deadline":    "72h",
+		"request_deadlines":  map[string]any{"acknowledge": "24h", "fulfil": "168h"},
+		"not_before":         now.Add(-time.Minute).Format(time.RFC3339),
+		"not_after":          now.Add(365 * 24 * time.Hour).Format(time.RFC3339),
+		"termination_notice": "720h",
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return agreement.ParseDocument(raw)
+}

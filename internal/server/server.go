@@ -21,18 +21,23 @@ import (
 	"time"
 
 	"github.com/parley-cti/parley/internal/api"
+	"github.com/parley-cti/parley/internal/audit"
 	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/ledgerhttp"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/store"
+	"github.com/parley-cti/parley/internal/store/postgres"
 	"github.com/parley-cti/parley/internal/store/sqlite"
 	"github.com/parley-cti/parley/internal/taxii"
 )
 
 // Config is everything `parley serve` can be told.
 type Config struct {
-	Data     string // SQLite data directory (the default backend)
+	Data string // SQLite data directory (the default backend)
+	// DB, when set, names the database instead of Data: a postgres:// (or
+	// postgresql://) URL, or sqlite:DIR.
+	DB       string
 	Listen   string // host:port
 	TLSCert  string
 	TLSKey   string
@@ -47,8 +52,17 @@ type Config struct {
 	CheckpointInterval time.Duration
 }
 
-// OpenStore opens the store a configuration names.
+// OpenStore opens the store a configuration names: PostgreSQL when DB is a
+// postgres:// URL, else SQLite in DB's sqlite:DIR or in Data.
 func OpenStore(ctx context.Context, cfg Config) (store.Store, error) {
+	switch {
+	case strings.HasPrefix(cfg.DB, "postgres://") || strings.HasPrefix(cfg.DB, "postgresql://"):
+		return postgres.Open(ctx, cfg.DB, postgres.Options{Migrate: cfg.Migrate})
+	case strings.HasPrefix(cfg.DB, "sqlite:"):
+		return sqlite.Open(ctx, strings.TrimPrefix(cfg.DB, "sqlite:"), sqlite.Options{Migrate: cfg.Migrate})
+	case cfg.DB != "":
+		return nil, errors.New("--db must be a postgres:// URL or sqlite:DIR")
+	}
 	return sqlite.Open(ctx, cfg.Data, sqlite.Options{Migrate: cfg.Migrate})
 }
 
@@ -81,6 +95,12 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A data directory from before the ledger gets its genesis entries.
+	if n, err := audit.Backfill(ctx, st, time.Now()); err != nil {
+		return nil, err
+	} else if n > 0 {
+		log.InfoContext(ctx, "ledger backfilled pre-ledger state", slog.Int("entries", n))
+	}
 	s := &Server{cfg: cfg, Store: st, Parties: party.New(st), Ex: exchange.New(st), Signer: signer, log: log}
 	if cfg.CheckpointInterval <= 0 {
 		cfg.CheckpointInterval = 5 * time.Second
@@ -97,7 +117,11 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	// The ledger holds metadata, never intelligence, but who has an
 	// agreement with whom is itself sensitive: only parties read it.
 	lmux := http.NewServeMux()
-	ledgerhttp.Register(lmux, "/ledger", ledgerhttp.Source{Log: lst, Logger: log})
+	ledgerhttp.Register(lmux, "/ledger", ledgerhttp.Source{Log: lst, Logger: log,
+		WitnessKey: func(ctx context.Context, name string) (string, error) { return WitnessKey(ctx, st, name) },
+		AddCosignature: func(ctx context.Context, size int64, witness string, line []byte) error {
+			return ledgerUpdate(st)(ctx, func(l ledger.Store) error { return l.AddCosignature(ctx, size, witness, line) })
+		}})
 	lmux.HandleFunc("GET /ledger/key", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte(signer.VerifierKey() + "\n"))
@@ -119,6 +143,42 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	})
 	s.handler = mux
 	return s, nil
+}
+
+// WitnessKeySettingPrefix prefixes the settings holding registered witness
+// keys: "ledger.witness.<name>" = tlog-cosignature/v1 vkey.
+const WitnessKeySettingPrefix = "ledger.witness."
+
+// AddWitness registers a witness's vkey under its name, for
+// `parley witness add`. Registering the same key again is a no-op; another
+// key under a registered name fails with store.ErrConflict (settings are
+// write-once, so a witness key cannot be swapped behind its owner's back).
+func AddWitness(ctx context.Context, st store.Store, vkey string) (string, error) {
+	v, err := ledger.NewCosignatureVerifier(vkey)
+	if err != nil {
+		return "", err
+	}
+	got, err := st.Settings().PutIfAbsent(ctx, WitnessKeySettingPrefix+v.Name(), []byte(vkey))
+	if err != nil {
+		return "", err
+	}
+	if string(got) != vkey {
+		return "", fmt.Errorf("witness %s is registered with another key: %w", v.Name(), store.ErrConflict)
+	}
+	return v.Name(), nil
+}
+
+// WitnessKey returns a registered witness's vkey, or an error wrapping
+// ledger.ErrNotFound.
+func WitnessKey(ctx context.Context, st store.Store, name string) (string, error) {
+	v, err := st.Settings().Get(ctx, WitnessKeySettingPrefix+name)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", fmt.Errorf("witness %q: %w", name, ledger.ErrNotFound)
+	}
+	if err != nil {
+		return "", err
+	}
+	return string(v), nil
 }
 
 // ledgerSigner loads the log's note key, creating it on first start; every

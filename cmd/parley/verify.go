@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/parley-cti/parley/internal/audit"
+	"github.com/parley-cti/parley/internal/client"
+	"github.com/parley-cti/parley/internal/ledger"
+)
+
+func init() {
+	register(command{"verify", "check the ledger: checkpoint, consistency, receipts, replayed balances: verify [--log-key VKEY] [--receipt N] [--require-cosigner NAME|VKEY]", cmdVerify})
+}
+
+// profileName is the profile a client command runs as ("default" when
+// only --server and --token were given).
+func (cf *clientFlags) profileName() string {
+	if cf.profile != "" {
+		return cf.profile
+	}
+	if ps, _, err := loadProfiles(); err == nil && ps.Current != "" {
+		return ps.Current
+	}
+	return "default"
+}
+
+// auditState is the profile's local ledger state, beside the profiles:
+// <config dir>/ledger/<profile>/.
+func (cf *clientFlags) auditState() (audit.State, error) {
+	cp, err := configPath()
+	if err != nil {
+		return audit.State{}, err
+	}
+	return audit.State{Dir: filepath.Join(filepath.Dir(cp), "ledger", cf.profileName())}, nil
+}
+
+// recordReceipt keeps the ledger index of a state-changing response so that
+// `parley verify` proves it later. Client commands call it with the
+// client.Receipt a call returned (ignored when -1), the kind of entry the
+// change records and its subject when known ("" otherwise), e.g.
+//
+//	rc, err := c.SomeCall(...)
+//	if err == nil { err = recordReceipt(cf, p, rc, ledger.KindFeedBatch, "status--"+id) }
+func recordReceipt(cf *clientFlags, p profile, rc client.Receipt, kind ledger.Kind, subject string) error {
+	if rc < 0 {
+		return nil
+	}
+	st, err := cf.auditState()
+	if err != nil {
+		return err
+	}
+	return st.RecordReceipt(audit.Receipt{Index: int64(rc), Kind: kind, Subject: subject, Party: p.Party})
+}
+
+type int64List []int64
+
+func (l *int64List) String() string { return fmt.Sprint(*l) }
+func (l *int64List) Set(v string) error {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("%q is not a ledger index", v)
+	}
+	*l = append(*l, n)
+	return nil
+}
+
+func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("verify", stderr)
+	cf := addClientFlags(fs)
+	logKey := fs.String("log-key", env("log-key", ""), "the log's verifier key, pinned instead of trusting the server on first use")
+	var receipts int64List
+	fs.Var(&receipts, "receipt", "a ledger index (X-Parley-Ledger-Index) to record and prove; repeat for several")
+	var cosigners listFlag
+	fs.Var(&cosigners, "require-cosigner", "witness NAME (pinned) or VKEY (pinned now) that must have cosigned the checkpoint; repeat for several")
+	settle := fs.Duration("settle", 15*time.Second, "how long to wait for a checkpoint covering recent changes")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
+	}
+	c, p, err := cf.client()
+	if err != nil {
+		return err
+	}
+	if p.Party == "" {
+		me, err := c.Me(ctx)
+		if err != nil {
+			return fmt.Errorf("the server did not accept the token: %w", err)
+		}
+		p.Party = me.PartyID
+	}
+	st, err := cf.auditState()
+	if err != nil {
+		return err
+	}
+	for _, n := range receipts {
+		if err := st.RecordReceipt(audit.Receipt{Index: n, Party: p.Party}); err != nil {
+			return err
+		}
+	}
+	vkeys, err := cosignerKeys(st, cosigners)
+	if err != nil {
+		return err
+	}
+	rep, err := audit.Verify(ctx, audit.Options{
+		State: st, Remote: audit.NewRemote(p.Server, p.Token, nil), API: c, Party: p.Party,
+		LogKey: *logKey, Cosigners: vkeys, Settle: *settle,
+		FetchKey: func(ctx context.Context) (string, error) { return audit.FetchLogKey(ctx, p.Server, p.Token, nil) },
+	})
+	if err != nil {
+		return err
+	}
+	if rep.Pinned && *logKey == "" {
+		fmt.Fprintf(stderr, "NOTICE: trust on first use: no log key was pinned, so parley pinned the key the server presented:\n  %s\n"+
+			"Compare it with the key the operator publishes out of band; from now on any other key fails verification.\n"+
+			"State kept in %s\n", rep.LogKey, st.Dir)
+	}
+	if err := emit(stdout, cf.json, rep, func() { printReport(stdout, rep) }); err != nil {
+		return err
+	}
+	if err := rep.Err(); err != nil {
+		var names []string
+		for _, ch := range rep.Checks {
+			if !ch.OK {
+				names = append(names, ch.Name)
+			}
+		}
+		return fmt.Errorf("verification FAILED (%s):\n%w", strings.Join(names, ", "), err)
+	}
+	return nil
+}
+
+// cosignerKeys resolves --require-cosigner values: a vkey is pinned (and
+// must not contradict a pinned one); a bare name must already be pinned.
+func cosignerKeys(st audit.State, args []string) ([]string, error) {
+	var out []string
+	for _, a := range args {
+		if strings.Contains(a, "+") {
+			if _, err := st.PinWitness(a); err != nil {
+				return nil, fmt.Errorf("--require-cosigner: %w", err)
+			}
+			out = append(out, a)
+			continue
+		}
+		ws, err := st.Witnesses()
+		if err != nil {
+			return nil, err
+		}
+		k, ok := ws[a]
+		if !ok {
+			return nil, fmt.Errorf("%w: witness %q has no pinned key; pass its VKEY once (--require-cosigner VKEY) or run parley witness keygen", errUsage, a)
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+func printReport(w io.Writer, rep *audit.Report) {
+	for _, ch := range rep.Checks {
+		mark := "ok  "
+		if !ch.OK {
+			mark = "FAIL"
+		}
+		fmt.Fprintf(w, "%s %-13s %s\n", mark, ch.Name, ch.Detail)
+	}
+	for _, a := range rep.Agreements {
+		fmt.Fprintf(w, "agreement %s: you contributed %d, the counterpart %d, released to you %d (ledger entries %d–%d)\n",
+			a.ID, a.Contributed, a.Available, a.Released, a.Entries[0], a.Entries[1])
+	}
+	for out, n := range rep.Handovers {
+		fmt.Fprintf(w, "handovers %s: %d\n", out, n)
+	}
+	if rep.Err() == nil {
+		fmt.Fprintf(w, "ledger verified at size %d (root %s); %d receipt(s), %d entries replayed\n", rep.Size, rep.Root, rep.Receipts, rep.Entries)
+	}
+}
+
+// errNoLogKey is returned by commands needing a pinned log key.
+var errNoLogKey = errors.New("no log key pinned for this profile; run 'parley verify' (or pass --log-key) first")

@@ -1,0 +1,219 @@
+package audit
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/parley-cti/parley/internal/ledger"
+)
+
+// AgreementReplay is one agreement as the ledger alone tells it.
+type AgreementReplay struct {
+	ID      string
+	Parties []string // from the agreement.* entries, proposer first
+	// Contributed counts objects credited per contributing party: the sum
+	// of "credited" over its feed.batch entries.
+	Contributed map[string]int64
+	// Released is, per recipient, how many of the counterpart's
+	// contributions were released to it: the last feed.released "to".
+	Released map[string]int64
+	// Actions lists the signed actions in log order ("propose",
+	// "countersign", "suspend", ...).
+	Actions []string
+	// Countersigned is set once a countersign entry is seen.
+	Countersigned bool
+	// SuspendedBy holds parties whose last suspend/resume was a suspend.
+	SuspendedBy []string
+	// TerminationAt is the effective time of the first termination; zero if none.
+	TerminationAt time.Time
+	// FirstIndex and LastIndex bound the agreement's entries in the log.
+	FirstIndex, LastIndex int64
+}
+
+// HandoverReplay is one handover's history in the ledger.
+type HandoverReplay struct {
+	ID, Agreement string
+	Depositors    []string    // parties that committed a deposit, in order
+	Outcome       ledger.Kind // released, withdrawn or expired; "" while open
+	Disputed      bool
+	LastIndex     int64
+}
+
+// Replay recomputes agreements and handovers from ledger entries fed in
+// index order (it is a ledger.ReplayFunc via Apply). It checks the
+// history's own rules as it goes and returns ErrInvariant naming the entry
+// that breaks one.
+type Replay struct {
+	Agreements map[string]*AgreementReplay
+	Handovers  map[string]*HandoverReplay
+	// Genesis counts backfilled entries (state from before the ledger).
+	Genesis int
+	Entries int64
+}
+
+// NewReplay returns an empty replay.
+func NewReplay() *Replay {
+	return &Replay{Agreements: map[string]*AgreementReplay{}, Handovers: map[string]*HandoverReplay{}}
+}
+
+func (r *Replay) agreement(id string, index int64) *AgreementReplay {
+	a, ok := r.Agreements[id]
+	if !ok {
+		a = &AgreementReplay{ID: id, Contributed: map[string]int64{}, Released: map[string]int64{}, FirstIndex: index}
+		r.Agreements[id] = a
+	}
+	a.LastIndex = index
+	return a
+}
+
+func attrInt(e ledger.Entry, index int64, name string) (int64, error) {
+	v, ok := e.Attrs[name]
+	n, err := strconv.ParseInt(v, 10, 64)
+	if !ok || err != nil || n < 0 {
+		return 0, fmt.Errorf("entry %d (%s): attribute %q = %q is not a count: %w", index, e.Kind, name, v, ErrInvariant)
+	}
+	return n, nil
+}
+
+// Apply folds one verified entry into the replay. Its signature matches
+// ledger.ReplayFunc.
+func (r *Replay) Apply(index int64, _ []byte, e ledger.Entry) error {
+	r.Entries++
+	switch e.Kind {
+	case ledger.KindAgreementProposed, ledger.KindAgreementSigned, ledger.KindAgreementAmended,
+		ledger.KindAgreementSuspended, ledger.KindAgreementTerminated:
+		return r.applyAgreement(index, e)
+	case ledger.KindFeedBatch:
+		if e.Attrs["genesis"] != "" {
+			r.Genesis++
+			return nil
+		}
+		if e.Agreement == "" {
+			return nil // an operator collection: no accounting
+		}
+		n, err := attrInt(e, index, "credited")
+		if err != nil {
+			return err
+		}
+		a := r.agreement(e.Agreement, index)
+		if len(a.Parties) > 0 && !slices.Contains(a.Parties, e.Actor) {
+			return fmt.Errorf("entry %d: %s contributes under agreement %s it is not party to: %w", index, e.Actor, e.Agreement, ErrInvariant)
+		}
+		if !a.Countersigned {
+			return fmt.Errorf("entry %d: contribution under agreement %s before it was countersigned: %w", index, e.Agreement, ErrInvariant)
+		}
+		a.Contributed[e.Actor] += n
+	case ledger.KindFeedReleased:
+		a := r.agreement(e.Agreement, index)
+		from, err := attrInt(e, index, "from")
+		if err != nil {
+			return err
+		}
+		to, err := attrInt(e, index, "to")
+		if err != nil {
+			return err
+		}
+		rcpt, contributor := e.Attrs["recipient"], e.Attrs["contributor"]
+		switch {
+		case from != a.Released[rcpt]+1 || to < from:
+			return fmt.Errorf("entry %d: release to %s of [%d, %d] after %d released: %w", index, rcpt, from, to, a.Released[rcpt], ErrInvariant)
+		case to > a.Contributed[contributor]:
+			return fmt.Errorf("entry %d: release to %s up to %d, but %s had contributed only %d: %w", index, rcpt, to, contributor, a.Contributed[contributor], ErrInvariant)
+		case rcpt == contributor || len(a.Parties) > 0 && (!slices.Contains(a.Parties, rcpt) || !slices.Contains(a.Parties, contributor)):
+			return fmt.Errorf("entry %d: release from %s to %s outside agreement %s: %w", index, contributor, rcpt, e.Agreement, ErrInvariant)
+		}
+		a.Released[rcpt] = to
+	case ledger.KindHandoverProposed, ledger.KindHandoverDepositCommitted, ledger.KindHandoverReleased,
+		ledger.KindHandoverWithdrawn, ledger.KindHandoverExpired, ledger.KindHandoverDisputed:
+		return r.applyHandover(index, e)
+	}
+	return nil
+}
+
+func (r *Replay) applyAgreement(index int64, e ledger.Entry) error {
+	a := r.agreement(e.Subject, index)
+	if len(a.Parties) == 0 {
+		if len(e.Parties) != 2 {
+			return fmt.Errorf("entry %d: agreement %s names %d parties: %w", index, e.Subject, len(e.Parties), ErrInvariant)
+		}
+		a.Parties = slices.Clone(e.Parties)
+	}
+	if !slices.Contains(a.Parties, e.Actor) {
+		return fmt.Errorf("entry %d: %s signs agreement %s it is not party to: %w", index, e.Actor, e.Subject, ErrInvariant)
+	}
+	action := e.Attrs["action"]
+	a.Actions = append(a.Actions, action)
+	switch action {
+	case "countersign":
+		a.Countersigned = true
+	case "suspend":
+		if !slices.Contains(a.SuspendedBy, e.Actor) {
+			a.SuspendedBy = append(a.SuspendedBy, e.Actor)
+		}
+	case "resume":
+		a.SuspendedBy = slices.DeleteFunc(a.SuspendedBy, func(p string) bool { return p == e.Actor })
+	case "terminate":
+		if a.TerminationAt.IsZero() {
+			a.TerminationAt = e.Time
+			if t, err := time.Parse(time.RFC3339Nano, e.Attrs["effective_at"]); err == nil {
+				a.TerminationAt = t
+			}
+		}
+	}
+	return nil
+}
+
+func (r *Replay) applyHandover(index int64, e ledger.Entry) error {
+	h, ok := r.Handovers[e.Subject]
+	if !ok {
+		h = &HandoverReplay{ID: e.Subject, Agreement: e.Agreement}
+		r.Handovers[e.Subject] = h
+	}
+	if h.Outcome != "" && e.Kind != ledger.KindHandoverDisputed {
+		return fmt.Errorf("entry %d: handover %s %s after it was already %s: %w", index, e.Subject, e.Kind, h.Outcome, ErrInvariant)
+	}
+	h.LastIndex = index
+	switch e.Kind {
+	case ledger.KindHandoverDepositCommitted:
+		if slices.Contains(h.Depositors, e.Actor) {
+			return fmt.Errorf("entry %d: %s deposits twice into handover %s: %w", index, e.Actor, e.Subject, ErrInvariant)
+		}
+		h.Depositors = append(h.Depositors, e.Actor)
+	case ledger.KindHandoverReleased:
+		// Both sides or neither: a release needs both deposits first.
+		if len(h.Depositors) < 2 {
+			return fmt.Errorf("entry %d: handover %s released with %d deposit(s): %w", index, e.Subject, len(h.Depositors), ErrInvariant)
+		}
+		h.Outcome = e.Kind
+	case ledger.KindHandoverWithdrawn, ledger.KindHandoverExpired:
+		h.Outcome = e.Kind
+	case ledger.KindHandoverDisputed:
+		h.Disputed = true
+	}
+	return nil
+}
+
+// Involving returns the agreements party is in, ordered by first entry.
+func (r *Replay) Involving(party string) []*AgreementReplay {
+	var out []*AgreementReplay
+	for _, a := range r.Agreements {
+		if slices.Contains(a.Parties, party) {
+			out = append(out, a)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].FirstIndex < out[j].FirstIndex })
+	return out
+}
+
+// Counterpart returns the other party of the agreement ("" if unknown).
+func (a *AgreementReplay) Counterpart(party string) string {
+	for _, p := range a.Parties {
+		if p != party {
+			return p
+		}
+	}
+	return ""
+}

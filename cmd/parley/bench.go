@@ -1,0 +1,28 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/parley-cti/parley/internal/bench"
+)
+
+func init() {
+	register(command{"bench", "measure a TAXII server on loopback: bench taxii --url U --token T | bench load --url U --token T --clients N", cmdBench})
+}
+
+func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: bench taxii|load [flags]; see 'parley bench taxii -h'", errUsage)
+	}
+	switch args[0] {
+	case "taxii":
+		_, err := bench.TAXIICommand(ctx, args[1:], stdout, stderr)
+		return err
+	case "load":
+		_, err := bench.LoadCommand(ctx, args[1:], stdout, stderr)
+		return err
+	}
+	return fmt.Errorf("%w: unknown bench %q; use taxii or load", errUsage, args[0])
+}

@@ -118,7 +118,9 @@ func TestSignInRefusals(t *testing.T) {
 		status int
 		says   string
 	}{
-		{"wrong token", func(c string) url.Values { return url.Values{"csrf": {c}, "token": {"parley_" + strings.Repeat("A", 43)}} }, true, http.StatusUnauthorized, "not valid or has been revoked"},
+		{"wrong token", func(c string) url.Values {
+			return url.Values{"csrf": {c}, "token": {"parley_" + strings.Repeat("A", 43)}}
+		}, true, http.StatusUnauthorized, "not valid or has been revoked"},
 		{"garbage token", func(c string) url.Values { return url.Values{"csrf": {c}, "token": {"hunter2"}} }, true, http.StatusUnauthorized, "not valid"},
 		{"forged csrf", func(c string) url.Values { return url.Values{"csrf": {c + "x"}, "token": {f.tokA}} }, true, http.StatusForbidden, "stale"},
 		{"no csrf", func(c string) url.Values { return url.Values{"token": {f.tokA}} }, true, http.StatusForbidden, "stale"},

@@ -1,0 +1,712 @@
+package escrow
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/parley-cti/parley/internal/agreement"
+	"github.com/parley-cti/parley/internal/exchange"
+	"github.com/parley-cti/parley/internal/ledger"
+	"github.com/parley-cti/parley/internal/party"
+	"github.com/parley-cti/parley/internal/store"
+)
+
+// Sentinel errors. Each failure wraps one of them with a message that says
+// what was wrong.
+var (
+	// ErrNotFound: no such case, or one the caller is not a side of; the
+	// two look the same on purpose.
+	ErrNotFound = errors.New("no such handover")
+	// ErrInvalid: the request itself is unacceptable (bad bundle, bad
+	// deadline, empty description).
+	ErrInvalid = errors.New("invalid")
+	// ErrHashMismatch: a sealed deposit's ciphertext does not hash to the
+	// SHA-256 its depositor stated.
+	ErrHashMismatch = fmt.Errorf("%w: the ciphertext does not match its stated SHA-256", ErrInvalid)
+	// ErrForbidden: the caller may see the case but not take this step
+	// (accepting its own proposal, acting under an agreement not in force).
+	ErrForbidden = errors.New("not permitted")
+	// ErrConflict: the case's state does not allow the step now
+	// (depositing twice, withdrawing after release).
+	ErrConflict = errors.New("not possible now")
+	// ErrDeadlinePassed: the case's deadline has passed (it has expired or
+	// is about to be expired by the sweeper).
+	ErrDeadlinePassed = fmt.Errorf("%w: the handover's deadline has passed", ErrConflict)
+)
+
+// MaxText bounds descriptions and dispute texts.
+const MaxText = 4096
+
+// Event kinds on a party's stream.
+const (
+	EventProposed     = "handover.proposed"
+	EventAccepted     = "handover.accepted"
+	EventDeclined     = "handover.declined"
+	EventDeposited    = "handover.deposited" // the other side deposited
+	EventWithdrawn    = "handover.withdrawn" // the other side withdrew
+	EventReleased     = "handover.released"
+	EventExpired      = "handover.expired"
+	EventDeadlineNear = "handover.deadline_near"
+	EventDisputed     = "handover.disputed"
+)
+
+// Service runs handovers on a store. It is stateless apart from its
+// settings, so several instances (and several servers on one database) may
+// serve the same cases.
+type Service struct {
+	st  store.Store
+	ex  *exchange.Service
+	now func() time.Time
+	// SweepInterval is how often Run looks for due cases (default 1 s).
+	SweepInterval time.Duration
+	// NearWindow: a "deadline near" event is sent once this close to the
+	// deadline (default 1 h).
+	NearWindow time.Duration
+	Log        *slog.Logger
+}
+
+// New returns a Service over st; ex reads agreements and their state.
+func New(st store.Store, ex *exchange.Service) *Service {
+	return &Service{st: st, ex: ex, now: func() time.Time { return time.Now().UTC() },
+		SweepInterval: time.Second, NearWindow: time.Hour, Log: slog.Default()}
+}
+
+// SetClock replaces the clock (tests).
+func (s *Service) SetClock(now func() time.Time) { s.now = now }
+
+// stores returns the escrow and extended stores of h.
+func stores(h store.Handle) (store.Escrow, store.Extended, error) {
+	e, err := store.EscrowOf(h)
+	if err != nil {
+		return nil, nil, err
+	}
+	x, err := store.Ext(h)
+	return e, x, err
+}
+
+// agreementFor takes the agreement's lock in tx and returns it as seen by
+// p. Reads go through the exchange service (committed state); with the
+// lock held nothing can change it before tx ends.
+func (s *Service) agreementFor(ctx context.Context, x store.Extended, p party.Principal, id string) (exchange.Agreement, error) {
+	if err := x.Agreements().Lock(ctx, id); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return exchange.Agreement{}, fmt.Errorf("%w: agreement %s", ErrNotFound, id)
+		}
+		return exchange.Agreement{}, err
+	}
+	a, err := s.ex.Agreement(ctx, p, id)
+	if errors.Is(err, exchange.ErrNotFound) {
+		return exchange.Agreement{}, fmt.Errorf("%w: agreement %s", ErrNotFound, id)
+	}
+	return a, err
+}
+
+func checkText(what, v string, required bool) error {
+	switch {
+	case required && strings.TrimSpace(v) == "":
+		return fmt.Errorf("%w: %s is empty", ErrInvalid, what)
+	case len(v) > MaxText:
+		return fmt.Errorf("%w: %s is %d bytes, more than %d", ErrInvalid, what, len(v), MaxText)
+	case !utf8.ValidString(v):
+		return fmt.Errorf("%w: %s is not UTF-8", ErrInvalid, what)
+	}
+	return nil
+}
+
+func digest(sum [32]byte) string { return "sha256:" + hex.EncodeToString(sum[:]) }
+
+// notify appends an event to party's stream inside tx.
+func notify(ctx context.Context, e store.Escrow, partyID, kind, subject string, at time.Time, data map[string]any) error {
+	b, err := json.Marshal(data)
+	if err != nil {
+		return err
+	}
+	_, err = e.Events().Append(ctx, store.Event{PartyID: partyID, Kind: kind, Subject: subject, Data: b, At: at})
+	return err
+}
+
+func record(ctx context.Context, x store.Extended, en ledger.Entry) (int64, error) {
+	return ledger.Append(ctx, x.Ledger(), en)
+}
+
+// ProposeInput is a new case.
+type ProposeInput struct {
+	AgreementID string
+	Delivers    string    // what the proposer deposits
+	Expects     string    // what the counterpart deposits
+	RequestID   string    // optional: the request this case answers
+	Deadline    time.Time // zero: the latest the agreement allows
+}
+
+// Result is a case after a step, with the ledger index recording the step.
+type Result struct {
+	Handover    store.Handover
+	LedgerIndex int64
+}
+
+// Propose opens a case under an agreement in force.
+func (s *Service) Propose(ctx context.Context, p party.Principal, in ProposeInput) (Result, error) {
+	if err := checkText("what you deliver", in.Delivers, true); err != nil {
+		return Result{}, err
+	}
+	if err := checkText("what you expect", in.Expects, true); err != nil {
+		return Result{}, err
+	}
+	var out Result
+	err := s.st.Update(ctx, func(tx store.Handle) error {
+		e, x, err := stores(tx)
+		if err != nil {
+			return err
+		}
+		a, err := s.agreementFor(ctx, x, p, in.AgreementID)
+		if err != nil {
+			return err
+		}
+		now := s.now().Truncate(time.Microsecond)
+		if !a.Status.InForce(now) {
+			return fmt.Errorf("%w: agreement %s is %s, not in force", ErrForbidden, in.AgreementID, a.Status.Phase)
+		}
+		latest := now.Add(a.Status.Document.EscrowDeadline)
+		deadline := in.Deadline.UTC().Truncate(time.Microsecond)
+		if deadline.IsZero() {
+			deadline = latest
+		}
+		if !deadline.After(now) {
+			return fmt.Errorf("%w: the deadline %s is not in the future", ErrInvalid, deadline.Format(time.RFC3339))
+		}
+		if deadline.After(latest) {
+			return fmt.Errorf("%w: the deadline %s is later than the agreement's escrow deadline (%s) allows: %s", ErrInvalid,
+				deadline.Format(time.RFC3339), a.Status.Document.EscrowDeadline, latest.Format(time.RFC3339))
+		}
+		if in.RequestID != "" {
+			r, err := e.Requests().Get(ctx, in.RequestID)
+			if errors.Is(err, store.ErrNotFound) || (err == nil && r.AgreementID != in.AgreementID) {
+				return fmt.Errorf("%w: request %s is not a request under agreement %s", ErrInvalid, in.RequestID, in.AgreementID)
+			}
+			if err != nil {
+				return err
+			}
+			if r.State == store.RequestRefused || r.State == store.RequestFulfilled {
+				return fmt.Errorf("%w: request %s is already %s", ErrConflict, r.ID, r.State)
+			}
+		}
+		h := store.Handover{ID: party.NewID("handover--"), AgreementID: in.AgreementID, Proposer: p.PartyID,
+			Counterpart: a.Counterpart(p.PartyID), ProposerDelivers: in.Delivers, CounterpartDelivers: in.Expects,
+			RequestID: in.RequestID, Deadline: deadline, State: store.HandoverProposed, CreatedAt: now}
+		if err := e.Handovers().Create(ctx, h); err != nil {
+			return err
+		}
+		attrs := map[string]string{"deadline": deadline.Format(time.RFC3339Nano)}
+		if h.RequestID != "" {
+			attrs["request"] = h.RequestID
+		}
+		dsum := sha256.Sum256([]byte(h.ProposerDelivers + "\x00" + h.CounterpartDelivers))
+		idx, err := record(ctx, x, ledger.Entry{Kind: ledger.KindHandoverProposed, Actor: p.PartyID, Agreement: h.AgreementID,
+			Subject: h.ID, Time: now, Parties: []string{h.Proposer, h.Counterpart}, Attrs: attrs,
+			Digests: map[string]string{"terms": digest(dsum)}})
+		if err != nil {
+			return err
+		}
+		out = Result{h, idx}
+		return notify(ctx, e, h.Counterpart, EventProposed, h.ID, now, map[string]any{"agreement": h.AgreementID,
+			"from": p.PartyID, "deadline": deadline, "they_deliver": h.ProposerDelivers, "you_deliver": h.CounterpartDelivers, "request": h.RequestID})
+	})
+	return out, err
+}
+
+// caseFor loads a case the caller is a side of, under its agreement's
+// lock, and the agreement.
+func (s *Service) caseFor(ctx context.Context, e store.Escrow, x store.Extended, p party.Principal, id string) (store.Handover, exchange.Agreement, error) {
+	h, err := e.Handovers().Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && h.Proposer != p.PartyID && h.Counterpart != p.PartyID) {
+		return store.Handover{}, exchange.Agreement{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return store.Handover{}, exchange.Agreement{}, err
+	}
+	a, err := s.agreementFor(ctx, x, p, h.AgreementID)
+	if err != nil {
+		return store.Handover{}, exchange.Agreement{}, err
+	}
+	// Re-read under the lock: a deposit or the sweeper may have moved it.
+	h, err = e.Handovers().Get(ctx, id)
+	return h, a, err
+}
+
+func other(h store.Handover, partyID string) string {
+	if h.Proposer == partyID {
+		return h.Counterpart
+	}
+	return h.Proposer
+}
+
+// closedErr explains why a closed case refuses a step.
+func closedErr(h store.Handover) error {
+	switch h.State {
+	case store.HandoverExpired:
+		return fmt.Errorf("%w: handover %s expired at %s", ErrDeadlinePassed, h.ID, h.Deadline.Format(time.RFC3339))
+	case store.HandoverReleased:
+		return fmt.Errorf("%w: handover %s was already released", ErrConflict, h.ID)
+	case store.HandoverDeclined:
+		return fmt.Errorf("%w: handover %s was declined", ErrConflict, h.ID)
+	}
+	return fmt.Errorf("%w: handover %s is %s", ErrConflict, h.ID, h.State)
+}
+
+// Decide accepts (accept true) or declines a proposed case; only the
+// counterpart may.
+func (s *Service) Decide(ctx context.Context, p party.Principal, id string, accept bool) (Result, error) {
+	var out Result
+	err := s.st.Update(ctx, func(tx store.Handle) error {
+		e, x, err := stores(tx)
+		if err != nil {
+			return err
+		}
+		h, a, err := s.caseFor(ctx, e, x, p, id)
+		if err != nil {
+			return err
+		}
+		now := s.now().Truncate(time.Microsecond)
+		switch {
+		case h.Counterpart != p.PartyID:
+			return fmt.Errorf("%w: only %s, the counterpart, may accept or decline handover %s", ErrForbidden, h.Counterpart, id)
+		case h.State != store.HandoverProposed:
+			return closedErr(h)
+		case !now.Before(h.Deadline):
+			return fmt.Errorf("%w: handover %s expired at %s", ErrDeadlinePassed, id, h.Deadline.Format(time.RFC3339))
+		case accept && !a.Status.InForce(now):
+			return fmt.Errorf("%w: agreement %s is %s, not in force", ErrForbidden, h.AgreementID, a.Status.Phase)
+		}
+		h.State, h.DecidedAt = store.HandoverDeclined, now
+		kind, ev, step := ledger.KindHandoverWithdrawn, EventDeclined, "declined"
+		if accept {
+			// The ledger has no kind of its own for acceptance: it is
+			// the proposal made bilateral, recorded as such.
+			h.State, kind, ev, step = store.HandoverAccepted, ledger.KindHandoverProposed, EventAccepted, "accepted"
+		} else {
+			h.ClosedAt = now
+		}
+		if err := e.Handovers().Update(ctx, h); err != nil {
+			return err
+		}
+		idx, err := record(ctx, x, ledger.Entry{Kind: kind, Actor: p.PartyID, Agreement: h.AgreementID, Subject: h.ID, Time: now,
+			Parties: []string{h.Proposer, h.Counterpart}, Attrs: map[string]string{"step": step}})
+		if err != nil {
+			return err
+		}
+		out = Result{h, idx}
+		return notify(ctx, e, h.Proposer, ev, h.ID, now, map[string]any{"agreement": h.AgreementID, "by": p.PartyID})
+	})
+	return out, err
+}
+
+// DepositInput is one side's deposit.
+type DepositInput struct {
+	Sealed  bool
+	Content []byte
+	// SHA256 is the depositor's statement of the content's hash (hex):
+	// required for sealed deposits, checked when given for plain ones.
+	SHA256 string
+	// AgreementID, when set, must be the case's agreement: a client
+	// naming the wrong one is refused rather than served.
+	AgreementID string
+}
+
+// DepositResult reports a deposit and whether it released the case.
+type DepositResult struct {
+	Handover    store.Handover
+	LedgerIndex int64 // of the deposit's handover.deposit_committed entry
+	Released    bool
+	SHA256      string
+	Objects     int
+}
+
+// Deposit stores the caller's deposit in an accepted case. When the other
+// side has deposited already, both are released in the same transaction.
+func (s *Service) Deposit(ctx context.Context, p party.Principal, id string, in DepositInput) (DepositResult, error) {
+	if len(in.Content) == 0 {
+		return DepositResult{}, fmt.Errorf("%w: the deposit is empty", ErrInvalid)
+	}
+	if len(in.Content) > MaxDeposit {
+		return DepositResult{}, fmt.Errorf("%w: the deposit is %d bytes, more than %d", ErrInvalid, len(in.Content), MaxDeposit)
+	}
+	sum := sha256.Sum256(in.Content)
+	if in.SHA256 != "" || in.Sealed {
+		stated, err := hex.DecodeString(strings.TrimPrefix(strings.ToLower(in.SHA256), "sha256:"))
+		if err != nil || len(stated) != sha256.Size {
+			return DepositResult{}, fmt.Errorf("%w: state the deposit's SHA-256 as 64 hex digits (got %q)", ErrInvalid, in.SHA256)
+		}
+		if !bytes.Equal(stated, sum[:]) {
+			return DepositResult{}, fmt.Errorf("%w: stated %x, received %d bytes hashing to %x", ErrHashMismatch, stated, len(in.Content), sum)
+		}
+	}
+	var bundle Bundle
+	if in.Sealed {
+		if !bytes.HasPrefix(in.Content, []byte(ageHeader)) {
+			return DepositResult{}, fmt.Errorf("%w: %v", ErrInvalid, errNotAge)
+		}
+	} else {
+		var err error
+		if bundle, err = ParseBundle(in.Content); err != nil {
+			return DepositResult{}, err
+		}
+	}
+	crashPoint(CrashDepositBeforeTx)
+	var out DepositResult
+	err := s.st.Update(ctx, func(tx store.Handle) error {
+		e, x, err := stores(tx)
+		if err != nil {
+			return err
+		}
+		h, a, err := s.caseFor(ctx, e, x, p, id)
+		if err != nil {
+			return err
+		}
+		now := s.now().Truncate(time.Microsecond)
+		switch {
+		case in.AgreementID != "" && in.AgreementID != h.AgreementID:
+			return fmt.Errorf("%w: handover %s is under agreement %s, not %s", ErrInvalid, id, h.AgreementID, in.AgreementID)
+		case h.State == store.HandoverProposed:
+			return fmt.Errorf("%w: handover %s has not been accepted by %s yet", ErrConflict, id, h.Counterpart)
+		case h.State != store.HandoverAccepted:
+			return closedErr(h)
+		case !now.Before(h.Deadline):
+			return fmt.Errorf("%w: handover %s expired at %s", ErrDeadlinePassed, id, h.Deadline.Format(time.RFC3339))
+		case !a.Status.InForce(now):
+			return fmt.Errorf("%w: agreement %s is %s, not in force", ErrForbidden, h.AgreementID, a.Status.Phase)
+		}
+		if !in.Sealed {
+			var out []string
+			for _, o := range bundle.Objects {
+				if err := agreement.CheckScope(a.Status.Document.Scope, o.Type, o.Markings); err != nil {
+					out = append(out, o.ID+": "+strings.TrimPrefix(err.Error(), agreement.ErrOutOfScope.Error()+": "))
+				}
+			}
+			if len(out) > 0 {
+				if len(out) > 10 {
+					out = append(out[:10], fmt.Sprintf("and %d more", len(out)-10))
+				}
+				return fmt.Errorf("%w: the bundle is outside the agreement's scope: %s", agreement.ErrOutOfScope, strings.Join(out, "; "))
+			}
+		}
+		if _, err := e.Handovers().Deposit(ctx, id, p.PartyID); err == nil {
+			return fmt.Errorf("%w: you have already deposited in handover %s; withdraw it first to replace it", ErrConflict, id)
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		role := "bundle"
+		if in.Sealed {
+			role = "ciphertext"
+		}
+		idx, err := record(ctx, x, ledger.Entry{Kind: ledger.KindHandoverDepositCommitted, Actor: p.PartyID, Agreement: h.AgreementID,
+			Subject: h.ID, Time: now, Parties: []string{h.Proposer, h.Counterpart},
+			Attrs:   map[string]string{"sealed": fmt.Sprint(in.Sealed), "objects": fmt.Sprint(len(bundle.Objects)), "bytes": fmt.Sprint(len(in.Content))},
+			Digests: map[string]string{role: digest(sum)}})
+		if err != nil {
+			return err
+		}
+		d := store.Deposit{HandoverID: id, PartyID: p.PartyID, Sealed: in.Sealed, Content: in.Content, SHA256: sum,
+			Objects: len(bundle.Objects), DepositedAt: now, LedgerIndex: idx}
+		if err := e.Handovers().PutDeposit(ctx, d); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return fmt.Errorf("%w: you have already deposited in handover %s", ErrConflict, id)
+			}
+			return err
+		}
+		crashPoint(CrashDepositMidTx)
+		counterpart := other(h, p.PartyID)
+		if err := notify(ctx, e, counterpart, EventDeposited, h.ID, now, map[string]any{"agreement": h.AgreementID, "by": p.PartyID,
+			"sealed": in.Sealed, "sha256": hex.EncodeToString(sum[:]), "deadline": h.Deadline}); err != nil {
+			return err
+		}
+		out = DepositResult{Handover: h, LedgerIndex: idx, SHA256: hex.EncodeToString(sum[:]), Objects: len(bundle.Objects)}
+		theirs, err := e.Handovers().Deposit(ctx, id, counterpart)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		rel, err := s.release(ctx, tx, e, x, h, now, map[string]store.Deposit{p.PartyID: d, counterpart: theirs})
+		if err != nil {
+			return err
+		}
+		out.Handover, out.Released = rel, true
+		crashPoint(CrashDepositBeforeCommit)
+		return nil
+	})
+	if err != nil {
+		return DepositResult{}, err
+	}
+	crashPoint(CrashDepositAfterCommit)
+	return out, nil
+}
+
+// release hands both deposits over inside the transaction of the second
+// deposit: plain objects into each recipient's handover collection, the
+// ledger entry, the case's state and both parties' events.
+func (s *Service) release(ctx context.Context, tx store.Handle, e store.Escrow, x store.Extended, h store.Handover, now time.Time, deps map[string]store.Deposit) (store.Handover, error) {
+	attrs := map[string]string{}
+	digests := map[string]string{}
+	for i, depositor := range []string{h.Proposer, h.Counterpart} {
+		d := deps[depositor]
+		recipient := other(h, depositor)
+		role := "proposer"
+		if depositor == h.Counterpart {
+			role = "counterpart"
+		}
+		digests[role] = digest(d.SHA256)
+		attrs[role+"_sealed"] = fmt.Sprint(d.Sealed)
+		if !d.Sealed {
+			coll, err := s.handoverCollection(ctx, tx, h.AgreementID, recipient, now)
+			if err != nil {
+				return store.Handover{}, err
+			}
+			b, err := ParseBundle(d.Content)
+			if err != nil {
+				return store.Handover{}, fmt.Errorf("stored deposit of %s in %s: %w", depositor, h.ID, err)
+			}
+			objs := make([]store.Object, 0, len(b.Objects))
+			for _, o := range b.Objects {
+				v := o.Modified
+				if v.IsZero() {
+					v = o.Created
+				}
+				if v.IsZero() {
+					v = now
+				}
+				objs = append(objs, store.Object{ID: o.ID, Type: o.Type, SpecVersion: o.SpecVersion,
+					Version: v.UTC().Truncate(time.Microsecond), DateAdded: now, Raw: o.Raw})
+			}
+			if _, err := tx.Objects().Put(ctx, coll, objs); err != nil {
+				return store.Handover{}, err
+			}
+			attrs[role+"_collection"] = coll
+		}
+		if i == 0 {
+			crashPoint(CrashReleaseMidTx)
+		}
+	}
+	idx, err := record(ctx, x, ledger.Entry{Kind: ledger.KindHandoverReleased, Agreement: h.AgreementID, Subject: h.ID, Time: now,
+		Parties: []string{h.Proposer, h.Counterpart}, Attrs: attrs, Digests: digests})
+	if err != nil {
+		return store.Handover{}, err
+	}
+	h.State, h.ClosedAt, h.ReleaseLedgerIndex = store.HandoverReleased, now, idx
+	if err := e.Handovers().Update(ctx, h); err != nil {
+		return store.Handover{}, err
+	}
+	for _, pid := range []string{h.Proposer, h.Counterpart} {
+		if err := notify(ctx, e, pid, EventReleased, h.ID, now, map[string]any{"agreement": h.AgreementID, "ledger_index": idx,
+			"sealed": deps[other(h, pid)].Sealed, "collection": attrs[roleOf(h, other(h, pid))+"_collection"]}); err != nil {
+			return store.Handover{}, err
+		}
+	}
+	return h, nil
+}
+
+func roleOf(h store.Handover, partyID string) string {
+	if partyID == h.Proposer {
+		return "proposer"
+	}
+	return "counterpart"
+}
+
+// HandoverCollectionTitle prefixes the title of the collection holding what
+// plain handovers released to a party.
+const HandoverCollectionTitle = "Handed over to "
+
+// handoverCollection returns (creating it on first use) the collection in
+// the agreement's API root that recipient alone reads and that holds the
+// plain bundles released to it. Nobody writes it through TAXII.
+func (s *Service) handoverCollection(ctx context.Context, tx store.Handle, agreementID, recipient string, now time.Time) (string, error) {
+	cs, err := tx.Collections().List(ctx, agreementID)
+	if err != nil {
+		return "", err
+	}
+	pt, err := tx.Parties().Get(ctx, recipient)
+	if err != nil {
+		return "", err
+	}
+	for _, c := range cs {
+		if c.Agreement == "" && strings.HasPrefix(c.Title, HandoverCollectionTitle) && slices.Equal(c.Readers, []string{recipient}) && len(c.Writers) == 0 {
+			return c.ID, nil
+		}
+	}
+	c := store.Collection{ID: party.NewID(""), APIRoot: agreementID, Title: HandoverCollectionTitle + pt.Name,
+		Description: "Objects of plain handovers released to " + pt.Name + " under agreement " + agreementID,
+		CreatedAt:   now, Readers: []string{recipient}}
+	if err := tx.Collections().Create(ctx, c); err != nil {
+		return "", err
+	}
+	return c.ID, nil
+}
+
+// Withdraw destroys the caller's deposit while the other side has not
+// deposited (after that the case is released and nothing can be taken back).
+func (s *Service) Withdraw(ctx context.Context, p party.Principal, id string) (Result, error) {
+	var out Result
+	err := s.st.Update(ctx, func(tx store.Handle) error {
+		e, x, err := stores(tx)
+		if err != nil {
+			return err
+		}
+		h, _, err := s.caseFor(ctx, e, x, p, id)
+		if err != nil {
+			return err
+		}
+		if h.State != store.HandoverAccepted {
+			return closedErr(h)
+		}
+		ok, err := e.Handovers().DeleteDeposit(ctx, id, p.PartyID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%w: you have no deposit in handover %s", ErrConflict, id)
+		}
+		crashPoint(CrashWithdrawMidTx)
+		now := s.now().Truncate(time.Microsecond)
+		idx, err := record(ctx, x, ledger.Entry{Kind: ledger.KindHandoverWithdrawn, Actor: p.PartyID, Agreement: h.AgreementID, Subject: h.ID,
+			Time: now, Parties: []string{h.Proposer, h.Counterpart}, Attrs: map[string]string{"step": "deposit_withdrawn"}})
+		if err != nil {
+			return err
+		}
+		out = Result{h, idx}
+		return notify(ctx, e, other(h, p.PartyID), EventWithdrawn, h.ID, now, map[string]any{"agreement": h.AgreementID, "by": p.PartyID})
+	})
+	return out, err
+}
+
+// DepositView describes one side's deposit, without its content.
+type DepositView struct {
+	Party       string    `json:"party"`
+	Sealed      bool      `json:"sealed"`
+	SHA256      string    `json:"sha256"`
+	Objects     int       `json:"objects"`
+	Bytes       int       `json:"-"`
+	DepositedAt time.Time `json:"deposited_at"`
+	LedgerIndex int64     `json:"ledger_index"`
+	Dispute     string    `json:"dispute,omitempty"`
+}
+
+// View is a case with its deposits as its sides see them.
+type View struct {
+	store.Handover
+	Deposits []DepositView
+}
+
+// Show returns a case the caller is a side of.
+func (s *Service) Show(ctx context.Context, p party.Principal, id string) (View, error) {
+	e, err := store.EscrowOf(s.st)
+	if err != nil {
+		return View{}, err
+	}
+	h, err := e.Handovers().Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && h.Proposer != p.PartyID && h.Counterpart != p.PartyID) {
+		return View{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return View{}, err
+	}
+	ds, err := e.Handovers().Deposits(ctx, id)
+	if err != nil {
+		return View{}, err
+	}
+	v := View{Handover: h, Deposits: []DepositView{}}
+	for _, d := range ds {
+		v.Deposits = append(v.Deposits, DepositView{Party: d.PartyID, Sealed: d.Sealed, SHA256: hex.EncodeToString(d.SHA256[:]),
+			Objects: d.Objects, DepositedAt: d.DepositedAt, LedgerIndex: d.LedgerIndex, Dispute: d.Dispute})
+	}
+	return v, nil
+}
+
+// List returns the caller's cases, newest first (agreementID optional).
+func (s *Service) List(ctx context.Context, p party.Principal, agreementID string) ([]store.Handover, error) {
+	e, err := store.EscrowOf(s.st)
+	if err != nil {
+		return nil, err
+	}
+	return e.Handovers().ListByParty(ctx, p.PartyID, agreementID)
+}
+
+// Fetch returns a deposit's content: the caller's own while it is held, the
+// other side's only once the case is released.
+func (s *Service) Fetch(ctx context.Context, p party.Principal, id, depositor string) (store.Deposit, error) {
+	e, err := store.EscrowOf(s.st)
+	if err != nil {
+		return store.Deposit{}, err
+	}
+	h, err := e.Handovers().Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && h.Proposer != p.PartyID && h.Counterpart != p.PartyID) {
+		return store.Deposit{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return store.Deposit{}, err
+	}
+	if depositor == "" {
+		depositor = other(h, p.PartyID)
+	}
+	if depositor != h.Proposer && depositor != h.Counterpart {
+		return store.Deposit{}, fmt.Errorf("%w: %s is not a side of handover %s", ErrInvalid, depositor, id)
+	}
+	if depositor != p.PartyID && h.State != store.HandoverReleased {
+		return store.Deposit{}, fmt.Errorf("%w: handover %s is %s; the other side's deposit is yours only once it is released", ErrConflict, id, h.State)
+	}
+	d, err := e.Handovers().Deposit(ctx, id, depositor)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Deposit{}, fmt.Errorf("%w: no deposit of %s in %s", ErrNotFound, depositor, id)
+	}
+	return d, err
+}
+
+// Dispute records the caller's complaint about what the other side handed
+// over (for example a sealed bundle that does not decrypt, is invalid, or
+// is not what was promised).
+func (s *Service) Dispute(ctx context.Context, p party.Principal, id, text string) (Result, error) {
+	if err := checkText("the dispute", text, true); err != nil {
+		return Result{}, err
+	}
+	var out Result
+	err := s.st.Update(ctx, func(tx store.Handle) error {
+		e, x, err := stores(tx)
+		if err != nil {
+			return err
+		}
+		h, _, err := s.caseFor(ctx, e, x, p, id)
+		if err != nil {
+			return err
+		}
+		if h.State != store.HandoverReleased {
+			return fmt.Errorf("%w: handover %s is %s; only a released handover can be disputed", ErrConflict, id, h.State)
+		}
+		now := s.now().Truncate(time.Microsecond)
+		depositor := other(h, p.PartyID)
+		if err := e.Handovers().SetDispute(ctx, id, depositor, text, now); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return fmt.Errorf("%w: you already disputed handover %s", ErrConflict, id)
+			}
+			return err
+		}
+		tsum := sha256.Sum256([]byte(text))
+		idx, err := record(ctx, x, ledger.Entry{Kind: ledger.KindHandoverDisputed, Actor: p.PartyID, Agreement: h.AgreementID, Subject: h.ID,
+			Time: now, Parties: []string{h.Proposer, h.Counterpart}, Attrs: map[string]string{"depositor": depositor},
+			Digests: map[string]string{"dispute": digest(tsum)}})
+		if err != nil {
+			return err
+		}
+		out = Result{h, idx}
+		return notify(ctx, e, depositor, EventDisputed, h.ID, now, map[string]any{"agreement": h.AgreementID, "by": p.PartyID, "text": text})
+	})
+	return out, err
+}

@@ -1,0 +1,169 @@
+package escrow
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/parley-cti/parley/internal/ledger"
+	"github.com/parley-cti/parley/internal/store"
+)
+
+// sweepBatch bounds the cases one sweep looks at; the next sweep takes the rest.
+const sweepBatch = 100
+
+// Run expires cases whose deadline has passed and sends "deadline near"
+// events, every SweepInterval until ctx ends. Several servers on one
+// database may run it at once: each step re-reads the case under the
+// agreement's lock and does nothing if another got there first.
+func (s *Service) Run(ctx context.Context) {
+	t := time.NewTicker(s.SweepInterval)
+	defer t.Stop()
+	for {
+		if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+			s.Log.ErrorContext(ctx, "handover sweep", slog.Any("err", err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Sweep runs one pass and reports how many cases it expired.
+func (s *Service) Sweep(ctx context.Context) (int, error) {
+	e, err := store.EscrowOf(s.st)
+	if err != nil {
+		return 0, err
+	}
+	now := s.now()
+	due, err := e.Handovers().Due(ctx, now, now.Add(s.NearWindow), sweepBatch)
+	if err != nil {
+		return 0, err
+	}
+	expired := 0
+	var errs []error
+	for _, h := range due {
+		if !now.Before(h.Deadline) {
+			ok, err := s.expire(ctx, h.ID)
+			if ok {
+				expired++
+			}
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, s.warnNear(ctx, h.ID))
+	}
+	return expired, errors.Join(errs...)
+}
+
+// expire closes one case past its deadline in one transaction: deposits
+// destroyed, ledger entry, both sides told (the depositors that their
+// deposit was destroyed).
+func (s *Service) expire(ctx context.Context, id string) (bool, error) {
+	done := false
+	err := s.st.Update(ctx, func(tx store.Handle) error {
+		done = false
+		e, x, err := stores(tx)
+		if err != nil {
+			return err
+		}
+		h, err := e.Handovers().Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := x.Agreements().Lock(ctx, h.AgreementID); err != nil {
+			return err
+		}
+		if h, err = e.Handovers().Get(ctx, id); err != nil {
+			return err
+		}
+		now := s.now().Truncate(time.Microsecond)
+		if (h.State != store.HandoverProposed && h.State != store.HandoverAccepted) || now.Before(h.Deadline) {
+			return nil // released, declined or expired meanwhile
+		}
+		ds, err := e.Handovers().Deposits(ctx, id)
+		if err != nil {
+			return err
+		}
+		var depositors []string
+		for _, d := range ds {
+			if _, err := e.Handovers().DeleteDeposit(ctx, id, d.PartyID); err != nil {
+				return err
+			}
+			depositors = append(depositors, d.PartyID)
+		}
+		crashPoint(CrashExpiryMidTx)
+		h.State, h.ClosedAt = store.HandoverExpired, now
+		if err := e.Handovers().Update(ctx, h); err != nil {
+			return err
+		}
+		if _, err := record(ctx, x, ledger.Entry{Kind: ledger.KindHandoverExpired, Agreement: h.AgreementID, Subject: h.ID, Time: now,
+			Parties: []string{h.Proposer, h.Counterpart},
+			Attrs:   map[string]string{"deadline": h.Deadline.Format(time.RFC3339Nano), "destroyed": strings.Join(depositors, ",")}}); err != nil {
+			return err
+		}
+		for _, pid := range []string{h.Proposer, h.Counterpart} {
+			destroyed := false
+			for _, d := range depositors {
+				destroyed = destroyed || d == pid
+			}
+			if err := notify(ctx, e, pid, EventExpired, h.ID, now, map[string]any{"agreement": h.AgreementID,
+				"deadline": h.Deadline, "your_deposit_destroyed": destroyed}); err != nil {
+				return err
+			}
+		}
+		done = true
+		return nil
+	})
+	if err == nil && done {
+		crashPoint(CrashExpiryAfterCommit)
+	}
+	return done, err
+}
+
+// warnNear sends both sides a "deadline near" event once per case.
+func (s *Service) warnNear(ctx context.Context, id string) error {
+	return s.st.Update(ctx, func(tx store.Handle) error {
+		e, x, err := stores(tx)
+		if err != nil {
+			return err
+		}
+		h, err := e.Handovers().Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := x.Agreements().Lock(ctx, h.AgreementID); err != nil {
+			return err
+		}
+		if h, err = e.Handovers().Get(ctx, id); err != nil {
+			return err
+		}
+		if h.NearNotified || (h.State != store.HandoverProposed && h.State != store.HandoverAccepted) {
+			return nil
+		}
+		h.NearNotified = true
+		if err := e.Handovers().Update(ctx, h); err != nil {
+			return err
+		}
+		ds, err := e.Handovers().Deposits(ctx, id)
+		if err != nil {
+			return err
+		}
+		now := s.now().Truncate(time.Microsecond)
+		for _, pid := range []string{h.Proposer, h.Counterpart} {
+			deposited := false
+			for _, d := range ds {
+				deposited = deposited || d.PartyID == pid
+			}
+			if err := notify(ctx, e, pid, EventDeadlineNear, h.ID, now, map[string]any{"agreement": h.AgreementID,
+				"deadline": h.Deadline, "state": h.State, "you_deposited": deposited}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

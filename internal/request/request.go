@@ -1,0 +1,458 @@
+// Package request owns the request workflow: a party asks the other, under
+// an agreement in force, for intelligence on a subject; the other
+// acknowledges within the agreement's acknowledgement deadline and answers
+// within its fulfilment deadline, fulfilling through a handover that
+// references the request or refusing with a coded ground. A sweeper (Run)
+// flags overdue requests in the ledger and warns of near deadlines.
+//
+// It must never import the HTTP layer or touch SQL; storage goes through
+// package store, and every state change commits with its ledger entry and
+// events in one transaction under the agreement's lock.
+package request
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/parley-cti/parley/internal/exchange"
+	"github.com/parley-cti/parley/internal/ledger"
+	"github.com/parley-cti/parley/internal/party"
+	"github.com/parley-cti/parley/internal/store"
+)
+
+// Sentinel errors.
+var (
+	// ErrNotFound: no such request, or one the caller is not a side of.
+	ErrNotFound = errors.New("no such request")
+	// ErrInvalid: the input is unacceptable (no subject, unknown ground,
+	// "other" without text, a handover of another agreement).
+	ErrInvalid = errors.New("invalid")
+	// ErrForbidden: the caller may see the request but not take this step
+	// (the requester acknowledging its own request, an agreement not in force).
+	ErrForbidden = errors.New("not permitted")
+	// ErrConflict: the request's state does not allow the step (answering
+	// twice).
+	ErrConflict = errors.New("not possible now")
+)
+
+// Refusal grounds, as in mutual legal assistance practice.
+const (
+	GroundOutsideScope            = "outside_scope"
+	GroundInsufficientInformation = "insufficient_information"
+	GroundNoDataHeld              = "no_data_held"
+	GroundOngoingInvestigation    = "ongoing_investigation"
+	GroundPoliticalOffence        = "political_offence"
+	GroundNationalSecurity        = "national_security"
+	GroundOther                   = "other" // needs text
+)
+
+// Grounds lists every refusal ground.
+var Grounds = []string{GroundOutsideScope, GroundInsufficientInformation, GroundNoDataHeld, GroundOngoingInvestigation,
+	GroundPoliticalOffence, GroundNationalSecurity, GroundOther}
+
+// Urgencies lists the accepted urgencies; "normal" is the default.
+var Urgencies = []string{"low", "normal", "high", "critical"}
+
+// Event kinds.
+const (
+	EventFiled        = "request.filed"
+	EventAcknowledged = "request.acknowledged"
+	EventFulfilled    = "request.fulfilled"
+	EventRefused      = "request.refused"
+	EventOverdue      = "request.overdue"
+	EventDeadlineNear = "request.deadline_near"
+)
+
+// Limits on filed text.
+const (
+	MaxText   = 4096
+	MaxRefs   = 100
+	MaxRefLen = 256
+)
+
+// Service runs the request workflow on a store.
+type Service struct {
+	st  store.Store
+	ex  *exchange.Service
+	now func() time.Time
+	// SweepInterval is how often Run looks for due requests (default 1 s).
+	SweepInterval time.Duration
+	// NearWindow: a "deadline near" event goes to the responder once a
+	// deadline is this close (default 1 h).
+	NearWindow time.Duration
+	Log        *slog.Logger
+}
+
+// New returns a Service over st; ex reads agreements.
+func New(st store.Store, ex *exchange.Service) *Service {
+	return &Service{st: st, ex: ex, now: func() time.Time { return time.Now().UTC() }, SweepInterval: time.Second,
+		NearWindow: time.Hour, Log: slog.Default()}
+}
+
+// SetClock replaces the clock (tests).
+func (s *Service) SetClock(now func() time.Time) { s.now = now }
+
+// FileInput is a new request.
+type FileInput struct {
+	AgreementID string   `json:"agreement"`
+	Subject     string   `json:"subject"`
+	Refs        []string `json:"refs,omitempty"`
+	Reason      string   `json:"reason"`
+	Urgency     string   `json:"urgency,omitempty"`
+}
+
+func checkText(what, v string, required bool) error {
+	switch {
+	case required && strings.TrimSpace(v) == "":
+		return fmt.Errorf("%w: %s is empty", ErrInvalid, what)
+	case len(v) > MaxText:
+		return fmt.Errorf("%w: %s is %d bytes, more than %d", ErrInvalid, what, len(v), MaxText)
+	case !utf8.ValidString(v):
+		return fmt.Errorf("%w: %s is not UTF-8", ErrInvalid, what)
+	}
+	return nil
+}
+
+// Normalize validates untrusted input and returns it in canonical form:
+// trimmed texts, default urgency, refs trimmed and de-duplicated in order.
+// Normalize(Normalize(x)) == Normalize(x).
+func Normalize(in FileInput) (FileInput, error) {
+	in.Subject, in.Reason, in.Urgency = strings.TrimSpace(in.Subject), strings.TrimSpace(in.Reason), strings.TrimSpace(in.Urgency)
+	if err := checkText("the subject", in.Subject, true); err != nil {
+		return FileInput{}, err
+	}
+	if err := checkText("the reason", in.Reason, true); err != nil {
+		return FileInput{}, err
+	}
+	if in.Urgency == "" {
+		in.Urgency = "normal"
+	}
+	ok := false
+	for _, u := range Urgencies {
+		ok = ok || u == in.Urgency
+	}
+	if !ok {
+		return FileInput{}, fmt.Errorf("%w: urgency %q; use one of %s", ErrInvalid, in.Urgency, strings.Join(Urgencies, ", "))
+	}
+	if len(in.Refs) > MaxRefs {
+		return FileInput{}, fmt.Errorf("%w: %d references, more than %d", ErrInvalid, len(in.Refs), MaxRefs)
+	}
+	seen := map[string]bool{}
+	refs := []string{}
+	for i, r := range in.Refs {
+		r = strings.TrimSpace(r)
+		switch {
+		case r == "":
+			return FileInput{}, fmt.Errorf("%w: refs[%d] is empty", ErrInvalid, i)
+		case len(r) > MaxRefLen:
+			return FileInput{}, fmt.Errorf("%w: refs[%d] is longer than %d bytes", ErrInvalid, i, MaxRefLen)
+		case !utf8.ValidString(r) || strings.IndexFunc(r, unicode.IsControl) >= 0:
+			return FileInput{}, fmt.Errorf("%w: refs[%d] holds invalid UTF-8 or control characters", ErrInvalid, i)
+		}
+		if !seen[r] {
+			seen[r] = true
+			refs = append(refs, r)
+		}
+	}
+	in.Refs = refs
+	return in, nil
+}
+
+func notify(ctx context.Context, e store.Escrow, partyID, kind, subject string, at time.Time, data map[string]any) error {
+	b, err := json.Marshal(data)
+	if err != nil {
+		return err
+	}
+	_, err = e.Events().Append(ctx, store.Event{PartyID: partyID, Kind: kind, Subject: subject, Data: b, At: at})
+	return err
+}
+
+func stores(h store.Handle) (store.Escrow, store.Extended, error) {
+	e, err := store.EscrowOf(h)
+	if err != nil {
+		return nil, nil, err
+	}
+	x, err := store.Ext(h)
+	return e, x, err
+}
+
+func (s *Service) agreementFor(ctx context.Context, x store.Extended, p party.Principal, id string) (exchange.Agreement, error) {
+	if err := x.Agreements().Lock(ctx, id); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return exchange.Agreement{}, fmt.Errorf("%w: agreement %s", ErrNotFound, id)
+		}
+		return exchange.Agreement{}, err
+	}
+	a, err := s.ex.Agreement(ctx, p, id)
+	if errors.Is(err, exchange.ErrNotFound) {
+		return exchange.Agreement{}, fmt.Errorf("%w: agreement %s", ErrNotFound, id)
+	}
+	return a, err
+}
+
+// Result is a request after a step, with the ledger index of the step.
+type Result struct {
+	Request     store.Request
+	LedgerIndex int64
+}
+
+// File records a new request to the other side of an agreement in force.
+func (s *Service) File(ctx context.Context, p party.Principal, in FileInput) (Result, error) {
+	in, err := Normalize(in)
+	if err != nil {
+		return Result{}, err
+	}
+	var out Result
+	err = s.st.Update(ctx, func(tx store.Handle) error {
+		e, x, err := stores(tx)
+		if err != nil {
+			return err
+		}
+		a, err := s.agreementFor(ctx, x, p, in.AgreementID)
+		if err != nil {
+			return err
+		}
+		now := s.now().Truncate(time.Microsecond)
+		if !a.Status.InForce(now) {
+			return fmt.Errorf("%w: agreement %s is %s, not in force", ErrForbidden, in.AgreementID, a.Status.Phase)
+		}
+		d := a.Status.Document.RequestDeadlines
+		r := store.Request{ID: party.NewID("request--"), AgreementID: in.AgreementID, Requester: p.PartyID, Responder: a.Counterpart(p.PartyID),
+			Subject: in.Subject, Refs: in.Refs, Reason: in.Reason, Urgency: in.Urgency, State: store.RequestFiled,
+			FiledAt: now, AckBy: now.Add(d.Acknowledge), FulfilBy: now.Add(d.Fulfil)}
+		if err := e.Requests().Create(ctx, r); err != nil {
+			return err
+		}
+		idx, err := ledger.Append(ctx, x.Ledger(), ledger.Entry{Kind: ledger.KindRequestFiled, Actor: p.PartyID, Agreement: r.AgreementID,
+			Subject: r.ID, Time: now, Parties: []string{r.Requester, r.Responder},
+			Attrs: map[string]string{"urgency": r.Urgency, "ack_by": r.AckBy.Format(time.RFC3339Nano), "fulfil_by": r.FulfilBy.Format(time.RFC3339Nano)}})
+		if err != nil {
+			return err
+		}
+		out = Result{r, idx}
+		return notify(ctx, e, r.Responder, EventFiled, r.ID, now, map[string]any{"agreement": r.AgreementID, "from": p.PartyID,
+			"subject": r.Subject, "urgency": r.Urgency, "ack_by": r.AckBy, "fulfil_by": r.FulfilBy})
+	})
+	return out, err
+}
+
+// step loads a request the caller is a side of under its agreement's lock,
+// lets change modify it, and stores it with its ledger entry and event.
+func (s *Service) step(ctx context.Context, p party.Principal, id string, change func(e store.Escrow, r *store.Request, now time.Time) (ledger.Entry, string, map[string]any, error)) (Result, error) {
+	var out Result
+	err := s.st.Update(ctx, func(tx store.Handle) error {
+		e, x, err := stores(tx)
+		if err != nil {
+			return err
+		}
+		r, err := e.Requests().Get(ctx, id)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && r.Requester != p.PartyID && r.Responder != p.PartyID) {
+			return fmt.Errorf("%w: %s", ErrNotFound, id)
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := s.agreementFor(ctx, x, p, r.AgreementID); err != nil {
+			return err
+		}
+		if r, err = e.Requests().Get(ctx, id); err != nil {
+			return err
+		}
+		if r.Responder != p.PartyID {
+			return fmt.Errorf("%w: only %s, to whom request %s is addressed, may answer it", ErrForbidden, r.Responder, id)
+		}
+		now := s.now().Truncate(time.Microsecond)
+		en, ev, data, err := change(e, &r, now)
+		if err != nil {
+			return err
+		}
+		if err := e.Requests().Update(ctx, r); err != nil {
+			return err
+		}
+		en.Actor, en.Agreement, en.Subject, en.Time, en.Parties = p.PartyID, r.AgreementID, r.ID, now, []string{r.Requester, r.Responder}
+		idx, err := ledger.Append(ctx, x.Ledger(), en)
+		if err != nil {
+			return err
+		}
+		out = Result{r, idx}
+		data["agreement"] = r.AgreementID
+		return notify(ctx, e, r.Requester, ev, r.ID, now, data)
+	})
+	return out, err
+}
+
+func answered(r *store.Request) error {
+	if r.State == store.RequestFulfilled || r.State == store.RequestRefused {
+		return fmt.Errorf("%w: request %s is already %s", ErrConflict, r.ID, r.State)
+	}
+	return nil
+}
+
+// Acknowledge records that the responder has received the request.
+func (s *Service) Acknowledge(ctx context.Context, p party.Principal, id string) (Result, error) {
+	return s.step(ctx, p, id, func(e store.Escrow, r *store.Request, now time.Time) (ledger.Entry, string, map[string]any, error) {
+		if err := answered(r); err != nil {
+			return ledger.Entry{}, "", nil, err
+		}
+		if r.State == store.RequestAcknowledged {
+			return ledger.Entry{}, "", nil, fmt.Errorf("%w: request %s is already acknowledged", ErrConflict, r.ID)
+		}
+		r.State, r.AcknowledgedAt = store.RequestAcknowledged, now
+		inTime := !now.After(r.AckBy)
+		return ledger.Entry{Kind: ledger.KindRequestAcknowledged, Attrs: map[string]string{"in_time": fmt.Sprint(inTime)}},
+			EventAcknowledged, map[string]any{"in_time": inTime, "fulfil_by": r.FulfilBy}, nil
+	})
+}
+
+// Fulfil records that handover handoverID, which references the request
+// and is under the same agreement, answers it.
+func (s *Service) Fulfil(ctx context.Context, p party.Principal, id, handoverID string) (Result, error) {
+	return s.step(ctx, p, id, func(e store.Escrow, r *store.Request, now time.Time) (ledger.Entry, string, map[string]any, error) {
+		if err := answered(r); err != nil {
+			return ledger.Entry{}, "", nil, err
+		}
+		h, err := e.Handovers().Get(ctx, handoverID)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && h.AgreementID != r.AgreementID) {
+			return ledger.Entry{}, "", nil, fmt.Errorf("%w: handover %s is not a handover under agreement %s, the request's", ErrInvalid, handoverID, r.AgreementID)
+		}
+		if err != nil {
+			return ledger.Entry{}, "", nil, err
+		}
+		switch {
+		case h.RequestID != r.ID:
+			return ledger.Entry{}, "", nil, fmt.Errorf("%w: handover %s does not reference request %s; propose one with --request %s", ErrInvalid, h.ID, r.ID, r.ID)
+		case h.State == store.HandoverDeclined || h.State == store.HandoverExpired:
+			return ledger.Entry{}, "", nil, fmt.Errorf("%w: handover %s is %s and cannot fulfil anything", ErrConflict, h.ID, h.State)
+		}
+		r.State, r.AnsweredAt, r.HandoverID = store.RequestFulfilled, now, h.ID
+		inTime := !now.After(r.FulfilBy)
+		return ledger.Entry{Kind: ledger.KindRequestFulfilled, Attrs: map[string]string{"handover": h.ID, "in_time": fmt.Sprint(inTime)}},
+			EventFulfilled, map[string]any{"handover": h.ID, "in_time": inTime}, nil
+	})
+}
+
+// Refuse answers the request with a coded ground; "other" needs text.
+func (s *Service) Refuse(ctx context.Context, p party.Principal, id, ground, text string) (Result, error) {
+	known := false
+	for _, g := range Grounds {
+		known = known || g == ground
+	}
+	text = strings.TrimSpace(text)
+	switch {
+	case ground == "":
+		return Result{}, fmt.Errorf("%w: a refusal needs a ground: one of %s", ErrInvalid, strings.Join(Grounds, ", "))
+	case !known:
+		return Result{}, fmt.Errorf("%w: unknown ground %q; use one of %s", ErrInvalid, ground, strings.Join(Grounds, ", "))
+	case ground == GroundOther && text == "":
+		return Result{}, fmt.Errorf("%w: the ground \"other\" needs a text saying what it is", ErrInvalid)
+	}
+	if err := checkText("the refusal text", text, false); err != nil {
+		return Result{}, err
+	}
+	return s.step(ctx, p, id, func(e store.Escrow, r *store.Request, now time.Time) (ledger.Entry, string, map[string]any, error) {
+		if err := answered(r); err != nil {
+			return ledger.Entry{}, "", nil, err
+		}
+		r.State, r.AnsweredAt, r.Ground, r.GroundText = store.RequestRefused, now, ground, text
+		inTime := !now.After(r.FulfilBy)
+		return ledger.Entry{Kind: ledger.KindRequestRefused, Attrs: map[string]string{"ground": ground, "in_time": fmt.Sprint(inTime)}},
+			EventRefused, map[string]any{"ground": ground, "text": text, "in_time": inTime}, nil
+	})
+}
+
+// Get returns a request the caller is a side of.
+func (s *Service) Get(ctx context.Context, p party.Principal, id string) (store.Request, error) {
+	e, err := store.EscrowOf(s.st)
+	if err != nil {
+		return store.Request{}, err
+	}
+	r, err := e.Requests().Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && r.Requester != p.PartyID && r.Responder != p.PartyID) {
+		return store.Request{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	return r, err
+}
+
+// List returns the caller's requests (made and received), newest first.
+func (s *Service) List(ctx context.Context, p party.Principal, agreementID string) ([]store.Request, error) {
+	e, err := store.EscrowOf(s.st)
+	if err != nil {
+		return nil, err
+	}
+	return e.Requests().ListByParty(ctx, p.PartyID, agreementID)
+}
+
+// SideStats counts one side's requests under an agreement.
+type SideStats struct {
+	Party          string `json:"party"`
+	Made           int    `json:"made"`
+	AnsweredInTime int    `json:"answered_in_time"` // of those addressed to this side
+	Received       int    `json:"received"`
+	Fulfilled      int    `json:"fulfilled"` // by this side
+	Refused        int    `json:"refused"`   // by this side
+	Overdue        int    `json:"overdue"`   // of those addressed to this side, flagged at least once
+	Open           int    `json:"open"`      // addressed to this side, unanswered
+}
+
+// Stats returns both sides' counts under an agreement the caller is in.
+func (s *Service) Stats(ctx context.Context, p party.Principal, agreementID string) ([]SideStats, error) {
+	a, err := s.ex.Agreement(ctx, p, agreementID)
+	if errors.Is(err, exchange.ErrNotFound) {
+		return nil, fmt.Errorf("%w: agreement %s", ErrNotFound, agreementID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	e, err := store.EscrowOf(s.st)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := e.Requests().ListByAgreement(ctx, agreementID)
+	if err != nil {
+		return nil, err
+	}
+	return Count(rs, a.Record.PartyA, a.Record.PartyB), nil
+}
+
+// Count tallies requests per side.
+func Count(rs []store.Request, sides ...string) []SideStats {
+	out := make([]SideStats, len(sides))
+	idx := map[string]int{}
+	for i, sd := range sides {
+		out[i].Party = sd
+		idx[sd] = i
+	}
+	for _, r := range rs {
+		if i, ok := idx[r.Requester]; ok {
+			out[i].Made++
+		}
+		i, ok := idx[r.Responder]
+		if !ok {
+			continue
+		}
+		o := &out[i]
+		o.Received++
+		switch r.State {
+		case store.RequestFulfilled:
+			o.Fulfilled++
+		case store.RequestRefused:
+			o.Refused++
+		default:
+			o.Open++
+		}
+		if !r.AnsweredAt.IsZero() && !r.AnsweredAt.After(r.FulfilBy) {
+			o.AnsweredInTime++
+		}
+		if r.AckOverdue || r.AnswerOverdue {
+			o.Overdue++
+		}
+	}
+	return out
+}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,21 +14,16 @@ import (
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/server"
 	"github.com/parley-cti/parley/internal/store"
-	"github.com/parley-cti/parley/internal/store/sqlite"
 )
 
 func dataFlag(fs *flag.FlagSet) *string {
-	return fs.String("data", env("data", "./parley-data"), "data directory of the embedded SQLite database (env PARLEY_DATA)")
+	return addDBFlags(fs)
 }
 
 // openOperator opens the store for an operator command; it works while a
-// server runs on the same data directory.
+// server runs on the same data directory or database.
 func openOperator(ctx context.Context, data string) (store.Store, error) {
-	st, err := sqlite.Open(ctx, data, sqlite.Options{Migrate: true})
-	if err != nil {
-		return nil, err
-	}
-	return st, nil
+	return openLocation(ctx, data, true)
 }
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -40,12 +34,14 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.TLSCert, "tls-cert", env("tls-cert", ""), "TLS certificate file (PEM)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", env("tls-key", ""), "TLS private key file (PEM)")
 	fs.StringVar(&cfg.ClientCA, "client-ca", env("client-ca", ""), "require client certificates signed by this CA bundle (PEM)")
-	noMigrate := fs.Bool("no-migrate", false, "refuse to start on a database that needs migrating instead of migrating it")
+	fs.StringVar(&cfg.DB, "db", env("db", ""), "database URL: postgres://... selects PostgreSQL; default the SQLite database in --data (env PARLEY_DB)")
+	noMigrate := fs.Bool("no-migrate", false, "refuse to start on a database that needs migrating instead of migrating it (SQLite)")
+	migrate := fs.Bool("migrate", false, "apply pending migrations at start; on PostgreSQL serve otherwise refuses an outdated schema (run parley migrate first)")
 	logFormat := fs.String("log-format", env("log-format", "text"), "log format: text or json")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	cfg.Migrate = !*noMigrate
+	cfg.Migrate = serveMigrates(cfg.DB, *migrate, *noMigrate)
 	var h slog.Handler = slog.NewTextHandler(stderr, nil)
 	if *logFormat == "json" {
 		h = slog.NewJSONHandler(stderr, nil)
@@ -55,7 +51,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg.Logger = slog.New(h)
 	st, err := server.OpenStore(ctx, cfg)
 	if err != nil {
-		return err
+		return explainOpen(err, cfg.DB)
 	}
 	defer st.Close()
 	srv, err := server.New(ctx, cfg, st)
@@ -68,7 +64,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cfg.Logger.InfoContext(ctx, "parley serving", slog.String("url", srv.URL(ln)), slog.String("taxii", srv.URL(ln)+"/taxii2/"), slog.String("data", cfg.Data))
+	cfg.Logger.InfoContext(ctx, "parley serving", slog.String("url", srv.URL(ln)), slog.String("taxii", srv.URL(ln)+"/taxii2/"), slog.String("data", cfg.Data), slog.String("db", backendName(cfg.DB)))
 	fmt.Fprintf(stdout, "parley serving on %s (TAXII discovery: %s/taxii2/)\n", srv.URL(ln), srv.URL(ln))
 	return srv.Serve(ctx, ln)
 }
@@ -262,18 +258,5 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	db, err := sqlite.Open(ctx, *data, sqlite.Options{Migrate: true})
-	if err != nil {
-		if errors.Is(err, store.ErrSchemaTooNew) {
-			return fmt.Errorf("%w; upgrade parley before using this database", err)
-		}
-		return err
-	}
-	defer db.Close()
-	have, known, err := db.SchemaVersion(ctx)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "schema at version %d (this parley knows %d)\n", have, known)
-	return nil
+	return migrateDB(ctx, *data, stdout)
 }

@@ -10,6 +10,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"flag"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -17,6 +18,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -384,5 +386,63 @@ func testPutMatchesModel(t *testing.T, open opener) {
 				t.Errorf("%s versions of %s: got %v, want %v", tc.name, id, got, want)
 			}
 		}
+	}
+}
+
+var (
+	growth       = flag.Bool("growth", false, "run TestPutGrowth: Put throughput per window while filling to -growth-objects, for each configuration in -growth-variants")
+	growthObjs   = flag.Int("growth-objects", 500_000, "objects TestPutGrowth stores per configuration")
+	growthFilter = flag.String("growth-variants", "", "comma-separated configuration names for TestPutGrowth; empty means all")
+)
+
+// growthVariants are the configurations TestPutGrowth compares: Open's, and
+// pragmas proposed for dsn in sqlite.go.
+var growthVariants = []struct {
+	name   string
+	pragma string // appended to dsn's query for the writer connection
+}{
+	{"open", ""},
+	{"temp_store=memory", "&_pragma=temp_store(MEMORY)"},
+	{"cache=128MB", "&_pragma=cache_size(-131072)"},
+	{"autocheckpoint=10000", "&_pragma=wal_autocheckpoint(10000)"},
+	{"temp_store+cache+autocheckpoint", "&_pragma=temp_store(MEMORY)&_pragma=cache_size(-131072)&_pragma=wal_autocheckpoint(10000)"},
+}
+
+// TestPutGrowth shows whether Put slows down as the collection grows. It
+// reports, never asserts, timings; its only checks are that every Put
+// succeeds.
+func TestPutGrowth(t *testing.T) {
+	if !*growth {
+		t.Skip("long measurement: enable with -growth")
+	}
+	want := map[string]bool{}
+	for v := range strings.SplitSeq(*growthFilter, ",") {
+		if v != "" {
+			want[v] = true
+		}
+	}
+	window := max(*growthObjs/5, benchBatch)
+	for _, v := range growthVariants {
+		if len(want) > 0 && !want[v.name] {
+			continue
+		}
+		t.Run(v.name, func(t *testing.T) {
+			db := openWith(t, t.TempDir(), DriverName, func(path string, ro bool) string {
+				if ro {
+					return dsn(path, ro)
+				}
+				return dsn(path, ro) + v.pragma
+			})
+			defer db.Close()
+			coll := benchCollection(t, db)
+			line := v.name + ":"
+			for off := 0; off < *growthObjs; off += window {
+				start, cpu0 := time.Now(), cpuTime()
+				fill(t, db, coll, off, window)
+				line += fmt.Sprintf(" [%dk–%dk] %.0f/s %.1fµs-cpu", off/1000, (off+window)/1000,
+					float64(window)/time.Since(start).Seconds(), float64((cpuTime()-cpu0).Microseconds())/float64(window))
+			}
+			fmt.Println(line)
+		})
 	}
 }

@@ -210,11 +210,13 @@ func insertSQL(n int) string {
 		row + strings.Repeat(`, `+row, n-1) + ` ON CONFLICT(coll, id, version) DO NOTHING RETURNING seq, id, version`
 }
 
-// where builds the filter shared by Query; it returns the SQL after WHERE.
-func where(pk int64, q store.ObjectQuery) (string, []any) {
+// where builds the filter shared by Query and Delete; it returns the SQL
+// after WHERE. coll is the SQL the coll column is compared with, and
+// collArg its one parameter.
+func where(coll string, collArg any, q store.ObjectQuery) (string, []any) {
 	var b strings.Builder
-	args := []any{pk}
-	b.WriteString(`coll = ?`)
+	args := []any{collArg}
+	b.WriteString(`coll = ` + coll)
 	in := func(col string, vals []string) {
 		if len(vals) == 0 {
 			return
@@ -269,11 +271,10 @@ func (s objects) Query(ctx context.Context, q store.ObjectQuery) (store.Page, er
 	if q.Limit < 1 {
 		return store.Page{}, fmt.Errorf("sqlite: query limit %d must be at least 1", q.Limit)
 	}
-	pk, err := collPK(ctx, s.r, q.Collection)
-	if err != nil {
-		return store.Page{}, err
-	}
-	w, args := where(pk, q)
+	// The collection is resolved inside the query rather than by a
+	// statement of its own: a single-object GET is then one statement, and
+	// only an empty page pays for telling "no such collection" apart.
+	w, args := where(`(SELECT pk FROM collections WHERE id = ?)`, q.Collection, q)
 	args = append(args, q.Limit+1)
 	// Pages walk the (coll, date_added, seq) index; a short id list is
 	// better served by the (coll, id, version) index and a sort.
@@ -302,7 +303,15 @@ func (s objects) Query(ctx context.Context, q store.ObjectQuery) (store.Page, er
 		o.DateAdded = fromMicros(added)
 		page.Objects = append(page.Objects, o)
 	}
-	return page, mapErr(rows.Err())
+	if err := rows.Err(); err != nil {
+		return store.Page{}, mapErr(err)
+	}
+	if len(page.Objects) == 0 {
+		if _, err := collPK(ctx, s.r, q.Collection); err != nil {
+			return store.Page{}, err
+		}
+	}
+	return page, nil
 }
 
 func (s objects) Delete(ctx context.Context, collection, id string, versions store.VersionFilter, specVersions []string) (int, error) {
@@ -320,7 +329,7 @@ func (s objects) delete(ctx context.Context, collection, id string, versions sto
 	if err != nil {
 		return 0, err
 	}
-	w, args := where(pk, store.ObjectQuery{IDs: []string{id}, Versions: versions, SpecVersions: specVersions})
+	w, args := where(`?`, pk, store.ObjectQuery{IDs: []string{id}, Versions: versions, SpecVersions: specVersions})
 	res, err := s.w.ExecContext(ctx, `DELETE FROM objects WHERE `+w, args...)
 	if err != nil {
 		return 0, mapErr(err)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -230,3 +231,5 @@ func publish(t testing.TB, p *Party, agreementID, coll string, from, n int) *cli
 	}
 	return st
 }
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

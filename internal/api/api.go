@@ -18,8 +18,10 @@ import (
 	"strings"
 
 	"github.com/parley-cti/parley/internal/agreement"
+	"github.com/parley-cti/parley/internal/escrow"
 	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/party"
+	"github.com/parley-cti/parley/internal/request"
 	"github.com/parley-cti/parley/internal/store"
 )
 
@@ -67,6 +69,24 @@ func (s *Server) Register(mux Mux) {
 		"POST /api/v1/agreements/{id}/versions":   s.amend,
 		"POST /api/v1/agreements/{id}/signatures": s.sign,
 		"GET /api/v1/agreements/{id}/balance":     s.balance,
+		// Handovers, requests and events (issue 6).
+		"POST /api/v1/handovers":                s.proposeHandover,
+		"GET /api/v1/handovers":                 s.listHandovers,
+		"GET /api/v1/handovers/{id}":            s.getHandover,
+		"POST /api/v1/handovers/{id}/accept":    s.decideHandover(true),
+		"POST /api/v1/handovers/{id}/decline":   s.decideHandover(false),
+		"PUT /api/v1/handovers/{id}/deposit":    s.deposit,
+		"DELETE /api/v1/handovers/{id}/deposit": s.withdraw,
+		"GET /api/v1/handovers/{id}/deposit":    s.fetchDeposit,
+		"POST /api/v1/handovers/{id}/dispute":   s.disputeHandover,
+		"POST /api/v1/requests":                 s.fileRequest,
+		"GET /api/v1/requests":                  s.listRequests,
+		"GET /api/v1/requests/{id}":             s.getRequest,
+		"POST /api/v1/requests/{id}/ack":        s.ackRequest,
+		"POST /api/v1/requests/{id}/fulfil":     s.fulfilRequest,
+		"POST /api/v1/requests/{id}/refuse":     s.refuseRequest,
+		"GET /api/v1/agreements/{id}/requests":  s.requestStats,
+		"GET /api/v1/events":                    s.events,
 	}
 	for pattern, h := range routes {
 		mux.Handle(pattern, s.wrap(h))
@@ -147,6 +167,18 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		errors.Is(err, agreement.ErrBadSignature), errors.Is(err, agreement.ErrWrongVersion), errors.Is(err, agreement.ErrUnknownKey),
 		errors.Is(err, agreement.ErrDocumentChanged), errors.Is(err, agreement.ErrInvalidKey), errors.Is(err, agreement.ErrOutOfScope):
 		e = apiErr(http.StatusBadRequest, "invalid", clean(msg))
+	case errors.Is(err, escrow.ErrNotFound), errors.Is(err, request.ErrNotFound):
+		e = apiErr(http.StatusNotFound, "not_found", "the resource does not exist or you do not have access to it")
+	case errors.Is(err, escrow.ErrForbidden), errors.Is(err, request.ErrForbidden):
+		e = apiErr(http.StatusForbidden, "forbidden", msg)
+	case errors.Is(err, escrow.ErrDeadlinePassed):
+		e = apiErr(http.StatusConflict, "deadline_passed", msg)
+	case errors.Is(err, escrow.ErrConflict), errors.Is(err, request.ErrConflict):
+		e = apiErr(http.StatusConflict, "conflict", msg)
+	case errors.Is(err, escrow.ErrHashMismatch):
+		e = apiErr(http.StatusBadRequest, "hash_mismatch", msg)
+	case errors.Is(err, escrow.ErrInvalid), errors.Is(err, request.ErrInvalid):
+		e = apiErr(http.StatusBadRequest, "invalid", msg)
 	case errors.Is(err, store.ErrUnavailable):
 		w.Header().Set("Retry-After", "5")
 		e = apiErr(http.StatusServiceUnavailable, "unavailable", "the database is unavailable; retry shortly")

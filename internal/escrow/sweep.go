@@ -19,6 +19,10 @@ const sweepBatch = 100
 // database may run it at once: each step re-reads the case under the
 // agreement's lock and does nothing if another got there first.
 func (s *Service) Run(ctx context.Context) {
+	if _, err := store.EscrowOf(s.st); err != nil {
+		s.Log.WarnContext(ctx, "no sweeper: the store lacks the escrow tables", slog.Any("err", err))
+		return
+	}
 	t := time.NewTicker(s.SweepInterval)
 	defer t.Stop()
 	for {

@@ -16,6 +16,10 @@ const sweepBatch = 100
 // SweepInterval until ctx ends. Like escrow's sweeper it is safe to run on
 // several servers at once: each flag is set once under the agreement's lock.
 func (s *Service) Run(ctx context.Context) {
+	if _, err := store.EscrowOf(s.st); err != nil {
+		s.Log.WarnContext(ctx, "no sweeper: the store lacks the escrow tables", slog.Any("err", err))
+		return
+	}
 	t := time.NewTicker(s.SweepInterval)
 	defer t.Stop()
 	for {

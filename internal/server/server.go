@@ -22,14 +22,18 @@ import (
 
 	"github.com/parley-cti/parley/internal/api"
 	"github.com/parley-cti/parley/internal/audit"
+	"github.com/parley-cti/parley/internal/escrow"
 	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/ledgerhttp"
+	"github.com/parley-cti/parley/internal/metrics"
 	"github.com/parley-cti/parley/internal/party"
+	"github.com/parley-cti/parley/internal/request"
 	"github.com/parley-cti/parley/internal/store"
 	"github.com/parley-cti/parley/internal/store/postgres"
 	"github.com/parley-cti/parley/internal/store/sqlite"
 	"github.com/parley-cti/parley/internal/taxii"
+	"github.com/parley-cti/parley/internal/web"
 )
 
 // Config is everything `parley serve` can be told.
@@ -74,6 +78,10 @@ type Server struct {
 	Ex           *exchange.Service
 	Signer       *ledger.Signer
 	Checkpointer *ledger.Checkpointer
+	Escrow       *escrow.Service  // handovers; its sweeper runs while serving
+	Requests     *request.Service // requests; its sweeper runs while serving
+	Web          *web.Dashboard
+	Metrics      *metrics.Metrics
 	handler      http.Handler
 	log          *slog.Logger
 }
@@ -105,6 +113,8 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	if cfg.CheckpointInterval <= 0 {
 		cfg.CheckpointInterval = 5 * time.Second
 	}
+	s.Escrow, s.Requests = escrow.New(st, s.Ex), request.New(st, s.Ex)
+	s.Escrow.Log, s.Requests.Log = log, log
 	s.Checkpointer = &ledger.Checkpointer{Update: ledgerUpdate(st), Signer: signer, Interval: cfg.CheckpointInterval, Logger: log}
 	mux := http.NewServeMux()
 	tx := taxii.New(taxii.Config{Title: cfg.Title, MaxContentLength: cfg.MaxContentLength}, s.Ex, s.Parties, key, log)
@@ -141,7 +151,17 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 		}
 		w.Write([]byte("ready\n"))
 	})
-	s.handler = mux
+	// The dashboard and metrics read the ledger; the dashboard decides
+	// nothing itself (it asks exchange).
+	s.Web, err = web.New(web.Options{Exchange: s.Ex, Parties: s.Parties, Ledger: lst,
+		VerifierKey: signer.VerifierKey(), Logger: log, Secure: cfg.TLSCert != ""})
+	if err != nil {
+		return nil, err
+	}
+	s.Web.Register(mux)
+	s.Metrics = metrics.New(metrics.Options{Ledger: lst, Logger: log})
+	mux.Handle("GET /metrics", s.Metrics.Handler())
+	s.handler = s.Metrics.Wrap(mux)
 	return s, nil
 }
 
@@ -307,6 +327,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	cctx, stopCheckpoints := context.WithCancel(ctx)
 	defer stopCheckpoints()
 	go s.Checkpointer.Run(cctx)
+	go s.Escrow.Run(cctx)
+	go s.Requests.Run(cctx)
 	select {
 	case err := <-errc:
 		return err

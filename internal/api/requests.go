@@ -1,0 +1,134 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/parley-cti/parley/internal/party"
+	"github.com/parley-cti/parley/internal/request"
+	"github.com/parley-cti/parley/internal/store"
+)
+
+func (s *Server) requests() *request.Service { return request.New(s.st, s.ex) }
+
+// RequestView is the JSON form of a request.
+type RequestView struct {
+	ID             string     `json:"id"`
+	Agreement      string     `json:"agreement"`
+	Requester      string     `json:"requester"`
+	Responder      string     `json:"responder"`
+	Subject        string     `json:"subject"`
+	Refs           []string   `json:"refs"`
+	Reason         string     `json:"reason"`
+	Urgency        string     `json:"urgency"`
+	State          string     `json:"state"`
+	FiledAt        time.Time  `json:"filed_at"`
+	AckBy          time.Time  `json:"ack_by"`
+	FulfilBy       time.Time  `json:"fulfil_by"`
+	AcknowledgedAt *time.Time `json:"acknowledged_at,omitempty"`
+	AnsweredAt     *time.Time `json:"answered_at,omitempty"`
+	Ground         string     `json:"ground,omitempty"`
+	GroundText     string     `json:"ground_text,omitempty"`
+	Handover       string     `json:"handover,omitempty"`
+	AckOverdue     bool       `json:"ack_overdue"`
+	AnswerOverdue  bool       `json:"answer_overdue"`
+	LedgerIndex    *int64     `json:"ledger_index,omitempty"`
+}
+
+func requestView(q store.Request) RequestView {
+	return RequestView{ID: q.ID, Agreement: q.AgreementID, Requester: q.Requester, Responder: q.Responder, Subject: q.Subject,
+		Refs: q.Refs, Reason: q.Reason, Urgency: q.Urgency, State: q.State, FiledAt: q.FiledAt, AckBy: q.AckBy, FulfilBy: q.FulfilBy,
+		AcknowledgedAt: optTime(q.AcknowledgedAt), AnsweredAt: optTime(q.AnsweredAt), Ground: q.Ground, GroundText: q.GroundText,
+		Handover: q.HandoverID, AckOverdue: q.AckOverdue, AnswerOverdue: q.AnswerOverdue}
+}
+
+func requestStep(w http.ResponseWriter, res request.Result, status int) {
+	receipt(w, res.LedgerIndex)
+	v := requestView(res.Request)
+	v.LedgerIndex = &res.LedgerIndex
+	writeJSON(w, status, v)
+}
+
+func (s *Server) fileRequest(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	var in request.FileInput
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	res, err := s.requests().File(r.Context(), p, in)
+	if err != nil {
+		return err
+	}
+	requestStep(w, res, http.StatusCreated)
+	return nil
+}
+
+func (s *Server) listRequests(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	rs, err := s.requests().List(r.Context(), p, r.URL.Query().Get("agreement"))
+	if err != nil {
+		return err
+	}
+	out := []RequestView{}
+	for _, q := range rs {
+		out = append(out, requestView(q))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"requests": out})
+	return nil
+}
+
+func (s *Server) getRequest(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	q, err := s.requests().Get(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, requestView(q))
+	return nil
+}
+
+func (s *Server) ackRequest(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	res, err := s.requests().Acknowledge(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	requestStep(w, res, http.StatusOK)
+	return nil
+}
+
+func (s *Server) fulfilRequest(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	var in struct {
+		Handover string `json:"handover"`
+	}
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	res, err := s.requests().Fulfil(r.Context(), p, r.PathValue("id"), in.Handover)
+	if err != nil {
+		return err
+	}
+	requestStep(w, res, http.StatusOK)
+	return nil
+}
+
+func (s *Server) refuseRequest(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	var in struct {
+		Ground string `json:"ground"`
+		Text   string `json:"text,omitempty"`
+	}
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	res, err := s.requests().Refuse(r.Context(), p, r.PathValue("id"), in.Ground, in.Text)
+	if err != nil {
+		return err
+	}
+	requestStep(w, res, http.StatusOK)
+	return nil
+}
+
+func (s *Server) requestStats(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	st, err := s.requests().Stats(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"agreement": r.PathValue("id"), "sides": st})
+	return nil
+}

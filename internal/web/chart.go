@@ -45,8 +45,9 @@ type point struct {
 }
 
 type tick struct {
-	Pos   string
-	Label string
+	Pos    string
+	Label  string
+	Anchor string // SVG text-anchor, so edge labels stay inside the chart
 }
 
 func coord(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) }
@@ -83,9 +84,9 @@ func buildChart(history []exchange.BalancePoint) (chart, bool) {
 	for v := int64(0); v <= top; v += step {
 		c.YTicks = append(c.YTicks, tick{Pos: coord(y(v)), Label: strconv.FormatInt(v, 10)})
 	}
-	c.XTicks = []tick{{Pos: coord(c.Left), Label: t0.UTC().Format("2006-01-02 15:04")}}
+	c.XTicks = []tick{{Pos: coord(c.Left), Label: t0.UTC().Format("2006-01-02 15:04:05"), Anchor: "start"}}
 	if span > 0 {
-		c.XTicks = append(c.XTicks, tick{Pos: coord(c.Right), Label: t1.UTC().Format("2006-01-02 15:04")})
+		c.XTicks = append(c.XTicks, tick{Pos: coord(c.Right), Label: t1.UTC().Format("2006-01-02 15:04:05"), Anchor: "end"})
 	}
 	defs := []struct {
 		name, class string

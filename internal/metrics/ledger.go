@@ -46,14 +46,29 @@ var (
 	descErrors    = prometheus.NewDesc("parley_metrics_ledger_errors_total", "Scrapes that failed to read the ledger (the last values are reported).", nil, nil)
 )
 
-// handoverStates are the states a handover.* entry moves a handover to.
-var handoverStates = map[ledger.Kind]string{
-	ledger.KindHandoverProposed:         "proposed",
-	ledger.KindHandoverDepositCommitted: "deposited",
-	ledger.KindHandoverReleased:         "released",
-	ledger.KindHandoverWithdrawn:        "withdrawn",
-	ledger.KindHandoverExpired:          "expired",
-	ledger.KindHandoverDisputed:         "disputed",
+// handoverStates are the states store.Handover takes; handoverState says
+// which one an entry moves a case to.
+var handoverStates = []string{"proposed", "accepted", "declined", "released", "expired"}
+
+// handoverState returns the state a handover.* entry leaves its case in,
+// or "" when the entry does not change it (a deposit, a dispute).
+func handoverState(e entryHead) string {
+	switch e.Kind {
+	case ledger.KindHandoverProposed:
+		if e.Attrs["step"] == "accepted" {
+			return "accepted" // acceptance is recorded as the proposal made bilateral
+		}
+		return "proposed"
+	case ledger.KindHandoverWithdrawn:
+		if e.Attrs["step"] == "declined" {
+			return "declined"
+		}
+	case ledger.KindHandoverReleased:
+		return "released"
+	case ledger.KindHandoverExpired:
+		return "expired"
+	}
+	return ""
 }
 
 // ledgerCollector tails the ledger: each scrape reads only the entries
@@ -141,7 +156,7 @@ func (c *ledgerCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descWithheld, float64(withheld))
 	states := map[string]float64{}
 	for _, s := range handoverStates {
-		states[s] = 0
+		states[s] = 0 // every state is reported, zero included
 	}
 	for _, s := range c.handovers {
 		states[s]++
@@ -248,7 +263,7 @@ func (c *ledgerCollector) count(e entryHead) {
 		c.counterpart[e.Agreement][e.Parties[0]] = e.Parties[1]
 		c.counterpart[e.Agreement][e.Parties[1]] = e.Parties[0]
 	case strings.HasPrefix(string(e.Kind), "handover."):
-		if s, ok := handoverStates[e.Kind]; ok {
+		if s := handoverState(e); s != "" {
 			c.handovers[e.Subject] = s
 		}
 	}

@@ -111,7 +111,15 @@ func TestLedgerMetrics(t *testing.T) {
 			Attrs: map[string]string{"recipient": a, "contributor": b, "from": "1", "to": "5"}},
 		ledger.Entry{Kind: ledger.KindHandoverProposed, Agreement: ag, Subject: "handover--1", Time: t0},
 		ledger.Entry{Kind: ledger.KindHandoverProposed, Agreement: ag, Subject: "handover--2", Time: t0},
+		ledger.Entry{Kind: ledger.KindHandoverProposed, Agreement: ag, Subject: "handover--1", Time: t0, Attrs: map[string]string{"step": "accepted"}},
+		ledger.Entry{Kind: ledger.KindHandoverDepositCommitted, Agreement: ag, Subject: "handover--1", Time: t0},
 		ledger.Entry{Kind: ledger.KindHandoverReleased, Agreement: ag, Subject: "handover--1", Time: t0},
+		ledger.Entry{Kind: ledger.KindHandoverProposed, Agreement: ag, Subject: "handover--3", Time: t0},
+		ledger.Entry{Kind: ledger.KindHandoverProposed, Agreement: ag, Subject: "handover--3", Time: t0, Attrs: map[string]string{"step": "accepted"}},
+		ledger.Entry{Kind: ledger.KindHandoverDepositCommitted, Agreement: ag, Subject: "handover--3", Time: t0},
+		ledger.Entry{Kind: ledger.KindHandoverWithdrawn, Agreement: ag, Subject: "handover--3", Time: t0, Attrs: map[string]string{"step": "deposit_withdrawn"}},
+		ledger.Entry{Kind: ledger.KindHandoverProposed, Agreement: ag, Subject: "handover--4", Time: t0},
+		ledger.Entry{Kind: ledger.KindHandoverWithdrawn, Agreement: ag, Subject: "handover--4", Time: t0, Attrs: map[string]string{"step": "declined"}},
 	)
 	skey, _, _ := ledger.GenerateSignerKey("parley-test")
 	signer, _ := ledger.NewSigner(skey)
@@ -148,10 +156,12 @@ func TestLedgerMetrics(t *testing.T) {
 		{"parley_allowance_withheld_objects", "", 11},
 		{"parley_handovers", `state="released"`, 1},
 		{"parley_handovers", `state="proposed"`, 1},
+		{"parley_handovers", `state="accepted"`, 1}, // a withdrawn deposit leaves the case accepted
+		{"parley_handovers", `state="declined"`, 1},
 		{"parley_handovers", `state="expired"`, 0},
 		{"parley_ledger_entries_total", `kind="feed.batch"`, 3},
-		{"parley_ledger_size", "", 10},
-		{"parley_ledger_checkpoint_size", "", 9},
+		{"parley_ledger_size", "", 18},
+		{"parley_ledger_checkpoint_size", "", 17},
 		{"parley_ledger_checkpoint_age_seconds", "", 120},
 	}
 	for _, tc := range cases {

@@ -35,6 +35,13 @@ var loadable = []loadTable{
 	{"agreement_signatures", []string{"seq", "agreement_id", "version", "party_id", "action", "raw", "signed_at"}},
 	{"agreement_credits", []string{"agreement_id", "object_id", "party_id", "ord", "weight", "added_at"}},
 	{"agreement_released", []string{"agreement_id", "reader", "up_to"}},
+	{"handovers", []string{"id", "agreement_id", "proposer", "counterpart", "proposer_delivers", "counterpart_delivers", "request_id",
+		"deadline", "state", "created_at", "decided_at", "closed_at", "near_notified", "release_index"}},
+	{"handover_deposits", []string{"handover_id", "party_id", "sealed", "content", "sha256", "objects", "deposited_at", "ledger_index", "dispute", "disputed_at"}},
+	{"requests", []string{"id", "agreement_id", "requester", "responder", "subject", "refs", "reason", "urgency", "state", "filed_at", "ack_by", "fulfil_by",
+		"acknowledged_at", "answered_at", "ground", "ground_text", "handover_id", "ack_overdue", "answer_overdue", "near_notified"}},
+	{"event_heads", []string{"party_id", "seq"}},
+	{"events", []string{"party_id", "seq", "kind", "subject", "data", "at"}},
 }
 
 type loadTable struct {

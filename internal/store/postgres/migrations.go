@@ -177,6 +177,82 @@ CREATE TABLE agreement_released (
 	PRIMARY KEY (agreement_id, reader)
 );
 `},
+	{"handovers and deposits, requests, per-party event streams", `
+CREATE TABLE handovers (
+	id                   TEXT PRIMARY KEY,
+	agreement_id         TEXT NOT NULL REFERENCES agreements(id),
+	proposer             TEXT NOT NULL REFERENCES parties(id),
+	counterpart          TEXT NOT NULL REFERENCES parties(id),
+	proposer_delivers    TEXT NOT NULL,
+	counterpart_delivers TEXT NOT NULL,
+	request_id           TEXT NOT NULL DEFAULT '',
+	deadline             BIGINT NOT NULL,
+	state                TEXT NOT NULL,
+	created_at           BIGINT NOT NULL,
+	decided_at           BIGINT NOT NULL DEFAULT 0,
+	closed_at            BIGINT NOT NULL DEFAULT 0,
+	near_notified        BOOLEAN NOT NULL DEFAULT false,
+	release_index        BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX handovers_proposer ON handovers(proposer, created_at);
+CREATE INDEX handovers_counterpart ON handovers(counterpart, created_at);
+CREATE INDEX handovers_open ON handovers(deadline) WHERE state IN ('proposed', 'accepted');
+CREATE TABLE handover_deposits (
+	handover_id  TEXT NOT NULL REFERENCES handovers(id),
+	party_id     TEXT NOT NULL,
+	sealed       BOOLEAN NOT NULL,
+	content      BYTEA NOT NULL,
+	sha256       BYTEA NOT NULL,
+	objects      INTEGER NOT NULL,
+	deposited_at BIGINT NOT NULL,
+	ledger_index BIGINT NOT NULL,
+	dispute      TEXT NOT NULL DEFAULT '',
+	disputed_at  BIGINT NOT NULL DEFAULT 0,
+	PRIMARY KEY (handover_id, party_id)
+);
+-- refs is a JSON array as text, as on SQLite, so copies are byte-exact.
+CREATE TABLE requests (
+	id              TEXT PRIMARY KEY,
+	agreement_id    TEXT NOT NULL REFERENCES agreements(id),
+	requester       TEXT NOT NULL REFERENCES parties(id),
+	responder       TEXT NOT NULL REFERENCES parties(id),
+	subject         TEXT NOT NULL,
+	refs            TEXT NOT NULL,
+	reason          TEXT NOT NULL,
+	urgency         TEXT NOT NULL,
+	state           TEXT NOT NULL,
+	filed_at        BIGINT NOT NULL,
+	ack_by          BIGINT NOT NULL,
+	fulfil_by       BIGINT NOT NULL,
+	acknowledged_at BIGINT NOT NULL DEFAULT 0,
+	answered_at     BIGINT NOT NULL DEFAULT 0,
+	ground          TEXT NOT NULL DEFAULT '',
+	ground_text     TEXT NOT NULL DEFAULT '',
+	handover_id     TEXT NOT NULL DEFAULT '',
+	ack_overdue     BOOLEAN NOT NULL DEFAULT false,
+	answer_overdue  BOOLEAN NOT NULL DEFAULT false,
+	near_notified   BOOLEAN NOT NULL DEFAULT false
+);
+CREATE INDEX requests_agreement ON requests(agreement_id, filed_at);
+CREATE INDEX requests_requester ON requests(requester, filed_at);
+CREATE INDEX requests_responder ON requests(responder, filed_at);
+CREATE INDEX requests_open ON requests(fulfil_by) WHERE state IN ('filed', 'acknowledged');
+-- event_heads is each party's counter row: Append locks it, so numbers
+-- are handed out one at a time per party across instances.
+CREATE TABLE event_heads (
+	party_id TEXT PRIMARY KEY REFERENCES parties(id),
+	seq      BIGINT NOT NULL
+);
+CREATE TABLE events (
+	party_id TEXT NOT NULL,
+	seq      BIGINT NOT NULL,
+	kind     TEXT NOT NULL,
+	subject  TEXT NOT NULL,
+	data     BYTEA NOT NULL,
+	at       BIGINT NOT NULL,
+	PRIMARY KEY (party_id, seq)
+);
+`},
 }
 
 // migrationLock serialises migrations of one schema across every instance

@@ -31,7 +31,7 @@ import (
 // SchemaVersion is the schema version (the same number on both backends)
 // whose tables this package knows. A source or target at another version
 // is refused rather than copied in part.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // ErrVersion: the source or the target is not at SchemaVersion.
 var ErrVersion = errors.New("storecopy: schema version not supported by this copy")
@@ -52,11 +52,12 @@ func (c Counts) Total() int64 {
 const chunk = 2000
 
 // boolCols are INTEGER 0/1 in SQLite and BOOLEAN in PostgreSQL.
-var boolCols = map[string]bool{"can_read": true, "can_write": true, "is_first": true, "is_last": true}
+var boolCols = map[string]bool{"can_read": true, "can_write": true, "is_first": true, "is_last": true,
+	"near_notified": true, "sealed": true, "ack_overdue": true, "answer_overdue": true}
 
 // bytesCols are BLOB in SQLite and BYTEA in PostgreSQL.
 var bytesCols = map[string]bool{"value": true, "hash": true, "raw": true, "details": true, "data": true,
-	"note": true, "line": true, "public": true, "rotation": true, "document": true}
+	"note": true, "line": true, "public": true, "rotation": true, "document": true, "content": true, "sha256": true}
 
 // orderBy keeps the source's order where the target's keys do not imply it.
 var orderBy = map[string]string{"objects": "seq", "collections": "pk", "ledger_entries": "idx", "ledger_hashes": "idx",

@@ -60,9 +60,9 @@ func startOn(t testing.TB, dir string) (*Server, func()) {
 }
 
 var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
+	ledgerBinOnce sync.Once
+	ledgerBinPath string
+	ledgerBinErr  error
 )
 
 // parleyBin builds cmd/parley once per test binary (PARLEY_TEST_BIN names
@@ -72,22 +72,22 @@ func parleyBin(t testing.TB) string {
 	if p := os.Getenv("PARLEY_TEST_BIN"); p != "" {
 		return p
 	}
-	binOnce.Do(func() {
+	ledgerBinOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "parley-bin-")
 		if err != nil {
-			binErr = err
+			ledgerBinErr = err
 			return
 		}
-		binPath = filepath.Join(dir, "parley")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/parley-cti/parley/cmd/parley").CombinedOutput()
+		ledgerBinPath = filepath.Join(dir, "parley")
+		out, err := exec.Command("go", "build", "-o", ledgerBinPath, "github.com/parley-cti/parley/cmd/parley").CombinedOutput()
 		if err != nil {
-			binErr = errors.New("go build ./cmd/parley: " + err.Error() + "\n" + string(out))
+			ledgerBinErr = errors.New("go build ./cmd/parley: " + err.Error() + "\n" + string(out))
 		}
 	})
-	if binErr != nil {
-		t.Fatal(binErr)
+	if ledgerBinErr != nil {
+		t.Fatal(ledgerBinErr)
 	}
-	return binPath
+	return ledgerBinPath
 }
 
 // cli runs the parley command with its own configuration directory, as a

@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/parley-cti/parley/internal/escrow"
+	"github.com/parley-cti/parley/internal/request"
 )
 
 // chromiumPath is Debian's chromium, which .ci/run installs.
@@ -122,8 +125,9 @@ func lastValue(t *testing.T, bctx context.Context, series string) string {
 
 // TestDashboardInBrowser drives the dashboard in real headless Chromium:
 // sign in with a token, open an agreement, see the balance chart drawn from
-// real feed traffic, have a forged CSRF token refused, sign out, and be sent
-// back to sign-in when the session expires.
+// real feed traffic, accept a handover, see an open request, have a forged
+// CSRF token refused, sign out, and be sent back to sign-in when the
+// session expires.
 func TestDashboardInBrowser(t *testing.T) {
 	bctx := newBrowser(t)
 	dir := artifacts(t)
@@ -139,6 +143,20 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	if _, err := b.C.AddObjects(ctx, ag.ID, bOwn, Indicators(1000, 5)); err != nil {
 		t.Fatal(err)
+	}
+	// A proposes a handover to B and asks B for something.
+	pa, err := s.Srv.Parties.Authenticate(ctx, a.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hv, err := s.Srv.Escrow.Propose(ctx, pa, escrow.ProposeInput{AgreementID: ag.ID,
+		Delivers: "Dossier on the operator of the Vice crew's leak site", Expects: "Dossier on its affiliate recruiter"})
+	if err != nil {
+		t.Fatalf("proposing a handover: %v", err)
+	}
+	if _, err := s.Srv.Requests.File(ctx, pa, request.FileInput{AgreementID: ag.ID, Subject: "Wallets used by the Vice crew",
+		Reason: "ransom payments traced in case 2026-117"}); err != nil {
+		t.Fatalf("filing a request: %v", err)
 	}
 	if _, _, err := s.Srv.Checkpointer.SignNow(ctx); err != nil {
 		t.Fatal(err)
@@ -182,7 +200,32 @@ func TestDashboardInBrowser(t *testing.T) {
 	if verified := text(t, bctx, "#checkpoint-verified"); !strings.HasPrefix(verified, "yes") {
 		t.Fatalf("checkpoint verification reads %q", verified)
 	}
+	if reqs := text(t, bctx, "#requests"); !strings.Contains(reqs, "Wallets used by the Vice crew") || !strings.Contains(reqs, "cert-north asked you") {
+		t.Fatalf("open requests read:\n%s", reqs)
+	}
 	screenshot(t, bctx, dir, "2-overview")
+
+	// Accept the handover: a POST with the session's CSRF token.
+	if err := do(bctx,
+		chromedp.Click(chromedp.CSS(`tr.handover button.accept`)),
+		chromedp.WaitVisible(chromedp.CSS("p.notice")),
+	); err != nil {
+		t.Fatalf("accepting the handover: %v", err)
+	}
+	if msg := text(t, bctx, "p.notice"); !strings.Contains(msg, "Handover accepted") {
+		t.Fatalf("after accepting: %q", msg)
+	}
+	if st := text(t, bctx, "tr.handover .handover-state"); st != "accepted" {
+		t.Fatalf("handover row shows %q after accepting", st)
+	}
+	pb, err := s.Srv.Parties.Authenticate(ctx, b.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hs, err := s.Srv.Escrow.List(ctx, pb, ag.ID); err != nil || len(hs) != 1 || hs[0].ID != hv.Handover.ID || hs[0].State != "accepted" {
+		t.Fatalf("server-side after accepting in the browser: %+v, %v", hs, err)
+	}
+	screenshot(t, bctx, dir, "2b-handover-accepted")
 
 	// Open the agreement and find the chart's data points.
 	if err := do(bctx, chromedp.Click(chromedp.CSS("a.agreement-link")), chromedp.WaitVisible(chromedp.ID("balance-chart"))); err != nil {

@@ -152,8 +152,8 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 		w.Write([]byte("ready\n"))
 	})
 	// The dashboard and metrics read the ledger; the dashboard decides
-	// nothing itself (it asks exchange).
-	s.Web, err = web.New(web.Options{Exchange: s.Ex, Parties: s.Parties, Ledger: lst,
+	// nothing itself (it asks exchange, escrow and request).
+	s.Web, err = web.New(web.Options{Exchange: s.Ex, Parties: s.Parties, Ledger: lst, Handovers: s.Escrow, Requests: s.Requests,
 		VerifierKey: signer.VerifierKey(), Logger: log, Secure: cfg.TLSCert != ""})
 	if err != nil {
 		return nil, err

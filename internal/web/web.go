@@ -64,6 +64,8 @@ type Options struct {
 	Parties     *party.Service
 	Ledger      ledger.Reader // read-only: latest checkpoint, entry times
 	VerifierKey string        // the log's published note verifier key
+	Handovers   Handovers     // nil: the page says handovers are unavailable
+	Requests    Requests      // nil: the page says requests are unavailable
 	Logger      *slog.Logger
 	Secure      bool // served over TLS: cookies get Secure and the __Host- prefix
 	IdleTimeout time.Duration
@@ -139,14 +141,16 @@ type Mux interface {
 func (d *Dashboard) Register(mux Mux) {
 	static, _ := fs.Sub(staticFS, "static")
 	routes := map[string]http.Handler{
-		"GET /{$}":                http.RedirectHandler(Prefix, http.StatusSeeOther),
-		"GET /ui/{$}":             d.authed(d.overview),
-		"GET /ui/signin":          http.HandlerFunc(d.signinForm),
-		"POST /ui/signin":         http.HandlerFunc(d.signin),
-		"POST /ui/signout":        d.authedPost(d.signout),
-		"GET /ui/agreements/{id}": d.authed(d.agreement),
-		"GET /ui/static/":         http.StripPrefix("/ui/static/", http.FileServerFS(static)),
-		"/ui/":                    http.HandlerFunc(d.notFound),
+		"GET /{$}":                        http.RedirectHandler(Prefix, http.StatusSeeOther),
+		"GET /ui/{$}":                     d.authed(d.overview),
+		"GET /ui/signin":                  http.HandlerFunc(d.signinForm),
+		"POST /ui/signin":                 http.HandlerFunc(d.signin),
+		"POST /ui/signout":                d.authedPost(d.signout),
+		"GET /ui/agreements/{id}":         d.authed(d.agreement),
+		"POST /ui/handovers/{id}/accept":  d.authedPost(d.decideHandover(true)),
+		"POST /ui/handovers/{id}/decline": d.authedPost(d.decideHandover(false)),
+		"GET /ui/static/":                 http.StripPrefix("/ui/static/", http.FileServerFS(static)),
+		"/ui/":                            http.HandlerFunc(d.notFound),
 	}
 	for pattern, h := range routes {
 		mux.Handle(pattern, d.headers(h))
@@ -380,6 +384,8 @@ type agreementRow struct {
 type overviewData struct {
 	Agreements []agreementRow
 	Ledger     ledgerStatus
+	Work       work
+	CSRF       string
 }
 
 func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request, s session) {
@@ -389,13 +395,15 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request, s session) 
 		return
 	}
 	now := d.now()
-	data := overviewData{}
+	data := overviewData{CSRF: s.csrf}
+	names := map[string]string{}
 	for _, a := range as {
 		row := agreementRow{ID: a.Record.ID, Phase: string(a.Status.Phase), Version: a.Status.Version,
 			InForce: a.Status.InForce(now), URL: "/ui/agreements/" + url.PathEscape(a.Record.ID)}
 		if doc := a.Status.Document; doc != nil {
 			row.NotAfter = doc.NotAfter
 			for _, pt := range doc.Parties {
+				names[pt.PartyID] = pt.Name
 				if pt.PartyID != s.principal.PartyID {
 					row.Counterpart = pt.Name
 				}
@@ -403,11 +411,16 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request, s session) 
 		}
 		data.Agreements = append(data.Agreements, row)
 	}
+	if data.Work, err = d.openWork(r.Context(), s.principal, "", names); err != nil {
+		d.fail(w, r, err)
+		return
+	}
 	if data.Ledger, err = d.ledgerStatus(r.Context()); err != nil {
 		d.fail(w, r, err)
 		return
 	}
-	d.render(w, r, http.StatusOK, "overview", page{Title: "Overview", Party: &s.principal, CSRF: s.csrf, Data: data})
+	d.render(w, r, http.StatusOK, "overview", page{Title: "Overview", Party: &s.principal, CSRF: s.csrf, Data: data,
+		Message: doneMessages[r.URL.Query().Get("done")]})
 }
 
 // signatureRow is one signed statement on an agreement.
@@ -428,6 +441,8 @@ type agreementData struct {
 	Chart                  chart
 	HasChart               bool
 	Reason                 string
+	Work                   work
+	CSRF                   string
 }
 
 // docView is the part of a document the page shows, pre-formatted.
@@ -466,7 +481,7 @@ func (d *Dashboard) agreement(w http.ResponseWriter, r *http.Request, s session)
 	}
 	names := map[string]string{}
 	data := agreementData{ID: id, Phase: string(a.Status.Phase), InForce: a.Status.InForce(d.now()),
-		Version: a.Status.Version, Balance: bal, Reason: a.Status.Reason}
+		Version: a.Status.Version, Balance: bal, Reason: a.Status.Reason, CSRF: s.csrf}
 	if doc := a.Status.Document; doc != nil {
 		for _, pt := range doc.Parties {
 			names[pt.PartyID] = pt.Name
@@ -497,6 +512,10 @@ func (d *Dashboard) agreement(w http.ResponseWriter, r *http.Request, s session)
 			Version: sg.Version, SignedAt: sg.SignedAt, Mine: sg.PartyID == s.principal.PartyID})
 	}
 	data.Chart, data.HasChart = buildChart(hist)
+	if data.Work, err = d.openWork(r.Context(), s.principal, id, names); err != nil {
+		d.fail(w, r, err)
+		return
+	}
 	d.render(w, r, http.StatusOK, "agreement", page{Title: "Agreement " + shorten(id, 24), Party: &s.principal, CSRF: s.csrf, Data: data})
 }
 

@@ -1,0 +1,58 @@
+package crash
+
+import (
+	"context"
+	"flag"
+	"os"
+	"testing"
+	"time"
+)
+
+var (
+	kills    = flag.Int("crash.kills", 100, "SIGKILLs of the server per TestCrashHarness run (the issue asks for at least 100; -short runs 10)")
+	budget   = flag.Duration("crash.budget", 8*time.Minute, "stop TestCrashHarness after this long; fewer kills than -crash.kills then fail the test")
+	seed     = flag.Uint64("crash.seed", 0, "seed of the random workload and kill moments (0: from the clock; printed for reproduction)")
+	verifyEv = flag.Int("crash.verify-every", 25, "run parley verify after every N restarts (and always at the end)")
+	binary   = flag.String("crash.bin", "", "a parley binary to run instead of building ./cmd/parley")
+)
+
+// TestCrashHarness kills `parley serve` with SIGKILL at random moments
+// under a mixed workload and checks every invariant after each restart.
+// The server is built without -race whatever this test is built with, so
+// that -race slows only the harness.
+//
+//	go test ./internal/crash -run TestCrashHarness -v -crash.kills 300 -timeout 30m
+func TestCrashHarness(t *testing.T) {
+	n := *kills
+	if testing.Short() {
+		n = 10
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := RepoRoot(wd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := *seed
+	if s == 0 {
+		s = uint64(time.Now().UnixNano())
+	}
+	t.Logf("seed %d (rerun with -crash.seed %d), %d kills", s, s, n)
+	cfg := Config{Root: root, Binary: *binary, Dir: t.TempDir(), Kills: n, Seed: s, VerifyEvery: *verifyEv, Logf: t.Logf}
+	if d, ok := t.Deadline(); ok {
+		cfg.Deadline = d.Add(-time.Minute)
+	}
+	if b := time.Now().Add(*budget); cfg.Deadline.IsZero() || b.Before(cfg.Deadline) {
+		cfg.Deadline = b
+	}
+	sum, err := Run(context.Background(), cfg)
+	t.Logf("summary: %s", sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Kills < n {
+		t.Fatalf("only %d of %d kills within the time budget", sum.Kills, n)
+	}
+}

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/parley-cti/parley/internal/client"
+	"github.com/parley-cti/parley/internal/escrow"
+)
+
+func init() {
+	register(command{"handover", "escrowed swaps: handover propose|accept|decline|deposit [--sealed]|withdraw|show|fetch|dispute|list", cmdHandover})
+}
+
+const handoverUsage = `handover propose --agreement A --delivers TEXT --expects TEXT [--request R] [--deadline 48h|RFC3339]
+  handover accept ID | decline ID | withdraw ID | show ID
+  handover deposit ID FILE [--sealed]     (FILE - reads stdin; --sealed encrypts to the counterpart's key first)
+  handover fetch ID [--out FILE]          (decrypts a sealed deposit with your key and validates it)
+  handover dispute ID --text TEXT
+  handover list [--agreement A]`
+
+func cmdHandover(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: %s", errUsage, handoverUsage)
+	}
+	sub := args[0]
+	fs := newFlags("handover "+sub, stderr)
+	cf := addClientFlags(fs)
+	agreementID := fs.String("agreement", "", "agreement id (propose, list; deposit: refuse unless the case is under it)")
+	delivers := fs.String("delivers", "", "what you deliver (propose)")
+	expects := fs.String("expects", "", "what you expect from the other side (propose)")
+	requestID := fs.String("request", "", "the request this case answers (propose)")
+	deadline := fs.String("deadline", "", "deadline as a duration from now (48h) or an RFC 3339 time; default the latest the agreement allows (propose)")
+	sealed := fs.Bool("sealed", false, "encrypt the bundle to the counterpart's registered sealing key before it leaves this machine (deposit)")
+	out := fs.String("out", "", "write the fetched bundle to FILE instead of stdout (fetch)")
+	from := fs.String("from", "", "depositor whose deposit to fetch (default: the other side)")
+	text := fs.String("text", "", "what is wrong with what you received (dispute)")
+	pos, err := parse(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	c, prof, err := cf.client()
+	if err != nil {
+		return err
+	}
+	needID := func() (string, error) {
+		if len(pos) < 1 {
+			return "", fmt.Errorf("%w: handover %s needs the handover ID", errUsage, sub)
+		}
+		return pos[0], nil
+	}
+	show := func(h *client.Handover) error {
+		return emit(stdout, cf.json, h, func() { printHandover(stdout, h) })
+	}
+	switch sub {
+	case "propose":
+		if *agreementID == "" || *delivers == "" || *expects == "" {
+			return fmt.Errorf("%w: handover propose needs --agreement, --delivers and --expects", errUsage)
+		}
+		var dl time.Time
+		if *deadline != "" {
+			if d, err := time.ParseDuration(*deadline); err == nil {
+				dl = time.Now().Add(d)
+			} else if dl, err = time.Parse(time.RFC3339, *deadline); err != nil {
+				return fmt.Errorf("%w: --deadline %q is neither a duration nor an RFC 3339 time", errUsage, *deadline)
+			}
+		}
+		h, err := c.ProposeHandover(ctx, client.HandoverProposal{Agreement: *agreementID, Delivers: *delivers, Expects: *expects, Request: *requestID, Deadline: dl})
+		if err != nil {
+			return err
+		}
+		return show(h)
+	case "accept", "decline", "withdraw", "show":
+		id, err := needID()
+		if err != nil {
+			return err
+		}
+		var h *client.Handover
+		switch sub {
+		case "accept":
+			h, err = c.AcceptHandover(ctx, id)
+		case "decline":
+			h, err = c.DeclineHandover(ctx, id)
+		case "withdraw":
+			h, err = c.Withdraw(ctx, id)
+		default:
+			h, err = c.Handover(ctx, id)
+		}
+		if err != nil {
+			return err
+		}
+		return show(h)
+	case "deposit":
+		if len(pos) != 2 {
+			return fmt.Errorf("%w: handover deposit ID FILE [--sealed]", errUsage)
+		}
+		bundle, err := readInput(pos[1])
+		if err != nil {
+			return err
+		}
+		// Validate locally first: a sealed bundle cannot be checked by
+		// the server, so this is the only check before release.
+		if _, err := escrow.ParseBundle(bundle); err != nil {
+			return fmt.Errorf("%s: %w", pos[1], err)
+		}
+		opt := client.DepositOptions{Agreement: *agreementID}
+		var res *client.DepositResult
+		if *sealed {
+			h, err := c.Handover(ctx, pos[0])
+			if err != nil {
+				return err
+			}
+			me, err := c.Me(ctx)
+			if err != nil {
+				return err
+			}
+			counterpart := h.Proposer
+			if counterpart == me.PartyID {
+				counterpart = h.Counterpart
+			}
+			pub, err := c.CurrentKey(ctx, counterpart)
+			if err != nil {
+				return fmt.Errorf("fetching %s's sealing key: %w", counterpart, err)
+			}
+			ct, sum, err := client.Seal(bundle, pub.SealingRecipient)
+			if err != nil {
+				return err
+			}
+			res, err = c.DepositSealed(ctx, pos[0], ct, sum, opt)
+			if err != nil {
+				return err
+			}
+		} else if res, err = c.Deposit(ctx, pos[0], bundle, opt); err != nil {
+			return err
+		}
+		return emit(stdout, cf.json, res, func() {
+			fmt.Fprintf(stdout, "deposited in %s (sha256 %s", res.Handover.ID, res.SHA256)
+			if res.Receipt >= 0 {
+				fmt.Fprintf(stdout, ", ledger entry %d", res.Receipt)
+			}
+			fmt.Fprintln(stdout, ")")
+			if res.Released {
+				fmt.Fprintln(stdout, "both deposits are in: the handover is released; fetch the other side's with 'parley handover fetch "+res.Handover.ID+"'")
+			} else {
+				fmt.Fprintf(stdout, "waiting for the other side until %s\n", res.Handover.Deadline.Format(time.RFC3339))
+			}
+		})
+	case "fetch":
+		id, err := needID()
+		if err != nil {
+			return err
+		}
+		d, err := c.FetchDeposit(ctx, id, *from)
+		if err != nil {
+			return err
+		}
+		bundle := d.Content
+		if d.Sealed {
+			keys, err := prof.privateKeys()
+			if err != nil {
+				return err
+			}
+			if bundle, err = client.Unseal(d.Content, keys.Sealing); err != nil {
+				return fmt.Errorf("the sealed deposit does not decrypt with your key (%w); file a dispute with 'parley handover dispute %s --text ...'", err, id)
+			}
+		}
+		b, err := escrow.ParseBundle(bundle)
+		if err != nil {
+			return fmt.Errorf("the deposit is not a valid STIX bundle (%w); file a dispute with 'parley handover dispute %s --text ...'", err, id)
+		}
+		if *out != "" {
+			if err := os.WriteFile(*out, bundle, 0o600); err != nil {
+				return err
+			}
+		} else if !cf.json {
+			_, err := stdout.Write(bundle)
+			return err
+		}
+		return emit(stdout, cf.json, map[string]any{"handover": id, "depositor": d.Depositor, "sealed": d.Sealed, "sha256": d.SHA256,
+			"objects": len(b.Objects), "file": *out}, func() {
+			fmt.Fprintf(stderr, "%d valid objects from %s written to %s\n", len(b.Objects), d.Depositor, *out)
+		})
+	case "dispute":
+		id, err := needID()
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(*text) == "" {
+			return fmt.Errorf("%w: handover dispute ID --text TEXT", errUsage)
+		}
+		h, err := c.DisputeHandover(ctx, id, *text)
+		if err != nil {
+			return err
+		}
+		return show(h)
+	case "list":
+		hs, err := c.Handovers(ctx, *agreementID)
+		if err != nil {
+			return err
+		}
+		return emit(stdout, cf.json, map[string]any{"handovers": hs}, func() {
+			for _, h := range hs {
+				fmt.Fprintf(stdout, "%s\t%s\t%s\tdeadline %s\n", h.ID, h.State, h.Agreement, h.Deadline.Format(time.RFC3339))
+			}
+		})
+	}
+	return fmt.Errorf("%w: unknown handover subcommand %q\n  %s", errUsage, sub, handoverUsage)
+}
+
+func printHandover(w io.Writer, h *client.Handover) {
+	fmt.Fprintf(w, "handover %s (%s) under %s\n", h.ID, h.State, h.Agreement)
+	fmt.Fprintf(w, "  %s delivers: %s\n  %s delivers: %s\n", h.Proposer, h.ProposerDelivers, h.Counterpart, h.CounterpartDelivers)
+	if h.Request != "" {
+		fmt.Fprintf(w, "  answers request %s\n", h.Request)
+	}
+	fmt.Fprintf(w, "  deadline %s\n", h.Deadline.Format(time.RFC3339))
+	for _, d := range h.Deposits {
+		kind := "plain"
+		if d.Sealed {
+			kind = "sealed"
+		}
+		fmt.Fprintf(w, "  deposit by %s: %s, sha256 %s, at %s\n", d.Party, kind, d.SHA256, d.DepositedAt.Format(time.RFC3339))
+		if d.Dispute != "" {
+			fmt.Fprintf(w, "    disputed: %s\n", d.Dispute)
+		}
+	}
+	if h.LedgerIndex != nil {
+		fmt.Fprintf(w, "  ledger entry %d\n", *h.LedgerIndex)
+	}
+}
+
+// readInput reads a file, or stdin for "-".
+func readInput(path string) ([]byte, error) {
+	if path == "-" {
+		return io.ReadAll(io.LimitReader(os.Stdin, escrow.MaxDeposit+1))
+	}
+	return os.ReadFile(path)
+}

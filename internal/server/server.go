@@ -242,6 +242,11 @@ func (s *Server) partiesOnly(h http.Handler) http.Handler {
 			token = pw
 		}
 		if _, err := s.Parties.Authenticate(r.Context(), token); err != nil {
+			if errors.Is(err, store.ErrUnavailable) {
+				w.Header().Set("Retry-After", "5")
+				http.Error(w, "the database is unavailable; retry shortly", http.StatusServiceUnavailable)
+				return
+			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="parley", Basic realm="parley"`)
 			if errors.Is(err, party.ErrUnauthenticated) {
 				http.Error(w, "send a valid parley token", http.StatusUnauthorized)

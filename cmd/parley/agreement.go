@@ -167,6 +167,12 @@ func cmdAgreement(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return pos[0], nil
 	}
 	show := func(a *client.Agreement) error {
+		// A state change carries its ledger index: keep it for parley verify.
+		if a.LedgerIndex != nil {
+			if err := recordReceipt(cf, prof, client.Receipt(*a.LedgerIndex), "", a.ID); err != nil {
+				fmt.Fprintf(stderr, "parley: the receipt (ledger entry %d) could not be saved: %v\n", *a.LedgerIndex, err)
+			}
+		}
 		return emit(stdout, cf.json, a, func() { printAgreement(stdout, a) })
 	}
 	switch sub {

@@ -437,7 +437,7 @@ func (s *Service) Deposit(ctx context.Context, p party.Principal, id string, in 
 		if err != nil {
 			return err
 		}
-		rel, err := s.release(ctx, tx, e, x, h, now, map[string]store.Deposit{p.PartyID: d, counterpart: theirs})
+		rel, err := s.release(ctx, tx, e, x, h, now, map[string]store.Deposit{p.PartyID: d, counterpart: theirs}, map[string]Bundle{p.PartyID: bundle})
 		if err != nil {
 			return err
 		}
@@ -455,7 +455,9 @@ func (s *Service) Deposit(ctx context.Context, p party.Principal, id string, in 
 // release hands both deposits over inside the transaction of the second
 // deposit: plain objects into each recipient's handover collection, the
 // ledger entry, the case's state and both parties' events.
-func (s *Service) release(ctx context.Context, tx store.Handle, e store.Escrow, x store.Extended, h store.Handover, now time.Time, deps map[string]store.Deposit) (store.Handover, error) {
+// parsed holds bundles already parsed in this request, so they are not
+// validated twice.
+func (s *Service) release(ctx context.Context, tx store.Handle, e store.Escrow, x store.Extended, h store.Handover, now time.Time, deps map[string]store.Deposit, parsed map[string]Bundle) (store.Handover, error) {
 	attrs := map[string]string{}
 	digests := map[string]string{}
 	for i, depositor := range []string{h.Proposer, h.Counterpart} {
@@ -472,9 +474,11 @@ func (s *Service) release(ctx context.Context, tx store.Handle, e store.Escrow, 
 			if err != nil {
 				return store.Handover{}, err
 			}
-			b, err := ParseBundle(d.Content)
-			if err != nil {
-				return store.Handover{}, fmt.Errorf("stored deposit of %s in %s: %w", depositor, h.ID, err)
+			b, ok := parsed[depositor]
+			if !ok {
+				if b, err = ParseBundle(d.Content); err != nil {
+					return store.Handover{}, fmt.Errorf("stored deposit of %s in %s: %w", depositor, h.ID, err)
+				}
 			}
 			objs := make([]store.Object, 0, len(b.Objects))
 			for _, o := range b.Objects {

@@ -25,6 +25,12 @@
 // concurrent writers of one object queue instead of racing and the
 // one-first-one-last invariant holds.
 //
+// The ledger serializes appenders on its one ledger_size row (SELECT ...
+// FOR UPDATE), Agreements.Lock takes the agreement row FOR UPDATE, and
+// Events.Append bumps a per-party counter row, so numbering stays gapless
+// across instances. Load bulk-loads an empty database for `parley copy`,
+// keeping the source's keys.
+//
 // # Errors
 //
 // Driver errors become store sentinels in mapErr: 23505 ErrConflict, 23503 and

@@ -150,26 +150,11 @@ func openMessage(r io.Reader, exp expectation) (*messageReader, error) {
 		return nil, err
 	}
 	m.h.Write(b)
-	switch {
-	case !bytes.Equal(b[:4], magic[:]):
-		return nil, fmt.Errorf("%w: bad magic", ErrMalformedMessage)
-	case b[4] != version:
-		return nil, fmt.Errorf("%w: unsupported version %d", ErrMalformedMessage, b[4])
-	case b[7] != 0:
-		return nil, fmt.Errorf("%w: reserved byte set", ErrMalformedMessage)
+	h, err := parseHeader(b, exp)
+	if err != nil {
+		return nil, err
 	}
-	m.hdr = header{round: b[5], role: Role(b[6]), count: binary.BigEndian.Uint64(b[40:])}
-	copy(m.hdr.binding[:], b[8:40])
-	if m.hdr.binding != exp.binding {
-		return nil, fmt.Errorf("%w: message belongs to another session", ErrWrongSession)
-	}
-	if m.hdr.round != exp.round || m.hdr.role != exp.role {
-		return nil, fmt.Errorf("%w: got round %d from role %d, want round %d from role %d",
-			ErrWrongRound, m.hdr.round, m.hdr.role, exp.round, exp.role)
-	}
-	if m.hdr.count > exp.cap {
-		return nil, fmt.Errorf("%w: %d elements, cap %d", ErrOverCap, m.hdr.count, exp.cap)
-	}
+	m.hdr = h
 	m.elemSize = elementSizeOf(m.hdr.round)
 	m.remaining = m.hdr.count
 	return m, nil

@@ -324,6 +324,7 @@ func (w *attackWorld) run(t *testing.T, needles []string, probes []probe) {
 	for _, p := range probes {
 		t.Run(p.name, func(t *testing.T) {
 			got, want := w.send(t, p.attack), w.send(t, p.twin)
+			t.Logf("%s %s → %d", p.attack.Method, p.attack.Path, got.Status)
 			noLeak(t, "attack", got, needles)
 			noLeak(t, "twin", want, needles)
 			if p.status != 0 && got.Status != p.status {

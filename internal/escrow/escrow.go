@@ -200,7 +200,7 @@ func (s *Service) Propose(ctx context.Context, p party.Principal, in ProposeInpu
 				return fmt.Errorf("%w: request %s is already %s", ErrConflict, r.ID, r.State)
 			}
 		}
-		h := store.Handover{ID: party.NewID("handover--"), AgreementID: in.AgreementID, Proposer: p.PartyID,
+		h := store.Handover{ID: party.NewID("handover"), AgreementID: in.AgreementID, Proposer: p.PartyID,
 			Counterpart: a.Counterpart(p.PartyID), ProposerDelivers: in.Delivers, CounterpartDelivers: in.Expects,
 			RequestID: in.RequestID, Deadline: deadline, State: store.HandoverProposed, CreatedAt: now}
 		if err := e.Handovers().Create(ctx, h); err != nil {

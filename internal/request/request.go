@@ -224,7 +224,7 @@ func (s *Service) File(ctx context.Context, p party.Principal, in FileInput) (Re
 			return fmt.Errorf("%w: agreement %s is %s, not in force", ErrForbidden, in.AgreementID, a.Status.Phase)
 		}
 		d := a.Status.Document.RequestDeadlines
-		r := store.Request{ID: party.NewID("request--"), AgreementID: in.AgreementID, Requester: p.PartyID, Responder: a.Counterpart(p.PartyID),
+		r := store.Request{ID: party.NewID("request"), AgreementID: in.AgreementID, Requester: p.PartyID, Responder: a.Counterpart(p.PartyID),
 			Subject: in.Subject, Refs: in.Refs, Reason: in.Reason, Urgency: in.Urgency, State: store.RequestFiled,
 			FiledAt: now, AckBy: now.Add(d.Acknowledge), FulfilBy: now.Add(d.Fulfil)}
 		if err := e.Requests().Create(ctx, r); err != nil {

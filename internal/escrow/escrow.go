@@ -487,10 +487,10 @@ func (s *Service) release(ctx context.Context, tx store.Handle, e store.Escrow, 
 					v = o.Created
 				}
 				if v.IsZero() {
-					v = now
+					v = exchange.TimelessVersion // as TAXII ingest does
 				}
 				objs = append(objs, store.Object{ID: o.ID, Type: o.Type, SpecVersion: o.SpecVersion,
-					Version: v.UTC().Truncate(time.Microsecond), DateAdded: now, Raw: o.Raw})
+					Version: v.UTC().Truncate(time.Microsecond), DateAdded: now.Add(time.Duration(len(objs)) * time.Microsecond), Raw: o.Raw})
 			}
 			if _, err := tx.Objects().Put(ctx, coll, objs); err != nil {
 				return store.Handover{}, err

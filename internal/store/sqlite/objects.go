@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 
 	"github.com/parley-cti/parley/internal/store"
 )
@@ -282,7 +283,7 @@ func (s objects) Query(ctx context.Context, q store.ObjectQuery) (store.Page, er
 	if len(q.IDs) > 0 && len(q.IDs) <= 256 {
 		index = "objects_version"
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT seq, id, type, spec_version, version, date_added, raw FROM objects INDEXED BY `+index+`
+	rows, err := queryCached(ctx, s.r, `SELECT seq, id, type, spec_version, version, date_added, raw FROM objects INDEXED BY `+index+`
 		WHERE `+w+` ORDER BY date_added, seq LIMIT ?`, args...)
 	if err != nil {
 		return store.Page{}, mapErr(err)
@@ -312,6 +313,66 @@ func (s objects) Query(ctx context.Context, q store.ObjectQuery) (store.Page, er
 		}
 	}
 	return page, nil
+}
+
+// Prepared read statements, kept per read pool. Preparing is most of the
+// CPU of a single-object GET on the pure-Go driver, which caches nothing
+// itself. Only short statements are kept (the shapes a page or a GET by id
+// produce, not long id lists), and at most maxCachedStmts of them, so the
+// cache stays small even when tests open many databases; past the bound,
+// statements are prepared per call as before.
+const (
+	maxCachedStmts = 64
+	maxCachedArgs  = 8
+)
+
+type stmtKey struct {
+	db    *sql.DB
+	query string
+}
+
+var stmtCache struct {
+	sync.Mutex
+	m map[stmtKey]*sql.Stmt
+}
+
+// queryCached runs a read on q through a cached prepared statement when q
+// is a read pool (not a transaction) and the statement is short.
+func queryCached(ctx context.Context, q querier, query string, args ...any) (*sql.Rows, error) {
+	db, ok := q.(*sql.DB)
+	if !ok || len(args) > maxCachedArgs {
+		return q.QueryContext(ctx, query, args...)
+	}
+	k := stmtKey{db, query}
+	stmtCache.Lock()
+	st := stmtCache.m[k]
+	stmtCache.Unlock()
+	if st == nil {
+		stmtCache.Lock()
+		full := len(stmtCache.m) >= maxCachedStmts
+		stmtCache.Unlock()
+		if full {
+			return db.QueryContext(ctx, query, args...)
+		}
+		prepared, err := db.PrepareContext(ctx, query)
+		if err != nil {
+			return nil, err
+		}
+		stmtCache.Lock()
+		if stmtCache.m == nil {
+			stmtCache.m = make(map[stmtKey]*sql.Stmt)
+		}
+		if st = stmtCache.m[k]; st == nil {
+			// Another goroutine may have filled the cache meanwhile; the
+			// bound is soft by at most the number of concurrent callers.
+			st = prepared
+			stmtCache.m[k] = st
+		} else {
+			prepared.Close()
+		}
+		stmtCache.Unlock()
+	}
+	return st.QueryContext(ctx, args...)
 }
 
 func (s objects) Delete(ctx context.Context, collection, id string, versions store.VersionFilter, specVersions []string) (int, error) {

@@ -69,6 +69,7 @@ type Handle interface {
 	Keys() Keys
 	Agreements() Agreements
 	Credits() Credits
+	Matches() Matches // private matching sessions (matching.go)
 }
 
 // Extended was the part of a Handle that not every backend implemented;

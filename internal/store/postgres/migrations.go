@@ -253,6 +253,39 @@ CREATE TABLE events (
 	PRIMARY KEY (party_id, seq)
 );
 `},
+	{"private matching sessions and their round-1 chunks", `
+CREATE TABLE matches (
+	id           TEXT PRIMARY KEY,
+	agreement_id TEXT NOT NULL REFERENCES agreements(id),
+	session_id   BYTEA NOT NULL,
+	cap          BIGINT NOT NULL,
+	initiator    TEXT NOT NULL REFERENCES parties(id),
+	responder    TEXT NOT NULL REFERENCES parties(id),
+	i_upload     TEXT NOT NULL DEFAULT '',
+	i_count      BIGINT NOT NULL DEFAULT 0,
+	i_size       BIGINT NOT NULL DEFAULT 0,
+	i_at         BIGINT NOT NULL DEFAULT 0,
+	i_index      BIGINT NOT NULL DEFAULT 0,
+	r_upload     TEXT NOT NULL DEFAULT '',
+	r_count      BIGINT NOT NULL DEFAULT 0,
+	r_size       BIGINT NOT NULL DEFAULT 0,
+	r_at         BIGINT NOT NULL DEFAULT 0,
+	r_index      BIGINT NOT NULL DEFAULT 0,
+	handover_id  TEXT NOT NULL REFERENCES handovers(id),
+	created_at   BIGINT NOT NULL,
+	ledger_index BIGINT NOT NULL
+);
+CREATE INDEX matches_initiator ON matches(initiator, created_at);
+CREATE INDEX matches_responder ON matches(responder, created_at);
+CREATE TABLE match_chunks (
+	match_id TEXT NOT NULL REFERENCES matches(id),
+	party_id TEXT NOT NULL,
+	upload   TEXT NOT NULL,
+	seq      INTEGER NOT NULL,
+	data     BYTEA NOT NULL,
+	PRIMARY KEY (match_id, party_id, upload, seq)
+);
+`},
 }
 
 // migrationLock serialises migrations of one schema across every instance

@@ -223,4 +223,39 @@ CREATE TABLE events (
 	PRIMARY KEY (party_id, seq)
 );
 `,
+	// 5: private matching sessions (package matching) and their round-1
+	// messages in chunks of at most 1 MiB.
+	`
+CREATE TABLE matches (
+	id           TEXT PRIMARY KEY,
+	agreement_id TEXT NOT NULL REFERENCES agreements(id),
+	session_id   BLOB NOT NULL,
+	cap          INTEGER NOT NULL,
+	initiator    TEXT NOT NULL REFERENCES parties(id),
+	responder    TEXT NOT NULL REFERENCES parties(id),
+	i_upload     TEXT NOT NULL DEFAULT '',
+	i_count      INTEGER NOT NULL DEFAULT 0,
+	i_size       INTEGER NOT NULL DEFAULT 0,
+	i_at         INTEGER NOT NULL DEFAULT 0,
+	i_index      INTEGER NOT NULL DEFAULT 0,
+	r_upload     TEXT NOT NULL DEFAULT '',
+	r_count      INTEGER NOT NULL DEFAULT 0,
+	r_size       INTEGER NOT NULL DEFAULT 0,
+	r_at         INTEGER NOT NULL DEFAULT 0,
+	r_index      INTEGER NOT NULL DEFAULT 0,
+	handover_id  TEXT NOT NULL REFERENCES handovers(id),
+	created_at   INTEGER NOT NULL,
+	ledger_index INTEGER NOT NULL
+);
+CREATE INDEX matches_initiator ON matches(initiator, created_at);
+CREATE INDEX matches_responder ON matches(responder, created_at);
+CREATE TABLE match_chunks (
+	match_id TEXT NOT NULL REFERENCES matches(id),
+	party_id TEXT NOT NULL,
+	upload   TEXT NOT NULL,
+	seq      INTEGER NOT NULL,
+	data     BLOB NOT NULL,
+	PRIMARY KEY (match_id, party_id, upload, seq)
+);
+`,
 }

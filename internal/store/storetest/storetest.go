@@ -42,6 +42,7 @@ func Run(t *testing.T, open Opener) {
 		{"DepositRollsBack", testDepositRollsBack},
 		{"Requests", testRequests},
 		{"Events", testEvents},
+		{"Matches", testMatches},
 		{"AgreementLockSerializes", testAgreementLockSerializes},
 		{"LedgerConcurrentAppend", testLedgerConcurrentAppend},
 		{"LedgerRollback", testLedgerRollback},

@@ -1,0 +1,129 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/parley-cti/parley/internal/store"
+)
+
+func (h handle) Matches() store.Matches { return matches(h) }
+
+type matches handle
+
+const matchCols = `id, agreement_id, session_id, cap, initiator, responder,
+	i_upload, i_count, i_size, i_at, i_index, r_upload, r_count, r_size, r_at, r_index,
+	handover_id, created_at, ledger_index`
+
+func scanMatch(sc interface{ Scan(...any) error }) (store.MatchSession, error) {
+	var m store.MatchSession
+	var iAt, rAt, created int64
+	err := sc.Scan(&m.ID, &m.AgreementID, &m.SessionID, &m.Cap, &m.Initiator.PartyID, &m.Responder.PartyID,
+		&m.Initiator.Upload, &m.Initiator.Count, &m.Initiator.Size, &iAt, &m.Initiator.LedgerIndex,
+		&m.Responder.Upload, &m.Responder.Count, &m.Responder.Size, &rAt, &m.Responder.LedgerIndex,
+		&m.HandoverID, &created, &m.LedgerIndex)
+	if err != nil {
+		return store.MatchSession{}, mapErr(err)
+	}
+	m.Initiator.At, m.Responder.At, m.CreatedAt = fromMicros(iAt), fromMicros(rAt), fromMicros(created)
+	return m, nil
+}
+
+func (s matches) Create(ctx context.Context, m store.MatchSession) error {
+	i, r := m.Initiator, m.Responder
+	_, err := s.w.ExecContext(ctx, `INSERT INTO matches(`+matchCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		m.ID, m.AgreementID, m.SessionID, m.Cap, i.PartyID, r.PartyID,
+		i.Upload, i.Count, i.Size, micros(i.At), i.LedgerIndex, r.Upload, r.Count, r.Size, micros(r.At), r.LedgerIndex,
+		m.HandoverID, micros(m.CreatedAt), m.LedgerIndex)
+	if err != nil {
+		return fmt.Errorf("match %s: %w", m.ID, mapErr(err))
+	}
+	return nil
+}
+
+func (s matches) Get(ctx context.Context, id string) (store.MatchSession, error) {
+	m, err := scanMatch(s.r.QueryRowContext(ctx, `SELECT `+matchCols+` FROM matches WHERE id = ?`, id))
+	if err != nil {
+		return store.MatchSession{}, fmt.Errorf("match %s: %w", id, err)
+	}
+	return m, nil
+}
+
+func (s matches) ListByParty(ctx context.Context, partyID, agreementID string) ([]store.MatchSession, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+matchCols+` FROM matches WHERE (initiator = ? OR responder = ?)
+		AND (? = '' OR agreement_id = ?) ORDER BY created_at DESC, id`, partyID, partyID, agreementID, agreementID)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	var out []store.MatchSession
+	for rows.Next() {
+		m, err := scanMatch(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, mapErr(rows.Err())
+}
+
+func (s matches) PutChunk(ctx context.Context, id, partyID, upload string, seq int, data []byte) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO match_chunks(match_id, party_id, upload, seq, data) VALUES (?, ?, ?, ?, ?)`,
+		id, partyID, upload, seq, data)
+	if err != nil {
+		return fmt.Errorf("match %s chunk %d: %w", id, seq, mapErr(err))
+	}
+	return nil
+}
+
+func (s matches) Chunk(ctx context.Context, id, partyID, upload string, seq int) ([]byte, error) {
+	var data []byte
+	err := s.r.QueryRowContext(ctx, `SELECT data FROM match_chunks WHERE match_id = ? AND party_id = ? AND upload = ? AND seq = ?`,
+		id, partyID, upload, seq).Scan(&data)
+	if err != nil {
+		return nil, fmt.Errorf("match %s chunk %d: %w", id, seq, mapErr(err))
+	}
+	return data, nil
+}
+
+func (s matches) CompleteRound1(ctx context.Context, id string, side store.MatchSide) error {
+	m, err := s.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	col := ""
+	switch side.PartyID {
+	case m.Initiator.PartyID:
+		col = "i_"
+		if m.Initiator.Done() {
+			return fmt.Errorf("match %s: round 1 of %s: %w", id, side.PartyID, store.ErrConflict)
+		}
+	case m.Responder.PartyID:
+		col = "r_"
+		if m.Responder.Done() {
+			return fmt.Errorf("match %s: round 1 of %s: %w", id, side.PartyID, store.ErrConflict)
+		}
+	default:
+		return fmt.Errorf("match %s: %s is not a side: %w", id, side.PartyID, store.ErrNotFound)
+	}
+	// The upload = '' condition keeps the first completion if two race
+	// outside a transaction.
+	res, err := s.w.ExecContext(ctx, `UPDATE matches SET `+col+`upload = ?, `+col+`count = ?, `+col+`size = ?, `+col+`at = ?, `+col+`index = ?
+		WHERE id = ? AND `+col+`upload = ''`, side.Upload, side.Count, side.Size, micros(side.At), side.LedgerIndex, id)
+	if err != nil {
+		return mapErr(err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("match %s: round 1 of %s: %w", id, side.PartyID, store.ErrConflict)
+	}
+	return nil
+}
+
+func (s matches) DeleteChunks(ctx context.Context, id, partyID, keep string) (int, error) {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM match_chunks WHERE match_id = ? AND party_id = ? AND upload <> ?`, id, partyID, keep)
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}

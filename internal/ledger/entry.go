@@ -38,6 +38,9 @@ const (
 	KindRequestFulfilled    Kind = "request.fulfilled"
 	KindRequestRefused      Kind = "request.refused"
 	KindRequestOverdue      Kind = "request.overdue"
+
+	KindMatchStarted Kind = "match.started" // a private matching session and the handover escrowing its round 2
+	KindMatchRound1  Kind = "match.round1"  // one side's round-1 message: its element count and digest, no item
 )
 
 var knownKinds = map[Kind]bool{
@@ -48,6 +51,7 @@ var knownKinds = map[Kind]bool{
 	KindHandoverWithdrawn: true, KindHandoverExpired: true, KindHandoverDisputed: true,
 	KindRequestFiled: true, KindRequestAcknowledged: true, KindRequestFulfilled: true,
 	KindRequestRefused: true, KindRequestOverdue: true,
+	KindMatchStarted: true, KindMatchRound1: true,
 }
 
 // Kinds returns every known Kind, for documentation and tests.

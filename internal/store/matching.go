@@ -83,4 +83,7 @@ type Matches interface {
 	// DeleteChunks removes partyID's chunks of every upload except keep
 	// ("": all of them) and reports how many it removed.
 	DeleteChunks(ctx context.Context, id, partyID, keep string) (int, error)
+	// DeleteUpload removes the chunks of one upload attempt (a failed one)
+	// and reports how many it removed.
+	DeleteUpload(ctx context.Context, id, partyID, upload string) (int, error)
 }

@@ -116,3 +116,11 @@ func (s matches) DeleteChunks(ctx context.Context, id, partyID, keep string) (in
 	}
 	return int(tag.RowsAffected()), nil
 }
+
+func (s matches) DeleteUpload(ctx context.Context, id, partyID, upload string) (int, error) {
+	tag, err := s.q.Exec(ctx, `DELETE FROM match_chunks WHERE match_id = $1 AND party_id = $2 AND upload = $3`, id, partyID, upload)
+	if err != nil {
+		return 0, fmt.Errorf("match %s: %w", id, mapErr(err))
+	}
+	return int(tag.RowsAffected()), nil
+}

@@ -127,3 +127,12 @@ func (s matches) DeleteChunks(ctx context.Context, id, partyID, keep string) (in
 	n, _ := res.RowsAffected()
 	return int(n), nil
 }
+
+func (s matches) DeleteUpload(ctx context.Context, id, partyID, upload string) (int, error) {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM match_chunks WHERE match_id = ? AND party_id = ? AND upload = ?`, id, partyID, upload)
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}

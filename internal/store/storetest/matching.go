@@ -97,6 +97,15 @@ func testMatches(t *testing.T, st store.Store) {
 		t.Fatalf("Chunk of the other party: %v", err)
 	}
 
+	if err := ms.PutChunk(ctx, m.ID, a.ID, "up-3", 0, []byte("failed")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := ms.DeleteUpload(ctx, m.ID, a.ID, "up-3"); err != nil || n != 1 {
+		t.Fatalf("DeleteUpload: %d, %v", n, err)
+	}
+	if _, err := ms.Chunk(ctx, m.ID, a.ID, "up-3", 0); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a deleted upload is still there: %v", err)
+	}
 	side := store.MatchSide{PartyID: a.ID, Upload: "up-2", Count: 42, Size: store.MatchChunkSize + 100, At: t0.Add(time.Second), LedgerIndex: 4}
 	err = st.Update(ctx, func(tx store.Handle) error { return tx.Matches().CompleteRound1(ctx, m.ID, side) })
 	if err != nil {

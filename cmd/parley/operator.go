@@ -38,8 +38,14 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	noMigrate := fs.Bool("no-migrate", false, "refuse to start on a database that needs migrating instead of migrating it (SQLite)")
 	migrate := fs.Bool("migrate", false, "apply pending migrations at start; on PostgreSQL serve otherwise refuses an outdated schema (run parley migrate first)")
 	logFormat := fs.String("log-format", env("log-format", "text"), "log format: text or json")
+	configPath := fs.String("config", env("config", ""), "settings file: key = value lines or a JSON object (flags and PARLEY_* win)")
 	if _, err := parse(fs, args); err != nil {
 		return err
+	}
+	if *configPath != "" {
+		if err := applyConfigFile(fs, *configPath); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
 	}
 	cfg.Migrate = serveMigrates(cfg.DB, *migrate, *noMigrate)
 	var h slog.Handler = slog.NewTextHandler(stderr, nil)

@@ -87,6 +87,12 @@ func (s *Server) Register(mux Mux) {
 		"POST /api/v1/requests/{id}/refuse":     s.refuseRequest,
 		"GET /api/v1/agreements/{id}/requests":  s.requestStats,
 		"GET /api/v1/events":                    s.events,
+		// Private matching (issue 8).
+		"POST /api/v1/matches":                 s.startMatch,
+		"GET /api/v1/matches":                  s.listMatches,
+		"GET /api/v1/matches/{id}":             s.getMatch,
+		"PUT /api/v1/matches/{id}/round1":      s.putRound1,
+		"GET /api/v1/matches/{id}/round1/peer": s.peerRound1,
 	}
 	for pattern, h := range routes {
 		mux.Handle(pattern, s.wrap(h))

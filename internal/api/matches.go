@@ -1,0 +1,188 @@
+package api
+
+import (
+	"encoding/hex"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/parley-cti/parley/internal/matching"
+	"github.com/parley-cti/parley/internal/party"
+	"github.com/parley-cti/parley/internal/store"
+)
+
+// MatchCountHeader carries the element count of a streamed round-1
+// message.
+const MatchCountHeader = "X-Parley-Match-Count"
+
+func (s *Server) matches() *matching.Service {
+	m := matching.New(s.st, s.ex)
+	m.Log = s.log
+	return m
+}
+
+// Round1View is one side's finished round 1: what the server learned.
+type Round1View struct {
+	Count       int64     `json:"count"`
+	Bytes       int64     `json:"bytes"`
+	At          time.Time `json:"at"`
+	LedgerIndex int64     `json:"ledger_index"`
+}
+
+// MatchView is the JSON form of a matching session.
+type MatchView struct {
+	ID              string      `json:"id"`
+	Agreement       string      `json:"agreement"`
+	SessionID       string      `json:"session_id"` // hex, 32 bytes
+	Cap             int64       `json:"cap"`
+	Initiator       string      `json:"initiator"`
+	Responder       string      `json:"responder"`
+	Handover        string      `json:"handover"`
+	State           string      `json:"state"`
+	Deadline        time.Time   `json:"deadline"`
+	CreatedAt       time.Time   `json:"created_at"`
+	InitiatorRound1 *Round1View `json:"initiator_round1,omitempty"`
+	ResponderRound1 *Round1View `json:"responder_round1,omitempty"`
+	LedgerIndex     int64       `json:"ledger_index"`
+}
+
+// Session states as the API shows them, derived from the session and its
+// handover.
+const (
+	MatchRound1   = "round1"   // waiting for one or both round-1 messages
+	MatchRound2   = "round2"   // both round 1 in; round 2 through the handover
+	MatchReleased = "released" // both round-2 messages released
+	MatchExpired  = "expired"  // the deadline passed first
+)
+
+func round1View(side store.MatchSide) *Round1View {
+	if !side.Done() {
+		return nil
+	}
+	return &Round1View{Count: side.Count, Bytes: side.Size, At: side.At, LedgerIndex: side.LedgerIndex}
+}
+
+func matchView(v matching.View) MatchView {
+	m, h := v.Session, v.Handover
+	state := MatchRound1
+	switch {
+	case h.State == store.HandoverReleased:
+		state = MatchReleased
+	case h.State != store.HandoverAccepted:
+		state = MatchExpired
+	case m.Initiator.Done() && m.Responder.Done():
+		state = MatchRound2
+	}
+	return MatchView{ID: m.ID, Agreement: m.AgreementID, SessionID: hex.EncodeToString(m.SessionID), Cap: m.Cap,
+		Initiator: m.Initiator.PartyID, Responder: m.Responder.PartyID, Handover: m.HandoverID, State: state,
+		Deadline: h.Deadline, CreatedAt: m.CreatedAt, InitiatorRound1: round1View(m.Initiator), ResponderRound1: round1View(m.Responder),
+		LedgerIndex: m.LedgerIndex}
+}
+
+// matchErr maps package matching's sentinels to API errors; anything else
+// goes on to writeError (store and exchange sentinels, 500s).
+func matchErr(err error) error {
+	msg := err.Error()
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, matching.ErrNotFound):
+		return apiErr(http.StatusNotFound, "not_found", "the resource does not exist or you do not have access to it")
+	case errors.Is(err, matching.ErrOverCap):
+		return apiErr(http.StatusRequestEntityTooLarge, "over_cap", msg)
+	case errors.Is(err, matching.ErrInvalid):
+		return apiErr(http.StatusBadRequest, "invalid", msg)
+	case errors.Is(err, matching.ErrForbidden):
+		return apiErr(http.StatusForbidden, "forbidden", msg)
+	case errors.Is(err, matching.ErrNotReady):
+		return apiErr(http.StatusConflict, "not_ready", msg)
+	case errors.Is(err, matching.ErrConflict):
+		return apiErr(http.StatusConflict, "conflict", msg)
+	}
+	return err
+}
+
+func (s *Server) startMatch(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	var in struct {
+		Agreement string `json:"agreement"`
+	}
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	if in.Agreement == "" {
+		return apiErr(http.StatusBadRequest, "invalid", "name the agreement: {\"agreement\": \"agreement--...\"}")
+	}
+	res, err := s.matches().Start(r.Context(), p, in.Agreement)
+	if err != nil {
+		return matchErr(err)
+	}
+	receipt(w, res.LedgerIndex)
+	writeJSON(w, http.StatusCreated, matchView(matching.View{Session: res.Session, Handover: res.Handover}))
+	return nil
+}
+
+func (s *Server) listMatches(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	vs, err := s.matches().List(r.Context(), p, r.URL.Query().Get("agreement"))
+	if err != nil {
+		return matchErr(err)
+	}
+	out := []MatchView{}
+	for _, v := range vs {
+		out = append(out, matchView(v))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"matches": out})
+	return nil
+}
+
+func (s *Server) getMatch(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	v, err := s.matches().Get(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		return matchErr(err)
+	}
+	writeJSON(w, http.StatusOK, matchView(v))
+	return nil
+}
+
+// putRound1 streams the body into the store; the body's size is bounded by
+// the header's element count, which the service checks against the cap
+// before reading further.
+func (s *Server) putRound1(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, _ := mime.ParseMediaType(ct); mt != MediaSealed {
+			return apiErr(http.StatusUnsupportedMediaType, "unsupported_media_type",
+				"send the round-1 message as application/octet-stream, not "+strconv.Quote(ct))
+		}
+	}
+	res, err := s.matches().PutRound1(r.Context(), p, r.PathValue("id"), r.Body)
+	if err != nil {
+		return matchErr(err)
+	}
+	receipt(w, res.LedgerIndex)
+	v, err := s.matches().Get(r.Context(), p, res.Session.ID)
+	if err != nil {
+		return matchErr(err)
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"match": matchView(v), "count": res.Count, "bytes": res.Size,
+		"sha256": res.SHA256, "ledger_index": res.LedgerIndex})
+	return nil
+}
+
+func (s *Server) peerRound1(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	m, err := s.matches().OpenPeerRound1(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		return matchErr(err)
+	}
+	w.Header().Set("Content-Type", MediaSealed)
+	w.Header().Set("Content-Length", strconv.FormatInt(m.Size, 10))
+	w.Header().Set(MatchCountHeader, strconv.FormatInt(m.Count, 10))
+	w.WriteHeader(http.StatusOK)
+	if _, err := io.Copy(w, m); err != nil {
+		// The status is sent; a short body is what the client sees (its
+		// length and digest checks fail).
+		s.log.WarnContext(r.Context(), "matching: streaming round 1 failed", "match", r.PathValue("id"), "err", err)
+	}
+	return nil
+}

@@ -1,0 +1,309 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"net/http"
+	"net/url"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/parley-cti/parley/internal/match"
+)
+
+// Match is a private matching session as the management API returns it.
+type Match struct {
+	ID              string       `json:"id"`
+	Agreement       string       `json:"agreement"`
+	SessionID       string       `json:"session_id"`
+	Cap             int64        `json:"cap"`
+	Initiator       string       `json:"initiator"`
+	Responder       string       `json:"responder"`
+	Handover        string       `json:"handover"`
+	State           string       `json:"state"` // round1, round2, released, expired
+	Deadline        time.Time    `json:"deadline"`
+	CreatedAt       time.Time    `json:"created_at"`
+	InitiatorRound1 *MatchRound1 `json:"initiator_round1,omitempty"`
+	ResponderRound1 *MatchRound1 `json:"responder_round1,omitempty"`
+	LedgerIndex     int64        `json:"ledger_index"`
+	Receipt         Receipt      `json:"-"`
+}
+
+// MatchRound1 is what the server learned of one side's round 1.
+type MatchRound1 struct {
+	Count       int64     `json:"count"`
+	Bytes       int64     `json:"bytes"`
+	At          time.Time `json:"at"`
+	LedgerIndex int64     `json:"ledger_index"`
+}
+
+// Round1Result is the server's answer to a round-1 upload.
+type Round1Result struct {
+	Match       Match  `json:"match"`
+	Count       int64  `json:"count"`
+	Bytes       int64  `json:"bytes"`
+	SHA256      string `json:"sha256"`
+	LedgerIndex int64  `json:"ledger_index"`
+}
+
+// StartMatch opens a matching session under an agreement; the caller is its
+// initiator.
+func (c *Client) StartMatch(ctx context.Context, agreementID string) (*Match, error) {
+	var m Match
+	rc, err := c.call(ctx, http.MethodPost, "/api/v1/matches", map[string]string{"agreement": agreementID}, &m)
+	m.Receipt = rc
+	return &m, err
+}
+
+// Matches lists the caller's sessions (agreement optional).
+func (c *Client) Matches(ctx context.Context, agreementID string) ([]Match, error) {
+	var out struct {
+		Matches []Match `json:"matches"`
+	}
+	path := "/api/v1/matches"
+	if agreementID != "" {
+		path += "?agreement=" + url.QueryEscape(agreementID)
+	}
+	_, err := c.callRaw(ctx, http.MethodGet, path, &out)
+	return out.Matches, err
+}
+
+// Match returns one session.
+func (c *Client) Match(ctx context.Context, id string) (*Match, error) {
+	var m Match
+	_, err := c.call(ctx, http.MethodGet, "/api/v1/matches/"+url.PathEscape(id), nil, &m)
+	return &m, err
+}
+
+// PutRound1 uploads the caller's round-1 message, streaming it from r.
+func (c *Client) PutRound1(ctx context.Context, id string, r io.Reader) (*Round1Result, error) {
+	req, err := c.manageRequest(ctx, http.MethodPut, "/api/v1/matches/"+url.PathEscape(id)+"/round1", r)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	var out Round1Result
+	_, err = c.send(req, &out, nil)
+	return &out, err
+}
+
+// PeerRound1 streams the other side's round-1 message to fn. It fails with
+// an *APIError of code "not_ready" until both sides have sent round 1.
+func (c *Client) PeerRound1(ctx context.Context, id string, fn func(r io.Reader) error) error {
+	req, err := c.manageRequest(ctx, http.MethodGet, "/api/v1/matches/"+url.PathEscape(id)+"/round1/peer", nil)
+	if err != nil {
+		return err
+	}
+	_, err = c.send(req, nil, func(resp *http.Response) error { return fn(resp.Body) })
+	return err
+}
+
+// MatchOptions configure one side's run of the whole protocol.
+type MatchOptions struct {
+	// Agreement starts a new session under it, unless Session names one
+	// to join.
+	Agreement string
+	Session   string
+	// Items yields the caller's wanted list; it is iterated twice (for
+	// round 1 and to name the matches), so it must yield the same items
+	// in the same order each time.
+	Items func() iter.Seq[match.Item]
+	// Identity opens the other side's round 2, sealed to the caller's
+	// registered sealing key.
+	Identity age.Identity
+	// Poll is how often to look whether the other side has moved
+	// (default 250 ms).
+	Poll time.Duration
+	// OnSession, when set, is called once the session is known (so the
+	// caller can tell the other side which session to join).
+	OnSession func(Match)
+	// Progress, when set, is told each step as it starts.
+	Progress func(step string)
+}
+
+// MatchOutcome is what one side learned.
+type MatchOutcome struct {
+	Session   Match
+	Matched   []match.Item // the caller's own items the other side also holds, in list order
+	Indices   []int        // their positions in the list
+	OwnCount  int64        // distinct elements the caller sent
+	PeerCount int64        // elements the other side sent
+}
+
+// ErrMatchAborted reports a session that ended before both round-2
+// messages were released.
+var ErrMatchAborted = errors.New("the matching session ended without release")
+
+// RunMatch runs the whole protocol for the caller: start (or join) the
+// session, send round 1, wait for the other side's, compute and deposit
+// round 2 sealed to the other side, wait for the escrow to release both,
+// and compute the matches. Round 1 streams to the server as it is written;
+// the round-2 messages are held in memory (16 bytes per element).
+func (c *Client) RunMatch(ctx context.Context, opt MatchOptions) (*MatchOutcome, error) {
+	step := func(s string) {
+		if opt.Progress != nil {
+			opt.Progress(s)
+		}
+	}
+	poll := opt.Poll
+	if poll <= 0 {
+		poll = 250 * time.Millisecond
+	}
+	if opt.Items == nil || opt.Identity == nil {
+		return nil, errors.New("client: RunMatch needs Items and Identity")
+	}
+	me, err := c.Me(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var m *Match
+	if opt.Session != "" {
+		m, err = c.Match(ctx, opt.Session)
+	} else if opt.Agreement != "" {
+		m, err = c.StartMatch(ctx, opt.Agreement)
+	} else {
+		err = errors.New("client: RunMatch needs an agreement to start a session or a session to join")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if opt.OnSession != nil {
+		opt.OnSession(*m)
+	}
+	sid, err := hex.DecodeString(m.SessionID)
+	if err != nil {
+		return nil, fmt.Errorf("%w: session id %q", ErrProtocol, m.SessionID)
+	}
+	cfg := match.Config{SessionID: sid, Self: me.PartyID, MaxElements: int(m.Cap)}
+	switch me.PartyID {
+	case m.Initiator:
+		cfg.Role, cfg.Peer = match.RoleInitiator, m.Responder
+	case m.Responder:
+		cfg.Role, cfg.Peer = match.RoleResponder, m.Initiator
+	default:
+		return nil, fmt.Errorf("%w: %s is not a side of session %s", ErrProtocol, me.PartyID, m.ID)
+	}
+	s, err := match.NewSession(cfg)
+	if err != nil {
+		return nil, err
+	}
+
+	// Round 1 streams through a pipe into the upload.
+	step("round 1: hashing, blinding and sending")
+	pr, pw := io.Pipe()
+	var order *match.Order
+	done := make(chan error, 1)
+	go func() {
+		o, err := s.Round1(ctx, opt.Items(), pw)
+		order = o
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	r1, err := c.PutRound1(ctx, m.ID, pr)
+	pr.CloseWithError(errors.New("upload ended"))
+	if rerr := <-done; rerr != nil {
+		return nil, fmt.Errorf("round 1: %w", rerr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("round 1 upload: %w", err)
+	}
+	out := &MatchOutcome{OwnCount: r1.Count}
+
+	step("waiting for the other side's round 1")
+	var own2 bytes.Buffer
+	for {
+		err = c.PeerRound1(ctx, m.ID, func(r io.Reader) error {
+			step("round 2: blinding the other side's elements")
+			return s.Round2(ctx, r, &own2)
+		})
+		var ae *APIError
+		if errors.As(err, &ae) && ae.Code == "not_ready" {
+			if err := sleep(ctx, poll); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("round 2: %w", err)
+		}
+		break
+	}
+	pub, err := c.CurrentKey(ctx, cfg.Peer)
+	if err != nil {
+		return nil, fmt.Errorf("fetching %s's sealing key: %w", cfg.Peer, err)
+	}
+	ct, sum, err := Seal(own2.Bytes(), pub.SealingRecipient)
+	if err != nil {
+		return nil, err
+	}
+	step("round 2: depositing in escrow")
+	dep, err := c.DepositSealed(ctx, m.Handover, ct, sum, DepositOptions{Agreement: m.Agreement})
+	if err != nil {
+		return nil, fmt.Errorf("round 2 deposit: %w", err)
+	}
+	ct = nil
+	if !dep.Released {
+		step("waiting for the escrow to release both round-2 messages")
+		for {
+			h, err := c.Handover(ctx, m.Handover)
+			if err != nil {
+				return nil, err
+			}
+			if h.State == "released" {
+				break
+			}
+			if h.State != "accepted" {
+				return nil, fmt.Errorf("%w: handover %s is %s", ErrMatchAborted, h.ID, h.State)
+			}
+			if err := sleep(ctx, poll); err != nil {
+				return nil, err
+			}
+		}
+	}
+	step("computing the matches")
+	d, err := c.FetchDeposit(ctx, m.Handover, "")
+	if err != nil {
+		return nil, fmt.Errorf("fetching the other side's round 2: %w", err)
+	}
+	peer2, err := age.Decrypt(bytes.NewReader(d.Content), opt.Identity)
+	if err != nil {
+		return nil, fmt.Errorf("opening the other side's round 2: %w", err)
+	}
+	idx, err := s.Result(ctx, order, bytes.NewReader(own2.Bytes()), peer2)
+	if err != nil {
+		return nil, fmt.Errorf("result: %w", err)
+	}
+	out.Indices = idx
+	out.PeerCount = int64(own2.Len()-match.HeaderSize-32) / 16
+	want := 0
+	i := 0
+	for it := range opt.Items() {
+		if want < len(idx) && idx[want] == i {
+			out.Matched = append(out.Matched, it)
+			want++
+		}
+		i++
+	}
+	if fresh, err := c.Match(ctx, m.ID); err == nil {
+		m = fresh
+	}
+	out.Session = *m
+	return out, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

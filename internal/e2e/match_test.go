@@ -1,0 +1,135 @@
+package e2e
+
+import (
+	"fmt"
+	"iter"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parley-cti/parley/internal/client"
+	"github.com/parley-cti/parley/internal/match"
+)
+
+// matchWorld is two parties under an agreement in force with a match cap.
+type matchWorld struct {
+	s         *Server
+	a, b      *Party
+	agreement string
+}
+
+func newMatchWorld(t testing.TB, matchCap int) *matchWorld {
+	t.Helper()
+	s := Start(t)
+	a, b := s.NewParty(t, "alpha"), s.NewParty(t, "bravo")
+	d := Document(t, a, b, func(m map[string]any) { m["match_cap"] = matchCap })
+	Activate(t, a, b, d)
+	return &matchWorld{s: s, a: a, b: b, agreement: d.ID}
+}
+
+func itemsOf(list []match.Item) func() iter.Seq[match.Item] {
+	return func() iter.Seq[match.Item] { return slices.Values(list) }
+}
+
+// emails returns n e-mail addresses prefix0@... prefix(n-1)@..., written
+// with varying case and spacing so that normalization has to agree.
+func emails(prefix string, lo, hi int) []match.Item {
+	var out []match.Item
+	for i := lo; i < hi; i++ {
+		v := fmt.Sprintf("%s%d@example.org", prefix, i)
+		if i%3 == 0 {
+			v = fmt.Sprintf("  %s%d@EXAMPLE.org ", prefix, i)
+		}
+		out = append(out, match.Item{Kind: match.KindEmail, Value: v})
+	}
+	return out
+}
+
+// runBoth runs the protocol for both sides at once: a starts, b joins.
+func (w *matchWorld) runBoth(t testing.TB, xs, ys []match.Item) (ra, rb *client.MatchOutcome) {
+	t.Helper()
+	started := make(chan string, 1)
+	var wg sync.WaitGroup
+	var errA, errB error
+	wg.Go(func() {
+		ra, errA = w.a.C.RunMatch(ctx, client.MatchOptions{Agreement: w.agreement, Items: itemsOf(xs), Identity: w.a.Keys.Sealing,
+			Poll: 20 * time.Millisecond, OnSession: func(m client.Match) { started <- m.ID }})
+		if errA != nil {
+			close(started)
+		}
+	})
+	wg.Go(func() {
+		id, ok := <-started
+		if !ok {
+			errB = fmt.Errorf("alpha never started a session")
+			return
+		}
+		rb, errB = w.b.C.RunMatch(ctx, client.MatchOptions{Session: id, Items: itemsOf(ys), Identity: w.b.Keys.Sealing, Poll: 20 * time.Millisecond})
+	})
+	wg.Wait()
+	if errA != nil || errB != nil {
+		t.Fatalf("alpha: %v; bravo: %v", errA, errB)
+	}
+	return ra, rb
+}
+
+func it(k match.Kind, v string) match.Item { return match.Item{Kind: k, Value: v} }
+
+func values(items []match.Item) []string {
+	out := []string{}
+	for _, it := range items {
+		out = append(out, it.Value)
+	}
+	return out
+}
+
+// TestMatchKnownIntersections runs whole sessions through the real server
+// and checks each side learns exactly its own items the other holds.
+func TestMatchKnownIntersections(t *testing.T) {
+	w := newMatchWorld(t, 1000)
+	tests := []struct {
+		name       string
+		xs, ys     []match.Item
+		wantA      []match.Item // alpha's items bravo holds
+		wantB      []match.Item
+		sizeA      int64 // distinct elements alpha sends
+		sizeB      int64
+		duplicates bool
+	}{
+		{name: "empty", xs: emails("a", 0, 20), ys: emails("b", 0, 30), sizeA: 20, sizeB: 30},
+		{name: "full", xs: emails("x", 0, 25), ys: emails("x", 0, 25), wantA: emails("x", 0, 25), wantB: emails("x", 0, 25), sizeA: 25, sizeB: 25},
+		{name: "partial", xs: emails("x", 0, 40), ys: slices.Concat(emails("x", 30, 50), emails("y", 0, 10)),
+			wantA: emails("x", 30, 40), wantB: emails("x", 30, 40), sizeA: 40, sizeB: 30},
+		{name: "different sizes", xs: emails("x", 0, 5), ys: slices.Concat(emails("y", 0, 200), emails("x", 3, 4)),
+			wantA: emails("x", 3, 4), wantB: emails("x", 3, 4), sizeA: 5, sizeB: 201},
+		{name: "one side empty", xs: nil, ys: emails("x", 0, 10), sizeA: 0, sizeB: 10},
+		{name: "mixed kinds", xs: []match.Item{it(match.KindIPv6, "2001:DB8::1"), it(match.KindDomain, "Evil.Example"), it(match.KindAlias, "Dread Pirate"), it(match.KindSHA256, "AB" + fmt.Sprintf("%062x", 7))},
+			ys:    []match.Item{it(match.KindIPv6, "2001:db8:0:0::1"), it(match.KindAlias, "evil.example"), it(match.KindSHA256, "ab" + fmt.Sprintf("%062x", 7))},
+			wantA: []match.Item{it(match.KindIPv6, "2001:DB8::1"), it(match.KindSHA256, "AB" + fmt.Sprintf("%062x", 7))},
+			wantB: []match.Item{it(match.KindIPv6, "2001:db8:0:0::1"), it(match.KindSHA256, "ab" + fmt.Sprintf("%062x", 7))}, sizeA: 4, sizeB: 3},
+		{name: "duplicates in a list", xs: slices.Concat(emails("x", 0, 3), emails("x", 0, 3)), ys: emails("x", 2, 5),
+			wantA: []match.Item{emails("x", 2, 3)[0], emails("x", 2, 3)[0]}, wantB: emails("x", 2, 3), sizeA: 3, sizeB: 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ra, rb := w.runBoth(t, tc.xs, tc.ys)
+			if got, want := values(ra.Matched), values(tc.wantA); !slices.Equal(got, want) {
+				t.Errorf("alpha learned %q, want %q", got, want)
+			}
+			if got, want := values(rb.Matched), values(tc.wantB); !slices.Equal(got, want) {
+				t.Errorf("bravo learned %q, want %q", got, want)
+			}
+			// What the server learned: the two sizes, in the session and
+			// the ledger receipts.
+			m := ra.Session
+			if m.State != "released" || m.InitiatorRound1 == nil || m.ResponderRound1 == nil ||
+				m.InitiatorRound1.Count != tc.sizeA || m.ResponderRound1.Count != tc.sizeB {
+				t.Errorf("session after the run: %+v (round 1: %+v / %+v)", m, m.InitiatorRound1, m.ResponderRound1)
+			}
+			if ra.OwnCount != tc.sizeA || ra.PeerCount != tc.sizeB || rb.OwnCount != tc.sizeB || rb.PeerCount != tc.sizeA {
+				t.Errorf("counts: alpha %d/%d, bravo %d/%d", ra.OwnCount, ra.PeerCount, rb.OwnCount, rb.PeerCount)
+			}
+		})
+	}
+}

@@ -91,11 +91,16 @@ type Summary struct {
 	LedgerSize   int64
 	Verifies     int // `parley verify` runs passed
 	Duration     time.Duration
+	// Where the time went: the workload until each kill, restarts until
+	// /readyz, the checks after each restart, the final check of
+	// everything, and `parley verify`.
+	Workload, Startup, Checking, Final, Verifying time.Duration
 }
 
 func (s Summary) String() string {
-	return fmt.Sprintf("%d kills while serving (+%d during start-up), %d restarts; %d POSTs acknowledged holding %d object versions, %d signatures acknowledged, %d writes in flight at a kill; %d reads; %d checks passed, %d checkpoints kept, ledger size %d, %d parley verify runs; %s",
-		s.Kills, s.StartupKills, s.Restarts, s.Posts, s.Versions, s.Signatures, s.Unacked, s.Reads, s.Checks, s.Checkpoints, s.LedgerSize, s.Verifies, s.Duration.Round(time.Millisecond))
+	return fmt.Sprintf("%d kills while serving (+%d during start-up), %d restarts; %d POSTs acknowledged holding %d object versions, %d signatures acknowledged, %d writes in flight at a kill; %d reads; %d checks passed, %d checkpoints kept, ledger size %d, %d parley verify runs; %s (workload %s, restarts %s, checks %s, final check %s, verify %s)",
+		s.Kills, s.StartupKills, s.Restarts, s.Posts, s.Versions, s.Signatures, s.Unacked, s.Reads, s.Checks, s.Checkpoints, s.LedgerSize, s.Verifies,
+		s.Duration.Round(time.Millisecond), s.Workload.Round(time.Millisecond), s.Startup.Round(time.Millisecond), s.Checking.Round(time.Millisecond), s.Final.Round(time.Millisecond), s.Verifying.Round(time.Millisecond))
 }
 
 // Build compiles cmd/parley under root into dir (without -race: the server

@@ -50,6 +50,7 @@ type model struct {
 	statuses []ackedStatus
 	sigs     []ackedSig
 	posts    int
+	postTime time.Duration // summed latency of acknowledged POSTs
 	unacked  int
 	reads    int
 }
@@ -59,10 +60,11 @@ func newModel() *model {
 }
 
 // ack records an acknowledged POST.
-func (m *model) ack(coll string, objs []sent, st ackedStatus, rc receipt) {
+func (m *model) ack(coll string, objs []sent, st ackedStatus, rc receipt, took time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.posts++
+	m.postTime += took
 	for _, o := range objs {
 		if !o.valid {
 			continue

@@ -39,7 +39,6 @@ type harness struct {
 	versionsChecked    int
 	statusesChecked    int
 	sigsChecked        int
-	lastVerifyAt       int
 }
 
 // agreementState is the agreement the two parties exchange under.
@@ -106,15 +105,20 @@ func (h *harness) run(ctx context.Context) error {
 	if err := h.check(ctx, s, false); err != nil {
 		return err
 	}
+	began := time.Now()
+	lastPosts, lastTook := 0, time.Duration(0)
 	for h.sum.Kills < h.cfg.Kills {
 		if !h.cfg.Deadline.IsZero() && time.Now().After(h.cfg.Deadline) {
 			h.logf("deadline reached after %d kills", h.sum.Kills)
 			break
 		}
+		t0 := time.Now()
 		if err := h.live(ctx, s); err != nil {
 			return err
 		}
 		h.sum.Kills++
+		t1 := time.Now()
+		h.sum.Workload += t1.Sub(t0)
 		if h.cfg.StartupKillRate > 0 && h.rng.Float64() < h.cfg.StartupKillRate {
 			if _, err := h.start(ctx, time.Duration(1+h.rng.IntN(60))*time.Millisecond); err != nil {
 				return err
@@ -125,21 +129,31 @@ func (h *harness) run(ctx context.Context) error {
 			return err
 		}
 		h.sum.Restarts++
+		t2 := time.Now()
+		h.sum.Startup += t2.Sub(t1)
 		if err := h.check(ctx, s, false); err != nil {
 			return err
 		}
+		h.sum.Checking += time.Since(t2)
 		if h.cfg.VerifyEvery > 0 && h.sum.Restarts%h.cfg.VerifyEvery == 0 {
 			if err := h.verify(ctx, s); err != nil {
 				return err
 			}
 		}
 		if h.sum.Kills%10 == 0 {
-			h.logf("%d kills, %d versions acknowledged, ledger size %d", h.sum.Kills, len(h.m.acked), h.led.size)
+			h.m.mu.Lock()
+			posts, took := h.m.posts-lastPosts, h.m.postTime-lastTook
+			lastPosts, lastTook = h.m.posts, h.m.postTime
+			h.logf("%d kills, %d versions acknowledged, ledger size %d; last 10 lives: %d POSTs acknowledged, mean latency %s; %s so far",
+				h.sum.Kills, len(h.m.acked), h.led.size, posts, (took / time.Duration(max(posts, 1))).Round(time.Microsecond), time.Since(began).Round(time.Second))
+			h.m.mu.Unlock()
 		}
 	}
+	t := time.Now()
 	if err := h.check(ctx, s, true); err != nil {
 		return err
 	}
+	h.sum.Final = time.Since(t)
 	if err := h.verify(ctx, s); err != nil {
 		return err
 	}
@@ -290,6 +304,7 @@ func (h *harness) agree(ctx context.Context, l *life) error {
 // verify runs `parley verify` as each party, keeping each one's verifier
 // state (pinned key, last checkpoint) across runs like a real party would.
 func (h *harness) verify(ctx context.Context, s *server) error {
+	defer func(t time.Time) { h.sum.Verifying += time.Since(t) }(time.Now())
 	for _, p := range []*partyState{h.alpha, h.bravo} {
 		cmd := exec.CommandContext(ctx, h.bin, "verify", "--server", s.base, "--token", p.token, "--log-key", h.vkey, "--settle", "20s")
 		cmd.Env = append(os.Environ(), "PARLEY_CONFIG="+filepath.Join(h.cfg.Dir, "verify-"+p.name, "profiles.json"))

@@ -140,6 +140,7 @@ func (l *life) post(ctx context.Context, p *partyState, root, coll string, objs 
 		body.Write(o.raw)
 	}
 	body.WriteString(`]}`)
+	t0 := time.Now()
 	code, hd, b, err := l.send(ctx, p, http.MethodPost, "/taxii2/"+root+"/collections/"+coll+"/objects/", mediaTAXII, body.Bytes())
 	m := l.h.m
 	if err != nil {
@@ -183,7 +184,7 @@ func (l *life) post(ctx context.Context, p *partyState, root, coll string, objs 
 			ErrInvariant, coll, st.ID, st.Status, st.FailureCount, refused, st.TotalCount, len(objs), st.Failures)
 	}
 	m.ack(coll, objs, ackedStatus{party: p, root: root, id: st.ID, total: st.TotalCount, successes: st.SuccessCount},
-		receipt{index: idx, kind: ledger.KindFeedBatch, subject: "status--" + st.ID})
+		receipt{index: idx, kind: ledger.KindFeedBatch, subject: "status--" + st.ID}, time.Since(t0))
 	return nil
 }
 

@@ -17,9 +17,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/parley-cti/parley/internal/agreement"
@@ -288,13 +290,14 @@ func (s *Service) Ingest(ctx context.Context, p party.Principal, apiRoot, collec
 	now := s.now().Truncate(time.Microsecond)
 	status := store.Status{ID: party.NewID(""), APIRoot: apiRoot, PartyID: p.PartyID, Status: "complete",
 		RequestTimestamp: now, TotalCount: len(raws)}
+	results := parseAll(raws)
 	objs := make([]store.Object, 0, len(raws))
 	parsed := make([]*stix.Object, 0, len(raws))
 	var invalid []store.StatusDetail
-	for i, raw := range raws {
-		o, err := stix.ParseObject(raw)
+	for i, r := range results {
+		o, err := r.obj, r.err
 		if err != nil {
-			invalid = append(invalid, failure(i, raw, err))
+			invalid = append(invalid, failure(i, raws[i], err))
 			continue
 		}
 		v := o.Modified
@@ -370,7 +373,7 @@ func (s *Service) Ingest(ctx context.Context, p party.Principal, apiRoot, collec
 				if ord > 0 {
 					credited++
 				} else if d.Message == "" {
-					d.Message = "already contributed under this agreement; earns no credit"
+					d.Message = "you already gave or received this object under this agreement; it earns no credit"
 				}
 			}
 			status.Successes = append(status.Successes, d)
@@ -400,6 +403,39 @@ func (s *Service) Ingest(ctx context.Context, p party.Principal, apiRoot, collec
 		return IngestResult{}, err
 	}
 	return IngestResult{Status: status, LedgerIndex: index}, nil
+}
+
+type parseResult struct {
+	obj *stix.Object
+	err error
+}
+
+// parseAll validates raws on every core: validation is the CPU-heavy part
+// of ingest and needs no lock, while the store's writes are serial anyway.
+// Results keep the request's order.
+func parseAll(raws []json.RawMessage) []parseResult {
+	out := make([]parseResult, len(raws))
+	workers := runtime.GOMAXPROCS(0)
+	if len(raws) < 64 || workers < 2 {
+		for i, raw := range raws {
+			out[i].obj, out[i].err = stix.ParseObject(raw)
+		}
+		return out
+	}
+	var wg sync.WaitGroup
+	chunk := (len(raws) + workers - 1) / workers
+	for lo := 0; lo < len(raws); lo += chunk {
+		hi := min(lo+chunk, len(raws))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				out[i].obj, out[i].err = stix.ParseObject(raws[i])
+			}
+		}()
+	}
+	wg.Wait()
+	return out
 }
 
 // record appends a ledger entry inside the transaction of the change it

@@ -185,10 +185,14 @@ type Balance struct {
 // first under an agreement (its ordinal in that party's publish order) and
 // how far each party's reading has been released.
 type Credits interface {
-	// Contribute records that party contributed objectID under agreement.
-	// If the agreement already has that object (from either party) it
-	// returns 0 and records nothing; otherwise the new ordinal, 1-based,
-	// in that party's publish order.
+	// Contribute records that party contributed objectID under agreement
+	// and returns its new ordinal, 1-based, in that party's publish order.
+	// It returns 0 and records nothing when the object is already known to
+	// the party: it contributed it before, or the counterpart did and it is
+	// within what has been released to the party. A counterpart's object
+	// not released to the party earns credit like any other, so that the
+	// outcome never tells a party what the other holds. Callers hold the
+	// agreement's Lock.
 	Contribute(ctx context.Context, agreementID, partyID, objectID string, weight float64, at time.Time) (int64, error)
 	// Balance returns party's standing; credits count contributions at or
 	// after since (zero: all).

@@ -192,12 +192,18 @@ type credits handle
 // Agreements.Lock would get ErrConflict; the exchange always holds it.
 func (s credits) Contribute(ctx context.Context, agreementID, partyID, objectID string, weight float64, at time.Time) (int64, error) {
 	var ord int64
+	// Earns nothing when known to this party: its own earlier contribution
+	// (the conflict), or the counterpart's within what was released to it.
+	// An unreleased counterpart object earns credit, or the answer would
+	// tell the party what the counterpart holds.
 	err := s.q.QueryRow(ctx, `INSERT INTO agreement_credits(agreement_id, object_id, party_id, ord, weight, added_at)
-		SELECT $1, $2, $3, coalesce(max(ord), 0) + 1, $4, $5 FROM agreement_credits WHERE agreement_id = $1 AND party_id = $3
-		ON CONFLICT (agreement_id, object_id) DO NOTHING
+		SELECT $1, $2, $3, coalesce((SELECT max(ord) FROM agreement_credits WHERE agreement_id = $1 AND party_id = $3), 0) + 1, $4, $5
+		WHERE NOT EXISTS (SELECT 1 FROM agreement_credits c JOIN agreement_released r ON r.agreement_id = c.agreement_id AND r.reader = $3
+			WHERE c.agreement_id = $1 AND c.object_id = $2 AND c.party_id <> $3 AND c.ord <= r.up_to)
+		ON CONFLICT (agreement_id, object_id, party_id) DO NOTHING
 		RETURNING ord`, agreementID, objectID, partyID, weight, micros(at)).Scan(&ord)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, nil // not new to the agreement: earns nothing
+		return 0, nil // known to this party: earns nothing
 	}
 	if err != nil {
 		return 0, fmt.Errorf("agreement %s credit: %w", agreementID, mapErr(err))

@@ -42,6 +42,9 @@ var loadable = []loadTable{
 		"acknowledged_at", "answered_at", "ground", "ground_text", "handover_id", "ack_overdue", "answer_overdue", "near_notified"}},
 	{"event_heads", []string{"party_id", "seq"}},
 	{"events", []string{"party_id", "seq", "kind", "subject", "data", "at"}},
+	{"matches", []string{"id", "agreement_id", "session_id", "cap", "initiator", "responder", "i_upload", "i_count", "i_size", "i_at", "i_index",
+		"r_upload", "r_count", "r_size", "r_at", "r_index", "handover_id", "created_at", "ledger_index"}},
+	{"match_chunks", []string{"match_id", "party_id", "upload", "seq", "data"}},
 }
 
 type loadTable struct {

@@ -286,6 +286,10 @@ CREATE TABLE match_chunks (
 	PRIMARY KEY (match_id, party_id, upload, seq)
 );
 `},
+	{"credits per party: a counterpart's unreleased object earns credit (no membership oracle)", `
+ALTER TABLE agreement_credits DROP CONSTRAINT agreement_credits_pkey;
+ALTER TABLE agreement_credits ADD PRIMARY KEY (agreement_id, object_id, party_id);
+`},
 }
 
 // migrationLock serialises migrations of one schema across every instance

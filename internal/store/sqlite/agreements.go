@@ -180,13 +180,18 @@ type credits handle
 func (s credits) Contribute(ctx context.Context, agreementID, partyID, objectID string, weight float64, at time.Time) (int64, error) {
 	var ord int64
 	err := atomic(ctx, handle(s), func(h handle) error {
-		var one int
-		err := h.w.QueryRowContext(ctx, `SELECT 1 FROM agreement_credits WHERE agreement_id = ? AND object_id = ?`, agreementID, objectID).Scan(&one)
-		if err == nil {
-			return nil // not new to the agreement: earns nothing
-		}
-		if err != sql.ErrNoRows {
+		// Known to this party: its own earlier contribution, or the
+		// counterpart's within what has been released to it.
+		var known int
+		err := h.w.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM agreement_credits WHERE agreement_id = ? AND object_id = ? AND party_id = ?)
+			OR EXISTS (SELECT 1 FROM agreement_credits c JOIN agreement_released r ON r.agreement_id = c.agreement_id AND r.reader = ?
+				WHERE c.agreement_id = ? AND c.object_id = ? AND c.party_id <> ? AND c.ord <= r.up_to)`,
+			agreementID, objectID, partyID, partyID, agreementID, objectID, partyID).Scan(&known)
+		if err != nil {
 			return mapErr(err)
+		}
+		if known == 1 {
+			return nil // earns nothing
 		}
 		if err := h.w.QueryRowContext(ctx, `SELECT coalesce(max(ord), 0) + 1 FROM agreement_credits WHERE agreement_id = ? AND party_id = ?`, agreementID, partyID).Scan(&ord); err != nil {
 			return mapErr(err)

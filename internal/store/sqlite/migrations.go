@@ -258,4 +258,23 @@ CREATE TABLE match_chunks (
 	PRIMARY KEY (match_id, party_id, upload, seq)
 );
 `,
+	// 6: credits are per party. An object the counterpart contributed but
+	// has not released to you earns you credit when you give it: refusing
+	// it would tell you what the counterpart holds.
+	`
+CREATE TABLE agreement_credits_v6 (
+	agreement_id TEXT NOT NULL REFERENCES agreements(id),
+	object_id    TEXT NOT NULL,
+	party_id     TEXT NOT NULL,
+	ord          INTEGER NOT NULL,
+	weight       REAL NOT NULL,
+	added_at     INTEGER NOT NULL,
+	PRIMARY KEY (agreement_id, object_id, party_id)
+);
+INSERT INTO agreement_credits_v6(agreement_id, object_id, party_id, ord, weight, added_at)
+	SELECT agreement_id, object_id, party_id, ord, weight, added_at FROM agreement_credits;
+DROP TABLE agreement_credits;
+ALTER TABLE agreement_credits_v6 RENAME TO agreement_credits;
+CREATE UNIQUE INDEX agreement_credits_ord ON agreement_credits(agreement_id, party_id, ord);
+`,
 }

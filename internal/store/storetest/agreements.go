@@ -142,15 +142,17 @@ func testCredits(t *testing.T, st store.Store) {
 			t.Fatalf("Contribute %d = %d, %v", i, ord, err)
 		}
 	}
-	// The same object again, from either side, earns nothing.
+	// The same object again earns nothing.
 	if ord, err := x.Credits().Contribute(ctx, ag, a.ID, objs[0].ID, 1, t0); err != nil || ord != 0 {
 		t.Fatalf("re-contribution = %d, %v", ord, err)
 	}
-	if ord, err := x.Credits().Contribute(ctx, ag, b.ID, objs[1].ID, 1, t0); err != nil || ord != 0 {
-		t.Fatalf("counterpart contributing a known object = %d, %v", ord, err)
+	// The counterpart giving an object of a's that was not released to it
+	// earns credit: refusing it would reveal that a holds it.
+	if ord, err := x.Credits().Contribute(ctx, ag, b.ID, objs[3].ID, 1, t0); err != nil || ord != 1 {
+		t.Fatalf("counterpart giving an unreleased known object = %d, %v; want a new ordinal", ord, err)
 	}
-	if ord, err := x.Credits().Contribute(ctx, ag, b.ID, uid("malware", 7), 2.5, t0); err != nil || ord != 1 {
-		t.Fatalf("bravo's first = %d, %v", ord, err)
+	if ord, err := x.Credits().Contribute(ctx, ag, b.ID, uid("malware", 7), 2.5, t0); err != nil || ord != 2 {
+		t.Fatalf("bravo's second = %d, %v", ord, err)
 	}
 	bal, err := x.Credits().Balance(ctx, ag, a.ID, time.Time{})
 	if err != nil || bal.Contributed != 5 || bal.Credits != 5 || bal.Released != 0 {
@@ -160,8 +162,8 @@ func testCredits(t *testing.T, st store.Store) {
 	if err != nil || bal.Contributed != 5 || bal.Credits != 2 {
 		t.Fatalf("alpha balance within window = %+v, %v", bal, err)
 	}
-	if bal, _ := x.Credits().Balance(ctx, ag, b.ID, time.Time{}); bal.Credits != 2.5 {
-		t.Fatalf("bravo credits = %v, want the weight 2.5", bal.Credits)
+	if bal, _ := x.Credits().Balance(ctx, ag, b.ID, time.Time{}); bal.Credits != 3.5 {
+		t.Fatalf("bravo credits = %v, want 1 + the weight 2.5", bal.Credits)
 	}
 	if err := x.Credits().SetReleased(ctx, ag, b.ID, 3); err != nil {
 		t.Fatal(err)
@@ -177,6 +179,10 @@ func testCredits(t *testing.T, st store.Store) {
 	}
 	if n, err := x.Credits().Released(ctx, ag, a.ID); err != nil || n != 0 {
 		t.Fatalf("Released for a reader with nothing released = %d, %v", n, err)
+	}
+	// Released to b now: a's first three. Giving one of them back earns nothing.
+	if ord, err := x.Credits().Contribute(ctx, ag, b.ID, objs[1].ID, 1, t0); err != nil || ord != 0 {
+		t.Fatalf("counterpart re-giving a released object = %d, %v; want 0", ord, err)
 	}
 	for _, upTo := range []int64{0, 2, 5, 9} {
 		p, err := st.Objects().Query(ctx, store.ObjectQuery{Collection: "contrib-a", Limit: 100,
@@ -196,9 +202,9 @@ func testCredits(t *testing.T, st store.Store) {
 	if ids, err := x.Credits().Range(ctx, ag, a.ID, 2, 3); err != nil || len(ids) != 2 || ids[0] != objs[1].ID || ids[1] != objs[2].ID {
 		t.Fatalf("Range(2, 3) = %v, %v", ids, err)
 	}
-	// A bound naming the wrong contributor releases nothing.
+	// A bound naming a party with no contributions releases nothing.
 	p, err := st.Objects().Query(ctx, store.ObjectQuery{Collection: "contrib-a", Limit: 100,
-		Released: &store.ReleaseBound{Agreement: ag, Contributor: b.ID, UpTo: 100}})
+		Released: &store.ReleaseBound{Agreement: ag, Contributor: "party--nobody", UpTo: 100}})
 	if err != nil || len(p.Objects) != 0 {
 		t.Fatalf("wrong contributor: %s, %v", fmt.Sprint(len(p.Objects)), err)
 	}

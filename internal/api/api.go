@@ -128,13 +128,7 @@ func (s *Server) wrap(h handler) http.Handler {
 }
 
 func (s *Server) authenticate(r *http.Request) (party.Principal, error) {
-	h := r.Header.Get("Authorization")
-	var token string
-	if after, ok := strings.CutPrefix(h, "Bearer "); ok {
-		token = strings.TrimSpace(after)
-	} else if _, pw, ok := r.BasicAuth(); ok {
-		token = pw
-	}
+	token := party.TokenFromAuthorization(r.Header.Get("Authorization"))
 	if token == "" {
 		return party.Principal{}, party.ErrUnauthenticated
 	}

@@ -183,3 +183,30 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (Principal, e
 	}
 	return Principal{PartyID: p.ID, Name: p.Name, TokenID: t.ID}, nil
 }
+
+// TokenFromAuthorization extracts the token from an Authorization header:
+// "Bearer TOKEN" (the scheme name in any case, RFC 9110 section 11.1), or
+// HTTP Basic with any user name and the token as password, which existing
+// TAXII clients send. It returns "" when the header carries neither.
+func TokenFromAuthorization(h string) string {
+	scheme, rest, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok {
+		return ""
+	}
+	rest = strings.TrimSpace(rest)
+	switch {
+	case strings.EqualFold(scheme, "Bearer"):
+		return rest
+	case strings.EqualFold(scheme, "Basic"):
+		raw, err := base64.StdEncoding.DecodeString(rest)
+		if err != nil {
+			return ""
+		}
+		_, pw, ok := strings.Cut(string(raw), ":")
+		if !ok {
+			return ""
+		}
+		return pw
+	}
+	return ""
+}

@@ -2,6 +2,7 @@ package party_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -65,5 +66,26 @@ func TestTokensLifecycle(t *testing.T) {
 	}
 	if _, _, err := s.AddToken(ctx, "party--nope", ""); !errors.Is(err, party.ErrNotFound) {
 		t.Fatalf("token for unknown party: %v", err)
+	}
+}
+
+func TestTokenFromAuthorization(t *testing.T) {
+	basic := func(s string) string { return "Basic " + base64.StdEncoding.EncodeToString([]byte(s)) }
+	for _, tc := range []struct{ header, want string }{
+		{"Bearer parley_abc", "parley_abc"},
+		{"bearer parley_abc", "parley_abc"},
+		{"BEARER   parley_abc  ", "parley_abc"},
+		{basic("any-user:parley_abc"), "parley_abc"},
+		{basic("user:with:colon"), "with:colon"},
+		{"basic " + base64.StdEncoding.EncodeToString([]byte("u:parley_x")), "parley_x"},
+		{basic("no-colon"), ""},
+		{"Basic !!!", ""},
+		{"Bearer", ""},
+		{"Token parley_abc", ""},
+		{"", ""},
+	} {
+		if got := party.TokenFromAuthorization(tc.header); got != tc.want {
+			t.Errorf("TokenFromAuthorization(%q) = %q, want %q", tc.header, got, tc.want)
+		}
 	}
 }

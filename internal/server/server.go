@@ -235,12 +235,7 @@ func ledgerUpdate(st store.Store) ledger.UpdateFunc {
 // partiesOnly admits requests carrying a valid party token.
 func (s *Server) partiesOnly(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token := ""
-		if after, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-			token = strings.TrimSpace(after)
-		} else if _, pw, ok := r.BasicAuth(); ok {
-			token = pw
-		}
+		token := party.TokenFromAuthorization(r.Header.Get("Authorization"))
 		if _, err := s.Parties.Authenticate(r.Context(), token); err != nil {
 			if errors.Is(err, store.ErrUnavailable) {
 				w.Header().Set("Retry-After", "5")

@@ -141,14 +141,7 @@ func (s *Server) wrap(rt route) http.Handler {
 // authenticate accepts "Authorization: Bearer TOKEN" and HTTP Basic with any
 // user name and the token as password, which existing TAXII clients send.
 func (s *Server) authenticate(r *http.Request) (party.Principal, error) {
-	h := r.Header.Get("Authorization")
-	var token string
-	// The scheme name is case-insensitive (RFC 9110 section 11.1).
-	if len(h) > len("Bearer ") && strings.EqualFold(h[:len("Bearer ")], "Bearer ") {
-		token = strings.TrimSpace(h[len("Bearer "):])
-	} else if _, pw, ok := r.BasicAuth(); ok {
-		token = pw
-	}
+	token := party.TokenFromAuthorization(r.Header.Get("Authorization"))
 	if token == "" {
 		return party.Principal{}, party.ErrUnauthenticated
 	}

@@ -3,7 +3,6 @@ package crash
 import (
 	"context"
 	"flag"
-	"os"
 	"testing"
 	"time"
 )
@@ -27,20 +26,13 @@ func TestCrashHarness(t *testing.T) {
 	if testing.Short() {
 		n = 10
 	}
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := RepoRoot(wd)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := parleyBinary(t)
 	s := *seed
 	if s == 0 {
 		s = uint64(time.Now().UnixNano())
 	}
 	t.Logf("seed %d (rerun with -crash.seed %d), %d kills", s, s, n)
-	cfg := Config{Root: root, Binary: *binary, Dir: t.TempDir(), Kills: n, Seed: s, VerifyEvery: *verifyEv, Logf: t.Logf}
+	cfg := Config{Binary: bin, Dir: t.TempDir(), Kills: n, Seed: s, VerifyEvery: *verifyEv, Logf: t.Logf}
 	if d, ok := t.Deadline(); ok {
 		cfg.Deadline = d.Add(-time.Minute)
 	}

@@ -74,6 +74,10 @@ type Config struct {
 	VerifyEvery int
 	// Logf receives progress lines; nil discards them.
 	Logf func(format string, args ...any)
+
+	// tamper, in this package's tests, edits what the harness believes
+	// before each post-restart check, to prove the checks catch it.
+	tamper func(h *harness)
 }
 
 // Summary is what a run did.

@@ -131,6 +131,9 @@ func (h *harness) run(ctx context.Context) error {
 		h.sum.Restarts++
 		t2 := time.Now()
 		h.sum.Startup += t2.Sub(t1)
+		if h.cfg.tamper != nil {
+			h.cfg.tamper(h)
+		}
 		if err := h.check(ctx, s, false); err != nil {
 			return err
 		}

@@ -147,6 +147,7 @@ func (h *harness) check(ctx context.Context, s *server, final bool) error {
 				}
 			}
 		},
+		func() error { return h.checkHandovers(ctx, l) },
 		func() error { return h.checkAgreement(ctx, l) },
 	} {
 		if err := step(); err != nil {

@@ -88,6 +88,9 @@ type Summary struct {
 	Posts        int // acknowledged TAXII POSTs (202 with a status)
 	Versions     int // acknowledged object versions (distinct)
 	Signatures   int // acknowledged agreement signatures
+	Handovers    int // handover cases proposed and acknowledged
+	Released     int // of which released
+	Steps        int // acknowledged handover steps (propose, accept, deposit)
 	Unacked      int // writes in flight at a kill (may or may not have landed)
 	Reads        int // successful reads during the workload
 	Checks       int // invariant checks passed
@@ -102,8 +105,8 @@ type Summary struct {
 }
 
 func (s Summary) String() string {
-	return fmt.Sprintf("%d kills while serving (+%d during start-up), %d restarts; %d POSTs acknowledged holding %d object versions, %d signatures acknowledged, %d writes in flight at a kill; %d reads; %d checks passed, %d checkpoints kept, ledger size %d, %d parley verify runs; %s (workload %s, restarts %s, checks %s, final check %s, verify %s)",
-		s.Kills, s.StartupKills, s.Restarts, s.Posts, s.Versions, s.Signatures, s.Unacked, s.Reads, s.Checks, s.Checkpoints, s.LedgerSize, s.Verifies,
+	return fmt.Sprintf("%d kills while serving (+%d during start-up), %d restarts; %d POSTs acknowledged holding %d object versions, %d signatures acknowledged, %d handovers (%d released, %d steps acknowledged), %d writes in flight at a kill; %d reads; %d checks passed, %d checkpoints kept, ledger size %d, %d parley verify runs; %s (workload %s, restarts %s, checks %s, final check %s, verify %s)",
+		s.Kills, s.StartupKills, s.Restarts, s.Posts, s.Versions, s.Signatures, s.Handovers, s.Released, s.Steps, s.Unacked, s.Reads, s.Checks, s.Checkpoints, s.LedgerSize, s.Verifies,
 		s.Duration.Round(time.Millisecond), s.Workload.Round(time.Millisecond), s.Startup.Round(time.Millisecond), s.Checking.Round(time.Millisecond), s.Final.Round(time.Millisecond), s.Verifying.Round(time.Millisecond))
 }
 

@@ -50,6 +50,7 @@ type model struct {
 	statuses []ackedStatus
 	sigs     []ackedSig
 	posts    int
+	steps    int           // acknowledged handover steps
 	postTime time.Duration // summed latency of acknowledged POSTs
 	unacked  int
 	reads    int
@@ -97,6 +98,13 @@ func (m *model) ackSig(s ackedSig, rc receipt) {
 	defer m.mu.Unlock()
 	m.sigs = append(m.sigs, s)
 	m.receipts = append(m.receipts, rc)
+}
+
+func (m *model) ackReceipt(rc receipt) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.receipts = append(m.receipts, rc)
+	m.steps++
 }
 
 func (m *model) read() {

@@ -39,6 +39,7 @@ type harness struct {
 	versionsChecked    int
 	statusesChecked    int
 	sigsChecked        int
+	handovers          []*handover // driven by one worker per life
 }
 
 // agreementState is the agreement the two parties exchange under.
@@ -83,7 +84,13 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	h.sum.Duration = time.Since(start)
 	h.m.mu.Lock()
 	h.sum.Posts, h.sum.Versions, h.sum.Unacked, h.sum.Reads = h.m.posts, len(h.m.acked), h.m.unacked, h.m.reads
-	h.sum.Signatures = len(h.m.sigs)
+	h.sum.Signatures, h.sum.Steps = len(h.m.sigs), h.m.steps
+	h.sum.Handovers = len(h.handovers)
+	for _, c := range h.handovers {
+		if c.state == "released" {
+			h.sum.Released++
+		}
+	}
 	h.m.mu.Unlock()
 	h.sum.Checkpoints, h.sum.LedgerSize = len(h.led.handed), h.led.size
 	if err != nil && errors.Is(err, ErrInvariant) {

@@ -84,6 +84,9 @@ func TestChecksCatchTampering(t *testing.T) {
 			st.id = "00000000-0000-4000-8000-000000000000"
 			h.m.statuses = append(h.m.statuses, st)
 		}},
+		{"lost deposit", "deposit of", func(h *harness) {
+			h.handovers[0].ackedDeposit["party--nobody"] = true
+		}},
 		{"lost signature", "signature", func(h *harness) {
 			s := h.m.sigs[0]
 			s.signedAt = s.signedAt.Add(-1)

@@ -235,6 +235,11 @@ func (l *life) run(ctx context.Context, seed uint64, suspend bool) {
 	if suspend {
 		rng := rand.New(rand.NewPCG(seed, 40))
 		wg.Go(func() { l.suspender(ctx, rng) })
+	} else {
+		// Handovers need the agreement in force at every step, so they
+		// run in the lives without a suspension.
+		rng := rand.New(rand.NewPCG(seed, 50))
+		wg.Go(func() { l.handoverWorker(ctx, rng) })
 	}
 	wg.Wait()
 }

@@ -81,6 +81,7 @@ func cmdParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fs := newFlags("party "+args[0], stderr)
 	data := dataFlag(fs)
+	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	pos, err := parse(fs, args[1:])
 	if err != nil {
 		return err
@@ -99,10 +100,11 @@ func cmdParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "party %q created: %s\n", p.Name, p.ID)
-		fmt.Fprintln(stdout, "API token (shown once; store it now):")
-		fmt.Fprintln(stdout, secret)
-		return nil
+		return emit(stdout, *asJSON, map[string]string{"party_id": p.ID, "name": p.Name, "token": secret}, func() {
+			fmt.Fprintf(stdout, "party %q created: %s\n", p.Name, p.ID)
+			fmt.Fprintln(stdout, "API token (shown once; store it now):")
+			fmt.Fprintln(stdout, secret)
+		})
 	case "list":
 		st, err := openOperator(ctx, *data)
 		if err != nil {
@@ -113,10 +115,11 @@ func cmdParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		for _, p := range ps {
-			fmt.Fprintf(stdout, "%s\t%s\t%s\n", p.ID, p.Name, p.CreatedAt.Format("2006-01-02T15:04:05Z"))
-		}
-		return nil
+		return emit(stdout, *asJSON, ps, func() {
+			for _, p := range ps {
+				fmt.Fprintf(stdout, "%s\t%s\t%s\n", p.ID, p.Name, p.CreatedAt.Format("2006-01-02T15:04:05Z"))
+			}
+		})
 	}
 	return fmt.Errorf("%w: unknown party subcommand %q", errUsage, args[0])
 }
@@ -127,6 +130,7 @@ func cmdToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fs := newFlags("token "+args[0], stderr)
 	data := dataFlag(fs)
+	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	label := fs.String("label", "", "a note to tell tokens apart (token add)")
 	pos, err := parse(fs, args[1:])
 	if err != nil {
@@ -151,15 +155,17 @@ func cmdToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "token %s issued to %q (shown once; store it now):\n", id, p.Name)
-		fmt.Fprintln(stdout, secret)
-		return nil
+		return emit(stdout, *asJSON, map[string]string{"token_id": id, "party_id": p.ID, "token": secret}, func() {
+			fmt.Fprintf(stdout, "token %s issued to %q (shown once; store it now):\n", id, p.Name)
+			fmt.Fprintln(stdout, secret)
+		})
 	case "revoke":
 		if err := ps.RevokeToken(ctx, pos[0]); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "token %s revoked\n", pos[0])
-		return nil
+		return emit(stdout, *asJSON, map[string]string{"token_id": pos[0], "state": "revoked"}, func() {
+			fmt.Fprintf(stdout, "token %s revoked\n", pos[0])
+		})
 	case "list":
 		p, err := ps.Lookup(ctx, pos[0])
 		if err != nil {
@@ -169,14 +175,25 @@ func cmdToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
+		type tokenView struct {
+			ID        string `json:"token_id"`
+			CreatedAt string `json:"created_at"`
+			State     string `json:"state"`
+			Label     string `json:"label,omitempty"`
+		}
+		var views []tokenView
 		for _, t := range toks {
 			state := "active"
 			if !t.RevokedAt.IsZero() {
 				state = "revoked " + t.RevokedAt.Format("2006-01-02T15:04:05Z")
 			}
-			fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\n", t.ID, t.CreatedAt.Format("2006-01-02T15:04:05Z"), state, t.Label)
+			views = append(views, tokenView{t.ID, t.CreatedAt.Format("2006-01-02T15:04:05Z"), state, t.Label})
 		}
-		return nil
+		return emit(stdout, *asJSON, views, func() {
+			for _, v := range views {
+				fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\n", v.ID, v.CreatedAt, v.State, v.Label)
+			}
+		})
 	}
 	return fmt.Errorf("%w: unknown token subcommand %q", errUsage, args[0])
 }
@@ -192,6 +209,7 @@ func cmdCollection(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	fs := newFlags("collection "+args[0], stderr)
 	data := dataFlag(fs)
+	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	title := fs.String("title", "", "collection title (add)")
 	desc := fs.String("description", "", "collection description (add)")
 	var readers, writers listFlag
@@ -238,9 +256,10 @@ func cmdCollection(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "collection %q created in API root /taxii2/%s/\n", c.Title, c.APIRoot)
-		fmt.Fprintln(stdout, c.ID)
-		return nil
+		return emit(stdout, *asJSON, map[string]string{"id": c.ID, "title": c.Title, "api_root": c.APIRoot}, func() {
+			fmt.Fprintf(stdout, "collection %q created in API root /taxii2/%s/\n", c.Title, c.APIRoot)
+			fmt.Fprintln(stdout, c.ID)
+		})
 	case "list":
 		cs, err := st.Collections().List(ctx, exchange.OperatorRoot)
 		if err != nil {

@@ -570,8 +570,22 @@ const benchStored = 100_000
 var (
 	sharedOnce   sync.Once
 	sharedTarget *target
+	sharedDir    string
 	sharedErr    error
 )
+
+// TestMain stops the shared read-benchmark server and removes its data,
+// which outlive any one benchmark and so cannot use b.TempDir.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if sharedTarget != nil && sharedTarget.stop != nil {
+		sharedTarget.stop()
+	}
+	if sharedDir != "" {
+		os.RemoveAll(sharedDir)
+	}
+	os.Exit(code)
+}
 
 // storedTarget is an in-process server holding benchStored objects, shared
 // by the read benchmarks so the fill is paid once per test binary run.
@@ -583,6 +597,7 @@ func storedTarget(b *testing.B) *target {
 			sharedErr = err
 			return
 		}
+		sharedDir = dir
 		sharedTarget, sharedErr = startShared(dir)
 		if sharedErr == nil {
 			sharedErr = sharedTarget.fill(2, 0, benchStored)
@@ -618,9 +633,16 @@ func startShared(dir string) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	go srv.Serve(ctx, ln)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
 	return &target{base: srv.URL(ln), token: secret, coll: c.ID, hc: newHTTPClient(), how: "in-process",
-		rss: func() (int64, int64, error) { return procStatus("/proc/self/status") }}, nil
+		rss: func() (int64, int64, error) { return procStatus("/proc/self/status") },
+		stop: func() {
+			cancel()
+			<-done
+			st.Close()
+		}}, nil
 }
 
 // BenchmarkReadAllHTTP reads the whole stored collection with limit/next;

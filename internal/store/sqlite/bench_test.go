@@ -194,21 +194,39 @@ func benchPut(b *testing.B, open opener) {
 type storedDB struct {
 	once sync.Once
 	db   *DB
+	dir  string
 	coll string
 }
 
 var stored sync.Map // opener name → *storedDB
 
+// TestMain removes the shared read-benchmark databases, which outlive any
+// one benchmark and so cannot use b.TempDir.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	stored.Range(func(_, v any) bool {
+		s := v.(*storedDB)
+		if s.db != nil {
+			s.db.Close()
+		}
+		if s.dir != "" {
+			os.RemoveAll(s.dir)
+		}
+		return true
+	})
+	os.Exit(code)
+}
+
 func storedFor(b *testing.B, name string, open opener) (*DB, string) {
 	v, _ := stored.LoadOrStore(name, &storedDB{})
 	s := v.(*storedDB)
 	s.once.Do(func() {
-		// The database outlives this benchmark; the OS temp directory is
-		// cleaned with the machine, and the test binary exits soon after.
+		// The database outlives this benchmark; TestMain removes it.
 		dir, err := os.MkdirTemp("", "parley-store-bench-")
 		if err != nil {
 			b.Fatal(err)
 		}
+		s.dir = dir
 		s.db = open(b, dir)
 		s.coll = benchCollection(b, s.db)
 		fill(b, s.db, s.coll, 0, benchStored)

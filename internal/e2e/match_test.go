@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"iter"
 	"slices"
@@ -49,23 +50,30 @@ func emails(prefix string, lo, hi int) []match.Item {
 // runBoth runs the protocol for both sides at once: a starts, b joins.
 func (w *matchWorld) runBoth(t testing.TB, xs, ys []match.Item) (ra, rb *client.MatchOutcome) {
 	t.Helper()
+	// Either side failing cancels the other, which would otherwise wait
+	// for it until the deadline.
+	c, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
 	started := make(chan string, 1)
 	var wg sync.WaitGroup
 	var errA, errB error
 	wg.Go(func() {
-		ra, errA = w.a.C.RunMatch(ctx, client.MatchOptions{Agreement: w.agreement, Items: itemsOf(xs), Identity: w.a.Keys.Sealing,
+		ra, errA = w.a.C.RunMatch(c, client.MatchOptions{Agreement: w.agreement, Items: itemsOf(xs), Identity: w.a.Keys.Sealing,
 			Poll: 20 * time.Millisecond, OnSession: func(m client.Match) { started <- m.ID }})
 		if errA != nil {
-			close(started)
+			cancel()
 		}
 	})
 	wg.Go(func() {
-		id, ok := <-started
-		if !ok {
-			errB = fmt.Errorf("alpha never started a session")
-			return
+		select {
+		case id := <-started:
+			rb, errB = w.b.C.RunMatch(c, client.MatchOptions{Session: id, Items: itemsOf(ys), Identity: w.b.Keys.Sealing, Poll: 20 * time.Millisecond})
+		case <-c.Done():
+			errB = c.Err()
 		}
-		rb, errB = w.b.C.RunMatch(ctx, client.MatchOptions{Session: id, Items: itemsOf(ys), Identity: w.b.Keys.Sealing, Poll: 20 * time.Millisecond})
+		if errB != nil {
+			cancel()
+		}
 	})
 	wg.Wait()
 	if errA != nil || errB != nil {

@@ -10,6 +10,7 @@ import (
 	"iter"
 	"net/http"
 	"net/url"
+	"os"
 	"time"
 
 	"filippo.io/age"
@@ -194,25 +195,30 @@ func (c *Client) RunMatch(ctx context.Context, opt MatchOptions) (*MatchOutcome,
 		return nil, err
 	}
 
-	// Round 1 streams through a pipe into the upload.
-	step("round 1: hashing, blinding and sending")
-	pr, pw := io.Pipe()
-	var order *match.Order
-	done := make(chan error, 1)
-	go func() {
-		o, err := s.Round1(ctx, opt.Items(), pw)
-		order = o
-		pw.CloseWithError(err)
-		done <- err
-	}()
-	r1, err := c.PutRound1(ctx, m.ID, pr)
-	pr.CloseWithError(errors.New("upload ended"))
-	if rerr := <-done; rerr != nil {
-		return nil, fmt.Errorf("round 1: %w", rerr)
+	// Round 1 is written to a temporary file, then uploaded: the library
+	// writes nothing until it has blinded and shuffled every item, which
+	// for a long list takes longer than a server should keep a request
+	// open, and the file keeps the 32-byte elements out of memory.
+	step("round 1: hashing and blinding")
+	f, err := os.CreateTemp("", "parley-match-round1-*")
+	if err != nil {
+		return nil, err
 	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	order, err := s.Round1(ctx, opt.Items(), f)
+	if err != nil {
+		return nil, fmt.Errorf("round 1: %w", err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	step("round 1: sending")
+	r1, err := c.PutRound1(ctx, m.ID, f)
 	if err != nil {
 		return nil, fmt.Errorf("round 1 upload: %w", err)
 	}
+	f.Close()
 	out := &MatchOutcome{OwnCount: r1.Count}
 
 	step("waiting for the other side's round 1")

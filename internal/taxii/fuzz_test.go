@@ -175,3 +175,33 @@ func TestFilterCanonicalExamples(t *testing.T) {
 		}
 	}
 }
+
+// FuzzSplitEnvelope: whatever the fast path accepts, the careful path
+// accepts too, with the same objects byte for byte.
+func FuzzSplitEnvelope(f *testing.F) {
+	for _, s := range []string{
+		`{"objects":[{"type":"identity"}]}`, ` { "objects" : [ {"a":"]}"} , [1,{"b":"\\\""}] ,"x", 1.5e3 , null ] , "more":true, "next":"n" } `,
+		`{"objects":[{}],"objects":[{}]}`, `{"objects":[]}`, `{"more":false}`, `{"objects":[{}],"type":"bundle"}`,
+		`{"obj\u0065cts":[{}]}`, `{"objects":[{}]} x`, `{"objects":[{"k":"\ud800"}]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fast, ok := splitEnvelope(body)
+		if !ok {
+			return
+		}
+		slow, err := parseEnvelopeCarefully(body)
+		if err != nil {
+			t.Fatalf("fast path accepted %q, careful path refused it: %v", body, err)
+		}
+		if len(fast) != len(slow) {
+			t.Fatalf("fast path found %d objects, careful path %d, in %q", len(fast), len(slow), body)
+		}
+		for i := range fast {
+			if !bytes.Equal(fast[i], slow[i]) {
+				t.Fatalf("object %d: fast %q, careful %q", i, fast[i], slow[i])
+			}
+		}
+	})
+}

@@ -527,6 +527,15 @@ func tooLarge(limit int64) error {
 // them; each is validated on its own so that one bad object does not sink
 // the others.
 func parseEnvelope(body []byte) ([]json.RawMessage, error) {
+	if objs, ok := splitEnvelope(body); ok {
+		return objs, nil
+	}
+	return parseEnvelopeCarefully(body)
+}
+
+// parseEnvelopeCarefully decodes the envelope with encoding/json and says
+// precisely what is wrong with one that is not acceptable.
+func parseEnvelopeCarefully(body []byte) ([]json.RawMessage, error) {
 	var env map[string]json.RawMessage
 	if err := json.Unmarshal(body, &env); err != nil {
 		var se *json.SyntaxError

@@ -321,7 +321,7 @@ func (s *Service) PutRound1(ctx context.Context, p party.Principal, id string, b
 		return Round1Result{}, fmt.Errorf("matching: upload id: %w", err)
 	}
 	upload := hex.EncodeToString(up[:])
-	size, err := s.storeChunks(ctx, m.ID, p.PartyID, upload, cr)
+	size, err := storeChunks(ctx, s.st.Matches(), m.ID, p.PartyID, upload, cr)
 	if err != nil {
 		// Clean up with a fresh context: the request's may be cancelled.
 		if _, derr := s.st.Matches().DeleteUpload(context.WithoutCancel(ctx), m.ID, p.PartyID, upload); derr != nil {
@@ -393,13 +393,13 @@ func (s *Service) PutRound1(ctx context.Context, p party.Principal, id string, b
 
 // storeChunks copies r into chunks of at most store.MatchChunkSize and
 // returns the bytes stored. Only one chunk is in memory at a time.
-func (s *Service) storeChunks(ctx context.Context, id, partyID, upload string, r io.Reader) (int64, error) {
+func storeChunks(ctx context.Context, ms store.Matches, id, partyID, upload string, r io.Reader) (int64, error) {
 	buf := make([]byte, store.MatchChunkSize)
 	var total int64
 	for seq := 0; ; seq++ {
 		n, err := io.ReadFull(r, buf)
 		if n > 0 {
-			if err := s.st.Matches().PutChunk(ctx, id, partyID, upload, seq, buf[:n]); err != nil {
+			if err := ms.PutChunk(ctx, id, partyID, upload, seq, buf[:n]); err != nil {
 				return total, err
 			}
 			total += int64(n)

@@ -183,22 +183,17 @@ func (h *harness) live(ctx context.Context, s *server) error {
 	suspend := h.rng.IntN(100) < 20
 	done := make(chan struct{})
 	go func() { l.run(lctx, seed, suspend); close(done) }()
+	var died error
 	select {
 	case <-time.After(delay):
 	case <-done: // every worker stopped early: a violation
 	case <-s.exited:
+		died = fmt.Errorf("%w: parley serve exited by itself under the workload: %v", ErrInvariant, s.err)
 	}
 	s.kill()
 	cancel()
 	<-done
-	if len(l.err) > 0 {
-		return errors.Join(l.err...)
-	}
-	select {
-	case <-s.exited:
-	default:
-	}
-	return nil
+	return errors.Join(append(l.err, died)...)
 }
 
 // setup creates the parties and the operator collection with the binary's

@@ -37,8 +37,10 @@ type Status struct {
 	TerminatedBy  string
 	Reason        string // of the termination, or of the latest suspension
 
-	signed      []*Document // countersigned versions, ascending
-	suspensions []period
+	signed         []*Document // countersigned versions, ascending
+	suspensions    []period
+	latest         *Document // the latest proposed version
+	latestProposer string
 }
 
 type period struct {
@@ -296,28 +298,37 @@ func State(versions []*Document, sigs []Signature, keys KeyResolver, now time.Ti
 	if len(m.signed) > 0 && !m.countersigned[m.latest] {
 		s.Pending, s.Proposer = m.docs[m.latest], m.proposer[m.latest]
 	}
-	for _, p := range m.suspensions {
+	s.latest = m.docs[m.latest]
+	s.latestProposer = m.proposer[m.latest]
+	return s.At(now), nil
+}
+
+// At returns the status of the same signed history at another time: the
+// governing version, suspensions and phase as they stand at now. It needs
+// no key and verifies nothing, so a server can compute a verified history
+// once and ask it about the present cheaply.
+func (s Status) At(now time.Time) Status {
+	s.SuspendedBy = nil
+	for _, p := range s.suspensions {
 		if p.covers(now) && !slices.Contains(s.SuspendedBy, p.party) {
 			s.SuspendedBy = append(s.SuspendedBy, p.party)
 		}
 	}
-	gov := governing(m.signed, now)
-	switch {
-	case gov == nil:
-		s.Document, s.Version, s.Proposer = m.docs[m.latest], m.latest, m.proposer[m.latest]
+	gov := governing(s.signed, now)
+	if gov == nil {
+		s.Document, s.Version, s.Proposer = s.latest, s.latest.Version, s.latestProposer
 		s.Phase = PhaseProposed
 		if !now.Before(s.Document.NotAfter) {
 			s.Phase = PhaseExpired
 		}
-		if !m.terminationAt.IsZero() && !now.Before(m.terminationAt) {
+		if !s.TerminationAt.IsZero() && !now.Before(s.TerminationAt) {
 			s.Phase = PhaseTerminated
 		}
-		return s, nil
-	default:
-		s.Document, s.Version = gov, gov.Version
+		return s
 	}
+	s.Document, s.Version = gov, gov.Version
 	switch {
-	case !m.terminationAt.IsZero() && !now.Before(m.terminationAt):
+	case !s.TerminationAt.IsZero() && !now.Before(s.TerminationAt):
 		s.Phase = PhaseTerminated
 	case !now.Before(gov.NotAfter):
 		s.Phase = PhaseExpired
@@ -325,12 +336,12 @@ func State(versions []*Document, sigs []Signature, keys KeyResolver, now time.Ti
 		s.Phase = PhaseCountersigned
 	case len(s.SuspendedBy) > 0:
 		s.Phase = PhaseSuspended
-	case !m.terminationAt.IsZero():
+	case !s.TerminationAt.IsZero():
 		s.Phase = PhaseTerminating
 	default:
 		s.Phase = PhaseActive
 	}
-	return s, nil
+	return s
 }
 
 // CheckNext reports whether next is a legal next step for the agreement with

@@ -220,3 +220,32 @@ func TestWithdrawProposal(t *testing.T) {
 		t.Errorf("countersigning a withdrawn proposal: %v", err)
 	}
 }
+
+// TestStatusAt: a status computed once, after every signature, answers for
+// any later time exactly as State computed at that time would.
+func TestStatusAt(t *testing.T) {
+	f := newFixture(t)
+	sigs := []Signature{
+		f.sign(t, f.v1, north, ActionPropose, t0.Add(-10*day)),
+		f.sign(t, f.v1, south, ActionCountersign, t0.Add(-5*day)),
+		f.sign(t, f.v1, south, ActionSuspend, t0.Add(30*day), because("investigating a leak", t0.Add(30*day))),
+		f.sign(t, f.v1, south, ActionResume, t0.Add(40*day)),
+		f.sign(t, f.v1, north, ActionTerminate, t0.Add(100*day), because("mandate ends", t0.Add(100*day))),
+	}
+	once, err := State([]*Document{f.v1}, sigs, f.ring, t0.Add(100*day))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []int{100, 105, 129, 130, 131, 400} {
+		at := t0.Add(time.Duration(d) * day)
+		want, err := State([]*Document{f.v1}, sigs, f.ring, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := once.At(at)
+		if got.Phase != want.Phase || got.Version != want.Version || got.InForce(at) != want.InForce(at) ||
+			len(got.SuspendedBy) != len(want.SuspendedBy) || !got.TerminationAt.Equal(want.TerminationAt) {
+			t.Errorf("day %d: At gives %s v%d suspended %v, State gives %s v%d suspended %v", d, got.Phase, got.Version, got.SuspendedBy, want.Phase, want.Version, want.SuspendedBy)
+		}
+	}
+}

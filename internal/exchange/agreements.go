@@ -171,8 +171,8 @@ func (a Agreement) Counterpart(partyID string) string {
 	return a.Record.PartyA
 }
 
-// statusCache keeps computed statuses keyed by the agreement's history
-// length, so a request does not verify every signature again; any new
+// statusCache keeps verified statuses keyed by a digest of the agreement's
+// history, so a request does not verify every signature again; any new
 // signature or version changes the key.
 type statusCache struct {
 	mu sync.Mutex
@@ -180,9 +180,11 @@ type statusCache struct {
 }
 
 type cachedStatus struct {
-	versions, sigs int
-	a              Agreement
-	keys           keyResolver
+	history [32]byte // digest of the versions' hashes and the signatures
+	a       Agreement
+	// lastSigned is the latest signed_at in the history: the cached
+	// status holds every signature only from then on.
+	lastSigned time.Time
 }
 
 // loadAgreement reads an agreement and computes its status at now.
@@ -202,17 +204,27 @@ func (s *Service) loadAgreement(ctx context.Context, x store.Extended, id string
 	if err != nil {
 		return Agreement{}, err
 	}
+	// The cache is keyed by a digest of the whole stored history, not its
+	// length: a status computed inside a transaction that then rolled back
+	// must never stand in for a different history of the same length.
+	hist := sha256.New()
+	for _, v := range vs {
+		hist.Write(v.Hash[:])
+	}
+	for _, sg := range sigs {
+		fmt.Fprintf(hist, "%d:", len(sg.Raw))
+		hist.Write(sg.Raw)
+	}
+	var key [32]byte
+	hist.Sum(key[:0])
 	s.cache.mu.Lock()
 	c, ok := s.cache.m[id]
 	s.cache.mu.Unlock()
-	if ok && c.versions == len(vs) && c.sigs == len(sigs) {
-		// Same history: skip parsing; the phase still depends on now.
+	if ok && c.history == key && !now.Before(c.lastSigned) {
+		// Same history, every signature verified already: only the time
+		// moves, and Status.At needs no key.
 		a := c.a
-		st, err := agreement.State(a.Versions, a.Signatures, c.keys, now)
-		if err != nil {
-			return Agreement{}, fmt.Errorf("stored agreement %s: %w", id, err)
-		}
-		a.Status = st
+		a.Status = a.Status.At(now)
 		return a, nil
 	}
 	a := Agreement{Record: rec}
@@ -242,7 +254,15 @@ func (s *Service) loadAgreement(ctx context.Context, x store.Extended, id string
 	if s.cache.m == nil {
 		s.cache.m = map[string]cachedStatus{}
 	}
-	s.cache.m[id] = cachedStatus{len(vs), len(sigs), a, keys}
+	var last time.Time
+	for _, sg := range a.Signatures {
+		if sg.SignedAt.After(last) {
+			last = sg.SignedAt
+		}
+	}
+	if !now.Before(last) {
+		s.cache.m[id] = cachedStatus{key, a, last}
+	}
 	s.cache.mu.Unlock()
 	return a, nil
 }

@@ -24,14 +24,14 @@ type member struct {
 }
 
 type fixture struct {
-	t    *testing.T
+	t    testing.TB
 	st   store.Store
 	ex   *exchange.Service
 	a, b member
 	now  time.Time
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	db, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{Migrate: true})
 	if err != nil {
@@ -358,5 +358,68 @@ func TestAgreementBadInput(t *testing.T) {
 	f.now = f.now.Add(time.Hour)
 	if _, _, err := f.ex.Sign(ctx, f.b.p, ag.Record.ID, stale); !errors.Is(err, exchange.ErrInvalid) {
 		t.Fatalf("stale signature: %v, want ErrInvalid", err)
+	}
+}
+
+// A status computed inside a transaction that rolls back must not be
+// served afterwards: the cache is keyed by the history's content.
+func TestStatusCacheSurvivesRollback(t *testing.T) {
+	f := newFixture(t)
+	id := agreement.NewID()
+	raw := f.doc(id, 1, nil)
+	if _, _, err := f.ex.Propose(ctx, f.a.p, raw, f.sign(f.a, raw, agreement.ActionPropose)); err != nil {
+		t.Fatal(err)
+	}
+	f.now = f.now.Add(time.Second)
+	counter := f.sign(f.b, raw, agreement.ActionCountersign)
+	sigRaw, err := json.Marshal(counter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rollback := errors.New("roll back")
+	err = f.st.Update(ctx, func(tx store.Handle) error {
+		x, err := store.Ext(tx)
+		if err != nil {
+			return err
+		}
+		if _, err := x.Agreements().AddSignature(ctx, store.AgreementSignature{AgreementID: id, Version: 1, PartyID: f.b.p.PartyID,
+			Action: string(agreement.ActionCountersign), Raw: sigRaw, SignedAt: counter.SignedAt}); err != nil {
+			return err
+		}
+		a, err := exchange.LoadAgreementInTx(f.ex, tx, id)
+		if err != nil {
+			return err
+		}
+		if a.Status.Phase != agreement.PhaseActive {
+			return fmt.Errorf("inside the transaction: %s", a.Status.Phase)
+		}
+		return rollback
+	})
+	if !errors.Is(err, rollback) {
+		t.Fatal(err)
+	}
+	// Another instance then records a different second signature: the
+	// proposer withdraws its proposal. The history has the same length as
+	// the rolled-back one but must not be mistaken for it.
+	f.now = f.now.Add(time.Second)
+	withdraw := f.sign(f.a, raw, agreement.ActionTerminate)
+	wRaw, err := json.Marshal(withdraw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := store.Ext(f.st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Agreements().AddSignature(ctx, store.AgreementSignature{AgreementID: id, Version: 1, PartyID: f.a.p.PartyID,
+		Action: string(agreement.ActionTerminate), Raw: wRaw, SignedAt: withdraw.SignedAt}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := f.ex.Agreement(ctx, f.a.p, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Status.Phase != agreement.PhaseTerminated || a.Status.InForce(f.now) {
+		t.Fatalf("the agreement is %s (in force %v): a rolled-back countersignature was served from the cache", a.Status.Phase, a.Status.InForce(f.now))
 	}
 }

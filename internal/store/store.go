@@ -174,6 +174,12 @@ type Agreements interface {
 	Signatures(ctx context.Context, id string) ([]AgreementSignature, error)
 }
 
+// Contribution is one object offered for credit, with its weight.
+type Contribution struct {
+	ObjectID string
+	Weight   float64
+}
+
 // Balance is one party's standing under an agreement.
 type Balance struct {
 	Contributed int64   // objects this party contributed that were new to the agreement
@@ -185,15 +191,16 @@ type Balance struct {
 // first under an agreement (its ordinal in that party's publish order) and
 // how far each party's reading has been released.
 type Credits interface {
-	// Contribute records that party contributed objectID under agreement
-	// and returns its new ordinal, 1-based, in that party's publish order.
-	// It returns 0 and records nothing when the object is already known to
-	// the party: it contributed it before, or the counterpart did and it is
+	// Contribute records that party contributed the given objects under
+	// agreement, in order, and returns for each its new ordinal, 1-based,
+	// in that party's publish order, or 0. An object earns 0 (and nothing
+	// is recorded) when it is already known to the party: it contributed
+	// it before (or earlier in items), or the counterpart did and it is
 	// within what has been released to the party. A counterpart's object
 	// not released to the party earns credit like any other, so that the
 	// outcome never tells a party what the other holds. Callers hold the
 	// agreement's Lock.
-	Contribute(ctx context.Context, agreementID, partyID, objectID string, weight float64, at time.Time) (int64, error)
+	Contribute(ctx context.Context, agreementID, partyID string, items []Contribution, at time.Time) ([]int64, error)
 	// Balance returns party's standing; credits count contributions at or
 	// after since (zero: all).
 	Balance(ctx context.Context, agreementID, partyID string, since time.Time) (Balance, error)

@@ -190,25 +190,65 @@ type credits handle
 // together, and an object the agreement already has inserts nothing. Two
 // contributors racing for the same ordinal without holding
 // Agreements.Lock would get ErrConflict; the exchange always holds it.
-func (s credits) Contribute(ctx context.Context, agreementID, partyID, objectID string, weight float64, at time.Time) (int64, error) {
-	var ord int64
-	// Earns nothing when known to this party: its own earlier contribution
-	// (the conflict), or the counterpart's within what was released to it.
-	// An unreleased counterpart object earns credit, or the answer would
-	// tell the party what the counterpart holds.
-	err := s.q.QueryRow(ctx, `INSERT INTO agreement_credits(agreement_id, object_id, party_id, ord, weight, added_at)
-		SELECT $1, $2, $3, coalesce((SELECT max(ord) FROM agreement_credits WHERE agreement_id = $1 AND party_id = $3), 0) + 1, $4, $5
-		WHERE NOT EXISTS (SELECT 1 FROM agreement_credits c JOIN agreement_released r ON r.agreement_id = c.agreement_id AND r.reader = $3
-			WHERE c.agreement_id = $1 AND c.object_id = $2 AND c.party_id <> $3 AND c.ord <= r.up_to)
-		ON CONFLICT (agreement_id, object_id, party_id) DO NOTHING
-		RETURNING ord`, agreementID, objectID, partyID, weight, micros(at)).Scan(&ord)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, nil // known to this party: earns nothing
-	}
+func (s credits) Contribute(ctx context.Context, agreementID, partyID string, items []store.Contribution, at time.Time) ([]int64, error) {
+	out := make([]int64, len(items))
+	err := atomic(ctx, handle(s), func(h handle) error {
+		ids := make([]string, len(items))
+		for i, it := range items {
+			ids[i] = it.ObjectID
+		}
+		// What the party knows already: its own contributions, and the
+		// counterpart's within what was released to it.
+		rows, err := h.q.Query(ctx, `SELECT object_id FROM agreement_credits WHERE agreement_id = $1 AND party_id = $2 AND object_id = ANY($3)
+			UNION SELECT c.object_id FROM agreement_credits c JOIN agreement_released r ON r.agreement_id = c.agreement_id AND r.reader = $2
+			WHERE c.agreement_id = $1 AND c.party_id <> $2 AND c.ord <= r.up_to AND c.object_id = ANY($3)`, agreementID, partyID, ids)
+		if err != nil {
+			return fmt.Errorf("agreement %s credit: %w", agreementID, mapErr(err))
+		}
+		known := map[string]bool{}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return mapErr(err)
+			}
+			known[id] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return mapErr(err)
+		}
+		var ord int64
+		if err := h.q.QueryRow(ctx, `SELECT coalesce(max(ord), 0) FROM agreement_credits WHERE agreement_id = $1 AND party_id = $2`, agreementID, partyID).Scan(&ord); err != nil {
+			return mapErr(err)
+		}
+		var newIDs []string
+		var ords []int64
+		var weights []float64
+		for i, it := range items {
+			if known[it.ObjectID] {
+				continue
+			}
+			known[it.ObjectID] = true
+			ord++
+			out[i] = ord
+			newIDs, ords, weights = append(newIDs, it.ObjectID), append(ords, ord), append(weights, it.Weight)
+		}
+		if len(newIDs) == 0 {
+			return nil
+		}
+		_, err = h.q.Exec(ctx, `INSERT INTO agreement_credits(agreement_id, object_id, party_id, ord, weight, added_at)
+			SELECT $1, u.id, $2, u.ord, u.weight, $6 FROM unnest($3::text[], $4::bigint[], $5::double precision[]) AS u(id, ord, weight)`,
+			agreementID, partyID, newIDs, ords, weights, micros(at))
+		if err != nil {
+			return fmt.Errorf("agreement %s credit: %w", agreementID, mapErr(err))
+		}
+		return nil
+	})
 	if err != nil {
-		return 0, fmt.Errorf("agreement %s credit: %w", agreementID, mapErr(err))
+		return nil, err
 	}
-	return ord, nil
+	return out, nil
 }
 
 func (s credits) Balance(ctx context.Context, agreementID, partyID string, since time.Time) (store.Balance, error) {

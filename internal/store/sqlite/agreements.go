@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/parley-cti/parley/internal/store"
@@ -177,30 +178,69 @@ func (s agreements) Signatures(ctx context.Context, id string) ([]store.Agreemen
 
 type credits handle
 
-func (s credits) Contribute(ctx context.Context, agreementID, partyID, objectID string, weight float64, at time.Time) (int64, error) {
-	var ord int64
+func (s credits) Contribute(ctx context.Context, agreementID, partyID string, items []store.Contribution, at time.Time) ([]int64, error) {
+	out := make([]int64, len(items))
 	err := atomic(ctx, handle(s), func(h handle) error {
-		// Known to this party: its own earlier contribution, or the
-		// counterpart's within what has been released to it.
-		var known int
-		err := h.w.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM agreement_credits WHERE agreement_id = ? AND object_id = ? AND party_id = ?)
-			OR EXISTS (SELECT 1 FROM agreement_credits c JOIN agreement_released r ON r.agreement_id = c.agreement_id AND r.reader = ?
-				WHERE c.agreement_id = ? AND c.object_id = ? AND c.party_id <> ? AND c.ord <= r.up_to)`,
-			agreementID, objectID, partyID, partyID, agreementID, objectID, partyID).Scan(&known)
+		// What the party knows already: its own contributions, and the
+		// counterpart's within what was released to it.
+		known := map[string]bool{}
+		ids := make([]any, 0, len(items))
+		for _, it := range items {
+			ids = append(ids, it.ObjectID)
+		}
+		for len(ids) > 0 {
+			chunk := ids[:min(len(ids), 400)]
+			ids = ids[len(chunk):]
+			in := `?` + strings.Repeat(`, ?`, len(chunk)-1)
+			args := append([]any{agreementID, partyID}, chunk...)
+			args = append(append(args, partyID, agreementID, partyID), chunk...)
+			rows, err := h.w.QueryContext(ctx, `SELECT object_id FROM agreement_credits WHERE agreement_id = ? AND party_id = ? AND object_id IN (`+in+`)
+				UNION SELECT c.object_id FROM agreement_credits c JOIN agreement_released r ON r.agreement_id = c.agreement_id AND r.reader = ?
+				WHERE c.agreement_id = ? AND c.party_id <> ? AND c.ord <= r.up_to AND c.object_id IN (`+in+`)`, args...)
+			if err != nil {
+				return mapErr(err)
+			}
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					rows.Close()
+					return mapErr(err)
+				}
+				known[id] = true
+			}
+			err = rows.Err()
+			rows.Close()
+			if err != nil {
+				return mapErr(err)
+			}
+		}
+		var ord int64
+		if err := h.w.QueryRowContext(ctx, `SELECT coalesce(max(ord), 0) FROM agreement_credits WHERE agreement_id = ? AND party_id = ?`, agreementID, partyID).Scan(&ord); err != nil {
+			return mapErr(err)
+		}
+		ins, err := h.w.PrepareContext(ctx, `INSERT INTO agreement_credits(agreement_id, object_id, party_id, ord, weight, added_at) VALUES (?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return mapErr(err)
 		}
-		if known == 1 {
-			return nil // earns nothing
+		defer ins.Close()
+		for i, it := range items {
+			if known[it.ObjectID] {
+				out[i] = 0
+				continue
+			}
+			known[it.ObjectID] = true
+			ord++
+			if _, err := ins.ExecContext(ctx, agreementID, it.ObjectID, partyID, ord, it.Weight, micros(at)); err != nil {
+				return mapErr(err)
+			}
+			out[i] = ord
 		}
-		if err := h.w.QueryRowContext(ctx, `SELECT coalesce(max(ord), 0) + 1 FROM agreement_credits WHERE agreement_id = ? AND party_id = ?`, agreementID, partyID).Scan(&ord); err != nil {
-			return mapErr(err)
-		}
-		_, err = h.w.ExecContext(ctx, `INSERT INTO agreement_credits(agreement_id, object_id, party_id, ord, weight, added_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			agreementID, objectID, partyID, ord, weight, micros(at))
-		return mapErr(err)
+		return nil
 	})
-	return ord, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func (s credits) Balance(ctx context.Context, agreementID, partyID string, since time.Time) (store.Balance, error) {

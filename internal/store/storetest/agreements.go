@@ -137,21 +137,21 @@ func testCredits(t *testing.T, st store.Store) {
 		t.Fatal(err)
 	}
 	for i, o := range objs {
-		ord, err := x.Credits().Contribute(ctx, ag, a.ID, o.ID, 1, t0.Add(time.Duration(i)*time.Hour))
+		ord, err := contribute1(x, ag, a.ID, o.ID, 1, t0.Add(time.Duration(i)*time.Hour))
 		if err != nil || ord != int64(i+1) {
 			t.Fatalf("Contribute %d = %d, %v", i, ord, err)
 		}
 	}
 	// The same object again earns nothing.
-	if ord, err := x.Credits().Contribute(ctx, ag, a.ID, objs[0].ID, 1, t0); err != nil || ord != 0 {
+	if ord, err := contribute1(x, ag, a.ID, objs[0].ID, 1, t0); err != nil || ord != 0 {
 		t.Fatalf("re-contribution = %d, %v", ord, err)
 	}
 	// The counterpart giving an object of a's that was not released to it
 	// earns credit: refusing it would reveal that a holds it.
-	if ord, err := x.Credits().Contribute(ctx, ag, b.ID, objs[3].ID, 1, t0); err != nil || ord != 1 {
+	if ord, err := contribute1(x, ag, b.ID, objs[3].ID, 1, t0); err != nil || ord != 1 {
 		t.Fatalf("counterpart giving an unreleased known object = %d, %v; want a new ordinal", ord, err)
 	}
-	if ord, err := x.Credits().Contribute(ctx, ag, b.ID, uid("malware", 7), 2.5, t0); err != nil || ord != 2 {
+	if ord, err := contribute1(x, ag, b.ID, uid("malware", 7), 2.5, t0); err != nil || ord != 2 {
 		t.Fatalf("bravo's second = %d, %v", ord, err)
 	}
 	bal, err := x.Credits().Balance(ctx, ag, a.ID, time.Time{})
@@ -181,7 +181,7 @@ func testCredits(t *testing.T, st store.Store) {
 		t.Fatalf("Released for a reader with nothing released = %d, %v", n, err)
 	}
 	// Released to b now: a's first three. Giving one of them back earns nothing.
-	if ord, err := x.Credits().Contribute(ctx, ag, b.ID, objs[1].ID, 1, t0); err != nil || ord != 0 {
+	if ord, err := contribute1(x, ag, b.ID, objs[1].ID, 1, t0); err != nil || ord != 0 {
 		t.Fatalf("counterpart re-giving a released object = %d, %v; want 0", ord, err)
 	}
 	for _, upTo := range []int64{0, 2, 5, 9} {
@@ -207,5 +207,50 @@ func testCredits(t *testing.T, st store.Store) {
 		Released: &store.ReleaseBound{Agreement: ag, Contributor: "party--nobody", UpTo: 100}})
 	if err != nil || len(p.Objects) != 0 {
 		t.Fatalf("wrong contributor: %s, %v", fmt.Sprint(len(p.Objects)), err)
+	}
+}
+
+// contribute1 offers one object for credit.
+func contribute1(x store.Extended, agreementID, partyID, objectID string, weight float64, at time.Time) (int64, error) {
+	ords, err := x.Credits().Contribute(ctx, agreementID, partyID, []store.Contribution{{ObjectID: objectID, Weight: weight}}, at)
+	if err != nil {
+		return 0, err
+	}
+	return ords[0], nil
+}
+
+// testContributeBatch: a batch gets ordinals in order, a repeat within the
+// batch earns nothing, and known objects are skipped without using an
+// ordinal.
+func testContributeBatch(t *testing.T, st store.Store) {
+	x := ext(t, st)
+	a := mustParty(t, st, "alpha")
+	b := mustParty(t, st, "bravo")
+	ag := "agreement--1"
+	if err := x.Agreements().Create(ctx, store.AgreementRecord{ID: ag, PartyA: a.ID, PartyB: b.ID, CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	items := []store.Contribution{{ObjectID: uid("indicator", 1), Weight: 1}, {ObjectID: uid("indicator", 2), Weight: 2}, {ObjectID: uid("indicator", 1), Weight: 1}, {ObjectID: uid("indicator", 3), Weight: 0.5}}
+	ords, err := x.Credits().Contribute(ctx, ag, a.ID, items, t0)
+	if err != nil || fmt.Sprint(ords) != "[1 2 0 3]" {
+		t.Fatalf("first batch = %v, %v; want [1 2 0 3]", ords, err)
+	}
+	if err := x.Credits().SetReleased(ctx, ag, b.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	// bravo: alpha's #1 is released to it (known), #2 is not (earns credit).
+	ords, err = x.Credits().Contribute(ctx, ag, b.ID, []store.Contribution{{ObjectID: uid("indicator", 1), Weight: 1}, {ObjectID: uid("indicator", 2), Weight: 1}, {ObjectID: uid("malware", 9), Weight: 4}}, t0)
+	if err != nil || fmt.Sprint(ords) != "[0 1 2]" {
+		t.Fatalf("bravo's batch = %v, %v; want [0 1 2]", ords, err)
+	}
+	ords, err = x.Credits().Contribute(ctx, ag, a.ID, []store.Contribution{{ObjectID: uid("indicator", 3), Weight: 1}, {ObjectID: uid("indicator", 4), Weight: 1}}, t0)
+	if err != nil || fmt.Sprint(ords) != "[0 4]" {
+		t.Fatalf("alpha's second batch = %v, %v; want [0 4]", ords, err)
+	}
+	if bal, err := x.Credits().Balance(ctx, ag, a.ID, time.Time{}); err != nil || bal.Contributed != 4 || bal.Credits != 4.5 {
+		t.Fatalf("alpha's balance = %+v, %v", bal, err)
+	}
+	if ords, err := x.Credits().Contribute(ctx, ag, a.ID, nil, t0); err != nil || len(ords) != 0 {
+		t.Fatalf("empty batch = %v, %v", ords, err)
 	}
 }

@@ -162,7 +162,7 @@ func testAgreementLockSerializes(t *testing.T, st store.Store) {
 					if err := tx.Agreements().Lock(ctx, ag); err != nil {
 						return err
 					}
-					_, err := tx.Credits().Contribute(ctx, ag, p, uid("indicator", w*1000+i), 1, t0.Add(time.Duration(i)*time.Second))
+					_, err := tx.Credits().Contribute(ctx, ag, p, []store.Contribution{{ObjectID: uid("indicator", w*1000+i), Weight: 1}}, t0.Add(time.Duration(i)*time.Second))
 					if err != nil {
 						return err
 					}

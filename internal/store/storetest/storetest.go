@@ -37,6 +37,7 @@ func Run(t *testing.T, open Opener) {
 		{"Keys", testKeys},
 		{"Agreements", testAgreements},
 		{"Credits", testCredits},
+		{"ContributeBatch", testContributeBatch},
 		{"Handovers", testHandovers},
 		{"HandoversDue", testHandoversDue},
 		{"DepositRollsBack", testDepositRollsBack},

@@ -124,6 +124,9 @@ func serveProc(t testing.TB, args ...string) string {
 			cmd.Process.Kill()
 			<-exited
 		}
+		if t.Failed() {
+			t.Logf("parley serve %v on %s logged:\n%s", args, addr, out.String())
+		}
 	})
 	base := "http://" + addr
 	deadline := time.Now().Add(30 * time.Second)

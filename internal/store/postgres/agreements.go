@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/parley-cti/parley/internal/store"
 )
@@ -240,8 +241,24 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 		_, err = h.q.Exec(ctx, `INSERT INTO agreement_credits(agreement_id, object_id, party_id, ord, weight, added_at)
 			SELECT $1, u.id, $2, u.ord, u.weight, $6 FROM unnest($3::text[], $4::bigint[], $5::double precision[]) AS u(id, ord, weight)`,
 			agreementID, partyID, newIDs, ords, weights, micros(at))
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "23505" {
+			// Another instance's contribution committed while this
+			// transaction waited for the agreement's lock.
+			return fmt.Errorf("agreement %s credit: %w: %v", agreementID, errStaleSnapshot, err)
+		}
 		if err != nil {
 			return fmt.Errorf("agreement %s credit: %w", agreementID, mapErr(err))
+		}
+		var added float64
+		for _, w := range weights {
+			added += w
+		}
+		_, err = h.q.Exec(ctx, `INSERT INTO agreement_totals(agreement_id, party_id, contributed, credits) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (agreement_id, party_id) DO UPDATE SET contributed = excluded.contributed, credits = agreement_totals.credits + excluded.credits`,
+			agreementID, partyID, ord, added)
+		if err != nil {
+			return fmt.Errorf("agreement %s totals: %w", agreementID, mapErr(err))
 		}
 		return nil
 	})
@@ -253,9 +270,13 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 
 func (s credits) Balance(ctx context.Context, agreementID, partyID string, since time.Time) (store.Balance, error) {
 	var b store.Balance
+	// Running totals answer in one row; a rolling window sums its credits
+	// over the (agreement, party, added_at) index.
 	err := s.q.QueryRow(ctx, `SELECT
-			coalesce((SELECT max(ord) FROM agreement_credits WHERE agreement_id = $1 AND party_id = $2), 0),
-			coalesce((SELECT sum(weight) FROM agreement_credits WHERE agreement_id = $1 AND party_id = $2 AND added_at >= $3), 0),
+			coalesce((SELECT contributed FROM agreement_totals WHERE agreement_id = $1 AND party_id = $2), 0),
+			CASE WHEN $3::bigint = 0
+				THEN coalesce((SELECT credits FROM agreement_totals WHERE agreement_id = $1 AND party_id = $2), 0)
+				ELSE coalesce((SELECT sum(weight) FROM agreement_credits WHERE agreement_id = $1 AND party_id = $2 AND added_at >= $3), 0) END,
 			coalesce((SELECT up_to FROM agreement_released WHERE agreement_id = $1 AND reader = $2), 0)`,
 		agreementID, partyID, micros(since)).Scan(&b.Contributed, &b.Credits, &b.Released)
 	if err != nil {

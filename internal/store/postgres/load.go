@@ -152,6 +152,8 @@ func finishLoad(ctx context.Context, tx pgx.Tx) error {
 		`INSERT INTO object_heads(coll, id, first_version, last_version)
 			SELECT coll, id, min(version), max(version) FROM objects GROUP BY coll, id`,
 		`UPDATE ledger_size SET size = (SELECT count(*) FROM ledger_entries) WHERE id = 1`,
+		`INSERT INTO agreement_totals(agreement_id, party_id, contributed, credits)
+			SELECT agreement_id, party_id, max(ord), sum(weight) FROM agreement_credits GROUP BY agreement_id, party_id`,
 		`SELECT setval(pg_get_serial_sequence('collections', 'pk'), coalesce((SELECT max(pk) FROM collections), 0) + 1, false)`,
 		`SELECT setval(pg_get_serial_sequence('objects', 'seq'), coalesce((SELECT max(seq) FROM objects), 0) + 1, false)`,
 		`SELECT setval(pg_get_serial_sequence('agreement_signatures', 'seq'), coalesce((SELECT max(seq) FROM agreement_signatures), 0) + 1, false)`,

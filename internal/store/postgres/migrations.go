@@ -290,6 +290,18 @@ CREATE TABLE match_chunks (
 ALTER TABLE agreement_credits DROP CONSTRAINT agreement_credits_pkey;
 ALTER TABLE agreement_credits ADD PRIMARY KEY (agreement_id, object_id, party_id);
 `},
+	{"running totals of contributions per party; index for rolling windows", `
+CREATE TABLE agreement_totals (
+	agreement_id TEXT NOT NULL REFERENCES agreements(id),
+	party_id     TEXT NOT NULL,
+	contributed  BIGINT NOT NULL,
+	credits      DOUBLE PRECISION NOT NULL,
+	PRIMARY KEY (agreement_id, party_id)
+);
+INSERT INTO agreement_totals(agreement_id, party_id, contributed, credits)
+	SELECT agreement_id, party_id, max(ord), sum(weight) FROM agreement_credits GROUP BY agreement_id, party_id;
+CREATE INDEX agreement_credits_added ON agreement_credits(agreement_id, party_id, added_at);
+`},
 }
 
 // migrationLock serialises migrations of one schema across every instance

@@ -258,9 +258,19 @@ func tryTx(ctx context.Context, b beginner, iso pgx.TxIsoLevel, fn func(h handle
 // retryable reports a serialization failure or a deadlock anywhere in the
 // chain: the transaction was rolled back and running it again may succeed.
 func retryable(err error) bool {
+	if errors.Is(err, errStaleSnapshot) {
+		return true
+	}
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
 }
+
+// errStaleSnapshot marks a write that collided with a transaction which
+// committed while this one waited for a row lock: under SERIALIZABLE the
+// snapshot predates the wait, so a value derived from it (the next credit
+// ordinal) can collide with a unique index instead of failing with 40001.
+// Update retries it like a serialization failure.
+var errStaleSnapshot = errors.New("postgres: write based on a snapshot older than a lock wait")
 
 // atomic runs fn in a transaction: the surrounding one when h is already
 // inside Update, else a new READ COMMITTED one (with retries), so

@@ -223,6 +223,7 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 			return mapErr(err)
 		}
 		defer ins.Close()
+		var added float64
 		for i, it := range items {
 			if known[it.ObjectID] {
 				out[i] = 0
@@ -234,8 +235,12 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 				return mapErr(err)
 			}
 			out[i] = ord
+			added += it.Weight
 		}
-		return nil
+		_, err = h.w.ExecContext(ctx, `INSERT INTO agreement_totals(agreement_id, party_id, contributed, credits) VALUES (?, ?, ?, ?)
+			ON CONFLICT(agreement_id, party_id) DO UPDATE SET contributed = excluded.contributed, credits = credits + ?`,
+			agreementID, partyID, ord, added, added)
+		return mapErr(err)
 	})
 	if err != nil {
 		return nil, err
@@ -245,13 +250,20 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 
 func (s credits) Balance(ctx context.Context, agreementID, partyID string, since time.Time) (store.Balance, error) {
 	var b store.Balance
-	var c sql.NullFloat64
-	err := s.r.QueryRowContext(ctx, `SELECT coalesce(max(ord), 0), sum(CASE WHEN added_at >= ? THEN weight ELSE 0 END) FROM agreement_credits WHERE agreement_id = ? AND party_id = ?`,
-		micros(since), agreementID, partyID).Scan(&b.Contributed, &c)
-	if err != nil {
+	err := s.r.QueryRowContext(ctx, `SELECT contributed, credits FROM agreement_totals WHERE agreement_id = ? AND party_id = ?`,
+		agreementID, partyID).Scan(&b.Contributed, &b.Credits)
+	if err != nil && err != sql.ErrNoRows {
 		return store.Balance{}, mapErr(err)
 	}
-	b.Credits = c.Float64
+	if !since.IsZero() {
+		// A rolling window: only credits earned since count.
+		var c sql.NullFloat64
+		if err := s.r.QueryRowContext(ctx, `SELECT sum(weight) FROM agreement_credits INDEXED BY agreement_credits_added
+			WHERE agreement_id = ? AND party_id = ? AND added_at >= ?`, agreementID, partyID, micros(since)).Scan(&c); err != nil {
+			return store.Balance{}, mapErr(err)
+		}
+		b.Credits = c.Float64
+	}
 	err = s.r.QueryRowContext(ctx, `SELECT up_to FROM agreement_released WHERE agreement_id = ? AND reader = ?`, agreementID, partyID).Scan(&b.Released)
 	if err != nil && err != sql.ErrNoRows {
 		return store.Balance{}, mapErr(err)

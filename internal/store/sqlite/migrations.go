@@ -277,4 +277,20 @@ DROP TABLE agreement_credits;
 ALTER TABLE agreement_credits_v6 RENAME TO agreement_credits;
 CREATE UNIQUE INDEX agreement_credits_ord ON agreement_credits(agreement_id, party_id, ord);
 `,
+	// 7: running totals of each party's contributions, so a write under an
+	// agreement reads its balance in one row instead of summing every credit
+	// (which made ingest slow down as contributions grew); and an index for
+	// agreements with a rolling window.
+	`
+CREATE TABLE agreement_totals (
+	agreement_id TEXT NOT NULL REFERENCES agreements(id),
+	party_id     TEXT NOT NULL,
+	contributed  INTEGER NOT NULL,
+	credits      REAL NOT NULL,
+	PRIMARY KEY (agreement_id, party_id)
+);
+INSERT INTO agreement_totals(agreement_id, party_id, contributed, credits)
+	SELECT agreement_id, party_id, max(ord), sum(weight) FROM agreement_credits GROUP BY agreement_id, party_id;
+CREATE INDEX agreement_credits_added ON agreement_credits(agreement_id, party_id, added_at);
+`,
 }

@@ -218,12 +218,20 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 		if err := h.w.QueryRowContext(ctx, `SELECT coalesce(max(ord), 0) FROM agreement_credits WHERE agreement_id = ? AND party_id = ?`, agreementID, partyID).Scan(&ord); err != nil {
 			return mapErr(err)
 		}
-		ins, err := h.w.PrepareContext(ctx, `INSERT INTO agreement_credits(agreement_id, object_id, party_id, ord, weight, added_at) VALUES (?, ?, ?, ?, ?, ?)`)
-		if err != nil {
+		// New credits go in multi-row INSERTs: a statement per row costs
+		// more in the driver than the insert itself.
+		var added float64
+		var rows []any
+		flush := func() error {
+			if len(rows) == 0 {
+				return nil
+			}
+			n := len(rows) / 6
+			_, err := h.w.ExecContext(ctx, `INSERT INTO agreement_credits(agreement_id, object_id, party_id, ord, weight, added_at) VALUES `+
+				strings.TrimSuffix(strings.Repeat(`(?, ?, ?, ?, ?, ?), `, n), `, `), rows...)
+			rows = rows[:0]
 			return mapErr(err)
 		}
-		defer ins.Close()
-		var added float64
 		for i, it := range items {
 			if known[it.ObjectID] {
 				out[i] = 0
@@ -231,13 +239,19 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 			}
 			known[it.ObjectID] = true
 			ord++
-			if _, err := ins.ExecContext(ctx, agreementID, it.ObjectID, partyID, ord, it.Weight, micros(at)); err != nil {
-				return mapErr(err)
-			}
+			rows = append(rows, agreementID, it.ObjectID, partyID, ord, it.Weight, micros(at))
 			out[i] = ord
 			added += it.Weight
+			if len(rows) == 6*150 {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
 		}
-		_, err = h.w.ExecContext(ctx, `INSERT INTO agreement_totals(agreement_id, party_id, contributed, credits) VALUES (?, ?, ?, ?)
+		if err := flush(); err != nil {
+			return err
+		}
+		_, err := h.w.ExecContext(ctx, `INSERT INTO agreement_totals(agreement_id, party_id, contributed, credits) VALUES (?, ?, ?, ?)
 			ON CONFLICT(agreement_id, party_id) DO UPDATE SET contributed = excluded.contributed, credits = credits + ?`,
 			agreementID, partyID, ord, added, added)
 		return mapErr(err)

@@ -2,9 +2,11 @@ package demo
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
+	"iter"
 	"net/http"
 	"strings"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/parley-cti/parley/internal/client"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/ledgerhttp"
+	"github.com/parley-cti/parley/internal/match"
 	"github.com/parley-cti/parley/internal/party"
 )
 
@@ -48,6 +51,11 @@ type Result struct {
 	LedgerSize    int64
 	LedgerRoot    string
 	ReceiptsOK    int
+	RequestState  string
+	HandoverState string
+	Unsealed      int // objects B decrypted from A's sealed deposit
+	MatchedA      []string
+	MatchedB      []string
 	IndicatorsA   int
 	IndicatorsB   int
 	BalanceA      *client.Balance
@@ -204,6 +212,11 @@ func Run(ctx context.Context, op Operator, baseURL string, out io.Writer) (*Resu
 	say("   Balances: %s gave %d new objects, may read %d; %s gave %d, may read %d.",
 		a.Name, res.BalanceA.Contributed, res.BalanceA.Released, b.Name, res.BalanceB.Contributed, res.BalanceB.Released)
 
+	last, err := caseWork(ctx, a, b, ag.ID, res, say)
+	if err != nil {
+		return nil, err
+	}
+
 	// The ledger: every signature and batch above is an entry; check a
 	// signed checkpoint and our receipts as `parley verify` does.
 	lc := &ledgerhttp.Client{BaseURL: strings.TrimSuffix(baseURL, "/") + "/ledger", HTTP: &http.Client{Transport: bearer{b.Token}}}
@@ -215,6 +228,7 @@ func Run(ctx context.Context, op Operator, baseURL string, out io.Writer) (*Resu
 	if ag.LedgerIndex != nil {
 		receipts = append(receipts, *ag.LedgerIndex)
 	}
+	receipts = append(receipts, last)
 	v, err := ledger.NewVerifier(key, "")
 	if err != nil {
 		return nil, err
@@ -242,7 +256,8 @@ func Run(ctx context.Context, op Operator, baseURL string, out io.Writer) (*Resu
 		return nil, fmt.Errorf("ledger check: %w", err)
 	}
 	res.LedgerSize, res.LedgerRoot, res.ReceiptsOK = cp.Size, cp.Hash.String(), len(rs)
-	say("5. The ledger holds %d entries (signatures, feed batches, releases). Checkpoint signed by %s,", cp.Size, cp.Origin)
+	say("8. The ledger holds %d entries (signatures, feed batches, releases, the request, the handovers).", cp.Size)
+	say("   Checkpoint signed by %s,", cp.Origin)
 	say("   root %s; %s verified the signature and the inclusion of all %d entries.", cp.Hash, b.Name, len(rs))
 	return res, nil
 }
@@ -293,4 +308,161 @@ func agreementDoc(a, b *Member, now time.Time) (*agreement.Document, error) {
 		return nil, err
 	}
 	return agreement.ParseDocument(raw)
+}
+
+// caseWork plays a request answered through a sealed handover, then a
+// private match of wanted lists.
+//
+// It returns the ledger index of the handover's release, the latest entry
+// the demo knows of.
+func caseWork(ctx context.Context, a, b *Member, agreementID string, res *Result, say func(string, ...any)) (int64, error) {
+	// 5. B asks A for something specific, under the agreement's deadlines.
+	req, err := b.C.FileRequest(ctx, client.NewRequest{Agreement: agreementID, Urgency: "high",
+		Subject: "Ransom wallets and negotiator handles of the Black Lantern affiliate 'NightOwl'",
+		Reason:  "victim negotiation in an open case"})
+	if err != nil {
+		return 0, fmt.Errorf("file request: %w", err)
+	}
+	if _, err := a.C.AckRequest(ctx, req.ID); err != nil {
+		return 0, fmt.Errorf("acknowledge: %w", err)
+	}
+	say("5. %s filed a request (%s); %s acknowledged it within the agreement's deadline.", b.Name, req.Subject, a.Name)
+
+	// 6. A answers through a handover: each side delivers a dossier, and
+	// the server releases both at once or neither. A seals its own to B's
+	// registered key, so not even the server's operator can read it.
+	h, err := a.C.ProposeHandover(ctx, client.HandoverProposal{Agreement: agreementID, Request: req.ID,
+		Delivers: "dossier on affiliate NightOwl (sealed)", Expects: "server logs seized from the Lantern C2 cluster"})
+	if err != nil {
+		return 0, fmt.Errorf("propose handover: %w", err)
+	}
+	if _, err := b.C.AcceptHandover(ctx, h.ID); err != nil {
+		return 0, fmt.Errorf("accept handover: %w", err)
+	}
+	bKey, err := a.C.CurrentKey(ctx, b.ID)
+	if err != nil {
+		return 0, err
+	}
+	dossierA := bundleOf(a.Crew.Objects[len(a.Crew.Objects)-30:])
+	sealed, sum, err := client.Seal(dossierA, bKey.SealingRecipient)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := a.C.DepositSealed(ctx, h.ID, sealed, sum, client.DepositOptions{Agreement: agreementID}); err != nil {
+		return 0, fmt.Errorf("sealed deposit: %w", err)
+	}
+	dep, err := b.C.Deposit(ctx, h.ID, bundleOf(b.Crew.Objects[len(b.Crew.Objects)-20:]), client.DepositOptions{Agreement: agreementID})
+	if err != nil {
+		return 0, fmt.Errorf("plain deposit: %w", err)
+	}
+	if !dep.Released {
+		return 0, fmt.Errorf("the second deposit did not release handover %s", h.ID)
+	}
+	got, err := b.C.FetchDeposit(ctx, h.ID, "")
+	if err != nil {
+		return 0, err
+	}
+	plain, err := client.Unseal(got.Content, b.Keys.Sealing)
+	if err != nil {
+		return 0, fmt.Errorf("unsealing A's dossier: %w", err)
+	}
+	var opened struct {
+		Objects []json.RawMessage `json:"objects"`
+	}
+	if err := json.Unmarshal(plain, &opened); err != nil {
+		return 0, fmt.Errorf("A's dossier: %w", err)
+	}
+	res.Unsealed = len(opened.Objects)
+	if _, err := a.C.FulfilRequest(ctx, req.ID, h.ID); err != nil {
+		return 0, fmt.Errorf("fulfil: %w", err)
+	}
+	hv, err := b.C.Handover(ctx, h.ID)
+	if err != nil {
+		return 0, err
+	}
+	rv, err := b.C.Request(ctx, req.ID)
+	if err != nil {
+		return 0, err
+	}
+	res.HandoverState, res.RequestState = hv.State, rv.State
+	say("6. %s proposed a handover answering it; both deposited (%s's sealed with age to %s's key, %d bytes of", a.Name, a.Name, b.Name, len(sealed))
+	say("   ciphertext the server cannot read) and the second deposit released both in one transaction.")
+	say("   %s decrypted %d objects with its own key; the request is %s.", b.Name, res.Unsealed, rv.State)
+
+	// 7. Private matching: which of A's wanted identifiers does B hold?
+	// Each side learns only the intersection; the server only the sizes.
+	items := func(vals []string) func() iter.Seq[match.Item] {
+		return func() iter.Seq[match.Item] {
+			return func(yield func(match.Item) bool) {
+				for _, v := range vals {
+					k, err := match.DetectKind(v)
+					if err != nil {
+						k = match.KindAlias
+					}
+					if !yield(match.Item{Kind: k, Value: v}) {
+						return
+					}
+				}
+			}
+		}
+	}
+	session := make(chan string, 1)
+	type outcome struct {
+		o   *client.MatchOutcome
+		err error
+	}
+	bDone := make(chan outcome, 1)
+	mctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	go func() {
+		var sid string
+		select {
+		case sid = <-session:
+		case <-mctx.Done():
+			bDone <- outcome{nil, mctx.Err()}
+			return
+		}
+		o, err := b.C.RunMatch(mctx, client.MatchOptions{Session: sid, Items: items(b.Crew.Held), Identity: b.Keys.Sealing, Poll: 20 * time.Millisecond})
+		bDone <- outcome{o, err}
+	}()
+	oa, err := a.C.RunMatch(mctx, client.MatchOptions{Agreement: agreementID, Items: items(a.Crew.Wanted), Identity: a.Keys.Sealing,
+		Poll: 20 * time.Millisecond, OnSession: func(m client.Match) { session <- m.ID }})
+	if err != nil {
+		cancel()
+		<-bDone
+		return 0, fmt.Errorf("private match (%s): %w", a.Name, err)
+	}
+	ob := <-bDone
+	if ob.err != nil {
+		return 0, fmt.Errorf("private match (%s): %w", b.Name, ob.err)
+	}
+	for _, it := range oa.Matched {
+		res.MatchedA = append(res.MatchedA, it.Value)
+	}
+	for _, it := range ob.o.Matched {
+		res.MatchedB = append(res.MatchedB, it.Value)
+	}
+	say("7. Private matching: %s's %d wanted identifiers against %s's %d (ECDH over ristretto255; the server saw",
+		a.Name, oa.OwnCount, b.Name, oa.PeerCount)
+	say("   only the two sizes). %s learned that %s holds %d of them: %s.", a.Name, b.Name, len(res.MatchedA), strings.Join(res.MatchedA, ", "))
+	return hv.ReleaseLedgerIndex, nil
+}
+
+// bundleOf wraps objects in a STIX bundle.
+func bundleOf(objs []json.RawMessage) []byte {
+	b, err := json.Marshal(map[string]any{"type": "bundle", "id": "bundle--" + newUUID(), "objects": objs})
+	if err != nil {
+		panic(err) // raw JSON values: cannot fail
+	}
+	return b
+}
+
+func newUUID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

@@ -65,6 +65,17 @@ func TestDemo(t *testing.T) {
 	if res.LedgerSize < 5 || res.ReceiptsOK != int(res.LedgerSize) {
 		t.Errorf("ledger: size %d, %d receipts verified", res.LedgerSize, res.ReceiptsOK)
 	}
+	if res.RequestState != "fulfilled" || res.HandoverState != "released" {
+		t.Errorf("request %s, handover %s; want fulfilled and released", res.RequestState, res.HandoverState)
+	}
+	if res.Unsealed != 30 {
+		t.Errorf("B decrypted %d objects from A's sealed deposit, want 30", res.Unsealed)
+	}
+	// The crews share three identifiers (C2 address, support domain,
+	// ransom wallet): A learns exactly those, and so does B.
+	if len(res.MatchedA) != 3 || len(res.MatchedB) != 3 {
+		t.Errorf("matches: A learned %v, B learned %v; want the 3 shared identifiers each", res.MatchedA, res.MatchedB)
+	}
 	b, _ := json.Marshal(res.BalanceB)
 	if !strings.Contains(out.String(), "verified the signature") {
 		t.Errorf("the demo did not report its ledger check; balance %s", b)

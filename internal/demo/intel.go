@@ -105,7 +105,6 @@ func GenerateCrew(seed uint64, perspective string, n int, now time.Time) *Crew {
 	// Shared identifiers both sides see (the crew's well-known C2 and wallet),
 	// plus identifiers only this perspective holds.
 	common := []string{"198.51.100.23", "lanternlock-support.example", "bc1qlanternxqz7e4j5h2k8w9d0f3g6t5r4e3w2q1"}
-	c.Held = append(c.Held, common...)
 	for i := 0; i < n; i++ {
 		var pattern, value, name string
 		switch i % 4 {

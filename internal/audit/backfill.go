@@ -29,10 +29,7 @@ func Backfill(ctx context.Context, st store.Store, now time.Time) (int, error) {
 	n := 0
 	err := st.Update(ctx, func(tx store.Handle) error {
 		n = 0
-		l, err := store.LedgerOf(tx)
-		if err != nil {
-			return err
-		}
+		l := tx.Ledger()
 		size, err := l.LockedSize(ctx)
 		if err != nil {
 			return err

@@ -59,7 +59,7 @@ func TestBackfill(t *testing.T) {
 	if err != nil || n != 2 {
 		t.Fatalf("backfill = %d, %v; want 2 entries", n, err)
 	}
-	l, _ := store.LedgerOf(st)
+	l := st.Ledger()
 	raws, err := l.ReadEntries(ctx, 0, 2)
 	if err != nil {
 		t.Fatal(err)

@@ -236,10 +236,7 @@ func forkLog(t *testing.T, data string, size int64) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	l, err := store.LedgerOf(st)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := st.Ledger()
 	n, err := l.Size(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -275,10 +272,7 @@ func forkLog(t *testing.T, data string, size int64) {
 	}
 	defer st2.Close()
 	err = st2.Update(ctx, func(tx store.Handle) error {
-		l, err := store.LedgerOf(tx)
-		if err != nil {
-			return err
-		}
+		l := tx.Ledger()
 		if _, err := ledger.Append(ctx, l, entries...); err != nil {
 			return err
 		}

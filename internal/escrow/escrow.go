@@ -84,20 +84,10 @@ func New(st store.Store, ex *exchange.Service) *Service {
 // SetClock replaces the clock (tests).
 func (s *Service) SetClock(now func() time.Time) { s.now = now }
 
-// stores returns the escrow and extended stores of h.
-func stores(h store.Handle) (store.Escrow, store.Extended, error) {
-	e, err := store.EscrowOf(h)
-	if err != nil {
-		return nil, nil, err
-	}
-	x, err := store.Ext(h)
-	return e, x, err
-}
-
 // agreementFor takes the agreement's lock in tx and returns it as seen by
 // p. Reads go through the exchange service (committed state); with the
 // lock held nothing can change it before tx ends.
-func (s *Service) agreementFor(ctx context.Context, x store.Extended, p party.Principal, id string) (exchange.Agreement, error) {
+func (s *Service) agreementFor(ctx context.Context, x store.Handle, p party.Principal, id string) (exchange.Agreement, error) {
 	if err := x.Agreements().Lock(ctx, id); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return exchange.Agreement{}, fmt.Errorf("%w: agreement %s", ErrNotFound, id)
@@ -126,7 +116,7 @@ func checkText(what, v string, required bool) error {
 func digest(sum [32]byte) string { return "sha256:" + hex.EncodeToString(sum[:]) }
 
 // notify appends an event to party's stream inside tx.
-func notify(ctx context.Context, e store.Escrow, partyID, kind, subject string, at time.Time, data map[string]any) error {
+func notify(ctx context.Context, e store.Handle, partyID, kind, subject string, at time.Time, data map[string]any) error {
 	b, err := json.Marshal(data)
 	if err != nil {
 		return err
@@ -135,7 +125,7 @@ func notify(ctx context.Context, e store.Escrow, partyID, kind, subject string, 
 	return err
 }
 
-func record(ctx context.Context, x store.Extended, en ledger.Entry) (int64, error) {
+func record(ctx context.Context, x store.Handle, en ledger.Entry) (int64, error) {
 	return ledger.Append(ctx, x.Ledger(), en)
 }
 
@@ -164,10 +154,7 @@ func (s *Service) Propose(ctx context.Context, p party.Principal, in ProposeInpu
 	}
 	var out Result
 	err := s.st.Update(ctx, func(tx store.Handle) error {
-		e, x, err := stores(tx)
-		if err != nil {
-			return err
-		}
+		e, x := tx, tx
 		a, err := s.agreementFor(ctx, x, p, in.AgreementID)
 		if err != nil {
 			return err
@@ -226,7 +213,7 @@ func (s *Service) Propose(ctx context.Context, p party.Principal, in ProposeInpu
 
 // caseFor loads a case the caller is a side of, under its agreement's
 // lock, and the agreement.
-func (s *Service) caseFor(ctx context.Context, e store.Escrow, x store.Extended, p party.Principal, id string) (store.Handover, exchange.Agreement, error) {
+func (s *Service) caseFor(ctx context.Context, e store.Handle, x store.Handle, p party.Principal, id string) (store.Handover, exchange.Agreement, error) {
 	h, err := e.Handovers().Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && h.Proposer != p.PartyID && h.Counterpart != p.PartyID) {
 		return store.Handover{}, exchange.Agreement{}, fmt.Errorf("%w: %s", ErrNotFound, id)
@@ -268,10 +255,7 @@ func closedErr(h store.Handover) error {
 func (s *Service) Decide(ctx context.Context, p party.Principal, id string, accept bool) (Result, error) {
 	var out Result
 	err := s.st.Update(ctx, func(tx store.Handle) error {
-		e, x, err := stores(tx)
-		if err != nil {
-			return err
-		}
+		e, x := tx, tx
 		h, a, err := s.caseFor(ctx, e, x, p, id)
 		if err != nil {
 			return err
@@ -364,10 +348,7 @@ func (s *Service) Deposit(ctx context.Context, p party.Principal, id string, in 
 	crashPoint(CrashDepositBeforeTx)
 	var out DepositResult
 	err := s.st.Update(ctx, func(tx store.Handle) error {
-		e, x, err := stores(tx)
-		if err != nil {
-			return err
-		}
+		e, x := tx, tx
 		h, a, err := s.caseFor(ctx, e, x, p, id)
 		if err != nil {
 			return err
@@ -457,7 +438,7 @@ func (s *Service) Deposit(ctx context.Context, p party.Principal, id string, in 
 // ledger entry, the case's state and both parties' events.
 // parsed holds bundles already parsed in this request, so they are not
 // validated twice.
-func (s *Service) release(ctx context.Context, tx store.Handle, e store.Escrow, x store.Extended, h store.Handover, now time.Time, deps map[string]store.Deposit, parsed map[string]Bundle) (store.Handover, error) {
+func (s *Service) release(ctx context.Context, tx store.Handle, e store.Handle, x store.Handle, h store.Handover, now time.Time, deps map[string]store.Deposit, parsed map[string]Bundle) (store.Handover, error) {
 	attrs := map[string]string{}
 	digests := map[string]string{}
 	for i, depositor := range []string{h.Proposer, h.Counterpart} {
@@ -561,10 +542,7 @@ func (s *Service) handoverCollection(ctx context.Context, tx store.Handle, agree
 func (s *Service) Withdraw(ctx context.Context, p party.Principal, id string) (Result, error) {
 	var out Result
 	err := s.st.Update(ctx, func(tx store.Handle) error {
-		e, x, err := stores(tx)
-		if err != nil {
-			return err
-		}
+		e, x := tx, tx
 		h, _, err := s.caseFor(ctx, e, x, p, id)
 		if err != nil {
 			return err
@@ -612,10 +590,7 @@ type View struct {
 
 // Show returns a case the caller is a side of.
 func (s *Service) Show(ctx context.Context, p party.Principal, id string) (View, error) {
-	e, err := store.EscrowOf(s.st)
-	if err != nil {
-		return View{}, err
-	}
+	e := s.st
 	h, err := e.Handovers().Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && h.Proposer != p.PartyID && h.Counterpart != p.PartyID) {
 		return View{}, fmt.Errorf("%w: %s", ErrNotFound, id)
@@ -637,20 +612,14 @@ func (s *Service) Show(ctx context.Context, p party.Principal, id string) (View,
 
 // List returns the caller's cases, newest first (agreementID optional).
 func (s *Service) List(ctx context.Context, p party.Principal, agreementID string) ([]store.Handover, error) {
-	e, err := store.EscrowOf(s.st)
-	if err != nil {
-		return nil, err
-	}
+	e := s.st
 	return e.Handovers().ListByParty(ctx, p.PartyID, agreementID)
 }
 
 // Fetch returns a deposit's content: the caller's own while it is held, the
 // other side's only once the case is released.
 func (s *Service) Fetch(ctx context.Context, p party.Principal, id, depositor string) (store.Deposit, error) {
-	e, err := store.EscrowOf(s.st)
-	if err != nil {
-		return store.Deposit{}, err
-	}
+	e := s.st
 	h, err := e.Handovers().Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && h.Proposer != p.PartyID && h.Counterpart != p.PartyID) {
 		return store.Deposit{}, fmt.Errorf("%w: %s", ErrNotFound, id)
@@ -683,10 +652,7 @@ func (s *Service) Dispute(ctx context.Context, p party.Principal, id, text strin
 	}
 	var out Result
 	err := s.st.Update(ctx, func(tx store.Handle) error {
-		e, x, err := stores(tx)
-		if err != nil {
-			return err
-		}
+		e, x := tx, tx
 		h, _, err := s.caseFor(ctx, e, x, p, id)
 		if err != nil {
 			return err

@@ -19,10 +19,6 @@ const sweepBatch = 100
 // database may run it at once: each step re-reads the case under the
 // agreement's lock and does nothing if another got there first.
 func (s *Service) Run(ctx context.Context) {
-	if _, err := store.EscrowOf(s.st); err != nil {
-		s.Log.WarnContext(ctx, "no sweeper: the store lacks the escrow tables", slog.Any("err", err))
-		return
-	}
 	t := time.NewTicker(s.SweepInterval)
 	defer t.Stop()
 	for {
@@ -39,10 +35,7 @@ func (s *Service) Run(ctx context.Context) {
 
 // Sweep runs one pass and reports how many cases it expired.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
-	e, err := store.EscrowOf(s.st)
-	if err != nil {
-		return 0, err
-	}
+	e := s.st
 	now := s.now()
 	due, err := e.Handovers().Due(ctx, now, now.Add(s.NearWindow), sweepBatch)
 	if err != nil {
@@ -71,10 +64,7 @@ func (s *Service) expire(ctx context.Context, id string) (bool, error) {
 	done := false
 	err := s.st.Update(ctx, func(tx store.Handle) error {
 		done = false
-		e, x, err := stores(tx)
-		if err != nil {
-			return err
-		}
+		e, x := tx, tx
 		h, err := e.Handovers().Get(ctx, id)
 		if err != nil {
 			return err
@@ -132,10 +122,7 @@ func (s *Service) expire(ctx context.Context, id string) (bool, error) {
 // warnNear sends both sides a "deadline near" event once per case.
 func (s *Service) warnNear(ctx context.Context, id string) error {
 	return s.st.Update(ctx, func(tx store.Handle) error {
-		e, x, err := stores(tx)
-		if err != nil {
-			return err
-		}
+		e, x := tx, tx
 		h, err := e.Handovers().Get(ctx, id)
 		if err != nil {
 			return err

@@ -37,10 +37,7 @@ func (s *Service) RegisterKeys(ctx context.Context, p party.Principal, pub agree
 		return err
 	}
 	return s.st.Update(ctx, func(tx store.Handle) error {
-		x, err := store.Ext(tx)
-		if err != nil {
-			return err
-		}
+		x := tx
 		have, err := x.Keys().ListByParty(ctx, p.PartyID)
 		if err != nil {
 			return err
@@ -74,10 +71,7 @@ func (s *Service) RotateKeys(ctx context.Context, p party.Principal, rot agreeme
 		return err
 	}
 	return s.st.Update(ctx, func(tx store.Handle) error {
-		x, err := store.Ext(tx)
-		if err != nil {
-			return err
-		}
+		x := tx
 		cur, err := x.Keys().Get(ctx, rot.OldKeyID)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && (cur.PartyID != p.PartyID || !cur.ValidUntil.IsZero())) {
 			return fmt.Errorf("%w: %s is not your current key", ErrInvalid, rot.OldKeyID)
@@ -108,10 +102,7 @@ func (s *Service) RotateKeys(ctx context.Context, p party.Principal, rot agreeme
 
 // PartyKeys returns a party's registered keys, oldest first.
 func (s *Service) PartyKeys(ctx context.Context, partyID string) ([]store.PartyKey, error) {
-	x, err := store.Ext(s.st)
-	if err != nil {
-		return nil, err
-	}
+	x := s.st
 	return x.Keys().ListByParty(ctx, partyID)
 }
 
@@ -123,7 +114,7 @@ type resolvedKey struct {
 	pub agreement.PublicKeys
 }
 
-func loadKeys(ctx context.Context, x store.Extended, partyIDs ...string) (keyResolver, error) {
+func loadKeys(ctx context.Context, x store.Handle, partyIDs ...string) (keyResolver, error) {
 	r := keyResolver{}
 	for _, id := range partyIDs {
 		ks, err := x.Keys().ListByParty(ctx, id)
@@ -188,7 +179,7 @@ type cachedStatus struct {
 }
 
 // loadAgreement reads an agreement and computes its status at now.
-func (s *Service) loadAgreement(ctx context.Context, x store.Extended, id string, now time.Time) (Agreement, error) {
+func (s *Service) loadAgreement(ctx context.Context, x store.Handle, id string, now time.Time) (Agreement, error) {
 	rec, err := x.Agreements().Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return Agreement{}, ErrNotFound
@@ -270,10 +261,7 @@ func (s *Service) loadAgreement(ctx context.Context, x store.Extended, id string
 // Agreement returns an agreement the caller is a party to; ErrNotFound
 // otherwise.
 func (s *Service) Agreement(ctx context.Context, p party.Principal, id string) (Agreement, error) {
-	x, err := store.Ext(s.st)
-	if err != nil {
-		return Agreement{}, err
-	}
+	x := s.st
 	a, err := s.loadAgreement(ctx, x, id, s.now())
 	if err != nil {
 		return Agreement{}, err
@@ -286,10 +274,7 @@ func (s *Service) Agreement(ctx context.Context, p party.Principal, id string) (
 
 // Agreements lists the caller's agreements, newest first.
 func (s *Service) Agreements(ctx context.Context, p party.Principal) ([]Agreement, error) {
-	x, err := store.Ext(s.st)
-	if err != nil {
-		return nil, err
-	}
+	x := s.st
 	recs, err := x.Agreements().ListByParty(ctx, p.PartyID)
 	if err != nil {
 		return nil, err
@@ -337,10 +322,7 @@ func (s *Service) Propose(ctx context.Context, p party.Principal, raw []byte, si
 	var idx int64
 	var out Agreement
 	err = s.st.Update(ctx, func(tx store.Handle) error {
-		x, err := store.Ext(tx)
-		if err != nil {
-			return err
-		}
+		x := tx
 		if _, err := tx.Parties().Get(ctx, other.PartyID); errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("%w: party %s does not exist", ErrInvalid, other.PartyID)
 		} else if err != nil {
@@ -417,10 +399,7 @@ func (s *Service) step(ctx context.Context, p party.Principal, id string, doc *a
 	var idx int64
 	var out Agreement
 	err := s.st.Update(ctx, func(tx store.Handle) error {
-		x, err := store.Ext(tx)
-		if err != nil {
-			return err
-		}
+		x := tx
 		if err := x.Agreements().Lock(ctx, id); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				return ErrNotFound
@@ -484,7 +463,7 @@ func (s *Service) step(ctx context.Context, p party.Principal, id string, doc *a
 }
 
 // addSignature stores a verified signature and its ledger entry.
-func (s *Service) addSignature(ctx context.Context, tx store.Handle, x store.Extended, doc *agreement.Document, sig agreement.Signature, kind ledger.Kind) (int64, error) {
+func (s *Service) addSignature(ctx context.Context, tx store.Handle, x store.Handle, doc *agreement.Document, sig agreement.Signature, kind ledger.Kind) (int64, error) {
 	raw, err := json.Marshal(sig)
 	if err != nil {
 		return 0, err
@@ -537,7 +516,7 @@ func (s *Service) ensureCollections(ctx context.Context, tx store.Handle, a Agre
 // runs inside the transaction of the change that caused it, under the
 // agreement's lock, so concurrent writers through any instance see exact
 // allowances.
-func (s *Service) release(ctx context.Context, tx store.Handle, x store.Extended, a Agreement, now time.Time) error {
+func (s *Service) release(ctx context.Context, tx store.Handle, x store.Handle, a Agreement, now time.Time) error {
 	doc := a.Status.Document
 	terms := doc.Reciprocity
 	var since time.Time
@@ -603,10 +582,7 @@ func (s *Service) Balance(ctx context.Context, p party.Principal, id string) (Ba
 	if err != nil {
 		return BalanceView{}, err
 	}
-	x, err := store.Ext(s.st)
-	if err != nil {
-		return BalanceView{}, err
-	}
+	x := s.st
 	now := s.now()
 	terms := a.Status.Document.Reciprocity
 	var since time.Time

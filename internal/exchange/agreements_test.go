@@ -378,10 +378,7 @@ func TestStatusCacheSurvivesRollback(t *testing.T) {
 	}
 	rollback := errors.New("roll back")
 	err = f.st.Update(ctx, func(tx store.Handle) error {
-		x, err := store.Ext(tx)
-		if err != nil {
-			return err
-		}
+		x := tx
 		if _, err := x.Agreements().AddSignature(ctx, store.AgreementSignature{AgreementID: id, Version: 1, PartyID: f.b.p.PartyID,
 			Action: string(agreement.ActionCountersign), Raw: sigRaw, SignedAt: counter.SignedAt}); err != nil {
 			return err
@@ -407,10 +404,7 @@ func TestStatusCacheSurvivesRollback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	x, err := store.Ext(f.st)
-	if err != nil {
-		t.Fatal(err)
-	}
+	x := f.st
 	if _, err := x.Agreements().AddSignature(ctx, store.AgreementSignature{AgreementID: id, Version: 1, PartyID: f.a.p.PartyID,
 		Action: string(agreement.ActionTerminate), Raw: wRaw, SignedAt: withdraw.SignedAt}); err != nil {
 		t.Fatal(err)

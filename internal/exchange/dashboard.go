@@ -10,7 +10,6 @@ import (
 
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/party"
-	"github.com/parley-cti/parley/internal/store"
 )
 
 // BalancePoint is a party's give-to-get standing under one agreement right
@@ -44,10 +43,7 @@ func (s *Service) BalanceHistory(ctx context.Context, p party.Principal, id stri
 	if err != nil {
 		return nil, err
 	}
-	l, err := store.LedgerOf(s.st)
-	if err != nil {
-		return nil, err
-	}
+	l := s.st.Ledger()
 	size, err := l.Size(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("ledger size: %w", err)

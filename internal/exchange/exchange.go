@@ -111,10 +111,7 @@ func (s *Service) decide(ctx context.Context, p party.Principal, c store.Collect
 	if c.Agreement == "" {
 		return Decide(p, c), nil
 	}
-	x, err := store.Ext(s.st)
-	if err != nil {
-		return Access{}, err
-	}
+	x := s.st
 	rec, err := x.Agreements().Get(ctx, c.Agreement)
 	if err != nil {
 		return Access{}, err
@@ -327,12 +324,9 @@ func (s *Service) Ingest(ctx context.Context, p party.Principal, apiRoot, collec
 		status.Failures = append([]store.StatusDetail(nil), invalid...)
 		keep, kept := objs, parsed
 		var ag Agreement
-		var x store.Extended
+		var x store.Handle
 		if c.Agreement != "" {
-			var err error
-			if x, err = store.Ext(tx); err != nil {
-				return err
-			}
+			x = tx
 			// The agreement's lock serializes its accounting across
 			// instances; its state is checked again under it.
 			if err := x.Agreements().Lock(ctx, c.Agreement); err != nil {
@@ -453,10 +447,7 @@ func (s *Service) record(ctx context.Context, tx store.Handle, e ledger.Entry) (
 	if s.noLedger {
 		return -1, nil
 	}
-	l, err := store.LedgerOf(tx)
-	if err != nil {
-		return 0, err
-	}
+	l := tx.Ledger()
 	return ledger.Append(ctx, l, e)
 }
 

@@ -98,7 +98,7 @@ func New(st store.Store, ex *exchange.Service) *Service {
 // SetClock replaces the clock (tests).
 func (s *Service) SetClock(now func() time.Time) { s.now = now }
 
-func notify(ctx context.Context, e store.Escrow, partyID, kind, subject string, at time.Time, data map[string]any) error {
+func notify(ctx context.Context, e store.Handle, partyID, kind, subject string, at time.Time, data map[string]any) error {
 	b, err := json.Marshal(data)
 	if err != nil {
 		return err
@@ -134,10 +134,7 @@ type Started struct {
 func (s *Service) Start(ctx context.Context, p party.Principal, agreementID string) (Started, error) {
 	var out Started
 	err := s.st.Update(ctx, func(tx store.Handle) error {
-		e, err := store.EscrowOf(tx)
-		if err != nil {
-			return err
-		}
+		e := tx
 		a, err := s.agreementFor(ctx, tx, p, agreementID)
 		if err != nil {
 			return err
@@ -202,10 +199,7 @@ func (s *Service) Get(ctx context.Context, p party.Principal, id string) (View, 
 	if err != nil {
 		return View{}, err
 	}
-	e, err := store.EscrowOf(s.st)
-	if err != nil {
-		return View{}, err
-	}
+	e := s.st
 	h, err := e.Handovers().Get(ctx, m.HandoverID)
 	if err != nil {
 		return View{}, err
@@ -219,10 +213,7 @@ func (s *Service) List(ctx context.Context, p party.Principal, agreementID strin
 	if err != nil {
 		return nil, err
 	}
-	e, err := store.EscrowOf(s.st)
-	if err != nil {
-		return nil, err
-	}
+	e := s.st
 	out := make([]View, 0, len(ms))
 	for _, m := range ms {
 		h, err := e.Handovers().Get(ctx, m.HandoverID)
@@ -332,10 +323,7 @@ func (s *Service) PutRound1(ctx context.Context, p party.Principal, id string, b
 	sum := hex.EncodeToString(h.Sum(nil))
 	var out Round1Result
 	err = s.st.Update(ctx, func(tx store.Handle) error {
-		e, err := store.EscrowOf(tx)
-		if err != nil {
-			return err
-		}
+		e := tx
 		if _, err := s.agreementFor(ctx, tx, p, m.AgreementID); err != nil {
 			return err
 		}

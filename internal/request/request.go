@@ -165,7 +165,7 @@ func Normalize(in FileInput) (FileInput, error) {
 	return in, nil
 }
 
-func notify(ctx context.Context, e store.Escrow, partyID, kind, subject string, at time.Time, data map[string]any) error {
+func notify(ctx context.Context, e store.Handle, partyID, kind, subject string, at time.Time, data map[string]any) error {
 	b, err := json.Marshal(data)
 	if err != nil {
 		return err
@@ -174,16 +174,7 @@ func notify(ctx context.Context, e store.Escrow, partyID, kind, subject string, 
 	return err
 }
 
-func stores(h store.Handle) (store.Escrow, store.Extended, error) {
-	e, err := store.EscrowOf(h)
-	if err != nil {
-		return nil, nil, err
-	}
-	x, err := store.Ext(h)
-	return e, x, err
-}
-
-func (s *Service) agreementFor(ctx context.Context, x store.Extended, p party.Principal, id string) (exchange.Agreement, error) {
+func (s *Service) agreementFor(ctx context.Context, x store.Handle, p party.Principal, id string) (exchange.Agreement, error) {
 	if err := x.Agreements().Lock(ctx, id); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return exchange.Agreement{}, fmt.Errorf("%w: agreement %s", ErrNotFound, id)
@@ -211,10 +202,7 @@ func (s *Service) File(ctx context.Context, p party.Principal, in FileInput) (Re
 	}
 	var out Result
 	err = s.st.Update(ctx, func(tx store.Handle) error {
-		e, x, err := stores(tx)
-		if err != nil {
-			return err
-		}
+		e, x := tx, tx
 		a, err := s.agreementFor(ctx, x, p, in.AgreementID)
 		if err != nil {
 			return err
@@ -245,13 +233,10 @@ func (s *Service) File(ctx context.Context, p party.Principal, in FileInput) (Re
 
 // step loads a request the caller is a side of under its agreement's lock,
 // lets change modify it, and stores it with its ledger entry and event.
-func (s *Service) step(ctx context.Context, p party.Principal, id string, change func(e store.Escrow, r *store.Request, now time.Time) (ledger.Entry, string, map[string]any, error)) (Result, error) {
+func (s *Service) step(ctx context.Context, p party.Principal, id string, change func(e store.Handle, r *store.Request, now time.Time) (ledger.Entry, string, map[string]any, error)) (Result, error) {
 	var out Result
 	err := s.st.Update(ctx, func(tx store.Handle) error {
-		e, x, err := stores(tx)
-		if err != nil {
-			return err
-		}
+		e, x := tx, tx
 		r, err := e.Requests().Get(ctx, id)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && r.Requester != p.PartyID && r.Responder != p.PartyID) {
 			return fmt.Errorf("%w: %s", ErrNotFound, id)
@@ -297,7 +282,7 @@ func answered(r *store.Request) error {
 
 // Acknowledge records that the responder has received the request.
 func (s *Service) Acknowledge(ctx context.Context, p party.Principal, id string) (Result, error) {
-	return s.step(ctx, p, id, func(e store.Escrow, r *store.Request, now time.Time) (ledger.Entry, string, map[string]any, error) {
+	return s.step(ctx, p, id, func(e store.Handle, r *store.Request, now time.Time) (ledger.Entry, string, map[string]any, error) {
 		if err := answered(r); err != nil {
 			return ledger.Entry{}, "", nil, err
 		}
@@ -314,7 +299,7 @@ func (s *Service) Acknowledge(ctx context.Context, p party.Principal, id string)
 // Fulfil records that handover handoverID, which references the request
 // and is under the same agreement, answers it.
 func (s *Service) Fulfil(ctx context.Context, p party.Principal, id, handoverID string) (Result, error) {
-	return s.step(ctx, p, id, func(e store.Escrow, r *store.Request, now time.Time) (ledger.Entry, string, map[string]any, error) {
+	return s.step(ctx, p, id, func(e store.Handle, r *store.Request, now time.Time) (ledger.Entry, string, map[string]any, error) {
 		if err := answered(r); err != nil {
 			return ledger.Entry{}, "", nil, err
 		}
@@ -356,7 +341,7 @@ func (s *Service) Refuse(ctx context.Context, p party.Principal, id, ground, tex
 	if err := checkText("the refusal text", text, false); err != nil {
 		return Result{}, err
 	}
-	return s.step(ctx, p, id, func(e store.Escrow, r *store.Request, now time.Time) (ledger.Entry, string, map[string]any, error) {
+	return s.step(ctx, p, id, func(e store.Handle, r *store.Request, now time.Time) (ledger.Entry, string, map[string]any, error) {
 		if err := answered(r); err != nil {
 			return ledger.Entry{}, "", nil, err
 		}
@@ -369,10 +354,7 @@ func (s *Service) Refuse(ctx context.Context, p party.Principal, id, ground, tex
 
 // Get returns a request the caller is a side of.
 func (s *Service) Get(ctx context.Context, p party.Principal, id string) (store.Request, error) {
-	e, err := store.EscrowOf(s.st)
-	if err != nil {
-		return store.Request{}, err
-	}
+	e := s.st
 	r, err := e.Requests().Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && r.Requester != p.PartyID && r.Responder != p.PartyID) {
 		return store.Request{}, fmt.Errorf("%w: %s", ErrNotFound, id)
@@ -382,10 +364,7 @@ func (s *Service) Get(ctx context.Context, p party.Principal, id string) (store.
 
 // List returns the caller's requests (made and received), newest first.
 func (s *Service) List(ctx context.Context, p party.Principal, agreementID string) ([]store.Request, error) {
-	e, err := store.EscrowOf(s.st)
-	if err != nil {
-		return nil, err
-	}
+	e := s.st
 	return e.Requests().ListByParty(ctx, p.PartyID, agreementID)
 }
 
@@ -410,10 +389,7 @@ func (s *Service) Stats(ctx context.Context, p party.Principal, agreementID stri
 	if err != nil {
 		return nil, err
 	}
-	e, err := store.EscrowOf(s.st)
-	if err != nil {
-		return nil, err
-	}
+	e := s.st
 	rs, err := e.Requests().ListByAgreement(ctx, agreementID)
 	if err != nil {
 		return nil, err

@@ -16,10 +16,6 @@ const sweepBatch = 100
 // SweepInterval until ctx ends. Like escrow's sweeper it is safe to run on
 // several servers at once: each flag is set once under the agreement's lock.
 func (s *Service) Run(ctx context.Context) {
-	if _, err := store.EscrowOf(s.st); err != nil {
-		s.Log.WarnContext(ctx, "no sweeper: the store lacks the escrow tables", slog.Any("err", err))
-		return
-	}
 	t := time.NewTicker(s.SweepInterval)
 	defer t.Stop()
 	for {
@@ -36,10 +32,7 @@ func (s *Service) Run(ctx context.Context) {
 
 // Sweep runs one pass and reports how many overdue flags it set.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
-	e, err := store.EscrowOf(s.st)
-	if err != nil {
-		return 0, err
-	}
+	e := s.st
 	now := s.now()
 	due, err := e.Requests().Due(ctx, now, now.Add(s.NearWindow), sweepBatch)
 	if err != nil {
@@ -61,10 +54,7 @@ func (s *Service) flag(ctx context.Context, id string) (int, error) {
 	flagged := 0
 	err := s.st.Update(ctx, func(tx store.Handle) error {
 		flagged = 0
-		e, x, err := stores(tx)
-		if err != nil {
-			return err
-		}
+		e, x := tx, tx
 		r, err := e.Requests().Get(ctx, id)
 		if err != nil {
 			return err

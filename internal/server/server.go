@@ -120,10 +120,7 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	tx := taxii.New(taxii.Config{Title: cfg.Title, MaxContentLength: cfg.MaxContentLength}, s.Ex, s.Parties, key, log)
 	tx.Register(mux)
 	api.New(st, s.Ex, s.Parties, log).Register(mux)
-	lst, err := store.LedgerOf(st)
-	if err != nil {
-		return nil, err
-	}
+	lst := st.Ledger()
 	// The ledger holds metadata, never intelligence, but who has an
 	// agreement with whom is itself sensitive: only parties read it.
 	lmux := http.NewServeMux()
@@ -223,10 +220,7 @@ func ledgerSigner(ctx context.Context, st store.Store) (*ledger.Signer, error) {
 func ledgerUpdate(st store.Store) ledger.UpdateFunc {
 	return func(ctx context.Context, fn func(ledger.Store) error) error {
 		return st.Update(ctx, func(tx store.Handle) error {
-			l, err := store.LedgerOf(tx)
-			if err != nil {
-				return err
-			}
+			l := tx.Ledger()
 			return fn(l)
 		})
 	}

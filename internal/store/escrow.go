@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"time"
 )
 
@@ -175,23 +174,4 @@ type Events interface {
 	// After returns the party's events with Seq > after, ascending, at most
 	// limit of them. An empty result is not an error.
 	After(ctx context.Context, partyID string, after int64, limit int) ([]Event, error)
-}
-
-// Escrow is the part of a Handle holding handovers, requests and events. It
-// is kept apart from Extended so that a backend which has the agreement
-// stores but not yet these still passes store.Ext; once every backend has
-// them, these methods move into Extended.
-type Escrow interface {
-	Handovers() Handovers
-	Requests() Requests
-	Events() Events
-}
-
-// EscrowOf returns the escrow stores of h.
-func EscrowOf(h Handle) (Escrow, error) {
-	x, ok := h.(Escrow)
-	if !ok {
-		return nil, fmt.Errorf("store: backend %T lacks the handover, request and event stores", h)
-	}
-	return x, nil
 }

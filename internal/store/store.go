@@ -14,7 +14,6 @@ package store
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/parley-cti/parley/internal/ledger"
@@ -70,28 +69,10 @@ type Handle interface {
 	Agreements() Agreements
 	Credits() Credits
 	Matches() Matches // private matching sessions (matching.go)
-}
-
-// Extended was the part of a Handle that not every backend implemented;
-// every backend now does, so it is Handle itself. Ext and LedgerOf remain
-// for callers written against it.
-type Extended interface {
-	Handle
-}
-
-// Ext returns the extended stores of h; it fails only for a Handle
-// implementation outside the store backends.
-func Ext(h Handle) (Extended, error) {
-	x, ok := h.(Extended)
-	if !ok {
-		return nil, fmt.Errorf("store: backend %T lacks the ledger and agreement stores", h)
-	}
-	return x, nil
-}
-
-// LedgerOf returns the ledger bound to h.
-func LedgerOf(h Handle) (ledger.Store, error) {
-	return h.Ledger(), nil
+	// Handovers, requests and their events (escrow.go).
+	Handovers() Handovers
+	Requests() Requests
+	Events() Events
 }
 
 // PartyKey is one registered public key set of a party. A party's first key

@@ -16,8 +16,6 @@ func (h handle) Handovers() store.Handovers { return handovers(h) }
 func (h handle) Requests() store.Requests   { return requests(h) }
 func (h handle) Events() store.Events       { return events(h) }
 
-var _ store.Escrow = handle{}
-
 type handovers handle
 
 const handoverCols = `id, agreement_id, proposer, counterpart, proposer_delivers, counterpart_delivers, request_id,

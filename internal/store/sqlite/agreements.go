@@ -14,7 +14,7 @@ func (h handle) Keys() store.Keys             { return keys(h) }
 func (h handle) Agreements() store.Agreements { return agreements(h) }
 func (h handle) Credits() store.Credits       { return credits(h) }
 
-var _ store.Extended = handle{}
+var _ store.Handle = handle{}
 
 type keys handle
 

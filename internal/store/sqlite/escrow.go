@@ -13,8 +13,6 @@ func (h handle) Handovers() store.Handovers { return handovers(h) }
 func (h handle) Requests() store.Requests   { return requests(h) }
 func (h handle) Events() store.Events       { return events(h) }
 
-var _ store.Escrow = handle{}
-
 func boolInt(b bool) int {
 	if b {
 		return 1

@@ -9,15 +9,11 @@ import (
 	"github.com/parley-cti/parley/internal/store"
 )
 
-// ext returns the agreement stores; every backend implements them, so this
-// only keeps the tests below reading as before.
-func ext(t *testing.T, h store.Handle) store.Extended {
+// ext returns h: the agreement stores are part of every Handle. It keeps
+// the tests below reading as the suite grew.
+func ext(t *testing.T, h store.Handle) store.Handle {
 	t.Helper()
-	x, err := store.Ext(h)
-	if err != nil {
-		t.Fatalf("backend lacks the ledger and agreement stores: %v", err)
-	}
-	return x
+	return h
 }
 
 func testKeys(t *testing.T, st store.Store) {
@@ -211,7 +207,7 @@ func testCredits(t *testing.T, st store.Store) {
 }
 
 // contribute1 offers one object for credit.
-func contribute1(x store.Extended, agreementID, partyID, objectID string, weight float64, at time.Time) (int64, error) {
+func contribute1(x store.Handle, agreementID, partyID, objectID string, weight float64, at time.Time) (int64, error) {
 	ords, err := x.Credits().Contribute(ctx, agreementID, partyID, []store.Contribution{{ObjectID: objectID, Weight: weight}}, at)
 	if err != nil {
 		return 0, err

@@ -88,13 +88,7 @@ func (s *Service) SetClock(now func() time.Time) { s.now = now }
 // p. Reads go through the exchange service (committed state); with the
 // lock held nothing can change it before tx ends.
 func (s *Service) agreementFor(ctx context.Context, x store.Handle, p party.Principal, id string) (exchange.Agreement, error) {
-	if err := x.Agreements().Lock(ctx, id); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return exchange.Agreement{}, fmt.Errorf("%w: agreement %s", ErrNotFound, id)
-		}
-		return exchange.Agreement{}, err
-	}
-	a, err := s.ex.Agreement(ctx, p, id)
+	a, err := s.ex.LockedAgreement(ctx, x, p, id)
 	if errors.Is(err, exchange.ErrNotFound) {
 		return exchange.Agreement{}, fmt.Errorf("%w: agreement %s", ErrNotFound, id)
 	}

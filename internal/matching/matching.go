@@ -109,13 +109,7 @@ func notify(ctx context.Context, e store.Handle, partyID, kind, subject string, 
 
 // agreementFor takes the agreement's lock in tx and returns it as p sees it.
 func (s *Service) agreementFor(ctx context.Context, tx store.Handle, p party.Principal, id string) (exchange.Agreement, error) {
-	if err := tx.Agreements().Lock(ctx, id); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return exchange.Agreement{}, fmt.Errorf("%w: agreement %s", ErrNotFound, id)
-		}
-		return exchange.Agreement{}, err
-	}
-	a, err := s.ex.Agreement(ctx, p, id)
+	a, err := s.ex.LockedAgreement(ctx, tx, p, id)
 	if errors.Is(err, exchange.ErrNotFound) {
 		return exchange.Agreement{}, fmt.Errorf("%w: agreement %s", ErrNotFound, id)
 	}

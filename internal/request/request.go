@@ -175,13 +175,7 @@ func notify(ctx context.Context, e store.Handle, partyID, kind, subject string, 
 }
 
 func (s *Service) agreementFor(ctx context.Context, x store.Handle, p party.Principal, id string) (exchange.Agreement, error) {
-	if err := x.Agreements().Lock(ctx, id); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return exchange.Agreement{}, fmt.Errorf("%w: agreement %s", ErrNotFound, id)
-		}
-		return exchange.Agreement{}, err
-	}
-	a, err := s.ex.Agreement(ctx, p, id)
+	a, err := s.ex.LockedAgreement(ctx, x, p, id)
 	if errors.Is(err, exchange.ErrNotFound) {
 		return exchange.Agreement{}, fmt.Errorf("%w: agreement %s", ErrNotFound, id)
 	}

@@ -919,6 +919,11 @@ func (p *patternParser) objectPath() (ObjectPath, error) {
 func (p *patternParser) pathKey() (string, error) {
 	switch {
 	case p.tok.kind == tString:
+		// An empty name names no property (and a step with an empty key
+		// is how the tree spells a list index).
+		if p.tok.text == "" {
+			return "", p.errAt(p.tok.off, "empty property name")
+		}
 		k := p.tok.text
 		return k, p.next()
 	case p.tok.kind == tIdent && !strings.Contains(p.tok.text, "-"):

@@ -1,0 +1,134 @@
+// Package archtest holds the rules of docs/architecture.md as tests: it reads
+// the import graph with `go list` and fails on an arrow the architecture
+// forbids. It has no code of its own.
+package archtest
+
+import (
+	"bufio"
+	"bytes"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/parley-cti/parley/"
+
+// graph returns, for every non-test package of the module, the packages it
+// imports (module packages without the module prefix).
+func graph(t *testing.T) map[string][]string {
+	t.Helper()
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	cmd := exec.Command(goBin, "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "./...")
+	cmd.Dir = "../.."
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, stderr.String())
+	}
+	g := map[string][]string{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 {
+			continue
+		}
+		pkg := strings.TrimPrefix(f[0], module)
+		var imps []string
+		for _, imp := range f[1:] {
+			imps = append(imps, strings.TrimPrefix(imp, module))
+		}
+		g[pkg] = imps
+	}
+	if len(g) < 10 {
+		t.Fatalf("go list found only %d packages; is the test running inside the module?", len(g))
+	}
+	return g
+}
+
+func under(pkg string, roots ...string) bool {
+	for _, r := range roots {
+		if pkg == r || strings.HasPrefix(pkg, r+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// storePackages may talk to a database; nothing else may.
+var storePackages = []string{"internal/store/sqlite", "internal/store/postgres", "internal/store/storecopy"}
+
+// domain packages decide; they never speak HTTP nor import a surface.
+var domain = []string{
+	"internal/stix", "internal/canonjson", "internal/agreement", "internal/exchange", "internal/escrow",
+	"internal/request", "internal/matching", "internal/match", "internal/ledger", "internal/party", "internal/store",
+}
+
+var surfaces = []string{"internal/taxii", "internal/api", "internal/web", "internal/ledgerhttp", "internal/server", "internal/client"}
+
+var databaseImports = []string{"database/sql", "modernc.org/sqlite", "github.com/jackc/pgx", "github.com/lib/pq"}
+
+// harnesses are test drivers that start whole servers; they may choose a backend.
+var harnesses = []string{"internal/e2e", "internal/crash", "internal/multi", "internal/bench"}
+
+// violation says why pkg may not import imp, or "" when it may.
+func violation(pkg, imp string) string {
+	switch {
+	case under(imp, databaseImports...) && !under(pkg, storePackages...):
+		return "only the store packages may talk to a database"
+	case under(pkg, domain...) && (under(imp, surfaces...) || imp == "net/http"):
+		return "domain packages never import the HTTP layer"
+	case under(pkg, "internal/stix", "internal/canonjson") && strings.HasPrefix(imp, "internal/"):
+		return "it must import nothing of parley"
+	case under(pkg, "internal/ledger") && !under(pkg, "internal/ledger/ledgertest") && under(imp, "internal/store"):
+		return "the ledger defines its own store interface; the arrow runs store → ledger"
+	case pkg == "internal/store" && strings.HasPrefix(imp, "internal/") && imp != "internal/ledger":
+		return "the store interfaces may import only internal/ledger"
+	case under(pkg, "internal/client") && under(imp, "internal/exchange", "internal/escrow", "internal/request",
+		"internal/matching", "internal/store", "internal/server", "internal/taxii", "internal/api", "internal/web"):
+		return "the client never links server-side packages"
+	case under(imp, "internal/store/sqlite", "internal/store/postgres") &&
+		!under(pkg, "internal/server", "cmd/parley", "internal/store") && !under(pkg, harnesses...):
+		return "only internal/server and cmd/parley choose a backend"
+	}
+	return ""
+}
+
+func TestImportRules(t *testing.T) {
+	for pkg, imps := range graph(t) {
+		for _, imp := range imps {
+			if why := violation(pkg, imp); why != "" {
+				t.Errorf("%s imports %s: %s", pkg, imp, why)
+			}
+		}
+	}
+}
+
+// TestRulesCatchAViolation makes sure the rules can fail: one forbidden
+// arrow of each kind must be refused, and a few allowed ones allowed.
+func TestRulesCatchAViolation(t *testing.T) {
+	for _, c := range []struct {
+		pkg, imp string
+		bad      bool
+	}{
+		{"internal/exchange", "database/sql", true},
+		{"internal/web", "github.com/jackc/pgx/v5", true},
+		{"internal/escrow", "net/http", true},
+		{"internal/request", "internal/api", true},
+		{"internal/stix", "internal/ledger", true},
+		{"internal/ledger", "internal/store", true},
+		{"internal/store", "internal/exchange", true},
+		{"internal/client", "internal/store", true},
+		{"internal/api", "internal/store/sqlite", true},
+		{"internal/store/sqlite", "database/sql", false},
+		{"internal/server", "internal/store/postgres", false},
+		{"internal/exchange", "internal/store", false},
+		{"internal/store", "internal/ledger", false},
+	} {
+		if got := violation(c.pkg, c.imp) != ""; got != c.bad {
+			t.Errorf("%s → %s: refused=%v, want %v", c.pkg, c.imp, got, c.bad)
+		}
+	}
+}

@@ -363,7 +363,7 @@ func (s *Service) Deposit(ctx context.Context, p party.Principal, id string, in 
 		if !in.Sealed {
 			var out []string
 			for _, o := range bundle.Objects {
-				if err := agreement.CheckScope(a.Status.Document.Scope, o.Type, o.Markings); err != nil {
+				if err := agreement.CheckScope(a.Status.Document.Scope, o.Type, o.AllMarkings()); err != nil {
 					out = append(out, o.ID+": "+strings.TrimPrefix(err.Error(), agreement.ErrOutOfScope.Error()+": "))
 				}
 			}

@@ -340,7 +340,7 @@ func (s *Service) Ingest(ctx context.Context, p party.Principal, apiRoot, collec
 			}
 			keep, kept = nil, nil
 			for i, o := range parsed {
-				if err := agreement.CheckScope(ag.Status.Document.Scope, o.Type, o.Markings); err != nil {
+				if err := agreement.CheckScope(ag.Status.Document.Scope, o.Type, o.AllMarkings()); err != nil {
 					status.Failures = append(status.Failures, store.StatusDetail{ID: o.ID, Version: FormatTime(objs[i].Version),
 						Message: o.ID + ": " + strings.TrimPrefix(err.Error(), agreement.ErrOutOfScope.Error()+": ")})
 					continue

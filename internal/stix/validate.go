@@ -16,14 +16,29 @@ import (
 // copy of the input (made once per parse), so holding an Object holds about
 // twice len(Raw) bytes.
 type Object struct {
-	ID          string          // "type--uuid"
-	Type        string          // the object's type
-	SpecVersion string          // "2.1" (SCOs may omit it in input; still "2.1" here)
-	Created     time.Time       // zero if absent (SCOs)
-	Modified    time.Time       // zero if absent (SCOs, marking definitions); the TAXII "version"
-	Markings    []string        // object_marking_refs (marking-definition ids), in order
-	Refs        []string        // every *_ref / *_refs identifier the object holds, in document order
-	Raw         json.RawMessage // the object's bytes exactly as received (not re-encoded)
+	ID          string    // "type--uuid"
+	Type        string    // the object's type
+	SpecVersion string    // "2.1" (SCOs may omit it in input; still "2.1" here)
+	Created     time.Time // zero if absent (SCOs)
+	Modified    time.Time // zero if absent (SCOs, marking definitions); the TAXII "version"
+	Markings    []string  // object_marking_refs (marking-definition ids), in order
+	// GranularMarkings are the marking_ref ids of granular_markings, in
+	// order: markings on parts of the object, which bind as much as
+	// object_marking_refs when deciding where the object may go.
+	GranularMarkings []string
+	Refs             []string        // every *_ref / *_refs identifier the object holds, in document order
+	Raw              json.RawMessage // the object's bytes exactly as received (not re-encoded)
+}
+
+// AllMarkings returns every marking-definition id the object carries:
+// object_marking_refs, then the marking_ref of each granular marking. A
+// decision about where the object may go (the highest TLP) must look at all
+// of them: a TLP:RED description inside a TLP:GREEN object is TLP:RED data.
+func (o *Object) AllMarkings() []string {
+	if len(o.GranularMarkings) == 0 {
+		return o.Markings
+	}
+	return append(append(make([]string, 0, len(o.Markings)+len(o.GranularMarkings)), o.Markings...), o.GranularMarkings...)
 }
 
 // ParseObject parses and validates one STIX 2.1 object (raw JSON of one
@@ -516,6 +531,7 @@ func (v *validator) checkGranular(name string, val *jvalue) error {
 			if err := v.checkRef("marking_ref", ref("marking-definition"), mr.s); err != nil {
 				return err
 			}
+			v.obj.GranularMarkings = append(v.obj.GranularMarkings, mr.s)
 		}
 		if hasLang && lang.kind != jString {
 			return v.fail("granular marking %d: lang must be a string", i)

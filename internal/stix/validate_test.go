@@ -380,6 +380,9 @@ func TestObjectFields(t *testing.T) {
 	if strings.Join(obj.Markings, ",") != TLP2Amber+","+TLPGreen {
 		t.Errorf("markings %v", obj.Markings)
 	}
+	if strings.Join(obj.AllMarkings(), ",") != TLP2Amber+","+TLPGreen+","+TLPRed {
+		t.Errorf("all markings %v, want the granular TLP:RED too", obj.AllMarkings())
+	}
 	wantRefs := []string{identR, indID, malID, TLP2Amber, TLPGreen, TLPRed}
 	if strings.Join(obj.Refs, ",") != strings.Join(wantRefs, ",") {
 		t.Errorf("refs %v, want %v", obj.Refs, wantRefs)

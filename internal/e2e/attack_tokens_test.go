@@ -60,7 +60,8 @@ func TestAttackTokens(t *testing.T) {
 		"comma-tokens":         "Bearer " + tok + "," + w.alpha.Token,
 		"no-prefix":            "Bearer " + strings.TrimPrefix(tok, party.TokenPrefix),
 		"party-id":             "Bearer " + w.bravo.ID,
-		"other-scheme":         "Token " + tok,
+		"other-scheme":         "Digest " + tok,
+		"revoked-token-scheme": "Token " + secret, // Token is Bearer's synonym (the OASIS Python client's TokenAuth)
 		"basic-wrong-password": basic(w.bravo.Name, "parley_wrong"),
 		"basic-token-as-user":  basic(tok, ""),
 		"basic-empty":          "Basic ",

@@ -452,21 +452,35 @@ func (s *Service) record(ctx context.Context, tx store.Handle, e ledger.Entry) (
 }
 
 // failure describes one rejected object, naming it by id where it has one
-// and by its position in the request otherwise.
+// and by its position in the request otherwise, and by the version it
+// claims: TAXII 2.1 section 4.3.1 gives every status detail the object's
+// modified (created when it has none), which a client matches against what
+// it sent. A value that is not a valid timestamp is reported as sent, since
+// it is what the client knows the object by; an object with neither (or not
+// an object at all) gets TimelessVersion, as it would had it been stored.
 func failure(i int, raw json.RawMessage, err error) store.StatusDetail {
 	var ve *stix.ValidationError
 	d := store.StatusDetail{}
 	if errors.As(err, &ve) {
 		d.ID = ve.ObjectID
 	}
-	if d.ID == "" {
-		var probe struct {
-			ID       string `json:"id"`
-			Modified string `json:"modified"`
+	var probe struct {
+		ID       any `json:"id"`
+		Modified any `json:"modified"`
+		Created  any `json:"created"`
+	}
+	if json.Unmarshal(raw, &probe) == nil {
+		if s, ok := probe.ID.(string); ok && d.ID == "" {
+			d.ID = s
 		}
-		if json.Unmarshal(raw, &probe) == nil {
-			d.ID = probe.ID
+		if s, ok := probe.Modified.(string); ok && s != "" {
+			d.Version = s
+		} else if s, ok := probe.Created.(string); ok && s != "" {
+			d.Version = s
 		}
+	}
+	if d.Version == "" {
+		d.Version = FormatTime(TimelessVersion)
 	}
 	msg := err.Error()
 	if d.ID == "" {

@@ -185,9 +185,10 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (Principal, e
 }
 
 // TokenFromAuthorization extracts the token from an Authorization header:
-// "Bearer TOKEN" (the scheme name in any case, RFC 9110 section 11.1), or
+// "Bearer TOKEN" (the scheme name in any case, RFC 9110 section 11.1),
+// "Token TOKEN", which the OASIS Python TAXII client's TokenAuth sends, or
 // HTTP Basic with any user name and the token as password, which existing
-// TAXII clients send. It returns "" when the header carries neither.
+// TAXII clients send. It returns "" when the header carries none of them.
 func TokenFromAuthorization(h string) string {
 	scheme, rest, ok := strings.Cut(strings.TrimSpace(h), " ")
 	if !ok {
@@ -195,7 +196,7 @@ func TokenFromAuthorization(h string) string {
 	}
 	rest = strings.TrimSpace(rest)
 	switch {
-	case strings.EqualFold(scheme, "Bearer"):
+	case strings.EqualFold(scheme, "Bearer"), strings.EqualFold(scheme, "Token"):
 		return rest
 	case strings.EqualFold(scheme, "Basic"):
 		raw, err := base64.StdEncoding.DecodeString(rest)

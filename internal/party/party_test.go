@@ -81,7 +81,10 @@ func TestTokenFromAuthorization(t *testing.T) {
 		{basic("no-colon"), ""},
 		{"Basic !!!", ""},
 		{"Bearer", ""},
-		{"Token parley_abc", ""},
+		{"Token parley_abc", "parley_abc"}, // the OASIS Python client's TokenAuth
+		{"token parley_abc", "parley_abc"},
+		{"Token", ""},
+		{"Digest parley_abc", ""},
 		{"", ""},
 	} {
 		if got := party.TokenFromAuthorization(tc.header); got != tc.want {

@@ -58,11 +58,16 @@ func TestDiscoveryListsOnlyVisibleRoots(t *testing.T) {
 				APIRoots *[]string `json:"api_roots"`
 			}
 			r.json(t, &d)
-			if d.Title == "" || d.APIRoots == nil {
-				t.Fatalf("discovery without title or api_roots: %s", r.body)
+			if d.Title == "" {
+				t.Fatalf("discovery without title: %s", r.body)
 			}
-			if !slices.Equal(*d.APIRoots, tc.roots) {
-				t.Errorf("api_roots %q, want %q", *d.APIRoots, tc.roots)
+			// No API root is no api_roots key: TAXII 2.1 forbids empty lists.
+			if len(tc.roots) == 0 {
+				if d.APIRoots != nil {
+					t.Errorf("api_roots present for a party with none: %s", r.body)
+				}
+			} else if d.APIRoots == nil || !slices.Equal(*d.APIRoots, tc.roots) {
+				t.Errorf("api_roots in %s, want %q", r.body, tc.roots)
 			}
 			if len(tc.roots) > 0 && d.Default != tc.roots[0] {
 				t.Errorf("default %q, want %q", d.Default, tc.roots[0])
@@ -300,7 +305,7 @@ func TestBadFilters(t *testing.T) {
 		"?match[version]=yesterday", "?match[version]=2021-01-01T00:00:00+01:00", "?match[version]=2021-01-01",
 		"?added_after=2021-01-01", "?added_after=now", "?match[spec_version]=two", "?match[spec_version]=2.1.0",
 		"?limit=abc", "?limit=0", "?limit=-1", "?limit=1.5", "?limit=", "?limit=%2B", "?limit=0x10", "?limit=%201",
-		"?match[foo]=bar", "?match[type]=indicator&match[type]=identity", "?next=",
+		"?match[type]=indicator&match[type]=identity", "?next=", "?foo=bar",
 		"?match[type]=%zz", "?match[type]=indicator;match[id]=x",
 	} {
 		t.Run(q, func(t *testing.T) {

@@ -22,7 +22,10 @@ const (
 )
 
 // Which query parameters each endpoint takes. Anything else is refused with
-// a 400 that names it, rather than silently ignored.
+// a 400 that names it, rather than silently ignored, except a match[field]
+// filter on a field TAXII 2.1 does not define: section 3.4 lets a server
+// ignore filters it does not support, and clients written for servers with
+// extra filters (match[relationships], match[foo]) must still work here.
 var (
 	objectsParams  = []string{"added_after", "limit", "next", "match[id]", "match[type]", "match[version]", "match[spec_version]"}
 	objectParams   = []string{"added_after", "limit", "next", "match[version]", "match[spec_version]"}
@@ -75,6 +78,7 @@ func parseFilter(rawQuery string, allowed []string) (filter, error) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
+	keys = slices.DeleteFunc(keys, unknownFilter)
 	for _, k := range keys {
 		if !slices.Contains(allowed, k) {
 			return f, badParam("unknown query parameter %q; this endpoint accepts %s", k, strings.Join(allowed, ", "))
@@ -139,6 +143,16 @@ func parseFilter(rawQuery string, allowed []string) (filter, error) {
 	}
 	f.canon = canon.Encode()
 	return f, nil
+}
+
+// taxiiFilters are the match[] fields TAXII 2.1 defines.
+var taxiiFilters = []string{"match[id]", "match[type]", "match[version]", "match[spec_version]"}
+
+// unknownFilter reports whether a query parameter is a match[] filter on a
+// field TAXII 2.1 does not define, which is ignored. A defined filter that an
+// endpoint does not take (match[version] on versions/) is still refused.
+func unknownFilter(k string) bool {
+	return strings.HasPrefix(k, "match[") && strings.HasSuffix(k, "]") && !slices.Contains(taxiiFilters, k)
 }
 
 // parseLimit reads a page size. Any positive integer is accepted and a

@@ -111,23 +111,27 @@ func TestFailedPostLeavesStoreIntact(t *testing.T) {
 	replace := identity(1, "2021-01-01T00:00:00.000Z") // same id, version, other bytes would be a tamper
 	replace = strings.Replace(replace, "party 1", "tampered", 1)
 	deep := strings.Repeat("[", 100000) + strings.Repeat("]", 100000)
+	// A body that is not JSON was not understood (400); JSON that is not a
+	// usable envelope could not be processed (422, TAXII 2.1 section 5.5).
+	const bad, unprocessable = http.StatusBadRequest, http.StatusUnprocessableEntity
 	for _, tc := range []struct {
 		name, body, reason string
+		status             int
 	}{
-		{"not JSON", `{"objects":[`, "not valid JSON"},
-		{"trailing garbage", string(envelopeOf(replace)) + "x", "JSON"},
-		{"bundle", `{"type":"bundle","id":"bundle--` + uuid(9) + `","objects":[` + replace + `]}`, "bundle"},
-		{"array", `[` + replace + `]`, "envelope"},
-		{"string", `"objects"`, "envelope"},
-		{"no objects", `{"more":false}`, "objects"},
-		{"objects not array", `{"objects":{"a":1}}`, "array"},
-		{"objects null", `{"objects":null}`, "empty"},
-		{"empty objects", `{"objects":[]}`, "empty"},
-		{"unknown envelope key", `{"objects":[` + replace + `],"spec_version":"2.1"}`, "spec_version"},
-		{"deeply nested envelope", `{"objects":` + deep + `}`, "depth"},
-		{"deeply nested body", deep, "depth"},
-		{"empty body", ``, "JSON"},
-		{"invalid UTF-8", "{\"objects\":[\"\xff\"]}", ""},
+		{"not JSON", `{"objects":[`, "not valid JSON", bad},
+		{"trailing garbage", string(envelopeOf(replace)) + "x", "JSON", bad},
+		{"bundle", `{"type":"bundle","id":"bundle--` + uuid(9) + `","objects":[` + replace + `]}`, "bundle", unprocessable},
+		{"array", `[` + replace + `]`, "envelope", unprocessable},
+		{"string", `"objects"`, "envelope", unprocessable},
+		{"no objects", `{"more":false}`, "objects", unprocessable},
+		{"objects not array", `{"objects":{"a":1}}`, "array", unprocessable},
+		{"objects null", `{"objects":null}`, "empty", unprocessable},
+		{"empty objects", `{"objects":[]}`, "empty", unprocessable},
+		{"unknown envelope key", `{"objects":[` + replace + `],"spec_version":"2.1"}`, "spec_version", unprocessable},
+		{"deeply nested envelope", `{"objects":` + deep + `}`, "depth", bad},
+		{"deeply nested body", deep, "depth", bad},
+		{"empty body", ``, "JSON", bad},
+		{"invalid UTF-8", "{\"objects\":[\"\xff\"]}", "", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := w.do(req{method: http.MethodPost, url: w.collURL(w.feed, "objects/"), token: w.alpha.token, body: []byte(tc.body)})
@@ -138,7 +142,7 @@ func TestFailedPostLeavesStoreIntact(t *testing.T) {
 				}
 				return
 			}
-			desc := errorResource(t, r, http.StatusBadRequest)
+			desc := errorResource(t, r, tc.status)
 			if !strings.Contains(desc, tc.reason) {
 				t.Errorf("description %q does not mention %q", desc, tc.reason)
 			}

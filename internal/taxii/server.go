@@ -172,7 +172,7 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request, p party.Princ
 		Description string   `json:"description,omitempty"`
 		Contact     string   `json:"contact,omitempty"`
 		Default     string   `json:"default,omitempty"`
-		APIRoots    []string `json:"api_roots"`
+		APIRoots    []string `json:"api_roots,omitempty"` // TAXII 2.1 forbids empty lists: none is no key
 	}{Title: s.cfg.Title, Description: s.cfg.Description, Contact: s.cfg.Contact, APIRoots: urls}
 	if len(urls) > 0 {
 		d.Default = urls[0]
@@ -232,8 +232,8 @@ func (s *Server) collections(w http.ResponseWriter, r *http.Request, p party.Pri
 		return err
 	}
 	out := struct {
-		Collections []collectionResource `json:"collections"`
-	}{Collections: []collectionResource{}}
+		Collections []collectionResource `json:"collections,omitempty"` // no collections: no key, as TAXII 2.1 forbids empty lists
+	}{}
 	for _, c := range cs {
 		out.Collections = append(out.Collections, resource(c))
 	}
@@ -315,7 +315,9 @@ func setDateHeaders(w http.ResponseWriter, pg store.Page) {
 }
 
 // writeEnvelope streams an envelope, copying each object's stored bytes
-// as they are instead of re-encoding them.
+// as they are instead of re-encoding them. An empty page has no "objects"
+// key at all: TAXII 2.1 forbids empty lists (section 3.1.1's "MUST NOT be
+// empty"), so the empty envelope is {"more":false}.
 func writeEnvelope(w http.ResponseWriter, pg store.Page, next string) {
 	setDateHeaders(w, pg)
 	w.Header().Set("Content-Type", MediaTAXII)
@@ -325,14 +327,17 @@ func writeEnvelope(w http.ResponseWriter, pg store.Page, next string) {
 	if next != "" {
 		fmt.Fprintf(bw, `,"next":%q`, next)
 	}
-	bw.WriteString(`,"objects":[`)
-	for i, o := range pg.Objects {
-		if i > 0 {
-			bw.WriteByte(',')
+	if len(pg.Objects) > 0 {
+		bw.WriteString(`,"objects":[`)
+		for i, o := range pg.Objects {
+			if i > 0 {
+				bw.WriteByte(',')
+			}
+			bw.Write(o.Raw)
 		}
-		bw.Write(o.Raw)
+		bw.WriteString("]")
 	}
-	bw.WriteString("]}")
+	bw.WriteString("}")
 	bw.Flush()
 }
 
@@ -367,8 +372,8 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request, p party.Princi
 	out := struct {
 		More    bool     `json:"more"`
 		Next    string   `json:"next,omitempty"`
-		Objects []record `json:"objects"`
-	}{More: pg.More, Next: next, Objects: make([]record, 0, len(pg.Objects))}
+		Objects []record `json:"objects,omitempty"` // an empty list is no key (TAXII 2.1)
+	}{More: pg.More, Next: next}
 	for _, o := range pg.Objects {
 		out.Objects = append(out.Objects, record{o.ID, formatAdded(o.DateAdded), exchange.FormatTime(o.Version), MediaSTIX})
 	}
@@ -438,8 +443,8 @@ func (s *Server) versions(w http.ResponseWriter, r *http.Request, p party.Princi
 	out := struct {
 		More     bool     `json:"more"`
 		Next     string   `json:"next,omitempty"`
-		Versions []string `json:"versions"`
-	}{More: pg.More, Next: next, Versions: make([]string, 0, len(pg.Objects))}
+		Versions []string `json:"versions,omitempty"` // an empty list is no key (TAXII 2.1)
+	}{More: pg.More, Next: next}
 	for _, o := range pg.Objects {
 		out.Versions = append(out.Versions, exchange.FormatTime(o.Version))
 	}
@@ -466,6 +471,9 @@ func (s *Server) deleteObject(w http.ResponseWriter, r *http.Request, p party.Pr
 	if err := s.ex.Delete(r.Context(), p, r.PathValue("root"), r.PathValue("coll"), r.PathValue("obj"), v, f.q.SpecVersions); err != nil {
 		return err
 	}
+	// Section 5.7 answers 200 with the TAXII media type and no body; the
+	// OASIS Python client checks the Content-Type of every response.
+	w.Header().Set("Content-Type", MediaTAXII)
 	w.WriteHeader(http.StatusOK)
 	return nil
 }
@@ -534,7 +542,10 @@ func parseEnvelope(body []byte) ([]json.RawMessage, error) {
 }
 
 // parseEnvelopeCarefully decodes the envelope with encoding/json and says
-// precisely what is wrong with one that is not acceptable.
+// precisely what is wrong with one that is not acceptable. A body that is not
+// JSON is a 400 (the request was not understood); JSON that is not a usable
+// envelope is a 422, the status TAXII 2.1 section 5.5 lists for content the
+// server could not process.
 func parseEnvelopeCarefully(body []byte) ([]json.RawMessage, error) {
 	var env map[string]json.RawMessage
 	if err := json.Unmarshal(body, &env); err != nil {
@@ -542,26 +553,26 @@ func parseEnvelopeCarefully(body []byte) ([]json.RawMessage, error) {
 		if errors.As(err, &se) {
 			return nil, problem(http.StatusBadRequest, "not-json", fmt.Sprintf("the request body is not valid JSON (at byte %d: %v)", se.Offset, se))
 		}
-		return nil, problem(http.StatusBadRequest, "not-envelope", "the request body must be a TAXII envelope: a JSON object with an \"objects\" array")
+		return nil, problem(http.StatusUnprocessableEntity, "not-envelope", "the request body must be a TAXII envelope: a JSON object with an \"objects\" array")
 	}
 	if t, ok := env["type"]; ok && string(t) == `"bundle"` {
-		return nil, problem(http.StatusBadRequest, "bundle-not-envelope",
+		return nil, problem(http.StatusUnprocessableEntity, "bundle-not-envelope",
 			`the request body is a STIX bundle; TAXII 2.1 takes an envelope: {"objects": [...]} (move the bundle's objects into it)`)
 	}
 	raw, ok := env["objects"]
 	if !ok {
-		return nil, problem(http.StatusBadRequest, "not-envelope", "the envelope has no \"objects\" array")
+		return nil, problem(http.StatusUnprocessableEntity, "not-envelope", "the envelope has no \"objects\" array")
 	}
 	var objs []json.RawMessage
 	if err := json.Unmarshal(raw, &objs); err != nil {
-		return nil, problem(http.StatusBadRequest, "not-envelope", "\"objects\" must be an array of STIX objects")
+		return nil, problem(http.StatusUnprocessableEntity, "not-envelope", "\"objects\" must be an array of STIX objects")
 	}
 	if len(objs) == 0 {
-		return nil, problem(http.StatusBadRequest, "empty-envelope", "the envelope's \"objects\" array is empty")
+		return nil, problem(http.StatusUnprocessableEntity, "empty-envelope", "the envelope's \"objects\" array is empty")
 	}
 	for k := range env {
 		if k != "objects" && k != "more" && k != "next" {
-			return nil, problem(http.StatusBadRequest, "not-envelope", fmt.Sprintf("unknown envelope property %q; an envelope has objects, more and next", k))
+			return nil, problem(http.StatusUnprocessableEntity, "not-envelope", fmt.Sprintf("unknown envelope property %q; an envelope has objects, more and next", k))
 		}
 	}
 	return objs, nil

@@ -43,6 +43,23 @@ func configPath() (string, error) {
 	return filepath.Join(dir, "parley", "profiles.json"), nil
 }
 
+// profileFile returns where a profile keeps a file of its own beside its
+// config file: "<config stem>.<suffix>" for the profile "default" and
+// "<config stem>.<profile>.<suffix>" otherwise (north.json keeps north.keys.pem).
+// Two config files in one directory, or two profiles in one file, never
+// share a key file or ledger state.
+func profileFile(profileName, suffix string) (string, error) {
+	cp, err := configPath()
+	if err != nil {
+		return "", err
+	}
+	stem := strings.TrimSuffix(filepath.Base(cp), filepath.Ext(cp))
+	if profileName != "" && profileName != "default" {
+		stem += "." + profileName
+	}
+	return filepath.Join(filepath.Dir(cp), stem+"."+suffix), nil
+}
+
 func loadProfiles() (profiles, string, error) {
 	path, err := configPath()
 	if err != nil {
@@ -191,6 +208,17 @@ func cmdLogin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
+	if keys == "" {
+		// Logging in again keeps the party's key file: the profile's own, or
+		// the one keygen writes by default for this profile.
+		if old, ok := ps.Profiles[name]; ok && old.Party == me.PartyID && old.Keys != "" {
+			keys = old.Keys
+		} else if def, err := profileFile(name, "keys.pem"); err == nil {
+			if _, err := os.Stat(def); err == nil {
+				keys, _ = filepath.Abs(def)
+			}
+		}
+	}
 	ps.Profiles[name] = profile{Server: cf.server, Token: cf.token, Keys: keys, Party: me.PartyID, Name: me.Name}
 	ps.Current = name
 	if err := saveProfiles(ps, path); err != nil {
@@ -204,18 +232,18 @@ func cmdLogin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 func cmdKeygen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("keygen", stderr)
 	cf := addClientFlags(fs)
-	out := fs.String("out", "", "private key file to write (default: parley-keys.pem in the config directory)")
+	out := fs.String("out", "", "private key file to write (default: beside the config file, named after it and the profile: north.json keeps north.keys.pem)")
 	noRegister := fs.Bool("no-register", false, "only write the key file; do not register the public keys")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
 	path := *out
 	if path == "" {
-		cp, err := configPath()
+		p, err := profileFile(cf.profileName(), "keys.pem")
 		if err != nil {
 			return err
 		}
-		path = filepath.Join(filepath.Dir(cp), "parley-keys.pem")
+		path = p
 	}
 	path, err := filepath.Abs(path)
 	if err != nil {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -56,30 +58,65 @@ func TestScripts(t *testing.T) {
 			env.Setenv("PARLEY_CONFIG", filepath.Join(env.WorkDir, "profiles.json"))
 			return nil
 		},
-		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			// lastline VAR sets VAR to the last line of the previous command's stdout.
-			"lastline": func(ts *testscript.TestScript, neg bool, args []string) {
-				if len(args) != 1 {
-					ts.Fatalf("usage: lastline VAR")
-				}
-				out := strings.TrimSpace(ts.ReadFile("stdout"))
-				lines := strings.Split(out, "\n")
-				ts.Setenv(args[0], strings.TrimSpace(lines[len(lines)-1]))
-			},
-			// jsonfield VAR KEY sets VAR to a top-level string field of the previous JSON stdout.
-			"jsonfield": func(ts *testscript.TestScript, neg bool, args []string) {
-				if len(args) != 2 {
-					ts.Fatalf("usage: jsonfield VAR KEY")
-				}
-				out := ts.ReadFile("stdout")
-				key := `"` + args[1] + `": "`
-				i := strings.Index(out, key)
-				if i < 0 {
-					ts.Fatalf("no %q in stdout", args[1])
-				}
-				rest := out[i+len(key):]
-				ts.Setenv(args[0], rest[:strings.Index(rest, `"`)])
-			},
-		},
+		Cmds: scriptCmds(),
 	})
+}
+
+// scriptCmds are the commands scripts may use beyond testscript's own.
+func scriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
+	return map[string]func(ts *testscript.TestScript, neg bool, args []string){
+		// lastline VAR sets VAR to the last line of the previous command's stdout.
+		"lastline": func(ts *testscript.TestScript, neg bool, args []string) {
+			if len(args) != 1 {
+				ts.Fatalf("usage: lastline VAR")
+			}
+			out := strings.TrimSpace(ts.ReadFile("stdout"))
+			lines := strings.Split(out, "\n")
+			ts.Setenv(args[0], strings.TrimSpace(lines[len(lines)-1]))
+		},
+		// jsonfield VAR KEY sets VAR to a top-level string field of the previous JSON stdout.
+		"jsonfield": func(ts *testscript.TestScript, neg bool, args []string) {
+			if len(args) != 2 {
+				ts.Fatalf("usage: jsonfield VAR KEY")
+			}
+			out := ts.ReadFile("stdout")
+			key := `"` + args[1] + `": "`
+			i := strings.Index(out, key)
+			if i < 0 {
+				ts.Fatalf("no %q in stdout", args[1])
+			}
+			rest := out[i+len(key):]
+			ts.Setenv(args[0], rest[:strings.Index(rest, `"`)])
+		},
+		// grab VAR REGEXP sets VAR to the first group of REGEXP in the previous stdout.
+		"grab": func(ts *testscript.TestScript, neg bool, args []string) {
+			if len(args) != 2 {
+				ts.Fatalf("usage: grab VAR REGEXP")
+			}
+			m := regexp.MustCompile(args[1]).FindStringSubmatch(ts.ReadFile("stdout"))
+			if len(m) < 2 {
+				ts.Fatalf("no match for %s in stdout", args[1])
+			}
+			ts.Setenv(args[0], m[1])
+		},
+		// waithttp URL waits until URL answers 200 (a server started in the background).
+		"waithttp": func(ts *testscript.TestScript, neg bool, args []string) {
+			if len(args) != 1 {
+				ts.Fatalf("usage: waithttp URL")
+			}
+			for i := 0; ; i++ {
+				resp, err := http.Get(args[0])
+				if err == nil {
+					resp.Body.Close()
+					if resp.StatusCode == http.StatusOK {
+						return
+					}
+				}
+				if i == 600 {
+					ts.Fatalf("%s did not answer: %v", args[0], err)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		},
+	}
 }

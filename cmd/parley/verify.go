@@ -31,14 +31,21 @@ func (cf *clientFlags) profileName() string {
 	return "default"
 }
 
-// auditState is the profile's local ledger state, beside the profiles:
-// <config dir>/ledger/<profile>/.
+// auditState is the profile's local ledger state (pinned log key, last
+// checkpoint, receipts), beside its config file and named after it and the
+// profile: north.json keeps north.ledger/, so north's verify never compares
+// against south's checkpoint. The default config file (profiles.json) keeps
+// its earlier place, <config dir>/ledger/<profile>/, so pinned keys survive.
 func (cf *clientFlags) auditState() (audit.State, error) {
 	cp, err := configPath()
 	if err != nil {
 		return audit.State{}, err
 	}
-	return audit.State{Dir: filepath.Join(filepath.Dir(cp), "ledger", cf.profileName())}, nil
+	if filepath.Base(cp) == "profiles.json" {
+		return audit.State{Dir: filepath.Join(filepath.Dir(cp), "ledger", cf.profileName())}, nil
+	}
+	dir, err := profileFile(cf.profileName(), "ledger")
+	return audit.State{Dir: dir}, err
 }
 
 // recordReceipt keeps the ledger index of a state-changing response so that

@@ -189,7 +189,7 @@ func TestSealedHandover(t *testing.T) {
 	_, err = a.C.DepositSealed(ctx, h.ID, ct, wrong, client.DepositOptions{})
 	wantAPIError(t, "ciphertext not matching its hash", err, http.StatusBadRequest, "hash_mismatch", "stated")
 	_, err = a.C.DepositSealed(ctx, h.ID, mine, fmt.Sprintf("%x", sha256.Sum256(mine)), client.DepositOptions{})
-	wantAPIError(t, "plaintext sent as sealed", err, http.StatusBadRequest, "invalid", "not an age file")
+	wantAPIError(t, "plaintext sent as sealed", err, http.StatusBadRequest, "invalid", "not a well-formed age file")
 	if res, err := a.C.DepositSealed(ctx, h.ID, ct, sum, client.DepositOptions{}); err != nil || res.Released || res.SHA256 != sum {
 		t.Fatalf("sealed deposit: %+v, %v", res, err)
 	}

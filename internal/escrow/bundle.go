@@ -3,7 +3,6 @@ package escrow
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -15,10 +14,6 @@ const MaxDeposit = 32 << 20
 
 // MaxObjectsPerBundle bounds the objects of one plain deposit.
 const MaxObjectsPerBundle = 100_000
-
-// ageHeader starts every age file; a sealed deposit without it was not
-// sealed (and may be plaintext the depositor meant to protect).
-const ageHeader = "age-encryption.org/v1\n"
 
 // Bundle is a parsed, validated STIX 2.1 bundle.
 type Bundle struct {
@@ -85,6 +80,3 @@ func ParseBundle(raw []byte) (Bundle, error) {
 	}
 	return b, nil
 }
-
-// errNotAge reports a sealed deposit that is not an age file.
-var errNotAge = errors.New("the sealed deposit is not an age file (it must start with \"age-encryption.org/v1\")")

@@ -330,8 +330,8 @@ func (s *Service) Deposit(ctx context.Context, p party.Principal, id string, in 
 	}
 	var bundle Bundle
 	if in.Sealed {
-		if !bytes.HasPrefix(in.Content, []byte(ageHeader)) {
-			return DepositResult{}, fmt.Errorf("%w: %v", ErrInvalid, errNotAge)
+		if err := CheckAgeFile(in.Content); err != nil {
+			return DepositResult{}, err
 		}
 	} else {
 		var err error

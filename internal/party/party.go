@@ -181,7 +181,9 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (Principal, e
 	if err != nil {
 		return Principal{}, err
 	}
-	return Principal{PartyID: p.ID, Name: p.Name, TokenID: t.ID}, nil
+	pr := Principal{PartyID: p.ID, Name: p.Name, TokenID: t.ID}
+	note(ctx, pr)
+	return pr, nil
 }
 
 // TokenFromAuthorization extracts the token from an Authorization header:
@@ -210,4 +212,29 @@ func TokenFromAuthorization(h string) string {
 		return pw
 	}
 	return ""
+}
+
+// noteKey is the context key of a WithNote slot.
+type noteKey struct{}
+
+// Note is where Authenticate records whom a request authenticated as, for
+// the server's access log. It holds the party, never the token.
+type Note struct {
+	p  Principal
+	ok bool
+}
+
+// Principal returns the party the request authenticated as, if any.
+func (n *Note) Principal() (Principal, bool) { return n.p, n.ok }
+
+// WithNote returns a context carrying an empty Note that Authenticate fills.
+func WithNote(ctx context.Context) (context.Context, *Note) {
+	n := &Note{}
+	return context.WithValue(ctx, noteKey{}, n), n
+}
+
+func note(ctx context.Context, p Principal) {
+	if n, ok := ctx.Value(noteKey{}).(*Note); ok {
+		n.p, n.ok = p, true
+	}
 }

@@ -158,7 +158,7 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	s.Web.Register(mux)
 	s.Metrics = metrics.New(metrics.Options{Ledger: lst, Logger: log})
 	mux.Handle("GET /metrics", s.Metrics.Handler())
-	s.handler = s.Metrics.Wrap(mux)
+	s.handler = accessLog(log, s.Metrics.Wrap(mux))
 	return s, nil
 }
 

@@ -111,10 +111,10 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 		}
 		args = fs.Args()
 		if len(args) == 0 {
-			return pos, nil
+			return pos, settingsErr(fs)
 		}
 		if args[0] == "--" {
-			return append(pos, args[1:]...), nil
+			return append(pos, args[1:]...), settingsErr(fs)
 		}
 		pos = append(pos, args[0])
 		args = args[1:]
@@ -124,6 +124,7 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("parley "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	addConfigFlag(fs) // every command reads the settings file (settings.go)
 	return fs
 }
 

@@ -37,24 +37,16 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.DB, "db", env("db", ""), "database URL: postgres://... selects PostgreSQL; default the SQLite database in --data (env PARLEY_DB)")
 	noMigrate := fs.Bool("no-migrate", false, "refuse to start on a database that needs migrating instead of migrating it (SQLite)")
 	migrate := fs.Bool("migrate", false, "apply pending migrations at start; on PostgreSQL serve otherwise refuses an outdated schema (run parley migrate first)")
-	logFormat := fs.String("log-format", env("log-format", "text"), "log format: text or json")
-	configPath := fs.String("config", env("config", ""), "settings file: key = value lines or a JSON object (flags and PARLEY_* win)")
+	logFormat := fs.String("log-format", env("log-format", "text"), "log format: text or json (env PARLEY_LOG_FORMAT)")
+	logLevel := fs.String("log-level", env("log-level", "info"), "least severe log level written: debug, info (one line per request), warn or error (env PARLEY_LOG_LEVEL)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	if *configPath != "" {
-		if err := applyConfigFile(fs, *configPath); err != nil {
-			return fmt.Errorf("%w: %v", errUsage, err)
-		}
-	}
 	cfg.Migrate = serveMigrates(cfg.DB, *migrate, *noMigrate)
-	var h slog.Handler = slog.NewTextHandler(stderr, nil)
-	if *logFormat == "json" {
-		h = slog.NewJSONHandler(stderr, nil)
-	} else if *logFormat != "text" {
-		return fmt.Errorf("%w: --log-format must be text or json", errUsage)
+	var err error
+	if cfg.Logger, err = newLogger(stderr, *logFormat, *logLevel); err != nil {
+		return err
 	}
-	cfg.Logger = slog.New(h)
 	st, err := server.OpenStore(ctx, cfg)
 	if err != nil {
 		return explainOpen(err, cfg.DB)
@@ -71,7 +63,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg.Logger.InfoContext(ctx, "parley serving", slog.String("url", srv.URL(ln)), slog.String("taxii", srv.URL(ln)+"/taxii2/"), slog.String("data", cfg.Data), slog.String("db", backendName(cfg.DB)))
-	fmt.Fprintf(stdout, "parley serving on %s (TAXII discovery: %s/taxii2/)\n", srv.URL(ln), srv.URL(ln))
+	if *logFormat == "text" {
+		// In JSON mode stdout stays free of plain text: the log line above says it.
+		fmt.Fprintf(stdout, "parley serving on %s (TAXII discovery: %s/taxii2/)\n", srv.URL(ln), srv.URL(ln))
+	}
 	return srv.Serve(ctx, ln)
 }
 

@@ -230,16 +230,22 @@ func roles(m store.MatchSession, partyID string) (own store.MatchSide, role matc
 // open checks that round 1 may be sent now: the session's handover is open
 // and its agreement in force.
 func (s *Service) open(ctx context.Context, p party.Principal, v View) error {
+	a, err := s.ex.Agreement(ctx, p, v.Session.AgreementID)
+	if err != nil {
+		return err
+	}
+	return s.openUnder(v, a)
+}
+
+// openUnder is open with the agreement already at hand (inside a
+// transaction, read through it).
+func (s *Service) openUnder(v View, a exchange.Agreement) error {
 	now := s.now()
 	switch {
 	case v.Handover.State != store.HandoverAccepted:
 		return fmt.Errorf("%w: session %s is over: its handover %s is %s", ErrConflict, v.Session.ID, v.Handover.ID, v.Handover.State)
 	case !now.Before(v.Handover.Deadline):
 		return fmt.Errorf("%w: session %s passed its deadline %s", ErrConflict, v.Session.ID, v.Handover.Deadline.Format(time.RFC3339))
-	}
-	a, err := s.ex.Agreement(ctx, p, v.Session.AgreementID)
-	if err != nil {
-		return err
 	}
 	if !a.Status.InForce(now) {
 		return fmt.Errorf("%w: agreement %s is %s, not in force", ErrForbidden, v.Session.AgreementID, a.Status.Phase)
@@ -318,7 +324,8 @@ func (s *Service) PutRound1(ctx context.Context, p party.Principal, id string, b
 	var out Round1Result
 	err = s.st.Update(ctx, func(tx store.Handle) error {
 		e := tx
-		if _, err := s.agreementFor(ctx, tx, p, m.AgreementID); err != nil {
+		a, err := s.agreementFor(ctx, tx, p, m.AgreementID)
+		if err != nil {
 			return err
 		}
 		cur, err := tx.Matches().Get(ctx, m.ID)
@@ -329,7 +336,7 @@ func (s *Service) PutRound1(ctx context.Context, p party.Principal, id string, b
 		if err != nil {
 			return err
 		}
-		if err := s.open(ctx, p, View{cur, hv}); err != nil {
+		if err := s.openUnder(View{cur, hv}, a); err != nil {
 			return err
 		}
 		now := s.now().Truncate(time.Microsecond)

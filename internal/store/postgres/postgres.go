@@ -99,6 +99,7 @@ type DB struct {
 	iso         pgx.TxIsoLevel
 	maxAttempts int
 	retries     syncatomic.Int64
+	guard       store.TxGuard
 	handle
 }
 
@@ -133,7 +134,7 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 	if db.maxAttempts <= 0 {
 		db.maxAttempts = 20
 	}
-	db.handle = handle{q: pool, db: db}
+	db.handle = handle{q: guardedPool{pool, &db.guard}, db: db}
 	if err := migrate(ctx, pool, opt.Migrate); err != nil {
 		pool.Close()
 		return nil, err
@@ -149,6 +150,9 @@ func (db *DB) Close() error {
 
 // Ping checks the database answers.
 func (db *DB) Ping(ctx context.Context) error {
+	if err := db.guard.Check(ctx); err != nil {
+		return err
+	}
 	if err := db.pool.Ping(ctx); err != nil {
 		return mapErr(err)
 	}
@@ -187,6 +191,14 @@ const contentionGateRelease = `SELECT pg_advisory_unlock(hashtext('parley.conten
 // inTx runs fn in a transaction and retries it, with jittered exponential
 // backoff, while it fails with an error PostgreSQL says is safe to retry.
 func (db *DB) inTx(ctx context.Context, iso pgx.TxIsoLevel, fn func(h handle) error) error {
+	// A goroutine inside a transaction that opens another one holds one
+	// connection and waits for a second: with every other connection
+	// queued on a lock the first holds, nothing moves again.
+	end, err := db.guard.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer end()
 	backoff := 2 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		var err error
@@ -290,6 +302,63 @@ type querier interface {
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error)
 }
+
+// guardedPool is the pool as the store's own handle uses it: it refuses
+// with store.ErrSecondConnection a goroutine that holds a transaction of
+// this store (see store.TxGuard), instead of waiting for a connection that
+// may never come.
+type guardedPool struct {
+	pool  *pgxpool.Pool
+	guard *store.TxGuard
+}
+
+func (p guardedPool) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if err := p.guard.Check(ctx); err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	return p.pool.Exec(ctx, sql, args...)
+}
+
+func (p guardedPool) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if err := p.guard.Check(ctx); err != nil {
+		return nil, err
+	}
+	return p.pool.Query(ctx, sql, args...)
+}
+
+func (p guardedPool) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if err := p.guard.Check(ctx); err != nil {
+		return errRow{err}
+	}
+	return p.pool.QueryRow(ctx, sql, args...)
+}
+
+func (p guardedPool) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	if err := p.guard.Check(ctx); err != nil {
+		return errBatch{err}
+	}
+	return p.pool.SendBatch(ctx, b)
+}
+
+func (p guardedPool) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
+	if err := p.guard.Check(ctx); err != nil {
+		return 0, err
+	}
+	return p.pool.CopyFrom(ctx, table, columns, src)
+}
+
+// errRow and errBatch carry a refusal through pgx's result types.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+type errBatch struct{ err error }
+
+func (b errBatch) Exec() (pgconn.CommandTag, error) { return pgconn.CommandTag{}, b.err }
+func (b errBatch) Query() (pgx.Rows, error)         { return nil, b.err }
+func (b errBatch) QueryRow() pgx.Row                { return errRow{b.err} }
+func (b errBatch) Close() error                     { return b.err }
+func (b errBatch) Tx() pgx.Tx                       { return nil }
 
 // handle implements store.Handle over the pool or a transaction. db is set
 // only on the pool's handle: atomic uses it to open a transaction.

@@ -339,10 +339,14 @@ var stmtCache struct {
 // queryCached runs a read on q through a cached prepared statement when q
 // is a read pool (not a transaction) and the statement is short.
 func queryCached(ctx context.Context, q querier, query string, args ...any) (*sql.Rows, error) {
-	db, ok := q.(*sql.DB)
+	g, ok := q.(guardedDB)
 	if !ok || len(args) > maxCachedArgs {
 		return q.QueryContext(ctx, query, args...)
 	}
+	if err := g.guard.Check(ctx); err != nil {
+		return nil, err
+	}
+	db := g.db
 	k := stmtKey{db, query}
 	stmtCache.Lock()
 	st := stmtCache.m[k]

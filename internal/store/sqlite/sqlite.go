@@ -47,9 +47,10 @@ type Options struct {
 
 // DB is the SQLite store. It implements store.Store.
 type DB struct {
-	w    *sql.DB // one connection, all writes
-	r    *sql.DB // read pool
-	path string
+	w     *sql.DB // one connection, all writes
+	r     *sql.DB // read pool
+	path  string
+	guard *store.TxGuard
 	handle
 }
 
@@ -87,8 +88,8 @@ func Open(ctx context.Context, dir string, opt Options) (*DB, error) {
 	}
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
-	db := &DB{w: w, r: r, path: path}
-	db.handle = handle{r: r, w: w}
+	db := &DB{w: w, r: r, path: path, guard: &store.TxGuard{}}
+	db.handle = handle{r: guardedDB{r, db.guard}, w: guardedDB{w, db.guard}}
 	return db, nil
 }
 
@@ -125,6 +126,9 @@ func (db *DB) Close() error {
 
 // Ping checks the database answers.
 func (db *DB) Ping(ctx context.Context) error {
+	if err := db.guard.Check(ctx); err != nil {
+		return err
+	}
 	if err := db.r.PingContext(ctx); err != nil {
 		return fmt.Errorf("%w: %v", store.ErrUnavailable, err)
 	}
@@ -133,11 +137,22 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Update runs fn in one IMMEDIATE transaction on the writer connection.
 func (db *DB) Update(ctx context.Context, fn func(tx store.Handle) error) error {
-	tx, err := db.w.BeginTx(ctx, nil)
+	return update(ctx, guardedDB{db.w, db.guard}, fn)
+}
+
+func update(ctx context.Context, w guardedDB, fn func(tx store.Handle) error) error {
+	// The writer is one connection: a goroutine already holding it in a
+	// transaction would wait for itself.
+	end, err := w.guard.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer end()
+	tx, err := w.db.BeginTx(ctx, nil)
 	if err != nil {
 		return mapErr(err)
 	}
-	if err := fn(handle{r: tx, w: tx}); err != nil {
+	if err := fn(handle{r: txQuerier{tx}, w: txQuerier{tx}}); err != nil {
 		tx.Rollback()
 		return err
 	}
@@ -158,19 +173,69 @@ func (db *DB) SchemaVersion(ctx context.Context) (have, known int, err error) {
 // inside Update, else a new one, so multi-statement methods never leave
 // half a change behind.
 func atomic(ctx context.Context, h handle, fn func(h handle) error) error {
-	db, ok := h.w.(*sql.DB)
+	w, ok := h.w.(guardedDB)
 	if !ok {
 		return fn(h)
 	}
-	return (&DB{w: db}).Update(ctx, func(tx store.Handle) error { return fn(tx.(handle)) })
+	return update(ctx, w, func(tx store.Handle) error { return fn(tx.(handle)) })
 }
 
-// querier is what *sql.DB and *sql.Tx have in common.
+// guardedDB is a connection pool as the store's own handle uses it: it
+// refuses with store.ErrSecondConnection a goroutine that holds a
+// transaction of this store (see store.TxGuard).
+type guardedDB struct {
+	db    *sql.DB
+	guard *store.TxGuard
+}
+
+func (g guardedDB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if err := g.guard.Check(ctx); err != nil {
+		return nil, err
+	}
+	return g.db.ExecContext(ctx, query, args...)
+}
+
+func (g guardedDB) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if err := g.guard.Check(ctx); err != nil {
+		return nil, err
+	}
+	return g.db.QueryContext(ctx, query, args...)
+}
+
+func (g guardedDB) QueryRowContext(ctx context.Context, query string, args ...any) row {
+	if err := g.guard.Check(ctx); err != nil {
+		return errRow{err}
+	}
+	return g.db.QueryRowContext(ctx, query, args...)
+}
+
+func (g guardedDB) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
+	if err := g.guard.Check(ctx); err != nil {
+		return nil, err
+	}
+	return g.db.PrepareContext(ctx, query)
+}
+
+// querier is what the guarded pools and a transaction have in common.
 type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryRowContext(ctx context.Context, query string, args ...any) row
 	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+}
+
+// row is a single-row result (*sql.Row, or a refusal).
+type row interface{ Scan(dest ...any) error }
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+// txQuerier is a transaction as a querier.
+type txQuerier struct{ *sql.Tx }
+
+func (t txQuerier) QueryRowContext(ctx context.Context, query string, args ...any) row {
+	return t.Tx.QueryRowContext(ctx, query, args...)
 }
 
 // handle implements store.Handle over a reader and a writer querier; inside a
@@ -187,7 +252,9 @@ func (h handle) Objects() store.Objects         { return objects(h) }
 func (h handle) Statuses() store.Statuses       { return statuses(h) }
 func (h handle) Settings() store.Settings       { return settings(h) }
 
-func currentVersion(ctx context.Context, q querier) (int, error) {
+func currentVersion(ctx context.Context, q interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}) (int, error) {
 	var n int
 	err := q.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&n)
 	if err != nil {

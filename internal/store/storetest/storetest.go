@@ -47,6 +47,7 @@ func Run(t *testing.T, open Opener) {
 		{"AgreementLockSerializes", testAgreementLockSerializes},
 		{"LedgerConcurrentAppend", testLedgerConcurrentAppend},
 		{"LedgerRollback", testLedgerRollback},
+		{"SecondConnectionRefused", testSecondConnectionRefused},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -485,5 +486,57 @@ func testConcurrentPut(t *testing.T, st store.Store) {
 	}
 	if n, _ := st.Objects().Count(ctx, "c"); n != workers*versions*objectsN {
 		t.Fatalf("count = %d, want %d", n, workers*versions*objectsN)
+	}
+}
+
+// testSecondConnectionRefused: code inside Update that reaches for the
+// store itself (a read, a write, a nested Update, a ping) gets
+// ErrSecondConnection at once instead of waiting for a connection (the
+// PostgreSQL deadlock of issue 15: a handover step holding the agreement's
+// lock queued for a pool connection behind writers queued on that lock).
+// Other goroutines, even with the same context, are not refused.
+func testSecondConnectionRefused(t *testing.T, st store.Store) {
+	mustParty(t, st, "alpha")
+	calls := map[string]func(ctx context.Context) error{
+		"read": func(ctx context.Context) error { _, err := st.Parties().Get(ctx, "party--alpha"); return err },
+		"list": func(ctx context.Context) error { _, err := st.Parties().List(ctx); return err },
+		"write": func(ctx context.Context) error {
+			_, err := st.Settings().PutIfAbsent(ctx, "k", []byte("v"))
+			return err
+		},
+		"ledger": func(ctx context.Context) error { _, err := st.Ledger().Size(ctx); return err },
+		"update": func(ctx context.Context) error { return st.Update(ctx, func(store.Handle) error { return nil }) },
+		"ping":   func(ctx context.Context) error { return st.Ping(ctx) },
+	}
+	for name, call := range calls {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		var inside, beside error
+		err := st.Update(ctx, func(tx store.Handle) error {
+			if _, err := tx.Parties().Get(ctx, "party--alpha"); err != nil {
+				return err
+			}
+			inside = call(ctx)
+			// Another goroutine with the same context is someone else.
+			done := make(chan struct{})
+			go func() { defer close(done); _, beside = st.Parties().Get(ctx, "party--alpha") }()
+			<-done
+			return nil
+		})
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: the transaction itself failed: %v", name, err)
+		}
+		if !errors.Is(inside, store.ErrSecondConnection) {
+			t.Errorf("%s on the store inside its own transaction: %v; want ErrSecondConnection", name, inside)
+		}
+		if beside != nil {
+			t.Errorf("%s: another goroutine with the same context was refused: %v", name, beside)
+		}
+	}
+	// Outside any transaction nothing is refused.
+	for name, call := range calls {
+		if err := call(context.Background()); err != nil {
+			t.Errorf("%s outside a transaction: %v", name, err)
+		}
 	}
 }

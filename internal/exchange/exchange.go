@@ -215,21 +215,16 @@ func (s *Service) Query(ctx context.Context, p party.Principal, apiRoot string, 
 	return s.st.Objects().Query(ctx, q)
 }
 
-// Delete removes versions of an object from a collection the caller may
-// write. ErrNotFound when nothing matched.
+// Delete removes versions of an object the caller owns from an operator
+// collection it may read and write (deleteAllowed). ErrNotFound when
+// nothing matched.
 func (s *Service) Delete(ctx context.Context, p party.Principal, apiRoot, collection, id string, v store.VersionFilter, specVersions []string) error {
 	c, a, err := s.Collection(ctx, p, apiRoot, collection)
 	if err != nil {
 		return err
 	}
-	if !a.Write {
-		if !a.Read {
-			return ErrNotFound
-		}
-		return fmt.Errorf("%w: deleting needs write access to the collection", ErrForbidden)
-	}
-	if c.Agreement != "" {
-		return fmt.Errorf("%w: objects contributed under an agreement cannot be deleted: what was released stays with its recipient", ErrForbidden)
+	if err := s.deleteAllowed(ctx, p, c, a, id); err != nil {
+		return err
 	}
 	n, err := s.st.Objects().Delete(ctx, collection, id, v, specVersions)
 	if err != nil {
@@ -296,6 +291,9 @@ func (s *Service) Ingest(ctx context.Context, p party.Principal, apiRoot, collec
 	var invalid []store.StatusDetail
 	for i, r := range results {
 		o, err := r.obj, r.err
+		if err == nil {
+			err = notInFuture(o, now)
+		}
 		if err != nil {
 			invalid = append(invalid, failure(i, raws[i], err))
 			continue
@@ -346,6 +344,13 @@ func (s *Service) Ingest(ctx context.Context, p party.Principal, apiRoot, collec
 					continue
 				}
 				keep, kept = append(keep, objs[i]), append(kept, o)
+			}
+		}
+		if c.Agreement == "" {
+			// Under an agreement only the contributor writes; in an
+			// operator collection an id is its first poster's.
+			if keep, kept, err = claim(ctx, tx, p, collection, keep, kept, &status); err != nil {
+				return err
 			}
 		}
 		outcomes, err := tx.Objects().Put(ctx, collection, keep)

@@ -145,8 +145,8 @@ func (s *Service) Start(ctx context.Context, p party.Principal, agreementID stri
 		if _, err := rand.Read(sid); err != nil {
 			return fmt.Errorf("matching: session id: %w", err)
 		}
-		id := party.NewID("match--")
-		h := store.Handover{ID: party.NewID("handover--"), AgreementID: agreementID, Proposer: p.PartyID, Counterpart: peer,
+		id := party.NewID("match")
+		h := store.Handover{ID: party.NewID("handover"), AgreementID: agreementID, Proposer: p.PartyID, Counterpart: peer,
 			ProposerDelivers:    "round-2 message of matching session " + id + " (sealed)",
 			CounterpartDelivers: "round-2 message of matching session " + id + " (sealed)",
 			Deadline:            now.Add(a.Status.Document.EscrowDeadline), State: store.HandoverAccepted, CreatedAt: now, DecidedAt: now}

@@ -59,8 +59,12 @@ func New(st store.Store) *Service {
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 ._\-]{0,62}$`)
 
-// NewID returns a prefixed random UUIDv4, e.g. "party--…".
-func NewID(prefix string) string {
+// NewID returns a random UUIDv4 after kind and one "--" separator, e.g.
+// NewID("party") is "party--…"; with an empty kind, the bare UUID. A kind
+// given with its separator ("match--") still gets exactly one: ids once
+// came out as "match----…" that way. Those old ids stay valid; nothing
+// parses the separator.
+func NewID(kind string) string {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		panic("party: no randomness: " + err.Error())
@@ -69,10 +73,11 @@ func NewID(prefix string) string {
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b[:])
 	u := h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
-	if prefix == "" {
+	kind = strings.TrimRight(kind, "-")
+	if kind == "" {
 		return u
 	}
-	return prefix + "--" + u
+	return kind + "--" + u
 }
 
 // Create makes a party named name and issues its first token. It returns the

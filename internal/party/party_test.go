@@ -92,3 +92,16 @@ func TestTokenFromAuthorization(t *testing.T) {
 		}
 	}
 }
+
+func TestNewIDOneSeparator(t *testing.T) {
+	for _, kind := range []string{"match", "match--", "handover-", "party"} {
+		id := party.NewID(kind)
+		k, rest, ok := strings.Cut(id, "--")
+		if !ok || k != strings.TrimRight(kind, "-") || len(rest) != 36 || strings.Contains(rest, "--") {
+			t.Errorf("NewID(%q) = %q, want one kind, one \"--\" and a UUID", kind, id)
+		}
+	}
+	if id := party.NewID(""); len(id) != 36 || strings.Contains(id, "--") {
+		t.Errorf("NewID(\"\") = %q, want a bare UUID", id)
+	}
+}

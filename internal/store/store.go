@@ -363,6 +363,15 @@ type Objects interface {
 	Delete(ctx context.Context, collection, id string, versions VersionFilter, specVersions []string) (int, error)
 	// Count returns the number of stored versions in the collection.
 	Count(ctx context.Context, collection string) (int64, error)
+	// Claim records owner as the owner of each of ids in the collection
+	// that has no owner yet, and returns the owner of every one of ids
+	// afterwards: the party that first claimed an id owns it there for
+	// good, even once every version is deleted. ErrNotFound if the
+	// collection does not exist.
+	Claim(ctx context.Context, collection, owner string, ids []string) (map[string]string, error)
+	// Owner returns the party that owns id in the collection, or
+	// ErrNotFound when nobody does (or the collection does not exist).
+	Owner(ctx context.Context, collection, id string) (string, error)
 }
 
 // StatusDetail reports one object of a TAXII add-objects request.

@@ -766,11 +766,14 @@ func TestGetAndDeleteObject(t *testing.T) {
 	del := func(who member, query string) resp {
 		return w.do(req{method: http.MethodDelete, url: objURL + query, token: who.token})
 	}
-	// Reading is not enough to delete; writing without reading is enough.
+	// Deleting needs reading and writing (TAXII 2.1 section 5.6): neither
+	// the reader bravo nor the write-only charlie may (ownership_test.go
+	// has the rest).
 	errorResource(t, del(w.bravo, ""), http.StatusForbidden)
+	errorResource(t, del(w.charlie, ""), http.StatusForbidden)
 	errorResource(t, del(w.outsider, ""), http.StatusNotFound)
 	// match[version] deletes only the versions it selects.
-	if r := del(w.charlie, "?match[version]=first"); r.status != http.StatusOK {
+	if r := del(w.alpha, "?match[version]=first"); r.status != http.StatusOK {
 		t.Fatalf("delete first: %d %s", r.status, r.body)
 	}
 	r = w.get(w.alpha.token, objURL+"versions/")

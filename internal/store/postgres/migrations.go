@@ -302,6 +302,31 @@ INSERT INTO agreement_totals(agreement_id, party_id, contributed, credits)
 	SELECT agreement_id, party_id, max(ord), sum(weight) FROM agreement_credits GROUP BY agreement_id, party_id;
 CREATE INDEX agreement_credits_added ON agreement_credits(agreement_id, party_id, added_at);
 `},
+	{"object owners: the party that first posted an id owns it in that operator collection", `
+CREATE TABLE object_owners (
+	coll     BIGINT NOT NULL REFERENCES collections(pk),
+	id       TEXT NOT NULL,
+	party_id TEXT NOT NULL,
+	PRIMARY KEY (coll, id)
+);
+-- An agreement's collections have one writer, their contributor. Objects
+-- stored before in operator collections go to the writer whose earliest
+-- status resource lists the id as a success; ids none lists stay unowned
+-- until their next write claims them.
+WITH posted AS MATERIALIZED (
+	SELECT s.api_root, s.party_id, s.request_ts, j->>'id' AS oid
+	FROM statuses s, jsonb_array_elements(CASE WHEN jsonb_typeof(convert_from(s.details, 'UTF8')::jsonb->'successes') = 'array'
+		THEN convert_from(s.details, 'UTF8')::jsonb->'successes' ELSE '[]'::jsonb END) j
+	WHERE s.api_root IN (SELECT api_root FROM collections WHERE contributor = ''))
+INSERT INTO object_owners(coll, id, party_id)
+	SELECT DISTINCT ON (o.coll, o.id) o.coll, o.id, p.party_id
+	FROM (SELECT DISTINCT coll, id FROM objects) o
+	JOIN collections c ON c.pk = o.coll AND c.contributor = ''
+	JOIN collection_access a ON a.collection_pk = c.pk AND a.can_write
+	JOIN posted p ON p.api_root = c.api_root AND p.party_id = a.party_id AND p.oid = o.id
+	ORDER BY o.coll, o.id, p.request_ts
+	ON CONFLICT DO NOTHING;
+`},
 }
 
 // migrationLock serialises migrations of one schema across every instance

@@ -422,3 +422,42 @@ func (s objects) Count(ctx context.Context, collection string) (int64, error) {
 	}
 	return n, nil
 }
+
+func (s objects) Claim(ctx context.Context, collection, owner string, ids []string) (map[string]string, error) {
+	pk, err := collPKForWrite(ctx, s.q, collection)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	// A concurrent claim of the same id waits on the primary key and then
+	// does nothing; the SELECT after it sees whichever claim won.
+	if _, err := s.q.Exec(ctx, `INSERT INTO object_owners(coll, id, party_id)
+		SELECT $1, u.id, $2 FROM unnest($3::text[]) AS u(id) ORDER BY u.id ON CONFLICT DO NOTHING`, pk, owner, ids); err != nil {
+		return nil, mapErr(err)
+	}
+	rows, err := s.q.Query(ctx, `SELECT id, party_id FROM object_owners WHERE coll = $1 AND id = ANY($2::text[])`, pk, ids)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, p string
+		if err := rows.Scan(&id, &p); err != nil {
+			return nil, mapErr(err)
+		}
+		out[id] = p
+	}
+	return out, mapErr(rows.Err())
+}
+
+func (s objects) Owner(ctx context.Context, collection, id string) (string, error) {
+	var p string
+	err := s.q.QueryRow(ctx, `SELECT o.party_id FROM object_owners o JOIN collections c ON c.pk = o.coll WHERE c.id = $1 AND o.id = $2`, collection, id).Scan(&p)
+	if err != nil {
+		return "", fmt.Errorf("owner of %s in collection %s: %w", id, collection, mapErr(err))
+	}
+	return p, nil
+}

@@ -293,4 +293,30 @@ INSERT INTO agreement_totals(agreement_id, party_id, contributed, credits)
 	SELECT agreement_id, party_id, max(ord), sum(weight) FROM agreement_credits GROUP BY agreement_id, party_id;
 CREATE INDEX agreement_credits_added ON agreement_credits(agreement_id, party_id, added_at);
 `,
+	// 8: who owns each object id in each operator collection: the party
+	// that first posted it; nobody else may delete it or add versions of it
+	// (an agreement's collections have one writer, their contributor).
+	// Objects stored before go to the writer whose earliest status resource
+	// lists the id as a success; ids none lists stay unowned until their
+	// next write claims them.
+	`
+CREATE TABLE object_owners (
+	coll     INTEGER NOT NULL REFERENCES collections(pk),
+	id       TEXT NOT NULL,
+	party_id TEXT NOT NULL,
+	PRIMARY KEY (coll, id)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO object_owners(coll, id, party_id)
+	SELECT coll, id, party_id FROM (
+		WITH posted AS MATERIALIZED (
+			SELECT s.api_root, s.party_id, s.request_ts, json_extract(j.value, '$.id') AS oid
+			FROM statuses s, json_each(CAST(s.details AS TEXT), '$.successes') j
+			WHERE s.api_root IN (SELECT api_root FROM collections WHERE contributor = ''))
+		SELECT o.coll, o.id, p.party_id, min(p.request_ts)
+		FROM (SELECT DISTINCT coll, id FROM objects) o
+		JOIN collections c ON c.pk = o.coll AND c.contributor = ''
+		JOIN collection_access a ON a.collection_pk = c.pk AND a.can_write = 1
+		JOIN posted p ON p.api_root = c.api_root AND p.party_id = a.party_id AND p.oid = o.id
+		GROUP BY o.coll, o.id);
+`,
 }

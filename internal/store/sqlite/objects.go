@@ -421,3 +421,67 @@ func (s objects) Count(ctx context.Context, collection string) (int64, error) {
 	err = s.r.QueryRowContext(ctx, `SELECT count(*) FROM objects WHERE coll = ?`, pk).Scan(&n)
 	return n, mapErr(err)
 }
+
+func (s objects) Claim(ctx context.Context, collection, owner string, ids []string) (map[string]string, error) {
+	var out map[string]string
+	err := atomic(ctx, handle(s), func(h handle) error {
+		var err error
+		out, err = objects(h).claim(ctx, collection, owner, ids)
+		return err
+	})
+	return out, err
+}
+
+func (s objects) claim(ctx context.Context, collection, owner string, ids []string) (map[string]string, error) {
+	pk, err := collPK(ctx, s.w, collection)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(ids))
+	args := make([]any, 0, 2*headChunk+1)
+	for lo := 0; lo < len(ids); lo += headChunk {
+		chunk := ids[lo:min(lo+headChunk, len(ids))]
+		args = args[:0]
+		for _, id := range chunk {
+			args = append(args, pk, id, owner)
+		}
+		if _, err := s.w.ExecContext(ctx, `INSERT INTO object_owners(coll, id, party_id) VALUES (?, ?, ?)`+
+			strings.Repeat(`, (?, ?, ?)`, len(chunk)-1)+` ON CONFLICT(coll, id) DO NOTHING`, args...); err != nil {
+			return nil, mapErr(err)
+		}
+		args = args[:0]
+		args = append(args, pk)
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		rows, err := s.w.QueryContext(ctx, `SELECT id, party_id FROM object_owners WHERE coll = ? AND id IN (?`+
+			strings.Repeat(`, ?`, len(chunk)-1)+`)`, args...)
+		if err != nil {
+			return nil, mapErr(err)
+		}
+		for rows.Next() {
+			var id, p string
+			if err := rows.Scan(&id, &p); err != nil {
+				rows.Close()
+				return nil, mapErr(err)
+			}
+			out[id] = p
+		}
+		if err := rows.Close(); err != nil {
+			return nil, mapErr(err)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, mapErr(err)
+		}
+	}
+	return out, nil
+}
+
+func (s objects) Owner(ctx context.Context, collection, id string) (string, error) {
+	var p string
+	err := s.r.QueryRowContext(ctx, `SELECT o.party_id FROM object_owners o JOIN collections c ON c.pk = o.coll WHERE c.id = ? AND o.id = ?`, collection, id).Scan(&p)
+	if err != nil {
+		return "", fmt.Errorf("owner of %s in collection %s: %w", id, collection, mapErr(err))
+	}
+	return p, nil
+}

@@ -30,6 +30,7 @@ func Run(t *testing.T, open Opener) {
 		{"ObjectQueryFilters", testObjectQueryFilters},
 		{"ObjectPagination", testObjectPagination},
 		{"ObjectDelete", testObjectDelete},
+		{"ObjectOwners", testObjectOwners},
 		{"UpdateRollsBack", testUpdateRollsBack},
 		{"Statuses", testStatuses},
 		{"Settings", testSettings},
@@ -370,6 +371,59 @@ func testObjectDelete(t *testing.T, st store.Store) {
 	}
 	if n, _ := st.Objects().Count(ctx, "c"); n != 0 {
 		t.Fatalf("count after delete = %d", n)
+	}
+}
+
+// testObjectOwners: the first claim of an id in a collection wins for good;
+// later claims by anyone report the first owner; ownership is per
+// collection and survives deleting every version; a claim rolled back
+// with its transaction leaves nothing.
+func testObjectOwners(t *testing.T, st store.Store) {
+	a, b := mustParty(t, st, "alpha"), mustParty(t, st, "bravo")
+	mustCollection(t, st, "c", nil, []string{a.ID, b.ID})
+	mustCollection(t, st, "d", nil, []string{a.ID, b.ID})
+	x, y, z := uid("indicator", 1), uid("indicator", 2), uid("indicator", 3)
+	if _, err := st.Objects().Owner(ctx, "c", x); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Owner before any claim: %v, want ErrNotFound", err)
+	}
+	got, err := st.Objects().Claim(ctx, "c", a.ID, []string{x, y, x})
+	if err != nil || len(got) != 2 || got[x] != a.ID || got[y] != a.ID {
+		t.Fatalf("alpha's claim = %v, %v", got, err)
+	}
+	got, err = st.Objects().Claim(ctx, "c", b.ID, []string{y, z})
+	if err != nil || len(got) != 2 || got[y] != a.ID || got[z] != b.ID {
+		t.Fatalf("bravo's claim of alpha's y and a new z = %v, %v; want y alpha's, z bravo's", got, err)
+	}
+	if got, err := st.Objects().Claim(ctx, "d", b.ID, []string{x}); err != nil || got[x] != b.ID {
+		t.Fatalf("claim of x in another collection = %v, %v; ownership is per collection", got, err)
+	}
+	if _, err := st.Objects().Put(ctx, "c", []store.Object{obj(x, t0, t0)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Objects().Delete(ctx, "c", x, store.VersionFilter{All: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := st.Objects().Owner(ctx, "c", x); err != nil || o != a.ID {
+		t.Fatalf("Owner after deleting every version = %q, %v; want alpha still", o, err)
+	}
+	boom := errors.New("boom")
+	err = st.Update(ctx, func(tx store.Handle) error {
+		if _, err := tx.Objects().Claim(ctx, "c", b.ID, []string{uid("indicator", 4)}); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Update = %v", err)
+	}
+	if _, err := st.Objects().Owner(ctx, "c", uid("indicator", 4)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a rolled-back claim left an owner: %v", err)
+	}
+	if _, err := st.Objects().Claim(ctx, "nope", a.ID, []string{x}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("claim in a missing collection: %v, want ErrNotFound", err)
+	}
+	if got, err := st.Objects().Claim(ctx, "c", a.ID, nil); err != nil || len(got) != 0 {
+		t.Fatalf("empty claim = %v, %v", got, err)
 	}
 }
 

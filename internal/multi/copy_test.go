@@ -49,6 +49,14 @@ func TestCopySQLiteToPostgres(t *testing.T) {
 	if _, err := b.C.AddObjects(ctx, ag.ID, bOwn, indicators(1015, 3)); err != nil {
 		t.Fatal(err)
 	}
+	// An operator collection's object keeps its owner in the copy.
+	op, err := s.Srv.Ex.CreateCollection(ctx, "shared notes", "", []string{a.ID, b.ID}, []string{a.ID, b.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.C.AddObjects(ctx, "shared", op.ID, indicators(2000, 1)); err != nil {
+		t.Fatal(err)
+	}
 	page, err := b.C.GetObjects(ctx, ag.ID, bTheirs, client.Filter{Limit: 4})
 	if err != nil || !page.More || page.Next == "" {
 		t.Fatalf("first page = %+v, %v", page, err)
@@ -63,8 +71,15 @@ func TestCopySQLiteToPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if counts["objects"] != 60+15+1+3 || counts["agreements"] != 1 || counts["ledger_entries"] == 0 {
+	if counts["objects"] != 60+15+1+3+1 || counts["agreements"] != 1 || counts["ledger_entries"] == 0 || counts["object_owners"] != 1 {
 		t.Fatalf("copied %v", counts)
+	}
+	var opObj struct{ ID string }
+	if err := json.Unmarshal(indicators(2000, 1)[0], &opObj); err != nil {
+		t.Fatal(err)
+	}
+	if owner, err := dst.Objects().Owner(ctx, op.ID, opObj.ID); err != nil || owner != b.ID {
+		t.Errorf("owner after the copy = %q, %v; want %s", owner, err, b.ID)
 	}
 	checked, err := storecopy.Verify(ctx, s.Srv.Store, dst, taxii.CursorKeySetting)
 	if err != nil {

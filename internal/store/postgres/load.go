@@ -24,6 +24,7 @@ var loadable = []loadTable{
 	{"collections", []string{"pk", "id", "api_root", "title", "description", "created_at", "agreement", "contributor"}},
 	{"collection_access", []string{"collection_pk", "party_id", "can_read", "can_write"}},
 	{"objects", []string{"seq", "coll", "id", "type", "spec_version", "version", "date_added", "is_first", "is_last", "raw"}},
+	{"object_owners", []string{"coll", "id", "party_id"}},
 	{"statuses", []string{"id", "api_root", "party_id", "status", "request_ts", "total", "details"}},
 	{"ledger_entries", []string{"idx", "data"}},
 	{"ledger_hashes", []string{"idx", "hash"}},

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/parley-cti/parley/internal/agreement"
@@ -37,12 +38,12 @@ func addTermsFlags(fs *flag.FlagSet) *termsFlags {
 	fs.StringVar(&t.unmarked, "unmarked", "allow", "objects without a TLP marking: allow or refuse")
 	fs.StringVar(&t.ratio, "ratio", "1:1", "give:get — objects readable per credit earned, e.g. 1:1 or 2:1")
 	fs.IntVar(&t.grace, "grace", 10, "objects readable before contributing anything")
-	fs.StringVar(&t.window, "window", "", "rolling window for credits, e.g. 720h (default: credits never lapse)")
-	fs.StringVar(&t.escrow, "escrow-deadline", "72h", "longest a handover waits for both deposits")
-	fs.StringVar(&t.ack, "ack-deadline", "24h", "time to acknowledge a request")
-	fs.StringVar(&t.fulfil, "fulfil-deadline", "168h", "time to fulfil or refuse a request")
+	fs.StringVar(&t.window, "window", "", "rolling window for credits, e.g. 30d (default: credits never lapse)")
+	fs.StringVar(&t.escrow, "escrow-deadline", "3d", "longest a handover waits for both deposits")
+	fs.StringVar(&t.ack, "ack-deadline", "1d", "time to acknowledge a request")
+	fs.StringVar(&t.fulfil, "fulfil-deadline", "7d", "time to fulfil or refuse a request")
 	fs.IntVar(&t.days, "days", 365, "validity in days from now")
-	fs.StringVar(&t.notice, "notice", "720h", "termination notice period")
+	fs.StringVar(&t.notice, "notice", "30d", "termination notice period")
 	fs.Int64Var(&t.matchCap, "match-cap", 1_000_000, "largest wanted list in private matching")
 	fs.BoolVar(&t.cosign, "require-cosignature", false, "require the counterpart's cosignature on ledger checkpoints")
 	return t
@@ -75,7 +76,7 @@ func (t *termsFlags) document(ctx context.Context, c *client.Client, me *client.
 	now := time.Now().UTC().Truncate(time.Second)
 	recip := map[string]any{"ratio": t.ratio, "grace": t.grace}
 	if t.window != "" {
-		recip["window"] = t.window
+		recip["window"] = goDuration(t.window)
 	}
 	m := map[string]any{
 		"schema_version": agreement.SchemaVersion, "id": id, "version": version,
@@ -85,11 +86,11 @@ func (t *termsFlags) document(ctx context.Context, c *client.Client, me *client.
 		},
 		"scope":                map[string]any{"types": strings.Split(t.types, ","), "max_tlp": t.maxTLP, "unmarked": t.unmarked},
 		"reciprocity":          recip,
-		"escrow_deadline":      t.escrow,
-		"request_deadlines":    map[string]any{"acknowledge": t.ack, "fulfil": t.fulfil},
+		"escrow_deadline":      goDuration(t.escrow),
+		"request_deadlines":    map[string]any{"acknowledge": goDuration(t.ack), "fulfil": goDuration(t.fulfil)},
 		"not_before":           now.Format(time.RFC3339),
 		"not_after":            now.Add(time.Duration(t.days) * 24 * time.Hour).Format(time.RFC3339),
-		"termination_notice":   t.notice,
+		"termination_notice":   goDuration(t.notice),
 		"requires_cosignature": t.cosign,
 		"match_cap":            t.matchCap,
 	}
@@ -123,16 +124,18 @@ func printAgreement(w io.Writer, a *client.Agreement) {
 	}
 	fmt.Fprintln(w)
 	if d, err := a.Doc(); err == nil {
-		fmt.Fprintf(w, "  parties: %s (%s) and %s (%s)\n", d.Parties[0].Name, d.Parties[0].PartyID, d.Parties[1].Name, d.Parties[1].PartyID)
+		fmt.Fprintf(w, "  parties: %s and %s\n", d.Parties[0].Name, d.Parties[1].Name)
 		fmt.Fprintf(w, "  scope: %s, up to %s, unmarked %s\n", strings.Join(d.Scope.Types, ", "), d.Scope.MaxTLP.Label(), map[bool]string{true: "allowed", false: "refused"}[d.Scope.AllowUnmarked])
 		fmt.Fprintf(w, "  reciprocity: %g:%g, grace %d", d.Reciprocity.Give, d.Reciprocity.Get, d.Reciprocity.Grace)
 		if d.Reciprocity.Window > 0 {
-			fmt.Fprintf(w, ", window %s", d.Reciprocity.Window)
+			fmt.Fprintf(w, ", window %s", humanDuration(d.Reciprocity.Window))
 		}
-		fmt.Fprintf(w, "\n  valid %s to %s; escrow deadline %s\n", d.NotBefore.Format(time.RFC3339), d.NotAfter.Format(time.RFC3339), d.EscrowDeadline)
+		fmt.Fprintf(w, "\n  valid %s to %s; escrow deadline %s; requests: acknowledge within %s, answer within %s; termination notice %s\n",
+			d.NotBefore.Format(time.RFC3339), d.NotAfter.Format(time.RFC3339), humanDuration(d.EscrowDeadline),
+			humanDuration(d.RequestDeadlines.Acknowledge), humanDuration(d.RequestDeadlines.Fulfil), humanDuration(d.TerminationNotice))
 	}
 	for _, s := range a.Signatures {
-		fmt.Fprintf(w, "  signed: %s v%d by %s (key %s) at %s\n", s.Action, s.Version, s.PartyID, s.KeyID, s.SignedAt.Format(time.RFC3339))
+		fmt.Fprintf(w, "  signed: %s v%d by %s (key %s) at %s\n", s.Action, s.Version, names.name(s.PartyID), s.KeyID, s.SignedAt.Format(time.RFC3339))
 	}
 	if a.TerminationAt != "" {
 		fmt.Fprintf(w, "  termination effective at %s (%s)\n", a.TerminationAt, a.Reason)
@@ -147,11 +150,19 @@ func cmdAgreement(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	sub := args[0]
 	fs := newFlags("agreement "+sub, stderr)
 	cf := addClientFlags(fs)
+	// Each subcommand lists only its own flags (-h).
 	var tf *termsFlags
 	if sub == "propose" || sub == "amend" {
 		tf = addTermsFlags(fs)
 	}
-	reason := fs.String("reason", "", "why (suspend, resume, terminate)")
+	reason := new(string)
+	switch sub {
+	case "suspend", "resume", "terminate":
+		fs.StringVar(reason, "reason", "", "why (recorded in the signed statement)")
+	case "propose", "sign", "show", "list", "amend":
+	default:
+		return unknownSub("agreement", sub)
+	}
 	pos, err := parse(fs, args[1:])
 	if err != nil {
 		return err
@@ -164,7 +175,7 @@ func cmdAgreement(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if len(pos) != 1 {
 			return "", fmt.Errorf("%w: agreement %s needs the agreement id", errUsage, sub)
 		}
-		return pos[0], nil
+		return resolveID(ctx, c, "agreement", pos[0])
 	}
 	show := func(a *client.Agreement) error {
 		// A state change carries its ledger index: keep it for parley verify.
@@ -181,10 +192,25 @@ func cmdAgreement(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if err != nil {
 			return err
 		}
-		return emit(stdout, cf.json, as, func() {
-			for _, a := range as {
-				fmt.Fprintf(stdout, "%s\t%s\tv%d\tin force: %v\n", a.ID, a.Phase, a.Version, a.InForce)
+		self := prof.Party
+		if self == "" {
+			if me, err := c.Me(ctx); err == nil {
+				self = me.PartyID
 			}
+		}
+		return emit(stdout, cf.json, as, func() {
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tCOUNTERPART\tPHASE\tVERSION\tIN FORCE")
+			for _, a := range as {
+				other := ""
+				for _, p := range a.Parties {
+					if p != self {
+						other = names.name(p)
+					}
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\tv%d\t%v\n", a.ID, other, a.Phase, a.Version, a.InForce)
+			}
+			tw.Flush()
 		})
 	case "show":
 		id, err := needID()
@@ -290,7 +316,7 @@ func cmdAgreement(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		return show(a)
 	}
-	return fmt.Errorf("%w: unknown agreement subcommand %q", errUsage, sub)
+	return unknownSub("agreement", sub)
 }
 
 // verifyProposal checks that the version about to be countersigned carries a
@@ -334,7 +360,11 @@ func cmdBalance(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	b, err := c.Balance(ctx, pos[0])
+	id, err := resolveID(ctx, c, "agreement", pos[0])
+	if err != nil {
+		return err
+	}
+	b, err := c.Balance(ctx, id)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"crypto/rand"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +10,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+	"time"
 
 	"golang.org/x/term"
 
@@ -18,7 +21,7 @@ import (
 
 func init() {
 	register(command{"push", "publish a STIX bundle file (or - for stdin): push --agreement ID FILE", cmdPush})
-	register(command{"pull", "download what is readable to you: pull --agreement ID [--out FILE]", cmdPull})
+	register(command{"pull", "download what is readable to you: pull --agreement ID [--out FILE] [--format jsonl|bundle] [--new]", cmdPull})
 }
 
 // feedTarget resolves --agreement (own contributions, or what the other
@@ -29,6 +32,10 @@ func feedTarget(ctx context.Context, c *client.Client, agreementID, root, coll s
 			return "", "", fmt.Errorf("%w: give --agreement ID, or --root and --collection", errUsage)
 		}
 		return root, coll, nil
+	}
+	agreementID, err := resolveID(ctx, c, "agreement", agreementID)
+	if err != nil {
+		return "", "", err
 	}
 	me, err := c.Me(ctx)
 	if err != nil {
@@ -124,7 +131,7 @@ func cmdPush(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		defer f.Close()
 		in = bufio.NewReaderSize(f, 1<<20)
 	}
-	prog := progressPrinter(stderr, "pushed")
+	prog := progressPrinter(stderr, "sent")
 	if cf.json {
 		prog = nil
 	}
@@ -133,22 +140,82 @@ func cmdPush(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintln(stderr)
 	}
 	sent := *skip + n
+	if errors.Is(err, client.ErrMalformedBundle) && pos[0] == "-" {
+		err = fmt.Errorf("stdin: %w", err)
+	}
 	if err != nil && !errors.Is(err, client.ErrRejected) {
+		if n == 0 && *skip == 0 {
+			return err
+		}
 		return fmt.Errorf("%w\n%d objects were acknowledged; resume with: parley push --skip %d ...", err, sent, sent)
 	}
-	out := map[string]any{"acknowledged": n, "skipped": *skip, "root": r, "collection": c2}
-	if errors.Is(err, client.ErrRejected) {
-		out["rejected"] = err.Error()
-	}
+	sum := summarisePush(n, err)
+	out := map[string]any{"sent": n, "accepted": sum.accepted, "refused": sum.refused, "reasons": sum.reasons,
+		"skipped": *skip, "root": r, "collection": c2}
 	if e := emit(stdout, cf.json, out, func() {
-		fmt.Fprintf(stdout, "%d objects acknowledged into %s/%s\n", n, r, c2)
-		if errors.Is(err, client.ErrRejected) {
-			fmt.Fprintf(stdout, "some objects were refused: %v\n", err)
+		where := r + "/" + c2
+		if *ag != "" {
+			where = "your contributions under " + r
+		}
+		fmt.Fprintf(stdout, "accepted %d of %d objects into %s", sum.accepted, n, where)
+		if *skip > 0 {
+			fmt.Fprintf(stdout, " (after skipping %d)", *skip)
+		}
+		fmt.Fprintln(stdout)
+		if sum.refused > 0 {
+			fmt.Fprintf(stdout, "refused %d:\n", sum.refused)
+			for _, rr := range sum.reasons {
+				fmt.Fprintf(stdout, "  %d × %s\n", rr.Count, rr.Reason)
+			}
 		}
 	}); e != nil {
 		return e
 	}
-	return err
+	if sum.refused > 0 {
+		return errReported // the summary above is the whole story
+	}
+	return nil
+}
+
+// pushReason is one distinct reason the server gave for refusing objects.
+type pushReason struct {
+	Reason string `json:"reason"`
+	Count  int    `json:"count"`
+}
+
+type pushSummary struct {
+	accepted, refused int
+	reasons           []pushReason
+}
+
+// summarisePush counts a push's refusals by reason, most frequent first, so
+// one line per distinct reason says how many objects it hit.
+func summarisePush(sent int, err error) pushSummary {
+	var rej *client.RejectedError
+	if !errors.As(err, &rej) {
+		return pushSummary{accepted: sent, reasons: []pushReason{}}
+	}
+	counts := map[string]int{}
+	var order []string
+	for _, f := range rej.Failures {
+		// The same reason for different objects often names each object:
+		// count by the message without the object's own id.
+		msg := strings.TrimPrefix(f.Message, f.ID+": ")
+		msg = strings.TrimSpace(strings.ReplaceAll(msg, f.ID, "the object"))
+		if msg == "" {
+			msg = "no reason given"
+		}
+		if counts[msg] == 0 {
+			order = append(order, msg)
+		}
+		counts[msg]++
+	}
+	sort.SliceStable(order, func(i, j int) bool { return counts[order[i]] > counts[order[j]] })
+	out := pushSummary{refused: len(rej.Failures), accepted: max(sent-len(rej.Failures), 0), reasons: []pushReason{}}
+	for _, m := range order {
+		out.reasons = append(out.reasons, pushReason{m, counts[m]})
+	}
+	return out
 }
 
 // pullState is where an interrupted pull resumes: the stateless cursor the
@@ -164,11 +231,19 @@ func cmdPull(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	ag := fs.String("agreement", "", "read what the other party released to you under this agreement")
 	root := fs.String("root", "", "API root (instead of --agreement)")
 	coll := fs.String("collection", "", "collection id (instead of --agreement)")
-	out := fs.String("out", "-", "file to write, one object per line (JSON Lines); - for stdout")
-	resume := fs.Bool("resume", false, "continue an interrupted pull into --out from where it stopped")
+	out := fs.String("out", "-", "file to write; - for stdout")
+	format := fs.String("format", "jsonl", "jsonl (one object a line) or bundle (one STIX 2.1 bundle, as MISP and OpenCTI import)")
+	onlyNew := fs.Bool("new", false, "only what arrived since this profile's last pull of the collection")
+	resume := fs.Bool("resume", false, "continue an interrupted pull into --out from where it stopped (jsonl)")
 	limit := fs.Int("limit", 1000, "objects per page")
 	if _, err := parse(fs, args); err != nil {
 		return err
+	}
+	if *format != "jsonl" && *format != "bundle" {
+		return fmt.Errorf("%w: --format %q: use jsonl or bundle", errUsage, *format)
+	}
+	if *resume && *format == "bundle" {
+		return fmt.Errorf("%w: --resume continues a jsonl file; a bundle is written whole", errUsage)
 	}
 	c, _, err := cf.client()
 	if err != nil {
@@ -177,6 +252,15 @@ func cmdPull(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	r, c2, err := feedTarget(ctx, c, *ag, *root, *coll, false)
 	if err != nil {
 		return err
+	}
+	marks, marksPath, err := loadPullMarks(cf.profileName())
+	if err != nil {
+		return err
+	}
+	markKey := r + "/" + c2
+	var since time.Time
+	if *onlyNew {
+		since = marks[markKey]
 	}
 	var w io.Writer = stdout
 	statePath := ""
@@ -202,24 +286,42 @@ func cmdPull(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("%w: --resume needs --out FILE", errUsage)
 	}
 	bw := bufio.NewWriterSize(w, 1<<20)
+	if *format == "bundle" {
+		fmt.Fprintf(bw, `{"type":"bundle","id":"bundle--%s","objects":[`, newUUID())
+	}
 	st.Root, st.Collection = r, c2
 	prog := progressPrinter(stderr, "pulled")
+	var last time.Time
 	for {
-		env, err := c.GetObjects(ctx, r, c2, client.Filter{Limit: *limit, Next: st.Next})
+		env, err := c.GetObjects(ctx, r, c2, client.Filter{Limit: *limit, Next: st.Next, AddedAfter: since})
 		if err != nil {
 			bw.Flush()
+			if *format == "bundle" {
+				return fmt.Errorf("%w\n%d objects read; the bundle is incomplete: pull again", err, st.Count)
+			}
 			return fmt.Errorf("%w\n%d objects written; run again with --resume to continue", err, st.Count)
 		}
-		for _, o := range env.Objects {
+		for i, o := range env.Objects {
+			if *format == "bundle" {
+				if st.Count > 0 || i > 0 {
+					bw.WriteByte(',')
+				}
+				bw.WriteByte('\n')
+				bw.Write(o)
+				continue
+			}
 			bw.Write(o)
 			bw.WriteByte('\n')
 		}
 		st.Count += len(env.Objects)
+		if env.DateAddedLast.After(last) {
+			last = env.DateAddedLast
+		}
 		if err := bw.Flush(); err != nil {
 			return err
 		}
 		st.Next = env.Next
-		if statePath != "" {
+		if statePath != "" && *format == "jsonl" {
 			b, _ := json.Marshal(st)
 			if err := os.WriteFile(statePath, b, 0o600); err != nil {
 				return err
@@ -232,13 +334,111 @@ func cmdPull(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			break
 		}
 	}
+	if *format == "bundle" {
+		bw.WriteString("\n]}\n")
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+	}
 	if statePath != "" {
 		os.Remove(statePath)
 	}
-	if *out != "-" {
-		return emit(stdout, cf.json, map[string]any{"objects": st.Count, "file": filepath.Clean(*out)}, func() {
-			fmt.Fprintf(stdout, "%d objects written to %s\n", st.Count, *out)
-		})
+	// Remember where this pull ended, for the next --new.
+	if !last.IsZero() && last.After(marks[markKey]) {
+		marks[markKey] = last
+		if err := savePullMarks(marksPath, marks); err != nil {
+			fmt.Fprintf(stderr, "parley: could not remember this pull for --new: %v\n", err)
+		}
 	}
-	return nil
+	// Say what give-to-get holds back, and what would unlock it.
+	var bal *client.Balance
+	if *ag != "" {
+		bal, _ = c.Balance(ctx, r)
+	}
+	withheld := int64(0)
+	if bal != nil && bal.Available > bal.Released {
+		withheld = bal.Available - bal.Released
+	}
+	info := stdout
+	if *out == "-" {
+		info = stderr // stdout holds the objects
+	}
+	res := map[string]any{"objects": st.Count, "format": *format, "withheld": withheld}
+	if *out != "-" {
+		res["file"] = filepath.Clean(*out)
+	}
+	if bal != nil {
+		res["next_unlocks"] = bal.NextUnlocks
+	}
+	if !since.IsZero() {
+		res["added_after"] = since.Format(time.RFC3339Nano)
+	}
+	if cf.json && *out == "-" {
+		return nil // stdout is the data
+	}
+	return emit(info, cf.json, res, func() {
+		what := "objects"
+		if *onlyNew {
+			what = "new objects"
+			if since.IsZero() {
+				what = "objects (no earlier pull: everything)"
+			}
+		}
+		if *out != "-" {
+			fmt.Fprintf(info, "pulled %d %s into %s\n", st.Count, what, *out)
+		} else {
+			fmt.Fprintf(info, "pulled %d %s\n", st.Count, what)
+		}
+		if withheld > 0 {
+			fmt.Fprintf(info, "%d more are withheld under give-to-get until you contribute: your next credit unlocks %d more (see 'parley balance %s')\n",
+				withheld, bal.NextUnlocks, r)
+		}
+	})
+}
+
+// loadPullMarks reads, per collection, the latest date_added this
+// profile's pulls have seen; `pull --new` asks for what came after it.
+func loadPullMarks(profileName string) (map[string]time.Time, string, error) {
+	path, err := profileFile(profileName, "pulls.json")
+	if err != nil {
+		return nil, "", err
+	}
+	m := map[string]time.Time{}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return m, path, nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, "", fmt.Errorf("%s is damaged (%v); remove it and pull without --new once", path, err)
+	}
+	return m, path, nil
+}
+
+func savePullMarks(path string, m map[string]time.Time) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// newUUID returns a random (version 4) UUID for a bundle id.
+func newUUID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,6 +29,9 @@ func cmdHandover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("%w: %s", errUsage, handoverUsage)
 	}
 	sub := args[0]
+	if !slices.Contains(subcommands["handover"], sub) {
+		return unknownSub("handover", sub)
+	}
 	fs := newFlags("handover "+sub, stderr)
 	cf := addClientFlags(fs)
 	agreementID := fs.String("agreement", "", "agreement id (propose, list; deposit: refuse unless the case is under it)")
@@ -45,6 +49,18 @@ func cmdHandover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	c, prof, err := cf.client()
 	if err != nil {
+		return err
+	}
+	// Ids may be given by a unique prefix.
+	if len(pos) > 0 && sub != "propose" && sub != "list" {
+		if pos[0], err = resolveID(ctx, c, "handover", pos[0]); err != nil {
+			return err
+		}
+	}
+	if *agreementID, err = resolveID(ctx, c, "agreement", *agreementID); err != nil {
+		return err
+	}
+	if *requestID, err = resolveID(ctx, c, "request", *requestID); err != nil {
 		return err
 	}
 	needID := func() (string, error) {
@@ -182,7 +198,7 @@ func cmdHandover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		return emit(stdout, cf.json, map[string]any{"handover": id, "depositor": d.Depositor, "sealed": d.Sealed, "sha256": d.SHA256,
 			"objects": len(b.Objects), "file": *out}, func() {
-			fmt.Fprintf(stderr, "%d valid objects from %s written to %s\n", len(b.Objects), d.Depositor, *out)
+			fmt.Fprintf(stderr, "%d valid objects from %s written to %s\n", len(b.Objects), names.name(d.Depositor), *out)
 		})
 	case "dispute":
 		id, err := needID()
@@ -204,16 +220,20 @@ func cmdHandover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		return emit(stdout, cf.json, map[string]any{"handovers": hs}, func() {
 			for _, h := range hs {
-				fmt.Fprintf(stdout, "%s\t%s\t%s\tdeadline %s\n", h.ID, h.State, h.Agreement, h.Deadline.Format(time.RFC3339))
+				other := h.Counterpart
+				if other == prof.Party {
+					other = h.Proposer
+				}
+				fmt.Fprintf(stdout, "%s\t%s\twith %s\t%s\tdeadline %s\n", h.ID, h.State, names.name(other), h.Agreement, h.Deadline.Format(time.RFC3339))
 			}
 		})
 	}
-	return fmt.Errorf("%w: unknown handover subcommand %q\n  %s", errUsage, sub, handoverUsage)
+	return unknownSub("handover", sub)
 }
 
 func printHandover(w io.Writer, h *client.Handover) {
 	fmt.Fprintf(w, "handover %s (%s) under %s\n", h.ID, h.State, h.Agreement)
-	fmt.Fprintf(w, "  %s delivers: %s\n  %s delivers: %s\n", h.Proposer, h.ProposerDelivers, h.Counterpart, h.CounterpartDelivers)
+	fmt.Fprintf(w, "  %s delivers: %s\n  %s delivers: %s\n", names.name(h.Proposer), h.ProposerDelivers, names.name(h.Counterpart), h.CounterpartDelivers)
 	if h.Request != "" {
 		fmt.Fprintf(w, "  answers request %s\n", h.Request)
 	}
@@ -223,7 +243,7 @@ func printHandover(w io.Writer, h *client.Handover) {
 		if d.Sealed {
 			kind = "sealed"
 		}
-		fmt.Fprintf(w, "  deposit by %s: %s, sha256 %s, at %s\n", d.Party, kind, d.SHA256, d.DepositedAt.Format(time.RFC3339))
+		fmt.Fprintf(w, "  deposit by %s: %s, sha256 %s, at %s\n", names.name(d.Party), kind, d.SHA256, d.DepositedAt.Format(time.RFC3339))
 		if d.Dispute != "" {
 			fmt.Fprintf(w, "    disputed: %s\n", d.Dispute)
 		}

@@ -66,6 +66,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return exitOK
 	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args[0] = "version"
+	}
+	asJSON := wantsJSON(args)
+	names = nil
 	for _, c := range commands() {
 		if c.name == args[0] {
 			err := c.run(ctx, args[1:], stdout, stderr)
@@ -74,16 +79,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				return exitOK
 			case errors.Is(err, flag.ErrHelp):
 				return exitOK
+			case errors.Is(err, errReported):
+				return exitFailure
 			case errors.Is(err, errUsage):
-				fmt.Fprintf(stderr, "parley %s: %v\n", c.name, err)
+				printError(stderr, c.name, err, exitUsage, asJSON)
 				return exitUsage
 			default:
-				fmt.Fprintf(stderr, "parley %s: %v\n", c.name, err)
+				if isUnreachable(err) && !errors.Is(err, errUnreachable) {
+					err = fmt.Errorf("%w (is it running, and is --server right?): %w", errUnreachable, err)
+				}
+				printError(stderr, c.name, err, exitFailure, asJSON)
 				return exitFailure
 			}
 		}
 	}
-	fmt.Fprintf(stderr, "parley: unknown command %q; run 'parley help'\n", args[0])
+	var known []string
+	for _, c := range commands() {
+		known = append(known, c.name)
+	}
+	msg := fmt.Sprintf("unknown command %q", args[0])
+	if s := suggest(args[0], known); s != "" {
+		msg += fmt.Sprintf("; did you mean 'parley %s'?", s)
+	}
+	printError(stderr, "", fmt.Errorf("%w: %s; run 'parley help'", errUsage, msg), exitUsage, asJSON)
 	return exitUsage
 }
 
@@ -140,6 +158,10 @@ func env(name, def string) string {
 var version = "0.1.0-dev"
 
 func cmdVersion(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fmt.Fprintln(stdout, "parley", version)
-	return nil
+	fs := newFlags("version", stderr)
+	asJSON := fs.Bool("json", false, "print JSON for scripts")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	return emit(stdout, *asJSON, map[string]string{"version": version}, func() { fmt.Fprintln(stdout, "parley", version) })
 }

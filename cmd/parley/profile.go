@@ -139,6 +139,9 @@ func (cf *clientFlags) resolve() (profile, error) {
 	if p.Server == "" || p.Token == "" {
 		return profile{}, fmt.Errorf("%w: no server or token; run 'parley login --server URL --token TOKEN' first, or pass --server and --token", errUsage)
 	}
+	if err := checkServerURL(p.Server); err != nil {
+		return profile{}, err
+	}
 	return p, nil
 }
 
@@ -150,6 +153,9 @@ func (cf *clientFlags) client() (*client.Client, profile, error) {
 		return nil, p, err
 	}
 	c, err := client.New(strings.TrimSuffix(p.Server, "/")+"/taxii2/", client.WithToken(p.Token), client.WithUserAgent("parley-cli/"+version))
+	if err == nil {
+		names = newPartyNames(c)
+	}
 	return c, p, err
 }
 
@@ -186,13 +192,22 @@ func cmdLogin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cf.server == "" || cf.token == "" {
 		return fmt.Errorf("%w: login needs --server and --token", errUsage)
 	}
+	if err := checkServerURL(cf.server); err != nil {
+		return err
+	}
 	c, err := client.New(strings.TrimSuffix(cf.server, "/")+"/taxii2/", client.WithToken(cf.token))
 	if err != nil {
 		return err
 	}
 	me, err := c.Me(ctx)
-	if err != nil {
-		return fmt.Errorf("the server did not accept the token: %w", err)
+	switch {
+	case err == nil:
+	case isUnreachable(err):
+		return explainUnreachable(err, cf.server)
+	case errors.Is(err, client.ErrUnauthorized):
+		return fmt.Errorf("the server at %s did not accept the token (wrong, revoked or expired): %w", cf.server, err)
+	default:
+		return fmt.Errorf("logging in at %s: %w", cf.server, err)
 	}
 	ps, path, err := loadProfiles()
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,6 +27,9 @@ func cmdRequest(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("%w: %s", errUsage, requestUsage)
 	}
 	sub := args[0]
+	if !slices.Contains(subcommands["request"], sub) {
+		return unknownSub("request", sub)
+	}
 	fs := newFlags("request "+sub, stderr)
 	cf := addClientFlags(fs)
 	agreementID := fs.String("agreement", "", "agreement id (file, list)")
@@ -50,6 +54,18 @@ func cmdRequest(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if sub != "file" && sub != "list" && len(pos) != 1 {
 		return fmt.Errorf("%w: request %s needs the request ID", errUsage, sub)
+	}
+	// Ids may be given by a unique prefix.
+	if sub != "file" && sub != "list" {
+		if pos[0], err = resolveID(ctx, c, "request", pos[0]); err != nil {
+			return err
+		}
+	}
+	if *agreementID, err = resolveID(ctx, c, "agreement", *agreementID); err != nil {
+		return err
+	}
+	if *handover, err = resolveID(ctx, c, "handover", *handover); err != nil {
+		return err
 	}
 	var r *client.Request
 	switch sub {
@@ -89,15 +105,15 @@ func cmdRequest(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				if r.AckOverdue || r.AnswerOverdue {
 					flag = "\tOVERDUE"
 				}
-				fmt.Fprintf(stdout, "%s\t%s\t%s -> %s\t%s%s\n", r.ID, r.State, r.Requester, r.Responder, r.Subject, flag)
+				fmt.Fprintf(stdout, "%s\t%s\t%s -> %s\t%s%s\n", r.ID, r.State, names.name(r.Requester), names.name(r.Responder), r.Subject, flag)
 			}
 			for _, s := range stats {
 				fmt.Fprintf(stdout, "%s: made %d; received %d, answered in time %d, fulfilled %d, refused %d, overdue %d, open %d\n",
-					s.Party, s.Made, s.Received, s.AnsweredInTime, s.Fulfilled, s.Refused, s.Overdue, s.Open)
+					names.name(s.Party), s.Made, s.Received, s.AnsweredInTime, s.Fulfilled, s.Refused, s.Overdue, s.Open)
 			}
 		})
 	default:
-		return fmt.Errorf("%w: unknown request subcommand %q\n  %s", errUsage, sub, requestUsage)
+		return unknownSub("request", sub)
 	}
 	if err != nil {
 		return err
@@ -106,7 +122,7 @@ func cmdRequest(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 func printRequest(w io.Writer, r *client.Request) {
-	fmt.Fprintf(w, "request %s (%s) under %s: %s -> %s\n", r.ID, r.State, r.Agreement, r.Requester, r.Responder)
+	fmt.Fprintf(w, "request %s (%s) under %s: %s -> %s\n", r.ID, r.State, r.Agreement, names.name(r.Requester), names.name(r.Responder))
 	fmt.Fprintf(w, "  subject: %s\n  reason: %s\n  urgency: %s\n", r.Subject, r.Reason, r.Urgency)
 	if len(r.Refs) > 0 {
 		fmt.Fprintf(w, "  refs: %s\n", strings.Join(r.Refs, ", "))

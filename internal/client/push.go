@@ -13,6 +13,24 @@ import (
 // objects of a push; the others were accepted.
 var ErrRejected = errors.New("taxii: server rejected objects")
 
+// ErrMalformedBundle means the bundle being pushed (a local file or stdin,
+// not a server response) is not a STIX bundle or JSON array of objects.
+var ErrMalformedBundle = errors.New("not a STIX bundle")
+
+// RejectedError lists every object the statuses of a push refused; it
+// unwraps to ErrRejected. Callers that summarise a push count the refusals
+// by Message.
+type RejectedError struct {
+	Failures []StatusDetails
+}
+
+func (e *RejectedError) Error() string {
+	f := e.Failures[0]
+	return fmt.Sprintf("%v: %d objects, first %s: %s", ErrRejected, len(e.Failures), f.ID, f.Message)
+}
+
+func (e *RejectedError) Unwrap() error { return ErrRejected }
+
 // DefaultEnvelopeSize is the number of objects per envelope when none is given.
 const DefaultEnvelopeSize = 1000
 
@@ -48,8 +66,8 @@ func (c *Client) PushBundle(ctx context.Context, root, coll string, r io.Reader,
 // It returns how many objects this call got acknowledged. After a failure the
 // caller resumes by calling again with Skip increased by that count. Errors:
 // ErrTooLarge for a single object above max_content_length, ErrRejected
-// (after sending everything) when statuses report failures, ErrProtocol for a
-// malformed bundle, and whatever AddObjects returns.
+// (after sending everything) when statuses report failures (*RejectedError carries every failure), ErrMalformedBundle
+// for input that is not a bundle, and whatever AddObjects returns.
 func (c *Client) PushBundleWith(ctx context.Context, root, coll string, r io.Reader, o PushOptions) (int, error) {
 	size := o.EnvelopeSize
 	if size <= 0 {
@@ -100,7 +118,7 @@ func (c *Client) PushBundleWith(ctx context.Context, root, coll string, r io.Rea
 		}
 		var buf bytes.Buffer
 		if err := json.Compact(&buf, obj); err != nil {
-			return fmt.Errorf("%w: bundle object %d: %v", ErrProtocol, index, err)
+			return fmt.Errorf("%w: object %d: %v", ErrMalformedBundle, index, err)
 		}
 		obj = buf.Bytes()
 		if maxLen > 0 && int64(envelopeOverhead+len(obj)) > maxLen {
@@ -130,8 +148,7 @@ func (c *Client) PushBundleWith(ctx context.Context, root, coll string, r io.Rea
 		failures = append(failures, done.Failures...)
 	}
 	if len(failures) > 0 {
-		f := failures[0]
-		return sent, fmt.Errorf("%w: %d objects, first %s: %s", ErrRejected, len(failures), f.ID, f.Message)
+		return sent, &RejectedError{Failures: failures}
 	}
 	return sent, nil
 }
@@ -180,7 +197,7 @@ func decodeBundle(r io.Reader, each func(json.RawMessage) error) error {
 	dec := json.NewDecoder(r)
 	tok, err := dec.Token()
 	if err != nil {
-		return fmt.Errorf("%w: bundle: %v", ErrProtocol, err)
+		return fmt.Errorf("%w: %v", ErrMalformedBundle, err)
 	}
 	// Errors from each (network, server) pass through untouched; everything
 	// else is a malformed bundle.
@@ -195,7 +212,7 @@ func decodeBundle(r io.Reader, each func(json.RawMessage) error) error {
 		if errors.As(err, &ce) {
 			return ce.err
 		}
-		return fmt.Errorf("%w: bundle: %v", ErrProtocol, err)
+		return fmt.Errorf("%w: %v", ErrMalformedBundle, err)
 	}
 	switch tok {
 	case json.Delim('['):
@@ -235,10 +252,10 @@ func decodeBundle(r io.Reader, each func(json.RawMessage) error) error {
 			return wrap(err)
 		}
 	default:
-		return fmt.Errorf("%w: bundle: want an object or array, got %v", ErrProtocol, tok)
+		return fmt.Errorf("%w: want a JSON object or array, got %v", ErrMalformedBundle, tok)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("%w: bundle: trailing data", ErrProtocol)
+		return fmt.Errorf("%w: data after the bundle", ErrMalformedBundle)
 	}
 	return nil
 }

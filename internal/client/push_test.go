@@ -125,10 +125,10 @@ func TestPushBundleErrors(t *testing.T) {
 	}{
 		{"object above max_content_length", taxiitest.Config{MaxContentLength: 1000}, bundleOf(append(objs, big)), ErrTooLarge, 2},
 		{"rejected objects", taxiitest.Config{}, bundleOf(append(objs, json.RawMessage(`{"id":"x"}`))), ErrRejected, 4},
-		{"not json", taxiitest.Config{}, []byte(`nope`), ErrProtocol, 0},
-		{"scalar", taxiitest.Config{}, []byte(`42`), ErrProtocol, 0},
-		{"non-object in objects", taxiitest.Config{}, []byte(`{"objects":[1]}`), ErrProtocol, 0},
-		{"trailing data", taxiitest.Config{}, append(bundleOf(objs), []byte(`{}`)...), ErrProtocol, 2},
+		{"not json", taxiitest.Config{}, []byte(`nope`), ErrMalformedBundle, 0},
+		{"scalar", taxiitest.Config{}, []byte(`42`), ErrMalformedBundle, 0},
+		{"non-object in objects", taxiitest.Config{}, []byte(`{"objects":[1]}`), ErrMalformedBundle, 0},
+		{"trailing data", taxiitest.Config{}, append(bundleOf(objs), []byte(`{}`)...), ErrMalformedBundle, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -137,6 +137,14 @@ func TestPushBundleErrors(t *testing.T) {
 			n, err := c.PushBundle(context.Background(), taxiitest.Root, taxiitest.Collection, bytes.NewReader(tt.input), 2, nil)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			// A bad local bundle is not the server's fault.
+			if tt.wantErr == ErrMalformedBundle && errors.Is(err, ErrProtocol) {
+				t.Fatalf("err = %v blames the server (ErrProtocol) for a local bundle", err)
+			}
+			var re *RejectedError
+			if tt.wantErr == ErrRejected && (!errors.As(err, &re) || len(re.Failures) != 1) {
+				t.Fatalf("err = %v, want a *RejectedError listing the 1 failure", err)
 			}
 			if n != tt.wantN {
 				t.Errorf("sent = %d, want %d", n, tt.wantN)

@@ -31,8 +31,12 @@ func release(to, from string, a, b int) ledger.Entry {
 		Attrs: map[string]string{"recipient": to, "contributor": from, "from": strconv.Itoa(a), "to": strconv.Itoa(b)}}
 }
 
-func handover(kind ledger.Kind, actor string) ledger.Entry {
-	return ledger.Entry{Kind: kind, Actor: actor, Agreement: "ag1", Subject: "handover--1", Time: t0}
+func handover(kind ledger.Kind, actor string, step ...string) ledger.Entry {
+	e := ledger.Entry{Kind: kind, Actor: actor, Agreement: "ag1", Subject: "handover--1", Time: t0, Parties: []string{"A", "B"}}
+	if len(step) > 0 {
+		e.Attrs = map[string]string{"step": step[0]}
+	}
+	return e
 }
 
 func TestReplay(t *testing.T) {
@@ -65,13 +69,25 @@ func TestReplay(t *testing.T) {
 		{"signature by an outsider", append(signed, agreementEntry("suspend", "C")), ErrInvariant, nil},
 		{"credited is not a count", append(signed, ledger.Entry{Kind: ledger.KindFeedBatch, Actor: "A", Agreement: "ag1", Subject: "s", Time: t0,
 			Attrs: map[string]string{"credited": "-1"}}), ErrInvariant, nil},
-		{"handover released after both deposits", []ledger.Entry{handover(ledger.KindHandoverProposed, "A"), handover(ledger.KindHandoverDepositCommitted, "A"),
-			handover(ledger.KindHandoverDepositCommitted, "B"), handover(ledger.KindHandoverReleased, "")}, nil,
+		{"handover released after both deposits", []ledger.Entry{handover(ledger.KindHandoverProposed, "A"), handover(ledger.KindHandoverProposed, "B", "accepted"),
+			handover(ledger.KindHandoverDepositCommitted, "A"), handover(ledger.KindHandoverDepositCommitted, "B"), handover(ledger.KindHandoverReleased, "")}, nil,
 			func(t *testing.T, r *Replay) {
 				if h := r.Handovers["handover--1"]; h.Outcome != ledger.KindHandoverReleased {
 					t.Fatalf("handover %+v", h)
 				}
 			}},
+		// Issue 15: a deposit withdrawn and made again is a normal history.
+		{"handover released after a withdrawal and a new deposit", []ledger.Entry{handover(ledger.KindHandoverProposed, "A"), handover(ledger.KindHandoverProposed, "B", "accepted"),
+			handover(ledger.KindHandoverDepositCommitted, "A"), handover(ledger.KindHandoverWithdrawn, "A", "deposit_withdrawn"),
+			handover(ledger.KindHandoverDepositCommitted, "A"), handover(ledger.KindHandoverDepositCommitted, "B"), handover(ledger.KindHandoverReleased, "")}, nil,
+			func(t *testing.T, r *Replay) {
+				if h := r.Handovers["handover--1"]; h.State != "released" || h.Outcome != ledger.KindHandoverReleased {
+					t.Fatalf("handover %+v", h)
+				}
+			}},
+		{"handover released after a deposit was withdrawn", []ledger.Entry{handover(ledger.KindHandoverProposed, "A"), handover(ledger.KindHandoverProposed, "B", "accepted"),
+			handover(ledger.KindHandoverDepositCommitted, "A"), handover(ledger.KindHandoverDepositCommitted, "B"),
+			handover(ledger.KindHandoverWithdrawn, "B", "deposit_withdrawn"), handover(ledger.KindHandoverReleased, "")}, ErrInvariant, nil},
 		{"handover released with one deposit", []ledger.Entry{handover(ledger.KindHandoverDepositCommitted, "A"), handover(ledger.KindHandoverReleased, "")}, ErrInvariant, nil},
 		{"handover expired then released", []ledger.Entry{handover(ledger.KindHandoverDepositCommitted, "A"), handover(ledger.KindHandoverDepositCommitted, "B"),
 			handover(ledger.KindHandoverExpired, ""), handover(ledger.KindHandoverReleased, "")}, ErrInvariant, nil},

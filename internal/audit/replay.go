@@ -31,24 +31,36 @@ type AgreementReplay struct {
 	TerminationAt time.Time
 	// FirstIndex and LastIndex bound the agreement's entries in the log.
 	FirstIndex, LastIndex int64
+
+	// The lifecycle's own state (stepAgreement).
+	latest        int
+	proposers     map[int]string
+	countersigned map[int]bool
+	terminated    bool
 }
 
 // HandoverReplay is one handover's history in the ledger.
 type HandoverReplay struct {
 	ID, Agreement string
-	Depositors    []string    // parties that committed a deposit, in order
-	Outcome       ledger.Kind // released, withdrawn or expired; "" while open
-	Disputed      bool
-	LastIndex     int64
+	Parties       []string // proposer, counterpart
+	Request       string   // the request it answers, if any
+	State         string   // proposed, accepted, declined, released or expired
+	Depositors    []string // parties whose deposit is held, in order
+	// Outcome is the entry kind that closed it (released, withdrawn for a
+	// declined case, expired); "" while open.
+	Outcome   ledger.Kind
+	Disputed  bool
+	LastIndex int64
 }
 
-// Replay recomputes agreements and handovers from ledger entries fed in
+// Replay recomputes agreements, handovers and requests from ledger entries fed in
 // index order (it is a ledger.ReplayFunc via Apply). It checks the
 // history's own rules as it goes and returns ErrInvariant naming the entry
 // that breaks one.
 type Replay struct {
 	Agreements map[string]*AgreementReplay
 	Handovers  map[string]*HandoverReplay
+	Requests   map[string]*RequestReplay
 	// Genesis counts backfilled entries (state from before the ledger).
 	Genesis int
 	Entries int64
@@ -56,7 +68,7 @@ type Replay struct {
 
 // NewReplay returns an empty replay.
 func NewReplay() *Replay {
-	return &Replay{Agreements: map[string]*AgreementReplay{}, Handovers: map[string]*HandoverReplay{}}
+	return &Replay{Agreements: map[string]*AgreementReplay{}, Handovers: map[string]*HandoverReplay{}, Requests: map[string]*RequestReplay{}}
 }
 
 func (r *Replay) agreement(id string, index int64) *AgreementReplay {
@@ -129,6 +141,9 @@ func (r *Replay) Apply(index int64, _ []byte, e ledger.Entry) error {
 	case ledger.KindHandoverProposed, ledger.KindHandoverDepositCommitted, ledger.KindHandoverReleased,
 		ledger.KindHandoverWithdrawn, ledger.KindHandoverExpired, ledger.KindHandoverDisputed:
 		return r.applyHandover(index, e)
+	case ledger.KindRequestFiled, ledger.KindRequestAcknowledged, ledger.KindRequestFulfilled,
+		ledger.KindRequestRefused, ledger.KindRequestOverdue:
+		return r.applyRequest(index, e)
 	}
 	return nil
 }
@@ -144,55 +159,35 @@ func (r *Replay) applyAgreement(index int64, e ledger.Entry) error {
 	if !slices.Contains(a.Parties, e.Actor) {
 		return fmt.Errorf("entry %d: %s signs agreement %s it is not party to: %w", index, e.Actor, e.Subject, ErrInvariant)
 	}
-	action := e.Attrs["action"]
-	a.Actions = append(a.Actions, action)
-	switch action {
-	case "countersign":
-		a.Countersigned = true
-	case "suspend":
-		if !slices.Contains(a.SuspendedBy, e.Actor) {
-			a.SuspendedBy = append(a.SuspendedBy, e.Actor)
-		}
-	case "resume":
-		a.SuspendedBy = slices.DeleteFunc(a.SuspendedBy, func(p string) bool { return p == e.Actor })
-	case "terminate":
-		if a.TerminationAt.IsZero() {
-			a.TerminationAt = e.Time
-			if t, err := time.Parse(time.RFC3339Nano, e.Attrs["effective_at"]); err == nil {
-				a.TerminationAt = t
-			}
+	if err := stepAgreement(a, index, e); err != nil {
+		return err
+	}
+	if e.Attrs["action"] == "terminate" && a.TerminationAt.IsZero() {
+		a.TerminationAt = e.Time
+		if t, err := time.Parse(time.RFC3339Nano, e.Attrs["effective_at"]); err == nil {
+			a.TerminationAt = t
 		}
 	}
 	return nil
 }
 
 func (r *Replay) applyHandover(index int64, e ledger.Entry) error {
-	h, ok := r.Handovers[e.Subject]
-	if !ok {
-		h = &HandoverReplay{ID: e.Subject, Agreement: e.Agreement}
-		r.Handovers[e.Subject] = h
-	}
-	if h.Outcome != "" && e.Kind != ledger.KindHandoverDisputed {
-		return fmt.Errorf("entry %d: handover %s %s after it was already %s: %w", index, e.Subject, e.Kind, h.Outcome, ErrInvariant)
+	h, err := stepHandover(r, r.Handovers[e.Subject], index, e)
+	if err != nil {
+		return err
 	}
 	h.LastIndex = index
-	switch e.Kind {
-	case ledger.KindHandoverDepositCommitted:
-		if slices.Contains(h.Depositors, e.Actor) {
-			return fmt.Errorf("entry %d: %s deposits twice into handover %s: %w", index, e.Actor, e.Subject, ErrInvariant)
-		}
-		h.Depositors = append(h.Depositors, e.Actor)
-	case ledger.KindHandoverReleased:
-		// Both sides or neither: a release needs both deposits first.
-		if len(h.Depositors) < 2 {
-			return fmt.Errorf("entry %d: handover %s released with %d deposit(s): %w", index, e.Subject, len(h.Depositors), ErrInvariant)
-		}
-		h.Outcome = e.Kind
-	case ledger.KindHandoverWithdrawn, ledger.KindHandoverExpired:
-		h.Outcome = e.Kind
-	case ledger.KindHandoverDisputed:
-		h.Disputed = true
+	r.Handovers[e.Subject] = h
+	return nil
+}
+
+func (r *Replay) applyRequest(index int64, e ledger.Entry) error {
+	q, err := stepRequest(r, r.Requests[e.Subject], index, e)
+	if err != nil {
+		return err
 	}
+	q.LastIndex = index
+	r.Requests[e.Subject] = q
 	return nil
 }
 

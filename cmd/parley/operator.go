@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/party"
@@ -127,6 +128,7 @@ func cmdToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	data := dataFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	label := fs.String("label", "", "a note to tell tokens apart (token add)")
+	expires := fs.String("expires", "", "token add: lifetime after which the token stops working, e.g. 90d or 12h (default: never)")
 	pos, err := parse(fs, args[1:])
 	if err != nil {
 		return err
@@ -146,12 +148,24 @@ func cmdToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		secret, id, err := ps.AddToken(ctx, p.ID, *label)
+		ttl, err := parseLifetime(*expires)
 		if err != nil {
 			return err
 		}
-		return emit(stdout, *asJSON, map[string]string{"token_id": id, "party_id": p.ID, "token": secret}, func() {
-			fmt.Fprintf(stdout, "token %s issued to %q (shown once; store it now):\n", id, p.Name)
+		secret, id, err := ps.AddExpiringToken(ctx, p.ID, *label, ttl)
+		if err != nil {
+			return err
+		}
+		out := map[string]string{"token_id": id, "party_id": p.ID, "token": secret}
+		if ttl > 0 {
+			out["expires_at"] = time.Now().UTC().Add(ttl).Format("2006-01-02T15:04:05Z")
+		}
+		return emit(stdout, *asJSON, out, func() {
+			if ttl > 0 {
+				fmt.Fprintf(stdout, "token %s issued to %q, expiring at %s (shown once; store it now):\n", id, p.Name, out["expires_at"])
+			} else {
+				fmt.Fprintf(stdout, "token %s issued to %q (shown once; store it now):\n", id, p.Name)
+			}
 			fmt.Fprintln(stdout, secret)
 		})
 	case "revoke":
@@ -170,23 +184,10 @@ func cmdToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		type tokenView struct {
-			ID        string `json:"token_id"`
-			CreatedAt string `json:"created_at"`
-			State     string `json:"state"`
-			Label     string `json:"label,omitempty"`
-		}
-		var views []tokenView
-		for _, t := range toks {
-			state := "active"
-			if !t.RevokedAt.IsZero() {
-				state = "revoked " + t.RevokedAt.Format("2006-01-02T15:04:05Z")
-			}
-			views = append(views, tokenView{t.ID, t.CreatedAt.Format("2006-01-02T15:04:05Z"), state, t.Label})
-		}
+		views := tokenViews(toks, time.Now())
 		return emit(stdout, *asJSON, views, func() {
 			for _, v := range views {
-				fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\n", v.ID, v.CreatedAt, v.State, v.Label)
+				fmt.Fprintf(stdout, "%s\t%s\t%s\texpires %s\tlast used %s\t%s\n", v.ID, v.CreatedAt, v.State, or(v.ExpiresAt, "never"), or(v.LastUsedAt, "never"), v.Label)
 			}
 		})
 	}

@@ -33,6 +33,8 @@ var (
 	ErrExists = errors.New("party: a party with that name exists")
 	// ErrNotFound: no such party or token.
 	ErrNotFound = errors.New("party: not found")
+	// ErrInvalidExpiry: a token's lifetime is not acceptable.
+	ErrInvalidExpiry = errors.New("party: invalid token expiry")
 )
 
 // TokenPrefix starts every parley token, so secret scanners and people can
@@ -51,6 +53,9 @@ type Service struct {
 	st  store.Store
 	now func() time.Time
 }
+
+// SetClock replaces the service's clock (tests of expiry).
+func (s *Service) SetClock(now func() time.Time) { s.now = now }
 
 // New returns a Service on st.
 func New(st store.Store) *Service {
@@ -123,9 +128,18 @@ func (s *Service) Lookup(ctx context.Context, nameOrID string) (store.Party, err
 
 // AddToken issues a further token for the party and returns its secret and id.
 func (s *Service) AddToken(ctx context.Context, partyID, label string) (secret, id string, err error) {
+	return s.AddExpiringToken(ctx, partyID, label, 0)
+}
+
+// AddExpiringToken issues a token that stops authenticating once ttl has
+// passed (0: never). A negative ttl is ErrInvalidExpiry.
+func (s *Service) AddExpiringToken(ctx context.Context, partyID, label string, ttl time.Duration) (secret, id string, err error) {
+	if ttl < 0 {
+		return "", "", fmt.Errorf("%w: %v is in the past", ErrInvalidExpiry, ttl)
+	}
 	err = s.st.Update(ctx, func(tx store.Handle) error {
 		var err error
-		secret, id, err = issue(ctx, tx, partyID, label, s.now())
+		secret, id, err = issueUntil(ctx, tx, partyID, label, s.now(), ttl)
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("%w: party %s", ErrNotFound, partyID)
 		}
@@ -149,12 +163,19 @@ func (s *Service) Tokens(ctx context.Context, partyID string) ([]store.Token, er
 }
 
 func issue(ctx context.Context, tx store.Handle, partyID, label string, now time.Time) (string, string, error) {
+	return issueUntil(ctx, tx, partyID, label, now, 0)
+}
+
+func issueUntil(ctx context.Context, tx store.Handle, partyID, label string, now time.Time, ttl time.Duration) (string, string, error) {
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return "", "", err
 	}
 	secret := TokenPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
 	t := store.Token{ID: NewID("token"), PartyID: partyID, Hash: Hash(secret), Label: label, CreatedAt: now}
+	if ttl > 0 {
+		t.ExpiresAt = now.Add(ttl)
+	}
 	if err := tx.Tokens().Create(ctx, t); err != nil {
 		return "", "", err
 	}
@@ -166,8 +187,8 @@ func Hash(secret string) [32]byte {
 	return sha256.Sum256([]byte(secret))
 }
 
-// Authenticate returns the party a token belongs to. Unknown, malformed and
-// revoked tokens all give ErrUnauthenticated.
+// Authenticate returns the party a token belongs to. Unknown, malformed,
+// revoked and expired tokens all give ErrUnauthenticated.
 func (s *Service) Authenticate(ctx context.Context, secret string) (Principal, error) {
 	if !strings.HasPrefix(secret, TokenPrefix) || len(secret) != len(TokenPrefix)+43 {
 		return Principal{}, ErrUnauthenticated
@@ -179,8 +200,14 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (Principal, e
 	if err != nil {
 		return Principal{}, err
 	}
-	if !t.RevokedAt.IsZero() {
+	now := s.now()
+	if !t.RevokedAt.IsZero() || !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt) {
 		return Principal{}, ErrUnauthenticated
+	}
+	// Last use is kept to the minute: one write per token per minute, not
+	// one per request. Failing to record it does not fail the request.
+	if now.Sub(t.LastUsedAt) >= time.Minute {
+		_ = s.st.Tokens().Touch(ctx, t.ID, now.Truncate(time.Minute))
 	}
 	p, err := s.st.Parties().Get(ctx, t.PartyID)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/store/sqlite"
@@ -103,5 +104,65 @@ func TestNewIDOneSeparator(t *testing.T) {
 	}
 	if id := party.NewID(""); len(id) != 36 || strings.Contains(id, "--") {
 		t.Errorf("NewID(\"\") = %q, want a bare UUID", id)
+	}
+}
+
+// TestTokenExpiryAndLastUse: a token issued with a lifetime authenticates
+// until it ends and never after; each use is recorded to the minute, at
+// most one write a minute.
+func TestTokenExpiryAndLastUse(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s := party.New(db)
+	created := time.Date(2026, 12, 3, 10, 0, 30, 0, time.UTC)
+	now := created
+	s.SetClock(func() time.Time { return now })
+	p, _, err := s.Create(ctx, "alpha")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, id, err := s.AddExpiringToken(ctx, p.ID, "ci", 90*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastUse := func() (time.Time, time.Time) {
+		toks, err := s.Tokens(ctx, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tk := range toks {
+			if tk.ID == id {
+				return tk.LastUsedAt, tk.ExpiresAt
+			}
+		}
+		t.Fatalf("token %s not listed", id)
+		return time.Time{}, time.Time{}
+	}
+	if used, exp := lastUse(); !used.IsZero() || !exp.Equal(now.Add(90*24*time.Hour)) {
+		t.Fatalf("before use: last used %v, expires %v", used, exp)
+	}
+	if _, err := s.Authenticate(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	if used, _ := lastUse(); !used.Equal(now.Truncate(time.Minute)) {
+		t.Fatalf("last used %v, want %v", used, now.Truncate(time.Minute))
+	}
+	now = now.Add(89 * 24 * time.Hour)
+	if _, err := s.Authenticate(ctx, secret); err != nil {
+		t.Fatalf("a day before expiry: %v", err)
+	}
+	if used, _ := lastUse(); !used.Equal(now.Truncate(time.Minute)) {
+		t.Fatalf("last used %v after a later use, want %v", used, now.Truncate(time.Minute))
+	}
+	now = created.Add(90 * 24 * time.Hour) // exactly at expiry
+	if _, err := s.Authenticate(ctx, secret); !errors.Is(err, party.ErrUnauthenticated) {
+		t.Fatalf("at expiry: %v, want ErrUnauthenticated", err)
+	}
+	if _, _, err := s.AddExpiringToken(ctx, p.ID, "", -time.Hour); !errors.Is(err, party.ErrInvalidExpiry) {
+		t.Fatalf("negative lifetime: %v", err)
 	}
 }

@@ -224,6 +224,11 @@ type Token struct {
 	Label     string
 	CreatedAt time.Time
 	RevokedAt time.Time // zero while the token is valid
+	ExpiresAt time.Time // zero: never expires
+	// LastUsedAt is when the token last authenticated a request, to the
+	// minute (Touch is called at most once a minute per token); zero if
+	// never used.
+	LastUsedAt time.Time
 }
 
 // Tokens stores API tokens.
@@ -238,6 +243,10 @@ type Tokens interface {
 	Revoke(ctx context.Context, id string, at time.Time) error
 	// ListByParty returns the tokens of a party, oldest first.
 	ListByParty(ctx context.Context, partyID string) ([]Token, error)
+	// Touch records that the token authenticated a request at the given
+	// time; a time earlier than the one stored leaves it. ErrNotFound if no
+	// such token exists.
+	Touch(ctx context.Context, id string, at time.Time) error
 }
 
 // Collection is a TAXII collection. Access lists name who may read and who

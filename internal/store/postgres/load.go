@@ -20,7 +20,7 @@ var ErrNotEmpty = errors.New("postgres: the target database is not empty")
 var loadable = []loadTable{
 	{"settings", []string{"key", "value"}},
 	{"parties", []string{"id", "name", "created_at"}},
-	{"tokens", []string{"id", "party_id", "hash", "label", "created_at", "revoked_at"}},
+	{"tokens", []string{"id", "party_id", "hash", "label", "created_at", "revoked_at", "expires_at", "last_used_at"}},
 	{"collections", []string{"pk", "id", "api_root", "title", "description", "created_at", "agreement", "contributor"}},
 	{"collection_access", []string{"collection_pk", "party_id", "can_read", "can_write"}},
 	{"objects", []string{"seq", "coll", "id", "type", "spec_version", "version", "date_added", "is_first", "is_last", "raw"}},

@@ -327,6 +327,11 @@ INSERT INTO object_owners(coll, id, party_id)
 	ORDER BY o.coll, o.id, p.request_ts
 	ON CONFLICT DO NOTHING;
 `},
+	// 9: token expiry and last use (issue 16).
+	{"token expiry and last use", `
+ALTER TABLE tokens ADD COLUMN expires_at BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE tokens ADD COLUMN last_used_at BIGINT NOT NULL DEFAULT 0;
+`},
 }
 
 // migrationLock serialises migrations of one schema across every instance

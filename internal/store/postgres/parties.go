@@ -60,21 +60,21 @@ func (s parties) List(ctx context.Context) ([]store.Party, error) {
 type tokens handle
 
 func (s tokens) Create(ctx context.Context, t store.Token) error {
-	_, err := s.q.Exec(ctx, `INSERT INTO tokens(id, party_id, hash, label, created_at, revoked_at) VALUES($1, $2, $3, $4, $5, $6)`,
-		t.ID, t.PartyID, t.Hash[:], t.Label, micros(t.CreatedAt), micros(t.RevokedAt))
+	_, err := s.q.Exec(ctx, `INSERT INTO tokens(id, party_id, hash, label, created_at, revoked_at, expires_at, last_used_at) VALUES($1, $2, $3, $4, $5, $6, $7, $8)`,
+		t.ID, t.PartyID, t.Hash[:], t.Label, micros(t.CreatedAt), micros(t.RevokedAt), micros(t.ExpiresAt), micros(t.LastUsedAt))
 	if err != nil {
 		return fmt.Errorf("token %s: %w", t.ID, mapErr(err))
 	}
 	return nil
 }
 
-const tokenCols = `id, party_id, hash, label, created_at, revoked_at`
+const tokenCols = `id, party_id, hash, label, created_at, revoked_at, expires_at, last_used_at`
 
 func scanToken(sc pgx.Row) (store.Token, error) {
 	var t store.Token
 	var hash []byte
-	var created, revoked int64
-	if err := sc.Scan(&t.ID, &t.PartyID, &hash, &t.Label, &created, &revoked); err != nil {
+	var created, revoked, expires, used int64
+	if err := sc.Scan(&t.ID, &t.PartyID, &hash, &t.Label, &created, &revoked, &expires, &used); err != nil {
 		return store.Token{}, mapErr(err)
 	}
 	if len(hash) != len(t.Hash) {
@@ -83,6 +83,8 @@ func scanToken(sc pgx.Row) (store.Token, error) {
 	copy(t.Hash[:], hash)
 	t.CreatedAt = fromMicros(created)
 	t.RevokedAt = fromMicros(revoked)
+	t.ExpiresAt = fromMicros(expires)
+	t.LastUsedAt = fromMicros(used)
 	return t, nil
 }
 
@@ -96,6 +98,17 @@ func (s tokens) ByHash(ctx context.Context, hash [32]byte) (store.Token, error) 
 
 func (s tokens) Revoke(ctx context.Context, id string, at time.Time) error {
 	tag, err := s.q.Exec(ctx, `UPDATE tokens SET revoked_at = CASE WHEN revoked_at = 0 THEN $1 ELSE revoked_at END WHERE id = $2`, micros(at), id)
+	if err != nil {
+		return fmt.Errorf("token %s: %w", id, mapErr(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("token %s: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+func (s tokens) Touch(ctx context.Context, id string, at time.Time) error {
+	tag, err := s.q.Exec(ctx, `UPDATE tokens SET last_used_at = GREATEST(last_used_at, $1) WHERE id = $2`, micros(at), id)
 	if err != nil {
 		return fmt.Errorf("token %s: %w", id, mapErr(err))
 	}

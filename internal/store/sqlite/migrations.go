@@ -319,4 +319,10 @@ INSERT OR IGNORE INTO object_owners(coll, id, party_id)
 		JOIN posted p ON p.api_root = c.api_root AND p.party_id = a.party_id AND p.oid = o.id
 		GROUP BY o.coll, o.id);
 `,
+	// 9: token expiry and last use (issue 16): an operator can issue
+	// tokens that stop working on their own and see which are idle.
+	`
+ALTER TABLE tokens ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tokens ADD COLUMN last_used_at INTEGER NOT NULL DEFAULT 0;
+`,
 }

@@ -57,18 +57,18 @@ func (s parties) List(ctx context.Context) ([]store.Party, error) {
 type tokens handle
 
 func (s tokens) Create(ctx context.Context, t store.Token) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO tokens(id, party_id, hash, label, created_at, revoked_at) VALUES(?, ?, ?, ?, ?, ?)`,
-		t.ID, t.PartyID, t.Hash[:], t.Label, micros(t.CreatedAt), micros(t.RevokedAt))
+	_, err := s.w.ExecContext(ctx, `INSERT INTO tokens(id, party_id, hash, label, created_at, revoked_at, expires_at, last_used_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.ID, t.PartyID, t.Hash[:], t.Label, micros(t.CreatedAt), micros(t.RevokedAt), micros(t.ExpiresAt), micros(t.LastUsedAt))
 	return mapErr(err)
 }
 
-const tokenCols = `id, party_id, hash, label, created_at, revoked_at`
+const tokenCols = `id, party_id, hash, label, created_at, revoked_at, expires_at, last_used_at`
 
 func scanToken(sc interface{ Scan(...any) error }) (store.Token, error) {
 	var t store.Token
 	var hash []byte
-	var created, revoked int64
-	if err := sc.Scan(&t.ID, &t.PartyID, &hash, &t.Label, &created, &revoked); err != nil {
+	var created, revoked, expires, used int64
+	if err := sc.Scan(&t.ID, &t.PartyID, &hash, &t.Label, &created, &revoked, &expires, &used); err != nil {
 		return store.Token{}, mapErr(err)
 	}
 	if len(hash) != len(t.Hash) {
@@ -77,6 +77,8 @@ func scanToken(sc interface{ Scan(...any) error }) (store.Token, error) {
 	copy(t.Hash[:], hash)
 	t.CreatedAt = fromMicros(created)
 	t.RevokedAt = fromMicros(revoked)
+	t.ExpiresAt = fromMicros(expires)
+	t.LastUsedAt = fromMicros(used)
 	return t, nil
 }
 
@@ -90,6 +92,17 @@ func (s tokens) ByHash(ctx context.Context, hash [32]byte) (store.Token, error) 
 
 func (s tokens) Revoke(ctx context.Context, id string, at time.Time) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE tokens SET revoked_at = CASE WHEN revoked_at = 0 THEN ? ELSE revoked_at END WHERE id = ?`, micros(at), id)
+	if err != nil {
+		return mapErr(err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("token %s: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+func (s tokens) Touch(ctx context.Context, id string, at time.Time) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE tokens SET last_used_at = max(last_used_at, ?) WHERE id = ?`, micros(at), id)
 	if err != nil {
 		return mapErr(err)
 	}

@@ -157,7 +157,7 @@ func same[T any](ctx context.Context, what string, a, b func(context.Context, st
 
 func tokensEqual(a, b store.Token) bool {
 	return a.ID == b.ID && a.PartyID == b.PartyID && a.Hash == b.Hash && a.Label == b.Label &&
-		a.CreatedAt.Equal(b.CreatedAt) && a.RevokedAt.Equal(b.RevokedAt)
+		a.CreatedAt.Equal(b.CreatedAt) && a.RevokedAt.Equal(b.RevokedAt) && a.ExpiresAt.Equal(b.ExpiresAt) && a.LastUsedAt.Equal(b.LastUsedAt)
 }
 
 func keysEqual(a, b store.PartyKey) bool {

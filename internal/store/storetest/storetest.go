@@ -25,6 +25,7 @@ func Run(t *testing.T, open Opener) {
 	}{
 		{"Parties", testParties},
 		{"Tokens", testTokens},
+		{"TokenExpiryAndUse", testTokenExpiryAndUse},
 		{"Collections", testCollections},
 		{"ObjectVersions", testObjectVersions},
 		{"ObjectQueryFilters", testObjectQueryFilters},
@@ -142,6 +143,35 @@ func testTokens(t *testing.T, st store.Store) {
 	list, err := st.Tokens().ListByParty(ctx, a.ID)
 	if err != nil || len(list) != 1 || list[0].ID != "tok1" {
 		t.Fatalf("ListByParty = %+v, %v", list, err)
+	}
+}
+
+// testTokenExpiryAndUse: expiry is stored as given; Touch records the last
+// use and never moves it back.
+func testTokenExpiryAndUse(t *testing.T, st store.Store) {
+	a := mustParty(t, st, "alpha")
+	exp := t0.Add(90 * 24 * time.Hour)
+	tok := store.Token{ID: "tok1", PartyID: a.ID, Hash: [32]byte{4}, CreatedAt: t0, ExpiresAt: exp}
+	if err := st.Tokens().Create(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Tokens().ByHash(ctx, tok.Hash)
+	if err != nil || !got.ExpiresAt.Equal(exp) || !got.LastUsedAt.IsZero() {
+		t.Fatalf("ByHash = %+v, %v; want expiry %v and no use", got, err, exp)
+	}
+	used := t0.Add(time.Hour + 123*time.Microsecond)
+	if err := st.Tokens().Touch(ctx, "tok1", used); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Tokens().Touch(ctx, "tok1", used.Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	list, err := st.Tokens().ListByParty(ctx, a.ID)
+	if err != nil || len(list) != 1 || !list[0].LastUsedAt.Equal(used) || !list[0].ExpiresAt.Equal(exp) {
+		t.Fatalf("ListByParty = %+v, %v; want last use %v", list, err, used)
+	}
+	if err := st.Tokens().Touch(ctx, "nope", used); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Touch of an unknown token: %v, want ErrNotFound", err)
 	}
 }
 

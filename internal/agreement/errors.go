@@ -21,6 +21,9 @@ var (
 	ErrKeyRotated = fmt.Errorf("%w: key rotated out", ErrUnknownKey)
 	// ErrDocumentChanged: the signed document hash or id differs from the document.
 	ErrDocumentChanged = errors.New("document changed since it was signed")
+	// ErrIdentityMismatch: a document names a key (or name) for a party
+	// that is not the one that signed it, or not the one registered.
+	ErrIdentityMismatch = errors.New("identity in the document does not match the signer")
 	// ErrNotParty: the signer is not a party to the agreement, or may not take the action.
 	ErrNotParty = errors.New("signer is not a party to the agreement")
 	// ErrIllegalTransition: the action is not allowed in the agreement's current state.

@@ -160,10 +160,11 @@ func (m *machine) apply(sig Signature) error {
 	if err := VerifyFor(doc, m.keys, sig); err != nil {
 		return err
 	}
-	at := sig.SignedAt
-	if at.Before(m.lastAt) {
-		return illegal("%s signed at %s, before the previous step (%s)", sig.Action, at.Format(time.RFC3339), m.lastAt.Format(time.RFC3339))
-	}
+	// Steps count in the order the server received them. A step takes
+	// effect at its signing time, but never before the step received
+	// before it: a signer's clock (off by at most the server's bound)
+	// can delay its own step, never refuse or reorder the other side's.
+	at := stepTime(sig, m.lastAt)
 	if !m.terminationAt.IsZero() && !at.Before(m.terminationAt) {
 		return illegal("the agreement was terminated at %s", m.terminationAt.Format(time.RFC3339))
 	}
@@ -176,6 +177,15 @@ func (m *machine) apply(sig Signature) error {
 		}
 		if !m.terminationAt.IsZero() && sig.Action != ActionSuspend && sig.Action != ActionResume {
 			return illegal("%s while termination is pending", sig.Action)
+		}
+	}
+	switch sig.Action {
+	case ActionPropose, ActionAmend, ActionCountersign:
+		// The document names each party's key: the one that signs it for
+		// that party must be exactly that key, so a document can never
+		// claim a key its signer does not hold.
+		if named, _, _ := doc.Party(sig.PartyID); named.KeyID != sig.KeyID {
+			return fmt.Errorf("%w: version %d names key %s for %q, but it was signed with key %s", ErrIdentityMismatch, doc.Version, named.KeyID, sig.PartyID, sig.KeyID)
 		}
 	}
 	switch sig.Action {
@@ -255,16 +265,25 @@ func (m *machine) apply(sig Signature) error {
 	return nil
 }
 
-// fold verifies and applies sigs signed at or before now, in signing order.
+// stepTime is when a step received after a step taking effect at prev
+// takes effect: its signing time, or prev if that is later.
+func stepTime(sig Signature, prev time.Time) time.Time {
+	if sig.SignedAt.Before(prev) {
+		return prev
+	}
+	return sig.SignedAt
+}
+
+// fold verifies and applies, in the order given (the order the server
+// received them), the steps that take effect at or before now.
 func fold(versions []*Document, sigs []Signature, keys KeyResolver, now time.Time) (*machine, error) {
 	m, err := newMachine(versions, keys)
 	if err != nil {
 		return nil, err
 	}
-	ordered := slices.Clone(sigs)
-	slices.SortStableFunc(ordered, func(a, b Signature) int { return a.SignedAt.Compare(b.SignedAt) })
-	for _, sig := range ordered {
-		if sig.SignedAt.After(now) {
+	for _, sig := range sigs {
+		if stepTime(sig, m.lastAt).After(now) {
+			// Later steps take effect no earlier than this one.
 			break
 		}
 		if err := m.apply(sig); err != nil {
@@ -275,8 +294,10 @@ func fold(versions []*Document, sigs []Signature, keys KeyResolver, now time.Tim
 }
 
 // State computes the status at now of the agreement whose documents are
-// versions (every version, any order) and whose recorded signatures are sigs
-// (any order; those signed after now are ignored). Every signature is
+// versions (every version, any order) and whose recorded signatures are sigs,
+// in the order they were received (a step takes effect at its signed_at, or
+// at the previous step's time if that is later; steps taking effect after
+// now are ignored). Every signature is
 // verified with keys. An illegal or unverifiable history is an error wrapping
 // the sentinel of the first bad step; a history without a proposal is
 // ErrIllegalTransition.
@@ -300,6 +321,20 @@ func State(versions []*Document, sigs []Signature, keys KeyResolver, now time.Ti
 	}
 	s.latest = m.docs[m.latest]
 	s.latestProposer = m.proposer[m.latest]
+	return s.At(now), nil
+}
+
+// Current is the status at now of a server's agreement: every step
+// received so far counts, in the order received, each taking effect at its
+// time — unlike State, which ignores steps taking effect after now (a past
+// view). A step dated a little ahead (within the server's clock bound)
+// thus shows at once as pending its time, and the steps received after it
+// are never hidden behind it.
+func Current(versions []*Document, sigs []Signature, keys KeyResolver, now time.Time) (Status, error) {
+	s, err := State(versions, sigs, keys, maxTime)
+	if err != nil {
+		return Status{}, err
+	}
 	return s.At(now), nil
 }
 
@@ -347,8 +382,9 @@ func (s Status) At(now time.Time) Status {
 // CheckNext reports whether next is a legal next step for the agreement with
 // the given history: nil if it verifies and the lifecycle allows it, else an
 // error wrapping ErrIllegalTransition, ErrWrongVersion, ErrNotParty,
-// ErrDocumentChanged, ErrUnknownKey or ErrBadSignature. versions must include
-// the document next names.
+// ErrDocumentChanged, ErrIdentityMismatch, ErrUnknownKey or ErrBadSignature.
+// versions must include the document next names; sigs are in the order
+// received, and next is received after them.
 func CheckNext(versions []*Document, sigs []Signature, keys KeyResolver, next Signature) error {
 	m, err := fold(versions, sigs, keys, maxTime)
 	if err != nil {

@@ -3,6 +3,7 @@ package agreement
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -22,7 +23,7 @@ func TestLifecycleOverTime(t *testing.T) {
 	suspend := f.sign(t, f.v1, south, ActionSuspend, t0.Add(30*day), because("investigating a leak", t0.Add(30*day)))
 	resume := f.sign(t, f.v1, south, ActionResume, t0.Add(40*day))
 	terminate := f.sign(t, f.v1, north, ActionTerminate, t0.Add(100*day), because("mandate ends", t0.Add(100*day)))
-	sigs := []Signature{terminate, resume, counter, suspend, propose} // any order
+	sigs := []Signature{propose, counter, suspend, resume, terminate} // in the order received
 
 	cases := []struct {
 		at      time.Time
@@ -160,7 +161,17 @@ func TestTransitionRules(t *testing.T) {
 		{"either party terminates", []Signature{propose, counter}, terminateN, nil},
 		{"terminate twice", []Signature{propose, counter, terminateN}, f.sign(t, f.v1, south, ActionTerminate, t0.Add(3*day), because("z", t0.Add(3*day))), ErrIllegalTransition},
 		{"amend while terminating", []Signature{propose, counter, terminateN}, f.sign(t, amended(f.v1, 2, nil), south, ActionAmend, t0.Add(3*day)), ErrIllegalTransition},
-		{"backdated step", []Signature{propose, counter}, f.sign(t, f.v1, north, ActionSuspend, t0.Add(-3*day), because("x", t0)), ErrIllegalTransition},
+		// A step signed "before" the previous one is not refused (that would
+		// let one side's clock lock the other out); it takes effect at the
+		// previous step's time (TestStepsInReceiptOrder).
+		{"backdated step", []Signature{propose, counter}, f.sign(t, f.v1, north, ActionSuspend, t0.Add(-3*day), because("x", t0)), nil},
+		{"proposal signed with another party's key", nil, func() Signature {
+			sig, err := Sign(f.south, StatementFor(f.v1, ActionPropose, north, f.south.KeyID(), t0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return sig
+		}(), ErrNotParty},
 		{"amendment changing a party", []Signature{propose, counter}, func() Signature {
 			v2 := amended(f.v1, 2, func(d *Document) { d.Parties[1].PartyID = "someone-else" })
 			return f.sign(t, v2, north, ActionAmend, t0)
@@ -247,5 +258,110 @@ func TestStatusAt(t *testing.T) {
 			len(got.SuspendedBy) != len(want.SuspendedBy) || !got.TerminationAt.Equal(want.TerminationAt) {
 			t.Errorf("day %d: At gives %s v%d suspended %v, State gives %s v%d suspended %v", d, got.Phase, got.Version, got.SuspendedBy, want.Phase, want.Version, want.SuspendedBy)
 		}
+	}
+}
+
+// TestStepsInReceiptOrder: steps apply in the order received, each taking
+// effect no earlier than the one before, so a step dated in the future by
+// one side neither refuses nor reorders the other side's later steps.
+func TestStepsInReceiptOrder(t *testing.T) {
+	f := newFixture(t)
+	propose := f.sign(t, f.v1, north, ActionPropose, t0.Add(-2*day))
+	counter := f.sign(t, f.v1, south, ActionCountersign, t0.Add(-day))
+	// south suspends, dated two days ahead; north then terminates and
+	// suspends with its true time, before south's date.
+	future := f.sign(t, f.v1, south, ActionSuspend, t0.Add(2*day), because("ahead", t0.Add(2*day)))
+	terminate := f.sign(t, f.v1, north, ActionTerminate, t0, because("over", t0))
+	history := []Signature{propose, counter, future}
+	if err := CheckNext([]*Document{f.v1}, history, f.ring, terminate); err != nil {
+		t.Fatalf("the counterpart's terminate after a future-dated suspend: %v", err)
+	}
+	if err := CheckNext([]*Document{f.v1}, history, f.ring, f.sign(t, f.v1, north, ActionSuspend, t0, because("mine", t0))); err != nil {
+		t.Fatalf("the counterpart's suspend after a future-dated suspend: %v", err)
+	}
+	v2 := amended(f.v1, 2, nil)
+	if err := CheckNext([]*Document{f.v1, v2}, history, f.ring, f.sign(t, v2, north, ActionAmend, t0)); err != nil {
+		t.Fatalf("the counterpart's amendment after a future-dated suspend: %v", err)
+	}
+	sigs := append(history, terminate)
+	st, err := State([]*Document{f.v1}, sigs, f.ring, t0.Add(day))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Phase != PhaseActive || !st.TerminationAt.IsZero() {
+		t.Errorf("before south's date: phase %s, termination %v; want active with nothing pending", st.Phase, st.TerminationAt)
+	}
+	// The termination takes effect when the step before it does, not before.
+	st, err = State([]*Document{f.v1}, sigs, f.ring, t0.Add(3*day))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := t0.Add(2*day + 30*day); !st.TerminationAt.Equal(want) {
+		t.Errorf("termination at %v, want %v (south's date + 30 days' notice)", st.TerminationAt, want)
+	}
+	// The arrival order decides, not the dates: the same steps received the
+	// other way round give north's termination its own date.
+	st, err = State([]*Document{f.v1}, []Signature{propose, counter, terminate, future}, f.ring, t0.Add(3*day))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := t0.Add(30 * day); !st.TerminationAt.Equal(want) {
+		t.Errorf("termination received first: at %v, want %v", st.TerminationAt, want)
+	}
+}
+
+// TestSignerKeyIsTheNamedKey: a proposal, amendment or countersignature
+// must be signed with exactly the key the document names for the signer,
+// even when the signer holds another valid key.
+func TestSignerKeyIsTheNamedKey(t *testing.T) {
+	f := newFixture(t)
+	newNorth, err := GenerateKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rot, err := RotateKeys(f.north, north, newNorth.Public(), t0.Add(-3*day))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.ring.Rotate(rot); err != nil {
+		t.Fatal(err)
+	}
+	// v1 still names north's old key; north signs with its new, valid one.
+	sig, err := Sign(newNorth, StatementFor(f.v1, ActionPropose, north, newNorth.KeyID(), t0.Add(-2*day)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = CheckNext([]*Document{f.v1}, nil, f.ring, sig)
+	if !errors.Is(err, ErrIdentityMismatch) || !strings.Contains(err.Error(), f.north.KeyID()) {
+		t.Fatalf("proposal signed with a key the document does not name: %v", err)
+	}
+	// Naming the key that signs makes it legal.
+	v1 := *f.v1
+	v1.Parties[0].KeyID = newNorth.KeyID()
+	sig, err = Sign(newNorth, StatementFor(&v1, ActionPropose, north, newNorth.KeyID(), t0.Add(-2*day)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckNext([]*Document{&v1}, nil, f.ring, sig); err != nil {
+		t.Fatalf("proposal naming its signing key: %v", err)
+	}
+	// The countersigner is held to the key named for it too.
+	newSouth, err := GenerateKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rot, err = RotateKeys(f.south, south, newSouth.Public(), t0.Add(-2*day))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.ring.Rotate(rot); err != nil {
+		t.Fatal(err)
+	}
+	counter, err := Sign(newSouth, StatementFor(&v1, ActionCountersign, south, newSouth.KeyID(), t0.Add(-day)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckNext([]*Document{&v1}, []Signature{sig}, f.ring, counter); !errors.Is(err, ErrIdentityMismatch) {
+		t.Fatalf("countersignature with a key the document does not name: %v", err)
 	}
 }

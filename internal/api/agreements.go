@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"time"
@@ -96,21 +97,27 @@ func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request, p party.Prin
 
 // AgreementView is the JSON form of an agreement.
 type AgreementView struct {
-	ID             string                `json:"id"`
-	Parties        []string              `json:"parties"`
-	Phase          string                `json:"phase"`
-	InForce        bool                  `json:"in_force"`
-	Version        int                   `json:"version"`
-	PendingVersion int                   `json:"pending_version,omitempty"`
-	SuspendedBy    []string              `json:"suspended_by,omitempty"`
-	TerminationAt  *time.Time            `json:"termination_at,omitempty"`
-	Reason         string                `json:"reason,omitempty"`
-	APIRoot        string                `json:"taxii_api_root"`
-	Document       *agreement.Document   `json:"document"`
-	Versions       []*agreement.Document `json:"versions"`
-	Signatures     []agreement.Signature `json:"signatures"`
-	Collections    []CollectionRef       `json:"collections,omitempty"`
-	LedgerIndex    *int64                `json:"ledger_index,omitempty"`
+	ID             string   `json:"id"`
+	Parties        []string `json:"parties"`
+	Phase          string   `json:"phase"` // or "broken", with Problem saying why
+	Problem        string   `json:"problem,omitempty"`
+	InForce        bool     `json:"in_force"`
+	Version        int      `json:"version"`
+	DocumentHash   string   `json:"document_hash,omitempty"` // of Document: SHA-256 of its canonical form, hex
+	PendingVersion int      `json:"pending_version,omitempty"`
+	// The version a countersignature must name now (the proposal, or a
+	// pending amendment) and its document hash; absent when none awaits.
+	AwaitingVersion      int                   `json:"awaiting_version,omitempty"`
+	AwaitingDocumentHash string                `json:"awaiting_document_hash,omitempty"`
+	SuspendedBy          []string              `json:"suspended_by,omitempty"`
+	TerminationAt        *time.Time            `json:"termination_at,omitempty"`
+	Reason               string                `json:"reason,omitempty"`
+	APIRoot              string                `json:"taxii_api_root"`
+	Document             *agreement.Document   `json:"document"`
+	Versions             []*agreement.Document `json:"versions"`
+	Signatures           []agreement.Signature `json:"signatures"`
+	Collections          []CollectionRef       `json:"collections,omitempty"`
+	LedgerIndex          *int64                `json:"ledger_index,omitempty"`
 }
 
 // CollectionRef names one of an agreement's TAXII collections.
@@ -121,12 +128,28 @@ type CollectionRef struct {
 	CanWrite    bool   `json:"can_write"`
 }
 
+// PhaseBroken is the phase a list shows for an agreement whose recorded
+// history no longer verifies (exchange.ErrBrokenAgreement).
+const PhaseBroken = "broken"
+
 func view(a exchange.Agreement, now time.Time) AgreementView {
+	if a.Broken != nil {
+		return AgreementView{ID: a.Record.ID, Parties: []string{a.Record.PartyA, a.Record.PartyB}, Phase: PhaseBroken,
+			Problem: clean(a.Broken.Error()), APIRoot: "/taxii2/" + a.Record.ID + "/"}
+	}
 	v := AgreementView{ID: a.Record.ID, Parties: []string{a.Record.PartyA, a.Record.PartyB}, Phase: string(a.Status.Phase),
 		InForce: a.Status.InForce(now), Version: a.Status.Version, SuspendedBy: a.Status.SuspendedBy, Reason: a.Status.Reason,
 		APIRoot: "/taxii2/" + a.Record.ID + "/", Document: a.Status.Document, Versions: a.Versions, Signatures: a.Signatures}
 	if a.Status.Pending != nil {
 		v.PendingVersion = a.Status.Pending.Version
+	}
+	if a.Status.Document != nil {
+		h := a.Status.Document.Hash()
+		v.DocumentHash = hex.EncodeToString(h[:])
+	}
+	if d := a.Awaiting(); d != nil {
+		h := d.Hash()
+		v.AwaitingVersion, v.AwaitingDocumentHash = d.Version, hex.EncodeToString(h[:])
 	}
 	if !a.Status.TerminationAt.IsZero() {
 		t := a.Status.TerminationAt

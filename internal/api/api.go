@@ -157,6 +157,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, party.ErrUnauthenticated):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="parley", Basic realm="parley"`)
 		e = apiErr(http.StatusUnauthorized, "unauthenticated", "send a valid parley token: 'Authorization: Bearer <token>'")
+	case errors.Is(err, exchange.ErrBrokenAgreement):
+		// Before the agreement sentinels it wraps: the request was fine,
+		// the stored agreement is not.
+		e = apiErr(http.StatusConflict, "agreement_broken", clean(msg))
 	case errors.Is(err, exchange.ErrNotFound), errors.Is(err, store.ErrNotFound):
 		e = apiErr(http.StatusNotFound, "not_found", "the resource does not exist or you do not have access to it")
 	case errors.Is(err, exchange.ErrForbidden), errors.Is(err, agreement.ErrNotParty):

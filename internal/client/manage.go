@@ -182,21 +182,26 @@ func (c *Client) RotateKeys(ctx context.Context, rot agreement.KeyRotation) erro
 
 // Agreement is the server's view of an agreement.
 type Agreement struct {
-	ID             string                `json:"id"`
-	Parties        []string              `json:"parties"`
-	Phase          string                `json:"phase"`
-	InForce        bool                  `json:"in_force"`
-	Version        int                   `json:"version"`
-	PendingVersion int                   `json:"pending_version,omitempty"`
-	SuspendedBy    []string              `json:"suspended_by,omitempty"`
-	TerminationAt  string                `json:"termination_at,omitempty"`
-	Reason         string                `json:"reason,omitempty"`
-	APIRoot        string                `json:"taxii_api_root"`
-	Document       json.RawMessage       `json:"document"`
-	Versions       []json.RawMessage     `json:"versions"`
-	Signatures     []agreement.Signature `json:"signatures"`
-	Collections    []AgreementCollection `json:"collections,omitempty"`
-	LedgerIndex    *int64                `json:"ledger_index,omitempty"`
+	ID             string   `json:"id"`
+	Parties        []string `json:"parties"`
+	Phase          string   `json:"phase"`             // "broken" when its history no longer verifies
+	Problem        string   `json:"problem,omitempty"` // why it is broken
+	InForce        bool     `json:"in_force"`
+	Version        int      `json:"version"`
+	DocumentHash   string   `json:"document_hash,omitempty"`
+	PendingVersion int      `json:"pending_version,omitempty"`
+	// The version awaiting a countersignature and its document hash.
+	AwaitingVersion      int                   `json:"awaiting_version,omitempty"`
+	AwaitingDocumentHash string                `json:"awaiting_document_hash,omitempty"`
+	SuspendedBy          []string              `json:"suspended_by,omitempty"`
+	TerminationAt        string                `json:"termination_at,omitempty"`
+	Reason               string                `json:"reason,omitempty"`
+	APIRoot              string                `json:"taxii_api_root"`
+	Document             json.RawMessage       `json:"document"`
+	Versions             []json.RawMessage     `json:"versions"`
+	Signatures           []agreement.Signature `json:"signatures"`
+	Collections          []AgreementCollection `json:"collections,omitempty"`
+	LedgerIndex          *int64                `json:"ledger_index,omitempty"`
 }
 
 // AgreementCollection is one of an agreement's TAXII collections.

@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,18 +25,23 @@ type Server struct {
 	URL  string
 	Srv  *server.Server
 	Data string
+	stop func()
 }
 
 // Start runs a server until the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return start(t, t.TempDir(), "127.0.0.1:0")
+}
+
+func start(t testing.TB, dir, addr string) *Server {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	dir := t.TempDir()
 	db, err := sqlite.Open(ctx, dir, sqlite.Options{Migrate: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := server.Config{Data: dir, Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), CheckpointInterval: 200 * time.Millisecond}
+	cfg := server.Config{Data: dir, Listen: addr, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), CheckpointInterval: 200 * time.Millisecond}
 	srv, err := server.New(ctx, cfg, db)
 	if err != nil {
 		t.Fatal(err)
@@ -45,12 +52,24 @@ func Start(t testing.TB) *Server {
 	}
 	done := make(chan struct{})
 	go func() { srv.Serve(ctx, ln); close(done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		db.Close()
-	})
-	return &Server{URL: "http://" + ln.Addr().(*net.TCPAddr).String(), Srv: srv, Data: dir}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			db.Close()
+		})
+	}
+	t.Cleanup(stop)
+	return &Server{URL: "http://" + ln.Addr().(*net.TCPAddr).String(), Srv: srv, Data: dir, stop: stop}
+}
+
+// Restart stops the server and starts a new one on the same data directory
+// and address, as an operator would: nothing held in memory survives.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.stop()
+	*s = *start(t, s.Data, strings.TrimPrefix(s.URL, "http://"))
 }
 
 // Party is a party with its token, keys (registered) and client.

@@ -17,14 +17,23 @@ import (
 	"github.com/parley-cti/parley/internal/store"
 )
 
-// MaxClockSkew bounds how far a signature's signed_at may be from the
-// server's clock. Without it a stolen, rotated-out key could backdate a
-// statement to when it was still valid.
-const MaxClockSkew = 5 * time.Minute
+// MaxClockSkew bounds how far a signature's signed_at (and a key
+// rotation's at) may be from the server's clock. Without it a stolen,
+// rotated-out key could backdate a statement to when it was still valid,
+// and a step dated ahead would take effect late. Steps count in the order
+// the server receives them (agreement.State), so a signer's clock can
+// delay its own step by at most this much, never refuse the other side's.
+const MaxClockSkew = 2 * time.Minute
 
 // ErrConflict: the request contradicts the current state (a key already
 // registered, a step the lifecycle does not allow now).
 var ErrConflict = errors.New("exchange: conflict")
+
+// ErrBrokenAgreement: an agreement's stored history no longer verifies (a
+// document, signature or key it depends on fails its checks), so its
+// state cannot be computed. It concerns that agreement alone: lists show
+// it as broken with the reason, and every other view of the party works.
+var ErrBrokenAgreement = errors.New("exchange: the agreement's recorded history does not verify")
 
 // RegisterKeys records a party's first public keys. Later keys come only
 // through RotateKeys, signed by the key they replace.
@@ -86,6 +95,17 @@ func (s *Service) RotateKeys(ctx context.Context, p party.Principal, rot agreeme
 		if err := agreement.VerifyRotation(old, rot); err != nil {
 			return fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
+		// A key stops verifying at the rotation's time, so a rotation
+		// dated at or before a signature already made with the key would
+		// turn that signature invalid and break every agreement holding it.
+		last, err := lastSignature(ctx, x, p.PartyID)
+		if err != nil {
+			return err
+		}
+		if last.AgreementID != "" && !rot.At.After(last.SignedAt) {
+			return fmt.Errorf("%w: the rotation takes effect at %s, but key %s already signed %s of %s at %s; a rotation must come after every signature made with the key it retires — sign the rotation again with the current time",
+				ErrConflict, rot.At.UTC().Format(time.RFC3339Nano), rot.OldKeyID, last.Action, last.AgreementID, last.SignedAt.UTC().Format(time.RFC3339Nano))
+		}
 		if rot.At.Before(cur.ValidFrom) {
 			return fmt.Errorf("%w: the rotation predates the current key", ErrInvalid)
 		}
@@ -98,6 +118,53 @@ func (s *Service) RotateKeys(ctx context.Context, p party.Principal, rot agreeme
 		}
 		return err
 	})
+}
+
+// lastSignature returns the latest-dated agreement signature partyID has
+// made (zero when none), with signed_at exactly as signed: the stored
+// column is rounded, the signature's own time is what a key must cover.
+func lastSignature(ctx context.Context, x store.Handle, partyID string) (agreement.Signature, error) {
+	var last agreement.Signature
+	recs, err := x.Agreements().ListByParty(ctx, partyID)
+	if err != nil {
+		return last, err
+	}
+	for _, r := range recs {
+		sigs, err := x.Agreements().Signatures(ctx, r.ID)
+		if err != nil {
+			return last, err
+		}
+		for _, sg := range sigs {
+			if sg.PartyID != partyID {
+				continue
+			}
+			sig, err := agreement.ParseSignature(sg.Raw)
+			if err != nil {
+				return last, fmt.Errorf("%w: %s signature %d: %w", ErrBrokenAgreement, r.ID, sg.Seq, err)
+			}
+			if last.AgreementID == "" || sig.SignedAt.After(last.SignedAt) {
+				last = sig
+			}
+		}
+	}
+	return last, nil
+}
+
+// checkCurrentKey refuses a new signature unless keyID is p's current key:
+// once a rotation is recorded, the retired key signs nothing more, even
+// dated before the rotation took effect.
+func checkCurrentKey(ctx context.Context, x store.Handle, p party.Principal, keyID string) error {
+	k, err := x.Keys().Get(ctx, keyID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && k.PartyID != p.PartyID) {
+		return fmt.Errorf("%w: key %s is not one of your registered keys", ErrInvalid, keyID)
+	}
+	if err != nil {
+		return err
+	}
+	if !k.ValidUntil.IsZero() {
+		return fmt.Errorf("%w: key %s was rotated out at %s; sign with your current key", ErrInvalid, keyID, k.ValidUntil.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // PartyKeys returns a party's registered keys, oldest first.
@@ -152,6 +219,30 @@ type Agreement struct {
 	Versions   []*agreement.Document
 	Signatures []agreement.Signature
 	Status     agreement.Status
+	// Broken is set (wrapping ErrBrokenAgreement) only in Agreements'
+	// list, for an agreement whose history no longer verifies; Record is
+	// then all that is known, and Status is zero.
+	Broken error
+}
+
+// Awaiting returns the version awaiting a countersignature — the latest
+// stored version, unless it has one — or nil.
+func (a Agreement) Awaiting() *agreement.Document {
+	var latest *agreement.Document
+	for _, v := range a.Versions {
+		if latest == nil || v.Version > latest.Version {
+			latest = v
+		}
+	}
+	if latest == nil {
+		return nil
+	}
+	for _, sg := range a.Signatures {
+		if sg.Action == agreement.ActionCountersign && sg.Version == latest.Version {
+			return nil
+		}
+	}
+	return latest
 }
 
 // Counterpart returns the other party.
@@ -222,14 +313,14 @@ func (s *Service) loadAgreement(ctx context.Context, x store.Handle, id string, 
 	for _, v := range vs {
 		d, err := agreement.ParseDocument(v.Document)
 		if err != nil {
-			return Agreement{}, fmt.Errorf("stored agreement %s v%d: %w", id, v.Version, err)
+			return Agreement{}, fmt.Errorf("%w: %s version %d: %w", ErrBrokenAgreement, id, v.Version, err)
 		}
 		a.Versions = append(a.Versions, d)
 	}
 	for _, sg := range sigs {
 		sig, err := agreement.ParseSignature(sg.Raw)
 		if err != nil {
-			return Agreement{}, fmt.Errorf("stored signature %d of %s: %w", sg.Seq, id, err)
+			return Agreement{}, fmt.Errorf("%w: %s signature %d: %w", ErrBrokenAgreement, id, sg.Seq, err)
 		}
 		a.Signatures = append(a.Signatures, sig)
 	}
@@ -237,9 +328,9 @@ func (s *Service) loadAgreement(ctx context.Context, x store.Handle, id string, 
 	if err != nil {
 		return Agreement{}, err
 	}
-	a.Status, err = agreement.State(a.Versions, a.Signatures, keys, now)
+	a.Status, err = agreement.Current(a.Versions, a.Signatures, keys, now)
 	if err != nil {
-		return Agreement{}, fmt.Errorf("stored agreement %s: %w", id, err)
+		return Agreement{}, fmt.Errorf("%w: %s: %w", ErrBrokenAgreement, id, err)
 	}
 	s.cache.mu.Lock()
 	if s.cache.m == nil {
@@ -262,6 +353,15 @@ func (s *Service) loadAgreement(ctx context.Context, x store.Handle, id string, 
 // otherwise.
 func (s *Service) Agreement(ctx context.Context, p party.Principal, id string) (Agreement, error) {
 	x := s.st
+	// Membership first: whether a stranger's agreement is broken is none
+	// of the caller's business.
+	rec, err := x.Agreements().Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && rec.PartyA != p.PartyID && rec.PartyB != p.PartyID) {
+		return Agreement{}, ErrNotFound
+	}
+	if err != nil {
+		return Agreement{}, err
+	}
 	a, err := s.loadAgreement(ctx, x, id, s.now())
 	if err != nil {
 		return Agreement{}, err
@@ -305,6 +405,11 @@ func (s *Service) Agreements(ctx context.Context, p party.Principal) ([]Agreemen
 	out := make([]Agreement, 0, len(recs))
 	for _, r := range recs {
 		a, err := s.loadAgreement(ctx, x, r.ID, s.now())
+		if errors.Is(err, ErrBrokenAgreement) {
+			// One agreement that no longer verifies must not hide the
+			// others: it is listed as broken, with the reason.
+			a, err = Agreement{Record: r, Broken: err}, nil
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -319,6 +424,37 @@ func (s *Service) checkSigner(p party.Principal, sig agreement.Signature) error 
 	}
 	if d := s.now().Sub(sig.SignedAt); d > MaxClockSkew || d < -MaxClockSkew {
 		return fmt.Errorf("%w: signed_at %s is more than %s from the server's clock; check your clock and sign again", ErrInvalid, sig.SignedAt.Format(time.RFC3339), MaxClockSkew)
+	}
+	return nil
+}
+
+// checkIdentities refuses a document unless every party it names is in the
+// directory under exactly that name and with exactly that key id as its
+// current key. With the lifecycle's rule that each party signs with the
+// key the document names for it, no document can put another party's
+// name or key beside the signer's id.
+func checkIdentities(ctx context.Context, x store.Handle, doc *agreement.Document) error {
+	for i, pt := range doc.Parties {
+		rec, err := x.Parties().Get(ctx, pt.PartyID)
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("%w: parties[%d]: party %s does not exist", ErrInvalid, i, pt.PartyID)
+		}
+		if err != nil {
+			return err
+		}
+		if pt.Name != rec.Name {
+			return fmt.Errorf("%w: %w: parties[%d].name is %q, but %s is registered as %q", ErrInvalid, agreement.ErrIdentityMismatch, i, pt.Name, pt.PartyID, rec.Name)
+		}
+		k, err := x.Keys().Get(ctx, pt.KeyID)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && k.PartyID != pt.PartyID) {
+			return fmt.Errorf("%w: %w: parties[%d].key_id %s is not a key of %q (%s)", ErrInvalid, agreement.ErrIdentityMismatch, i, pt.KeyID, rec.Name, pt.PartyID)
+		}
+		if err != nil {
+			return err
+		}
+		if !k.ValidUntil.IsZero() {
+			return fmt.Errorf("%w: %w: parties[%d].key_id %s is no longer %q's current key (rotated out at %s); name its current key", ErrInvalid, agreement.ErrIdentityMismatch, i, pt.KeyID, rec.Name, k.ValidUntil.UTC().Format(time.RFC3339))
+		}
 	}
 	return nil
 }
@@ -349,6 +485,12 @@ func (s *Service) Propose(ctx context.Context, p party.Principal, raw []byte, si
 		if _, err := tx.Parties().Get(ctx, other.PartyID); errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("%w: party %s does not exist", ErrInvalid, other.PartyID)
 		} else if err != nil {
+			return err
+		}
+		if err := checkIdentities(ctx, x, doc); err != nil {
+			return err
+		}
+		if err := checkCurrentKey(ctx, x, p, sig.KeyID); err != nil {
 			return err
 		}
 		keys, err := loadKeys(ctx, x, p.PartyID, other.PartyID)
@@ -437,9 +579,20 @@ func (s *Service) step(ctx context.Context, p party.Principal, id string, doc *a
 		if cur.Record.PartyA != p.PartyID && cur.Record.PartyB != p.PartyID {
 			return ErrNotFound
 		}
+		if err := checkCurrentKey(ctx, x, p, sig.KeyID); err != nil {
+			return err
+		}
 		versions := cur.Versions
 		if doc != nil {
+			if err := checkIdentities(ctx, x, doc); err != nil {
+				return err
+			}
 			versions = append(append([]*agreement.Document(nil), versions...), doc)
+		}
+		if sig.Action == agreement.ActionCountersign {
+			if err := checkReviewed(cur, sig); err != nil {
+				return err
+			}
 		}
 		keys, err := loadKeys(ctx, x, cur.Record.PartyA, cur.Record.PartyB)
 		if err != nil {
@@ -483,6 +636,24 @@ func (s *Service) step(ctx context.Context, p party.Principal, id string, doc *a
 		return nil
 	})
 	return out, idx, err
+}
+
+// checkReviewed refuses a countersignature unless it names exactly the
+// version awaiting countersignature and that version's document hash: a
+// party signs the terms it reviewed, and if the proposer amended them in
+// between, it is told which version to review instead.
+func checkReviewed(cur Agreement, sig agreement.Signature) error {
+	awaiting := cur.Awaiting()
+	if awaiting == nil {
+		return nil // nothing awaits a countersignature; the lifecycle says why
+	}
+	h := awaiting.Hash()
+	want := hex.EncodeToString(h[:])
+	if sig.Version != awaiting.Version || sig.DocumentHash != want {
+		return fmt.Errorf("%w: your countersignature names version %d (document %s), but the version awaiting countersignature is %d (document %s); review version %d and sign it if you agree",
+			ErrConflict, sig.Version, sig.DocumentHash, awaiting.Version, want, awaiting.Version)
+	}
+	return nil
 }
 
 // addSignature stores a verified signature and its ledger entry.

@@ -119,6 +119,11 @@ func (s *Service) decide(ctx context.Context, p party.Principal, c store.Collect
 	switch p.PartyID {
 	case c.Contributor:
 		a, err := s.loadAgreement(ctx, x, c.Agreement, s.now())
+		if errors.Is(err, ErrBrokenAgreement) {
+			// Its own contributions stay readable; nothing more is
+			// written under terms that no longer verify.
+			return Access{Read: true}, nil
+		}
 		if err != nil {
 			return Access{}, err
 		}
@@ -330,7 +335,9 @@ func (s *Service) Ingest(ctx context.Context, p party.Principal, apiRoot, collec
 			if err := x.Agreements().Lock(ctx, c.Agreement); err != nil {
 				return err
 			}
-			if ag, err = s.loadAgreement(ctx, x, c.Agreement, now); err != nil {
+			if ag, err = s.loadAgreement(ctx, x, c.Agreement, now); errors.Is(err, ErrBrokenAgreement) {
+				return fmt.Errorf("%w: %w", ErrForbidden, err)
+			} else if err != nil {
 				return err
 			}
 			if !ag.Status.InForce(now) {

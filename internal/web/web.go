@@ -400,6 +400,11 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request, s session) 
 	for _, a := range as {
 		row := agreementRow{ID: a.Record.ID, Phase: string(a.Status.Phase), Version: a.Status.Version,
 			InForce: a.Status.InForce(now), URL: "/ui/agreements/" + url.PathEscape(a.Record.ID)}
+		if a.Broken != nil {
+			// Its history no longer verifies: shown as such, and the
+			// rest of the page is unaffected.
+			row.Phase, row.Counterpart = "broken", a.Counterpart(s.principal.PartyID)
+		}
 		if doc := a.Status.Document; doc != nil {
 			row.NotAfter = doc.NotAfter
 			for _, pt := range doc.Parties {
@@ -463,6 +468,11 @@ func (d *Dashboard) agreement(w http.ResponseWriter, r *http.Request, s session)
 	a, err := d.o.Exchange.Agreement(r.Context(), s.principal, id)
 	if errors.Is(err, exchange.ErrNotFound) {
 		d.notFound(w, r)
+		return
+	}
+	if errors.Is(err, exchange.ErrBrokenAgreement) {
+		d.showError(w, r, http.StatusConflict, "This agreement's recorded history does not verify, so its state cannot be shown: "+
+			strings.TrimPrefix(err.Error(), "exchange: ")+". Your other agreements are unaffected.")
 		return
 	}
 	if err != nil {

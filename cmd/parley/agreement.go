@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -117,6 +118,22 @@ func signStatement(keys *agreement.PrivateKeys, d *agreement.Document, action ag
 	return agreement.Sign(keys, st)
 }
 
+// printTerms writes the terms of one document version: what a party
+// reviews before it signs.
+func printTerms(w io.Writer, d *agreement.Document) {
+	h := d.Hash()
+	fmt.Fprintf(w, "  version %d, document sha256 %s\n", d.Version, hex.EncodeToString(h[:]))
+	fmt.Fprintf(w, "  parties: %s (key %s) and %s (key %s)\n", d.Parties[0].Name, d.Parties[0].KeyID, d.Parties[1].Name, d.Parties[1].KeyID)
+	fmt.Fprintf(w, "  scope: %s, up to %s, unmarked %s\n", strings.Join(d.Scope.Types, ", "), d.Scope.MaxTLP.Label(), map[bool]string{true: "allowed", false: "refused"}[d.Scope.AllowUnmarked])
+	fmt.Fprintf(w, "  reciprocity: %g:%g, grace %d", d.Reciprocity.Give, d.Reciprocity.Get, d.Reciprocity.Grace)
+	if d.Reciprocity.Window > 0 {
+		fmt.Fprintf(w, ", window %s", humanDuration(d.Reciprocity.Window))
+	}
+	fmt.Fprintf(w, "\n  valid %s to %s; escrow deadline %s; requests: acknowledge within %s, answer within %s; termination notice %s\n",
+		d.NotBefore.Format(time.RFC3339), d.NotAfter.Format(time.RFC3339), humanDuration(d.EscrowDeadline),
+		humanDuration(d.RequestDeadlines.Acknowledge), humanDuration(d.RequestDeadlines.Fulfil), humanDuration(d.TerminationNotice))
+}
+
 func printAgreement(w io.Writer, a *client.Agreement) {
 	fmt.Fprintf(w, "agreement %s\n  phase: %s (in force: %v), version %d", a.ID, a.Phase, a.InForce, a.Version)
 	if a.PendingVersion > 0 {
@@ -124,15 +141,16 @@ func printAgreement(w io.Writer, a *client.Agreement) {
 	}
 	fmt.Fprintln(w)
 	if d, err := a.Doc(); err == nil {
-		fmt.Fprintf(w, "  parties: %s and %s\n", d.Parties[0].Name, d.Parties[1].Name)
-		fmt.Fprintf(w, "  scope: %s, up to %s, unmarked %s\n", strings.Join(d.Scope.Types, ", "), d.Scope.MaxTLP.Label(), map[bool]string{true: "allowed", false: "refused"}[d.Scope.AllowUnmarked])
-		fmt.Fprintf(w, "  reciprocity: %g:%g, grace %d", d.Reciprocity.Give, d.Reciprocity.Get, d.Reciprocity.Grace)
-		if d.Reciprocity.Window > 0 {
-			fmt.Fprintf(w, ", window %s", humanDuration(d.Reciprocity.Window))
+		printTerms(w, d)
+	}
+	if a.AwaitingVersion > 0 && a.AwaitingVersion != a.Version {
+		if d, err := a.VersionDoc(a.AwaitingVersion); err == nil {
+			fmt.Fprintf(w, "  awaiting countersignature:\n")
+			printTerms(w, d)
 		}
-		fmt.Fprintf(w, "\n  valid %s to %s; escrow deadline %s; requests: acknowledge within %s, answer within %s; termination notice %s\n",
-			d.NotBefore.Format(time.RFC3339), d.NotAfter.Format(time.RFC3339), humanDuration(d.EscrowDeadline),
-			humanDuration(d.RequestDeadlines.Acknowledge), humanDuration(d.RequestDeadlines.Fulfil), humanDuration(d.TerminationNotice))
+	}
+	if a.AwaitingVersion > 0 {
+		fmt.Fprintf(w, "  to countersign exactly version %d: parley agreement sign %s --version %d --hash %s\n", a.AwaitingVersion, a.ID, a.AwaitingVersion, a.AwaitingDocumentHash)
 	}
 	for _, s := range a.Signatures {
 		fmt.Fprintf(w, "  signed: %s v%d by %s (key %s) at %s\n", s.Action, s.Version, names.name(s.PartyID), s.KeyID, s.SignedAt.Format(time.RFC3339))
@@ -156,10 +174,15 @@ func cmdAgreement(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		tf = addTermsFlags(fs)
 	}
 	reason := new(string)
+	var signVersion int
+	var signHash string
 	switch sub {
 	case "suspend", "resume", "terminate":
 		fs.StringVar(reason, "reason", "", "why (recorded in the signed statement)")
-	case "propose", "sign", "show", "list", "amend":
+	case "sign":
+		fs.IntVar(&signVersion, "version", 0, "the version you reviewed (agreement show prints it)")
+		fs.StringVar(&signHash, "hash", "", "the sha256 of the document you reviewed (agreement show prints it)")
+	case "propose", "show", "list", "amend":
 	default:
 		return unknownSub("agreement", sub)
 	}
@@ -202,6 +225,10 @@ func cmdAgreement(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tCOUNTERPART\tPHASE\tVERSION\tIN FORCE")
 			for _, a := range as {
+				if a.Problem != "" {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", a.ID, "", a.Phase, a.Problem)
+					continue
+				}
 				other := ""
 				for _, p := range a.Parties {
 					if p != self {
@@ -291,16 +318,34 @@ func cmdAgreement(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		action := agreement.Action(sub)
 		version := cur.Version
 		if sub == "sign" {
+			// A countersignature names what was reviewed: never "whatever
+			// is latest", which the proposer could amend in between.
 			action = agreement.ActionCountersign
-			if cur.PendingVersion > 0 {
-				version = cur.PendingVersion
+			if signVersion == 0 || signHash == "" {
+				if cur.AwaitingVersion == 0 {
+					return fmt.Errorf("%w: nothing in agreement %s awaits your countersignature (phase %s)", errUsage, id, cur.Phase)
+				}
+				d, err := cur.VersionDoc(cur.AwaitingVersion)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "agreement %s: version %d awaits your countersignature\n", id, d.Version)
+				printTerms(stdout, d)
+				return fmt.Errorf("%w: review the terms above; to countersign exactly them, run: parley agreement sign %s --version %d --hash %s",
+					errUsage, id, d.Version, cur.AwaitingDocumentHash)
 			}
+			version = signVersion
 		}
 		d, err := cur.VersionDoc(version)
 		if err != nil {
 			return err
 		}
 		if sub == "sign" {
+			if h := d.Hash(); hex.EncodeToString(h[:]) != strings.ToLower(signHash) {
+				return fmt.Errorf("version %d's document has sha256 %s, not the %s you reviewed; not signing — review it again with 'parley agreement show %s'", version, hex.EncodeToString(h[:]), signHash, id)
+			}
+			fmt.Fprintf(stderr, "countersigning agreement %s:\n", id)
+			printTerms(stderr, d)
 			// Check the proposer's signature ourselves before adding ours.
 			if err := verifyProposal(ctx, c, cur, d); err != nil {
 				return err

@@ -169,6 +169,9 @@ func tourScript(lines []string, addr string) (string, error) {
 		if len(words) >= 3 && words[1] == "agreement" && words[2] == "propose" {
 			fmt.Fprintf(&out, "grab %s '^agreement (agreement--[0-9a-f-]+)'\n", varName("agreement id"))
 		}
+		if len(words) >= 3 && words[1] == "agreement" && words[2] == "show" {
+			fmt.Fprintf(&out, "grab %s '--hash ([0-9a-f]{64})'\n", varName("document hash"))
+		}
 		if len(words) >= 3 && words[1] == "handover" && words[2] == "propose" {
 			fmt.Fprintf(&out, "grab %s '^handover (handover--[0-9a-f-]+)'\n", varName("handover id"))
 		}
@@ -189,7 +192,7 @@ func varName(ph string) string {
 
 // knownPlaceholder reports whether a placeholder is filled by a rule of tourScript.
 func knownPlaceholder(ph string) bool {
-	return ph == "agreement id" || ph == "handover id" || strings.HasSuffix(ph, " token")
+	return ph == "agreement id" || ph == "handover id" || ph == "document hash" || strings.HasSuffix(ph, " token")
 }
 
 // scriptWord quotes a shell word for testscript, with its placeholders

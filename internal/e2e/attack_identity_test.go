@@ -296,6 +296,15 @@ func TestBrokenAgreementFailsAlone(t *testing.T) {
 	// An outsider cannot tell a broken agreement from a missing one.
 	identical(t, "outsider reads the broken agreement", w.send(t, get(outsider, "/api/v1/agreements/"+d.ID)),
 		w.send(t, get(outsider, "/api/v1/agreements/"+missingAgreement())))
+	miss := missingAgreement()
+	identical(t, "outsider proposes a handover under the broken agreement",
+		w.send(t, apiPost(outsider, "/api/v1/handovers", map[string]string{"agreement": d.ID, "delivers": "a", "expects": "b"})),
+		w.send(t, apiPost(outsider, "/api/v1/handovers", map[string]string{"agreement": miss, "delivers": "a", "expects": "b"})))
+	identical(t, "outsider files a request under the broken agreement",
+		w.send(t, apiPost(outsider, "/api/v1/requests", map[string]string{"agreement": d.ID, "subject": "a", "reason": "b"})),
+		w.send(t, apiPost(outsider, "/api/v1/requests", map[string]string{"agreement": miss, "subject": "a", "reason": "b"})))
+	wantRefused(t, "victim proposes a handover under the broken agreement",
+		w.send(t, apiPost(victim, "/api/v1/handovers", map[string]string{"agreement": d.ID, "delivers": "a", "expects": "b"})), http.StatusConflict, "agreement_broken")
 	// TAXII discovery lists every root: the good one, and the broken one
 	// whose own contributions stay readable but take no more writes.
 	r = w.send(t, get(victim, "/taxii2/"))

@@ -385,14 +385,16 @@ func (s *Service) LockedAgreement(ctx context.Context, tx store.Handle, p party.
 		}
 		return Agreement{}, err
 	}
-	a, err := s.loadAgreement(ctx, tx, id, s.now())
+	// Membership before verification, as in Agreement: a stranger learns
+	// nothing of whether the agreement is broken.
+	rec, err := tx.Agreements().Get(ctx, id)
 	if err != nil {
 		return Agreement{}, err
 	}
-	if a.Record.PartyA != p.PartyID && a.Record.PartyB != p.PartyID {
+	if rec.PartyA != p.PartyID && rec.PartyB != p.PartyID {
 		return Agreement{}, ErrNotFound
 	}
-	return a, nil
+	return s.loadAgreement(ctx, tx, id, s.now())
 }
 
 // Agreements lists the caller's agreements, newest first.

@@ -105,7 +105,11 @@ func cmdRequest(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				if r.AckOverdue || r.AnswerOverdue {
 					flag = "\tOVERDUE"
 				}
-				fmt.Fprintf(stdout, "%s\t%s\t%s -> %s\t%s%s\n", r.ID, r.State, names.name(r.Requester), names.name(r.Responder), r.Subject, flag)
+				state := r.State
+				if r.AnswerPending {
+					state += " (answering handover pending)"
+				}
+				fmt.Fprintf(stdout, "%s\t%s\t%s -> %s\t%s%s\n", r.ID, state, names.name(r.Requester), names.name(r.Responder), r.Subject, flag)
 			}
 			for _, s := range stats {
 				fmt.Fprintf(stdout, "%s: made %d; received %d, answered in time %d, fulfilled %d, refused %d, overdue %d, open %d\n",
@@ -131,7 +135,10 @@ func printRequest(w io.Writer, r *client.Request) {
 	if r.Ground != "" {
 		fmt.Fprintf(w, "  refused: %s %s\n", r.Ground, r.GroundText)
 	}
-	if r.Handover != "" {
+	switch {
+	case r.AnswerPending:
+		fmt.Fprintf(w, "  answering handover pending: %s (the request is fulfilled when it is released, reopened if it fails)\n", r.Handover)
+	case r.Handover != "":
 		fmt.Fprintf(w, "  fulfilled by handover %s\n", r.Handover)
 	}
 	if r.AckOverdue || r.AnswerOverdue {

@@ -30,16 +30,19 @@ type RequestView struct {
 	Ground         string     `json:"ground,omitempty"`
 	GroundText     string     `json:"ground_text,omitempty"`
 	Handover       string     `json:"handover,omitempty"`
-	AckOverdue     bool       `json:"ack_overdue"`
-	AnswerOverdue  bool       `json:"answer_overdue"`
-	LedgerIndex    *int64     `json:"ledger_index,omitempty"`
+	// AnswerPending: Handover is named as the answer but not released
+	// yet; the request is still open and its deadlines run.
+	AnswerPending bool   `json:"answer_pending,omitempty"`
+	AckOverdue    bool   `json:"ack_overdue"`
+	AnswerOverdue bool   `json:"answer_overdue"`
+	LedgerIndex   *int64 `json:"ledger_index,omitempty"`
 }
 
 func requestView(q store.Request) RequestView {
 	return RequestView{ID: q.ID, Agreement: q.AgreementID, Requester: q.Requester, Responder: q.Responder, Subject: q.Subject,
 		Refs: q.Refs, Reason: q.Reason, Urgency: q.Urgency, State: q.State, FiledAt: q.FiledAt, AckBy: q.AckBy, FulfilBy: q.FulfilBy,
 		AcknowledgedAt: optTime(q.AcknowledgedAt), AnsweredAt: optTime(q.AnsweredAt), Ground: q.Ground, GroundText: q.GroundText,
-		Handover: q.HandoverID, AckOverdue: q.AckOverdue, AnswerOverdue: q.AnswerOverdue}
+		Handover: q.HandoverID, AnswerPending: request.Pending(q), AckOverdue: q.AckOverdue, AnswerOverdue: q.AnswerOverdue}
 }
 
 func requestStep(w http.ResponseWriter, res request.Result, status int) {

@@ -138,6 +138,7 @@ type RequestReplay struct {
 	Requester, Responder string
 	State                string // filed, acknowledged, fulfilled or refused
 	Handover             string // the handover that fulfilled it
+	Pending              string // the handover named as its answer, not yet released
 	LastIndex            int64
 }
 
@@ -168,7 +169,7 @@ func stepRequest(r *Replay, q *RequestReplay, index int64, e ledger.Entry) (*Req
 	if q.closed() {
 		return nil, invariant(index, "request %s %s after it was already %s", e.Subject, e.Kind, q.State)
 	}
-	if e.Kind != ledger.KindRequestOverdue && e.Actor != q.Responder {
+	if e.Kind != ledger.KindRequestOverdue && e.Kind != ledger.KindRequestReopened && e.Actor != q.Responder {
 		return nil, invariant(index, "request %s %s by %s; only %s, to whom it is addressed, answers it", e.Subject, e.Kind, e.Actor, q.Responder)
 	}
 	switch e.Kind {
@@ -178,12 +179,40 @@ func stepRequest(r *Replay, q *RequestReplay, index int64, e ledger.Entry) (*Req
 		}
 		q.State = requestAcknowledged
 	case ledger.KindRequestFulfilled:
+		// Fulfilled means delivered: the answering handover was released.
 		id := e.Attrs["handover"]
 		h := r.Handovers[id]
-		if h == nil || h.Request != q.ID || h.State == handoverDeclined || h.State == handoverExpired {
-			return nil, invariant(index, "request %s fulfilled by handover %s, which does not answer it", e.Subject, id)
+		if h == nil || h.Request != q.ID || h.State != handoverReleased {
+			return nil, invariant(index, "request %s fulfilled by handover %s, which does not answer it or was not released", e.Subject, id)
 		}
-		q.State, q.Handover = requestFulfilled, id
+		q.State, q.Handover, q.Pending = requestFulfilled, id, ""
+	case ledger.KindRequestAnswerPending:
+		id := e.Attrs["handover"]
+		h := r.Handovers[id]
+		if h == nil || h.Request != q.ID || (h.State != handoverProposed && h.State != handoverAccepted) || q.Pending != "" {
+			return nil, invariant(index, "request %s answered by open handover %s, which does not answer it or is not open", e.Subject, id)
+		}
+		q.Pending = id
+	case ledger.KindRequestReopened:
+		// The pending handover failed: declined by its counterpart,
+		// expired, or the responder's deposit withdrawn.
+		id := e.Attrs["handover"]
+		h := r.Handovers[id]
+		ok := h != nil && q.Pending == id
+		switch e.Attrs["cause"] {
+		case "declined":
+			ok = ok && h.State == handoverDeclined
+		case "expired":
+			ok = ok && h.State == handoverExpired
+		case "withdrawn":
+			ok = ok && e.Actor == q.Responder && !slices.Contains(h.Depositors, q.Responder)
+		default:
+			ok = false
+		}
+		if !ok {
+			return nil, invariant(index, "request %s reopened (%s) on handover %s, which was not its pending answer or did not fail", e.Subject, e.Attrs["cause"], id)
+		}
+		q.Pending = ""
 	case ledger.KindRequestRefused:
 		q.State = requestRefused
 	}

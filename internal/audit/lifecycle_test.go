@@ -38,6 +38,7 @@ type mh struct {
 
 type mq struct {
 	id, requester, responder, state string
+	pending                         string // the open handover named as its answer
 }
 
 type move struct {
@@ -89,6 +90,27 @@ func (w *world) inForce() bool {
 
 func (h *mh) open() bool { return h.state == "proposed" || h.state == "accepted" }
 func (q *mq) open() bool { return q.state == "filed" || q.state == "acknowledged" }
+
+// answerOf returns the request pending on h, if any.
+func (w *world) answerOf(h *mh) *mq {
+	for _, q := range w.qs {
+		if q.open() && q.pending == h.id {
+			return q
+		}
+	}
+	return nil
+}
+
+// reopen is what the server appends when h, the pending answer of a
+// request, fails (package request, HandoverFailed).
+func (w *world) reopen(h *mh, cause, by string) []ledger.Entry {
+	q := w.answerOf(h)
+	if q == nil || (cause == "withdrawn" && by != q.responder) {
+		return nil
+	}
+	q.pending = ""
+	return []ledger.Entry{qEntry(q, ledger.KindRequestReopened, by, map[string]string{"handover": h.id, "cause": cause})}
+}
 
 // legal returns the moves the server could make next, each as a function
 // that applies it to the model and returns its entries.
@@ -166,14 +188,14 @@ func (w *world) legal() []func() move {
 			})
 			add(func() []ledger.Entry {
 				h.state = "declined"
-				return []ledger.Entry{hEntry(h, ledger.KindHandoverWithdrawn, h.counterpart, "declined")}
+				return append([]ledger.Entry{hEntry(h, ledger.KindHandoverWithdrawn, h.counterpart, "declined")}, w.reopen(h, "declined", h.counterpart)...)
 			})
 		case "accepted":
 			for _, s := range []string{h.proposer, h.counterpart} {
 				if h.held[s] {
 					add(func() []ledger.Entry {
 						delete(h.held, s)
-						return []ledger.Entry{hEntry(h, ledger.KindHandoverWithdrawn, s, "deposit_withdrawn")}
+						return append([]ledger.Entry{hEntry(h, ledger.KindHandoverWithdrawn, s, "deposit_withdrawn")}, w.reopen(h, "withdrawn", s)...)
 					})
 					continue
 				}
@@ -183,6 +205,10 @@ func (w *world) legal() []func() move {
 					if len(h.held) == 2 { // the second deposit releases both in its transaction
 						h.state = "released"
 						out = append(out, hEntry(h, ledger.KindHandoverReleased, "", ""))
+						if q := w.answerOf(h); q != nil { // and fulfils the request it answers
+							q.state, q.pending = "fulfilled", ""
+							out = append(out, qEntry(q, ledger.KindRequestFulfilled, q.responder, map[string]string{"handover": h.id, "step": "released"}))
+						}
 					}
 					return out
 				})
@@ -193,7 +219,7 @@ func (w *world) legal() []func() move {
 		if h.open() && w.r.IntN(4) == 0 {
 			add(func() []ledger.Entry {
 				h.state, h.held = "expired", nil
-				return []ledger.Entry{hEntry(h, ledger.KindHandoverExpired, "", "")}
+				return append([]ledger.Entry{hEntry(h, ledger.KindHandoverExpired, "", "")}, w.reopen(h, "expired", "")...)
 			})
 		}
 	}
@@ -208,17 +234,24 @@ func (w *world) legal() []func() move {
 			})
 		}
 		add(func() []ledger.Entry {
-			q.state = "refused"
+			q.state, q.pending = "refused", ""
 			return []ledger.Entry{qEntry(q, ledger.KindRequestRefused, q.responder, map[string]string{"ground": "other"})}
 		})
 		add(func() []ledger.Entry {
 			return []ledger.Entry{qEntry(q, ledger.KindRequestOverdue, "", map[string]string{"stage": "answer"})}
 		})
 		for _, h := range w.hs {
-			if h.request == q.id && h.state != "declined" && h.state != "expired" {
+			switch {
+			case h.request != q.id || q.pending != "":
+			case h.state == "released": // naming a released handover fulfils at once
 				add(func() []ledger.Entry {
 					q.state = "fulfilled"
 					return []ledger.Entry{qEntry(q, ledger.KindRequestFulfilled, q.responder, map[string]string{"handover": h.id})}
+				})
+			case h.open(): // naming an open one leaves the answer pending
+				add(func() []ledger.Entry {
+					q.pending = h.id
+					return []ledger.Entry{qEntry(q, ledger.KindRequestAnswerPending, q.responder, map[string]string{"handover": h.id})}
 				})
 			}
 		}
@@ -301,6 +334,21 @@ func (w *world) illegal() []move {
 					add("fulfilled by a handover that does not answer it", qEntry(q, ledger.KindRequestFulfilled, q.responder, map[string]string{"handover": h.id}))
 					break
 				}
+			}
+			for _, h := range w.hs {
+				if h.request == q.id && h.state != "released" {
+					add("fulfilled by a handover not released", qEntry(q, ledger.KindRequestFulfilled, q.responder, map[string]string{"handover": h.id}))
+					break
+				}
+			}
+			for _, h := range w.hs {
+				if h.request == q.id && q.pending != h.id {
+					add("reopened on a handover that is not its pending answer", qEntry(q, ledger.KindRequestReopened, q.responder, map[string]string{"handover": h.id, "cause": "withdrawn"}))
+					break
+				}
+			}
+			if q.pending != "" {
+				add("reopened while its answer is still open", qEntry(q, ledger.KindRequestReopened, q.requester, map[string]string{"handover": q.pending, "cause": "declined"}))
 			}
 		}
 	}

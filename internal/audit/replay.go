@@ -142,7 +142,7 @@ func (r *Replay) Apply(index int64, _ []byte, e ledger.Entry) error {
 		ledger.KindHandoverWithdrawn, ledger.KindHandoverExpired, ledger.KindHandoverDisputed:
 		return r.applyHandover(index, e)
 	case ledger.KindRequestFiled, ledger.KindRequestAcknowledged, ledger.KindRequestFulfilled,
-		ledger.KindRequestRefused, ledger.KindRequestOverdue:
+		ledger.KindRequestRefused, ledger.KindRequestOverdue, ledger.KindRequestAnswerPending, ledger.KindRequestReopened:
 		return r.applyRequest(index, e)
 	}
 	return nil

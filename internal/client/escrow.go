@@ -247,9 +247,12 @@ type Request struct {
 	Ground         string     `json:"ground,omitempty"`
 	GroundText     string     `json:"ground_text,omitempty"`
 	Handover       string     `json:"handover,omitempty"`
-	AckOverdue     bool       `json:"ack_overdue"`
-	AnswerOverdue  bool       `json:"answer_overdue"`
-	LedgerIndex    *int64     `json:"ledger_index,omitempty"`
+	// AnswerPending: Handover answers the request but is not released
+	// yet; the request is still open and its deadlines run.
+	AnswerPending bool   `json:"answer_pending,omitempty"`
+	AckOverdue    bool   `json:"ack_overdue"`
+	AnswerOverdue bool   `json:"answer_overdue"`
+	LedgerIndex   *int64 `json:"ledger_index,omitempty"`
 }
 
 // NewRequest is what FileRequest sends.

@@ -58,8 +58,21 @@ func TestRequestWorkflow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, err = b.C.FulfilRequest(ctx, r.ID, h.ID); err != nil || r.State != "fulfilled" || r.Handover != h.ID {
+	// Naming the handover leaves the answer pending; its release fulfils.
+	if r, err = b.C.FulfilRequest(ctx, r.ID, h.ID); err != nil || r.State != "acknowledged" || !r.AnswerPending || r.Handover != h.ID {
 		t.Fatalf("fulfil: %+v, %v", r, err)
+	}
+	if _, err := a.C.AcceptHandover(ctx, h.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.C.Deposit(ctx, h.ID, Bundle(Indicator(1, "")), client.DepositOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := a.C.Deposit(ctx, h.ID, Bundle(Indicator(2, "")), client.DepositOptions{}); err != nil || !res.Released {
+		t.Fatalf("release: %+v, %v", res, err)
+	}
+	if r, err = a.C.Request(ctx, r.ID); err != nil || r.State != "fulfilled" || r.AnswerPending || r.Handover != h.ID {
+		t.Fatalf("after the release: %+v, %v", r, err)
 	}
 	_, err = b.C.RefuseRequest(ctx, r.ID, request.GroundOther, "changed our mind")
 	wantAPIError(t, "refusing a fulfilled request", err, http.StatusConflict, "conflict", "already fulfilled")

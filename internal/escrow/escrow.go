@@ -18,6 +18,7 @@ import (
 	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/party"
+	"github.com/parley-cti/parley/internal/request"
 	"github.com/parley-cti/parley/internal/store"
 )
 
@@ -282,6 +283,11 @@ func (s *Service) Decide(ctx context.Context, p party.Principal, id string, acce
 		if err != nil {
 			return err
 		}
+		if !accept {
+			if err := request.HandoverFailed(ctx, tx, h, request.CauseDeclined, p.PartyID, now); err != nil {
+				return err
+			}
+		}
 		out = Result{h, idx}
 		return notify(ctx, e, h.Proposer, ev, h.ID, now, map[string]any{"agreement": h.AgreementID, "by": p.PartyID})
 	})
@@ -485,6 +491,10 @@ func (s *Service) release(ctx context.Context, tx store.Handle, e store.Handle, 
 	if err := e.Handovers().Update(ctx, h); err != nil {
 		return store.Handover{}, err
 	}
+	// A request this case answers is fulfilled now, not when it was named.
+	if err := request.HandoverReleased(ctx, tx, h, now); err != nil {
+		return store.Handover{}, err
+	}
 	for _, pid := range []string{h.Proposer, h.Counterpart} {
 		if err := notify(ctx, e, pid, EventReleased, h.ID, now, map[string]any{"agreement": h.AgreementID, "ledger_index": idx,
 			"sealed": deps[other(h, pid)].Sealed, "collection": attrs[roleOf(h, other(h, pid))+"_collection"]}); err != nil {
@@ -556,6 +566,9 @@ func (s *Service) Withdraw(ctx context.Context, p party.Principal, id string) (R
 		idx, err := record(ctx, x, ledger.Entry{Kind: ledger.KindHandoverWithdrawn, Actor: p.PartyID, Agreement: h.AgreementID, Subject: h.ID,
 			Time: now, Parties: []string{h.Proposer, h.Counterpart}, Attrs: map[string]string{"step": "deposit_withdrawn"}})
 		if err != nil {
+			return err
+		}
+		if err := request.HandoverFailed(ctx, tx, h, request.CauseWithdrawn, p.PartyID, now); err != nil {
 			return err
 		}
 		out = Result{h, idx}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/parley-cti/parley/internal/ledger"
+	"github.com/parley-cti/parley/internal/request"
 	"github.com/parley-cti/parley/internal/store"
 )
 
@@ -98,6 +99,9 @@ func (s *Service) expire(ctx context.Context, id string) (bool, error) {
 		if _, err := record(ctx, x, ledger.Entry{Kind: ledger.KindHandoverExpired, Agreement: h.AgreementID, Subject: h.ID, Time: now,
 			Parties: []string{h.Proposer, h.Counterpart},
 			Attrs:   map[string]string{"deadline": h.Deadline.Format(time.RFC3339Nano), "destroyed": strings.Join(depositors, ",")}}); err != nil {
+			return err
+		}
+		if err := request.HandoverFailed(ctx, tx, h, request.CauseExpired, "", now); err != nil {
 			return err
 		}
 		for _, pid := range []string{h.Proposer, h.Counterpart} {

@@ -38,6 +38,11 @@ const (
 	KindRequestFulfilled    Kind = "request.fulfilled"
 	KindRequestRefused      Kind = "request.refused"
 	KindRequestOverdue      Kind = "request.overdue"
+	// A request's answering handover is named but not yet released, and
+	// a request reopened because that handover was declined, expired or
+	// its deposit withdrawn (issue 12, finding 7).
+	KindRequestAnswerPending Kind = "request.answer_pending"
+	KindRequestReopened      Kind = "request.reopened"
 
 	KindMatchStarted Kind = "match.started" // a private matching session and the handover escrowing its round 2
 	KindMatchRound1  Kind = "match.round1"  // one side's round-1 message: its element count and digest, no item
@@ -51,6 +56,7 @@ var knownKinds = map[Kind]bool{
 	KindHandoverWithdrawn: true, KindHandoverExpired: true, KindHandoverDisputed: true,
 	KindRequestFiled: true, KindRequestAcknowledged: true, KindRequestFulfilled: true,
 	KindRequestRefused: true, KindRequestOverdue: true,
+	KindRequestAnswerPending: true, KindRequestReopened: true,
 	KindMatchStarted: true, KindMatchRound1: true,
 }
 

@@ -5,6 +5,16 @@
 // references the request or refusing with a coded ground. A sweeper (Run)
 // flags overdue requests in the ledger and warns of near deadlines.
 //
+// # Fulfilment means delivery
+//
+// A request is fulfilled only when the handover answering it is released:
+// naming a handover that is still proposed or accepted leaves the request
+// open with its answer pending (HandoverID set, deadlines still running);
+// package escrow calls HandoverReleased in the release's transaction, and
+// HandoverFailed when the handover is declined, expires, or the responder
+// withdraws its deposit, which reopens the request. Each step has its
+// ledger entry.
+//
 // It must never import the HTTP layer or touch SQL; storage goes through
 // package store, and every state change commits with its ledger entry and
 // events in one transaction under the agreement's lock.
@@ -67,6 +77,8 @@ const (
 	EventFulfilled    = "request.fulfilled"
 	EventRefused      = "request.refused"
 	EventOverdue      = "request.overdue"
+	EventPending      = "request.answer_pending" // the responder named a handover not yet released
+	EventReopened     = "request.reopened"       // that handover was declined, expired or withdrawn
 	EventDeadlineNear = "request.deadline_near"
 )
 
@@ -290,8 +302,11 @@ func (s *Service) Acknowledge(ctx context.Context, p party.Principal, id string)
 	})
 }
 
-// Fulfil records that handover handoverID, which references the request
-// and is under the same agreement, answers it.
+// Fulfil names handover handoverID, which references the request and is
+// under the same agreement, as the answer. If it is released already the
+// request is fulfilled now; while it is proposed or accepted the request
+// stays open with its answer pending, and is fulfilled when the handover is
+// released (HandoverReleased) or reopened if it fails (HandoverFailed).
 func (s *Service) Fulfil(ctx context.Context, p party.Principal, id, handoverID string) (Result, error) {
 	return s.step(ctx, p, id, func(e store.Handle, r *store.Request, now time.Time) (ledger.Entry, string, map[string]any, error) {
 		if err := answered(r); err != nil {
@@ -309,12 +324,107 @@ func (s *Service) Fulfil(ctx context.Context, p party.Principal, id, handoverID 
 			return ledger.Entry{}, "", nil, fmt.Errorf("%w: handover %s does not reference request %s; propose one with --request %s", ErrInvalid, h.ID, r.ID, r.ID)
 		case h.State == store.HandoverDeclined || h.State == store.HandoverExpired:
 			return ledger.Entry{}, "", nil, fmt.Errorf("%w: handover %s is %s and cannot fulfil anything", ErrConflict, h.ID, h.State)
+		case r.HandoverID == h.ID:
+			return ledger.Entry{}, "", nil, fmt.Errorf("%w: request %s is already answered by handover %s, pending its release", ErrConflict, r.ID, h.ID)
+		case r.HandoverID != "":
+			return ledger.Entry{}, "", nil, fmt.Errorf("%w: request %s is already answered by handover %s, pending its release; it reopens if that handover is declined, expires or your deposit is withdrawn", ErrConflict, r.ID, r.HandoverID)
+		}
+		if h.State != store.HandoverReleased {
+			r.HandoverID = h.ID
+			return ledger.Entry{Kind: ledger.KindRequestAnswerPending, Attrs: map[string]string{"handover": h.ID}},
+				EventPending, map[string]any{"handover": h.ID, "handover_state": h.State}, nil
 		}
 		r.State, r.AnsweredAt, r.HandoverID = store.RequestFulfilled, now, h.ID
 		inTime := !now.After(r.FulfilBy)
 		return ledger.Entry{Kind: ledger.KindRequestFulfilled, Attrs: map[string]string{"handover": h.ID, "in_time": fmt.Sprint(inTime)}},
 			EventFulfilled, map[string]any{"handover": h.ID, "in_time": inTime}, nil
 	})
+}
+
+// Pending reports whether r is open with an answering handover named but
+// not yet released.
+func Pending(r store.Request) bool {
+	return r.HandoverID != "" && (r.State == store.RequestFiled || r.State == store.RequestAcknowledged)
+}
+
+// pendingOn returns the request h answers if it is pending on h; ok is false
+// otherwise. It must run inside the transaction that changes h, with the
+// agreement's lock held (escrow holds it).
+func pendingOn(ctx context.Context, tx store.Handle, h store.Handover) (store.Request, bool, error) {
+	if h.RequestID == "" {
+		return store.Request{}, false, nil
+	}
+	r, err := tx.Requests().Get(ctx, h.RequestID)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Request{}, false, nil
+	}
+	if err != nil {
+		return store.Request{}, false, err
+	}
+	return r, Pending(r) && r.HandoverID == h.ID, nil
+}
+
+// HandoverReleased fulfils the request pending on h, which has just been
+// released in tx: the request counts as answered now (in time if now is
+// not after its fulfilment deadline), with its ledger entry and events.
+// It does nothing when no request is pending on h.
+func HandoverReleased(ctx context.Context, tx store.Handle, h store.Handover, now time.Time) error {
+	r, ok, err := pendingOn(ctx, tx, h)
+	if err != nil || !ok {
+		return err
+	}
+	r.State, r.AnsweredAt = store.RequestFulfilled, now
+	if err := tx.Requests().Update(ctx, r); err != nil {
+		return err
+	}
+	inTime := !now.After(r.FulfilBy)
+	if _, err := ledger.Append(ctx, tx.Ledger(), ledger.Entry{Kind: ledger.KindRequestFulfilled, Actor: r.Responder, Agreement: r.AgreementID,
+		Subject: r.ID, Time: now, Parties: []string{r.Requester, r.Responder},
+		Attrs: map[string]string{"handover": h.ID, "in_time": fmt.Sprint(inTime), "step": "released"}}); err != nil {
+		return err
+	}
+	for _, pid := range []string{r.Requester, r.Responder} {
+		if err := notify(ctx, tx, pid, EventFulfilled, r.ID, now, map[string]any{"agreement": r.AgreementID, "handover": h.ID, "in_time": inTime}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Causes of HandoverFailed.
+const (
+	CauseDeclined  = "declined"
+	CauseExpired   = "expired"
+	CauseWithdrawn = "withdrawn"
+)
+
+// HandoverFailed reopens the request pending on h after h was declined or
+// expired, or the responder withdrew its deposit (cause): the request is
+// open again with no answer, its deadlines as they were, with a ledger
+// entry and both sides told. A withdrawal by the requester leaves the
+// answer pending (the responder's deposit is still there). It does nothing
+// when no request is pending on h.
+func HandoverFailed(ctx context.Context, tx store.Handle, h store.Handover, cause, by string, now time.Time) error {
+	r, ok, err := pendingOn(ctx, tx, h)
+	if err != nil || !ok || (cause == CauseWithdrawn && by != r.Responder) {
+		return err
+	}
+	r.HandoverID = ""
+	if err := tx.Requests().Update(ctx, r); err != nil {
+		return err
+	}
+	if _, err := ledger.Append(ctx, tx.Ledger(), ledger.Entry{Kind: ledger.KindRequestReopened, Actor: by, Agreement: r.AgreementID,
+		Subject: r.ID, Time: now, Parties: []string{r.Requester, r.Responder},
+		Attrs: map[string]string{"handover": h.ID, "cause": cause}}); err != nil {
+		return err
+	}
+	for _, pid := range []string{r.Requester, r.Responder} {
+		if err := notify(ctx, tx, pid, EventReopened, r.ID, now, map[string]any{"agreement": r.AgreementID, "handover": h.ID,
+			"cause": cause, "fulfil_by": r.FulfilBy}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Refuse answers the request with a coded ground; "other" needs text.
@@ -339,7 +449,9 @@ func (s *Service) Refuse(ctx context.Context, p party.Principal, id, ground, tex
 		if err := answered(r); err != nil {
 			return ledger.Entry{}, "", nil, err
 		}
-		r.State, r.AnsweredAt, r.Ground, r.GroundText = store.RequestRefused, now, ground, text
+		// A refusal withdraws any pending answer: what is released later
+		// no longer counts as fulfilling it.
+		r.State, r.AnsweredAt, r.Ground, r.GroundText, r.HandoverID = store.RequestRefused, now, ground, text, ""
 		inTime := !now.After(r.FulfilBy)
 		return ledger.Entry{Kind: ledger.KindRequestRefused, Attrs: map[string]string{"ground": ground, "in_time": fmt.Sprint(inTime)}},
 			EventRefused, map[string]any{"ground": ground, "text": text, "in_time": inTime}, nil

@@ -92,8 +92,8 @@ func TestKindsAreKnownAndDistinct(t *testing.T) {
 		}
 		seen[k] = true
 	}
-	if len(seen) != 20 {
-		t.Fatalf("%d kinds, want 20 (agreement 5, feed 2, handover 6, request 5, match 2)", len(seen))
+	if len(seen) != 22 {
+		t.Fatalf("%d kinds, want 22 (agreement 5, feed 2, handover 6, request 7, match 2)", len(seen))
 	}
 }
 

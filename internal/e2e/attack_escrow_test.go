@@ -80,9 +80,9 @@ func TestAttackSealedJunk(t *testing.T) {
 }
 
 // requestEntries returns, in log order, the kinds (with the "cause"
-// attribute when present) of the ledger entries about subject and, when
-// replay is set, checks the whole log with the replay parley verify runs.
-func requestEntries(t *testing.T, s *Server, subject string, replay bool) []string {
+// attribute when present) of the ledger entries about subject, and checks
+// the whole log with the replay parley verify runs.
+func requestEntries(t *testing.T, s *Server, subject string) []string {
 	t.Helper()
 	l, err := sqliteLedger(s)
 	if err != nil {
@@ -103,7 +103,7 @@ func requestEntries(t *testing.T, s *Server, subject string, replay bool) []stri
 		if err != nil {
 			t.Fatalf("entry %d: %v", i, err)
 		}
-		if err := rp.Apply(int64(i), rec, e); replay && err != nil {
+		if err := rp.Apply(int64(i), rec, e); err != nil {
 			t.Fatalf("replay refuses the log: %v", err)
 		}
 		if e.Subject == subject {
@@ -228,7 +228,7 @@ func TestAttackFulfilWithoutDelivery(t *testing.T) {
 	}
 	want := []string{"request.filed", "request.answer_pending", "request.reopened:declined", "request.answer_pending",
 		"request.reopened:withdrawn", "request.answer_pending", "request.fulfilled"}
-	if got := requestEntries(t, s, r.ID, true); !slices.Equal(got, want) {
+	if got := requestEntries(t, s, r.ID); !slices.Equal(got, want) {
 		t.Fatalf("ledger entries of the request:\n got %v\nwant %v", got, want)
 	}
 }
@@ -289,9 +289,7 @@ func TestAttackFulfilThenExpire(t *testing.T) {
 		t.Fatalf("handover: %+v, %v", hv, err)
 	}
 	want := []string{"request.filed", "request.answer_pending", "request.reopened:expired"}
-	// No replay here: a handover expiring after a withdrawal is the
-	// separate replay bug of issue 12 another change fixes.
-	if got := requestEntries(t, s, r.ID, false); !slices.Equal(got, want) {
+	if got := requestEntries(t, s, r.ID); !slices.Equal(got, want) {
 		t.Fatalf("ledger entries of the request:\n got %v\nwant %v", got, want)
 	}
 }

@@ -541,3 +541,51 @@ func TestAttackFutureDatedSignatures(t *testing.T) {
 		t.Errorf("bravo's termination takes effect at %v", a.TerminationAt)
 	}
 }
+
+// TestSpoofedNameInStoredDocument (finding 4): a data directory from before
+// the identity checks holds an agreement whose document names mallory
+// "cert-north" (signed with mallory's own key, so it still verifies). The
+// victim's dashboard names mallory — and mallory's handover — by the
+// directory, never by the name written in the document.
+func TestSpoofedNameInStoredDocument(t *testing.T) {
+	w := newSignWorld(t)
+	mallory, victim := w.s.NewParty(t, "mallory"), w.s.NewParty(t, "police-south")
+	d := Document(t, mallory, victim, func(m map[string]any) {
+		m["parties"] = []map[string]any{
+			{"party_id": mallory.ID, "name": "cert-north", "key_id": mallory.Keys.KeyID()},
+			{"party_id": victim.ID, "name": victim.Name, "key_id": victim.Keys.KeyID()},
+		}
+	})
+	// Refused through the API now...
+	wantRefused(t, "the spoofed proposal", w.send(t, proposeReq(mallory, d, Sign(t, mallory, d, agreement.ActionPropose))), http.StatusBadRequest, `registered as \"mallory\"`)
+	// ...but stored by the old server.
+	now := time.Now()
+	if err := w.s.Srv.Store.Update(ctx, func(tx store.Handle) error {
+		if err := tx.Agreements().Create(ctx, store.AgreementRecord{ID: d.ID, PartyA: mallory.ID, PartyB: victim.ID, CreatedAt: now}); err != nil {
+			return err
+		}
+		if err := tx.Agreements().AddVersion(ctx, store.AgreementVersion{AgreementID: d.ID, Version: 1, Document: d.Canonical(), Hash: d.Hash(), CreatedAt: now}); err != nil {
+			return err
+		}
+		for _, sg := range []agreement.Signature{Sign(t, mallory, d, agreement.ActionPropose), Sign(t, victim, d, agreement.ActionCountersign)} {
+			raw, _ := json.Marshal(sg)
+			if _, err := tx.Agreements().AddSignature(ctx, store.AgreementSignature{AgreementID: d.ID, Version: 1, PartyID: sg.PartyID,
+				Action: string(sg.Action), Raw: raw, SignedAt: sg.SignedAt}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if r := w.send(t, apiPost(mallory, "/api/v1/handovers", map[string]string{"agreement": d.ID, "delivers": "a dossier", "expects": "yours"})); r.Status != http.StatusCreated {
+		t.Fatalf("mallory's handover: %s", r)
+	}
+	cookie, _ := w.signIn(t, victim)
+	for _, path := range []string{"/ui/", "/ui/agreements/" + d.ID} {
+		r := w.send(t, req{Path: path, Header: map[string]string{"Cookie": cookie}})
+		if r.Status != 200 || bytes.Contains(r.Body, []byte("cert-north")) || !bytes.Contains(r.Body, []byte("mallory")) {
+			t.Errorf("%s names mallory by the document, not the directory: %s", path, r)
+		}
+	}
+}

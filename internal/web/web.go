@@ -372,6 +372,19 @@ func (d *Dashboard) signout(w http.ResponseWriter, r *http.Request, s session) {
 	http.Redirect(w, r, "/ui/signin", http.StatusSeeOther)
 }
 
+// partyName is a party's registered name, or its id when the directory
+// does not answer. Pages name parties from the directory, never from the
+// names written into documents, so no document can make a party appear
+// as another.
+func (d *Dashboard) partyName(ctx context.Context, id string) string {
+	if d.o.Parties != nil && strings.HasPrefix(id, "party--") {
+		if p, err := d.o.Parties.Lookup(ctx, id); err == nil {
+			return p.Name
+		}
+	}
+	return id
+}
+
 // agreementRow is one line of the overview's table.
 type agreementRow struct {
 	ID, Counterpart, Phase string
@@ -403,14 +416,14 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request, s session) 
 		if a.Broken != nil {
 			// Its history no longer verifies: shown as such, and the
 			// rest of the page is unaffected.
-			row.Phase, row.Counterpart = "broken", a.Counterpart(s.principal.PartyID)
+			row.Phase, row.Counterpart = "broken", d.partyName(r.Context(), a.Counterpart(s.principal.PartyID))
 		}
 		if doc := a.Status.Document; doc != nil {
 			row.NotAfter = doc.NotAfter
 			for _, pt := range doc.Parties {
-				names[pt.PartyID] = pt.Name
+				names[pt.PartyID] = d.partyName(r.Context(), pt.PartyID)
 				if pt.PartyID != s.principal.PartyID {
-					row.Counterpart = pt.Name
+					row.Counterpart = names[pt.PartyID]
 				}
 			}
 		}
@@ -494,9 +507,9 @@ func (d *Dashboard) agreement(w http.ResponseWriter, r *http.Request, s session)
 		Version: a.Status.Version, Balance: bal, Reason: a.Status.Reason, CSRF: s.csrf}
 	if doc := a.Status.Document; doc != nil {
 		for _, pt := range doc.Parties {
-			names[pt.PartyID] = pt.Name
+			names[pt.PartyID] = d.partyName(r.Context(), pt.PartyID)
 			if pt.PartyID != s.principal.PartyID {
-				data.Counterpart = pt.Name
+				data.Counterpart = names[pt.PartyID]
 			}
 		}
 		unmarked := "refused"

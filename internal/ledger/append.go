@@ -8,13 +8,24 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 )
 
-// Append encodes entries and appends them in order, returning the index of
-// the first. It must run inside the caller's transaction (st is bound to
-// it): LockedSize serializes appenders, and the entries become visible when
-// the caller commits together with the state change they record.
+// Append seals entries (Seal, with the store's commitment key), encodes
+// them and appends them in order, returning the index of the first. It
+// must run inside the caller's transaction (st is bound to it): LockedSize
+// serializes appenders, and the entries become visible when the caller
+// commits together with the state change they record.
 func Append(ctx context.Context, st Store, entries ...Entry) (firstIndex int64, err error) {
+	if len(entries) == 0 {
+		return 0, fmt.Errorf("append nothing: %w", ErrInvalid)
+	}
+	key, err := st.CommitmentKey(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("ledger commitment key: %w", err)
+	}
 	records := make([][]byte, len(entries))
 	for i, e := range entries {
+		if e, err = e.Seal(key); err != nil {
+			return 0, err
+		}
 		if records[i], err = e.Encode(); err != nil {
 			return 0, err
 		}

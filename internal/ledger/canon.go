@@ -43,6 +43,10 @@ func appendCanonical(b []byte, e *Entry) []byte {
 	}
 	key("kind")
 	b = appendJSONString(b, string(e.Kind))
+	if e.Nonce != "" {
+		key("nonce")
+		b = appendJSONString(b, e.Nonce)
+	}
 	if len(e.Parties) > 0 {
 		key("parties")
 		b = append(b, '[')

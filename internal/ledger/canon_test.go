@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +19,8 @@ func FuzzEncodeMatchesCanonjson(f *testing.F) {
 			Kind: KindAgreementAmended, Actor: actor, Agreement: agreement, Subject: subject,
 			Attrs:   map[string]string{k1: v1, k2: actor, k3: ""},
 			Parties: []string{k1, v1},
+			Digests: map[string]string{k2: commitmentPrefix + strings.Repeat("0a", 32)},
+			Nonce:   strings.Repeat("f0", NonceSize),
 			Time:    time.Unix(sec%253402300799, nsec%1e9).UTC(),
 			V:       EntryVersion,
 		}

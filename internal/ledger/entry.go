@@ -72,8 +72,18 @@ func Kinds() []Kind {
 // Known reports whether k is a Kind this version of parley writes.
 func (k Kind) Known() bool { return knownKinds[k] }
 
-// EntryVersion is the statement format version written in every entry.
-const EntryVersion = 1
+// Entry format versions. The version is part of every encoded entry; the
+// verifier accepts both, and Append writes only EntryVersion.
+const (
+	// EntryVersionPlain entries (written before 2026-12) hold plain
+	// "sha256:<hex>" digests. They cannot be rewritten, so readers keep
+	// accepting them, but a digest of guessable data in one can be
+	// reversed by a dictionary: see docs/security.md.
+	EntryVersionPlain = 1
+	// EntryVersion entries carry a random Nonce and hold hiding
+	// commitments ("hmac-sha256:<hex>") instead of digests: see Seal.
+	EntryVersion = 2
+)
 
 // MaxEntrySize is the largest encoded entry: C2SP entry bundles prefix each
 // entry with a 16-bit length.
@@ -95,9 +105,15 @@ type Entry struct {
 	// Attrs holds small metadata: counts, reason codes, deadlines.
 	Attrs map[string]string `json:"attrs,omitempty"`
 	// Digests maps a role ("document", "bundle", "objects") to
-	// "sha256:<64 lowercase hex>".
+	// "sha256:<64 lowercase hex>" when the entry is built, and to its
+	// hiding commitment "hmac-sha256:<64 lowercase hex>" once sealed
+	// (version 2; Append seals every entry it writes).
 	Digests map[string]string `json:"digests,omitempty"`
 	Kind    Kind              `json:"kind"`
+	// Nonce (version 2) is 32 lowercase hex digits of randomness from
+	// which the server derives this entry's opening key (EntryKey). It is
+	// public; the key is not.
+	Nonce string `json:"nonce,omitempty"`
 	// Parties lists the parties the change concerns (e.g. a release's recipient).
 	Parties []string `json:"parties,omitempty"`
 	// Subject is the ID of what changed: agreement, handover, request or batch.
@@ -115,12 +131,20 @@ func (e Entry) Validate() error {
 		return fmt.Errorf("entry %s: empty subject: %w", e.Kind, ErrInvalid)
 	case e.Time.IsZero() || e.Time.Year() < 1 || e.Time.Year() > 9999:
 		return fmt.Errorf("entry %s %s: time %s out of range: %w", e.Kind, e.Subject, e.Time, ErrInvalid)
-	case e.V != EntryVersion:
+	case e.V != EntryVersion && e.V != EntryVersionPlain:
 		return fmt.Errorf("entry %s %s: version %d: %w", e.Kind, e.Subject, e.V, ErrInvalid)
+	case e.V == EntryVersionPlain && e.Nonce != "":
+		return fmt.Errorf("entry %s %s: a version-1 entry has no nonce: %w", e.Kind, e.Subject, ErrInvalid)
+	case e.V == EntryVersion && !validHex(e.Nonce, 2*NonceSize):
+		return fmt.Errorf("entry %s %s: nonce %q is not %d lowercase hex digits: %w", e.Kind, e.Subject, e.Nonce, 2*NonceSize, ErrInvalid)
+	}
+	prefix := digestPrefix
+	if e.V == EntryVersion {
+		prefix = commitmentPrefix
 	}
 	for role, d := range e.Digests {
-		if !validDigest(d) {
-			return fmt.Errorf("entry %s %s: digest %q = %q is not sha256:<hex>: %w", e.Kind, e.Subject, role, d, ErrInvalid)
+		if h, ok := strings.CutPrefix(d, prefix); !ok || !validHex(h, 64) {
+			return fmt.Errorf("entry %s %s (version %d): digest %q = %q is not %s<64 hex>: %w", e.Kind, e.Subject, e.V, role, d, prefix, ErrInvalid)
 		}
 	}
 	// encoding/json would silently replace invalid UTF-8, breaking hashes.
@@ -140,24 +164,32 @@ func (e Entry) Validate() error {
 	return nil
 }
 
-func validDigest(d string) bool {
-	hex, ok := strings.CutPrefix(d, "sha256:")
-	if !ok || len(hex) != 64 {
+const (
+	digestPrefix     = "sha256:"
+	commitmentPrefix = "hmac-sha256:"
+)
+
+func validHex(h string, n int) bool {
+	if len(h) != n {
 		return false
 	}
-	for i := range len(hex) {
-		if c := hex[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+	for i := range len(h) {
+		if c := h[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
 			return false
 		}
 	}
 	return true
 }
 
-// Encode returns the canonical encoding of e; V 0 is taken to mean the
-// current EntryVersion and times are normalized to UTC.
+// Encode returns the canonical encoding of e; times are normalized to UTC.
+// V 0 means version 2 for a sealed entry (one with a Nonce) and version 1
+// otherwise: Encode never seals (it has no key); Append does.
 func (e Entry) Encode() ([]byte, error) {
 	if e.V == 0 {
-		e.V = EntryVersion
+		e.V = EntryVersionPlain
+		if e.Nonce != "" {
+			e.V = EntryVersion
+		}
 	}
 	e.Time = e.Time.UTC()
 	if err := e.Validate(); err != nil {
@@ -182,7 +214,7 @@ func DecodeEntry(b []byte) (Entry, error) {
 	if err := dec.Decode(&e); err != nil {
 		return Entry{}, fmt.Errorf("entry: %w: %w", ErrMalformed, err)
 	}
-	if e.V != EntryVersion {
+	if e.V != EntryVersion && e.V != EntryVersionPlain {
 		return Entry{}, fmt.Errorf("entry version %d: %w", e.V, ErrMalformed)
 	}
 	again, err := e.Encode()

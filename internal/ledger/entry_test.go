@@ -33,7 +33,20 @@ func TestEntryEncodeDecode(t *testing.T) {
 		{name: "bad digest", e: Entry{Kind: KindFeedBatch, Subject: "s", Time: t0, Digests: map[string]string{"d": "md5:00"}}, wantErr: ErrInvalid},
 		{name: "upper-case digest", e: Entry{Kind: KindFeedBatch, Subject: "s", Time: t0, Digests: map[string]string{"d": "sha256:" + strings.Repeat("A", 64)}}, wantErr: ErrInvalid},
 		{name: "invalid UTF-8", e: Entry{Kind: KindFeedBatch, Subject: "s\xff", Time: t0}, wantErr: ErrInvalid},
-		{name: "future version", e: Entry{Kind: KindFeedBatch, Subject: "s", Time: t0, V: 2}, wantErr: ErrInvalid},
+		{name: "future version", e: Entry{Kind: KindFeedBatch, Subject: "s", Time: t0, V: 3}, wantErr: ErrInvalid},
+		{
+			name: "version 2: nonce and commitments",
+			e: Entry{Kind: KindFeedBatch, Subject: "s", Time: t0, Nonce: strings.Repeat("ab", NonceSize),
+				Digests: map[string]string{"objects": "hmac-sha256:" + strings.Repeat("0", 64)}},
+			want: `{"digests":{"objects":"hmac-sha256:` + strings.Repeat("0", 64) + `"},"kind":"feed.batch","nonce":"` + strings.Repeat("ab", NonceSize) + `","subject":"s","time":"2026-11-25T12:00:00Z","v":2}`,
+		},
+		{name: "version 2 without nonce", e: Entry{Kind: KindFeedBatch, Subject: "s", Time: t0, V: 2}, wantErr: ErrInvalid},
+		{name: "version 2 short nonce", e: Entry{Kind: KindFeedBatch, Subject: "s", Time: t0, V: 2, Nonce: "abcd"}, wantErr: ErrInvalid},
+		{name: "version 2 plain digest", e: Entry{Kind: KindFeedBatch, Subject: "s", Time: t0, Nonce: strings.Repeat("ab", NonceSize),
+			Digests: map[string]string{"objects": "sha256:" + strings.Repeat("0", 64)}}, wantErr: ErrInvalid},
+		{name: "version 1 with nonce", e: Entry{Kind: KindFeedBatch, Subject: "s", Time: t0, V: 1, Nonce: strings.Repeat("ab", NonceSize)}, wantErr: ErrInvalid},
+		{name: "version 1 commitment", e: Entry{Kind: KindFeedBatch, Subject: "s", Time: t0, V: 1,
+			Digests: map[string]string{"objects": "hmac-sha256:" + strings.Repeat("0", 64)}}, wantErr: ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,4 +130,76 @@ func FuzzDecodeEntry(f *testing.F) {
 			t.Fatalf("decoded entry re-encodes to %q, %v; input %q", out, err, in)
 		}
 	})
+}
+
+// TestSealOpen: a sealed entry hides its digests (a reader without the key
+// cannot test a guess), opens under its own key to exactly the digests it
+// was built with, and under no other key, role or digest.
+func TestSealOpen(t *testing.T) {
+	logKey := bytes.Repeat([]byte{7}, CommitmentKeySize)
+	plain := map[string]string{"terms": "sha256:" + strings.Repeat("1", 64), "bundle": "sha256:" + strings.Repeat("2", 64)}
+	e := Entry{Kind: KindHandoverProposed, Subject: "h", Time: t0, Digests: plain}
+	s1, err := e.Seal(logKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, _ := e.Seal(logKey)
+	if s1.V != EntryVersion || s1.Nonce == s2.Nonce || s1.Digests["terms"] == s2.Digests["terms"] {
+		t.Fatalf("two seals of one entry: %+v and %+v; want fresh nonces and unlinkable commitments", s1, s2)
+	}
+	if e.Digests["terms"] != plain["terms"] {
+		t.Fatal("Seal modified its receiver's digests")
+	}
+	b, err := s1.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(b, []byte(strings.Repeat("1", 64))) {
+		t.Fatalf("sealed entry carries the plain digest: %s", b)
+	}
+	d, err := DecodeEntry(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := EntryKey(logKey, d.Nonce)
+	if err := d.Open(k, plain); err != nil {
+		t.Fatal(err)
+	}
+	swapped := map[string]string{"terms": plain["bundle"], "bundle": plain["terms"]}
+	for name, tc := range map[string]struct {
+		key     []byte
+		digests map[string]string
+	}{
+		"other entry's key": {EntryKey(logKey, s2.Nonce), plain},
+		"other log key":     {EntryKey(bytes.Repeat([]byte{8}, CommitmentKeySize), d.Nonce), plain},
+		"roles swapped":     {k, swapped},
+		"a role missing":    {k, map[string]string{"terms": plain["terms"]}},
+		"wrong digest":      {k, map[string]string{"terms": plain["terms"], "bundle": "sha256:" + strings.Repeat("3", 64)}},
+	} {
+		if err := d.Open(tc.key, tc.digests); !errors.Is(err, ErrCommitment) {
+			t.Errorf("%s: Open = %v, want ErrCommitment", name, err)
+		}
+	}
+	if _, err := s1.Seal(logKey); !errors.Is(err, ErrInvalid) {
+		t.Errorf("sealing twice: %v, want ErrInvalid", err)
+	}
+	if _, err := (Entry{Kind: KindFeedBatch, Subject: "s", Time: t0, V: 1}).Seal(logKey); !errors.Is(err, ErrInvalid) {
+		t.Errorf("sealing a version-1 entry: %v, want ErrInvalid", err)
+	}
+	if _, err := e.Seal(logKey[:16]); !errors.Is(err, ErrInvalid) {
+		t.Errorf("sealing with a short key: %v, want ErrInvalid", err)
+	}
+	// A version-1 entry (already in old logs) still decodes and opens by
+	// plain comparison: the verifier accepts both formats.
+	old, err := (Entry{Kind: KindHandoverProposed, Subject: "h", Time: t0, Digests: plain}).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := DecodeEntry(old)
+	if err != nil || o.V != EntryVersionPlain {
+		t.Fatalf("version-1 entry: %+v, %v", o, err)
+	}
+	if err := o.Open(nil, plain); err != nil {
+		t.Fatal(err)
+	}
 }

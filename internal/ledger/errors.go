@@ -35,6 +35,9 @@ var (
 	ErrEntryMismatch = errors.New("ledger: entry does not match the tree")
 	// ErrTruncatedProof: a proof has fewer (or more) hashes than its sizes require.
 	ErrTruncatedProof = errors.New("ledger: proof has the wrong length")
+	// ErrCommitment: an entry's commitment does not open, under the key
+	// given, to the digest its reader expected.
+	ErrCommitment = errors.New("ledger: commitment does not open to the expected digest")
 	// ErrMalformed: untrusted input (checkpoint text, proof, tile path,
 	// cosignature line, entry JSON) could not be parsed.
 	ErrMalformed = errors.New("ledger: malformed input")

@@ -32,8 +32,11 @@ func Example() {
 		if err != nil {
 			return err
 		}
-		raw, _ := entry.Encode()
-		receipt = ledger.ReceiptFor(first, raw)
+		raw, err := st.ReadEntries(ctx, first, first+1) // the entry as sealed
+		if err != nil {
+			return err
+		}
+		receipt = ledger.ReceiptFor(first, raw[0])
 		_, _, err = ledger.NewCheckpoint(ctx, st, signer)
 		return err
 	})

@@ -37,13 +37,15 @@ func appendN(t testing.TB, st *MemStore, from, n, batch int) [][]byte {
 		for j := i; j < min(i+batch, from+n); j++ {
 			es = append(es, testEntry(j))
 		}
-		if _, err := Append(ctx, st, es...); err != nil {
+		first, err := Append(ctx, st, es...)
+		if err != nil {
 			t.Fatalf("append at %d: %v", i, err)
 		}
-		for _, e := range es {
-			b, _ := e.Encode()
-			out = append(out, b)
+		recs, err := st.ReadEntries(ctx, first, first+int64(len(es)))
+		if err != nil {
+			t.Fatal(err)
 		}
+		out = append(out, recs...)
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"slices"
 	"sync"
@@ -28,6 +29,7 @@ type MemStore struct {
 	latest      int64 // largest checkpoint size; valid when len(checkpoints) > 0
 	cosigs      map[int64]map[string][]byte
 	undo        []func() // non-nil only inside Update
+	commitKey   []byte
 }
 
 // NewMemStore returns an empty log.
@@ -72,6 +74,20 @@ func (m *MemStore) record(f func()) {
 	if m.undo != nil {
 		m.undo = append(m.undo, f)
 	}
+}
+
+// CommitmentKey returns the log's commitment key, made on first use.
+func (m *MemStore) CommitmentKey(ctx context.Context) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.commitKey == nil {
+		k := make([]byte, CommitmentKeySize)
+		if _, err := rand.Read(k); err != nil {
+			return nil, err
+		}
+		m.commitKey = k
+	}
+	return bytes.Clone(m.commitKey), nil
 }
 
 // LockedSize returns the size; serialization comes from Update.

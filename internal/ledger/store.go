@@ -61,6 +61,12 @@ type Store interface {
 	// ErrConflict (a log must never sign two heads of one size). ErrInvalid
 	// if size exceeds the log's size.
 	SaveCheckpoint(ctx context.Context, size int64, signedNote []byte) error
+	// CommitmentKey returns the log's secret commitment key
+	// (CommitmentKeySize bytes), creating it from crypto/rand on first
+	// call; every later call, in any transaction or instance, returns the
+	// same key. Entry keys derive from it (EntryKey), so it must never be
+	// served, logged or changed.
+	CommitmentKey(ctx context.Context) ([]byte, error)
 	// AddCosignature stores witness's cosignature line for the checkpoint at
 	// size, replacing an earlier one from the same witness (a newer
 	// timestamp). ErrNotFound if no checkpoint is saved at size.

@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore func() ledger.Store) {
 		{"Checkpoints", testCheckpoints},
 		{"Cosignatures", testCosignatures},
 		{"Proofs", testProofs},
+		{"CommitmentKey", testCommitmentKey},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStore()) })
@@ -62,14 +63,8 @@ func appendEntries(t *testing.T, st ledger.Store, from, n int) [][]byte {
 	t.Helper()
 	ctx := context.Background()
 	es := make([]ledger.Entry, n)
-	recs := make([][]byte, n)
 	for i := range es {
 		es[i] = Entry(from + i)
-		b, err := es[i].Encode()
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs[i] = b
 	}
 	first, err := ledger.Append(ctx, st, es...)
 	if err != nil {
@@ -77,6 +72,37 @@ func appendEntries(t *testing.T, st ledger.Store, from, n int) [][]byte {
 	}
 	if first != int64(from) {
 		t.Fatalf("Append returned first index %d, want %d", first, from)
+	}
+	recs, err := st.ReadEntries(ctx, int64(from), int64(from+n))
+	if err != nil {
+		t.Fatalf("ReadEntries [%d, %d): %v", from, from+n, err)
+	}
+	key, err := st.CommitmentKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What was stored is each entry sealed: version 2, its own nonce,
+	// and commitments that open to the digests given, under its key only.
+	for i, rec := range recs {
+		got, err := ledger.DecodeEntry(rec)
+		if err != nil {
+			t.Fatalf("entry %d: %v", from+i, err)
+		}
+		want := es[i]
+		want.V, want.Nonce, want.Digests = got.V, got.Nonce, got.Digests
+		wb, _ := want.Encode()
+		if got.V != ledger.EntryVersion || !bytes.Equal(wb, rec) {
+			t.Fatalf("entry %d stored as %s; want %+v sealed", from+i, rec, es[i])
+		}
+		if err := got.Open(ledger.EntryKey(key, got.Nonce), es[i].Digests); err != nil {
+			t.Fatalf("entry %d: %v", from+i, err)
+		}
+		if err := got.Open(ledger.EntryKey(key, "another nonce"), es[i].Digests); !errors.Is(err, ledger.ErrCommitment) {
+			t.Fatalf("entry %d opens under another entry's key: %v", from+i, err)
+		}
+		if got.Digests["objects"] == es[i].Digests["objects"] {
+			t.Fatalf("entry %d stores its plain digest", from+i)
+		}
 	}
 	return recs
 }
@@ -369,5 +395,26 @@ func testProofs(t *testing.T, st ledger.Store) {
 		if err := ledger.CheckConsistency(p, size, root, 300, referenceRoot(t, recs)); err != nil {
 			t.Fatalf("consistency %d→300: %v", size, err)
 		}
+	}
+}
+
+// testCommitmentKey checks the key is made once, is random-sized right and
+// never changes (every entry key derives from it).
+func testCommitmentKey(t *testing.T, st ledger.Store) {
+	ctx := context.Background()
+	k1, err := st.CommitmentKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(k1) != ledger.CommitmentKeySize || bytes.Equal(k1, make([]byte, len(k1))) {
+		t.Fatalf("CommitmentKey = %x, want %d random bytes", k1, ledger.CommitmentKeySize)
+	}
+	appendEntries(t, st, 0, 3)
+	k2, err := st.CommitmentKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(k1, k2) {
+		t.Fatalf("CommitmentKey changed from %x to %x", k1, k2)
 	}
 }

@@ -3,6 +3,7 @@ package postgres
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
@@ -231,4 +232,28 @@ func (s ledgerStore) Cosignatures(ctx context.Context, size int64) ([][]byte, er
 		out = [][]byte{}
 	}
 	return out, nil
+}
+
+// CommitmentKey reads the ledger's commitment key in the caller's
+// transaction, creating it on first use; the settings row is write-once,
+// so concurrent first appenders agree (a loser's transaction is retried).
+func (s ledgerStore) CommitmentKey(ctx context.Context) ([]byte, error) {
+	var k []byte
+	err := s.q.QueryRow(ctx, `SELECT value FROM settings WHERE key = $1`, store.LedgerCommitmentKeySetting).Scan(&k)
+	if errors.Is(err, pgx.ErrNoRows) {
+		fresh := make([]byte, ledger.CommitmentKeySize)
+		if _, err := rand.Read(fresh); err != nil {
+			return nil, err
+		}
+		k, err = settings(s).PutIfAbsent(ctx, store.LedgerCommitmentKeySetting, fresh)
+		if err != nil {
+			return nil, lerr(err)
+		}
+	} else if err != nil {
+		return nil, lerr(err)
+	}
+	if len(k) != ledger.CommitmentKeySize {
+		return nil, fmt.Errorf("ledger: setting %s holds %d bytes, want %d", store.LedgerCommitmentKeySetting, len(k), ledger.CommitmentKeySize)
+	}
+	return k, nil
 }

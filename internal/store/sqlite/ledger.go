@@ -3,6 +3,8 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -246,4 +248,28 @@ func notFound(err error) error {
 		return ledger.ErrNotFound
 	}
 	return m
+}
+
+// CommitmentKey reads the ledger's commitment key on the writer (inside the
+// caller's transaction), creating it on first use; the settings row is
+// write-once.
+func (s ledgerStore) CommitmentKey(ctx context.Context) ([]byte, error) {
+	var k []byte
+	err := s.w.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, store.LedgerCommitmentKeySetting).Scan(&k)
+	if errors.Is(err, sql.ErrNoRows) {
+		fresh := make([]byte, ledger.CommitmentKeySize)
+		if _, err := rand.Read(fresh); err != nil {
+			return nil, err
+		}
+		k, err = settings(s).PutIfAbsent(ctx, store.LedgerCommitmentKeySetting, fresh)
+		if err != nil {
+			return nil, lerr(err)
+		}
+	} else if err != nil {
+		return nil, lerr(err)
+	}
+	if len(k) != ledger.CommitmentKeySize {
+		return nil, fmt.Errorf("ledger: setting %s holds %d bytes, want %d", store.LedgerCommitmentKeySetting, len(k), ledger.CommitmentKeySize)
+	}
+	return k, nil
 }

@@ -93,6 +93,8 @@ func (s *Server) Register(mux Mux) {
 		"GET /api/v1/matches/{id}":             s.getMatch,
 		"PUT /api/v1/matches/{id}/round1":      s.putRound1,
 		"GET /api/v1/matches/{id}/round1/peer": s.peerRound1,
+		// Keys opening ledger commitments (issue 12).
+		"GET /api/v1/ledger/openings/{index}": s.ledgerOpening,
 	}
 	for pattern, h := range routes {
 		mux.Handle(pattern, s.wrap(h))

@@ -55,12 +55,16 @@ func (s State) PinLogKey(vkey string) error {
 // receipt is proven, so a later edit of that entry is caught even if the
 // server rebuilt its tree around it.
 type Receipt struct {
-	Index    int64       `json:"index"`
-	Kind     ledger.Kind `json:"kind,omitempty"`
-	Subject  string      `json:"subject,omitempty"`
-	Party    string      `json:"party,omitempty"` // the party the entry must concern
-	Hash     *tlog.Hash  `json:"leaf_hash,omitempty"`
-	Recorded time.Time   `json:"recorded"`
+	Index   int64       `json:"index"`
+	Kind    ledger.Kind `json:"kind,omitempty"`
+	Subject string      `json:"subject,omitempty"`
+	Party   string      `json:"party,omitempty"` // the party the entry must concern
+	// Digests, if set, are the plain digests (role → "sha256:<hex>") the
+	// party knows the entry binds: verify fetches the entry's opening key
+	// (Options.API must be an Opener) and checks the commitments open to them.
+	Digests  map[string]string `json:"digests,omitempty"`
+	Hash     *tlog.Hash        `json:"leaf_hash,omitempty"`
+	Recorded time.Time         `json:"recorded"`
 }
 
 // RecordReceipt appends a receipt. It is what client commands call after a

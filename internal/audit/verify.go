@@ -22,6 +22,13 @@ type API interface {
 	Balance(ctx context.Context, agreementID string) (*client.Balance, error)
 }
 
+// Opener is the part of the management API that hands out the keys opening
+// ledger commitments (GET /api/v1/ledger/openings/{index});
+// *client.Client implements it.
+type Opener interface {
+	LedgerOpening(ctx context.Context, index int64) (*client.LedgerOpening, error)
+}
+
 // Options configure Verify.
 type Options struct {
 	State  State
@@ -351,6 +358,9 @@ func checkReceipts(ctx context.Context, opt Options, v *ledger.Verifier, c ledge
 		case rc.Subject != "" && e.Subject != rc.Subject:
 			err = fmt.Errorf("receipt for entry %d: the entry is about %s, want %s: %w", rc.Index, e.Subject, rc.Subject, ErrReceipt)
 		}
+		if err == nil && len(rc.Digests) > 0 {
+			err = openReceipt(ctx, opt, rc, e)
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -365,6 +375,29 @@ func checkReceipts(ctx context.Context, opt Options, v *ledger.Verifier, c ledge
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// openReceipt checks that the receipt's entry commits to the digests the
+// party expects, with the key the server gives the party for that entry.
+func openReceipt(ctx context.Context, opt Options, rc Receipt, e ledger.Entry) error {
+	var key []byte
+	if e.V == ledger.EntryVersion {
+		o, ok := opt.API.(Opener)
+		if !ok {
+			return fmt.Errorf("receipt for entry %d: no API to fetch the entry's opening key from: %w", rc.Index, ErrReceipt)
+		}
+		op, err := o.LedgerOpening(ctx, rc.Index)
+		if err != nil {
+			return fmt.Errorf("receipt for entry %d: the server withholds the key opening your own entry (%v): %w", rc.Index, err, ErrReceipt)
+		}
+		if key, err = op.KeyBytes(); err != nil || key == nil {
+			return fmt.Errorf("receipt for entry %d: the server's opening key is unusable (%v): %w", rc.Index, err, ErrReceipt)
+		}
+	}
+	if err := e.Open(key, rc.Digests); err != nil {
+		return fmt.Errorf("receipt for entry %d: %w: %w", rc.Index, err, ErrReceipt)
+	}
+	return nil
 }
 
 // compare checks what the API claims against the replay.

@@ -34,7 +34,8 @@ type Checked struct {
 // Verify compares, through the store interfaces only, everything that src
 // and dst expose: parties, tokens, keys, agreements with versions,
 // signatures and balances, collections with access lists, every version of
-// every object (with its date_added and seq), the given settings, and the
+// every object (with its date_added and seq), the ledger's signing and
+// commitment keys and the given settings, and the
 // ledger entry by entry. It then checks dst's ledger on its own: the tree
 // hash recomputed from the copied hashes at the latest checkpoint must be
 // the checkpoint's, and the ledger package's verifier must accept the
@@ -44,7 +45,7 @@ func Verify(ctx context.Context, src, dst store.Store, settings ...string) (Chec
 	mismatch := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrMismatch, fmt.Sprintf(format, args...))
 	}
-	for _, k := range append([]string{LedgerKeySetting}, settings...) {
+	for _, k := range append([]string{LedgerKeySetting, store.LedgerCommitmentKeySetting}, settings...) {
 		a, errA := src.Settings().Get(ctx, k)
 		b, errB := dst.Settings().Get(ctx, k)
 		if errors.Is(errA, store.ErrNotFound) && errors.Is(errB, store.ErrNotFound) {

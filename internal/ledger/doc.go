@@ -10,7 +10,14 @@
 // Every state change in parley appends an [Entry] in the same database
 // transaction as the change itself: the caller opens the transaction, wraps it
 // in a [Store] and calls [Append]. Stores hold only hashes and statements;
-// the ledger never holds intelligence itself, only digests of it.
+// the ledger never holds intelligence itself, only digests of it, and
+// Append seals every entry ([Entry.Seal]): each digest becomes a hiding
+// commitment under a per-entry key derived from the log's secret
+// commitment key, so a reader cannot reverse a digest of guessable data
+// (an IP address, a phone number) by hashing a dictionary. [EntryKey]
+// gives the key that opens one entry, for those entitled to it;
+// [Entry.Open] checks an entry against the digests its reader knows.
+// Version-1 entries, written before, hold plain digests and are still read.
 //
 // # Reading and proving
 //
@@ -25,5 +32,6 @@
 // for domain packages. Every failure is a distinct sentinel error.
 //
 // The package must never import database/sql, never hold or log the content
-// of intelligence objects, and never rewrite or delete an entry once written.
+// of intelligence objects, never write a plain digest into a new entry, and
+// never rewrite or delete an entry once written.
 package ledger

@@ -346,7 +346,8 @@ func newDictionaryWorld(t *testing.T) *dictionaryWorld {
 	if _, err := b.C.AcceptHandover(ctx, h3.ID); err != nil {
 		t.Fatal(err)
 	}
-	// Requests: one refused with a text, one left to go overdue.
+	// Requests: one refused with a text, one answered by a handover that is
+	// declined, then left to go overdue.
 	req2, err := a.C.FileRequest(ctx, client.NewRequest{Agreement: d.ID, Subject: "owner of " + domain, Reason: "phishing"})
 	if err != nil {
 		t.Fatal(err)
@@ -356,7 +357,21 @@ func newDictionaryWorld(t *testing.T) *dictionaryWorld {
 	if _, err := b.C.RefuseRequest(ctx, req2.ID, "other", refusal); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.C.FileRequest(ctx, client.NewRequest{Agreement: d.ID, Subject: "wallet of crew X", Reason: "extortion"}); err != nil {
+	req3, err := a.C.FileRequest(ctx, client.NewRequest{Agreement: d.ID, Subject: "wallet of crew X", Reason: "extortion"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An answer named while its handover is only proposed is pending; the
+	// handover declined, the request reopens.
+	h4, err := b.C.ProposeHandover(ctx, client.HandoverProposal{Agreement: d.ID, Delivers: "wallet " + phone, Expects: "nothing", Request: req3.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dict.pair("fourth terms", "wallet "+phone, "nothing")
+	if _, err := b.C.FulfilRequest(ctx, req3.ID, h4.ID); err != nil {
+		t.Fatalf("answer pending: %v", err)
+	}
+	if _, err := a.C.DeclineHandover(ctx, h4.ID); err != nil {
 		t.Fatal(err)
 	}
 	// Private matching: alpha wants the IP, bravo the domain.

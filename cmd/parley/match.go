@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"iter"
@@ -43,6 +44,7 @@ func cmdMatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	reason := fs.String("reason", "", "reason given in the requests filed with --file-requests")
 	join := fs.Bool("join", false, "with --agreement: wait for the session the other side starts under it and join that")
 	quiet := fs.Bool("quiet", false, "do not report progress on stderr")
+	waitFor := fs.Duration("wait", 0, "give up waiting for the other side after this long (default: until the session expires, at most 1d)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -61,8 +63,8 @@ func cmdMatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return emit(stdout, cf.json, ms, func() {
 			for _, m := range ms {
-				fmt.Fprintf(stdout, "%s  %s  %s  initiator %s  responder %s  sizes %s/%s\n", m.ID, m.Agreement, m.State,
-					m.Initiator, m.Responder, size(m.InitiatorRound1), size(m.ResponderRound1))
+				fmt.Fprintf(stdout, "%s  %s  %s  initiator %s  responder %s  sizes %s/%s  deadline %s\n", m.ID, m.Agreement, m.State,
+					names.name(m.Initiator), names.name(m.Responder), size(m.InitiatorRound1), size(m.ResponderRound1), m.Deadline.Format(time.RFC3339))
 			}
 		})
 	}
@@ -96,7 +98,16 @@ func cmdMatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if *agreementID, err = resolveID(ctx, c, "agreement", *agreementID); err != nil {
+		return err
+	}
+	if *session, err = resolveID(ctx, c, "match", *session); err != nil {
+		return err
+	}
 	if *join {
+		if !*quiet {
+			fmt.Fprintf(stderr, "waiting for the other side to start a session under %s (Ctrl-C stops)\n", *agreementID)
+		}
 		if *session, err = awaitSession(ctx, c, *agreementID); err != nil {
 			return err
 		}
@@ -116,12 +127,35 @@ func cmdMatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 		}
 	}
-	out, err := c.RunMatch(ctx, client.MatchOptions{Agreement: *agreementID, Session: *session, Items: items, Identity: keys.Sealing,
+	runCtx := ctx
+	if *waitFor > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(ctx, *waitFor)
+		defer cancel()
+	}
+	var started client.Match
+	out, err := c.RunMatch(runCtx, client.MatchOptions{Agreement: *agreementID, Session: *session, Items: items, Identity: keys.Sealing,
 		Progress: progress, OnSession: func(m client.Match) {
-			if *session == "" && !*quiet {
-				fmt.Fprintf(stderr, "session %s started with %d identifiers; the other side joins with: parley match --session %s --list FILE\n", m.ID, n, m.ID)
+			started = m
+			if *quiet {
+				return
 			}
+			wait := humanDuration(time.Until(m.Deadline).Round(time.Minute))
+			if *session == "" {
+				fmt.Fprintf(stderr, "session %s started with %d identifiers under %s.\n"+
+					"%s must now join it, with its own list, by running:\n"+
+					"  parley match --session %s --list FILE\n"+
+					"(or: parley match --agreement %s --join --list FILE)\n"+
+					"Waiting for them until %s (%s); the session expires then. Ctrl-C stops waiting here; they can still join until then.\n",
+					m.ID, n, m.Agreement, names.name(m.Responder), m.ID, m.Agreement, m.Deadline.Format(time.RFC3339), wait)
+				return
+			}
+			fmt.Fprintf(stderr, "joining session %s that %s started; it expires at %s (%s)\n", m.ID, names.name(m.Initiator), m.Deadline.Format(time.RFC3339), wait)
 		}})
+	if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil && started.ID != "" {
+		return fmt.Errorf("gave up after %s: session %s is not complete (the other side has not joined or not finished); it expires at %s",
+			humanDuration(*waitFor), started.ID, started.Deadline.Format(time.RFC3339))
+	}
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -184,8 +186,11 @@ func printReport(w io.Writer, rep *audit.Report) {
 		fmt.Fprintf(w, "agreement %s: you contributed %d, the counterpart %d, released to you %d (ledger entries %d–%d)\n",
 			a.ID, a.Contributed, a.Available, a.Released, a.Entries[0], a.Entries[1])
 	}
-	for out, n := range rep.Handovers {
-		fmt.Fprintf(w, "handovers %s: %d\n", out, n)
+	for _, out := range slices.Sorted(maps.Keys(rep.Handovers)) {
+		fmt.Fprintf(w, "handovers %s: %d\n", strings.TrimPrefix(out, "handover."), rep.Handovers[out])
+	}
+	for _, out := range slices.Sorted(maps.Keys(rep.Matches)) {
+		fmt.Fprintf(w, "matching sessions %s: %d\n", strings.TrimPrefix(out, "handover."), rep.Matches[out])
 	}
 	if rep.Err() == nil {
 		fmt.Fprintf(w, "ledger verified at size %d (root %s); %d receipt(s), %d entries replayed\n", rep.Size, rep.Root, rep.Receipts, rep.Entries)

@@ -63,7 +63,8 @@ func stepHandover(r *Replay, h *HandoverReplay, index int64, e ledger.Entry) (*H
 		if a, ok := r.Agreements[e.Agreement]; ok && len(a.Parties) > 0 && (!slices.Contains(a.Parties, e.Parties[0]) || !slices.Contains(a.Parties, e.Parties[1])) {
 			return nil, invariant(index, "handover %s between %v under agreement %s of %v", e.Subject, e.Parties, e.Agreement, a.Parties)
 		}
-		h = &HandoverReplay{ID: e.Subject, Agreement: e.Agreement, Parties: slices.Clone(e.Parties), State: handoverProposed, Request: e.Attrs["request"]}
+		h = &HandoverReplay{ID: e.Subject, Agreement: e.Agreement, Parties: slices.Clone(e.Parties), State: handoverProposed, Request: e.Attrs["request"],
+			Match: e.Attrs["match"]}
 		if step == "accepted" {
 			h.State = handoverAccepted
 		}

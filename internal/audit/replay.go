@@ -44,6 +44,7 @@ type HandoverReplay struct {
 	ID, Agreement string
 	Parties       []string // proposer, counterpart
 	Request       string   // the request it answers, if any
+	Match         string   // the matching session whose round 2 it escrows, if any
 	State         string   // proposed, accepted, declined, released or expired
 	Depositors    []string // parties whose deposit is held, in order
 	// Outcome is the entry kind that closed it (released, withdrawn for a

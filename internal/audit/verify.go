@@ -81,7 +81,10 @@ type Report struct {
 	Genesis    int               `json:"genesis_entries"`
 	Agreements []AgreementResult `json:"agreements"`
 	Handovers  map[string]int    `json:"handovers,omitempty"` // outcome → count
-	Checks     []Check           `json:"checks"`
+	// Matches counts the round-2 escrows of matching sessions by outcome,
+	// apart from Handovers: no party proposed them as cases.
+	Matches map[string]int `json:"matching_sessions,omitempty"`
+	Checks  []Check        `json:"checks"`
 }
 
 // Err joins the errors of the failed checks; nil if all passed.
@@ -289,11 +292,15 @@ func runOnce(ctx context.Context, opt Options, v *ledger.Verifier, nv note.Verif
 	}
 	rep.pass("entries", fmt.Sprintf("all %d entries hash to checkpoint %d", rp.Entries, c.Size))
 	rep.Entries, rep.Genesis = rp.Entries, rp.Genesis
-	rep.Handovers = map[string]int{}
+	rep.Handovers, rep.Matches = map[string]int{}, map[string]int{}
 	for _, h := range rp.Handovers {
 		out := string(h.Outcome)
 		if out == "" {
 			out = "open"
+		}
+		if h.Match != "" {
+			rep.Matches[out]++
+			continue
 		}
 		rep.Handovers[out]++
 	}

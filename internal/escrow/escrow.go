@@ -618,9 +618,32 @@ func (s *Service) Show(ctx context.Context, p party.Principal, id string) (View,
 }
 
 // List returns the caller's cases, newest first (agreementID optional).
+// The handovers that escrow the round-2 messages of private matching
+// sessions are left out: they are the matching protocol's own plumbing,
+// shown with their session (match list), not cases either side proposed.
 func (s *Service) List(ctx context.Context, p party.Principal, agreementID string) ([]store.Handover, error) {
-	e := s.st
-	return e.Handovers().ListByParty(ctx, p.PartyID, agreementID)
+	hs, err := s.st.Handovers().ListByParty(ctx, p.PartyID, agreementID)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := s.st.Matches().ListByParty(ctx, p.PartyID, agreementID)
+	if err != nil {
+		return nil, err
+	}
+	if len(ms) == 0 {
+		return hs, nil
+	}
+	session := make(map[string]bool, len(ms))
+	for _, m := range ms {
+		session[m.HandoverID] = true
+	}
+	out := hs[:0]
+	for _, h := range hs {
+		if !session[h.ID] {
+			out = append(out, h)
+		}
+	}
+	return out, nil
 }
 
 // Fetch returns a deposit's content: the caller's own while it is held, the

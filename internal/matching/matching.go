@@ -81,6 +81,13 @@ const (
 // SessionIDSize is the size of a fresh session id.
 const SessionIDSize = 32
 
+// SessionWindow is the longest a session waits to be completed, the other
+// side's round 1 included: its handover's deadline is the start plus this
+// or the agreement's escrow deadline, whichever is sooner. Past it the
+// escrow sweep expires the handover, so a session the other side never
+// joins ends on the server instead of staying in round 1 for good.
+const SessionWindow = 24 * time.Hour
+
 // Service runs matching sessions on a store. It is stateless apart from its
 // settings, so several servers on one database may serve the same session.
 type Service struct {
@@ -149,7 +156,7 @@ func (s *Service) Start(ctx context.Context, p party.Principal, agreementID stri
 		h := store.Handover{ID: party.NewID("handover"), AgreementID: agreementID, Proposer: p.PartyID, Counterpart: peer,
 			ProposerDelivers:    "round-2 message of matching session " + id + " (sealed)",
 			CounterpartDelivers: "round-2 message of matching session " + id + " (sealed)",
-			Deadline:            now.Add(a.Status.Document.EscrowDeadline), State: store.HandoverAccepted, CreatedAt: now, DecidedAt: now}
+			Deadline:            now.Add(min(a.Status.Document.EscrowDeadline, SessionWindow)), State: store.HandoverAccepted, CreatedAt: now, DecidedAt: now}
 		if err := e.Handovers().Create(ctx, h); err != nil {
 			return err
 		}
@@ -419,6 +426,8 @@ func (s *Service) OpenPeerRound1(ctx context.Context, p party.Principal, id stri
 	}
 	own, _, peer := roles(v.Session, p.PartyID)
 	switch {
+	case !peer.Done() && v.Handover.State != store.HandoverAccepted:
+		return PeerRound1{}, fmt.Errorf("%w: session %s is over (its handover %s is %s); the other side never sent round 1", ErrConflict, id, v.Handover.ID, v.Handover.State)
 	case !own.Done():
 		return PeerRound1{}, fmt.Errorf("%w: send your own round 1 of session %s first", ErrNotReady, id)
 	case !peer.Done():

@@ -81,6 +81,9 @@ type Terms struct {
 	Grace     int64
 	Window    time.Duration      // 0: credits never lapse
 	Weights   map[string]float64 // STIX type -> credits per object; absent types weigh 1
+	// Quality is the optional floor per STIX type (reciprocity.quality):
+	// objects below it earn no credit (quality.go).
+	Quality map[string]QualityFloor
 }
 
 // Ratio is Get / Give.
@@ -405,6 +408,7 @@ func decodeDocument(f *fields) *Document {
 				}
 			}
 		}
+		decodeQuality(rf, &d.Reciprocity)
 		rf.finish()
 	}
 	d.EscrowDeadline, _ = f.duration("escrow_deadline", true)
@@ -524,6 +528,7 @@ func (d *Document) check(p *problems) {
 			p.add("reciprocity.weights: %q is not in scope.types", k)
 		}
 	}
+	checkQuality(p, r.Quality, seen)
 	if d.EscrowDeadline <= 0 {
 		p.add("escrow_deadline must be a positive duration")
 	}
@@ -643,6 +648,9 @@ func (d *Document) wire() map[string]any {
 	}
 	if len(d.Reciprocity.Weights) > 0 {
 		recip["weights"] = d.Reciprocity.Weights
+	}
+	if q := wireQuality(d.Reciprocity.Quality); q != nil {
+		recip["quality"] = q
 	}
 	w := map[string]any{
 		"schema_version":       d.SchemaVersion,

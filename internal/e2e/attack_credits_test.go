@@ -12,7 +12,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/parley-cti/parley/internal/client"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/stix"
 )
@@ -72,4 +74,245 @@ func TestAttackGranularMarkingAboveScope(t *testing.T) {
 	if err != nil || bal.Contributed != 1 {
 		t.Fatalf("alpha's balance %+v, %v: only the in-scope object may count", bal, err)
 	}
+}
+
+// creditWorld: alpha and bravo under an agreement (grace 2, 1:1) over
+// indicators, identities and malware. Alpha contributed four indicators
+// and an identity; bravo, who gave nothing, reads the grace: alpha's first
+// two indicators.
+type creditWorld struct {
+	s            *Server
+	alpha, bravo *Party
+	ag           string
+	alphaColl    string
+	bravoColl    string
+	alphaObjs    []json.RawMessage
+}
+
+func newCreditWorld(t *testing.T, mutate func(map[string]any)) *creditWorld {
+	t.Helper()
+	w := &creditWorld{s: Start(t)}
+	w.alpha, w.bravo = w.s.NewParty(t, "alpha"), w.s.NewParty(t, "bravo")
+	d := Document(t, w.alpha, w.bravo, func(m map[string]any) {
+		m["scope"] = map[string]any{"types": []string{"indicator", "identity", "malware"}, "max_tlp": "amber", "unmarked": "allow"}
+		m["reciprocity"] = map[string]any{"ratio": "1:1", "grace": 2}
+		if mutate != nil {
+			mutate(m)
+		}
+	})
+	w.ag = Activate(t, w.alpha, w.bravo, d).ID
+	w.alphaColl, w.bravoColl = Collections(t, w.alpha, w.ag)
+	w.alphaObjs = append(Indicators(100, 4), identityRaw("identity--"+party.NewID(""), "Wizard Spider front company", "2026-01-01T00:00:00.000Z"))
+	if st, err := w.alpha.C.AddObjects(ctx, w.ag, w.alphaColl, w.alphaObjs); err != nil || st.SuccessCount != len(w.alphaObjs) {
+		t.Fatalf("alpha publishes: %+v, %v", st, err)
+	}
+	w.wantBalance(t, w.bravo, 0, 2)
+	return w
+}
+
+func identityRaw(id, name, ts string) json.RawMessage {
+	return json.RawMessage(fmt.Sprintf(`{"type":"identity","spec_version":"2.1","id":%q,"created":%q,"modified":%q,"name":%q,"identity_class":"organization","sectors":["financial-services"]}`, id, ts, ts, name))
+}
+
+// wantBalance checks p's credits and what it may read of the other side.
+func (w *creditWorld) wantBalance(t *testing.T, p *Party, credits float64, released int64) {
+	t.Helper()
+	b, err := p.C.Balance(ctx, w.ag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Credits != credits || b.Released != released {
+		t.Fatalf("%s's balance: %v credits, %d released; want %v and %d", p.Name, b.Credits, b.Released, credits, released)
+	}
+}
+
+// postNoCredit posts objs as p and wants every one stored, none credited,
+// each with a status message containing why.
+func (w *creditWorld) postNoCredit(t *testing.T, p *Party, coll string, why string, objs ...json.RawMessage) {
+	t.Helper()
+	st, err := p.C.AddObjects(ctx, w.ag, coll, objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.SuccessCount != len(objs) || st.FailureCount != 0 {
+		t.Fatalf("the write was not accepted whole: %+v", st)
+	}
+	for _, d := range st.Successes {
+		if !strings.Contains(d.Message, why) {
+			t.Errorf("%s: status message %q, want it to say %q", d.ID, d.Message, why)
+		}
+	}
+}
+
+// rewrite decodes a STIX object, lets edit change it, and encodes it
+// again (Go sorts the keys, so the key order changes too).
+func rewrite(t *testing.T, raw json.RawMessage, edit func(m map[string]any)) json.RawMessage {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	edit(m)
+	out, err := json.MarshalIndent(m, "", "   ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestAttackCopyReleasedObject: bravo re-posts what alpha released to it —
+// under a new id, with new timestamps, keys reordered, white space and
+// case changed, labels, confidence and a custom nonce added — and earns
+// nothing; alpha's withheld objects stay withheld.
+func TestAttackCopyReleasedObject(t *testing.T) {
+	w := newCreditWorld(t, nil)
+	released := w.alphaObjs[:2]
+	var copies []json.RawMessage
+	for i, raw := range released {
+		copies = append(copies,
+			rewrite(t, raw, func(m map[string]any) { m["id"] = "indicator--" + party.NewID("") }),
+			rewrite(t, raw, func(m map[string]any) {
+				m["id"] = "indicator--" + party.NewID("")
+				m["created"], m["modified"], m["valid_from"] = "2026-03-01T00:00:00.000Z", "2026-03-02T00:00:00.000Z", "2026-03-01T00:00:00Z"
+				m["name"] = fmt.Sprintf("  Bravo's own finding %d ", i)
+				m["labels"], m["confidence"], m["x_nonce"] = []string{"fresh"}, 90, party.NewID("")
+				m["pattern"] = strings.ReplaceAll(strings.ReplaceAll(m["pattern"].(string), " = ", "="), "[", "[ ")
+			}),
+		)
+	}
+	w.postNoCredit(t, w.bravo, w.bravoColl, "duplicate content", copies...)
+	w.wantBalance(t, w.bravo, 0, 2)
+	if got := ReadAll(t, w.bravo, w.ag, w.alphaColl, 10); len(got) != 2 {
+		t.Fatalf("bravo reads %d of alpha's objects, want the 2 of the grace", len(got))
+	}
+	// Alpha gets nothing from bravo's copies either: they are not
+	// contributions, so they are not released to it.
+	if got := ReadAll(t, w.alpha, w.ag, w.bravoColl, 10); len(got) != 0 {
+		t.Fatalf("alpha reads %d copies of its own objects", len(got))
+	}
+	// Something new still earns.
+	if st, err := w.bravo.C.AddObjects(ctx, w.ag, w.bravoColl, Indicators(500, 1)); err != nil || st.Successes[0].Message != "" {
+		t.Fatalf("a new indicator: %+v, %v", st, err)
+	}
+	w.wantBalance(t, w.bravo, 1, 3)
+}
+
+// TestAttackCopyOwnContent: alpha re-posting its own content under new
+// ids earns nothing either.
+func TestAttackCopyOwnContent(t *testing.T) {
+	w := newCreditWorld(t, nil)
+	before, err := w.alpha.C.Balance(ctx, w.ag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var copies []json.RawMessage
+	for _, raw := range w.alphaObjs {
+		copies = append(copies, rewrite(t, raw, func(m map[string]any) {
+			typ := m["type"].(string)
+			m["id"] = typ + "--" + party.NewID("")
+			m["modified"] = "2026-06-01T00:00:00.000Z"
+		}))
+	}
+	w.postNoCredit(t, w.alpha, w.alphaColl, "duplicate content", copies...)
+	w.wantBalance(t, w.alpha, before.Credits, before.Released)
+}
+
+// TestAttackRepeatedPattern: twenty indicators with one pattern (names,
+// ids and spacing differ) earn one credit.
+func TestAttackRepeatedPattern(t *testing.T) {
+	w := newCreditWorld(t, nil)
+	var objs []json.RawMessage
+	for i := range 20 {
+		pattern := "[domain-name:value = 'c2.example.invalid']"
+		if i%2 == 1 {
+			pattern = "[domain-name:value='c2.example.invalid']"
+		}
+		objs = append(objs, json.RawMessage(fmt.Sprintf(`{"type":"indicator","spec_version":"2.1","id":"indicator--%s","created":"2026-01-01T00:00:00.000Z","modified":"2026-01-01T00:00:00.000Z","name":"C2 domain, sighting %d","pattern":%q,"pattern_type":"stix","valid_from":"2026-01-0%dT00:00:00Z"}`,
+			party.NewID(""), i, pattern, 1+i%9)))
+	}
+	st, err := w.bravo.C.AddObjects(ctx, w.ag, w.bravoColl, objs)
+	if err != nil || st.SuccessCount != 20 {
+		t.Fatalf("post: %+v, %v", st, err)
+	}
+	if st.Successes[0].Message != "" {
+		t.Fatalf("the first indicator of the pattern earns no credit: %q", st.Successes[0].Message)
+	}
+	for _, d := range st.Successes[1:] {
+		if !strings.Contains(d.Message, "duplicate content") {
+			t.Errorf("%s: %q, want duplicate content", d.ID, d.Message)
+		}
+	}
+	w.wantBalance(t, w.bravo, 1, 3)
+	// Alpha's own released pattern, re-posted by bravo, earns nothing.
+	w.postNoCredit(t, w.bravo, w.bravoColl, "duplicate content", json.RawMessage(fmt.Sprintf(`{"type":"indicator","spec_version":"2.1","id":"indicator--%s","created":"2026-02-01T00:00:00.000Z","modified":"2026-02-01T00:00:00.000Z","name":"mine","pattern":"[ipv4-addr:value = '10.0.0.100']","pattern_type":"stix","valid_from":"2026-02-01T00:00:00Z"}`, party.NewID(""))))
+	w.wantBalance(t, w.bravo, 1, 3)
+}
+
+// TestAttackTrivialNames: identities named "x" (and other names that name
+// nothing) earn nothing in any agreement; an agreement's quality floor can
+// ask more (a minimum length, required properties).
+func TestAttackTrivialNames(t *testing.T) {
+	w := newCreditWorld(t, func(m map[string]any) {
+		m["reciprocity"].(map[string]any)["quality"] = map[string]any{
+			"identity": map[string]any{"name_min_length": 4},
+			"malware":  map[string]any{"requires": []string{"description"}},
+		}
+	})
+	var junk []json.RawMessage
+	for range 5 {
+		junk = append(junk, identityRaw("identity--"+party.NewID(""), "x", "2026-01-01T00:00:00.000Z"))
+	}
+	w.postNoCredit(t, w.bravo, w.bravoColl, "below the quality floor", junk...)
+	var more []json.RawMessage
+	for _, name := range []string{"xxxxx", "Unknown", "TEST", "n/a", " ?? ", "Ab1"} {
+		more = append(more, identityRaw("identity--"+party.NewID(""), name, "2026-01-01T00:00:00.000Z"))
+	}
+	more = append(more, json.RawMessage(fmt.Sprintf(`{"type":"malware","spec_version":"2.1","id":"malware--%s","created":"2026-01-01T00:00:00.000Z","modified":"2026-01-01T00:00:00.000Z","name":"Emotet","is_family":true}`, party.NewID(""))))
+	w.postNoCredit(t, w.bravo, w.bravoColl, "below the quality floor", more...)
+	w.wantBalance(t, w.bravo, 0, 2)
+	// Real ones earn.
+	good := []json.RawMessage{
+		identityRaw("identity--"+party.NewID(""), "Northern Savings Bank", "2026-01-01T00:00:00.000Z"),
+		json.RawMessage(fmt.Sprintf(`{"type":"malware","spec_version":"2.1","id":"malware--%s","created":"2026-01-01T00:00:00.000Z","modified":"2026-01-01T00:00:00.000Z","name":"Emotet","is_family":true,"description":"Banking trojan turned loader"}`, party.NewID(""))),
+	}
+	if st, err := w.bravo.C.AddObjects(ctx, w.ag, w.bravoColl, good); err != nil || st.SuccessCount != 2 || st.Successes[0].Message != "" || st.Successes[1].Message != "" {
+		t.Fatalf("real objects: %+v, %v", st, err)
+	}
+	w.wantBalance(t, w.bravo, 2, 4)
+}
+
+// TestAttackCopyHandedOver: what a plain handover released is known to
+// both sides: re-posting it into the feed — with its original id or a new
+// one — earns neither side credit.
+func TestAttackCopyHandedOver(t *testing.T) {
+	w := newCreditWorld(t, nil)
+	h := OpenCase(t, w.alpha, w.bravo, w.ag, time.Time{})
+	alphaDossier := []json.RawMessage{Indicator(900, ""), identityRaw("identity--"+party.NewID(""), "Suspect X holding company", "2026-01-01T00:00:00.000Z")}
+	bravoDossier := []json.RawMessage{Indicator(901, "")}
+	if _, err := w.alpha.C.Deposit(ctx, h.ID, Bundle(alphaDossier...), client.DepositOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := w.bravo.C.Deposit(ctx, h.ID, Bundle(bravoDossier...), client.DepositOptions{}); err != nil || !res.Released {
+		t.Fatalf("release: %+v, %v", res, err)
+	}
+	// Bravo re-posts what it received, with the original ids, then with new ones.
+	w.postNoCredit(t, w.bravo, w.bravoColl, "duplicate content", alphaDossier...)
+	var renamed []json.RawMessage
+	for _, raw := range alphaDossier {
+		renamed = append(renamed, rewrite(t, raw, func(m map[string]any) {
+			m["id"] = m["type"].(string) + "--" + party.NewID("")
+			m["modified"] = "2026-07-01T00:00:00.000Z"
+		}))
+	}
+	w.postNoCredit(t, w.bravo, w.bravoColl, "duplicate content", renamed...)
+	// And what it gave itself: alpha holds it already.
+	w.postNoCredit(t, w.bravo, w.bravoColl, "duplicate content", bravoDossier...)
+	w.wantBalance(t, w.bravo, 0, 2)
+	// Alpha re-posting what it received from bravo earns nothing either.
+	before, err := w.alpha.C.Balance(ctx, w.ag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.postNoCredit(t, w.alpha, w.alphaColl, "duplicate content", bravoDossier...)
+	w.wantBalance(t, w.alpha, before.Credits, before.Released)
 }

@@ -11,8 +11,11 @@ import (
 // nor through the credit it earns.
 func TestAttackContributionOracle(t *testing.T) {
 	w := newAttackWorld(t)
+	probes := 0
 	probeObj := func(id string) json.RawMessage {
-		s := newIndicator("probe", 0, firstVersion)
+		// Each probe carries new content: only its id may be known.
+		probes++
+		s := newIndicator("probe", probes, firstVersion)
 		s.ID = id
 		return indicatorRaw(s, firstVersion)
 	}
@@ -28,15 +31,16 @@ func TestAttackContributionOracle(t *testing.T) {
 		}
 		return b.Contributed
 	}
-	send := func(id string) (status, int64) {
+	sendRaw := func(raw json.RawMessage) (status, int64) {
 		before := contributed()
-		r := w.send(t, post(w.bravo, objectsPath(w.ag, w.bravoColl), envelope(probeObj(id))))
+		r := w.send(t, post(w.bravo, objectsPath(w.ag, w.bravoColl), envelope(raw)))
 		var s status
 		if r.Status != 202 || json.Unmarshal(r.Body, &s) != nil || len(s.Successes) != 1 {
-			t.Fatalf("posting %s: %s", id, r)
+			t.Fatalf("posting %s: %s", raw, r)
 		}
 		return s, contributed() - before
 	}
+	send := func(id string) (status, int64) { return sendRaw(probeObj(id)) }
 	hit, hitCredit := send(w.unreleased[3].ID)
 	miss, missCredit := send(missingObject())
 	if hit.Successes[0].Message != miss.Successes[0].Message {
@@ -44,5 +48,15 @@ func TestAttackContributionOracle(t *testing.T) {
 	}
 	if hitCredit != missCredit {
 		t.Errorf("the balance tells alpha's unreleased id from a fresh one: +%d vs +%d contributed", hitCredit, missCredit)
+	}
+	// The same by content: alpha's unreleased content under a new id
+	// earns like content nobody gave.
+	copied := w.unreleased[2]
+	copied.ID = missingObject()
+	hit, hitCredit = sendRaw(indicatorRaw(copied, firstVersion))
+	miss, missCredit = send(missingObject())
+	if hit.Successes[0].Message != miss.Successes[0].Message || hitCredit != missCredit {
+		t.Errorf("the answer tells alpha's unreleased content from fresh content: %q +%d vs %q +%d",
+			hit.Successes[0].Message, hitCredit, miss.Successes[0].Message, missCredit)
 	}
 }

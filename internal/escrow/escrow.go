@@ -476,6 +476,11 @@ func (s *Service) release(ctx context.Context, tx store.Handle, e store.Handle, 
 			if _, err := tx.Objects().Put(ctx, coll, objs); err != nil {
 				return store.Handover{}, err
 			}
+			// Both sides now hold this content: neither earns feed credit
+			// for giving it again.
+			if err := exchange.HandedOver(ctx, tx, h.AgreementID, b.Objects); err != nil {
+				return store.Handover{}, err
+			}
 			attrs[role+"_collection"] = coll
 		}
 		if i == 0 {

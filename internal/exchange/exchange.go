@@ -364,13 +364,9 @@ func (s *Service) Ingest(ctx context.Context, p party.Principal, apiRoot, collec
 		if err != nil {
 			return err
 		}
-		var ords []int64
+		var credit []creditNote
 		if c.Agreement != "" {
-			items := make([]store.Contribution, len(keep))
-			for i, o := range keep {
-				items[i] = store.Contribution{ObjectID: o.ID, Weight: agreement.Weight(ag.Status.Document.Reciprocity, kept[i].Type)}
-			}
-			if ords, err = x.Credits().Contribute(ctx, c.Agreement, p.PartyID, items, now); err != nil {
+			if credit, err = contribute(ctx, x, ag, p.PartyID, kept, now); err != nil {
 				return err
 			}
 		}
@@ -384,11 +380,11 @@ func (s *Service) Ingest(ctx context.Context, p party.Principal, apiRoot, collec
 				added++
 				digest.Write([]byte(o.ID + " " + d.Version + "\n"))
 			}
-			if ords != nil {
-				if ords[i] > 0 {
+			if credit != nil {
+				if credit[i].earned {
 					credited++
 				} else if d.Message == "" {
-					d.Message = "you already gave or received this object under this agreement; it earns no credit"
+					d.Message = credit[i].why
 				}
 			}
 			status.Successes = append(status.Successes, d)

@@ -26,8 +26,11 @@ type Object struct {
 	// order: markings on parts of the object, which bind as much as
 	// object_marking_refs when deciding where the object may go.
 	GranularMarkings []string
-	Refs             []string        // every *_ref / *_refs identifier the object holds, in document order
-	Raw              json.RawMessage // the object's bytes exactly as received (not re-encoded)
+	// Fingerprint identifies the object's content without its id,
+	// timestamps and other bookkeeping (see Fingerprint).
+	Fingerprint Fingerprint
+	Refs        []string        // every *_ref / *_refs identifier the object holds, in document order
+	Raw         json.RawMessage // the object's bytes exactly as received (not re-encoded)
 }
 
 // AllMarkings returns every marking-definition id the object carries:
@@ -73,6 +76,9 @@ type validator struct {
 	obj  Object
 	// toplevelExt is set when an extension declares toplevel properties.
 	toplevelExt bool
+	// pattern is an indicator's parsed STIX pattern, kept for the
+	// fingerprint.
+	pattern *Pattern
 }
 
 func (v *validator) fail(format string, args ...any) error {
@@ -162,6 +168,7 @@ func (v *validator) validate() (*Object, error) {
 		return nil, err
 	}
 	v.collectRefs(root)
+	v.obj.Fingerprint = fingerprintOf(root, v.pattern)
 	return &v.obj, nil
 }
 
@@ -606,9 +613,11 @@ func (v *validator) typeRules() error {
 		pt, _ := r.get("pattern_type")
 		if pt.s == "stix" {
 			pat, _ := r.get("pattern")
-			if _, err := ParsePattern(pat.s); err != nil {
+			parsed, err := ParsePattern(pat.s)
+			if err != nil {
 				return v.fail("pattern: %v", err)
 			}
+			v.pattern = parsed
 		}
 	case "campaign", "intrusion-set", "threat-actor", "infrastructure", "sighting":
 		return v.order("first_seen", "last_seen", false)

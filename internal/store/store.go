@@ -155,10 +155,22 @@ type Agreements interface {
 	Signatures(ctx context.Context, id string) ([]AgreementSignature, error)
 }
 
-// Contribution is one object offered for credit, with its weight.
+// Contribution is one object offered for credit, with its weight and its
+// content fingerprint (stix.Fingerprint; nil when unknown).
 type Contribution struct {
-	ObjectID string
-	Weight   float64
+	ObjectID    string
+	Weight      float64
+	Fingerprint []byte
+}
+
+// Credited is what Contribute made of one contribution.
+type Credited struct {
+	// Ord is the contribution's ordinal, 1-based, in the party's publish
+	// order; 0 when it earned nothing.
+	Ord int64
+	// SameContent is set when it earned nothing because its content (the
+	// fingerprint) was known, though its id was not.
+	SameContent bool
 }
 
 // Balance is one party's standing under an agreement.
@@ -173,15 +185,20 @@ type Balance struct {
 // how far each party's reading has been released.
 type Credits interface {
 	// Contribute records that party contributed the given objects under
-	// agreement, in order, and returns for each its new ordinal, 1-based,
-	// in that party's publish order, or 0. An object earns 0 (and nothing
-	// is recorded) when it is already known to the party: it contributed
-	// it before (or earlier in items), or the counterpart did and it is
-	// within what has been released to the party. A counterpart's object
-	// not released to the party earns credit like any other, so that the
-	// outcome never tells a party what the other holds. Callers hold the
-	// agreement's Lock.
-	Contribute(ctx context.Context, agreementID, partyID string, items []Contribution, at time.Time) ([]int64, error)
+	// agreement, in order, and says for each whether it earned credit. An
+	// object earns nothing (and nothing is recorded) when it is already
+	// known to the party, by id or by fingerprint: the party contributed it
+	// before (or earlier in items); or the counterpart did and it is within
+	// what has been released to the party; or (fingerprint) it came in a
+	// plain handover released under the agreement (Handed). A counterpart's
+	// object not released to the party earns credit like any other, so that
+	// the outcome never tells a party what the other holds. Callers hold
+	// the agreement's Lock.
+	Contribute(ctx context.Context, agreementID, partyID string, items []Contribution, at time.Time) ([]Credited, error)
+	// Handed records fingerprints of objects a plain handover released
+	// under the agreement: both parties know them from then on, so neither
+	// earns credit for giving them again. Repeats are ignored.
+	Handed(ctx context.Context, agreementID string, fingerprints [][]byte) error
 	// Balance returns party's standing; credits count contributions at or
 	// after since (zero: all).
 	Balance(ctx context.Context, agreementID, partyID string, since time.Time) (Balance, error)

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -191,29 +192,41 @@ type credits handle
 // together, and an object the agreement already has inserts nothing. Two
 // contributors racing for the same ordinal without holding
 // Agreements.Lock would get ErrConflict; the exchange always holds it.
-func (s credits) Contribute(ctx context.Context, agreementID, partyID string, items []store.Contribution, at time.Time) ([]int64, error) {
-	out := make([]int64, len(items))
+func (s credits) Contribute(ctx context.Context, agreementID, partyID string, items []store.Contribution, at time.Time) ([]store.Credited, error) {
+	out := make([]store.Credited, len(items))
 	err := atomic(ctx, handle(s), func(h handle) error {
 		ids := make([]string, len(items))
+		fps := make([]int64, 0, len(items))
 		for i, it := range items {
 			ids[i] = it.ObjectID
+			if it.Fingerprint != nil {
+				fps = append(fps, fp64(it.Fingerprint))
+			}
 		}
 		// What the party knows already: its own contributions, and the
-		// counterpart's within what was released to it.
-		rows, err := h.q.Query(ctx, `SELECT object_id FROM agreement_credits WHERE agreement_id = $1 AND party_id = $2 AND object_id = ANY($3)
-			UNION SELECT c.object_id FROM agreement_credits c JOIN agreement_released r ON r.agreement_id = c.agreement_id AND r.reader = $2
-			WHERE c.agreement_id = $1 AND c.party_id <> $2 AND c.ord <= r.up_to AND c.object_id = ANY($3)`, agreementID, partyID, ids)
+		// counterpart's within what was released to it, by id (kind 0)
+		// and by fingerprint (kind 1), and what plain handovers released.
+		rows, err := h.q.Query(ctx, `WITH r AS (SELECT coalesce((SELECT up_to FROM agreement_released WHERE agreement_id = $1 AND reader = $2), 0) AS up_to)
+			SELECT object_id, 0 FROM agreement_credits, r WHERE agreement_id = $1 AND (party_id = $2 OR ord <= r.up_to) AND object_id = ANY($3)
+			UNION SELECT '', fingerprint FROM agreement_credits, r WHERE fingerprint = ANY($4) AND agreement_id = $1 AND (party_id = $2 OR ord <= r.up_to)
+			UNION SELECT '', fingerprint FROM agreement_handed WHERE agreement_id = $1 AND fingerprint = ANY($4)`, agreementID, partyID, ids, fps)
 		if err != nil {
 			return fmt.Errorf("agreement %s credit: %w", agreementID, mapErr(err))
 		}
 		known := map[string]bool{}
+		knownFP := map[int64]bool{}
 		for rows.Next() {
 			var id string
-			if err := rows.Scan(&id); err != nil {
+			var fp int64
+			if err := rows.Scan(&id, &fp); err != nil {
 				rows.Close()
 				return mapErr(err)
 			}
-			known[id] = true
+			if id != "" {
+				known[id] = true
+			} else {
+				knownFP[fp] = true
+			}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -226,21 +239,31 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 		var newIDs []string
 		var ords []int64
 		var weights []float64
+		var newFPs []*int64 // nil: no fingerprint
 		for i, it := range items {
 			if known[it.ObjectID] {
 				continue
 			}
+			var fp *int64
+			if it.Fingerprint != nil {
+				k := fp64(it.Fingerprint)
+				if knownFP[k] {
+					out[i].SameContent = true
+					continue
+				}
+				knownFP[k], fp = true, &k
+			}
 			known[it.ObjectID] = true
 			ord++
-			out[i] = ord
-			newIDs, ords, weights = append(newIDs, it.ObjectID), append(ords, ord), append(weights, it.Weight)
+			out[i].Ord = ord
+			newIDs, ords, weights, newFPs = append(newIDs, it.ObjectID), append(ords, ord), append(weights, it.Weight), append(newFPs, fp)
 		}
 		if len(newIDs) == 0 {
 			return nil
 		}
-		_, err = h.q.Exec(ctx, `INSERT INTO agreement_credits(agreement_id, object_id, party_id, ord, weight, added_at)
-			SELECT $1, u.id, $2, u.ord, u.weight, $6 FROM unnest($3::text[], $4::bigint[], $5::double precision[]) AS u(id, ord, weight)`,
-			agreementID, partyID, newIDs, ords, weights, micros(at))
+		_, err = h.q.Exec(ctx, `INSERT INTO agreement_credits(agreement_id, object_id, party_id, ord, weight, added_at, fingerprint)
+			SELECT $1, u.id, $2, u.ord, u.weight, $6, u.fp FROM unnest($3::text[], $4::bigint[], $5::double precision[], $7::bigint[]) AS u(id, ord, weight, fp)`,
+			agreementID, partyID, newIDs, ords, weights, micros(at), newFPs)
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) && pe.Code == "23505" {
 			// Another instance's contribution committed while this
@@ -266,6 +289,22 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 		return nil, err
 	}
 	return out, nil
+}
+
+func (s credits) Handed(ctx context.Context, agreementID string, fingerprints [][]byte) error {
+	if len(fingerprints) == 0 {
+		return nil
+	}
+	fps := make([]int64, len(fingerprints))
+	for i, fp := range fingerprints {
+		fps[i] = fp64(fp)
+	}
+	_, err := s.q.Exec(ctx, `INSERT INTO agreement_handed(agreement_id, fingerprint) SELECT $1, fp FROM unnest($2::bigint[]) AS u(fp)
+		ON CONFLICT DO NOTHING`, agreementID, fps)
+	if err != nil {
+		return fmt.Errorf("agreement %s handed: %w", agreementID, mapErr(err))
+	}
+	return nil
 }
 
 func (s credits) Balance(ctx context.Context, agreementID, partyID string, since time.Time) (store.Balance, error) {
@@ -320,3 +359,9 @@ func (s credits) Range(ctx context.Context, agreementID, partyID string, from, t
 	}
 	return out, nil
 }
+
+// fp64 is the key stored for a content fingerprint: its first 64 bits, as
+// in the SQLite backend (so that storecopy copies the column as it is).
+// Two different contents share a key with probability 2^-64 per pair;
+// finding a second content for a given key needs 2^64 tries.
+func fp64(b []byte) int64 { return int64(binary.BigEndian.Uint64(b)) }

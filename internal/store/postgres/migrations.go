@@ -332,6 +332,16 @@ INSERT INTO object_owners(coll, id, party_id)
 ALTER TABLE tokens ADD COLUMN expires_at BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE tokens ADD COLUMN last_used_at BIGINT NOT NULL DEFAULT 0;
 `},
+	// 10: content fingerprints (issue 12).
+	{"content fingerprints (first 64 bits) of contributions; fingerprints released by plain handovers", `
+ALTER TABLE agreement_credits ADD COLUMN fingerprint BIGINT;
+CREATE INDEX agreement_credits_fingerprint ON agreement_credits(fingerprint);
+CREATE TABLE agreement_handed (
+	agreement_id TEXT NOT NULL REFERENCES agreements(id),
+	fingerprint  BIGINT NOT NULL,
+	PRIMARY KEY (agreement_id, fingerprint)
+);
+`},
 }
 
 // migrationLock serialises migrations of one schema across every instance

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"time"
@@ -178,40 +179,68 @@ func (s agreements) Signatures(ctx context.Context, id string) ([]store.Agreemen
 
 type credits handle
 
-func (s credits) Contribute(ctx context.Context, agreementID, partyID string, items []store.Contribution, at time.Time) ([]int64, error) {
-	out := make([]int64, len(items))
+func (s credits) Contribute(ctx context.Context, agreementID, partyID string, items []store.Contribution, at time.Time) ([]store.Credited, error) {
+	out := make([]store.Credited, len(items))
 	err := atomic(ctx, handle(s), func(h handle) error {
+		var released int64
+		if err := h.w.QueryRowContext(ctx, `SELECT up_to FROM agreement_released WHERE agreement_id = ? AND reader = ?`, agreementID, partyID).Scan(&released); err != nil && err != sql.ErrNoRows {
+			return mapErr(err)
+		}
 		// What the party knows already: its own contributions, and the
-		// counterpart's within what was released to it.
+		// counterpart's within what was released to it, by id; the same by
+		// fingerprint, and what plain handovers released.
 		known := map[string]bool{}
 		ids := make([]any, 0, len(items))
+		fps := make([]any, 0, len(items))
 		for _, it := range items {
 			ids = append(ids, it.ObjectID)
+			if it.Fingerprint != nil {
+				fps = append(fps, fp64(it.Fingerprint))
+			}
+		}
+		knownFP := map[int64]bool{}
+		collect := func(query string, args []any, add func(*sql.Rows) error) error {
+			rows, err := h.w.QueryContext(ctx, query, args...)
+			if err != nil {
+				return mapErr(err)
+			}
+			defer rows.Close()
+			for rows.Next() {
+				if err := add(rows); err != nil {
+					return mapErr(err)
+				}
+			}
+			return mapErr(rows.Err())
 		}
 		for len(ids) > 0 {
 			chunk := ids[:min(len(ids), 400)]
 			ids = ids[len(chunk):]
 			in := `?` + strings.Repeat(`, ?`, len(chunk)-1)
-			args := append([]any{agreementID, partyID}, chunk...)
-			args = append(append(args, partyID, agreementID, partyID), chunk...)
-			rows, err := h.w.QueryContext(ctx, `SELECT object_id FROM agreement_credits WHERE agreement_id = ? AND party_id = ? AND object_id IN (`+in+`)
-				UNION SELECT c.object_id FROM agreement_credits c JOIN agreement_released r ON r.agreement_id = c.agreement_id AND r.reader = ?
-				WHERE c.agreement_id = ? AND c.party_id <> ? AND c.ord <= r.up_to AND c.object_id IN (`+in+`)`, args...)
-			if err != nil {
-				return mapErr(err)
-			}
-			for rows.Next() {
+			args := append([]any{agreementID, partyID, released}, chunk...)
+			if err := collect(`SELECT object_id FROM agreement_credits WHERE agreement_id = ? AND (party_id = ? OR ord <= ?) AND object_id IN (`+in+`)`, args, func(r *sql.Rows) error {
 				var id string
-				if err := rows.Scan(&id); err != nil {
-					rows.Close()
-					return mapErr(err)
-				}
+				err := r.Scan(&id)
 				known[id] = true
+				return err
+			}); err != nil {
+				return err
 			}
-			err = rows.Err()
-			rows.Close()
-			if err != nil {
-				return mapErr(err)
+		}
+		for len(fps) > 0 {
+			chunk := fps[:min(len(fps), 400)]
+			fps = fps[len(chunk):]
+			in := `?` + strings.Repeat(`, ?`, len(chunk)-1)
+			args := append(append([]any{}, chunk...), agreementID, partyID, released, agreementID)
+			args = append(args, chunk...)
+			if err := collect(`SELECT fingerprint FROM agreement_credits INDEXED BY agreement_credits_fingerprint
+				WHERE fingerprint IN (`+in+`) AND agreement_id = ? AND (party_id = ? OR ord <= ?)
+				UNION SELECT fingerprint FROM agreement_handed WHERE agreement_id = ? AND fingerprint IN (`+in+`)`, args, func(r *sql.Rows) error {
+				var fp int64
+				err := r.Scan(&fp)
+				knownFP[fp] = true
+				return err
+			}); err != nil {
+				return err
 			}
 		}
 		var ord int64
@@ -226,23 +255,31 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 			if len(rows) == 0 {
 				return nil
 			}
-			n := len(rows) / 6
-			_, err := h.w.ExecContext(ctx, `INSERT INTO agreement_credits(agreement_id, object_id, party_id, ord, weight, added_at) VALUES `+
-				strings.TrimSuffix(strings.Repeat(`(?, ?, ?, ?, ?, ?), `, n), `, `), rows...)
+			n := len(rows) / 7
+			_, err := h.w.ExecContext(ctx, `INSERT INTO agreement_credits(agreement_id, object_id, party_id, ord, weight, added_at, fingerprint) VALUES `+
+				strings.TrimSuffix(strings.Repeat(`(?, ?, ?, ?, ?, ?, ?), `, n), `, `), rows...)
 			rows = rows[:0]
 			return mapErr(err)
 		}
 		for i, it := range items {
 			if known[it.ObjectID] {
-				out[i] = 0
 				continue
+			}
+			var fp any // NULL: no fingerprint
+			if it.Fingerprint != nil {
+				k := fp64(it.Fingerprint)
+				if knownFP[k] {
+					out[i].SameContent = true
+					continue
+				}
+				knownFP[k], fp = true, k
 			}
 			known[it.ObjectID] = true
 			ord++
-			rows = append(rows, agreementID, it.ObjectID, partyID, ord, it.Weight, micros(at))
-			out[i] = ord
+			rows = append(rows, agreementID, it.ObjectID, partyID, ord, it.Weight, micros(at), fp)
+			out[i].Ord = ord
 			added += it.Weight
-			if len(rows) == 6*150 {
+			if len(rows) == 7*140 {
 				if err := flush(); err != nil {
 					return err
 				}
@@ -260,6 +297,22 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 		return nil, err
 	}
 	return out, nil
+}
+
+func (s credits) Handed(ctx context.Context, agreementID string, fingerprints [][]byte) error {
+	for len(fingerprints) > 0 {
+		chunk := fingerprints[:min(len(fingerprints), 400)]
+		fingerprints = fingerprints[len(chunk):]
+		args := make([]any, 0, 2*len(chunk))
+		for _, fp := range chunk {
+			args = append(args, agreementID, fp64(fp))
+		}
+		if _, err := s.w.ExecContext(ctx, `INSERT INTO agreement_handed(agreement_id, fingerprint) VALUES `+
+			strings.TrimSuffix(strings.Repeat(`(?, ?), `, len(chunk)), `, `)+` ON CONFLICT DO NOTHING`, args...); err != nil {
+			return mapErr(err)
+		}
+	}
+	return nil
 }
 
 func (s credits) Balance(ctx context.Context, agreementID, partyID string, since time.Time) (store.Balance, error) {
@@ -317,3 +370,10 @@ func (s credits) Range(ctx context.Context, agreementID, partyID string, from, t
 	}
 	return out, mapErr(rows.Err())
 }
+
+// fp64 is the key SQLite stores for a content fingerprint: its first 64
+// bits. An index of 8-byte integers keeps the b-tree a fraction of the
+// size of one of 32-byte blobs, and random inserts into it touch fewer
+// pages. Two different contents share a key with probability 2^-64 per
+// pair; finding a second content for a given key needs 2^64 tries.
+func fp64(b []byte) int64 { return int64(binary.BigEndian.Uint64(b)) }

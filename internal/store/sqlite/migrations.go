@@ -325,4 +325,19 @@ INSERT OR IGNORE INTO object_owners(coll, id, party_id)
 ALTER TABLE tokens ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE tokens ADD COLUMN last_used_at INTEGER NOT NULL DEFAULT 0;
 `,
+	// 10: content fingerprints (stix.Fingerprint) of contributions, so that
+	// credit goes to content new to the agreement, not to a new id; and the
+	// fingerprints of what plain handovers released, known to both sides.
+	// The key is the fingerprint's first 64 bits (fp64 in agreements.go),
+	// indexed alone so that the index stays small. Contributions made
+	// before have no fingerprint and stay deduplicated by id only.
+	`
+ALTER TABLE agreement_credits ADD COLUMN fingerprint INTEGER;
+CREATE INDEX agreement_credits_fingerprint ON agreement_credits(fingerprint);
+CREATE TABLE agreement_handed (
+	agreement_id TEXT NOT NULL REFERENCES agreements(id),
+	fingerprint  INTEGER NOT NULL,
+	PRIMARY KEY (agreement_id, fingerprint)
+) WITHOUT ROWID;
+`,
 }

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"testing"
@@ -212,7 +213,16 @@ func contribute1(x store.Handle, agreementID, partyID, objectID string, weight f
 	if err != nil {
 		return 0, err
 	}
-	return ords[0], nil
+	return ords[0].Ord, nil
+}
+
+// ordsOf lists the ordinals of a Contribute result.
+func ordsOf(cs []store.Credited) string {
+	o := make([]int64, len(cs))
+	for i, c := range cs {
+		o[i] = c.Ord
+	}
+	return fmt.Sprint(o)
 }
 
 // testContributeBatch: a batch gets ordinals in order, a repeat within the
@@ -228,7 +238,7 @@ func testContributeBatch(t *testing.T, st store.Store) {
 	}
 	items := []store.Contribution{{ObjectID: uid("indicator", 1), Weight: 1}, {ObjectID: uid("indicator", 2), Weight: 2}, {ObjectID: uid("indicator", 1), Weight: 1}, {ObjectID: uid("indicator", 3), Weight: 0.5}}
 	ords, err := x.Credits().Contribute(ctx, ag, a.ID, items, t0)
-	if err != nil || fmt.Sprint(ords) != "[1 2 0 3]" {
+	if err != nil || ordsOf(ords) != "[1 2 0 3]" {
 		t.Fatalf("first batch = %v, %v; want [1 2 0 3]", ords, err)
 	}
 	if err := x.Credits().SetReleased(ctx, ag, b.ID, 1); err != nil {
@@ -236,11 +246,11 @@ func testContributeBatch(t *testing.T, st store.Store) {
 	}
 	// bravo: alpha's #1 is released to it (known), #2 is not (earns credit).
 	ords, err = x.Credits().Contribute(ctx, ag, b.ID, []store.Contribution{{ObjectID: uid("indicator", 1), Weight: 1}, {ObjectID: uid("indicator", 2), Weight: 1}, {ObjectID: uid("malware", 9), Weight: 4}}, t0)
-	if err != nil || fmt.Sprint(ords) != "[0 1 2]" {
+	if err != nil || ordsOf(ords) != "[0 1 2]" {
 		t.Fatalf("bravo's batch = %v, %v; want [0 1 2]", ords, err)
 	}
 	ords, err = x.Credits().Contribute(ctx, ag, a.ID, []store.Contribution{{ObjectID: uid("indicator", 3), Weight: 1}, {ObjectID: uid("indicator", 4), Weight: 1}}, t0)
-	if err != nil || fmt.Sprint(ords) != "[0 4]" {
+	if err != nil || ordsOf(ords) != "[0 4]" {
 		t.Fatalf("alpha's second batch = %v, %v; want [0 4]", ords, err)
 	}
 	if bal, err := x.Credits().Balance(ctx, ag, a.ID, time.Time{}); err != nil || bal.Contributed != 4 || bal.Credits != 4.5 {
@@ -248,5 +258,72 @@ func testContributeBatch(t *testing.T, st store.Store) {
 	}
 	if ords, err := x.Credits().Contribute(ctx, ag, a.ID, nil, t0); err != nil || len(ords) != 0 {
 		t.Fatalf("empty batch = %v, %v", ords, err)
+	}
+}
+
+// testContributeByContent: an object whose fingerprint the party already
+// knows — from its own contributions, the counterpart's released to it, or
+// a plain handover — earns nothing under a new id and says so; the
+// counterpart's unreleased content still earns credit (no oracle).
+func testContributeByContent(t *testing.T, st store.Store) {
+	x := ext(t, st)
+	a := mustParty(t, st, "alpha")
+	b := mustParty(t, st, "bravo")
+	ag, other := "agreement--1", "agreement--2"
+	for _, id := range []string{ag, other} {
+		if err := x.Agreements().Create(ctx, store.AgreementRecord{ID: id, PartyA: a.ID, PartyB: b.ID, CreatedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fp := func(n int) []byte { h := sha256.Sum256([]byte(fmt.Sprint(n))); return h[:] }
+	item := func(id string, n int) store.Contribution {
+		return store.Contribution{ObjectID: id, Weight: 1, Fingerprint: fp(n)}
+	}
+	res, err := x.Credits().Contribute(ctx, ag, a.ID, []store.Contribution{
+		item(uid("indicator", 1), 1), item(uid("indicator", 2), 2), item(uid("indicator", 3), 1), // repeat of 1's content in the batch
+		{ObjectID: uid("indicator", 4), Weight: 1}, // no fingerprint: by id only
+	}, t0)
+	if err != nil || ordsOf(res) != "[1 2 0 3]" || !res[2].SameContent || res[0].SameContent {
+		t.Fatalf("alpha's batch = %+v, %v; want [1 2 0 3], the third same content", res, err)
+	}
+	// Alpha again: its own content under a new id.
+	if res, err := x.Credits().Contribute(ctx, ag, a.ID, []store.Contribution{item(uid("indicator", 5), 2), item(uid("indicator", 6), 9)}, t0); err != nil || ordsOf(res) != "[0 4]" || !res[0].SameContent {
+		t.Fatalf("alpha re-giving its content = %+v, %v", res, err)
+	}
+	// Bravo: alpha's content is not released to it yet, so it earns.
+	if res, err := x.Credits().Contribute(ctx, ag, b.ID, []store.Contribution{item(uid("malware", 1), 1)}, t0); err != nil || ordsOf(res) != "[1]" {
+		t.Fatalf("bravo giving alpha's unreleased content = %+v, %v; want credit", res, err)
+	}
+	if err := x.Credits().SetReleased(ctx, ag, b.ID, 2); err != nil {
+		t.Fatal(err)
+	}
+	// Released to bravo: alpha's #1 and #2 (content 1 and 2); #3 (no
+	// fingerprint) and #4 (content 9) are not.
+	res, err = x.Credits().Contribute(ctx, ag, b.ID, []store.Contribution{item(uid("malware", 2), 2), item(uid("malware", 3), 9)}, t0)
+	if err != nil || ordsOf(res) != "[0 2]" || !res[0].SameContent || res[1].SameContent {
+		t.Fatalf("bravo re-giving released content = %+v, %v; want [0 2]", res, err)
+	}
+	// A plain handover released content 20 and 21: neither side earns for it.
+	if err := x.Credits().Handed(ctx, ag, [][]byte{fp(20), fp(21), fp(20)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Credits().Handed(ctx, ag, [][]byte{fp(21)}); err != nil {
+		t.Fatalf("handing known content again: %v", err)
+	}
+	if res, err := x.Credits().Contribute(ctx, ag, a.ID, []store.Contribution{item(uid("tool", 1), 20)}, t0); err != nil || ordsOf(res) != "[0]" || !res[0].SameContent {
+		t.Fatalf("alpha giving handed-over content = %+v, %v", res, err)
+	}
+	if res, err := x.Credits().Contribute(ctx, ag, b.ID, []store.Contribution{item(uid("tool", 2), 21)}, t0); err != nil || ordsOf(res) != "[0]" || !res[0].SameContent {
+		t.Fatalf("bravo giving handed-over content = %+v, %v", res, err)
+	}
+	// Another agreement knows none of it.
+	if res, err := x.Credits().Contribute(ctx, other, a.ID, []store.Contribution{item(uid("tool", 3), 20), item(uid("tool", 4), 1)}, t0); err != nil || ordsOf(res) != "[1 2]" {
+		t.Fatalf("the same content under another agreement = %+v, %v", res, err)
+	}
+	if bal, err := x.Credits().Balance(ctx, ag, a.ID, time.Time{}); err != nil || bal.Contributed != 4 || bal.Credits != 4 {
+		t.Fatalf("alpha's balance = %+v, %v", bal, err)
+	}
+	if bal, err := x.Credits().Balance(ctx, ag, b.ID, time.Time{}); err != nil || bal.Contributed != 2 || bal.Credits != 2 {
+		t.Fatalf("bravo's balance = %+v, %v", bal, err)
 	}
 }

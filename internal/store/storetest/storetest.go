@@ -47,6 +47,7 @@ func Run(t *testing.T, open Opener) {
 		{"Events", testEvents},
 		{"Matches", testMatches},
 		{"AgreementLockSerializes", testAgreementLockSerializes},
+		{"ContributeByContent", testContributeByContent},
 		{"LedgerConcurrentAppend", testLedgerConcurrentAppend},
 		{"LedgerRollback", testLedgerRollback},
 		{"SecondConnectionRefused", testSecondConnectionRefused},

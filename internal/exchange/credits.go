@@ -1,0 +1,78 @@
+package exchange
+
+import (
+	"context"
+	"time"
+
+	"github.com/parley-cti/parley/internal/agreement"
+	"github.com/parley-cti/parley/internal/stix"
+	"github.com/parley-cti/parley/internal/store"
+)
+
+// Status messages for objects stored under an agreement that earn no
+// credit. They say why, so an honest party can tell a copy from junk.
+const (
+	msgKnownID      = "you already gave or received this object under this agreement; it earns no credit"
+	msgSameContent  = "duplicate content: this agreement already holds an object with the same content (fingerprint) that you gave or received; it earns no credit"
+	msgBelowFloorPf = "below the quality floor: "
+	msgBelowFloorSf = "; it earns no credit"
+)
+
+// creditNote is what accounting made of one stored object.
+type creditNote struct {
+	earned bool
+	why    string // when not earned
+}
+
+// contribute offers objs (stored under agreement a by partyID) for credit.
+// Credit goes to intelligence new to the agreement by content: an object
+// below the agreement's quality floor earns nothing; so does one whose id
+// or content fingerprint the party already gave or received (its own
+// contributions, the counterpart's released to it, plain handovers). Every
+// object below the floor or known is still stored. Callers hold the
+// agreement's lock.
+func contribute(ctx context.Context, x store.Handle, a Agreement, partyID string, objs []*stix.Object, now time.Time) ([]creditNote, error) {
+	terms := a.Status.Document.Reciprocity
+	notes := make([]creditNote, len(objs))
+	items := make([]store.Contribution, 0, len(objs))
+	index := make([]int, 0, len(objs))
+	for i, o := range objs {
+		if why := agreement.BelowFloor(terms, o); why != "" {
+			notes[i].why = msgBelowFloorPf + why + msgBelowFloorSf
+			continue
+		}
+		items = append(items, store.Contribution{ObjectID: o.ID, Weight: agreement.Weight(terms, o.Type), Fingerprint: o.Fingerprint[:]})
+		index = append(index, i)
+	}
+	if len(items) == 0 {
+		return notes, nil
+	}
+	res, err := x.Credits().Contribute(ctx, a.Record.ID, partyID, items, now)
+	if err != nil {
+		return nil, err
+	}
+	for k, r := range res {
+		n := &notes[index[k]]
+		switch {
+		case r.Ord > 0:
+			n.earned = true
+		case r.SameContent:
+			n.why = msgSameContent
+		default:
+			n.why = msgKnownID
+		}
+	}
+	return notes, nil
+}
+
+// HandedOver records, inside the transaction that releases a plain
+// handover under agreementID, the content fingerprints of the objects it
+// released: both parties hold them from then on, so neither earns feed
+// credit for giving them again.
+func HandedOver(ctx context.Context, tx store.Handle, agreementID string, objs []*stix.Object) error {
+	fps := make([][]byte, len(objs))
+	for i, o := range objs {
+		fps[i] = o.Fingerprint[:]
+	}
+	return tx.Credits().Handed(ctx, agreementID, fps)
+}

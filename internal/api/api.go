@@ -220,6 +220,11 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return apiErr(http.StatusUnsupportedMediaType, "unsupported_media_type", fmt.Sprintf("send Content-Type: application/json, not %q", ct))
 	}
+	// A declared length over the limit is refused before reading, so a
+	// client announcing gigabytes gets its answer at once.
+	if r.ContentLength > MaxBody {
+		return apiErr(http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", MaxBody))
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError

@@ -137,6 +137,9 @@ func (s *Server) deposit(w http.ResponseWriter, r *http.Request, p party.Princip
 		return apiErr(http.StatusUnsupportedMediaType, "unsupported_media_type",
 			"send a plain deposit as application/json (a STIX bundle) or a sealed one as application/octet-stream (an age file), not "+strconv.Quote(ct))
 	}
+	if r.ContentLength > escrow.MaxDeposit {
+		return apiErr(http.StatusRequestEntityTooLarge, "too_large", "a deposit may be at most "+strconv.Itoa(escrow.MaxDeposit)+" bytes")
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, escrow.MaxDeposit))
 	if err != nil {
 		var mbe *http.MaxBytesError

@@ -156,12 +156,28 @@ func (s *Server) putRound1(w http.ResponseWriter, r *http.Request, p party.Princ
 				"send the round-1 message as application/octet-stream, not "+strconv.Quote(ct))
 		}
 	}
-	res, err := s.matches().PutRound1(r.Context(), p, r.PathValue("id"), r.Body)
+	// The session's cap bounds the message; a longer declared body is
+	// refused before reading, a longer sent one when it passes the bound
+	// (one byte over, so that trailing data is still seen as such).
+	v, err := s.matches().Get(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		return matchErr(err)
 	}
+	limit := matching.Round1Size(v.Session.Cap)
+	if r.ContentLength > limit {
+		return apiErr(http.StatusRequestEntityTooLarge, "too_large",
+			"a round-1 message of session "+v.Session.ID+" may be at most "+strconv.FormatInt(limit, 10)+" bytes ("+strconv.FormatInt(v.Session.Cap, 10)+" elements)")
+	}
+	res, err := s.matches().PutRound1(r.Context(), p, r.PathValue("id"), http.MaxBytesReader(w, r.Body, limit+1))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return apiErr(http.StatusRequestEntityTooLarge, "too_large", "the round-1 message is longer than its element count allows")
+		}
+		return matchErr(err)
+	}
 	receipt(w, res.LedgerIndex)
-	v, err := s.matches().Get(r.Context(), p, res.Session.ID)
+	v, err = s.matches().Get(r.Context(), p, res.Session.ID)
 	if err != nil {
 		return matchErr(err)
 	}

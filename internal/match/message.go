@@ -41,6 +41,12 @@ const (
 
 var magic = [4]byte{'P', 'P', 'S', 'I'}
 
+// MessageSize is the length in bytes of a message of round with count
+// elements: what a receiver may read at most for a session's cap.
+func MessageSize(round uint8, count uint64) int64 {
+	return int64(headerSize + digestSize + count*uint64(elementSizeOf(round)))
+}
+
 func elementSizeOf(round uint8) int {
 	if round == 1 {
 		return elementSize

@@ -273,6 +273,10 @@ func checkErr(err error) error {
 	return err
 }
 
+// Round1Size is the largest round-1 message a session with this cap
+// admits, in bytes.
+func Round1Size(cap int64) int64 { return match.MessageSize(1, uint64(max(cap, 0))) }
+
 // Round1Result reports a stored round-1 message.
 type Round1Result struct {
 	Session     store.MatchSession

@@ -286,7 +286,7 @@ func (d *Dashboard) authed(h authedHandler) http.Handler {
 func (d *Dashboard) authedPost(h authedHandler) http.Handler {
 	return d.authed(func(w http.ResponseWriter, r *http.Request, s session) {
 		if err := parseForm(w, r); err != nil {
-			d.showError(w, r, http.StatusBadRequest, err.Error())
+			d.showError(w, r, formStatus(err), err.Error())
 			return
 		}
 		if !tokensEqual(r.PostForm.Get("csrf"), s.csrf) {
@@ -303,11 +303,24 @@ func parseForm(w http.ResponseWriter, r *http.Request) error {
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
 		return errors.New("Send the form as application/x-www-form-urlencoded.")
 	}
+	if r.ContentLength > maxForm {
+		return errFormTooLarge // refused before reading: no waiting for a body announced as huge
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
 	if err := r.ParseForm(); err != nil {
 		return errors.New("The form could not be read (too large or malformed).")
 	}
 	return nil
+}
+
+var errFormTooLarge = errors.New("The form is too large.")
+
+// formStatus is the status for a parseForm error.
+func formStatus(err error) int {
+	if errors.Is(err, errFormTooLarge) {
+		return http.StatusRequestEntityTooLarge
+	}
+	return http.StatusBadRequest
 }
 
 func (d *Dashboard) setCookie(w http.ResponseWriter, name, value, path string, maxAge int) {
@@ -340,7 +353,7 @@ func (d *Dashboard) showSignin(w http.ResponseWriter, r *http.Request, status in
 
 func (d *Dashboard) signin(w http.ResponseWriter, r *http.Request) {
 	if err := parseForm(w, r); err != nil {
-		d.showSignin(w, r, http.StatusBadRequest, err.Error())
+		d.showSignin(w, r, formStatus(err), err.Error())
 		return
 	}
 	c, err := r.Cookie(signinCookie)

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -165,8 +166,10 @@ func (s *Server) putRound1(w http.ResponseWriter, r *http.Request, p party.Princ
 	}
 	limit := matching.Round1Size(v.Session.Cap)
 	if r.ContentLength > limit {
-		return apiErr(http.StatusRequestEntityTooLarge, "too_large",
-			"a round-1 message of session "+v.Session.ID+" may be at most "+strconv.FormatInt(limit, 10)+" bytes ("+strconv.FormatInt(v.Session.Cap, 10)+" elements)")
+		frame, elem := matching.Round1Size(0), matching.Round1Size(1)-matching.Round1Size(0)
+		elems := (r.ContentLength - frame + elem - 1) / elem
+		return apiErr(http.StatusRequestEntityTooLarge, "over_cap", fmt.Sprintf("the body announces %d bytes: %d elements, cap %d (at most %d bytes)",
+			r.ContentLength, elems, v.Session.Cap, limit))
 	}
 	res, err := s.matches().PutRound1(r.Context(), p, r.PathValue("id"), http.MaxBytesReader(w, r.Body, limit+1))
 	if err != nil {

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"math/bits"
 
@@ -21,9 +22,17 @@ func Append(ctx context.Context, st Store, entries ...Entry) (firstIndex int64, 
 	if err != nil {
 		return 0, fmt.Errorf("ledger commitment key: %w", err)
 	}
+	s, err := newSealer(key)
+	if err != nil {
+		return 0, err
+	}
+	nonces := make([]byte, NonceSize*len(entries))
+	if _, err := rand.Read(nonces); err != nil {
+		return 0, fmt.Errorf("entry nonces: %w", err)
+	}
 	records := make([][]byte, len(entries))
 	for i, e := range entries {
-		if e, err = e.Seal(key); err != nil {
+		if e, err = s.seal(e, nonces[i*NonceSize:(i+1)*NonceSize]); err != nil {
 			return 0, err
 		}
 		if records[i], err = e.Encode(); err != nil {

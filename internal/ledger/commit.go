@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"maps"
 	"slices"
 	"strings"
@@ -35,11 +36,13 @@ const NonceSize = 16
 // CommitmentKeySize is the size of a log's commitment key and of an entry key.
 const CommitmentKeySize = 32
 
+const entryKeyLabel = "parley/ledger/entry-key/v2\x00"
+
 // EntryKey derives the opening key of the entry with nonce from the log's
 // commitment key.
 func EntryKey(logKey []byte, nonce string) []byte {
 	m := hmac.New(sha256.New, logKey)
-	m.Write([]byte("parley/ledger/entry-key/v2\x00"))
+	m.Write([]byte(entryKeyLabel))
 	m.Write([]byte(nonce))
 	return m.Sum(nil)
 }
@@ -66,19 +69,40 @@ func commit(entryKey []byte, role, digest string) string {
 // plain digest replaced by its commitment under the entry key derived from
 // logKey. e must be unsealed (V 0 or 2, no Nonce, "sha256:" digests).
 func (e Entry) Seal(logKey []byte) (Entry, error) {
-	if len(logKey) != CommitmentKeySize {
-		return Entry{}, fmt.Errorf("commitment key of %d bytes, want %d: %w", len(logKey), CommitmentKeySize, ErrInvalid)
-	}
-	if (e.V != 0 && e.V != EntryVersion) || e.Nonce != "" {
-		return Entry{}, fmt.Errorf("entry %s %s (version %d) is already sealed or of an old version; only new entries are sealed: %w", e.Kind, e.Subject, e.V, ErrInvalid)
+	s, err := newSealer(logKey)
+	if err != nil {
+		return Entry{}, err
 	}
 	var n [NonceSize]byte
 	if _, err := rand.Read(n[:]); err != nil {
 		return Entry{}, fmt.Errorf("entry nonce: %w", err)
 	}
-	e.V, e.Nonce = EntryVersion, hex.EncodeToString(n[:])
+	return s.seal(e, n[:])
+}
+
+// sealer seals many entries under one log key: the key's HMAC state is
+// computed once (Append seals a whole batch with one sealer).
+type sealer struct {
+	kdf hash.Hash // HMAC-SHA256 keyed by the log key
+}
+
+func newSealer(logKey []byte) (*sealer, error) {
+	if len(logKey) != CommitmentKeySize {
+		return nil, fmt.Errorf("commitment key of %d bytes, want %d: %w", len(logKey), CommitmentKeySize, ErrInvalid)
+	}
+	return &sealer{kdf: hmac.New(sha256.New, logKey)}, nil
+}
+
+func (s *sealer) seal(e Entry, nonce []byte) (Entry, error) {
+	if (e.V != 0 && e.V != EntryVersion) || e.Nonce != "" {
+		return Entry{}, fmt.Errorf("entry %s %s (version %d) is already sealed or of an old version; only new entries are sealed: %w", e.Kind, e.Subject, e.V, ErrInvalid)
+	}
+	e.V, e.Nonce = EntryVersion, hex.EncodeToString(nonce)
 	if len(e.Digests) > 0 {
-		key := EntryKey(logKey, e.Nonce)
+		s.kdf.Reset()
+		s.kdf.Write([]byte(entryKeyLabel))
+		s.kdf.Write([]byte(e.Nonce))
+		key := s.kdf.Sum(nil)
 		plain := e.Digests
 		e.Digests = make(map[string]string, len(plain))
 		for role, d := range plain {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/parley-cti/parley/internal/client"
 	"github.com/parley-cti/parley/internal/escrow"
+	"github.com/parley-cti/parley/internal/ledger"
 )
 
 func init() {
@@ -125,6 +128,7 @@ func cmdHandover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		opt := client.DepositOptions{Agreement: *agreementID}
 		var res *client.DepositResult
+		sent := bundle
 		if *sealed {
 			h, err := c.Handover(ctx, pos[0])
 			if err != nil {
@@ -146,11 +150,23 @@ func cmdHandover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			if err != nil {
 				return err
 			}
+			sent = ct
 			res, err = c.DepositSealed(ctx, pos[0], ct, sum, opt)
 			if err != nil {
 				return err
 			}
 		} else if res, err = c.Deposit(ctx, pos[0], bundle, opt); err != nil {
+			return err
+		}
+		// The ledger entry must commit to exactly the bytes sent (hashed
+		// here, not taken from the server): verify checks it.
+		role := "bundle"
+		if *sealed {
+			role = "ciphertext"
+		}
+		sentSum := sha256.Sum256(sent)
+		if err := recordReceiptOf(cf, prof, res.Receipt, ledger.KindHandoverDepositCommitted, res.Handover.ID,
+			map[string]string{role: "sha256:" + hex.EncodeToString(sentSum[:])}); err != nil {
 			return err
 		}
 		return emit(stdout, cf.json, res, func() {

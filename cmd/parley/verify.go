@@ -58,6 +58,14 @@ func (cf *clientFlags) auditState() (audit.State, error) {
 //	rc, err := c.SomeCall(...)
 //	if err == nil { err = recordReceipt(cf, p, rc, ledger.KindFeedBatch, "status--"+id) }
 func recordReceipt(cf *clientFlags, p profile, rc client.Receipt, kind ledger.Kind, subject string) error {
+	return recordReceiptOf(cf, p, rc, kind, subject, nil)
+}
+
+// recordReceiptOf is recordReceipt for an entry whose commitments the
+// party can check itself: digests (role → "sha256:<hex>") are what it knows
+// the entry binds, and `parley verify` opens the entry's commitments with
+// the key the server gives the party to check them.
+func recordReceiptOf(cf *clientFlags, p profile, rc client.Receipt, kind ledger.Kind, subject string, digests map[string]string) error {
 	if rc < 0 {
 		return nil
 	}
@@ -65,7 +73,7 @@ func recordReceipt(cf *clientFlags, p profile, rc client.Receipt, kind ledger.Ki
 	if err != nil {
 		return err
 	}
-	return st.RecordReceipt(audit.Receipt{Index: int64(rc), Kind: kind, Subject: subject, Party: p.Party})
+	return st.RecordReceipt(audit.Receipt{Index: int64(rc), Kind: kind, Subject: subject, Party: p.Party, Digests: digests})
 }
 
 type int64List []int64

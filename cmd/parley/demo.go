@@ -25,6 +25,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	data := fs.String("data", "", "data directory (default: a new temporary one)")
 	listen := fs.String("listen", "127.0.0.1:8080", "address to serve on (another free port is used if it is taken)")
 	exit := fs.Bool("exit", false, "stop after the demo instead of serving on")
+	keep := fs.Bool("keep", false, "keep the temporary data directory when the demo ends (it is removed otherwise)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -36,6 +37,17 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		dir = d
+		if *keep {
+			fmt.Fprintf(stdout, "Data directory: %s (kept when the demo ends: --keep)\n\n", dir)
+		} else {
+			fmt.Fprintf(stdout, "Data directory: %s (temporary: removed when the demo ends; --keep keeps it)\n\n", dir)
+			// Runs after the database is closed (defers run last-in first-out).
+			defer func() {
+				if err := os.RemoveAll(dir); err != nil {
+					fmt.Fprintf(stderr, "parley demo: could not remove %s: %v\n", dir, err)
+				}
+			}()
+		}
 	} else if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
 		return fmt.Errorf("%w: %s is not empty; the demo needs a fresh data directory", errUsage, dir)
 	}

@@ -32,9 +32,6 @@ func cmdHandover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("%w: %s", errUsage, handoverUsage)
 	}
 	sub := args[0]
-	if !slices.Contains(subcommands["handover"], sub) {
-		return unknownSub("handover", sub)
-	}
 	fs := newFlags("handover "+sub, stderr)
 	cf := addClientFlags(fs)
 	agreementID := fs.String("agreement", "", "agreement id (propose, list; deposit: refuse unless the case is under it)")
@@ -55,7 +52,7 @@ func cmdHandover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	// Ids may be given by a unique prefix.
-	if len(pos) > 0 && sub != "propose" && sub != "list" {
+	if len(pos) > 0 && sub != "propose" && sub != "list" && slices.Contains(subcommands["handover"], sub) {
 		if pos[0], err = resolveID(ctx, c, "handover", pos[0]); err != nil {
 			return err
 		}

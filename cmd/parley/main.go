@@ -111,6 +111,9 @@ func usage(w io.Writer) {
 	cs := commands()
 	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
 	for _, c := range cs {
+		if strings.HasPrefix(c.name, "__") {
+			continue // helpers for the completion scripts
+		}
 		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.usage)
 	}
 	fmt.Fprintln(w, "\nRun 'parley COMMAND -h' for a command's flags.")

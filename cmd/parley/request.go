@@ -27,9 +27,6 @@ func cmdRequest(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("%w: %s", errUsage, requestUsage)
 	}
 	sub := args[0]
-	if !slices.Contains(subcommands["request"], sub) {
-		return unknownSub("request", sub)
-	}
 	fs := newFlags("request "+sub, stderr)
 	cf := addClientFlags(fs)
 	agreementID := fs.String("agreement", "", "agreement id (file, list)")
@@ -56,7 +53,7 @@ func cmdRequest(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("%w: request %s needs the request ID", errUsage, sub)
 	}
 	// Ids may be given by a unique prefix.
-	if sub != "file" && sub != "list" {
+	if sub != "file" && sub != "list" && slices.Contains(subcommands["request"], sub) {
 		if pos[0], err = resolveID(ctx, c, "request", pos[0]); err != nil {
 			return err
 		}

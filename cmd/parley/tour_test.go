@@ -175,6 +175,10 @@ func tourScript(lines []string, addr string) (string, error) {
 		if len(words) >= 3 && words[1] == "handover" && words[2] == "propose" {
 			fmt.Fprintf(&out, "grab %s '^handover (handover--[0-9a-f-]+)'\n", varName("handover id"))
 		}
+		if len(words) >= 2 && words[1] == "pull" {
+			// The tour's point: south reads only the grace until it gives.
+			fmt.Fprintln(&out, "stdout 'withheld under give-to-get'")
+		}
 		if len(words) >= 2 && words[1] == "verify" {
 			fmt.Fprintln(&out, "stdout '^ledger verified at size'")
 		}

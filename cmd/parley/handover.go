@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -139,11 +140,11 @@ func cmdHandover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			if counterpart == me.PartyID {
 				counterpart = h.Counterpart
 			}
-			pub, err := c.CurrentKey(ctx, counterpart)
+			rcpt, err := sealingRecipient(ctx, c, cf, prof, h.Agreement, counterpart)
 			if err != nil {
-				return fmt.Errorf("fetching %s's sealing key: %w", counterpart, err)
+				return err
 			}
-			ct, sum, err := client.Seal(bundle, pub.SealingRecipient)
+			ct, sum, err := client.Seal(bundle, rcpt)
 			if err != nil {
 				return err
 			}
@@ -264,6 +265,33 @@ func printHandover(w io.Writer, h *client.Handover) {
 	if h.LedgerIndex != nil {
 		fmt.Fprintf(w, "  ledger entry %d\n", *h.LedgerIndex)
 	}
+}
+
+// sealingRecipient returns the counterpart's sealing key, refusing one not
+// bound to the signing key the agreement names for it and pinning it on
+// first use in the profile's state directory (sealing-keys.json).
+func sealingRecipient(ctx context.Context, c *client.Client, cf *clientFlags, prof profile, agreementID, counterpart string) (string, error) {
+	pins, err := sealingPins(cf)
+	if err != nil {
+		return "", err
+	}
+	mine, err := prof.privateKeys()
+	if err != nil {
+		mine = nil // without a key file the own-signature check is skipped; the others stand
+	}
+	rcpt, err := c.SealingRecipient(ctx, agreementID, counterpart, mine, pins)
+	if err != nil {
+		return "", fmt.Errorf("%s's sealing key: %w", counterpart, err)
+	}
+	return rcpt, nil
+}
+
+func sealingPins(cf *clientFlags) (client.PinFile, error) {
+	st, err := cf.auditState()
+	if err != nil {
+		return "", err
+	}
+	return client.PinFile(filepath.Join(st.Dir, "sealing-keys.json")), nil
 }
 
 // readInput reads a file, or stdin for "-".

@@ -133,9 +133,13 @@ func cmdMatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		runCtx, cancel = context.WithTimeout(ctx, *waitFor)
 		defer cancel()
 	}
+	pins, err := sealingPins(cf)
+	if err != nil {
+		return err
+	}
 	var started client.Match
 	out, err := c.RunMatch(runCtx, client.MatchOptions{Agreement: *agreementID, Session: *session, Items: items, Identity: keys.Sealing,
-		Progress: progress, OnSession: func(m client.Match) {
+		Pins: pins, Progress: progress, OnSession: func(m client.Match) {
 			started = m
 			if *quiet {
 				return

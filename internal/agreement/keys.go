@@ -23,6 +23,9 @@ type PublicKeys struct {
 	SigningKey       ed25519.PublicKey `json:"signing_key"`       // base64 in JSON
 	SealingRecipient string            `json:"sealing_recipient"` // age1...
 	KeyID            string            `json:"key_id"`
+	// SealingSig is the signing key's signature binding SealingRecipient
+	// to it (see sealing.go); base64 in JSON.
+	SealingSig []byte `json:"sealing_sig,omitempty"`
 }
 
 // PrivateKeys are a party's secret keys. Keep them in a file only the party's
@@ -55,7 +58,7 @@ func GenerateKeys() (*PrivateKeys, error) {
 // Public returns the public half of k.
 func (k *PrivateKeys) Public() PublicKeys {
 	pub := k.Signing.Public().(ed25519.PublicKey)
-	return PublicKeys{SigningKey: pub, SealingRecipient: k.Sealing.Recipient().String(), KeyID: KeyID(pub)}
+	return PublicKeys{SigningKey: pub, SealingRecipient: k.Sealing.Recipient().String(), KeyID: KeyID(pub), SealingSig: SignSealingKey(k)}
 }
 
 // KeyID is the id of k's signing key.
@@ -86,7 +89,7 @@ func (p PublicKeys) Validate() error {
 //	<base64 of the 32-byte Ed25519 seed>
 //	-----END PARLEY PRIVATE KEYS-----
 //
-// and PARLEY PUBLIC KEYS with Key-Id, Sealing-Recipient and the 32-byte
+// and PARLEY PUBLIC KEYS with Key-Id, Sealing-Recipient, Sealing-Sig and the 32-byte
 // Ed25519 public key.
 const (
 	pemPrivate = "PARLEY PRIVATE KEYS"
@@ -126,9 +129,17 @@ func ParsePrivateKeys(data []byte) (*PrivateKeys, error) {
 func MarshalPublicKeys(p PublicKeys) []byte {
 	return pem.EncodeToMemory(&pem.Block{
 		Type:    pemPublic,
-		Headers: map[string]string{"Key-Id": p.KeyID, "Sealing-Recipient": p.SealingRecipient},
+		Headers: publicHeaders(p),
 		Bytes:   p.SigningKey,
 	})
+}
+
+func publicHeaders(p PublicKeys) map[string]string {
+	h := map[string]string{"Key-Id": p.KeyID, "Sealing-Recipient": p.SealingRecipient}
+	if len(p.SealingSig) > 0 {
+		h["Sealing-Sig"] = base64.StdEncoding.EncodeToString(p.SealingSig)
+	}
+	return h
 }
 
 // ParsePublicKeys decodes MarshalPublicKeys output and validates it. Errors
@@ -142,6 +153,13 @@ func ParsePublicKeys(data []byte) (PublicKeys, error) {
 		SigningKey:       ed25519.PublicKey(block.Bytes),
 		SealingRecipient: block.Headers["Sealing-Recipient"],
 		KeyID:            block.Headers["Key-Id"],
+	}
+	if sig, ok := block.Headers["Sealing-Sig"]; ok {
+		b, err := base64.StdEncoding.DecodeString(sig)
+		if err != nil {
+			return PublicKeys{}, fmt.Errorf("%w: Sealing-Sig is not base64", ErrInvalidKey)
+		}
+		p.SealingSig = b
 	}
 	if err := p.Validate(); err != nil {
 		return PublicKeys{}, err

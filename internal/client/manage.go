@@ -107,6 +107,9 @@ type Key struct {
 	Keys       agreement.PublicKeys `json:"keys"`
 	ValidFrom  string               `json:"valid_from"`
 	ValidUntil string               `json:"valid_until,omitempty"`
+	// Rotation is the agreement.KeyRotation, signed by the key before,
+	// that made this key current; absent for a first registration.
+	Rotation json.RawMessage `json:"rotation,omitempty"`
 }
 
 // Party is a directory entry.

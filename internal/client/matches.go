@@ -126,6 +126,10 @@ type MatchOptions struct {
 	OnSession func(Match)
 	// Progress, when set, is told each step as it starts.
 	Progress func(step string)
+	// Pins, when set, pins the peer's sealing key on first use (see
+	// SealingRecipient); round 2 is sealed only to a key bound to the
+	// peer's signing key named in the agreement either way.
+	Pins SealingPins
 }
 
 // MatchOutcome is what one side learned.
@@ -240,11 +244,11 @@ func (c *Client) RunMatch(ctx context.Context, opt MatchOptions) (*MatchOutcome,
 		}
 		break
 	}
-	pub, err := c.CurrentKey(ctx, cfg.Peer)
+	rcpt, err := c.SealingRecipient(ctx, m.Agreement, cfg.Peer, nil, opt.Pins)
 	if err != nil {
-		return nil, fmt.Errorf("fetching %s's sealing key: %w", cfg.Peer, err)
+		return nil, fmt.Errorf("%s's sealing key: %w", cfg.Peer, err)
 	}
-	ct, sum, err := Seal(own2.Bytes(), pub.SealingRecipient)
+	ct, sum, err := Seal(own2.Bytes(), rcpt)
 	if err != nil {
 		return nil, err
 	}

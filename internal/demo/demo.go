@@ -339,12 +339,13 @@ func caseWork(ctx context.Context, a, b *Member, agreementID string, res *Result
 	if _, err := b.C.AcceptHandover(ctx, h.ID); err != nil {
 		return 0, fmt.Errorf("accept handover: %w", err)
 	}
-	bKey, err := a.C.CurrentKey(ctx, b.ID)
+	// A seals only to a key B's signing key vouches for (finding 9).
+	bRecipient, err := a.C.SealingRecipient(ctx, agreementID, b.ID, a.Keys, nil)
 	if err != nil {
 		return 0, err
 	}
 	dossierA := bundleOf(a.Crew.Objects[len(a.Crew.Objects)-30:])
-	sealed, sum, err := client.Seal(dossierA, bKey.SealingRecipient)
+	sealed, sum, err := client.Seal(dossierA, bRecipient)
 	if err != nil {
 		return 0, err
 	}

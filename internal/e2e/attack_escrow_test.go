@@ -4,12 +4,21 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/audit"
 	"github.com/parley-cti/parley/internal/client"
 	"github.com/parley-cti/parley/internal/ledger"
@@ -291,5 +300,205 @@ func TestAttackFulfilThenExpire(t *testing.T) {
 	want := []string{"request.filed", "request.answer_pending", "request.reopened:expired"}
 	if got := requestEntries(t, s, r.ID); !slices.Equal(got, want) {
 		t.Fatalf("ledger entries of the request:\n got %v\nwant %v", got, want)
+	}
+}
+
+// keyProxy stands between a party's client and the real server and, when
+// rewrite is set, rewrites the JSON of what the server answers: the
+// operator (or whoever sits on the path) lying about keys and documents.
+type keyProxy struct {
+	URL     string
+	rewrite func(path string, body map[string]any)
+}
+
+func newKeyProxy(t *testing.T, s *Server) *keyProxy {
+	t.Helper()
+	target, err := url.Parse(s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp := &keyProxy{}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ModifyResponse = func(resp *http.Response) error {
+		if kp.rewrite == nil || resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+			return nil
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		var m map[string]any
+		if json.Unmarshal(b, &m) == nil {
+			kp.rewrite(resp.Request.URL.Path, m)
+			b, _ = json.Marshal(m)
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		resp.ContentLength = int64(len(b))
+		resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
+		return nil
+	}
+	srv := httptest.NewServer(rp)
+	t.Cleanup(srv.Close)
+	kp.URL = srv.URL
+	return kp
+}
+
+// publicJSON is p as the keys endpoint shows it.
+func publicJSON(t *testing.T, p agreement.PublicKeys) map[string]any {
+	t.Helper()
+	b, _ := json.Marshal(p)
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestAttackSealingKeySubstitution: whoever answers for the server offers
+// the depositor a sealing key of its own for the counterpart, so that it
+// can read the sealed dossier. The client seals only to a sealing key
+// signed by the counterpart's signing key the agreement names (or reached
+// from it by signed rotations), pins it on first use, and refuses every
+// substitution; the server refuses key registrations whose sealing key is
+// not signed.
+func TestAttackSealingKeySubstitution(t *testing.T) {
+	s := Start(t)
+	alpha, bravo := s.NewParty(t, "alpha"), s.NewParty(t, "bravo")
+	d := Document(t, alpha, bravo, nil)
+	Activate(t, alpha, bravo, d)
+	mallory, err := agreement.GenerateKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Registration: an unsigned sealing key, or someone else's, is refused.
+	_, eveToken, err := s.Srv.Parties.Create(ctx, "eve")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eve, err := client.New(s.URL+"/taxii2/", client.WithToken(eveToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eveKeys, _ := agreement.GenerateKeys()
+	unsigned := eveKeys.Public()
+	unsigned.SealingSig = nil
+	wantAPIError(t, "registering an unsigned sealing key", eve.RegisterKeys(ctx, unsigned), http.StatusBadRequest, "invalid", "not signed by its signing key")
+	borrowed := eveKeys.Public()
+	borrowed.SealingRecipient = mallory.Public().SealingRecipient
+	wantAPIError(t, "registering a sealing key signed for another", eve.RegisterKeys(ctx, borrowed), http.StatusBadRequest, "invalid", "not signed by key")
+	if err := eve.RegisterKeys(ctx, eveKeys.Public()); err != nil {
+		t.Fatalf("registering signed keys: %v", err)
+	}
+
+	kp := newKeyProxy(t, s)
+	via, err := client.New(kp.URL+"/taxii2/", client.WithToken(alpha.Token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pins := client.PinFile(filepath.Join(t.TempDir(), "sealing-keys.json"))
+	bravoKeys := "/api/v1/parties/" + bravo.ID + "/keys"
+	onKeys := func(f func(keys []any)) func(string, map[string]any) {
+		return func(path string, m map[string]any) {
+			if path == bravoKeys {
+				ks, _ := m["keys"].([]any)
+				f(ks)
+				m["keys"] = ks
+			}
+		}
+	}
+	current := func(ks []any) map[string]any { return ks[len(ks)-1].(map[string]any)["keys"].(map[string]any) }
+	malloryRec := publicJSON(t, mallory.Public())
+	forged, err := agreement.RotateKeys(mallory, bravo.ID, mallory.Public(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged.OldKeyID = bravo.Keys.KeyID()
+
+	attacks := []struct {
+		name, mention string
+		rewrite       func(string, map[string]any)
+	}{
+		{"sealing recipient swapped", "is not signed by key", onKeys(func(ks []any) {
+			current(ks)["sealing_recipient"] = mallory.Public().SealingRecipient
+		})},
+		{"sealing signature stripped", "sealing_sig missing", onKeys(func(ks []any) {
+			delete(current(ks), "sealing_sig")
+		})},
+		{"the whole key set replaced", "not the key " + bravo.Keys.KeyID(), onKeys(func(ks []any) {
+			ks[len(ks)-1].(map[string]any)["keys"] = malloryRec
+		})},
+		{"a forged rotation to the attacker's keys", "not the key " + bravo.Keys.KeyID(), func(path string, m map[string]any) {
+			if path != bravoKeys {
+				return
+			}
+			ks := m["keys"].([]any)
+			now := time.Now().UTC().Format(time.RFC3339Nano)
+			ks[len(ks)-1].(map[string]any)["valid_until"] = now
+			rot, _ := json.Marshal(forged)
+			m["keys"] = append(ks, map[string]any{"keys": malloryRec, "valid_from": now, "rotation": json.RawMessage(rot)})
+		}},
+		{"the agreement's key id swapped too", "not the document you signed", func(path string, m map[string]any) {
+			if path == bravoKeys {
+				ks := m["keys"].([]any)
+				ks[len(ks)-1].(map[string]any)["keys"] = malloryRec
+			}
+			if strings.HasPrefix(path, "/api/v1/agreements/") {
+				doc := m["document"].(map[string]any)
+				for _, p := range doc["parties"].([]any) {
+					if p := p.(map[string]any); p["party_id"] == bravo.ID {
+						p["key_id"] = mallory.KeyID()
+					}
+				}
+			}
+		}},
+	}
+	for _, a := range attacks {
+		kp.rewrite = a.rewrite
+		_, err := via.SealingRecipient(ctx, d.ID, bravo.ID, alpha.Keys, pins)
+		if !errors.Is(err, client.ErrSealingKey) || !strings.Contains(err.Error(), a.mention) {
+			t.Fatalf("%s: %v; want ErrSealingKey mentioning %q", a.name, err, a.mention)
+		}
+		if _, ok, _ := pins.Pinned(bravo.ID); ok {
+			t.Fatalf("%s: a refused key was pinned", a.name)
+		}
+	}
+
+	// Honest answers: bravo's key is accepted and pinned, and what alpha
+	// seals to it only bravo opens.
+	kp.rewrite = nil
+	rcpt, err := via.SealingRecipient(ctx, d.ID, bravo.ID, alpha.Keys, pins)
+	if err != nil || rcpt != bravo.Keys.Public().SealingRecipient {
+		t.Fatalf("honest key: %q, %v", rcpt, err)
+	}
+	if pin, ok, _ := pins.Pinned(bravo.ID); !ok || pin.KeyID != bravo.Keys.KeyID() {
+		t.Fatalf("pin after first use: %+v %v", pin, ok)
+	}
+
+	// bravo rotates its keys, signed by the old ones: accepted, pin moves.
+	newKeys, _ := agreement.GenerateKeys()
+	rot, err := agreement.RotateKeys(bravo.Keys, bravo.ID, newKeys.Public(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bravo.C.RotateKeys(ctx, rot); err != nil {
+		t.Fatalf("rotation: %v", err)
+	}
+	if rcpt, err := via.SealingRecipient(ctx, d.ID, bravo.ID, alpha.Keys, pins); err != nil || rcpt != newKeys.Public().SealingRecipient {
+		t.Fatalf("after a signed rotation: %q, %v", rcpt, err)
+	}
+	// Rolled back to the old key (as if the rotation never happened), the
+	// server contradicts the pin.
+	kp.rewrite = func(path string, m map[string]any) {
+		if path == bravoKeys {
+			ks := m["keys"].([]any)
+			old := ks[0].(map[string]any)
+			delete(old, "valid_until")
+			m["keys"] = []any{old}
+		}
+	}
+	if _, err := via.SealingRecipient(ctx, d.ID, bravo.ID, alpha.Keys, pins); !errors.Is(err, client.ErrSealingKey) || !strings.Contains(err.Error(), "pinned") {
+		t.Fatalf("rolled-back key: %v; want ErrSealingKey naming the pin", err)
 	}
 }

@@ -41,6 +41,11 @@ func (s *Service) RegisterKeys(ctx context.Context, p party.Principal, pub agree
 	if err := pub.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
+	// The sealing key must be bound to the signing key, or whoever
+	// registers first could make others seal to a key it holds.
+	if err := agreement.VerifySealingKey(pub); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
 	raw, err := json.Marshal(pub)
 	if err != nil {
 		return err
@@ -70,6 +75,9 @@ func (s *Service) RotateKeys(ctx context.Context, p party.Principal, rot agreeme
 	}
 	if d := s.now().Sub(rot.At); d > MaxClockSkew || d < -MaxClockSkew {
 		return fmt.Errorf("%w: the rotation's time %s is more than %s from the server's clock", ErrInvalid, rot.At.Format(time.RFC3339), MaxClockSkew)
+	}
+	if err := agreement.VerifySealingKey(rot.NewKeys); err != nil {
+		return fmt.Errorf("%w: new keys: %v", ErrInvalid, err)
 	}
 	raw, err := json.Marshal(rot)
 	if err != nil {

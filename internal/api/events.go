@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -19,6 +20,10 @@ const (
 	eventPoll      = 250 * time.Millisecond
 	eventHeartbeat = 15 * time.Second
 	eventBatch     = 500
+	// tokenRecheck is how often an idle stream checks in the database that
+	// its token is still valid (it also checks before every delivery): a
+	// revocation on any instance ends the stream within about this long.
+	tokenRecheck = time.Second
 )
 
 // events serves GET /api/v1/events as Server-Sent Events. The position to
@@ -51,9 +56,14 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, p party.Principa
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprint(w, "retry: 2000\n\n")
+	// The headers go out now, not with the first event or heartbeat, so
+	// a client knows at once that its stream is open.
+	if err := rc.Flush(); err != nil {
+		return nil
+	}
 	poll := time.NewTicker(eventPoll)
 	defer poll.Stop()
-	lastWrite := time.Now()
+	lastWrite, lastCheck := time.Now(), time.Now()
 	for {
 		for _, ev := range batch {
 			fmt.Fprintf(w, "id: %d\nevent: %s\ndata: {\"kind\":%q,\"subject\":%q,\"at\":%q,\"data\":%s}\n\n",
@@ -86,6 +96,19 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, p party.Principa
 			}
 			s.log.ErrorContext(ctx, "reading events", "party", p.PartyID, "err", err)
 			return nil // headers are sent; the client reconnects with Last-Event-ID
+		}
+		// Nothing goes out on a revoked token: its validity is checked
+		// before each delivery and every tokenRecheck while idle.
+		if len(batch) > 0 || time.Since(lastCheck) >= tokenRecheck {
+			if err := s.parties.CheckLive(ctx, p); err != nil {
+				if !errors.Is(err, party.ErrUnauthenticated) && ctx.Err() == nil {
+					s.log.ErrorContext(ctx, "checking an event stream's token", "party", p.PartyID, "err", err)
+				}
+				// The stream ends; the client's reconnect gets the 401
+				// of any revoked token.
+				return nil
+			}
+			lastCheck = time.Now()
 		}
 	}
 }

@@ -218,6 +218,24 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (Principal, e
 	return pr, nil
 }
 
+// CheckLive returns ErrUnauthenticated when the token p authenticated with
+// has been revoked, has expired (or no longer exists) since. Long-lived
+// streams and dashboard sessions call it while they last, so that a
+// revocation made on any instance ends them too.
+func (s *Service) CheckLive(ctx context.Context, p Principal) error {
+	ts, err := s.st.Tokens().ListByParty(ctx, p.PartyID)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	for _, t := range ts {
+		if t.ID == p.TokenID && t.RevokedAt.IsZero() && (t.ExpiresAt.IsZero() || now.Before(t.ExpiresAt)) {
+			return nil
+		}
+	}
+	return ErrUnauthenticated
+}
+
 // TokenFromAuthorization extracts the token from an Authorization header:
 // "Bearer TOKEN" (the scheme name in any case, RFC 9110 section 11.1),
 // "Token TOKEN", which the OASIS Python TAXII client's TokenAuth sends, or

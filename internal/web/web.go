@@ -20,7 +20,6 @@
 package web
 
 import (
-	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -238,29 +237,15 @@ func (d *Dashboard) current(r *http.Request) (session, error) {
 	if err != nil {
 		return session{}, err
 	}
-	live, err := d.tokenLive(r.Context(), s.principal)
-	if err != nil {
-		return session{}, err
-	}
-	if !live {
+	err = d.o.Parties.CheckLive(r.Context(), s.principal)
+	if errors.Is(err, party.ErrUnauthenticated) {
 		d.sessions.delete(c.Value)
 		return session{}, errExpired
 	}
-	return s, nil
-}
-
-// tokenLive reports whether the token a session came from is still valid.
-func (d *Dashboard) tokenLive(ctx context.Context, p party.Principal) (bool, error) {
-	ts, err := d.o.Parties.Tokens(ctx, p.PartyID)
 	if err != nil {
-		return false, err
+		return session{}, err
 	}
-	for _, t := range ts {
-		if t.ID == p.TokenID {
-			return t.RevokedAt.IsZero(), nil
-		}
-	}
-	return false, nil
+	return s, nil
 }
 
 func (d *Dashboard) authed(h authedHandler) http.Handler {

@@ -20,6 +20,7 @@
 package web
 
 import (
+	"context"
 	"embed"
 	"errors"
 	"fmt"

@@ -39,6 +39,14 @@ func TestCopySQLiteToPostgres(t *testing.T) {
 	if _, err := a.C.AddObjects(ctx, ag.ID, aOwn, []json.RawMessage{v2}); err != nil {
 		t.Fatal(err)
 	}
+	// An operator collection's object keeps its owner in the copy.
+	op, err := s.Srv.Ex.CreateCollection(ctx, "shared notes", "", []string{a.ID, b.ID}, []string{a.ID, b.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.C.AddObjects(ctx, "shared", op.ID, indicators(2000, 1)); err != nil {
+		t.Fatal(err)
+	}
 	if _, _, err := s.Srv.Parties.AddToken(ctx, a.ID, "spare"); err != nil {
 		t.Fatal(err)
 	}
@@ -47,14 +55,6 @@ func TestCopySQLiteToPostgres(t *testing.T) {
 	}
 	// One more entry beyond the checkpoint.
 	if _, err := b.C.AddObjects(ctx, ag.ID, bOwn, indicators(1015, 3)); err != nil {
-		t.Fatal(err)
-	}
-	// An operator collection's object keeps its owner in the copy.
-	op, err := s.Srv.Ex.CreateCollection(ctx, "shared notes", "", []string{a.ID, b.ID}, []string{a.ID, b.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.C.AddObjects(ctx, "shared", op.ID, indicators(2000, 1)); err != nil {
 		t.Fatal(err)
 	}
 	page, err := b.C.GetObjects(ctx, ag.ID, bTheirs, client.Filter{Limit: 4})

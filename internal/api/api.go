@@ -20,6 +20,7 @@ import (
 	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/escrow"
 	"github.com/parley-cti/parley/internal/exchange"
+	"github.com/parley-cti/parley/internal/health"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/request"
 	"github.com/parley-cti/parley/internal/store"
@@ -186,9 +187,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, escrow.ErrInvalid), errors.Is(err, request.ErrInvalid):
 		e = apiErr(http.StatusBadRequest, "invalid", msg)
 	case errors.Is(err, store.ErrUnavailable):
+		health.Note(r.Context(), err)
 		w.Header().Set("Retry-After", "5")
 		e = apiErr(http.StatusServiceUnavailable, "unavailable", "the database is unavailable; retry shortly")
 	default:
+		health.Note(r.Context(), err)
 		s.log.ErrorContext(r.Context(), "internal error", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("err", err))
 		e = apiErr(http.StatusInternalServerError, "internal", "the server failed to handle the request; the operator's log has the details")
 	}

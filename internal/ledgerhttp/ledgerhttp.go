@@ -25,7 +25,9 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/parley-cti/parley/internal/health"
 	"github.com/parley-cti/parley/internal/ledger"
+	"github.com/parley-cti/parley/internal/store"
 )
 
 // Source is what the handlers read from and write cosignatures to.
@@ -111,6 +113,12 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		status = http.StatusConflict
 	case errors.Is(err, context.Canceled):
 		return // the client went away
+	case errors.Is(err, store.ErrUnavailable):
+		status, msg = http.StatusServiceUnavailable, "the database is unavailable; retry shortly"
+		w.Header().Set("Retry-After", "5")
+	}
+	if status >= 500 {
+		health.Note(r.Context(), err)
 	}
 	if status == http.StatusInternalServerError {
 		h.log.ErrorContext(r.Context(), "ledger request failed", slog.String("path", r.URL.Path), slog.Any("error", err))

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parley-cti/parley/internal/health"
 	"github.com/parley-cti/parley/internal/party"
 )
 
@@ -16,10 +17,14 @@ import (
 // pushes (4xx on POST) are logged like everything else, at level WARN for
 // 4xx and ERROR for 5xx, so an operator sees them at the default level.
 // Headers are never logged: tokens travel in Authorization.
-func accessLog(log *slog.Logger, h http.Handler) http.Handler {
+//
+// The health monitor hears of every outcome too: it logs each 5xx with the
+// cause its surface noted (rate-limited) and keeps readiness.
+func accessLog(log *slog.Logger, mon *health.Monitor, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ctx, note := party.WithNote(r.Context())
+		ctx, cause := health.WithCause(ctx)
 		r = r.WithContext(ctx)
 		rec := &statusRecorder{ResponseWriter: w}
 		defer func() {
@@ -27,6 +32,7 @@ func accessLog(log *slog.Logger, h http.Handler) http.Handler {
 			if status == 0 {
 				status = http.StatusOK
 			}
+			mon.Done(ctx, r.Method, routeOf(r.Pattern), status, cause.Err())
 			level := slog.LevelInfo
 			switch {
 			case status >= 500:

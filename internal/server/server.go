@@ -24,6 +24,7 @@ import (
 	"github.com/parley-cti/parley/internal/audit"
 	"github.com/parley-cti/parley/internal/escrow"
 	"github.com/parley-cti/parley/internal/exchange"
+	"github.com/parley-cti/parley/internal/health"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/ledgerhttp"
 	"github.com/parley-cti/parley/internal/metrics"
@@ -82,8 +83,11 @@ type Server struct {
 	Requests     *request.Service // requests; its sweeper runs while serving
 	Web          *web.Dashboard
 	Metrics      *metrics.Metrics
-	handler      http.Handler
-	log          *slog.Logger
+	// Health logs failed requests with their causes and keeps readiness
+	// (writes failing, database damaged).
+	Health  *health.Monitor
+	handler http.Handler
+	log     *slog.Logger
 }
 
 // Settings keys of the ledger's signing key.
@@ -109,7 +113,7 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	} else if n > 0 {
 		log.InfoContext(ctx, "ledger backfilled pre-ledger state", slog.Int("entries", n))
 	}
-	s := &Server{cfg: cfg, Store: st, Parties: party.New(st), Ex: exchange.New(st), Signer: signer, log: log}
+	s := &Server{cfg: cfg, Store: st, Parties: party.New(st), Ex: exchange.New(st), Signer: signer, log: log, Health: health.NewMonitor(log)}
 	if cfg.CheckpointInterval <= 0 {
 		cfg.CheckpointInterval = 5 * time.Second
 	}
@@ -140,10 +144,16 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if err := st.Ping(r.Context()); err != nil {
+		err := s.Health.Ready()
+		if err == nil {
+			err = st.Ping(r.Context())
+		}
+		if err != nil {
+			// The reason is for the operator's probe, not a party: it
+			// names the database's state, never its contents.
 			w.Header().Set("Retry-After", "5")
 			w.WriteHeader(http.StatusServiceUnavailable)
-			w.Write([]byte("database unavailable\n"))
+			fmt.Fprintf(w, "not ready: %s\n", readinessText(err))
 			return
 		}
 		w.Write([]byte("ready\n"))
@@ -158,7 +168,7 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	s.Web.Register(mux)
 	s.Metrics = metrics.New(metrics.Options{Ledger: lst, Logger: log})
 	mux.Handle("GET /metrics", s.Metrics.Handler())
-	s.handler = accessLog(log, s.Metrics.Wrap(mux))
+	s.handler = accessLog(log, s.Health, s.Metrics.Wrap(s.refuseWritesWhenDamaged(mux)))
 	return s, nil
 }
 
@@ -226,12 +236,47 @@ func ledgerUpdate(st store.Store) ledger.UpdateFunc {
 	}
 }
 
+// readinessText says why /readyz fails in words fit for a load balancer's
+// log: which condition, never a driver's message.
+func readinessText(err error) string {
+	switch {
+	case errors.Is(err, store.ErrCorrupt):
+		return "the database is damaged; restore it from a backup (docs/operations.md)"
+	case errors.Is(err, store.ErrDiskFull):
+		return "writes are failing: the disk is full"
+	case errors.Is(err, store.ErrUnavailable):
+		if strings.Contains(err.Error(), "writes are failing") {
+			return "writes are failing (the log says why)"
+		}
+		return "the database is unavailable"
+	}
+	return "the database does not answer"
+}
+
+// refuseWritesWhenDamaged answers every write 503 once the database has
+// been seen damaged: nothing more is written into a file that needs
+// restoring. Reads go on, as far as they can.
+func (s *Server) refuseWritesWhenDamaged(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if health.IsWrite(r.Method) {
+			if err := s.Health.Damaged(); err != nil {
+				health.Note(r.Context(), fmt.Errorf("write refused: %w", err))
+				w.Header().Set("Retry-After", "300")
+				http.Error(w, "the database is damaged; the operator must restore it from a backup", http.StatusServiceUnavailable)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // partiesOnly admits requests carrying a valid party token.
 func (s *Server) partiesOnly(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token := party.TokenFromAuthorization(r.Header.Get("Authorization"))
 		if _, err := s.Parties.Authenticate(r.Context(), token); err != nil {
 			if errors.Is(err, store.ErrUnavailable) {
+				health.Note(r.Context(), err)
 				w.Header().Set("Retry-After", "5")
 				http.Error(w, "the database is unavailable; retry shortly", http.StatusServiceUnavailable)
 				return

@@ -14,6 +14,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/parley-cti/parley/internal/ledger"
@@ -30,6 +31,14 @@ var (
 	// ErrUnavailable: the database cannot be reached right now. Callers map
 	// it to 503 with Retry-After; the operation may be retried.
 	ErrUnavailable = errors.New("store: database unavailable")
+	// ErrDiskFull: the database cannot write because its disk (or quota)
+	// is full. It is a kind of ErrUnavailable: writes resume once space is
+	// freed, without a restart.
+	ErrDiskFull = fmt.Errorf("%w: disk full", ErrUnavailable)
+	// ErrCorrupt: the database file or an index is damaged. It does not
+	// heal by waiting; the operator restores from a backup
+	// (docs/operations.md).
+	ErrCorrupt = errors.New("store: database damaged")
 	// ErrSchemaTooNew: the database was migrated by a newer parley than this
 	// binary; refusing to run protects data the binary does not understand.
 	ErrSchemaTooNew = errors.New("store: database schema is newer than this parley")

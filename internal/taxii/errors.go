@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/parley-cti/parley/internal/exchange"
+	"github.com/parley-cti/parley/internal/health"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/store"
 )
@@ -49,9 +50,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, party.ErrUnauthenticated):
 		ae = problem(http.StatusUnauthorized, "unauthenticated", "Send a valid parley token: 'Authorization: Bearer <token>', or HTTP Basic with the token as password.")
 	case errors.Is(err, store.ErrUnavailable):
+		health.Note(r.Context(), err)
 		w.Header().Set("Retry-After", "5")
 		ae = problem(http.StatusServiceUnavailable, "unavailable", "The database is unavailable; retry shortly.")
 	default:
+		health.Note(r.Context(), err)
 		s.log.ErrorContext(r.Context(), "internal error", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("err", err))
 		ae = problem(http.StatusInternalServerError, "internal", "The server failed to handle the request; the operator's log has the details.")
 	}

@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/parley-cti/parley/internal/exchange"
+	"github.com/parley-cti/parley/internal/health"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/store"
@@ -199,6 +200,7 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, n
 // fail logs err and shows a fixed message: internal detail never reaches
 // the browser.
 func (d *Dashboard) fail(w http.ResponseWriter, r *http.Request, err error) {
+	health.Note(r.Context(), err)
 	status, msg := http.StatusInternalServerError, "The server failed to show this page. The operator's log has the details."
 	if errors.Is(err, store.ErrUnavailable) {
 		status, msg = http.StatusServiceUnavailable, "The database is unavailable. Try again in a moment."

@@ -35,6 +35,7 @@ func TestMapErr(t *testing.T) {
 		{"syntax error", pg("42601"), nil, false},
 		{"refused", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, store.ErrUnavailable, false},
 		{"connection dropped", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), store.ErrUnavailable, false},
+		{"connection closed under the pool", fmt.Errorf("begin: %w", pgconn.ErrConnClosed), store.ErrUnavailable, false},
 		{"deadline", fmt.Errorf("acquire: %w", context.DeadlineExceeded), store.ErrUnavailable, false},
 		{"caller cancelled", fmt.Errorf("acquire: %w", context.Canceled), nil, false},
 	}

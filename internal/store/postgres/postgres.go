@@ -394,6 +394,10 @@ func mapErr(err error) error {
 			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", // shutdown, crash, starting up
 			pe.Code == "53300": // too many connections
 			return unavailable(err)
+		case pe.Code == "53100": // disk full
+			return fmt.Errorf("%w: %w", store.ErrDiskFull, err)
+		case pe.Code == "XX001", pe.Code == "XX002": // data or index corrupted
+			return fmt.Errorf("%w: %w", store.ErrCorrupt, err)
 		}
 		return fmt.Errorf("postgres: %w", err)
 	}
@@ -413,6 +417,9 @@ func lostConnection(err error) bool {
 	var ce *pgconn.ConnectError
 	var ne net.Error
 	return errors.As(err, &ce) || errors.As(err, &ne) ||
+		// A pooled connection the server dropped (kill -9, restart) is
+		// closed by pgx on first use and says only "conn closed".
+		errors.Is(err, pgconn.ErrConnClosed) || pgconn.Timeout(err) ||
 		errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)

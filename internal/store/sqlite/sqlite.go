@@ -324,7 +324,11 @@ func mapErr(err error) error {
 		}
 		// The low byte is the primary result code.
 		switch se.Code() & 0xff {
-		case sqlite3lib.SQLITE_BUSY, sqlite3lib.SQLITE_LOCKED, sqlite3lib.SQLITE_CANTOPEN, sqlite3lib.SQLITE_IOERR, sqlite3lib.SQLITE_FULL:
+		case sqlite3lib.SQLITE_FULL:
+			return fmt.Errorf("%w: %v", store.ErrDiskFull, err)
+		case sqlite3lib.SQLITE_CORRUPT, sqlite3lib.SQLITE_NOTADB:
+			return fmt.Errorf("%w: %v", store.ErrCorrupt, err)
+		case sqlite3lib.SQLITE_BUSY, sqlite3lib.SQLITE_LOCKED, sqlite3lib.SQLITE_CANTOPEN, sqlite3lib.SQLITE_IOERR:
 			return fmt.Errorf("%w: %v", store.ErrUnavailable, err)
 		}
 	}

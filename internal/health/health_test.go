@@ -1,0 +1,90 @@
+package health
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-cti/parley/internal/store"
+)
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func newTestMonitor() (*Monitor, *bytes.Buffer, *clock) {
+	var buf bytes.Buffer
+	c := &clock{time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)}
+	m := NewMonitor(slog.New(slog.NewTextHandler(&buf, nil)))
+	m.now = c.now
+	return m, &buf, c
+}
+
+// TestFailuresLoggedWithCauseRateLimited: each kind of 5xx is logged with
+// its cause at most once per second; the lines held back are counted in
+// the next one.
+func TestFailuresLoggedWithCauseRateLimited(t *testing.T) {
+	m, buf, c := newTestMonitor()
+	ctx := context.Background()
+	full := fmt.Errorf("%w: sqlite: database or disk is full", store.ErrDiskFull)
+	for range 570 {
+		m.Done(ctx, "POST", "/taxii2/{root}/collections/{id}/objects/", 503, full)
+		c.t = c.t.Add(time.Millisecond)
+	}
+	m.Done(ctx, "GET", "/api/v1/me", 500, errors.New("boom"))
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "database or disk is full") || !strings.Contains(lines[1], "boom") {
+		t.Fatalf("log after 570 disk-full failures in 0.57 s and one other 500:\n%s", buf.String())
+	}
+	c.t = c.t.Add(time.Second)
+	m.Done(ctx, "POST", "/taxii2/{root}/collections/{id}/objects/", 503, full)
+	if !strings.Contains(buf.String(), "suppressed=569") {
+		t.Fatalf("the next line does not count the 569 held back:\n%s", buf.String())
+	}
+	// No cause noted is said, not hidden.
+	m.Done(ctx, "GET", "/x", 502, nil)
+	if !strings.Contains(buf.String(), "no cause noted") {
+		t.Fatalf("a 5xx without a cause:\n%s", buf.String())
+	}
+}
+
+// TestReadinessFollowsWrites: a failed write makes the server unready
+// until a write succeeds (or Hold passes); a failed read does not; a
+// damaged database makes it unready for good.
+func TestReadinessFollowsWrites(t *testing.T) {
+	m, _, c := newTestMonitor()
+	ctx := context.Background()
+	full := fmt.Errorf("%w: disk", store.ErrDiskFull)
+	m.Done(ctx, "GET", "/r", 503, full)
+	if err := m.Ready(); err != nil {
+		t.Fatalf("unready after a failed read: %v", err)
+	}
+	m.Done(ctx, "POST", "/w", 503, full)
+	if err := m.Ready(); !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "disk") {
+		t.Fatalf("after a failed write: %v", err)
+	}
+	m.Done(ctx, "GET", "/r", 200, nil)
+	if m.Ready() == nil {
+		t.Fatal("a successful read made a server whose writes fail ready")
+	}
+	m.Done(ctx, "POST", "/w", 202, nil)
+	if err := m.Ready(); err != nil {
+		t.Fatalf("after a successful write: %v", err)
+	}
+	m.Done(ctx, "POST", "/w", 503, full)
+	c.t = c.t.Add(31 * time.Second)
+	if err := m.Ready(); err != nil {
+		t.Fatalf("still unready %s after the last failed write: %v", 31*time.Second, err)
+	}
+	m.Done(ctx, "GET", "/r", 500, fmt.Errorf("%w: page 7", store.ErrCorrupt))
+	m.Done(ctx, "POST", "/w", 202, nil)
+	c.t = c.t.Add(time.Hour)
+	if err := m.Ready(); !errors.Is(err, store.ErrCorrupt) || m.Damaged() == nil {
+		t.Fatalf("an hour after corruption was seen: %v", err)
+	}
+}

@@ -257,7 +257,11 @@ func printHandover(w io.Writer, h *client.Handover) {
 		if d.Sealed {
 			kind = "sealed"
 		}
-		fmt.Fprintf(w, "  deposit by %s: %s, sha256 %s, at %s\n", names.name(d.Party), kind, d.SHA256, d.DepositedAt.Format(time.RFC3339))
+		sum := d.SHA256
+		if sum == "" {
+			sum = "withheld until release"
+		}
+		fmt.Fprintf(w, "  deposit by %s: %s, sha256 %s, at %s\n", names.name(d.Party), kind, sum, d.DepositedAt.Format(time.RFC3339))
 		if d.Dispute != "" {
 			fmt.Fprintf(w, "    disputed: %s\n", d.Dispute)
 		}

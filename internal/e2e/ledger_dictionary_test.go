@@ -168,6 +168,31 @@ func TestLedgerDictionaryAttack(t *testing.T) {
 	for _, f := range w.dict.attack(entries) {
 		t.Errorf("recovered from the public ledger: %s", f)
 	}
+	// Nor does bravo through the API: its views of every handover (one
+	// holding alpha's unreleased IPv4 deposit) and its events.
+	var views [][]byte
+	hs, err := w.b.C.Handovers(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hs {
+		v, err := w.b.C.Handover(ctx, h.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := json.Marshal(v)
+		views = append(views, raw)
+	}
+	if !slices.ContainsFunc(hs, func(h client.Handover) bool { return h.ID == w.h5.ID }) {
+		t.Fatalf("bravo's handovers %v lack the open case %s", hs, w.h5.ID)
+	}
+	for _, e := range events(t, w.b) {
+		raw, _ := json.Marshal(e)
+		views = append(views, raw)
+	}
+	for _, f := range w.hidden.attack(views) {
+		t.Errorf("bravo recovers through the API: %s", f)
+	}
 	// Live check of the attack itself: a plain digest of the IP object, as
 	// version-1 entries held it, is caught.
 	plainV1 := sha256.Sum256([]byte(stixID("ipv4-addr", dictIP) + " " + w.timeless + "\n"))
@@ -190,6 +215,9 @@ type dictionaryWorld struct {
 	delivers, expects string
 	bundleA, bundleB  []byte
 	depA              *client.DepositResult
+	h5                *client.Handover // open: alpha's IPv4 deposit, not released
+	unreleased        []byte
+	hidden            *dictionary // what bravo may not read through the API
 	dispute           string
 }
 
@@ -241,7 +269,7 @@ func newDictionaryWorld(t *testing.T) *dictionaryWorld {
 	timeless := exchange.FormatTime(exchange.TimelessVersion)
 	versions := []string{timeless, "2026-01-01T00:00:00.000Z", "2026-01-01T00:00:00Z"}
 	dict := newDictionary()
-	w := &dictionaryWorld{t: t, s: s, a: a, b: b, c: c, agreement: d.ID, dict: dict, timeless: timeless}
+	w := &dictionaryWorld{t: t, s: s, a: a, b: b, c: c, agreement: d.ID, dict: dict, timeless: timeless, hidden: newDictionary()}
 
 	// Feed: alpha gives one indicator, bravo one (released to each other),
 	// then alpha one IPv4 address bravo's allowance does not reach.
@@ -281,6 +309,11 @@ func newDictionaryWorld(t *testing.T) *dictionaryWorld {
 	for i := range 100 {
 		dict.hash("phone", fmt.Appendf(nil, "+44 20 7946 09%02d", i))
 	}
+	// The domain is not among them: alpha names it to bravo in a request.
+	for _, x := range []struct{ label, v string }{{"the IP", ip}, {"alpha's IPv4 object", string(secretIP)}} {
+		w.hidden.value(x.label, x.v, versions)
+	}
+	w.hidden.value("ipv4-addr id", stixID("ipv4-addr", ip), versions)
 	dict.value("the IP", ip, nil)
 	dict.value("the domain", domain, nil)
 	dict.value("the phone number", phone, nil)
@@ -310,7 +343,7 @@ func newDictionaryWorld(t *testing.T) *dictionaryWorld {
 	if _, err := a.C.AcceptHandover(ctx, h1.ID); err != nil {
 		t.Fatal(err)
 	}
-	bundleA, bundleB := Bundle(observable("ipv4-addr", ip)), Bundle(Indicator(9003, ""))
+	bundleA, bundleB := Bundle(Indicator(9004, "")), Bundle(Indicator(9003, ""))
 	w.bundleA, w.bundleB = bundleA, bundleB
 	dict.value("alpha's deposit", string(bundleA), nil)
 	dict.value("bravo's deposit", string(bundleB), nil)
@@ -329,6 +362,15 @@ func newDictionaryWorld(t *testing.T) *dictionaryWorld {
 	w.dispute = dispute
 	dict.value("dispute text", dispute, nil)
 	if _, err := b.C.DisputeHandover(ctx, h1.ID, dispute); err != nil {
+		t.Fatal(err)
+	}
+	// alpha deposits its IPv4 address in a case bravo has not deposited in:
+	// bravo may not read it, nor test guesses of it, before release.
+	w.h5 = OpenCase(t, a, b, d.ID, time.Now().Add(time.Hour))
+	w.unreleased = Bundle(secretIP)
+	dict.value("alpha's unreleased deposit", string(w.unreleased), nil)
+	w.hidden.value("alpha's unreleased deposit", string(w.unreleased), nil)
+	if _, err := a.C.Deposit(ctx, w.h5.ID, w.unreleased, client.DepositOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	h2 := OpenCase(t, a, b, d.ID, time.Now().Add(time.Hour))

@@ -406,8 +406,13 @@ func (s *Service) Deposit(ctx context.Context, p party.Principal, id string, in 
 		}
 		crashPoint(CrashDepositMidTx)
 		counterpart := other(h, p.PartyID)
-		if err := notify(ctx, e, counterpart, EventDeposited, h.ID, now, map[string]any{"agreement": h.AgreementID, "by": p.PartyID,
-			"sealed": in.Sealed, "sha256": hex.EncodeToString(sum[:]), "deadline": h.Deadline}); err != nil {
+		ev := map[string]any{"agreement": h.AgreementID, "by": p.PartyID, "sealed": in.Sealed, "deadline": h.Deadline}
+		if in.Sealed {
+			// A plain deposit's hash would let the counterpart test guesses
+			// of content it may not read before release (issue 12, finding 2).
+			ev["sha256"] = hex.EncodeToString(sum[:])
+		}
+		if err := notify(ctx, e, counterpart, EventDeposited, h.ID, now, ev); err != nil {
 			return err
 		}
 		out = DepositResult{Handover: h, LedgerIndex: idx, SHA256: hex.EncodeToString(sum[:]), Objects: len(bundle.Objects)}
@@ -616,8 +621,12 @@ func (s *Service) Show(ctx context.Context, p party.Principal, id string) (View,
 	}
 	v := View{Handover: h, Deposits: []DepositView{}}
 	for _, d := range ds {
-		v.Deposits = append(v.Deposits, DepositView{Party: d.PartyID, Sealed: d.Sealed, SHA256: hex.EncodeToString(d.SHA256[:]),
-			Objects: d.Objects, DepositedAt: d.DepositedAt, LedgerIndex: d.LedgerIndex, Dispute: d.Dispute})
+		dv := DepositView{Party: d.PartyID, Sealed: d.Sealed, SHA256: hex.EncodeToString(d.SHA256[:]),
+			Objects: d.Objects, DepositedAt: d.DepositedAt, LedgerIndex: d.LedgerIndex, Dispute: d.Dispute}
+		if !d.Sealed && d.PartyID != p.PartyID && h.State != store.HandoverReleased {
+			dv.SHA256 = "" // a plain deposit's hash is a test for guesses of its content (issue 12, finding 2)
+		}
+		v.Deposits = append(v.Deposits, dv)
 	}
 	return v, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -8,7 +9,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -129,9 +132,23 @@ func printTerms(w io.Writer, d *agreement.Document) {
 	if d.Reciprocity.Window > 0 {
 		fmt.Fprintf(w, ", window %s", humanDuration(d.Reciprocity.Window))
 	}
+	for _, typ := range slices.Sorted(maps.Keys(d.Reciprocity.Weights)) {
+		fmt.Fprintf(w, ", %s weighs %g", typ, d.Reciprocity.Weights[typ])
+	}
 	fmt.Fprintf(w, "\n  valid %s to %s; escrow deadline %s; requests: acknowledge within %s, answer within %s; termination notice %s\n",
 		d.NotBefore.Format(time.RFC3339), d.NotAfter.Format(time.RFC3339), humanDuration(d.EscrowDeadline),
 		humanDuration(d.RequestDeadlines.Acknowledge), humanDuration(d.RequestDeadlines.Fulfil), humanDuration(d.TerminationNotice))
+}
+
+// printDocument writes the whole document, every term included (also any
+// a summary does not show), indented; its hash covers the canonical form.
+func printDocument(w io.Writer, d *agreement.Document) {
+	var b bytes.Buffer
+	if err := json.Indent(&b, d.Canonical(), "  ", "  "); err != nil {
+		b.Reset()
+		b.Write(d.Canonical())
+	}
+	fmt.Fprintf(w, "  the whole document (sha256 of its canonical form as above):\n  %s\n", b.String())
 }
 
 func printAgreement(w io.Writer, a *client.Agreement) {
@@ -331,6 +348,7 @@ func cmdAgreement(ctx context.Context, args []string, stdout, stderr io.Writer) 
 				}
 				fmt.Fprintf(stdout, "agreement %s: version %d awaits your countersignature\n", id, d.Version)
 				printTerms(stdout, d)
+				printDocument(stdout, d)
 				return fmt.Errorf("%w: review the terms above; to countersign exactly them, run: parley agreement sign %s --version %d --hash %s",
 					errUsage, id, d.Version, cur.AwaitingDocumentHash)
 			}

@@ -185,7 +185,7 @@ func (m *machine) apply(sig Signature) error {
 		// that party must be exactly that key, so a document can never
 		// claim a key its signer does not hold.
 		if named, _, _ := doc.Party(sig.PartyID); named.KeyID != sig.KeyID {
-			return fmt.Errorf("%w: version %d names key %s for %q, but it was signed with key %s", ErrIdentityMismatch, doc.Version, named.KeyID, sig.PartyID, sig.KeyID)
+			return fmt.Errorf("%w: version %d names key %s for %q, but it was signed with key %s; a document must name the key that signs it (amend it to name the current one)", ErrIdentityMismatch, doc.Version, named.KeyID, sig.PartyID, sig.KeyID)
 		}
 	}
 	switch sig.Action {

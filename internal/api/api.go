@@ -172,7 +172,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		e = apiErr(http.StatusConflict, "conflict", clean(msg))
 	case errors.Is(err, exchange.ErrInvalid), errors.Is(err, agreement.ErrInvalidDocument), errors.Is(err, agreement.ErrSelfAgreement),
 		errors.Is(err, agreement.ErrBadSignature), errors.Is(err, agreement.ErrWrongVersion), errors.Is(err, agreement.ErrUnknownKey),
-		errors.Is(err, agreement.ErrDocumentChanged), errors.Is(err, agreement.ErrInvalidKey), errors.Is(err, agreement.ErrOutOfScope):
+		errors.Is(err, agreement.ErrDocumentChanged), errors.Is(err, agreement.ErrInvalidKey), errors.Is(err, agreement.ErrOutOfScope),
+		errors.Is(err, agreement.ErrIdentityMismatch):
 		e = apiErr(http.StatusBadRequest, "invalid", clean(msg))
 	case errors.Is(err, escrow.ErrNotFound), errors.Is(err, request.ErrNotFound):
 		e = apiErr(http.StatusNotFound, "not_found", "the resource does not exist or you do not have access to it")

@@ -420,6 +420,35 @@ func TestAttackIdentitySpoofing(t *testing.T) {
 	})
 	w.unchanged(t, south, beforeSouth)
 	w.unchanged(t, north, beforeNorth)
+	// A countersignature by a key other than the one the document names
+	// for the signer (here: south's new key after a rotation) is refused,
+	// with a clear 400, and the proposal stays as it was.
+	t.Run("countersigned with a key the document does not name", func(t *testing.T) {
+		d := Document(t, mallory, south, nil)
+		if _, err := mallory.C.Propose(ctx, d, Sign(t, mallory, d, agreement.ActionPropose)); err != nil {
+			t.Fatal(err)
+		}
+		next, err := agreement.GenerateKeys()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rot, err := agreement.RotateKeys(south.Keys, south.ID, next.Public(), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := south.C.RotateKeys(ctx, rot); err != nil {
+			t.Fatal(err)
+		}
+		before := w.send(t, get(mallory, "/api/v1/agreements/"+d.ID))
+		sig, err := agreement.Sign(next, agreement.StatementFor(d, agreement.ActionCountersign, south.ID, next.KeyID(), time.Now()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantRefused(t, "countersignature with the new key", w.send(t, signReq(south, sig)), http.StatusBadRequest, "names key "+south.Keys.KeyID(), "signed with key "+next.KeyID())
+		if after := w.send(t, get(mallory, "/api/v1/agreements/"+d.ID)); !bytes.Equal(after.Body, before.Body) {
+			t.Errorf("a refused countersignature changed the agreement:\nbefore %s\nafter  %s", before.Body, after.Body)
+		}
+	})
 	// The honest version of each still works: names and keys from the directory.
 	d := Document(t, mallory, north, nil)
 	if r := w.send(t, proposeReq(mallory, d, Sign(t, mallory, d, agreement.ActionPropose))); r.Status != http.StatusCreated {

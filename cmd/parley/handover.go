@@ -39,7 +39,7 @@ func cmdHandover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	delivers := fs.String("delivers", "", "what you deliver (propose)")
 	expects := fs.String("expects", "", "what you expect from the other side (propose)")
 	requestID := fs.String("request", "", "the request this case answers (propose)")
-	deadline := fs.String("deadline", "", "deadline as a duration from now (48h) or an RFC 3339 time; default the latest the agreement allows (propose)")
+	deadline := fs.String("deadline", "", "deadline as a duration from now (2d, 48h) or an RFC 3339 time; default the latest the agreement allows (propose)")
 	sealed := fs.Bool("sealed", false, "encrypt the bundle to the counterpart's registered sealing key before it leaves this machine (deposit)")
 	out := fs.String("out", "", "write the fetched bundle to FILE instead of stdout (fetch)")
 	from := fs.String("from", "", "depositor whose deposit to fetch (default: the other side)")
@@ -80,7 +80,7 @@ func cmdHandover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		var dl time.Time
 		if *deadline != "" {
-			if d, err := time.ParseDuration(*deadline); err == nil {
+			if d, err := parseHumanDuration(*deadline); err == nil {
 				dl = time.Now().Add(d)
 			} else if dl, err = time.Parse(time.RFC3339, *deadline); err != nil {
 				return fmt.Errorf("%w: --deadline %q is neither a duration nor an RFC 3339 time", errUsage, *deadline)

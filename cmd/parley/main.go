@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -123,6 +124,11 @@ func usage(w io.Writer) {
 // ("party add NAME --data DIR" and "party add --data DIR NAME" alike).
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
+	if wantsJSON(args) && !slices.Contains(args, "-h") && !slices.Contains(args, "--help") && !slices.Contains(args, "-help") {
+		// Under --json stderr carries one JSON error: the flag package's
+		// own usage text would break it (the error names the bad flag).
+		fs.SetOutput(io.Discard)
+	}
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {

@@ -49,7 +49,7 @@ func TestUniquePrefix(t *testing.T) {
 		{"agreement--9c", ids[2], nil},
 		{"3f2a", ids[0], nil},
 		{ids[1], ids[1], nil},
-		{"3f2", "", errUsage},        // ambiguous
+		{"3f2", "", errUsage},         // ambiguous
 		{"agreement--", "", errUsage}, // ambiguous
 		{"ff", "", errNotFound},
 	} {

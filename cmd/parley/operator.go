@@ -32,6 +32,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg := server.Config{}
 	fs.StringVar(&cfg.Data, "data", env("data", "./parley-data"), "data directory of the embedded SQLite database (env PARLEY_DATA)")
 	fs.StringVar(&cfg.Listen, "listen", env("listen", "127.0.0.1:8080"), "address to listen on (env PARLEY_LISTEN)")
+	fs.StringVar(&cfg.MetricsListen, "metrics-listen", env("metrics-listen", ""), "address to serve Prometheus /metrics on, apart from the public listener (off when empty; env PARLEY_METRICS_LISTEN)")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", env("tls-cert", ""), "TLS certificate file (PEM)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", env("tls-key", ""), "TLS private key file (PEM)")
 	fs.StringVar(&cfg.ClientCA, "client-ca", env("client-ca", ""), "require client certificates signed by this CA bundle (PEM)")
@@ -67,6 +68,19 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *logFormat == "text" {
 		// In JSON mode stdout stays free of plain text: the log line above says it.
 		fmt.Fprintf(stdout, "parley serving on %s (TAXII discovery: %s/taxii2/)\n", srv.URL(ln), srv.URL(ln))
+	}
+	if cfg.MetricsListen != "" {
+		mln, err := srv.ListenMetrics()
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		go func() {
+			if err := srv.ServeMetrics(ctx, mln); err != nil {
+				cfg.Logger.ErrorContext(ctx, "metrics listener", slog.Any("err", err))
+			}
+		}()
+		cfg.Logger.InfoContext(ctx, "metrics serving", slog.String("url", "http://"+mln.Addr().String()+"/metrics"))
 	}
 	return srv.Serve(ctx, ln)
 }

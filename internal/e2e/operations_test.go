@@ -89,9 +89,10 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	}
 }
 
-// TestMetricsEndpoint scrapes the real server after some traffic: request
-// counts are labelled by route pattern, never by raw path, and the ledger
-// metrics reflect what was ingested and released.
+// TestMetricsEndpoint scrapes the real server after some traffic, on the
+// metrics listener (the public one answers 404): request counts are
+// labelled by route pattern, never by raw path, and the ledger metrics
+// reflect what was ingested and released.
 func TestMetricsEndpoint(t *testing.T) {
 	s := Start(t)
 	a, b := s.NewParty(t, "cert-north"), s.NewParty(t, "police-south")
@@ -110,7 +111,38 @@ func TestMetricsEndpoint(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
-	resp, err := http.Get(s.URL + "/metrics")
+	// Not on the public listener, to a party or to anyone (issue 12,
+	// finding 13): per-state counts are the operator's.
+	for _, auth := range []string{"", "Bearer " + a.Token} {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/metrics", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || strings.Contains(string(raw), "parley_") {
+			t.Errorf("/metrics on the public listener (auth %q): %s %.200s", auth, resp.Status, raw)
+		}
+	}
+	// On the metrics listener (--metrics-listen).
+	mln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- s.Srv.ServeMetrics(mctx, mln) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-served; err != nil {
+			t.Errorf("metrics listener: %v", err)
+		}
+	})
+	resp, err := http.Get("http://" + mln.Addr().String() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

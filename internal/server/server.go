@@ -42,14 +42,17 @@ type Config struct {
 	Data string // SQLite data directory (the default backend)
 	// DB, when set, names the database instead of Data: a postgres:// (or
 	// postgresql://) URL, or sqlite:DIR.
-	DB       string
-	Listen   string // host:port
-	TLSCert  string
-	TLSKey   string
-	ClientCA string // PEM bundle; when set, clients must present a certificate it signed
-	Migrate  bool   // apply pending schema migrations at start
-	Title    string
-	Logger   *slog.Logger
+	DB     string
+	Listen string // host:port
+	// MetricsListen, when set, is the host:port of the listener that
+	// serves /metrics; the public listener never does.
+	MetricsListen string
+	TLSCert       string
+	TLSKey        string
+	ClientCA      string // PEM bundle; when set, clients must present a certificate it signed
+	Migrate       bool   // apply pending schema migrations at start
+	Title         string
+	Logger        *slog.Logger
 	// MaxContentLength bounds POST bodies (TAXII max_content_length).
 	MaxContentLength int64
 	// CheckpointInterval is how often the ledger signs a checkpoint while
@@ -167,7 +170,7 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	}
 	s.Web.Register(mux)
 	s.Metrics = metrics.New(metrics.Options{Ledger: lst, Logger: log})
-	mux.Handle("GET /metrics", s.Metrics.Handler())
+	// /metrics is served only on its own listener (metrics.go).
 	s.handler = accessLog(log, s.Health, s.Metrics.Wrap(s.refuseWritesWhenDamaged(mux)))
 	return s, nil
 }

@@ -117,6 +117,11 @@ func FuzzDecodeEntry(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte(`{"kind":"request.overdue","subject":"r","time":"2026-11-25T12:00:00.5Z","v":1}`))
+	for i := range 2 {
+		sealed, _ := testEntry(i).Seal(bytes.Repeat([]byte{1}, CommitmentKeySize))
+		b, _ := sealed.Encode()
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		e, err := DecodeEntry(in)
 		if err != nil {
@@ -128,6 +133,13 @@ func FuzzDecodeEntry(f *testing.F) {
 		out, err := e.Encode()
 		if err != nil || !bytes.Equal(out, in) {
 			t.Fatalf("decoded entry re-encodes to %q, %v; input %q", out, err, in)
+		}
+		// Whatever decodes, opening it with any key never panics and a
+		// version-2 entry never opens to its own commitments as digests.
+		if e.V == EntryVersion && len(e.Digests) > 0 {
+			if err := e.Open(make([]byte, CommitmentKeySize), e.Digests); !errors.Is(err, ErrCommitment) {
+				t.Fatalf("version-2 entry opens to its commitments taken as digests: %v", err)
+			}
 		}
 	})
 }

@@ -41,9 +41,11 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	migrate := fs.Bool("migrate", false, "apply pending migrations at start; on PostgreSQL serve otherwise refuses an outdated schema (run parley migrate first)")
 	logFormat := fs.String("log-format", env("log-format", "text"), "log format: text or json (env PARLEY_LOG_FORMAT)")
 	logLevel := fs.String("log-level", env("log-level", "info"), "least severe log level written: debug, info (one line per request), warn or error (env PARLEY_LOG_LEVEL)")
+	skipCheck := fs.Bool("skip-integrity-check", false, "start without SQLite's quick integrity check of the database (for very large databases)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
+	cfg.IntegrityCheck = !*skipCheck
 	cfg.Migrate = serveMigrates(cfg.DB, *migrate, *noMigrate)
 	var err error
 	if cfg.Logger, err = newLogger(stderr, *logFormat, *logLevel); err != nil {

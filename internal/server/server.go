@@ -58,6 +58,10 @@ type Config struct {
 	// CheckpointInterval is how often the ledger signs a checkpoint while
 	// it grows (default 5 s).
 	CheckpointInterval time.Duration
+	// IntegrityCheck runs SQLite's quick integrity check before using the
+	// database, refusing a damaged one (serve does, unless told
+	// --skip-integrity-check; operator commands do not).
+	IntegrityCheck bool
 }
 
 // OpenStore opens the store a configuration names: PostgreSQL when DB is a
@@ -67,11 +71,11 @@ func OpenStore(ctx context.Context, cfg Config) (store.Store, error) {
 	case strings.HasPrefix(cfg.DB, "postgres://") || strings.HasPrefix(cfg.DB, "postgresql://"):
 		return postgres.Open(ctx, cfg.DB, postgres.Options{Migrate: cfg.Migrate})
 	case strings.HasPrefix(cfg.DB, "sqlite:"):
-		return sqlite.Open(ctx, strings.TrimPrefix(cfg.DB, "sqlite:"), sqlite.Options{Migrate: cfg.Migrate})
+		return sqlite.Open(ctx, strings.TrimPrefix(cfg.DB, "sqlite:"), sqlite.Options{Migrate: cfg.Migrate, IntegrityCheck: cfg.IntegrityCheck})
 	case cfg.DB != "":
 		return nil, errors.New("--db must be a postgres:// URL or sqlite:DIR")
 	}
-	return sqlite.Open(ctx, cfg.Data, sqlite.Options{Migrate: cfg.Migrate})
+	return sqlite.Open(ctx, cfg.Data, sqlite.Options{Migrate: cfg.Migrate, IntegrityCheck: cfg.IntegrityCheck})
 }
 
 // Server is an assembled parley.

@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/parley-cti/parley/internal/store"
@@ -43,6 +44,11 @@ type Options struct {
 	Migrate bool
 	// ReadConns is the size of the read pool (default 4).
 	ReadConns int
+	// IntegrityCheck runs SQLite's quick_check before anything else and
+	// refuses a damaged database with store.ErrCorrupt. It reads the whole
+	// file (about a second per GB); `parley serve` runs it unless told
+	// --skip-integrity-check.
+	IntegrityCheck bool
 }
 
 // DB is the SQLite store. It implements store.Store.
@@ -62,6 +68,9 @@ func Open(ctx context.Context, dir string, opt Options) (*DB, error) {
 		return nil, fmt.Errorf("sqlite: creating data directory: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
+	if err := refuseEmpty(path); err != nil {
+		return nil, err
+	}
 	w, err := sql.Open(DriverName, dsn(path, false))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -71,7 +80,13 @@ func Open(ctx context.Context, dir string, opt Options) (*DB, error) {
 	w.SetConnMaxLifetime(0)
 	if err := w.PingContext(ctx); err != nil {
 		w.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, mapErr(err))
+	}
+	if opt.IntegrityCheck {
+		if err := quickCheck(ctx, w, path); err != nil {
+			w.Close()
+			return nil, err
+		}
 	}
 	if err := migrate(ctx, w, opt.Migrate); err != nil {
 		w.Close()
@@ -91,6 +106,51 @@ func Open(ctx context.Context, dir string, opt Options) (*DB, error) {
 	db := &DB{w: w, r: r, path: path, guard: &store.TxGuard{}}
 	db.handle = handle{r: guardedDB{r, db.guard}, w: guardedDB{w, db.guard}}
 	return db, nil
+}
+
+// refuseEmpty refuses a database file that exists but holds nothing, with
+// no write-ahead log beside it that could hold its content (a server killed
+// before its first checkpoint leaves exactly that: an empty file and a
+// full -wal). Opening it would start a fresh deployment (new ledger key, no
+// parties) over what was lost, and every party would find itself unknown.
+func refuseEmpty(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Size() > 0 {
+		return nil // absent: a new data directory; non-empty: SQLite judges
+	}
+	if wal, err := os.Stat(path + "-wal"); err == nil && wal.Size() > 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s is empty (0 bytes) and has no write-ahead log: it is not a parley database any more. "+
+		"Restore it from a backup (docs/operations.md); to start a new, empty deployment instead, remove the file", store.ErrCorrupt, path)
+}
+
+// quickCheck runs PRAGMA quick_check and refuses a database it finds
+// damaged, naming the first problems.
+func quickCheck(ctx context.Context, w *sql.DB, path string) error {
+	rows, err := w.QueryContext(ctx, `PRAGMA quick_check(5)`)
+	if err != nil {
+		return fmt.Errorf("sqlite: integrity check of %s: %w. Restore it from a backup (docs/operations.md)", path, mapErr(err))
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return fmt.Errorf("sqlite: integrity check of %s: %w", path, mapErr(err))
+		}
+		if s != "ok" {
+			problems = append(problems, s)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlite: integrity check of %s: %w. Restore it from a backup (docs/operations.md)", path, mapErr(err))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s fails SQLite's integrity check (%s). Restore it from a backup (docs/operations.md); "+
+			"--skip-integrity-check starts anyway", store.ErrCorrupt, path, strings.Join(problems, "; "))
+	}
+	return nil
 }
 
 // dsn builds the connection string. synchronous=FULL makes every committed

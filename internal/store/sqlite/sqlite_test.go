@@ -1,9 +1,15 @@
 package sqlite_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/parley-cti/parley/internal/store"
 	"github.com/parley-cti/parley/internal/store/sqlite"
@@ -41,4 +47,74 @@ func TestRefusesUnmigratedAndNewerSchema(t *testing.T) {
 	if _, err := sqlite.Open(ctx, dir, sqlite.Options{Migrate: true}); !errors.Is(err, store.ErrSchemaTooNew) {
 		t.Fatalf("open of a newer schema: %v, want ErrSchemaTooNew", err)
 	}
+}
+
+// TestOpenRefusesDamagedDatabase: an empty parley.db (with no -wal that
+// could hold its content) is refused rather than turned into a fresh
+// deployment, and a file with overwritten pages fails the integrity check;
+// --skip-integrity-check (IntegrityCheck false) opens it anyway.
+func TestOpenRefusesDamagedDatabase(t *testing.T) {
+	ctx := context.Background()
+	empty := t.TempDir()
+	if err := os.WriteFile(filepath.Join(empty, sqlite.FileName), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, check := range []bool{true, false} {
+		_, err := sqlite.Open(ctx, empty, sqlite.Options{Migrate: true, IntegrityCheck: check})
+		if !errors.Is(err, store.ErrCorrupt) || !strings.Contains(err.Error(), "empty (0 bytes)") || !strings.Contains(err.Error(), "backup") {
+			t.Fatalf("open of a zero-byte parley.db (integrity check %v): %v; want ErrCorrupt saying it is empty and to restore", check, err)
+		}
+	}
+
+	dir := DamagedCopy(t)
+	_, err := sqlite.Open(ctx, dir, sqlite.Options{Migrate: true, IntegrityCheck: true})
+	if !errors.Is(err, store.ErrCorrupt) || !strings.Contains(err.Error(), "integrity check") {
+		t.Fatalf("open of a file with overwritten pages: %v; want ErrCorrupt from the integrity check", err)
+	}
+	db, err := sqlite.Open(ctx, dir, sqlite.Options{Migrate: true})
+	if err != nil {
+		t.Fatalf("open without the check: %v", err)
+	}
+	db.Close()
+}
+
+// DamagedCopy returns a data directory whose database holds a few
+// thousand objects and then has pages near its end overwritten.
+func DamagedCopy(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := sqlite.Open(ctx, dir, sqlite.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Parties().Create(ctx, store.Party{ID: "party--a", Name: "a", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Collections().Create(ctx, store.Collection{ID: "c", APIRoot: "shared", Title: "c", CreatedAt: time.Now(), Readers: []string{"party--a"}, Writers: []string{"party--a"}}); err != nil {
+		t.Fatal(err)
+	}
+	var objs []store.Object
+	for i := range 3000 {
+		objs = append(objs, store.Object{ID: fmt.Sprintf("indicator--00000000-0000-4000-8000-%012d", i), Type: "indicator", SpecVersion: "2.1",
+			Version: time.Unix(1, 0).UTC(), DateAdded: time.Unix(int64(i+2), 0).UTC(), Raw: []byte(fmt.Sprintf(`{"id":"%d","pad":"%0400d"}`, i, i))})
+	}
+	if _, err := db.Objects().Put(ctx, "c", objs); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	path := filepath.Join(dir, sqlite.FileName)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	junk := bytes.Repeat([]byte{0xA5}, 4096)
+	for p := fi.Size()/4096 - 40; p < fi.Size()/4096-20; p++ {
+		if _, err := f.WriteAt(junk, p*4096); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }

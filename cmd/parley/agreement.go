@@ -27,10 +27,10 @@ func init() {
 
 // termsFlags are the agreement terms a proposal or amendment sets.
 type termsFlags struct {
-	with, types, maxTLP, unmarked, ratio, window, escrow, ack, fulfil, notice, file string
-	grace, days                                                                     int
-	matchCap                                                                        int64
-	cosign                                                                          bool
+	with, types, maxTLP, unmarked, ratio, window, escrow, ack, fulfil, notice, file, contestWindow string
+	grace, days                                                                                    int
+	matchCap                                                                                       int64
+	cosign                                                                                         bool
 }
 
 func addTermsFlags(fs *flag.FlagSet) *termsFlags {
@@ -43,6 +43,7 @@ func addTermsFlags(fs *flag.FlagSet) *termsFlags {
 	fs.StringVar(&t.ratio, "ratio", "1:1", "give:get — objects readable per credit earned, e.g. 1:1 or 2:1")
 	fs.IntVar(&t.grace, "grace", 10, "objects readable before contributing anything")
 	fs.StringVar(&t.window, "window", "", "rolling window for credits, e.g. 30d (default: credits never lapse)")
+	fs.StringVar(&t.contestWindow, "contest-window", "", "how long after a contribution the receiving side may contest its credit, e.g. 7d (default: no contests)")
 	fs.StringVar(&t.escrow, "escrow-deadline", "3d", "longest a handover waits for both deposits")
 	fs.StringVar(&t.ack, "ack-deadline", "1d", "time to acknowledge a request")
 	fs.StringVar(&t.fulfil, "fulfil-deadline", "7d", "time to fulfil or refuse a request")
@@ -81,6 +82,9 @@ func (t *termsFlags) document(ctx context.Context, c *client.Client, me *client.
 	recip := map[string]any{"ratio": t.ratio, "grace": t.grace}
 	if t.window != "" {
 		recip["window"] = goDuration(t.window)
+	}
+	if t.contestWindow != "" {
+		recip["contest_window"] = goDuration(t.contestWindow)
 	}
 	m := map[string]any{
 		"schema_version": agreement.SchemaVersion, "id": id, "version": version,
@@ -134,6 +138,12 @@ func printTerms(w io.Writer, d *agreement.Document) {
 	}
 	for _, typ := range slices.Sorted(maps.Keys(d.Reciprocity.Weights)) {
 		fmt.Fprintf(w, ", %s weighs %g", typ, d.Reciprocity.Weights[typ])
+	}
+	if d.Reciprocity.ContestWindow > 0 {
+		fmt.Fprintf(w, ", credits contestable for %s", humanDuration(d.Reciprocity.ContestWindow))
+	}
+	if len(d.Reciprocity.Quality) > 0 {
+		fmt.Fprintf(w, ", quality floor for %s", strings.Join(slices.Sorted(maps.Keys(d.Reciprocity.Quality)), ", "))
 	}
 	fmt.Fprintf(w, "\n  valid %s to %s; escrow deadline %s; requests: acknowledge within %s, answer within %s; termination notice %s\n",
 		d.NotBefore.Format(time.RFC3339), d.NotAfter.Format(time.RFC3339), humanDuration(d.EscrowDeadline),
@@ -434,6 +444,9 @@ func cmdBalance(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return emit(stdout, cf.json, b, func() {
 		fmt.Fprintf(stdout, "agreement %s (%s)\n", b.Agreement, b.Phase)
 		fmt.Fprintf(stdout, "  you contributed %d new objects, worth %g credits\n", b.Contributed, b.Credits)
+		if b.Contested > 0 {
+			fmt.Fprintf(stdout, "  the other side contests %g more credits of yours (parley contest list %s)\n", b.Contested, b.Agreement)
+		}
 		fmt.Fprintf(stdout, "  your allowance: %d; the other side contributed %d; released to you: %d\n", b.Allowance, b.Available, b.Released)
 		fmt.Fprintf(stdout, "  your next credit unlocks %d more\n", b.NextUnlocks)
 	})

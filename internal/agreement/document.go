@@ -84,6 +84,10 @@ type Terms struct {
 	// Quality is the optional floor per STIX type (reciprocity.quality):
 	// objects below it earn no credit (quality.go).
 	Quality map[string]QualityFloor
+	// ContestWindow (reciprocity.contest_window) is how long after a
+	// contribution the receiving party may contest its credit; 0: credits
+	// cannot be contested (contest.go).
+	ContestWindow time.Duration
 }
 
 // Ratio is Get / Give.
@@ -409,6 +413,9 @@ func decodeDocument(f *fields) *Document {
 			}
 		}
 		decodeQuality(rf, &d.Reciprocity)
+		if w, ok := rf.duration("contest_window", false); ok {
+			d.Reciprocity.ContestWindow = w
+		}
 		rf.finish()
 	}
 	d.EscrowDeadline, _ = f.duration("escrow_deadline", true)
@@ -529,6 +536,9 @@ func (d *Document) check(p *problems) {
 		}
 	}
 	checkQuality(p, r.Quality, seen)
+	if r.ContestWindow < 0 {
+		p.add("reciprocity.contest_window must be positive")
+	}
 	if d.EscrowDeadline <= 0 {
 		p.add("escrow_deadline must be a positive duration")
 	}
@@ -651,6 +661,9 @@ func (d *Document) wire() map[string]any {
 	}
 	if q := wireQuality(d.Reciprocity.Quality); q != nil {
 		recip["quality"] = q
+	}
+	if d.Reciprocity.ContestWindow != 0 {
+		recip["contest_window"] = d.Reciprocity.ContestWindow.String()
 	}
 	w := map[string]any{
 		"schema_version":       d.SchemaVersion,

@@ -70,6 +70,10 @@ func (s *Server) Register(mux Mux) {
 		"POST /api/v1/agreements/{id}/versions":   s.amend,
 		"POST /api/v1/agreements/{id}/signatures": s.sign,
 		"GET /api/v1/agreements/{id}/balance":     s.balance,
+		// Contests of credits (issue 12).
+		"POST /api/v1/agreements/{id}/contests":                    s.fileContest,
+		"GET /api/v1/agreements/{id}/contests":                     s.listContests,
+		"POST /api/v1/agreements/{id}/contests/{contest}/withdraw": s.withdrawContest,
 		// Handovers, requests and events (issue 6).
 		"POST /api/v1/handovers":                s.proposeHandover,
 		"GET /api/v1/handovers":                 s.listHandovers,

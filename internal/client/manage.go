@@ -285,7 +285,8 @@ type Balance struct {
 	Agreement   string  `json:"agreement"`
 	Party       string  `json:"party"`
 	Contributed int64   `json:"contributed"`
-	Credits     float64 `json:"credits"`
+	Credits     float64 `json:"credits"`   // less contested credits
+	Contested   float64 `json:"contested"` // the weight of its contributions the other side contests
 	Allowance   int64   `json:"allowance"`
 	Available   int64   `json:"available"`
 	Released    int64   `json:"released"`

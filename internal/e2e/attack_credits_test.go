@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/client"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/stix"
@@ -315,4 +316,128 @@ func TestAttackCopyHandedOver(t *testing.T) {
 	}
 	w.postNoCredit(t, w.alpha, w.alphaColl, "duplicate content", bravoDossier...)
 	w.wantBalance(t, w.alpha, before.Credits, before.Released)
+}
+
+// contestStatement signs a contest or withdrawal by p, now.
+func contestStatement(t *testing.T, p *Party, st agreement.ContestStatement) agreement.SignedContest {
+	t.Helper()
+	st.PartyID, st.KeyID = p.ID, p.Keys.KeyID()
+	if st.SignedAt.IsZero() {
+		st.SignedAt = time.Now()
+	}
+	sc, err := agreement.SignContest(p.Keys, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc
+}
+
+// TestContestCredit: the receiving party contests, with a signed
+// statement, the credit the other side earned for an object it judges
+// worthless; the credit stops counting for both sides' views, the ledger
+// records it, and a signed withdrawal gives it back. Only what was
+// released to the contester can be contested, only by it, only within the
+// agreement's window, once.
+func TestContestCredit(t *testing.T) {
+	w := newCreditWorld(t, func(m map[string]any) {
+		m["reciprocity"].(map[string]any)["contest_window"] = "1h"
+	})
+	// Bravo gives two indicators; alpha (grace 2) reads both.
+	junk, good := Indicator(700, ""), Indicator(701, "")
+	if st, err := w.bravo.C.AddObjects(ctx, w.ag, w.bravoColl, []json.RawMessage{junk, good}); err != nil || st.SuccessCount != 2 {
+		t.Fatalf("bravo gives: %+v, %v", st, err)
+	}
+	w.wantBalance(t, w.bravo, 2, 4)
+	junkID, goodID := "indicator--00000000-0000-4000-8000-000000000700", "indicator--00000000-0000-4000-8000-000000000701"
+	contest := func(p *Party, objectID, reason string) agreement.SignedContest {
+		return contestStatement(t, p, agreement.ContestStatement{Action: agreement.ContestFile, AgreementID: w.ag, ObjectID: objectID, Reason: reason})
+	}
+
+	// Refused: not released to the contester / not the counterpart's /
+	// someone else's statement / a forged signature / no reason.
+	var unreleased struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(w.alphaObjs[4], &unreleased); err != nil {
+		t.Fatal(err)
+	}
+	_, err := w.bravo.C.FileContest(ctx, contest(w.bravo, unreleased.ID, "junk"))
+	wantAPIError(t, "contesting an object not released to you", err, 404, "not_found", "")
+	_, err = w.alpha.C.FileContest(ctx, contest(w.alpha, w.alphaObjs4ID(0), "my own"))
+	wantAPIError(t, "contesting your own object", err, 404, "not_found", "")
+	_, err = w.alpha.C.FileContest(ctx, contest(w.bravo, junkID, "signed by bravo"))
+	wantAPIError(t, "submitting the other side's statement", err, 400, "invalid", "only submit your own")
+	forged := contest(w.alpha, junkID, "junk")
+	forged.Reason = "changed after signing"
+	_, err = w.alpha.C.FileContest(ctx, forged)
+	wantAPIError(t, "a statement changed after signing", err, 400, "", "")
+	_, err = agreement.SignContest(w.alpha.Keys, agreement.ContestStatement{Action: agreement.ContestFile, AgreementID: w.ag, PartyID: w.alpha.ID, ObjectID: junkID, SignedAt: time.Now()})
+	if err == nil || !strings.Contains(err.Error(), "needs a reason") {
+		t.Fatalf("a contest without a reason was signed: %v", err)
+	}
+
+	// Alpha contests the junk: bravo's credit for it stops counting.
+	c, err := w.alpha.C.FileContest(ctx, contest(w.alpha, junkID, "a private address nobody can act on"))
+	if err != nil || c.ObjectID != junkID || c.Contester != w.alpha.ID || c.Contributor != w.bravo.ID || c.Weight != 1 || c.LedgerIndex <= 0 {
+		t.Fatalf("contest: %+v, %v", c, err)
+	}
+	b, err := w.bravo.C.Balance(ctx, w.ag)
+	if err != nil || b.Credits != 1 || b.Contested != 1 || b.Released != 4 {
+		t.Fatalf("bravo's balance under contest: %+v, %v; want 1 credit, 1 contested, released unchanged", b, err)
+	}
+	_, err = w.alpha.C.FileContest(ctx, contest(w.alpha, junkID, "again"))
+	wantAPIError(t, "contesting twice", err, 409, "conflict", "contested already")
+	// Both sides see it.
+	for _, p := range []*Party{w.alpha, w.bravo} {
+		cs, err := p.C.Contests(ctx, w.ag)
+		if err != nil || len(cs) != 1 || cs[0].ID != c.ID || cs[0].Reason != "a private address nobody can act on" || cs[0].WithdrawnAt != nil {
+			t.Fatalf("%s's list of contests: %+v, %v", p.Name, cs, err)
+		}
+		var signed agreement.SignedContest
+		if err := json.Unmarshal(cs[0].Statement, &signed); err != nil || signed.ObjectID != junkID || signed.PartyID != w.alpha.ID {
+			t.Fatalf("%s sees the signed statement %s: %v", p.Name, cs[0].Statement, err)
+		}
+	}
+	// An outsider sees nothing.
+	charlie := w.s.NewParty(t, "charlie")
+	_, err = charlie.C.Contests(ctx, w.ag)
+	wantAPIError(t, "an outsider listing contests", err, 404, "not_found", "")
+
+	// Only the contester withdraws, with its own signed statement.
+	withdraw := func(p *Party, id string) agreement.SignedContest {
+		return contestStatement(t, p, agreement.ContestStatement{Action: agreement.ContestWithdraw, AgreementID: w.ag, ContestID: id})
+	}
+	_, err = w.bravo.C.WithdrawContest(ctx, withdraw(w.bravo, c.ID))
+	wantAPIError(t, "the contributor withdrawing the contest", err, 404, "not_found", "")
+	wc, err := w.alpha.C.WithdrawContest(ctx, withdraw(w.alpha, c.ID))
+	if err != nil || wc.WithdrawnAt == nil || wc.WithdrawIndex <= c.LedgerIndex {
+		t.Fatalf("withdrawal: %+v, %v", wc, err)
+	}
+	w.wantBalance(t, w.bravo, 2, 4)
+	_, err = w.alpha.C.WithdrawContest(ctx, withdraw(w.alpha, c.ID))
+	wantAPIError(t, "withdrawing twice", err, 409, "conflict", "withdrawn")
+	_, err = w.alpha.C.FileContest(ctx, contest(w.alpha, junkID, "changed my mind again"))
+	wantAPIError(t, "contesting after withdrawing", err, 409, "conflict", "")
+	// The other object, after the window: too late.
+	w.s.Srv.Ex.SetClock(func() time.Time { return time.Now().UTC().Add(2 * time.Hour) })
+	_, err = w.alpha.C.FileContest(ctx, contestStatement(t, w.alpha, agreement.ContestStatement{Action: agreement.ContestFile, AgreementID: w.ag,
+		ObjectID: goodID, Reason: "late", SignedAt: time.Now().Add(2 * time.Hour)}))
+	wantAPIError(t, "contesting after the window", err, 403, "forbidden", "contest window")
+}
+
+// TestContestNeedsWindow: an agreement without contest_window has no
+// contests.
+func TestContestNeedsWindow(t *testing.T) {
+	w := newCreditWorld(t, nil)
+	if st, err := w.bravo.C.AddObjects(ctx, w.ag, w.bravoColl, []json.RawMessage{Indicator(700, "")}); err != nil || st.SuccessCount != 1 {
+		t.Fatal(err)
+	}
+	_, err := w.alpha.C.FileContest(ctx, contestStatement(t, w.alpha, agreement.ContestStatement{Action: agreement.ContestFile, AgreementID: w.ag,
+		ObjectID: "indicator--00000000-0000-4000-8000-000000000700", Reason: "junk"}))
+	wantAPIError(t, "contesting without a window", err, 403, "forbidden", "contest_window")
+}
+
+// alphaObjs4ID is the id of alpha's i-th indicator (Indicators(100, 4)).
+func (w *creditWorld) alphaObjs4ID(i int) string {
+	return fmt.Sprintf("indicator--00000000-0000-4000-8000-%012d", 100+i)
 }

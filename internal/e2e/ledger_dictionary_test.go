@@ -257,7 +257,7 @@ func newDictionaryWorld(t *testing.T) *dictionaryWorld {
 	a, b, c := s.NewParty(t, "alpha"), s.NewParty(t, "bravo"), s.NewParty(t, "charlie")
 	terms := func(m map[string]any) {
 		m["scope"] = map[string]any{"types": []string{"indicator", "ipv4-addr", "domain-name"}, "max_tlp": "amber", "unmarked": "allow"}
-		m["reciprocity"] = map[string]any{"ratio": "1:1", "grace": 0}
+		m["reciprocity"] = map[string]any{"ratio": "1:1", "grace": 0, "contest_window": "1h"}
 		m["request_deadlines"] = map[string]any{"acknowledge": "1s", "fulfil": "2s"}
 		m["match_cap"] = 100
 	}
@@ -294,6 +294,19 @@ func newDictionaryWorld(t *testing.T) *dictionaryWorld {
 		t.Fatal(err)
 	}
 	mustAdd(a, "shared", op.ID, observable("domain-name", domain))
+	// Alpha contests the credit for bravo's indicator, then withdraws:
+	// neither entry may name the object.
+	contested := "indicator--00000000-0000-4000-8000-000000009002"
+	dict.value("contested object id", contested, versions)
+	contest, err := a.C.FileContest(ctx, contestStatement(t, a, agreement.ContestStatement{Action: agreement.ContestFile, AgreementID: d.ID,
+		ObjectID: contested, Reason: "a test address"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.C.WithdrawContest(ctx, contestStatement(t, a, agreement.ContestStatement{Action: agreement.ContestWithdraw, AgreementID: d.ID,
+		ContestID: contest.ID})); err != nil {
+		t.Fatal(err)
+	}
 
 	// Every guessable value goes into the dictionary, with enumerations
 	// around the true ones as an attacker would try them.

@@ -771,7 +771,8 @@ type BalanceView struct {
 	Agreement   string  `json:"agreement"`
 	Party       string  `json:"party"`
 	Contributed int64   `json:"contributed"`  // objects it gave that were new to the agreement
-	Credits     float64 `json:"credits"`      // their weight (within the window, if any)
+	Credits     float64 `json:"credits"`      // their weight (within the window, if any), less contested credits
+	Contested   float64 `json:"contested"`    // the weight of its contributions the other side contests (not counted in credits)
 	Allowance   int64   `json:"allowance"`    // grace + ratio × credits
 	Available   int64   `json:"available"`    // what the other side has contributed
 	Released    int64   `json:"released"`     // how many of those it may read
@@ -801,7 +802,7 @@ func (s *Service) Balance(ctx context.Context, p party.Principal, id string) (Ba
 	if err != nil {
 		return BalanceView{}, err
 	}
-	return BalanceView{Agreement: id, Party: p.PartyID, Contributed: mine.Contributed, Credits: mine.Credits,
+	return BalanceView{Agreement: id, Party: p.PartyID, Contributed: mine.Contributed, Credits: mine.Credits, Contested: mine.Contested,
 		Allowance: agreement.Allowance(terms, mine.Credits), Available: theirs.Contributed, Released: mine.Released,
 		NextUnlocks: agreement.Unlocks(terms, mine.Credits), InForce: a.Status.InForce(now), Phase: string(a.Status.Phase)}, nil
 }

@@ -25,6 +25,9 @@ const (
 
 	KindFeedBatch    Kind = "feed.batch"    // digest of a batch of objects a party contributed
 	KindFeedReleased Kind = "feed.released" // objects released to the other party
+	// A receiving party's signed contest of one credit, and its withdrawal.
+	KindFeedContested        Kind = "feed.contested"
+	KindFeedContestWithdrawn Kind = "feed.contest_withdrawn"
 
 	KindHandoverProposed         Kind = "handover.proposed"
 	KindHandoverDepositCommitted Kind = "handover.deposit_committed"
@@ -51,7 +54,7 @@ const (
 var knownKinds = map[Kind]bool{
 	KindAgreementProposed: true, KindAgreementSigned: true, KindAgreementAmended: true,
 	KindAgreementSuspended: true, KindAgreementTerminated: true,
-	KindFeedBatch: true, KindFeedReleased: true,
+	KindFeedBatch: true, KindFeedReleased: true, KindFeedContested: true, KindFeedContestWithdrawn: true,
 	KindHandoverProposed: true, KindHandoverDepositCommitted: true, KindHandoverReleased: true,
 	KindHandoverWithdrawn: true, KindHandoverExpired: true, KindHandoverDisputed: true,
 	KindRequestFiled: true, KindRequestAcknowledged: true, KindRequestFulfilled: true,

@@ -185,8 +185,37 @@ type Credited struct {
 // Balance is one party's standing under an agreement.
 type Balance struct {
 	Contributed int64   // objects this party contributed that were new to the agreement
-	Credits     float64 // their weighted sum (within the window, when asked)
+	Credits     float64 // their weighted sum (within the window, when asked), less contested ones
+	Contested   float64 // the weight of its contributions under an open contest (within the window, when asked)
 	Released    int64   // how many of the other party's contributions were released to this party
+}
+
+// Credit is one contribution as Credits keeps it.
+type Credit struct {
+	ObjectID  string
+	PartyID   string // the contributor
+	Ord       int64
+	Weight    float64
+	AddedAt   time.Time
+	Contested bool // an open contest reverses it
+}
+
+// Contest is the receiving party's signed objection to one credit.
+type Contest struct {
+	ID          string
+	AgreementID string
+	Contester   string // the party that received the object
+	Contributor string // the party whose credit it contests
+	ObjectID    string
+	Weight      float64 // the credit reversed while the contest stands
+	Reason      string
+	Statement   []byte // agreement.SignedContest as JSON
+	FiledAt     time.Time
+	LedgerIndex int64
+	// Set once withdrawn (a withdrawal is final).
+	WithdrawnAt   time.Time
+	Withdrawal    []byte // agreement.SignedContest as JSON
+	WithdrawIndex int64
 }
 
 // Credits keeps give-to-get accounting: which object each party contributed
@@ -220,6 +249,22 @@ type Credits interface {
 	// Range returns the ids of party's contributions with ordinals in
 	// [from, to], in publish order.
 	Range(ctx context.Context, agreementID, partyID string, from, to int64) ([]string, error)
+	// Credit returns party's credited contribution of objectID, or
+	// ErrNotFound.
+	Credit(ctx context.Context, agreementID, partyID, objectID string) (Credit, error)
+	// Contest records c and takes the credit of c.Contributor for
+	// c.ObjectID out of its credits. ErrNotFound if there is no such credit;
+	// ErrConflict if that credit was contested before (a contest, even
+	// withdrawn, is not filed twice). Callers hold the agreement's Lock.
+	Contest(ctx context.Context, c Contest) error
+	// WithdrawContest marks contest id withdrawn at at (recording the signed
+	// withdrawal and its ledger index) and gives the credit back; it
+	// returns the contest as it now stands. ErrNotFound if no such contest
+	// is under the agreement; ErrConflict if it was withdrawn already.
+	// Callers hold the agreement's Lock.
+	WithdrawContest(ctx context.Context, agreementID, id string, at time.Time, withdrawal []byte, ledgerIndex int64) (Contest, error)
+	// Contests returns the agreement's contests, oldest first.
+	Contests(ctx context.Context, agreementID string) ([]Contest, error)
 }
 
 // Party is an organisation that exchanges intelligence through parley.

@@ -314,10 +314,13 @@ func (s credits) Balance(ctx context.Context, agreementID, partyID string, since
 	err := s.q.QueryRow(ctx, `SELECT
 			coalesce((SELECT contributed FROM agreement_totals WHERE agreement_id = $1 AND party_id = $2), 0),
 			CASE WHEN $3::bigint = 0
-				THEN coalesce((SELECT credits FROM agreement_totals WHERE agreement_id = $1 AND party_id = $2), 0)
-				ELSE coalesce((SELECT sum(weight) FROM agreement_credits WHERE agreement_id = $1 AND party_id = $2 AND added_at >= $3), 0) END,
+				THEN coalesce((SELECT credits - contested FROM agreement_totals WHERE agreement_id = $1 AND party_id = $2), 0)
+				ELSE coalesce((SELECT sum(weight) FROM agreement_credits WHERE agreement_id = $1 AND party_id = $2 AND added_at >= $3 AND contested = 0), 0) END,
+			CASE WHEN $3::bigint = 0
+				THEN coalesce((SELECT contested FROM agreement_totals WHERE agreement_id = $1 AND party_id = $2), 0)
+				ELSE coalesce((SELECT sum(weight) FROM agreement_credits WHERE agreement_id = $1 AND party_id = $2 AND added_at >= $3 AND contested <> 0), 0) END,
 			coalesce((SELECT up_to FROM agreement_released WHERE agreement_id = $1 AND reader = $2), 0)`,
-		agreementID, partyID, micros(since)).Scan(&b.Contributed, &b.Credits, &b.Released)
+		agreementID, partyID, micros(since)).Scan(&b.Contributed, &b.Credits, &b.Contested, &b.Released)
 	if err != nil {
 		return store.Balance{}, fmt.Errorf("agreement %s balance: %w", agreementID, mapErr(err))
 	}
@@ -365,3 +368,98 @@ func (s credits) Range(ctx context.Context, agreementID, partyID string, from, t
 // Two different contents share a key with probability 2^-64 per pair;
 // finding a second content for a given key needs 2^64 tries.
 func fp64(b []byte) int64 { return int64(binary.BigEndian.Uint64(b)) }
+
+func (s credits) Credit(ctx context.Context, agreementID, partyID, objectID string) (store.Credit, error) {
+	c := store.Credit{ObjectID: objectID, PartyID: partyID}
+	var at, contested int64
+	err := s.q.QueryRow(ctx, `SELECT ord, weight, added_at, contested FROM agreement_credits WHERE agreement_id = $1 AND object_id = $2 AND party_id = $3`,
+		agreementID, objectID, partyID).Scan(&c.Ord, &c.Weight, &at, &contested)
+	if err != nil {
+		return store.Credit{}, fmt.Errorf("credit for %s under %s: %w", objectID, agreementID, mapErr(err))
+	}
+	c.AddedAt, c.Contested = fromMicros(at), contested != 0
+	return c, nil
+}
+
+func (s credits) Contest(ctx context.Context, c store.Contest) error {
+	return atomic(ctx, handle(s), func(h handle) error {
+		tag, err := h.q.Exec(ctx, `UPDATE agreement_credits SET contested = 1 WHERE agreement_id = $1 AND object_id = $2 AND party_id = $3 AND contested = 0`,
+			c.AgreementID, c.ObjectID, c.Contributor)
+		if err != nil {
+			return mapErr(err)
+		}
+		if tag.RowsAffected() == 0 {
+			var one int
+			if err := h.q.QueryRow(ctx, `SELECT 1 FROM agreement_credits WHERE agreement_id = $1 AND object_id = $2 AND party_id = $3`,
+				c.AgreementID, c.ObjectID, c.Contributor).Scan(&one); err != nil {
+				return fmt.Errorf("credit for %s under %s: %w", c.ObjectID, c.AgreementID, mapErr(err))
+			}
+			return fmt.Errorf("credit for %s under %s is contested already: %w", c.ObjectID, c.AgreementID, store.ErrConflict)
+		}
+		if _, err := h.q.Exec(ctx, `INSERT INTO agreement_contests(id, agreement_id, contester, contributor, object_id, weight, reason, statement, filed_at, ledger_index)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, c.ID, c.AgreementID, c.Contester, c.Contributor, c.ObjectID, c.Weight, c.Reason, c.Statement, micros(c.FiledAt), c.LedgerIndex); err != nil {
+			return mapErr(err)
+		}
+		_, err = h.q.Exec(ctx, `UPDATE agreement_totals SET contested = contested + $1 WHERE agreement_id = $2 AND party_id = $3`, c.Weight, c.AgreementID, c.Contributor)
+		return mapErr(err)
+	})
+}
+
+const contestCols = `id, agreement_id, contester, contributor, object_id, weight, reason, statement, filed_at, ledger_index, withdrawn_at, withdrawal, withdraw_index`
+
+func scanContest(sc interface{ Scan(...any) error }) (store.Contest, error) {
+	var c store.Contest
+	var filed, withdrawn int64
+	if err := sc.Scan(&c.ID, &c.AgreementID, &c.Contester, &c.Contributor, &c.ObjectID, &c.Weight, &c.Reason, &c.Statement,
+		&filed, &c.LedgerIndex, &withdrawn, &c.Withdrawal, &c.WithdrawIndex); err != nil {
+		return store.Contest{}, mapErr(err)
+	}
+	c.FiledAt, c.WithdrawnAt = fromMicros(filed), fromMicros(withdrawn)
+	return c, nil
+}
+
+func (s credits) WithdrawContest(ctx context.Context, agreementID, id string, at time.Time, withdrawal []byte, ledgerIndex int64) (store.Contest, error) {
+	var out store.Contest
+	err := atomic(ctx, handle(s), func(h handle) error {
+		c, err := scanContest(h.q.QueryRow(ctx, `SELECT `+contestCols+` FROM agreement_contests WHERE id = $1 AND agreement_id = $2 FOR UPDATE`, id, agreementID))
+		if err != nil {
+			return fmt.Errorf("contest %s: %w", id, err)
+		}
+		if !c.WithdrawnAt.IsZero() {
+			return fmt.Errorf("contest %s was withdrawn already: %w", id, store.ErrConflict)
+		}
+		if _, err := h.q.Exec(ctx, `UPDATE agreement_contests SET withdrawn_at = $1, withdrawal = $2, withdraw_index = $3 WHERE id = $4`,
+			micros(at), withdrawal, ledgerIndex, id); err != nil {
+			return mapErr(err)
+		}
+		if _, err := h.q.Exec(ctx, `UPDATE agreement_credits SET contested = 0 WHERE agreement_id = $1 AND object_id = $2 AND party_id = $3`,
+			agreementID, c.ObjectID, c.Contributor); err != nil {
+			return mapErr(err)
+		}
+		if _, err := h.q.Exec(ctx, `UPDATE agreement_totals SET contested = contested - $1 WHERE agreement_id = $2 AND party_id = $3`,
+			c.Weight, agreementID, c.Contributor); err != nil {
+			return mapErr(err)
+		}
+		c.WithdrawnAt, c.Withdrawal, c.WithdrawIndex = fromMicros(micros(at)), withdrawal, ledgerIndex
+		out = c
+		return nil
+	})
+	return out, err
+}
+
+func (s credits) Contests(ctx context.Context, agreementID string) ([]store.Contest, error) {
+	rows, err := s.q.Query(ctx, `SELECT `+contestCols+` FROM agreement_contests WHERE agreement_id = $1 ORDER BY filed_at, id`, agreementID)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	var out []store.Contest
+	for rows.Next() {
+		c, err := scanContest(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, mapErr(rows.Err())
+}

@@ -34,8 +34,10 @@ var loadable = []loadTable{
 	{"agreements", []string{"id", "party_a", "party_b", "created_at"}},
 	{"agreement_versions", []string{"agreement_id", "version", "document", "hash", "created_at"}},
 	{"agreement_signatures", []string{"seq", "agreement_id", "version", "party_id", "action", "raw", "signed_at"}},
-	{"agreement_credits", []string{"agreement_id", "object_id", "party_id", "ord", "weight", "added_at", "fingerprint"}},
+	{"agreement_credits", []string{"agreement_id", "object_id", "party_id", "ord", "weight", "added_at", "fingerprint", "contested"}},
 	{"agreement_handed", []string{"agreement_id", "fingerprint"}},
+	{"agreement_contests", []string{"id", "agreement_id", "contester", "contributor", "object_id", "weight", "reason", "statement", "filed_at",
+		"ledger_index", "withdrawn_at", "withdrawal", "withdraw_index"}},
 	{"agreement_released", []string{"agreement_id", "reader", "up_to"}},
 	{"handovers", []string{"id", "agreement_id", "proposer", "counterpart", "proposer_delivers", "counterpart_delivers", "request_id",
 		"deadline", "state", "created_at", "decided_at", "closed_at", "near_notified", "release_index"}},
@@ -154,8 +156,9 @@ func finishLoad(ctx context.Context, tx pgx.Tx) error {
 		`INSERT INTO object_heads(coll, id, first_version, last_version)
 			SELECT coll, id, min(version), max(version) FROM objects GROUP BY coll, id`,
 		`UPDATE ledger_size SET size = (SELECT count(*) FROM ledger_entries) WHERE id = 1`,
-		`INSERT INTO agreement_totals(agreement_id, party_id, contributed, credits)
-			SELECT agreement_id, party_id, max(ord), sum(weight) FROM agreement_credits GROUP BY agreement_id, party_id`,
+		`INSERT INTO agreement_totals(agreement_id, party_id, contributed, credits, contested)
+			SELECT agreement_id, party_id, max(ord), sum(weight), coalesce(sum(weight) FILTER (WHERE contested <> 0), 0)
+			FROM agreement_credits GROUP BY agreement_id, party_id`,
 		`SELECT setval(pg_get_serial_sequence('collections', 'pk'), coalesce((SELECT max(pk) FROM collections), 0) + 1, false)`,
 		`SELECT setval(pg_get_serial_sequence('objects', 'seq'), coalesce((SELECT max(seq) FROM objects), 0) + 1, false)`,
 		`SELECT setval(pg_get_serial_sequence('agreement_signatures', 'seq'), coalesce((SELECT max(seq) FROM agreement_signatures), 0) + 1, false)`,

@@ -342,6 +342,28 @@ CREATE TABLE agreement_handed (
 	PRIMARY KEY (agreement_id, fingerprint)
 );
 `},
+	// 11: contests of credits (issue 12).
+	{"contests of credits: a contested credit does not count while the contest stands", `
+ALTER TABLE agreement_credits ADD COLUMN contested INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE agreement_totals ADD COLUMN contested DOUBLE PRECISION NOT NULL DEFAULT 0;
+CREATE TABLE agreement_contests (
+	id             TEXT PRIMARY KEY,
+	agreement_id   TEXT NOT NULL REFERENCES agreements(id),
+	contester      TEXT NOT NULL,
+	contributor    TEXT NOT NULL,
+	object_id      TEXT NOT NULL,
+	weight         DOUBLE PRECISION NOT NULL,
+	reason         TEXT NOT NULL,
+	statement      BYTEA NOT NULL,
+	filed_at       BIGINT NOT NULL,
+	ledger_index   BIGINT NOT NULL,
+	withdrawn_at   BIGINT NOT NULL DEFAULT 0,
+	withdrawal     BYTEA,
+	withdraw_index BIGINT NOT NULL DEFAULT 0,
+	UNIQUE (agreement_id, contributor, object_id)
+);
+CREATE INDEX agreement_contests_agreement ON agreement_contests(agreement_id, filed_at);
+`},
 }
 
 // migrationLock serialises migrations of one schema across every instance

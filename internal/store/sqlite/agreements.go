@@ -317,19 +317,20 @@ func (s credits) Handed(ctx context.Context, agreementID string, fingerprints []
 
 func (s credits) Balance(ctx context.Context, agreementID, partyID string, since time.Time) (store.Balance, error) {
 	var b store.Balance
-	err := s.r.QueryRowContext(ctx, `SELECT contributed, credits FROM agreement_totals WHERE agreement_id = ? AND party_id = ?`,
-		agreementID, partyID).Scan(&b.Contributed, &b.Credits)
+	err := s.r.QueryRowContext(ctx, `SELECT contributed, credits - contested, contested FROM agreement_totals WHERE agreement_id = ? AND party_id = ?`,
+		agreementID, partyID).Scan(&b.Contributed, &b.Credits, &b.Contested)
 	if err != nil && err != sql.ErrNoRows {
 		return store.Balance{}, mapErr(err)
 	}
 	if !since.IsZero() {
 		// A rolling window: only credits earned since count.
-		var c sql.NullFloat64
-		if err := s.r.QueryRowContext(ctx, `SELECT sum(weight) FROM agreement_credits INDEXED BY agreement_credits_added
-			WHERE agreement_id = ? AND party_id = ? AND added_at >= ?`, agreementID, partyID, micros(since)).Scan(&c); err != nil {
+		var c, x sql.NullFloat64
+		if err := s.r.QueryRowContext(ctx, `SELECT sum(CASE WHEN contested = 0 THEN weight END), sum(CASE WHEN contested <> 0 THEN weight END)
+			FROM agreement_credits INDEXED BY agreement_credits_added
+			WHERE agreement_id = ? AND party_id = ? AND added_at >= ?`, agreementID, partyID, micros(since)).Scan(&c, &x); err != nil {
 			return store.Balance{}, mapErr(err)
 		}
-		b.Credits = c.Float64
+		b.Credits, b.Contested = c.Float64, x.Float64
 	}
 	err = s.r.QueryRowContext(ctx, `SELECT up_to FROM agreement_released WHERE agreement_id = ? AND reader = ?`, agreementID, partyID).Scan(&b.Released)
 	if err != nil && err != sql.ErrNoRows {
@@ -377,3 +378,98 @@ func (s credits) Range(ctx context.Context, agreementID, partyID string, from, t
 // pages. Two different contents share a key with probability 2^-64 per
 // pair; finding a second content for a given key needs 2^64 tries.
 func fp64(b []byte) int64 { return int64(binary.BigEndian.Uint64(b)) }
+
+func (s credits) Credit(ctx context.Context, agreementID, partyID, objectID string) (store.Credit, error) {
+	c := store.Credit{ObjectID: objectID, PartyID: partyID}
+	var at, contested int64
+	err := s.r.QueryRowContext(ctx, `SELECT ord, weight, added_at, contested FROM agreement_credits WHERE agreement_id = ? AND object_id = ? AND party_id = ?`,
+		agreementID, objectID, partyID).Scan(&c.Ord, &c.Weight, &at, &contested)
+	if err != nil {
+		return store.Credit{}, fmt.Errorf("credit for %s under %s: %w", objectID, agreementID, mapErr(err))
+	}
+	c.AddedAt, c.Contested = fromMicros(at), contested != 0
+	return c, nil
+}
+
+func (s credits) Contest(ctx context.Context, c store.Contest) error {
+	return atomic(ctx, handle(s), func(h handle) error {
+		res, err := h.w.ExecContext(ctx, `UPDATE agreement_credits SET contested = 1 WHERE agreement_id = ? AND object_id = ? AND party_id = ? AND contested = 0`,
+			c.AgreementID, c.ObjectID, c.Contributor)
+		if err != nil {
+			return mapErr(err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			var one int
+			if err := h.w.QueryRowContext(ctx, `SELECT 1 FROM agreement_credits WHERE agreement_id = ? AND object_id = ? AND party_id = ?`,
+				c.AgreementID, c.ObjectID, c.Contributor).Scan(&one); err != nil {
+				return fmt.Errorf("credit for %s under %s: %w", c.ObjectID, c.AgreementID, mapErr(err))
+			}
+			return fmt.Errorf("credit for %s under %s is contested already: %w", c.ObjectID, c.AgreementID, store.ErrConflict)
+		}
+		if _, err := h.w.ExecContext(ctx, `INSERT INTO agreement_contests(id, agreement_id, contester, contributor, object_id, weight, reason, statement, filed_at, ledger_index)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, c.ID, c.AgreementID, c.Contester, c.Contributor, c.ObjectID, c.Weight, c.Reason, c.Statement, micros(c.FiledAt), c.LedgerIndex); err != nil {
+			return mapErr(err)
+		}
+		_, err = h.w.ExecContext(ctx, `UPDATE agreement_totals SET contested = contested + ? WHERE agreement_id = ? AND party_id = ?`, c.Weight, c.AgreementID, c.Contributor)
+		return mapErr(err)
+	})
+}
+
+const contestCols = `id, agreement_id, contester, contributor, object_id, weight, reason, statement, filed_at, ledger_index, withdrawn_at, withdrawal, withdraw_index`
+
+func scanContest(sc interface{ Scan(...any) error }) (store.Contest, error) {
+	var c store.Contest
+	var filed, withdrawn int64
+	if err := sc.Scan(&c.ID, &c.AgreementID, &c.Contester, &c.Contributor, &c.ObjectID, &c.Weight, &c.Reason, &c.Statement,
+		&filed, &c.LedgerIndex, &withdrawn, &c.Withdrawal, &c.WithdrawIndex); err != nil {
+		return store.Contest{}, mapErr(err)
+	}
+	c.FiledAt, c.WithdrawnAt = fromMicros(filed), fromMicros(withdrawn)
+	return c, nil
+}
+
+func (s credits) WithdrawContest(ctx context.Context, agreementID, id string, at time.Time, withdrawal []byte, ledgerIndex int64) (store.Contest, error) {
+	var out store.Contest
+	err := atomic(ctx, handle(s), func(h handle) error {
+		c, err := scanContest(h.w.QueryRowContext(ctx, `SELECT `+contestCols+` FROM agreement_contests WHERE id = ? AND agreement_id = ?`, id, agreementID))
+		if err != nil {
+			return fmt.Errorf("contest %s: %w", id, err)
+		}
+		if !c.WithdrawnAt.IsZero() {
+			return fmt.Errorf("contest %s was withdrawn already: %w", id, store.ErrConflict)
+		}
+		if _, err := h.w.ExecContext(ctx, `UPDATE agreement_contests SET withdrawn_at = ?, withdrawal = ?, withdraw_index = ? WHERE id = ?`,
+			micros(at), withdrawal, ledgerIndex, id); err != nil {
+			return mapErr(err)
+		}
+		if _, err := h.w.ExecContext(ctx, `UPDATE agreement_credits SET contested = 0 WHERE agreement_id = ? AND object_id = ? AND party_id = ?`,
+			agreementID, c.ObjectID, c.Contributor); err != nil {
+			return mapErr(err)
+		}
+		if _, err := h.w.ExecContext(ctx, `UPDATE agreement_totals SET contested = contested - ? WHERE agreement_id = ? AND party_id = ?`,
+			c.Weight, agreementID, c.Contributor); err != nil {
+			return mapErr(err)
+		}
+		c.WithdrawnAt, c.Withdrawal, c.WithdrawIndex = fromMicros(micros(at)), withdrawal, ledgerIndex
+		out = c
+		return nil
+	})
+	return out, err
+}
+
+func (s credits) Contests(ctx context.Context, agreementID string) ([]store.Contest, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+contestCols+` FROM agreement_contests WHERE agreement_id = ? ORDER BY filed_at, id`, agreementID)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	var out []store.Contest
+	for rows.Next() {
+		c, err := scanContest(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, mapErr(rows.Err())
+}

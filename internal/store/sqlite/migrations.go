@@ -340,4 +340,29 @@ CREATE TABLE agreement_handed (
 	PRIMARY KEY (agreement_id, fingerprint)
 ) WITHOUT ROWID;
 `,
+	// 11: contests of credits (issue 12): the receiving party's signed
+	// objection to the credit for one object; while it stands the credit
+	// does not count. agreement_totals.contested is the weight under an
+	// open contest, so a balance is still one row.
+	`
+ALTER TABLE agreement_credits ADD COLUMN contested INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE agreement_totals ADD COLUMN contested REAL NOT NULL DEFAULT 0;
+CREATE TABLE agreement_contests (
+	id             TEXT PRIMARY KEY,
+	agreement_id   TEXT NOT NULL REFERENCES agreements(id),
+	contester      TEXT NOT NULL,
+	contributor    TEXT NOT NULL,
+	object_id      TEXT NOT NULL,
+	weight         REAL NOT NULL,
+	reason         TEXT NOT NULL,
+	statement      BLOB NOT NULL,
+	filed_at       INTEGER NOT NULL,
+	ledger_index   INTEGER NOT NULL,
+	withdrawn_at   INTEGER NOT NULL DEFAULT 0,
+	withdrawal     BLOB,
+	withdraw_index INTEGER NOT NULL DEFAULT 0,
+	UNIQUE (agreement_id, contributor, object_id)
+);
+CREATE INDEX agreement_contests_agreement ON agreement_contests(agreement_id, filed_at);
+`,
 }

@@ -31,7 +31,7 @@ import (
 // SchemaVersion is the schema version (the same number on both backends)
 // whose tables this package knows. A source or target at another version
 // is refused rather than copied in part.
-const SchemaVersion = 10
+const SchemaVersion = 11
 
 // ErrVersion: the source or the target is not at SchemaVersion.
 var ErrVersion = errors.New("storecopy: schema version not supported by this copy")
@@ -57,7 +57,8 @@ var boolCols = map[string]bool{"can_read": true, "can_write": true, "is_first": 
 
 // bytesCols are BLOB in SQLite and BYTEA in PostgreSQL.
 var bytesCols = map[string]bool{"value": true, "hash": true, "raw": true, "details": true, "data": true,
-	"note": true, "line": true, "public": true, "rotation": true, "document": true, "content": true, "sha256": true, "session_id": true}
+	"note": true, "line": true, "public": true, "rotation": true, "document": true, "content": true, "sha256": true, "session_id": true,
+	"statement": true, "withdrawal": true}
 
 // orderBy keeps the source's order where the target's keys do not imply it.
 var orderBy = map[string]string{"objects": "seq", "collections": "pk", "ledger_entries": "idx", "ledger_hashes": "idx",

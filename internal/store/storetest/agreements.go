@@ -327,3 +327,67 @@ func testContributeByContent(t *testing.T, st store.Store) {
 		t.Fatalf("bravo's balance = %+v, %v", bal, err)
 	}
 }
+
+// testContests: a contest takes a credit out of its contributor's credits
+// (also within a window) until withdrawn; one contest per credit; a
+// withdrawal is final.
+func testContests(t *testing.T, st store.Store) {
+	x := ext(t, st)
+	a := mustParty(t, st, "alpha")
+	b := mustParty(t, st, "bravo")
+	ag := "agreement--1"
+	if err := x.Agreements().Create(ctx, store.AgreementRecord{ID: ag, PartyA: a.ID, PartyB: b.ID, CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Credits().Contribute(ctx, ag, a.ID, []store.Contribution{{ObjectID: uid("indicator", 1), Weight: 1}, {ObjectID: uid("identity", 2), Weight: 2.5}}, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	cr, err := x.Credits().Credit(ctx, ag, a.ID, uid("identity", 2))
+	if err != nil || cr.Ord != 2 || cr.Weight != 2.5 || !cr.AddedAt.Equal(t0.Add(time.Hour)) || cr.Contested {
+		t.Fatalf("Credit = %+v, %v", cr, err)
+	}
+	if _, err := x.Credits().Credit(ctx, ag, b.ID, uid("identity", 2)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Credit of another party's object = %v, want ErrNotFound", err)
+	}
+	c := store.Contest{ID: "contest-1", AgreementID: ag, Contester: b.ID, Contributor: a.ID, ObjectID: uid("identity", 2), Weight: 2.5,
+		Reason: "a placeholder", Statement: []byte(`{"signed":1}`), FiledAt: t0.Add(2 * time.Hour), LedgerIndex: 7}
+	if err := x.Credits().Contest(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if bal, err := x.Credits().Balance(ctx, ag, a.ID, time.Time{}); err != nil || bal.Credits != 1 || bal.Contested != 2.5 || bal.Contributed != 2 {
+		t.Fatalf("balance under contest = %+v, %v; want 1 credit, 2.5 contested, 2 contributed", bal, err)
+	}
+	if bal, err := x.Credits().Balance(ctx, ag, a.ID, t0); err != nil || bal.Credits != 1 || bal.Contested != 2.5 {
+		t.Fatalf("windowed balance under contest = %+v, %v", bal, err)
+	}
+	again := c
+	again.ID = "contest-2"
+	if err := x.Credits().Contest(ctx, again); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("contesting twice = %v, want ErrConflict", err)
+	}
+	missing := c
+	missing.ID, missing.ObjectID = "contest-3", uid("malware", 9)
+	if err := x.Credits().Contest(ctx, missing); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("contesting no credit = %v, want ErrNotFound", err)
+	}
+	if cs, err := x.Credits().Contests(ctx, ag); err != nil || len(cs) != 1 || cs[0].ID != "contest-1" || cs[0].LedgerIndex != 7 ||
+		string(cs[0].Statement) != `{"signed":1}` || !cs[0].FiledAt.Equal(c.FiledAt) || !cs[0].WithdrawnAt.IsZero() {
+		t.Fatalf("Contests = %+v, %v", cs, err)
+	}
+	w, err := x.Credits().WithdrawContest(ctx, ag, "contest-1", t0.Add(3*time.Hour), []byte(`{"withdrawn":1}`), 9)
+	if err != nil || !w.WithdrawnAt.Equal(t0.Add(3*time.Hour)) || w.WithdrawIndex != 9 || string(w.Withdrawal) != `{"withdrawn":1}` {
+		t.Fatalf("WithdrawContest = %+v, %v", w, err)
+	}
+	if bal, err := x.Credits().Balance(ctx, ag, a.ID, time.Time{}); err != nil || bal.Credits != 3.5 || bal.Contested != 0 {
+		t.Fatalf("balance after withdrawal = %+v, %v", bal, err)
+	}
+	if _, err := x.Credits().WithdrawContest(ctx, ag, "contest-1", t0.Add(4*time.Hour), nil, 10); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("withdrawing twice = %v, want ErrConflict", err)
+	}
+	if _, err := x.Credits().WithdrawContest(ctx, "agreement--other", "contest-1", t0, nil, 10); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("withdrawing under another agreement = %v, want ErrNotFound", err)
+	}
+	if err := x.Credits().Contest(ctx, again); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("contesting a withdrawn contest's credit again = %v, want ErrConflict", err)
+	}
+}

@@ -48,6 +48,7 @@ func Run(t *testing.T, open Opener) {
 		{"Matches", testMatches},
 		{"AgreementLockSerializes", testAgreementLockSerializes},
 		{"ContributeByContent", testContributeByContent},
+		{"Contests", testContests},
 		{"LedgerConcurrentAppend", testLedgerConcurrentAppend},
 		{"LedgerRollback", testLedgerRollback},
 		{"SecondConnectionRefused", testSecondConnectionRefused},

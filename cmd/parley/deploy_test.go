@@ -26,7 +26,9 @@ func TestDeployFilesMatchTheBinary(t *testing.T) {
 	if code := run(context.Background(), []string{"serve", "-h"}, &lockedBuf{}, &usage); code != exitOK {
 		t.Fatalf("serve -h: exit %d", code)
 	}
-	hasFlag := func(name string) bool { return strings.Contains(usage.String(), "  -"+name+" ") || strings.Contains(usage.String(), "  -"+name+"\n") }
+	hasFlag := func(name string) bool {
+		return strings.Contains(usage.String(), "  -"+name+" ") || strings.Contains(usage.String(), "  -"+name+"\n")
+	}
 
 	unit := read("deploy/parley.service")
 	m := regexp.MustCompile(`(?m)^ExecStart=(\S+) (.*)$`).FindStringSubmatch(unit)

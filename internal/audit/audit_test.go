@@ -2,7 +2,9 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -347,4 +349,52 @@ func FuzzReplay(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestCompareTerminationNotice: a termination takes effect after the
+// agreement's notice period, so the API may call it terminating until then
+// — but no longer than the longest notice its documents set allows, and
+// never once its own termination time has passed.
+func TestCompareTerminationNotice(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "agreement", "testdata", "example-agreement.json")) // notice 720h
+	if err != nil {
+		t.Fatal(err)
+	}
+	terminate := agreementEntry("terminate", "B")
+	terminate.Time = t0.Add(-time.Hour)
+	terminate.Attrs["effective_at"] = terminate.Time.Format(time.RFC3339Nano)
+	r := NewReplay()
+	for i, e := range []ledger.Entry{agreementEntry("propose", "A"), agreementEntry("countersign", "B"), terminate} {
+		if e.Time.After(terminate.Time) {
+			e.Time = terminate.Time
+		}
+		if err := r.Apply(int64(i), nil, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		phase string
+		at    time.Time
+		wantE bool
+	}{
+		{"terminating within the notice", "terminating", terminate.Time.Add(720 * time.Hour), false},
+		{"terminating, dated up to the clock bound later", "terminating", terminate.Time.Add(720*time.Hour + 2*time.Minute), false},
+		{"terminating beyond any notice", "terminating", terminate.Time.Add(800 * time.Hour), true},
+		{"terminating though its time has passed", "terminating", t0.Add(-time.Minute), true},
+		{"terminating with no time", "terminating", time.Time{}, true},
+		{"active", "active", terminate.Time.Add(720 * time.Hour), true},
+		{"terminated", "terminated", terminate.Time, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ag := client.Agreement{ID: "ag1", Phase: tc.phase, Versions: []json.RawMessage{doc}}
+			if !tc.at.IsZero() {
+				ag.TerminationAt = tc.at.Format(time.RFC3339Nano)
+			}
+			err := compare("A", r, []client.Agreement{ag}, map[string]*client.Balance{"ag1": {}}, t0)
+			if (err != nil) != tc.wantE || (err != nil && !errors.Is(err, ErrMismatch)) {
+				t.Fatalf("compare = %v, want error %v", err, tc.wantE)
+			}
+		})
+	}
 }

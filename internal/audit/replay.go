@@ -29,6 +29,10 @@ type AgreementReplay struct {
 	SuspendedBy []string
 	// TerminationAt is the effective time of the first termination; zero if none.
 	TerminationAt time.Time
+	// TerminationLogged is when that termination's entry was appended:
+	// the server received it then, and its notice period counts from about
+	// that time.
+	TerminationLogged time.Time
 	// FirstIndex and LastIndex bound the agreement's entries in the log.
 	FirstIndex, LastIndex int64
 
@@ -164,7 +168,7 @@ func (r *Replay) applyAgreement(index int64, e ledger.Entry) error {
 		return err
 	}
 	if e.Attrs["action"] == "terminate" && a.TerminationAt.IsZero() {
-		a.TerminationAt = e.Time
+		a.TerminationAt, a.TerminationLogged = e.Time, e.Time
 		if t, err := time.Parse(time.RFC3339Nano, e.Attrs["effective_at"]); err == nil {
 			a.TerminationAt = t
 		}

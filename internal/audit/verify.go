@@ -11,6 +11,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/client"
 	"github.com/parley-cti/parley/internal/ledger"
 )
@@ -408,6 +409,37 @@ func openReceipt(ctx context.Context, opt Options, rc Receipt, e ledger.Entry) e
 }
 
 // compare checks what the API claims against the replay.
+// stepSkew is how much later than its ledger entry a signed step may take
+// effect: the server bounds signed_at to two minutes of its clock
+// (exchange.MaxClockSkew), and a step never takes effect before the one
+// received before it.
+const stepSkew = 2*time.Minute + time.Second
+
+// noticeRuns reports whether an agreement the API calls terminating is
+// still within a notice period its documents allow: a termination takes
+// effect at the later of its effective_at and its signing plus the
+// agreement's termination notice. The API's termination time must be
+// still ahead, no earlier than the signed effective_at, and no later than
+// the termination's ledger time plus the longest notice any version sets.
+func noticeRuns(ag client.Agreement, a *AgreementReplay, now time.Time) bool {
+	if ag.Phase != "terminating" || ag.TerminationAt == "" {
+		return false
+	}
+	at, err := time.Parse(time.RFC3339Nano, ag.TerminationAt)
+	if err != nil || !now.Before(at) || at.Before(a.TerminationAt) {
+		return false
+	}
+	var notice time.Duration
+	for _, raw := range ag.Versions {
+		d, err := agreement.ParseDocument(raw)
+		if err != nil {
+			return false
+		}
+		notice = max(notice, d.TerminationNotice)
+	}
+	return !at.After(a.TerminationLogged.Add(notice + stepSkew))
+}
+
 func compare(party string, rp *Replay, ags []client.Agreement, bals map[string]*client.Balance, now time.Time) error {
 	var errs []error
 	listed := map[string]bool{}
@@ -444,7 +476,7 @@ func compare(party string, rp *Replay, ags []client.Agreement, bals map[string]*
 			errs = append(errs, fmt.Errorf("agreement %s: the API says %s, but the ledger records no countersignature: %w", ag.ID, phase, ErrMismatch))
 		case a.TerminationAt.IsZero() && (phase == "terminated" || phase == "terminating"):
 			errs = append(errs, fmt.Errorf("agreement %s: the API says %s, but the ledger records no termination: %w", ag.ID, phase, ErrMismatch))
-		case !a.TerminationAt.IsZero() && !now.Before(a.TerminationAt) && phase != "terminated":
+		case !a.TerminationAt.IsZero() && !now.Before(a.TerminationAt) && phase != "terminated" && !noticeRuns(ag, a, now):
 			errs = append(errs, fmt.Errorf("agreement %s: the ledger records its termination from %s, but the API says %s: %w", ag.ID, a.TerminationAt.Format(time.RFC3339), phase, ErrMismatch))
 		case phase == "suspended" && len(a.SuspendedBy) == 0:
 			errs = append(errs, fmt.Errorf("agreement %s: the API says suspended, but the ledger records no standing suspension: %w", ag.ID, ErrMismatch))

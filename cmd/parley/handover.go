@@ -44,7 +44,13 @@ func cmdHandover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	out := fs.String("out", "", "write the fetched bundle to FILE instead of stdout (fetch)")
 	from := fs.String("from", "", "depositor whose deposit to fetch (default: the other side)")
 	text := fs.String("text", "", "what is wrong with what you received (dispute)")
+	onlyOwnFlags := forSubcommand(fs, "handover", sub, map[string][]string{
+		"agreement": {"propose", "list", "deposit"}, "delivers": {"propose"}, "expects": {"propose"}, "request": {"propose"},
+		"deadline": {"propose"}, "sealed": {"deposit"}, "out": {"fetch"}, "from": {"fetch"}, "text": {"dispute"}})
 	pos, err := parse(fs, args[1:])
+	if err == nil {
+		err = onlyOwnFlags()
+	}
 	if err != nil {
 		return err
 	}

@@ -8,12 +8,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -364,4 +366,40 @@ func printError(w io.Writer, command string, err error, exit int, asJSON bool) {
 		return
 	}
 	fmt.Fprintf(w, "parley %s: %s\n", command, msg)
+}
+
+// forSubcommand makes a command family's shared flag set behave as if each
+// subcommand had its own: -h lists only the flags the subcommand takes, and
+// giving another subcommand's flag is a usage error. takes maps a flag to
+// the subcommands that take it; flags it does not name (the client flags,
+// --config, flags added later) belong to every subcommand. Call the
+// returned check after parsing.
+func forSubcommand(fs *flag.FlagSet, family, sub string, takes map[string][]string) func() error {
+	belongs := func(name string) bool {
+		subs, ok := takes[name]
+		return !ok || slices.Contains(subs, sub)
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage of parley %s %s:\n", family, sub)
+		own := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
+		own.SetOutput(fs.Output())
+		fs.VisitAll(func(f *flag.Flag) {
+			if belongs(f.Name) {
+				own.Var(f.Value, f.Name, f.Usage)
+			}
+		})
+		own.PrintDefaults()
+	}
+	return func() error {
+		var wrong []string
+		fs.Visit(func(f *flag.Flag) {
+			if !belongs(f.Name) {
+				wrong = append(wrong, "--"+f.Name)
+			}
+		})
+		if len(wrong) > 0 {
+			return fmt.Errorf("%w: parley %s %s does not take %s", errUsage, family, sub, strings.Join(wrong, ", "))
+		}
+		return nil
+	}
 }

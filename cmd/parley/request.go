@@ -38,7 +38,13 @@ func cmdRequest(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	handover := fs.String("handover", "", "the handover that fulfils the request (fulfil)")
 	ground := fs.String("ground", "", "refusal ground (refuse): "+strings.Join(request.Grounds, ", "))
 	text := fs.String("text", "", "refusal text (refuse; required with --ground other)")
+	onlyOwnFlags := forSubcommand(fs, "request", sub, map[string][]string{
+		"agreement": {"file", "list"}, "subject": {"file"}, "reason": {"file"}, "urgency": {"file"}, "ref": {"file"},
+		"handover": {"fulfil"}, "ground": {"refuse"}, "text": {"refuse"}})
 	pos, err := parse(fs, args[1:])
+	if err == nil {
+		err = onlyOwnFlags()
+	}
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/parley-cti/parley/internal/api"
 	"github.com/parley-cti/parley/internal/audit"
+	"github.com/parley-cti/parley/internal/authlimit"
 	"github.com/parley-cti/parley/internal/escrow"
 	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/health"
@@ -90,6 +91,7 @@ type Server struct {
 	Requests     *request.Service // requests; its sweeper runs while serving
 	Web          *web.Dashboard
 	Metrics      *metrics.Metrics
+	AuthLimit    *authlimit.Limiter // failed authentication per source address (authlimit.go)
 	// Health logs failed requests with their causes and keeps readiness
 	// (writes failing, database damaged).
 	Health  *health.Monitor
@@ -175,7 +177,8 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	s.Web.Register(mux)
 	s.Metrics = metrics.New(metrics.Options{Ledger: lst, Logger: log})
 	// /metrics is served only on its own listener (metrics.go).
-	s.handler = accessLog(log, s.Health, s.Metrics.Wrap(s.refuseWritesWhenDamaged(mux)))
+	s.AuthLimit = authlimit.New(authlimit.DefaultMax, authlimit.DefaultWindow)
+	s.handler = accessLog(log, s.Health, s.limitAuthFailures(s.Metrics.Wrap(s.refuseWritesWhenDamaged(mux))))
 	return s, nil
 }
 

@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/parley-cti/parley/internal/store/postgres"
 	"github.com/parley-cti/parley/internal/store/sqlite"
+	"github.com/parley-cti/parley/internal/store/storecopy"
 )
 
 func init() {
@@ -29,7 +32,13 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("%w: backup --to FILE [--data DIR]", errUsage)
 	}
 	if isPostgres(*loc) {
-		return fmt.Errorf("%w: backup copies a SQLite deployment; for PostgreSQL use pg_dump (see docs/operations.md, Backup and restore)", errUsage)
+		if !isPostgres(*to) {
+			return fmt.Errorf("%w: a PostgreSQL deployment is backed up into another, empty PostgreSQL database: backup --db postgres://... --to postgres://...", errUsage)
+		}
+		return copyPostgres(ctx, *loc, *to, "backed up", stdout)
+	}
+	if isPostgres(*to) {
+		return fmt.Errorf("%w: to move a SQLite deployment into PostgreSQL use parley copy --from sqlite:DIR --to postgres://...", errUsage)
 	}
 	dir := strings.TrimPrefix(*loc, "sqlite:")
 	if _, err := os.Stat(filepath.Join(dir, sqlite.FileName)); err != nil {
@@ -59,8 +68,11 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(pos) != 0 || *from == "" {
 		return fmt.Errorf("%w: restore --from FILE --data DIR", errUsage)
 	}
+	if isPostgres(*loc) != isPostgres(*from) {
+		return fmt.Errorf("%w: restore a backup file into a SQLite data directory (--data DIR), or a PostgreSQL backup database into an empty PostgreSQL database (--db postgres://...); to move SQLite into PostgreSQL, restore into a directory and run parley copy --from sqlite:DIR --to postgres://...", errUsage)
+	}
 	if isPostgres(*loc) {
-		return fmt.Errorf("%w: restore fills a SQLite data directory; to move a backup into PostgreSQL, restore it into a directory and run parley copy --from sqlite:DIR --to postgres://...", errUsage)
+		return copyPostgres(ctx, *from, *loc, "restored", stdout)
 	}
 	dir := strings.TrimPrefix(*loc, "sqlite:")
 	if err := sqlite.Restore(ctx, *from, dir); err != nil {
@@ -68,4 +80,36 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	fmt.Fprintf(stdout, "restored %s into %s; start parley serve --data %s\n", *from, dir, dir)
 	return nil
+}
+
+// copyPostgres makes a logical copy of the PostgreSQL deployment at from in
+// the empty database at to (migrated here if new), from one snapshot of from,
+// which may keep serving.
+func copyPostgres(ctx context.Context, from, to, verb string, stdout io.Writer) error {
+	src, err := postgres.Open(ctx, from, postgres.Options{})
+	if err != nil {
+		return explainOpen(err, from)
+	}
+	defer src.Close()
+	dst, err := postgres.Open(ctx, to, postgres.Options{Migrate: true})
+	if err != nil {
+		return explainOpen(err, to)
+	}
+	defer dst.Close()
+	counts, err := storecopy.CopyPostgres(ctx, src, dst)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s %d rows of %d tables (%d object versions, %d ledger entries) into %s\n", verb, counts.Total(), len(counts),
+		counts["objects"], counts["ledger_entries"], redactURL(to))
+	return nil
+}
+
+// redactURL drops the password from a database URL before it is printed.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "the target database"
+	}
+	return u.Redacted()
 }

@@ -207,3 +207,35 @@ func convert(col string, v any) (any, error) {
 	}
 	return v, nil
 }
+
+// CopyPostgres copies the PostgreSQL deployment src into dst, an empty
+// database migrated to SchemaVersion (postgres.ErrNotEmpty otherwise), for
+// `parley backup` and `parley restore` on PostgreSQL: a logical copy that
+// needs no pg_dump. src is read from one snapshot, so it may keep serving;
+// dst gets exactly the commits before the snapshot, in one transaction,
+// with every key kept (cursors and ledger indexes stay valid).
+func CopyPostgres(ctx context.Context, src, dst *postgres.DB) (Counts, error) {
+	for _, db := range []struct {
+		name string
+		db   *postgres.DB
+	}{{"source", src}, {"target", dst}} {
+		have, _, err := db.db.SchemaVersion(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", db.name, err)
+		}
+		if have != SchemaVersion {
+			return nil, fmt.Errorf("%w: the %s is at version %d, this copy knows %d", ErrVersion, db.name, have, SchemaVersion)
+		}
+	}
+	counts := Counts{}
+	err := dst.Load(ctx, func(l *postgres.Loader) error {
+		return src.Dump(ctx, chunk, func(table string, cols []string, rows [][]any) error {
+			counts[table] += int64(len(rows))
+			return l.Rows(ctx, table, cols, rows)
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return counts, nil
+}

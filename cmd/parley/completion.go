@@ -29,6 +29,9 @@ var subcommands = map[string][]string{
 	"witness":    {"keygen", "cosign", "add"},
 	"bench":      {"taxii", "load"},
 	"completion": {"bash", "zsh", "fish"},
+	"key":        {"rotate"},
+	"contest":    {"file", "withdraw", "list"},
+	"match":      {"list"},
 }
 
 func cmdCompletion(ctx context.Context, args []string, stdout, stderr io.Writer) error {

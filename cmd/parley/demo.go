@@ -17,7 +17,7 @@ import (
 )
 
 func init() {
-	register(command{"demo", "run a server on a fresh data directory and play a whole exchange on it: demo [--exit]", cmdDemo})
+	register(command{"demo", "run a server on a fresh data directory and play a whole exchange on it: demo [--exit] [--keep] [--listen ADDR]", cmdDemo})
 }
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {

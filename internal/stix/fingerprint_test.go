@@ -1,6 +1,7 @@
 package stix
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -113,4 +114,43 @@ func TestContentFingerprintRefusesNonObjects(t *testing.T) {
 			t.Errorf("%s: fingerprinted", raw)
 		}
 	}
+}
+
+// FuzzContentFingerprint: the canonical writer agrees with package
+// canonjson on every input both accept, and a fingerprint survives
+// re-encoding (key order, white space, escapes) of the same JSON.
+func FuzzContentFingerprint(f *testing.F) {
+	f.Add([]byte(fpIdentity))
+	f.Add(smallIndicator)
+	f.Add([]byte(`{"type":"x-a","n":[3,1,2,1],"s":" A  b ","o":{"z":1,"a":[{"b":2},{"a":1}]},"e":"<&>"}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		fp, err := ContentFingerprint(raw)
+		if err != nil {
+			return
+		}
+		root, err := parseJSON(raw)
+		if err != nil {
+			t.Fatalf("ContentFingerprint accepted what parseJSON refuses: %v", err)
+		}
+		if want, err := canonjson.Canonicalize(raw); err == nil {
+			if got := appendCanonical(nil, &root); string(got) != string(want) {
+				t.Fatalf("canonical form differs from RFC 8785\n got %s\nwant %s", got, want)
+			}
+		}
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return
+		}
+		again, err := json.MarshalIndent(v, " ", "\t")
+		if err != nil {
+			return
+		}
+		fp2, err := ContentFingerprint(again)
+		if err != nil {
+			t.Fatalf("re-encoded %s is refused: %v", again, err)
+		}
+		if fp2 != fp {
+			t.Fatalf("re-encoding changed the fingerprint:\n%s\n%s", raw, again)
+		}
+	})
 }

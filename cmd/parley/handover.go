@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/client"
 	"github.com/parley-cti/parley/internal/escrow"
 	"github.com/parley-cti/parley/internal/ledger"
@@ -25,7 +28,7 @@ const handoverUsage = `handover propose --agreement A --delivers TEXT --expects 
   handover accept ID | decline ID | withdraw ID | show ID
   handover deposit ID FILE [--sealed]     (FILE - reads stdin; --sealed encrypts to the counterpart's key first)
   handover fetch ID [--out FILE]          (decrypts a sealed deposit with your key and validates it)
-  handover dispute ID --text TEXT
+  handover dispute ID --reason TEXT       (signed with your key; --text is the same)
   handover list [--agreement A]`
 
 func cmdHandover(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -43,10 +46,11 @@ func cmdHandover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	sealed := fs.Bool("sealed", false, "encrypt the bundle to the counterpart's registered sealing key before it leaves this machine (deposit)")
 	out := fs.String("out", "", "write the fetched bundle to FILE instead of stdout (fetch)")
 	from := fs.String("from", "", "depositor whose deposit to fetch (default: the other side)")
-	text := fs.String("text", "", "what is wrong with what you received (dispute)")
+	text := fs.String("text", "", "what is wrong with what you received (dispute; same as --reason)")
+	reason := fs.String("reason", "", "what is wrong with what you received (dispute; signed with your key when the profile has one)")
 	onlyOwnFlags := forSubcommand(fs, "handover", sub, map[string][]string{
 		"agreement": {"propose", "list", "deposit"}, "delivers": {"propose"}, "expects": {"propose"}, "request": {"propose"},
-		"deadline": {"propose"}, "sealed": {"deposit"}, "out": {"fetch"}, "from": {"fetch"}, "text": {"dispute"}})
+		"deadline": {"propose"}, "sealed": {"deposit"}, "out": {"fetch"}, "from": {"fetch"}, "text": {"dispute"}, "reason": {"dispute"}})
 	pos, err := parse(fs, args[1:])
 	if err == nil {
 		err = onlyOwnFlags()
@@ -133,12 +137,22 @@ func cmdHandover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		opt := client.DepositOptions{Agreement: *agreementID}
 		var res *client.DepositResult
 		sent := bundle
+		me, err := c.Me(ctx)
+		if err != nil {
+			return err
+		}
+		// With a key file, each deposit goes with a signed manifest
+		// (count, types, content fingerprints) the recipient checks.
+		keys, kerr := prof.privateKeys()
+		manifest := func(content []byte) error {
+			if kerr != nil {
+				return nil
+			}
+			opt.Manifest, err = client.SignedManifest(keys, pos[0], me.PartyID, bundle, content)
+			return err
+		}
 		if *sealed {
 			h, err := c.Handover(ctx, pos[0])
-			if err != nil {
-				return err
-			}
-			me, err := c.Me(ctx)
 			if err != nil {
 				return err
 			}
@@ -155,12 +169,20 @@ func cmdHandover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 				return err
 			}
 			sent = ct
+			if err := manifest(ct); err != nil {
+				return err
+			}
 			res, err = c.DepositSealed(ctx, pos[0], ct, sum, opt)
 			if err != nil {
 				return err
 			}
-		} else if res, err = c.Deposit(ctx, pos[0], bundle, opt); err != nil {
-			return err
+		} else {
+			if err := manifest(bundle); err != nil {
+				return err
+			}
+			if res, err = c.Deposit(ctx, pos[0], bundle, opt); err != nil {
+				return err
+			}
 		}
 		// The ledger entry must commit to exactly the bytes sent (hashed
 		// here, not taken from the server): verify checks it.
@@ -208,13 +230,28 @@ func cmdHandover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if err != nil {
 			return fmt.Errorf("the deposit is not a valid STIX bundle (%w); file a dispute with 'parley handover dispute %s --text ...'", err, id)
 		}
+		// Hold the deposit to its depositor's signed manifest.
+		hv, err := c.Handover(ctx, id)
+		if err != nil {
+			return err
+		}
+		_, merr := c.CheckDeposit(ctx, hv, d, bundle)
+		switch {
+		case errors.Is(merr, client.ErrNoManifest):
+			fmt.Fprintf(stderr, "warning: %s sent no signed manifest; nothing proves what was promised\n", names.name(d.Depositor))
+		case merr != nil && !errors.Is(merr, client.ErrManifestMismatch):
+			return merr
+		}
 		if *out != "" {
 			if err := os.WriteFile(*out, bundle, 0o600); err != nil {
 				return err
 			}
-		} else if !cf.json {
+		} else if !cf.json && merr == nil {
 			_, err := stdout.Write(bundle)
 			return err
+		}
+		if errors.Is(merr, client.ErrManifestMismatch) {
+			return fmt.Errorf("%w; file a signed dispute with 'parley handover dispute %s --reason ...'", merr, id)
 		}
 		return emit(stdout, cf.json, map[string]any{"handover": id, "depositor": d.Depositor, "sealed": d.Sealed, "sha256": d.SHA256,
 			"objects": len(b.Objects), "file": *out}, func() {
@@ -225,10 +262,47 @@ func cmdHandover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if err != nil {
 			return err
 		}
-		if strings.TrimSpace(*text) == "" {
-			return fmt.Errorf("%w: handover dispute ID --text TEXT", errUsage)
+		if *reason != "" {
+			*text = *reason
 		}
-		h, err := c.DisputeHandover(ctx, id, *text)
+		if strings.TrimSpace(*text) == "" {
+			return fmt.Errorf("%w: handover dispute ID --reason TEXT", errUsage)
+		}
+		keys, err := prof.privateKeys()
+		if err != nil {
+			// Without a key file the dispute is recorded unsigned.
+			h, err := c.DisputeHandover(ctx, id, *text)
+			if err != nil {
+				return err
+			}
+			return show(h)
+		}
+		hv, err := c.Handover(ctx, id)
+		if err != nil {
+			return err
+		}
+		me := prof.Party
+		if me == "" {
+			m, err := c.Me(ctx)
+			if err != nil {
+				return err
+			}
+			me = m.PartyID
+		}
+		st := agreement.Dispute{Handover: id, Disputer: me, Depositor: hv.Proposer, Reason: *text, SignedAt: time.Now().UTC()}
+		if st.Depositor == me {
+			st.Depositor = hv.Counterpart
+		}
+		for _, dep := range hv.Deposits {
+			var m agreement.Manifest
+			if dep.Party == st.Depositor && len(dep.Manifest) > 0 && json.Unmarshal(dep.Manifest, &m) == nil {
+				st.ManifestSHA256 = agreement.ManifestRef(m)
+			}
+		}
+		if st, err = agreement.SignDispute(keys, st); err != nil {
+			return err
+		}
+		h, err := c.DisputeHandoverSigned(ctx, st)
 		if err != nil {
 			return err
 		}
@@ -268,8 +342,15 @@ func printHandover(w io.Writer, h *client.Handover) {
 			sum = "withheld until release"
 		}
 		fmt.Fprintf(w, "  deposit by %s: %s, sha256 %s, at %s\n", names.name(d.Party), kind, sum, d.DepositedAt.Format(time.RFC3339))
+		if m := manifestOf(d.Manifest); m != nil {
+			fmt.Fprintf(w, "    signed manifest: %d objects %v, key %s\n", m.Objects, m.Types, m.KeyID)
+		}
 		if d.Dispute != "" {
 			fmt.Fprintf(w, "    disputed: %s\n", d.Dispute)
+			var st agreement.Dispute
+			if len(d.DisputeStatement) > 0 && json.Unmarshal(d.DisputeStatement, &st) == nil {
+				fmt.Fprintf(w, "    dispute signed by %s with key %s at %s\n", names.name(st.Disputer), st.KeyID, st.SignedAt.Format(time.RFC3339))
+			}
 		}
 	}
 	if h.LedgerIndex != nil {
@@ -310,4 +391,12 @@ func readInput(path string) ([]byte, error) {
 		return io.ReadAll(io.LimitReader(os.Stdin, escrow.MaxDeposit+1))
 	}
 	return os.ReadFile(path)
+}
+
+func manifestOf(raw json.RawMessage) *agreement.Manifest {
+	var m agreement.Manifest
+	if len(raw) == 0 || json.Unmarshal(raw, &m) != nil {
+		return nil
+	}
+	return &m
 }

@@ -1,8 +1,11 @@
 package api
 
 import (
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -20,8 +23,10 @@ import (
 // states in this header.
 const (
 	ContentSHA256Header = "X-Parley-Content-SHA256"
-	SealedHeader        = "X-Parley-Sealed"
-	MediaSealed         = "application/octet-stream"
+	// ManifestHeader carries a deposit's signed manifest (JSON), base64.
+	ManifestHeader = "X-Parley-Manifest"
+	SealedHeader   = "X-Parley-Sealed"
+	MediaSealed    = "application/octet-stream"
 )
 
 // The services are stateless views over the store, so a handler makes the
@@ -148,8 +153,14 @@ func (s *Server) deposit(w http.ResponseWriter, r *http.Request, p party.Princip
 		}
 		return apiErr(http.StatusBadRequest, "bad_body", "the request body could not be read")
 	}
+	var manifest []byte
+	if m := r.Header.Get(ManifestHeader); m != "" {
+		if manifest, err = base64.StdEncoding.DecodeString(m); err != nil {
+			return fmt.Errorf("%w: the %s header is not base64", escrow.ErrInvalid, ManifestHeader)
+		}
+	}
 	res, err := s.handovers().Deposit(r.Context(), p, r.PathValue("id"), escrow.DepositInput{Sealed: sealed, Content: body,
-		SHA256: r.Header.Get(ContentSHA256Header), AgreementID: r.URL.Query().Get("agreement")})
+		SHA256: r.Header.Get(ContentSHA256Header), AgreementID: r.URL.Query().Get("agreement"), Manifest: manifest})
 	if err != nil {
 		return err
 	}
@@ -193,12 +204,17 @@ func (s *Server) fetchDeposit(w http.ResponseWriter, r *http.Request, p party.Pr
 
 func (s *Server) disputeHandover(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	var in struct {
-		Text string `json:"text"`
+		Text      string          `json:"text"`
+		Statement json.RawMessage `json:"statement,omitempty"` // a signed agreement.Dispute of Text
 	}
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	res, err := s.handovers().Dispute(r.Context(), p, r.PathValue("id"), in.Text)
+	var statement []byte
+	if len(in.Statement) > 0 && string(in.Statement) != "null" {
+		statement = in.Statement
+	}
+	res, err := s.handovers().Dispute(r.Context(), p, r.PathValue("id"), in.Text, statement)
 	if err != nil {
 		return err
 	}

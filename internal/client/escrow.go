@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -12,36 +13,46 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"filippo.io/age"
+
+	"github.com/parley-cti/parley/internal/agreement"
 )
 
 // Handover is a handover case as the management API returns it.
 type Handover struct {
-	ID                  string    `json:"id"`
-	Agreement           string    `json:"agreement"`
-	Proposer            string    `json:"proposer"`
-	Counterpart         string    `json:"counterpart"`
-	ProposerDelivers    string    `json:"proposer_delivers"`
-	CounterpartDelivers string    `json:"counterpart_delivers"`
-	Request             string    `json:"request,omitempty"`
-	Deadline            time.Time `json:"deadline"`
-	State               string    `json:"state"`
-	CreatedAt           time.Time `json:"created_at"`
-	ReleaseLedgerIndex  int64     `json:"release_ledger_index,omitempty"`
-	Deposits            []struct {
-		Party       string    `json:"party"`
-		Sealed      bool      `json:"sealed"`
-		SHA256      string    `json:"sha256"`
-		Objects     int       `json:"objects"`
-		DepositedAt time.Time `json:"deposited_at"`
-		LedgerIndex int64     `json:"ledger_index"`
-		Dispute     string    `json:"dispute,omitempty"`
-	} `json:"deposits,omitempty"`
-	LedgerIndex *int64 `json:"ledger_index,omitempty"`
+	ID                  string            `json:"id"`
+	Agreement           string            `json:"agreement"`
+	Proposer            string            `json:"proposer"`
+	Counterpart         string            `json:"counterpart"`
+	ProposerDelivers    string            `json:"proposer_delivers"`
+	CounterpartDelivers string            `json:"counterpart_delivers"`
+	Request             string            `json:"request,omitempty"`
+	Deadline            time.Time         `json:"deadline"`
+	State               string            `json:"state"`
+	CreatedAt           time.Time         `json:"created_at"`
+	ReleaseLedgerIndex  int64             `json:"release_ledger_index,omitempty"`
+	Deposits            []HandoverDeposit `json:"deposits,omitempty"`
+	LedgerIndex         *int64            `json:"ledger_index,omitempty"`
+}
+
+// HandoverDeposit is one side's deposit in a case, without its content.
+type HandoverDeposit struct {
+	Party       string    `json:"party"`
+	Sealed      bool      `json:"sealed"`
+	SHA256      string    `json:"sha256"`
+	Objects     int       `json:"objects"`
+	DepositedAt time.Time `json:"deposited_at"`
+	LedgerIndex int64     `json:"ledger_index"`
+	Dispute     string    `json:"dispute,omitempty"`
+	// Manifest is the depositor's signed agreement.Manifest;
+	// DisputeStatement the recipient's signed agreement.Dispute.
+	Manifest         json.RawMessage `json:"manifest,omitempty"`
+	DisputeStatement json.RawMessage `json:"dispute_statement,omitempty"`
 }
 
 // HandoverProposal is a new case: what the caller delivers, what it
@@ -110,6 +121,9 @@ type DepositOptions struct {
 	// Agreement, when set, makes the server refuse the deposit unless the
 	// case is under this agreement.
 	Agreement string
+	// Manifest, when set, is the depositor's signed agreement.Manifest
+	// (JSON) sent with the deposit (see SignedManifest).
+	Manifest []byte
 }
 
 // Deposit deposits a plain STIX bundle.
@@ -135,6 +149,9 @@ func (c *Client) deposit(ctx context.Context, id string, body []byte, ct, sum st
 	}
 	req.Header.Set("Content-Type", ct)
 	req.Header.Set("X-Parley-Content-SHA256", sum)
+	if opt.Manifest != nil {
+		req.Header.Set("X-Parley-Manifest", base64.StdEncoding.EncodeToString(opt.Manifest))
+	}
 	req.ContentLength = int64(len(body))
 	var out DepositResult
 	rc, err := c.send(req, &out, nil)
@@ -193,6 +210,84 @@ func (c *Client) DisputeHandover(ctx context.Context, id, text string) (*Handove
 	var h Handover
 	_, err := c.call(ctx, http.MethodPost, "/api/v1/handovers/"+url.PathEscape(id)+"/dispute", map[string]string{"text": text}, &h)
 	return &h, err
+}
+
+// DisputeHandoverSigned records a dispute with its signed statement (see
+// agreement.SignDispute); its Reason is the dispute's text.
+func (c *Client) DisputeHandoverSigned(ctx context.Context, d agreement.Dispute) (*Handover, error) {
+	var h Handover
+	_, err := c.call(ctx, http.MethodPost, "/api/v1/handovers/"+url.PathEscape(d.Handover)+"/dispute",
+		map[string]any{"text": d.Reason, "statement": d}, &h)
+	return &h, err
+}
+
+// Errors of CheckDeposit.
+var (
+	// ErrNoManifest: the depositor sent no signed manifest.
+	ErrNoManifest = errors.New("the deposit has no signed manifest")
+	// ErrManifestMismatch: the opened deposit is not what its depositor's
+	// signed manifest promised (or the manifest is not validly signed).
+	ErrManifestMismatch = errors.New("the deposit does not match its depositor's signed manifest")
+)
+
+// SignedManifest builds and signs, with keys, the manifest of bundle
+// deposited by depositor in handover id as content (the bundle itself, or
+// its age ciphertext).
+func SignedManifest(keys *agreement.PrivateKeys, id, depositor string, bundle, content []byte) ([]byte, error) {
+	sum, err := agreement.SummarizeBundle(bundle)
+	if err != nil {
+		return nil, err
+	}
+	csum := sha256.Sum256(content)
+	m, err := agreement.SignManifest(keys, agreement.Manifest{Handover: id, Depositor: depositor,
+		ContentSHA256: hex.EncodeToString(csum[:]), BundleSummary: sum})
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(m)
+}
+
+// CheckDeposit holds an opened deposit (bundle, the plaintext of d) to
+// its depositor's signed manifest in h: the manifest must name this case,
+// the depositor and the bytes fetched, verify under the depositor's key
+// it names, and describe bundle exactly. It returns the manifest, and
+// ErrNoManifest or ErrManifestMismatch (saying what differs) otherwise.
+func (c *Client) CheckDeposit(ctx context.Context, h *Handover, d *FetchedDeposit, bundle []byte) (*agreement.Manifest, error) {
+	var raw json.RawMessage
+	for _, dep := range h.Deposits {
+		if dep.Party == d.Depositor {
+			raw = dep.Manifest
+		}
+	}
+	if len(raw) == 0 {
+		return nil, ErrNoManifest
+	}
+	var m agreement.Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("%w: the manifest does not parse: %v", ErrManifestMismatch, err)
+	}
+	if m.Handover != h.ID || m.Depositor != d.Depositor || m.ContentSHA256 != d.SHA256 {
+		return &m, fmt.Errorf("%w: it is for handover %s, depositor %s and content %s, not these", ErrManifestMismatch, m.Handover, m.Depositor, m.ContentSHA256)
+	}
+	keys, err := c.PartyKeys(ctx, d.Depositor)
+	if err != nil {
+		return nil, err
+	}
+	i := slices.IndexFunc(keys, func(k Key) bool { return k.Keys.KeyID == m.KeyID })
+	if i < 0 {
+		return &m, fmt.Errorf("%w: it is signed by key %s, which %s never registered", ErrManifestMismatch, m.KeyID, d.Depositor)
+	}
+	if err := agreement.VerifyManifest(keys[i].Keys, m); err != nil {
+		return &m, fmt.Errorf("%w: %v", ErrManifestMismatch, err)
+	}
+	got, err := agreement.SummarizeBundle(bundle)
+	if err != nil {
+		return &m, fmt.Errorf("%w: %v", ErrManifestMismatch, err)
+	}
+	if diff := m.BundleSummary.Diff(got); diff != "" {
+		return &m, fmt.Errorf("%w: %s", ErrManifestMismatch, diff)
+	}
+	return &m, nil
 }
 
 // Seal encrypts a bundle with age to the counterpart's X25519 recipient

@@ -21,6 +21,7 @@ import (
 	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/audit"
 	"github.com/parley-cti/parley/internal/client"
+	"github.com/parley-cti/parley/internal/escrow"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/request"
 )
@@ -500,5 +501,137 @@ func TestAttackSealingKeySubstitution(t *testing.T) {
 	}
 	if _, err := via.SealingRecipient(ctx, d.ID, bravo.ID, alpha.Keys, pins); !errors.Is(err, client.ErrSealingKey) || !strings.Contains(err.Error(), "pinned") {
 		t.Fatalf("rolled-back key: %v; want ErrSealingKey naming the pin", err)
+	}
+}
+
+// TestAttackFalseDeposit: a party seals, as its half, a valid bundle that
+// is not the dossier it promised. The server cannot see inside; but the
+// depositor had to sign a manifest of what it hands over, the recipient's
+// client finds that the opened deposit does not match it, and files a
+// signed dispute that both sides see beside the manifest: the
+// depositor's own signature proves the false deposit afterwards. The
+// server refuses manifests it can check are false or not the depositor's.
+func TestAttackFalseDeposit(t *testing.T) {
+	s := Start(t)
+	honest, cheat := s.NewParty(t, "honest"), s.NewParty(t, "cheat")
+	d := Document(t, honest, cheat, nil)
+	Activate(t, honest, cheat, d)
+	h := OpenCase(t, honest, cheat, d.ID, time.Time{})
+
+	promised := Bundle(Indicator(1, ""), Indicator(2, ""), Indicator(3, ""))
+	delivered := Bundle(Indicator(1, ""), Indicator(70, ""), Indicator(71, ""))
+	ct, sum, err := client.Seal(delivered, honest.Keys.Public().SealingRecipient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifestFor := func(k *agreement.PrivateKeys, depositor string, bundle, content []byte) []byte {
+		t.Helper()
+		m, err := client.SignedManifest(k, h.ID, depositor, bundle, content)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	other := s.NewParty(t, "other")
+	refused := []struct {
+		name, mention string
+		manifest      []byte
+	}{
+		{"a manifest of other bytes", "not the", manifestFor(cheat.Keys, cheat.ID, promised, promised)},
+		{"a manifest signed by another key", "not signed by your current key", manifestFor(other.Keys, cheat.ID, promised, ct)},
+		{"a manifest naming another depositor", "names depositor", manifestFor(cheat.Keys, honest.ID, promised, ct)},
+		{"not JSON", "not JSON", []byte("{")},
+	}
+	for _, r := range refused {
+		_, err := cheat.C.DepositSealed(ctx, h.ID, ct, sum, client.DepositOptions{Manifest: r.manifest})
+		wantAPIError(t, r.name, err, http.StatusBadRequest, "invalid", r.mention)
+	}
+	// A plain deposit's manifest the server checks against the bundle.
+	_, err = cheat.C.Deposit(ctx, h.ID, delivered, client.DepositOptions{Manifest: manifestFor(cheat.Keys, cheat.ID, promised, delivered)})
+	wantAPIError(t, "a plain bundle not matching its manifest", err, http.StatusBadRequest, "invalid", "does not describe the bundle")
+
+	// The false sealed deposit, with a manifest of the promised dossier.
+	lie := manifestFor(cheat.Keys, cheat.ID, promised, ct)
+	if _, err := cheat.C.DepositSealed(ctx, h.ID, ct, sum, client.DepositOptions{Manifest: lie}); err != nil {
+		t.Fatalf("sealed deposit with a manifest: %v", err)
+	}
+	mine := Bundle(Indicator(9, ""))
+	if res, err := honest.C.Deposit(ctx, h.ID, mine, client.DepositOptions{Manifest: manifestFor(honest.Keys, honest.ID, mine, mine)}); err != nil || !res.Released {
+		t.Fatalf("honest deposit: %+v, %v", res, err)
+	}
+
+	// The recipient opens it and holds it to the manifest.
+	got, err := honest.C.FetchDeposit(ctx, h.ID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := client.Unseal(got.Content, honest.Keys.Sealing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	view, err := honest.C.Handover(ctx, h.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, mismatch := honest.C.CheckDeposit(ctx, view, got, plain)
+	if !errors.Is(mismatch, client.ErrManifestMismatch) || !strings.Contains(mismatch.Error(), "object contents differ") || m == nil {
+		t.Fatalf("CheckDeposit = %v; want ErrManifestMismatch on the contents", mismatch)
+	}
+	// The cheat's own deposit as seen by the cheat matches nothing false
+	// on the honest side: the honest deposit checks out.
+	theirs, err := cheat.C.FetchDeposit(ctx, h.ID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cheat.C.CheckDeposit(ctx, view, theirs, theirs.Content); err != nil {
+		t.Fatalf("the honest deposit against its manifest: %v", err)
+	}
+
+	// A signed dispute: a forged one is refused, the real one recorded.
+	observed, err := agreement.SummarizeBundle(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := agreement.Dispute{Handover: h.ID, Depositor: cheat.ID, Disputer: honest.ID, Reason: mismatch.Error(),
+		ManifestSHA256: agreement.ManifestRef(*m), Observed: &observed, SignedAt: time.Now().UTC()}
+	forged, _ := agreement.SignDispute(other.Keys, st)
+	_, err = honest.C.DisputeHandoverSigned(ctx, forged)
+	wantAPIError(t, "a dispute signed by another key", err, http.StatusBadRequest, "invalid", "not signed by your current key")
+	signed, err := agreement.SignDispute(honest.Keys, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := honest.C.DisputeHandoverSigned(ctx, signed); err != nil {
+		t.Fatalf("signed dispute: %v", err)
+	}
+
+	// Both sides see the manifest and the signed dispute, and anyone
+	// holding the depositor's key can check both signatures.
+	for _, p := range []*Party{honest, cheat} {
+		v, err := p.C.Handover(ctx, h.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(v.Deposits, func(dep client.HandoverDeposit) bool {
+			return dep.Party == cheat.ID
+		})
+		if i < 0 {
+			t.Fatalf("%s does not see the cheat's deposit", p.Name)
+		}
+		dep := v.Deposits[i]
+		var gm agreement.Manifest
+		var gd agreement.Dispute
+		if json.Unmarshal(dep.Manifest, &gm) != nil || json.Unmarshal(dep.DisputeStatement, &gd) != nil || dep.Dispute != st.Reason {
+			t.Fatalf("%s sees deposit %+v; want the manifest and the signed dispute", p.Name, dep)
+		}
+		if err := agreement.VerifyManifest(cheat.Keys.Public(), gm); err != nil || gm.Fingerprints == observed.Fingerprints {
+			t.Fatalf("%s: the cheat's manifest: %v (fingerprints %s)", p.Name, err, gm.Fingerprints)
+		}
+		if err := agreement.VerifyDispute(honest.Keys.Public(), gd); err != nil || gd.ManifestSHA256 != agreement.ManifestRef(gm) {
+			t.Fatalf("%s: the dispute: %v", p.Name, err)
+		}
+	}
+	if got := kinds(events(t, cheat), h.ID); !slices.Contains(got, escrow.EventDisputed) {
+		t.Fatalf("the cheat was not told of the dispute: %v", got)
 	}
 }

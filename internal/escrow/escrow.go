@@ -304,6 +304,10 @@ type DepositInput struct {
 	// AgreementID, when set, must be the case's agreement: a client
 	// naming the wrong one is refused rather than served.
 	AgreementID string
+	// Manifest, when set, is the depositor's signed agreement.Manifest
+	// (JSON) of the deposit: checked (see checkManifest) and kept with it,
+	// so that the recipient can hold the depositor to it.
+	Manifest []byte
 }
 
 // DepositResult reports a deposit and whether it released the case.
@@ -380,6 +384,15 @@ func (s *Service) Deposit(ctx context.Context, p party.Principal, id string, in 
 				return fmt.Errorf("%w: the bundle is outside the agreement's scope: %s", agreement.ErrOutOfScope, strings.Join(out, "; "))
 			}
 		}
+		if in.Manifest != nil {
+			var plain []byte
+			if !in.Sealed {
+				plain = in.Content
+			}
+			if err := checkManifest(ctx, tx, in.Manifest, id, p.PartyID, sum, plain); err != nil {
+				return err
+			}
+		}
 		if _, err := e.Handovers().Deposit(ctx, id, p.PartyID); err == nil {
 			return fmt.Errorf("%w: you have already deposited in handover %s; withdraw it first to replace it", ErrConflict, id)
 		} else if !errors.Is(err, store.ErrNotFound) {
@@ -397,7 +410,7 @@ func (s *Service) Deposit(ctx context.Context, p party.Principal, id string, in 
 			return err
 		}
 		d := store.Deposit{HandoverID: id, PartyID: p.PartyID, Sealed: in.Sealed, Content: in.Content, SHA256: sum,
-			Objects: len(bundle.Objects), DepositedAt: now, LedgerIndex: idx}
+			Objects: len(bundle.Objects), DepositedAt: now, LedgerIndex: idx, Manifest: in.Manifest}
 		if err := e.Handovers().PutDeposit(ctx, d); err != nil {
 			if errors.Is(err, store.ErrConflict) {
 				return fmt.Errorf("%w: you have already deposited in handover %s", ErrConflict, id)
@@ -597,6 +610,10 @@ type DepositView struct {
 	DepositedAt time.Time `json:"deposited_at"`
 	LedgerIndex int64     `json:"ledger_index"`
 	Dispute     string    `json:"dispute,omitempty"`
+	// Manifest is the depositor's signed manifest; DisputeStatement the
+	// recipient's signed dispute. Both sides see both.
+	Manifest         json.RawMessage `json:"manifest,omitempty"`
+	DisputeStatement json.RawMessage `json:"dispute_statement,omitempty"`
 }
 
 // View is a case with its deposits as its sides see them.
@@ -622,9 +639,16 @@ func (s *Service) Show(ctx context.Context, p party.Principal, id string) (View,
 	v := View{Handover: h, Deposits: []DepositView{}}
 	for _, d := range ds {
 		dv := DepositView{Party: d.PartyID, Sealed: d.Sealed, SHA256: hex.EncodeToString(d.SHA256[:]),
-			Objects: d.Objects, DepositedAt: d.DepositedAt, LedgerIndex: d.LedgerIndex, Dispute: d.Dispute}
-		if !d.Sealed && d.PartyID != p.PartyID && h.State != store.HandoverReleased {
-			dv.SHA256 = "" // a plain deposit's hash is a test for guesses of its content (issue 12, finding 2)
+			Objects: d.Objects, DepositedAt: d.DepositedAt, LedgerIndex: d.LedgerIndex, Dispute: d.Dispute,
+			Manifest: rawOrNil(d.Manifest), DisputeStatement: rawOrNil(d.DisputeStatement)}
+		if d.PartyID != p.PartyID && h.State != store.HandoverReleased {
+			if !d.Sealed {
+				dv.SHA256 = "" // a plain deposit's hash is a test for guesses of its content (issue 12, finding 2)
+			}
+			// The manifest (bytes hash, types, counts, fingerprint
+			// digest) is for checking what was opened, and would tell
+			// the other side about the content before it commits.
+			dv.Manifest = nil
 		}
 		v.Deposits = append(v.Deposits, dv)
 	}
@@ -690,7 +714,11 @@ func (s *Service) Fetch(ctx context.Context, p party.Principal, id, depositor st
 // Dispute records the caller's complaint about what the other side handed
 // over (for example a sealed bundle that does not decrypt, is invalid, or
 // is not what was promised).
-func (s *Service) Dispute(ctx context.Context, p party.Principal, id, text string) (Result, error) {
+//
+// statement, when not nil, is the caller's signed agreement.Dispute of the
+// same text; it is checked against the caller's current key and kept, so
+// the dispute is as provable as the manifest it contests.
+func (s *Service) Dispute(ctx context.Context, p party.Principal, id, text string, statement []byte) (Result, error) {
 	if err := checkText("the dispute", text, true); err != nil {
 		return Result{}, err
 	}
@@ -706,7 +734,12 @@ func (s *Service) Dispute(ctx context.Context, p party.Principal, id, text strin
 		}
 		now := s.now().Truncate(time.Microsecond)
 		depositor := other(h, p.PartyID)
-		if err := e.Handovers().SetDispute(ctx, id, depositor, text, now); err != nil {
+		if statement != nil {
+			if err := checkDispute(ctx, tx, statement, id, p.PartyID, depositor, text, now); err != nil {
+				return err
+			}
+		}
+		if err := e.Handovers().SetDispute(ctx, id, depositor, text, statement, now); err != nil {
 			if errors.Is(err, store.ErrConflict) {
 				return fmt.Errorf("%w: you already disputed handover %s", ErrConflict, id)
 			}
@@ -723,4 +756,11 @@ func (s *Service) Dispute(ctx context.Context, p party.Principal, id, text strin
 		return notify(ctx, e, depositor, EventDisputed, h.ID, now, map[string]any{"agreement": h.AgreementID, "by": p.PartyID, "text": text})
 	})
 	return out, err
+}
+
+func rawOrNil(b []byte) json.RawMessage {
+	if len(b) == 0 {
+		return nil
+	}
+	return json.RawMessage(b)
 }

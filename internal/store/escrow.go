@@ -50,6 +50,11 @@ type Deposit struct {
 	// release ("" when none), and when it was filed.
 	Dispute    string
 	DisputedAt time.Time
+	// Manifest is the depositor's signed manifest of the deposit (JSON,
+	// opaque here; nil when none was given). DisputeStatement is the
+	// disputer's signed dispute (JSON; nil when the dispute was unsigned).
+	Manifest         []byte
+	DisputeStatement []byte
 }
 
 // Handovers stores handover cases and their deposits.
@@ -88,10 +93,11 @@ type Handovers interface {
 	// DeleteDeposit destroys one side's deposit and reports whether there
 	// was one.
 	DeleteDeposit(ctx context.Context, handoverID, partyID string) (bool, error)
-	// SetDispute records the recipient's dispute of partyID's deposit.
-	// ErrNotFound if there is no such deposit; ErrConflict if it is
-	// already disputed (the first dispute stands).
-	SetDispute(ctx context.Context, handoverID, partyID, text string, at time.Time) error
+	// SetDispute records the recipient's dispute of partyID's deposit,
+	// with its signed statement (nil if unsigned). ErrNotFound if there is
+	// no such deposit; ErrConflict if it is already disputed (the first
+	// dispute stands).
+	SetDispute(ctx context.Context, handoverID, partyID, text string, statement []byte, at time.Time) error
 }
 
 // Request states. A request is filed, then acknowledged, then answered:

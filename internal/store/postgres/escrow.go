@@ -87,22 +87,22 @@ func (s handovers) Due(ctx context.Context, expireBefore, nearBefore time.Time, 
 }
 
 func (s handovers) PutDeposit(ctx context.Context, d store.Deposit) error {
-	_, err := s.q.Exec(ctx, `INSERT INTO handover_deposits(handover_id, party_id, sealed, content, sha256, objects, deposited_at, ledger_index, dispute, disputed_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		d.HandoverID, d.PartyID, d.Sealed, d.Content, d.SHA256[:], d.Objects, micros(d.DepositedAt), d.LedgerIndex, d.Dispute, micros(d.DisputedAt))
+	_, err := s.q.Exec(ctx, `INSERT INTO handover_deposits(handover_id, party_id, sealed, content, sha256, objects, deposited_at, ledger_index, dispute, disputed_at, manifest, dispute_statement)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		d.HandoverID, d.PartyID, d.Sealed, d.Content, d.SHA256[:], d.Objects, micros(d.DepositedAt), d.LedgerIndex, d.Dispute, micros(d.DisputedAt), d.Manifest, d.DisputeStatement)
 	if err != nil {
 		return fmt.Errorf("deposit of %s in %s: %w", d.PartyID, d.HandoverID, mapErr(err))
 	}
 	return nil
 }
 
-const depositCols = `handover_id, party_id, sealed, sha256, objects, deposited_at, ledger_index, dispute, disputed_at`
+const depositCols = `handover_id, party_id, sealed, sha256, objects, deposited_at, ledger_index, dispute, disputed_at, manifest, dispute_statement`
 
 func scanDeposit(sc pgx.Row, content bool) (store.Deposit, error) {
 	var d store.Deposit
 	var sum []byte
 	var at, disputed int64
-	dest := []any{&d.HandoverID, &d.PartyID, &d.Sealed, &sum, &d.Objects, &at, &d.LedgerIndex, &d.Dispute, &disputed}
+	dest := []any{&d.HandoverID, &d.PartyID, &d.Sealed, &sum, &d.Objects, &at, &d.LedgerIndex, &d.Dispute, &disputed, &d.Manifest, &d.DisputeStatement}
 	if content {
 		dest = append(dest, &d.Content)
 	}
@@ -146,9 +146,9 @@ func (s handovers) DeleteDeposit(ctx context.Context, handoverID, partyID string
 // SetDispute updates only an undisputed deposit, so that of two disputes
 // racing on different instances the first stands; when nothing was
 // updated, a second read says why.
-func (s handovers) SetDispute(ctx context.Context, handoverID, partyID, text string, at time.Time) error {
-	tag, err := s.q.Exec(ctx, `UPDATE handover_deposits SET dispute = $1, disputed_at = $2 WHERE handover_id = $3 AND party_id = $4 AND dispute = ''`,
-		text, micros(at), handoverID, partyID)
+func (s handovers) SetDispute(ctx context.Context, handoverID, partyID, text string, statement []byte, at time.Time) error {
+	tag, err := s.q.Exec(ctx, `UPDATE handover_deposits SET dispute = $1, disputed_at = $2, dispute_statement = $5 WHERE handover_id = $3 AND party_id = $4 AND dispute = ''`,
+		text, micros(at), handoverID, partyID, statement)
 	if err != nil {
 		return fmt.Errorf("deposit of %s in %s: %w", partyID, handoverID, mapErr(err))
 	}

@@ -364,6 +364,11 @@ CREATE TABLE agreement_contests (
 );
 CREATE INDEX agreement_contests_agreement ON agreement_contests(agreement_id, filed_at);
 `},
+	// 12: signed deposit manifests and dispute statements (issue 12, finding 8).
+	{"signed deposit manifests and signed dispute statements", `
+ALTER TABLE handover_deposits ADD COLUMN manifest BYTEA;
+ALTER TABLE handover_deposits ADD COLUMN dispute_statement BYTEA;
+`},
 }
 
 // migrationLock serialises migrations of one schema across every instance

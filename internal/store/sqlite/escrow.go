@@ -95,9 +95,9 @@ func (s handovers) Due(ctx context.Context, expireBefore, nearBefore time.Time, 
 }
 
 func (s handovers) PutDeposit(ctx context.Context, d store.Deposit) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO handover_deposits(handover_id, party_id, sealed, content, sha256, objects, deposited_at, ledger_index, dispute, disputed_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		d.HandoverID, d.PartyID, boolInt(d.Sealed), d.Content, d.SHA256[:], d.Objects, micros(d.DepositedAt), d.LedgerIndex, d.Dispute, micros(d.DisputedAt))
+	_, err := s.w.ExecContext(ctx, `INSERT INTO handover_deposits(handover_id, party_id, sealed, content, sha256, objects, deposited_at, ledger_index, dispute, disputed_at, manifest, dispute_statement)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		d.HandoverID, d.PartyID, boolInt(d.Sealed), d.Content, d.SHA256[:], d.Objects, micros(d.DepositedAt), d.LedgerIndex, d.Dispute, micros(d.DisputedAt), d.Manifest, d.DisputeStatement)
 	return mapErr(err)
 }
 
@@ -106,7 +106,7 @@ func scanDeposit(sc interface{ Scan(...any) error }, content bool) (store.Deposi
 	var sealed int
 	var sum []byte
 	var at, disputed int64
-	dest := []any{&d.HandoverID, &d.PartyID, &sealed, &sum, &d.Objects, &at, &d.LedgerIndex, &d.Dispute, &disputed}
+	dest := []any{&d.HandoverID, &d.PartyID, &sealed, &sum, &d.Objects, &at, &d.LedgerIndex, &d.Dispute, &disputed, &d.Manifest, &d.DisputeStatement}
 	if content {
 		dest = append(dest, &d.Content)
 	}
@@ -119,7 +119,7 @@ func scanDeposit(sc interface{ Scan(...any) error }, content bool) (store.Deposi
 	return d, nil
 }
 
-const depositCols = `handover_id, party_id, sealed, sha256, objects, deposited_at, ledger_index, dispute, disputed_at`
+const depositCols = `handover_id, party_id, sealed, sha256, objects, deposited_at, ledger_index, dispute, disputed_at, manifest, dispute_statement`
 
 func (s handovers) Deposit(ctx context.Context, handoverID, partyID string) (store.Deposit, error) {
 	d, err := scanDeposit(s.r.QueryRowContext(ctx, `SELECT `+depositCols+`, content FROM handover_deposits WHERE handover_id = ? AND party_id = ?`,
@@ -156,7 +156,7 @@ func (s handovers) DeleteDeposit(ctx context.Context, handoverID, partyID string
 	return n > 0, mapErr(err)
 }
 
-func (s handovers) SetDispute(ctx context.Context, handoverID, partyID, text string, at time.Time) error {
+func (s handovers) SetDispute(ctx context.Context, handoverID, partyID, text string, statement []byte, at time.Time) error {
 	return atomic(ctx, handle(s), func(h handle) error {
 		var have string
 		err := h.w.QueryRowContext(ctx, `SELECT dispute FROM handover_deposits WHERE handover_id = ? AND party_id = ?`, handoverID, partyID).Scan(&have)
@@ -166,8 +166,8 @@ func (s handovers) SetDispute(ctx context.Context, handoverID, partyID, text str
 		if have != "" {
 			return fmt.Errorf("deposit of %s in %s is already disputed: %w", partyID, handoverID, store.ErrConflict)
 		}
-		_, err = h.w.ExecContext(ctx, `UPDATE handover_deposits SET dispute = ?, disputed_at = ? WHERE handover_id = ? AND party_id = ?`,
-			text, micros(at), handoverID, partyID)
+		_, err = h.w.ExecContext(ctx, `UPDATE handover_deposits SET dispute = ?, disputed_at = ?, dispute_statement = ? WHERE handover_id = ? AND party_id = ?`,
+			text, micros(at), statement, handoverID, partyID)
 		return mapErr(err)
 	})
 }

@@ -365,4 +365,11 @@ CREATE TABLE agreement_contests (
 );
 CREATE INDEX agreement_contests_agreement ON agreement_contests(agreement_id, filed_at);
 `,
+	// 12: each deposit's signed manifest (count, types and content
+	// fingerprints of its STIX objects, signed by the depositor) and the
+	// signed statement of a dispute of it (issue 12, finding 8).
+	`
+ALTER TABLE handover_deposits ADD COLUMN manifest BLOB;
+ALTER TABLE handover_deposits ADD COLUMN dispute_statement BLOB;
+`,
 }

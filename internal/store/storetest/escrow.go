@@ -91,7 +91,8 @@ func testHandovers(t *testing.T, st store.Store) {
 	if err != nil || string(gd.Content) != string(content) || gd.SHA256 != d.SHA256 || gd.Objects != 3 || gd.LedgerIndex != 7 || !gd.DepositedAt.Equal(d.DepositedAt) || gd.Sealed {
 		t.Fatalf("Deposit = %+v, %v", gd, err)
 	}
-	sealed := store.Deposit{HandoverID: h.ID, PartyID: b.ID, Sealed: true, Content: []byte("age..."), SHA256: sha256.Sum256([]byte("age...")), DepositedAt: t0.Add(3 * time.Minute)}
+	sealed := store.Deposit{HandoverID: h.ID, PartyID: b.ID, Sealed: true, Content: []byte("age..."), SHA256: sha256.Sum256([]byte("age...")), DepositedAt: t0.Add(3 * time.Minute),
+		Manifest: []byte(`{"objects":3}`)}
 	if err := e.Handovers().PutDeposit(ctx, sealed); err != nil {
 		t.Fatal(err)
 	}
@@ -99,16 +100,20 @@ func testHandovers(t *testing.T, st store.Store) {
 	if err != nil || len(ds) != 2 || ds[0].PartyID != a.ID || ds[1].PartyID != b.ID || !ds[1].Sealed || ds[0].Content != nil {
 		t.Fatalf("Deposits = %+v, %v", ds, err)
 	}
-	if err := e.Handovers().SetDispute(ctx, h.ID, b.ID, "not what was promised", t0.Add(time.Hour)); err != nil {
+	if ds[0].Manifest != nil || string(ds[1].Manifest) != `{"objects":3}` {
+		t.Fatalf("manifests = %q, %q; want none and the one stored", ds[0].Manifest, ds[1].Manifest)
+	}
+	if err := e.Handovers().SetDispute(ctx, h.ID, b.ID, "not what was promised", []byte(`{"sig":"x"}`), t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Handovers().SetDispute(ctx, h.ID, b.ID, "again", t0.Add(time.Hour)); !errors.Is(err, store.ErrConflict) {
+	if err := e.Handovers().SetDispute(ctx, h.ID, b.ID, "again", nil, t0.Add(time.Hour)); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("second dispute: %v", err)
 	}
-	if err := e.Handovers().SetDispute(ctx, "handover--nope", b.ID, "x", t0); !errors.Is(err, store.ErrNotFound) {
+	if err := e.Handovers().SetDispute(ctx, "handover--nope", b.ID, "x", nil, t0); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("dispute of missing deposit: %v", err)
 	}
-	if gd, _ := e.Handovers().Deposit(ctx, h.ID, b.ID); gd.Dispute != "not what was promised" || !gd.DisputedAt.Equal(t0.Add(time.Hour)) {
+	if gd, _ := e.Handovers().Deposit(ctx, h.ID, b.ID); gd.Dispute != "not what was promised" || !gd.DisputedAt.Equal(t0.Add(time.Hour)) ||
+		string(gd.DisputeStatement) != `{"sig":"x"}` || string(gd.Manifest) != `{"objects":3}` {
 		t.Fatalf("after dispute: %+v", gd)
 	}
 	if ok, err := e.Handovers().DeleteDeposit(ctx, h.ID, a.ID); !ok || err != nil {

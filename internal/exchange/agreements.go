@@ -749,6 +749,9 @@ func (s *Service) release(ctx context.Context, tx store.Handle, x store.Handle, 
 		if err := x.Credits().SetReleased(ctx, a.Record.ID, reader, target); err != nil {
 			return err
 		}
+		if err := x.Credits().Reach(ctx, a.Record.ID, reader, contributor, ids); err != nil {
+			return err
+		}
 		d := sha256.New()
 		for _, id := range ids {
 			d.Write([]byte(id + "\n"))

@@ -129,11 +129,11 @@ func (s *Service) decide(ctx context.Context, p party.Principal, c store.Collect
 		}
 		return Access{Read: true, Write: a.Status.InForce(s.now())}, nil
 	case rec.PartyA, rec.PartyB:
-		n, err := x.Credits().Released(ctx, c.Agreement, p.PartyID)
+		b, err := x.Credits().Bound(ctx, c.Agreement, p.PartyID, c.Contributor)
 		if err != nil {
 			return Access{}, err
 		}
-		return Access{Read: true, Released: &store.ReleaseBound{Agreement: c.Agreement, Contributor: c.Contributor, UpTo: n}}, nil
+		return Access{Read: true, Released: &b}, nil
 	}
 	return Access{}, nil
 }
@@ -367,6 +367,17 @@ func (s *Service) Ingest(ctx context.Context, p party.Principal, apiRoot, collec
 		var credit []creditNote
 		if c.Agreement != "" {
 			if credit, err = contribute(ctx, x, ag, p.PartyID, kept, now); err != nil {
+				return err
+			}
+			// A new version of an object already released is released
+			// too: the read of the released prefix must reach it.
+			var stored []string
+			for i, o := range keep {
+				if outcomes[i] != store.Duplicate {
+					stored = append(stored, o.ID)
+				}
+			}
+			if err := x.Credits().Reach(ctx, c.Agreement, ag.Counterpart(p.PartyID), p.PartyID, stored); err != nil {
 				return err
 			}
 		}

@@ -246,6 +246,18 @@ type Credits interface {
 	// SetReleased raises the number of the counterpart's contributions
 	// released to reader to upTo; it never lowers it.
 	SetReleased(ctx context.Context, agreementID, reader string, upTo int64) error
+	// Bound returns what of contributor's contributions is released to
+	// reader, for a query: the released prefix and its reach (Reach), so
+	// that a read walks only the part of the collection holding them. One
+	// row read.
+	Bound(ctx context.Context, agreementID, reader, contributor string) (ReleaseBound, error)
+	// Reach raises the reach of what is released to reader to cover every
+	// stored version, in contributor's agreement collection, of those of
+	// ids released to reader. Callers hold the agreement's Lock and call it
+	// after every change that stores versions in the collection (with the
+	// ids written) or releases more (with the ids released), so that the
+	// reach never falls short of a released version.
+	Reach(ctx context.Context, agreementID, reader, contributor string, ids []string) error
 	// Range returns the ids of party's contributions with ordinals in
 	// [from, to], in publish order.
 	Range(ctx context.Context, agreementID, partyID string, from, to int64) ([]string, error)
@@ -408,6 +420,11 @@ type ReleaseBound struct {
 	Agreement   string
 	Contributor string
 	UpTo        int64
+	// Reach, when set, is the position of the last released version in
+	// the collection (maintained by Credits.Reach): nothing after it is
+	// released, so a read stops there instead of checking every unreleased
+	// contribution. Nil: no such bound (the same objects, read slower).
+	Reach *Position
 }
 
 // Page is one page of a query result. More is true when objects beyond the

@@ -350,6 +350,43 @@ func (s credits) SetReleased(ctx context.Context, agreementID, reader string, up
 	return nil
 }
 
+func (s credits) Bound(ctx context.Context, agreementID, reader, contributor string) (store.ReleaseBound, error) {
+	b := store.ReleaseBound{Agreement: agreementID, Contributor: contributor, Reach: &store.Position{}}
+	var added int64
+	err := s.q.QueryRow(ctx, `SELECT up_to, reach_added, reach_seq FROM agreement_released WHERE agreement_id = $1 AND reader = $2`,
+		agreementID, reader).Scan(&b.UpTo, &added, &b.Reach.Seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return b, nil
+	}
+	if err != nil {
+		return store.ReleaseBound{}, fmt.Errorf("agreement %s release bound: %w", agreementID, mapErr(err))
+	}
+	if added != 0 || b.Reach.Seq != 0 {
+		b.Reach.DateAdded = fromMicros(added)
+	}
+	return b, nil
+}
+
+func (s credits) Reach(ctx context.Context, agreementID, reader, contributor string, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	// One statement: the last stored version of the released among ids,
+	// raising the reach only forward.
+	_, err := s.q.Exec(ctx, `WITH r AS (SELECT up_to FROM agreement_released WHERE agreement_id = $1 AND reader = $2),
+		last AS (SELECT o.date_added, o.seq FROM objects o
+			JOIN agreement_credits c ON c.agreement_id = $1 AND c.party_id = $3 AND c.object_id = o.id
+			WHERE c.ord <= (SELECT up_to FROM r) AND o.coll IN (SELECT pk FROM collections WHERE agreement = $1 AND contributor = $3) AND o.id = ANY($4::text[])
+			ORDER BY o.date_added DESC, o.seq DESC LIMIT 1)
+		UPDATE agreement_released SET reach_added = last.date_added, reach_seq = last.seq FROM last
+		WHERE agreement_id = $1 AND reader = $2 AND (last.date_added, last.seq) > (reach_added, reach_seq)`,
+		agreementID, reader, contributor, ids)
+	if err != nil {
+		return fmt.Errorf("agreement %s reach: %w", agreementID, mapErr(err))
+	}
+	return nil
+}
+
 func (s credits) Range(ctx context.Context, agreementID, partyID string, from, to int64) ([]string, error) {
 	rows, err := s.q.Query(ctx, `SELECT object_id FROM agreement_credits
 		WHERE agreement_id = $1 AND party_id = $2 AND ord >= $3 AND ord <= $4 ORDER BY ord`, agreementID, partyID, from, to)

@@ -1,6 +1,13 @@
 package postgres
 
-import "strings"
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+
+	"github.com/parley-cti/parley/internal/store"
+)
 
 // MigrationForTest returns the SQL of the migration whose name contains
 // name.
@@ -11,4 +18,54 @@ func MigrationForTest(name string) string {
 		}
 	}
 	return ""
+}
+
+// ReadCostForTest runs the page read of q under EXPLAIN (ANALYZE) and
+// returns the plan and the table rows the execution touched: those every
+// scan of a table (objects, agreement_credits…) returned plus those it
+// read and removed by a filter, over all its loops.
+func ReadCostForTest(ctx context.Context, db *DB, q store.ObjectQuery) (plan string, touched int64, err error) {
+	pk, err := collPK(ctx, db.q, q.Collection)
+	if err != nil {
+		return "", 0, err
+	}
+	w, args := where(pk, q)
+	args = append(args, q.Limit+1)
+	err = db.pool.QueryRow(ctx, `EXPLAIN (ANALYZE, FORMAT JSON) SELECT seq, id, type, spec_version, version, date_added, raw FROM objects
+		WHERE `+w+` ORDER BY date_added, seq LIMIT $`+strconv.Itoa(len(args)), args...).Scan(&plan)
+	if err != nil {
+		return "", 0, err
+	}
+	var doc []struct{ Plan node }
+	if err := json.Unmarshal([]byte(plan), &doc); err != nil {
+		return plan, 0, err
+	}
+	var walk func(n node)
+	walk = func(n node) {
+		if n.Relation != "" {
+			touched += int64((n.Rows + n.Removed) * n.Loops)
+		}
+		for _, c := range n.Plans {
+			walk(c)
+		}
+	}
+	for _, d := range doc {
+		walk(d.Plan)
+	}
+	return plan, touched, nil
+}
+
+type node struct {
+	Relation string  `json:"Relation Name"`
+	Rows     float64 `json:"Actual Rows"`
+	Removed  float64 `json:"Rows Removed by Filter"`
+	Loops    float64 `json:"Actual Loops"`
+	Plans    []node  `json:"Plans"`
+}
+
+// AnalyzeForTest refreshes the planner's statistics, as autovacuum does
+// after a bulk load.
+func AnalyzeForTest(ctx context.Context, db *DB) error {
+	_, err := db.pool.Exec(ctx, `ANALYZE`)
+	return err
 }

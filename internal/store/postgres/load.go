@@ -38,7 +38,7 @@ var loadable = []loadTable{
 	{"agreement_handed", []string{"agreement_id", "fingerprint"}},
 	{"agreement_contests", []string{"id", "agreement_id", "contester", "contributor", "object_id", "weight", "reason", "statement", "filed_at",
 		"ledger_index", "withdrawn_at", "withdrawal", "withdraw_index"}},
-	{"agreement_released", []string{"agreement_id", "reader", "up_to"}},
+	{"agreement_released", []string{"agreement_id", "reader", "up_to", "reach_added", "reach_seq"}},
 	{"handovers", []string{"id", "agreement_id", "proposer", "counterpart", "proposer_delivers", "counterpart_delivers", "request_id",
 		"deadline", "state", "created_at", "decided_at", "closed_at", "near_notified", "release_index"}},
 	{"handover_deposits", []string{"handover_id", "party_id", "sealed", "content", "sha256", "objects", "deposited_at", "ledger_index", "dispute", "disputed_at",

@@ -369,6 +369,23 @@ CREATE INDEX agreement_contests_agreement ON agreement_contests(agreement_id, fi
 ALTER TABLE handover_deposits ADD COLUMN manifest BYTEA;
 ALTER TABLE handover_deposits ADD COLUMN dispute_statement BYTEA;
 `},
+	// 13: the reach of a release (issue 18): the (date_added, seq) position
+	// of the last version released to the reader in the contributor's
+	// collection, so that a read of the released prefix stops there
+	// instead of checking every unreleased contribution. (0, 0): nothing
+	// released is stored.
+	{"reach of a release", `
+ALTER TABLE agreement_released ADD COLUMN reach_added BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE agreement_released ADD COLUMN reach_seq BIGINT NOT NULL DEFAULT 0;
+UPDATE agreement_released r SET reach_added = l.date_added, reach_seq = l.seq
+	FROM (SELECT DISTINCT ON (r2.agreement_id, r2.reader) r2.agreement_id, r2.reader, o.date_added, o.seq
+		FROM agreement_released r2
+		JOIN collections k ON k.agreement = r2.agreement_id AND k.contributor <> '' AND k.contributor <> r2.reader
+		JOIN objects o ON o.coll = k.pk
+		JOIN agreement_credits c ON c.agreement_id = k.agreement AND c.party_id = k.contributor AND c.object_id = o.id AND c.ord <= r2.up_to
+		ORDER BY r2.agreement_id, r2.reader, o.date_added DESC, o.seq DESC) l
+	WHERE r.agreement_id = l.agreement_id AND r.reader = l.reader;
+`},
 }
 
 // migrationLock serialises migrations of one schema across every instance

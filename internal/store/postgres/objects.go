@@ -320,6 +320,12 @@ func where(pk int64, q store.ObjectQuery) (string, []any) {
 		// released prefix of its publish order.
 		conds = append(conds, `EXISTS (SELECT 1 FROM agreement_credits c WHERE c.agreement_id = `+arg(r.Agreement)+
 			` AND c.object_id = objects.id AND c.party_id = `+arg(r.Contributor)+` AND c.ord <= `+arg(r.UpTo)+`)`)
+		if r.Reach != nil {
+			// Nothing after the reach is released: the walk of the
+			// (coll, date_added, seq) index ends there rather than
+			// checking every unreleased contribution.
+			conds = append(conds, `(date_added, seq) <= (`+arg(micros(r.Reach.DateAdded))+`, `+arg(r.Reach.Seq)+`)`)
+		}
 	}
 	if !q.AddedAfter.IsZero() {
 		conds = append(conds, `date_added > `+arg(micros(q.AddedAfter)))

@@ -354,6 +354,67 @@ func (s credits) SetReleased(ctx context.Context, agreementID, reader string, up
 	return mapErr(err)
 }
 
+func (s credits) Bound(ctx context.Context, agreementID, reader, contributor string) (store.ReleaseBound, error) {
+	b := store.ReleaseBound{Agreement: agreementID, Contributor: contributor, Reach: &store.Position{}}
+	var added int64
+	err := s.r.QueryRowContext(ctx, `SELECT up_to, reach_added, reach_seq FROM agreement_released WHERE agreement_id = ? AND reader = ?`,
+		agreementID, reader).Scan(&b.UpTo, &added, &b.Reach.Seq)
+	if err == sql.ErrNoRows {
+		return b, nil
+	}
+	if err != nil {
+		return store.ReleaseBound{}, fmt.Errorf("agreement %s release bound: %w", agreementID, mapErr(err))
+	}
+	if added != 0 || b.Reach.Seq != 0 {
+		b.Reach.DateAdded = fromMicros(added)
+	}
+	return b, nil
+}
+
+// reachChunk bounds the ids of one Reach statement.
+const reachChunk = 500
+
+func (s credits) Reach(ctx context.Context, agreementID, reader, contributor string, ids []string) error {
+	var upTo, added, seq int64
+	err := s.w.QueryRowContext(ctx, `SELECT up_to, reach_added, reach_seq FROM agreement_released WHERE agreement_id = ? AND reader = ?`,
+		agreementID, reader).Scan(&upTo, &added, &seq)
+	if err == sql.ErrNoRows {
+		return nil // nothing released, nothing to reach
+	}
+	if err != nil {
+		return fmt.Errorf("agreement %s reach: %w", agreementID, mapErr(err))
+	}
+	raised := false
+	for len(ids) > 0 {
+		n := min(len(ids), reachChunk)
+		args := []any{agreementID, contributor, upTo, agreementID, contributor}
+		for _, id := range ids[:n] {
+			args = append(args, id)
+		}
+		ids = ids[n:]
+		var a, q int64
+		err := s.w.QueryRowContext(ctx, `SELECT o.date_added, o.seq FROM objects o
+			JOIN agreement_credits c ON c.agreement_id = ? AND c.party_id = ? AND c.object_id = o.id AND c.ord <= ?
+			WHERE o.coll IN (SELECT pk FROM collections WHERE agreement = ? AND contributor = ?) AND o.id IN (?`+strings.Repeat(`, ?`, n-1)+`)
+			ORDER BY o.date_added DESC, o.seq DESC LIMIT 1`, args...).Scan(&a, &q)
+		if err == sql.ErrNoRows {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("agreement %s reach: %w", agreementID, mapErr(err))
+		}
+		if a > added || (a == added && q > seq) {
+			added, seq, raised = a, q, true
+		}
+	}
+	if !raised {
+		return nil
+	}
+	_, err = s.w.ExecContext(ctx, `UPDATE agreement_released SET reach_added = ?, reach_seq = ? WHERE agreement_id = ? AND reader = ?`,
+		added, seq, agreementID, reader)
+	return mapErr(err)
+}
+
 func (s credits) Range(ctx context.Context, agreementID, partyID string, from, to int64) ([]string, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT object_id FROM agreement_credits INDEXED BY agreement_credits_ord
 		WHERE agreement_id = ? AND party_id = ? AND ord >= ? AND ord <= ? ORDER BY ord`, agreementID, partyID, from, to)

@@ -3,10 +3,53 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"strings"
+
+	"github.com/parley-cti/parley/internal/store"
 )
 
 // SetSchemaVersionForTest pretends a newer parley migrated the database.
 func SetSchemaVersionForTest(ctx context.Context, db *DB, v int) error {
 	_, err := db.w.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, v))
 	return err
+}
+
+// ReadCostForTest returns SQLite's plan of the page read of q and how many
+// index entries of q's collection the planned walk can visit: those after
+// q.After and, when the plan bounds the walk by the release's reach, not
+// after the reach's date_added.
+func ReadCostForTest(ctx context.Context, db *DB, q store.ObjectQuery) (plan string, entries int64, err error) {
+	query, args := querySQL(q)
+	rows, err := db.r.QueryContext(ctx, `EXPLAIN QUERY PLAN `+query, args...)
+	if err != nil {
+		return "", 0, err
+	}
+	defer rows.Close()
+	var lines []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			return "", 0, err
+		}
+		lines = append(lines, detail)
+	}
+	if err := rows.Err(); err != nil {
+		return "", 0, err
+	}
+	plan = strings.Join(lines, "\n")
+	count := `SELECT count(*) FROM objects WHERE coll = (SELECT pk FROM collections WHERE id = ?) AND (date_added, seq) > (?, ?)`
+	cargs := []any{q.Collection, micros(q.After.DateAdded), q.After.Seq}
+	if q.After.DateAdded.IsZero() {
+		cargs[1] = int64(-1 << 62)
+	}
+	// The index walk ends where the plan bounds date_added from above
+	// (SQLite shows the row-value bound as date_added<?): entries up to
+	// the reach's date_added, ties included.
+	if r := q.Released; r != nil && r.Reach != nil && strings.Contains(plan, "USING INDEX objects_added (coll=? AND date_added<?)") {
+		count += ` AND date_added <= ?`
+		cargs = append(cargs, micros(r.Reach.DateAdded))
+	}
+	err = db.r.QueryRowContext(ctx, count, cargs...).Scan(&entries)
+	return plan, entries, err
 }

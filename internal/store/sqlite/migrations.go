@@ -372,4 +372,24 @@ CREATE INDEX agreement_contests_agreement ON agreement_contests(agreement_id, fi
 ALTER TABLE handover_deposits ADD COLUMN manifest BLOB;
 ALTER TABLE handover_deposits ADD COLUMN dispute_statement BLOB;
 `,
+	// 13: the reach of a release (issue 18): the (date_added, seq) position
+	// of the last version released to the reader in the contributor's
+	// collection, so that a read of the released prefix stops there
+	// instead of checking every unreleased contribution. (0, 0): nothing
+	// released is stored.
+	`
+ALTER TABLE agreement_released ADD COLUMN reach_added INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE agreement_released ADD COLUMN reach_seq INTEGER NOT NULL DEFAULT 0;
+UPDATE agreement_released SET
+	reach_added = coalesce((SELECT o.date_added FROM collections k
+		JOIN objects o ON o.coll = k.pk
+		JOIN agreement_credits c ON c.agreement_id = k.agreement AND c.party_id = k.contributor AND c.object_id = o.id AND c.ord <= agreement_released.up_to
+		WHERE k.agreement = agreement_released.agreement_id AND k.contributor <> '' AND k.contributor <> agreement_released.reader
+		ORDER BY o.date_added DESC, o.seq DESC LIMIT 1), 0),
+	reach_seq = coalesce((SELECT o.seq FROM collections k
+		JOIN objects o ON o.coll = k.pk
+		JOIN agreement_credits c ON c.agreement_id = k.agreement AND c.party_id = k.contributor AND c.object_id = o.id AND c.ord <= agreement_released.up_to
+		WHERE k.agreement = agreement_released.agreement_id AND k.contributor <> '' AND k.contributor <> agreement_released.reader
+		ORDER BY o.date_added DESC, o.seq DESC LIMIT 1), 0);
+`,
 }

@@ -256,6 +256,13 @@ func where(coll string, collArg any, q store.ObjectQuery) (string, []any) {
 		// released prefix of its publish order.
 		b.WriteString(` AND EXISTS (SELECT 1 FROM agreement_credits c WHERE c.agreement_id = ? AND c.object_id = objects.id AND c.party_id = ? AND c.ord <= ?)`)
 		args = append(args, r.Agreement, r.Contributor, r.UpTo)
+		if r.Reach != nil {
+			// Nothing after the reach is released: the walk of the
+			// (coll, date_added, seq) index ends there rather than
+			// checking every unreleased contribution.
+			b.WriteString(` AND (date_added, seq) <= (?, ?)`)
+			args = append(args, micros(r.Reach.DateAdded), r.Reach.Seq)
+		}
 	}
 	if !q.AddedAfter.IsZero() {
 		b.WriteString(` AND date_added > ?`)
@@ -268,13 +275,8 @@ func where(coll string, collArg any, q store.ObjectQuery) (string, []any) {
 	return b.String(), args
 }
 
-func (s objects) Query(ctx context.Context, q store.ObjectQuery) (store.Page, error) {
-	if q.Limit < 1 {
-		return store.Page{}, fmt.Errorf("sqlite: query limit %d must be at least 1", q.Limit)
-	}
-	// The collection is resolved inside the query rather than by a
-	// statement of its own: a single-object GET is then one statement, and
-	// only an empty page pays for telling "no such collection" apart.
+// querySQL is the statement of Query and its arguments.
+func querySQL(q store.ObjectQuery) (string, []any) {
 	w, args := where(`(SELECT pk FROM collections WHERE id = ?)`, q.Collection, q)
 	args = append(args, q.Limit+1)
 	// Pages walk the (coll, date_added, seq) index; a short id list is
@@ -283,8 +285,19 @@ func (s objects) Query(ctx context.Context, q store.ObjectQuery) (store.Page, er
 	if len(q.IDs) > 0 && len(q.IDs) <= 256 {
 		index = "objects_version"
 	}
-	rows, err := queryCached(ctx, s.r, `SELECT seq, id, type, spec_version, version, date_added, raw FROM objects INDEXED BY `+index+`
-		WHERE `+w+` ORDER BY date_added, seq LIMIT ?`, args...)
+	return `SELECT seq, id, type, spec_version, version, date_added, raw FROM objects INDEXED BY ` + index + `
+		WHERE ` + w + ` ORDER BY date_added, seq LIMIT ?`, args
+}
+
+func (s objects) Query(ctx context.Context, q store.ObjectQuery) (store.Page, error) {
+	if q.Limit < 1 {
+		return store.Page{}, fmt.Errorf("sqlite: query limit %d must be at least 1", q.Limit)
+	}
+	// The collection is resolved inside the query rather than by a
+	// statement of its own: a single-object GET is then one statement, and
+	// only an empty page pays for telling "no such collection" apart.
+	query, args := querySQL(q)
+	rows, err := queryCached(ctx, s.r, query, args...)
 	if err != nil {
 		return store.Page{}, mapErr(err)
 	}

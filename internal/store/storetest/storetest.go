@@ -39,6 +39,7 @@ func Run(t *testing.T, open Opener) {
 		{"Keys", testKeys},
 		{"Agreements", testAgreements},
 		{"Credits", testCredits},
+		{"ReleasedReach", testReleasedReach},
 		{"ContributeBatch", testContributeBatch},
 		{"Handovers", testHandovers},
 		{"HandoversDue", testHandoversDue},

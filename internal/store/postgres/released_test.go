@@ -1,0 +1,42 @@
+package postgres_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/parley-cti/parley/internal/store"
+	"github.com/parley-cti/parley/internal/store/postgres"
+	"github.com/parley-cti/parley/internal/store/storetest"
+)
+
+// TestReleasedReadTouchesPage guards issue 18: with 20,000 contributed and
+// 5,000 released, the counterpart's read of the last 10 released objects
+// touches (by EXPLAIN ANALYZE, rows of objects and credits read, kept or
+// filtered out) about those 10 and their credits. The old query, with
+// fresh statistics, either walked the 15,000 unreleased contributions
+// after the cursor or joined all 5,000 released credits and sorted them.
+func TestReleasedReadTouchesPage(t *testing.T) {
+	db := open(t, freshSchema(t), postgres.Options{Migrate: true})
+	ctx := context.Background()
+	q := storetest.SeedReleased(t, db, 20000, 5000, 4990)
+	if err := postgres.AnalyzeForTest(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	p, err := db.Objects().Query(ctx, q)
+	if err != nil || len(p.Objects) != 4990 || !p.More {
+		t.Fatalf("read = %d objects, more %v, %v; want 4,990 of the 5,000 released", len(p.Objects), p.More, err)
+	}
+	last := p.Objects[len(p.Objects)-1]
+	q.After, q.Limit = store.Position{DateAdded: last.DateAdded, Seq: last.Seq}, 10
+	if p, err = db.Objects().Query(ctx, q); err != nil || len(p.Objects) != 10 || p.More {
+		t.Fatalf("last page = %d objects, more %v, %v; want the last 10 released", len(p.Objects), p.More, err)
+	}
+	plan, touched, err := postgres.ReadCostForTest(ctx, db, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if touched < 10 || touched > 40 {
+		t.Fatalf("the read of 10 released objects touched %d table rows, want 10 to 40; plan:\n%s", touched, plan)
+	}
+	t.Logf("rows touched: %d", touched)
+}

@@ -27,6 +27,14 @@ type Options struct {
 	// the first scrape of a large ledger does not time out; later scrapes
 	// catch up. Default 200,000.
 	MaxEntriesPerScrape int64
+	// Storage, when set, measures an embedded database's files on each
+	// scrape (parley_db_*_bytes gauges).
+	Storage func(context.Context) (Storage, error)
+}
+
+// Storage is what an embedded database occupies and what is left.
+type Storage struct {
+	DatabaseBytes, WALBytes, FreeBytes int64
 }
 
 const readChunk = 1024

@@ -56,6 +56,9 @@ func New(o Options) *Metrics {
 	if o.Ledger != nil {
 		m.reg.MustRegister(newLedgerCollector(o))
 	}
+	if o.Storage != nil {
+		m.reg.MustRegister(storageCollector(o.Storage))
+	}
 	return m
 }
 

@@ -175,7 +175,14 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 		return nil, err
 	}
 	s.Web.Register(mux)
-	s.Metrics = metrics.New(metrics.Options{Ledger: lst, Logger: log})
+	mo := metrics.Options{Ledger: lst, Logger: log}
+	if sp, ok := st.(store.Spacer); ok {
+		mo.Storage = func(ctx context.Context) (metrics.Storage, error) {
+			u, err := sp.Space(ctx)
+			return metrics.Storage{DatabaseBytes: u.DatabaseBytes, WALBytes: u.WALBytes, FreeBytes: u.FreeBytes}, err
+		}
+	}
+	s.Metrics = metrics.New(mo)
 	// /metrics is served only on its own listener (metrics.go).
 	s.AuthLimit = authlimit.New(authlimit.DefaultMax, authlimit.DefaultWindow)
 	s.handler = accessLog(log, s.Health, s.limitAuthFailures(s.Metrics.Wrap(s.refuseWritesWhenDamaged(mux))))
@@ -378,6 +385,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go s.Checkpointer.Run(cctx)
 	go s.Escrow.Run(cctx)
 	go s.Requests.Run(cctx)
+	go s.maintainStorage(cctx, 30*time.Second)
 	select {
 	case err := <-errc:
 		return err

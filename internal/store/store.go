@@ -62,6 +62,23 @@ type Store interface {
 	Close() error
 }
 
+// Space is what an embedded database occupies on its disk and what is
+// left there.
+type Space struct {
+	DatabaseBytes int64 // the database file
+	WALBytes      int64 // its write-ahead log
+	FreeBytes     int64 // free space on the filesystem holding them, for this process
+}
+
+// Spacer is implemented by stores whose files the server manages itself
+// (SQLite; a PostgreSQL server manages its own). Space measures; TruncateWAL
+// checkpoints the write-ahead log and shrinks it to nothing, returning
+// ErrUnavailable if it could not (disk full, a reader holding it).
+type Spacer interface {
+	Space(ctx context.Context) (Space, error)
+	TruncateWAL(ctx context.Context) error
+}
+
 // Handle gives access to every sub-store, either directly on the database or
 // inside a transaction opened by Store.Update.
 type Handle interface {

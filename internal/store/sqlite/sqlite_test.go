@@ -118,3 +118,44 @@ func DamagedCopy(t *testing.T) string {
 	}
 	return dir
 }
+
+// TestTruncateWAL: the write-ahead log, which SQLite's automatic
+// checkpoints never shrink, is folded into the database and truncated to
+// nothing; Space measures both files and the free space beside them.
+func TestTruncateWAL(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Collections().Create(ctx, store.Collection{ID: "c", APIRoot: "shared", Title: "c", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for b := range 20 {
+		var objs []store.Object
+		for i := range 200 {
+			n := b*200 + i
+			objs = append(objs, store.Object{ID: fmt.Sprintf("indicator--00000000-0000-4000-8000-%012d", n), Type: "indicator", SpecVersion: "2.1",
+				Version: time.Unix(1, 0).UTC(), DateAdded: time.Unix(int64(n+2), 0).UTC(), Raw: []byte(fmt.Sprintf(`{"pad":"%01000d"}`, n))})
+		}
+		if _, err := db.Objects().Put(ctx, "c", objs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, err := db.Space(ctx)
+	if err != nil || before.WALBytes < 1<<20 || before.FreeBytes <= 0 {
+		t.Fatalf("space after 4,000 objects: %+v, %v; want a WAL of more than 1 MiB and free space", before, err)
+	}
+	if err := db.TruncateWAL(ctx); err != nil {
+		t.Fatal(err)
+	}
+	after, err := db.Space(ctx)
+	if err != nil || after.WALBytes != 0 || after.DatabaseBytes < 4_000_000 {
+		t.Fatalf("after TruncateWAL: %+v, %v; want an empty WAL and the objects in the database", after, err)
+	}
+	page, err := db.Objects().Query(ctx, store.ObjectQuery{Collection: "c", Limit: 5000})
+	if err != nil || len(page.Objects) != 4000 {
+		t.Fatalf("objects after truncating: %d, %v", len(page.Objects), err)
+	}
+}

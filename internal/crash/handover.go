@@ -18,7 +18,8 @@ import (
 
 // handover is a case the harness drives: alpha proposes, bravo accepts,
 // both deposit a plain bundle of fresh indicators; the second deposit
-// releases both. acked* record what the server acknowledged; the check
+// releases both. In about half the cases alpha first withdraws its deposit
+// and deposits again (issue 15: the path after which verify failed). acked* record what the server acknowledged; the check
 // after each restart syncs state from the server before the next life
 // continues the case.
 type handover struct {
@@ -28,6 +29,8 @@ type handover struct {
 	ackedAccept           bool
 	ackedDeposit          map[string]bool
 	ackedRelease          bool
+	ackedAbsent           map[string]bool // the last step acknowledged for this depositor withdrew its deposit
+	withdrew              bool            // alpha's one withdrawal was sent
 	state                 string          // as last read from the server
 	deposited             map[string]bool // as last read from the server
 	releaseChecked, ended bool
@@ -91,7 +94,8 @@ func (l *life) handoverWorker(ctx context.Context, rng *rand.Rand) {
 			}
 		}
 		if hv == nil {
-			hv = &handover{bundles: map[string][]byte{}, objects: map[string][]string{}, ackedDeposit: map[string]bool{}, deposited: map[string]bool{}}
+			hv = &handover{bundles: map[string][]byte{}, objects: map[string][]string{}, ackedDeposit: map[string]bool{}, deposited: map[string]bool{},
+				ackedAbsent: map[string]bool{}, withdrew: rng.IntN(2) == 0}
 			for _, p := range []*partyState{h.alpha, h.bravo} {
 				hv.bundles[p.id], hv.objects[p.id] = h.bundle(1 + rng.IntN(4))
 			}
@@ -117,6 +121,12 @@ func (l *life) handoverWorker(ctx context.Context, rng *rand.Rand) {
 			if rc, err = l.api(ctx, h.bravo, http.MethodPost, path+"/accept", "application/json", []byte("{}"), nil); err == nil {
 				hv.ackedAccept, hv.state = true, "accepted"
 			}
+		case hv.state == "accepted" && hv.deposited[h.alpha.id] && !hv.deposited[h.bravo.id] && !hv.withdrew:
+			hv.withdrew = true
+			kind = ledger.KindHandoverWithdrawn
+			if rc, err = l.api(ctx, h.alpha, http.MethodDelete, path+"/deposit", "", nil, nil); err == nil {
+				hv.ackedDeposit[h.alpha.id], hv.deposited[h.alpha.id], hv.ackedAbsent[h.alpha.id] = false, false, true
+			}
 		case hv.state == "accepted":
 			p := h.alpha
 			if hv.deposited[p.id] {
@@ -126,6 +136,7 @@ func (l *life) handoverWorker(ctx context.Context, rng *rand.Rand) {
 				Released bool `json:"released"`
 			}
 			kind = ledger.KindHandoverDepositCommitted
+			hv.ackedAbsent[p.id] = false // sent: from here it may be there or not until acknowledged
 			if rc, err = l.api(ctx, p, http.MethodPut, path+"/deposit", "application/json", hv.bundles[p.id], &out); err == nil {
 				hv.ackedDeposit[p.id], hv.deposited[p.id] = true, true
 				if out.Released {
@@ -204,6 +215,11 @@ func (h *harness) checkHandovers(ctx context.Context, l *life) error {
 		for p, ok := range c.ackedDeposit {
 			if ok && !c.deposited[p] {
 				return fmt.Errorf("%w: handover %s: the acknowledged deposit of %s is lost", ErrInvariant, c.id, p)
+			}
+		}
+		for p, gone := range c.ackedAbsent {
+			if gone && c.deposited[p] {
+				return fmt.Errorf("%w: handover %s: %s's deposit is back after its withdrawal was acknowledged", ErrInvariant, c.id, p)
 			}
 		}
 		rel := v.State == "released"

@@ -56,6 +56,11 @@ type Config struct {
 	// Dir holds the binary, the data directory, the server log and the
 	// verifier state (usually a test's TempDir).
 	Dir string
+	// DB, when set, is a PostgreSQL URL the server and the operator
+	// commands use instead of a SQLite database in Dir (the server is
+	// killed; PostgreSQL keeps running). Its pool_max_conns parameter sets
+	// the pool under test.
+	DB string
 	// Kills is how many times the server is killed while serving.
 	Kills int
 	// Deadline, when set, stops the loop early; Summary.Kills tells how
@@ -187,7 +192,7 @@ func (h *harness) start(ctx context.Context, killEarly time.Duration) (*server, 
 			return nil, err
 		}
 		fmt.Fprintf(h.log, "=== harness: parley serve --listen %s (restart %d)\n", addr, h.sum.Restarts)
-		cmd := exec.Command(h.bin, "serve", "--data", h.data, "--listen", addr)
+		cmd := exec.Command(h.bin, append([]string{"serve", "--listen", addr}, h.where(true)...)...)
 		cmd.Stdout, cmd.Stderr = h.log, h.log
 		cmd.Env = append(os.Environ(), "PARLEY_LOG_FORMAT=text")
 		if err := cmd.Start(); err != nil {
@@ -246,7 +251,7 @@ func (h *harness) waitReady(ctx context.Context, s *server) error {
 
 // operator runs an operator command of the binary on the data directory.
 func (h *harness) operator(ctx context.Context, args ...string) ([]string, error) {
-	cmd := exec.CommandContext(ctx, h.bin, append(args, "--data", h.data)...)
+	cmd := exec.CommandContext(ctx, h.bin, append(args, h.where(false)...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -254,6 +259,18 @@ func (h *harness) operator(ctx context.Context, args ...string) ([]string, error
 		return nil, fmt.Errorf("parley %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(stderr.Bytes()))
 	}
 	return strings.Split(strings.TrimSpace(string(out)), "\n"), nil
+}
+
+// where names the database for a command: the SQLite data directory, or
+// the PostgreSQL URL (serve migrates it: one instance, as --migrate is for).
+func (h *harness) where(serve bool) []string {
+	switch {
+	case h.cfg.DB == "":
+		return []string{"--data", h.data}
+	case serve:
+		return []string{"--db", h.cfg.DB, "--migrate"}
+	}
+	return []string{"--db", h.cfg.DB}
 }
 
 // logTail returns the end of the server log, for error reports.

@@ -201,6 +201,13 @@ func (h *harness) live(ctx context.Context, s *server) error {
 // has them sign an agreement.
 func (h *harness) setup(ctx context.Context) (*server, error) {
 	var err error
+	if h.cfg.DB != "" {
+		// Operator commands never migrate PostgreSQL; `parley migrate` does.
+		cmd := exec.CommandContext(ctx, h.bin, "migrate", "--db", h.cfg.DB)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("parley migrate: %w: %s", err, out)
+		}
+	}
 	if h.alpha, err = h.addParty(ctx, "crash-alpha"); err != nil {
 		return nil, err
 	}

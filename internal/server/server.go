@@ -59,6 +59,13 @@ type Config struct {
 	// CheckpointInterval is how often the ledger signs a checkpoint while
 	// it grows (default 5 s).
 	CheckpointInterval time.Duration
+	// WriteWithin bounds how long one response may take to be written
+	// (default 2 minutes; the event stream excepted), and LargeAtOnce how
+	// many large responses (object listings, deposit fetches) are written
+	// at once (default 8): together they bound the memory clients that do
+	// not read can pin.
+	WriteWithin time.Duration
+	LargeAtOnce int
 	// IntegrityCheck runs SQLite's quick integrity check before using the
 	// database, refusing a damaged one (serve does, unless told
 	// --skip-integrity-check; operator commands do not).
@@ -185,7 +192,7 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	s.Metrics = metrics.New(mo)
 	// /metrics is served only on its own listener (metrics.go).
 	s.AuthLimit = authlimit.New(authlimit.DefaultMax, authlimit.DefaultWindow)
-	s.handler = accessLog(log, s.Health, s.limitAuthFailures(s.Metrics.Wrap(s.refuseWritesWhenDamaged(mux))))
+	s.handler = accessLog(log, s.Health, s.limitAuthFailures(s.Metrics.Wrap(boundResponses(s.refuseWritesWhenDamaged(mux), cfg.WriteWithin, cfg.LargeAtOnce))))
 	return s, nil
 }
 

@@ -1,0 +1,101 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-cti/parley/internal/exchange"
+	"github.com/parley-cti/parley/internal/server"
+	"github.com/parley-cti/parley/internal/store"
+	"github.com/parley-cti/parley/internal/store/sqlite"
+)
+
+// TestSlowReadersCannotPinResponses: a client that asks for a large page
+// and never reads holds one of the few large-response slots only until the
+// write deadline cuts it off; meanwhile other large requests wait for a
+// slot instead of each pinning a page (issue 15: 100 such clients held
+// 878 MiB indefinitely). Here one slot and a 2 s deadline: the reader that
+// never reads is cut, and a normal client's request, queued behind it,
+// then succeeds.
+func TestSlowReadersCannotPinResponses(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := t.TempDir()
+	db, err := sqlite.Open(ctx, dir, sqlite.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	srv, err := server.New(ctx, server.Config{Data: dir, Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		WriteWithin: 2 * time.Second, LargeAtOnce: 1}, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, token, err := srv.Parties.Create(ctx, "alpha")
+	if err != nil {
+		t.Fatal(err)
+	}
+	coll, err := srv.Ex.CreateCollection(ctx, "feed", "", []string{p.ID}, []string{p.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 10,000 objects of 2 KB: a 20 MB page, far more than socket buffers.
+	var objs []store.Object
+	for i := range 10_000 {
+		objs = append(objs, store.Object{ID: fmt.Sprintf("indicator--00000000-0000-4000-8000-%012d", i), Type: "indicator", SpecVersion: "2.1",
+			Version: time.Unix(1, 0).UTC(), DateAdded: time.Unix(int64(i+2), 0).UTC(),
+			Raw: []byte(fmt.Sprintf(`{"type":"indicator","id":"indicator--00000000-0000-4000-8000-%012d","pad":"%02000d"}`, i, i))})
+	}
+	if _, err := db.Objects().Put(ctx, coll.ID, objs); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := srv.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ctx, ln)
+	addr := ln.Addr().String()
+	path := "/taxii2/" + exchange.OperatorRoot + "/collections/" + coll.ID + "/objects/?limit=10000"
+
+	// The reader that never reads.
+	slow, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	if tc, ok := slow.(*net.TCPConn); ok {
+		tc.SetReadBuffer(4096)
+	}
+	fmt.Fprintf(slow, "GET %s HTTP/1.1\r\nHost: x\r\nAccept: application/taxii+json;version=2.1\r\nAuthorization: Bearer %s\r\n\r\n", path, token)
+	time.Sleep(300 * time.Millisecond) // let it take the slot
+
+	// A normal client queues for the slot and is served once the slow
+	// one is cut off.
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	req.Header.Set("Accept", "application/taxii+json;version=2.1")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || strings.Count(string(body), `"type":"indicator"`) != 10_000 {
+		t.Fatalf("the normal client behind a reader that never reads: HTTP %d, %d bytes, %v", resp.StatusCode, len(body), err)
+	}
+	// The slow reader got only part of its page: it was cut off.
+	slow.SetReadDeadline(time.Now().Add(5 * time.Second))
+	r := bufio.NewReader(slow)
+	got, _ := io.ReadAll(r)
+	if n := strings.Count(string(got), `"type":"indicator"`); n >= 10_000 {
+		t.Fatalf("the reader that did not read still received all %d objects; its response was not cut off", n)
+	}
+}

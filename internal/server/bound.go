@@ -33,13 +33,6 @@ func boundResponses(h http.Handler, writeWithin time.Duration, largeAtOnce int) 
 	}
 	slots := make(chan struct{}, largeAtOnce)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Reads only: a write's response is small, and its deadline would
-		// also count the time spent receiving a large body.
-		if r.Method == http.MethodGet && !strings.HasPrefix(r.URL.Path, "/api/v1/events") {
-			// Errors mean the writer cannot take a deadline (a test
-			// recorder); there is nothing to bound then.
-			_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(writeWithin))
-		}
 		if large(r) {
 			ctx, cancel := context.WithTimeout(r.Context(), waitForLargeSlot)
 			select {
@@ -52,6 +45,14 @@ func boundResponses(h http.Handler, writeWithin time.Duration, largeAtOnce int) 
 				http.Error(w, "too many large responses are being sent; retry shortly", http.StatusServiceUnavailable)
 				return
 			}
+		}
+		// Set once the slot is held, so waiting for it does not count.
+		// Reads only: a write's response is small, and its deadline would
+		// also count the time spent receiving a large body.
+		if r.Method == http.MethodGet && !strings.HasPrefix(r.URL.Path, "/api/v1/events") {
+			// Errors mean the writer cannot take a deadline (a test
+			// recorder); there is nothing to bound then.
+			_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(writeWithin))
 		}
 		h.ServeHTTP(w, r)
 	})

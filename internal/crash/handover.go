@@ -124,6 +124,7 @@ func (l *life) handoverWorker(ctx context.Context, rng *rand.Rand) {
 		case hv.state == "accepted" && hv.deposited[h.alpha.id] && !hv.deposited[h.bravo.id] && !hv.withdrew:
 			hv.withdrew = true
 			kind = ledger.KindHandoverWithdrawn
+			hv.ackedDeposit[h.alpha.id] = false // sent: from here it may be there or not until acknowledged
 			if rc, err = l.api(ctx, h.alpha, http.MethodDelete, path+"/deposit", "", nil, nil); err == nil {
 				hv.ackedDeposit[h.alpha.id], hv.deposited[h.alpha.id], hv.ackedAbsent[h.alpha.id] = false, false, true
 			}

@@ -370,10 +370,12 @@ func (s *Service) Ingest(ctx context.Context, p party.Principal, apiRoot, collec
 				return err
 			}
 			// A new version of an object already released is released
-			// too: the read of the released prefix must reach it.
+			// too: the read of the released prefix must reach it. What
+			// earned credit just now has an ordinal past everything
+			// released, so only the rest can be.
 			var stored []string
 			for i, o := range keep {
-				if outcomes[i] != store.Duplicate {
+				if outcomes[i] != store.Duplicate && !credit[i].earned {
 					stored = append(stored, o.ID)
 				}
 			}

@@ -272,8 +272,9 @@ type Credits interface {
 	// stored version, in contributor's agreement collection, of those of
 	// ids released to reader. Callers hold the agreement's Lock and call it
 	// after every change that stores versions in the collection (with the
-	// ids written) or releases more (with the ids released), so that the
-	// reach never falls short of a released version.
+	// ids written, less those that earned a new ordinal just now: those
+	// are not released yet) or releases more (with the ids released), so
+	// that the reach never falls short of a released version.
 	Reach(ctx context.Context, agreementID, reader, contributor string, ids []string) error
 	// Range returns the ids of party's contributions with ordinals in
 	// [from, to], in publish order.

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/parley-cti/parley/internal/store"
@@ -39,4 +40,43 @@ func TestReleasedReadTouchesPage(t *testing.T) {
 		t.Fatalf("the read of 10 released objects touched %d table rows, want 10 to 40; plan:\n%s", touched, plan)
 	}
 	t.Logf("rows touched: %d", touched)
+}
+
+// BenchmarkReleasedRead is the counterpart's read of the last 10 of 5,000
+// released objects, with many more contributed, bounded by the release's
+// reach and, for comparison, by the old unbounded query (issue 18), after
+// ANALYZE (as autovacuum leaves it). With statistics PostgreSQL reads the
+// first page of a small release through the credits' ordinal index, so the
+// last page of a larger release is the case the reach is for.
+func BenchmarkReleasedRead(b *testing.B) {
+	ctx := context.Background()
+	for _, n := range []int{10000, 100000} {
+		db := open(b, freshSchema(b), postgres.Options{Migrate: true})
+		q := storetest.SeedReleased(b, db, n, 5000, 4990)
+		if err := postgres.AnalyzeForTest(ctx, db); err != nil {
+			b.Fatal(err)
+		}
+		p, err := db.Objects().Query(ctx, q)
+		if err != nil || len(p.Objects) != 4990 {
+			b.Fatalf("read = %d objects, %v", len(p.Objects), err)
+		}
+		last := p.Objects[len(p.Objects)-1]
+		q.After, q.Limit = store.Position{DateAdded: last.DateAdded, Seq: last.Seq}, 10
+		for _, mode := range []string{"reach", "old"} {
+			qq := q
+			if mode == "old" {
+				rb := *q.Released
+				rb.Reach = nil
+				qq.Released = &rb
+			}
+			b.Run(fmt.Sprintf("contributed=%d/%s", n, mode), func(b *testing.B) {
+				for b.Loop() {
+					p, err := db.Objects().Query(ctx, qq)
+					if err != nil || len(p.Objects) != 10 || p.More {
+						b.Fatalf("read = %d objects, more %v, %v", len(p.Objects), p.More, err)
+					}
+				}
+			})
+		}
+	}
 }

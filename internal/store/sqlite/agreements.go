@@ -375,6 +375,9 @@ func (s credits) Bound(ctx context.Context, agreementID, reader, contributor str
 const reachChunk = 500
 
 func (s credits) Reach(ctx context.Context, agreementID, reader, contributor string, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
 	var upTo, added, seq int64
 	err := s.w.QueryRowContext(ctx, `SELECT up_to, reach_added, reach_seq FROM agreement_released WHERE agreement_id = ? AND reader = ?`,
 		agreementID, reader).Scan(&upTo, &added, &seq)

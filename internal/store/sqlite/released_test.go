@@ -2,6 +2,8 @@ package sqlite_test
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"testing"
 
 	"github.com/parley-cti/parley/internal/store/sqlite"
@@ -33,4 +35,41 @@ func TestReleasedReadTouchesPage(t *testing.T) {
 		t.Fatalf("the read of 10 released objects walks %d index entries, want at most 11; plan:\n%s", entries, plan)
 	}
 	t.Logf("plan:\n%s\nentries walked: %d", plan, entries)
+}
+
+// BenchmarkReleasedRead is the counterpart's read of its 10 released
+// objects (one page of 10) with many more contributed, bounded by the
+// release's reach and, for comparison, by the old unbounded query (issue
+// 18). PARLEY_BENCH_MILLION=1 adds 1,000,000 contributed (about a minute
+// to seed).
+func BenchmarkReleasedRead(b *testing.B) {
+	sizes := []int{1000, 100000}
+	if os.Getenv("PARLEY_BENCH_MILLION") != "" {
+		sizes = append(sizes, 1000000)
+	}
+	ctx := context.Background()
+	for _, n := range sizes {
+		db, err := sqlite.Open(ctx, b.TempDir(), sqlite.Options{Migrate: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		q := storetest.SeedReleased(b, db, n, 10, 10)
+		for _, mode := range []string{"reach", "old"} {
+			qq := q
+			if mode == "old" {
+				rb := *q.Released
+				rb.Reach = nil
+				qq.Released = &rb
+			}
+			b.Run(fmt.Sprintf("contributed=%d/%s", n, mode), func(b *testing.B) {
+				for b.Loop() {
+					p, err := db.Objects().Query(ctx, qq)
+					if err != nil || len(p.Objects) != 10 || p.More {
+						b.Fatalf("read = %d objects, more %v, %v", len(p.Objects), p.More, err)
+					}
+				}
+			})
+		}
+		db.Close()
+	}
 }

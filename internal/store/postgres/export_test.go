@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 
@@ -67,5 +68,20 @@ type node struct {
 // after a bulk load.
 func AnalyzeForTest(ctx context.Context, db *DB) error {
 	_, err := db.pool.Exec(ctx, `ANALYZE`)
+	return err
+}
+
+// RecomputeReachForTest forgets every release's reach and recomputes it as
+// migration 13 does for a database upgraded with releases in it.
+func RecomputeReachForTest(ctx context.Context, db *DB) error {
+	m := MigrationForTest("reach of a release")
+	i := strings.Index(m, "UPDATE agreement_released")
+	if i < 0 {
+		return errors.New("no migration computes the reach")
+	}
+	if _, err := db.pool.Exec(ctx, `UPDATE agreement_released SET reach_added = 0, reach_seq = 0`); err != nil {
+		return err
+	}
+	_, err := db.pool.Exec(ctx, m[i:])
 	return err
 }

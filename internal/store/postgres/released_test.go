@@ -80,3 +80,22 @@ func BenchmarkReleasedRead(b *testing.B) {
 		}
 	}
 }
+
+// TestReachMigration checks migration 13 on a database that already has
+// releases: the reach it computes is the one Reach maintains.
+func TestReachMigration(t *testing.T) {
+	db := open(t, freshSchema(t), postgres.Options{Migrate: true})
+	ctx := context.Background()
+	q := storetest.SeedReleased(t, db, 3000, 25, 10)
+	want := *q.Released.Reach
+	if want.Seq == 0 {
+		t.Fatal("the seeded release has no reach")
+	}
+	if err := postgres.RecomputeReachForTest(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Credits().Bound(ctx, q.Released.Agreement, "party--bravo", q.Released.Contributor)
+	if err != nil || got.UpTo != 25 || !got.Reach.DateAdded.Equal(want.DateAdded) || got.Reach.Seq != want.Seq {
+		t.Fatalf("after the migration: bound %+v reach %+v, %v; want up to 25, reach %+v", got, got.Reach, err, want)
+	}
+}

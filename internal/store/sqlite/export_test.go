@@ -53,3 +53,18 @@ func ReadCostForTest(ctx context.Context, db *DB, q store.ObjectQuery) (plan str
 	err = db.r.QueryRowContext(ctx, count, cargs...).Scan(&entries)
 	return plan, entries, err
 }
+
+// RecomputeReachForTest forgets every release's reach and recomputes it as
+// migration 13 does for a database upgraded with releases in it.
+func RecomputeReachForTest(ctx context.Context, db *DB) error {
+	for _, m := range migrations {
+		if i := strings.Index(m, "UPDATE agreement_released SET"); i >= 0 && strings.Contains(m, "reach_added") {
+			if _, err := db.w.ExecContext(ctx, `UPDATE agreement_released SET reach_added = 0, reach_seq = 0`); err != nil {
+				return err
+			}
+			_, err := db.w.ExecContext(ctx, m[i:])
+			return err
+		}
+	}
+	return fmt.Errorf("no migration computes the reach")
+}

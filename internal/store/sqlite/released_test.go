@@ -73,3 +73,26 @@ func BenchmarkReleasedRead(b *testing.B) {
 		db.Close()
 	}
 }
+
+// TestReachMigration checks migration 13 on a database that already has
+// releases: the reach it computes is the one Reach maintains.
+func TestReachMigration(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	q := storetest.SeedReleased(t, db, 3000, 25, 10)
+	want := *q.Released.Reach
+	if want.Seq == 0 {
+		t.Fatal("the seeded release has no reach")
+	}
+	if err := sqlite.RecomputeReachForTest(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Credits().Bound(ctx, q.Released.Agreement, "party--bravo", q.Released.Contributor)
+	if err != nil || got.UpTo != 25 || !got.Reach.DateAdded.Equal(want.DateAdded) || got.Reach.Seq != want.Seq {
+		t.Fatalf("after the migration: bound %+v reach %+v, %v; want up to 25, reach %+v", got, got.Reach, err, want)
+	}
+}

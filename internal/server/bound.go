@@ -10,7 +10,7 @@ import (
 // Defaults for boundResponses.
 const (
 	defaultWriteWithin  = 2 * time.Minute
-	defaultLargeAtOnce  = 8
+	defaultLargeAtOnce  = 4
 	waitForLargeSlot    = 30 * time.Second
 	largeRetryAfterSecs = "5"
 )

@@ -133,7 +133,9 @@ func scalar(v any) (string, error) {
 }
 
 func configKey(k string) string {
-	return strings.ReplaceAll(strings.TrimLeft(strings.TrimSpace(k), "-"), "_", "-")
+	// '_' becomes '-' before the leading dashes go, so "_" and "-" are the
+	// same (empty, refused) key whichever way the file spells it.
+	return strings.TrimLeft(strings.ReplaceAll(strings.TrimSpace(k), "_", "-"), "-")
 }
 
 func validKey(k string) bool {

@@ -16,9 +16,10 @@ import (
 
 // fakeHandovers serves one case and answers Decide with err.
 type fakeHandovers struct {
-	h       store.Handover
-	err     error
-	decided []bool
+	Handovers // the steps this fake does not take
+	h         store.Handover
+	err       error
+	decided   []bool
 }
 
 func (f *fakeHandovers) List(ctx context.Context, p party.Principal, agreementID string) ([]store.Handover, error) {
@@ -39,7 +40,10 @@ func (f *fakeHandovers) Decide(ctx context.Context, p party.Principal, id string
 	return escrow.Result{Handover: f.h}, nil
 }
 
-type fakeRequests struct{ rs []store.Request }
+type fakeRequests struct {
+	Requests // the steps this fake does not take
+	rs       []store.Request
+}
 
 func (f fakeRequests) List(ctx context.Context, p party.Principal, agreementID string) ([]store.Request, error) {
 	return f.rs, nil
@@ -63,7 +67,7 @@ func TestHandoverDecisions(t *testing.T) {
 		{"no csrf", "/accept", nil, false, http.StatusForbidden, "CSRF check failed"},
 		{"deadline passed", "/accept", escrow.ErrDeadlinePassed, true, http.StatusConflict, "deadline has passed"},
 		{"closed", "/accept", fmt.Errorf("%w: handover was declined", escrow.ErrConflict), true, http.StatusConflict, "already decided"},
-		{"not the counterpart", "/accept", escrow.ErrForbidden, true, http.StatusForbidden, "Only the party"},
+		{"not the counterpart", "/accept", escrow.ErrForbidden, true, http.StatusForbidden, "Only the side a step belongs to"},
 		{"unknown case", "/../handover--nope/accept", nil, true, http.StatusNotFound, "no such page"},
 	}
 	for _, tc := range cases {

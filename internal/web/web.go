@@ -118,8 +118,8 @@ func New(o Options) (*Dashboard, error) {
 		"short": func(s string) string { return shorten(s, 20) },
 	}
 	d.pages = map[string]*template.Template{}
-	for _, name := range []string{"signin", "overview", "agreement", "error"} {
-		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+	for _, name := range append([]string{"signin", "overview", "agreement", "error"}, actionPages...) {
+		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("web: template %s: %w", name, err)
 		}
@@ -142,16 +142,17 @@ type Mux interface {
 func (d *Dashboard) Register(mux Mux) {
 	static, _ := fs.Sub(staticFS, "static")
 	routes := map[string]http.Handler{
-		"GET /{$}":                        http.RedirectHandler(Prefix, http.StatusSeeOther),
-		"GET /ui/{$}":                     d.authed(d.overview),
-		"GET /ui/signin":                  http.HandlerFunc(d.signinForm),
-		"POST /ui/signin":                 http.HandlerFunc(d.signin),
-		"POST /ui/signout":                d.authedPost(d.signout),
-		"GET /ui/agreements/{id}":         d.authed(d.agreement),
-		"POST /ui/handovers/{id}/accept":  d.authedPost(d.decideHandover(true)),
-		"POST /ui/handovers/{id}/decline": d.authedPost(d.decideHandover(false)),
-		"GET /ui/static/":                 http.StripPrefix("/ui/static/", http.FileServerFS(static)),
-		"/ui/":                            http.HandlerFunc(d.notFound),
+		"GET /{$}":                http.RedirectHandler(Prefix, http.StatusSeeOther),
+		"GET /ui/{$}":             d.authed(d.overview),
+		"GET /ui/signin":          http.HandlerFunc(d.signinForm),
+		"POST /ui/signin":         http.HandlerFunc(d.signin),
+		"POST /ui/signout":        d.authedPost(d.signout),
+		"GET /ui/agreements/{id}": d.authed(d.agreement),
+		"GET /ui/static/":         http.StripPrefix("/ui/static/", http.FileServerFS(static)),
+		"/ui/":                    http.HandlerFunc(d.notFound),
+	}
+	for pattern, h := range d.actionRoutes() {
+		routes[pattern] = h
 	}
 	for pattern, h := range routes {
 		mux.Handle(pattern, d.headers(h))
@@ -187,6 +188,9 @@ type page struct {
 }
 
 func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
+	if p.Message == "" {
+		p.Message = doneMessages[r.URL.Query().Get("done")]
+	}
 	var b strings.Builder
 	if err := d.pages[name].ExecuteTemplate(&b, "layout", p); err != nil {
 		d.fail(w, r, fmt.Errorf("rendering %s: %w", name, err))
@@ -278,7 +282,7 @@ func (d *Dashboard) authedPost(h authedHandler) http.Handler {
 			return
 		}
 		if !tokensEqual(r.PostForm.Get("csrf"), s.csrf) {
-			d.showError(w, r, http.StatusForbidden, "This form was stale or did not come from this dashboard (CSRF check failed). Reload the page and try again.")
+			d.showError(w, r, http.StatusForbidden, csrfFailed)
 			return
 		}
 		h(w, r, s)

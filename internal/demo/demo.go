@@ -443,7 +443,7 @@ func caseWork(ctx context.Context, a, b *Member, agreementID string, res *Result
 	for _, it := range ob.o.Matched {
 		res.MatchedB = append(res.MatchedB, it.Value)
 	}
-	say("7. Private matching: %s's %d wanted identifiers against %s's %d (ECDH over ristretto255; the server saw",
+	say("7. Private matching: %s's %d wanted identifiers against %s's %d (ECDH over X25519; the server saw",
 		a.Name, oa.OwnCount, b.Name, oa.PeerCount)
 	say("   only the two sizes). %s learned that %s holds %d of them: %s.", a.Name, b.Name, len(res.MatchedA), strings.Join(res.MatchedA, ", "))
 	return hv.ReleaseLedgerIndex, nil

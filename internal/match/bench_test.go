@@ -3,99 +3,78 @@ package match
 import (
 	"bytes"
 	"context"
+	"crypto/ecdh"
 	"crypto/rand"
 	"fmt"
 	"slices"
 	"testing"
 
 	"filippo.io/edwards25519"
-	"github.com/cloudflare/circl/group"
+	"filippo.io/edwards25519/field"
 )
 
-// Backends compared (2-core Xeon, Go 1.26.8; see the package report):
-// "edwards25519" is this package's ristretto255 over filippo.io/edwards25519,
-// "circl" is github.com/cloudflare/circl/group.Ristretto255.
+// Per-primitive costs of the protocol (docs/BENCHMARKS.md, private
+// matching). Each element costs one hash to the curve and two X25519
+// multiplications per side. "edwards25519" is the variable-base
+// multiplication version 1 used (ristretto255 over filippo.io/edwards25519),
+// kept here as the yardstick.
 
-var benchDST = []byte("parley-psi-v1:ristretto255_XMD:SHA-512_R255MAP_RO_:bench")
+var benchDST = []byte("parley-psi-v2:curve25519_XMD:SHA-512_ELL2_RO_:bench")
 
-func BenchmarkHashToGroup(b *testing.B) {
+func BenchmarkHashToCurve25519(b *testing.B) {
 	msg := []byte("parley-psi-v1|email|someone.with.a.long.name@example.org")
-	b.Run("edwards25519", func(b *testing.B) {
-		var p edwards25519.Point
-		for b.Loop() {
-			hashToGroup(&p, msg, benchDST)
-		}
-	})
-	b.Run("circl", func(b *testing.B) {
-		for b.Loop() {
-			group.Ristretto255.HashToElement(msg, benchDST)
-		}
-	})
-}
-
-func benchScalar(b *testing.B) *edwards25519.Scalar {
-	var seed [64]byte
-	rand.Read(seed[:])
-	s, err := newScalar(seed[:])
-	if err != nil {
-		b.Fatal(err)
+	var p edwards25519.Point
+	for b.Loop() {
+		hashToCurve25519(&p, msg, benchDST)
 	}
-	return s
 }
 
 func BenchmarkScalarMult(b *testing.B) {
-	s := benchScalar(b)
+	var seed [64]byte
+	rand.Read(seed[:])
+	s, err := edwards25519.NewScalar().SetUniformBytes(seed[:])
+	if err != nil {
+		b.Fatal(err)
+	}
+	var p edwards25519.Point
+	hashToCurve25519(&p, []byte("x"), benchDST)
 	b.Run("edwards25519", func(b *testing.B) {
-		var p edwards25519.Point
-		hashToGroup(&p, []byte("x"), benchDST)
 		for b.Loop() {
 			p.ScalarMult(s, &p)
 		}
 	})
-	b.Run("circl", func(b *testing.B) {
-		cs := group.Ristretto255.NewScalar()
-		if err := cs.UnmarshalBinary(s.Bytes()); err != nil {
-			b.Fatal(err)
-		}
-		e := group.Ristretto255.HashToElement([]byte("x"), benchDST)
+	k, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	pub, _ := ecdh.X25519().NewPublicKey(p.BytesMontgomery())
+	b.Run("x25519/crypto-ecdh", func(b *testing.B) {
 		for b.Loop() {
-			e.Mul(e, cs)
+			k.ECDH(pub)
 		}
 	})
+	bl, err := newBlinder(seed[:32])
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range []int{1, 8, 64} {
+		in := slices.Repeat(p.BytesMontgomery(), n)
+		out := make([]byte, len(in))
+		b.Run(fmt.Sprintf("x25519/mulBatch-%d", n), func(b *testing.B) {
+			for b.Loop() {
+				bl.mulBatch(out, in)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/element")
+		})
+	}
 }
 
-func BenchmarkEncodeDecode(b *testing.B) {
-	var p edwards25519.Point
-	hashToGroup(&p, []byte("x"), benchDST)
-	var enc [32]byte
-	encodeElement(&enc, &p)
-	b.Run("encode/edwards25519", func(b *testing.B) {
-		for b.Loop() {
-			encodeElement(&enc, &p)
-		}
-	})
-	b.Run("decode/edwards25519", func(b *testing.B) {
-		var q edwards25519.Point
-		for b.Loop() {
-			if err := decodeElement(&q, enc[:]); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	ce := group.Ristretto255.NewElement()
-	b.Run("encode/circl", func(b *testing.B) {
-		e := group.Ristretto255.HashToElement([]byte("x"), benchDST)
-		for b.Loop() {
-			e.MarshalBinary()
-		}
-	})
-	b.Run("decode/circl", func(b *testing.B) {
-		for b.Loop() {
-			if err := ce.UnmarshalBinary(enc[:]); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+func BenchmarkBatchInvert(b *testing.B) {
+	xs := make([]field.Element, 1024)
+	for i := range xs {
+		xs[i].Mult32(feOne, uint32(i+1))
+	}
+	for b.Loop() {
+		batchInvert(xs)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(xs)), "ns/element")
 }
 
 // BenchmarkSession measures a whole mutual match of n × n items; the

@@ -10,22 +10,21 @@ import (
 	"hash"
 	"io"
 	"slices"
-
-	"filippo.io/edwards25519"
 )
 
 // Message framing. Every protocol message is one self-contained stream:
 //
 //	offset size
 //	0      4    magic "PPSI"
-//	4      1    version (1)
+//	4      1    version (2: X25519; see Version)
 //	5      1    round (1 or 2)
 //	6      1    sender role (1 initiator, 2 responder)
 //	7      1    reserved, zero
 //	8      32   session binding: SHA-256 over the session id and both party ids
 //	40     8    element count, big-endian
-//	48     n·e  elements: round 1 e=32 (canonical ristretto255 encodings),
-//	            round 2 e=16 (truncated hashes of doubly blinded elements)
+//	48     n·e  elements: round 1 e=32 (canonical little-endian curve25519
+//	            u-coordinates), round 2 e=16 (truncated hashes of doubly
+//	            blinded elements)
 //	end    32   SHA-256 of everything before it
 //
 // The digest is not a signature: it catches truncation and corruption. The
@@ -36,7 +35,17 @@ const (
 	headerSize = 48
 	digestSize = sha256.Size
 	tagSize    = 16
-	version    = 1
+)
+
+// Version is the protocol this build speaks, written in every message
+// header and recorded by the relay. Version 1 was the same protocol over
+// ristretto255 (RFC 9496); version 2 runs it over X25519 (RFC 7748) with
+// RFC 9380 hash_to_curve, about twice as fast (docs/BENCHMARKS.md) with the
+// same guarantees (docs/security.md). A message of another version is
+// refused with ErrMalformedMessage naming both versions.
+const (
+	Version      = 2
+	ProtocolName = "psi-x25519-v2"
 )
 
 var magic = [4]byte{'P', 'P', 'S', 'I'}
@@ -64,7 +73,7 @@ type header struct {
 func (h *header) marshal() []byte {
 	b := make([]byte, headerSize)
 	copy(b, magic[:])
-	b[4] = version
+	b[4] = Version
 	b[5] = h.round
 	b[6] = byte(h.role)
 	copy(b[8:40], h.binding[:])
@@ -202,18 +211,6 @@ func (m *messageReader) finish() error {
 	return nil
 }
 
-// checkRound1Element refuses what a peer must never send in round 1:
-// non-canonical encodings, non-group points and the identity.
-func checkRound1Element(p *edwards25519.Point, b []byte) error {
-	if err := decodeElement(p, b); err != nil {
-		return err
-	}
-	if isIdentity(p) {
-		return errors.New("identity element")
-	}
-	return nil
-}
-
 // firstDuplicate returns the index in sorted of an element equal to its
 // successor, or -1.
 func firstDuplicate[T comparable](sorted []T) int {
@@ -235,7 +232,6 @@ func decodeMessage(r io.Reader, exp expectation) (header, [][]byte, error) {
 	}
 	var elems [][]byte
 	buf := make([]byte, 64*m.elemSize)
-	var p edwards25519.Point
 	for {
 		n, err := m.read(buf)
 		if err != nil {
@@ -247,7 +243,7 @@ func decodeMessage(r io.Reader, exp expectation) (header, [][]byte, error) {
 		for i := range n {
 			e := slices.Clone(buf[i*m.elemSize : (i+1)*m.elemSize])
 			if m.hdr.round == 1 {
-				if err := checkRound1Element(&p, e); err != nil {
+				if err := checkCanonical(e); err != nil {
 					return header{}, nil, fmt.Errorf("%w: element %d: %v", ErrMalformedElement, len(elems), err)
 				}
 			}

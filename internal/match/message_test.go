@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"filippo.io/edwards25519"
+	"filippo.io/edwards25519/field"
 )
 
 // validElements returns n distinct valid round-1 elements.
@@ -19,10 +20,8 @@ func validElements(n int) [][]byte {
 	var out [][]byte
 	for i := range n {
 		var p edwards25519.Point
-		hashToGroup(&p, []byte{byte(i), byte(i >> 8)}, []byte("test"))
-		var e [32]byte
-		encodeElement(&e, &p)
-		out = append(out, e[:])
+		hashToCurve25519(&p, []byte{byte(i), byte(i >> 8)}, []byte("test"))
+		out = append(out, p.BytesMontgomery())
 	}
 	return out
 }
@@ -47,17 +46,36 @@ func TestRound2RefusesBadPeerMessages(t *testing.T) {
 		build func(a, b *Session, aRound1 []byte) []byte
 		want  error
 	}{
-		{"non-canonical element", func(a, b *Session, _ []byte) []byte {
+		{"non-canonical element (p)", func(a, b *Session, _ []byte) []byte {
 			return msg(b, 1, RoleResponder, good[0], mustHex("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"))
 		}, ErrMalformedElement},
-		{"not on the group", func(a, b *Session, _ []byte) []byte {
-			return msg(b, 1, RoleResponder, mustHex("26948d35ca62e643e26a83177332e6b6afeb9d08e4268b650f1f5bbd8d81d371"))
+		{"non-canonical element (p+1, the encoding of 1)", func(a, b *Session, _ []byte) []byte {
+			return msg(b, 1, RoleResponder, good[0], mustHex("eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"))
 		}, ErrMalformedElement},
-		{"identity element", func(a, b *Session, _ []byte) []byte {
+		{"top bit set", func(a, b *Session, _ []byte) []byte {
+			e := slices.Clone(good[1])
+			e[31] |= 0x80
+			return msg(b, 1, RoleResponder, good[0], e)
+		}, ErrMalformedElement},
+		{"identity (u = 0)", func(a, b *Session, _ []byte) []byte {
 			return msg(b, 1, RoleResponder, good[1], make([]byte, 32))
+		}, ErrMalformedElement},
+		{"low order (u = 1)", func(a, b *Session, _ []byte) []byte {
+			return msg(b, 1, RoleResponder, good[1], mustHex("0100000000000000000000000000000000000000000000000000000000000000"))
+		}, ErrMalformedElement},
+		{"low order (order 8)", func(a, b *Session, _ []byte) []byte {
+			return msg(b, 1, RoleResponder, mustHex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"), good[1])
 		}, ErrMalformedElement},
 		{"duplicate element", func(a, b *Session, _ []byte) []byte {
 			return msg(b, 1, RoleResponder, good[0], good[1], good[0])
+		}, ErrDuplicateElement},
+		{"one element under two u-coordinates (P and P plus the point of order 2)", func(a, b *Session, _ []byte) []byte {
+			// Adding (0, 0) maps u to 1/u; a clamped scalar removes it again.
+			u, err := new(field.Element).SetBytes(good[2])
+			if err != nil {
+				panic(err)
+			}
+			return msg(b, 1, RoleResponder, good[0], good[2], new(field.Element).Invert(u).Bytes())
 		}, ErrDuplicateElement},
 		{"another session", func(a, b *Session, _ []byte) []byte {
 			return msg(other, 1, RoleResponder, good...)
@@ -236,10 +254,9 @@ func TestTranscriptHidesItems(t *testing.T) {
 		}
 		for _, s := range []*Session{a, b} {
 			var p edwards25519.Point
-			hashToGroup(&p, input, s.dst)
-			var enc [32]byte
-			encodeElement(&enc, &p)
-			needles = append(needles, enc[:], enc[:16])
+			hashToCurve25519(&p, input, s.dst)
+			enc := p.BytesMontgomery()
+			needles = append(needles, enc, enc[:16])
 		}
 		for _, nd := range needles {
 			if bytes.Contains(all, nd) {

@@ -23,6 +23,7 @@ const HeaderSize = headerSize
 
 // Header is a message's header as a relay sees it.
 type Header struct {
+	Version uint8 // protocol version (see Version)
 	Round   uint8
 	Role    Role // the sender's role
 	Binding [32]byte
@@ -59,8 +60,8 @@ func parseHeader(b []byte, exp expectation) (header, error) {
 		return header{}, fmt.Errorf("%w: header is %d bytes", ErrMalformedMessage, len(b))
 	case !bytes.Equal(b[:4], magic[:]):
 		return header{}, fmt.Errorf("%w: bad magic", ErrMalformedMessage)
-	case b[4] != version:
-		return header{}, fmt.Errorf("%w: unsupported version %d", ErrMalformedMessage, b[4])
+	case b[4] != Version:
+		return header{}, fmt.Errorf("%w: protocol version %d, this build speaks %d (%s)", ErrMalformedMessage, b[4], Version, ProtocolName)
 	case b[7] != 0:
 		return header{}, fmt.Errorf("%w: reserved byte set", ErrMalformedMessage)
 	}
@@ -112,7 +113,7 @@ func NewCheckedReader(r io.Reader, exp Expect) (*CheckedReader, error) {
 		return nil, fmt.Errorf("%w: round %d", ErrMalformedMessage, h.round)
 	}
 	c := &CheckedReader{r: r, head: b, h: sha256.New(),
-		hdr: Header{Round: h.round, Role: h.role, Binding: h.binding, Count: h.count}}
+		hdr: Header{Version: Version, Round: h.round, Role: h.role, Binding: h.binding, Count: h.count}}
 	c.body = int64(h.count) * int64(elementSizeOf(h.round))
 	c.h.Write(b)
 	return c, nil

@@ -77,7 +77,7 @@ type Session struct {
 	binding  [32]byte
 	dst      []byte
 	tagKey   []byte
-	scalar   *edwards25519.Scalar
+	scalar   *blinder
 	workers  int
 	step     int
 	ownFirst [][16]byte // sorted 16-byte prefixes of own round-1 elements
@@ -102,19 +102,19 @@ func NewSession(cfg Config) (*Session, error) {
 	if cfg.Role == RoleResponder {
 		initiator, responder = responder, initiator
 	}
-	var random [64]byte
+	var random [32]byte
 	if _, err := rand.Read(random[:]); err != nil {
 		return nil, fmt.Errorf("match: random scalar: %w", err)
 	}
-	scalar, err := newScalar(random[:])
+	scalar, err := newBlinder(random[:])
 	if err != nil {
 		return nil, err
 	}
 	s := &Session{cfg: cfg, scalar: scalar, workers: runtime.GOMAXPROCS(0)}
 	s.cfg.SessionID = slices.Clone(cfg.SessionID)
 	s.binding = sessionBinding(cfg.SessionID, initiator, responder)
-	s.dst = fmt.Appendf(nil, "parley-psi-v1:ristretto255_XMD:SHA-512_R255MAP_RO_:%s", hex.EncodeToString(s.binding[:]))
-	s.tagKey = append([]byte("parley-psi-v1 tag|"), s.binding[:]...)
+	s.dst = fmt.Appendf(nil, "parley-psi-v2:curve25519_XMD:SHA-512_ELL2_RO_:%s", hex.EncodeToString(s.binding[:]))
+	s.tagKey = append([]byte("parley-psi-v2 tag|"), s.binding[:]...)
 	return s, nil
 }
 
@@ -162,18 +162,37 @@ func (s *Session) parallel(n int, fn func(lo, hi int) error) error {
 	return errors.Join(errs...)
 }
 
-// blind computes the round-1 encoding of one item into out.
-func (s *Session) blind(out []byte, it Item, scratch []byte) ([]byte, error) {
-	norm, err := Normalize(it.Kind, it.Value)
-	if err != nil {
-		return scratch, err
-	}
-	scratch = appendHashInput(scratch[:0], it.Kind, norm)
+// blindRange computes the round-1 elements of items into out (32 bytes
+// each): hash to curve25519, u-coordinate (one batched inversion), X25519
+// with the session scalar. base is the index of items[0] in the whole list,
+// for error messages.
+func (s *Session) blindRange(out []byte, items []Item, base int) error {
+	n := len(items)
+	nums := make([]field.Element, n)
+	dens := make([]field.Element, n)
+	scratch := make([]byte, 0, 256)
 	var p edwards25519.Point
-	hashToGroup(&p, scratch, s.dst)
-	p.ScalarMult(s.scalar, &p)
-	encodeElement((*[32]byte)(out), &p)
-	return scratch, nil
+	for i, it := range items {
+		norm, err := Normalize(it.Kind, it.Value)
+		if err != nil {
+			return fmt.Errorf("item %d (%s): %w", base+i, it.Kind, err)
+		}
+		scratch = appendHashInput(scratch[:0], it.Kind, norm)
+		hashToCurve25519(&p, scratch, s.dst)
+		montgomeryNumDen(&nums[i], &dens[i], &p)
+	}
+	batchInvert(dens)
+	us := make([]byte, n*elementSize)
+	var u field.Element
+	for i := range n {
+		u.Multiply(&nums[i], &dens[i])
+		copy(us[i*elementSize:], u.Bytes())
+	}
+	if bad := s.scalar.mulBatch(out, us); bad >= 0 {
+		// Only a hash to the identity could do this: probability 2^-252.
+		return fmt.Errorf("item %d (%s): hashed to a point of low order", base+bad, items[bad].Kind)
+	}
+	return nil
 }
 
 // Round1 normalizes and hashes every item to the group, blinds it with the
@@ -198,15 +217,7 @@ func (s *Session) Round1(ctx context.Context, items iter.Seq[Item], w io.Writer)
 		base := len(elems) / elementSize
 		elems = append(elems, make([]byte, len(batch)*elementSize)...)
 		err := s.parallel(len(batch), func(lo, hi int) error {
-			scratch := make([]byte, 0, 256)
-			var err error
-			for i := lo; i < hi; i++ {
-				off := (base + i) * elementSize
-				if scratch, err = s.blind(elems[off:off+elementSize], batch[i], scratch); err != nil {
-					return fmt.Errorf("item %d (%s): %w", base+i, batch[i].Kind, err)
-				}
-			}
-			return nil
+			return s.blindRange(elems[(base+lo)*elementSize:(base+hi)*elementSize], batch[lo:hi], base+lo)
 		})
 		batch = batch[:0]
 		return err
@@ -275,56 +286,6 @@ func (s *Session) Round1(ctx context.Context, items iter.Seq[Item], w io.Writer)
 	return order, nil
 }
 
-// tagBatch writes the 16-byte tags of points: a hash of the affine
-// coordinates of 4·P. Multiplying by 4 removes the 4-torsion by which two
-// representatives of one ristretto255 element differ, so the tag depends only
-// on the element, like its encoding would, but costs one batched inversion
-// (three multiplications per point) instead of an inverse square root each.
-func (s *Session) tagBatch(out []byte, points []edwards25519.Point) {
-	n := len(points)
-	if n == 0 {
-		return
-	}
-	xs := make([]field.Element, n)
-	ys := make([]field.Element, n)
-	zs := make([]field.Element, n)
-	prefix := make([]field.Element, n)
-	for i := range points {
-		points[i].Double(&points[i])
-		points[i].Double(&points[i])
-		x, y, z, _ := points[i].ExtendedCoordinates()
-		xs[i], ys[i], zs[i] = *x, *y, *z
-		if i == 0 {
-			prefix[0] = zs[0]
-		} else {
-			prefix[i].Multiply(&prefix[i-1], &zs[i])
-		}
-	}
-	// Montgomery's trick: one inversion for the whole batch. Z is never zero
-	// for a point on the curve.
-	var inv, zInv field.Element
-	inv.Invert(&prefix[n-1])
-	h := sha256.New()
-	var buf [64]byte
-	for i := n - 1; i >= 0; i-- {
-		if i > 0 {
-			zInv.Multiply(&inv, &prefix[i-1])
-			inv.Multiply(&inv, &zs[i])
-		} else {
-			zInv = inv
-		}
-		xs[i].Multiply(&xs[i], &zInv)
-		ys[i].Multiply(&ys[i], &zInv)
-		copy(buf[:32], xs[i].Bytes())
-		copy(buf[32:], ys[i].Bytes())
-		h.Reset()
-		h.Write(s.tagKey)
-		h.Write(buf[:])
-		var sum [32]byte
-		copy(out[i*tagSize:(i+1)*tagSize], h.Sum(sum[:0]))
-	}
-}
-
 // Round2 reads the peer's round-1 message, raises each element to the
 // session scalar and writes, in the order received, a 16-byte tag of each
 // doubly blinded element: the opaque round-2 message to hand to the escrow.
@@ -334,7 +295,7 @@ func (s *Session) tagBatch(out []byte, points []edwards25519.Point) {
 // ErrTruncated, ErrSelfMatch (the peer sent our own elements back) or
 // ErrOutOfSequence.
 //
-// Memory: 16 bytes per peer element (for the duplicate and reflection checks)
+// Memory: 32 bytes per peer element (for the duplicate and reflection checks)
 // plus fixed-size batches.
 func (s *Session) Round2(ctx context.Context, peerRound1 io.Reader, w io.Writer) error {
 	if s.step != 1 {
@@ -352,6 +313,7 @@ func (s *Session) Round2(ctx context.Context, peerRound1 io.Reader, w io.Writer)
 	in := make([]byte, batchPerWorker*s.workers*elementSize)
 	out := make([]byte, batchPerWorker*s.workers*tagSize)
 	seen := make([][16]byte, 0, min(mr.hdr.count, 1<<20))
+	tags := make([][16]byte, 0, min(mr.hdr.count, 1<<20))
 	done := 0
 	for {
 		if err := ctx.Err(); err != nil {
@@ -365,15 +327,23 @@ func (s *Session) Round2(ctx context.Context, peerRound1 io.Reader, w io.Writer)
 			break
 		}
 		err = s.parallel(n, func(lo, hi int) error {
-			points := make([]edwards25519.Point, hi-lo)
 			for i := lo; i < hi; i++ {
-				p := &points[i-lo]
-				if err := checkRound1Element(p, in[i*elementSize:(i+1)*elementSize]); err != nil {
+				if err := checkCanonical(in[i*elementSize : (i+1)*elementSize]); err != nil {
 					return fmt.Errorf("%w: element %d: %v", ErrMalformedElement, done+i, err)
 				}
-				p.ScalarMult(s.scalar, p)
 			}
-			s.tagBatch(out[lo*tagSize:hi*tagSize], points)
+			shared := make([]byte, (hi-lo)*elementSize)
+			if bad := s.scalar.mulBatch(shared, in[lo*elementSize:hi*elementSize]); bad >= 0 {
+				return fmt.Errorf("%w: element %d: %v", ErrMalformedElement, done+lo+bad, errLowOrder)
+			}
+			h := sha256.New()
+			var sum [sha256.Size]byte
+			for i := lo; i < hi; i++ {
+				h.Reset()
+				h.Write(s.tagKey)
+				h.Write(shared[(i-lo)*elementSize : (i-lo+1)*elementSize])
+				copy(out[i*tagSize:(i+1)*tagSize], h.Sum(sum[:0]))
+			}
 			return nil
 		})
 		if err != nil {
@@ -381,6 +351,7 @@ func (s *Session) Round2(ctx context.Context, peerRound1 io.Reader, w io.Writer)
 		}
 		for i := range n {
 			seen = append(seen, [16]byte(in[i*elementSize:]))
+			tags = append(tags, [16]byte(out[i*tagSize:]))
 		}
 		if err := mw.write(out[:n*tagSize]); err != nil {
 			return err
@@ -396,6 +367,13 @@ func (s *Session) Round2(ctx context.Context, peerRound1 io.Reader, w io.Writer)
 	}
 	if sortedOverlap(seen, s.ownFirst) {
 		return fmt.Errorf("%w: peer's round 1 message contains our own elements", ErrSelfMatch)
+	}
+	// Distinct u-coordinates can still be one element: P and -P share one,
+	// and a point plus a low-order one gives the same product with a
+	// clamped scalar. Equal tags catch both.
+	slices.SortFunc(tags, compareTags)
+	if i := firstDuplicate(tags); i >= 0 {
+		return fmt.Errorf("%w: two of the peer's round 1 elements are one group element", ErrDuplicateElement)
 	}
 	return mw.close()
 }

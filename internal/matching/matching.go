@@ -357,7 +357,8 @@ func (s *Service) PutRound1(ctx context.Context, p party.Principal, id string, b
 		}
 		idx, err := ledger.Append(ctx, tx.Ledger(), ledger.Entry{Kind: ledger.KindMatchRound1, Actor: p.PartyID, Agreement: m.AgreementID,
 			Subject: m.ID, Time: now, Parties: []string{m.Initiator.PartyID, m.Responder.PartyID},
-			Attrs:   map[string]string{"role": roleName, "count": fmt.Sprint(hdr.Count), "bytes": fmt.Sprint(size)},
+			Attrs: map[string]string{"role": roleName, "count": fmt.Sprint(hdr.Count), "bytes": fmt.Sprint(size),
+				"protocol": fmt.Sprint(hdr.Version)},
 			Digests: map[string]string{"round1": "sha256:" + sum}})
 		if err != nil {
 			return err

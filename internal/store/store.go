@@ -13,9 +13,12 @@ package store
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/parley-cti/parley/internal/ledger"
 )
@@ -487,6 +490,88 @@ type Objects interface {
 	// Owner returns the party that owns id in the collection, or
 	// ErrNotFound when nobody does (or the collection does not exist).
 	Owner(ctx context.Context, collection, id string) (string, error)
+	// Search returns one page of the last versions of the collection's
+	// objects matching q, newest first (see SearchQuery for the order).
+	// q.Released bounds it exactly as it bounds Query: nothing outside the
+	// released prefix and its reach is ever returned. ErrNotFound if the
+	// collection does not exist.
+	Search(ctx context.Context, q SearchQuery) (Page, error)
+}
+
+// SearchQuery selects the last versions of objects of one collection for
+// the dashboard: filters, full text, and paging back from the newest.
+//
+// Without Text, Labels, Markings or Refs the result is ordered by
+// (DateAdded, Seq) descending and Before is compared in that order; with
+// any of them it comes from the full-text index, ordered by Seq
+// descending, and only Before.Seq counts (Indexed says which).
+type SearchQuery struct {
+	Collection string
+	// Released bounds the result as it bounds ObjectQuery.
+	Released *ReleaseBound
+	// Text: every word must occur in the object's name, aliases,
+	// description or pattern. Words are runs of letters and digits
+	// (SearchWords), matched whole and case-insensitively; a word with
+	// punctuation inside ("10.0.0.1", "evil.example") matches its runs in
+	// sequence.
+	Text     string
+	Types    []string // any of these types
+	Labels   []string // every one of these labels, exactly
+	Markings []string // any of these marking-definition ids, object-level or granular
+	// Refs: objects that refer to any of these ids as source_ref,
+	// target_ref, sighting_of_ref, object_refs, where_sighted_refs or
+	// observed_data_refs (relationships, sightings, reports...).
+	Refs        []string
+	AddedFrom   time.Time // DateAdded at or after; zero: no bound
+	AddedBefore time.Time // DateAdded before; zero: no bound
+	IDs         []string  // only these ids
+	Before      Position  // resume below this position (exclusive); zero: from the newest
+	Limit       int       // at least 1
+}
+
+// Indexed reports whether q is answered from the full-text index (and so
+// ordered by Seq alone).
+func (q SearchQuery) Indexed() bool {
+	return len(SearchWords(q.Text)) > 0 || len(q.Labels) > 0 || len(q.Markings) > 0 || len(q.Refs) > 0
+}
+
+// MaxSearchWords bounds the words of SearchQuery.Text that count.
+const MaxSearchWords = 16
+
+// SearchWords splits text into the words a search matches: each
+// whitespace-separated word as its runs of letters and digits, lower-cased
+// (a word without any is dropped), at most MaxSearchWords of them. Both
+// backends index names and descriptions the same way, so that a word
+// matches alike on either.
+func SearchWords(text string) [][]string {
+	var out [][]string
+	for _, w := range strings.Fields(text) {
+		parts := strings.FieldsFunc(strings.ToLower(w), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+		if len(parts) > 0 {
+			out = append(out, parts)
+		}
+		if len(out) == MaxSearchWords {
+			break
+		}
+	}
+	return out
+}
+
+// Facet kinds of the full-text index: a type, a label, a marking, a
+// referenced id, a collection. A facet is indexed as one token, the kind
+// then the value's bytes in hexadecimal, so that any value matches exactly
+// and never as words.
+const (
+	FacetType       = 'T'
+	FacetLabel      = 'L'
+	FacetMarking    = 'M'
+	FacetRef        = 'R'
+	FacetCollection = 'C'
+)
+
+// FacetToken is the index token of one facet value.
+func FacetToken(kind byte, value string) string {
+	return string(kind) + strings.ToUpper(hex.EncodeToString([]byte(value)))
 }
 
 // StatusDetail reports one object of a TAXII add-objects request.

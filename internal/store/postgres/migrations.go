@@ -386,6 +386,57 @@ UPDATE agreement_released r SET reach_added = l.date_added, reach_seq = l.seq
 		ORDER BY r2.agreement_id, r2.reader, o.date_added DESC, o.seq DESC) l
 	WHERE r.agreement_id = l.agreement_id AND r.reader = l.reader;
 `},
+	// 14: the full-text index of the dashboard's search (issue 17): every
+	// stored version's name, aliases, description and pattern as words
+	// (weight A) and its collection, type, labels, markings and references
+	// as facet tokens (weight B, store.FacetToken spelled in lower case),
+	// kept by statement triggers so that no write path, COPY included, can
+	// forget it. Who may see a match is decided at query time, like any
+	// read. Words are runs of [[:alnum:]] here and of letters and digits in
+	// Go: the same for ASCII text.
+	{"full-text search of objects", `
+CREATE FUNCTION object_search_doc(k BIGINT, ty TEXT, raw BYTEA) RETURNS tsvector
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$
+	SELECT setweight(to_tsvector('simple', regexp_replace(lower(left(
+			coalesce(j->>'name', '') || ' ' ||
+			coalesce((SELECT string_agg(x #>> '{}', ' ') FROM jsonb_path_query(j, 'lax $.aliases[*]') x), '') || ' ' ||
+			coalesce(j->>'description', '') || ' ' ||
+			coalesce(j->>'pattern', ''), 65536)), '[^[:alnum:]]+', ' ', 'g')), 'A') ||
+		setweight(to_tsvector('simple', 'c' || k || ' t' || encode(convert_to(ty, 'UTF8'), 'hex') ||
+			coalesce((SELECT string_agg(' l' || encode(convert_to(x #>> '{}', 'UTF8'), 'hex'), '') FROM jsonb_path_query(j, 'lax $.labels[*]') x), '') ||
+			coalesce((SELECT string_agg(' m' || encode(convert_to(x #>> '{}', 'UTF8'), 'hex'), '') FROM jsonb_path_query(j, 'lax $.object_marking_refs[*]') x), '') ||
+			coalesce((SELECT string_agg(' m' || encode(convert_to(x #>> '{}', 'UTF8'), 'hex'), '') FROM jsonb_path_query(j, 'lax $.granular_markings[*].marking_ref') x), '') ||
+			coalesce((SELECT string_agg(' r' || encode(convert_to(x #>> '{}', 'UTF8'), 'hex'), '') FROM jsonb_path_query(j, 'lax $.source_ref') x), '') ||
+			coalesce((SELECT string_agg(' r' || encode(convert_to(x #>> '{}', 'UTF8'), 'hex'), '') FROM jsonb_path_query(j, 'lax $.target_ref') x), '') ||
+			coalesce((SELECT string_agg(' r' || encode(convert_to(x #>> '{}', 'UTF8'), 'hex'), '') FROM jsonb_path_query(j, 'lax $.sighting_of_ref') x), '') ||
+			coalesce((SELECT string_agg(' r' || encode(convert_to(x #>> '{}', 'UTF8'), 'hex'), '') FROM jsonb_path_query(j, 'lax $.object_refs[*]') x), '') ||
+			coalesce((SELECT string_agg(' r' || encode(convert_to(x #>> '{}', 'UTF8'), 'hex'), '') FROM jsonb_path_query(j, 'lax $.where_sighted_refs[*]') x), '') ||
+			coalesce((SELECT string_agg(' r' || encode(convert_to(x #>> '{}', 'UTF8'), 'hex'), '') FROM jsonb_path_query(j, 'lax $.observed_data_refs[*]') x), '')), 'B')
+	FROM (SELECT replace(convert_from(raw, 'UTF8'), '\u0000', '')::jsonb AS j) d
+$f$;
+CREATE TABLE object_search (
+	seq BIGINT PRIMARY KEY,
+	doc tsvector NOT NULL
+);
+CREATE INDEX object_search_doc ON object_search USING gin (doc);
+CREATE FUNCTION object_search_add() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+	INSERT INTO object_search(seq, doc) SELECT seq, object_search_doc(coll, type, raw) FROM new_objects;
+	RETURN NULL;
+END
+$f$;
+CREATE FUNCTION object_search_remove() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+	DELETE FROM object_search WHERE seq IN (SELECT seq FROM old_objects);
+	RETURN NULL;
+END
+$f$;
+CREATE TRIGGER object_search_add AFTER INSERT ON objects
+	REFERENCING NEW TABLE AS new_objects FOR EACH STATEMENT EXECUTE FUNCTION object_search_add();
+CREATE TRIGGER object_search_remove AFTER DELETE ON objects
+	REFERENCING OLD TABLE AS old_objects FOR EACH STATEMENT EXECUTE FUNCTION object_search_remove();
+INSERT INTO object_search(seq, doc) SELECT seq, object_search_doc(coll, type, raw) FROM objects;
+`},
 }
 
 // migrationLock serialises migrations of one schema across every instance

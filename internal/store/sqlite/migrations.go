@@ -392,4 +392,46 @@ UPDATE agreement_released SET
 		WHERE k.agreement = agreement_released.agreement_id AND k.contributor <> '' AND k.contributor <> agreement_released.reader
 		ORDER BY o.date_added DESC, o.seq DESC LIMIT 1), 0);
 `,
+	// 14: the full-text index of the dashboard's search (issue 17): every
+	// stored version's name, aliases, description and pattern as words,
+	// and its collection, type, labels, markings and references as facet
+	// tokens (store.FacetToken), kept by triggers so that no write path can
+	// forget it. Contentless: the text stays in objects alone. Who may see
+	// a match is decided at query time, like any read.
+	`
+CREATE VIRTUAL TABLE object_search USING fts5(body, facets, content='', contentless_delete=1,
+	tokenize='unicode61 remove_diacritics 0');
+CREATE TRIGGER object_search_insert AFTER INSERT ON objects BEGIN
+	INSERT INTO object_search(rowid, body, facets)
+	SELECT s, ` + searchColumns + ` FROM (SELECT NEW.seq AS s, NEW.coll AS k, NEW.type AS ty, CAST(NEW.raw AS TEXT) AS t);
+END;
+CREATE TRIGGER object_search_delete AFTER DELETE ON objects BEGIN
+	DELETE FROM object_search WHERE rowid = OLD.seq;
+END;
+INSERT INTO object_search(rowid, body, facets)
+	SELECT s, ` + searchColumns + ` FROM (SELECT seq AS s, coll AS k, type AS ty, CAST(raw AS TEXT) AS t FROM objects);
+`,
 }
+
+// searchColumns computes, from an object's collection k, type ty and JSON
+// text t, the two columns of object_search: the words (name, aliases,
+// description, pattern; the first 64 KiB) and the facet tokens, as
+// store.FacetToken spells them. json_each reads a scalar as one value and
+// a missing member as none. Text that is not JSON gets facets only.
+const searchColumns = `
+	CASE WHEN json_valid(t) THEN substr(
+		coalesce(json_extract(t, '$.name'), '') || ' ' ||
+		coalesce((SELECT group_concat(value, ' ') FROM json_each(t, '$.aliases')), '') || ' ' ||
+		coalesce(json_extract(t, '$.description'), '') || ' ' ||
+		coalesce(json_extract(t, '$.pattern'), ''), 1, 65536) ELSE '' END,
+	'C' || k || ' T' || hex(ty) || CASE WHEN json_valid(t) THEN
+		coalesce((SELECT group_concat(' L' || hex(value), '') FROM json_each(t, '$.labels')), '') ||
+		coalesce((SELECT group_concat(' M' || hex(value), '') FROM json_each(t, '$.object_marking_refs')), '') ||
+		coalesce((SELECT group_concat(' M' || hex(json_extract(value, '$.marking_ref')), '') FROM json_each(t, '$.granular_markings')), '') ||
+		coalesce((SELECT group_concat(' R' || hex(value), '') FROM json_each(t, '$.source_ref')), '') ||
+		coalesce((SELECT group_concat(' R' || hex(value), '') FROM json_each(t, '$.target_ref')), '') ||
+		coalesce((SELECT group_concat(' R' || hex(value), '') FROM json_each(t, '$.sighting_of_ref')), '') ||
+		coalesce((SELECT group_concat(' R' || hex(value), '') FROM json_each(t, '$.object_refs')), '') ||
+		coalesce((SELECT group_concat(' R' || hex(value), '') FROM json_each(t, '$.where_sighted_refs')), '') ||
+		coalesce((SELECT group_concat(' R' || hex(value), '') FROM json_each(t, '$.observed_data_refs')), '')
+	ELSE '' END`

@@ -32,6 +32,8 @@ func Run(t *testing.T, open Opener) {
 		{"ObjectPagination", testObjectPagination},
 		{"ObjectDelete", testObjectDelete},
 		{"ObjectOwners", testObjectOwners},
+		{"Search", testSearch},
+		{"SearchReleased", testSearchReleased},
 		{"UpdateRollsBack", testUpdateRollsBack},
 		{"Statuses", testStatuses},
 		{"Settings", testSettings},

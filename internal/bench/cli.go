@@ -78,3 +78,45 @@ func LoadCommand(ctx context.Context, args []string, stdout, stderr io.Writer) (
 	}
 	return l.Run(ctx, stdout)
 }
+
+// IngestCommand runs Ingest from command-line arguments; cmd/parley wires it
+// as `parley bench ingest`. The server must be on loopback.
+//
+//	parley bench ingest --url http://127.0.0.1:8080/ --token T [--root R] [--collection C]
+//	    [--objects 100000] [--envelope 1000] [--window N] [--server-pid PID] [--seed N]
+//	    [--versus-root R2 --versus-collection C2 [--versus-token T2] [--block N]]
+func IngestCommand(ctx context.Context, args []string, stdout, stderr io.Writer) (IngestResult, error) {
+	fs := flag.NewFlagSet("parley bench ingest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var in Ingest
+	var vs Target
+	fs.StringVar(&in.BaseURL, "url", "", "server base URL on loopback (required)")
+	fs.StringVar(&in.Root, "root", "", "API root name or URL (default: discovery's default)")
+	fs.StringVar(&in.Collection, "collection", "", "collection id (default: first readable and writable)")
+	fs.StringVar(&in.Token, "token", "", "bearer token")
+	fs.StringVar(&in.User, "user", "", "HTTP Basic user (then --password, or --token as password)")
+	fs.StringVar(&in.Password, "password", "", "HTTP Basic password")
+	fs.IntVar(&in.Objects, "objects", 100000, "objects to post (per side with --versus-*)")
+	fs.IntVar(&in.EnvelopeSize, "envelope", 1000, "objects per POST")
+	fs.IntVar(&in.Window, "window", 0, "objects per reported window (default: a tenth of --objects)")
+	fs.IntVar(&in.ServerPID, "server-pid", 0, "pid of the server on this machine, to report its CPU per object")
+	fs.Uint64Var(&in.Seed, "seed", 0, "data seed (default: from the clock)")
+	fs.StringVar(&vs.Root, "versus-root", "", "ABAB: the B side's API root")
+	fs.StringVar(&vs.Collection, "versus-collection", "", "ABAB: the B side's collection (with --versus-root)")
+	fs.StringVar(&in.VersusToken, "versus-token", "", "ABAB: the B side's bearer token (default: --token)")
+	fs.IntVar(&in.Block, "block", 0, "ABAB: objects per block (default: 10 envelopes)")
+	if err := fs.Parse(args); err != nil {
+		return IngestResult{}, err
+	}
+	if in.BaseURL == "" || fs.NArg() > 0 || (vs.Root == "") != (vs.Collection == "") {
+		fs.Usage()
+		return IngestResult{}, fmt.Errorf("bench ingest: --url is required, --versus-root and --versus-collection go together, and no positional arguments are taken")
+	}
+	if vs.Root != "" {
+		in.Versus = &vs
+	}
+	if in.User != "" && in.Password == "" {
+		in.Password = in.Token
+	}
+	return in.Run(ctx, stdout)
+}

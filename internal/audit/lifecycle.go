@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/parley-cti/parley/internal/ledger"
 )
@@ -304,4 +305,31 @@ func describeSuspension(a *AgreementReplay) string {
 		return "not countersigned"
 	}
 	return fmt.Sprintf("suspended by %v", a.SuspendedBy)
+}
+
+// stepReport checks one party's signature of a joint report (package
+// report) as package exchange records it: by a party to a countersigned
+// agreement, naming both its parties, over a non-empty period, with the
+// key it signed with and commitments to the report and the statement. A
+// report signature changes no state; the server verified the signature
+// against the party's registered key, and the signer can open the entry's
+// commitments to the report hash it holds.
+func stepReport(r *Replay, index int64, e ledger.Entry) error {
+	a, ok := r.Agreements[e.Agreement]
+	if !ok || len(a.Parties) != 2 || !a.Countersigned {
+		return invariant(index, "report %s signed under agreement %q, which was never countersigned", e.Subject, e.Agreement)
+	}
+	if !slices.Contains(a.Parties, e.Actor) || len(e.Parties) != 2 || !slices.Contains(e.Parties, a.Parties[0]) || !slices.Contains(e.Parties, a.Parties[1]) {
+		return invariant(index, "report %s signed by %s naming %v under agreement %s of %v", e.Subject, e.Actor, e.Parties, e.Agreement, a.Parties)
+	}
+	from, err1 := time.Parse(time.RFC3339Nano, e.Attrs["from"])
+	to, err2 := time.Parse(time.RFC3339Nano, e.Attrs["to"])
+	if err1 != nil || err2 != nil || !from.Before(to) {
+		return invariant(index, "report %s signed over the period %q to %q", e.Subject, e.Attrs["from"], e.Attrs["to"])
+	}
+	if e.Attrs["key_id"] == "" || e.Digests["report"] == "" || e.Digests["statement"] == "" {
+		return invariant(index, "report %s signature without its key, report or statement", e.Subject)
+	}
+	a.LastIndex = index
+	return nil
 }

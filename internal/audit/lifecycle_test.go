@@ -84,6 +84,12 @@ func qEntry(q *mq, kind ledger.Kind, actor string, attrs map[string]string) ledg
 	return ledger.Entry{Kind: kind, Actor: actor, Agreement: "ag1", Subject: q.id, Time: t0, Parties: []string{q.requester, q.responder}, Attrs: attrs}
 }
 
+func reportSig(actor, from, to string) ledger.Entry {
+	return ledger.Entry{Kind: ledger.KindReportSigned, Actor: actor, Agreement: "ag1", Subject: "report-signature--" + actor, Time: t0, Parties: ab,
+		Attrs:   map[string]string{"from": from, "to": to, "key_id": "0123456789abcdef"},
+		Digests: map[string]string{"report": "sha256:" + strings.Repeat("ab", 32), "statement": "sha256:" + strings.Repeat("cd", 32)}}
+}
+
 func (w *world) inForce() bool {
 	return w.everSigned && !w.terminated && !w.suspended["A"] && !w.suspended["B"]
 }
@@ -147,6 +153,9 @@ func (w *world) legal() []func() move {
 	}
 	if w.suspended[p] {
 		add(func() []ledger.Entry { delete(w.suspended, p); return []ledger.Entry{sig("resume", p, w.latest)} })
+	}
+	if w.everSigned && w.r.IntN(4) == 0 { // a joint report, signed by either side, even after termination
+		add(func() []ledger.Entry { return []ledger.Entry{reportSig(p, "2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z")} })
 	}
 	if w.inForce() {
 		add(func() []ledger.Entry {
@@ -266,6 +275,12 @@ func (w *world) illegal() []move {
 	add := func(why string, es ...ledger.Entry) { ms = append(ms, move{why: why, entries: es}) }
 	if !w.everSigned {
 		add("contribution before countersigning", batch("A", 1))
+		if w.proposed {
+			add("a report signed before countersigning", reportSig("A", "2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z"))
+		}
+	} else {
+		add("a report signed by an outsider", reportSig("C", "2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z"))
+		add("a report over an empty period", reportSig("B", "2026-12-01T00:00:00Z", "2026-12-01T00:00:00Z"))
 	}
 	if w.proposed {
 		add("a second proposal", sig("propose", "A", 1))

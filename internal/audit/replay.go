@@ -149,6 +149,8 @@ func (r *Replay) Apply(index int64, _ []byte, e ledger.Entry) error {
 	case ledger.KindRequestFiled, ledger.KindRequestAcknowledged, ledger.KindRequestFulfilled,
 		ledger.KindRequestRefused, ledger.KindRequestOverdue, ledger.KindRequestAnswerPending, ledger.KindRequestReopened:
 		return r.applyRequest(index, e)
+	case ledger.KindReportSigned:
+		return stepReport(r, index, e)
 	}
 	return nil
 }

@@ -49,6 +49,11 @@ const (
 
 	KindMatchStarted Kind = "match.started" // a private matching session and the handover escrowing its round 2
 	KindMatchRound1  Kind = "match.round1"  // one side's round-1 message: its element count and digest, no item
+
+	// A party's signature of a joint report on an agreement over a period
+	// (package report): the report's hash and the signed statement, as
+	// commitments.
+	KindReportSigned Kind = "report.signed"
 )
 
 var knownKinds = map[Kind]bool{
@@ -61,6 +66,7 @@ var knownKinds = map[Kind]bool{
 	KindRequestRefused: true, KindRequestOverdue: true,
 	KindRequestAnswerPending: true, KindRequestReopened: true,
 	KindMatchStarted: true, KindMatchRound1: true,
+	KindReportSigned: true,
 }
 
 // Kinds returns every known Kind, for documentation and tests.

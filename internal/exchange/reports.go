@@ -1,0 +1,217 @@
+package exchange
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/parley-cti/parley/internal/agreement"
+	"github.com/parley-cti/parley/internal/ledger"
+	"github.com/parley-cti/parley/internal/party"
+	"github.com/parley-cti/parley/internal/store"
+)
+
+// What package report needs from the exchange: the objects each side
+// released to the other (to count them by type and marking), and the
+// recording of a party's signature of a joint report. Who may see a report
+// is decided here, like everything else: only the two parties to its
+// agreement; anyone else gets ErrNotFound.
+
+// ReportSignature is one party's signature of a joint report, as the
+// ledger records it.
+type ReportSignature struct {
+	Party       string    `json:"party"`
+	KeyID       string    `json:"key_id"`
+	From        time.Time `json:"from"`
+	To          time.Time `json:"to"`
+	SignedAt    time.Time `json:"signed_at"` // when the server recorded it
+	LedgerIndex int64     `json:"ledger_index"`
+	// Matches is set when the signature is of the report hash the caller
+	// asked about (its commitment opens to it).
+	Matches bool `json:"matches"`
+}
+
+// ReleasedObjects calls fn with the last version of each of contributor's
+// contributions under agreementID whose ordinal is at most upTo: the
+// objects the other party had been released once upTo of them were. Both
+// parties may ask in both directions: each already knows what it gave and
+// what it received. Anyone else gets ErrNotFound.
+func (s *Service) ReleasedObjects(ctx context.Context, p party.Principal, agreementID, contributor string, upTo int64, fn func(store.Object) error) error {
+	a, err := s.Agreement(ctx, p, agreementID)
+	if err != nil {
+		return err
+	}
+	if contributor != a.Record.PartyA && contributor != a.Record.PartyB {
+		return fmt.Errorf("%w: %s is not a party to %s", ErrNotFound, contributor, agreementID)
+	}
+	if upTo <= 0 {
+		return nil
+	}
+	cs, err := s.st.Collections().List(ctx, agreementID)
+	if err != nil {
+		return err
+	}
+	var coll string
+	for _, c := range cs {
+		if c.Agreement == agreementID && c.Contributor == contributor {
+			coll = c.ID
+		}
+	}
+	if coll == "" {
+		return nil // never countersigned: nothing was contributed
+	}
+	q := store.ObjectQuery{Collection: coll, Limit: 1000,
+		Released: &store.ReleaseBound{Agreement: agreementID, Contributor: contributor, UpTo: upTo}}
+	for {
+		pg, err := s.st.Objects().Query(ctx, q)
+		if err != nil {
+			return err
+		}
+		for _, o := range pg.Objects {
+			if err := fn(o); err != nil {
+				return err
+			}
+		}
+		if !pg.More || len(pg.Objects) == 0 {
+			return nil
+		}
+		last := pg.Objects[len(pg.Objects)-1]
+		q.After = store.Position{DateAdded: last.DateAdded, Seq: last.Seq}
+	}
+}
+
+// CountersignReport records p's signature of the joint report on
+// agreementID whose hash the server computed as hash for the period sr
+// names. The statement must be p's own (ErrForbidden otherwise: no party
+// signs for the other), for this agreement, of this very hash (ErrConflict
+// when the report changed or the hash was edited), signed recently with a
+// key registered to p (agreement.ErrBadSignature, ErrNotParty,
+// ErrUnknownKey). Outsiders get ErrNotFound. The signature becomes a
+// report.signed ledger entry binding the hash and the statement.
+func (s *Service) CountersignReport(ctx context.Context, p party.Principal, agreementID string, sr agreement.SignedReport, hash string) (ReportSignature, error) {
+	switch {
+	case sr.PartyID != p.PartyID:
+		return ReportSignature{}, fmt.Errorf("%w: the statement is by %s; you can only sign for yourself", ErrForbidden, sr.PartyID)
+	case sr.AgreementID != agreementID:
+		return ReportSignature{}, fmt.Errorf("%w: the statement is for %s, not %s", ErrInvalid, sr.AgreementID, agreementID)
+	}
+	if d := s.now().Sub(sr.SignedAt); d > MaxClockSkew || d < -MaxClockSkew {
+		return ReportSignature{}, fmt.Errorf("%w: signed_at %s is more than %s from the server's clock; check your clock and sign again", ErrInvalid, sr.SignedAt.Format(time.RFC3339), MaxClockSkew)
+	}
+	raw, err := json.Marshal(sr)
+	if err != nil {
+		return ReportSignature{}, err
+	}
+	var out ReportSignature
+	err = s.st.Update(ctx, func(tx store.Handle) error {
+		a, err := s.LockedAgreement(ctx, tx, p, agreementID)
+		if err != nil {
+			return err
+		}
+		if !countersigned(a) {
+			return fmt.Errorf("%w: agreement %s was never countersigned, so there is nothing to report", ErrConflict, agreementID)
+		}
+		keys, err := loadKeys(ctx, tx, a.Record.PartyA, a.Record.PartyB)
+		if err != nil {
+			return err
+		}
+		if err := agreement.VerifyReport(keys, sr); err != nil {
+			return err
+		}
+		// Checked after the signature, so that a forged statement is
+		// refused as forged whatever hash it names.
+		if sr.ReportHash != hash {
+			return fmt.Errorf("%w: you signed report %s, but the report on this period is %s; fetch it again, check it and sign that", ErrConflict, sr.ReportHash, hash)
+		}
+		now := s.now().Truncate(time.Microsecond)
+		sum := sha256.Sum256(raw)
+		idx, err := s.record(ctx, tx, ledger.Entry{Kind: ledger.KindReportSigned, Actor: p.PartyID, Agreement: agreementID,
+			Subject: party.NewID("report-signature"), Time: now, Parties: []string{a.Record.PartyA, a.Record.PartyB},
+			Attrs: map[string]string{"from": sr.From.UTC().Format(time.RFC3339Nano), "to": sr.To.UTC().Format(time.RFC3339Nano), "key_id": sr.KeyID},
+			Digests: map[string]string{"report": hash, "statement": "sha256:" + hex.EncodeToString(sum[:])}})
+		if err != nil {
+			return err
+		}
+		out = ReportSignature{Party: p.PartyID, KeyID: sr.KeyID, From: sr.From.UTC(), To: sr.To.UTC(), SignedAt: now, LedgerIndex: idx, Matches: true}
+		return nil
+	})
+	return out, err
+}
+
+// StatementDigest is the digest a report.signed entry binds as its
+// "statement": SHA-256 of the signed statement's JSON, as the API carries it.
+func StatementDigest(sr agreement.SignedReport) (string, error) {
+	raw, err := json.Marshal(sr)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(raw)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
+func countersigned(a Agreement) bool {
+	for _, sg := range a.Signatures {
+		if sg.Action == agreement.ActionCountersign {
+			return true
+		}
+	}
+	return false
+}
+
+// ReportSignatures lists the report signatures recorded under agreementID
+// for exactly the period [from, to], oldest first, each marked whether it
+// signs hash. It reads the whole ledger (linear in its size), like
+// BalanceHistory.
+func (s *Service) ReportSignatures(ctx context.Context, p party.Principal, agreementID string, from, to time.Time, hash string) ([]ReportSignature, error) {
+	if _, err := s.Agreement(ctx, p, agreementID); err != nil {
+		return nil, err
+	}
+	l := s.st.Ledger()
+	size, err := l.Size(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ledger size: %w", err)
+	}
+	needle := []byte(`"kind":"` + string(ledger.KindReportSigned) + `"`)
+	agr := []byte(`"agreement":` + strconv.Quote(agreementID))
+	var logKey []byte
+	var out []ReportSignature
+	for start := int64(0); start < size; start += historyChunk {
+		end := min(start+historyChunk, size)
+		raws, err := l.ReadEntries(ctx, start, end)
+		if err != nil {
+			return nil, fmt.Errorf("ledger entries [%d, %d): %w", start, end, err)
+		}
+		for i, raw := range raws {
+			if !bytes.Contains(raw, needle) || !bytes.Contains(raw, agr) {
+				continue
+			}
+			e, err := ledger.DecodeEntry(raw)
+			if err != nil {
+				return nil, fmt.Errorf("ledger entry %d: %w", start+int64(i), err)
+			}
+			f, err1 := time.Parse(time.RFC3339Nano, e.Attrs["from"])
+			t, err2 := time.Parse(time.RFC3339Nano, e.Attrs["to"])
+			if e.Kind != ledger.KindReportSigned || e.Agreement != agreementID || err1 != nil || err2 != nil || !f.Equal(from) || !t.Equal(to) {
+				continue
+			}
+			matches := e.Digests["report"] == hash // a version-1 entry: plain
+			if e.V == ledger.EntryVersion {
+				if logKey == nil {
+					if logKey, err = l.CommitmentKey(ctx); err != nil {
+						return nil, err
+					}
+				}
+				c, err := ledger.Commit(ledger.EntryKey(logKey, e.Nonce), "report", hash)
+				matches = err == nil && c == e.Digests["report"]
+			}
+			out = append(out, ReportSignature{Party: e.Actor, KeyID: e.Attrs["key_id"], From: f, To: t, SignedAt: e.Time,
+				LedgerIndex: start + int64(i), Matches: matches})
+		}
+	}
+	return out, nil
+}

@@ -98,6 +98,9 @@ func (s *Server) Register(mux Mux) {
 		"GET /api/v1/matches/{id}":             s.getMatch,
 		"PUT /api/v1/matches/{id}/round1":      s.putRound1,
 		"GET /api/v1/matches/{id}/round1/peer": s.peerRound1,
+		// The joint report and its signatures (issue 17).
+		"GET /api/v1/agreements/{id}/report":             s.getReport,
+		"POST /api/v1/agreements/{id}/report/signatures": s.signReport,
 		// Keys opening ledger commitments (issue 12).
 		"GET /api/v1/ledger/openings/{index}": s.ledgerOpening,
 	}

@@ -155,7 +155,9 @@ func (w *world) legal() []func() move {
 		add(func() []ledger.Entry { delete(w.suspended, p); return []ledger.Entry{sig("resume", p, w.latest)} })
 	}
 	if w.everSigned && w.r.IntN(4) == 0 { // a joint report, signed by either side, even after termination
-		add(func() []ledger.Entry { return []ledger.Entry{reportSig(p, "2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z")} })
+		add(func() []ledger.Entry {
+			return []ledger.Entry{reportSig(p, "2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z")}
+		})
 	}
 	if w.inForce() {
 		add(func() []ledger.Entry {

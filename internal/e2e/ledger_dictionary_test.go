@@ -459,6 +459,8 @@ func newDictionaryWorld(t *testing.T) *dictionaryWorld {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// A joint report on the agreement, signed by alpha (issue 17).
+	signJointReport(t, a, d.ID, time.Now().Add(-time.Hour), time.Now())
 	if _, err := b.C.Sign(ctx, Sign(t, b, d2, agreement.ActionTerminate)); err != nil {
 		t.Fatalf("terminate: %v", err)
 	}

@@ -132,7 +132,7 @@ func (s *Service) CountersignReport(ctx context.Context, p party.Principal, agre
 		sum := sha256.Sum256(raw)
 		idx, err := s.record(ctx, tx, ledger.Entry{Kind: ledger.KindReportSigned, Actor: p.PartyID, Agreement: agreementID,
 			Subject: party.NewID("report-signature"), Time: now, Parties: []string{a.Record.PartyA, a.Record.PartyB},
-			Attrs: map[string]string{"from": sr.From.UTC().Format(time.RFC3339Nano), "to": sr.To.UTC().Format(time.RFC3339Nano), "key_id": sr.KeyID},
+			Attrs:   map[string]string{"from": sr.From.UTC().Format(time.RFC3339Nano), "to": sr.To.UTC().Format(time.RFC3339Nano), "key_id": sr.KeyID},
 			Digests: map[string]string{"report": hash, "statement": "sha256:" + hex.EncodeToString(sum[:])}})
 		if err != nil {
 			return err

@@ -1,0 +1,55 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/parley-cti/parley/internal/agreement"
+	"github.com/parley-cti/parley/internal/party"
+	"github.com/parley-cti/parley/internal/report"
+)
+
+// ReportSignatureBody carries a party's signed statement of a joint report.
+type ReportSignatureBody struct {
+	Signature agreement.SignedReport `json:"signature"`
+}
+
+func (s *Server) reports() *report.Service { return report.New(s.ex, s.st.Ledger(), s.parties) }
+
+// reportErr gives report.ErrInvalid its status; everything else goes
+// through writeError's mapping.
+func reportErr(err error) error {
+	if errors.Is(err, report.ErrInvalid) {
+		return apiErr(http.StatusBadRequest, "invalid", clean(err.Error()))
+	}
+	return err
+}
+
+func (s *Server) getReport(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	q := r.URL.Query()
+	from, to, err := report.ParsePeriod(q.Get("from"), q.Get("to"))
+	if err != nil {
+		return reportErr(err)
+	}
+	rep, err := s.reports().Build(r.Context(), p, r.PathValue("id"), from, to)
+	if err != nil {
+		return reportErr(err)
+	}
+	writeJSON(w, http.StatusOK, rep)
+	return nil
+}
+
+func (s *Server) signReport(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	var body ReportSignatureBody
+	if err := decode(w, r, &body); err != nil {
+		return err
+	}
+	sig, err := s.reports().Countersign(r.Context(), p, r.PathValue("id"), body.Signature)
+	if err != nil {
+		return reportErr(err)
+	}
+	w.Header().Set(LedgerIndexHeader, strconv.FormatInt(sig.LedgerIndex, 10))
+	writeJSON(w, http.StatusCreated, sig)
+	return nil
+}

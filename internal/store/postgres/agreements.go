@@ -100,14 +100,61 @@ func (s agreements) Get(ctx context.Context, id string) (store.AgreementRecord, 
 	return a, nil
 }
 
-// Lock takes the agreement row FOR UPDATE: every instance changing the
-// agreement or its accounting queues on it until the transaction ends.
+// Lock takes the agreement's lock: an advisory lock on its id, then its
+// row FOR UPDATE. Every instance changing the agreement or its accounting
+// queues on it until the transaction ends.
+//
+// A SERIALIZABLE transaction must not wait for it: its snapshot was taken
+// before the wait, so it would read the accounting as it was before the
+// holder committed, and fail with a serialization failure after waiting
+// (with many writers on one agreement, nearly every one did, and queued
+// again). So when the agreement is busy, Lock gives up at once with
+// errAgreementBusy, and Update runs the function again after waiting for
+// the agreement before BEGIN (DB.attempt).
 func (s agreements) Lock(ctx context.Context, id string) error {
+	switch {
+	case s.tx == nil:
+		// Outside a transaction the lock would end with the statement;
+		// only whether the agreement exists is left to say.
+	case s.tx.queued == id:
+		// Taken before BEGIN.
+	case s.tx.serial && s.tx.queued == "":
+		var free bool
+		if err := s.q.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(`+agreementKey+`)`, id).Scan(&free); err != nil {
+			return fmt.Errorf("agreement %s: %w", id, mapErr(err))
+		}
+		if !free {
+			return &errAgreementBusy{id: id}
+		}
+	default:
+		if _, err := s.q.Exec(ctx, `SELECT pg_advisory_xact_lock(`+agreementKey+`)`, id); err != nil {
+			return fmt.Errorf("agreement %s: %w", id, mapErr(err))
+		}
+	}
 	var one int
 	if err := s.q.QueryRow(ctx, `SELECT 1 FROM agreements WHERE id = $1 FOR UPDATE`, id).Scan(&one); err != nil {
 		return fmt.Errorf("agreement %s: %w", id, mapErr(err))
 	}
 	return nil
+}
+
+// agreementKey is the advisory lock key of agreement $1 in this schema.
+const agreementKey = `hashtext('parley.agreement:' || current_schema()), hashtext($1)`
+
+// agreementQueue and agreementQueueRelease take and give back an
+// agreement's lock for a whole session, before a transaction begins.
+const (
+	agreementQueue        = `SELECT pg_advisory_lock(` + agreementKey + `)`
+	agreementQueueRelease = `SELECT pg_advisory_unlock(` + agreementKey + `)`
+)
+
+// errAgreementBusy stops a SERIALIZABLE attempt that found its agreement
+// locked, before it waits; Update runs the function again queued for the
+// agreement (see Lock).
+type errAgreementBusy struct{ id string }
+
+func (e *errAgreementBusy) Error() string {
+	return "postgres: agreement " + e.id + " is busy; the transaction is run again after waiting for it"
 }
 
 func (s agreements) ListByParty(ctx context.Context, partyID string) ([]store.AgreementRecord, error) {

@@ -85,3 +85,11 @@ func RecomputeReachForTest(ctx context.Context, db *DB) error {
 	_, err := db.pool.Exec(ctx, m[i:])
 	return err
 }
+
+// BackendPIDForTest returns the server process serving h, a transaction's
+// handle, so a test can break that connection.
+func BackendPIDForTest(ctx context.Context, h store.Handle) (int32, error) {
+	var pid int32
+	err := h.(handle).q.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid)
+	return pid, err
+}

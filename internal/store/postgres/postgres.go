@@ -26,7 +26,10 @@
 // one-first-one-last invariant holds.
 //
 // The ledger serializes appenders on its one ledger_size row (SELECT ...
-// FOR UPDATE), Agreements.Lock takes the agreement row FOR UPDATE, and
+// FOR UPDATE), Agreements.Lock takes an advisory lock on the agreement and
+// its row FOR UPDATE (a SERIALIZABLE Update that finds the agreement busy
+// is run again after waiting for it before BEGIN, so that its snapshot
+// follows the wait instead of failing after it), and
 // Events.Append bumps a per-party counter row, so numbering stays gapless
 // across instances. Load bulk-loads an empty database for `parley copy`,
 // keeping the source's keys.
@@ -200,12 +203,19 @@ func (db *DB) inTx(ctx context.Context, iso pgx.TxIsoLevel, fn func(h handle) er
 	}
 	defer end()
 	backoff := 2 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		var err error
-		if attempt < gateAfter {
-			err = tryTx(ctx, db.pool, iso, fn)
-		} else {
-			err = db.gatedTx(ctx, iso, fn)
+	// queued is the agreement this Update waits for before it begins,
+	// learned from an attempt that found the agreement busy (see
+	// agreements.Lock).
+	queued := ""
+	for attempt := 1; ; {
+		err := db.attempt(ctx, iso, attempt >= gateAfter, queued, fn)
+		var busy *errAgreementBusy
+		if errors.As(err, &busy) && queued == "" {
+			// Not a failure: the attempt stopped before it waited, and
+			// the next one queues for the agreement first. Once only, so
+			// a transaction locking several agreements cannot loop.
+			queued = busy.id
+			continue
 		}
 		if err == nil || !retryable(err) {
 			return err
@@ -214,6 +224,7 @@ func (db *DB) inTx(ctx context.Context, iso pgx.TxIsoLevel, fn func(h handle) er
 		if attempt >= db.maxAttempts {
 			return fmt.Errorf("%w: transaction still conflicting after %d attempts: %w", store.ErrUnavailable, attempt, err)
 		}
+		attempt++
 		// Full jitter keeps colliding instances from colliding again.
 		wait := time.Duration(rand.Int64N(int64(backoff))) + time.Millisecond
 		backoff = min(2*backoff, 100*time.Millisecond)
@@ -225,24 +236,51 @@ func (db *DB) inTx(ctx context.Context, iso pgx.TxIsoLevel, fn func(h handle) er
 	}
 }
 
-// gatedTx runs one attempt holding the contention gate on its connection.
-func (db *DB) gatedTx(ctx context.Context, iso pgx.TxIsoLevel, fn func(h handle) error) error {
+// attempt runs fn once in a transaction. With gate it first passes the
+// contention gate; with queued set it first waits for that agreement's
+// lock. Both are session locks taken before BEGIN, so the transaction's
+// snapshot is taken after the wait and sees everything the previous
+// holder committed: a SERIALIZABLE transaction that waited for a lock
+// inside itself would read from before the wait and fail.
+func (db *DB) attempt(ctx context.Context, iso pgx.TxIsoLevel, gate bool, queued string, fn func(h handle) error) error {
+	serial := iso != pgx.ReadCommitted
+	if !gate && queued == "" {
+		return tryTx(ctx, db.pool, iso, &txState{serial: serial}, fn)
+	}
 	conn, err := db.pool.Acquire(ctx)
 	if err != nil {
 		return mapErr(err)
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, contentionGate); err != nil {
-		return mapErr(err)
+	if gate {
+		release, err := sessionLock(ctx, conn, contentionGate, contentionGateRelease)
+		if err != nil {
+			return err
+		}
+		defer release()
 	}
-	defer func() {
-		if _, err := conn.Exec(context.WithoutCancel(ctx), contentionGateRelease); err != nil {
-			// A connection that cannot unlock must not go back to the
-			// pool holding the gate; closing it releases the lock.
+	if queued != "" {
+		release, err := sessionLock(ctx, conn, agreementQueue, agreementQueueRelease, queued)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
+	return tryTx(ctx, conn, iso, &txState{serial: serial, queued: queued}, fn)
+}
+
+// sessionLock takes a session advisory lock on conn; release gives it
+// back. A connection that cannot unlock must not go back to the pool
+// holding the lock: release closes it, which releases the lock.
+func sessionLock(ctx context.Context, conn *pgxpool.Conn, lock, unlock string, args ...any) (release func(), err error) {
+	if _, err := conn.Exec(ctx, lock, args...); err != nil {
+		return nil, mapErr(err)
+	}
+	return func() {
+		if _, err := conn.Exec(context.WithoutCancel(ctx), unlock, args...); err != nil {
 			conn.Conn().Close(context.WithoutCancel(ctx))
 		}
-	}()
-	return tryTx(ctx, conn, iso, fn)
+	}, nil
 }
 
 // beginner is what *pgxpool.Pool and *pgxpool.Conn have in common.
@@ -250,12 +288,12 @@ type beginner interface {
 	BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error)
 }
 
-func tryTx(ctx context.Context, b beginner, iso pgx.TxIsoLevel, fn func(h handle) error) error {
+func tryTx(ctx context.Context, b beginner, iso pgx.TxIsoLevel, st *txState, fn func(h handle) error) error {
 	tx, err := b.BeginTx(ctx, pgx.TxOptions{IsoLevel: iso})
 	if err != nil {
 		return mapErr(err)
 	}
-	if err := fn(handle{q: tx}); err != nil {
+	if err := fn(handle{q: tx, tx: st}); err != nil {
 		// Rollback fails only when the connection is gone, and then the
 		// server has rolled back already.
 		_ = tx.Rollback(context.WithoutCancel(ctx))
@@ -265,6 +303,15 @@ func tryTx(ctx context.Context, b beginner, iso pgx.TxIsoLevel, fn func(h handle
 		return mapErr(err)
 	}
 	return nil
+}
+
+// txState is what the methods of a transaction's handle know about it.
+type txState struct {
+	// serial: the transaction runs at REPEATABLE READ or SERIALIZABLE, so
+	// its snapshot is fixed by its first statement.
+	serial bool
+	// queued: the agreement whose lock was taken before BEGIN.
+	queued string
 }
 
 // retryable reports a serialization failure or a deadlock anywhere in the
@@ -365,6 +412,7 @@ func (b errBatch) Tx() pgx.Tx                       { return nil }
 type handle struct {
 	q  querier
 	db *DB
+	tx *txState // nil outside a transaction
 }
 
 func (h handle) Parties() store.Parties         { return parties(h) }

@@ -57,7 +57,12 @@ type Store interface {
 	// Update runs fn inside one read-write transaction. If fn returns an
 	// error, nothing fn wrote is kept and that error is returned. Backends
 	// retry fn on transient serialization failures, so fn must not have
-	// effects outside the Handle it is given.
+	// effects outside the Handle it is given. A backend may run fn in a
+	// transaction shared with concurrent Updates (SQLite's group commit):
+	// fn still sees every write committed or grouped before it, its own
+	// writes are kept or discarded as its own, and Update returns only once
+	// the shared transaction has committed; if that commit fails, every
+	// Update in it returns the failure.
 	Update(ctx context.Context, fn func(tx Handle) error) error
 	// Ping reports ErrUnavailable when the database does not answer.
 	Ping(ctx context.Context) error

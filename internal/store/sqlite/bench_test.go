@@ -69,8 +69,7 @@ func openWith(tb testing.TB, dir, driver string, dsnOf func(path string, readOnl
 	}
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
-	g := &store.TxGuard{}
-	return &DB{w: w, r: r, path: path, guard: g, handle: handle{r: guardedDB{r, g}, w: guardedDB{w, g}}}
+	return newDB(w, r, path)
 }
 
 // openTempStoreMemory is Open plus temp_store=MEMORY, which keeps the

@@ -53,10 +53,11 @@ type Options struct {
 
 // DB is the SQLite store. It implements store.Store.
 type DB struct {
-	w     *sql.DB // one connection, all writes
-	r     *sql.DB // read pool
-	path  string
-	guard *store.TxGuard
+	w      *sql.DB // one connection, all writes
+	r      *sql.DB // read pool
+	path   string
+	guard  *store.TxGuard
+	commit *committer
 	handle
 }
 
@@ -103,9 +104,14 @@ func Open(ctx context.Context, dir string, opt Options) (*DB, error) {
 	}
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
-	db := &DB{w: w, r: r, path: path, guard: &store.TxGuard{}}
-	db.handle = handle{r: guardedDB{r, db.guard}, w: guardedDB{w, db.guard}}
-	return db, nil
+	return newDB(w, r, path), nil
+}
+
+// newDB assembles a DB over its writer connection and read pool.
+func newDB(w, r *sql.DB, path string) *DB {
+	db := &DB{w: w, r: r, path: path, guard: &store.TxGuard{}, commit: &committer{w: w}}
+	db.handle = handle{r: guardedDB{r, db.guard, db.commit}, w: guardedDB{w, db.guard, db.commit}}
+	return db
 }
 
 // refuseEmpty refuses a database file that exists but holds nothing, with
@@ -195,32 +201,17 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Update runs fn in one IMMEDIATE transaction on the writer connection.
+// Update runs fn in an IMMEDIATE transaction on the writer connection,
+// which concurrent Updates may share (group commit, groupcommit.go): fn's
+// writes are kept or discarded as its own, and Update returns once the
+// shared transaction has committed.
 func (db *DB) Update(ctx context.Context, fn func(tx store.Handle) error) error {
-	return update(ctx, guardedDB{db.w, db.guard}, fn)
+	return db.commit.update(ctx, db.guard, fn)
 }
 
-func update(ctx context.Context, w guardedDB, fn func(tx store.Handle) error) error {
-	// The writer is one connection: a goroutine already holding it in a
-	// transaction would wait for itself.
-	end, err := w.guard.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer end()
-	tx, err := w.db.BeginTx(ctx, nil)
-	if err != nil {
-		return mapErr(err)
-	}
-	if err := fn(handle{r: txQuerier{tx}, w: txQuerier{tx}}); err != nil {
-		tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return mapErr(err)
-	}
-	return nil
-}
+// GroupCommitStats reports how many transactions the writes since Open
+// took and how many Updates ran in them.
+func (db *DB) GroupCommitStats() GroupCommitStats { return db.commit.stats() }
 
 // SchemaVersion reports the schema version of the open database and the
 // newest version this binary knows.
@@ -237,15 +228,16 @@ func atomic(ctx context.Context, h handle, fn func(h handle) error) error {
 	if !ok {
 		return fn(h)
 	}
-	return update(ctx, w, func(tx store.Handle) error { return fn(tx.(handle)) })
+	return w.commit.update(ctx, w.guard, func(tx store.Handle) error { return fn(tx.(handle)) })
 }
 
 // guardedDB is a connection pool as the store's own handle uses it: it
 // refuses with store.ErrSecondConnection a goroutine that holds a
 // transaction of this store (see store.TxGuard).
 type guardedDB struct {
-	db    *sql.DB
-	guard *store.TxGuard
+	db     *sql.DB
+	guard  *store.TxGuard
+	commit *committer // the writer's; nil on the read pool
 }
 
 func (g guardedDB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {

@@ -1,0 +1,287 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	syncatomic "sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/parley-cti/parley/internal/store"
+)
+
+func openGroupTest(t *testing.T) *DB {
+	t.Helper()
+	db, err := Open(context.Background(), t.TempDir(), Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// group runs fns as concurrent Updates that queue, in order, behind a
+// transaction held open until all of them wait, so they form one group. It
+// calls queued (if not nil) once all wait, then returns each Update's error (or what it panicked with) and the
+// transactions and members counted from the moment the group was released.
+func group(t *testing.T, db *DB, ctxs []context.Context, queued func(), fns ...func(store.Handle) error) (errs []error, panics []any, delta GroupCommitStats) {
+	t.Helper()
+	ctx := context.Background()
+	holding, release := make(chan struct{}), make(chan struct{})
+	gate := make(chan error, 1)
+	go func() {
+		gate <- db.Update(ctx, func(store.Handle) error { close(holding); <-release; return nil })
+	}()
+	<-holding
+	errs, panics = make([]error, len(fns)), make([]any, len(fns))
+	var wg sync.WaitGroup
+	for i, fn := range fns {
+		c := ctx
+		if ctxs != nil && ctxs[i] != nil {
+			c = ctxs[i]
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { panics[i] = recover() }()
+			errs[i] = db.Update(c, fn)
+		}()
+		// Queue them in order: the test cases depend on who runs first.
+		for db.commit.waiting() != i+1 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if queued != nil {
+		queued()
+	}
+	before := db.GroupCommitStats()
+	close(release)
+	if err := <-gate; err != nil {
+		t.Fatalf("holding transaction: %v", err)
+	}
+	wg.Wait()
+	after := db.GroupCommitStats()
+	return errs, panics, GroupCommitStats{Transactions: after.Transactions - before.Transactions, Members: after.Members - before.Members, Largest: after.Largest}
+}
+
+func addParty(name string) func(store.Handle) error {
+	return func(tx store.Handle) error {
+		return tx.Parties().Create(context.Background(), store.Party{ID: "party--" + name, Name: name, CreatedAt: time.Now()})
+	}
+}
+
+func wantParties(t *testing.T, db *DB, present, absent []string) {
+	t.Helper()
+	for _, n := range present {
+		if _, err := db.Parties().ByName(context.Background(), n); err != nil {
+			t.Errorf("party %s: %v, want it stored", n, err)
+		}
+	}
+	for _, n := range absent {
+		if _, err := db.Parties().ByName(context.Background(), n); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("party %s: %v, want ErrNotFound", n, err)
+		}
+	}
+}
+
+// TestGroupCommitSharesOneTransaction: Updates that queue while the writer
+// is busy commit together, once, and each sees what the ones before it
+// wrote.
+func TestGroupCommitSharesOneTransaction(t *testing.T) {
+	db := openGroupTest(t)
+	var fns []func(store.Handle) error
+	var names []string
+	for i := range 8 {
+		name := fmt.Sprintf("p%d", i)
+		names = append(names, name)
+		fns = append(fns, func(tx store.Handle) error {
+			if i > 0 {
+				// The member before wrote its party in this same
+				// uncommitted transaction.
+				if _, err := tx.Parties().ByName(context.Background(), names[i-1]); err != nil {
+					return fmt.Errorf("member %d does not see member %d's write: %w", i, i-1, err)
+				}
+			}
+			return addParty(name)(tx)
+		})
+	}
+	errs, _, d := group(t, db, nil, nil, fns...)
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("member %d: %v", i, err)
+		}
+	}
+	if d.Transactions != 1 || d.Members != 8 {
+		t.Errorf("8 queued Updates took %d transactions with %d members, want 1 with 8", d.Transactions, d.Members)
+	}
+	wantParties(t, db, names, nil)
+}
+
+// TestGroupCommitMemberFailureIsItsOwn: in a shared transaction, a member
+// that fails (its own error after writing, a constraint violation, a
+// cancelled request, a nested Update) loses only its own writes.
+func TestGroupCommitMemberFailureIsItsOwn(t *testing.T) {
+	db := openGroupTest(t)
+	ctx := context.Background()
+	if err := db.Update(ctx, addParty("taken")); err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("boom")
+	cancelled, cancel := context.WithCancel(ctx)
+	ctxs := []context.Context{nil, nil, nil, cancelled, nil, nil}
+	errs, _, d := group(t, db, ctxs, cancel,
+		addParty("a"),
+		func(tx store.Handle) error { // writes, then fails
+			if err := addParty("b")(tx); err != nil {
+				return err
+			}
+			return boom
+		},
+		func(tx store.Handle) error { // writes, then hits a conflict
+			if err := addParty("c")(tx); err != nil {
+				return err
+			}
+			return tx.Parties().Create(ctx, store.Party{ID: "party--other", Name: "taken", CreatedAt: time.Now()})
+		},
+		addParty("d"), // its request is cancelled while it waits
+		func(tx store.Handle) error { // asks for a second connection
+			if err := addParty("e")(tx); err != nil {
+				return err
+			}
+			return db.Update(ctx, addParty("e2"))
+		},
+		addParty("f"),
+	)
+	want := []error{nil, boom, store.ErrConflict, context.Canceled, store.ErrSecondConnection, nil}
+	for i := range want {
+		if (want[i] == nil) != (errs[i] == nil) || want[i] != nil && !errors.Is(errs[i], want[i]) {
+			t.Errorf("member %d: %v, want %v", i, errs[i], want[i])
+		}
+	}
+	if d.Transactions != 1 {
+		t.Errorf("%d transactions, want 1", d.Transactions)
+	}
+	wantParties(t, db, []string{"a", "f", "taken"}, []string{"b", "c", "d", "e", "e2"})
+}
+
+// TestGroupCommitFailedCommitFailsEveryMember: when the shared COMMIT
+// fails, every member gets the failure, none of their writes is kept, and
+// the writer serves the next Update. A deferred foreign key, checked only
+// at COMMIT, makes it fail.
+func TestGroupCommitFailedCommitFailsEveryMember(t *testing.T) {
+	db := openGroupTest(t)
+	ctx := context.Background()
+	errs, _, d := group(t, db, nil, nil,
+		addParty("a"),
+		func(tx store.Handle) error {
+			h := tx.(handle)
+			if _, err := h.w.ExecContext(ctx, `PRAGMA defer_foreign_keys = ON`); err != nil {
+				return err
+			}
+			_, err := h.w.ExecContext(ctx, `INSERT INTO tokens(id, party_id, hash, created_at) VALUES ('token--x', 'party--nobody', x'01', 1)`)
+			return err
+		},
+		addParty("c"),
+	)
+	for i, err := range errs {
+		if !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("member %d: %v, want the failed commit's error (a referenced record does not exist)", i, err)
+		}
+	}
+	if d.Transactions != 1 {
+		t.Errorf("%d transactions, want 1", d.Transactions)
+	}
+	wantParties(t, db, nil, []string{"a", "c"})
+	if err := db.Update(ctx, addParty("after")); err != nil {
+		t.Fatalf("the writer after a failed commit: %v", err)
+	}
+	wantParties(t, db, []string{"after"}, nil)
+}
+
+// TestGroupCommitLostTransactionRunsOthersAgain: when SQLite rolls the
+// whole transaction back during one member's turn (as it does on an
+// interrupt, a full disk or an I/O error; here the member rolls it back
+// itself), the members before it run again in a new transaction and keep
+// their writes; the member gets its own error.
+func TestGroupCommitLostTransactionRunsOthersAgain(t *testing.T) {
+	db := openGroupTest(t)
+	ctx := context.Background()
+	boom := errors.New("boom")
+	var runsA, runsLoser syncatomic.Int32
+	errs, _, d := group(t, db, nil, nil,
+		func(tx store.Handle) error { runsA.Add(1); return addParty("a")(tx) },
+		func(tx store.Handle) error {
+			tx.(handle).w.ExecContext(ctx, `ROLLBACK`)
+			return boom
+		},
+		addParty("c"),
+		func(tx store.Handle) error { // loses it, reporting nothing
+			runsLoser.Add(1)
+			tx.(handle).w.ExecContext(ctx, `ROLLBACK`)
+			return nil
+		},
+		addParty("e"),
+	)
+	if errs[0] != nil || errs[2] != nil || errs[4] != nil {
+		t.Errorf("innocent members: %v, %v, %v; want nil", errs[0], errs[2], errs[4])
+	}
+	if !errors.Is(errs[1], boom) {
+		t.Errorf("member that lost the transaction: %v, want its own error", errs[1])
+	}
+	if !errors.Is(errs[3], store.ErrUnavailable) || runsLoser.Load() != maxLosses+1 {
+		t.Errorf("member that keeps losing the transaction silently: %v after %d runs, want ErrUnavailable after %d", errs[3], runsLoser.Load(), maxLosses+1)
+	}
+	if runsA.Load() < 2 {
+		t.Errorf("member before the loss ran %d times, want again after the loss", runsA.Load())
+	}
+	if d.Transactions < 2 {
+		t.Errorf("%d transactions, want a new one after the loss", d.Transactions)
+	}
+	wantParties(t, db, []string{"a", "c", "e"}, nil)
+}
+
+// TestGroupCommitPanicLeavesOthers: a member that panics panics in its own
+// goroutine, with its writes undone; the rest of its group commits and the
+// writer stays usable.
+func TestGroupCommitPanicLeavesOthers(t *testing.T) {
+	db := openGroupTest(t)
+	errs, panics, _ := group(t, db, nil, nil,
+		addParty("a"),
+		func(tx store.Handle) error {
+			if err := addParty("b")(tx); err != nil {
+				return err
+			}
+			panic("member b")
+		},
+		addParty("c"),
+	)
+	if panics[1] != "member b" || panics[0] != nil || panics[2] != nil {
+		t.Errorf("panics %v, want only member b's", panics)
+	}
+	if errs[0] != nil || errs[2] != nil {
+		t.Errorf("members a and c: %v, %v", errs[0], errs[2])
+	}
+	wantParties(t, db, []string{"a", "c"}, []string{"b"})
+	if err := db.Update(context.Background(), addParty("after")); err != nil {
+		t.Fatalf("the writer after a panic: %v", err)
+	}
+}
+
+// TestGroupCommitLoneWriterCommitsAlone: with nobody else waiting, an
+// Update starts at once and takes its own transaction (no timer holds it
+// for company).
+func TestGroupCommitLoneWriterCommitsAlone(t *testing.T) {
+	db := openGroupTest(t)
+	before := db.GroupCommitStats()
+	for i := range 3 {
+		if err := db.Update(context.Background(), addParty(fmt.Sprint("solo", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := db.GroupCommitStats()
+	if after.Transactions-before.Transactions != 3 || after.Members-before.Members != 3 {
+		t.Errorf("3 sequential Updates: %d transactions, %d members; want 3 and 3", after.Transactions-before.Transactions, after.Members-before.Members)
+	}
+}

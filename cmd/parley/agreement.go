@@ -203,12 +203,14 @@ func cmdAgreement(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	reason := new(string)
 	var signVersion int
 	var signHash string
+	var printOnly bool
 	switch sub {
 	case "suspend", "resume", "terminate":
 		fs.StringVar(reason, "reason", "", "why (recorded in the signed statement)")
 	case "sign":
 		fs.IntVar(&signVersion, "version", 0, "the version you reviewed (agreement show prints it)")
 		fs.StringVar(&signHash, "hash", "", "the sha256 of the document you reviewed (agreement show prints it)")
+		fs.BoolVar(&printOnly, "print", false, "print the signed statement (JSON) instead of sending it, e.g. to paste into the dashboard")
 	case "propose", "show", "list", "amend":
 	default:
 		return unknownSub("agreement", sub)
@@ -382,6 +384,9 @@ func cmdAgreement(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		sig, err := signStatement(keys, d, action, me.PartyID, *reason)
 		if err != nil {
 			return err
+		}
+		if printOnly {
+			return json.NewEncoder(stdout).Encode(sig)
 		}
 		a, err := c.Sign(ctx, sig)
 		if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -24,10 +25,12 @@ func cmdContest(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := newFlags("contest "+sub, stderr)
 	cf := addClientFlags(fs)
 	var reason string
+	var printOnly bool
 	want := 2
 	switch sub {
 	case "file":
 		fs.StringVar(&reason, "reason", "", "why the object is worthless (required; signed and shown to both sides)")
+		fs.BoolVar(&printOnly, "print", false, "print the signed contest (JSON) instead of sending it, e.g. to paste into the dashboard")
 	case "withdraw":
 	case "list":
 		want = 1
@@ -88,6 +91,9 @@ func cmdContest(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	sc, err := agreement.SignContest(keys, st)
 	if err != nil {
 		return err
+	}
+	if printOnly {
+		return json.NewEncoder(stdout).Encode(sc)
 	}
 	var x *client.Contest
 	var idx int64

@@ -29,6 +29,8 @@ func (d *Dashboard) actionRoutes() map[string]http.Handler {
 		"POST /ui/requests/{id}/acknowledge": d.authedPost(d.requestStep(d.ackRequest)),
 		"POST /ui/requests/{id}/refuse":      d.authedPost(d.requestStep(d.refuseRequest)),
 		"POST /ui/requests/{id}/fulfil":      d.authedPost(d.requestStep(d.fulfilRequest)),
+		"POST /ui/agreements/{id}/signatures": d.authedPost(d.signAgreement),
+		"POST /ui/agreements/{id}/contests":   d.authedPost(d.contest),
 	}
 }
 
@@ -36,7 +38,10 @@ func (d *Dashboard) actionRoutes() map[string]http.Handler {
 // for a step the party took; their messages name what was wrong and are
 // written for clients (the API sends them too).
 func (d *Dashboard) exchangeError(w http.ResponseWriter, r *http.Request, err error) {
-	msg := strings.TrimPrefix(err.Error(), "exchange: ")
+	msg := err.Error()
+	for _, p := range []string{"exchange: not permitted: ", "exchange: invalid request: ", "exchange: conflict: ", "exchange: "} {
+		msg = strings.ReplaceAll(msg, p, "")
+	}
 	switch {
 	case errors.Is(err, exchange.ErrBrokenAgreement):
 		d.showError(w, r, http.StatusConflict, "This agreement's recorded history does not verify: "+msg+".")

@@ -36,6 +36,7 @@ type fixture struct {
 	tokC        string // a third party, in no agreement
 	agreementID string
 	signer      *ledger.Signer
+	keyA, keyB  *agreement.PrivateKeys
 }
 
 func newFixture(t testing.TB) *fixture {
@@ -50,8 +51,8 @@ func newFixture(t testing.TB) *fixture {
 	f.a, f.tokA = f.party(t, "cert-north")
 	f.b, f.tokB = f.party(t, "police-south")
 	_, f.tokC = f.party(t, "bystander")
-	keyA, keyB := f.keys(t, f.a), f.keys(t, f.b)
-	f.agreementID = f.activate(t, keyA, keyB)
+	f.keyA, f.keyB = f.keys(t, f.a), f.keys(t, f.b)
+	f.agreementID = f.activate(t, f.keyA, f.keyB)
 
 	// A contributes 30 in three batches, B 5: the chart has points.
 	for i := range 3 {

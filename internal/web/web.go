@@ -466,6 +466,8 @@ type agreementData struct {
 	Reason                 string
 	Work                   work
 	CSRF                   string
+	Review                 reviewData
+	Contests               contestsData
 }
 
 // docView is the part of a document the page shows, pre-formatted.
@@ -540,6 +542,11 @@ func (d *Dashboard) agreement(w http.ResponseWriter, r *http.Request, s session)
 			Version: sg.Version, SignedAt: sg.SignedAt, Mine: sg.PartyID == s.principal.PartyID})
 	}
 	data.Chart, data.HasChart = buildChart(hist)
+	data.Review = d.review(r.Context(), a, s.principal, s.csrf)
+	if data.Contests, err = d.contests(r.Context(), a, s.principal, s.csrf); err != nil {
+		d.fail(w, r, err)
+		return
+	}
 	if data.Work, err = d.openWork(r.Context(), s.principal, id, names); err != nil {
 		d.fail(w, r, err)
 		return

@@ -9,23 +9,25 @@ import (
 )
 
 func init() {
-	register(command{"bench", "measure a TAXII server on loopback: bench taxii --url U --token T | bench load --url U --token T --clients N | bench ingest --url U --token T [--versus-root R --versus-collection C]", cmdBench})
+	register(command{"bench", "measure a TAXII server on loopback: bench taxii|load|ingest|readers --url U --token T (scripts/bench.sh runs them all)", cmdBench})
 }
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: bench taxii|load|ingest [flags]; see 'parley bench taxii -h'", errUsage)
+		return fmt.Errorf("%w: bench taxii|load|ingest|readers [flags]; see 'parley bench taxii -h'", errUsage)
 	}
+	var err error
 	switch args[0] {
 	case "taxii":
-		_, err := bench.TAXIICommand(ctx, args[1:], stdout, stderr)
-		return err
-	case "ingest":
-		_, err := bench.IngestCommand(ctx, args[1:], stdout, stderr)
-		return err
+		_, err = bench.TAXIICommand(ctx, args[1:], stdout, stderr)
 	case "load":
-		_, err := bench.LoadCommand(ctx, args[1:], stdout, stderr)
-		return err
+		_, err = bench.LoadCommand(ctx, args[1:], stdout, stderr)
+	case "ingest":
+		_, err = bench.IngestCommand(ctx, args[1:], stdout, stderr)
+	case "readers":
+		_, err = bench.ReadersCommand(ctx, args[1:], stdout, stderr)
+	default:
+		return fmt.Errorf("%w: unknown bench %q; use taxii, load, ingest or readers", errUsage, args[0])
 	}
-	return fmt.Errorf("%w: unknown bench %q; use taxii, load or ingest", errUsage, args[0])
+	return err
 }

@@ -256,3 +256,57 @@ func BenchmarkIndicatorObject(b *testing.B) {
 		i++
 	}
 }
+
+// TestPhases runs the GETs and the read against a collection an earlier
+// run filled with the same seed, and refuses unknown or repeated phases.
+func TestPhases(t *testing.T) {
+	srv := taxiitest.NewServer(t, taxiitest.Config{})
+	fill := TAXIIWorkload{BaseURL: srv.URL, Objects: 120, EnvelopeSize: 10, Seed: 4, Phases: []string{PhaseIngest}}
+	var out bytes.Buffer
+	res, err := fill.Run(context.Background(), &out)
+	if err != nil || res.Objects != 120 || res.ReadDuration != 0 || res.Gets != 0 {
+		t.Fatalf("ingest only: %+v, %v", res, err)
+	}
+	if len(res.IngestWindows) < 9 || strings.Contains(out.String(), "read-back:") || !strings.Contains(out.String(), "ingest windows:") {
+		t.Errorf("ingest-only report (windows %v):\n%s", res.IngestWindows, out.String())
+	}
+	later := TAXIIWorkload{BaseURL: srv.URL, Objects: 120, SingleGets: 15, ReadPageLimit: 50, Seed: 4, Phases: []string{PhaseGets, PhaseRead}}
+	res, err = later.Run(context.Background(), &bytes.Buffer{})
+	if err != nil || res.Gets != 15 || res.GetErrors != 0 || res.ReadOurs != 120 || res.Envelopes != 0 {
+		t.Fatalf("gets and read of an earlier fill: %+v, %v", res, err)
+	}
+	// Another seed asks for ids that were never posted: every GET fails.
+	res, err = TAXIIWorkload{BaseURL: srv.URL, Objects: 120, SingleGets: 5, Seed: 5, Phases: []string{PhaseGets}}.Run(context.Background(), &bytes.Buffer{})
+	if err != nil || res.GetErrors != 5 {
+		t.Errorf("gets of ids never posted: %+v, %v", res, err)
+	}
+	for _, bad := range []string{"ingest,read,ingest", "scan", ""} {
+		if _, err := TAXIICommand(context.Background(), []string{"--url", srv.URL, "--phases", bad}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
+			t.Errorf("--phases %q accepted", bad)
+		}
+	}
+}
+
+func TestReaders(t *testing.T) {
+	srv := taxiitest.NewServer(t, taxiitest.Config{Token: "tok", MaxPageSize: 30})
+	if _, err := (TAXIIWorkload{BaseURL: srv.URL, Token: "tok", Objects: 200, EnvelopeSize: 50, Seed: 8, Phases: []string{PhaseIngest}}).Run(context.Background(), &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	res, err := ReadersCommand(context.Background(), []string{"--url", srv.URL, "--token", "tok", "--readers", "5", "--page-limit", "100"}, &out, &bytes.Buffer{})
+	if err != nil || res.Errors != 0 || len(res.Objects) != 5 || res.PerSec <= 0 {
+		t.Fatalf("readers: %+v, %v\n%s", res, err, out.String())
+	}
+	for i, n := range res.Objects {
+		if n != 200 {
+			t.Errorf("reader %d read %d objects, want all 200", i, n)
+		}
+	}
+	res, err = Readers{BaseURL: srv.URL, Token: "wrong", Root: taxiitest.Root, Collection: taxiitest.Collection, Readers: 2}.Run(context.Background(), &bytes.Buffer{})
+	if err != nil || res.Errors != 2 {
+		t.Errorf("readers with a bad token: %+v, %v", res, err)
+	}
+	if _, err := (Readers{BaseURL: "http://192.0.2.1:8080/"}).Run(context.Background(), &bytes.Buffer{}); !errors.Is(err, client.ErrNotLoopback) {
+		t.Errorf("remote readers: %v", err)
+	}
+}

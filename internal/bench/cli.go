@@ -31,7 +31,12 @@ func TAXIICommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.Uint64Var(&wl.Seed, "seed", 0, "data seed (default: from the clock)")
 	fs.DurationVar(&wl.PhaseTimeout, "phase-timeout", 10*time.Minute, "cap on each phase (0: none)")
 	fs.BoolVar(&wl.AllowRemote, "allow-remote", false, "permit a non-loopback server")
+	phases := fs.String("phases", "ingest,gets,read", "phases to run, in this order: ingest, gets, read (GETs before the long read, so a server still busy with an abandoned read does not slow them)")
 	if err := fs.Parse(args); err != nil {
+		return Result{}, err
+	}
+	var err error
+	if wl.Phases, err = parsePhases(*phases); err != nil {
 		return Result{}, err
 	}
 	if wl.BaseURL == "" || fs.NArg() > 0 {
@@ -119,4 +124,34 @@ func IngestCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		in.Password = in.Token
 	}
 	return in.Run(ctx, stdout)
+}
+
+// ReadersCommand runs concurrent full readers from command-line arguments;
+// cmd/parley wires it as `parley bench readers`.
+//
+//	parley bench readers --url http://127.0.0.1:8080/ --token T [--readers 8] [--page-limit 1000]
+func ReadersCommand(ctx context.Context, args []string, stdout, stderr io.Writer) (ReadersResult, error) {
+	fs := flag.NewFlagSet("parley bench readers", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var rd Readers
+	fs.StringVar(&rd.BaseURL, "url", "", "server base URL (required)")
+	fs.StringVar(&rd.Root, "root", "", "API root name or URL (default: discovery's default)")
+	fs.StringVar(&rd.Collection, "collection", "", "collection id (default: first readable and writable)")
+	fs.StringVar(&rd.Token, "token", "", "bearer token")
+	fs.StringVar(&rd.User, "user", "", "HTTP Basic user (then --password, or --token as password)")
+	fs.StringVar(&rd.Password, "password", "", "HTTP Basic password")
+	fs.IntVar(&rd.Readers, "readers", 8, "concurrent full readers")
+	fs.IntVar(&rd.PageLimit, "page-limit", 1000, "limit per page")
+	fs.BoolVar(&rd.AllowRemote, "allow-remote", false, "permit a non-loopback server")
+	if err := fs.Parse(args); err != nil {
+		return ReadersResult{}, err
+	}
+	if rd.BaseURL == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return ReadersResult{}, fmt.Errorf("bench readers: --url is required and no positional arguments are taken")
+	}
+	if rd.User != "" && rd.Password == "" {
+		rd.Password = rd.Token
+	}
+	return rd.Run(ctx, stdout)
 }

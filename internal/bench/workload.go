@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +35,8 @@ type TAXIIWorkload struct {
 
 	// PhaseTimeout caps each phase; a capped phase reports what it did so far.
 	PhaseTimeout time.Duration
+	// Phases are run in this order (default ingest, gets, read).
+	Phases []string
 	// AllowRemote permits a non-loopback BaseURL (refused by default).
 	AllowRemote bool
 	// HTTPClient, if set, replaces the default client.
@@ -51,6 +54,7 @@ type Result struct {
 	IngestDuration time.Duration
 	IngestPerSec   float64
 	IngestCapped   bool
+	IngestWindows  []float64 // objects/s of each tenth of the ingest, in order
 
 	ReadObjects  int // every object read back, ours and any already there
 	ReadOurs     int // of which this run posted
@@ -92,6 +96,9 @@ func (wl TAXIIWorkload) withDefaults() TAXIIWorkload {
 	}
 	if wl.Seed == 0 {
 		wl.Seed = uint64(time.Now().UnixNano())
+	}
+	if len(wl.Phases) == 0 {
+		wl.Phases = []string{PhaseIngest, PhaseGets, PhaseRead}
 	}
 	return wl
 }
@@ -165,7 +172,38 @@ func capped(phaseCtx, ctx context.Context, err error) bool {
 	return err != nil && ctx.Err() == nil && errors.Is(phaseCtx.Err(), context.DeadlineExceeded)
 }
 
-// Run executes the workload, printing progress and the report to w.
+// Phase names for TAXIIWorkload.Phases.
+const (
+	PhaseIngest = "ingest"
+	PhaseGets   = "gets"
+	PhaseRead   = "read"
+)
+
+// parsePhases reads a comma-separated list of phases.
+func parsePhases(s string) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	for _, p := range strings.Split(s, ",") {
+		p = strings.TrimSpace(p)
+		switch p {
+		case PhaseIngest, PhaseGets, PhaseRead:
+		default:
+			return nil, fmt.Errorf("bench: unknown phase %q; phases are ingest, gets and read", p)
+		}
+		if seen[p] {
+			return nil, fmt.Errorf("bench: phase %q given twice", p)
+		}
+		seen[p] = true
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// Run executes the workload's phases in order (by default ingest, then the
+// single GETs, then the long read, so that a server still busy with an
+// abandoned read cannot slow the GETs), printing progress and the report
+// to w. Without an ingest phase, the GETs ask for the Objects indicators an
+// earlier run posted with the same Seed.
 func (wl TAXIIWorkload) Run(ctx context.Context, w io.Writer) (Result, error) {
 	wl = wl.withDefaults()
 	c, counter, err := newClient(wl.BaseURL, wl.Token, wl.User, wl.Password, wl.HTTPClient, wl.AllowRemote)
@@ -177,13 +215,37 @@ func (wl TAXIIWorkload) Run(ctx context.Context, w io.Writer) (Result, error) {
 		return Result{}, err
 	}
 	res := Result{Server: c.BaseURL(), Root: root, Collection: coll}
-	fmt.Fprintf(w, "taxii workload: %s root=%s collection=%s objects=%d envelope=%d page-limit=%d gets=%d seed=%d\n",
-		res.Server, root, coll, wl.Objects, wl.EnvelopeSize, wl.ReadPageLimit, wl.SingleGets, wl.Seed)
+	fmt.Fprintf(w, "taxii workload: %s root=%s collection=%s objects=%d envelope=%d page-limit=%d gets=%d seed=%d phases=%s\n",
+		res.Server, root, coll, wl.Objects, wl.EnvelopeSize, wl.ReadPageLimit, wl.SingleGets, wl.Seed, strings.Join(wl.Phases, ","))
 	gen := newIndicatorGen(wl.Seed)
+	if !slices.Contains(wl.Phases, PhaseIngest) {
+		res.Objects = wl.Objects // posted by an earlier run with this seed
+	}
+	for _, phase := range wl.Phases {
+		var err error
+		switch phase {
+		case PhaseIngest:
+			err = wl.ingest(ctx, c, root, coll, gen, &res, w)
+		case PhaseGets:
+			err = wl.gets(ctx, c, root, coll, gen, &res)
+		case PhaseRead:
+			err = wl.read(ctx, c, counter, root, coll, gen, &res, w)
+		}
+		if err != nil {
+			return res, err
+		}
+	}
+	res.Print(w)
+	return res, nil
+}
 
-	// Ingest: a generated bundle streamed through PushBundleWith, which cuts
-	// envelopes to max_content_length and waits on pending statuses.
+// ingest posts a generated bundle through PushBundleWith, which cuts
+// envelopes to max_content_length and waits on pending statuses. It records
+// the rate of each tenth of the objects, to show whether ingest stays flat
+// as the collection grows.
+func (wl TAXIIWorkload) ingest(ctx context.Context, c *client.Client, root, coll string, gen *indicatorGen, res *Result, w io.Writer) error {
 	pctx, cancel := phaseContext(ctx, wl.PhaseTimeout)
+	defer cancel()
 	pr, pw := io.Pipe()
 	go func() {
 		bw := bufio.NewWriterSize(pw, 256<<10)
@@ -206,12 +268,20 @@ func (wl TAXIIWorkload) Run(ctx context.Context, w io.Writer) (Result, error) {
 	}()
 	start := time.Now()
 	step := max(wl.Objects/10, 1)
+	windowStart, windowFirst, window := start, 0, 0
 	sent, err := c.PushBundleWith(pctx, root, coll, pr, client.PushOptions{
 		EnvelopeSize: wl.EnvelopeSize, Total: wl.Objects,
 		Progress: func(sent, total int) {
 			res.Envelopes++
-			if sent/step != (sent-1)/step || sent == total {
-				fmt.Fprintf(w, "  ingest %d/%d (%.1fs)\n", sent, total, time.Since(start).Seconds())
+			// A window closes at each tenth of the objects (or the first
+			// envelope past it) and at the end.
+			if sent/step > window || sent == total {
+				window = sent / step
+				now := time.Now()
+				rate := perSec(sent-windowFirst, now.Sub(windowStart))
+				res.IngestWindows = append(res.IngestWindows, rate)
+				windowStart, windowFirst = now, sent
+				fmt.Fprintf(w, "  ingest %d/%d (%.1fs) window %.0f objects/s\n", sent, total, now.Sub(start).Seconds(), rate)
 			}
 		},
 	})
@@ -219,26 +289,29 @@ func (wl TAXIIWorkload) Run(ctx context.Context, w io.Writer) (Result, error) {
 	_ = pr.CloseWithError(errors.New("bench: ingest ended")) // unblocks the generator
 	res.Objects = sent
 	res.IngestCapped = capped(pctx, ctx, err)
-	cancel()
 	if err != nil && !res.IngestCapped {
-		return res, fmt.Errorf("bench: ingest after %d objects: %w", sent, err)
+		return fmt.Errorf("bench: ingest after %d objects: %w", sent, err)
 	}
 	res.IngestPerSec = perSec(res.Objects, res.IngestDuration)
+	return nil
+}
 
-	// Read back the whole collection, following next (or added_after).
+// read reads the whole collection back, following next (or added_after).
+func (wl TAXIIWorkload) read(ctx context.Context, c *client.Client, counter *countingTransport, root, coll string, gen *indicatorGen, res *Result, w io.Writer) error {
 	ours := make(map[string]bool, res.Objects)
 	for i := range res.Objects {
 		ours[gen.id(i)] = false
 	}
-	pctx, cancel = phaseContext(ctx, wl.PhaseTimeout)
+	pctx, cancel := phaseContext(ctx, wl.PhaseTimeout)
+	defer cancel()
+	step := max(wl.Objects/10, 1)
 	before := counter.n.Load()
-	start = time.Now()
+	start := time.Now()
 	for obj, err := range c.AllObjects(pctx, root, coll, client.Filter{Limit: wl.ReadPageLimit}) {
 		if err != nil {
 			res.ReadCapped = capped(pctx, ctx, err)
 			if !res.ReadCapped {
-				cancel()
-				return res, fmt.Errorf("bench: read-back after %d objects: %w", res.ReadObjects, err)
+				return fmt.Errorf("bench: read-back after %d objects: %w", res.ReadObjects, err)
 			}
 			break
 		}
@@ -256,37 +329,39 @@ func (wl TAXIIWorkload) Run(ctx context.Context, w io.Writer) (Result, error) {
 	res.ReadDuration = time.Since(start)
 	res.ReadPages = int(counter.n.Load() - before)
 	res.ReadPerSec = perSec(res.ReadObjects, res.ReadDuration)
-	cancel()
+	return nil
+}
 
-	// Single GETs of random posted objects.
-	if res.Objects > 0 && wl.SingleGets > 0 {
-		pctx, cancel = phaseContext(ctx, wl.PhaseTimeout)
-		r := rand.New(rand.NewPCG(wl.Seed, 0x5eed))
-		lat := make([]time.Duration, 0, wl.SingleGets)
-		for range wl.SingleGets {
-			id := gen.id(r.IntN(res.Objects))
-			t0 := time.Now()
-			env, err := c.GetObject(pctx, root, coll, id, client.Filter{})
-			d := time.Since(t0)
-			if pctx.Err() != nil {
-				res.GetsCapped = capped(pctx, ctx, pctx.Err())
-				break
-			}
-			if err != nil || len(env.Objects) == 0 || idOf(env.Objects[0]) != id {
-				res.GetErrors++
-				continue
-			}
-			lat = append(lat, d)
-		}
-		cancel()
-		if ctx.Err() != nil {
-			return res, ctx.Err()
-		}
-		res.Gets = len(lat) + res.GetErrors
-		res.GetP50, res.GetP95, res.GetP99, res.GetMax = percentiles(lat)
+// gets times single GETs of random posted objects.
+func (wl TAXIIWorkload) gets(ctx context.Context, c *client.Client, root, coll string, gen *indicatorGen, res *Result) error {
+	if res.Objects == 0 || wl.SingleGets == 0 {
+		return nil
 	}
-	res.Print(w)
-	return res, nil
+	pctx, cancel := phaseContext(ctx, wl.PhaseTimeout)
+	defer cancel()
+	r := rand.New(rand.NewPCG(wl.Seed, 0x5eed))
+	lat := make([]time.Duration, 0, wl.SingleGets)
+	for range wl.SingleGets {
+		id := gen.id(r.IntN(res.Objects))
+		t0 := time.Now()
+		env, err := c.GetObject(pctx, root, coll, id, client.Filter{})
+		d := time.Since(t0)
+		if pctx.Err() != nil {
+			res.GetsCapped = capped(pctx, ctx, pctx.Err())
+			break
+		}
+		if err != nil || len(env.Objects) == 0 || idOf(env.Objects[0]) != id {
+			res.GetErrors++
+			continue
+		}
+		lat = append(lat, d)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	res.Gets = len(lat) + res.GetErrors
+	res.GetP50, res.GetP95, res.GetP99, res.GetMax = percentiles(lat)
+	return nil
 }
 
 // Print writes the report.
@@ -297,12 +372,25 @@ func (r Result) Print(w io.Writer) {
 		}
 		return ""
 	}
-	fmt.Fprintf(w, "ingest:    %d objects in %d envelopes, %.2fs, %.0f objects/s%s\n",
-		r.Objects, r.Envelopes, r.IngestDuration.Seconds(), r.IngestPerSec, cap(r.IngestCapped))
-	fmt.Fprintf(w, "read-back: %d objects (%d of this run's %d) in %d pages, %.2fs, %.0f objects/s%s\n",
-		r.ReadObjects, r.ReadOurs, r.Objects, r.ReadPages, r.ReadDuration.Seconds(), r.ReadPerSec, cap(r.ReadCapped))
-	fmt.Fprintf(w, "get by id: %d requests, %d errors, p50 %s p95 %s p99 %s max %s%s\n",
-		r.Gets, r.GetErrors, fmtDur(r.GetP50), fmtDur(r.GetP95), fmtDur(r.GetP99), fmtDur(r.GetMax), cap(r.GetsCapped))
+	if r.IngestDuration > 0 {
+		fmt.Fprintf(w, "ingest:    %d objects in %d envelopes, %.2fs, %.0f objects/s%s\n",
+			r.Objects, r.Envelopes, r.IngestDuration.Seconds(), r.IngestPerSec, cap(r.IngestCapped))
+		if n := len(r.IngestWindows); n > 1 {
+			ws := make([]string, n)
+			for i, x := range r.IngestWindows {
+				ws[i] = fmt.Sprintf("%.0f", x)
+			}
+			fmt.Fprintf(w, "ingest windows: %s objects/s; last/first %.0f%%\n", strings.Join(ws, " "), 100*r.IngestWindows[n-1]/r.IngestWindows[0])
+		}
+	}
+	if r.Gets > 0 {
+		fmt.Fprintf(w, "get by id: %d requests, %d errors, p50 %s p95 %s p99 %s max %s%s\n",
+			r.Gets, r.GetErrors, fmtDur(r.GetP50), fmtDur(r.GetP95), fmtDur(r.GetP99), fmtDur(r.GetMax), cap(r.GetsCapped))
+	}
+	if r.ReadDuration > 0 {
+		fmt.Fprintf(w, "read-back: %d objects (%d of this run's %d) in %d pages, %.2fs, %.0f objects/s%s\n",
+			r.ReadObjects, r.ReadOurs, r.Objects, r.ReadPages, r.ReadDuration.Seconds(), r.ReadPerSec, cap(r.ReadCapped))
+	}
 }
 
 func fmtDur(d time.Duration) string {

@@ -388,7 +388,7 @@ func (s *Service) Ingest(ctx context.Context, p party.Principal, apiRoot, collec
 		for i, o := range keep {
 			d := store.StatusDetail{ID: o.ID, Version: FormatTime(o.Version)}
 			if outcomes[i] == store.Duplicate {
-				d.Message = "this version was already stored"
+				d.Message = duplicateMessage
 			} else {
 				added++
 				digest.Write([]byte(o.ID + " " + d.Version + "\n"))

@@ -118,7 +118,9 @@ func New(o Options) (*Dashboard, error) {
 		"short": func(s string) string { return shorten(s, 20) },
 	}
 	d.pages = map[string]*template.Template{}
-	for _, name := range append([]string{"signin", "overview", "agreement", "error"}, actionPages...) {
+	pages := append([]string{"signin", "overview", "agreement", "error"}, actionPages...)
+	pages = append(pages, intelPages...)
+	for _, name := range pages {
 		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("web: template %s: %w", name, err)
@@ -152,6 +154,9 @@ func (d *Dashboard) Register(mux Mux) {
 		"/ui/":                    http.HandlerFunc(d.notFound),
 	}
 	for pattern, h := range d.actionRoutes() {
+		routes[pattern] = h
+	}
+	for pattern, h := range d.intelRoutes() {
 		routes[pattern] = h
 	}
 	for pattern, h := range routes {

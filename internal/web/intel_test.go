@@ -30,7 +30,9 @@ type intelWorld struct {
 	xy, xz           string
 }
 
-func stixID(typ string, n int) string { return fmt.Sprintf("%s--00000000-0000-4000-9000-%012d", typ, n) }
+func stixID(typ string, n int) string {
+	return fmt.Sprintf("%s--00000000-0000-4000-9000-%012d", typ, n)
+}
 
 var (
 	x1, x2, x3 = stixID("indicator", 1), stixID("malware", 2), stixID("relationship", 3)

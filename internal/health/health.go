@@ -73,8 +73,8 @@ type Monitor struct {
 	last       map[string]time.Time // failure kind → when last logged
 	suppressed map[string]int
 	writeFail  time.Time // the last failed write, zero once a write succeeds
-	writeCause string
-	damaged    error // the first corruption seen; never cleared
+	writeCause error     // why the last write failed, with its sentinels
+	damaged    error     // the first corruption seen; never cleared
 }
 
 // NewMonitor returns a monitor logging to log.
@@ -130,7 +130,7 @@ func (m *Monitor) Done(ctx context.Context, method, route string, status int, ca
 		m.damaged = cause
 	}
 	if write && (errors.Is(cause, store.ErrUnavailable) || errors.Is(cause, store.ErrCorrupt)) {
-		m.writeFail, m.writeCause = now, causeText(cause)
+		m.writeFail, m.writeCause = now, cause
 	}
 	k := kind(status, cause)
 	every := m.Every
@@ -177,7 +177,9 @@ func (m *Monitor) Ready() error {
 		hold = 30 * time.Second
 	}
 	if !m.writeFail.IsZero() && m.clock().Sub(m.writeFail) < hold {
-		return fmt.Errorf("%w: writes are failing: %s", store.ErrUnavailable, m.writeCause)
+		// The cause's sentinels stay in the chain, so the probe's answer
+		// can say which condition (the disk is full) without its text.
+		return fmt.Errorf("%w: writes are failing: %w", store.ErrUnavailable, m.writeCause)
 	}
 	return nil
 }

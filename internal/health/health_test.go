@@ -65,7 +65,7 @@ func TestReadinessFollowsWrites(t *testing.T) {
 		t.Fatalf("unready after a failed read: %v", err)
 	}
 	m.Done(ctx, "POST", "/w", 503, full)
-	if err := m.Ready(); !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "disk") {
+	if err := m.Ready(); !errors.Is(err, store.ErrUnavailable) || !errors.Is(err, store.ErrDiskFull) || !strings.Contains(err.Error(), "disk") {
 		t.Fatalf("after a failed write: %v", err)
 	}
 	m.Done(ctx, "GET", "/r", 200, nil)

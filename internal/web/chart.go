@@ -12,11 +12,11 @@ import (
 // Chart geometry, in SVG user units.
 const (
 	chartWidth     = 640
-	chartHeight    = 240
-	chartLeft      = 48 // room for y labels
+	chartHeight    = 264
+	chartLeft      = 60 // room for y labels and the axis title
 	chartRight     = 12
 	chartTop       = 12
-	chartBottom    = 28 // room for x labels
+	chartBottom    = 48 // room for x labels and the axis title
 	chartMaxPoints = 240
 )
 
@@ -28,7 +28,8 @@ type chart struct {
 	Left, Right, Top, Base float64 // plot area edges
 	Series                 []series
 	YTicks, XTicks         []tick
-	Points                 int // data points drawn per series
+	XTitle                 string // the x axis's unit and the part of the time its labels leave out
+	Points                 int    // data points drawn per series
 }
 
 type series struct {
@@ -48,6 +49,90 @@ type tick struct {
 	Pos    string
 	Label  string
 	Anchor string // SVG text-anchor, so edge labels stay inside the chart
+	Mark   string // where the tick mark ends, outside the plot
+}
+
+// tickFormats go from coarse to fine; each names what its labels leave out.
+var tickFormats = []struct{ layout, title string }{
+	{"2006-01-02", "date (UTC)"},
+	{"Jan 2 15:04", "time (UTC)"},
+	{"15:04", "time (UTC) on %s"},
+	{"15:04:05", "time (UTC) on %s"},
+	{"15:04:05.000", "time (UTC) on %s"},
+	{"05.000000", "seconds after %s UTC"},
+}
+
+// timeTicks places up to five ticks from t0 to t1 over width units starting
+// at left, labelled with the coarsest format under which every label
+// differs, so no two ticks read alike (a span under a second gets
+// milliseconds rather than two equal "15:04:05").
+func timeTicks(t0, t1 time.Time, left, width float64) ([]tick, string) {
+	t0, t1 = t0.UTC(), t1.UTC()
+	n := 5
+	span := t1.Sub(t0)
+	if span <= 0 {
+		n = 1
+	}
+	times := make([]time.Time, n)
+	for i := range n {
+		if n == 1 {
+			times[i] = t0
+			continue
+		}
+		times[i] = t0.Add(time.Duration(float64(span) * float64(i) / float64(n-1)))
+	}
+	sameDay := t0.Format("2006-01-02") == t1.Format("2006-01-02")
+	for fi, f := range tickFormats {
+		if fi >= 2 && !sameDay {
+			break // finer formats drop the date, which then differs
+		}
+		if fi == 0 && span < 72*time.Hour && n > 1 {
+			continue // whole days say nothing about a short span
+		}
+		labels := make([]string, n)
+		distinct := map[string]bool{}
+		for i, t := range times {
+			labels[i] = t.Format(f.layout)
+			distinct[labels[i]] = true
+		}
+		if len(distinct) < n && fi < len(tickFormats)-1 {
+			continue
+		}
+		title := f.title
+		if strings.Contains(title, "%s") {
+			ref := t0.Format("2006-01-02")
+			if f.layout == "05.000000" {
+				ref = t0.Format("2006-01-02 15:04")
+			}
+			title = fmt.Sprintf(title, ref)
+		}
+		out := make([]tick, n)
+		for i := range n {
+			anchor := "middle"
+			switch {
+			case n == 1:
+			case i == 0:
+				anchor = "start"
+			case i == n-1:
+				anchor = "end"
+			}
+			pos := left
+			if n > 1 {
+				pos = left + width*float64(i)/float64(n-1)
+			} else {
+				pos = left + width/2
+			}
+			out[i] = tick{Pos: coord(pos), Label: labels[i], Anchor: anchor}
+		}
+		return out, title
+	}
+	// Different days, but the labels with dates and minutes repeat:
+	// fall back to full timestamps.
+	out := make([]tick, n)
+	for i, t := range times {
+		out[i] = tick{Pos: coord(left + width*float64(i)/float64(max(n-1, 1))), Label: t.Format("01-02 15:04:05"), Anchor: "middle"}
+	}
+	return out, "time (UTC)"
 }
 
 func coord(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) }
@@ -84,9 +169,16 @@ func buildChart(history []exchange.BalancePoint) (chart, bool) {
 	for v := int64(0); v <= top; v += step {
 		c.YTicks = append(c.YTicks, tick{Pos: coord(y(v)), Label: strconv.FormatInt(v, 10)})
 	}
-	c.XTicks = []tick{{Pos: coord(c.Left), Label: t0.UTC().Format("2006-01-02 15:04:05"), Anchor: "start"}}
-	if span > 0 {
-		c.XTicks = append(c.XTicks, tick{Pos: coord(c.Right), Label: t1.UTC().Format("2006-01-02 15:04:05"), Anchor: "end"})
+	c.XTicks, c.XTitle = timeTicks(t0, t1, c.Left, c.Right-c.Left)
+	for i := range c.XTicks {
+		c.XTicks[i].Mark = coord(c.Base + 5)
+	}
+	for i := range c.YTicks {
+		c.YTicks[i].Mark = coord(c.Left - 5)
+	}
+	if span <= 0 && len(history) > 1 {
+		// All at one instant: one label, at the middle.
+		c.XTicks = []tick{{Pos: coord((c.Left + c.Right) / 2), Label: c.XTicks[0].Label, Anchor: "middle", Mark: coord(c.Base + 5)}}
 	}
 	defs := []struct {
 		name, class string

@@ -97,3 +97,50 @@ func TestAgo(t *testing.T) {
 		}
 	}
 }
+
+// Tick labels never read alike, whatever the span: the demo's history
+// lasts under a second, a long agreement a year.
+func TestTimeTicksDistinct(t *testing.T) {
+	t0 := time.Date(2026, 12, 3, 10, 15, 30, 0, time.UTC)
+	for _, span := range []time.Duration{0, 300 * time.Millisecond, 4 * time.Second, 3 * time.Minute, 5 * time.Hour, 50 * time.Hour, 400 * 24 * time.Hour, 1500 * time.Microsecond} {
+		ticks, title := timeTicks(t0, t0.Add(span), 60, 568)
+		seen := map[string]bool{}
+		for _, tk := range ticks {
+			if seen[tk.Label] {
+				t.Errorf("span %s: label %q repeats in %+v", span, tk.Label, ticks)
+			}
+			seen[tk.Label] = true
+		}
+		if want := 5; span > 0 && len(ticks) != want {
+			t.Errorf("span %s: %d ticks, want %d", span, len(ticks), want)
+		}
+		if title == "" {
+			t.Errorf("span %s: no axis title", span)
+		}
+	}
+	ticks, title := timeTicks(t0, t0.Add(300*time.Millisecond), 60, 568)
+	if ticks[0].Label != "10:15:30.000" || ticks[4].Label != "10:15:30.300" || title != "time (UTC) on 2026-12-03" {
+		t.Errorf("a 300 ms span reads %q … %q, %q", ticks[0].Label, ticks[4].Label, title)
+	}
+}
+
+// The chart scales with the page (no fixed size) and has both axes with
+// their titles.
+func TestChartIsResponsive(t *testing.T) {
+	f := newFixture(t)
+	b := f.browser(t)
+	b.signIn(f.tokA)
+	_, page := b.do("GET", "/ui/agreements/"+f.agreementID, nil)
+	start := strings.Index(page, `<svg id="balance-chart"`)
+	if start < 0 {
+		t.Fatal("no chart")
+	}
+	tag := page[start : start+strings.Index(page[start:], ">")]
+	if strings.Contains(tag, ` width=`) || strings.Contains(tag, ` height=`) || !strings.Contains(tag, "viewBox=") {
+		t.Fatalf("the chart has a fixed size: %s", tag)
+	}
+	svg := page[start : start+strings.Index(page[start:], "</svg>")]
+	if strings.Count(svg, `class="label xtick"`) < 2 || !strings.Contains(svg, "objects (cumulative)") || !strings.Contains(svg, "time (UTC)") {
+		t.Fatalf("the chart lacks x ticks or axis titles:\n%s", svg)
+	}
+}

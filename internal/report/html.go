@@ -63,6 +63,14 @@ func NewView(r *Report, generated time.Time) *View {
 	v.Series = lineChart(v)
 	v.TypeBars = barChart(v, func(s Side) map[string]int64 { return s.ByType }, nil)
 	v.TLPBars = barChart(v, func(s Side) map[string]int64 { return s.ByTLP }, TLPLabels())
+	for i := range v.TLPBars.Rows { // TLP's own colours, so a glance reads them right
+		for j := range v.TLPBars.Rows[i].Segments {
+			v.TLPBars.Rows[i].Segments[j].Colour = tlpColours[v.TLPBars.Rows[i].Segments[j].Key]
+		}
+	}
+	for i := range v.TLPBars.Legend {
+		v.TLPBars.Legend[i].Colour = tlpColours[v.TLPBars.Legend[i].Key]
+	}
 	return v
 }
 
@@ -92,14 +100,18 @@ func Stylesheet() []byte {
 
 // Chart geometry, in SVG user units.
 const (
-	chartW, chartH                           = 720, 260
-	padLeft, padRight, padTop, padBottom     = 56, 16, 16, 40
-	barW, barH, barLeft, barRowH, barLabelsW = 720, 0, 150, 34, 150
+	chartW, chartH                       = 720, 260
+	padLeft, padRight, padTop, padBottom = 56, 16, 16, 40
+	barW, barLeft, barRowH               = 720, 250, 34
 )
 
 // palette colours series and stacks; SVG presentation attributes, not
 // inline styles, so the CSP allows them.
 var palette = []string{"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"}
+
+// tlpColours follow FIRST's TLP 2.0 colours where a white page allows.
+var tlpColours = map[string]string{"TLP:CLEAR": "#9e9e9e", "TLP:GREEN": "#33a02c", "TLP:AMBER": "#ffc000",
+	"TLP:AMBER+STRICT": "#e07000", "TLP:RED": "#d62728", Unmarked: "#cfcfcf"}
 
 // LineChart is a time series with real axes.
 type LineChart struct {

@@ -120,6 +120,7 @@ func New(o Options) (*Dashboard, error) {
 	d.pages = map[string]*template.Template{}
 	pages := append([]string{"signin", "overview", "agreement", "error"}, actionPages...)
 	pages = append(pages, intelPages...)
+	pages = append(pages, reportPages...)
 	for _, name := range pages {
 		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html", "templates/"+name+".html")
 		if err != nil {
@@ -157,6 +158,9 @@ func (d *Dashboard) Register(mux Mux) {
 		routes[pattern] = h
 	}
 	for pattern, h := range d.intelRoutes() {
+		routes[pattern] = h
+	}
+	for pattern, h := range d.reportRoutes() {
 		routes[pattern] = h
 	}
 	for pattern, h := range routes {

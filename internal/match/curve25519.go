@@ -129,31 +129,67 @@ func hashToFieldCurve25519(u0, u1 *field.Element, msg, dst []byte) {
 // affine point is s = sN/d, t. d = 1 + 2u² is never zero because -1/2 is
 // not a square modulo p.
 func elligator2(sN, d, t *field.Element, u *field.Element) {
-	var u2, twoU2, n, tmp field.Element
-	u2.Square(u)
-	twoU2.Add(&u2, &u2)
-	d.Add(feOne, &twoU2)
-	// x1 = -J/d; g(x1) = x1³ + J·x1² + x1 = -J·(J² - J²·d + d²) / d³.
-	n.Multiply(feJSq, d)
-	n.Subtract(feJSq, &n)
-	n.Add(&n, tmp.Square(d))
-	n.Multiply(&n, feJ)
-	n.Negate(&n)
-	var d3 field.Element
-	d3.Square(d)
-	d3.Multiply(&d3, d)
-	var r field.Element
+	var n, d3, uv3, uv7, r field.Element
+	elligator2Pre(d, &n, &d3, &uv3, &uv7, u)
 	_, isSquare := r.SqrtRatio(&n, &d3)
+	elligator2Post(sN, t, u, &r, isSquare)
+}
+
+// elligator2Pre computes d, and g(x1) = n/d3 for x1 = -J/d, then the
+// inputs of SqrtRatio(n, d3)'s exponentiation: uv3 = n·d3³ and uv7 = n·d3⁷
+// (pow22523Batch raises uv7 for many elements at once).
+func elligator2Pre(d, n, d3, uv3, uv7 *field.Element, u *field.Element) {
+	var u2, tmp field.Element
+	u2.Square(u)
+	d.Add(&u2, &u2)
+	d.Add(feOne, d)
+	// g(x1) = x1³ + J·x1² + x1 = -J·(J² - J²·d + d²) / d³.
+	n.Multiply(feJSq, d)
+	n.Subtract(feJSq, n)
+	n.Add(n, tmp.Square(d))
+	n.Multiply(n, feJ)
+	n.Negate(n)
+	d3.Square(d)
+	d3.Multiply(d3, d)
+	// As field.Element.SqrtRatio: uv3 = u·v³, uv7 = uv3·v⁴ with u = n, v = d3.
+	var v2 field.Element
+	v2.Square(d3)
+	uv3.Multiply(n, tmp.Multiply(&v2, d3))
+	uv7.Multiply(uv3, tmp.Square(&v2))
+}
+
+// sqrtRatioFinish completes SqrtRatio(u, v) from uv3 = u·v³ and
+// pw = (u·v⁷)^((p-5)/8), with the same steps and result as
+// field.Element.SqrtRatio (RFC 9496 SQRT_RATIO_M1).
+func sqrtRatioFinish(r, u, v, uv3, pw *field.Element) (wasSquare int) {
+	var rr, check, uNeg, t0, rPrime field.Element
+	rr.Multiply(uv3, pw)
+	check.Multiply(v, t0.Square(&rr))
+	uNeg.Negate(u)
+	correct := check.Equal(u)
+	flipped := check.Equal(&uNeg)
+	flippedI := check.Equal(t0.Multiply(&uNeg, feSqrtM1))
+	rPrime.Multiply(&rr, feSqrtM1)
+	rr.Select(&rPrime, &rr, flipped|flippedI)
+	r.Absolute(&rr)
+	return correct | flipped
+}
+
+// elligator2Post picks the candidate: r is SqrtRatio(g(x1)) and isSquare
+// whether g(x1) was a square.
+func elligator2Post(sN, t, u, r *field.Element, isSquare int) {
 	// Square: x = x1, t = the root with sgn0 = 1. Otherwise x = x2 = Z·u²·x1
 	// and t = sqrt(Z·u²·g(x1)) = u·sqrt(-2i)·r with sgn0 = 0.
-	var t1, t2 field.Element
-	t1.Negate(&r) // r is non-negative, so -r has sgn0 = 1 (or is 0)
+	var t1, t2, u2 field.Element
+	t1.Negate(r) // r is non-negative, so -r has sgn0 = 1 (or is 0)
 	t2.Multiply(u, feSqrtMinusTwoI)
-	t2.Multiply(&t2, &r)
+	t2.Multiply(&t2, r)
 	t2.Absolute(&t2)
 	t.Select(&t1, &t2, isSquare)
 	var x2N field.Element
-	x2N.Multiply(&twoU2, feJ)
+	u2.Square(u)
+	x2N.Add(&u2, &u2)
+	x2N.Multiply(&x2N, feJ)
 	x2N.Negate(&x2N)
 	var x1N field.Element
 	x1N.Negate(feJ)
@@ -207,6 +243,40 @@ func montgomeryNumDen(num, den *field.Element, p *edwards25519.Point) {
 	_, y, z, _ := p.ExtendedCoordinates()
 	num.Add(z, y)
 	den.Subtract(z, y)
+}
+
+// hashToCurve25519Batch is hashToCurve25519 for many messages, returning
+// each point's u-coordinate as nums[i]/dens[i]. The four square roots per
+// message are the costly part; their exponentiations run together through
+// pow22523Batch.
+func hashToCurve25519Batch(nums, dens []field.Element, msgs [][]byte, dst []byte) {
+	m := len(msgs)
+	us := make([]field.Element, 2*m)
+	for i, msg := range msgs {
+		hashToFieldCurve25519(&us[2*i], &us[2*i+1], msg, dst)
+	}
+	type pre struct{ d, n, d3, uv3 field.Element }
+	pres := make([]pre, 2*m)
+	pws := make([]field.Element, 2*m)
+	for j := range us {
+		p := &pres[j]
+		elligator2Pre(&p.d, &p.n, &p.d3, &p.uv3, &pws[j], &us[j])
+	}
+	pow22523Batch(pws)
+	var q [2]edwards25519.Point
+	for i := range m {
+		for k := range 2 {
+			j := 2*i + k
+			p := &pres[j]
+			var r, sN, t field.Element
+			isSquare := sqrtRatioFinish(&r, &p.n, &p.d3, &p.uv3, &pws[j])
+			elligator2Post(&sN, &t, &us[j], &r, isSquare)
+			montgomeryToEdwards(&q[k], &sN, &p.d, &t)
+		}
+		q[0].Add(&q[0], &q[1])
+		q[0].MultByCofactor(&q[0])
+		montgomeryNumDen(&nums[i], &dens[i], &q[0])
+	}
 }
 
 // batchInvert replaces each of xs by its inverse, zeros staying zero, with

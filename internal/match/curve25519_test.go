@@ -128,3 +128,69 @@ func TestBatchInvert(t *testing.T) {
 		}
 	}
 }
+
+// TestHashToCurve25519Batch: the batched hash (vector exponentiations
+// where the CPU has them) gives the scalar one's points, for batch sizes
+// around the lane count, and the RFC vectors through the batch path.
+func TestHashToCurve25519Batch(t *testing.T) {
+	dst := []byte("QUUX-V01-CS02-with-curve25519_XMD:SHA-512_ELL2_RO_")
+	var msgs [][]byte
+	var want []string
+	for _, v := range curve25519ROVectors {
+		msgs = append(msgs, []byte(v.msg))
+		want = append(want, v.px)
+	}
+	for i := range 40 {
+		m := []byte{byte(i), 'm'}
+		msgs = append(msgs, m)
+		var p edwards25519.Point
+		hashToCurve25519(&p, m, dst)
+		want = append(want, beHex(mustFE(t, p.BytesMontgomery())))
+	}
+	for _, n := range []int{1, 3, 8, 9, 16, len(msgs)} {
+		nums := make([]field.Element, n)
+		dens := make([]field.Element, n)
+		hashToCurve25519Batch(nums, dens, msgs[:n], dst)
+		for i := range n {
+			var u field.Element
+			u.Multiply(&nums[i], new(field.Element).Invert(&dens[i]))
+			if beHex(&u) != want[i] {
+				t.Errorf("n=%d message %d: u = %s, want %s", n, i, beHex(&u), want[i])
+			}
+		}
+	}
+}
+
+// TestSqrtRatioFinish: split into its parts, with the exponentiations
+// batched, SqrtRatio gives the library's answer on squares, non-squares
+// and zero.
+func TestSqrtRatioFinish(t *testing.T) {
+	const n = 67
+	us, vs := make([]field.Element, n), make([]field.Element, n)
+	uv3s, pws := make([]field.Element, n), make([]field.Element, n)
+	for i := range n {
+		us[i].Mult32(feOne, uint32(i*7919+i*i))
+		vs[i].Mult32(feOne, uint32(i*104729+3))
+		if i%5 == 0 {
+			us[i].Negate(&us[i])
+		}
+		var v2, tmp field.Element
+		v2.Square(&vs[i])
+		uv3s[i].Multiply(&us[i], tmp.Multiply(&v2, &vs[i]))
+		pws[i].Multiply(&uv3s[i], tmp.Square(&v2))
+	}
+	pow22523Batch(pws)
+	squares := 0
+	for i := range n {
+		var want, got field.Element
+		_, wantSq := want.SqrtRatio(&us[i], &vs[i])
+		gotSq := sqrtRatioFinish(&got, &us[i], &vs[i], &uv3s[i], &pws[i])
+		if got.Equal(&want) != 1 || gotSq != wantSq {
+			t.Errorf("u=%s v=%s: got %s %d, want %s %d", beHex(&us[i]), beHex(&vs[i]), beHex(&got), gotSq, beHex(&want), wantSq)
+		}
+		squares += wantSq
+	}
+	if squares == 0 || squares == n {
+		t.Fatalf("%d of %d ratios were squares: the test needs both kinds", squares, n)
+	}
+}

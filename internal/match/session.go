@@ -16,7 +16,6 @@ import (
 	"slices"
 	"sync"
 
-	"filippo.io/edwards25519"
 	"filippo.io/edwards25519/field"
 )
 
@@ -170,17 +169,25 @@ func (s *Session) blindRange(out []byte, items []Item, base int) error {
 	n := len(items)
 	nums := make([]field.Element, n)
 	dens := make([]field.Element, n)
-	scratch := make([]byte, 0, 256)
-	var p edwards25519.Point
+	var buf []byte
+	ends := make([]int, n)
 	for i, it := range items {
 		norm, err := Normalize(it.Kind, it.Value)
 		if err != nil {
 			return fmt.Errorf("item %d (%s): %w", base+i, it.Kind, err)
 		}
-		scratch = appendHashInput(scratch[:0], it.Kind, norm)
-		hashToCurve25519(&p, scratch, s.dst)
-		montgomeryNumDen(&nums[i], &dens[i], &p)
+		buf = appendHashInput(buf, it.Kind, norm)
+		ends[i] = len(buf)
 	}
+	msgs := make([][]byte, n)
+	for i := range msgs {
+		start := 0
+		if i > 0 {
+			start = ends[i-1]
+		}
+		msgs[i] = buf[start:ends[i]]
+	}
+	hashToCurve25519Batch(nums, dens, msgs, s.dst)
 	batchInvert(dens)
 	us := make([]byte, n*elementSize)
 	var u field.Element

@@ -86,14 +86,15 @@ func fe8SquareN(out, a *fe8, n int) {
 	}
 }
 
-// fe8Invert sets out = z^(p-2), which is 1/z, or 0 for z = 0.
-func fe8Invert(out, z *fe8) {
-	var z2, z9, z11, z2_5_0, z2_10_0, z2_20_0, z2_50_0, z2_100_0, t fe8
+// fe8Pow2250 sets out = z^(2^250 - 1) and z11 = z^11, the common part of
+// inversion and of the square root's exponent.
+func fe8Pow2250(out, z11, z *fe8) {
+	var z2, z9, z2_5_0, z2_10_0, z2_20_0, z2_50_0, z2_100_0, t fe8
 	fe8Square(&z2, z)             // 2
 	fe8SquareN(&t, &z2, 2)        // 8
 	fe8Mul(&z9, &t, z)            // 9
-	fe8Mul(&z11, &z9, &z2)        // 11
-	fe8Square(&t, &z11)           // 22
+	fe8Mul(z11, &z9, &z2)         // 11
+	fe8Square(&t, z11)            // 22
 	fe8Mul(&z2_5_0, &t, &z9)      // 2^5 - 1
 	fe8SquareN(&t, &z2_5_0, 5)    // 2^10 - 2^5
 	fe8Mul(&z2_10_0, &t, &z2_5_0) // 2^10 - 1
@@ -108,9 +109,51 @@ func fe8Invert(out, z *fe8) {
 	fe8SquareN(&t, &z2_100_0, 100)
 	fe8Mul(&t, &t, &z2_100_0) // 2^200 - 1
 	fe8SquareN(&t, &t, 50)
-	fe8Mul(&t, &t, &z2_50_0) // 2^250 - 1
-	fe8SquareN(&t, &t, 5)    // 2^255 - 2^5
-	fe8Mul(out, &t, &z11)    // 2^255 - 21 = p - 2
+	fe8Mul(out, &t, &z2_50_0) // 2^250 - 1
+}
+
+// fe8Invert sets out = z^(p-2), which is 1/z, or 0 for z = 0.
+func fe8Invert(out, z *fe8) {
+	var t, z11 fe8
+	fe8Pow2250(&t, &z11, z)
+	fe8SquareN(&t, &t, 5) // 2^255 - 2^5
+	fe8Mul(out, &t, &z11) // 2^255 - 21 = p - 2
+}
+
+// fe8Pow22523 sets out = z^((p-5)/8) = z^(2^252 - 3).
+func fe8Pow22523(out, z *fe8) {
+	var t, z11 fe8
+	fe8Pow2250(&t, &z11, z)
+	fe8SquareN(&t, &t, 2) // 2^252 - 4
+	fe8Mul(out, &t, z)    // 2^252 - 3
+}
+
+// pow22523Batch replaces each x of xs by x^((p-5)/8), eight at a time in
+// vector registers when the CPU allows.
+func pow22523Batch(xs []field.Element) {
+	n := len(xs)
+	done := 0
+	if useIFMA {
+		done = n - n%ifmaLanes
+		var v, r fe8
+		var b [32]byte
+		for g := 0; g < done; g += ifmaLanes {
+			for k := range ifmaLanes {
+				copy(b[:], xs[g+k].Bytes())
+				v.setBytes(k, b[:])
+			}
+			fe8Pow22523(&r, &v)
+			for k := range ifmaLanes {
+				r.bytes(k, b[:])
+				if _, err := xs[g+k].SetBytes(b[:]); err != nil {
+					panic(err)
+				}
+			}
+		}
+	}
+	for i := done; i < n; i++ {
+		xs[i].Pow22523(&xs[i])
+	}
 }
 
 // a24 is (486662 - 2) / 4, the ladder's constant (RFC 7748).

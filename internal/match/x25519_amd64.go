@@ -32,6 +32,12 @@ func fe8Sub(out, a, b *fe8)
 //go:noescape
 func fe8Cswap(a, b *fe8, bit uint64)
 
+//go:noescape
+func fe8AddSub(sum, diff, a, b *fe8)
+
+//go:noescape
+func fe8MulA24Add(out, e, aa *fe8)
+
 const mask51 = 1<<51 - 1
 
 // setBytes loads lane k from a canonical little-endian u-coordinate.
@@ -157,9 +163,6 @@ func pow22523Batch(xs []field.Element) {
 	}
 }
 
-// a24 is (486662 - 2) / 4, the ladder's constant (RFC 7748).
-var a24 = func() (v fe8) { v.setSmall(121665); return }()
-
 // ladder8 computes X25519(scalar, u) for eight u-coordinates at once:
 // RFC 7748's Montgomery ladder, every lane taking the same steps since the
 // scalar is the same. The conditional swaps are masked, not branched.
@@ -176,23 +179,19 @@ func ladder8(x2 *fe8, scalar *[32]byte, x1 *fe8) {
 		fe8Cswap(x2, &x3, swap)
 		fe8Cswap(&z2, &z3, swap)
 		swap = bit
-		fe8Add(&a, x2, &z2)
+		fe8AddSub(&a, &b, x2, &z2)
+		fe8AddSub(&c, &d, &x3, &z3)
 		fe8Square(&aa, &a)
-		fe8Sub(&b, x2, &z2)
 		fe8Square(&bb, &b)
 		fe8Sub(&e, &aa, &bb)
-		fe8Add(&c, &x3, &z3)
-		fe8Sub(&d, &x3, &z3)
 		fe8Mul(&da, &d, &a)
 		fe8Mul(&cb, &c, &b)
-		fe8Add(&t, &da, &cb)
-		fe8Square(&x3, &t)
-		fe8Sub(&t, &da, &cb)
+		fe8AddSub(&x3, &t, &da, &cb)
+		fe8Square(&x3, &x3)
 		fe8Square(&t, &t)
 		fe8Mul(&z3, x1, &t)
 		fe8Mul(x2, &aa, &bb)
-		fe8Mul(&t, &a24, &e)
-		fe8Add(&t, &aa, &t)
+		fe8MulA24Add(&t, &e, &aa)
 		fe8Mul(&z2, &e, &t)
 	}
 	fe8Cswap(x2, &x3, swap)

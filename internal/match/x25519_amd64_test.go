@@ -47,11 +47,13 @@ func TestFe8Ops(t *testing.T) {
 				b[j][k] = limb(iter*3 + j + 2*k)
 			}
 		}
-		var mul, sq, add, sub, inv fe8
+		var mul, sq, add, sub, inv, add2, sub2, a24 fe8
 		fe8Mul(&mul, &a, &b)
 		fe8Square(&sq, &a)
 		fe8Add(&add, &a, &b)
 		fe8Sub(&sub, &a, &b)
+		fe8AddSub(&add2, &sub2, &a, &b)
+		fe8MulA24Add(&a24, &a, &b)
 		if iter%20 == 0 {
 			fe8Invert(&inv, &a)
 		}
@@ -73,6 +75,9 @@ func TestFe8Ops(t *testing.T) {
 			check("square", &sq, new(big.Int).Mul(x, x))
 			check("add", &add, new(big.Int).Add(x, y))
 			check("sub", &sub, new(big.Int).Sub(x, y))
+			check("addsub/sum", &add2, new(big.Int).Add(x, y))
+			check("addsub/diff", &sub2, new(big.Int).Sub(x, y))
+			check("a24", &a24, new(big.Int).Add(y, new(big.Int).Mul(x, big.NewInt(121665))))
 			if iter%20 == 0 {
 				check("invert", &inv, new(big.Int).Exp(x, new(big.Int).Sub(bigP, big.NewInt(2)), bigP))
 			}

@@ -38,10 +38,11 @@
 // # Arithmetic
 //
 // Hashing uses filippo.io/edwards25519 (field arithmetic, point addition
-// and cofactor clearing). X25519 runs on crypto/ecdh, or, on amd64 CPUs
-// with AVX-512 IFMA, eight ladders at once in vector registers
-// (x25519_amd64.s), both constant-time in the scalar; the tests check each
-// against the other and against circl's X25519.
+// and cofactor clearing), with the square roots' exponentiations batched.
+// X25519 runs on circl's implementation, or, on amd64 CPUs with AVX-512
+// IFMA, eight ladders at once in vector registers (x25519_amd64.s), both
+// constant-time in the scalar; the tests check each against the other and
+// against crypto/ecdh, and every vector operation against math/big.
 //
 // # What this package must never do
 //

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"slices"
+	"strings"
 	"testing"
 	"testing/iotest"
 )
@@ -107,4 +109,39 @@ func FuzzCheckedReader(f *testing.F) {
 			t.Fatalf("relay passed a message the reader refuses: %v", err)
 		}
 	})
+}
+
+// TestProtocolVersion: every message says which protocol made it; a relay
+// reads it from the header, and a message of version 1 (ristretto255) or
+// any other is refused by the relay and by a receiving session alike.
+func TestProtocolVersion(t *testing.T) {
+	a, b := pair(t, 4)
+	good := msg(b, 1, RoleResponder, validElements(2)...)
+	if good[4] != Version || Version != 2 {
+		t.Fatalf("header version byte %d, Version %d", good[4], Version)
+	}
+	exp := Expect{Round: 1, Role: RoleResponder, Binding: a.binding, Cap: 4}
+	cr, err := NewCheckedReader(bytes.NewReader(good), exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cr.Header().Version != Version {
+		t.Errorf("relay read version %d", cr.Header().Version)
+	}
+	for _, v := range []byte{0, 1, 3, 255} {
+		old := bytes.Clone(good)
+		old[4] = v
+		if _, err := NewCheckedReader(bytes.NewReader(old), exp); !errors.Is(err, ErrMalformedMessage) {
+			t.Errorf("relay, version %d: %v", v, err)
+		}
+		a2, _ := pair(t, 4)
+		var a1 bytes.Buffer
+		if _, err := a2.Round1(t.Context(), slices.Values(aliases("x", 2)), &a1); err != nil {
+			t.Fatal(err)
+		}
+		err := a2.Round2(t.Context(), bytes.NewReader(old), io.Discard)
+		if !errors.Is(err, ErrMalformedMessage) || !strings.Contains(err.Error(), ProtocolName) {
+			t.Errorf("session, version %d: %v", v, err)
+		}
+	}
 }

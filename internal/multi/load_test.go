@@ -19,7 +19,8 @@ import (
 )
 
 // TestLoadTwoInstances is the issue-15 load run for docs/BENCHMARKS.md,
-// not a check: two in-process instances with the default pool on one
+// not a check: two in-process instances with the default pool (and the
+// default checkpoint interval) on one
 // PostgreSQL schema, 16 writers posting to one agreement's collections
 // through both, plus handover and request workflows, for
 // PARLEY_LOAD_SECONDS seconds. It reports every request slower than 1 s
@@ -43,7 +44,9 @@ func TestLoadTwoInstances(t *testing.T) {
 		}
 		defer st.Close()
 		dbs = append(dbs, st)
-		base, srv := serveStore(t, st)
+		// The server's defaults, checkpoint interval included (the other
+		// tests sign one every 200 ms, each queuing on the ledger).
+		base, srv := serveStoreEvery(t, st, 0)
 		bases = append(bases, base)
 		srvs = append(srvs, &serverAndStore{srv: srv})
 	}

@@ -62,11 +62,19 @@ func pgSchemaURL(t testing.TB) string {
 }
 
 // serveStore runs a server on an open store until the test ends and
-// returns its base URL.
+// returns its base URL. It signs a checkpoint every 200 ms, so tests see
+// several.
 func serveStore(t testing.TB, st store.Store) (string, *server.Server) {
 	t.Helper()
+	return serveStoreEvery(t, st, 200*time.Millisecond)
+}
+
+// serveStoreEvery is serveStore signing a checkpoint every interval (0:
+// the server's default).
+func serveStoreEvery(t testing.TB, st store.Store, checkpoints time.Duration) (string, *server.Server) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cfg := server.Config{Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), CheckpointInterval: 200 * time.Millisecond}
+	cfg := server.Config{Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), CheckpointInterval: checkpoints}
 	srv, err := server.New(ctx, cfg, st)
 	if err != nil {
 		t.Fatal(err)

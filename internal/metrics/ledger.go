@@ -30,6 +30,16 @@ type Options struct {
 	// Storage, when set, measures an embedded database's files on each
 	// scrape (parley_db_*_bytes gauges).
 	Storage func(context.Context) (Storage, error)
+	// Commits, when set, counts the database's write transactions and the
+	// writes grouped into them (parley_db_commits_total,
+	// parley_db_commit_members_total).
+	Commits func() Commits
+}
+
+// Commits is how many write transactions a database began and how many
+// writes (Updates) ran in them: their ratio is the group commit's batch.
+type Commits struct {
+	Transactions, Members int64
 }
 
 // Storage is what an embedded database occupies and what is left.

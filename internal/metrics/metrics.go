@@ -59,6 +59,15 @@ func New(o Options) *Metrics {
 	if o.Storage != nil {
 		m.reg.MustRegister(storageCollector(o.Storage))
 	}
+	if o.Commits != nil {
+		m.reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "parley_db_commits_total",
+				Help: "Write transactions the embedded database began; concurrent writes share one (group commit)."},
+				func() float64 { return float64(o.Commits().Transactions) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "parley_db_commit_members_total",
+				Help: "Writes run in those transactions; divided by parley_db_commits_total, the average group."},
+				func() float64 { return float64(o.Commits().Members) }))
+	}
 	return m
 }
 

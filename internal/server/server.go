@@ -189,6 +189,12 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 			return metrics.Storage{DatabaseBytes: u.DatabaseBytes, WALBytes: u.WALBytes, FreeBytes: u.FreeBytes}, err
 		}
 	}
+	if gc, ok := st.(store.GroupCommitter); ok {
+		mo.Commits = func() metrics.Commits {
+			c := gc.CommitStats()
+			return metrics.Commits{Transactions: c.Transactions, Members: c.Updates}
+		}
+	}
 	s.Metrics = metrics.New(mo)
 	// /metrics is served only on its own listener (metrics.go).
 	s.AuthLimit = authlimit.New(authlimit.DefaultMax, authlimit.DefaultWindow)

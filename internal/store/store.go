@@ -87,6 +87,21 @@ type Spacer interface {
 	TruncateWAL(ctx context.Context) error
 }
 
+// CommitStats counts a store's write transactions since it was opened.
+type CommitStats struct {
+	Transactions int64 // write transactions begun
+	Updates      int64 // Updates run in them (one re-run after a lost transaction counts again)
+	Largest      int64 // most Updates one transaction committed
+	Waiting      int64 // Updates queued for the next transaction right now
+}
+
+// GroupCommitter is implemented by stores that run concurrent Updates in
+// shared transactions (SQLite, whose single writer would otherwise commit
+// and fsync each alone); CommitStats shows how well they group.
+type GroupCommitter interface {
+	CommitStats() CommitStats
+}
+
 // Handle gives access to every sub-store, either directly on the database or
 // inside a transaction opened by Store.Update.
 type Handle interface {

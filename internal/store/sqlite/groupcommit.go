@@ -57,13 +57,6 @@ const (
 	maxLosses = 3
 )
 
-// GroupCommitStats counts what the group committer did since Open.
-type GroupCommitStats struct {
-	Transactions int64 // write transactions committed or attempted
-	Members      int64 // Update calls that ran in them (a retried one counts again)
-	Largest      int64 // most members in one transaction
-}
-
 // committer runs Updates on the writer connection, grouping concurrent ones
 // into shared transactions.
 type committer struct {
@@ -112,16 +105,11 @@ type turnResult struct {
 // goroutine panics again, so nobody sees it but the leader's bookkeeping.
 var errPanicked = errors.New("sqlite: update function panicked")
 
-func (c *committer) stats() GroupCommitStats {
-	return GroupCommitStats{Transactions: c.transactions.Load(), Members: c.members.Load(), Largest: c.largest.Load()}
-}
-
-// waiting reports how many Updates are queued behind the current group
-// (for tests that need a group to form).
-func (c *committer) waiting() int {
+func (c *committer) stats() store.CommitStats {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.queue)
+	waiting := len(c.queue)
+	c.mu.Unlock()
+	return store.CommitStats{Transactions: c.transactions.Load(), Updates: c.members.Load(), Largest: c.largest.Load(), Waiting: int64(waiting)}
 }
 
 // update runs fn in a write transaction, possibly shared with concurrent

@@ -26,7 +26,7 @@ func openGroupTest(t *testing.T) *DB {
 // transaction held open until all of them wait, so they form one group. It
 // calls queued (if not nil) once all wait, then returns each Update's error (or what it panicked with) and the
 // transactions and members counted from the moment the group was released.
-func group(t *testing.T, db *DB, ctxs []context.Context, queued func(), fns ...func(store.Handle) error) (errs []error, panics []any, delta GroupCommitStats) {
+func group(t *testing.T, db *DB, ctxs []context.Context, queued func(), fns ...func(store.Handle) error) (errs []error, panics []any, delta store.CommitStats) {
 	t.Helper()
 	ctx := context.Background()
 	holding, release := make(chan struct{}), make(chan struct{})
@@ -49,21 +49,21 @@ func group(t *testing.T, db *DB, ctxs []context.Context, queued func(), fns ...f
 			errs[i] = db.Update(c, fn)
 		}()
 		// Queue them in order: the test cases depend on who runs first.
-		for db.commit.waiting() != i+1 {
+		for db.CommitStats().Waiting != int64(i+1) {
 			time.Sleep(time.Millisecond)
 		}
 	}
 	if queued != nil {
 		queued()
 	}
-	before := db.GroupCommitStats()
+	before := db.CommitStats()
 	close(release)
 	if err := <-gate; err != nil {
 		t.Fatalf("holding transaction: %v", err)
 	}
 	wg.Wait()
-	after := db.GroupCommitStats()
-	return errs, panics, GroupCommitStats{Transactions: after.Transactions - before.Transactions, Members: after.Members - before.Members, Largest: after.Largest}
+	after := db.CommitStats()
+	return errs, panics, store.CommitStats{Transactions: after.Transactions - before.Transactions, Updates: after.Updates - before.Updates, Largest: after.Largest}
 }
 
 func addParty(name string) func(store.Handle) error {
@@ -113,8 +113,8 @@ func TestGroupCommitSharesOneTransaction(t *testing.T) {
 			t.Errorf("member %d: %v", i, err)
 		}
 	}
-	if d.Transactions != 1 || d.Members != 8 {
-		t.Errorf("8 queued Updates took %d transactions with %d members, want 1 with 8", d.Transactions, d.Members)
+	if d.Transactions != 1 || d.Updates != 8 {
+		t.Errorf("8 queued Updates took %d transactions with %d members, want 1 with 8", d.Transactions, d.Updates)
 	}
 	wantParties(t, db, names, nil)
 }
@@ -274,14 +274,14 @@ func TestGroupCommitPanicLeavesOthers(t *testing.T) {
 // for company).
 func TestGroupCommitLoneWriterCommitsAlone(t *testing.T) {
 	db := openGroupTest(t)
-	before := db.GroupCommitStats()
+	before := db.CommitStats()
 	for i := range 3 {
 		if err := db.Update(context.Background(), addParty(fmt.Sprint("solo", i))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	after := db.GroupCommitStats()
-	if after.Transactions-before.Transactions != 3 || after.Members-before.Members != 3 {
-		t.Errorf("3 sequential Updates: %d transactions, %d members; want 3 and 3", after.Transactions-before.Transactions, after.Members-before.Members)
+	after := db.CommitStats()
+	if after.Transactions-before.Transactions != 3 || after.Updates-before.Updates != 3 {
+		t.Errorf("3 sequential Updates: %d transactions, %d members; want 3 and 3", after.Transactions-before.Transactions, after.Updates-before.Updates)
 	}
 }

@@ -215,9 +215,11 @@ func (db *DB) Update(ctx context.Context, fn func(tx store.Handle) error) error 
 	return db.commit.update(ctx, db.guard, fn)
 }
 
-// GroupCommitStats reports how many transactions the writes since Open
-// took and how many Updates ran in them.
-func (db *DB) GroupCommitStats() GroupCommitStats { return db.commit.stats() }
+// CommitStats reports how many transactions the writes since Open took
+// and how many Updates ran in them.
+func (db *DB) CommitStats() store.CommitStats { return db.commit.stats() }
+
+var _ store.GroupCommitter = (*DB)(nil)
 
 // SchemaVersion reports the schema version of the open database and the
 // newest version this binary knows.
@@ -246,7 +248,20 @@ type guardedDB struct {
 	commit *committer // the writer's; nil on the read pool
 }
 
+// ExecContext on the writer runs the statement as an Update of its own,
+// so a lone write (a token's last use, a status) joins the group waiting
+// for the writer instead of taking the connection between two groups for
+// a commit of its own.
 func (g guardedDB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if g.commit != nil {
+		var res sql.Result
+		err := g.commit.update(ctx, g.guard, func(tx store.Handle) error {
+			var err error
+			res, err = tx.(handle).w.ExecContext(ctx, query, args...)
+			return err
+		})
+		return res, err
+	}
 	if err := g.guard.Check(ctx); err != nil {
 		return nil, err
 	}

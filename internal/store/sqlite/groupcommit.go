@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"sync"
 	syncatomic "sync/atomic"
-	"time"
 
 	"github.com/parley-cti/parley/internal/store"
 )
@@ -46,12 +45,10 @@ import (
 // throw away the other members' work.
 
 const (
-	// maxGroup bounds how many Updates share one transaction.
-	maxGroup = 64
-	// maxGroupWork bounds how long one transaction runs members before it
-	// commits and leaves the rest of its group to the next: the first
-	// member's answer waits for every later member's work.
-	maxGroupWork = 100 * time.Millisecond
+	// maxGroup bounds how many Updates share one transaction, and so how
+	// long the first of them waits for the others' work (a TAXII POST of
+	// ten objects is a few milliseconds of it; see docs/BENCHMARKS.md).
+	maxGroup = 32
 	// maxLosses bounds how often a transaction may be lost during one
 	// member's turn before that member fails with ErrUnavailable.
 	maxLosses = 3
@@ -60,7 +57,8 @@ const (
 // committer runs Updates on the writer connection, grouping concurrent ones
 // into shared transactions.
 type committer struct {
-	w *sql.DB
+	w     *sql.DB
+	stmts *preparedStmts // the writer's prepared statements
 
 	mu      sync.Mutex
 	queue   []*member
@@ -81,13 +79,13 @@ type signalKind int
 
 const (
 	sigLead signalKind = iota // become the leader of the queue
-	sigTurn                   // run fn in conn now, answer on back
+	sigTurn                   // run fn in tx now, answer on back
 	sigDone                   // the outcome: err
 )
 
 type signal struct {
 	kind      signalKind
-	conn      *sql.Conn
+	tx        *sql.Tx
 	savepoint bool
 	back      chan<- turnResult
 	err       error
@@ -139,7 +137,7 @@ func (c *committer) update(ctx context.Context, guard *store.TxGuard, fn func(st
 		case sigLead:
 			return c.lead(m)
 		case sigTurn:
-			r := m.turn(s.conn, s.savepoint)
+			r := m.turn(s.tx, c.stmts, s.savepoint)
 			s.back <- r
 			if r.panicked != nil {
 				panic(r.panicked)
@@ -194,12 +192,7 @@ func (c *committer) runGroup(self *member, group []*member) (selfErr error, self
 		// The transaction runs on its own context: it outlives any one
 		// member's request.
 		bg := context.Background()
-		conn, err := c.w.Conn(bg)
-		if err == nil {
-			if _, err = conn.ExecContext(bg, `BEGIN IMMEDIATE`); err != nil {
-				conn.Close()
-			}
-		}
+		tx, err := c.w.BeginTx(bg, nil) // BEGIN IMMEDIATE (dsn)
 		if err != nil {
 			for _, m := range pending {
 				finish(m, mapErr(err))
@@ -208,20 +201,15 @@ func (c *committer) runGroup(self *member, group []*member) (selfErr error, self
 		}
 		c.transactions.Add(1)
 		savepoints := len(pending) > 1
-		start := time.Now()
 		var kept, rerun []*member
 		var lost bool
 		for i, m := range pending {
-			if i > 0 && time.Since(start) > maxGroupWork {
-				rerun = append(rerun, pending[i:]...)
-				break
-			}
 			c.members.Add(1)
 			var r turnResult
 			if m == self {
-				r = m.turn(conn, savepoints)
+				r = m.turn(tx, c.stmts, savepoints)
 			} else {
-				m.wake <- signal{kind: sigTurn, conn: conn, savepoint: savepoints, back: back}
+				m.wake <- signal{kind: sigTurn, tx: tx, savepoint: savepoints, back: back}
 				r = <-back
 			}
 			if r.panicked != nil && m == self {
@@ -254,33 +242,35 @@ func (c *committer) runGroup(self *member, group []*member) (selfErr error, self
 		c.largest.Store(max(c.largest.Load(), int64(len(kept))))
 		var commitErr error
 		if len(kept) > 0 && !lost {
-			if _, err := conn.ExecContext(bg, `COMMIT`); err != nil {
+			if err := tx.Commit(); err != nil {
 				commitErr = mapErr(fmt.Errorf("sqlite: commit: %w", err))
+				// A failed COMMIT may leave SQLite's transaction open (a
+				// deferred constraint) on the connection database/sql has
+				// taken back; nothing of it may stay.
+				c.w.ExecContext(bg, `ROLLBACK`)
 			}
+		} else {
+			tx.Rollback()
 		}
-		if len(kept) == 0 || lost || commitErr != nil {
-			// A failed COMMIT may leave the transaction open (a
-			// deferred constraint); nothing of it may stay.
-			conn.ExecContext(bg, `ROLLBACK`)
-		}
-		conn.Close()
 		for _, m := range kept {
 			finish(m, commitErr)
 		}
+		// The connection is free: prepare what ran unprepared.
+		c.stmts.prepareNoted(bg)
 		pending = rerun
 	}
 	return selfErr, selfPanic
 }
 
-// turn runs m's function in the shared transaction on conn, inside a
-// savepoint when others share it.
-func (m *member) turn(conn *sql.Conn, savepoint bool) (r turnResult) {
+// turn runs m's function in the shared transaction tx, inside a savepoint
+// when others share it.
+func (m *member) turn(tx *sql.Tx, stmts *preparedStmts, savepoint bool) (r turnResult) {
 	bg := context.Background()
 	if err := m.ctx.Err(); err != nil {
 		return turnResult{err: err}
 	}
 	if savepoint {
-		if _, err := conn.ExecContext(bg, `SAVEPOINT member`); err != nil {
+		if _, err := tx.ExecContext(bg, `SAVEPOINT member`); err != nil {
 			return turnResult{lost: true} // run again in a new transaction
 		}
 	}
@@ -290,10 +280,10 @@ func (m *member) turn(conn *sql.Conn, savepoint bool) (r turnResult) {
 		if !savepoint {
 			return false // the leader rolls the whole transaction back
 		}
-		if _, err := conn.ExecContext(bg, `ROLLBACK TO member`); err != nil {
+		if _, err := tx.ExecContext(bg, `ROLLBACK TO member`); err != nil {
 			return true
 		}
-		_, err := conn.ExecContext(bg, `RELEASE member`)
+		_, err := tx.ExecContext(bg, `RELEASE member`)
 		return err != nil
 	}
 	defer func() {
@@ -301,12 +291,12 @@ func (m *member) turn(conn *sql.Conn, savepoint bool) (r turnResult) {
 			r = turnResult{err: errPanicked, lost: undo(), panicked: v}
 		}
 	}()
-	q := memberQuerier{conn: conn, ctx: m.ctx}
+	q := memberQuerier{tx: tx, stmts: stmts, ctx: m.ctx}
 	if err := m.fn(handle{r: q, w: q}); err != nil {
 		return turnResult{err: err, lost: undo()}
 	}
 	if savepoint {
-		if _, err := conn.ExecContext(bg, `RELEASE member`); err != nil {
+		if _, err := tx.ExecContext(bg, `RELEASE member`); err != nil {
 			return turnResult{lost: true}
 		}
 	}
@@ -317,10 +307,12 @@ func (m *member) turn(conn *sql.Conn, savepoint bool) (r turnResult) {
 
 // memberQuerier is the shared transaction as one member sees it: its
 // statements check the member's context first and then run on a context
-// that cannot interrupt them.
+// that cannot interrupt them, prepared once when the writer's cache has
+// them.
 type memberQuerier struct {
-	conn *sql.Conn
-	ctx  context.Context
+	tx    *sql.Tx
+	stmts *preparedStmts
+	ctx   context.Context
 }
 
 func (q memberQuerier) detach(ctx context.Context) (context.Context, error) {
@@ -333,12 +325,28 @@ func (q memberQuerier) detach(ctx context.Context) (context.Context, error) {
 	return context.WithoutCancel(ctx), nil
 }
 
+// stmt returns the cached statement for query bound to the transaction,
+// or nil (and notes query for preparing after the transaction).
+func (q memberQuerier) stmt(ctx context.Context, query string, args []any) *sql.Stmt {
+	if q.stmts == nil || len(args) > maxPreparedTxnArgs {
+		return nil
+	}
+	if s := q.stmts.lookup(query); s != nil {
+		return q.tx.StmtContext(ctx, s)
+	}
+	q.stmts.note(query)
+	return nil
+}
+
 func (q memberQuerier) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	ctx, err := q.detach(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return q.conn.ExecContext(ctx, query, args...)
+	if s := q.stmt(ctx, query, args); s != nil {
+		return s.ExecContext(ctx, args...)
+	}
+	return q.tx.ExecContext(ctx, query, args...)
 }
 
 func (q memberQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
@@ -346,7 +354,10 @@ func (q memberQuerier) QueryContext(ctx context.Context, query string, args ...a
 	if err != nil {
 		return nil, err
 	}
-	return q.conn.QueryContext(ctx, query, args...)
+	if s := q.stmt(ctx, query, args); s != nil {
+		return s.QueryContext(ctx, args...)
+	}
+	return q.tx.QueryContext(ctx, query, args...)
 }
 
 func (q memberQuerier) QueryRowContext(ctx context.Context, query string, args ...any) row {
@@ -354,7 +365,10 @@ func (q memberQuerier) QueryRowContext(ctx context.Context, query string, args .
 	if err != nil {
 		return errRow{err}
 	}
-	return q.conn.QueryRowContext(ctx, query, args...)
+	if s := q.stmt(ctx, query, args); s != nil {
+		return s.QueryRowContext(ctx, args...)
+	}
+	return q.tx.QueryRowContext(ctx, query, args...)
 }
 
 func (q memberQuerier) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
@@ -362,5 +376,5 @@ func (q memberQuerier) PrepareContext(ctx context.Context, query string) (*sql.S
 	if err != nil {
 		return nil, err
 	}
-	return q.conn.PrepareContext(ctx, query)
+	return q.tx.PrepareContext(ctx, query)
 }

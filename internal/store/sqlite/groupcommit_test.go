@@ -285,3 +285,30 @@ func TestGroupCommitLoneWriterCommitsAlone(t *testing.T) {
 		t.Errorf("3 sequential Updates: %d transactions, %d members; want 3 and 3", after.Transactions-before.Transactions, after.Updates-before.Updates)
 	}
 }
+
+// TestPreparedStatementsAreReused: a statement a transaction ran unprepared
+// is prepared once the writer is free and serves the next transactions
+// (which still write what they should); reads keep theirs on the read pool.
+func TestPreparedStatementsAreReused(t *testing.T) {
+	db := openGroupTest(t)
+	ctx := context.Background()
+	const insert = `INSERT INTO parties(id, name, created_at) VALUES(?, ?, ?)`
+	for i := range 3 {
+		if err := db.Update(ctx, addParty(fmt.Sprint("prep", i))); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 && db.commit.stmts.lookup(insert) == nil {
+			t.Fatalf("the party INSERT was not prepared after its transaction")
+		}
+	}
+	wantParties(t, db, []string{"prep0", "prep1", "prep2"}, nil)
+	if _, err := db.Parties().Get(ctx, "party--prep1"); err != nil {
+		t.Fatal(err)
+	}
+	db.reads.mu.Lock()
+	n := len(db.reads.stmts)
+	db.reads.mu.Unlock()
+	if n == 0 {
+		t.Errorf("reads prepared nothing on the read pool")
+	}
+}

@@ -58,6 +58,7 @@ type DB struct {
 	path   string
 	guard  *store.TxGuard
 	commit *committer
+	reads  *preparedStmts // the read pool's prepared statements
 	handle
 }
 
@@ -109,8 +110,8 @@ func Open(ctx context.Context, dir string, opt Options) (*DB, error) {
 
 // newDB assembles a DB over its writer connection and read pool.
 func newDB(w, r *sql.DB, path string) *DB {
-	db := &DB{w: w, r: r, path: path, guard: &store.TxGuard{}, commit: &committer{w: w}}
-	db.handle = handle{r: guardedDB{r, db.guard, db.commit}, w: guardedDB{w, db.guard, db.commit}}
+	db := &DB{w: w, r: r, path: path, guard: &store.TxGuard{}, commit: &committer{w: w, stmts: newPreparedStmts(w)}, reads: newPreparedStmts(r)}
+	db.handle = handle{r: guardedDB{db: r, guard: db.guard, stmts: db.reads}, w: guardedDB{db: w, guard: db.guard, commit: db.commit}}
 	return db
 }
 
@@ -193,6 +194,8 @@ func (db *DB) Path() string { return db.path }
 
 // Close closes both pools.
 func (db *DB) Close() error {
+	db.reads.close()
+	db.commit.stmts.close()
 	return errors.Join(db.r.Close(), db.w.Close())
 }
 
@@ -245,7 +248,8 @@ func atomic(ctx context.Context, h handle, fn func(h handle) error) error {
 type guardedDB struct {
 	db     *sql.DB
 	guard  *store.TxGuard
-	commit *committer // the writer's; nil on the read pool
+	commit *committer     // the writer's; nil on the read pool
+	stmts  *preparedStmts // the read pool's prepared statements; nil on the writer
 }
 
 // ExecContext on the writer runs the statement as an Update of its own,
@@ -272,6 +276,9 @@ func (g guardedDB) QueryContext(ctx context.Context, query string, args ...any) 
 	if err := g.guard.Check(ctx); err != nil {
 		return nil, err
 	}
+	if s := g.prepared(ctx, query, args); s != nil {
+		return s.QueryContext(ctx, args...)
+	}
 	return g.db.QueryContext(ctx, query, args...)
 }
 
@@ -279,7 +286,18 @@ func (g guardedDB) QueryRowContext(ctx context.Context, query string, args ...an
 	if err := g.guard.Check(ctx); err != nil {
 		return errRow{err}
 	}
+	if s := g.prepared(ctx, query, args); s != nil {
+		return s.QueryRowContext(ctx, args...)
+	}
 	return g.db.QueryRowContext(ctx, query, args...)
+}
+
+// prepared returns the read pool's cached statement for query, or nil.
+func (g guardedDB) prepared(ctx context.Context, query string, args []any) *sql.Stmt {
+	if g.stmts == nil || len(args) > maxPreparedArgs {
+		return nil
+	}
+	return g.stmts.get(ctx, query)
 }
 
 func (g guardedDB) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {

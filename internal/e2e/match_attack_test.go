@@ -22,7 +22,7 @@ import (
 // any round, role, binding and elements, with a correct digest.
 func frame(round uint8, role match.Role, binding [32]byte, count uint64, elems ...[]byte) []byte {
 	b := []byte("PPSI")
-	b = append(b, 1, round, byte(role), 0)
+	b = append(b, match.Version, round, byte(role), 0)
 	b = append(b, binding[:]...)
 	b = binary.BigEndian.AppendUint64(b, count)
 	for _, e := range elems {
@@ -179,8 +179,9 @@ func flip(b []byte, i int) []byte {
 }
 
 // TestMatchPeerRefusesBadElements: messages whose framing is right but
-// whose elements are not (not canonical, not on the group, the identity,
-// sent twice) pass the relay, which cannot tell, and are refused by the
+// whose elements are not (not canonical, the high bit set, of low order,
+// zero, sent twice; any other u-coordinate is a point of curve25519 or its
+// twist, and X25519 is safe on both) pass the relay, which cannot tell, and are refused by the
 // receiving party's client before it blinds anything back.
 func TestMatchPeerRefusesBadElements(t *testing.T) {
 	w := newMatchWorld(t, 10)
@@ -194,7 +195,8 @@ func TestMatchPeerRefusesBadElements(t *testing.T) {
 		want  error
 	}{
 		{"non-canonical", [][]byte{pts[0], prime}, match.ErrMalformedElement},
-		{"not a group element", [][]byte{bytes.Repeat([]byte{0x11}, 32)}, match.ErrMalformedElement},
+		{"high bit set", [][]byte{append(bytes.Repeat([]byte{0x11}, 31), 0x91)}, match.ErrMalformedElement},
+		{"low order", [][]byte{append([]byte{1}, make([]byte, 31)...)}, match.ErrMalformedElement},
 		{"identity", [][]byte{make([]byte, 32)}, match.ErrMalformedElement},
 		{"element sent twice", [][]byte{pts[1], pts[2], pts[1]}, match.ErrDuplicateElement},
 	}

@@ -14,10 +14,14 @@ import (
 	"github.com/parley-cti/parley/internal/party"
 )
 
+// proposalTime is one instant for every version a test proposes, so that
+// an amendment differs from its predecessor only where the test says.
+var proposalTime = time.Now().UTC()
+
 // proposal is a version of an agreement between the fixture's A and B.
 func (f *fixture) proposal(t *testing.T, id string, version int, grace int) *agreement.Document {
 	t.Helper()
-	now := time.Now().UTC()
+	now := proposalTime
 	m := map[string]any{
 		"schema_version": 1, "id": id, "version": version,
 		"parties": []map[string]any{
@@ -133,7 +137,7 @@ func TestReviewAndSignInPages(t *testing.T) {
 		t.Fatalf("the amendment's review does not show grace 5 → 50:\n%s", page)
 	}
 	if strings.Count(page, `<tr class="change">`) != 1 {
-		t.Error("the review lists terms that did not change")
+		t.Errorf("the review lists terms that did not change:\n%s", page)
 	}
 }
 

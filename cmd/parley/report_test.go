@@ -131,6 +131,17 @@ func TestReportCountersignCLI(t *testing.T) {
 			t.Errorf("%s: %v, want status %d", tc.name, err, tc.status)
 		}
 	}
+	// Bravo signs a statement in alpha's name naming its own key: the key is
+	// not alpha's.
+	bKeyAsA := good
+	bKeyAsA.KeyID = ""
+	srB, err := agreement.SignReport(b.Keys, bKeyAsA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.C.SignReport(ctx, srB); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Errorf("bravo's key under alpha's name, sent by alpha: %v, want 403", err)
+	}
 	// Bravo's key under bravo's name, submitted with alpha's token.
 	if _, _, err := a.C.SignReport(ctx, sign(b.Keys, asB)); err == nil {
 		t.Error("alpha submitted bravo's signature as its own")

@@ -521,10 +521,11 @@ type Objects interface {
 // SearchQuery selects the last versions of objects of one collection for
 // the dashboard: filters, full text, and paging back from the newest.
 //
-// Without Text, Labels, Markings or Refs the result is ordered by
+// Without Text, Types, Labels, Markings or Refs the result is ordered by
 // (DateAdded, Seq) descending and Before is compared in that order; with
 // any of them it comes from the full-text index, ordered by Seq
-// descending, and only Before.Seq counts (Indexed says which).
+// descending, and only Before.Seq counts (Indexed says which). A rare or
+// absent type is then one index lookup, not a walk of the collection.
 type SearchQuery struct {
 	Collection string
 	// Released bounds the result as it bounds ObjectQuery.
@@ -552,7 +553,7 @@ type SearchQuery struct {
 // Indexed reports whether q is answered from the full-text index (and so
 // ordered by Seq alone).
 func (q SearchQuery) Indexed() bool {
-	return len(SearchWords(q.Text)) > 0 || len(q.Labels) > 0 || len(q.Markings) > 0 || len(q.Refs) > 0
+	return len(SearchWords(q.Text)) > 0 || len(q.Types) > 0 || len(q.Labels) > 0 || len(q.Markings) > 0 || len(q.Refs) > 0
 }
 
 // MaxSearchWords bounds the words of SearchQuery.Text that count.

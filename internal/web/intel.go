@@ -45,6 +45,7 @@ const (
 	maxTextLen    = 256   // search text
 	maxLabelLen   = 250   // a label filter
 	maxExportIDs  = 1000  // ids picked for one export
+	exportIDBatch = 200   // picked ids read at once
 )
 
 // tlpChoices maps the TLP filter's values to the standard marking
@@ -346,13 +347,29 @@ func (d *Dashboard) intelExport(w http.ResponseWriter, r *http.Request, s sessio
 		d.fail(w, r, err)
 		return
 	}
-	if ids := q["id"]; len(ids) > 0 {
-		if len(ids) > maxExportIDs {
-			d.showError(w, r, http.StatusBadRequest, fmt.Sprintf("Pick at most %d objects to export, or export the whole filter.", maxExportIDs))
-			return
-		}
-		iq.Search.IDs = ids
+	ids := q["id"]
+	if len(ids) > maxExportIDs {
+		d.showError(w, r, http.StatusBadRequest, fmt.Sprintf("Pick at most %d objects to export, or export the whole filter.", maxExportIDs))
+		return
 	}
+	// Picked ids are read a few hundred at a time, each batch by the id
+	// index; a filter is read page by page.
+	var batches [][]string
+	for lo := 0; lo < len(ids); lo += exportIDBatch {
+		batches = append(batches, ids[lo:min(lo+exportIDBatch, len(ids))])
+	}
+	next := func() bool {
+		if len(ids) == 0 {
+			return false
+		}
+		if len(batches) == 0 {
+			return false
+		}
+		iq.Search.IDs, batches = batches[0], batches[1:]
+		iq.Search.Before = store.Position{}
+		return true
+	}
+	next()
 	iq.Search.Before = store.Position{}
 	iq.Search.Limit = exportChunk
 	first, err := d.o.Exchange.Intelligence(r.Context(), s.principal, iq)
@@ -381,11 +398,15 @@ func (d *Dashboard) intelExport(w http.ResponseWriter, r *http.Request, s sessio
 			w.Write(o.Raw)
 			n++
 		}
-		if !pg.More || n >= exportMax || len(pg.Objects) == 0 {
+		if n >= exportMax {
 			break
 		}
-		last := pg.Objects[len(pg.Objects)-1]
-		iq.Search.Before = store.Position{DateAdded: last.DateAdded, Seq: last.Seq}
+		if pg.More && len(pg.Objects) > 0 {
+			last := pg.Objects[len(pg.Objects)-1]
+			iq.Search.Before = store.Position{DateAdded: last.DateAdded, Seq: last.Seq}
+		} else if !next() {
+			break
+		}
 		if pg, err = d.o.Exchange.Intelligence(r.Context(), s.principal, iq); err != nil {
 			d.log.ErrorContext(r.Context(), "export failed part-way", "err", err)
 			panic(http.ErrAbortHandler)

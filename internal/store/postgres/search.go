@@ -41,9 +41,6 @@ func (s objects) Search(ctx context.Context, q store.SearchQuery) (store.Page, e
 		if !q.Before.DateAdded.IsZero() || q.Before.Seq != 0 {
 			b.WriteString(` AND (o.date_added, o.seq) < (` + arg(micros(q.Before.DateAdded)) + `, ` + arg(q.Before.Seq) + `)`)
 		}
-		if len(q.Types) > 0 {
-			b.WriteString(` AND o.type = ANY(` + arg(q.Types) + `::text[])`)
-		}
 	}
 	if len(q.IDs) > 0 {
 		b.WriteString(` AND o.id = ANY(` + arg(q.IDs) + `::text[])`)

@@ -42,10 +42,11 @@ func (s objects) Search(ctx context.Context, q store.SearchQuery) (store.Page, e
 			FROM objects o INDEXED BY ` + index + ` WHERE o.coll = ? AND o.is_last = 1`)
 		args = append(args, pk)
 		if !q.Before.DateAdded.IsZero() || q.Before.Seq != 0 {
-			b.WriteString(` AND (o.date_added, o.seq) < (?, ?)`)
-			args = append(args, micros(q.Before.DateAdded), q.Before.Seq)
+			// The scalar bound lets the planner start the backward walk
+			// at the cursor; the row value then settles ties.
+			b.WriteString(` AND o.date_added <= ? AND (o.date_added, o.seq) < (?, ?)`)
+			args = append(args, micros(q.Before.DateAdded), micros(q.Before.DateAdded), q.Before.Seq)
 		}
-		args = inList(&b, args, `o.type`, q.Types)
 	}
 	args = inList(&b, args, `o.id`, q.IDs)
 	if r := q.Released; r != nil {

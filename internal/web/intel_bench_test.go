@@ -73,7 +73,9 @@ func BenchmarkIntelPages(b *testing.B) {
 	b.ReportMetric(float64(n), "objects")
 }
 
-func seedID(typ string, i int) string { return fmt.Sprintf("%s--10000000-0000-4000-8000-%012d", typ, i) }
+func seedID(typ string, i int) string {
+	return fmt.Sprintf("%s--10000000-0000-4000-8000-%012d", typ, i)
+}
 
 func ipOf(i int) string { return fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255) }
 

@@ -20,14 +20,17 @@ import (
 // where the counterpart has contributed n objects, all released to the
 // reader: the listing, each filter, searches common and rare, a deep
 // page, an object page with its graph, and a 1,000-object export.
-// PARLEY_BENCH_MILLION=1 seeds 1,000,000 (several minutes); the default is
-// 20,000. The seed goes through the store directly (the objects, their
+// PARLEY_BENCH_MILLION=1 seeds 1,000,000 (several minutes), and
+// PARLEY_BENCH_OBJECTS=n seeds n; the default is 20,000. The seed goes through the store directly (the objects, their
 // credits and the release), not through ingest, so that it takes minutes
 // rather than the ingest benchmark's time.
 func BenchmarkIntelPages(b *testing.B) {
 	n := 20000
 	if os.Getenv("PARLEY_BENCH_MILLION") != "" {
 		n = 1000000
+	}
+	if v, err := strconv.Atoi(os.Getenv("PARLEY_BENCH_OBJECTS")); err == nil && v >= 2000 {
+		n = v
 	}
 	f := newFixture(b)
 	start := time.Now()

@@ -740,7 +740,7 @@ func (f *Facts) findings(parties []string, batchT, releaseT [2]tally, signT, sus
 		if g1 > g0 {
 			big, small = 1, 0
 		}
-		t := releaseT[small] // the releases to the side that gave more
+		t := releaseT[small] // the releases of what the side that gave more gave
 		f.Concerns = append(f.Concerns, t.finding("one_sided", fmt.Sprintf("one-sided flow: %s gave %d object(s), %s gave %d",
 			parties[big], f.Sides[big].Released, parties[small], f.Sides[small].Released)))
 	}

@@ -110,3 +110,27 @@ func TestStandaloneHTML(t *testing.T) {
 		t.Error("the HTML has a script, an unescaped name or an inline style attribute")
 	}
 }
+
+// FuzzParsePeriod: whatever ParsePeriod accepts is a non-empty UTC period
+// of at most MaxPeriod that reads back the same from its RFC 3339 form.
+func FuzzParsePeriod(f *testing.F) {
+	f.Add("2026-11-01", "2026-12-01")
+	f.Add("2026-11-01T00:00:00Z", "2026-11-01T00:00:00.000000001Z")
+	f.Add("2026-11-01T02:00:00+02:00", "2026-13-01")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		from, to, err := ParsePeriod(a, b)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v does not wrap ErrInvalid", err)
+			}
+			return
+		}
+		if !from.Before(to) || to.Sub(from) > MaxPeriod || from.Location() != time.UTC || to.Location() != time.UTC {
+			t.Fatalf("ParsePeriod(%q, %q) = %v, %v", a, b, from, to)
+		}
+		f2, t2, err := ParsePeriod(from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano))
+		if err != nil || !f2.Equal(from) || !t2.Equal(to) {
+			t.Fatalf("round trip of %v, %v: %v, %v, %v", from, to, f2, t2, err)
+		}
+	})
+}

@@ -176,7 +176,7 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	})
 	// The dashboard and metrics read the ledger; the dashboard decides
 	// nothing itself (it asks exchange, escrow and request).
-	s.Web, err = web.New(web.Options{Exchange: s.Ex, Parties: s.Parties, Ledger: lst, Handovers: s.Escrow, Requests: s.Requests,
+	s.Web, err = web.New(web.Options{Exchange: s.Ex, Parties: s.Parties, Ledger: lst, Handovers: s.Escrow, Requests: s.Requests, Events: st.Events(),
 		VerifierKey: signer.VerifierKey(), Logger: log, Secure: cfg.TLSCert != ""})
 	if err != nil {
 		return nil, err

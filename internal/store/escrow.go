@@ -180,4 +180,8 @@ type Events interface {
 	// After returns the party's events with Seq > after, ascending, at most
 	// limit of them. An empty result is not an error.
 	After(ctx context.Context, partyID string, after int64, limit int) ([]Event, error)
+	// Before returns the party's events with Seq < before (every event
+	// when before <= 0), newest first, at most limit of them: pages of a
+	// history read backwards. An empty result is not an error.
+	Before(ctx context.Context, partyID string, before int64, limit int) ([]Event, error)
 }

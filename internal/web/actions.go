@@ -31,6 +31,8 @@ func (d *Dashboard) actionRoutes() map[string]http.Handler {
 		"POST /ui/requests/{id}/fulfil":       d.authedPost(d.requestStep(d.fulfilRequest)),
 		"POST /ui/agreements/{id}/signatures": d.authedPost(d.signAgreement),
 		"POST /ui/agreements/{id}/contests":   d.authedPost(d.contest),
+		"GET /ui/events":                      d.authed(d.events),
+		"GET /ui/events/stream":               d.authed(d.stream),
 	}
 }
 
@@ -63,4 +65,4 @@ func (d *Dashboard) exchangeError(w http.ResponseWriter, r *http.Request, err er
 func hexOf(b [32]byte) string { return hex.EncodeToString(b[:]) }
 
 // actionPages are the templates of these pages.
-var actionPages = []string{"handovers", "handover", "requests", "request"}
+var actionPages = []string{"handovers", "handover", "requests", "request", "events"}

@@ -28,6 +28,9 @@ type session struct {
 	csrf      string // synchronizer token for this session's forms
 	created   time.Time
 	seen      time.Time
+	// seenEvents is the newest event the party saw in this session (on
+	// the events page); the notification count is of events after it.
+	seenEvents int64
 }
 
 // sessions keeps sessions in memory, keyed by the SHA-256 of their id so a
@@ -98,6 +101,27 @@ func (s *sessions) get(id string, now time.Time) (session, error) {
 	}
 	v.seen = now
 	return *v, nil
+}
+
+// seen raises the newest event session id has seen to seq.
+func (s *sessions) seen(id string, seq int64) {
+	k := sha256.Sum256([]byte(id))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v, ok := s.m[k]; ok && seq > v.seenEvents {
+		v.seenEvents = seq
+	}
+}
+
+// seenOf returns the newest event session id has seen (0 if unknown).
+func (s *sessions) seenOf(id string) int64 {
+	k := sha256.Sum256([]byte(id))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v, ok := s.m[k]; ok {
+		return v.seenEvents
+	}
+	return 0
 }
 
 func (s *sessions) delete(id string) {

@@ -67,6 +67,7 @@ type Options struct {
 	VerifierKey string        // the log's published note verifier key
 	Handovers   Handovers     // nil: the page says handovers are unavailable
 	Requests    Requests      // nil: the page says requests are unavailable
+	Events      Events        // nil: no notification count and no events page
 	Logger      *slog.Logger
 	Secure      bool // served over TLS: cookies get Secure and the __Host- prefix
 	IdleTimeout time.Duration
@@ -172,7 +173,9 @@ func (d *Dashboard) Register(mux Mux) {
 func (d *Dashboard) headers(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
-		hd.Set("Content-Security-Policy", "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+		// Scripts only from this origin (static/live.js, progressive
+		// enhancement): never inline, never eval; every page works without.
+		hd.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 		hd.Set("X-Frame-Options", "DENY")
 		hd.Set("Referrer-Policy", "no-referrer")
 		hd.Set("X-Content-Type-Options", "nosniff")
@@ -194,11 +197,20 @@ type page struct {
 	CSRF    string
 	Message string // a notice for the user, e.g. why they were signed out
 	Data    any
+	Unseen  string // the notification count ("0", "3", "99+") when signed in
 }
 
 func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
 	if p.Message == "" {
 		p.Message = doneMessages[r.URL.Query().Get("done")]
+	}
+	if p.Party != nil && d.o.Events != nil {
+		n, err := d.unseen(r, *p.Party)
+		if err != nil {
+			d.fail(w, r, err)
+			return
+		}
+		p.Unseen = countLabel(n)
 	}
 	var b strings.Builder
 	if err := d.pages[name].ExecuteTemplate(&b, "layout", p); err != nil {

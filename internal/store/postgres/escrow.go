@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -283,6 +284,28 @@ func (s events) Append(ctx context.Context, e store.Event) (int64, error) {
 func (s events) After(ctx context.Context, partyID string, after int64, limit int) ([]store.Event, error) {
 	rows, err := s.q.Query(ctx, `SELECT party_id, seq, kind, subject, data, at FROM events WHERE party_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
 		partyID, after, limit)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Event, error) {
+		var e store.Event
+		var at int64
+		err := row.Scan(&e.PartyID, &e.Seq, &e.Kind, &e.Subject, &e.Data, &at)
+		e.At = fromMicros(at)
+		return e, err
+	})
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return out, nil
+}
+
+func (s events) Before(ctx context.Context, partyID string, before int64, limit int) ([]store.Event, error) {
+	if before <= 0 {
+		before = math.MaxInt64
+	}
+	rows, err := s.q.Query(ctx, `SELECT party_id, seq, kind, subject, data, at FROM events WHERE party_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3`,
+		partyID, before, limit)
 	if err != nil {
 		return nil, mapErr(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/parley-cti/parley/internal/store"
@@ -295,6 +296,29 @@ func (s events) Append(ctx context.Context, e store.Event) (int64, error) {
 func (s events) After(ctx context.Context, partyID string, after int64, limit int) ([]store.Event, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT party_id, seq, kind, subject, data, at FROM events WHERE party_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
 		partyID, after, limit)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	var out []store.Event
+	for rows.Next() {
+		var e store.Event
+		var at int64
+		if err := rows.Scan(&e.PartyID, &e.Seq, &e.Kind, &e.Subject, &e.Data, &at); err != nil {
+			return nil, mapErr(err)
+		}
+		e.At = fromMicros(at)
+		out = append(out, e)
+	}
+	return out, mapErr(rows.Err())
+}
+
+func (s events) Before(ctx context.Context, partyID string, before int64, limit int) ([]store.Event, error) {
+	if before <= 0 {
+		before = math.MaxInt64
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT party_id, seq, kind, subject, data, at FROM events WHERE party_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
+		partyID, before, limit)
 	if err != nil {
 		return nil, mapErr(err)
 	}

@@ -295,6 +295,18 @@ func testEvents(t *testing.T, st store.Store) {
 	if evs, err := e.Events().After(ctx, b.ID, 1, 10); err != nil || len(evs) != 0 {
 		t.Fatalf("After the end = %+v, %v", evs, err)
 	}
+	if evs, err := e.Events().Before(ctx, a.ID, 0, 2); err != nil || len(evs) != 2 || evs[0].Seq != 3 || evs[1].Seq != 2 || evs[0].Subject != "3" || !evs[0].At.Equal(t0) {
+		t.Fatalf("Before from the end = %+v, %v", evs, err)
+	}
+	if evs, err := e.Events().Before(ctx, a.ID, 2, 10); err != nil || len(evs) != 1 || evs[0].Seq != 1 {
+		t.Fatalf("Before 2 = %+v, %v", evs, err)
+	}
+	if evs, err := e.Events().Before(ctx, a.ID, 1, 10); err != nil || len(evs) != 0 {
+		t.Fatalf("Before the start = %+v, %v", evs, err)
+	}
+	if evs, err := e.Events().Before(ctx, "party--ghost", 0, 10); err != nil || len(evs) != 0 {
+		t.Fatalf("Before for a party without events = %+v, %v", evs, err)
+	}
 	// Concurrent appends never share a number.
 	var wg sync.WaitGroup
 	errs := make(chan error, 20)

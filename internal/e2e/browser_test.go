@@ -197,7 +197,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	if overview := text(t, bctx, "main"); !strings.Contains(overview, "cert-north") || !strings.Contains(overview, "active") {
 		t.Fatalf("overview does not list the agreement with cert-north:\n%s", overview)
 	}
-	if verified := text(t, bctx, "#checkpoint-verified"); !strings.HasPrefix(verified, "yes") {
+	if verified := text(t, bctx, "#checkpoint-verified"); !strings.HasPrefix(verified, "passed") {
 		t.Fatalf("checkpoint verification reads %q", verified)
 	}
 	if reqs := text(t, bctx, "#requests"); !strings.Contains(reqs, "Wallets used by the Vice crew") || !strings.Contains(reqs, "cert-north asked you") {

@@ -71,7 +71,7 @@ func TestSignInAndPages(t *testing.T) {
 		t.Fatalf("overview: %s", resp.Status)
 	}
 	for _, want := range []string{"Signed in as <strong>cert-north</strong>", "police-south", "phase-active",
-		`id="checkpoint-verified" class="ok"`, "/ui/agreements/" + f.agreementID, `id="handovers"`, `id="requests"`} {
+		`id="checkpoint-verified" class="">passed`, `id="client-verified">not verified by your client yet`, "/ui/agreements/" + f.agreementID, `id="handovers"`, `id="requests"`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("overview lacks %q", want)
 		}

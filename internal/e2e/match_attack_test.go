@@ -13,6 +13,8 @@ import (
 	"slices"
 	"testing"
 
+	"filippo.io/edwards25519/field"
+
 	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/client"
 	"github.com/parley-cti/parley/internal/match"
@@ -180,25 +182,38 @@ func flip(b []byte, i int) []byte {
 
 // TestMatchPeerRefusesBadElements: messages whose framing is right but
 // whose elements are not (not canonical, the high bit set, of low order,
-// zero, sent twice; any other u-coordinate is a point of curve25519 or its
-// twist, and X25519 is safe on both) pass the relay, which cannot tell, and are refused by the
-// receiving party's client before it blinds anything back.
+// zero, one element sent twice or under two u-coordinates; any other
+// u-coordinate is a point of curve25519 or its twist, and X25519 is safe on
+// both) pass the relay, which cannot tell, and are refused by the receiving
+// party's client before it deposits anything.
 func TestMatchPeerRefusesBadElements(t *testing.T) {
 	w := newMatchWorld(t, 10)
 	pts := validPoints(t, 3)
 	// 2^255 - 19, the field prime: a non-canonical encoding.
 	prime := append([]byte{0xed}, bytes.Repeat([]byte{0xff}, 30)...)
 	prime = append(prime, 0x7f)
+	// P plus the point of order 2 has u-coordinate 1/u(P): another
+	// encoding of the same element once multiplied by a clamped scalar.
+	u, err := new(field.Element).SetBytes(pts[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameAsPts2 := new(field.Element).Invert(u).Bytes()
+	topBit := bytes.Clone(pts[0])
+	topBit[31] |= 0x80
+	lowOrder := make([]byte, 32)
+	lowOrder[0] = 1 // u = 1, a point of order 4
 	tests := []struct {
 		name  string
 		elems [][]byte
 		want  error
 	}{
 		{"non-canonical", [][]byte{pts[0], prime}, match.ErrMalformedElement},
-		{"high bit set", [][]byte{append(bytes.Repeat([]byte{0x11}, 31), 0x91)}, match.ErrMalformedElement},
-		{"low order", [][]byte{append([]byte{1}, make([]byte, 31)...)}, match.ErrMalformedElement},
+		{"top bit set", [][]byte{topBit}, match.ErrMalformedElement},
+		{"low order", [][]byte{pts[1], lowOrder}, match.ErrMalformedElement},
 		{"identity", [][]byte{make([]byte, 32)}, match.ErrMalformedElement},
 		{"element sent twice", [][]byte{pts[1], pts[2], pts[1]}, match.ErrDuplicateElement},
+		{"one element under two u-coordinates", [][]byte{pts[2], pts[0], sameAsPts2}, match.ErrDuplicateElement},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -52,8 +52,10 @@ func (s objects) Search(ctx context.Context, q store.SearchQuery) (store.Page, e
 	if r := q.Released; r != nil {
 		// The same bound as Query's (where): the first contribution by the
 		// contributor within the released prefix, and nothing past the
-		// reach.
-		b.WriteString(` AND EXISTS (SELECT 1 FROM agreement_credits c WHERE c.agreement_id = ? AND c.object_id = o.id AND c.party_id = ? AND c.ord <= ?)`)
+		// reach. The unary + keeps the planner on the primary key (one
+		// lookup per row) rather than the ordinal index, whose range is
+		// the whole released prefix.
+		b.WriteString(` AND EXISTS (SELECT 1 FROM agreement_credits c WHERE c.agreement_id = ? AND c.object_id = o.id AND c.party_id = ? AND +c.ord <= ?)`)
 		args = append(args, r.Agreement, r.Contributor, r.UpTo)
 		if r.Reach != nil {
 			b.WriteString(` AND (o.date_added, o.seq) <= (?, ?)`)
@@ -116,7 +118,14 @@ func inList(b *strings.Builder, args []any, col string, vals []string) []any {
 // nothing a user types is read as FTS5 syntax; facet tokens are
 // hexadecimal.
 func ftsQuery(pk int64, q store.SearchQuery) string {
-	terms := []string{`facets : C` + strconv.FormatInt(pk, 10)}
+	// The collection's facet keeps other collections' matches of a
+	// common term out of the walk; a reference is rare enough on its own,
+	// and ANDing it with a collection's facet costs that facet's whole
+	// doclist.
+	var terms []string
+	if len(q.Refs) == 0 {
+		terms = append(terms, `facets : C`+strconv.FormatInt(pk, 10))
+	}
 	for _, w := range store.SearchWords(q.Text) {
 		terms = append(terms, `body : "`+strings.ReplaceAll(strings.Join(w, " "), `"`, `""`)+`"`)
 	}

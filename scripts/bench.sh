@@ -83,7 +83,7 @@ load1() { cut -d' ' -f1 /proc/loadavg; }
 cleanup() {
 	for p in "${PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	for db in "${PGDBS[@]}"; do psql "$PG" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true; done
+	for db in "${PGDBS[@]}"; do psql "$PG" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; done
 }
 trap cleanup EXIT
 
@@ -118,13 +118,14 @@ serve() {
 stop() { kill -INT "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 hwm_mib() { awk '/^VmHWM/{printf "%.0f", $2/1024}' "/proc/$1/status"; }
 
-# newdb: a fresh PostgreSQL database; prints its URL.
+# newdb NAME: a fresh PostgreSQL database, dropped at exit; sets DB to its URL.
+# Not run in a command substitution, whose subshell would lose PGDBS.
 newdb() {
 	local db=parley_bench_$$_$1
-	psql "$PG" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1
+	psql "$PG" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
 	psql "$PG" -qc "CREATE DATABASE $db" >/dev/null
 	PGDBS+=("$db")
-	echo "$PG" | sed -E "s#/[^/?]*(\?|$)#/$db\1#"
+	DB=$(echo "$PG" | sed -E "s#/[^/?]*(\?|$)#/$db\1#")
 }
 
 # party STORE-ARGS NAME: creates a party, prints its token.
@@ -250,7 +251,7 @@ fi
 
 if want pg && [ "$PG" != none ]; then
 	log "PostgreSQL, $PG_SIZE objects"
-	DB=$(newdb one)
+	newdb one
 	serve pg --db "$DB" --migrate
 	TOK=$(party --db "$DB" bench)
 	COLL=$(collection --db "$DB" bench)
@@ -267,7 +268,7 @@ if want multi && [ "$PG" != none ]; then
 	# on each of three instances sharing the database: only the number of
 	# instances changes. Each configuration writes its own fresh collection.
 	log "PostgreSQL, 1 and 3 instances, $MULTI_SIZE objects"
-	DB=$(newdb multi)
+	newdb multi
 	serve multi1 --db "$DB" --migrate
 	P1=$SPID U1=$URL
 	serve multi2 --db "$DB"

@@ -294,6 +294,10 @@ func TestWorkbenchInBrowser(t *testing.T) {
 	visit("b-events", "/ui/events", "#event-list")
 	visit("b-agreement", "/ui/agreements/"+res.Agreement, "#balance-chart")
 	visit("b-requests", "/ui/requests", "#request-list")
+	visit("b-ledger", "/ui/ledger", "#ledger-list")
+	if l := text(t, bctx, "#ledger-list"); !strings.Contains(l, "handover.released") || !strings.Contains(l, "agreement.signed") {
+		t.Fatalf("B's ledger page lacks the release or the signature:\n%s", l)
+	}
 }
 
 // markedBundle is a deposit inside the demo agreement's scope, which

@@ -32,6 +32,7 @@ func (d *Dashboard) actionRoutes() map[string]http.Handler {
 		"POST /ui/agreements/{id}/signatures": d.authedPost(d.signAgreement),
 		"POST /ui/agreements/{id}/contests":   d.authedPost(d.contest),
 		"GET /ui/events":                      d.authed(d.events),
+		"GET /ui/ledger":                      d.authed(d.ledger),
 		"GET /ui/events/stream":               d.authed(d.stream),
 	}
 }
@@ -65,4 +66,4 @@ func (d *Dashboard) exchangeError(w http.ResponseWriter, r *http.Request, err er
 func hexOf(b [32]byte) string { return hex.EncodeToString(b[:]) }
 
 // actionPages are the templates of these pages.
-var actionPages = []string{"handovers", "handover", "requests", "request", "events"}
+var actionPages = []string{"handovers", "handover", "requests", "request", "events", "ledger"}

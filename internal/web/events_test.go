@@ -134,3 +134,25 @@ func TestEventStream(t *testing.T) {
 		t.Fatalf("stream without a session: %s", resp.Status)
 	}
 }
+
+func TestLedgerPage(t *testing.T) {
+	f := newFixture(t)
+	a, c := f.browser(t), f.browser(t)
+	a.signIn(f.tokA)
+	c.signIn(f.tokC)
+	resp, page := a.do("GET", "/ui/ledger", nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "<code>agreement.proposed</code>") || !strings.Contains(page, "<code>feed.batch</code>") {
+		t.Fatalf("A's ledger page: %s\n%s", resp.Status, page)
+	}
+	_, page = a.do("GET", "/ui/ledger?kind=feed.batch", nil)
+	if strings.Contains(page, "<code>agreement.proposed</code>") || strings.Count(page, `class="ledger-entry"`) < 3 {
+		t.Fatal("the kind filter does not keep only feed.batch entries")
+	}
+	_, page = a.do("GET", "/ui/ledger?before=1", nil)
+	if n := strings.Count(page, `class="ledger-entry"`); n > 1 || strings.Contains(page, "Older entries") {
+		t.Fatalf("before=1 lists %d entries", n)
+	}
+	if _, page = c.do("GET", "/ui/ledger", nil); strings.Contains(page, `class="ledger-entry"`) || strings.Contains(page, f.agreementID) {
+		t.Fatal("an outsider's ledger page lists the parties' entries")
+	}
+}

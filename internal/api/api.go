@@ -103,6 +103,9 @@ func (s *Server) Register(mux Mux) {
 		"POST /api/v1/agreements/{id}/report/signatures": s.signReport,
 		// Keys opening ledger commitments (issue 12).
 		"GET /api/v1/ledger/openings/{index}": s.ledgerOpening,
+		// Parties' own verifications of the ledger (issue 17).
+		"POST /api/v1/verifications": s.uploadVerification,
+		"GET /api/v1/verifications":  s.listVerifications,
 	}
 	for pattern, h := range routes {
 		mux.Handle(pattern, s.wrap(h))

@@ -148,6 +148,26 @@ type Keys interface {
 	Get(ctx context.Context, keyID string) (PartyKey, error)
 	// ListByParty returns a party's keys, oldest first.
 	ListByParty(ctx context.Context, partyID string) ([]PartyKey, error)
+	// AddVerification stores a party's signed verification of the ledger,
+	// numbering it after the party's last (Seq is assigned). ErrNotFound if
+	// the party does not exist.
+	AddVerification(ctx context.Context, v Verification) (Verification, error)
+	// Verifications returns up to limit of the party's verifications,
+	// newest first; only that party's.
+	Verifications(ctx context.Context, partyID string, limit int) ([]Verification, error)
+}
+
+// Verification is a party's own signed statement that its client verified
+// the ledger up to a checkpoint (`parley verify --upload`).
+type Verification struct {
+	PartyID    string
+	Seq        int64 // the party's n-th upload, from 1
+	Size       int64 // the verified checkpoint's size
+	Root       string
+	Entries    int64 // the party's entries its client replayed
+	VerifiedAt time.Time
+	ReceivedAt time.Time
+	Statement  []byte // agreement.SignedVerification as JSON
 }
 
 // AgreementRecord is an agreement between two parties. Its documents and

@@ -50,6 +50,7 @@ var loadable = []loadTable{
 	{"matches", []string{"id", "agreement_id", "session_id", "cap", "initiator", "responder", "i_upload", "i_count", "i_size", "i_at", "i_index",
 		"r_upload", "r_count", "r_size", "r_at", "r_index", "handover_id", "created_at", "ledger_index"}},
 	{"match_chunks", []string{"match_id", "party_id", "upload", "seq", "data"}},
+	{"ledger_verifications", []string{"party_id", "seq", "size", "root", "entries", "verified_at", "received_at", "statement"}},
 }
 
 type loadTable struct {

@@ -441,6 +441,20 @@ INSERT INTO object_search(seq, doc) SELECT seq, object_search_doc(coll, type, ra
 	// object_search_doc here always did (one ::jsonb), so nothing changes
 	// but the version, which both backends keep equal for parley copy.
 	{"search trigger parses each object once (SQLite only)", `SELECT 1`},
+	// 16: parties' own signed verifications of the ledger (issue 17).
+	{"ledger verifications signed by parties", `
+CREATE TABLE ledger_verifications (
+	party_id    TEXT NOT NULL REFERENCES parties(id),
+	seq         BIGINT NOT NULL,
+	size        BIGINT NOT NULL,
+	root        TEXT NOT NULL,
+	entries     BIGINT NOT NULL,
+	verified_at BIGINT NOT NULL,
+	received_at BIGINT NOT NULL,
+	statement   BYTEA NOT NULL,
+	PRIMARY KEY (party_id, seq)
+);
+`},
 }
 
 // migrationLock serialises migrations of one schema across every instance

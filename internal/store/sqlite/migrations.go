@@ -423,6 +423,22 @@ CREATE TRIGGER object_search_insert AFTER INSERT ON objects BEGIN
 		CASE WHEN json_valid(CAST(NEW.raw AS TEXT)) THEN jsonb(CAST(NEW.raw AS TEXT)) END AS j);
 END;
 `,
+	// 16: parties' own signed verifications of the ledger (issue 17,
+	// `parley verify --upload`): what the dashboard shows instead of the
+	// server's claim about itself.
+	`
+CREATE TABLE ledger_verifications (
+	party_id    TEXT NOT NULL REFERENCES parties(id),
+	seq         INTEGER NOT NULL,
+	size        INTEGER NOT NULL,
+	root        TEXT NOT NULL,
+	entries     INTEGER NOT NULL,
+	verified_at INTEGER NOT NULL,
+	received_at INTEGER NOT NULL,
+	statement   BLOB NOT NULL,
+	PRIMARY KEY (party_id, seq)
+);
+`,
 }
 
 // searchColumns computes, from an object's collection k, type ty and JSON

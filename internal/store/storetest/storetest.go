@@ -52,6 +52,7 @@ func Run(t *testing.T, open Opener) {
 		{"AgreementLockSerializes", testAgreementLockSerializes},
 		{"ContributeByContent", testContributeByContent},
 		{"Contests", testContests},
+		{"Verifications", testVerifications},
 		{"LedgerConcurrentAppend", testLedgerConcurrentAppend},
 		{"LedgerRollback", testLedgerRollback},
 		{"SecondConnectionRefused", testSecondConnectionRefused},

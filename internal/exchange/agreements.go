@@ -765,6 +765,15 @@ func (s *Service) release(ctx context.Context, tx store.Handle, x store.Handle, 
 			Digests: map[string]string{"objects": "sha256:" + hex.EncodeToString(d.Sum(nil))}}); err != nil {
 			return err
 		}
+		// The reader hears of it on its event stream (the dashboard's
+		// "new releases"), in the same transaction as the release.
+		data, err := json.Marshal(map[string]any{"contributor": contributor, "from": rb.Released + 1, "to": target, "objects": len(ids)})
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Events().Append(ctx, store.Event{PartyID: reader, Kind: "feed.released", Subject: a.Record.ID, Data: data, At: now}); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -417,3 +417,54 @@ func TestStatusCacheSurvivesRollback(t *testing.T) {
 		t.Fatalf("the agreement is %s (in force %v): a rolled-back countersignature was served from the cache", a.Status.Phase, a.Status.InForce(f.now))
 	}
 }
+
+// TestFeedReleaseNotifiesReader: each release of give-to-get puts one
+// feed.released event on the reader's stream (the dashboard's "new
+// releases"), naming the agreement and the released range; the contributor
+// hears nothing of its own objects' release.
+func TestFeedReleaseNotifiesReader(t *testing.T) {
+	f := newFixture(t)
+	id := f.activate(nil).Record.ID
+	aOwn, _ := f.collections(f.a, id)
+	bOwn, _ := f.collections(f.b, id)
+	released := func(m member) []map[string]any {
+		t.Helper()
+		evs, err := f.st.Events().After(ctx, m.p.PartyID, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []map[string]any
+		for _, e := range evs {
+			if e.Kind != "feed.released" {
+				continue
+			}
+			if e.Subject != id {
+				t.Fatalf("feed.released about %q, want the agreement %q", e.Subject, id)
+			}
+			var d map[string]any
+			if err := json.Unmarshal(e.Data, &d); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, d)
+		}
+		return out
+	}
+	if _, err := f.ex.Ingest(ctx, f.a.p, id, aOwn, batch(0, 100)); err != nil {
+		t.Fatal(err)
+	}
+	if got := released(f.b); len(got) != 1 || got[0]["from"] != 1.0 || got[0]["to"] != 10.0 || got[0]["contributor"] != f.a.p.PartyID {
+		t.Fatalf("B's release events after A's 100 = %v, want one of 1..10 from A", got)
+	}
+	if got := released(f.a); len(got) != 0 {
+		t.Fatalf("A was told of releases %v, having been released nothing", got)
+	}
+	if _, err := f.ex.Ingest(ctx, f.b.p, id, bOwn, batch(1000, 30)); err != nil {
+		t.Fatal(err)
+	}
+	if got := released(f.b); len(got) != 2 || got[1]["from"] != 11.0 || got[1]["to"] != 70.0 {
+		t.Fatalf("B's release events after giving 30 = %v, want a second of 11..70", got)
+	}
+	if got := released(f.a); len(got) != 1 || got[0]["to"] != 30.0 || got[0]["contributor"] != f.b.p.PartyID {
+		t.Fatalf("A's release events = %v, want one of B's 30", got)
+	}
+}

@@ -33,9 +33,18 @@ func TestEventsPageAndCount(t *testing.T) {
 	a, b := f.browser(t), f.browser(t)
 	csrfA := a.signIn(f.tokA)
 	b.signIn(f.tokB)
+	// The fixture's feeds released objects to B: those are events too,
+	// counted until B opens its events page.
 	_, page := b.do("GET", "/ui/", nil)
+	if strings.Contains(page, `id="notify-count" class="count" hidden>0<`) {
+		t.Fatalf("B's count does not show the fixture's feed releases:\n%s", page)
+	}
+	if _, page = b.do("GET", "/ui/events", nil); !strings.Contains(page, "new objects were released to you") {
+		t.Fatalf("B's events page does not list the feed release:\n%s", page)
+	}
+	_, page = b.do("GET", "/ui/", nil)
 	if !strings.Contains(page, `id="notify-count" class="count" hidden>0<`) {
-		t.Fatalf("B's count before any event is not a hidden 0:\n%s", page)
+		t.Fatalf("B's count after seeing every event is not a hidden 0:\n%s", page)
 	}
 	if inlineScript(page) || !strings.Contains(page, `<script src="/ui/static/live.js" defer></script>`) {
 		t.Fatal("the page's only script must be the dashboard's own file")
@@ -79,6 +88,7 @@ func TestEventStream(t *testing.T) {
 	f.dash.o.Events = f.st.Events()
 	b := f.browser(t)
 	csrfB := b.signIn(f.tokB)
+	b.do("GET", "/ui/events", nil) // the fixture's feed releases, seen
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", f.srv.URL+"/ui/events/stream", nil)

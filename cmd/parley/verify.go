@@ -12,13 +12,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/audit"
 	"github.com/parley-cti/parley/internal/client"
 	"github.com/parley-cti/parley/internal/ledger"
 )
 
 func init() {
-	register(command{"verify", "check the ledger: checkpoint, consistency, receipts, replayed balances: verify [--log-key VKEY] [--receipt N] [--require-cosigner NAME|VKEY]", cmdVerify})
+	register(command{"verify", "check the ledger: checkpoint, consistency, receipts, replayed balances: verify [--log-key VKEY] [--receipt N] [--require-cosigner NAME|VKEY] [--upload]", cmdVerify})
 }
 
 // profileName is the profile a client command runs as ("default" when
@@ -97,6 +98,7 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var cosigners listFlag
 	fs.Var(&cosigners, "require-cosigner", "witness NAME (pinned) or VKEY (pinned now) that must have cosigned the checkpoint; repeat for several")
 	settle := fs.Duration("settle", 15*time.Second, "how long to wait for a checkpoint covering recent changes")
+	upload := fs.Bool("upload", false, "after a successful verification, sign what was verified with the profile's keys and send it to the server, for the dashboard")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -154,6 +156,30 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		// The report above names each failure; the error names the checks.
 		return fmt.Errorf("verification FAILED: %s", strings.Join(names, ", "))
 	}
+	if *upload {
+		return uploadVerification(ctx, c, p, rep, stderr)
+	}
+	return nil
+}
+
+// uploadVerification signs, with the profile's own keys, what this
+// verification checked and sends it to the server, which shows the party
+// its latest one on the dashboard. Only a passed verification is sent.
+func uploadVerification(ctx context.Context, c *client.Client, p profile, rep *audit.Report, stderr io.Writer) error {
+	keys, err := p.privateKeys()
+	if err != nil {
+		return fmt.Errorf("--upload signs with the profile's keys: %w", err)
+	}
+	sv, err := agreement.SignVerification(keys, agreement.VerificationStatement{PartyID: p.Party, Origin: rep.Checkpoint.Origin,
+		Size: rep.Size, Root: rep.Root, Result: agreement.VerificationOK, Entries: rep.Entries, VerifiedAt: time.Now()})
+	if err != nil {
+		return err
+	}
+	v, err := c.UploadVerification(ctx, sv)
+	if err != nil {
+		return fmt.Errorf("uploading the verification: %w", err)
+	}
+	fmt.Fprintf(stderr, "uploaded: your verification #%d of the ledger at size %d, signed with key %s\n", v.Seq, v.Size, sv.KeyID)
 	return nil
 }
 

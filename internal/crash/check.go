@@ -131,23 +131,8 @@ func (h *harness) check(ctx context.Context, s *server, final bool) error {
 		func() error { return h.checkLedger(ctx, l, final) },
 		func() error { return h.checkObjects(ctx, l, final) },
 		func() error { return h.checkStatuses(ctx, l, final) },
-		func() error {
-			// The checkpoint read first may predate this life's first one,
-			// so the releases of writes in flight at the kill may be
-			// beyond it; a newer checkpoint follows within moments.
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				err := h.checkAllowances(ctx, l)
-				if !errors.Is(err, errLedgerBehind) || time.Now().After(deadline) {
-					return err
-				}
-				sleep(ctx, 20*time.Millisecond)
-				if err := h.checkLedger(ctx, l, false); err != nil {
-					return err
-				}
-			}
-		},
-		func() error { return h.checkHandovers(ctx, l) },
+		func() error { return h.untilLedgerCovers(ctx, l, h.checkAllowances) },
+		func() error { return h.untilLedgerCovers(ctx, l, h.checkHandovers) },
 		func() error { return h.checkAgreement(ctx, l) },
 	} {
 		if err := step(); err != nil {
@@ -155,6 +140,25 @@ func (h *harness) check(ctx context.Context, s *server, final bool) error {
 		}
 	}
 	return nil
+}
+
+// untilLedgerCovers runs check until it no longer finds a release beyond
+// the ledger read so far. The checkpoint read first may predate this
+// life's first one, so the releases of writes in flight at the kill (feed
+// releases and handover releases alike, acknowledged to nobody) may be
+// beyond it; a newer checkpoint follows within moments.
+func (h *harness) untilLedgerCovers(ctx context.Context, l *life, check func(context.Context, *life) error) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := check(ctx, l)
+		if !errors.Is(err, errLedgerBehind) || time.Now().After(deadline) {
+			return err
+		}
+		sleep(ctx, 20*time.Millisecond)
+		if err := h.checkLedger(ctx, l, false); err != nil {
+			return err
+		}
+	}
 }
 
 func (h *harness) remote(l *life) *ledgerhttp.Client {

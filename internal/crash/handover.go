@@ -224,6 +224,11 @@ func (h *harness) checkHandovers(ctx context.Context, l *life) error {
 			}
 		}
 		rel := v.State == "released"
+		if rel && released[c.id] == 0 && v.ReleaseLedgerIndex >= int64(len(h.led.heads)) {
+			// Released by a deposit in flight at the kill: its entry is
+			// beyond the checkpoint read so far (see check).
+			return fmt.Errorf("%w: %w: handover %s released at entry %d, beyond the ledger read so far (size %d)", ErrInvariant, errLedgerBehind, c.id, v.ReleaseLedgerIndex, len(h.led.heads))
+		}
 		if rel != (released[c.id] == 1) {
 			return fmt.Errorf("%w: handover %s is %s but the ledger has %d release entries for it", ErrInvariant, c.id, v.State, released[c.id])
 		}

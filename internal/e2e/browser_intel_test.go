@@ -19,6 +19,7 @@ import (
 func TestIntelligenceInBrowser(t *testing.T) {
 	bctx := newBrowser(t)
 	dir := artifacts(t)
+	axe, missing := axeScript()
 	s := Start(t)
 	a, b := s.NewParty(t, "cert-north"), s.NewParty(t, "police-south")
 	ag := Activate(t, a, b, Document(t, a, b, func(m map[string]any) {
@@ -89,6 +90,7 @@ func TestIntelligenceInBrowser(t *testing.T) {
 		}
 	}
 	screenshot(t, bctx, dir, "intel-1-received-and-given")
+	runAxe(t, bctx, axe, missing, "intel-1-received-and-given")
 
 	// A search through the form: words of a description and of a pattern.
 	// (The value attribute is the server's: only the new page has it.)
@@ -104,6 +106,7 @@ func TestIntelligenceInBrowser(t *testing.T) {
 		t.Errorf("searching vice lists %d rows, want 3:\n%s", len(rows), text(t, bctx, "#intel-results"))
 	}
 	screenshot(t, bctx, dir, "intel-2-search")
+	runAxe(t, bctx, axe, missing, "intel-2-search")
 	if err := do(bctx, chromedp.Navigate(s.URL+"/ui/intel?q=hidden.example"), chromedp.WaitVisible(chromedp.ID("intel-empty"))); err != nil {
 		t.Fatalf("a search for A's unreleased object did not come back empty: %v", err)
 	}
@@ -127,6 +130,7 @@ func TestIntelligenceInBrowser(t *testing.T) {
 		t.Fatalf("graph has %d nodes (%v), want the malware and its indicator", len(nodes), err)
 	}
 	screenshot(t, bctx, dir, "intel-3-object-graph")
+	runAxe(t, bctx, axe, missing, "intel-3-object-graph")
 	if err := do(bctx, chromedp.Click(chromedp.CSS(`#relationship-graph a.node-link circle`)), chromedp.WaitVisible(chromedp.ID("provenance"))); err != nil {
 		t.Fatalf("following the graph: %v", err)
 	}
@@ -134,6 +138,7 @@ func TestIntelligenceInBrowser(t *testing.T) {
 		t.Fatalf("the graph led to %q, want the C2 indicator", h)
 	}
 	screenshot(t, bctx, dir, "intel-4-neighbour")
+	runAxe(t, bctx, axe, missing, "intel-4-neighbour")
 
 	// A sees its own contributions as given, the hidden one included.
 	if err := do(bctx, chromedp.Click(chromedp.ID("signout")), chromedp.WaitVisible(chromedp.ID("token"))); err != nil {
@@ -147,4 +152,5 @@ func TestIntelligenceInBrowser(t *testing.T) {
 		t.Errorf("A's given listing:\n%s", list)
 	}
 	screenshot(t, bctx, dir, "intel-5-given")
+	runAxe(t, bctx, axe, missing, "intel-5-given")
 }

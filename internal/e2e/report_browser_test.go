@@ -18,6 +18,7 @@ import (
 func TestJointReportInBrowser(t *testing.T) {
 	bctx := newBrowser(t)
 	dir := artifacts(t)
+	axe, missing := axeScript()
 	s := Start(t)
 	var out strings.Builder
 	res, err := demo.Run(ctx, demo.PartyService{S: s.Srv.Parties}, s.URL, &out)
@@ -80,4 +81,5 @@ func TestJointReportInBrowser(t *testing.T) {
 		t.Errorf("%d charts drawn (%v), want the series and two stacked bars", n, err)
 	}
 	screenshot(t, bctx, dir, "joint-report")
+	runAxe(t, bctx, axe, missing, "joint-report")
 }

@@ -453,6 +453,15 @@ func TestObjectPage(t *testing.T) {
 	if inlineScript(page) {
 		t.Error("the object page carries an inline script")
 	}
+	// The agreement's id in full, in a field to copy it from, on the
+	// object page and on the listing.
+	field := `readonly value="` + w.xy + `"`
+	if !strings.Contains(page, field) {
+		t.Errorf("X's page of X2 does not show agreement %s in full", w.xy)
+	}
+	if _, list := b.do("GET", "/ui/intel", nil); !strings.Contains(list, field) {
+		t.Errorf("the listing does not show agreement %s in full", w.xy)
+	}
 	// Y's object, received: released to X by a feed.released entry.
 	_, page = b.do("GET", "/ui/objects/"+url.PathEscape(y1), nil)
 	for _, want := range []string{"hostile-y's feed released it to you", "(feed.released)", "198.51.100.7"} {

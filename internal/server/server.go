@@ -35,6 +35,7 @@ import (
 	"github.com/parley-cti/parley/internal/store/postgres"
 	"github.com/parley-cti/parley/internal/store/sqlite"
 	"github.com/parley-cti/parley/internal/taxii"
+	"github.com/parley-cti/parley/internal/verification"
 	"github.com/parley-cti/parley/internal/web"
 )
 
@@ -177,7 +178,7 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	// The dashboard and metrics read the ledger; the dashboard decides
 	// nothing itself (it asks exchange, escrow and request).
 	s.Web, err = web.New(web.Options{Exchange: s.Ex, Parties: s.Parties, Ledger: lst, Handovers: s.Escrow, Requests: s.Requests, Events: st.Events(),
-		VerifierKey: signer.VerifierKey(), Logger: log, Secure: cfg.TLSCert != ""})
+		Verifications: verification.New(st), VerifierKey: signer.VerifierKey(), Logger: log, Secure: cfg.TLSCert != ""})
 	if err != nil {
 		return nil, err
 	}

@@ -38,6 +38,7 @@ import (
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/store"
+	"github.com/parley-cti/parley/internal/verification"
 )
 
 //go:embed templates/*.html
@@ -68,11 +69,21 @@ type Options struct {
 	Handovers   Handovers     // nil: the page says handovers are unavailable
 	Requests    Requests      // nil: the page says requests are unavailable
 	Events      Events        // nil: no notification count and no events page
-	Logger      *slog.Logger
-	Secure      bool // served over TLS: cookies get Secure and the __Host- prefix
-	IdleTimeout time.Duration
-	MaxLifetime time.Duration
-	MaxSessions int
+	// Verifications gives a party's latest own verification of the ledger
+	// (`parley verify --upload`); nil: the overview says only that the
+	// party's client has not verified.
+	Verifications Verifications
+	Logger        *slog.Logger
+	Secure        bool // served over TLS: cookies get Secure and the __Host- prefix
+	IdleTimeout   time.Duration
+	MaxLifetime   time.Duration
+	MaxSessions   int
+}
+
+// Verifications gives a party's own latest verification of the ledger
+// (*verification.Service).
+type Verifications interface {
+	Latest(ctx context.Context, partyID string) (v verification.View, ok bool, err error)
 }
 
 // Dashboard serves the pages.
@@ -423,8 +434,10 @@ type agreementRow struct {
 type overviewData struct {
 	Agreements []agreementRow
 	Ledger     ledgerStatus
-	Work       work
-	CSRF       string
+	// Mine is the party's own latest signed verification, nil if none.
+	Mine *verification.View
+	Work work
+	CSRF string
 }
 
 func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request, s session) {
@@ -462,6 +475,16 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request, s session) 
 	if data.Ledger, err = d.ledgerStatus(r.Context()); err != nil {
 		d.fail(w, r, err)
 		return
+	}
+	if d.o.Verifications != nil {
+		v, ok, err := d.o.Verifications.Latest(r.Context(), s.principal.PartyID)
+		if err != nil {
+			d.fail(w, r, err)
+			return
+		}
+		if ok {
+			data.Mine = &v
+		}
 	}
 	d.render(w, r, http.StatusOK, "overview", page{Title: "Overview", Party: &s.principal, CSRF: s.csrf, Data: data,
 		Message: doneMessages[r.URL.Query().Get("done")]})

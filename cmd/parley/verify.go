@@ -171,7 +171,7 @@ func uploadVerification(ctx context.Context, c *client.Client, p profile, rep *a
 		return fmt.Errorf("--upload signs with the profile's keys: %w", err)
 	}
 	sv, err := agreement.SignVerification(keys, agreement.VerificationStatement{PartyID: p.Party, Origin: rep.Checkpoint.Origin,
-		Size: rep.Size, Root: rep.Root, Result: agreement.VerificationOK, Entries: rep.Entries, VerifiedAt: time.Now()})
+		Size: rep.Size, Root: rep.Root, Result: agreement.VerificationOK, Entries: rep.Mine, VerifiedAt: time.Now()})
 	if err != nil {
 		return err
 	}
@@ -179,7 +179,7 @@ func uploadVerification(ctx context.Context, c *client.Client, p profile, rep *a
 	if err != nil {
 		return fmt.Errorf("uploading the verification: %w", err)
 	}
-	fmt.Fprintf(stderr, "uploaded: your verification #%d of the ledger at size %d, signed with key %s\n", v.Seq, v.Size, sv.KeyID)
+	fmt.Fprintf(stderr, "uploaded: your verification #%d of the ledger at size %d (%d of your entries), signed with key %s\n", v.Seq, v.Size, v.Entries, sv.KeyID)
 	return nil
 }
 

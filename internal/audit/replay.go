@@ -69,6 +69,10 @@ type Replay struct {
 	// Genesis counts backfilled entries (state from before the ledger).
 	Genesis int
 	Entries int64
+	// Party, when set, is the verifying party; Mine counts the replayed
+	// entries it acted in or is named by.
+	Party string
+	Mine  int64
 }
 
 // NewReplay returns an empty replay.
@@ -99,6 +103,9 @@ func attrInt(e ledger.Entry, index int64, name string) (int64, error) {
 // ledger.ReplayFunc.
 func (r *Replay) Apply(index int64, _ []byte, e ledger.Entry) error {
 	r.Entries++
+	if r.Party != "" && (e.Actor == r.Party || slices.Contains(e.Parties, r.Party)) {
+		r.Mine++
+	}
 	switch e.Kind {
 	case ledger.KindAgreementProposed, ledger.KindAgreementSigned, ledger.KindAgreementAmended,
 		ledger.KindAgreementSuspended, ledger.KindAgreementTerminated:

@@ -79,6 +79,7 @@ type Report struct {
 	Cosigned   []string          `json:"cosigned_by,omitempty"`
 	Receipts   int               `json:"receipts"`
 	Entries    int64             `json:"entries"`
+	Mine       int64             `json:"party_entries"` // of Entries, those the party acted in or is named by
 	Genesis    int               `json:"genesis_entries"`
 	Agreements []AgreementResult `json:"agreements"`
 	Handovers  map[string]int    `json:"handovers,omitempty"` // outcome → count
@@ -283,6 +284,7 @@ func runOnce(ctx context.Context, opt Options, v *ledger.Verifier, nv note.Verif
 	}
 
 	rp := NewReplay()
+	rp.Party = opt.Party
 	if err := v.Replay(ctx, opt.Remote, rp.Apply); err != nil {
 		name := "entries"
 		if errors.Is(err, ErrInvariant) {
@@ -292,7 +294,7 @@ func runOnce(ctx context.Context, opt Options, v *ledger.Verifier, nv note.Verif
 		return false
 	}
 	rep.pass("entries", fmt.Sprintf("all %d entries hash to checkpoint %d", rp.Entries, c.Size))
-	rep.Entries, rep.Genesis = rp.Entries, rp.Genesis
+	rep.Entries, rep.Genesis, rep.Mine = rp.Entries, rp.Genesis, rp.Mine
 	rep.Handovers, rep.Matches = map[string]int{}, map[string]int{}
 	for _, h := range rp.Handovers {
 		out := string(h.Outcome)

@@ -28,12 +28,12 @@ func TestVerificationUpload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := rep.Err(); err != nil || rep.Size == 0 || rep.Entries == 0 {
+	if err := rep.Err(); err != nil || rep.Size == 0 || rep.Mine == 0 || rep.Mine > rep.Entries {
 		t.Fatalf("alpha's verify: %v, size %d, %d entries replayed", err, rep.Size, rep.Entries)
 	}
 	stmt := func(p *Party) agreement.VerificationStatement {
 		return agreement.VerificationStatement{PartyID: p.ID, Origin: rep.Checkpoint.Origin, Size: rep.Size, Root: rep.Root,
-			Result: agreement.VerificationOK, Entries: rep.Entries, VerifiedAt: time.Now()}
+			Result: agreement.VerificationOK, Entries: rep.Mine, VerifiedAt: time.Now()}
 	}
 	sign := func(k *agreement.PrivateKeys, st agreement.VerificationStatement) agreement.SignedVerification {
 		t.Helper()
@@ -53,7 +53,7 @@ func TestVerificationUpload(t *testing.T) {
 	if err != nil {
 		t.Fatalf("alpha's upload: %v", err)
 	}
-	if v.Seq != 1 || v.Size != rep.Size || v.Root != rep.Root || v.Entries != rep.Entries || v.Statement.KeyID != a.Keys.KeyID() {
+	if v.Seq != 1 || v.Size != rep.Size || v.Root != rep.Root || v.Entries != rep.Mine || v.Statement.KeyID != a.Keys.KeyID() {
 		t.Fatalf("stored %+v, want size %d root %s entries %d", v, rep.Size, rep.Root, rep.Entries)
 	}
 

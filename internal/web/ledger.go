@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/parley-cti/parley/internal/ledger"
+	"github.com/parley-cti/parley/internal/verification"
 )
 
 // ledgerStatus is what the dashboard says about the log's latest checkpoint.
@@ -101,6 +102,7 @@ type ledgerRow struct {
 
 type ledgerData struct {
 	Status     ledgerStatus
+	Mine       *verification.View // the party's own latest verification
 	Rows       []ledgerRow
 	Kinds      []option
 	Agreements []option
@@ -120,6 +122,10 @@ func (d *Dashboard) ledger(w http.ResponseWriter, r *http.Request, s session) {
 		return
 	}
 	data := ledgerData{Status: st}
+	if data.Mine, err = d.myVerification(r.Context(), s.principal.PartyID); err != nil {
+		d.fail(w, r, err)
+		return
+	}
 	kinds := []string{"", "any kind"}
 	for _, k := range ledger.Kinds() {
 		kinds = append(kinds, string(k), string(k))

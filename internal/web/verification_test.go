@@ -37,6 +37,10 @@ func TestOverviewClientVerification(t *testing.T) {
 		t.Fatal("the overview claims a client verification before any upload")
 	}
 
+	if _, page := a.do("GET", "/ui/ledger", nil); !strings.Contains(page, `id="client-verified">Not verified by your client yet — run <code>parley verify --upload</code>`) {
+		t.Fatalf("ledger page before any upload:\n%s", page)
+	}
+
 	// A uploads a verification of the fixture's checkpoint.
 	size, signed, err := f.st.Ledger().LatestCheckpoint(ctx)
 	if err != nil {
@@ -64,6 +68,10 @@ func TestOverviewClientVerification(t *testing.T) {
 	}
 	if !strings.Contains(page, "checking 4 of your entries") || !strings.Contains(page, "a claim, not a proof") {
 		t.Fatal("the overview lost the entry count or the server's claim label")
+	}
+
+	if _, page := a.do("GET", "/ui/ledger", nil); !strings.Contains(page, want[len(`id="client-verified">`):]) {
+		t.Fatalf("ledger page after the upload lacks %q:\n%s", want, page)
 	}
 
 	// B has uploaded nothing: A's statement is not B's.

@@ -86,6 +86,18 @@ type Verifications interface {
 	Latest(ctx context.Context, partyID string) (v verification.View, ok bool, err error)
 }
 
+// myVerification is the party's latest own verification, nil if none.
+func (d *Dashboard) myVerification(ctx context.Context, partyID string) (*verification.View, error) {
+	if d.o.Verifications == nil {
+		return nil, nil
+	}
+	v, ok, err := d.o.Verifications.Latest(ctx, partyID)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &v, nil
+}
+
 // Dashboard serves the pages.
 type Dashboard struct {
 	o        Options
@@ -476,15 +488,9 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request, s session) 
 		d.fail(w, r, err)
 		return
 	}
-	if d.o.Verifications != nil {
-		v, ok, err := d.o.Verifications.Latest(r.Context(), s.principal.PartyID)
-		if err != nil {
-			d.fail(w, r, err)
-			return
-		}
-		if ok {
-			data.Mine = &v
-		}
+	if data.Mine, err = d.myVerification(r.Context(), s.principal.PartyID); err != nil {
+		d.fail(w, r, err)
+		return
 	}
 	d.render(w, r, http.StatusOK, "overview", page{Title: "Overview", Party: &s.principal, CSRF: s.csrf, Data: data,
 		Message: doneMessages[r.URL.Query().Get("done")]})

@@ -60,6 +60,7 @@ func BenchmarkIntelPages(b *testing.B) {
 		{"search-and-filters", "/ui/intel?q=server&label=l3&tlp=green&type=indicator", reader},
 		{"object-with-graph", "/ui/objects/" + url.PathEscape(seedID("malware", n/2-n/2%50)), reader},
 		{"export-1000-picked", "/ui/intel/export?" + pickIDs(n), reader},
+		{"joint-report", "/ui/agreements/" + url.PathEscape(f.agreementID) + "/report", reader},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			for b.Loop() {

@@ -129,22 +129,31 @@ func VerifyContest(keys KeyResolver, sc SignedContest) error {
 	if err := sc.check(); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
-	owner, pub, err := keys.ResolveKey(sc.KeyID, sc.SignedAt)
+	return verifyStatement(keys, sc.KeyID, sc.PartyID, sc.SignedAt, sc.Canonical, sc.Sig, func() string { return fmt.Sprintf("%s by %s under %s", sc.Action, sc.PartyID, sc.AgreementID) })
+}
+
+// verifyStatement is the check every signed statement of a party shares
+// (contests, joint reports, client verifications): keys must vouch for
+// keyID as partyID's at at, and sig must be its Ed25519 signature of the
+// statement's canonical bytes. what names the statement in the error.
+// Errors wrap ErrBadSignature, ErrNotParty or what keys returns.
+func verifyStatement(keys KeyResolver, keyID, partyID string, at time.Time, canonical func() ([]byte, error), sig []byte, what func() string) error {
+	owner, pub, err := keys.ResolveKey(keyID, at)
 	if err != nil {
 		return err
 	}
-	if owner != sc.PartyID {
-		return fmt.Errorf("%w: key %s belongs to %q, not %q", ErrNotParty, sc.KeyID, owner, sc.PartyID)
+	if owner != partyID {
+		return fmt.Errorf("%w: key %s belongs to %q, not %q", ErrNotParty, keyID, owner, partyID)
 	}
-	if pub.KeyID != sc.KeyID || len(pub.SigningKey) != ed25519.PublicKeySize || len(sc.Sig) != ed25519.SignatureSize {
+	if pub.KeyID != keyID || len(pub.SigningKey) != ed25519.PublicKeySize || len(sig) != ed25519.SignatureSize {
 		return fmt.Errorf("%w: wrong key or signature size", ErrBadSignature)
 	}
-	msg, err := sc.Canonical()
+	msg, err := canonical()
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
-	if !ed25519.Verify(pub.SigningKey, msg, sc.Sig) {
-		return fmt.Errorf("%w: %s by %s under %s", ErrBadSignature, sc.Action, sc.PartyID, sc.AgreementID)
+	if !ed25519.Verify(pub.SigningKey, msg, sig) {
+		return fmt.Errorf("%w: %s", ErrBadSignature, what())
 	}
 	return nil
 }

@@ -97,22 +97,7 @@ func VerifyReport(keys KeyResolver, sr SignedReport) error {
 	if err := sr.check(); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
-	owner, pub, err := keys.ResolveKey(sr.KeyID, sr.SignedAt)
-	if err != nil {
-		return err
-	}
-	if owner != sr.PartyID {
-		return fmt.Errorf("%w: key %s belongs to %q, not %q", ErrNotParty, sr.KeyID, owner, sr.PartyID)
-	}
-	if pub.KeyID != sr.KeyID || len(pub.SigningKey) != ed25519.PublicKeySize || len(sr.Sig) != ed25519.SignatureSize {
-		return fmt.Errorf("%w: wrong key or signature size", ErrBadSignature)
-	}
-	msg, err := sr.Canonical()
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadSignature, err)
-	}
-	if !ed25519.Verify(pub.SigningKey, msg, sr.Sig) {
-		return fmt.Errorf("%w: report %s by %s under %s", ErrBadSignature, sr.ReportHash, sr.PartyID, sr.AgreementID)
-	}
-	return nil
+	return verifyStatement(keys, sr.KeyID, sr.PartyID, sr.SignedAt, sr.Canonical, sr.Sig, func() string {
+		return fmt.Sprintf("report %s by %s under %s", sr.ReportHash, sr.PartyID, sr.AgreementID)
+	})
 }

@@ -107,22 +107,5 @@ func VerifyVerification(keys KeyResolver, sv SignedVerification) error {
 	if err := sv.check(); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
-	owner, pub, err := keys.ResolveKey(sv.KeyID, sv.VerifiedAt)
-	if err != nil {
-		return err
-	}
-	if owner != sv.PartyID {
-		return fmt.Errorf("%w: key %s belongs to %q, not %q", ErrNotParty, sv.KeyID, owner, sv.PartyID)
-	}
-	if pub.KeyID != sv.KeyID || len(pub.SigningKey) != ed25519.PublicKeySize || len(sv.Sig) != ed25519.SignatureSize {
-		return fmt.Errorf("%w: wrong key or signature size", ErrBadSignature)
-	}
-	msg, err := sv.Canonical()
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadSignature, err)
-	}
-	if !ed25519.Verify(pub.SigningKey, msg, sv.Sig) {
-		return fmt.Errorf("%w: verification of size %d by %s", ErrBadSignature, sv.Size, sv.PartyID)
-	}
-	return nil
+	return verifyStatement(keys, sv.KeyID, sv.PartyID, sv.VerifiedAt, sv.Canonical, sv.Sig, func() string { return fmt.Sprintf("verification of size %d by %s", sv.Size, sv.PartyID) })
 }

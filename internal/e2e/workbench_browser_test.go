@@ -152,8 +152,16 @@ func TestWorkbenchInBrowser(t *testing.T) {
 		if err := do(bctx, chromedp.WaitVisible(chromedp.CSS("p.notice"))); err != nil {
 			t.Fatalf("waiting for %q: %v", want, err)
 		}
-		if got := text(t, bctx, "p.notice"); !strings.Contains(got, want) {
-			t.Fatalf("the page says %q, want %q", got, want)
+		// The form's answer replaces a page that may carry the previous
+		// step's notice: wait for the new one rather than read the old.
+		for deadline := time.Now().Add(stepTimeout); ; time.Sleep(50 * time.Millisecond) {
+			got := text(t, bctx, "p.notice")
+			if strings.Contains(got, want) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the page says %q, want %q", got, want)
+			}
 		}
 	}
 	submit := func(form string, fields map[string]string, button string) {

@@ -806,6 +806,9 @@ func (s *Service) Balance(ctx context.Context, p party.Principal, id string) (Ba
 	if terms.Window > 0 {
 		since = now.Add(-terms.Window)
 	}
+	// Each Balance is one snapshot; the caller's is read first, so the
+	// counterpart's contributions (which only grow) are read no earlier
+	// than what is released of them, and released never exceeds available.
 	mine, err := x.Credits().Balance(ctx, id, p.PartyID, since)
 	if err != nil {
 		return BalanceView{}, err

@@ -316,25 +316,29 @@ func (s credits) Handed(ctx context.Context, agreementID string, fingerprints []
 }
 
 func (s credits) Balance(ctx context.Context, agreementID, partyID string, since time.Time) (store.Balance, error) {
+	// One statement, so one snapshot: read apart, a commit between the
+	// totals and the released bound could show more released than the
+	// credits read beside it allow. A rolling window sums its credits over
+	// the (agreement, party, added_at) index.
 	var b store.Balance
-	err := s.r.QueryRowContext(ctx, `SELECT contributed, credits - contested, contested FROM agreement_totals WHERE agreement_id = ? AND party_id = ?`,
-		agreementID, partyID).Scan(&b.Contributed, &b.Credits, &b.Contested)
-	if err != nil && err != sql.ErrNoRows {
-		return store.Balance{}, mapErr(err)
-	}
+	window := int64(0)
 	if !since.IsZero() {
-		// A rolling window: only credits earned since count.
-		var c, x sql.NullFloat64
-		if err := s.r.QueryRowContext(ctx, `SELECT sum(CASE WHEN contested = 0 THEN weight END), sum(CASE WHEN contested <> 0 THEN weight END)
-			FROM agreement_credits INDEXED BY agreement_credits_added
-			WHERE agreement_id = ? AND party_id = ? AND added_at >= ?`, agreementID, partyID, micros(since)).Scan(&c, &x); err != nil {
-			return store.Balance{}, mapErr(err)
-		}
-		b.Credits, b.Contested = c.Float64, x.Float64
+		window = micros(since)
 	}
-	err = s.r.QueryRowContext(ctx, `SELECT up_to FROM agreement_released WHERE agreement_id = ? AND reader = ?`, agreementID, partyID).Scan(&b.Released)
-	if err != nil && err != sql.ErrNoRows {
-		return store.Balance{}, mapErr(err)
+	err := s.r.QueryRowContext(ctx, `SELECT
+			coalesce((SELECT contributed FROM agreement_totals WHERE agreement_id = ?1 AND party_id = ?2), 0),
+			CASE WHEN ?3 = 0
+				THEN coalesce((SELECT credits - contested FROM agreement_totals WHERE agreement_id = ?1 AND party_id = ?2), 0)
+				ELSE coalesce((SELECT sum(weight) FROM agreement_credits INDEXED BY agreement_credits_added
+					WHERE agreement_id = ?1 AND party_id = ?2 AND added_at >= ?3 AND contested = 0), 0) END,
+			CASE WHEN ?3 = 0
+				THEN coalesce((SELECT contested FROM agreement_totals WHERE agreement_id = ?1 AND party_id = ?2), 0)
+				ELSE coalesce((SELECT sum(weight) FROM agreement_credits INDEXED BY agreement_credits_added
+					WHERE agreement_id = ?1 AND party_id = ?2 AND added_at >= ?3 AND contested <> 0), 0) END,
+			coalesce((SELECT up_to FROM agreement_released WHERE agreement_id = ?1 AND reader = ?2), 0)`,
+		agreementID, partyID, window).Scan(&b.Contributed, &b.Credits, &b.Contested, &b.Released)
+	if err != nil {
+		return store.Balance{}, fmt.Errorf("agreement %s balance: %w", agreementID, mapErr(err))
 	}
 	return b, nil
 }

@@ -391,3 +391,54 @@ func testContests(t *testing.T, st store.Store) {
 		t.Fatalf("contesting a withdrawn contest's credit again = %v, want ErrConflict", err)
 	}
 }
+
+// testBalanceIsOneSnapshot reads a balance while writers raise a party's
+// credits and what is released to it in one transaction each: every
+// answer must come from one state, so what is released never exceeds the
+// credits read with it (the crash harness once saw released 6 beside
+// credits 0, the totals read before a commit and the release after it).
+func testBalanceIsOneSnapshot(t *testing.T, st store.Store) {
+	x := ext(t, st)
+	a := mustParty(t, st, "alpha")
+	b := mustParty(t, st, "bravo")
+	ag := "agreement--snapshot"
+	if err := x.Agreements().Create(ctx, store.AgreementRecord{ID: ag, PartyA: a.ID, PartyB: b.ID, CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	const writes = 300
+	done := make(chan error, 1)
+	go func() {
+		for i := 1; i <= writes; i++ {
+			err := st.Update(ctx, func(tx store.Handle) error {
+				if _, err := contribute1(ext(t, tx), ag, a.ID, uid("indicator", i), 1, t0); err != nil {
+					return err
+				}
+				return ext(t, tx).Credits().SetReleased(ctx, ag, a.ID, int64(i))
+			})
+			if err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	// Read with and without a rolling window, alternately, until a read
+	// sees every write.
+	windows := []time.Time{{}, t0.Add(-time.Hour)}
+	for reads := 0; ; reads++ {
+		since := windows[reads%2]
+		bal, err := x.Credits().Balance(ctx, ag, a.ID, since)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if float64(bal.Released) > bal.Credits || bal.Released > bal.Contributed {
+			t.Fatalf("balance (since %v) %+v: released beyond the credits read with it", since, bal)
+		}
+		if bal.Released == writes {
+			break
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

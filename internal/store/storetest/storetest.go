@@ -41,6 +41,7 @@ func Run(t *testing.T, open Opener) {
 		{"Keys", testKeys},
 		{"Agreements", testAgreements},
 		{"Credits", testCredits},
+		{"BalanceIsOneSnapshot", testBalanceIsOneSnapshot},
 		{"ReleasedReach", testReleasedReach},
 		{"ContributeBatch", testContributeBatch},
 		{"Handovers", testHandovers},

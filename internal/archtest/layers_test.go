@@ -80,8 +80,10 @@ func violation(pkg, imp string) string {
 		return "only the store packages may talk to a database"
 	case under(pkg, domain...) && (under(imp, surfaces...) || imp == "net/http"):
 		return "domain packages never import the HTTP layer"
-	case under(pkg, "internal/stix", "internal/canonjson") && strings.HasPrefix(imp, "internal/"):
+	case under(pkg, "internal/canonjson") && strings.HasPrefix(imp, "internal/"):
 		return "it must import nothing of parley"
+	case under(pkg, "internal/stix") && strings.HasPrefix(imp, "internal/") && imp != "internal/canonjson":
+		return "it may import only internal/canonjson of parley (RFC 8785 for its fingerprints)"
 	case under(pkg, "internal/ledger") && !under(pkg, "internal/ledger/ledgertest") && under(imp, "internal/store"):
 		return "the ledger defines its own store interface; the arrow runs store → ledger"
 	case pkg == "internal/store" && strings.HasPrefix(imp, "internal/") && imp != "internal/ledger":
@@ -118,6 +120,8 @@ func TestRulesCatchAViolation(t *testing.T) {
 		{"internal/escrow", "net/http", true},
 		{"internal/request", "internal/api", true},
 		{"internal/stix", "internal/ledger", true},
+		{"internal/canonjson", "internal/stix", true},
+		{"internal/stix", "internal/canonjson", false},
 		{"internal/ledger", "internal/store", true},
 		{"internal/store", "internal/exchange", true},
 		{"internal/client", "internal/store", true},

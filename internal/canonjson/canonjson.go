@@ -83,7 +83,7 @@ func FormatNumber(f float64) (string, error) {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return "", fmt.Errorf("%w: %v", ErrNumberRange, f)
 	}
-	return string(appendNumber(nil, f)), nil
+	return string(AppendNumber(nil, f)), nil
 }
 
 // kind of a parsed value.
@@ -117,9 +117,9 @@ func (v value) write(out []byte) []byte {
 	case kindLiteral:
 		return append(out, v.literal...)
 	case kindNumber:
-		return appendNumber(out, v.num)
+		return AppendNumber(out, v.num)
 	case kindString:
-		return appendString(out, v.str)
+		return AppendString(out, v.str)
 	case kindArray:
 		out = append(out, '[')
 		for i, it := range v.items {
@@ -135,7 +135,7 @@ func (v value) write(out []byte) []byte {
 			if i > 0 {
 				out = append(out, ',')
 			}
-			out = appendString(out, m.name)
+			out = AppendString(out, m.name)
 			out = append(out, ':')
 			out = m.val.write(out)
 		}
@@ -143,8 +143,9 @@ func (v value) write(out []byte) []byte {
 	}
 }
 
-// appendNumber implements ECMAScript Number::toString for finite f.
-func appendNumber(out []byte, f float64) []byte {
+// AppendNumber appends finite f as ECMAScript Number::toString writes it
+// (RFC 8785 section 3.2.2.3); stix's content fingerprint uses it too.
+func AppendNumber(out []byte, f float64) []byte {
 	if f == 0 {
 		return append(out, '0') // also -0
 	}
@@ -198,9 +199,10 @@ func appendNumber(out []byte, f float64) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// appendString escapes s as ECMAScript JSON.stringify does: only the quote,
-// the backslash and control characters; everything else is literal UTF-8.
-func appendString(out []byte, s string) []byte {
+// AppendString appends s quoted as ECMAScript JSON.stringify does: only the
+// quote, the backslash and control characters are escaped; everything else
+// is literal UTF-8 (RFC 8785 section 3.2.2.2).
+func AppendString(out []byte, s string) []byte {
 	out = append(out, '"')
 	for i := 0; i < len(s); i++ {
 		c := s[i]

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf16"
+
+	"github.com/parley-cti/parley/internal/canonjson"
 )
 
 // Fingerprint identifies what an object says, whatever it is called and
@@ -165,9 +167,9 @@ func appendCanonical(out []byte, v *jvalue) []byte {
 			// fail, and a number no double holds is kept as written.
 			return append(out, v.s...)
 		}
-		return appendECMANumber(out, f)
+		return canonjson.AppendNumber(out, f)
 	case jString:
-		return appendJCSString(out, v.s)
+		return canonjson.AppendString(out, v.s)
 	case jArray:
 		out = append(out, '[')
 		for i := range v.arr {
@@ -188,7 +190,7 @@ func appendCanonical(out []byte, v *jvalue) []byte {
 		if k > 0 {
 			out = append(out, ',')
 		}
-		out = appendJCSString(out, v.obj[i].key)
+		out = canonjson.AppendString(out, v.obj[i].key)
 		out = append(out, ':')
 		out = appendCanonical(out, &v.obj[i].val)
 	}
@@ -209,85 +211,4 @@ func compareUTF16(a, b string) int {
 		return strings.Compare(a, b)
 	}
 	return slices.Compare(utf16.Encode([]rune(a)), utf16.Encode([]rune(b)))
-}
-
-// appendECMANumber writes finite f as ECMAScript Number::toString does.
-func appendECMANumber(out []byte, f float64) []byte {
-	if f == 0 {
-		return append(out, '0')
-	}
-	if f < 0 {
-		out = append(out, '-')
-		f = -f
-	}
-	var buf [32]byte
-	e := strconv.AppendFloat(buf[:0], f, 'e', -1, 64)
-	ePos := bytes.IndexByte(e, 'e')
-	digits := make([]byte, 0, 17)
-	digits = append(digits, e[0])
-	if ePos > 1 {
-		digits = append(digits, e[2:ePos]...)
-	}
-	exp, _ := strconv.Atoi(string(e[ePos+1:]))
-	k, n := len(digits), exp+1 // value = digits × 10^(n-k)
-	switch {
-	case k <= n && n <= 21:
-		out = append(out, digits...)
-		for range n - k {
-			out = append(out, '0')
-		}
-	case 0 < n && n <= 21:
-		out = append(out, digits[:n]...)
-		out = append(out, '.')
-		out = append(out, digits[n:]...)
-	case -6 < n && n <= 0:
-		out = append(out, '0', '.')
-		for range -n {
-			out = append(out, '0')
-		}
-		out = append(out, digits...)
-	default:
-		out = append(out, digits[0])
-		if k > 1 {
-			out = append(out, '.')
-			out = append(out, digits[1:]...)
-		}
-		out = append(out, 'e')
-		if n-1 >= 0 {
-			out = append(out, '+')
-		}
-		out = strconv.AppendInt(out, int64(n-1), 10)
-	}
-	return out
-}
-
-// appendJCSString escapes s as ECMAScript JSON.stringify does.
-func appendJCSString(out []byte, s string) []byte {
-	const hexDigits = "0123456789abcdef"
-	out = append(out, '"')
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '"':
-			out = append(out, '\\', '"')
-		case '\\':
-			out = append(out, '\\', '\\')
-		case '\b':
-			out = append(out, '\\', 'b')
-		case '\f':
-			out = append(out, '\\', 'f')
-		case '\n':
-			out = append(out, '\\', 'n')
-		case '\r':
-			out = append(out, '\\', 'r')
-		case '\t':
-			out = append(out, '\\', 't')
-		default:
-			if c < 0x20 {
-				out = append(out, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			} else {
-				out = append(out, c)
-			}
-		}
-	}
-	return append(out, '"')
 }

@@ -73,6 +73,15 @@ var databaseImports = []string{"database/sql", "modernc.org/sqlite", "github.com
 // harnesses are test drivers that start whole servers; they may choose a backend.
 var harnesses = []string{"internal/e2e", "internal/crash", "internal/multi", "internal/bench"}
 
+// partySide is what a party runs on its own machine to check the server;
+// it must not be built from the server's parts.
+var partySide = []string{"internal/audit"}
+
+// serverSide holds the server's decisions, storage and surfaces.
+var serverSide = []string{"internal/server", "internal/api", "internal/taxii", "internal/web", "internal/store",
+	"internal/exchange", "internal/escrow", "internal/request", "internal/matching", "internal/report",
+	"internal/verification", "internal/metrics", "internal/authlimit", "internal/health"}
+
 // violation says why pkg may not import imp, or "" when it may.
 func violation(pkg, imp string) string {
 	switch {
@@ -91,6 +100,8 @@ func violation(pkg, imp string) string {
 	case under(pkg, "internal/client") && under(imp, "internal/exchange", "internal/escrow", "internal/request",
 		"internal/matching", "internal/store", "internal/server", "internal/taxii", "internal/api", "internal/web"):
 		return "the client never links server-side packages"
+	case under(pkg, partySide...) && under(imp, serverSide...):
+		return "party-side verification never links server-side packages"
 	case under(imp, "internal/store/sqlite", "internal/store/postgres") &&
 		!under(pkg, "internal/server", "cmd/parley", "internal/store") && !under(pkg, harnesses...):
 		return "only internal/server and cmd/parley choose a backend"
@@ -126,6 +137,10 @@ func TestRulesCatchAViolation(t *testing.T) {
 		{"internal/store", "internal/exchange", true},
 		{"internal/client", "internal/store", true},
 		{"internal/api", "internal/store/sqlite", true},
+		{"internal/audit", "internal/exchange", true},
+		{"internal/audit", "internal/store", true},
+		{"internal/audit", "internal/ledger", false},
+		{"internal/audit", "internal/client", false},
 		{"internal/store/sqlite", "database/sql", false},
 		{"internal/server", "internal/store/postgres", false},
 		{"internal/exchange", "internal/store", false},
@@ -135,4 +150,42 @@ func TestRulesCatchAViolation(t *testing.T) {
 			t.Errorf("%s → %s: refused=%v, want %v", c.pkg, c.imp, got, c.bad)
 		}
 	}
+}
+
+// TestServerDoesNotLinkTheClient: the server binary's packages (everything
+// internal/server reaches) never import the party-side HTTP client; only
+// the CLI in cmd/parley joins the two.
+func TestServerDoesNotLinkTheClient(t *testing.T) {
+	g := graph(t)
+	if path := reaches(g, "internal/server", "internal/client"); path != nil {
+		t.Errorf("internal/server links internal/client: %s", strings.Join(path, " → "))
+	}
+	// The check itself can fail: a graph with the arrow is refused.
+	bad := map[string][]string{"internal/server": {"internal/audit"}, "internal/audit": {"internal/client/x"}}
+	if reaches(bad, "internal/server", "internal/client") == nil {
+		t.Error("reaches missed server → audit → client")
+	}
+}
+
+// reaches returns an import path from one package to a package under
+// root, or nil when there is none.
+func reaches(g map[string][]string, from, root string) []string {
+	seen := map[string]bool{}
+	var walk func(pkg string) []string
+	walk = func(pkg string) []string {
+		if under(pkg, root) {
+			return []string{pkg}
+		}
+		if seen[pkg] {
+			return nil
+		}
+		seen[pkg] = true
+		for _, imp := range g[pkg] {
+			if p := walk(imp); p != nil {
+				return append([]string{pkg}, p...)
+			}
+		}
+		return nil
+	}
+	return walk(from)
 }

@@ -1,7 +1,8 @@
-// Package audit owns the party-side audit of parley's ledger — what
-// `parley verify` and `parley witness cosign` do on a party's own machine —
-// and the server-side backfill that gives state written before the ledger
-// existed its genesis entries.
+// Package audit owns the party-side audit of parley's ledger: what
+// `parley verify` and `parley witness cosign` do on a party's own machine.
+// It holds no server-side code (the genesis backfill of pre-ledger state is
+// exchange.Service.Backfill) and imports no server package, so what a
+// party runs to check the server is not built from the server's parts.
 //
 // # Verifying
 //
@@ -19,12 +20,7 @@
 // [Cosign] runs the witness side of C2SP tlog-witness locally against the
 // party's own witness state and hands the cosignature line to the log.
 //
-// # Backfill
-//
-// [Backfill] appends one genesis entry per pre-ledger collection, once.
-//
 // The package trusts nothing the server returns: every byte it uses passes
-// through package ledger's checks first. It must never write to the ledger
-// except through Backfill at server start, and never send anything but
-// cosignatures to the server.
+// through package ledger's checks first. It never writes to the ledger and
+// never sends anything but cosignatures to the server.
 package audit

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/parley-cti/parley/internal/api"
-	"github.com/parley-cti/parley/internal/audit"
 	"github.com/parley-cti/parley/internal/authlimit"
 	"github.com/parley-cti/parley/internal/escrow"
 	"github.com/parley-cti/parley/internal/exchange"
@@ -124,13 +123,13 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s := &Server{cfg: cfg, Store: st, Parties: party.New(st), Ex: exchange.New(st), Signer: signer, log: log, Health: health.NewMonitor(log)}
 	// A data directory from before the ledger gets its genesis entries.
-	if n, err := audit.Backfill(ctx, st, time.Now()); err != nil {
+	if n, err := s.Ex.Backfill(ctx, time.Now()); err != nil {
 		return nil, err
 	} else if n > 0 {
 		log.InfoContext(ctx, "ledger backfilled pre-ledger state", slog.Int("entries", n))
 	}
-	s := &Server{cfg: cfg, Store: st, Parties: party.New(st), Ex: exchange.New(st), Signer: signer, log: log, Health: health.NewMonitor(log)}
 	if cfg.CheckpointInterval <= 0 {
 		cfg.CheckpointInterval = 5 * time.Second
 	}

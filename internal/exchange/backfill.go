@@ -1,4 +1,4 @@
-package audit
+package exchange
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/store"
 )
@@ -25,9 +24,12 @@ const GenesisSubjectPrefix = "genesis--"
 // It runs in one transaction and only on an empty ledger, so it is
 // idempotent and safe with several instances starting at once. It returns
 // how many entries it appended.
-func Backfill(ctx context.Context, st store.Store, now time.Time) (int, error) {
+//
+// It lives here, beside Ingest, because it reads intelligence and digests
+// a batch as Ingest does; the server calls it once at start.
+func (s *Service) Backfill(ctx context.Context, now time.Time) (int, error) {
 	n := 0
-	err := st.Update(ctx, func(tx store.Handle) error {
+	err := s.st.Update(ctx, func(tx store.Handle) error {
 		n = 0
 		l := tx.Ledger()
 		size, err := l.LockedSize(ctx)
@@ -89,7 +91,7 @@ func digestCollection(ctx context.Context, h store.Handle, collection string) (i
 			return 0, "", err
 		}
 		for _, o := range page.Objects {
-			d.Write([]byte(o.ID + " " + exchange.FormatTime(o.Version) + "\n"))
+			d.Write([]byte(o.ID + " " + FormatTime(o.Version) + "\n"))
 			count++
 		}
 		if !page.More || len(page.Objects) == 0 {

@@ -1,4 +1,4 @@
-package audit
+package exchange_test
 
 import (
 	"context"
@@ -19,13 +19,14 @@ import (
 // ledger existed) get one genesis entry per non-empty collection whose
 // count and digest match the stored versions; a second run adds nothing.
 func TestBackfill(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{Migrate: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if n, err := Backfill(ctx, st, t0); err != nil || n != 0 {
+	if n, err := exchange.New(st).Backfill(ctx, t0); err != nil || n != 0 {
 		t.Fatalf("backfill of an empty store = %d, %v", n, err)
 	}
 	p, _, err := party.New(st).Create(ctx, "old")
@@ -55,7 +56,7 @@ func TestBackfill(t *testing.T) {
 			want[c.ID] = [2]string{fmt.Sprint(n), "sha256:" + hex.EncodeToString(d.Sum(nil))}
 		}
 	}
-	n, err := Backfill(ctx, st, t0)
+	n, err := exchange.New(st).Backfill(ctx, t0)
 	if err != nil || n != 2 {
 		t.Fatalf("backfill = %d, %v; want 2 entries", n, err)
 	}
@@ -74,12 +75,12 @@ func TestBackfill(t *testing.T) {
 			t.Fatal(err)
 		}
 		w, ok := want[e.Attrs["collection"]]
-		if !ok || e.Kind != ledger.KindFeedBatch || e.Subject != GenesisSubjectPrefix+e.Attrs["collection"] ||
+		if !ok || e.Kind != ledger.KindFeedBatch || e.Subject != exchange.GenesisSubjectPrefix+e.Attrs["collection"] ||
 			e.Attrs["added"] != w[0] || e.Open(ledger.EntryKey(key, e.Nonce), map[string]string{"objects": w[1]}) != nil || e.Attrs["genesis"] != "true" {
 			t.Fatalf("genesis entry %s; want count %s digest %s", raw, w[0], w[1])
 		}
 	}
-	if n, err := Backfill(ctx, st, t0.Add(time.Hour)); err != nil || n != 0 {
+	if n, err := exchange.New(st).Backfill(ctx, t0.Add(time.Hour)); err != nil || n != 0 {
 		t.Fatalf("second backfill = %d, %v; want nothing", n, err)
 	}
 	if size, _ := l.Size(ctx); size != 2 {

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/parley-cti/parley/internal/client"
-	"github.com/parley-cti/parley/internal/match"
+	"github.com/parley-cti/parley/internal/psi"
 )
 
 func init() {
@@ -78,10 +78,10 @@ func cmdMatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case *fileRequests && strings.TrimSpace(*reason) == "":
 		return fmt.Errorf("%w: --file-requests needs --reason TEXT", errUsage)
 	}
-	fixed := match.Kind("")
+	fixed := psi.Kind("")
 	if *kind != "auto" {
-		fixed = match.Kind(*kind)
-		if !slices.Contains(match.Kinds, fixed) {
+		fixed = psi.Kind(*kind)
+		if !slices.Contains(psi.Kinds, fixed) {
 			return fmt.Errorf("%w: --kind %q is not auto or a known kind\n%s", errUsage, *kind, matchUsage)
 		}
 	}
@@ -118,8 +118,8 @@ func cmdMatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			fmt.Fprintln(stderr, step)
 		}
 	}
-	items := func() iter.Seq[match.Item] {
-		return func(yield func(match.Item) bool) {
+	items := func() iter.Seq[psi.Item] {
+		return func(yield func(psi.Item) bool) {
 			for it, err := range readList(*list, fixed) {
 				if err != nil || !yield(it) {
 					return
@@ -229,11 +229,11 @@ func size(r *client.MatchRound1) string {
 
 // readList yields the identifiers of a list file, one a line, streaming
 // it; an invalid line ends the sequence with an error naming it.
-func readList(path string, fixed match.Kind) iter.Seq2[match.Item, error] {
-	return func(yield func(match.Item, error) bool) {
+func readList(path string, fixed psi.Kind) iter.Seq2[psi.Item, error] {
+	return func(yield func(psi.Item, error) bool) {
 		f, err := os.Open(path)
 		if err != nil {
-			yield(match.Item{}, err)
+			yield(psi.Item{}, err)
 			return
 		}
 		defer f.Close()
@@ -248,21 +248,21 @@ func readList(path string, fixed match.Kind) iter.Seq2[match.Item, error] {
 			}
 			k := fixed
 			if k == "" {
-				if k, err = match.DetectKind(v); err != nil {
-					yield(match.Item{}, fmt.Errorf("%s:%d: %w", path, line, err))
+				if k, err = psi.DetectKind(v); err != nil {
+					yield(psi.Item{}, fmt.Errorf("%s:%d: %w", path, line, err))
 					return
 				}
 			}
-			if _, err := match.Normalize(k, v); err != nil {
-				yield(match.Item{}, fmt.Errorf("%s:%d: not a valid %s: %w", path, line, k, err))
+			if _, err := psi.Normalize(k, v); err != nil {
+				yield(psi.Item{}, fmt.Errorf("%s:%d: not a valid %s: %w", path, line, k, err))
 				return
 			}
-			if !yield(match.Item{Kind: k, Value: v}, nil) {
+			if !yield(psi.Item{Kind: k, Value: v}, nil) {
 				return
 			}
 		}
 		if err := sc.Err(); err != nil {
-			yield(match.Item{}, fmt.Errorf("%s: %w", path, err))
+			yield(psi.Item{}, fmt.Errorf("%s: %w", path, err))
 		}
 	}
 }

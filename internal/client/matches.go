@@ -15,7 +15,7 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/parley-cti/parley/internal/match"
+	"github.com/parley-cti/parley/internal/psi"
 )
 
 // Match is a private matching session as the management API returns it.
@@ -114,7 +114,7 @@ type MatchOptions struct {
 	// Items yields the caller's wanted list; it is iterated twice (for
 	// round 1 and to name the matches), so it must yield the same items
 	// in the same order each time.
-	Items func() iter.Seq[match.Item]
+	Items func() iter.Seq[psi.Item]
 	// Identity opens the other side's round 2, sealed to the caller's
 	// registered sealing key.
 	Identity age.Identity
@@ -135,7 +135,7 @@ type MatchOptions struct {
 // MatchOutcome is what one side learned.
 type MatchOutcome struct {
 	Session   Match
-	Matched   []match.Item // the caller's own items the other side also holds, in list order
+	Matched   []psi.Item // the caller's own items the other side also holds, in list order
 	Indices   []int        // their positions in the list
 	OwnCount  int64        // distinct elements the caller sent
 	PeerCount int64        // elements the other side sent
@@ -185,16 +185,16 @@ func (c *Client) RunMatch(ctx context.Context, opt MatchOptions) (*MatchOutcome,
 	if err != nil {
 		return nil, fmt.Errorf("%w: session id %q", ErrProtocol, m.SessionID)
 	}
-	cfg := match.Config{SessionID: sid, Self: me.PartyID, MaxElements: int(m.Cap)}
+	cfg := psi.Config{SessionID: sid, Self: me.PartyID, MaxElements: int(m.Cap)}
 	switch me.PartyID {
 	case m.Initiator:
-		cfg.Role, cfg.Peer = match.RoleInitiator, m.Responder
+		cfg.Role, cfg.Peer = psi.RoleInitiator, m.Responder
 	case m.Responder:
-		cfg.Role, cfg.Peer = match.RoleResponder, m.Initiator
+		cfg.Role, cfg.Peer = psi.RoleResponder, m.Initiator
 	default:
 		return nil, fmt.Errorf("%w: %s is not a side of session %s", ErrProtocol, me.PartyID, m.ID)
 	}
-	s, err := match.NewSession(cfg)
+	s, err := psi.NewSession(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +290,7 @@ func (c *Client) RunMatch(ctx context.Context, opt MatchOptions) (*MatchOutcome,
 		return nil, fmt.Errorf("result: %w", err)
 	}
 	out.Indices = idx
-	out.PeerCount = int64(own2.Len()-match.HeaderSize-32) / 16
+	out.PeerCount = int64(own2.Len()-psi.HeaderSize-32) / 16
 	want := 0
 	i := 0
 	for it := range opt.Items() {

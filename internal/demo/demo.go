@@ -15,7 +15,7 @@ import (
 	"github.com/parley-cti/parley/internal/client"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/ledgerhttp"
-	"github.com/parley-cti/parley/internal/match"
+	"github.com/parley-cti/parley/internal/psi"
 	"github.com/parley-cti/parley/internal/party"
 )
 
@@ -392,15 +392,15 @@ func caseWork(ctx context.Context, a, b *Member, agreementID string, res *Result
 
 	// 7. Private matching: which of A's wanted identifiers does B hold?
 	// Each side learns only the intersection; the server only the sizes.
-	items := func(vals []string) func() iter.Seq[match.Item] {
-		return func() iter.Seq[match.Item] {
-			return func(yield func(match.Item) bool) {
+	items := func(vals []string) func() iter.Seq[psi.Item] {
+		return func() iter.Seq[psi.Item] {
+			return func(yield func(psi.Item) bool) {
 				for _, v := range vals {
-					k, err := match.DetectKind(v)
+					k, err := psi.DetectKind(v)
 					if err != nil {
-						k = match.KindAlias
+						k = psi.KindAlias
 					}
-					if !yield(match.Item{Kind: k, Value: v}) {
+					if !yield(psi.Item{Kind: k, Value: v}) {
 						return
 					}
 				}

@@ -19,7 +19,7 @@ import (
 	"github.com/parley-cti/parley/internal/client"
 	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/ledger"
-	"github.com/parley-cti/parley/internal/match"
+	"github.com/parley-cti/parley/internal/psi"
 )
 
 // stixID returns the deterministic id STIX 2.1 gives a cyber-observable
@@ -431,7 +431,7 @@ func newDictionaryWorld(t *testing.T) *dictionaryWorld {
 	}
 	// Private matching: alpha wants the IP, bravo the domain.
 	mw := &matchWorld{s: s, a: a, b: b, agreement: d.ID}
-	mw.runBoth(t, []match.Item{{Kind: match.KindIPv4, Value: ip}}, []match.Item{{Kind: match.KindDomain, Value: domain}})
+	mw.runBoth(t, []psi.Item{{Kind: psi.KindIPv4, Value: ip}}, []psi.Item{{Kind: psi.KindDomain, Value: domain}})
 	// Agreement lifecycle: an amendment countersigned, a suspension lifted.
 	d2 := Document(t, a, b, func(m map[string]any) { terms(m); m["id"], m["version"] = d.ID, 2 })
 	if _, err := a.C.Amend(ctx, d2, Sign(t, a, d2, agreement.ActionAmend)); err != nil {

@@ -17,14 +17,14 @@ import (
 
 	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/client"
-	"github.com/parley-cti/parley/internal/match"
+	"github.com/parley-cti/parley/internal/psi"
 )
 
 // frame builds a protocol message by hand, as a hostile client would:
 // any round, role, binding and elements, with a correct digest.
-func frame(round uint8, role match.Role, binding [32]byte, count uint64, elems ...[]byte) []byte {
+func frame(round uint8, role psi.Role, binding [32]byte, count uint64, elems ...[]byte) []byte {
 	b := []byte("PPSI")
-	b = append(b, match.Version, round, byte(role), 0)
+	b = append(b, psi.Version, round, byte(role), 0)
 	b = append(b, binding[:]...)
 	b = binary.BigEndian.AppendUint64(b, count)
 	for _, e := range elems {
@@ -40,18 +40,18 @@ func bindingOf(t testing.TB, m *client.Match) [32]byte {
 	if err != nil || len(sid) != 32 {
 		t.Fatalf("session id %q: %v", m.SessionID, err)
 	}
-	return match.SessionBinding(sid, m.Initiator, m.Responder)
+	return psi.SessionBinding(sid, m.Initiator, m.Responder)
 }
 
 // honestRound1 makes p's genuine round-1 message for session m.
-func honestRound1(t testing.TB, p *Party, m *client.Match, maxElements int, items []match.Item) []byte {
+func honestRound1(t testing.TB, p *Party, m *client.Match, maxElements int, items []psi.Item) []byte {
 	t.Helper()
 	sid, _ := hex.DecodeString(m.SessionID)
-	cfg := match.Config{SessionID: sid, Self: p.ID, Peer: m.Responder, Role: match.RoleInitiator, MaxElements: maxElements}
+	cfg := psi.Config{SessionID: sid, Self: p.ID, Peer: m.Responder, Role: psi.RoleInitiator, MaxElements: maxElements}
 	if p.ID == m.Responder {
-		cfg.Peer, cfg.Role = m.Initiator, match.RoleResponder
+		cfg.Peer, cfg.Role = m.Initiator, psi.RoleResponder
 	}
-	s, err := match.NewSession(cfg)
+	s, err := psi.NewSession(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,14 +66,14 @@ func honestRound1(t testing.TB, p *Party, m *client.Match, maxElements int, item
 func validPoints(t testing.TB, n int) [][]byte {
 	t.Helper()
 	var buf bytes.Buffer
-	s, err := match.NewSession(match.Config{SessionID: bytes.Repeat([]byte{9}, 32), Self: "x", Peer: "y", Role: match.RoleInitiator, MaxElements: n})
+	s, err := psi.NewSession(psi.Config{SessionID: bytes.Repeat([]byte{9}, 32), Self: "x", Peer: "y", Role: psi.RoleInitiator, MaxElements: n})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Round1(ctx, slices.Values(emails("p", 0, n)), &buf); err != nil {
 		t.Fatal(err)
 	}
-	raw := buf.Bytes()[match.HeaderSize : match.HeaderSize+32*n]
+	raw := buf.Bytes()[psi.HeaderSize : psi.HeaderSize+32*n]
 	var out [][]byte
 	for i := range n {
 		out = append(out, raw[32*i:32*(i+1)])
@@ -106,18 +106,18 @@ func TestMatchRefusesBadRound1(t *testing.T) {
 		status        int
 		code, mention string
 	}{
-		{"over the cap", w.a, frame(1, match.RoleInitiator, bind, 11, pts...), http.StatusRequestEntityTooLarge, "over_cap", "11 elements, cap 10"},
-		{"over the cap, header only", w.a, frame(1, match.RoleInitiator, bind, 1<<40)[:match.HeaderSize], http.StatusRequestEntityTooLarge, "over_cap", "cap 10"},
+		{"over the cap", w.a, frame(1, psi.RoleInitiator, bind, 11, pts...), http.StatusRequestEntityTooLarge, "over_cap", "11 elements, cap 10"},
+		{"over the cap, header only", w.a, frame(1, psi.RoleInitiator, bind, 1<<40)[:psi.HeaderSize], http.StatusRequestEntityTooLarge, "over_cap", "cap 10"},
 		{"replayed from another session", w.a, replayed, http.StatusBadRequest, "invalid", "another session"},
-		{"bound to other parties", w.a, frame(1, match.RoleInitiator, match.SessionBinding(must(hex.DecodeString(m.SessionID)), w.a.ID, charlie.ID), 1, pts[0]), http.StatusBadRequest, "invalid", "another session"},
-		{"the other side's role", w.a, frame(1, match.RoleResponder, bind, 1, pts[0]), http.StatusBadRequest, "invalid", "round 1 from role 2, want round 1 from role 1"},
-		{"round 2 as round 1", w.a, frame(2, match.RoleInitiator, bind, 1, make([]byte, 16)), http.StatusBadRequest, "invalid", "got round 2"},
-		{"bad magic", w.a, append([]byte("XXXX"), frame(1, match.RoleInitiator, bind, 1, pts[0])[4:]...), http.StatusBadRequest, "invalid", "bad magic"},
-		{"truncated", w.a, frame(1, match.RoleInitiator, bind, 2, pts[:2]...)[:match.HeaderSize+40], http.StatusBadRequest, "invalid", "truncated"},
-		{"corrupted", w.a, flip(frame(1, match.RoleInitiator, bind, 2, pts[:2]...), match.HeaderSize+3), http.StatusBadRequest, "invalid", "digest mismatch"},
-		{"trailing data", w.a, append(frame(1, match.RoleInitiator, bind, 1, pts[0]), 0), http.StatusBadRequest, "invalid", "trailing data"},
-		{"count larger than the body", w.a, frame(1, match.RoleInitiator, bind, 3, pts[:2]...), http.StatusBadRequest, "invalid", "truncated"},
-		{"a stranger", charlie, frame(1, match.RoleInitiator, bind, 1, pts[0]), http.StatusNotFound, "not_found", ""},
+		{"bound to other parties", w.a, frame(1, psi.RoleInitiator, psi.SessionBinding(must(hex.DecodeString(m.SessionID)), w.a.ID, charlie.ID), 1, pts[0]), http.StatusBadRequest, "invalid", "another session"},
+		{"the other side's role", w.a, frame(1, psi.RoleResponder, bind, 1, pts[0]), http.StatusBadRequest, "invalid", "round 1 from role 2, want round 1 from role 1"},
+		{"round 2 as round 1", w.a, frame(2, psi.RoleInitiator, bind, 1, make([]byte, 16)), http.StatusBadRequest, "invalid", "got round 2"},
+		{"bad magic", w.a, append([]byte("XXXX"), frame(1, psi.RoleInitiator, bind, 1, pts[0])[4:]...), http.StatusBadRequest, "invalid", "bad magic"},
+		{"truncated", w.a, frame(1, psi.RoleInitiator, bind, 2, pts[:2]...)[:psi.HeaderSize+40], http.StatusBadRequest, "invalid", "truncated"},
+		{"corrupted", w.a, flip(frame(1, psi.RoleInitiator, bind, 2, pts[:2]...), psi.HeaderSize+3), http.StatusBadRequest, "invalid", "digest mismatch"},
+		{"trailing data", w.a, append(frame(1, psi.RoleInitiator, bind, 1, pts[0]), 0), http.StatusBadRequest, "invalid", "trailing data"},
+		{"count larger than the body", w.a, frame(1, psi.RoleInitiator, bind, 3, pts[:2]...), http.StatusBadRequest, "invalid", "truncated"},
+		{"a stranger", charlie, frame(1, psi.RoleInitiator, bind, 1, pts[0]), http.StatusNotFound, "not_found", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -153,7 +153,7 @@ func TestMatchRefusesBadRound1(t *testing.T) {
 	// One party cannot run both sides: bravo sending again, or as alpha.
 	_, err = w.b.C.PutRound1(ctx, m.ID, bytes.NewReader(good))
 	wantAPIError(t, "round 1 twice", err, http.StatusConflict, "conflict", "already sent round 1")
-	_, err = w.b.C.PutRound1(ctx, m.ID, bytes.NewReader(frame(1, match.RoleInitiator, bind, 1, pts[0])))
+	_, err = w.b.C.PutRound1(ctx, m.ID, bytes.NewReader(frame(1, psi.RoleInitiator, bind, 1, pts[0])))
 	wantAPIError(t, "bravo sending alpha's round", err, http.StatusConflict, "conflict", "already sent round 1")
 
 	// The honest message still goes through, and comes back byte for byte.
@@ -208,12 +208,12 @@ func TestMatchPeerRefusesBadElements(t *testing.T) {
 		elems [][]byte
 		want  error
 	}{
-		{"non-canonical", [][]byte{pts[0], prime}, match.ErrMalformedElement},
-		{"top bit set", [][]byte{topBit}, match.ErrMalformedElement},
-		{"low order", [][]byte{pts[1], lowOrder}, match.ErrMalformedElement},
-		{"identity", [][]byte{make([]byte, 32)}, match.ErrMalformedElement},
-		{"element sent twice", [][]byte{pts[1], pts[2], pts[1]}, match.ErrDuplicateElement},
-		{"one element under two u-coordinates", [][]byte{pts[2], pts[0], sameAsPts2}, match.ErrDuplicateElement},
+		{"non-canonical", [][]byte{pts[0], prime}, psi.ErrMalformedElement},
+		{"top bit set", [][]byte{topBit}, psi.ErrMalformedElement},
+		{"low order", [][]byte{pts[1], lowOrder}, psi.ErrMalformedElement},
+		{"identity", [][]byte{make([]byte, 32)}, psi.ErrMalformedElement},
+		{"element sent twice", [][]byte{pts[1], pts[2], pts[1]}, psi.ErrDuplicateElement},
+		{"one element under two u-coordinates", [][]byte{pts[2], pts[0], sameAsPts2}, psi.ErrDuplicateElement},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -221,7 +221,7 @@ func TestMatchPeerRefusesBadElements(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			bad := frame(1, match.RoleInitiator, bindingOf(t, m), uint64(len(tc.elems)), tc.elems...)
+			bad := frame(1, psi.RoleInitiator, bindingOf(t, m), uint64(len(tc.elems)), tc.elems...)
 			if _, err := w.a.C.PutRound1(ctx, m.ID, bytes.NewReader(bad)); err != nil {
 				t.Fatalf("the relay refused a well-framed message: %v", err)
 			}
@@ -274,7 +274,7 @@ func TestMatchNeedsAgreementInForce(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = a.C.RunMatch(ctx, client.MatchOptions{Agreement: d.ID, Items: itemsOf(emails("a", 0, 6)), Identity: a.Keys.Sealing})
-	if !errors.Is(err, match.ErrOverCap) {
+	if !errors.Is(err, psi.ErrOverCap) {
 		t.Fatalf("a list of 6 under a cap of 5: %v", err)
 	}
 }

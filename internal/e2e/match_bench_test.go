@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/parley-cti/parley/internal/client"
-	"github.com/parley-cti/parley/internal/match"
+	"github.com/parley-cti/parley/internal/psi"
 )
 
 var (
@@ -23,11 +23,11 @@ var (
 
 // generatedItems yields e-mail addresses prefix<lo>... prefix<hi-1> without
 // holding them: 1,000,000 items never sit in memory as strings.
-func generatedItems(prefix string, lo, hi int) func() iter.Seq[match.Item] {
-	return func() iter.Seq[match.Item] {
-		return func(yield func(match.Item) bool) {
+func generatedItems(prefix string, lo, hi int) func() iter.Seq[psi.Item] {
+	return func() iter.Seq[psi.Item] {
+		return func(yield func(psi.Item) bool) {
 			for i := lo; i < hi; i++ {
-				if !yield(match.Item{Kind: match.KindEmail, Value: fmt.Sprintf("%s%d@example.org", prefix, i)}) {
+				if !yield(psi.Item{Kind: psi.KindEmail, Value: fmt.Sprintf("%s%d@example.org", prefix, i)}) {
 					return
 				}
 			}
@@ -66,8 +66,8 @@ func TestMatchScale(t *testing.T) {
 	w := newMatchWorld(t, n)
 	overlap := n / 10
 	xs := generatedItems("x", 0, n)
-	ys := func() iter.Seq[match.Item] {
-		return func(yield func(match.Item) bool) {
+	ys := func() iter.Seq[psi.Item] {
+		return func(yield func(psi.Item) bool) {
 			for it := range generatedItems("x", 0, overlap)() {
 				if !yield(it) {
 					return

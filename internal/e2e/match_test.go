@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/parley-cti/parley/internal/client"
-	"github.com/parley-cti/parley/internal/match"
+	"github.com/parley-cti/parley/internal/psi"
 )
 
 // matchWorld is two parties under an agreement in force with a match cap.
@@ -29,26 +29,26 @@ func newMatchWorld(t testing.TB, matchCap int) *matchWorld {
 	return &matchWorld{s: s, a: a, b: b, agreement: d.ID}
 }
 
-func itemsOf(list []match.Item) func() iter.Seq[match.Item] {
-	return func() iter.Seq[match.Item] { return slices.Values(list) }
+func itemsOf(list []psi.Item) func() iter.Seq[psi.Item] {
+	return func() iter.Seq[psi.Item] { return slices.Values(list) }
 }
 
 // emails returns n e-mail addresses prefix0@... prefix(n-1)@..., written
 // with varying case and spacing so that normalization has to agree.
-func emails(prefix string, lo, hi int) []match.Item {
-	var out []match.Item
+func emails(prefix string, lo, hi int) []psi.Item {
+	var out []psi.Item
 	for i := lo; i < hi; i++ {
 		v := fmt.Sprintf("%s%d@example.org", prefix, i)
 		if i%3 == 0 {
 			v = fmt.Sprintf("  %s%d@EXAMPLE.org ", prefix, i)
 		}
-		out = append(out, match.Item{Kind: match.KindEmail, Value: v})
+		out = append(out, psi.Item{Kind: psi.KindEmail, Value: v})
 	}
 	return out
 }
 
 // runBoth runs the protocol for both sides at once: a starts, b joins.
-func (w *matchWorld) runBoth(t testing.TB, xs, ys []match.Item) (ra, rb *client.MatchOutcome) {
+func (w *matchWorld) runBoth(t testing.TB, xs, ys []psi.Item) (ra, rb *client.MatchOutcome) {
 	t.Helper()
 	// Either side failing cancels the other, which would otherwise wait
 	// for it until the deadline.
@@ -82,9 +82,9 @@ func (w *matchWorld) runBoth(t testing.TB, xs, ys []match.Item) (ra, rb *client.
 	return ra, rb
 }
 
-func it(k match.Kind, v string) match.Item { return match.Item{Kind: k, Value: v} }
+func it(k psi.Kind, v string) psi.Item { return psi.Item{Kind: k, Value: v} }
 
-func values(items []match.Item) []string {
+func values(items []psi.Item) []string {
 	out := []string{}
 	for _, it := range items {
 		out = append(out, it.Value)
@@ -98,9 +98,9 @@ func TestMatchKnownIntersections(t *testing.T) {
 	w := newMatchWorld(t, 1000)
 	tests := []struct {
 		name       string
-		xs, ys     []match.Item
-		wantA      []match.Item // alpha's items bravo holds
-		wantB      []match.Item
+		xs, ys     []psi.Item
+		wantA      []psi.Item // alpha's items bravo holds
+		wantB      []psi.Item
 		sizeA      int64 // distinct elements alpha sends
 		sizeB      int64
 		duplicates bool
@@ -112,12 +112,12 @@ func TestMatchKnownIntersections(t *testing.T) {
 		{name: "different sizes", xs: emails("x", 0, 5), ys: slices.Concat(emails("y", 0, 200), emails("x", 3, 4)),
 			wantA: emails("x", 3, 4), wantB: emails("x", 3, 4), sizeA: 5, sizeB: 201},
 		{name: "one side empty", xs: nil, ys: emails("x", 0, 10), sizeA: 0, sizeB: 10},
-		{name: "mixed kinds", xs: []match.Item{it(match.KindIPv6, "2001:DB8::1"), it(match.KindDomain, "Evil.Example"), it(match.KindAlias, "Dread Pirate"), it(match.KindSHA256, "AB"+fmt.Sprintf("%062x", 7))},
-			ys:    []match.Item{it(match.KindIPv6, "2001:db8:0:0::1"), it(match.KindAlias, "evil.example"), it(match.KindSHA256, "ab"+fmt.Sprintf("%062x", 7))},
-			wantA: []match.Item{it(match.KindIPv6, "2001:DB8::1"), it(match.KindSHA256, "AB"+fmt.Sprintf("%062x", 7))},
-			wantB: []match.Item{it(match.KindIPv6, "2001:db8:0:0::1"), it(match.KindSHA256, "ab"+fmt.Sprintf("%062x", 7))}, sizeA: 4, sizeB: 3},
+		{name: "mixed kinds", xs: []psi.Item{it(psi.KindIPv6, "2001:DB8::1"), it(psi.KindDomain, "Evil.Example"), it(psi.KindAlias, "Dread Pirate"), it(psi.KindSHA256, "AB"+fmt.Sprintf("%062x", 7))},
+			ys:    []psi.Item{it(psi.KindIPv6, "2001:db8:0:0::1"), it(psi.KindAlias, "evil.example"), it(psi.KindSHA256, "ab"+fmt.Sprintf("%062x", 7))},
+			wantA: []psi.Item{it(psi.KindIPv6, "2001:DB8::1"), it(psi.KindSHA256, "AB"+fmt.Sprintf("%062x", 7))},
+			wantB: []psi.Item{it(psi.KindIPv6, "2001:db8:0:0::1"), it(psi.KindSHA256, "ab"+fmt.Sprintf("%062x", 7))}, sizeA: 4, sizeB: 3},
 		{name: "duplicates in a list", xs: slices.Concat(emails("x", 0, 3), emails("x", 0, 3)), ys: emails("x", 2, 5),
-			wantA: []match.Item{emails("x", 2, 3)[0], emails("x", 2, 3)[0]}, wantB: emails("x", 2, 3), sizeA: 3, sizeB: 3},
+			wantA: []psi.Item{emails("x", 2, 3)[0], emails("x", 2, 3)[0]}, wantB: emails("x", 2, 3), sizeA: 3, sizeB: 3},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

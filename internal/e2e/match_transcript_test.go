@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/parley-cti/parley/internal/match"
+	"github.com/parley-cti/parley/internal/psi"
 )
 
 // TestMatchTranscriptRevealsNoItem runs sessions through the real server on
@@ -24,18 +24,18 @@ import (
 // messages only.
 func TestMatchTranscriptRevealsNoItem(t *testing.T) {
 	w := newMatchWorld(t, 1000)
-	var xs, ys []match.Item
+	var xs, ys []psi.Item
 	for i := range 150 {
-		xs = append(xs, it(match.KindEmail, fmt.Sprintf("Suspect.%d@Ransom-Crew.example", i)))
-		ys = append(ys, it(match.KindEmail, fmt.Sprintf("suspect.%d@ransom-crew.example", i+100)))
+		xs = append(xs, it(psi.KindEmail, fmt.Sprintf("Suspect.%d@Ransom-Crew.example", i)))
+		ys = append(ys, it(psi.KindEmail, fmt.Sprintf("suspect.%d@ransom-crew.example", i+100)))
 	}
 	const bech32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 	for i := range 20 {
-		xs = append(xs, it(match.KindAlias, fmt.Sprintf("DarkHandle%03d", i)))
-		ys = append(ys, it(match.KindAlias, fmt.Sprintf("darkhandle%03d", i+10)))
-		xs = append(xs, it(match.KindBitcoin, "bc1qxy2kgdygjrsqtzq2n0yrf2493p83kkfjhx"+bech32[i:i+1]+bech32[i+5:i+6]))
-		ys = append(ys, it(match.KindIPv4, fmt.Sprintf("198.51.100.%d", 100+i)))
-		xs = append(xs, it(match.KindSHA256, strings.Repeat(fmt.Sprintf("%02x", i+1), 32)))
+		xs = append(xs, it(psi.KindAlias, fmt.Sprintf("DarkHandle%03d", i)))
+		ys = append(ys, it(psi.KindAlias, fmt.Sprintf("darkhandle%03d", i+10)))
+		xs = append(xs, it(psi.KindBitcoin, "bc1qxy2kgdygjrsqtzq2n0yrf2493p83kkfjhx"+bech32[i:i+1]+bech32[i+5:i+6]))
+		ys = append(ys, it(psi.KindIPv4, fmt.Sprintf("198.51.100.%d", 100+i)))
+		xs = append(xs, it(psi.KindSHA256, strings.Repeat(fmt.Sprintf("%02x", i+1), 32)))
 	}
 	ra, rb := w.runBoth(t, xs, ys)
 	if len(ra.Matched) != 50+10 || len(rb.Matched) != 50+10 {
@@ -81,9 +81,9 @@ func TestMatchTranscriptRevealsNoItem(t *testing.T) {
 	}
 	t.Logf("searched %d files, %d bytes (WAL present: %v)", len(files), total, sawWAL)
 
-	needles := func(it match.Item) map[string][]byte {
+	needles := func(it psi.Item) map[string][]byte {
 		out := map[string][]byte{}
-		norm, err := match.Normalize(it.Kind, it.Value)
+		norm, err := psi.Normalize(it.Kind, it.Value)
 		if err != nil {
 			t.Fatal(err)
 		}

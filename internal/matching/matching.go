@@ -44,14 +44,14 @@ import (
 
 	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/ledger"
-	"github.com/parley-cti/parley/internal/match"
+	"github.com/parley-cti/parley/internal/psi"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/store"
 )
 
 // Sentinel errors. Each failure wraps one of them with a message that names
 // what was wrong; message checks also wrap the match sentinel at fault
-// (match.ErrWrongSession for a replayed message, match.ErrOverCap, ...).
+// (psi.ErrWrongSession for a replayed message, psi.ErrOverCap, ...).
 var (
 	// ErrNotFound: no such session, or one the caller is not a side of;
 	// the two look the same on purpose.
@@ -146,7 +146,7 @@ func (s *Service) Start(ctx context.Context, p party.Principal, agreementID stri
 		case !a.Status.InForce(now):
 			return fmt.Errorf("%w: agreement %s is %s, not in force", ErrForbidden, agreementID, a.Status.Phase)
 		case peer == p.PartyID || peer == "":
-			return fmt.Errorf("%w: %w", ErrForbidden, match.ErrSelfMatch)
+			return fmt.Errorf("%w: %w", ErrForbidden, psi.ErrSelfMatch)
 		}
 		sid := make([]byte, SessionIDSize)
 		if _, err := rand.Read(sid); err != nil {
@@ -227,11 +227,11 @@ func (s *Service) List(ctx context.Context, p party.Principal, agreementID strin
 }
 
 // roles returns the caller's side and role, and the peer's side.
-func roles(m store.MatchSession, partyID string) (own store.MatchSide, role match.Role, peer store.MatchSide) {
+func roles(m store.MatchSession, partyID string) (own store.MatchSide, role psi.Role, peer store.MatchSide) {
 	if partyID == m.Initiator.PartyID {
-		return m.Initiator, match.RoleInitiator, m.Responder
+		return m.Initiator, psi.RoleInitiator, m.Responder
 	}
-	return m.Responder, match.RoleResponder, m.Initiator
+	return m.Responder, psi.RoleResponder, m.Initiator
 }
 
 // open checks that round 1 may be sent now: the session's handover is open
@@ -264,10 +264,10 @@ func (s *Service) openUnder(v View, a exchange.Agreement) error {
 // keeping both in the chain.
 func checkErr(err error) error {
 	switch {
-	case errors.Is(err, match.ErrOverCap):
+	case errors.Is(err, psi.ErrOverCap):
 		return fmt.Errorf("%w: %w", ErrOverCap, err)
-	case errors.Is(err, match.ErrWrongSession), errors.Is(err, match.ErrWrongRound), errors.Is(err, match.ErrMalformedMessage),
-		errors.Is(err, match.ErrTruncated):
+	case errors.Is(err, psi.ErrWrongSession), errors.Is(err, psi.ErrWrongRound), errors.Is(err, psi.ErrMalformedMessage),
+		errors.Is(err, psi.ErrTruncated):
 		return fmt.Errorf("%w: round 1 message: %w", ErrInvalid, err)
 	}
 	return err
@@ -275,7 +275,7 @@ func checkErr(err error) error {
 
 // Round1Size is the largest round-1 message a session with this cap
 // admits, in bytes.
-func Round1Size(cap int64) int64 { return match.MessageSize(1, uint64(max(cap, 0))) }
+func Round1Size(cap int64) int64 { return psi.MessageSize(1, uint64(max(cap, 0))) }
 
 // Round1Result reports a stored round-1 message.
 type Round1Result struct {
@@ -312,8 +312,8 @@ func (s *Service) PutRound1(ctx context.Context, p party.Principal, id string, b
 		limit = a.Status.Document.MatchCap // amended down since the session began
 	}
 	h := sha256.New()
-	cr, err := match.NewCheckedReader(io.TeeReader(body, h), match.Expect{Round: 1, Role: role,
-		Binding: match.SessionBinding(m.SessionID, m.Initiator.PartyID, m.Responder.PartyID), Cap: uint64(limit)})
+	cr, err := psi.NewCheckedReader(io.TeeReader(body, h), psi.Expect{Round: 1, Role: role,
+		Binding: psi.SessionBinding(m.SessionID, m.Initiator.PartyID, m.Responder.PartyID), Cap: uint64(limit)})
 	if err != nil {
 		return Round1Result{}, checkErr(err)
 	}
@@ -352,7 +352,7 @@ func (s *Service) PutRound1(ctx context.Context, p party.Principal, id string, b
 		}
 		now := s.now().Truncate(time.Microsecond)
 		roleName := "initiator"
-		if role == match.RoleResponder {
+		if role == psi.RoleResponder {
 			roleName = "responder"
 		}
 		idx, err := ledger.Append(ctx, tx.Ledger(), ledger.Entry{Kind: ledger.KindMatchRound1, Actor: p.PartyID, Agreement: m.AgreementID,
@@ -373,7 +373,7 @@ func (s *Service) PutRound1(ctx context.Context, p party.Principal, id string, b
 		if _, err := tx.Matches().DeleteChunks(ctx, m.ID, p.PartyID, upload); err != nil {
 			return err
 		}
-		if role == match.RoleInitiator {
+		if role == psi.RoleInitiator {
 			cur.Initiator = side
 		} else {
 			cur.Responder = side

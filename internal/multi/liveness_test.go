@@ -15,7 +15,7 @@ import (
 	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/client"
 	"github.com/parley-cti/parley/internal/e2e"
-	"github.com/parley-cti/parley/internal/match"
+	"github.com/parley-cti/parley/internal/psi"
 	"github.com/parley-cti/parley/internal/request"
 	"github.com/parley-cti/parley/internal/server"
 	"github.com/parley-cti/parley/internal/store/postgres"
@@ -314,12 +314,12 @@ func requestRound(ctx context.Context, a, b *e2e.Party, ag string, k int, step f
 // matchRound runs one private matching session to the end, a starting and
 // b joining.
 func matchRound(ctx context.Context, a, b *e2e.Party, ag string, k int) error {
-	items := func(prefix string) func() iter.Seq[match.Item] {
-		var list []match.Item
+	items := func(prefix string) func() iter.Seq[psi.Item] {
+		var list []psi.Item
 		for i := range 20 {
-			list = append(list, match.Item{Kind: match.KindEmail, Value: fmt.Sprintf("%s%d-%d@example.org", prefix, i%12, k)})
+			list = append(list, psi.Item{Kind: psi.KindEmail, Value: fmt.Sprintf("%s%d-%d@example.org", prefix, i%12, k)})
 		}
-		return func() iter.Seq[match.Item] { return slices.Values(list) }
+		return func() iter.Seq[psi.Item] { return slices.Values(list) }
 	}
 	c, cancel := context.WithCancel(ctx)
 	defer cancel()

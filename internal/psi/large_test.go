@@ -1,4 +1,4 @@
-package match
+package psi
 
 import (
 	"bytes"
@@ -50,7 +50,7 @@ func generated(prefix string, lo, hi int) iter.Seq[Item] {
 // TestLargeMatch runs the target: both parties of an N × N mutual
 // match in one process, as the CLI would on one machine; 10% overlap.
 //
-//	go test -run TestLargeMatch -largematch -timeout 30m ./internal/match
+//	go test -run TestLargeMatch -largematch -timeout 30m ./internal/psi
 func TestLargeMatch(t *testing.T) {
 	if !*largeMatch {
 		t.Skip("set -largematch to run the 1,000,000 × 1,000,000 measurement")

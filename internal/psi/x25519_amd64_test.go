@@ -1,6 +1,6 @@
 //go:build amd64 && !purego
 
-package match
+package psi
 
 import (
 	"math/big"

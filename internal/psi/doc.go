@@ -1,4 +1,4 @@
-// Package match owns parley's private matching: a mutual ECDH private set
+// Package psi owns parley's private matching: a mutual ECDH private set
 // intersection over X25519 in which each party learns which of its own
 // wanted identifiers (aliases, e-mail addresses, wallets, file hashes, IP
 // addresses, domains) the other party also holds, and nothing else.
@@ -50,4 +50,4 @@
 // or persists the session scalar, never accepts a message from another
 // session, round or role, and never stores or logs plaintext identifiers.
 // It has no knowledge of agreements beyond the element cap it is given.
-package match
+package psi

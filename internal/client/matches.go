@@ -136,9 +136,9 @@ type MatchOptions struct {
 type MatchOutcome struct {
 	Session   Match
 	Matched   []psi.Item // the caller's own items the other side also holds, in list order
-	Indices   []int        // their positions in the list
-	OwnCount  int64        // distinct elements the caller sent
-	PeerCount int64        // elements the other side sent
+	Indices   []int      // their positions in the list
+	OwnCount  int64      // distinct elements the caller sent
+	PeerCount int64      // elements the other side sent
 }
 
 // ErrMatchAborted reports a session that ended before both round-2

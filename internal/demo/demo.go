@@ -15,8 +15,8 @@ import (
 	"github.com/parley-cti/parley/internal/client"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/ledgerhttp"
-	"github.com/parley-cti/parley/internal/psi"
 	"github.com/parley-cti/parley/internal/party"
+	"github.com/parley-cti/parley/internal/psi"
 )
 
 // Operator is what the demo needs of the server it runs on: creating

@@ -44,8 +44,8 @@ import (
 
 	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/ledger"
-	"github.com/parley-cti/parley/internal/psi"
 	"github.com/parley-cti/parley/internal/party"
+	"github.com/parley-cti/parley/internal/psi"
 	"github.com/parley-cti/parley/internal/store"
 )
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/parley-cti/parley/internal/client"
 	"github.com/parley-cti/parley/internal/escrow"
+	"github.com/parley-cti/parley/internal/exchange"
 )
 
 const tlpRed = "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed"
@@ -144,7 +145,7 @@ func TestPlainHandover(t *testing.T) {
 		}
 		var got []string
 		for _, col := range cs {
-			if strings.HasPrefix(col.Title, escrow.HandoverCollectionTitle) {
+			if strings.HasPrefix(col.Title, exchange.HandoverCollectionTitle) {
 				if col.CanWrite {
 					t.Fatalf("%s may write its handover collection", tc.p.Name)
 				}

@@ -17,9 +17,9 @@ import (
 	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/audit"
 	"github.com/parley-cti/parley/internal/client"
-	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/psi"
+	"github.com/parley-cti/parley/internal/stix"
 )
 
 // stixID returns the deterministic id STIX 2.1 gives a cyber-observable
@@ -266,7 +266,7 @@ func newDictionaryWorld(t *testing.T) *dictionaryWorld {
 	aColl, bColl := Collections(t, a, d.ID)
 
 	ip, domain, phone := dictIP, dictDomain, dictPhone
-	timeless := exchange.FormatTime(exchange.TimelessVersion)
+	timeless := stix.FormatTime(stix.TimelessVersion)
 	versions := []string{timeless, "2026-01-01T00:00:00.000Z", "2026-01-01T00:00:00Z"}
 	dict := newDictionary()
 	w := &dictionaryWorld{t: t, s: s, a: a, b: b, c: c, agreement: d.ID, dict: dict, timeless: timeless, hidden: newDictionary()}

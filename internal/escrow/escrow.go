@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -469,34 +468,17 @@ func (s *Service) release(ctx context.Context, tx store.Handle, e store.Handle, 
 		digests[role] = digest(d.SHA256)
 		attrs[role+"_sealed"] = fmt.Sprint(d.Sealed)
 		if !d.Sealed {
-			coll, err := s.handoverCollection(ctx, tx, h.AgreementID, recipient, now)
-			if err != nil {
-				return store.Handover{}, err
-			}
 			b, ok := parsed[depositor]
 			if !ok {
+				var err error
 				if b, err = ParseBundle(d.Content); err != nil {
 					return store.Handover{}, fmt.Errorf("stored deposit of %s in %s: %w", depositor, h.ID, err)
 				}
 			}
-			objs := make([]store.Object, 0, len(b.Objects))
-			for _, o := range b.Objects {
-				v := o.Modified
-				if v.IsZero() {
-					v = o.Created
-				}
-				if v.IsZero() {
-					v = exchange.TimelessVersion // as TAXII ingest does
-				}
-				objs = append(objs, store.Object{ID: o.ID, Type: o.Type, SpecVersion: o.SpecVersion,
-					Version: v.UTC().Truncate(time.Microsecond), DateAdded: now.Add(time.Duration(len(objs)) * time.Microsecond), Raw: o.Raw})
-			}
-			if _, err := tx.Objects().Put(ctx, coll, objs); err != nil {
-				return store.Handover{}, err
-			}
-			// Both sides now hold this content: neither earns feed credit
-			// for giving it again.
-			if err := exchange.HandedOver(ctx, tx, h.AgreementID, b.Objects); err != nil {
+			// Both sides now hold this content: exchange stores it for the
+			// recipient and sees that neither earns feed credit for it again.
+			coll, err := s.ex.DeliverHandover(ctx, tx, h.AgreementID, recipient, b.Objects, now)
+			if err != nil {
 				return store.Handover{}, err
 			}
 			attrs[role+"_collection"] = coll
@@ -532,36 +514,6 @@ func roleOf(h store.Handover, partyID string) string {
 		return "proposer"
 	}
 	return "counterpart"
-}
-
-// HandoverCollectionTitle prefixes the title of the collection holding what
-// plain handovers released to a party.
-const HandoverCollectionTitle = "Handed over to "
-
-// handoverCollection returns (creating it on first use) the collection in
-// the agreement's API root that recipient alone reads and that holds the
-// plain bundles released to it. Nobody writes it through TAXII.
-func (s *Service) handoverCollection(ctx context.Context, tx store.Handle, agreementID, recipient string, now time.Time) (string, error) {
-	cs, err := tx.Collections().List(ctx, agreementID)
-	if err != nil {
-		return "", err
-	}
-	pt, err := tx.Parties().Get(ctx, recipient)
-	if err != nil {
-		return "", err
-	}
-	for _, c := range cs {
-		if c.Agreement == "" && strings.HasPrefix(c.Title, HandoverCollectionTitle) && slices.Equal(c.Readers, []string{recipient}) && len(c.Writers) == 0 {
-			return c.ID, nil
-		}
-	}
-	c := store.Collection{ID: party.NewID(""), APIRoot: agreementID, Title: HandoverCollectionTitle + pt.Name,
-		Description: "Objects of plain handovers released to " + pt.Name + " under agreement " + agreementID,
-		CreatedAt:   now, Readers: []string{recipient}}
-	if err := tx.Collections().Create(ctx, c); err != nil {
-		return "", err
-	}
-	return c.ID, nil
 }
 
 // Withdraw destroys the caller's deposit while the other side has not

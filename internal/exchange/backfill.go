@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/parley-cti/parley/internal/ledger"
+	"github.com/parley-cti/parley/internal/stix"
 	"github.com/parley-cti/parley/internal/store"
 )
 
@@ -91,7 +92,7 @@ func digestCollection(ctx context.Context, h store.Handle, collection string) (i
 			return 0, "", err
 		}
 		for _, o := range page.Objects {
-			d.Write([]byte(o.ID + " " + FormatTime(o.Version) + "\n"))
+			d.Write([]byte(o.ID + " " + stix.FormatTime(o.Version) + "\n"))
 			count++
 		}
 		if !page.More || len(page.Objects) == 0 {

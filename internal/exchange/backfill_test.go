@@ -11,6 +11,7 @@ import (
 	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/party"
+	"github.com/parley-cti/parley/internal/stix"
 	"github.com/parley-cti/parley/internal/store"
 	"github.com/parley-cti/parley/internal/store/sqlite"
 )
@@ -47,7 +48,7 @@ func TestBackfill(t *testing.T) {
 			v := base.Add(time.Duration(k) * time.Millisecond)
 			objs = append(objs, store.Object{ID: id, Type: "indicator", SpecVersion: "2.1", Version: v, DateAdded: base.Add(time.Duration(k) * time.Second),
 				Raw: []byte(fmt.Sprintf(`{"type":"indicator","id":%q}`, id))})
-			d.Write([]byte(id + " " + exchange.FormatTime(v) + "\n"))
+			d.Write([]byte(id + " " + stix.FormatTime(v) + "\n"))
 		}
 		if n > 0 {
 			if _, err := st.Objects().Put(ctx, c.ID, objs); err != nil {

@@ -64,15 +64,3 @@ func contribute(ctx context.Context, x store.Handle, a Agreement, partyID string
 	}
 	return notes, nil
 }
-
-// HandedOver records, inside the transaction that releases a plain
-// handover under agreementID, the content fingerprints of the objects it
-// released: both parties hold them from then on, so neither earns feed
-// credit for giving them again.
-func HandedOver(ctx context.Context, tx store.Handle, agreementID string, objs []*stix.Object) error {
-	fps := make([][]byte, len(objs))
-	for i, o := range objs {
-		fps[i] = o.Fingerprint[:]
-	}
-	return tx.Credits().Handed(ctx, agreementID, fps)
-}

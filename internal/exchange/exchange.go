@@ -251,10 +251,6 @@ func (s *Service) Status(ctx context.Context, p party.Principal, apiRoot, id str
 	return st, err
 }
 
-// TimelessVersion is the version of objects that carry neither modified nor
-// created (most cyber-observables): the Unix epoch.
-var TimelessVersion = time.Unix(0, 0).UTC()
-
 // WriteDenied says why p may not add objects to c, given its rights a, or
 // returns nil when it may.
 func WriteDenied(p party.Principal, c store.Collection, a Access) error {
@@ -303,21 +299,7 @@ func (s *Service) Ingest(ctx context.Context, p party.Principal, apiRoot, collec
 			invalid = append(invalid, failure(i, raws[i], err))
 			continue
 		}
-		v := o.Modified
-		if v.IsZero() {
-			v = o.Created
-		}
-		if v.IsZero() {
-			// An object with neither modified nor created (most SCOs) has
-			// one version: its id is derived from its contents, so a
-			// re-post is the same object and must not add a version.
-			v = TimelessVersion
-		}
-		// Each object of a batch gets its own date_added, one microsecond
-		// apart, so a client resuming with added_after set to the last
-		// date_added it saw never skips the rest of a large batch.
-		objs = append(objs, store.Object{ID: o.ID, Type: o.Type, SpecVersion: o.SpecVersion,
-			Version: v.UTC().Truncate(time.Microsecond), DateAdded: now.Add(time.Duration(len(objs)) * time.Microsecond), Raw: o.Raw})
+		objs = append(objs, storedObject(o, now, len(objs)))
 		parsed = append(parsed, o)
 	}
 	var index int64
@@ -346,7 +328,7 @@ func (s *Service) Ingest(ctx context.Context, p party.Principal, apiRoot, collec
 			keep, kept = nil, nil
 			for i, o := range parsed {
 				if err := agreement.CheckScope(ag.Status.Document.Scope, o.Type, o.AllMarkings()); err != nil {
-					status.Failures = append(status.Failures, store.StatusDetail{ID: o.ID, Version: FormatTime(objs[i].Version),
+					status.Failures = append(status.Failures, store.StatusDetail{ID: o.ID, Version: stix.FormatTime(objs[i].Version),
 						Message: o.ID + ": " + strings.TrimPrefix(err.Error(), agreement.ErrOutOfScope.Error()+": ")})
 					continue
 				}
@@ -386,7 +368,7 @@ func (s *Service) Ingest(ctx context.Context, p party.Principal, apiRoot, collec
 		digest := sha256.New()
 		added, credited := 0, 0
 		for i, o := range keep {
-			d := store.StatusDetail{ID: o.ID, Version: FormatTime(o.Version)}
+			d := store.StatusDetail{ID: o.ID, Version: stix.FormatTime(o.Version)}
 			if outcomes[i] == store.Duplicate {
 				d.Message = duplicateMessage
 			} else {
@@ -501,7 +483,7 @@ func failure(i int, raw json.RawMessage, err error) store.StatusDetail {
 		}
 	}
 	if d.Version == "" {
-		d.Version = FormatTime(TimelessVersion)
+		d.Version = stix.FormatTime(stix.TimelessVersion)
 	}
 	msg := err.Error()
 	if d.ID == "" {
@@ -511,12 +493,11 @@ func failure(i int, raw json.RawMessage, err error) store.StatusDetail {
 	return d
 }
 
-// FormatTime renders a timestamp the way TAXII and STIX expect: UTC, RFC 3339
-// with at least millisecond precision.
-func FormatTime(t time.Time) string {
-	t = t.UTC()
-	if t.Nanosecond()%int(time.Millisecond) == 0 {
-		return t.Format("2006-01-02T15:04:05.000Z")
-	}
-	return t.Format("2006-01-02T15:04:05.000000Z")
+// storedObject is o as stored, the i-th object of a batch added at now.
+// Each object of a batch gets its own date_added, one microsecond apart, so
+// a client resuming with added_after set to the last date_added it saw
+// never skips the rest of a large batch.
+func storedObject(o *stix.Object, now time.Time, i int) store.Object {
+	return store.Object{ID: o.ID, Type: o.Type, SpecVersion: o.SpecVersion, Version: o.Version(),
+		DateAdded: now.Add(time.Duration(i) * time.Microsecond), Raw: o.Raw}
 }

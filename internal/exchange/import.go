@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/parley-cti/parley/internal/ledger"
+	"github.com/parley-cti/parley/internal/stix"
 	"github.com/parley-cti/parley/internal/store"
 )
 
@@ -57,19 +58,11 @@ func (s *Service) ImportCollection(ctx context.Context, c store.Collection, objs
 			continue
 		}
 		o := r.obj
-		v := o.Modified
-		if v.IsZero() {
-			v = o.Created
+		so := storedObject(o, now, i)
+		if added := objs[i].DateAdded.UTC().Truncate(time.Microsecond); !added.IsZero() {
+			so.DateAdded = added
 		}
-		if v.IsZero() {
-			v = TimelessVersion
-		}
-		added := objs[i].DateAdded.UTC().Truncate(time.Microsecond)
-		if added.IsZero() {
-			added = now.Add(time.Duration(i) * time.Microsecond)
-		}
-		keep = append(keep, store.Object{ID: o.ID, Type: o.Type, SpecVersion: o.SpecVersion,
-			Version: v.UTC().Truncate(time.Microsecond), DateAdded: added, Raw: o.Raw})
+		keep = append(keep, so)
 	}
 	err := s.st.Update(ctx, func(tx store.Handle) error {
 		res.Added, res.Duplicates, res.LedgerIndex = 0, 0, -1
@@ -93,7 +86,7 @@ func (s *Service) ImportCollection(ctx context.Context, c store.Collection, objs
 				continue
 			}
 			res.Added++
-			digest.Write([]byte(o.ID + " " + FormatTime(o.Version) + "\n"))
+			digest.Write([]byte(o.ID + " " + stix.FormatTime(o.Version) + "\n"))
 		}
 		res.LedgerIndex, err = s.record(ctx, tx, ledger.Entry{
 			Kind: ledger.KindFeedBatch, Subject: "import--" + c.ID, Time: now,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/party"
+	"github.com/parley-cti/parley/internal/stix"
 	"github.com/parley-cti/parley/internal/store"
 )
 
@@ -275,7 +276,7 @@ func (s *Service) arrival(ctx context.Context, p party.Principal, src IntelSourc
 					continue
 				}
 				for _, d := range st.Successes {
-					if d.ID == id && d.Version == FormatTime(c.Versions[0].Version) && d.Message != duplicateMessage {
+					if d.ID == id && d.Version == stix.FormatTime(c.Versions[0].Version) && d.Message != duplicateMessage {
 						best = start + int64(i)
 					}
 				}

@@ -31,7 +31,7 @@ func notInFuture(o *stix.Object, now time.Time) error {
 	}{{"modified", o.Modified}, {"created", o.Created}} {
 		if ts.t.After(limit) {
 			return &stix.ValidationError{ObjectID: o.ID, Reason: fmt.Sprintf("%s %s is in the future: the server accepts timestamps up to %s after its clock (now %s)",
-				ts.name, FormatTime(ts.t), MaxFutureTimestamp, FormatTime(now))}
+				ts.name, stix.FormatTime(ts.t), MaxFutureTimestamp, stix.FormatTime(now))}
 		}
 	}
 	return nil
@@ -61,7 +61,7 @@ func claim(ctx context.Context, tx store.Handle, p party.Principal, collection s
 	keep, kept := objs[:0:0], parsed[:0:0]
 	for i, o := range objs {
 		if owners[o.ID] != p.PartyID {
-			status.Failures = append(status.Failures, store.StatusDetail{ID: o.ID, Version: FormatTime(o.Version),
+			status.Failures = append(status.Failures, store.StatusDetail{ID: o.ID, Version: stix.FormatTime(o.Version),
 				Message: o.ID + ": another party first posted this object id in this collection; only that party may add versions of it or delete it"})
 			continue
 		}

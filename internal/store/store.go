@@ -408,7 +408,16 @@ type Collection struct {
 	// is decided from the agreement, not from Readers and Writers.
 	Agreement   string
 	Contributor string
+	// Kind is what the collection holds when that is not told by
+	// Agreement: empty for operator and agreement collections,
+	// KindHandover for a handover collection.
+	Kind string
 }
+
+// KindHandover marks the collection of an agreement's API root holding the
+// objects of plain handovers released to its one reader (Readers); nobody
+// writes it through TAXII.
+const KindHandover = "handover"
 
 // Collections stores collections and their access lists.
 type Collections interface {

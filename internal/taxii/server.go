@@ -24,6 +24,7 @@ import (
 
 	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/party"
+	"github.com/parley-cti/parley/internal/stix"
 	"github.com/parley-cti/parley/internal/store"
 )
 
@@ -375,7 +376,7 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request, p party.Princi
 		Objects []record `json:"objects,omitempty"` // an empty list is no key (TAXII 2.1)
 	}{More: pg.More, Next: next}
 	for _, o := range pg.Objects {
-		out.Objects = append(out.Objects, record{o.ID, formatAdded(o.DateAdded), exchange.FormatTime(o.Version), MediaSTIX})
+		out.Objects = append(out.Objects, record{o.ID, formatAdded(o.DateAdded), stix.FormatTime(o.Version), MediaSTIX})
 	}
 	setDateHeaders(w, pg)
 	writeJSON(w, http.StatusOK, out)
@@ -446,7 +447,7 @@ func (s *Server) versions(w http.ResponseWriter, r *http.Request, p party.Princi
 		Versions []string `json:"versions,omitempty"` // an empty list is no key (TAXII 2.1)
 	}{More: pg.More, Next: next}
 	for _, o := range pg.Objects {
-		out.Versions = append(out.Versions, exchange.FormatTime(o.Version))
+		out.Versions = append(out.Versions, stix.FormatTime(o.Version))
 	}
 	setDateHeaders(w, pg)
 	writeJSON(w, http.StatusOK, out)

@@ -20,8 +20,8 @@ func (s collections) Create(ctx context.Context, c store.Collection) error {
 
 func (s collections) create(ctx context.Context, c store.Collection) error {
 	var pk int64
-	err := s.q.QueryRow(ctx, `INSERT INTO collections(id, api_root, title, description, created_at, agreement, contributor) VALUES($1, $2, $3, $4, $5, $6, $7) RETURNING pk`,
-		c.ID, c.APIRoot, c.Title, c.Description, micros(c.CreatedAt), c.Agreement, c.Contributor).Scan(&pk)
+	err := s.q.QueryRow(ctx, `INSERT INTO collections(id, api_root, title, description, created_at, agreement, contributor, kind) VALUES($1, $2, $3, $4, $5, $6, $7, $8) RETURNING pk`,
+		c.ID, c.APIRoot, c.Title, c.Description, micros(c.CreatedAt), c.Agreement, c.Contributor, c.Kind).Scan(&pk)
 	if err != nil {
 		return fmt.Errorf("collection %s: %w", c.ID, mapErr(err))
 	}
@@ -57,7 +57,7 @@ func (s collections) create(ctx context.Context, c store.Collection) error {
 // collectionSelect gathers the access lists into two arrays per collection
 // so one query returns whole collections.
 const collectionSelect = `
-SELECT c.id, c.api_root, c.title, c.description, c.created_at, c.agreement, c.contributor,
+SELECT c.id, c.api_root, c.title, c.description, c.created_at, c.agreement, c.contributor, c.kind,
 	ARRAY(SELECT party_id FROM collection_access WHERE collection_pk = c.pk AND can_read ORDER BY party_id COLLATE "C"),
 	ARRAY(SELECT party_id FROM collection_access WHERE collection_pk = c.pk AND can_write ORDER BY party_id COLLATE "C")
 FROM collections c`
@@ -65,7 +65,7 @@ FROM collections c`
 func scanCollection(sc pgx.Row) (store.Collection, error) {
 	var c store.Collection
 	var created int64
-	if err := sc.Scan(&c.ID, &c.APIRoot, &c.Title, &c.Description, &created, &c.Agreement, &c.Contributor, &c.Readers, &c.Writers); err != nil {
+	if err := sc.Scan(&c.ID, &c.APIRoot, &c.Title, &c.Description, &created, &c.Agreement, &c.Contributor, &c.Kind, &c.Readers, &c.Writers); err != nil {
 		return store.Collection{}, mapErr(err)
 	}
 	c.CreatedAt = fromMicros(created)

@@ -93,3 +93,19 @@ func BackendPIDForTest(ctx context.Context, h store.Handle) (int32, error) {
 	err := h.(handle).q.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid)
 	return pid, err
 }
+
+// BackfillKindsForTest forgets every collection's kind and sets it again as
+// the migration "collection kinds" does for a database upgraded with
+// collections in it.
+func BackfillKindsForTest(ctx context.Context, db *DB) error {
+	m := MigrationForTest("collection kinds")
+	i := strings.Index(m, "UPDATE collections SET kind")
+	if i < 0 {
+		return errors.New("no migration backfills collection kinds")
+	}
+	if _, err := db.pool.Exec(ctx, `UPDATE collections SET kind = ''`); err != nil {
+		return err
+	}
+	_, err := db.pool.Exec(ctx, m[i:])
+	return err
+}

@@ -21,7 +21,7 @@ var loadable = []loadTable{
 	{"settings", []string{"key", "value"}},
 	{"parties", []string{"id", "name", "created_at"}},
 	{"tokens", []string{"id", "party_id", "hash", "label", "created_at", "revoked_at", "expires_at", "last_used_at"}},
-	{"collections", []string{"pk", "id", "api_root", "title", "description", "created_at", "agreement", "contributor"}},
+	{"collections", []string{"pk", "id", "api_root", "title", "description", "created_at", "agreement", "contributor", "kind"}},
 	{"collection_access", []string{"collection_pk", "party_id", "can_read", "can_write"}},
 	{"objects", []string{"seq", "coll", "id", "type", "spec_version", "version", "date_added", "is_first", "is_last", "raw"}},
 	{"object_owners", []string{"coll", "id", "party_id"}},
@@ -137,8 +137,8 @@ func (l *Loader) Rows(ctx context.Context, table string, cols []string, rows [][
 	if table == "collections" {
 		// pk is GENERATED ALWAYS; keeping the source's keys needs OVERRIDING.
 		for _, r := range rows {
-			if _, err := l.tx.Exec(ctx, `INSERT INTO collections(pk, id, api_root, title, description, created_at, agreement, contributor)
-				OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, r...); err != nil {
+			if _, err := l.tx.Exec(ctx, `INSERT INTO collections(pk, id, api_root, title, description, created_at, agreement, contributor, kind)
+				OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, r...); err != nil {
 				return fmt.Errorf("postgres: load collections: %w", mapErr(err))
 			}
 		}

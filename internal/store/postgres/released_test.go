@@ -81,6 +81,14 @@ func BenchmarkReleasedRead(b *testing.B) {
 	}
 }
 
+// TestKindMigration checks the migration "collection kinds" on a database
+// that already has collections: handover collections get their kind by the
+// old title rule.
+func TestKindMigration(t *testing.T) {
+	db := open(t, freshSchema(t), postgres.Options{Migrate: true})
+	storetest.CheckKindBackfill(t, db, func(ctx context.Context) error { return postgres.BackfillKindsForTest(ctx, db) })
+}
+
 // TestReachMigration checks migration 13 on a database that already has
 // releases: the reach it computes is the one Reach maintains.
 func TestReachMigration(t *testing.T) {

@@ -15,8 +15,8 @@ func (s collections) Create(ctx context.Context, c store.Collection) error {
 }
 
 func (s collections) create(ctx context.Context, c store.Collection) error {
-	res, err := s.w.ExecContext(ctx, `INSERT INTO collections(id, api_root, title, description, created_at, agreement, contributor) VALUES(?, ?, ?, ?, ?, ?, ?)`,
-		c.ID, c.APIRoot, c.Title, c.Description, micros(c.CreatedAt), c.Agreement, c.Contributor)
+	res, err := s.w.ExecContext(ctx, `INSERT INTO collections(id, api_root, title, description, created_at, agreement, contributor, kind) VALUES(?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.APIRoot, c.Title, c.Description, micros(c.CreatedAt), c.Agreement, c.Contributor, c.Kind)
 	if err != nil {
 		return mapErr(err)
 	}
@@ -47,7 +47,7 @@ func (s collections) create(ctx context.Context, c store.Collection) error {
 // accessSelect aggregates the access lists into two JSON arrays per
 // collection so one query returns whole collections.
 const collectionSelect = `
-SELECT c.id, c.api_root, c.title, c.description, c.created_at, c.agreement, c.contributor,
+SELECT c.id, c.api_root, c.title, c.description, c.created_at, c.agreement, c.contributor, c.kind,
 	(SELECT json_group_array(party_id) FROM (SELECT party_id FROM collection_access WHERE collection_pk = c.pk AND can_read ORDER BY party_id)),
 	(SELECT json_group_array(party_id) FROM (SELECT party_id FROM collection_access WHERE collection_pk = c.pk AND can_write ORDER BY party_id))
 FROM collections c`
@@ -56,7 +56,7 @@ func scanCollection(sc interface{ Scan(...any) error }) (store.Collection, error
 	var c store.Collection
 	var created int64
 	var readers, writers string
-	if err := sc.Scan(&c.ID, &c.APIRoot, &c.Title, &c.Description, &created, &c.Agreement, &c.Contributor, &readers, &writers); err != nil {
+	if err := sc.Scan(&c.ID, &c.APIRoot, &c.Title, &c.Description, &created, &c.Agreement, &c.Contributor, &c.Kind, &readers, &writers); err != nil {
 		return store.Collection{}, mapErr(err)
 	}
 	c.CreatedAt = fromMicros(created)

@@ -86,3 +86,18 @@ func FillSearchForTest(ctx context.Context, db *DB) error {
 	_, err := db.w.ExecContext(ctx, m[i:])
 	return err
 }
+
+// BackfillKindsForTest forgets every collection's kind and sets it again as
+// migration 17 does for a database upgraded with collections in it.
+func BackfillKindsForTest(ctx context.Context, db *DB) error {
+	m := migrations[16]
+	i := strings.Index(m, "UPDATE collections SET kind")
+	if i < 0 {
+		return fmt.Errorf("migration 17 does not backfill kinds")
+	}
+	if _, err := db.w.ExecContext(ctx, `UPDATE collections SET kind = ''`); err != nil {
+		return err
+	}
+	_, err := db.w.ExecContext(ctx, m[i:])
+	return err
+}

@@ -439,6 +439,15 @@ CREATE TABLE ledger_verifications (
 	PRIMARY KEY (party_id, seq)
 );
 `,
+	// 17: collections carry a kind, so the handover collection is found by
+	// it instead of by its title. Existing handover collections are those
+	// the title rule found: no agreement, outside the operator's root,
+	// titled "Handed over to …".
+	`
+ALTER TABLE collections ADD COLUMN kind TEXT NOT NULL DEFAULT '';
+UPDATE collections SET kind = 'handover'
+	WHERE agreement = '' AND api_root <> 'shared' AND substr(title, 1, 15) = 'Handed over to ';
+`,
 }
 
 // searchColumns computes, from an object's collection k, type ty and JSON

@@ -99,6 +99,17 @@ func TestReachMigration(t *testing.T) {
 	}
 }
 
+// TestKindMigration checks migration 17 on a database that already has
+// collections: handover collections get their kind by the old title rule.
+func TestKindMigration(t *testing.T) {
+	db, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	storetest.CheckKindBackfill(t, db, func(ctx context.Context) error { return sqlite.BackfillKindsForTest(ctx, db) })
+}
+
 // TestReleasedCheckIsAKeyLookup: the release check of a read by id looks
 // the object's credit up by primary key. Planned on the ordinal index
 // instead, it walked the whole released prefix for every row (64 ms for

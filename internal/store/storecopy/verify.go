@@ -168,7 +168,7 @@ func keysEqual(a, b store.PartyKey) bool {
 
 func collectionsEqual(a, b store.Collection) bool {
 	return a.ID == b.ID && a.APIRoot == b.APIRoot && a.Title == b.Title && a.Description == b.Description &&
-		a.CreatedAt.Equal(b.CreatedAt) && a.Agreement == b.Agreement && a.Contributor == b.Contributor &&
+		a.CreatedAt.Equal(b.CreatedAt) && a.Agreement == b.Agreement && a.Contributor == b.Contributor && a.Kind == b.Kind &&
 		slices.Equal(a.Readers, b.Readers) && slices.Equal(a.Writers, b.Writers)
 }
 

@@ -27,6 +27,7 @@ func Run(t *testing.T, open Opener) {
 		{"Tokens", testTokens},
 		{"TokenExpiryAndUse", testTokenExpiryAndUse},
 		{"Collections", testCollections},
+		{"CollectionKinds", testCollectionKinds},
 		{"ObjectVersions", testObjectVersions},
 		{"ObjectQueryFilters", testObjectQueryFilters},
 		{"ObjectPagination", testObjectPagination},

@@ -2,58 +2,25 @@ package main
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/server"
 	"github.com/parley-cti/parley/internal/store/postgres"
+	"github.com/parley-cti/parley/internal/store/postgres/pgtest"
 )
 
-// pgSchema creates an empty schema on PARLEY_TEST_POSTGRES for one test and
-// returns a URL whose connections use it.
+// pgSchema is an empty schema for one test on base (pgtest.SchemaOn).
 func pgSchema(t *testing.T, base string) string {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("connecting to PARLEY_TEST_POSTGRES: %v", err)
-	}
-	defer conn.Close(ctx)
-	var b [6]byte
-	crand.Read(b[:])
-	schema := "parley_backup_" + hex.EncodeToString(b[:])
-	if _, err := conn.Exec(ctx, `CREATE SCHEMA `+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		conn.Exec(ctx, `DROP SCHEMA `+schema+` CASCADE`)
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return pgtest.SchemaOn(t, base, "parley_backup_")
 }
 
 // TestBackupPostgresWhileServing: parley backup copies a PostgreSQL

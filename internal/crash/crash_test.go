@@ -2,15 +2,12 @@ package crash
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"flag"
 	"net/url"
-	"os"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/parley-cti/parley/internal/store/postgres/pgtest"
 )
 
 var (
@@ -61,29 +58,11 @@ func TestCrashHarness(t *testing.T) {
 // restart as on SQLite. It is bounded (a few kills, a few minutes), and
 // skips only when PARLEY_TEST_POSTGRES is unset.
 func TestCrashHarnessPostgres(t *testing.T) {
-	base := os.Getenv("PARLEY_TEST_POSTGRES")
-	if base == "" {
-		t.Skip("PARLEY_TEST_POSTGRES not set")
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("connecting to PARLEY_TEST_POSTGRES: %v", err)
-	}
-	defer conn.Close(ctx)
-	var b [6]byte
-	crand.Read(b[:])
-	schema := "parley_crash_" + hex.EncodeToString(b[:])
-	if _, err := conn.Exec(ctx, `CREATE SCHEMA `+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Exec(context.Background(), `DROP SCHEMA `+schema+` CASCADE`) })
-	u, err := url.Parse(base)
+	u, err := url.Parse(pgtest.Schema(t, "parley_crash_"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	q := u.Query()
-	q.Set("search_path", schema)
 	q.Set("pool_max_conns", "2")
 	u.RawQuery = q.Encode()
 
@@ -98,7 +77,7 @@ func TestCrashHarnessPostgres(t *testing.T) {
 	t.Logf("seed %d (rerun with -crash.seed %d), %d kills, pool of 2", s, s, n)
 	cfg := Config{Binary: parleyBinary(t), Dir: t.TempDir(), DB: u.String(), Kills: n, Seed: s, VerifyEvery: 0, Logf: t.Logf,
 		Deadline: time.Now().Add(4 * time.Minute)}
-	sum, err := Run(ctx, cfg)
+	sum, err := Run(context.Background(), cfg)
 	t.Logf("summary: %s", sum)
 	if err != nil {
 		t.Fatal(err)

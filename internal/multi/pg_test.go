@@ -2,64 +2,19 @@ package multi
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"io"
 	"log/slog"
 	"net"
-	"net/url"
-	"os"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/parley-cti/parley/internal/server"
 	"github.com/parley-cti/parley/internal/store"
+	"github.com/parley-cti/parley/internal/store/postgres/pgtest"
 )
 
-// pgSchemaURL creates an empty PostgreSQL schema for one test, dropped when
-// it ends, and returns a URL whose connections use it. It skips only when
-// PARLEY_TEST_POSTGRES is unset, so CI that sets it makes the test
-// mandatory.
-func pgSchemaURL(t testing.TB) string {
-	t.Helper()
-	base := os.Getenv("PARLEY_TEST_POSTGRES")
-	if base == "" {
-		t.Skip("PARLEY_TEST_POSTGRES not set")
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("connecting to PARLEY_TEST_POSTGRES: %v", err)
-	}
-	defer conn.Close(ctx)
-	var b [6]byte
-	crand.Read(b[:])
-	schema := "parley_e2e_" + hex.EncodeToString(b[:])
-	if _, err := conn.Exec(ctx, `CREATE SCHEMA `+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, `DROP SCHEMA `+schema+` CASCADE`); err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("PARLEY_TEST_POSTGRES must be a postgres:// URL: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+// pgSchemaURL is an empty schema for one test (pgtest.Schema).
+func pgSchemaURL(t testing.TB) string { t.Helper(); return pgtest.Schema(t, "parley_e2e_") }
 
 // serveStore runs a server on an open store until the test ends and
 // returns its base URL. It signs a checkpoint every 200 ms, so tests see

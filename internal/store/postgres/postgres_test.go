@@ -3,13 +3,9 @@ package postgres_test
 import (
 	"bytes"
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,67 +16,19 @@ import (
 
 	"github.com/parley-cti/parley/internal/store"
 	"github.com/parley-cti/parley/internal/store/postgres"
+	"github.com/parley-cti/parley/internal/store/postgres/pgtest"
 	"github.com/parley-cti/parley/internal/store/storetest"
 )
 
-// baseURL is the test database, from PARLEY_TEST_POSTGRES; tests that need
-// a server skip only when it is unset, so a CI job that sets it makes them
-// mandatory.
-func baseURL(tb testing.TB) string {
-	tb.Helper()
-	u := os.Getenv("PARLEY_TEST_POSTGRES")
-	if u == "" {
-		tb.Skip("PARLEY_TEST_POSTGRES not set")
-	}
-	return u
-}
+// baseURL is the test database (pgtest.Base).
+func baseURL(tb testing.TB) string { tb.Helper(); return pgtest.Base(tb) }
 
-// freshSchema creates an empty schema with a random name, drops it when the
-// test ends, and returns a URL whose connections use it, so parallel
-// packages and repeated runs never see each other's tables.
-func freshSchema(tb testing.TB) string {
-	tb.Helper()
-	base := baseURL(tb)
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		tb.Fatalf("connecting to PARLEY_TEST_POSTGRES: %v", err)
-	}
-	defer conn.Close(ctx)
-	var b [6]byte
-	crand.Read(b[:])
-	schema := "parley_test_" + hex.EncodeToString(b[:])
-	if _, err := conn.Exec(ctx, `CREATE SCHEMA `+schema); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			tb.Errorf("dropping schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, `DROP SCHEMA `+schema+` CASCADE`); err != nil {
-			tb.Errorf("dropping schema %s: %v", schema, err)
-		}
-	})
-	return withSearchPath(tb, base, schema)
-}
+// freshSchema is an empty schema for one test (pgtest.Schema).
+func freshSchema(tb testing.TB) string { tb.Helper(); return pgtest.Schema(tb, "parley_test_") }
 
-// withSearchPath adds the search_path run-time parameter, which pgx sends
-// at connection start-up, to a URL or a key=value connection string.
 func withSearchPath(tb testing.TB, base, schema string) string {
-	if !strings.HasPrefix(base, "postgres://") && !strings.HasPrefix(base, "postgresql://") {
-		return base + " search_path=" + schema
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		tb.Fatalf("PARLEY_TEST_POSTGRES: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	tb.Helper()
+	return pgtest.WithSearchPath(tb, base, schema)
 }
 
 func open(tb testing.TB, u string, opt postgres.Options) *postgres.DB {

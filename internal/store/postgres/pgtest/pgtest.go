@@ -1,0 +1,88 @@
+// Package pgtest gives each test its own empty PostgreSQL schema on the
+// server named by PARLEY_TEST_POSTGRES, so parallel packages and repeated
+// runs never see each other's tables. It lives under internal/store because
+// it speaks to the database, which nothing outside the store packages may.
+//
+// It is for tests only: nothing in parley's server or CLI may import it.
+package pgtest
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Env names the variable holding the test server's connection string.
+const Env = "PARLEY_TEST_POSTGRES"
+
+// Base returns the test server's connection string. It skips the test only
+// when the variable is unset, so a CI job that sets it makes every test
+// that asks mandatory.
+func Base(tb testing.TB) string {
+	tb.Helper()
+	u := os.Getenv(Env)
+	if u == "" {
+		tb.Skip(Env + " not set")
+	}
+	return u
+}
+
+// Schema creates an empty schema named prefix plus a random suffix, drops
+// it (and everything in it) when the test ends, and returns a connection
+// string whose connections use it.
+func Schema(tb testing.TB, prefix string) string {
+	tb.Helper()
+	return SchemaOn(tb, Base(tb), prefix)
+}
+
+// SchemaOn is Schema on the server at base.
+func SchemaOn(tb testing.TB, base, prefix string) string {
+	tb.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		tb.Fatalf("connecting to %s: %v", Env, err)
+	}
+	defer conn.Close(ctx)
+	var b [6]byte
+	crand.Read(b[:])
+	schema := prefix + hex.EncodeToString(b[:])
+	if _, err := conn.Exec(ctx, `CREATE SCHEMA `+schema); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		conn, err := pgx.Connect(ctx, base)
+		if err != nil {
+			tb.Errorf("dropping schema %s: %v", schema, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, `DROP SCHEMA `+schema+` CASCADE`); err != nil {
+			tb.Errorf("dropping schema %s: %v", schema, err)
+		}
+	})
+	return WithSearchPath(tb, base, schema)
+}
+
+// WithSearchPath adds the search_path run-time parameter, which pgx sends
+// at connection start-up, to a URL or a key=value connection string.
+func WithSearchPath(tb testing.TB, base, schema string) string {
+	tb.Helper()
+	if !strings.HasPrefix(base, "postgres://") && !strings.HasPrefix(base, "postgresql://") {
+		return base + " search_path=" + schema
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		tb.Fatalf("%s: %v", Env, err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}

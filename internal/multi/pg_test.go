@@ -28,8 +28,14 @@ func serveStore(t testing.TB, st store.Store) (string, *server.Server) {
 // the server's default).
 func serveStoreEvery(t testing.TB, st store.Store, checkpoints time.Duration) (string, *server.Server) {
 	t.Helper()
+	return serveStoreLogged(t, st, checkpoints, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// serveStoreLogged is serveStoreEvery logging to logger.
+func serveStoreLogged(t testing.TB, st store.Store, checkpoints time.Duration, logger *slog.Logger) (string, *server.Server) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cfg := server.Config{Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), CheckpointInterval: checkpoints}
+	cfg := server.Config{Listen: "127.0.0.1:0", Logger: logger, CheckpointInterval: checkpoints}
 	srv, err := server.New(ctx, cfg, st)
 	if err != nil {
 		t.Fatal(err)

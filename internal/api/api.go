@@ -24,14 +24,11 @@ import (
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/request"
 	"github.com/parley-cti/parley/internal/store"
+	"github.com/parley-cti/parley/internal/wire"
 )
 
 // Prefix is where the management API lives.
 const Prefix = "/api/v1/"
-
-// LedgerIndexHeader carries the index of the ledger entry recording a
-// state change: the caller's receipt.
-const LedgerIndexHeader = "X-Parley-Ledger-Index"
 
 // MaxBody bounds every request body.
 const MaxBody = 1 << 20
@@ -223,7 +220,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	if err != nil {
 		status, b = http.StatusInternalServerError, []byte(`{"error":"internal","message":"encoding failed"}`)
 	}
-	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Type", wire.MediaJSON)
 	w.WriteHeader(status)
 	w.Write(b)
 	w.Write([]byte("\n"))
@@ -259,5 +256,5 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 }
 
 func receipt(w http.ResponseWriter, idx int64) {
-	w.Header().Set(LedgerIndexHeader, strconv.FormatInt(idx, 10))
+	w.Header().Set(wire.LedgerIndexHeader, strconv.FormatInt(idx, 10))
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/party"
+	"github.com/parley-cti/parley/internal/wire"
 )
 
 // ContestBody carries a signed contest of one credit.
@@ -28,7 +29,7 @@ func (s *Server) fileContest(w http.ResponseWriter, r *http.Request, p party.Pri
 	if err != nil {
 		return err
 	}
-	w.Header().Set(LedgerIndexHeader, strconv.FormatInt(c.LedgerIndex, 10))
+	w.Header().Set(wire.LedgerIndexHeader, strconv.FormatInt(c.LedgerIndex, 10))
 	writeJSON(w, http.StatusCreated, c)
 	return nil
 }
@@ -42,7 +43,7 @@ func (s *Server) withdrawContest(w http.ResponseWriter, r *http.Request, p party
 	if err != nil {
 		return err
 	}
-	w.Header().Set(LedgerIndexHeader, strconv.FormatInt(c.WithdrawIndex, 10))
+	w.Header().Set(wire.LedgerIndexHeader, strconv.FormatInt(c.WithdrawIndex, 10))
 	writeJSON(w, http.StatusOK, c)
 	return nil
 }

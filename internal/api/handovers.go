@@ -15,43 +15,12 @@ import (
 	"github.com/parley-cti/parley/internal/escrow"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/store"
-)
-
-// Deposit bodies are raw: a STIX bundle (application/json or
-// application/stix+json) for a plain deposit, an age file
-// (application/octet-stream) for a sealed one, whose SHA-256 the client
-// states in this header.
-const (
-	ContentSHA256Header = "X-Parley-Content-SHA256"
-	// ManifestHeader carries a deposit's signed manifest (JSON), base64.
-	ManifestHeader = "X-Parley-Manifest"
-	SealedHeader   = "X-Parley-Sealed"
-	MediaSealed    = "application/octet-stream"
+	"github.com/parley-cti/parley/internal/wire"
 )
 
 // The services are stateless views over the store, so a handler makes the
 // one it needs; the server runs their sweepers separately.
 func (s *Server) handovers() *escrow.Service { return escrow.New(s.st, s.ex) }
-
-// HandoverView is the JSON form of a handover case.
-type HandoverView struct {
-	ID                  string               `json:"id"`
-	Agreement           string               `json:"agreement"`
-	Proposer            string               `json:"proposer"`
-	Counterpart         string               `json:"counterpart"`
-	ProposerDelivers    string               `json:"proposer_delivers"`
-	CounterpartDelivers string               `json:"counterpart_delivers"`
-	Request             string               `json:"request,omitempty"`
-	Deadline            time.Time            `json:"deadline"`
-	State               string               `json:"state"`
-	CreatedAt           time.Time            `json:"created_at"`
-	DecidedAt           *time.Time           `json:"decided_at,omitempty"`
-	ClosedAt            *time.Time           `json:"closed_at,omitempty"`
-	ReleaseLedgerIndex  int64                `json:"release_ledger_index,omitempty"`
-	Deposits            []escrow.DepositView `json:"deposits,omitempty"`
-	LedgerIndex         *int64               `json:"ledger_index,omitempty"`
-	Released            bool                 `json:"released,omitempty"`
-}
 
 func optTime(t time.Time) *time.Time {
 	if t.IsZero() {
@@ -60,27 +29,35 @@ func optTime(t time.Time) *time.Time {
 	return &t
 }
 
-func handoverView(h store.Handover) HandoverView {
-	return HandoverView{ID: h.ID, Agreement: h.AgreementID, Proposer: h.Proposer, Counterpart: h.Counterpart,
+func handoverView(h store.Handover) wire.Handover {
+	return wire.Handover{ID: h.ID, Agreement: h.AgreementID, Proposer: h.Proposer, Counterpart: h.Counterpart,
 		ProposerDelivers: h.ProposerDelivers, CounterpartDelivers: h.CounterpartDelivers, Request: h.RequestID,
 		Deadline: h.Deadline, State: h.State, CreatedAt: h.CreatedAt, DecidedAt: optTime(h.DecidedAt), ClosedAt: optTime(h.ClosedAt),
 		ReleaseLedgerIndex: h.ReleaseLedgerIndex}
 }
 
-func stepView(res escrow.Result) HandoverView {
+// depositViews puts a case's deposits in their wire form.
+func depositViews(ds []escrow.DepositView) []wire.HandoverDeposit {
+	if ds == nil {
+		return nil
+	}
+	out := make([]wire.HandoverDeposit, len(ds))
+	for i, d := range ds {
+		out[i] = wire.HandoverDeposit{Party: d.Party, Sealed: d.Sealed, SHA256: d.SHA256, Objects: d.Objects,
+			DepositedAt: d.DepositedAt, LedgerIndex: d.LedgerIndex, Dispute: d.Dispute, Manifest: d.Manifest,
+			DisputeStatement: d.DisputeStatement}
+	}
+	return out
+}
+
+func stepView(res escrow.Result) wire.Handover {
 	v := handoverView(res.Handover)
 	v.LedgerIndex = &res.LedgerIndex
 	return v
 }
 
 func (s *Server) proposeHandover(w http.ResponseWriter, r *http.Request, p party.Principal) error {
-	var in struct {
-		Agreement string    `json:"agreement"`
-		Delivers  string    `json:"delivers"`
-		Expects   string    `json:"expects"`
-		Request   string    `json:"request,omitempty"`
-		Deadline  time.Time `json:"deadline,omitzero"`
-	}
+	var in wire.HandoverProposal
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
@@ -99,7 +76,7 @@ func (s *Server) listHandovers(w http.ResponseWriter, r *http.Request, p party.P
 	if err != nil {
 		return err
 	}
-	out := []HandoverView{}
+	out := []wire.Handover{}
 	for _, h := range hs {
 		out = append(out, handoverView(h))
 	}
@@ -113,7 +90,7 @@ func (s *Server) getHandover(w http.ResponseWriter, r *http.Request, p party.Pri
 		return err
 	}
 	hv := handoverView(v.Handover)
-	hv.Deposits = v.Deposits
+	hv.Deposits = depositViews(v.Deposits)
 	writeJSON(w, http.StatusOK, hv)
 	return nil
 }
@@ -135,8 +112,8 @@ func (s *Server) deposit(w http.ResponseWriter, r *http.Request, p party.Princip
 	mt, _, _ := mime.ParseMediaType(ct)
 	var sealed bool
 	switch mt {
-	case "application/json", "application/stix+json", "application/taxii+json":
-	case MediaSealed:
+	case wire.MediaJSON, wire.MediaTypeSTIX, wire.MediaTypeTAXII:
+	case wire.MediaSealed:
 		sealed = true
 	default:
 		return apiErr(http.StatusUnsupportedMediaType, "unsupported_media_type",
@@ -154,20 +131,20 @@ func (s *Server) deposit(w http.ResponseWriter, r *http.Request, p party.Princip
 		return apiErr(http.StatusBadRequest, "bad_body", "the request body could not be read")
 	}
 	var manifest []byte
-	if m := r.Header.Get(ManifestHeader); m != "" {
+	if m := r.Header.Get(wire.ManifestHeader); m != "" {
 		if manifest, err = base64.StdEncoding.DecodeString(m); err != nil {
-			return fmt.Errorf("%w: the %s header is not base64", escrow.ErrInvalid, ManifestHeader)
+			return fmt.Errorf("%w: the %s header is not base64", escrow.ErrInvalid, wire.ManifestHeader)
 		}
 	}
 	res, err := s.handovers().Deposit(r.Context(), p, r.PathValue("id"), escrow.DepositInput{Sealed: sealed, Content: body,
-		SHA256: r.Header.Get(ContentSHA256Header), AgreementID: r.URL.Query().Get("agreement"), Manifest: manifest})
+		SHA256: r.Header.Get(wire.ContentSHA256Header), AgreementID: r.URL.Query().Get("agreement"), Manifest: manifest})
 	if err != nil {
 		return err
 	}
 	receipt(w, res.LedgerIndex)
 	v := handoverView(res.Handover)
 	v.LedgerIndex, v.Released = &res.LedgerIndex, res.Released
-	writeJSON(w, http.StatusCreated, map[string]any{"handover": v, "sha256": res.SHA256, "objects": res.Objects, "released": res.Released})
+	writeJSON(w, http.StatusCreated, wire.DepositReceipt{Handover: v, SHA256: res.SHA256, Objects: res.Objects, Released: res.Released})
 	return nil
 }
 
@@ -188,14 +165,14 @@ func (s *Server) fetchDeposit(w http.ResponseWriter, r *http.Request, p party.Pr
 	if err != nil {
 		return err
 	}
-	ct := "application/stix+json;version=2.1"
+	ct := wire.MediaSTIX
 	if d.Sealed {
-		ct = MediaSealed
+		ct = wire.MediaSealed
 	}
 	w.Header().Set("Content-Type", ct)
-	w.Header().Set(ContentSHA256Header, hex.EncodeToString(d.SHA256[:]))
-	w.Header().Set(SealedHeader, strconv.FormatBool(d.Sealed))
-	w.Header().Set("X-Parley-Depositor", d.PartyID)
+	w.Header().Set(wire.ContentSHA256Header, hex.EncodeToString(d.SHA256[:]))
+	w.Header().Set(wire.SealedHeader, strconv.FormatBool(d.Sealed))
+	w.Header().Set(wire.DepositorHeader, d.PartyID)
 	w.Header().Set("Content-Length", strconv.Itoa(len(d.Content)))
 	w.WriteHeader(http.StatusOK)
 	w.Write(d.Content)

@@ -8,16 +8,12 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/parley-cti/parley/internal/matching"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/store"
+	"github.com/parley-cti/parley/internal/wire"
 )
-
-// MatchCountHeader carries the element count of a streamed round-1
-// message.
-const MatchCountHeader = "X-Parley-Match-Count"
 
 func (s *Server) matches() *matching.Service {
 	m := matching.New(s.st, s.ex)
@@ -25,59 +21,27 @@ func (s *Server) matches() *matching.Service {
 	return m
 }
 
-// Round1View is one side's finished round 1: what the server learned.
-type Round1View struct {
-	Count       int64     `json:"count"`
-	Bytes       int64     `json:"bytes"`
-	At          time.Time `json:"at"`
-	LedgerIndex int64     `json:"ledger_index"`
-}
-
-// MatchView is the JSON form of a matching session.
-type MatchView struct {
-	ID              string      `json:"id"`
-	Agreement       string      `json:"agreement"`
-	SessionID       string      `json:"session_id"` // hex, 32 bytes
-	Cap             int64       `json:"cap"`
-	Initiator       string      `json:"initiator"`
-	Responder       string      `json:"responder"`
-	Handover        string      `json:"handover"`
-	State           string      `json:"state"`
-	Deadline        time.Time   `json:"deadline"`
-	CreatedAt       time.Time   `json:"created_at"`
-	InitiatorRound1 *Round1View `json:"initiator_round1,omitempty"`
-	ResponderRound1 *Round1View `json:"responder_round1,omitempty"`
-	LedgerIndex     int64       `json:"ledger_index"`
-}
-
-// Session states as the API shows them, derived from the session and its
-// handover.
-const (
-	MatchRound1   = "round1"   // waiting for one or both round-1 messages
-	MatchRound2   = "round2"   // both round 1 in; round 2 through the handover
-	MatchReleased = "released" // both round-2 messages released
-	MatchExpired  = "expired"  // the deadline passed first
-)
-
-func round1View(side store.MatchSide) *Round1View {
+func round1View(side store.MatchSide) *wire.MatchRound1 {
 	if !side.Done() {
 		return nil
 	}
-	return &Round1View{Count: side.Count, Bytes: side.Size, At: side.At, LedgerIndex: side.LedgerIndex}
+	return &wire.MatchRound1{Count: side.Count, Bytes: side.Size, At: side.At, LedgerIndex: side.LedgerIndex}
 }
 
-func matchView(v matching.View) MatchView {
+// matchView derives the session's state as the API shows it from the
+// session and its handover.
+func matchView(v matching.View) wire.Match {
 	m, h := v.Session, v.Handover
-	state := MatchRound1
+	state := wire.MatchStateRound1
 	switch {
 	case h.State == store.HandoverReleased:
-		state = MatchReleased
+		state = wire.MatchStateReleased
 	case h.State != store.HandoverAccepted:
-		state = MatchExpired
+		state = wire.MatchStateExpired
 	case m.Initiator.Done() && m.Responder.Done():
-		state = MatchRound2
+		state = wire.MatchStateRound2
 	}
-	return MatchView{ID: m.ID, Agreement: m.AgreementID, SessionID: hex.EncodeToString(m.SessionID), Cap: m.Cap,
+	return wire.Match{ID: m.ID, Agreement: m.AgreementID, SessionID: hex.EncodeToString(m.SessionID), Cap: m.Cap,
 		Initiator: m.Initiator.PartyID, Responder: m.Responder.PartyID, Handover: m.HandoverID, State: state,
 		Deadline: h.Deadline, CreatedAt: m.CreatedAt, InitiatorRound1: round1View(m.Initiator), ResponderRound1: round1View(m.Responder),
 		LedgerIndex: m.LedgerIndex}
@@ -130,7 +94,7 @@ func (s *Server) listMatches(w http.ResponseWriter, r *http.Request, p party.Pri
 	if err != nil {
 		return matchErr(err)
 	}
-	out := []MatchView{}
+	out := []wire.Match{}
 	for _, v := range vs {
 		out = append(out, matchView(v))
 	}
@@ -152,7 +116,7 @@ func (s *Server) getMatch(w http.ResponseWriter, r *http.Request, p party.Princi
 // before reading further.
 func (s *Server) putRound1(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
-		if mt, _, _ := mime.ParseMediaType(ct); mt != MediaSealed {
+		if mt, _, _ := mime.ParseMediaType(ct); mt != wire.MediaSealed {
 			return apiErr(http.StatusUnsupportedMediaType, "unsupported_media_type",
 				"send the round-1 message as application/octet-stream, not "+strconv.Quote(ct))
 		}
@@ -184,8 +148,8 @@ func (s *Server) putRound1(w http.ResponseWriter, r *http.Request, p party.Princ
 	if err != nil {
 		return matchErr(err)
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"match": matchView(v), "count": res.Count, "bytes": res.Size,
-		"sha256": res.SHA256, "ledger_index": res.LedgerIndex})
+	writeJSON(w, http.StatusCreated, wire.Round1Receipt{Match: matchView(v), Count: res.Count, Bytes: res.Size,
+		SHA256: res.SHA256, LedgerIndex: res.LedgerIndex})
 	return nil
 }
 
@@ -194,9 +158,9 @@ func (s *Server) peerRound1(w http.ResponseWriter, r *http.Request, p party.Prin
 	if err != nil {
 		return matchErr(err)
 	}
-	w.Header().Set("Content-Type", MediaSealed)
+	w.Header().Set("Content-Type", wire.MediaSealed)
 	w.Header().Set("Content-Length", strconv.FormatInt(m.Size, 10))
-	w.Header().Set(MatchCountHeader, strconv.FormatInt(m.Count, 10))
+	w.Header().Set(wire.MatchCountHeader, strconv.FormatInt(m.Count, 10))
 	w.WriteHeader(http.StatusOK)
 	if _, err := io.Copy(w, m); err != nil {
 		// The status is sent; a short body is what the client sees (its

@@ -8,6 +8,7 @@ import (
 	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/report"
+	"github.com/parley-cti/parley/internal/wire"
 )
 
 // ReportSignatureBody carries a party's signed statement of a joint report.
@@ -49,7 +50,7 @@ func (s *Server) signReport(w http.ResponseWriter, r *http.Request, p party.Prin
 	if err != nil {
 		return reportErr(err)
 	}
-	w.Header().Set(LedgerIndexHeader, strconv.FormatInt(sig.LedgerIndex, 10))
+	w.Header().Set(wire.LedgerIndexHeader, strconv.FormatInt(sig.LedgerIndex, 10))
 	writeJSON(w, http.StatusCreated, sig)
 	return nil
 }

@@ -2,44 +2,17 @@ package api
 
 import (
 	"net/http"
-	"time"
 
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/request"
 	"github.com/parley-cti/parley/internal/store"
+	"github.com/parley-cti/parley/internal/wire"
 )
 
 func (s *Server) requests() *request.Service { return request.New(s.st, s.ex) }
 
-// RequestView is the JSON form of a request.
-type RequestView struct {
-	ID             string     `json:"id"`
-	Agreement      string     `json:"agreement"`
-	Requester      string     `json:"requester"`
-	Responder      string     `json:"responder"`
-	Subject        string     `json:"subject"`
-	Refs           []string   `json:"refs"`
-	Reason         string     `json:"reason"`
-	Urgency        string     `json:"urgency"`
-	State          string     `json:"state"`
-	FiledAt        time.Time  `json:"filed_at"`
-	AckBy          time.Time  `json:"ack_by"`
-	FulfilBy       time.Time  `json:"fulfil_by"`
-	AcknowledgedAt *time.Time `json:"acknowledged_at,omitempty"`
-	AnsweredAt     *time.Time `json:"answered_at,omitempty"`
-	Ground         string     `json:"ground,omitempty"`
-	GroundText     string     `json:"ground_text,omitempty"`
-	Handover       string     `json:"handover,omitempty"`
-	// AnswerPending: Handover is named as the answer but not released
-	// yet; the request is still open and its deadlines run.
-	AnswerPending bool   `json:"answer_pending,omitempty"`
-	AckOverdue    bool   `json:"ack_overdue"`
-	AnswerOverdue bool   `json:"answer_overdue"`
-	LedgerIndex   *int64 `json:"ledger_index,omitempty"`
-}
-
-func requestView(q store.Request) RequestView {
-	return RequestView{ID: q.ID, Agreement: q.AgreementID, Requester: q.Requester, Responder: q.Responder, Subject: q.Subject,
+func requestView(q store.Request) wire.Request {
+	return wire.Request{ID: q.ID, Agreement: q.AgreementID, Requester: q.Requester, Responder: q.Responder, Subject: q.Subject,
 		Refs: q.Refs, Reason: q.Reason, Urgency: q.Urgency, State: q.State, FiledAt: q.FiledAt, AckBy: q.AckBy, FulfilBy: q.FulfilBy,
 		AcknowledgedAt: optTime(q.AcknowledgedAt), AnsweredAt: optTime(q.AnsweredAt), Ground: q.Ground, GroundText: q.GroundText,
 		Handover: q.HandoverID, AnswerPending: request.Pending(q), AckOverdue: q.AckOverdue, AnswerOverdue: q.AnswerOverdue}
@@ -53,11 +26,12 @@ func requestStep(w http.ResponseWriter, res request.Result, status int) {
 }
 
 func (s *Server) fileRequest(w http.ResponseWriter, r *http.Request, p party.Principal) error {
-	var in request.FileInput
+	var in wire.NewRequest
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	res, err := s.requests().File(r.Context(), p, in)
+	res, err := s.requests().File(r.Context(), p, request.FileInput{AgreementID: in.Agreement, Subject: in.Subject,
+		Refs: in.Refs, Reason: in.Reason, Urgency: in.Urgency})
 	if err != nil {
 		return err
 	}
@@ -70,7 +44,7 @@ func (s *Server) listRequests(w http.ResponseWriter, r *http.Request, p party.Pr
 	if err != nil {
 		return err
 	}
-	out := []RequestView{}
+	out := []wire.Request{}
 	for _, q := range rs {
 		out = append(out, requestView(q))
 	}

@@ -91,6 +91,8 @@ func violation(pkg, imp string) string {
 		return "domain packages never import the HTTP layer"
 	case under(pkg, "internal/canonjson") && strings.HasPrefix(imp, "internal/"):
 		return "it must import nothing of parley"
+	case pkg == "internal/wire" && strings.HasPrefix(imp, "internal/"):
+		return "the wire names are shared by server and client; it must import nothing of parley"
 	case under(pkg, "internal/stix") && strings.HasPrefix(imp, "internal/") && imp != "internal/canonjson":
 		return "it may import only internal/canonjson of parley (RFC 8785 for its fingerprints)"
 	case under(pkg, "internal/ledger") && !under(pkg, "internal/ledger/ledgertest") && under(imp, "internal/store"):
@@ -131,6 +133,7 @@ func TestRulesCatchAViolation(t *testing.T) {
 		{"internal/escrow", "net/http", true},
 		{"internal/request", "internal/api", true},
 		{"internal/stix", "internal/ledger", true},
+		{"internal/wire", "internal/api", true},
 		{"internal/canonjson", "internal/stix", true},
 		{"internal/stix", "internal/canonjson", false},
 		{"internal/ledger", "internal/store", true},

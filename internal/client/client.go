@@ -33,10 +33,12 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/parley-cti/parley/internal/wire"
 )
 
 // MediaTypeTAXII is the TAXII 2.1 media type sent in Accept and Content-Type.
-const MediaTypeTAXII = "application/taxii+json;version=2.1"
+const MediaTypeTAXII = wire.MediaTAXII
 
 // Default limits on what the client reads from a server; a hostile or broken
 // server must not make a client allocate without bound.
@@ -314,7 +316,7 @@ func checkMediaType(ct string) error {
 	if err != nil {
 		return fmt.Errorf("Content-Type %q: %v", ct, err)
 	}
-	if mt != "application/taxii+json" {
+	if mt != wire.MediaTypeTAXII {
 		return fmt.Errorf("Content-Type %q is not application/taxii+json", ct)
 	}
 	if v, ok := params["version"]; ok && v != "2.1" {

@@ -21,50 +21,17 @@ import (
 	"filippo.io/age"
 
 	"github.com/parley-cti/parley/internal/agreement"
+	"github.com/parley-cti/parley/internal/wire"
 )
 
-// Handover is a handover case as the management API returns it.
-type Handover struct {
-	ID                  string            `json:"id"`
-	Agreement           string            `json:"agreement"`
-	Proposer            string            `json:"proposer"`
-	Counterpart         string            `json:"counterpart"`
-	ProposerDelivers    string            `json:"proposer_delivers"`
-	CounterpartDelivers string            `json:"counterpart_delivers"`
-	Request             string            `json:"request,omitempty"`
-	Deadline            time.Time         `json:"deadline"`
-	State               string            `json:"state"`
-	CreatedAt           time.Time         `json:"created_at"`
-	ReleaseLedgerIndex  int64             `json:"release_ledger_index,omitempty"`
-	Deposits            []HandoverDeposit `json:"deposits,omitempty"`
-	LedgerIndex         *int64            `json:"ledger_index,omitempty"`
-}
-
-// HandoverDeposit is one side's deposit in a case, without its content.
-type HandoverDeposit struct {
-	Party       string    `json:"party"`
-	Sealed      bool      `json:"sealed"`
-	SHA256      string    `json:"sha256"`
-	Objects     int       `json:"objects"`
-	DepositedAt time.Time `json:"deposited_at"`
-	LedgerIndex int64     `json:"ledger_index"`
-	Dispute     string    `json:"dispute,omitempty"`
-	// Manifest is the depositor's signed agreement.Manifest;
-	// DisputeStatement the recipient's signed agreement.Dispute.
-	Manifest         json.RawMessage `json:"manifest,omitempty"`
-	DisputeStatement json.RawMessage `json:"dispute_statement,omitempty"`
-}
-
-// HandoverProposal is a new case: what the caller delivers, what it
-// expects, optionally the request it answers, and a deadline (zero: the
-// latest the agreement allows).
-type HandoverProposal struct {
-	Agreement string    `json:"agreement"`
-	Delivers  string    `json:"delivers"`
-	Expects   string    `json:"expects"`
-	Request   string    `json:"request,omitempty"`
-	Deadline  time.Time `json:"deadline,omitzero"`
-}
+// The management API's bodies, shared with the server (package wire).
+type (
+	Handover         = wire.Handover
+	HandoverDeposit  = wire.HandoverDeposit
+	HandoverProposal = wire.HandoverProposal
+	Request          = wire.Request
+	NewRequest       = wire.NewRequest
+)
 
 // ProposeHandover opens a case.
 func (c *Client) ProposeHandover(ctx context.Context, p HandoverProposal) (*Handover, error) {
@@ -109,11 +76,8 @@ func (c *Client) DeclineHandover(ctx context.Context, id string) (*Handover, err
 
 // DepositResult is the server's receipt for a deposit.
 type DepositResult struct {
-	Handover Handover `json:"handover"`
-	SHA256   string   `json:"sha256"`
-	Objects  int      `json:"objects"`
-	Released bool     `json:"released"`
-	Receipt  Receipt  `json:"-"`
+	wire.DepositReceipt
+	Receipt Receipt `json:"-"`
 }
 
 // DepositOptions tune a deposit.
@@ -129,13 +93,13 @@ type DepositOptions struct {
 // Deposit deposits a plain STIX bundle.
 func (c *Client) Deposit(ctx context.Context, id string, bundle []byte, opt DepositOptions) (*DepositResult, error) {
 	sum := sha256.Sum256(bundle)
-	return c.deposit(ctx, id, bundle, "application/json", hex.EncodeToString(sum[:]), opt)
+	return c.deposit(ctx, id, bundle, wire.MediaJSON, hex.EncodeToString(sum[:]), opt)
 }
 
 // DepositSealed deposits an age ciphertext, stating its SHA-256 (hex): the
 // server refuses it if the bytes it receives hash differently.
 func (c *Client) DepositSealed(ctx context.Context, id string, ciphertext []byte, sha256Hex string, opt DepositOptions) (*DepositResult, error) {
-	return c.deposit(ctx, id, ciphertext, "application/octet-stream", sha256Hex, opt)
+	return c.deposit(ctx, id, ciphertext, wire.MediaSealed, sha256Hex, opt)
 }
 
 func (c *Client) deposit(ctx context.Context, id string, body []byte, ct, sum string, opt DepositOptions) (*DepositResult, error) {
@@ -148,9 +112,9 @@ func (c *Client) deposit(ctx context.Context, id string, body []byte, ct, sum st
 		return nil, err
 	}
 	req.Header.Set("Content-Type", ct)
-	req.Header.Set("X-Parley-Content-SHA256", sum)
+	req.Header.Set(wire.ContentSHA256Header, sum)
 	if opt.Manifest != nil {
-		req.Header.Set("X-Parley-Manifest", base64.StdEncoding.EncodeToString(opt.Manifest))
+		req.Header.Set(wire.ManifestHeader, base64.StdEncoding.EncodeToString(opt.Manifest))
 	}
 	req.ContentLength = int64(len(body))
 	var out DepositResult
@@ -188,9 +152,9 @@ func (c *Client) FetchDeposit(ctx context.Context, id, from string) (*FetchedDep
 	}
 	d := &FetchedDeposit{}
 	_, err = c.send(req, nil, func(resp *http.Response) error {
-		d.Depositor = resp.Header.Get("X-Parley-Depositor")
-		d.Sealed = resp.Header.Get("X-Parley-Sealed") == "true"
-		d.SHA256 = resp.Header.Get("X-Parley-Content-SHA256")
+		d.Depositor = resp.Header.Get(wire.DepositorHeader)
+		d.Sealed = resp.Header.Get(wire.SealedHeader) == "true"
+		d.SHA256 = resp.Header.Get(wire.ContentSHA256Header)
 		b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 		d.Content = b
 		return err
@@ -321,42 +285,6 @@ func Unseal(ciphertext []byte, id age.Identity) ([]byte, error) {
 		return nil, err
 	}
 	return io.ReadAll(io.LimitReader(r, 64<<20))
-}
-
-// Request is a request as the management API returns it.
-type Request struct {
-	ID             string     `json:"id"`
-	Agreement      string     `json:"agreement"`
-	Requester      string     `json:"requester"`
-	Responder      string     `json:"responder"`
-	Subject        string     `json:"subject"`
-	Refs           []string   `json:"refs"`
-	Reason         string     `json:"reason"`
-	Urgency        string     `json:"urgency"`
-	State          string     `json:"state"`
-	FiledAt        time.Time  `json:"filed_at"`
-	AckBy          time.Time  `json:"ack_by"`
-	FulfilBy       time.Time  `json:"fulfil_by"`
-	AcknowledgedAt *time.Time `json:"acknowledged_at,omitempty"`
-	AnsweredAt     *time.Time `json:"answered_at,omitempty"`
-	Ground         string     `json:"ground,omitempty"`
-	GroundText     string     `json:"ground_text,omitempty"`
-	Handover       string     `json:"handover,omitempty"`
-	// AnswerPending: Handover answers the request but is not released
-	// yet; the request is still open and its deadlines run.
-	AnswerPending bool   `json:"answer_pending,omitempty"`
-	AckOverdue    bool   `json:"ack_overdue"`
-	AnswerOverdue bool   `json:"answer_overdue"`
-	LedgerIndex   *int64 `json:"ledger_index,omitempty"`
-}
-
-// NewRequest is what FileRequest sends.
-type NewRequest struct {
-	Agreement string   `json:"agreement"`
-	Subject   string   `json:"subject"`
-	Refs      []string `json:"refs,omitempty"`
-	Reason    string   `json:"reason"`
-	Urgency   string   `json:"urgency,omitempty"`
 }
 
 func (c *Client) requestCall(ctx context.Context, method, path string, in any) (*Request, error) {
@@ -518,7 +446,7 @@ func (c *Client) manageRequest(ctx context.Context, method, path string, body io
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Accept", wire.MediaJSON)
 	if c.userAgent != "" {
 		req.Header.Set("User-Agent", c.userAgent)
 	}
@@ -552,7 +480,7 @@ func (c *Client) send(req *http.Request, out any, read func(*http.Response) erro
 		return -1, e
 	}
 	rc := Receipt(-1)
-	if v := resp.Header.Get("X-Parley-Ledger-Index"); v != "" {
+	if v := resp.Header.Get(wire.LedgerIndexHeader); v != "" {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 			rc = Receipt(n)
 		}

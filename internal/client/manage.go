@@ -12,6 +12,7 @@ import (
 	"strconv"
 
 	"github.com/parley-cti/parley/internal/agreement"
+	"github.com/parley-cti/parley/internal/wire"
 )
 
 // APIError is an error answer of parley's management API.
@@ -56,9 +57,9 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) (Re
 	if err != nil {
 		return -1, err
 	}
-	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Accept", wire.MediaJSON)
 	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", wire.MediaJSON)
 	}
 	if c.userAgent != "" {
 		req.Header.Set("User-Agent", c.userAgent)
@@ -81,7 +82,7 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) (Re
 		return -1, e
 	}
 	rc := Receipt(-1)
-	if v := resp.Header.Get("X-Parley-Ledger-Index"); v != "" {
+	if v := resp.Header.Get(wire.LedgerIndexHeader); v != "" {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 			rc = Receipt(n)
 		}

@@ -16,42 +16,21 @@ import (
 	"filippo.io/age"
 
 	"github.com/parley-cti/parley/internal/psi"
+	"github.com/parley-cti/parley/internal/wire"
 )
 
-// Match is a private matching session as the management API returns it.
+// Match is a session as the management API returns it, with the receipt
+// of the call that started it.
 type Match struct {
-	ID              string       `json:"id"`
-	Agreement       string       `json:"agreement"`
-	SessionID       string       `json:"session_id"`
-	Cap             int64        `json:"cap"`
-	Initiator       string       `json:"initiator"`
-	Responder       string       `json:"responder"`
-	Handover        string       `json:"handover"`
-	State           string       `json:"state"` // round1, round2, released, expired
-	Deadline        time.Time    `json:"deadline"`
-	CreatedAt       time.Time    `json:"created_at"`
-	InitiatorRound1 *MatchRound1 `json:"initiator_round1,omitempty"`
-	ResponderRound1 *MatchRound1 `json:"responder_round1,omitempty"`
-	LedgerIndex     int64        `json:"ledger_index"`
-	Receipt         Receipt      `json:"-"`
+	wire.Match
+	Receipt Receipt `json:"-"`
 }
 
-// MatchRound1 is what the server learned of one side's round 1.
-type MatchRound1 struct {
-	Count       int64     `json:"count"`
-	Bytes       int64     `json:"bytes"`
-	At          time.Time `json:"at"`
-	LedgerIndex int64     `json:"ledger_index"`
-}
-
-// Round1Result is the server's answer to a round-1 upload.
-type Round1Result struct {
-	Match       Match  `json:"match"`
-	Count       int64  `json:"count"`
-	Bytes       int64  `json:"bytes"`
-	SHA256      string `json:"sha256"`
-	LedgerIndex int64  `json:"ledger_index"`
-}
+// The round-1 bodies, shared with the server (package wire).
+type (
+	MatchRound1  = wire.MatchRound1
+	Round1Result = wire.Round1Receipt
+)
 
 // StartMatch opens a matching session under an agreement; the caller is its
 // initiator.
@@ -88,7 +67,7 @@ func (c *Client) PutRound1(ctx context.Context, id string, r io.Reader) (*Round1
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("Content-Type", wire.MediaSealed)
 	var out Round1Result
 	_, err = c.send(req, &out, nil)
 	return &out, err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/parley-cti/parley/internal/client"
 	"github.com/parley-cti/parley/internal/ledger"
+	"github.com/parley-cti/parley/internal/wire"
 )
 
 // handover is a case the harness drives: alpha proposes, bravo accepts,
@@ -62,7 +63,7 @@ func (l *life) api(ctx context.Context, p *partyState, method, path, ctype strin
 			return -1, fmt.Errorf("%s %s: %v", method, path, err)
 		}
 	}
-	if hd.Get("X-Parley-Ledger-Index") == "" {
+	if hd.Get(wire.LedgerIndexHeader) == "" {
 		return -1, nil
 	}
 	return ledgerIndex(hd)

@@ -19,9 +19,10 @@ import (
 	"github.com/parley-cti/parley/internal/audit"
 	"github.com/parley-cti/parley/internal/client"
 	"github.com/parley-cti/parley/internal/ledger"
+	"github.com/parley-cti/parley/internal/wire"
 )
 
-const mediaTAXII = "application/taxii+json;version=2.1"
+const mediaTAXII = wire.MediaTAXII
 
 // partyState is one party of the run and what its writers remember across
 // lives (only its own goroutines touch the slices, one life at a time).
@@ -115,10 +116,10 @@ func (l *life) send(ctx context.Context, p *partyState, method, path, ctype stri
 
 // ledgerIndex reads the X-Parley-Ledger-Index receipt.
 func ledgerIndex(hd http.Header) (int64, error) {
-	v := hd.Get("X-Parley-Ledger-Index")
+	v := hd.Get(wire.LedgerIndexHeader)
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 0 {
-		return 0, fmt.Errorf("X-Parley-Ledger-Index %q is not a ledger index", v)
+		return 0, fmt.Errorf("%s %q is not a ledger index", wire.LedgerIndexHeader, v)
 	}
 	return n, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/parley-cti/parley/internal/authlimit"
 	"github.com/parley-cti/parley/internal/taxii"
+	"github.com/parley-cti/parley/internal/wire"
 )
 
 // limitAuthFailures answers 429 with Retry-After to a source that has
@@ -53,7 +54,7 @@ func tooManyFailures(w http.ResponseWriter, r *http.Request, wait time.Duration)
 	switch {
 	case strings.HasPrefix(r.URL.Path, taxii.Prefix):
 		b, _ := json.Marshal(map[string]string{"title": "Too Many Requests", "description": msg, "error_code": "rate-limited", "http_status": "429"})
-		w.Header().Set("Content-Type", taxii.MediaTAXII)
+		w.Header().Set("Content-Type", wire.MediaTAXII)
 		w.WriteHeader(http.StatusTooManyRequests)
 		w.Write(b)
 	case strings.HasPrefix(r.URL.Path, "/ui/"):

@@ -3,12 +3,14 @@ package taxii
 import (
 	"mime"
 	"strings"
+
+	"github.com/parley-cti/parley/internal/wire"
 )
 
-// Media types of TAXII 2.1 and STIX 2.1.
+// Media types of TAXII 2.1 and STIX 2.1 (spelled in package wire).
 const (
-	MediaTAXII = "application/taxii+json;version=2.1"
-	MediaSTIX  = "application/stix+json;version=2.1"
+	MediaTAXII = wire.MediaTAXII
+	MediaSTIX  = wire.MediaSTIX
 )
 
 // acceptable reports whether an Accept header admits a TAXII 2.1 response.
@@ -28,13 +30,13 @@ func acceptable(accept string, stixToo bool) bool {
 		}
 		v, hasV := params["version"]
 		switch mt {
-		case "*/*", "application/*", "application/json":
+		case "*/*", "application/*", wire.MediaJSON:
 			return true
-		case "application/taxii+json":
+		case wire.MediaTypeTAXII:
 			if !hasV || v == "2.1" {
 				return true
 			}
-		case "application/stix+json":
+		case wire.MediaTypeSTIX:
 			if stixToo && (!hasV || v == "2.1") {
 				return true
 			}
@@ -54,5 +56,5 @@ func postable(contentType string) bool {
 	if hasV && v != "2.1" {
 		return false
 	}
-	return mt == "application/taxii+json"
+	return mt == wire.MediaTypeTAXII
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/stix"
 	"github.com/parley-cti/parley/internal/store"
+	"github.com/parley-cti/parley/internal/wire"
 )
 
 // Config describes the server to clients.
@@ -47,7 +48,7 @@ type Server struct {
 
 // LedgerIndexHeader carries, on every state-changing response, the index of
 // the ledger entry that records the change.
-const LedgerIndexHeader = "X-Parley-Ledger-Index"
+const LedgerIndexHeader = wire.LedgerIndexHeader
 
 // Prefix is the path under which discovery and the API roots live.
 const Prefix = "/taxii2/"

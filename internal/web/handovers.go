@@ -16,6 +16,7 @@ import (
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/request"
 	"github.com/parley-cti/parley/internal/store"
+	"github.com/parley-cti/parley/internal/wire"
 )
 
 // Handovers is what the dashboard needs of package escrow (*escrow.Service);
@@ -440,16 +441,16 @@ func (d *Dashboard) fetchDeposit(w http.ResponseWriter, r *http.Request, s sessi
 		d.actionError(w, r, err)
 		return
 	}
-	ct, ext := "application/stix+json;version=2.1", ".json"
+	ct, ext := wire.MediaSTIX, ".json"
 	if dep.Sealed {
-		ct, ext = "application/octet-stream", ".age"
+		ct, ext = wire.MediaSealed, ".age"
 	}
 	h := w.Header()
 	h.Set("Content-Type", ct)
 	// A download, never rendered: the bytes are the other party's.
 	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": safeFilename(id) + ext}))
 	h.Set("Content-Length", strconv.Itoa(len(dep.Content)))
-	h.Set("X-Parley-Content-SHA256", hexOf(dep.SHA256))
+	h.Set(wire.ContentSHA256Header, hexOf(dep.SHA256))
 	w.WriteHeader(http.StatusOK)
 	w.Write(dep.Content)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/stix"
 	"github.com/parley-cti/parley/internal/store"
+	"github.com/parley-cti/parley/internal/wire"
 )
 
 // The intelligence pages: what a party received and gave under its
@@ -378,7 +379,7 @@ func (d *Dashboard) intelExport(w http.ResponseWriter, r *http.Request, s sessio
 		return
 	}
 	h := w.Header()
-	h.Set("Content-Type", "application/stix+json;version=2.1")
+	h.Set("Content-Type", wire.MediaSTIX)
 	h.Set("Content-Disposition", `attachment; filename="parley-export-`+d.now().Format("20060102-150405")+`.json"`)
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprintf(w, `{"type":"bundle","id":"bundle--%s","objects":[`, party.NewID(""))

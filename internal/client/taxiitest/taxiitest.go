@@ -24,6 +24,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/parley-cti/parley/internal/wire"
 )
 
 // Names of the fixture: one API root with a read-write and a read-only collection.
@@ -31,7 +33,7 @@ const (
 	Root               = "api1"
 	Collection         = "91a7b528-80eb-42ed-a74d-c6fbd5a26116"
 	ReadOnlyCollection = "52892447-4d7e-4f70-b94d-d7f22742ff63"
-	MediaType          = "application/taxii+json;version=2.1"
+	MediaType          = wire.MediaTAXII
 )
 
 // Config selects the server's behaviour. The zero value is a well-behaved
@@ -142,7 +144,7 @@ func (s *Server) authorized(r *http.Request) bool {
 func acceptsTAXII(h string) bool {
 	for _, part := range strings.Split(h, ",") {
 		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
-		if err == nil && mt == "application/taxii+json" && (params["version"] == "" || params["version"] == "2.1") {
+		if err == nil && mt == wire.MediaTypeTAXII && (params["version"] == "" || params["version"] == "2.1") {
 			return true
 		}
 	}
@@ -194,7 +196,7 @@ func (s *Server) apiRoot(w http.ResponseWriter, r *http.Request) {
 func collectionResource(id string) map[string]any {
 	return map[string]any{
 		"id": id, "title": "collection " + id, "can_read": true, "can_write": id == Collection,
-		"media_types": []string{"application/stix+json;version=2.1"},
+		"media_types": []string{wire.MediaSTIX},
 	}
 }
 
@@ -233,7 +235,7 @@ func (s *Server) addObjects(w http.ResponseWriter, r *http.Request) {
 		writeError(w, 403, "collection is read-only")
 		return
 	}
-	if mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/taxii+json" || (params["version"] != "" && params["version"] != "2.1") {
+	if mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != wire.MediaTypeTAXII || (params["version"] != "" && params["version"] != "2.1") {
 		writeError(w, 415, "Content-Type must be "+MediaType)
 		return
 	}
@@ -490,7 +492,7 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request) {
 	}
 	recs := make([]map[string]string, len(page))
 	for i, o := range page {
-		recs[i] = map[string]string{"id": o.id, "version": o.version, "date_added": o.added.Format(time.RFC3339Nano), "media_type": "application/stix+json;version=2.1"}
+		recs[i] = map[string]string{"id": o.id, "version": o.version, "date_added": o.added.Format(time.RFC3339Nano), "media_type": wire.MediaSTIX}
 	}
 	res := map[string]any{"more": more, "objects": recs}
 	if next != "" {

@@ -122,6 +122,7 @@ type Handle interface {
 	Handovers() Handovers
 	Requests() Requests
 	Events() Events
+	Nodes() Nodes // this node's public URL and its pinned peers (nodes.go)
 }
 
 // PartyKey is one registered public key set of a party. A party's first key

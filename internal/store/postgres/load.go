@@ -51,6 +51,8 @@ var loadable = []loadTable{
 		"r_upload", "r_count", "r_size", "r_at", "r_index", "handover_id", "created_at", "ledger_index"}},
 	{"match_chunks", []string{"match_id", "party_id", "upload", "seq", "data"}},
 	{"ledger_verifications", []string{"party_id", "seq", "size", "root", "entries", "verified_at", "received_at", "statement"}},
+	{"node_self", []string{"id", "public_url", "updated_at"}},
+	{"node_peers", []string{"name", "url", "key", "key_id", "added_at"}},
 }
 
 type loadTable struct {

@@ -464,6 +464,22 @@ ALTER TABLE collections ADD COLUMN kind TEXT NOT NULL DEFAULT '';
 UPDATE collections SET kind = 'handover'
 	WHERE agreement = '' AND api_root <> 'shared' AND substr(title, 1, 15) = 'Handed over to ';
 `},
+	// 18: this node's public URL and the peers its operator pinned
+	// (issue 14, sovereign nodes).
+	{"node identity and pinned peers", `
+CREATE TABLE node_self (
+	id         INTEGER PRIMARY KEY CHECK (id = 1),
+	public_url TEXT NOT NULL,
+	updated_at BIGINT NOT NULL
+);
+CREATE TABLE node_peers (
+	name     TEXT PRIMARY KEY,
+	url      TEXT NOT NULL,
+	key      TEXT NOT NULL,
+	key_id   TEXT NOT NULL UNIQUE,
+	added_at BIGINT NOT NULL
+);
+`},
 }
 
 // migrationLock serialises migrations of one schema across every instance

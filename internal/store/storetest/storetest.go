@@ -55,6 +55,7 @@ func Run(t *testing.T, open Opener) {
 		{"ContributeByContent", testContributeByContent},
 		{"Contests", testContests},
 		{"Verifications", testVerifications},
+		{"Nodes", testNodes},
 		{"LedgerConcurrentAppend", testLedgerConcurrentAppend},
 		{"LedgerRollback", testLedgerRollback},
 		{"SecondConnectionRefused", testSecondConnectionRefused},

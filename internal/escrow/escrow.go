@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -60,39 +59,22 @@ const (
 	EventDisputed     = "handover.disputed"
 )
 
-// Service runs handovers on a store. It is stateless apart from its
-// settings, so several instances (and several servers on one database) may
-// serve the same cases.
+// Service runs handovers on a store. Its steps run through the agreement
+// workflow (exchange.Workflow: the agreement's lock, read in the step's
+// transaction, ledger entries and events), whose settings it carries:
+// SweepInterval and NearWindow for the sweeper (Run), Log, SetClock. It is
+// stateless apart from them, so several instances (and several servers on
+// one database) may serve the same cases.
 type Service struct {
-	st  store.Store
-	ex  *exchange.Service
-	now func() time.Time
-	// SweepInterval is how often Run looks for due cases (default 1 s).
-	SweepInterval time.Duration
-	// NearWindow: a "deadline near" event is sent once this close to the
-	// deadline (default 1 h).
-	NearWindow time.Duration
-	Log        *slog.Logger
+	*exchange.Workflow
+	st store.Store
+	ex *exchange.Service
 }
 
-// New returns a Service over st; ex reads agreements and their state.
+// New returns a Service over st; ex reads agreements and their state and
+// stores what a release delivers.
 func New(st store.Store, ex *exchange.Service) *Service {
-	return &Service{st: st, ex: ex, now: func() time.Time { return time.Now().UTC() },
-		SweepInterval: time.Second, NearWindow: time.Hour, Log: slog.Default()}
-}
-
-// SetClock replaces the clock (tests).
-func (s *Service) SetClock(now func() time.Time) { s.now = now }
-
-// agreementFor takes the agreement's lock in tx and returns it as seen by
-// p. Reads go through the exchange service (committed state); with the
-// lock held nothing can change it before tx ends.
-func (s *Service) agreementFor(ctx context.Context, x store.Handle, p party.Principal, id string) (exchange.Agreement, error) {
-	a, err := s.ex.LockedAgreement(ctx, x, p, id)
-	if errors.Is(err, exchange.ErrNotFound) {
-		return exchange.Agreement{}, fmt.Errorf("%w: agreement %s", ErrNotFound, id)
-	}
-	return a, err
+	return &Service{Workflow: exchange.NewWorkflow(st, ex, ErrNotFound), st: st, ex: ex}
 }
 
 func checkText(what, v string, required bool) error {
@@ -108,20 +90,6 @@ func checkText(what, v string, required bool) error {
 }
 
 func digest(sum [32]byte) string { return "sha256:" + hex.EncodeToString(sum[:]) }
-
-// notify appends an event to party's stream inside tx.
-func notify(ctx context.Context, e store.Handle, partyID, kind, subject string, at time.Time, data map[string]any) error {
-	b, err := json.Marshal(data)
-	if err != nil {
-		return err
-	}
-	_, err = e.Events().Append(ctx, store.Event{PartyID: partyID, Kind: kind, Subject: subject, Data: b, At: at})
-	return err
-}
-
-func record(ctx context.Context, x store.Handle, en ledger.Entry) (int64, error) {
-	return ledger.Append(ctx, x.Ledger(), en)
-}
 
 // ProposeInput is a new case.
 type ProposeInput struct {
@@ -147,13 +115,8 @@ func (s *Service) Propose(ctx context.Context, p party.Principal, in ProposeInpu
 		return Result{}, err
 	}
 	var out Result
-	err := s.st.Update(ctx, func(tx store.Handle) error {
-		e, x := tx, tx
-		a, err := s.agreementFor(ctx, x, p, in.AgreementID)
-		if err != nil {
-			return err
-		}
-		now := s.now().Truncate(time.Microsecond)
+	err := s.InAgreement(ctx, p, in.AgreementID, func(st *exchange.Step) error {
+		a, now := st.Agreement, st.Now
 		if !a.Status.InForce(now) {
 			return fmt.Errorf("%w: agreement %s is %s, not in force", ErrForbidden, in.AgreementID, a.Status.Phase)
 		}
@@ -170,7 +133,7 @@ func (s *Service) Propose(ctx context.Context, p party.Principal, in ProposeInpu
 				deadline.Format(time.RFC3339), a.Status.Document.EscrowDeadline, latest.Format(time.RFC3339))
 		}
 		if in.RequestID != "" {
-			r, err := e.Requests().Get(ctx, in.RequestID)
+			r, err := st.Tx.Requests().Get(ctx, in.RequestID)
 			if errors.Is(err, store.ErrNotFound) || (err == nil && r.AgreementID != in.AgreementID) {
 				return fmt.Errorf("%w: request %s is not a request under agreement %s", ErrInvalid, in.RequestID, in.AgreementID)
 			}
@@ -184,7 +147,7 @@ func (s *Service) Propose(ctx context.Context, p party.Principal, in ProposeInpu
 		h := store.Handover{ID: party.NewID("handover"), AgreementID: in.AgreementID, Proposer: p.PartyID,
 			Counterpart: a.Counterpart(p.PartyID), ProposerDelivers: in.Delivers, CounterpartDelivers: in.Expects,
 			RequestID: in.RequestID, Deadline: deadline, State: store.HandoverProposed, CreatedAt: now}
-		if err := e.Handovers().Create(ctx, h); err != nil {
+		if err := st.Tx.Handovers().Create(ctx, h); err != nil {
 			return err
 		}
 		attrs := map[string]string{"deadline": deadline.Format(time.RFC3339Nano)}
@@ -192,36 +155,36 @@ func (s *Service) Propose(ctx context.Context, p party.Principal, in ProposeInpu
 			attrs["request"] = h.RequestID
 		}
 		dsum := sha256.Sum256([]byte(h.ProposerDelivers + "\x00" + h.CounterpartDelivers))
-		idx, err := record(ctx, x, ledger.Entry{Kind: ledger.KindHandoverProposed, Actor: p.PartyID, Agreement: h.AgreementID,
+		idx, err := st.Record(ctx, ledger.Entry{Kind: ledger.KindHandoverProposed, Actor: p.PartyID, Agreement: h.AgreementID,
 			Subject: h.ID, Time: now, Parties: []string{h.Proposer, h.Counterpart}, Attrs: attrs,
 			Digests: map[string]string{"terms": digest(dsum)}})
 		if err != nil {
 			return err
 		}
 		out = Result{h, idx}
-		return notify(ctx, e, h.Counterpart, EventProposed, h.ID, now, map[string]any{"agreement": h.AgreementID,
+		return st.Notify(ctx, h.Counterpart, EventProposed, h.ID, map[string]any{"agreement": h.AgreementID,
 			"from": p.PartyID, "deadline": deadline, "they_deliver": h.ProposerDelivers, "you_deliver": h.CounterpartDelivers, "request": h.RequestID})
 	})
 	return out, err
 }
 
-// caseFor loads a case the caller is a side of, under its agreement's
-// lock, and the agreement.
-func (s *Service) caseFor(ctx context.Context, e store.Handle, x store.Handle, p party.Principal, id string) (store.Handover, exchange.Agreement, error) {
-	h, err := e.Handovers().Get(ctx, id)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && h.Proposer != p.PartyID && h.Counterpart != p.PartyID) {
-		return store.Handover{}, exchange.Agreement{}, fmt.Errorf("%w: %s", ErrNotFound, id)
-	}
-	if err != nil {
-		return store.Handover{}, exchange.Agreement{}, err
-	}
-	a, err := s.agreementFor(ctx, x, p, h.AgreementID)
-	if err != nil {
-		return store.Handover{}, exchange.Agreement{}, err
-	}
-	// Re-read under the lock: a deposit or the sweeper may have moved it.
-	h, err = e.Handovers().Get(ctx, id)
-	return h, a, err
+// onCase runs fn as p's step on case id, which p must be a side of, with
+// the case read under its agreement's lock.
+func (s *Service) onCase(ctx context.Context, p party.Principal, id string, fn func(st *exchange.Step, h store.Handover) error) error {
+	return s.OnCase(ctx, p, func(tx store.Handle) (string, error) {
+		h, err := tx.Handovers().Get(ctx, id)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && h.Proposer != p.PartyID && h.Counterpart != p.PartyID) {
+			return "", fmt.Errorf("%w: %s", ErrNotFound, id)
+		}
+		return h.AgreementID, err
+	}, func(st *exchange.Step) error {
+		// Re-read under the lock: a deposit or the sweeper may have moved it.
+		h, err := st.Tx.Handovers().Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		return fn(st, h)
+	})
 }
 
 func other(h store.Handover, partyID string) string {
@@ -248,13 +211,8 @@ func closedErr(h store.Handover) error {
 // counterpart may.
 func (s *Service) Decide(ctx context.Context, p party.Principal, id string, accept bool) (Result, error) {
 	var out Result
-	err := s.st.Update(ctx, func(tx store.Handle) error {
-		e, x := tx, tx
-		h, a, err := s.caseFor(ctx, e, x, p, id)
-		if err != nil {
-			return err
-		}
-		now := s.now().Truncate(time.Microsecond)
+	err := s.onCase(ctx, p, id, func(st *exchange.Step, h store.Handover) error {
+		a, now := st.Agreement, st.Now
 		switch {
 		case h.Counterpart != p.PartyID:
 			return fmt.Errorf("%w: only %s, the counterpart, may accept or decline handover %s", ErrForbidden, h.Counterpart, id)
@@ -274,21 +232,21 @@ func (s *Service) Decide(ctx context.Context, p party.Principal, id string, acce
 		} else {
 			h.ClosedAt = now
 		}
-		if err := e.Handovers().Update(ctx, h); err != nil {
+		if err := st.Tx.Handovers().Update(ctx, h); err != nil {
 			return err
 		}
-		idx, err := record(ctx, x, ledger.Entry{Kind: kind, Actor: p.PartyID, Agreement: h.AgreementID, Subject: h.ID, Time: now,
+		idx, err := st.Record(ctx, ledger.Entry{Kind: kind, Actor: p.PartyID, Agreement: h.AgreementID, Subject: h.ID, Time: now,
 			Parties: []string{h.Proposer, h.Counterpart}, Attrs: map[string]string{"step": step}})
 		if err != nil {
 			return err
 		}
 		if !accept {
-			if err := request.HandoverFailed(ctx, tx, h, request.CauseDeclined, p.PartyID, now); err != nil {
+			if err := request.HandoverFailed(ctx, st, h, request.CauseDeclined, p.PartyID); err != nil {
 				return err
 			}
 		}
 		out = Result{h, idx}
-		return notify(ctx, e, h.Proposer, ev, h.ID, now, map[string]any{"agreement": h.AgreementID, "by": p.PartyID})
+		return st.Notify(ctx, h.Proposer, ev, h.ID, map[string]any{"agreement": h.AgreementID, "by": p.PartyID})
 	})
 	return out, err
 }
@@ -350,13 +308,8 @@ func (s *Service) Deposit(ctx context.Context, p party.Principal, id string, in 
 	}
 	crashPoint(CrashDepositBeforeTx)
 	var out DepositResult
-	err := s.st.Update(ctx, func(tx store.Handle) error {
-		e, x := tx, tx
-		h, a, err := s.caseFor(ctx, e, x, p, id)
-		if err != nil {
-			return err
-		}
-		now := s.now().Truncate(time.Microsecond)
+	err := s.onCase(ctx, p, id, func(st *exchange.Step, h store.Handover) error {
+		a, now, tx := st.Agreement, st.Now, st.Tx
 		switch {
 		case in.AgreementID != "" && in.AgreementID != h.AgreementID:
 			return fmt.Errorf("%w: handover %s is under agreement %s, not %s", ErrInvalid, id, h.AgreementID, in.AgreementID)
@@ -392,7 +345,7 @@ func (s *Service) Deposit(ctx context.Context, p party.Principal, id string, in 
 				return err
 			}
 		}
-		if _, err := e.Handovers().Deposit(ctx, id, p.PartyID); err == nil {
+		if _, err := tx.Handovers().Deposit(ctx, id, p.PartyID); err == nil {
 			return fmt.Errorf("%w: you have already deposited in handover %s; withdraw it first to replace it", ErrConflict, id)
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
@@ -401,7 +354,7 @@ func (s *Service) Deposit(ctx context.Context, p party.Principal, id string, in 
 		if in.Sealed {
 			role = "ciphertext"
 		}
-		idx, err := record(ctx, x, ledger.Entry{Kind: ledger.KindHandoverDepositCommitted, Actor: p.PartyID, Agreement: h.AgreementID,
+		idx, err := st.Record(ctx, ledger.Entry{Kind: ledger.KindHandoverDepositCommitted, Actor: p.PartyID, Agreement: h.AgreementID,
 			Subject: h.ID, Time: now, Parties: []string{h.Proposer, h.Counterpart},
 			Attrs:   map[string]string{"sealed": fmt.Sprint(in.Sealed), "objects": fmt.Sprint(len(bundle.Objects)), "bytes": fmt.Sprint(len(in.Content))},
 			Digests: map[string]string{role: digest(sum)}})
@@ -410,7 +363,7 @@ func (s *Service) Deposit(ctx context.Context, p party.Principal, id string, in 
 		}
 		d := store.Deposit{HandoverID: id, PartyID: p.PartyID, Sealed: in.Sealed, Content: in.Content, SHA256: sum,
 			Objects: len(bundle.Objects), DepositedAt: now, LedgerIndex: idx, Manifest: in.Manifest}
-		if err := e.Handovers().PutDeposit(ctx, d); err != nil {
+		if err := tx.Handovers().PutDeposit(ctx, d); err != nil {
 			if errors.Is(err, store.ErrConflict) {
 				return fmt.Errorf("%w: you have already deposited in handover %s", ErrConflict, id)
 			}
@@ -424,18 +377,18 @@ func (s *Service) Deposit(ctx context.Context, p party.Principal, id string, in 
 			// of content it may not read before release (issue 12, finding 2).
 			ev["sha256"] = hex.EncodeToString(sum[:])
 		}
-		if err := notify(ctx, e, counterpart, EventDeposited, h.ID, now, ev); err != nil {
+		if err := st.Notify(ctx, counterpart, EventDeposited, h.ID, ev); err != nil {
 			return err
 		}
 		out = DepositResult{Handover: h, LedgerIndex: idx, SHA256: hex.EncodeToString(sum[:]), Objects: len(bundle.Objects)}
-		theirs, err := e.Handovers().Deposit(ctx, id, counterpart)
+		theirs, err := tx.Handovers().Deposit(ctx, id, counterpart)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		rel, err := s.release(ctx, tx, e, x, h, now, map[string]store.Deposit{p.PartyID: d, counterpart: theirs}, map[string]Bundle{p.PartyID: bundle})
+		rel, err := s.release(ctx, st, h, map[string]store.Deposit{p.PartyID: d, counterpart: theirs}, map[string]Bundle{p.PartyID: bundle})
 		if err != nil {
 			return err
 		}
@@ -455,7 +408,7 @@ func (s *Service) Deposit(ctx context.Context, p party.Principal, id string, in 
 // ledger entry, the case's state and both parties' events.
 // parsed holds bundles already parsed in this request, so they are not
 // validated twice.
-func (s *Service) release(ctx context.Context, tx store.Handle, e store.Handle, x store.Handle, h store.Handover, now time.Time, deps map[string]store.Deposit, parsed map[string]Bundle) (store.Handover, error) {
+func (s *Service) release(ctx context.Context, st *exchange.Step, h store.Handover, deps map[string]store.Deposit, parsed map[string]Bundle) (store.Handover, error) {
 	attrs := map[string]string{}
 	digests := map[string]string{}
 	for i, depositor := range []string{h.Proposer, h.Counterpart} {
@@ -477,7 +430,7 @@ func (s *Service) release(ctx context.Context, tx store.Handle, e store.Handle, 
 			}
 			// Both sides now hold this content: exchange stores it for the
 			// recipient and sees that neither earns feed credit for it again.
-			coll, err := s.ex.DeliverHandover(ctx, tx, h.AgreementID, recipient, b.Objects, now)
+			coll, err := s.ex.DeliverHandover(ctx, st.Tx, h.AgreementID, recipient, b.Objects, st.Now)
 			if err != nil {
 				return store.Handover{}, err
 			}
@@ -487,21 +440,21 @@ func (s *Service) release(ctx context.Context, tx store.Handle, e store.Handle, 
 			crashPoint(CrashReleaseMidTx)
 		}
 	}
-	idx, err := record(ctx, x, ledger.Entry{Kind: ledger.KindHandoverReleased, Agreement: h.AgreementID, Subject: h.ID, Time: now,
+	idx, err := st.Record(ctx, ledger.Entry{Kind: ledger.KindHandoverReleased, Agreement: h.AgreementID, Subject: h.ID, Time: st.Now,
 		Parties: []string{h.Proposer, h.Counterpart}, Attrs: attrs, Digests: digests})
 	if err != nil {
 		return store.Handover{}, err
 	}
-	h.State, h.ClosedAt, h.ReleaseLedgerIndex = store.HandoverReleased, now, idx
-	if err := e.Handovers().Update(ctx, h); err != nil {
+	h.State, h.ClosedAt, h.ReleaseLedgerIndex = store.HandoverReleased, st.Now, idx
+	if err := st.Tx.Handovers().Update(ctx, h); err != nil {
 		return store.Handover{}, err
 	}
 	// A request this case answers is fulfilled now, not when it was named.
-	if err := request.HandoverReleased(ctx, tx, h, now); err != nil {
+	if err := request.HandoverReleased(ctx, st, h); err != nil {
 		return store.Handover{}, err
 	}
 	for _, pid := range []string{h.Proposer, h.Counterpart} {
-		if err := notify(ctx, e, pid, EventReleased, h.ID, now, map[string]any{"agreement": h.AgreementID, "ledger_index": idx,
+		if err := st.Notify(ctx, pid, EventReleased, h.ID, map[string]any{"agreement": h.AgreementID, "ledger_index": idx,
 			"sealed": deps[other(h, pid)].Sealed, "collection": attrs[roleOf(h, other(h, pid))+"_collection"]}); err != nil {
 			return store.Handover{}, err
 		}
@@ -520,16 +473,11 @@ func roleOf(h store.Handover, partyID string) string {
 // deposited (after that the case is released and nothing can be taken back).
 func (s *Service) Withdraw(ctx context.Context, p party.Principal, id string) (Result, error) {
 	var out Result
-	err := s.st.Update(ctx, func(tx store.Handle) error {
-		e, x := tx, tx
-		h, _, err := s.caseFor(ctx, e, x, p, id)
-		if err != nil {
-			return err
-		}
+	err := s.onCase(ctx, p, id, func(st *exchange.Step, h store.Handover) error {
 		if h.State != store.HandoverAccepted {
 			return closedErr(h)
 		}
-		ok, err := e.Handovers().DeleteDeposit(ctx, id, p.PartyID)
+		ok, err := st.Tx.Handovers().DeleteDeposit(ctx, id, p.PartyID)
 		if err != nil {
 			return err
 		}
@@ -537,17 +485,16 @@ func (s *Service) Withdraw(ctx context.Context, p party.Principal, id string) (R
 			return fmt.Errorf("%w: you have no deposit in handover %s", ErrConflict, id)
 		}
 		crashPoint(CrashWithdrawMidTx)
-		now := s.now().Truncate(time.Microsecond)
-		idx, err := record(ctx, x, ledger.Entry{Kind: ledger.KindHandoverWithdrawn, Actor: p.PartyID, Agreement: h.AgreementID, Subject: h.ID,
-			Time: now, Parties: []string{h.Proposer, h.Counterpart}, Attrs: map[string]string{"step": "deposit_withdrawn"}})
+		idx, err := st.Record(ctx, ledger.Entry{Kind: ledger.KindHandoverWithdrawn, Actor: p.PartyID, Agreement: h.AgreementID, Subject: h.ID,
+			Time: st.Now, Parties: []string{h.Proposer, h.Counterpart}, Attrs: map[string]string{"step": "deposit_withdrawn"}})
 		if err != nil {
 			return err
 		}
-		if err := request.HandoverFailed(ctx, tx, h, request.CauseWithdrawn, p.PartyID, now); err != nil {
+		if err := request.HandoverFailed(ctx, st, h, request.CauseWithdrawn, p.PartyID); err != nil {
 			return err
 		}
 		out = Result{h, idx}
-		return notify(ctx, e, other(h, p.PartyID), EventWithdrawn, h.ID, now, map[string]any{"agreement": h.AgreementID, "by": p.PartyID})
+		return st.Notify(ctx, other(h, p.PartyID), EventWithdrawn, h.ID, map[string]any{"agreement": h.AgreementID, "by": p.PartyID})
 	})
 	return out, err
 }
@@ -576,15 +523,14 @@ type View struct {
 
 // Show returns a case the caller is a side of.
 func (s *Service) Show(ctx context.Context, p party.Principal, id string) (View, error) {
-	e := s.st
-	h, err := e.Handovers().Get(ctx, id)
+	h, err := s.st.Handovers().Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && h.Proposer != p.PartyID && h.Counterpart != p.PartyID) {
 		return View{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	if err != nil {
 		return View{}, err
 	}
-	ds, err := e.Handovers().Deposits(ctx, id)
+	ds, err := s.st.Handovers().Deposits(ctx, id)
 	if err != nil {
 		return View{}, err
 	}
@@ -639,8 +585,7 @@ func (s *Service) List(ctx context.Context, p party.Principal, agreementID strin
 // Fetch returns a deposit's content: the caller's own while it is held, the
 // other side's only once the case is released.
 func (s *Service) Fetch(ctx context.Context, p party.Principal, id, depositor string) (store.Deposit, error) {
-	e := s.st
-	h, err := e.Handovers().Get(ctx, id)
+	h, err := s.st.Handovers().Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && h.Proposer != p.PartyID && h.Counterpart != p.PartyID) {
 		return store.Deposit{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
@@ -656,7 +601,7 @@ func (s *Service) Fetch(ctx context.Context, p party.Principal, id, depositor st
 	if depositor != p.PartyID && h.State != store.HandoverReleased {
 		return store.Deposit{}, fmt.Errorf("%w: handover %s is %s; the other side's deposit is yours only once it is released", ErrConflict, id, h.State)
 	}
-	d, err := e.Handovers().Deposit(ctx, id, depositor)
+	d, err := s.st.Handovers().Deposit(ctx, id, depositor)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Deposit{}, fmt.Errorf("%w: no deposit of %s in %s", ErrNotFound, depositor, id)
 	}
@@ -675,37 +620,32 @@ func (s *Service) Dispute(ctx context.Context, p party.Principal, id, text strin
 		return Result{}, err
 	}
 	var out Result
-	err := s.st.Update(ctx, func(tx store.Handle) error {
-		e, x := tx, tx
-		h, _, err := s.caseFor(ctx, e, x, p, id)
-		if err != nil {
-			return err
-		}
+	err := s.onCase(ctx, p, id, func(st *exchange.Step, h store.Handover) error {
 		if h.State != store.HandoverReleased {
 			return fmt.Errorf("%w: handover %s is %s; only a released handover can be disputed", ErrConflict, id, h.State)
 		}
-		now := s.now().Truncate(time.Microsecond)
+		now, tx := st.Now, st.Tx
 		depositor := other(h, p.PartyID)
 		if statement != nil {
 			if err := checkDispute(ctx, tx, statement, id, p.PartyID, depositor, text, now); err != nil {
 				return err
 			}
 		}
-		if err := e.Handovers().SetDispute(ctx, id, depositor, text, statement, now); err != nil {
+		if err := tx.Handovers().SetDispute(ctx, id, depositor, text, statement, now); err != nil {
 			if errors.Is(err, store.ErrConflict) {
 				return fmt.Errorf("%w: you already disputed handover %s", ErrConflict, id)
 			}
 			return err
 		}
 		tsum := sha256.Sum256([]byte(text))
-		idx, err := record(ctx, x, ledger.Entry{Kind: ledger.KindHandoverDisputed, Actor: p.PartyID, Agreement: h.AgreementID, Subject: h.ID,
+		idx, err := st.Record(ctx, ledger.Entry{Kind: ledger.KindHandoverDisputed, Actor: p.PartyID, Agreement: h.AgreementID, Subject: h.ID,
 			Time: now, Parties: []string{h.Proposer, h.Counterpart}, Attrs: map[string]string{"depositor": depositor},
 			Digests: map[string]string{"dispute": digest(tsum)}})
 		if err != nil {
 			return err
 		}
 		out = Result{h, idx}
-		return notify(ctx, e, depositor, EventDisputed, h.ID, now, map[string]any{"agreement": h.AgreementID, "by": p.PartyID, "text": text})
+		return st.Notify(ctx, depositor, EventDisputed, h.ID, map[string]any{"agreement": h.AgreementID, "by": p.PartyID, "text": text})
 	})
 	return out, err
 }

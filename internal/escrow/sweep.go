@@ -3,10 +3,10 @@ package escrow
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"strings"
 	"time"
 
+	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/request"
 	"github.com/parley-cti/parley/internal/store"
@@ -19,26 +19,12 @@ const sweepBatch = 100
 // events, every SweepInterval until ctx ends. Several servers on one
 // database may run it at once: each step re-reads the case under the
 // agreement's lock and does nothing if another got there first.
-func (s *Service) Run(ctx context.Context) {
-	t := time.NewTicker(s.SweepInterval)
-	defer t.Stop()
-	for {
-		if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
-			s.Log.ErrorContext(ctx, "handover sweep", slog.Any("err", err))
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
+func (s *Service) Run(ctx context.Context) { s.Workflow.Run(ctx, "handover sweep", s.Sweep) }
 
 // Sweep runs one pass and reports how many cases it expired.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
-	e := s.st
-	now := s.now()
-	due, err := e.Handovers().Due(ctx, now, now.Add(s.NearWindow), sweepBatch)
+	now := s.Now()
+	due, err := s.st.Handovers().Due(ctx, now, now.Add(s.NearWindow), sweepBatch)
 	if err != nil {
 		return 0, err
 	}
@@ -58,50 +44,54 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	return expired, errors.Join(errs...)
 }
 
+// sweepCase runs fn as the sweeper's step on case id, read again under its
+// agreement's lock.
+func (s *Service) sweepCase(ctx context.Context, id string, fn func(st *exchange.Step, h store.Handover) error) error {
+	return s.SweepCase(ctx, func(tx store.Handle) (string, error) {
+		h, err := tx.Handovers().Get(ctx, id)
+		return h.AgreementID, err
+	}, func(st *exchange.Step) error {
+		h, err := st.Tx.Handovers().Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		return fn(st, h)
+	})
+}
+
 // expire closes one case past its deadline in one transaction: deposits
 // destroyed, ledger entry, both sides told (the depositors that their
 // deposit was destroyed).
 func (s *Service) expire(ctx context.Context, id string) (bool, error) {
 	done := false
-	err := s.st.Update(ctx, func(tx store.Handle) error {
+	err := s.sweepCase(ctx, id, func(st *exchange.Step, h store.Handover) error {
 		done = false
-		e, x := tx, tx
-		h, err := e.Handovers().Get(ctx, id)
-		if err != nil {
-			return err
-		}
-		if err := x.Agreements().Lock(ctx, h.AgreementID); err != nil {
-			return err
-		}
-		if h, err = e.Handovers().Get(ctx, id); err != nil {
-			return err
-		}
-		now := s.now().Truncate(time.Microsecond)
+		now, tx := st.Now, st.Tx
 		if (h.State != store.HandoverProposed && h.State != store.HandoverAccepted) || now.Before(h.Deadline) {
 			return nil // released, declined or expired meanwhile
 		}
-		ds, err := e.Handovers().Deposits(ctx, id)
+		ds, err := tx.Handovers().Deposits(ctx, id)
 		if err != nil {
 			return err
 		}
 		var depositors []string
 		for _, d := range ds {
-			if _, err := e.Handovers().DeleteDeposit(ctx, id, d.PartyID); err != nil {
+			if _, err := tx.Handovers().DeleteDeposit(ctx, id, d.PartyID); err != nil {
 				return err
 			}
 			depositors = append(depositors, d.PartyID)
 		}
 		crashPoint(CrashExpiryMidTx)
 		h.State, h.ClosedAt = store.HandoverExpired, now
-		if err := e.Handovers().Update(ctx, h); err != nil {
+		if err := tx.Handovers().Update(ctx, h); err != nil {
 			return err
 		}
-		if _, err := record(ctx, x, ledger.Entry{Kind: ledger.KindHandoverExpired, Agreement: h.AgreementID, Subject: h.ID, Time: now,
+		if _, err := st.Record(ctx, ledger.Entry{Kind: ledger.KindHandoverExpired, Agreement: h.AgreementID, Subject: h.ID, Time: now,
 			Parties: []string{h.Proposer, h.Counterpart},
 			Attrs:   map[string]string{"deadline": h.Deadline.Format(time.RFC3339Nano), "destroyed": strings.Join(depositors, ",")}}); err != nil {
 			return err
 		}
-		if err := request.HandoverFailed(ctx, tx, h, request.CauseExpired, "", now); err != nil {
+		if err := request.HandoverFailed(ctx, st, h, request.CauseExpired, ""); err != nil {
 			return err
 		}
 		for _, pid := range []string{h.Proposer, h.Counterpart} {
@@ -109,7 +99,7 @@ func (s *Service) expire(ctx context.Context, id string) (bool, error) {
 			for _, d := range depositors {
 				destroyed = destroyed || d == pid
 			}
-			if err := notify(ctx, e, pid, EventExpired, h.ID, now, map[string]any{"agreement": h.AgreementID,
+			if err := st.Notify(ctx, pid, EventExpired, h.ID, map[string]any{"agreement": h.AgreementID,
 				"deadline": h.Deadline, "your_deposit_destroyed": destroyed}); err != nil {
 				return err
 			}
@@ -125,36 +115,24 @@ func (s *Service) expire(ctx context.Context, id string) (bool, error) {
 
 // warnNear sends both sides a "deadline near" event once per case.
 func (s *Service) warnNear(ctx context.Context, id string) error {
-	return s.st.Update(ctx, func(tx store.Handle) error {
-		e, x := tx, tx
-		h, err := e.Handovers().Get(ctx, id)
-		if err != nil {
-			return err
-		}
-		if err := x.Agreements().Lock(ctx, h.AgreementID); err != nil {
-			return err
-		}
-		if h, err = e.Handovers().Get(ctx, id); err != nil {
-			return err
-		}
+	return s.sweepCase(ctx, id, func(st *exchange.Step, h store.Handover) error {
 		if h.NearNotified || (h.State != store.HandoverProposed && h.State != store.HandoverAccepted) {
 			return nil
 		}
 		h.NearNotified = true
-		if err := e.Handovers().Update(ctx, h); err != nil {
+		if err := st.Tx.Handovers().Update(ctx, h); err != nil {
 			return err
 		}
-		ds, err := e.Handovers().Deposits(ctx, id)
+		ds, err := st.Tx.Handovers().Deposits(ctx, id)
 		if err != nil {
 			return err
 		}
-		now := s.now().Truncate(time.Microsecond)
 		for _, pid := range []string{h.Proposer, h.Counterpart} {
 			deposited := false
 			for _, d := range ds {
 				deposited = deposited || d.PartyID == pid
 			}
-			if err := notify(ctx, e, pid, EventDeadlineNear, h.ID, now, map[string]any{"agreement": h.AgreementID,
+			if err := st.Notify(ctx, pid, EventDeadlineNear, h.ID, map[string]any{"agreement": h.AgreementID,
 				"deadline": h.Deadline, "state": h.State, "you_deposited": deposited}); err != nil {
 				return err
 			}

@@ -51,15 +51,14 @@ func (s *Service) RegisterKeys(ctx context.Context, p party.Principal, pub agree
 		return err
 	}
 	return s.st.Update(ctx, func(tx store.Handle) error {
-		x := tx
-		have, err := x.Keys().ListByParty(ctx, p.PartyID)
+		have, err := tx.Keys().ListByParty(ctx, p.PartyID)
 		if err != nil {
 			return err
 		}
 		if len(have) > 0 {
 			return fmt.Errorf("%w: you already registered keys; rotate them with a statement signed by the current key", ErrConflict)
 		}
-		err = x.Keys().Add(ctx, store.PartyKey{KeyID: pub.KeyID, PartyID: p.PartyID, Public: raw, ValidFrom: s.now()})
+		err = tx.Keys().Add(ctx, store.PartyKey{KeyID: pub.KeyID, PartyID: p.PartyID, Public: raw, ValidFrom: s.now()})
 		if errors.Is(err, store.ErrConflict) {
 			return fmt.Errorf("%w: key %s is already registered", ErrConflict, pub.KeyID)
 		}
@@ -88,8 +87,7 @@ func (s *Service) RotateKeys(ctx context.Context, p party.Principal, rot agreeme
 		return err
 	}
 	return s.st.Update(ctx, func(tx store.Handle) error {
-		x := tx
-		cur, err := x.Keys().Get(ctx, rot.OldKeyID)
+		cur, err := tx.Keys().Get(ctx, rot.OldKeyID)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && (cur.PartyID != p.PartyID || !cur.ValidUntil.IsZero())) {
 			return fmt.Errorf("%w: %s is not your current key", ErrInvalid, rot.OldKeyID)
 		}
@@ -106,7 +104,7 @@ func (s *Service) RotateKeys(ctx context.Context, p party.Principal, rot agreeme
 		// A key stops verifying at the rotation's time, so a rotation
 		// dated at or before a signature already made with the key would
 		// turn that signature invalid and break every agreement holding it.
-		last, err := lastSignature(ctx, x, p.PartyID)
+		last, err := lastSignature(ctx, tx, p.PartyID)
 		if err != nil {
 			return err
 		}
@@ -117,10 +115,10 @@ func (s *Service) RotateKeys(ctx context.Context, p party.Principal, rot agreeme
 		if rot.At.Before(cur.ValidFrom) {
 			return fmt.Errorf("%w: the rotation predates the current key", ErrInvalid)
 		}
-		if err := x.Keys().Retire(ctx, cur.KeyID, rot.At); err != nil {
+		if err := tx.Keys().Retire(ctx, cur.KeyID, rot.At); err != nil {
 			return err
 		}
-		err = x.Keys().Add(ctx, store.PartyKey{KeyID: rot.NewKeys.KeyID, PartyID: p.PartyID, Public: pubRaw, ValidFrom: rot.At, Rotation: raw})
+		err = tx.Keys().Add(ctx, store.PartyKey{KeyID: rot.NewKeys.KeyID, PartyID: p.PartyID, Public: pubRaw, ValidFrom: rot.At, Rotation: raw})
 		if errors.Is(err, store.ErrConflict) {
 			return fmt.Errorf("%w: key %s is already registered", ErrConflict, rot.NewKeys.KeyID)
 		}
@@ -177,8 +175,7 @@ func checkCurrentKey(ctx context.Context, x store.Handle, p party.Principal, key
 
 // PartyKeys returns a party's registered keys, oldest first.
 func (s *Service) PartyKeys(ctx context.Context, partyID string) ([]store.PartyKey, error) {
-	x := s.st
-	return x.Keys().ListByParty(ctx, partyID)
+	return s.st.Keys().ListByParty(ctx, partyID)
 }
 
 // keyResolver resolves key ids from the stored keys of some parties.
@@ -360,17 +357,16 @@ func (s *Service) loadAgreement(ctx context.Context, x store.Handle, id string, 
 // Agreement returns an agreement the caller is a party to; ErrNotFound
 // otherwise.
 func (s *Service) Agreement(ctx context.Context, p party.Principal, id string) (Agreement, error) {
-	x := s.st
 	// Membership first: whether a stranger's agreement is broken is none
 	// of the caller's business.
-	rec, err := x.Agreements().Get(ctx, id)
+	rec, err := s.st.Agreements().Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && rec.PartyA != p.PartyID && rec.PartyB != p.PartyID) {
 		return Agreement{}, ErrNotFound
 	}
 	if err != nil {
 		return Agreement{}, err
 	}
-	a, err := s.loadAgreement(ctx, x, id, s.now())
+	a, err := s.loadAgreement(ctx, s.st, id, s.now())
 	if err != nil {
 		return Agreement{}, err
 	}
@@ -407,14 +403,13 @@ func (s *Service) LockedAgreement(ctx context.Context, tx store.Handle, p party.
 
 // Agreements lists the caller's agreements, newest first.
 func (s *Service) Agreements(ctx context.Context, p party.Principal) ([]Agreement, error) {
-	x := s.st
-	recs, err := x.Agreements().ListByParty(ctx, p.PartyID)
+	recs, err := s.st.Agreements().ListByParty(ctx, p.PartyID)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]Agreement, 0, len(recs))
 	for _, r := range recs {
-		a, err := s.loadAgreement(ctx, x, r.ID, s.now())
+		a, err := s.loadAgreement(ctx, s.st, r.ID, s.now())
 		if errors.Is(err, ErrBrokenAgreement) {
 			// One agreement that no longer verifies must not hide the
 			// others: it is listed as broken, with the reason.
@@ -491,19 +486,18 @@ func (s *Service) Propose(ctx context.Context, p party.Principal, raw []byte, si
 	var idx int64
 	var out Agreement
 	err = s.st.Update(ctx, func(tx store.Handle) error {
-		x := tx
 		if _, err := tx.Parties().Get(ctx, other.PartyID); errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("%w: party %s does not exist", ErrInvalid, other.PartyID)
 		} else if err != nil {
 			return err
 		}
-		if err := checkIdentities(ctx, x, doc); err != nil {
+		if err := checkIdentities(ctx, tx, doc); err != nil {
 			return err
 		}
-		if err := checkCurrentKey(ctx, x, p, sig.KeyID); err != nil {
+		if err := checkCurrentKey(ctx, tx, p, sig.KeyID); err != nil {
 			return err
 		}
-		keys, err := loadKeys(ctx, x, p.PartyID, other.PartyID)
+		keys, err := loadKeys(ctx, tx, p.PartyID, other.PartyID)
 		if err != nil {
 			return err
 		}
@@ -511,20 +505,20 @@ func (s *Service) Propose(ctx context.Context, p party.Principal, raw []byte, si
 			return err
 		}
 		now := s.now()
-		if err := x.Agreements().Create(ctx, store.AgreementRecord{ID: doc.ID, PartyA: p.PartyID, PartyB: other.PartyID, CreatedAt: now}); err != nil {
+		if err := tx.Agreements().Create(ctx, store.AgreementRecord{ID: doc.ID, PartyA: p.PartyID, PartyB: other.PartyID, CreatedAt: now}); err != nil {
 			if errors.Is(err, store.ErrConflict) {
 				return fmt.Errorf("%w: agreement %s exists; amend it instead", ErrConflict, doc.ID)
 			}
 			return err
 		}
-		if err := x.Agreements().AddVersion(ctx, store.AgreementVersion{AgreementID: doc.ID, Version: doc.Version, Document: doc.Canonical(), Hash: doc.Hash(), CreatedAt: now}); err != nil {
+		if err := tx.Agreements().AddVersion(ctx, store.AgreementVersion{AgreementID: doc.ID, Version: doc.Version, Document: doc.Canonical(), Hash: doc.Hash(), CreatedAt: now}); err != nil {
 			return err
 		}
-		idx, err = s.addSignature(ctx, tx, x, doc, sig, ledger.KindAgreementProposed)
+		idx, err = s.addSignature(ctx, tx, doc, sig, ledger.KindAgreementProposed)
 		if err != nil {
 			return err
 		}
-		out, err = s.loadAgreement(ctx, x, doc.ID, now)
+		out, err = s.loadAgreement(ctx, tx, doc.ID, now)
 		return err
 	})
 	return out, idx, err
@@ -574,27 +568,26 @@ func (s *Service) step(ctx context.Context, p party.Principal, id string, doc *a
 	var idx int64
 	var out Agreement
 	err := s.st.Update(ctx, func(tx store.Handle) error {
-		x := tx
-		if err := x.Agreements().Lock(ctx, id); err != nil {
+		if err := tx.Agreements().Lock(ctx, id); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				return ErrNotFound
 			}
 			return err
 		}
 		now := s.now()
-		cur, err := s.loadAgreement(ctx, x, id, now)
+		cur, err := s.loadAgreement(ctx, tx, id, now)
 		if err != nil {
 			return err
 		}
 		if cur.Record.PartyA != p.PartyID && cur.Record.PartyB != p.PartyID {
 			return ErrNotFound
 		}
-		if err := checkCurrentKey(ctx, x, p, sig.KeyID); err != nil {
+		if err := checkCurrentKey(ctx, tx, p, sig.KeyID); err != nil {
 			return err
 		}
 		versions := cur.Versions
 		if doc != nil {
-			if err := checkIdentities(ctx, x, doc); err != nil {
+			if err := checkIdentities(ctx, tx, doc); err != nil {
 				return err
 			}
 			versions = append(append([]*agreement.Document(nil), versions...), doc)
@@ -604,7 +597,7 @@ func (s *Service) step(ctx context.Context, p party.Principal, id string, doc *a
 				return err
 			}
 		}
-		keys, err := loadKeys(ctx, x, cur.Record.PartyA, cur.Record.PartyB)
+		keys, err := loadKeys(ctx, tx, cur.Record.PartyA, cur.Record.PartyB)
 		if err != nil {
 			return err
 		}
@@ -613,7 +606,7 @@ func (s *Service) step(ctx context.Context, p party.Principal, id string, doc *a
 		}
 		signedDoc := doc
 		if doc != nil {
-			if err := x.Agreements().AddVersion(ctx, store.AgreementVersion{AgreementID: id, Version: doc.Version, Document: doc.Canonical(), Hash: doc.Hash(), CreatedAt: now}); err != nil {
+			if err := tx.Agreements().AddVersion(ctx, store.AgreementVersion{AgreementID: id, Version: doc.Version, Document: doc.Canonical(), Hash: doc.Hash(), CreatedAt: now}); err != nil {
 				if errors.Is(err, store.ErrConflict) {
 					return fmt.Errorf("%w: version %d exists", ErrConflict, doc.Version)
 				}
@@ -626,10 +619,10 @@ func (s *Service) step(ctx context.Context, p party.Principal, id string, doc *a
 				}
 			}
 		}
-		if idx, err = s.addSignature(ctx, tx, x, signedDoc, sig, kind); err != nil {
+		if idx, err = s.addSignature(ctx, tx, signedDoc, sig, kind); err != nil {
 			return err
 		}
-		if out, err = s.loadAgreement(ctx, x, id, now); err != nil {
+		if out, err = s.loadAgreement(ctx, tx, id, now); err != nil {
 			return err
 		}
 		if sig.Action == agreement.ActionCountersign {
@@ -639,7 +632,7 @@ func (s *Service) step(ctx context.Context, p party.Principal, id string, doc *a
 		}
 		if out.Status.InForce(now) {
 			// New terms or a lifted suspension may release more at once.
-			if err := s.release(ctx, tx, x, out, now); err != nil {
+			if err := s.release(ctx, tx, out, now); err != nil {
 				return err
 			}
 		}
@@ -667,12 +660,12 @@ func checkReviewed(cur Agreement, sig agreement.Signature) error {
 }
 
 // addSignature stores a verified signature and its ledger entry.
-func (s *Service) addSignature(ctx context.Context, tx store.Handle, x store.Handle, doc *agreement.Document, sig agreement.Signature, kind ledger.Kind) (int64, error) {
+func (s *Service) addSignature(ctx context.Context, tx store.Handle, doc *agreement.Document, sig agreement.Signature, kind ledger.Kind) (int64, error) {
 	raw, err := json.Marshal(sig)
 	if err != nil {
 		return 0, err
 	}
-	if _, err := x.Agreements().AddSignature(ctx, store.AgreementSignature{AgreementID: sig.AgreementID, Version: sig.Version,
+	if _, err := tx.Agreements().AddSignature(ctx, store.AgreementSignature{AgreementID: sig.AgreementID, Version: sig.Version,
 		PartyID: sig.PartyID, Action: string(sig.Action), Raw: raw, SignedAt: sig.SignedAt}); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return 0, fmt.Errorf("%w: this signature is already recorded", ErrConflict)
@@ -720,7 +713,7 @@ func (s *Service) ensureCollections(ctx context.Context, tx store.Handle, a Agre
 // runs inside the transaction of the change that caused it, under the
 // agreement's lock, so concurrent writers through any instance see exact
 // allowances.
-func (s *Service) release(ctx context.Context, tx store.Handle, x store.Handle, a Agreement, now time.Time) error {
+func (s *Service) release(ctx context.Context, tx store.Handle, a Agreement, now time.Time) error {
 	doc := a.Status.Document
 	terms := doc.Reciprocity
 	var since time.Time
@@ -729,11 +722,11 @@ func (s *Service) release(ctx context.Context, tx store.Handle, x store.Handle, 
 	}
 	for _, reader := range []string{a.Record.PartyA, a.Record.PartyB} {
 		contributor := a.Counterpart(reader)
-		rb, err := x.Credits().Balance(ctx, a.Record.ID, reader, since)
+		rb, err := tx.Credits().Balance(ctx, a.Record.ID, reader, since)
 		if err != nil {
 			return err
 		}
-		cb, err := x.Credits().Balance(ctx, a.Record.ID, contributor, time.Time{})
+		cb, err := tx.Credits().Balance(ctx, a.Record.ID, contributor, time.Time{})
 		if err != nil {
 			return err
 		}
@@ -742,14 +735,14 @@ func (s *Service) release(ctx context.Context, tx store.Handle, x store.Handle, 
 		if target <= rb.Released {
 			continue
 		}
-		ids, err := x.Credits().Range(ctx, a.Record.ID, contributor, rb.Released+1, target)
+		ids, err := tx.Credits().Range(ctx, a.Record.ID, contributor, rb.Released+1, target)
 		if err != nil {
 			return err
 		}
-		if err := x.Credits().SetReleased(ctx, a.Record.ID, reader, target); err != nil {
+		if err := tx.Credits().SetReleased(ctx, a.Record.ID, reader, target); err != nil {
 			return err
 		}
-		if err := x.Credits().Reach(ctx, a.Record.ID, reader, contributor, ids); err != nil {
+		if err := tx.Credits().Reach(ctx, a.Record.ID, reader, contributor, ids); err != nil {
 			return err
 		}
 		d := sha256.New()
@@ -799,7 +792,6 @@ func (s *Service) Balance(ctx context.Context, p party.Principal, id string) (Ba
 	if err != nil {
 		return BalanceView{}, err
 	}
-	x := s.st
 	now := s.now()
 	terms := a.Status.Document.Reciprocity
 	var since time.Time
@@ -809,11 +801,11 @@ func (s *Service) Balance(ctx context.Context, p party.Principal, id string) (Ba
 	// Each Balance is one snapshot; the caller's is read first, so the
 	// counterpart's contributions (which only grow) are read no earlier
 	// than what is released of them, and released never exceeds available.
-	mine, err := x.Credits().Balance(ctx, id, p.PartyID, since)
+	mine, err := s.st.Credits().Balance(ctx, id, p.PartyID, since)
 	if err != nil {
 		return BalanceView{}, err
 	}
-	theirs, err := x.Credits().Balance(ctx, id, a.Counterpart(p.PartyID), time.Time{})
+	theirs, err := s.st.Credits().Balance(ctx, id, a.Counterpart(p.PartyID), time.Time{})
 	if err != nil {
 		return BalanceView{}, err
 	}

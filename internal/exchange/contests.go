@@ -199,7 +199,7 @@ func (s *Service) WithdrawContest(ctx context.Context, p party.Principal, agreem
 		out = contestView(c)
 		if a.Status.InForce(now) {
 			// The credit counts again: it may release more.
-			return s.release(ctx, tx, tx, a, now)
+			return s.release(ctx, tx, a, now)
 		}
 		return nil
 	})

@@ -401,7 +401,7 @@ func (s *Service) Ingest(ctx context.Context, p party.Principal, apiRoot, collec
 			return err
 		}
 		if c.Agreement != "" && credited > 0 {
-			return s.release(ctx, tx, x, ag, now)
+			return s.release(ctx, tx, ag, now)
 		}
 		return nil
 	})

@@ -13,6 +13,5 @@ func WithoutLedger(s *Service) { s.noLedger = true }
 // LoadAgreementInTx exposes the status computation (and its cache) to a
 // test that runs it inside a transaction it then rolls back.
 func LoadAgreementInTx(s *Service, tx store.Handle, id string) (Agreement, error) {
-	x := tx
-	return s.loadAgreement(context.Background(), x, id, s.now())
+	return s.loadAgreement(context.Background(), tx, id, s.now())
 }

@@ -35,7 +35,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -88,39 +87,19 @@ const SessionIDSize = 32
 // joins ends on the server instead of staying in round 1 for good.
 const SessionWindow = 24 * time.Hour
 
-// Service runs matching sessions on a store. It is stateless apart from its
-// settings, so several servers on one database may serve the same session.
+// Service runs matching sessions on a store. Its steps run through the
+// agreement workflow (exchange.Workflow), whose Log and SetClock it
+// carries. It is stateless apart from them, so several servers on one
+// database may serve the same session.
 type Service struct {
-	st  store.Store
-	ex  *exchange.Service
-	now func() time.Time
-	Log *slog.Logger
+	*exchange.Workflow
+	st store.Store
+	ex *exchange.Service
 }
 
 // New returns a Service over st; ex reads agreements and their state.
 func New(st store.Store, ex *exchange.Service) *Service {
-	return &Service{st: st, ex: ex, now: func() time.Time { return time.Now().UTC() }, Log: slog.Default()}
-}
-
-// SetClock replaces the clock (tests).
-func (s *Service) SetClock(now func() time.Time) { s.now = now }
-
-func notify(ctx context.Context, e store.Handle, partyID, kind, subject string, at time.Time, data map[string]any) error {
-	b, err := json.Marshal(data)
-	if err != nil {
-		return err
-	}
-	_, err = e.Events().Append(ctx, store.Event{PartyID: partyID, Kind: kind, Subject: subject, Data: b, At: at})
-	return err
-}
-
-// agreementFor takes the agreement's lock in tx and returns it as p sees it.
-func (s *Service) agreementFor(ctx context.Context, tx store.Handle, p party.Principal, id string) (exchange.Agreement, error) {
-	a, err := s.ex.LockedAgreement(ctx, tx, p, id)
-	if errors.Is(err, exchange.ErrNotFound) {
-		return exchange.Agreement{}, fmt.Errorf("%w: agreement %s", ErrNotFound, id)
-	}
-	return a, err
+	return &Service{Workflow: exchange.NewWorkflow(st, ex, ErrNotFound), st: st, ex: ex}
 }
 
 // Started is a new session with the ledger index recording it.
@@ -134,13 +113,8 @@ type Started struct {
 // and the other party as responder, and the handover escrowing round 2.
 func (s *Service) Start(ctx context.Context, p party.Principal, agreementID string) (Started, error) {
 	var out Started
-	err := s.st.Update(ctx, func(tx store.Handle) error {
-		e := tx
-		a, err := s.agreementFor(ctx, tx, p, agreementID)
-		if err != nil {
-			return err
-		}
-		now := s.now().Truncate(time.Microsecond)
+	err := s.InAgreement(ctx, p, agreementID, func(st *exchange.Step) error {
+		a, now, tx := st.Agreement, st.Now, st.Tx
 		peer := a.Counterpart(p.PartyID)
 		switch {
 		case !a.Status.InForce(now):
@@ -157,12 +131,12 @@ func (s *Service) Start(ctx context.Context, p party.Principal, agreementID stri
 			ProposerDelivers:    "round-2 message of matching session " + id + " (sealed)",
 			CounterpartDelivers: "round-2 message of matching session " + id + " (sealed)",
 			Deadline:            now.Add(min(a.Status.Document.EscrowDeadline, SessionWindow)), State: store.HandoverAccepted, CreatedAt: now, DecidedAt: now}
-		if err := e.Handovers().Create(ctx, h); err != nil {
+		if err := tx.Handovers().Create(ctx, h); err != nil {
 			return err
 		}
 		parties := []string{p.PartyID, peer}
 		dsum := sha256.Sum256([]byte(h.ProposerDelivers + "\x00" + h.CounterpartDelivers))
-		idx, err := ledger.Append(ctx, tx.Ledger(),
+		idx, err := st.Record(ctx,
 			ledger.Entry{Kind: ledger.KindHandoverProposed, Actor: p.PartyID, Agreement: agreementID, Subject: h.ID, Time: now,
 				Parties: parties, Attrs: map[string]string{"step": "accepted", "match": id, "deadline": h.Deadline.Format(time.RFC3339Nano)},
 				Digests: map[string]string{"terms": "sha256:" + hex.EncodeToString(dsum[:])}},
@@ -179,7 +153,7 @@ func (s *Service) Start(ctx context.Context, p party.Principal, agreementID stri
 			return err
 		}
 		out = Started{Session: m, Handover: h, LedgerIndex: idx + 1}
-		return notify(ctx, e, peer, EventStarted, id, now, map[string]any{"agreement": agreementID, "from": p.PartyID,
+		return st.Notify(ctx, peer, EventStarted, id, map[string]any{"agreement": agreementID, "from": p.PartyID,
 			"handover": h.ID, "deadline": h.Deadline})
 	})
 	return out, err
@@ -200,8 +174,7 @@ func (s *Service) Get(ctx context.Context, p party.Principal, id string) (View, 
 	if err != nil {
 		return View{}, err
 	}
-	e := s.st
-	h, err := e.Handovers().Get(ctx, m.HandoverID)
+	h, err := s.st.Handovers().Get(ctx, m.HandoverID)
 	if err != nil {
 		return View{}, err
 	}
@@ -214,10 +187,9 @@ func (s *Service) List(ctx context.Context, p party.Principal, agreementID strin
 	if err != nil {
 		return nil, err
 	}
-	e := s.st
 	out := make([]View, 0, len(ms))
 	for _, m := range ms {
-		h, err := e.Handovers().Get(ctx, m.HandoverID)
+		h, err := s.st.Handovers().Get(ctx, m.HandoverID)
 		if err != nil {
 			return nil, err
 		}
@@ -234,20 +206,10 @@ func roles(m store.MatchSession, partyID string) (own store.MatchSide, role psi.
 	return m.Responder, psi.RoleResponder, m.Initiator
 }
 
-// open checks that round 1 may be sent now: the session's handover is open
-// and its agreement in force.
-func (s *Service) open(ctx context.Context, p party.Principal, v View) error {
-	a, err := s.ex.Agreement(ctx, p, v.Session.AgreementID)
-	if err != nil {
-		return err
-	}
-	return s.openUnder(v, a)
-}
-
-// openUnder is open with the agreement already at hand (inside a
-// transaction, read through it).
-func (s *Service) openUnder(v View, a exchange.Agreement) error {
-	now := s.now()
+// open checks that round 1 may be sent now, under agreement a: the
+// session's handover is open and a in force.
+func (s *Service) open(v View, a exchange.Agreement) error {
+	now := s.Now()
 	switch {
 	case v.Handover.State != store.HandoverAccepted:
 		return fmt.Errorf("%w: session %s is over: its handover %s is %s", ErrConflict, v.Session.ID, v.Handover.ID, v.Handover.State)
@@ -304,11 +266,17 @@ func (s *Service) PutRound1(ctx context.Context, p party.Principal, id string, b
 	if own.Done() {
 		return Round1Result{}, fmt.Errorf("%w: you already sent round 1 of session %s", ErrConflict, id)
 	}
-	if err := s.open(ctx, p, v); err != nil {
+	// Checked before a byte is stored, and again under the lock once the
+	// message is in; one read of the agreement serves both checks here.
+	a, err := s.ex.Agreement(ctx, p, m.AgreementID)
+	if err != nil {
+		return Round1Result{}, err
+	}
+	if err := s.open(v, a); err != nil {
 		return Round1Result{}, err
 	}
 	limit := m.Cap
-	if a, err := s.ex.Agreement(ctx, p, m.AgreementID); err == nil && a.Status.Document.MatchCap < limit {
+	if a.Status.Document.MatchCap < limit {
 		limit = a.Status.Document.MatchCap // amended down since the session began
 	}
 	h := sha256.New()
@@ -333,29 +301,24 @@ func (s *Service) PutRound1(ctx context.Context, p party.Principal, id string, b
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	var out Round1Result
-	err = s.st.Update(ctx, func(tx store.Handle) error {
-		e := tx
-		a, err := s.agreementFor(ctx, tx, p, m.AgreementID)
-		if err != nil {
-			return err
-		}
+	err = s.InAgreement(ctx, p, m.AgreementID, func(st *exchange.Step) error {
+		tx, now := st.Tx, st.Now
 		cur, err := tx.Matches().Get(ctx, m.ID)
 		if err != nil {
 			return err
 		}
-		hv, err := e.Handovers().Get(ctx, cur.HandoverID)
+		hv, err := tx.Handovers().Get(ctx, cur.HandoverID)
 		if err != nil {
 			return err
 		}
-		if err := s.openUnder(View{cur, hv}, a); err != nil {
+		if err := s.open(View{cur, hv}, st.Agreement); err != nil {
 			return err
 		}
-		now := s.now().Truncate(time.Microsecond)
 		roleName := "initiator"
 		if role == psi.RoleResponder {
 			roleName = "responder"
 		}
-		idx, err := ledger.Append(ctx, tx.Ledger(), ledger.Entry{Kind: ledger.KindMatchRound1, Actor: p.PartyID, Agreement: m.AgreementID,
+		idx, err := st.Record(ctx, ledger.Entry{Kind: ledger.KindMatchRound1, Actor: p.PartyID, Agreement: m.AgreementID,
 			Subject: m.ID, Time: now, Parties: []string{m.Initiator.PartyID, m.Responder.PartyID},
 			Attrs: map[string]string{"role": roleName, "count": fmt.Sprint(hdr.Count), "bytes": fmt.Sprint(size),
 				"protocol": fmt.Sprint(hdr.Version)},
@@ -380,7 +343,7 @@ func (s *Service) PutRound1(ctx context.Context, p party.Principal, id string, b
 		}
 		out = Round1Result{Session: cur, Count: side.Count, Size: size, SHA256: sum, LedgerIndex: idx}
 		_, _, peer := roles(cur, p.PartyID)
-		return notify(ctx, e, peer.PartyID, EventRound1, m.ID, now, map[string]any{"agreement": m.AgreementID, "by": p.PartyID,
+		return st.Notify(ctx, peer.PartyID, EventRound1, m.ID, map[string]any{"agreement": m.AgreementID, "by": p.PartyID,
 			"count": side.Count, "handover": m.HandoverID})
 	})
 	if err != nil {

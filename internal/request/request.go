@@ -22,10 +22,8 @@ package request
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"time"
 	"unicode"
@@ -89,27 +87,20 @@ const (
 	MaxRefLen = 256
 )
 
-// Service runs the request workflow on a store.
+// Service runs the request workflow on a store. Its steps run through the
+// agreement workflow (exchange.Workflow), whose settings it carries:
+// SweepInterval and NearWindow (a "deadline near" event goes to the
+// responder once a deadline is this close) for the sweeper, Log, SetClock.
 type Service struct {
-	st  store.Store
-	ex  *exchange.Service
-	now func() time.Time
-	// SweepInterval is how often Run looks for due requests (default 1 s).
-	SweepInterval time.Duration
-	// NearWindow: a "deadline near" event goes to the responder once a
-	// deadline is this close (default 1 h).
-	NearWindow time.Duration
-	Log        *slog.Logger
+	*exchange.Workflow
+	st store.Store
+	ex *exchange.Service
 }
 
 // New returns a Service over st; ex reads agreements.
 func New(st store.Store, ex *exchange.Service) *Service {
-	return &Service{st: st, ex: ex, now: func() time.Time { return time.Now().UTC() }, SweepInterval: time.Second,
-		NearWindow: time.Hour, Log: slog.Default()}
+	return &Service{Workflow: exchange.NewWorkflow(st, ex, ErrNotFound), st: st, ex: ex}
 }
-
-// SetClock replaces the clock (tests).
-func (s *Service) SetClock(now func() time.Time) { s.now = now }
 
 // FileInput is a new request.
 type FileInput struct {
@@ -177,23 +168,6 @@ func Normalize(in FileInput) (FileInput, error) {
 	return in, nil
 }
 
-func notify(ctx context.Context, e store.Handle, partyID, kind, subject string, at time.Time, data map[string]any) error {
-	b, err := json.Marshal(data)
-	if err != nil {
-		return err
-	}
-	_, err = e.Events().Append(ctx, store.Event{PartyID: partyID, Kind: kind, Subject: subject, Data: b, At: at})
-	return err
-}
-
-func (s *Service) agreementFor(ctx context.Context, x store.Handle, p party.Principal, id string) (exchange.Agreement, error) {
-	a, err := s.ex.LockedAgreement(ctx, x, p, id)
-	if errors.Is(err, exchange.ErrNotFound) {
-		return exchange.Agreement{}, fmt.Errorf("%w: agreement %s", ErrNotFound, id)
-	}
-	return a, err
-}
-
 // Result is a request after a step, with the ledger index of the step.
 type Result struct {
 	Request     store.Request
@@ -207,13 +181,8 @@ func (s *Service) File(ctx context.Context, p party.Principal, in FileInput) (Re
 		return Result{}, err
 	}
 	var out Result
-	err = s.st.Update(ctx, func(tx store.Handle) error {
-		e, x := tx, tx
-		a, err := s.agreementFor(ctx, x, p, in.AgreementID)
-		if err != nil {
-			return err
-		}
-		now := s.now().Truncate(time.Microsecond)
+	err = s.InAgreement(ctx, p, in.AgreementID, func(st *exchange.Step) error {
+		a, now := st.Agreement, st.Now
 		if !a.Status.InForce(now) {
 			return fmt.Errorf("%w: agreement %s is %s, not in force", ErrForbidden, in.AgreementID, a.Status.Phase)
 		}
@@ -221,17 +190,17 @@ func (s *Service) File(ctx context.Context, p party.Principal, in FileInput) (Re
 		r := store.Request{ID: party.NewID("request"), AgreementID: in.AgreementID, Requester: p.PartyID, Responder: a.Counterpart(p.PartyID),
 			Subject: in.Subject, Refs: in.Refs, Reason: in.Reason, Urgency: in.Urgency, State: store.RequestFiled,
 			FiledAt: now, AckBy: now.Add(d.Acknowledge), FulfilBy: now.Add(d.Fulfil)}
-		if err := e.Requests().Create(ctx, r); err != nil {
+		if err := st.Tx.Requests().Create(ctx, r); err != nil {
 			return err
 		}
-		idx, err := ledger.Append(ctx, x.Ledger(), ledger.Entry{Kind: ledger.KindRequestFiled, Actor: p.PartyID, Agreement: r.AgreementID,
+		idx, err := st.Record(ctx, ledger.Entry{Kind: ledger.KindRequestFiled, Actor: p.PartyID, Agreement: r.AgreementID,
 			Subject: r.ID, Time: now, Parties: []string{r.Requester, r.Responder},
 			Attrs: map[string]string{"urgency": r.Urgency, "ack_by": r.AckBy.Format(time.RFC3339Nano), "fulfil_by": r.FulfilBy.Format(time.RFC3339Nano)}})
 		if err != nil {
 			return err
 		}
 		out = Result{r, idx}
-		return notify(ctx, e, r.Responder, EventFiled, r.ID, now, map[string]any{"agreement": r.AgreementID, "from": p.PartyID,
+		return st.Notify(ctx, r.Responder, EventFiled, r.ID, map[string]any{"agreement": r.AgreementID, "from": p.PartyID,
 			"subject": r.Subject, "urgency": r.Urgency, "ack_by": r.AckBy, "fulfil_by": r.FulfilBy})
 	})
 	return out, err
@@ -241,40 +210,35 @@ func (s *Service) File(ctx context.Context, p party.Principal, in FileInput) (Re
 // lets change modify it, and stores it with its ledger entry and event.
 func (s *Service) step(ctx context.Context, p party.Principal, id string, change func(e store.Handle, r *store.Request, now time.Time) (ledger.Entry, string, map[string]any, error)) (Result, error) {
 	var out Result
-	err := s.st.Update(ctx, func(tx store.Handle) error {
-		e, x := tx, tx
-		r, err := e.Requests().Get(ctx, id)
+	err := s.OnCase(ctx, p, func(tx store.Handle) (string, error) {
+		r, err := tx.Requests().Get(ctx, id)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && r.Requester != p.PartyID && r.Responder != p.PartyID) {
-			return fmt.Errorf("%w: %s", ErrNotFound, id)
+			return "", fmt.Errorf("%w: %s", ErrNotFound, id)
 		}
+		return r.AgreementID, err
+	}, func(st *exchange.Step) error {
+		r, err := st.Tx.Requests().Get(ctx, id)
 		if err != nil {
-			return err
-		}
-		if _, err := s.agreementFor(ctx, x, p, r.AgreementID); err != nil {
-			return err
-		}
-		if r, err = e.Requests().Get(ctx, id); err != nil {
 			return err
 		}
 		if r.Responder != p.PartyID {
 			return fmt.Errorf("%w: only %s, to whom request %s is addressed, may answer it", ErrForbidden, r.Responder, id)
 		}
-		now := s.now().Truncate(time.Microsecond)
-		en, ev, data, err := change(e, &r, now)
+		en, ev, data, err := change(st.Tx, &r, st.Now)
 		if err != nil {
 			return err
 		}
-		if err := e.Requests().Update(ctx, r); err != nil {
+		if err := st.Tx.Requests().Update(ctx, r); err != nil {
 			return err
 		}
-		en.Actor, en.Agreement, en.Subject, en.Time, en.Parties = p.PartyID, r.AgreementID, r.ID, now, []string{r.Requester, r.Responder}
-		idx, err := ledger.Append(ctx, x.Ledger(), en)
+		en.Actor, en.Agreement, en.Subject, en.Time, en.Parties = p.PartyID, r.AgreementID, r.ID, st.Now, []string{r.Requester, r.Responder}
+		idx, err := st.Record(ctx, en)
 		if err != nil {
 			return err
 		}
 		out = Result{r, idx}
 		data["agreement"] = r.AgreementID
-		return notify(ctx, e, r.Requester, ev, r.ID, now, data)
+		return st.Notify(ctx, r.Requester, ev, r.ID, data)
 	})
 	return out, err
 }
@@ -365,10 +329,11 @@ func pendingOn(ctx context.Context, tx store.Handle, h store.Handover) (store.Re
 }
 
 // HandoverReleased fulfils the request pending on h, which has just been
-// released in tx: the request counts as answered now (in time if now is
-// not after its fulfilment deadline), with its ledger entry and events.
-// It does nothing when no request is pending on h.
-func HandoverReleased(ctx context.Context, tx store.Handle, h store.Handover, now time.Time) error {
+// released in st: the request counts as answered at the step's time (in
+// time if that is not after its fulfilment deadline), with its ledger
+// entry and events. It does nothing when no request is pending on h.
+func HandoverReleased(ctx context.Context, st *exchange.Step, h store.Handover) error {
+	tx, now := st.Tx, st.Now
 	r, ok, err := pendingOn(ctx, tx, h)
 	if err != nil || !ok {
 		return err
@@ -378,13 +343,13 @@ func HandoverReleased(ctx context.Context, tx store.Handle, h store.Handover, no
 		return err
 	}
 	inTime := !now.After(r.FulfilBy)
-	if _, err := ledger.Append(ctx, tx.Ledger(), ledger.Entry{Kind: ledger.KindRequestFulfilled, Actor: r.Responder, Agreement: r.AgreementID,
+	if _, err := st.Record(ctx, ledger.Entry{Kind: ledger.KindRequestFulfilled, Actor: r.Responder, Agreement: r.AgreementID,
 		Subject: r.ID, Time: now, Parties: []string{r.Requester, r.Responder},
 		Attrs: map[string]string{"handover": h.ID, "in_time": fmt.Sprint(inTime), "step": "released"}}); err != nil {
 		return err
 	}
 	for _, pid := range []string{r.Requester, r.Responder} {
-		if err := notify(ctx, tx, pid, EventFulfilled, r.ID, now, map[string]any{"agreement": r.AgreementID, "handover": h.ID, "in_time": inTime}); err != nil {
+		if err := st.Notify(ctx, pid, EventFulfilled, r.ID, map[string]any{"agreement": r.AgreementID, "handover": h.ID, "in_time": inTime}); err != nil {
 			return err
 		}
 	}
@@ -404,7 +369,8 @@ const (
 // entry and both sides told. A withdrawal by the requester leaves the
 // answer pending (the responder's deposit is still there). It does nothing
 // when no request is pending on h.
-func HandoverFailed(ctx context.Context, tx store.Handle, h store.Handover, cause, by string, now time.Time) error {
+func HandoverFailed(ctx context.Context, st *exchange.Step, h store.Handover, cause, by string) error {
+	tx, now := st.Tx, st.Now
 	r, ok, err := pendingOn(ctx, tx, h)
 	if err != nil || !ok || (cause == CauseWithdrawn && by != r.Responder) {
 		return err
@@ -413,13 +379,13 @@ func HandoverFailed(ctx context.Context, tx store.Handle, h store.Handover, caus
 	if err := tx.Requests().Update(ctx, r); err != nil {
 		return err
 	}
-	if _, err := ledger.Append(ctx, tx.Ledger(), ledger.Entry{Kind: ledger.KindRequestReopened, Actor: by, Agreement: r.AgreementID,
+	if _, err := st.Record(ctx, ledger.Entry{Kind: ledger.KindRequestReopened, Actor: by, Agreement: r.AgreementID,
 		Subject: r.ID, Time: now, Parties: []string{r.Requester, r.Responder},
 		Attrs: map[string]string{"handover": h.ID, "cause": cause}}); err != nil {
 		return err
 	}
 	for _, pid := range []string{r.Requester, r.Responder} {
-		if err := notify(ctx, tx, pid, EventReopened, r.ID, now, map[string]any{"agreement": r.AgreementID, "handover": h.ID,
+		if err := st.Notify(ctx, pid, EventReopened, r.ID, map[string]any{"agreement": r.AgreementID, "handover": h.ID,
 			"cause": cause, "fulfil_by": r.FulfilBy}); err != nil {
 			return err
 		}
@@ -460,8 +426,7 @@ func (s *Service) Refuse(ctx context.Context, p party.Principal, id, ground, tex
 
 // Get returns a request the caller is a side of.
 func (s *Service) Get(ctx context.Context, p party.Principal, id string) (store.Request, error) {
-	e := s.st
-	r, err := e.Requests().Get(ctx, id)
+	r, err := s.st.Requests().Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && r.Requester != p.PartyID && r.Responder != p.PartyID) {
 		return store.Request{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
@@ -470,8 +435,7 @@ func (s *Service) Get(ctx context.Context, p party.Principal, id string) (store.
 
 // List returns the caller's requests (made and received), newest first.
 func (s *Service) List(ctx context.Context, p party.Principal, agreementID string) ([]store.Request, error) {
-	e := s.st
-	return e.Requests().ListByParty(ctx, p.PartyID, agreementID)
+	return s.st.Requests().ListByParty(ctx, p.PartyID, agreementID)
 }
 
 // SideStats counts one side's requests under an agreement.
@@ -495,8 +459,7 @@ func (s *Service) Stats(ctx context.Context, p party.Principal, agreementID stri
 	if err != nil {
 		return nil, err
 	}
-	e := s.st
-	rs, err := e.Requests().ListByAgreement(ctx, agreementID)
+	rs, err := s.st.Requests().ListByAgreement(ctx, agreementID)
 	if err != nil {
 		return nil, err
 	}

@@ -3,9 +3,9 @@ package request
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"time"
 
+	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/store"
 )
@@ -15,26 +15,12 @@ const sweepBatch = 100
 // Run flags overdue requests and warns of near deadlines every
 // SweepInterval until ctx ends. Like escrow's sweeper it is safe to run on
 // several servers at once: each flag is set once under the agreement's lock.
-func (s *Service) Run(ctx context.Context) {
-	t := time.NewTicker(s.SweepInterval)
-	defer t.Stop()
-	for {
-		if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
-			s.Log.ErrorContext(ctx, "request sweep", slog.Any("err", err))
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
+func (s *Service) Run(ctx context.Context) { s.Workflow.Run(ctx, "request sweep", s.Sweep) }
 
 // Sweep runs one pass and reports how many overdue flags it set.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
-	e := s.st
-	now := s.now()
-	due, err := e.Requests().Due(ctx, now, now.Add(s.NearWindow), sweepBatch)
+	now := s.Now()
+	due, err := s.st.Requests().Due(ctx, now, now.Add(s.NearWindow), sweepBatch)
 	if err != nil {
 		return 0, err
 	}
@@ -52,23 +38,19 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 // each with its ledger entry (overdue) and events, in one transaction.
 func (s *Service) flag(ctx context.Context, id string) (int, error) {
 	flagged := 0
-	err := s.st.Update(ctx, func(tx store.Handle) error {
+	err := s.SweepCase(ctx, func(tx store.Handle) (string, error) {
+		r, err := tx.Requests().Get(ctx, id)
+		return r.AgreementID, err
+	}, func(st *exchange.Step) error {
 		flagged = 0
-		e, x := tx, tx
-		r, err := e.Requests().Get(ctx, id)
+		r, err := st.Tx.Requests().Get(ctx, id)
 		if err != nil {
-			return err
-		}
-		if err := x.Agreements().Lock(ctx, r.AgreementID); err != nil {
-			return err
-		}
-		if r, err = e.Requests().Get(ctx, id); err != nil {
 			return err
 		}
 		if r.State != store.RequestFiled && r.State != store.RequestAcknowledged {
 			return nil
 		}
-		now := s.now().Truncate(time.Microsecond)
+		now := st.Now
 		type overdue struct {
 			stage    string
 			deadline time.Time
@@ -93,17 +75,17 @@ func (s *Service) flag(ctx context.Context, id string) (int, error) {
 		if len(found) == 0 && !near {
 			return nil
 		}
-		if err := e.Requests().Update(ctx, r); err != nil {
+		if err := st.Tx.Requests().Update(ctx, r); err != nil {
 			return err
 		}
 		for _, o := range found {
-			if _, err := ledger.Append(ctx, x.Ledger(), ledger.Entry{Kind: ledger.KindRequestOverdue, Agreement: r.AgreementID, Subject: r.ID,
+			if _, err := st.Record(ctx, ledger.Entry{Kind: ledger.KindRequestOverdue, Agreement: r.AgreementID, Subject: r.ID,
 				Time: now, Parties: []string{r.Requester, r.Responder},
 				Attrs: map[string]string{"stage": o.stage, "deadline": o.deadline.Format(time.RFC3339Nano), "responder": r.Responder}}); err != nil {
 				return err
 			}
 			for _, pid := range []string{r.Requester, r.Responder} {
-				if err := notify(ctx, e, pid, EventOverdue, r.ID, now, map[string]any{"agreement": r.AgreementID, "stage": o.stage,
+				if err := st.Notify(ctx, pid, EventOverdue, r.ID, map[string]any{"agreement": r.AgreementID, "stage": o.stage,
 					"deadline": o.deadline, "responder": r.Responder}); err != nil {
 					return err
 				}
@@ -111,7 +93,7 @@ func (s *Service) flag(ctx context.Context, id string) (int, error) {
 			flagged++
 		}
 		if near {
-			return notify(ctx, e, r.Responder, EventDeadlineNear, r.ID, now, map[string]any{"agreement": r.AgreementID, "deadline": next, "state": r.State})
+			return st.Notify(ctx, r.Responder, EventDeadlineNear, r.ID, map[string]any{"agreement": r.AgreementID, "deadline": next, "state": r.State})
 		}
 		return nil
 	})

@@ -9,22 +9,8 @@ import (
 )
 
 func TestContestSignVerify(t *testing.T) {
-	alice, err := GenerateKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	mallory, err := GenerateKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now()
-	ring := NewKeyRing()
-	if err := ring.Register("party--alice", alice.Public(), now.Add(-time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	if err := ring.Register("party--mallory", mallory.Public(), now.Add(-time.Hour)); err != nil {
-		t.Fatal(err)
-	}
+	alice, mallory, ring := aliceAndMallory(t, now)
 	st := ContestStatement{Action: ContestFile, AgreementID: NewID(), PartyID: "party--alice", ObjectID: "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
 		Reason: "a loopback address", SignedAt: now}
 	sc, err := SignContest(alice, st)
@@ -107,4 +93,26 @@ func TestContestWindowInDocument(t *testing.T) {
 		!strings.Contains(err.Error(), "contest_window must be positive") {
 		t.Fatalf("negative window: %v", err)
 	}
+}
+
+// aliceAndMallory makes two parties' keys, both registered an hour before
+// now, for the tests of signed statements.
+func aliceAndMallory(t *testing.T, now time.Time) (alice, mallory *PrivateKeys, ring *KeyRing) {
+	t.Helper()
+	ring = NewKeyRing()
+	for _, id := range []string{"party--alice", "party--mallory"} {
+		k, err := GenerateKeys()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ring.Register(id, k.Public(), now.Add(-time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if id == "party--alice" {
+			alice = k
+		} else {
+			mallory = k
+		}
+	}
+	return alice, mallory, ring
 }

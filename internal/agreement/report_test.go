@@ -8,22 +8,8 @@ import (
 )
 
 func TestReportSignVerify(t *testing.T) {
-	alice, err := GenerateKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	mallory, err := GenerateKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now()
-	ring := NewKeyRing()
-	if err := ring.Register("party--alice", alice.Public(), now.Add(-time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	if err := ring.Register("party--mallory", mallory.Public(), now.Add(-time.Hour)); err != nil {
-		t.Fatal(err)
-	}
+	alice, mallory, ring := aliceAndMallory(t, now)
 	hash := "sha256:" + "ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12"
 	st := ReportStatement{AgreementID: NewID(), PartyID: "party--alice", ReportHash: hash,
 		From: now.Add(-24 * time.Hour), To: now, SignedAt: now}

@@ -9,21 +9,8 @@ import (
 )
 
 func TestVerificationSignVerify(t *testing.T) {
-	alice, err := GenerateKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	mallory, err := GenerateKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now()
-	ring := NewKeyRing()
-	for id, k := range map[string]*PrivateKeys{"party--alice": alice, "party--mallory": mallory} {
-		if err := ring.Register(id, k.Public(), now.Add(-time.Hour)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	alice, mallory, ring := aliceAndMallory(t, now)
 	root := base64.StdEncoding.EncodeToString(make([]byte, 32))
 	st := VerificationStatement{PartyID: "party--alice", Origin: "parley.example/log", Size: 12, Root: root,
 		Result: VerificationOK, Entries: 3, VerifiedAt: now}

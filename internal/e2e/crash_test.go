@@ -9,13 +9,11 @@ package e2e
 
 import (
 	"errors"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,49 +21,6 @@ import (
 	"github.com/parley-cti/parley/internal/client"
 	"github.com/parley-cti/parley/internal/escrow"
 )
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// parleyBinary builds cmd/parley once per test process.
-func parleyBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "parley-crash-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		root, err := os.Getwd()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		for {
-			if _, err := os.Stat(filepath.Join(root, "go.mod")); err == nil {
-				break
-			}
-			if filepath.Dir(root) == root {
-				buildErr = errors.New("go.mod not found")
-				return
-			}
-			root = filepath.Dir(root)
-		}
-		binPath = filepath.Join(dir, "parley")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/parley")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = errors.New(string(out))
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("go build ./cmd/parley: %v", buildErr)
-	}
-	return binPath
-}
 
 // proc is a parley server subprocess on a fixed data directory and port.
 type proc struct {
@@ -78,13 +33,8 @@ type proc struct {
 }
 
 func newProc(t *testing.T) *proc {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	p := &proc{t: t, bin: parleyBinary(t), data: filepath.Join(t.TempDir(), "data"), addr: addr}
+	addr := freeAddr(t)
+	p := &proc{t: t, bin: parleyBin(t), data: filepath.Join(t.TempDir(), "data"), addr: addr}
 	t.Cleanup(func() {
 		if p.cmd != nil {
 			p.cmd.Process.Kill()

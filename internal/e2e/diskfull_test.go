@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -63,24 +62,11 @@ func TestDiskFullOnRealFilesystem(t *testing.T) {
 	})
 	bin := parleyBin(t)
 	data := filepath.Join(mnt, "data")
-	last := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command(bin, append(args, "--data", data)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("parley %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		return strings.TrimSpace(lines[len(lines)-1])
-	}
+	last := operatorCmd(t, bin, data)
 	token := last("party", "add", "alpha")
 	coll := last("collection", "add", "--title", "feed", "--read", "alpha", "--write", "alpha")
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	base := "http://" + addr
 	var logs *lockedBuffer
 	var srv *exec.Cmd

@@ -90,6 +90,32 @@ func parleyBin(t testing.TB) string {
 	return ledgerBinPath
 }
 
+// freeAddr returns a loopback address no one listens on right now, for a
+// server subprocess to take.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// operatorCmd runs operator commands (parley … --data data) and returns
+// the last line each prints: a new party's token, a collection's id.
+func operatorCmd(t testing.TB, bin, data string) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(bin, append(args, "--data", data)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("parley %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		return strings.TrimSpace(lines[len(lines)-1])
+	}
+}
+
 // cli runs the parley command with its own configuration directory, as a
 // party's machine would.
 type cli struct {

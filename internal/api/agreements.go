@@ -23,7 +23,7 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request, p party.Principal) e
 
 // listParties is the directory parties need to address a proposal.
 func (s *Server) listParties(w http.ResponseWriter, r *http.Request, p party.Principal) error {
-	ps, err := s.st.Parties().List(r.Context())
+	ps, err := s.parties.List(r.Context())
 	if err != nil {
 		return err
 	}

@@ -1,13 +1,16 @@
 // Package api is parley's management API: JSON over HTTP(S) under /api/v1/
-// for parties' keys, agreements and balances (and, as they land, handovers,
-// requests and matching). It authenticates callers like the TAXII surface
-// does and turns HTTP into calls on package exchange, which decides.
+// for parties' keys, agreements, balances, handovers, requests, matching,
+// joint reports and verifications. It authenticates callers like the TAXII
+// surface does and turns HTTP into calls on the services it is handed
+// (Services: exchange, escrow, request, matching, …), which decide. It holds
+// no store and builds no service: internal/server builds each once.
 //
 // Errors reach clients only through the sentinel mapping in writeError; a
 // 500 logs its cause and sends a fixed message.
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,9 +24,12 @@ import (
 	"github.com/parley-cti/parley/internal/escrow"
 	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/health"
+	"github.com/parley-cti/parley/internal/matching"
 	"github.com/parley-cti/parley/internal/party"
+	"github.com/parley-cti/parley/internal/report"
 	"github.com/parley-cti/parley/internal/request"
 	"github.com/parley-cti/parley/internal/store"
+	"github.com/parley-cti/parley/internal/verification"
 	"github.com/parley-cti/parley/internal/wire"
 )
 
@@ -33,17 +39,43 @@ const Prefix = "/api/v1/"
 // MaxBody bounds every request body.
 const MaxBody = 1 << 20
 
-// Server serves the management API.
-type Server struct {
-	ex      *exchange.Service
-	parties *party.Service
-	st      store.Store
-	log     *slog.Logger
+// Services are what the API turns HTTP into calls on. The server builds
+// each once and hands them over; the API holds no store and builds no
+// service of its own.
+type Services struct {
+	Exchange      *exchange.Service
+	Parties       *party.Service
+	Handovers     *escrow.Service
+	Requests      *request.Service
+	Matches       *matching.Service
+	Reports       *report.Service
+	Verifications *verification.Service
+	Events        Events
+	Log           *slog.Logger
 }
 
-// New returns the API server.
-func New(st store.Store, ex *exchange.Service, parties *party.Service, log *slog.Logger) *Server {
-	return &Server{ex: ex, parties: parties, st: st, log: log}
+// Events reads a party's event stream (store.EventStore does).
+type Events interface {
+	After(ctx context.Context, partyID string, after int64, limit int) ([]store.Event, error)
+}
+
+// Server serves the management API.
+type Server struct {
+	ex            *exchange.Service
+	parties       *party.Service
+	handovers     *escrow.Service
+	requests      *request.Service
+	matches       *matching.Service
+	reports       *report.Service
+	verifications *verification.Service
+	eventLog      Events
+	log           *slog.Logger
+}
+
+// New returns the API server over sv.
+func New(sv Services) *Server {
+	return &Server{ex: sv.Exchange, parties: sv.Parties, handovers: sv.Handovers, requests: sv.Requests,
+		matches: sv.Matches, reports: sv.Reports, verifications: sv.Verifications, eventLog: sv.Events, log: sv.Log}
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, p party.Principal) error

@@ -43,11 +43,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, p party.Principa
 		after = n
 	}
 	follow := r.URL.Query().Get("follow") != "false"
-	e := s.st
+	e := s.eventLog
 	ctx := r.Context()
 	// Read the first batch before committing to a 200, so a failing store
 	// still gets a proper error answer.
-	batch, err := e.Events().After(ctx, p.PartyID, after, eventBatch)
+	batch, err := e.After(ctx, p.PartyID, after, eventBatch)
 	if err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, p party.Principa
 			case <-poll.C:
 			}
 		}
-		if batch, err = e.Events().After(ctx, p.PartyID, after, eventBatch); err != nil {
+		if batch, err = e.After(ctx, p.PartyID, after, eventBatch); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}

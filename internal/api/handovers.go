@@ -18,10 +18,6 @@ import (
 	"github.com/parley-cti/parley/internal/wire"
 )
 
-// The services are stateless views over the store, so a handler makes the
-// one it needs; the server runs their sweepers separately.
-func (s *Server) handovers() *escrow.Service { return escrow.New(s.st, s.ex) }
-
 func optTime(t time.Time) *time.Time {
 	if t.IsZero() {
 		return nil
@@ -61,7 +57,7 @@ func (s *Server) proposeHandover(w http.ResponseWriter, r *http.Request, p party
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	res, err := s.handovers().Propose(r.Context(), p, escrow.ProposeInput{AgreementID: in.Agreement, Delivers: in.Delivers,
+	res, err := s.handovers.Propose(r.Context(), p, escrow.ProposeInput{AgreementID: in.Agreement, Delivers: in.Delivers,
 		Expects: in.Expects, RequestID: in.Request, Deadline: in.Deadline})
 	if err != nil {
 		return err
@@ -72,7 +68,7 @@ func (s *Server) proposeHandover(w http.ResponseWriter, r *http.Request, p party
 }
 
 func (s *Server) listHandovers(w http.ResponseWriter, r *http.Request, p party.Principal) error {
-	hs, err := s.handovers().List(r.Context(), p, r.URL.Query().Get("agreement"))
+	hs, err := s.handovers.List(r.Context(), p, r.URL.Query().Get("agreement"))
 	if err != nil {
 		return err
 	}
@@ -85,7 +81,7 @@ func (s *Server) listHandovers(w http.ResponseWriter, r *http.Request, p party.P
 }
 
 func (s *Server) getHandover(w http.ResponseWriter, r *http.Request, p party.Principal) error {
-	v, err := s.handovers().Show(r.Context(), p, r.PathValue("id"))
+	v, err := s.handovers.Show(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -97,7 +93,7 @@ func (s *Server) getHandover(w http.ResponseWriter, r *http.Request, p party.Pri
 
 func (s *Server) decideHandover(accept bool) handler {
 	return func(w http.ResponseWriter, r *http.Request, p party.Principal) error {
-		res, err := s.handovers().Decide(r.Context(), p, r.PathValue("id"), accept)
+		res, err := s.handovers.Decide(r.Context(), p, r.PathValue("id"), accept)
 		if err != nil {
 			return err
 		}
@@ -136,7 +132,7 @@ func (s *Server) deposit(w http.ResponseWriter, r *http.Request, p party.Princip
 			return fmt.Errorf("%w: the %s header is not base64", escrow.ErrInvalid, wire.ManifestHeader)
 		}
 	}
-	res, err := s.handovers().Deposit(r.Context(), p, r.PathValue("id"), escrow.DepositInput{Sealed: sealed, Content: body,
+	res, err := s.handovers.Deposit(r.Context(), p, r.PathValue("id"), escrow.DepositInput{Sealed: sealed, Content: body,
 		SHA256: r.Header.Get(wire.ContentSHA256Header), AgreementID: r.URL.Query().Get("agreement"), Manifest: manifest})
 	if err != nil {
 		return err
@@ -149,7 +145,7 @@ func (s *Server) deposit(w http.ResponseWriter, r *http.Request, p party.Princip
 }
 
 func (s *Server) withdraw(w http.ResponseWriter, r *http.Request, p party.Principal) error {
-	res, err := s.handovers().Withdraw(r.Context(), p, r.PathValue("id"))
+	res, err := s.handovers.Withdraw(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -161,7 +157,7 @@ func (s *Server) withdraw(w http.ResponseWriter, r *http.Request, p party.Princi
 // fetchDeposit sends a deposit's bytes: the other side's after release
 // (default), or the caller's own with ?from=<own party id>.
 func (s *Server) fetchDeposit(w http.ResponseWriter, r *http.Request, p party.Principal) error {
-	d, err := s.handovers().Fetch(r.Context(), p, r.PathValue("id"), r.URL.Query().Get("from"))
+	d, err := s.handovers.Fetch(r.Context(), p, r.PathValue("id"), r.URL.Query().Get("from"))
 	if err != nil {
 		return err
 	}
@@ -191,7 +187,7 @@ func (s *Server) disputeHandover(w http.ResponseWriter, r *http.Request, p party
 	if len(in.Statement) > 0 && string(in.Statement) != "null" {
 		statement = in.Statement
 	}
-	res, err := s.handovers().Dispute(r.Context(), p, r.PathValue("id"), in.Text, statement)
+	res, err := s.handovers.Dispute(r.Context(), p, r.PathValue("id"), in.Text, statement)
 	if err != nil {
 		return err
 	}

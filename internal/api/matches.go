@@ -15,12 +15,6 @@ import (
 	"github.com/parley-cti/parley/internal/wire"
 )
 
-func (s *Server) matches() *matching.Service {
-	m := matching.New(s.st, s.ex)
-	m.Log = s.log
-	return m
-}
-
 func round1View(side store.MatchSide) *wire.MatchRound1 {
 	if !side.Done() {
 		return nil
@@ -80,7 +74,7 @@ func (s *Server) startMatch(w http.ResponseWriter, r *http.Request, p party.Prin
 	if in.Agreement == "" {
 		return apiErr(http.StatusBadRequest, "invalid", "name the agreement: {\"agreement\": \"agreement--...\"}")
 	}
-	res, err := s.matches().Start(r.Context(), p, in.Agreement)
+	res, err := s.matches.Start(r.Context(), p, in.Agreement)
 	if err != nil {
 		return matchErr(err)
 	}
@@ -90,7 +84,7 @@ func (s *Server) startMatch(w http.ResponseWriter, r *http.Request, p party.Prin
 }
 
 func (s *Server) listMatches(w http.ResponseWriter, r *http.Request, p party.Principal) error {
-	vs, err := s.matches().List(r.Context(), p, r.URL.Query().Get("agreement"))
+	vs, err := s.matches.List(r.Context(), p, r.URL.Query().Get("agreement"))
 	if err != nil {
 		return matchErr(err)
 	}
@@ -103,7 +97,7 @@ func (s *Server) listMatches(w http.ResponseWriter, r *http.Request, p party.Pri
 }
 
 func (s *Server) getMatch(w http.ResponseWriter, r *http.Request, p party.Principal) error {
-	v, err := s.matches().Get(r.Context(), p, r.PathValue("id"))
+	v, err := s.matches.Get(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		return matchErr(err)
 	}
@@ -124,7 +118,7 @@ func (s *Server) putRound1(w http.ResponseWriter, r *http.Request, p party.Princ
 	// The session's cap bounds the message; a longer declared body is
 	// refused before reading, a longer sent one when it passes the bound
 	// (one byte over, so that trailing data is still seen as such).
-	v, err := s.matches().Get(r.Context(), p, r.PathValue("id"))
+	v, err := s.matches.Get(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		return matchErr(err)
 	}
@@ -135,7 +129,7 @@ func (s *Server) putRound1(w http.ResponseWriter, r *http.Request, p party.Princ
 		return apiErr(http.StatusRequestEntityTooLarge, "over_cap", fmt.Sprintf("the body announces %d bytes: %d elements, cap %d (at most %d bytes)",
 			r.ContentLength, elems, v.Session.Cap, limit))
 	}
-	res, err := s.matches().PutRound1(r.Context(), p, r.PathValue("id"), http.MaxBytesReader(w, r.Body, limit+1))
+	res, err := s.matches.PutRound1(r.Context(), p, r.PathValue("id"), http.MaxBytesReader(w, r.Body, limit+1))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -144,7 +138,7 @@ func (s *Server) putRound1(w http.ResponseWriter, r *http.Request, p party.Princ
 		return matchErr(err)
 	}
 	receipt(w, res.LedgerIndex)
-	v, err = s.matches().Get(r.Context(), p, res.Session.ID)
+	v, err = s.matches.Get(r.Context(), p, res.Session.ID)
 	if err != nil {
 		return matchErr(err)
 	}
@@ -154,7 +148,7 @@ func (s *Server) putRound1(w http.ResponseWriter, r *http.Request, p party.Princ
 }
 
 func (s *Server) peerRound1(w http.ResponseWriter, r *http.Request, p party.Principal) error {
-	m, err := s.matches().OpenPeerRound1(r.Context(), p, r.PathValue("id"))
+	m, err := s.matches.OpenPeerRound1(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		return matchErr(err)
 	}

@@ -16,8 +16,6 @@ type ReportSignatureBody struct {
 	Signature agreement.SignedReport `json:"signature"`
 }
 
-func (s *Server) reports() *report.Service { return report.New(s.ex, s.st.Ledger(), s.parties) }
-
 // reportErr gives report.ErrInvalid its status; everything else goes
 // through writeError's mapping.
 func reportErr(err error) error {
@@ -33,7 +31,7 @@ func (s *Server) getReport(w http.ResponseWriter, r *http.Request, p party.Princ
 	if err != nil {
 		return reportErr(err)
 	}
-	rep, err := s.reports().Build(r.Context(), p, r.PathValue("id"), from, to)
+	rep, err := s.reports.Build(r.Context(), p, r.PathValue("id"), from, to)
 	if err != nil {
 		return reportErr(err)
 	}
@@ -46,7 +44,7 @@ func (s *Server) signReport(w http.ResponseWriter, r *http.Request, p party.Prin
 	if err := decode(w, r, &body); err != nil {
 		return err
 	}
-	sig, err := s.reports().Countersign(r.Context(), p, r.PathValue("id"), body.Signature)
+	sig, err := s.reports.Countersign(r.Context(), p, r.PathValue("id"), body.Signature)
 	if err != nil {
 		return reportErr(err)
 	}

@@ -9,8 +9,6 @@ import (
 	"github.com/parley-cti/parley/internal/wire"
 )
 
-func (s *Server) requests() *request.Service { return request.New(s.st, s.ex) }
-
 func requestView(q store.Request) wire.Request {
 	return wire.Request{ID: q.ID, Agreement: q.AgreementID, Requester: q.Requester, Responder: q.Responder, Subject: q.Subject,
 		Refs: q.Refs, Reason: q.Reason, Urgency: q.Urgency, State: q.State, FiledAt: q.FiledAt, AckBy: q.AckBy, FulfilBy: q.FulfilBy,
@@ -30,7 +28,7 @@ func (s *Server) fileRequest(w http.ResponseWriter, r *http.Request, p party.Pri
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	res, err := s.requests().File(r.Context(), p, request.FileInput{AgreementID: in.Agreement, Subject: in.Subject,
+	res, err := s.requests.File(r.Context(), p, request.FileInput{AgreementID: in.Agreement, Subject: in.Subject,
 		Refs: in.Refs, Reason: in.Reason, Urgency: in.Urgency})
 	if err != nil {
 		return err
@@ -40,7 +38,7 @@ func (s *Server) fileRequest(w http.ResponseWriter, r *http.Request, p party.Pri
 }
 
 func (s *Server) listRequests(w http.ResponseWriter, r *http.Request, p party.Principal) error {
-	rs, err := s.requests().List(r.Context(), p, r.URL.Query().Get("agreement"))
+	rs, err := s.requests.List(r.Context(), p, r.URL.Query().Get("agreement"))
 	if err != nil {
 		return err
 	}
@@ -53,7 +51,7 @@ func (s *Server) listRequests(w http.ResponseWriter, r *http.Request, p party.Pr
 }
 
 func (s *Server) getRequest(w http.ResponseWriter, r *http.Request, p party.Principal) error {
-	q, err := s.requests().Get(r.Context(), p, r.PathValue("id"))
+	q, err := s.requests.Get(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -62,7 +60,7 @@ func (s *Server) getRequest(w http.ResponseWriter, r *http.Request, p party.Prin
 }
 
 func (s *Server) ackRequest(w http.ResponseWriter, r *http.Request, p party.Principal) error {
-	res, err := s.requests().Acknowledge(r.Context(), p, r.PathValue("id"))
+	res, err := s.requests.Acknowledge(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -77,7 +75,7 @@ func (s *Server) fulfilRequest(w http.ResponseWriter, r *http.Request, p party.P
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	res, err := s.requests().Fulfil(r.Context(), p, r.PathValue("id"), in.Handover)
+	res, err := s.requests.Fulfil(r.Context(), p, r.PathValue("id"), in.Handover)
 	if err != nil {
 		return err
 	}
@@ -93,7 +91,7 @@ func (s *Server) refuseRequest(w http.ResponseWriter, r *http.Request, p party.P
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	res, err := s.requests().Refuse(r.Context(), p, r.PathValue("id"), in.Ground, in.Text)
+	res, err := s.requests.Refuse(r.Context(), p, r.PathValue("id"), in.Ground, in.Text)
 	if err != nil {
 		return err
 	}
@@ -102,7 +100,7 @@ func (s *Server) refuseRequest(w http.ResponseWriter, r *http.Request, p party.P
 }
 
 func (s *Server) requestStats(w http.ResponseWriter, r *http.Request, p party.Principal) error {
-	st, err := s.requests().Stats(r.Context(), p, r.PathValue("id"))
+	st, err := s.requests.Stats(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		return err
 	}

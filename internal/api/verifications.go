@@ -32,7 +32,7 @@ func (s *Server) uploadVerification(w http.ResponseWriter, r *http.Request, p pa
 	if err := decode(w, r, &body); err != nil {
 		return err
 	}
-	v, err := verification.New(s.st).Record(r.Context(), p, body.Verification)
+	v, err := s.verifications.Record(r.Context(), p, body.Verification)
 	if err != nil {
 		return verificationErr(err)
 	}
@@ -49,7 +49,7 @@ func (s *Server) listVerifications(w http.ResponseWriter, r *http.Request, p par
 		}
 		limit = n
 	}
-	vs, err := verification.New(s.st).List(r.Context(), p, limit)
+	vs, err := s.verifications.List(r.Context(), p, limit)
 	if err != nil {
 		return err
 	}

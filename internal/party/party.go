@@ -111,6 +111,12 @@ func (s *Service) Create(ctx context.Context, name string) (store.Party, string,
 	return p, secret, nil
 }
 
+// List returns every party: the directory parties need to address a
+// proposal.
+func (s *Service) List(ctx context.Context) ([]store.Party, error) {
+	return s.st.Parties().List(ctx)
+}
+
 // Lookup finds a party by name or id.
 func (s *Service) Lookup(ctx context.Context, nameOrID string) (store.Party, error) {
 	var p store.Party

@@ -70,6 +70,37 @@ func TestTokensLifecycle(t *testing.T) {
 	}
 }
 
+// TestList: the directory holds every party created, by id and name.
+func TestList(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s := party.New(db)
+	if ps, err := s.List(ctx); err != nil || len(ps) != 0 {
+		t.Fatalf("List of an empty store = %v, %v", ps, err)
+	}
+	want := map[string]string{}
+	for _, name := range []string{"CERT-Alpha", "CERT-Beta"} {
+		p, _, err := s.Create(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[p.ID] = name
+	}
+	ps, err := s.List(ctx)
+	if err != nil || len(ps) != len(want) {
+		t.Fatalf("List = %v, %v; want %d parties", ps, err, len(want))
+	}
+	for _, p := range ps {
+		if want[p.ID] != p.Name {
+			t.Errorf("List has %s %q; want %v", p.ID, p.Name, want)
+		}
+	}
+}
+
 func TestTokenFromAuthorization(t *testing.T) {
 	basic := func(s string) string { return "Basic " + base64.StdEncoding.EncodeToString([]byte(s)) }
 	for _, tc := range []struct{ header, want string }{

@@ -2,7 +2,9 @@
 // domain services on it and serves their HTTP surfaces on one listener, with
 // TLS, health endpoints and graceful shutdown.
 //
-// It holds wiring only; rules live in the domain packages.
+// It holds wiring only; rules live in the domain packages. It is the one
+// place that builds the services (each once) and hands them to the
+// surfaces (api, taxii, web, ledgerhttp), which never hold the store.
 package server
 
 import (
@@ -27,8 +29,10 @@ import (
 	"github.com/parley-cti/parley/internal/health"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/ledgerhttp"
+	"github.com/parley-cti/parley/internal/matching"
 	"github.com/parley-cti/parley/internal/metrics"
 	"github.com/parley-cti/parley/internal/party"
+	"github.com/parley-cti/parley/internal/report"
 	"github.com/parley-cti/parley/internal/request"
 	"github.com/parley-cti/parley/internal/store"
 	"github.com/parley-cti/parley/internal/store/postgres"
@@ -96,9 +100,13 @@ type Server struct {
 	Checkpointer *ledger.Checkpointer
 	Escrow       *escrow.Service  // handovers; its sweeper runs while serving
 	Requests     *request.Service // requests; its sweeper runs while serving
-	Web          *web.Dashboard
-	Metrics      *metrics.Metrics
-	AuthLimit    *authlimit.Limiter // failed authentication per source address (authlimit.go)
+	Matches      *matching.Service
+	Reports      *report.Service
+	// Verifications holds parties' own signed verifications of the ledger.
+	Verifications *verification.Service
+	Web           *web.Dashboard
+	Metrics       *metrics.Metrics
+	AuthLimit     *authlimit.Limiter // failed authentication per source address (authlimit.go)
 	// Health logs failed requests with their causes and keeps readiness
 	// (writes failing, database damaged).
 	Health  *health.Monitor
@@ -133,13 +141,18 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	if cfg.CheckpointInterval <= 0 {
 		cfg.CheckpointInterval = 5 * time.Second
 	}
-	s.Escrow, s.Requests = escrow.New(st, s.Ex), request.New(st, s.Ex)
-	s.Escrow.Log, s.Requests.Log = log, log
+	// Each service is built once, here, and handed to the surfaces that
+	// need it; no surface holds the store.
+	s.Escrow, s.Requests, s.Matches = escrow.New(st, s.Ex), request.New(st, s.Ex), matching.New(st, s.Ex)
+	s.Escrow.Log, s.Requests.Log, s.Matches.Log = log, log, log
+	s.Reports = report.New(s.Ex, st.Ledger(), s.Parties)
+	s.Verifications = verification.New(st)
 	s.Checkpointer = &ledger.Checkpointer{Update: ledgerUpdate(st), Signer: signer, Interval: cfg.CheckpointInterval, Logger: log}
 	mux := http.NewServeMux()
 	tx := taxii.New(taxii.Config{Title: cfg.Title, MaxContentLength: cfg.MaxContentLength}, s.Ex, s.Parties, key, log)
 	tx.Register(mux)
-	api.New(st, s.Ex, s.Parties, log).Register(mux)
+	api.New(api.Services{Exchange: s.Ex, Parties: s.Parties, Handovers: s.Escrow, Requests: s.Requests, Matches: s.Matches,
+		Reports: s.Reports, Verifications: s.Verifications, Events: st.Events(), Log: log}).Register(mux)
 	lst := st.Ledger()
 	// The ledger holds metadata, never intelligence, but who has an
 	// agreement with whom is itself sensitive: only parties read it.
@@ -177,7 +190,7 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	// The dashboard and metrics read the ledger; the dashboard decides
 	// nothing itself (it asks exchange, escrow and request).
 	s.Web, err = web.New(web.Options{Exchange: s.Ex, Parties: s.Parties, Ledger: lst, Handovers: s.Escrow, Requests: s.Requests, Events: st.Events(),
-		Verifications: verification.New(st), VerifierKey: signer.VerifierKey(), Logger: log, Secure: cfg.TLSCert != ""})
+		Verifications: s.Verifications, Reports: s.Reports, VerifierKey: signer.VerifierKey(), Logger: log, Secure: cfg.TLSCert != ""})
 	if err != nil {
 		return nil, err
 	}

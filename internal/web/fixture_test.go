@@ -19,6 +19,7 @@ import (
 	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/party"
+	"github.com/parley-cti/parley/internal/report"
 	"github.com/parley-cti/parley/internal/store"
 	"github.com/parley-cti/parley/internal/store/sqlite"
 )
@@ -68,8 +69,9 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	f.checkpoint(t)
-	f.dash, err = New(Options{Exchange: f.ex, Parties: f.parties, Ledger: db.Ledger(), VerifierKey: f.signer.VerifierKey(),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	f.dash, err = New(Options{Exchange: f.ex, Parties: f.parties, Ledger: db.Ledger(), Reports: report.New(f.ex, db.Ledger(), f.parties),
+		VerifierKey: f.signer.VerifierKey(),
+		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

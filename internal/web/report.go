@@ -66,7 +66,7 @@ func (d *Dashboard) buildReport(w http.ResponseWriter, r *http.Request, s sessio
 		d.showError(w, r, http.StatusBadRequest, "That period cannot be reported on: "+strings.TrimPrefix(err.Error(), "report: invalid request: ")+".")
 		return nil, "", "", false
 	}
-	rep, err := report.New(d.o.Exchange, d.o.Ledger, d.o.Parties).Build(r.Context(), s.principal, id, from, to)
+	rep, err := d.o.Reports.Build(r.Context(), s.principal, id, from, to)
 	switch {
 	case errors.Is(err, exchange.ErrNotFound):
 		d.notFound(w, r)

@@ -37,6 +37,7 @@ import (
 	"github.com/parley-cti/parley/internal/health"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/party"
+	"github.com/parley-cti/parley/internal/report"
 	"github.com/parley-cti/parley/internal/store"
 	"github.com/parley-cti/parley/internal/verification"
 )
@@ -60,7 +61,8 @@ const (
 // maxForm bounds every form body: the largest field is a token.
 const maxForm = 8 << 10
 
-// Options configure a Dashboard. Exchange, Parties and Ledger are required.
+// Options configure a Dashboard. Exchange, Parties, Ledger and Reports are
+// required: the server builds each service once and hands it over.
 type Options struct {
 	Exchange    *exchange.Service
 	Parties     *party.Service
@@ -73,11 +75,13 @@ type Options struct {
 	// (`parley verify --upload`); nil: the overview says only that the
 	// party's client has not verified.
 	Verifications Verifications
-	Logger        *slog.Logger
-	Secure        bool // served over TLS: cookies get Secure and the __Host- prefix
-	IdleTimeout   time.Duration
-	MaxLifetime   time.Duration
-	MaxSessions   int
+	// Reports builds joint reports.
+	Reports     *report.Service
+	Logger      *slog.Logger
+	Secure      bool // served over TLS: cookies get Secure and the __Host- prefix
+	IdleTimeout time.Duration
+	MaxLifetime time.Duration
+	MaxSessions int
 }
 
 // Verifications gives a party's own latest verification of the ledger
@@ -110,8 +114,8 @@ type Dashboard struct {
 
 // New builds a dashboard.
 func New(o Options) (*Dashboard, error) {
-	if o.Exchange == nil || o.Parties == nil || o.Ledger == nil {
-		return nil, errors.New("web: Exchange, Parties and Ledger are required")
+	if o.Exchange == nil || o.Parties == nil || o.Ledger == nil || o.Reports == nil {
+		return nil, errors.New("web: Exchange, Parties, Ledger and Reports are required")
 	}
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = DefaultIdleTimeout

@@ -207,7 +207,7 @@ func logGap(t *testing.T, g gapReport, pg *activity, disk *diskProbe) {
 	for _, k := range kinds {
 		fmt.Fprintf(&b, "\n\t%5.1f%% %s", 100*float64(by[k])/float64(max(total, 1)), k)
 	}
-	t.Logf("parley's sessions neither idle nor queued for the agreement, %d sampled, were:%s", total, b.String())
+	t.Logf("parley's sessions not queued for the agreement and not idle (or idle holding it), %d sampled, were:%s", total, b.String())
 	worst, slow := disk.slowest(time.Time{}, time.Time{})
 	inGap, _ := disk.slowest(g.start, g.end)
 	disk.mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"runtime/pprof"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -297,7 +298,8 @@ func (p *diskProbe) slowest(from, to time.Time) (worst probeSync, over100ms int)
 }
 
 // holders counts, over every sample, what parley's sessions that were
-// neither idle nor queued for an agreement's lock were doing: the
+// neither idle nor queued for an agreement's lock were doing (and those
+// idle while holding it): the
 // agreement's critical section, split by wait event (Client:ClientRead is
 // the server's own code between statements; IO and LWLock:WAL* are the
 // commit's flush).
@@ -306,8 +308,23 @@ func (s *activity) holders() (total int, by map[string]int) {
 	defer s.mu.Unlock()
 	by = map[string]int{}
 	for _, smp := range s.samples {
+		// A session a waiter is blocked by holds the agreement's lock,
+		// even when idle: between its COMMIT and its unlock.
+		blocking := map[string]bool{}
 		for _, r := range smp.rows {
-			if !strings.HasPrefix(r.who, "parley-load") || r.wait == "Lock:advisory" || r.state == "idle" || r.state == "" {
+			for _, pid := range strings.Split(strings.Trim(r.blockers, "{}"), ",") {
+				blocking[pid] = true
+			}
+		}
+		for _, r := range smp.rows {
+			if !strings.HasPrefix(r.who, "parley-load") || r.wait == "Lock:advisory" || r.state == "" {
+				continue
+			}
+			if r.state == "idle" {
+				if blocking[strconv.Itoa(r.pid)] {
+					total++
+					by["idle, still holding the agreement's lock (after COMMIT, before unlock)"]++
+				}
 				continue
 			}
 			total++

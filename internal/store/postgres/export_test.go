@@ -109,3 +109,21 @@ func BackfillKindsForTest(ctx context.Context, db *DB) error {
 	_, err := db.pool.Exec(ctx, m[i:])
 	return err
 }
+
+// FailStatementForTest runs a statement that fails in h's transaction,
+// which aborts it, and returns the error.
+func FailStatementForTest(ctx context.Context, h store.Handle) error {
+	_, err := h.(handle).q.Exec(ctx, `SELECT 1/0`)
+	return err
+}
+
+// FailAtCommitForTest makes h's transaction fail at COMMIT: it breaks a
+// deferred unique constraint of a temporary table.
+func FailAtCommitForTest(ctx context.Context, h store.Handle) error {
+	q := h.(handle).q
+	if _, err := q.Exec(ctx, `CREATE TEMP TABLE fail_at_commit (x int UNIQUE DEFERRABLE INITIALLY DEFERRED) ON COMMIT DROP`); err != nil {
+		return err
+	}
+	_, err := q.Exec(ctx, `INSERT INTO fail_at_commit VALUES (1), (1)`)
+	return err
+}

@@ -234,3 +234,120 @@ func TestLostConnectionIsUnavailable(t *testing.T) {
 		t.Fatalf("after the lost connection: %v", err)
 	}
 }
+
+// TestQueuedUpdateGivesAgreementBack: an Update that waited for its
+// agreement before BEGIN commits and gives the agreement back in one
+// round trip; whatever the commit's outcome, the agreement is free after
+// it returns and its connection serves the next Update. A function that
+// carries on after a failed statement commits nothing and gets an error.
+func TestQueuedUpdateGivesAgreementBack(t *testing.T) {
+	ctx := context.Background()
+	u := freshSchema(t)
+	one := open(t, u, postgres.Options{Migrate: true})
+	two := open(t, u, postgres.Options{MaxConns: 1})
+	a, _, ag := twoParties(t, one)
+	watch, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close(ctx)
+	free := func() bool {
+		t.Helper()
+		var ok bool
+		if err := watch.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext('parley.agreement:' || current_schema()), hashtext($1))`, ag).Scan(&ok); err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			if _, err := watch.Exec(ctx, `SELECT pg_advisory_unlock(hashtext('parley.agreement:' || current_schema()), hashtext($1))`, ag); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return ok
+	}
+	// queuedUpdate runs fn on two while one holds the agreement, so that
+	// two's Update finds it busy and runs fn again queued for it.
+	queuedUpdate := func(fn func(tx store.Handle) error) (runs int32, err error) {
+		t.Helper()
+		locked, release := make(chan struct{}), make(chan struct{})
+		firstDone := make(chan error, 1)
+		go func() {
+			firstDone <- one.Update(ctx, func(tx store.Handle) error {
+				if err := tx.Agreements().Lock(ctx, ag); err != nil {
+					return err
+				}
+				close(locked)
+				<-release
+				return nil
+			})
+		}()
+		<-locked
+		var n atomic.Int32
+		done := make(chan error, 1)
+		go func() {
+			done <- two.Update(ctx, func(tx store.Handle) error {
+				n.Add(1)
+				if err := tx.Agreements().Lock(ctx, ag); err != nil {
+					return err
+				}
+				return fn(tx)
+			})
+		}()
+		waitForWaiter(t, watch, ag)
+		close(release)
+		if err := <-firstDone; err != nil {
+			t.Fatalf("holder: %v", err)
+		}
+		err = <-done
+		return n.Load(), err
+	}
+
+	runs, err := queuedUpdate(func(tx store.Handle) error {
+		_, err := tx.Credits().Contribute(ctx, ag, a.ID, []store.Contribution{{ObjectID: "indicator--1", Weight: 1}}, time.UnixMicro(10).UTC())
+		return err
+	})
+	if err != nil || runs != 2 {
+		t.Fatalf("queued Update: %v after %d runs, want success after 2 (busy, then queued)", err, runs)
+	}
+	if !free() {
+		t.Fatal("the agreement is still locked after a queued Update committed")
+	}
+	if b, err := two.Credits().Balance(ctx, ag, a.ID, time.Time{}); err != nil || b.Contributed != 1 {
+		t.Fatalf("after the queued Update: balance %+v, %v; want its contribution committed", b, err)
+	}
+
+	// A failed statement aborts the transaction; fn ignores it.
+	runs, err = queuedUpdate(func(tx store.Handle) error {
+		_, _ = tx.Credits().Contribute(ctx, ag, a.ID, []store.Contribution{{ObjectID: "indicator--2", Weight: 1}}, time.UnixMicro(20).UTC())
+		_ = postgres.FailStatementForTest(ctx, tx)
+		return nil
+	})
+	if err == nil || runs != 2 {
+		t.Fatalf("queued Update of an aborted transaction: %v after %d runs, want an error after 2", err, runs)
+	}
+	if !free() {
+		t.Fatal("the agreement is still locked after a queued Update's commit failed")
+	}
+	// The one connection of two went back to the pool usable, and nothing
+	// of the aborted transaction was committed.
+	if b, err := two.Credits().Balance(ctx, ag, a.ID, time.Time{}); err != nil || b.Contributed != 1 {
+		t.Fatalf("after the aborted Update: balance %+v, %v; want only the first contribution", b, err)
+	}
+
+	// The COMMIT itself fails (a deferred constraint), which skips the
+	// unlocks sent with it.
+	runs, err = queuedUpdate(func(tx store.Handle) error {
+		if _, err := tx.Credits().Contribute(ctx, ag, a.ID, []store.Contribution{{ObjectID: "indicator--3", Weight: 1}}, time.UnixMicro(30).UTC()); err != nil {
+			return err
+		}
+		return postgres.FailAtCommitForTest(ctx, tx)
+	})
+	if !errors.Is(err, store.ErrConflict) || runs != 2 {
+		t.Fatalf("queued Update whose COMMIT fails: %v after %d runs, want ErrConflict after 2", err, runs)
+	}
+	if !free() {
+		t.Fatal("the agreement is still locked after a queued Update's COMMIT failed")
+	}
+	if b, err := two.Credits().Balance(ctx, ag, a.ID, time.Time{}); err != nil || b.Contributed != 1 {
+		t.Fatalf("after the failed COMMIT: balance %+v, %v; want only the first contribution", b, err)
+	}
+}

@@ -242,6 +242,12 @@ func (db *DB) inTx(ctx context.Context, iso pgx.TxIsoLevel, fn func(h handle) er
 // snapshot is taken after the wait and sees everything the previous
 // holder committed: a SERIALIZABLE transaction that waited for a lock
 // inside itself would read from before the wait and fail.
+//
+// The COMMIT and the unlocks go in one round trip: PostgreSQL gives the
+// locks back as soon as the commit is durable, instead of when this
+// goroutine next gets a CPU to send the unlock. Every writer of a busy
+// agreement queues behind that moment, so on a loaded machine the wait
+// for a CPU between COMMIT and unlock stalled all of them (issue 15).
 func (db *DB) attempt(ctx context.Context, iso pgx.TxIsoLevel, gate bool, queued string, fn func(h handle) error) error {
 	serial := iso != pgx.ReadCommitted
 	if !gate && queued == "" {
@@ -252,35 +258,81 @@ func (db *DB) attempt(ctx context.Context, iso pgx.TxIsoLevel, gate bool, queued
 		return mapErr(err)
 	}
 	defer conn.Release()
+	// held: the session locks taken, in the order they are given back.
+	var held []unlock
+	defer func() { releaseSession(ctx, conn, held) }()
 	if gate {
-		release, err := sessionLock(ctx, conn, contentionGate, contentionGateRelease)
-		if err != nil {
-			return err
+		if _, err := conn.Exec(ctx, contentionGate); err != nil {
+			return mapErr(err)
 		}
-		defer release()
+		held = append(held, unlock{sql: contentionGateRelease})
 	}
 	if queued != "" {
-		release, err := sessionLock(ctx, conn, agreementQueue, agreementQueueRelease, queued)
-		if err != nil {
-			return err
+		if _, err := conn.Exec(ctx, agreementQueue, queued); err != nil {
+			return mapErr(err)
 		}
-		defer release()
+		held = append([]unlock{{sql: agreementQueueRelease, args: []any{queued}}}, held...)
 	}
-	return tryTx(ctx, conn, iso, &txState{serial: serial, queued: queued}, fn)
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: iso})
+	if err != nil {
+		return mapErr(err)
+	}
+	if err := fn(handle{q: tx, tx: &txState{serial: serial, queued: queued}}); err != nil {
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		return err
+	}
+	b := &pgx.Batch{}
+	b.Queue("COMMIT")
+	for _, u := range held {
+		b.Queue(u.sql, u.args...)
+	}
+	br := tx.SendBatch(ctx, b)
+	tag, err := br.Exec()
+	if err != nil {
+		// A COMMIT that fails skips the rest of the batch: the deferred
+		// release sends the unlocks (or closes the connection).
+		br.Close()
+		return mapErr(err)
+	}
+	// The unlocks ran after the COMMIT, whatever it did.
+	var uerr error
+	for range held {
+		if _, e := br.Exec(); e != nil && uerr == nil {
+			uerr = e
+		}
+	}
+	if e := br.Close(); uerr == nil {
+		uerr = e
+	}
+	if uerr != nil {
+		// The locks may still be held: a connection holding them must not
+		// go back to the pool.
+		conn.Conn().Close(context.WithoutCancel(ctx))
+	}
+	held = nil
+	if tag.String() == "ROLLBACK" {
+		// A statement failed and fn went on: the server rolled back.
+		return mapErr(pgx.ErrTxCommitRollback)
+	}
+	return nil
 }
 
-// sessionLock takes a session advisory lock on conn; release gives it
-// back. A connection that cannot unlock must not go back to the pool
-// holding the lock: release closes it, which releases the lock.
-func sessionLock(ctx context.Context, conn *pgxpool.Conn, lock, unlock string, args ...any) (release func(), err error) {
-	if _, err := conn.Exec(ctx, lock, args...); err != nil {
-		return nil, mapErr(err)
-	}
-	return func() {
-		if _, err := conn.Exec(context.WithoutCancel(ctx), unlock, args...); err != nil {
+// unlock is a statement giving back a session lock.
+type unlock struct {
+	sql  string
+	args []any
+}
+
+// releaseSession gives back the session locks held on conn. A connection
+// that cannot unlock must not go back to the pool holding a lock: it is
+// closed, which releases them all.
+func releaseSession(ctx context.Context, conn *pgxpool.Conn, held []unlock) {
+	for _, u := range held {
+		if _, err := conn.Exec(context.WithoutCancel(ctx), u.sql, u.args...); err != nil {
 			conn.Conn().Close(context.WithoutCancel(ctx))
+			return
 		}
-	}, nil
+	}
 }
 
 // beginner is what *pgxpool.Pool and *pgxpool.Conn have in common.

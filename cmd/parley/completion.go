@@ -32,6 +32,8 @@ var subcommands = map[string][]string{
 	"key":        {"rotate"},
 	"contest":    {"file", "withdraw", "list"},
 	"match":      {"list"},
+	"node":       {"id", "hello"},
+	"peer":       {"add", "list", "remove"},
 }
 
 func cmdCompletion(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/parley-cti/parley/internal/exchange"
+	"github.com/parley-cti/parley/internal/node"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/server"
 	"github.com/parley-cti/parley/internal/store"
@@ -41,11 +42,19 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	migrate := fs.Bool("migrate", false, "apply pending migrations at start; on PostgreSQL serve otherwise refuses an outdated schema (run parley migrate first)")
 	logFormat := fs.String("log-format", env("log-format", "text"), "log format: text or json (env PARLEY_LOG_FORMAT)")
 	logLevel := fs.String("log-level", env("log-level", "info"), "least severe log level written: debug, info (one line per request), warn or error (env PARLEY_LOG_LEVEL)")
+	fs.StringVar(&cfg.PublicURL, "public-url", env("public-url", ""), "the URL peers reach this node at, scheme://host[:port] (default: the address it listens on; env PARLEY_PUBLIC_URL)")
 	skipCheck := fs.Bool("skip-integrity-check", false, "start without SQLite's quick integrity check of the database (for very large databases)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
 	cfg.IntegrityCheck = !*skipCheck
+	if cfg.PublicURL != "" {
+		u, err := node.NormalizeURL(cfg.PublicURL)
+		if err != nil {
+			return fmt.Errorf("%w: --public-url: %v", errUsage, err)
+		}
+		cfg.PublicURL = u
+	}
 	cfg.Migrate = serveMigrates(cfg.DB, *migrate, *noMigrate)
 	var err error
 	if cfg.Logger, err = newLogger(stderr, *logFormat, *logLevel); err != nil {
@@ -64,8 +73,18 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	// The node announces the URL peers pin; `parley node id` prints it.
+	publicURL := cfg.PublicURL
+	if publicURL == "" {
+		publicURL = srv.URL(ln)
+	}
+	if publicURL, err = node.Announce(ctx, st, publicURL, time.Now()); err != nil {
+		ln.Close()
+		return fmt.Errorf("recording the node's public URL: %w", err)
+	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	cfg.Logger.InfoContext(ctx, "node identity", slog.String("url", publicURL), slog.String("key", srv.Node.Public.VKey))
 	cfg.Logger.InfoContext(ctx, "parley serving", slog.String("url", srv.URL(ln)), slog.String("taxii", srv.URL(ln)+"/taxii2/"), slog.String("data", cfg.Data), slog.String("db", backendName(cfg.DB)))
 	if *logFormat == "text" {
 		// In JSON mode stdout stays free of plain text: the log line above says it.

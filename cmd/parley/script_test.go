@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -56,6 +57,15 @@ func TestScripts(t *testing.T) {
 			env.Setenv("DATA", dir)
 			env.Setenv("SERVER", "http://"+ln.Addr().String())
 			env.Setenv("PARLEY_CONFIG", filepath.Join(env.WorkDir, "profiles.json"))
+			// Free loopback addresses for scripts that start nodes of their own.
+			for _, name := range []string{"NODE_A", "NODE_B"} {
+				l, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					return err
+				}
+				env.Setenv(name, l.Addr().String())
+				l.Close()
+			}
 			return nil
 		},
 		Cmds: scriptCmds(),

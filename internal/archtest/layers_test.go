@@ -66,7 +66,7 @@ var domain = []string{
 	"internal/request", "internal/matching", "internal/match", "internal/ledger", "internal/party", "internal/store",
 }
 
-var surfaces = []string{"internal/taxii", "internal/api", "internal/web", "internal/ledgerhttp", "internal/server", "internal/client"}
+var surfaces = []string{"internal/taxii", "internal/api", "internal/web", "internal/ledgerhttp", "internal/server", "internal/client", "internal/node"}
 
 var databaseImports = []string{"database/sql", "modernc.org/sqlite", "github.com/jackc/pgx", "github.com/lib/pq"}
 
@@ -80,7 +80,7 @@ var partySide = []string{"internal/audit"}
 // serverSide holds the server's decisions, storage and surfaces.
 var serverSide = []string{"internal/server", "internal/api", "internal/taxii", "internal/web", "internal/store",
 	"internal/exchange", "internal/escrow", "internal/request", "internal/matching", "internal/report",
-	"internal/verification", "internal/metrics", "internal/authlimit", "internal/health"}
+	"internal/verification", "internal/metrics", "internal/authlimit", "internal/health", "internal/node"}
 
 // violation says why pkg may not import imp, or "" when it may.
 func violation(pkg, imp string) string {

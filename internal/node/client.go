@@ -94,21 +94,46 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte) (int,
 	return resp.StatusCode, out, nil
 }
 
-// refused turns a non-2xx answer into an error naming what the peer said
-// and whether the peer's pinned key signed the answer.
+// RefusedError is a peer's refusal: its status, its code and fixed text
+// (see docs/api.md), and whether the pinned key signed it. It is an
+// ErrRefused and, when the code names one, the matching sentinel
+// (ErrUnknownKey, ErrReplayed…).
+type RefusedError struct {
+	Peer    string
+	Status  int
+	Signed  bool
+	Code    string
+	Message string
+}
+
+func (e *RefusedError) Error() string {
+	signed := "unsigned answer"
+	if e.Signed {
+		signed = "answer signed by the peer"
+	}
+	msg := e.Message
+	if msg == "" {
+		msg = http.StatusText(e.Status)
+	}
+	return fmt.Sprintf("peer %q refused the request (%d, %s): %s", e.Peer, e.Status, signed, msg)
+}
+
+func (e *RefusedError) Unwrap() []error {
+	if s := refusalFor(e.Code); s != nil {
+		return []error{ErrRefused, s}
+	}
+	return []error{ErrRefused}
+}
+
+// refused turns a non-2xx answer into a RefusedError.
 func (c *Client) refused(resp *http.Response, body []byte, reqHeader http.Header, key PublicKey) error {
-	signed := "unsigned"
-	if verifyResponse(resp.StatusCode, resp.Header, body, reqHeader, key, c.now()) == nil {
-		signed = "signed by the peer"
-	}
+	e := &RefusedError{Peer: c.Peer.Name, Status: resp.StatusCode,
+		Signed: verifyResponse(resp.StatusCode, resp.Header, body, reqHeader, key, c.now()) == nil}
 	var eb errorBody
-	if json.Unmarshal(body, &eb) != nil || eb.Message == "" {
-		return fmt.Errorf("%w: peer %q answered %s (%s)", ErrRefused, c.Peer.Name, resp.Status, signed)
+	if json.Unmarshal(body, &eb) == nil {
+		e.Code, e.Message = eb.Error, eb.Message
 	}
-	if s := refusalFor(eb.Error); s != nil {
-		return fmt.Errorf("%w: peer %q answered %d (%s): %s: %w", ErrRefused, c.Peer.Name, resp.StatusCode, signed, eb.Message, s)
-	}
-	return fmt.Errorf("%w: peer %q answered %d (%s): %s", ErrRefused, c.Peer.Name, resp.StatusCode, signed, eb.Message)
+	return e
 }
 
 // Hello calls POST /node/v1/hello, telling the peer selfURL, and returns

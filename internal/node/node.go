@@ -64,14 +64,24 @@ var (
 	ErrBadURL = fmt.Errorf("%w URL", ErrInvalid)
 	// ErrBadName: not a peer name (see ValidName).
 	ErrBadName = fmt.Errorf("%w peer name", ErrInvalid)
-	// ErrPeerExists: the name, or the key, is pinned already. It wraps
-	// store.ErrConflict.
-	ErrPeerExists = fmt.Errorf("node: peer already pinned: %w", store.ErrConflict)
-	// ErrNoSuchPeer: no peer by that name. It wraps store.ErrNotFound.
-	ErrNoSuchPeer = fmt.Errorf("node: no such peer: %w", store.ErrNotFound)
+	// ErrPeerExists: the name, or the key, is pinned already. It is also
+	// a store.ErrConflict.
+	ErrPeerExists error = &kindError{"peer already pinned", store.ErrConflict}
+	// ErrNoSuchPeer: no peer by that name. It is also a store.ErrNotFound.
+	ErrNoSuchPeer error = &kindError{"no such peer", store.ErrNotFound}
 	// ErrNoPublicURL: the node has not recorded a public URL yet.
 	ErrNoPublicURL = errors.New("node: no public URL recorded")
 )
+
+// kindError is a sentinel that is also a more general one, without
+// spelling the general one's text into every message.
+type kindError struct {
+	msg  string
+	kind error
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.kind }
 
 // KeySetting names the setting holding the node's private key (a note
 // signer key); written once, by whichever instance starts first.
@@ -236,7 +246,7 @@ func (p *Peers) Add(ctx context.Context, self *Identity, name, rawURL, vkey stri
 		if other, gerr := p.st.Nodes().PeerByKeyID(ctx, k.ID); gerr == nil {
 			return store.Peer{}, fmt.Errorf("%w: this key is pinned already as peer %q", ErrPeerExists, other.Name)
 		}
-		return store.Peer{}, fmt.Errorf("%w: %w", ErrPeerExists, err)
+		return store.Peer{}, fmt.Errorf("%w: %v", ErrPeerExists, err)
 	}
 	if err != nil {
 		return store.Peer{}, err

@@ -236,7 +236,7 @@ func TestBadHelloBodyIsSignedRefusal(t *testing.T) {
 	bAtA := a.pin(t, "bravo", b)
 	b.pin(t, "alpha", a)
 	status, body, err := a.client(bAtA).Do(ctx, http.MethodPost, "/node/v1/hello", []byte("not json"))
-	if !errors.Is(err, ErrRefused) || status != http.StatusBadRequest || !strings.Contains(err.Error(), "signed by the peer") {
+	if !errors.Is(err, ErrRefused) || status != http.StatusBadRequest || !strings.Contains(err.Error(), "answer signed by the peer") {
 		t.Fatalf("Do = %d %s %v; want a signed 400 refusal", status, body, err)
 	}
 	status, _, err = a.client(bAtA).Do(ctx, http.MethodGet, "/node/v1/nothing", nil)

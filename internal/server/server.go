@@ -31,6 +31,7 @@ import (
 	"github.com/parley-cti/parley/internal/ledgerhttp"
 	"github.com/parley-cti/parley/internal/matching"
 	"github.com/parley-cti/parley/internal/metrics"
+	"github.com/parley-cti/parley/internal/node"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/report"
 	"github.com/parley-cti/parley/internal/request"
@@ -74,6 +75,10 @@ type Config struct {
 	// database, refusing a damaged one (serve does, unless told
 	// --skip-integrity-check; operator commands do not).
 	IntegrityCheck bool
+	// PublicURL is the URL peers reach this node at (scheme://host[:port]),
+	// the base of the target URIs they sign; empty to take each request's
+	// own scheme and Host (see internal/node).
+	PublicURL string
 }
 
 // OpenStore opens the store a configuration names: PostgreSQL when DB is a
@@ -97,6 +102,7 @@ type Server struct {
 	Parties      *party.Service
 	Ex           *exchange.Service
 	Signer       *ledger.Signer
+	Node         *node.Identity // the node key peers pin (internal/node)
 	Checkpointer *ledger.Checkpointer
 	Escrow       *escrow.Service  // handovers; its sweeper runs while serving
 	Requests     *request.Service // requests; its sweeper runs while serving
@@ -195,6 +201,11 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 		return nil, err
 	}
 	s.Web.Register(mux)
+	// Node-to-node requests are signed by pinned peers, never by parties.
+	if s.Node, err = node.LoadIdentity(ctx, st); err != nil {
+		return nil, err
+	}
+	node.NewHandler(s.Node, st, cfg.PublicURL, log).Register(mux)
 	mo := metrics.Options{Ledger: lst, Logger: log}
 	if sp, ok := st.(store.Spacer); ok {
 		mo.Storage = func(ctx context.Context) (metrics.Storage, error) {

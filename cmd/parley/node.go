@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/parley-cti/parley/internal/node"
+)
+
+func init() {
+	register(command{"node", "this node's identity (operator): node id --data DIR | node hello --data DIR PEER", cmdNode})
+	register(command{"peer", "pin other nodes (operator): peer add --data DIR NAME URL KEY | peer list | peer remove NAME", cmdPeer})
+}
+
+func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: node id | node hello PEER", errUsage)
+	}
+	switch args[0] {
+	case "id", "hello":
+	default:
+		return unknownSub("node", args[0])
+	}
+	fs := newFlags("node "+args[0], stderr)
+	data := dataFlag(fs)
+	asJSON := fs.Bool("json", false, "print JSON for scripts")
+	pos, err := parse(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	st, err := openOperator(ctx, *data)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	id, err := node.LoadIdentity(ctx, st)
+	if err != nil {
+		return err
+	}
+	self, err := node.PublicURL(ctx, st)
+	if err != nil {
+		return err
+	}
+	switch args[0] {
+	case "id":
+		if len(pos) != 0 {
+			return fmt.Errorf("%w: node id takes no arguments", errUsage)
+		}
+		return emit(stdout, *asJSON, map[string]string{"url": self, "key": id.Public.VKey, "key_id": id.Public.ID}, func() {
+			fmt.Fprintf(stdout, "node key id %s; give peers the line below (parley peer add NAME URL KEY)\n", id.Public.ID)
+			fmt.Fprintf(stdout, "%s %s\n", self, id.Public.VKey)
+		})
+	default: // hello
+		if len(pos) != 1 {
+			return fmt.Errorf("%w: node hello needs exactly one PEER", errUsage)
+		}
+		peer, err := node.NewPeers(st).Get(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		a, err := (&node.Client{Self: id, Peer: peer}).Hello(cctx, self)
+		if err != nil {
+			return err
+		}
+		return emit(stdout, *asJSON, a, func() {
+			fmt.Fprintf(stdout, "peer %s at %s answered, signed by its pinned key; it knows this node as %q at %s\n", peer.Name, peer.URL, a.Peer, a.PeerURL)
+			if a.PeerURL != self {
+				fmt.Fprintf(stdout, "note: this node's public URL is %s, not the %s the peer pinned\n", self, a.PeerURL)
+			}
+		})
+	}
+}
+
+func cmdPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: peer add NAME URL KEY | peer list | peer remove NAME", errUsage)
+	}
+	want := map[string]int{"add": 3, "list": 0, "remove": 1}
+	n, ok := want[args[0]]
+	if !ok {
+		return unknownSub("peer", args[0])
+	}
+	fs := newFlags("peer "+args[0], stderr)
+	data := dataFlag(fs)
+	asJSON := fs.Bool("json", false, "print JSON for scripts")
+	pos, err := parse(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if len(pos) != n {
+		return fmt.Errorf("%w: parley peer add NAME URL KEY | peer list | peer remove NAME", errUsage)
+	}
+	st, err := openOperator(ctx, *data)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	peers := node.NewPeers(st)
+	switch args[0] {
+	case "add":
+		self, err := node.LoadIdentity(ctx, st)
+		if err != nil {
+			return err
+		}
+		p, err := peers.Add(ctx, self, pos[0], pos[1], pos[2])
+		if err != nil {
+			return err
+		}
+		return emit(stdout, *asJSON, peerJSON(p.Name, p.URL, p.Key, p.KeyID, p.AddedAt), func() {
+			fmt.Fprintf(stdout, "peer %q pinned: %s, key id %s\n", p.Name, p.URL, p.KeyID)
+		})
+	case "list":
+		ps, err := peers.List(ctx)
+		if err != nil {
+			return err
+		}
+		out := []map[string]string{}
+		for _, p := range ps {
+			out = append(out, peerJSON(p.Name, p.URL, p.Key, p.KeyID, p.AddedAt))
+		}
+		return emit(stdout, *asJSON, out, func() {
+			for _, p := range ps {
+				fmt.Fprintf(stdout, "%s\t%s\t%s\n", p.Name, p.URL, p.Key)
+			}
+		})
+	default: // remove
+		if err := peers.Remove(ctx, pos[0]); err != nil {
+			return err
+		}
+		return emit(stdout, *asJSON, map[string]string{"removed": pos[0]}, func() {
+			fmt.Fprintf(stdout, "peer %q removed; its key is no longer accepted\n", pos[0])
+		})
+	}
+}
+
+func peerJSON(name, url, key, keyID string, at time.Time) map[string]string {
+	return map[string]string{"name": name, "url": url, "key": key, "key_id": keyID, "added_at": at.UTC().Format(time.RFC3339)}
+}

@@ -111,14 +111,10 @@ func (s *Service) decide(ctx context.Context, p party.Principal, c store.Collect
 	if c.Agreement == "" {
 		return Decide(p, c), nil
 	}
-	x := s.st
-	rec, err := x.Agreements().Get(ctx, c.Agreement)
-	if err != nil {
-		return Access{}, err
-	}
-	switch p.PartyID {
-	case c.Contributor:
-		a, err := s.loadAgreement(ctx, x, c.Agreement, s.now())
+	if p.PartyID == c.Contributor {
+		// The contributor is a party to the agreement: its state is all
+		// there is to read.
+		a, err := s.loadAgreement(ctx, s.st, c.Agreement, s.now())
 		if errors.Is(err, ErrBrokenAgreement) {
 			// Its own contributions stay readable; nothing more is
 			// written under terms that no longer verify.
@@ -128,8 +124,14 @@ func (s *Service) decide(ctx context.Context, p party.Principal, c store.Collect
 			return Access{}, err
 		}
 		return Access{Read: true, Write: a.Status.InForce(s.now())}, nil
+	}
+	rec, err := s.st.Agreements().Get(ctx, c.Agreement)
+	if err != nil {
+		return Access{}, err
+	}
+	switch p.PartyID {
 	case rec.PartyA, rec.PartyB:
-		b, err := x.Credits().Bound(ctx, c.Agreement, p.PartyID, c.Contributor)
+		b, err := s.st.Credits().Bound(ctx, c.Agreement, p.PartyID, c.Contributor)
 		if err != nil {
 			return Access{}, err
 		}
@@ -264,6 +266,33 @@ func WriteDenied(p party.Principal, c store.Collection, a Access) error {
 	}
 }
 
+// Grant is the decision, made once for a request, that a party may add
+// objects to a collection: the collection and the party's rights as
+// Writable found them. Only Writable makes one; IngestGranted acts on it.
+type Grant struct {
+	partyID string
+	c       store.Collection
+}
+
+// Collection is the collection the grant is for.
+func (g Grant) Collection() store.Collection { return g.c }
+
+// Writable decides whether p may add objects to collection id of apiRoot:
+// ErrNotFound when it does not exist or p has no right on it at all, and
+// the ErrForbidden of WriteDenied when p may see it but not write it.
+// Surfaces decide before they read a body, so an outsider learns nothing
+// from how its body is judged, and pass the grant on to IngestGranted.
+func (s *Service) Writable(ctx context.Context, p party.Principal, apiRoot, id string) (Grant, error) {
+	c, a, err := s.Collection(ctx, p, apiRoot, id)
+	if err != nil {
+		return Grant{}, err
+	}
+	if err := WriteDenied(p, c, a); err != nil {
+		return Grant{}, err
+	}
+	return Grant{partyID: p.PartyID, c: c}, nil
+}
+
 // IngestResult is the outcome of adding objects: the TAXII status resource
 // and the index of the ledger entry recording the batch (the receipt).
 type IngestResult struct {
@@ -271,18 +300,30 @@ type IngestResult struct {
 	LedgerIndex int64
 }
 
-// Ingest validates each object and stores the valid ones in one
-// transaction together with the status resource and the ledger entry that
-// records the batch. Invalid objects are reported in the status with their
-// reason; they never stop valid ones.
+// Ingest decides whether p may write the collection (Writable) and adds
+// raws to it (IngestGranted).
 func (s *Service) Ingest(ctx context.Context, p party.Principal, apiRoot, collection string, raws []json.RawMessage) (IngestResult, error) {
-	c, a, err := s.Collection(ctx, p, apiRoot, collection)
+	g, err := s.Writable(ctx, p, apiRoot, collection)
 	if err != nil {
 		return IngestResult{}, err
 	}
-	if err := WriteDenied(p, c, a); err != nil {
-		return IngestResult{}, err
+	return s.IngestGranted(ctx, p, g, raws)
+}
+
+// IngestGranted validates each object and stores the valid ones in the
+// collection of g in one transaction together with the status resource and
+// the ledger entry that records the batch. Invalid objects are reported in
+// the status with their reason; they never stop valid ones. Access is not
+// decided again: under an agreement, only what may have changed since g
+// was made is read again under the agreement's lock — the agreement's
+// state, so that one suspended, terminated or broken since refuses the
+// batch. A grant made for another party is refused.
+func (s *Service) IngestGranted(ctx context.Context, p party.Principal, g Grant, raws []json.RawMessage) (IngestResult, error) {
+	if g.partyID == "" || g.partyID != p.PartyID {
+		return IngestResult{}, fmt.Errorf("%w: no write access was decided for you on this collection", ErrForbidden)
 	}
+	c := g.c
+	apiRoot, collection := c.APIRoot, c.ID
 	now := s.now().Truncate(time.Microsecond)
 	status := store.Status{ID: party.NewID(""), APIRoot: apiRoot, PartyID: p.PartyID, Status: "complete",
 		RequestTimestamp: now, TotalCount: len(raws)}
@@ -303,21 +344,20 @@ func (s *Service) Ingest(ctx context.Context, p party.Principal, apiRoot, collec
 		parsed = append(parsed, o)
 	}
 	var index int64
-	err = s.st.Update(ctx, func(tx store.Handle) error {
+	err := s.st.Update(ctx, func(tx store.Handle) error {
+		var err error
 		// Update may retry fn; start from a clean status each time.
 		status.Successes = nil
 		status.Failures = append([]store.StatusDetail(nil), invalid...)
 		keep, kept := objs, parsed
 		var ag Agreement
-		var x store.Handle
 		if c.Agreement != "" {
-			x = tx
 			// The agreement's lock serializes its accounting across
 			// instances; its state is checked again under it.
-			if err := x.Agreements().Lock(ctx, c.Agreement); err != nil {
+			if err := tx.Agreements().Lock(ctx, c.Agreement); err != nil {
 				return err
 			}
-			if ag, err = s.loadAgreement(ctx, x, c.Agreement, now); errors.Is(err, ErrBrokenAgreement) {
+			if ag, err = s.loadAgreement(ctx, tx, c.Agreement, now); errors.Is(err, ErrBrokenAgreement) {
 				return fmt.Errorf("%w: %w", ErrForbidden, err)
 			} else if err != nil {
 				return err
@@ -348,7 +388,7 @@ func (s *Service) Ingest(ctx context.Context, p party.Principal, apiRoot, collec
 		}
 		var credit []creditNote
 		if c.Agreement != "" {
-			if credit, err = contribute(ctx, x, ag, p.PartyID, kept, now); err != nil {
+			if credit, err = contribute(ctx, tx, ag, p.PartyID, kept, now); err != nil {
 				return err
 			}
 			// A new version of an object already released is released
@@ -361,7 +401,7 @@ func (s *Service) Ingest(ctx context.Context, p party.Principal, apiRoot, collec
 					stored = append(stored, o.ID)
 				}
 			}
-			if err := x.Credits().Reach(ctx, c.Agreement, ag.Counterpart(p.PartyID), p.PartyID, stored); err != nil {
+			if err := tx.Credits().Reach(ctx, c.Agreement, ag.Counterpart(p.PartyID), p.PartyID, stored); err != nil {
 				return err
 			}
 		}

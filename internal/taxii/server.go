@@ -496,11 +496,10 @@ func (s *Server) addObjects(w http.ResponseWriter, r *http.Request, p party.Prin
 	}
 	// Existence and write access are checked before the body is read, so an
 	// outsider learns nothing from how its body is judged.
-	c, a, err := s.ex.Collection(r.Context(), p, r.PathValue("root"), r.PathValue("coll"))
+	// The decision is made here once and passed on: Ingest re-reads only
+	// the agreement's state, under its lock.
+	grant, err := s.ex.Writable(r.Context(), p, r.PathValue("root"), r.PathValue("coll"))
 	if err != nil {
-		return err
-	}
-	if err := exchange.WriteDenied(p, c, a); err != nil {
 		return err
 	}
 	if r.ContentLength > s.cfg.MaxContentLength {
@@ -518,7 +517,7 @@ func (s *Server) addObjects(w http.ResponseWriter, r *http.Request, p party.Prin
 	if err != nil {
 		return err
 	}
-	res, err := s.ex.Ingest(r.Context(), p, r.PathValue("root"), r.PathValue("coll"), objs)
+	res, err := s.ex.IngestGranted(r.Context(), p, grant, objs)
 	if err != nil {
 		return err
 	}

@@ -78,7 +78,7 @@ var harnesses = []string{"internal/e2e", "internal/crash", "internal/multi", "in
 var partySide = []string{"internal/audit"}
 
 // serverSide holds the server's decisions, storage and surfaces.
-var serverSide = []string{"internal/server", "internal/api", "internal/taxii", "internal/web", "internal/store",
+var serverSide = []string{"internal/server", "internal/api", "internal/taxii", "internal/web", "internal/ledgerhttp", "internal/store",
 	"internal/exchange", "internal/escrow", "internal/request", "internal/matching", "internal/report",
 	"internal/verification", "internal/metrics", "internal/authlimit", "internal/health", "internal/node"}
 
@@ -143,6 +143,7 @@ func TestRulesCatchAViolation(t *testing.T) {
 		{"internal/audit", "internal/exchange", true},
 		{"internal/audit", "internal/store", true},
 		{"internal/audit", "internal/ledger", false},
+		{"internal/audit", "internal/ledgerhttp", true},
 		{"internal/audit", "internal/client", false},
 		{"internal/store/sqlite", "database/sql", false},
 		{"internal/server", "internal/store/postgres", false},
@@ -191,4 +192,17 @@ func reaches(g map[string][]string, from, root string) []string {
 		return nil
 	}
 	return walk(from)
+}
+
+// TestVerificationLinksNoServer: what `parley verify` runs (the party-side
+// packages) reaches no server-side package, even through another package.
+func TestVerificationLinksNoServer(t *testing.T) {
+	g := graph(t)
+	for _, from := range partySide {
+		for _, to := range serverSide {
+			if path := reaches(g, from, to); path != nil {
+				t.Errorf("%s links %s: %s", from, to, strings.Join(path, " → "))
+			}
+		}
+	}
 }

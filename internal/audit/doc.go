@@ -1,8 +1,10 @@
 // Package audit owns the party-side audit of parley's ledger: what
 // `parley verify` and `parley witness cosign` do on a party's own machine.
 // It holds no server-side code (the genesis backfill of pre-ledger state is
-// exchange.Service.Backfill) and imports no server package, so what a
-// party runs to check the server is not built from the server's parts.
+// exchange.Service.Backfill) and links no server package, not even the
+// ledger's HTTP surface: it reads the log with its own [LedgerClient]. What
+// a party runs to check the server is not built from the server's parts
+// (internal/archtest enforces it).
 //
 // # Verifying
 //

@@ -10,7 +10,6 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/parley-cti/parley/internal/ledger"
-	"github.com/parley-cti/parley/internal/ledgerhttp"
 )
 
 // bearer adds a party's token to every request: the server serves its
@@ -37,8 +36,8 @@ func HTTPClient(token string, base http.RoundTripper) *http.Client {
 
 // NewRemote returns the ledger of the server at serverURL (its root, e.g.
 // "https://parley.example") read as the party with token.
-func NewRemote(serverURL, token string, base http.RoundTripper) *ledgerhttp.Client {
-	return &ledgerhttp.Client{BaseURL: strings.TrimSuffix(serverURL, "/") + "/ledger", HTTP: HTTPClient(token, base)}
+func NewRemote(serverURL, token string, base http.RoundTripper) *LedgerClient {
+	return &LedgerClient{BaseURL: strings.TrimSuffix(serverURL, "/") + "/ledger", HTTP: HTTPClient(token, base)}
 }
 
 // FetchLogKey asks the server for its log's verifier key (GET /ledger/key).

@@ -12,7 +12,7 @@ import (
 )
 
 // CosignRemote is the log as a witnessing party sees it: its read API and
-// the endpoint taking cosignature lines (*ledgerhttp.Client).
+// the endpoint taking cosignature lines (*LedgerClient).
 type CosignRemote interface {
 	ledger.Remote
 	SubmitCosignature(ctx context.Context, size int64, line []byte) error

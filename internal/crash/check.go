@@ -18,7 +18,6 @@ import (
 	"github.com/parley-cti/parley/internal/audit"
 	"github.com/parley-cti/parley/internal/client"
 	"github.com/parley-cti/parley/internal/ledger"
-	"github.com/parley-cti/parley/internal/ledgerhttp"
 )
 
 // ledgerState is the harness's own copy of the log: every entry's head
@@ -161,7 +160,7 @@ func (h *harness) untilLedgerCovers(ctx context.Context, l *life, check func(con
 	}
 }
 
-func (h *harness) remote(l *life) *ledgerhttp.Client {
+func (h *harness) remote(l *life) *audit.LedgerClient {
 	return audit.NewRemote(l.s.base, h.alpha.token, l.hc.Transport)
 }
 

@@ -37,16 +37,9 @@ type handover struct {
 	releaseChecked, ended bool
 }
 
-// handoverView is the part of the API's handover resource the harness reads.
-type handoverView struct {
-	ID       string `json:"id"`
-	State    string `json:"state"`
-	Deposits []struct {
-		Party  string `json:"party"`
-		SHA256 string `json:"sha256"`
-	} `json:"deposits"`
-	ReleaseLedgerIndex int64 `json:"release_ledger_index"`
-}
+// handoverView is the API's handover resource, as the server and client
+// spell it.
+type handoverView = wire.Handover
 
 // api sends a management API request as p and decodes a 2xx answer into
 // out; it returns the receipt (-1 if none).

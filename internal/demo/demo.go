@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/parley-cti/parley/internal/agreement"
+	"github.com/parley-cti/parley/internal/audit"
 	"github.com/parley-cti/parley/internal/client"
 	"github.com/parley-cti/parley/internal/ledger"
-	"github.com/parley-cti/parley/internal/ledgerhttp"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/psi"
 )
@@ -219,7 +219,7 @@ func Run(ctx context.Context, op Operator, baseURL string, out io.Writer) (*Resu
 
 	// The ledger: every signature and batch above is an entry; check a
 	// signed checkpoint and our receipts as `parley verify` does.
-	lc := &ledgerhttp.Client{BaseURL: strings.TrimSuffix(baseURL, "/") + "/ledger", HTTP: &http.Client{Transport: bearer{b.Token}}}
+	lc := &audit.LedgerClient{BaseURL: strings.TrimSuffix(baseURL, "/") + "/ledger", HTTP: &http.Client{Transport: bearer{b.Token}}}
 	key, err := fetchKey(ctx, lc.HTTP, strings.TrimSuffix(baseURL, "/")+"/ledger/key")
 	if err != nil {
 		return nil, err

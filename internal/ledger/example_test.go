@@ -41,7 +41,7 @@ func Example() {
 		return err
 	})
 
-	// Client side (`parley verify`), normally over ledgerhttp.Client.
+	// Client side (`parley verify`), normally over audit.LedgerClient.
 	v, _ := ledger.NewVerifier(vkey, "")
 	remote := ledger.NewLocalRemote(db)
 	c, err := v.Update(ctx, remote)

@@ -16,7 +16,7 @@ import (
 )
 
 // Remote is what a Verifier reads from: usually the server over HTTP
-// (ledgerhttp.Client), or a local Reader (NewLocalRemote) in tests and in
+// (audit.LedgerClient), or a local Reader (NewLocalRemote) in tests and in
 // `parley verify --data-dir`. Nothing it returns is trusted.
 type Remote interface {
 	// Checkpoint returns the latest signed checkpoint note (cosignatures may follow).

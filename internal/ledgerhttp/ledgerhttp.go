@@ -1,8 +1,8 @@
 // Package ledgerhttp serves parley's ledger over HTTP: the C2SP
 // tlog-tiles read API (checkpoint, hash tiles, entry bundles), JSON entry
 // and proof endpoints, the endpoint where witnesses hand in cosignatures,
-// and the witness side of C2SP tlog-witness. Client is the matching
-// ledger.Remote for `parley verify`.
+// and the witness side of C2SP tlog-witness. The matching ledger.Remote
+// for `parley verify` is audit.LedgerClient, on the party's side.
 //
 // It owns no state and makes no decisions about what is true: it reads
 // through a ledger.Reader and checks cosignatures with package ledger. It

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/parley-cti/parley/internal/audit"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/ledger/ledgertest"
 )
@@ -26,7 +27,7 @@ type fixture struct {
 	st      *ledger.MemStore
 	signer  *ledger.Signer
 	srv     *httptest.Server
-	client  *Client
+	client  *audit.LedgerClient
 	witness *ledger.Witness
 	wkey    string
 	logs    *bytes.Buffer
@@ -68,7 +69,7 @@ func newFixture(t *testing.T, entries int) *fixture {
 	})
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(f.srv.Close)
-	f.client = &Client{BaseURL: f.srv.URL + "/ledger", HTTP: f.srv.Client()}
+	f.client = &audit.LedgerClient{BaseURL: f.srv.URL + "/ledger", HTTP: f.srv.Client()}
 	_ = ctx
 	return f
 }

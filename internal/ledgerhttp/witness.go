@@ -70,6 +70,9 @@ func WitnessHandler(w *ledger.Witness, now func() time.Time, logger *slog.Logger
 	})
 }
 
+// errUnexpected marks a witness response the protocol does not allow.
+var errUnexpected = errors.New("ledgerhttp: unexpected response")
+
 // AddCheckpoint asks the witness at url (its add-checkpoint endpoint) to
 // cosign req. A 409 with a size returns *ledger.SizeConflictError so the
 // caller can retry with a proof from that size.

@@ -1,4 +1,4 @@
-package ledgerhttp
+package audit
 
 import (
 	"bytes"
@@ -16,9 +16,11 @@ import (
 	"github.com/parley-cti/parley/internal/ledger"
 )
 
-// Client reads a ledger served by Register; it implements ledger.Remote.
+// LedgerClient reads a ledger served by ledgerhttp.Register; it implements
+// ledger.Remote. It is the party side of that protocol, kept here so that
+// verifying links nothing of the server.
 // Nothing it returns is trusted: ledger.Verifier checks it all.
-type Client struct {
+type LedgerClient struct {
 	// BaseURL is the server's URL including the ledger prefix, e.g.
 	// "https://parley.example/ledger".
 	BaseURL string
@@ -26,14 +28,14 @@ type Client struct {
 	HTTP *http.Client
 }
 
-var _ ledger.Remote = (*Client)(nil)
+var _ ledger.Remote = (*LedgerClient)(nil)
 
 // maxResponse bounds any response body: an entry bundle is at most
 // 256 × (2 + 65535) bytes.
 const maxResponse = 256*(2+ledger.MaxEntrySize) + 1
 
 // get fetches path and returns the body; a 404 becomes ledger.ErrNotFound.
-func (c *Client) get(ctx context.Context, path string, limit int64) ([]byte, error) {
+func (c *LedgerClient) get(ctx context.Context, path string, limit int64) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(c.BaseURL, "/")+"/"+path, nil)
 	if err != nil {
 		return nil, err
@@ -64,12 +66,12 @@ func (c *Client) get(ctx context.Context, path string, limit int64) ([]byte, err
 }
 
 // Checkpoint fetches the latest signed checkpoint with its cosignatures.
-func (c *Client) Checkpoint(ctx context.Context) ([]byte, error) {
+func (c *LedgerClient) Checkpoint(ctx context.Context) ([]byte, error) {
 	return c.get(ctx, "checkpoint", ledger.MaxNoteSize)
 }
 
 // ConsistencyProof fetches a consistency proof from → to.
-func (c *Client) ConsistencyProof(ctx context.Context, from, to int64) (tlog.TreeProof, error) {
+func (c *LedgerClient) ConsistencyProof(ctx context.Context, from, to int64) (tlog.TreeProof, error) {
 	q := url.Values{"from": {strconv.FormatInt(from, 10)}, "to": {strconv.FormatInt(to, 10)}}
 	body, err := c.get(ctx, "proof/consistency?"+q.Encode(), 64<<10)
 	if err != nil {
@@ -80,7 +82,7 @@ func (c *Client) ConsistencyProof(ctx context.Context, from, to int64) (tlog.Tre
 }
 
 // InclusionProof fetches an inclusion proof of index in the tree of size.
-func (c *Client) InclusionProof(ctx context.Context, index, size int64) (tlog.RecordProof, error) {
+func (c *LedgerClient) InclusionProof(ctx context.Context, index, size int64) (tlog.RecordProof, error) {
 	q := url.Values{"index": {strconv.FormatInt(index, 10)}, "size": {strconv.FormatInt(size, 10)}}
 	body, err := c.get(ctx, "proof/inclusion?"+q.Encode(), 64<<10)
 	if err != nil {
@@ -92,7 +94,7 @@ func (c *Client) InclusionProof(ctx context.Context, index, size int64) (tlog.Re
 
 // Entries fetches entries from the entry bundle holding start, returning
 // those in [start, end) (at most up to the bundle's end).
-func (c *Client) Entries(ctx context.Context, start, end int64) ([][]byte, error) {
+func (c *LedgerClient) Entries(ctx context.Context, start, end int64) ([][]byte, error) {
 	if start < 0 || start >= end {
 		return nil, fmt.Errorf("entries [%d, %d): %w", start, end, ledger.ErrInvalid)
 	}
@@ -115,7 +117,7 @@ func (c *Client) Entries(ctx context.Context, start, end int64) ([][]byte, error
 
 // SubmitCosignature hands a witness's cosignature line to the log
 // (POST {prefix}/cosign?size=).
-func (c *Client) SubmitCosignature(ctx context.Context, size int64, line []byte) error {
+func (c *LedgerClient) SubmitCosignature(ctx context.Context, size int64, line []byte) error {
 	u := strings.TrimSuffix(c.BaseURL, "/") + "/cosign?size=" + strconv.FormatInt(size, 10)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(line))
 	if err != nil {
@@ -144,4 +146,4 @@ func (c *Client) SubmitCosignature(ctx context.Context, size int64, line []byte)
 }
 
 // errUnexpected marks a response the protocol does not allow.
-var errUnexpected = errors.New("ledgerhttp: unexpected response")
+var errUnexpected = errors.New("ledger server: unexpected response")

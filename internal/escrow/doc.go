@@ -15,10 +15,12 @@
 //
 // # Release of plain bundles
 //
-// On release the objects of a plain deposit are stored in a collection of
-// the agreement's TAXII API root that only the recipient reads ("Handed
-// over to <name>"), created on first use, so TAXII clients see them beside
-// the give-to-get collections. They earn no give-to-get credit: the swap is
+// On release the objects of a plain deposit are stored, by exchange
+// (exchange.DeliverHandover, the one path by which a release writes
+// intelligence), in the collection of kind handover of the agreement's
+// TAXII API root that only the recipient reads ("Handed over to <name>"),
+// created on first use, so TAXII clients see them beside the give-to-get
+// collections. They earn no give-to-get credit: the swap is
 // its own reciprocity. Sealed bundles are only downloadable (Fetch); the
 // recipient's client decrypts and validates them.
 //

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/parley-cti/parley/internal/canonjson"
+	"github.com/parley-cti/parley/internal/fault"
 )
 
 // A contest is the receiving party's signed objection to the credit the
@@ -108,15 +109,15 @@ func SignContest(priv *PrivateKeys, st ContestStatement) (SignedContest, error) 
 		st.KeyID = priv.KeyID()
 	}
 	if st.KeyID != priv.KeyID() {
-		return SignedContest{}, fmt.Errorf("%w: statement names key %s, signing key is %s", ErrUnknownKey, st.KeyID, priv.KeyID())
+		return SignedContest{}, fault.Errorf("%w: statement names key %s, signing key is %s", ErrUnknownKey, st.KeyID, priv.KeyID())
 	}
 	st.SignedAt = st.SignedAt.UTC()
 	if err := st.check(); err != nil {
-		return SignedContest{}, fmt.Errorf("%w: %v", ErrBadSignature, err)
+		return SignedContest{}, fault.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	msg, err := st.Canonical()
 	if err != nil {
-		return SignedContest{}, fmt.Errorf("%w: %v", ErrBadSignature, err)
+		return SignedContest{}, fault.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	return SignedContest{ContestStatement: st, Sig: ed25519.Sign(priv.Signing, msg)}, nil
 }
@@ -127,7 +128,7 @@ func SignContest(priv *PrivateKeys, st ContestStatement) (SignedContest, error) 
 // returns (ErrUnknownKey, ErrKeyRotated).
 func VerifyContest(keys KeyResolver, sc SignedContest) error {
 	if err := sc.check(); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadSignature, err)
+		return fault.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	return verifyStatement(keys, sc.KeyID, sc.PartyID, sc.SignedAt, sc.Canonical, sc.Sig, func() string { return fmt.Sprintf("%s by %s under %s", sc.Action, sc.PartyID, sc.AgreementID) })
 }
@@ -143,17 +144,17 @@ func verifyStatement(keys KeyResolver, keyID, partyID string, at time.Time, cano
 		return err
 	}
 	if owner != partyID {
-		return fmt.Errorf("%w: key %s belongs to %q, not %q", ErrNotParty, keyID, owner, partyID)
+		return fault.Errorf("%w: key %s belongs to %q, not %q", ErrNotParty, keyID, owner, partyID)
 	}
 	if pub.KeyID != keyID || len(pub.SigningKey) != ed25519.PublicKeySize || len(sig) != ed25519.SignatureSize {
-		return fmt.Errorf("%w: wrong key or signature size", ErrBadSignature)
+		return fault.Errorf("%w: wrong key or signature size", ErrBadSignature)
 	}
 	msg, err := canonical()
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadSignature, err)
+		return fault.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	if !ed25519.Verify(pub.SigningKey, msg, sig) {
-		return fmt.Errorf("%w: %s", ErrBadSignature, what())
+		return fault.Errorf("%w: %s", ErrBadSignature, what())
 	}
 	return nil
 }

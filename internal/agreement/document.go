@@ -17,6 +17,7 @@ import (
 	"unicode"
 
 	"github.com/parley-cti/parley/internal/canonjson"
+	"github.com/parley-cti/parley/internal/fault"
 )
 
 // SchemaVersion is the only document schema this package understands.
@@ -120,6 +121,12 @@ func (e *ValidationError) Error() string {
 	return ErrInvalidDocument.Error() + ": " + strings.Join(e.Problems, "; ")
 }
 
+// ClientMessage is the error's text: every problem is written for the
+// party that sent the document.
+func (e *ValidationError) ClientMessage() (fault.Message, bool) {
+	return fault.Message(e.Error()), true
+}
+
 // Unwrap lets errors.Is find the sentinels.
 func (e *ValidationError) Unwrap() []error {
 	if e.self {
@@ -150,23 +157,23 @@ func (p *problems) err() error {
 // every problem found, by field path.
 func ParseDocument(raw []byte) (*Document, error) {
 	if len(raw) > MaxDocumentSize {
-		return nil, fmt.Errorf("%w: document is %d bytes, more than %d", ErrInvalidDocument, len(raw), MaxDocumentSize)
+		return nil, fault.Errorf("%w: document is %d bytes, more than %d", ErrInvalidDocument, len(raw), MaxDocumentSize)
 	}
 	// canonjson refuses duplicate names, invalid UTF-8 and lone surrogates,
 	// which encoding/json would silently accept or repair.
 	if _, err := canonjson.Canonicalize(raw); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidDocument, err)
+		return nil, fault.Errorf("%w: %v", ErrInvalidDocument, err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var top any
 	if err := dec.Decode(&top); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidDocument, err)
+		return nil, fault.Errorf("%w: %v", ErrInvalidDocument, err)
 	}
 	var p problems
 	root, ok := top.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("%w: the document must be a JSON object", ErrInvalidDocument)
+		return nil, fault.Errorf("%w: the document must be a JSON object", ErrInvalidDocument)
 	}
 	d := decodeDocument(&fields{m: root, p: &p})
 	d.check(&p)
@@ -726,7 +733,7 @@ func (d *Document) Party(partyID string) (Party, int, error) {
 			return p, i, nil
 		}
 	}
-	return Party{}, -1, fmt.Errorf("%w: %q is not a party to %s", ErrNotParty, partyID, d.ID)
+	return Party{}, -1, fault.Errorf("%w: %q is not a party to %s", ErrNotParty, partyID, d.ID)
 }
 
 // Counterpart returns the other party, or ErrNotParty.

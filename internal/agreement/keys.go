@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
-	"fmt"
 	"os"
 	"sync"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/parley-cti/parley/internal/canonjson"
+	"github.com/parley-cti/parley/internal/fault"
 )
 
 // PublicKeys are what a party publishes: the key that verifies its signatures
@@ -46,11 +46,11 @@ func KeyID(pub ed25519.PublicKey) string {
 func GenerateKeys() (*PrivateKeys, error) {
 	_, signing, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("agreement: generate signing key: %w", err)
+		return nil, fault.Errorf("agreement: generate signing key: %w", err)
 	}
 	sealing, err := age.GenerateX25519Identity()
 	if err != nil {
-		return nil, fmt.Errorf("agreement: generate sealing identity: %w", err)
+		return nil, fault.Errorf("agreement: generate sealing identity: %w", err)
 	}
 	return &PrivateKeys{Signing: signing, Sealing: sealing}, nil
 }
@@ -68,13 +68,13 @@ func (k *PrivateKeys) KeyID() string { return KeyID(k.Signing.Public().(ed25519.
 // signing key. Errors wrap ErrInvalidKey.
 func (p PublicKeys) Validate() error {
 	if len(p.SigningKey) != ed25519.PublicKeySize {
-		return fmt.Errorf("%w: signing key is %d bytes, want %d", ErrInvalidKey, len(p.SigningKey), ed25519.PublicKeySize)
+		return fault.Errorf("%w: signing key is %d bytes, want %d", ErrInvalidKey, len(p.SigningKey), ed25519.PublicKeySize)
 	}
 	if want := KeyID(p.SigningKey); p.KeyID != want {
-		return fmt.Errorf("%w: key id %q does not match the signing key (%s)", ErrInvalidKey, p.KeyID, want)
+		return fault.Errorf("%w: key id %q does not match the signing key (%s)", ErrInvalidKey, p.KeyID, want)
 	}
 	if _, err := age.ParseX25519Recipient(p.SealingRecipient); err != nil {
-		return fmt.Errorf("%w: sealing recipient: %v", ErrInvalidKey, err)
+		return fault.Errorf("%w: sealing recipient: %v", ErrInvalidKey, err)
 	}
 	return nil
 }
@@ -109,18 +109,18 @@ func MarshalPrivateKeys(k *PrivateKeys) []byte {
 func ParsePrivateKeys(data []byte) (*PrivateKeys, error) {
 	block, _ := pem.Decode(data)
 	if block == nil || block.Type != pemPrivate {
-		return nil, fmt.Errorf("%w: no %s PEM block", ErrInvalidKey, pemPrivate)
+		return nil, fault.Errorf("%w: no %s PEM block", ErrInvalidKey, pemPrivate)
 	}
 	if len(block.Bytes) != ed25519.SeedSize {
-		return nil, fmt.Errorf("%w: signing seed is %d bytes, want %d", ErrInvalidKey, len(block.Bytes), ed25519.SeedSize)
+		return nil, fault.Errorf("%w: signing seed is %d bytes, want %d", ErrInvalidKey, len(block.Bytes), ed25519.SeedSize)
 	}
 	sealing, err := age.ParseX25519Identity(block.Headers["Sealing-Identity"])
 	if err != nil {
-		return nil, fmt.Errorf("%w: sealing identity: %v", ErrInvalidKey, err)
+		return nil, fault.Errorf("%w: sealing identity: %v", ErrInvalidKey, err)
 	}
 	k := &PrivateKeys{Signing: ed25519.NewKeyFromSeed(block.Bytes), Sealing: sealing}
 	if id, ok := block.Headers["Key-Id"]; ok && id != k.KeyID() {
-		return nil, fmt.Errorf("%w: Key-Id %q does not match the key (%s)", ErrInvalidKey, id, k.KeyID())
+		return nil, fault.Errorf("%w: Key-Id %q does not match the key (%s)", ErrInvalidKey, id, k.KeyID())
 	}
 	return k, nil
 }
@@ -147,7 +147,7 @@ func publicHeaders(p PublicKeys) map[string]string {
 func ParsePublicKeys(data []byte) (PublicKeys, error) {
 	block, _ := pem.Decode(data)
 	if block == nil || block.Type != pemPublic {
-		return PublicKeys{}, fmt.Errorf("%w: no %s PEM block", ErrInvalidKey, pemPublic)
+		return PublicKeys{}, fault.Errorf("%w: no %s PEM block", ErrInvalidKey, pemPublic)
 	}
 	p := PublicKeys{
 		SigningKey:       ed25519.PublicKey(block.Bytes),
@@ -157,7 +157,7 @@ func ParsePublicKeys(data []byte) (PublicKeys, error) {
 	if sig, ok := block.Headers["Sealing-Sig"]; ok {
 		b, err := base64.StdEncoding.DecodeString(sig)
 		if err != nil {
-			return PublicKeys{}, fmt.Errorf("%w: Sealing-Sig is not base64", ErrInvalidKey)
+			return PublicKeys{}, fault.Errorf("%w: Sealing-Sig is not base64", ErrInvalidKey)
 		}
 		p.SealingSig = b
 	}
@@ -172,14 +172,14 @@ func ParsePublicKeys(data []byte) (PublicKeys, error) {
 func WritePrivateKeysFile(path string, k *PrivateKeys) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return fmt.Errorf("agreement: write keys: %w", err)
+		return fault.Errorf("agreement: write keys: %w", err)
 	}
 	if _, err := f.Write(MarshalPrivateKeys(k)); err != nil {
 		f.Close()
-		return fmt.Errorf("agreement: write keys: %w", err)
+		return fault.Errorf("agreement: write keys: %w", err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("agreement: write keys: %w", err)
+		return fault.Errorf("agreement: write keys: %w", err)
 	}
 	return nil
 }
@@ -189,14 +189,14 @@ func WritePrivateKeysFile(path string, k *PrivateKeys) error {
 func ReadPrivateKeysFile(path string) (*PrivateKeys, error) {
 	info, err := os.Stat(path)
 	if err != nil {
-		return nil, fmt.Errorf("agreement: read keys: %w", err)
+		return nil, fault.Errorf("agreement: read keys: %w", err)
 	}
 	if perm := info.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("%w: %s has mode %v; it must be readable by its owner only (chmod 600)", ErrInvalidKey, path, perm)
+		return nil, fault.Errorf("%w: %s has mode %v; it must be readable by its owner only (chmod 600)", ErrInvalidKey, path, perm)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("agreement: read keys: %w", err)
+		return nil, fault.Errorf("agreement: read keys: %w", err)
 	}
 	return ParsePrivateKeys(data)
 }
@@ -244,7 +244,7 @@ func RotateKeys(old *PrivateKeys, partyID string, newKeys PublicKeys, at time.Ti
 // ErrBadSignature when the signature does not verify.
 func VerifyRotation(oldKeys PublicKeys, r KeyRotation) error {
 	if r.OldKeyID != oldKeys.KeyID {
-		return fmt.Errorf("%w: rotation names old key %q, not %q", ErrUnknownKey, r.OldKeyID, oldKeys.KeyID)
+		return fault.Errorf("%w: rotation names old key %q, not %q", ErrUnknownKey, r.OldKeyID, oldKeys.KeyID)
 	}
 	if err := oldKeys.Validate(); err != nil {
 		return err
@@ -253,14 +253,14 @@ func VerifyRotation(oldKeys PublicKeys, r KeyRotation) error {
 		return err
 	}
 	if r.NewKeys.KeyID == r.OldKeyID {
-		return fmt.Errorf("%w: rotation to the same key", ErrInvalidKey)
+		return fault.Errorf("%w: rotation to the same key", ErrInvalidKey)
 	}
 	msg, err := r.statement()
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadSignature, err)
+		return fault.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	if !ed25519.Verify(oldKeys.SigningKey, msg, r.Sig) {
-		return fmt.Errorf("%w: key rotation for party %q", ErrBadSignature, r.PartyID)
+		return fault.Errorf("%w: key rotation for party %q", ErrBadSignature, r.PartyID)
 	}
 	return nil
 }
@@ -304,10 +304,10 @@ func (r *KeyRing) Register(partyID string, pub PublicKeys, from time.Time) error
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.current[partyID]; ok {
-		return fmt.Errorf("%w: party %q already has a key; rotate it instead", ErrInvalidKey, partyID)
+		return fault.Errorf("%w: party %q already has a key; rotate it instead", ErrInvalidKey, partyID)
 	}
 	if _, ok := r.keys[pub.KeyID]; ok {
-		return fmt.Errorf("%w: key %s is already registered", ErrInvalidKey, pub.KeyID)
+		return fault.Errorf("%w: key %s is already registered", ErrInvalidKey, pub.KeyID)
 	}
 	r.keys[pub.KeyID] = &ringKey{party: partyID, pub: pub, from: from}
 	r.current[partyID] = pub.KeyID
@@ -321,20 +321,20 @@ func (r *KeyRing) Rotate(rot KeyRotation) error {
 	defer r.mu.Unlock()
 	cur, ok := r.current[rot.PartyID]
 	if !ok {
-		return fmt.Errorf("%w: party %q has no key", ErrUnknownKey, rot.PartyID)
+		return fault.Errorf("%w: party %q has no key", ErrUnknownKey, rot.PartyID)
 	}
 	if cur != rot.OldKeyID {
-		return fmt.Errorf("%w: %s is not party %q's current key", ErrKeyRotated, rot.OldKeyID, rot.PartyID)
+		return fault.Errorf("%w: %s is not party %q's current key", ErrKeyRotated, rot.OldKeyID, rot.PartyID)
 	}
 	old := r.keys[cur]
 	if err := VerifyRotation(old.pub, rot); err != nil {
 		return err
 	}
 	if rot.At.Before(old.from) {
-		return fmt.Errorf("%w: rotation at %s predates the old key (%s)", ErrInvalidKey, rot.At, old.from)
+		return fault.Errorf("%w: rotation at %s predates the old key (%s)", ErrInvalidKey, rot.At, old.from)
 	}
 	if _, ok := r.keys[rot.NewKeys.KeyID]; ok {
-		return fmt.Errorf("%w: key %s is already registered", ErrInvalidKey, rot.NewKeys.KeyID)
+		return fault.Errorf("%w: key %s is already registered", ErrInvalidKey, rot.NewKeys.KeyID)
 	}
 	old.until = rot.At
 	r.keys[rot.NewKeys.KeyID] = &ringKey{party: rot.PartyID, pub: rot.NewKeys, from: rot.At}
@@ -349,11 +349,11 @@ func (r *KeyRing) ResolveKey(keyID string, at time.Time) (string, PublicKeys, er
 	k, ok := r.keys[keyID]
 	switch {
 	case !ok:
-		return "", PublicKeys{}, fmt.Errorf("%w: %q", ErrUnknownKey, keyID)
+		return "", PublicKeys{}, fault.Errorf("%w: %q", ErrUnknownKey, keyID)
 	case at.Before(k.from):
-		return "", PublicKeys{}, fmt.Errorf("%w: %s is not valid before %s", ErrUnknownKey, keyID, k.from.Format(time.RFC3339))
+		return "", PublicKeys{}, fault.Errorf("%w: %s is not valid before %s", ErrUnknownKey, keyID, k.from.Format(time.RFC3339))
 	case !k.until.IsZero() && !at.Before(k.until):
-		return "", PublicKeys{}, fmt.Errorf("%w: %s was rotated out at %s", ErrKeyRotated, keyID, k.until.Format(time.RFC3339))
+		return "", PublicKeys{}, fault.Errorf("%w: %s was rotated out at %s", ErrKeyRotated, keyID, k.until.Format(time.RFC3339))
 	}
 	return k.party, k.pub, nil
 }

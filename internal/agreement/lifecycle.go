@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/parley-cti/parley/internal/fault"
 )
 
 // Phase is where an agreement stands at a given time.
@@ -105,16 +107,16 @@ func newMachine(versions []*Document, keys KeyResolver) (*machine, error) {
 	m := &machine{docs: map[int]*Document{}, keys: keys, proposer: map[int]string{}, countersigned: map[int]bool{}}
 	for _, d := range versions {
 		if d == nil {
-			return nil, fmt.Errorf("%w: nil document", ErrInvalidDocument)
+			return nil, fault.Errorf("%w: nil document", ErrInvalidDocument)
 		}
 		if err := d.Validate(); err != nil {
 			return nil, err
 		}
 		if len(m.docs) > 0 && d.ID != versions[0].ID {
-			return nil, fmt.Errorf("%w: versions of different agreements (%s, %s)", ErrInvalidDocument, versions[0].ID, d.ID)
+			return nil, fault.Errorf("%w: versions of different agreements (%s, %s)", ErrInvalidDocument, versions[0].ID, d.ID)
 		}
 		if _, dup := m.docs[d.Version]; dup {
-			return nil, fmt.Errorf("%w: two documents for version %d", ErrInvalidDocument, d.Version)
+			return nil, fault.Errorf("%w: two documents for version %d", ErrInvalidDocument, d.Version)
 		}
 		m.docs[d.Version] = d
 	}
@@ -122,7 +124,7 @@ func newMachine(versions []*Document, keys KeyResolver) (*machine, error) {
 }
 
 func illegal(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrIllegalTransition, fmt.Sprintf(format, args...))
+	return fault.Errorf("%w: %s", ErrIllegalTransition, fmt.Sprintf(format, args...))
 }
 
 // current is the version later signatures must name: the latest
@@ -155,7 +157,7 @@ func samePartyIDs(a, b *Document) bool {
 func (m *machine) apply(sig Signature) error {
 	doc, ok := m.docs[sig.Version]
 	if !ok {
-		return fmt.Errorf("%w: no document for version %d of %s", ErrWrongVersion, sig.Version, sig.AgreementID)
+		return fault.Errorf("%w: no document for version %d of %s", ErrWrongVersion, sig.Version, sig.AgreementID)
 	}
 	if err := VerifyFor(doc, m.keys, sig); err != nil {
 		return err
@@ -185,7 +187,7 @@ func (m *machine) apply(sig Signature) error {
 		// that party must be exactly that key, so a document can never
 		// claim a key its signer does not hold.
 		if named, _, _ := doc.Party(sig.PartyID); named.KeyID != sig.KeyID {
-			return fmt.Errorf("%w: version %d names key %s for %q, but it was signed with key %s; a document must name the key that signs it (amend it to name the current one)", ErrIdentityMismatch, doc.Version, named.KeyID, sig.PartyID, sig.KeyID)
+			return fault.Errorf("%w: version %d names key %s for %q, but it was signed with key %s; a document must name the key that signs it (amend it to name the current one)", ErrIdentityMismatch, doc.Version, named.KeyID, sig.PartyID, sig.KeyID)
 		}
 	}
 	switch sig.Action {
@@ -194,7 +196,7 @@ func (m *machine) apply(sig Signature) error {
 			return illegal("the agreement was already proposed; amend it instead")
 		}
 		if sig.Version != 1 || doc.Supersedes != 0 {
-			return fmt.Errorf("%w: a proposal is version 1 and supersedes nothing", ErrWrongVersion)
+			return fault.Errorf("%w: a proposal is version 1 and supersedes nothing", ErrWrongVersion)
 		}
 		if !at.Before(doc.NotAfter) {
 			return illegal("proposal signed after its not_after")
@@ -203,30 +205,30 @@ func (m *machine) apply(sig Signature) error {
 		m.latest, m.proposer[1] = 1, sig.PartyID
 	case ActionAmend:
 		if sig.Version <= m.latest {
-			return fmt.Errorf("%w: an amendment must be a version above %d", ErrWrongVersion, m.latest)
+			return fault.Errorf("%w: an amendment must be a version above %d", ErrWrongVersion, m.latest)
 		}
 		if !samePartyIDs(doc, m.docs[1]) {
 			return illegal("an amendment cannot change the parties")
 		}
 		if doc.Supersedes != 0 && doc.Supersedes != m.current() {
-			return fmt.Errorf("%w: version %d supersedes %d, but the current version is %d", ErrWrongVersion, doc.Version, doc.Supersedes, m.current())
+			return fault.Errorf("%w: version %d supersedes %d, but the current version is %d", ErrWrongVersion, doc.Version, doc.Supersedes, m.current())
 		}
 		m.latest, m.proposer[sig.Version] = sig.Version, sig.PartyID
 	case ActionCountersign:
 		if sig.Version != m.latest {
-			return fmt.Errorf("%w: version %d was superseded by version %d", ErrWrongVersion, sig.Version, m.latest)
+			return fault.Errorf("%w: version %d was superseded by version %d", ErrWrongVersion, sig.Version, m.latest)
 		}
 		if m.countersigned[sig.Version] {
 			return illegal("version %d is already countersigned", sig.Version)
 		}
 		if sig.PartyID == m.proposer[sig.Version] {
-			return fmt.Errorf("%w: the proposer cannot countersign its own proposal", ErrNotParty)
+			return fault.Errorf("%w: the proposer cannot countersign its own proposal", ErrNotParty)
 		}
 		m.countersigned[sig.Version] = true
 		m.signed = append(m.signed, doc)
 	case ActionSuspend, ActionResume, ActionTerminate:
 		if sig.Version != m.current() {
-			return fmt.Errorf("%w: %s must name the current version %d", ErrWrongVersion, sig.Action, m.current())
+			return fault.Errorf("%w: %s must name the current version %d", ErrWrongVersion, sig.Action, m.current())
 		}
 		effective := at
 		if sig.EffectiveAt.After(at) {
@@ -287,7 +289,7 @@ func fold(versions []*Document, sigs []Signature, keys KeyResolver, now time.Tim
 			break
 		}
 		if err := m.apply(sig); err != nil {
-			return nil, fmt.Errorf("%s by %q at %s: %w", sig.Action, sig.PartyID, sig.SignedAt.Format(time.RFC3339), err)
+			return nil, fault.Errorf("%s by %q at %s: %w", sig.Action, sig.PartyID, sig.SignedAt.Format(time.RFC3339), err)
 		}
 	}
 	return m, nil
@@ -388,7 +390,7 @@ func (s Status) At(now time.Time) Status {
 func CheckNext(versions []*Document, sigs []Signature, keys KeyResolver, next Signature) error {
 	m, err := fold(versions, sigs, keys, maxTime)
 	if err != nil {
-		return fmt.Errorf("recorded history: %w", err)
+		return fault.Errorf("recorded history: %w", err)
 	}
 	return m.apply(next)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/parley-cti/parley/internal/canonjson"
+	"github.com/parley-cti/parley/internal/fault"
 	"github.com/parley-cti/parley/internal/stix"
 )
 
@@ -38,7 +39,7 @@ func SummarizeBundle(bundle []byte) (BundleSummary, error) {
 		Objects []json.RawMessage `json:"objects"`
 	}
 	if err := json.Unmarshal(bundle, &env); err != nil {
-		return BundleSummary{}, fmt.Errorf("summarize bundle: %w", err)
+		return BundleSummary{}, fault.Errorf("summarize bundle: %w", err)
 	}
 	s := BundleSummary{Objects: len(env.Objects), Types: map[string]int{}}
 	fps := make([]string, 0, len(env.Objects))
@@ -47,11 +48,11 @@ func SummarizeBundle(bundle []byte) (BundleSummary, error) {
 			Type string `json:"type"`
 		}
 		if err := json.Unmarshal(raw, &o); err != nil {
-			return BundleSummary{}, fmt.Errorf("summarize bundle: objects[%d]: %w", i, err)
+			return BundleSummary{}, fault.Errorf("summarize bundle: objects[%d]: %w", i, err)
 		}
 		fp, err := stix.ContentFingerprint(raw)
 		if err != nil {
-			return BundleSummary{}, fmt.Errorf("summarize bundle: objects[%d]: %w", i, err)
+			return BundleSummary{}, fault.Errorf("summarize bundle: objects[%d]: %w", i, err)
 		}
 		s.Types[o.Type]++
 		fps = append(fps, hex.EncodeToString(fp[:]))
@@ -130,14 +131,14 @@ func SignManifest(k *PrivateKeys, m Manifest) (Manifest, error) {
 // (another key) or ErrBadSignature.
 func VerifyManifest(pub PublicKeys, m Manifest) error {
 	if m.KeyID != pub.KeyID {
-		return fmt.Errorf("%w: manifest signed by key %s, not %s", ErrUnknownKey, m.KeyID, pub.KeyID)
+		return fault.Errorf("%w: manifest signed by key %s, not %s", ErrUnknownKey, m.KeyID, pub.KeyID)
 	}
 	msg, err := m.statement()
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadSignature, err)
+		return fault.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	if len(pub.SigningKey) != ed25519.PublicKeySize || !ed25519.Verify(pub.SigningKey, msg, m.Sig) {
-		return fmt.Errorf("%w: manifest of %s's deposit in %s", ErrBadSignature, m.Depositor, m.Handover)
+		return fault.Errorf("%w: manifest of %s's deposit in %s", ErrBadSignature, m.Depositor, m.Handover)
 	}
 	return nil
 }
@@ -185,14 +186,14 @@ func SignDispute(k *PrivateKeys, d Dispute) (Dispute, error) {
 // ErrBadSignature.
 func VerifyDispute(pub PublicKeys, d Dispute) error {
 	if d.KeyID != pub.KeyID {
-		return fmt.Errorf("%w: dispute signed by key %s, not %s", ErrUnknownKey, d.KeyID, pub.KeyID)
+		return fault.Errorf("%w: dispute signed by key %s, not %s", ErrUnknownKey, d.KeyID, pub.KeyID)
 	}
 	msg, err := d.statement()
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadSignature, err)
+		return fault.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	if len(pub.SigningKey) != ed25519.PublicKeySize || !ed25519.Verify(pub.SigningKey, msg, d.Sig) {
-		return fmt.Errorf("%w: dispute of %s's deposit in %s", ErrBadSignature, d.Depositor, d.Handover)
+		return fault.Errorf("%w: dispute of %s's deposit in %s", ErrBadSignature, d.Depositor, d.Handover)
 	}
 	return nil
 }

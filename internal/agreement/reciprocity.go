@@ -5,6 +5,8 @@ import (
 	"math"
 	"slices"
 	"strings"
+
+	"github.com/parley-cti/parley/internal/fault"
 )
 
 // TLP is a Traffic Light Protocol level, ordered from least to most
@@ -100,17 +102,17 @@ func HighestTLP(markings []string) (TLP, bool) {
 // that says why.
 func CheckScope(scope Scope, stixType string, markings []string) error {
 	if !slices.Contains(scope.Types, stixType) {
-		return fmt.Errorf("%w: type %q is outside the agreement's scope", ErrOutOfScope, stixType)
+		return fault.Errorf("%w: type %q is outside the agreement's scope", ErrOutOfScope, stixType)
 	}
 	level, marked := HighestTLP(markings)
 	if !marked {
 		if !scope.AllowUnmarked {
-			return fmt.Errorf("%w: unmarked objects are refused by this agreement", ErrOutOfScope)
+			return fault.Errorf("%w: unmarked objects are refused by this agreement", ErrOutOfScope)
 		}
 		return nil
 	}
 	if level > scope.MaxTLP {
-		return fmt.Errorf("%w: marked %s, above the agreement's highest %s", ErrOutOfScope, level.Label(), scope.MaxTLP.Label())
+		return fault.Errorf("%w: marked %s, above the agreement's highest %s", ErrOutOfScope, level.Label(), scope.MaxTLP.Label())
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/parley-cti/parley/internal/canonjson"
+	"github.com/parley-cti/parley/internal/fault"
 )
 
 // A report signature is one party's signed statement that it has read the
@@ -76,15 +77,15 @@ func SignReport(priv *PrivateKeys, st ReportStatement) (SignedReport, error) {
 		st.KeyID = priv.KeyID()
 	}
 	if st.KeyID != priv.KeyID() {
-		return SignedReport{}, fmt.Errorf("%w: statement names key %s, signing key is %s", ErrUnknownKey, st.KeyID, priv.KeyID())
+		return SignedReport{}, fault.Errorf("%w: statement names key %s, signing key is %s", ErrUnknownKey, st.KeyID, priv.KeyID())
 	}
 	st.SignedAt, st.From, st.To = st.SignedAt.UTC(), st.From.UTC(), st.To.UTC()
 	if err := st.check(); err != nil {
-		return SignedReport{}, fmt.Errorf("%w: %v", ErrBadSignature, err)
+		return SignedReport{}, fault.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	msg, err := st.Canonical()
 	if err != nil {
-		return SignedReport{}, fmt.Errorf("%w: %v", ErrBadSignature, err)
+		return SignedReport{}, fault.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	return SignedReport{ReportStatement: st, Sig: ed25519.Sign(priv.Signing, msg)}, nil
 }
@@ -95,7 +96,7 @@ func SignReport(priv *PrivateKeys, st ReportStatement) (SignedReport, error) {
 // returns (ErrUnknownKey, ErrKeyRotated).
 func VerifyReport(keys KeyResolver, sr SignedReport) error {
 	if err := sr.check(); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadSignature, err)
+		return fault.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	return verifyStatement(keys, sr.KeyID, sr.PartyID, sr.SignedAt, sr.Canonical, sr.Sig, func() string {
 		return fmt.Sprintf("report %s by %s under %s", sr.ReportHash, sr.PartyID, sr.AgreementID)

@@ -2,9 +2,9 @@ package agreement
 
 import (
 	"crypto/ed25519"
-	"fmt"
 
 	"github.com/parley-cti/parley/internal/canonjson"
+	"github.com/parley-cti/parley/internal/fault"
 )
 
 // Sealing key records (issue 12, finding 9). A party's sealing recipient is
@@ -42,14 +42,14 @@ func VerifySealingKey(p PublicKeys) error {
 		return err
 	}
 	if len(p.SealingSig) == 0 {
-		return fmt.Errorf("%w: the sealing recipient of key %s is not signed by its signing key (sealing_sig missing)", ErrBadSignature, p.KeyID)
+		return fault.Errorf("%w: the sealing recipient of key %s is not signed by its signing key (sealing_sig missing)", ErrBadSignature, p.KeyID)
 	}
 	msg, err := sealingStatement(p.KeyID, p.SealingRecipient)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadSignature, err)
+		return fault.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	if len(p.SealingSig) != ed25519.SignatureSize || !ed25519.Verify(p.SigningKey, msg, p.SealingSig) {
-		return fmt.Errorf("%w: the sealing recipient %s is not signed by key %s", ErrBadSignature, p.SealingRecipient, p.KeyID)
+		return fault.Errorf("%w: the sealing recipient %s is not signed by key %s", ErrBadSignature, p.SealingRecipient, p.KeyID)
 	}
 	return nil
 }

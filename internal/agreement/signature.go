@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/parley-cti/parley/internal/canonjson"
+	"github.com/parley-cti/parley/internal/fault"
 )
 
 // Action is what a signature consents to.
@@ -148,18 +149,18 @@ func Sign(priv *PrivateKeys, st Statement) (Signature, error) {
 		st.KeyID = priv.KeyID()
 	}
 	if st.KeyID != priv.KeyID() {
-		return Signature{}, fmt.Errorf("%w: statement names key %s, signing key is %s", ErrUnknownKey, st.KeyID, priv.KeyID())
+		return Signature{}, fault.Errorf("%w: statement names key %s, signing key is %s", ErrUnknownKey, st.KeyID, priv.KeyID())
 	}
 	st.SignedAt = st.SignedAt.UTC()
 	if !st.EffectiveAt.IsZero() {
 		st.EffectiveAt = st.EffectiveAt.UTC()
 	}
 	if err := st.check(); err != nil {
-		return Signature{}, fmt.Errorf("%w: %v", ErrBadSignature, err)
+		return Signature{}, fault.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	msg, err := st.Canonical()
 	if err != nil {
-		return Signature{}, fmt.Errorf("%w: %v", ErrBadSignature, err)
+		return Signature{}, fault.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	return Signature{Statement: st, Sig: ed25519.Sign(priv.Signing, msg)}, nil
 }
@@ -170,20 +171,20 @@ func Sign(priv *PrivateKeys, st Statement) (Signature, error) {
 // against a document; VerifyFor does.
 func Verify(pub PublicKeys, sig Signature) error {
 	if sig.KeyID != pub.KeyID {
-		return fmt.Errorf("%w: signature by key %s, not %s", ErrUnknownKey, sig.KeyID, pub.KeyID)
+		return fault.Errorf("%w: signature by key %s, not %s", ErrUnknownKey, sig.KeyID, pub.KeyID)
 	}
 	if len(pub.SigningKey) != ed25519.PublicKeySize || len(sig.Sig) != ed25519.SignatureSize {
-		return fmt.Errorf("%w: wrong key or signature size", ErrBadSignature)
+		return fault.Errorf("%w: wrong key or signature size", ErrBadSignature)
 	}
 	if err := sig.check(); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadSignature, err)
+		return fault.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	msg, err := sig.Canonical()
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadSignature, err)
+		return fault.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	if !ed25519.Verify(pub.SigningKey, msg, sig.Sig) {
-		return fmt.Errorf("%w: %s by %s on %s v%d", ErrBadSignature, sig.Action, sig.PartyID, sig.AgreementID, sig.Version)
+		return fault.Errorf("%w: %s by %s on %s v%d", ErrBadSignature, sig.Action, sig.PartyID, sig.AgreementID, sig.Version)
 	}
 	return nil
 }
@@ -199,14 +200,14 @@ func Verify(pub PublicKeys, sig Signature) error {
 // could backdate a statement.
 func VerifyFor(doc *Document, keys KeyResolver, sig Signature) error {
 	if sig.AgreementID != doc.ID {
-		return fmt.Errorf("%w: signature is for %s, not %s", ErrDocumentChanged, sig.AgreementID, doc.ID)
+		return fault.Errorf("%w: signature is for %s, not %s", ErrDocumentChanged, sig.AgreementID, doc.ID)
 	}
 	if sig.Version != doc.Version {
-		return fmt.Errorf("%w: signature is for version %d, document is version %d", ErrWrongVersion, sig.Version, doc.Version)
+		return fault.Errorf("%w: signature is for version %d, document is version %d", ErrWrongVersion, sig.Version, doc.Version)
 	}
 	h := doc.Hash()
 	if sig.DocumentHash != hex.EncodeToString(h[:]) {
-		return fmt.Errorf("%w: %s version %d", ErrDocumentChanged, doc.ID, doc.Version)
+		return fault.Errorf("%w: %s version %d", ErrDocumentChanged, doc.ID, doc.Version)
 	}
 	if _, _, err := doc.Party(sig.PartyID); err != nil {
 		return err
@@ -216,7 +217,7 @@ func VerifyFor(doc *Document, keys KeyResolver, sig Signature) error {
 		return err
 	}
 	if owner != sig.PartyID {
-		return fmt.Errorf("%w: key %s belongs to %q, not %q", ErrNotParty, sig.KeyID, owner, sig.PartyID)
+		return fault.Errorf("%w: key %s belongs to %q, not %q", ErrNotParty, sig.KeyID, owner, sig.PartyID)
 	}
 	return Verify(pub, sig)
 }
@@ -225,19 +226,19 @@ func VerifyFor(doc *Document, keys KeyResolver, sig Signature) error {
 // duplicate fields) and checks its shape. Errors wrap ErrBadSignature.
 func ParseSignature(raw []byte) (Signature, error) {
 	if _, err := canonjson.Canonicalize(raw); err != nil {
-		return Signature{}, fmt.Errorf("%w: %v", ErrBadSignature, err)
+		return Signature{}, fault.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	var sig Signature
 	if err := dec.Decode(&sig); err != nil {
-		return Signature{}, fmt.Errorf("%w: %v", ErrBadSignature, err)
+		return Signature{}, fault.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	if err := sig.check(); err != nil {
-		return Signature{}, fmt.Errorf("%w: %v", ErrBadSignature, err)
+		return Signature{}, fault.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	if len(sig.Sig) != ed25519.SignatureSize {
-		return Signature{}, fmt.Errorf("%w: sig is %d bytes, want %d", ErrBadSignature, len(sig.Sig), ed25519.SignatureSize)
+		return Signature{}, fault.Errorf("%w: sig is %d bytes, want %d", ErrBadSignature, len(sig.Sig), ed25519.SignatureSize)
 	}
 	return sig, nil
 }

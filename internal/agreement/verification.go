@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/parley-cti/parley/internal/canonjson"
+	"github.com/parley-cti/parley/internal/fault"
 )
 
 // A verification statement is a party's own signed record that its client
@@ -86,15 +87,15 @@ func SignVerification(priv *PrivateKeys, st VerificationStatement) (SignedVerifi
 		st.KeyID = priv.KeyID()
 	}
 	if st.KeyID != priv.KeyID() {
-		return SignedVerification{}, fmt.Errorf("%w: statement names key %s, signing key is %s", ErrUnknownKey, st.KeyID, priv.KeyID())
+		return SignedVerification{}, fault.Errorf("%w: statement names key %s, signing key is %s", ErrUnknownKey, st.KeyID, priv.KeyID())
 	}
 	st.VerifiedAt = st.VerifiedAt.UTC()
 	if err := st.check(); err != nil {
-		return SignedVerification{}, fmt.Errorf("%w: %v", ErrBadSignature, err)
+		return SignedVerification{}, fault.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	msg, err := st.Canonical()
 	if err != nil {
-		return SignedVerification{}, fmt.Errorf("%w: %v", ErrBadSignature, err)
+		return SignedVerification{}, fault.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	return SignedVerification{VerificationStatement: st, Sig: ed25519.Sign(priv.Signing, msg)}, nil
 }
@@ -105,7 +106,7 @@ func SignVerification(priv *PrivateKeys, st VerificationStatement) (SignedVerifi
 // keys returns (ErrUnknownKey, ErrKeyRotated).
 func VerifyVerification(keys KeyResolver, sv SignedVerification) error {
 	if err := sv.check(); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadSignature, err)
+		return fault.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	return verifyStatement(keys, sv.KeyID, sv.PartyID, sv.VerifiedAt, sv.Canonical, sv.Sig, func() string { return fmt.Sprintf("verification of size %d by %s", sv.Size, sv.PartyID) })
 }

@@ -34,6 +34,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parley-cti/parley/internal/fault"
 	"github.com/parley-cti/parley/internal/wire"
 )
 
@@ -50,14 +51,15 @@ const (
 
 // Sentinel errors. A *Error from a server response wraps exactly one of the
 // first four when its HTTP status maps to it; ErrProtocol marks responses
-// that do not follow TAXII 2.1 (wrong media type, malformed JSON).
+// that do not follow TAXII 2.1 (wrong media type, malformed JSON). The
+// first three wrap their fault kind.
 var (
-	ErrNotFound         = errors.New("taxii: not found")                      // 404
-	ErrUnauthorized     = errors.New("taxii: unauthorized")                   // 401, 403
-	ErrTooLarge         = errors.New("taxii: request too large")              // 413, or an object above max_content_length
-	ErrUnsupportedMedia = errors.New("taxii: unsupported media type")         // 406, 415
-	ErrProtocol         = errors.New("taxii: response violates TAXII 2.1")    // bad media type, bad JSON, paging loops
-	ErrNotLoopback      = errors.New("taxii: host is not a loopback address") // see RequireLoopback
+	ErrNotFound         = fault.Generic(fault.NotFound, "taxii: not found")           // 404
+	ErrUnauthorized     = fault.Generic(fault.Unauthenticated, "taxii: unauthorized") // 401, 403
+	ErrTooLarge         = fault.Generic(fault.TooLarge, "taxii: request too large")   // 413, or an object above max_content_length
+	ErrUnsupportedMedia = errors.New("taxii: unsupported media type")                 // 406, 415
+	ErrProtocol         = errors.New("taxii: response violates TAXII 2.1")            // bad media type, bad JSON, paging loops
+	ErrNotLoopback      = errors.New("taxii: host is not a loopback address")         // see RequireLoopback
 )
 
 // Error is a non-2xx response. It carries the TAXII error resource when the

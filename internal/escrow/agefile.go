@@ -7,6 +7,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+
+	"github.com/parley-cti/parley/internal/fault"
 )
 
 // ErrNotAgeFile: a sealed deposit is not a well-formed age file. The server
@@ -14,7 +16,7 @@ import (
 // produces: a header that does not parse, no X25519 recipient stanza, no
 // header MAC, or a payload whose length the STREAM chunking rules out
 // (header only, truncated, or padded with junk).
-var ErrNotAgeFile = fmt.Errorf("%w: the sealed deposit is not a well-formed age file", ErrInvalid)
+var ErrNotAgeFile = fault.Errorf("%w: the sealed deposit is not a well-formed age file", ErrInvalid)
 
 // age v1 format constants (c2sp.org/age).
 const (
@@ -49,7 +51,7 @@ const (
 // say what was wrong.
 func CheckAgeFile(b []byte) error {
 	bad := func(format string, a ...any) error {
-		return fmt.Errorf("%w: %s", ErrNotAgeFile, fmt.Sprintf(format, a...))
+		return fault.Errorf("%w: %s", ErrNotAgeFile, fmt.Sprintf(format, a...))
 	}
 	if !bytes.HasPrefix(b, []byte(ageVersionLine)) {
 		return bad("it must start with the line %q", "age-encryption.org/v1")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/parley-cti/parley/internal/fault"
 	"github.com/parley-cti/parley/internal/stix"
 )
 
@@ -27,7 +28,7 @@ type Bundle struct {
 // up to ten of the bad objects. Errors wrap ErrInvalid.
 func ParseBundle(raw []byte) (Bundle, error) {
 	if len(raw) > MaxDeposit {
-		return Bundle{}, fmt.Errorf("%w: the bundle is %d bytes, more than %d", ErrInvalid, len(raw), MaxDeposit)
+		return Bundle{}, fault.Errorf("%w: the bundle is %d bytes, more than %d", ErrInvalid, len(raw), MaxDeposit)
 	}
 	var env struct {
 		Type    string            `json:"type"`
@@ -36,22 +37,22 @@ func ParseBundle(raw []byte) (Bundle, error) {
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&env); err != nil {
-		return Bundle{}, fmt.Errorf("%w: the deposit is not a JSON STIX bundle: %v", ErrInvalid, err)
+		return Bundle{}, fault.Errorf("%w: the deposit is not a JSON STIX bundle: %v", ErrInvalid, err)
 	}
 	if dec.More() {
-		return Bundle{}, fmt.Errorf("%w: the deposit holds more than one JSON value", ErrInvalid)
+		return Bundle{}, fault.Errorf("%w: the deposit holds more than one JSON value", ErrInvalid)
 	}
 	if env.Type != "bundle" {
-		return Bundle{}, fmt.Errorf("%w: the deposit's type is %q, not \"bundle\"", ErrInvalid, env.Type)
+		return Bundle{}, fault.Errorf("%w: the deposit's type is %q, not \"bundle\"", ErrInvalid, env.Type)
 	}
 	if !strings.HasPrefix(env.ID, "bundle--") || len(env.ID) != len("bundle--")+36 {
-		return Bundle{}, fmt.Errorf("%w: the bundle id %q is not bundle--<uuid>", ErrInvalid, env.ID)
+		return Bundle{}, fault.Errorf("%w: the bundle id %q is not bundle--<uuid>", ErrInvalid, env.ID)
 	}
 	if len(env.Objects) == 0 {
-		return Bundle{}, fmt.Errorf("%w: the bundle holds no objects", ErrInvalid)
+		return Bundle{}, fault.Errorf("%w: the bundle holds no objects", ErrInvalid)
 	}
 	if len(env.Objects) > MaxObjectsPerBundle {
-		return Bundle{}, fmt.Errorf("%w: the bundle holds %d objects, more than %d", ErrInvalid, len(env.Objects), MaxObjectsPerBundle)
+		return Bundle{}, fault.Errorf("%w: the bundle holds %d objects, more than %d", ErrInvalid, len(env.Objects), MaxObjectsPerBundle)
 	}
 	b := Bundle{ID: env.ID, Objects: make([]*stix.Object, 0, len(env.Objects))}
 	var bad []string
@@ -76,7 +77,7 @@ func ParseBundle(raw []byte) (Bundle, error) {
 			more = fmt.Sprintf("; and %d more", n-10)
 			bad = bad[:10]
 		}
-		return Bundle{}, fmt.Errorf("%w: %d of %d objects are invalid: %s%s", ErrInvalid, n, len(env.Objects), strings.Join(bad, "; "), more)
+		return Bundle{}, fault.Errorf("%w: %d of %d objects are invalid: %s%s", ErrInvalid, n, len(env.Objects), strings.Join(bad, "; "), more)
 	}
 	return b, nil
 }

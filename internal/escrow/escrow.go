@@ -14,6 +14,7 @@ import (
 
 	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/exchange"
+	"github.com/parley-cti/parley/internal/fault"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/request"
@@ -25,22 +26,22 @@ import (
 var (
 	// ErrNotFound: no such case, or one the caller is not a side of; the
 	// two look the same on purpose.
-	ErrNotFound = errors.New("no such handover")
+	ErrNotFound = fault.New(fault.NotFound, "no such handover")
 	// ErrInvalid: the request itself is unacceptable (bad bundle, bad
 	// deadline, empty description).
-	ErrInvalid = errors.New("invalid")
+	ErrInvalid = fault.New(fault.Invalid, "invalid")
 	// ErrHashMismatch: a sealed deposit's ciphertext does not hash to the
 	// SHA-256 its depositor stated.
-	ErrHashMismatch = fmt.Errorf("%w: the ciphertext does not match its stated SHA-256", ErrInvalid)
+	ErrHashMismatch = fault.Refine(fault.Errorf("%w: the ciphertext does not match its stated SHA-256", ErrInvalid), nil, "hash_mismatch")
 	// ErrForbidden: the caller may see the case but not take this step
 	// (accepting its own proposal, acting under an agreement not in force).
-	ErrForbidden = errors.New("not permitted")
+	ErrForbidden = fault.New(fault.Forbidden, "not permitted")
 	// ErrConflict: the case's state does not allow the step now
 	// (depositing twice, withdrawing after release).
-	ErrConflict = errors.New("not possible now")
+	ErrConflict = fault.New(fault.Conflict, "not possible now")
 	// ErrDeadlinePassed: the case's deadline has passed (it has expired or
 	// is about to be expired by the sweeper).
-	ErrDeadlinePassed = fmt.Errorf("%w: the handover's deadline has passed", ErrConflict)
+	ErrDeadlinePassed = fault.Refine(fault.Errorf("%w: the handover's deadline has passed", ErrConflict), nil, "deadline_passed")
 )
 
 // MaxText bounds descriptions and dispute texts.
@@ -80,11 +81,11 @@ func New(st store.Store, ex *exchange.Service) *Service {
 func checkText(what, v string, required bool) error {
 	switch {
 	case required && strings.TrimSpace(v) == "":
-		return fmt.Errorf("%w: %s is empty", ErrInvalid, what)
+		return fault.Errorf("%w: %s is empty", ErrInvalid, what)
 	case len(v) > MaxText:
-		return fmt.Errorf("%w: %s is %d bytes, more than %d", ErrInvalid, what, len(v), MaxText)
+		return fault.Errorf("%w: %s is %d bytes, more than %d", ErrInvalid, what, len(v), MaxText)
 	case !utf8.ValidString(v):
-		return fmt.Errorf("%w: %s is not UTF-8", ErrInvalid, what)
+		return fault.Errorf("%w: %s is not UTF-8", ErrInvalid, what)
 	}
 	return nil
 }
@@ -118,7 +119,7 @@ func (s *Service) Propose(ctx context.Context, p party.Principal, in ProposeInpu
 	err := s.InAgreement(ctx, p, in.AgreementID, func(st *exchange.Step) error {
 		a, now := st.Agreement, st.Now
 		if !a.Status.InForce(now) {
-			return fmt.Errorf("%w: agreement %s is %s, not in force", ErrForbidden, in.AgreementID, a.Status.Phase)
+			return fault.Errorf("%w: agreement %s is %s, not in force", ErrForbidden, in.AgreementID, a.Status.Phase)
 		}
 		latest := now.Add(a.Status.Document.EscrowDeadline)
 		deadline := in.Deadline.UTC().Truncate(time.Microsecond)
@@ -126,22 +127,22 @@ func (s *Service) Propose(ctx context.Context, p party.Principal, in ProposeInpu
 			deadline = latest
 		}
 		if !deadline.After(now) {
-			return fmt.Errorf("%w: the deadline %s is not in the future", ErrInvalid, deadline.Format(time.RFC3339))
+			return fault.Errorf("%w: the deadline %s is not in the future", ErrInvalid, deadline.Format(time.RFC3339))
 		}
 		if deadline.After(latest) {
-			return fmt.Errorf("%w: the deadline %s is later than the agreement's escrow deadline (%s) allows: %s", ErrInvalid,
+			return fault.Errorf("%w: the deadline %s is later than the agreement's escrow deadline (%s) allows: %s", ErrInvalid,
 				deadline.Format(time.RFC3339), a.Status.Document.EscrowDeadline, latest.Format(time.RFC3339))
 		}
 		if in.RequestID != "" {
 			r, err := st.Tx.Requests().Get(ctx, in.RequestID)
 			if errors.Is(err, store.ErrNotFound) || (err == nil && r.AgreementID != in.AgreementID) {
-				return fmt.Errorf("%w: request %s is not a request under agreement %s", ErrInvalid, in.RequestID, in.AgreementID)
+				return fault.Errorf("%w: request %s is not a request under agreement %s", ErrInvalid, in.RequestID, in.AgreementID)
 			}
 			if err != nil {
 				return err
 			}
 			if r.State == store.RequestRefused || r.State == store.RequestFulfilled {
-				return fmt.Errorf("%w: request %s is already %s", ErrConflict, r.ID, r.State)
+				return fault.Errorf("%w: request %s is already %s", ErrConflict, r.ID, r.State)
 			}
 		}
 		h := store.Handover{ID: party.NewID("handover"), AgreementID: in.AgreementID, Proposer: p.PartyID,
@@ -174,7 +175,7 @@ func (s *Service) onCase(ctx context.Context, p party.Principal, id string, fn f
 	return s.OnCase(ctx, p, func(tx store.Handle) (string, error) {
 		h, err := tx.Handovers().Get(ctx, id)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && h.Proposer != p.PartyID && h.Counterpart != p.PartyID) {
-			return "", fmt.Errorf("%w: %s", ErrNotFound, id)
+			return "", fault.Errorf("%w: %s", ErrNotFound, id)
 		}
 		return h.AgreementID, err
 	}, func(st *exchange.Step) error {
@@ -198,13 +199,13 @@ func other(h store.Handover, partyID string) string {
 func closedErr(h store.Handover) error {
 	switch h.State {
 	case store.HandoverExpired:
-		return fmt.Errorf("%w: handover %s expired at %s", ErrDeadlinePassed, h.ID, h.Deadline.Format(time.RFC3339))
+		return fault.Errorf("%w: handover %s expired at %s", ErrDeadlinePassed, h.ID, h.Deadline.Format(time.RFC3339))
 	case store.HandoverReleased:
-		return fmt.Errorf("%w: handover %s was already released", ErrConflict, h.ID)
+		return fault.Errorf("%w: handover %s was already released", ErrConflict, h.ID)
 	case store.HandoverDeclined:
-		return fmt.Errorf("%w: handover %s was declined", ErrConflict, h.ID)
+		return fault.Errorf("%w: handover %s was declined", ErrConflict, h.ID)
 	}
-	return fmt.Errorf("%w: handover %s is %s", ErrConflict, h.ID, h.State)
+	return fault.Errorf("%w: handover %s is %s", ErrConflict, h.ID, h.State)
 }
 
 // Decide accepts (accept true) or declines a proposed case; only the
@@ -215,13 +216,13 @@ func (s *Service) Decide(ctx context.Context, p party.Principal, id string, acce
 		a, now := st.Agreement, st.Now
 		switch {
 		case h.Counterpart != p.PartyID:
-			return fmt.Errorf("%w: only %s, the counterpart, may accept or decline handover %s", ErrForbidden, h.Counterpart, id)
+			return fault.Errorf("%w: only %s, the counterpart, may accept or decline handover %s", ErrForbidden, h.Counterpart, id)
 		case h.State != store.HandoverProposed:
 			return closedErr(h)
 		case !now.Before(h.Deadline):
-			return fmt.Errorf("%w: handover %s expired at %s", ErrDeadlinePassed, id, h.Deadline.Format(time.RFC3339))
+			return fault.Errorf("%w: handover %s expired at %s", ErrDeadlinePassed, id, h.Deadline.Format(time.RFC3339))
 		case accept && !a.Status.InForce(now):
-			return fmt.Errorf("%w: agreement %s is %s, not in force", ErrForbidden, h.AgreementID, a.Status.Phase)
+			return fault.Errorf("%w: agreement %s is %s, not in force", ErrForbidden, h.AgreementID, a.Status.Phase)
 		}
 		h.State, h.DecidedAt = store.HandoverDeclined, now
 		kind, ev, step := ledger.KindHandoverWithdrawn, EventDeclined, "declined"
@@ -280,19 +281,19 @@ type DepositResult struct {
 // side has deposited already, both are released in the same transaction.
 func (s *Service) Deposit(ctx context.Context, p party.Principal, id string, in DepositInput) (DepositResult, error) {
 	if len(in.Content) == 0 {
-		return DepositResult{}, fmt.Errorf("%w: the deposit is empty", ErrInvalid)
+		return DepositResult{}, fault.Errorf("%w: the deposit is empty", ErrInvalid)
 	}
 	if len(in.Content) > MaxDeposit {
-		return DepositResult{}, fmt.Errorf("%w: the deposit is %d bytes, more than %d", ErrInvalid, len(in.Content), MaxDeposit)
+		return DepositResult{}, fault.Errorf("%w: the deposit is %d bytes, more than %d", ErrInvalid, len(in.Content), MaxDeposit)
 	}
 	sum := sha256.Sum256(in.Content)
 	if in.SHA256 != "" || in.Sealed {
 		stated, err := hex.DecodeString(strings.TrimPrefix(strings.ToLower(in.SHA256), "sha256:"))
 		if err != nil || len(stated) != sha256.Size {
-			return DepositResult{}, fmt.Errorf("%w: state the deposit's SHA-256 as 64 hex digits (got %q)", ErrInvalid, in.SHA256)
+			return DepositResult{}, fault.Errorf("%w: state the deposit's SHA-256 as 64 hex digits (got %q)", ErrInvalid, in.SHA256)
 		}
 		if !bytes.Equal(stated, sum[:]) {
-			return DepositResult{}, fmt.Errorf("%w: stated %x, received %d bytes hashing to %x", ErrHashMismatch, stated, len(in.Content), sum)
+			return DepositResult{}, fault.Errorf("%w: stated %x, received %d bytes hashing to %x", ErrHashMismatch, stated, len(in.Content), sum)
 		}
 	}
 	var bundle Bundle
@@ -312,28 +313,28 @@ func (s *Service) Deposit(ctx context.Context, p party.Principal, id string, in 
 		a, now, tx := st.Agreement, st.Now, st.Tx
 		switch {
 		case in.AgreementID != "" && in.AgreementID != h.AgreementID:
-			return fmt.Errorf("%w: handover %s is under agreement %s, not %s", ErrInvalid, id, h.AgreementID, in.AgreementID)
+			return fault.Errorf("%w: handover %s is under agreement %s, not %s", ErrInvalid, id, h.AgreementID, in.AgreementID)
 		case h.State == store.HandoverProposed:
-			return fmt.Errorf("%w: handover %s has not been accepted by %s yet", ErrConflict, id, h.Counterpart)
+			return fault.Errorf("%w: handover %s has not been accepted by %s yet", ErrConflict, id, h.Counterpart)
 		case h.State != store.HandoverAccepted:
 			return closedErr(h)
 		case !now.Before(h.Deadline):
-			return fmt.Errorf("%w: handover %s expired at %s", ErrDeadlinePassed, id, h.Deadline.Format(time.RFC3339))
+			return fault.Errorf("%w: handover %s expired at %s", ErrDeadlinePassed, id, h.Deadline.Format(time.RFC3339))
 		case !a.Status.InForce(now):
-			return fmt.Errorf("%w: agreement %s is %s, not in force", ErrForbidden, h.AgreementID, a.Status.Phase)
+			return fault.Errorf("%w: agreement %s is %s, not in force", ErrForbidden, h.AgreementID, a.Status.Phase)
 		}
 		if !in.Sealed {
 			var out []string
 			for _, o := range bundle.Objects {
 				if err := agreement.CheckScope(a.Status.Document.Scope, o.Type, o.AllMarkings()); err != nil {
-					out = append(out, o.ID+": "+strings.TrimPrefix(err.Error(), agreement.ErrOutOfScope.Error()+": "))
+					out = append(out, o.ID+": "+scopeDetail(err))
 				}
 			}
 			if len(out) > 0 {
 				if len(out) > 10 {
 					out = append(out[:10], fmt.Sprintf("and %d more", len(out)-10))
 				}
-				return fmt.Errorf("%w: the bundle is outside the agreement's scope: %s", agreement.ErrOutOfScope, strings.Join(out, "; "))
+				return fault.Errorf("%w: the bundle is outside the agreement's scope: %s", agreement.ErrOutOfScope, strings.Join(out, "; "))
 			}
 		}
 		if in.Manifest != nil {
@@ -346,7 +347,7 @@ func (s *Service) Deposit(ctx context.Context, p party.Principal, id string, in 
 			}
 		}
 		if _, err := tx.Handovers().Deposit(ctx, id, p.PartyID); err == nil {
-			return fmt.Errorf("%w: you have already deposited in handover %s; withdraw it first to replace it", ErrConflict, id)
+			return fault.Errorf("%w: you have already deposited in handover %s; withdraw it first to replace it", ErrConflict, id)
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
@@ -365,7 +366,7 @@ func (s *Service) Deposit(ctx context.Context, p party.Principal, id string, in 
 			Objects: len(bundle.Objects), DepositedAt: now, LedgerIndex: idx, Manifest: in.Manifest}
 		if err := tx.Handovers().PutDeposit(ctx, d); err != nil {
 			if errors.Is(err, store.ErrConflict) {
-				return fmt.Errorf("%w: you have already deposited in handover %s", ErrConflict, id)
+				return fault.Errorf("%w: you have already deposited in handover %s", ErrConflict, id)
 			}
 			return err
 		}
@@ -425,7 +426,7 @@ func (s *Service) release(ctx context.Context, st *exchange.Step, h store.Handov
 			if !ok {
 				var err error
 				if b, err = ParseBundle(d.Content); err != nil {
-					return store.Handover{}, fmt.Errorf("stored deposit of %s in %s: %w", depositor, h.ID, err)
+					return store.Handover{}, fault.Errorf("stored deposit of %s in %s: %w", depositor, h.ID, err)
 				}
 			}
 			// Both sides now hold this content: exchange stores it for the
@@ -482,7 +483,7 @@ func (s *Service) Withdraw(ctx context.Context, p party.Principal, id string) (R
 			return err
 		}
 		if !ok {
-			return fmt.Errorf("%w: you have no deposit in handover %s", ErrConflict, id)
+			return fault.Errorf("%w: you have no deposit in handover %s", ErrConflict, id)
 		}
 		crashPoint(CrashWithdrawMidTx)
 		idx, err := st.Record(ctx, ledger.Entry{Kind: ledger.KindHandoverWithdrawn, Actor: p.PartyID, Agreement: h.AgreementID, Subject: h.ID,
@@ -525,7 +526,7 @@ type View struct {
 func (s *Service) Show(ctx context.Context, p party.Principal, id string) (View, error) {
 	h, err := s.st.Handovers().Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && h.Proposer != p.PartyID && h.Counterpart != p.PartyID) {
-		return View{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+		return View{}, fault.Errorf("%w: %s", ErrNotFound, id)
 	}
 	if err != nil {
 		return View{}, err
@@ -587,7 +588,7 @@ func (s *Service) List(ctx context.Context, p party.Principal, agreementID strin
 func (s *Service) Fetch(ctx context.Context, p party.Principal, id, depositor string) (store.Deposit, error) {
 	h, err := s.st.Handovers().Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && h.Proposer != p.PartyID && h.Counterpart != p.PartyID) {
-		return store.Deposit{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+		return store.Deposit{}, fault.Errorf("%w: %s", ErrNotFound, id)
 	}
 	if err != nil {
 		return store.Deposit{}, err
@@ -596,14 +597,14 @@ func (s *Service) Fetch(ctx context.Context, p party.Principal, id, depositor st
 		depositor = other(h, p.PartyID)
 	}
 	if depositor != h.Proposer && depositor != h.Counterpart {
-		return store.Deposit{}, fmt.Errorf("%w: %s is not a side of handover %s", ErrInvalid, depositor, id)
+		return store.Deposit{}, fault.Errorf("%w: %s is not a side of handover %s", ErrInvalid, depositor, id)
 	}
 	if depositor != p.PartyID && h.State != store.HandoverReleased {
-		return store.Deposit{}, fmt.Errorf("%w: handover %s is %s; the other side's deposit is yours only once it is released", ErrConflict, id, h.State)
+		return store.Deposit{}, fault.Errorf("%w: handover %s is %s; the other side's deposit is yours only once it is released", ErrConflict, id, h.State)
 	}
 	d, err := s.st.Handovers().Deposit(ctx, id, depositor)
 	if errors.Is(err, store.ErrNotFound) {
-		return store.Deposit{}, fmt.Errorf("%w: no deposit of %s in %s", ErrNotFound, depositor, id)
+		return store.Deposit{}, fault.Errorf("%w: no deposit of %s in %s", ErrNotFound, depositor, id)
 	}
 	return d, err
 }
@@ -622,7 +623,7 @@ func (s *Service) Dispute(ctx context.Context, p party.Principal, id, text strin
 	var out Result
 	err := s.onCase(ctx, p, id, func(st *exchange.Step, h store.Handover) error {
 		if h.State != store.HandoverReleased {
-			return fmt.Errorf("%w: handover %s is %s; only a released handover can be disputed", ErrConflict, id, h.State)
+			return fault.Errorf("%w: handover %s is %s; only a released handover can be disputed", ErrConflict, id, h.State)
 		}
 		now, tx := st.Now, st.Tx
 		depositor := other(h, p.PartyID)
@@ -633,7 +634,7 @@ func (s *Service) Dispute(ctx context.Context, p party.Principal, id, text strin
 		}
 		if err := tx.Handovers().SetDispute(ctx, id, depositor, text, statement, now); err != nil {
 			if errors.Is(err, store.ErrConflict) {
-				return fmt.Errorf("%w: you already disputed handover %s", ErrConflict, id)
+				return fault.Errorf("%w: you already disputed handover %s", ErrConflict, id)
 			}
 			return err
 		}
@@ -655,4 +656,13 @@ func rawOrNil(b []byte) json.RawMessage {
 		return nil
 	}
 	return json.RawMessage(b)
+}
+
+// scopeDetail is what agreement.CheckScope said is out of scope, without
+// the sentinel's words, which the refusal names once.
+func scopeDetail(err error) string {
+	if d, ok := fault.Detail(err); ok {
+		return string(d)
+	}
+	return "out of the agreement's scope"
 }

@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/parley-cti/parley/internal/agreement"
+	"github.com/parley-cti/parley/internal/fault"
 	"github.com/parley-cti/parley/internal/store"
 )
 
@@ -24,12 +24,12 @@ func currentKey(ctx context.Context, tx store.Handle, partyID string) (agreement
 		if ks[i].ValidUntil.IsZero() {
 			var pub agreement.PublicKeys
 			if err := json.Unmarshal(ks[i].Public, &pub); err != nil {
-				return agreement.PublicKeys{}, fmt.Errorf("stored key %s: %w", ks[i].KeyID, err)
+				return agreement.PublicKeys{}, fault.Errorf("stored key %s: %w", ks[i].KeyID, err)
 			}
 			return pub, nil
 		}
 	}
-	return agreement.PublicKeys{}, fmt.Errorf("%w: %s has registered no keys to sign with", ErrInvalid, partyID)
+	return agreement.PublicKeys{}, fault.Errorf("%w: %s has registered no keys to sign with", ErrInvalid, partyID)
 }
 
 // checkManifest verifies a deposit's signed manifest: it names this case,
@@ -38,34 +38,34 @@ func currentKey(ctx context.Context, tx store.Handle, partyID string) (agreement
 // server can check that; for a sealed one only the recipient can).
 func checkManifest(ctx context.Context, tx store.Handle, raw []byte, id, depositor string, sum [32]byte, plain []byte) error {
 	if len(raw) > MaxManifest {
-		return fmt.Errorf("%w: the manifest is %d bytes, more than %d", ErrInvalid, len(raw), MaxManifest)
+		return fault.Errorf("%w: the manifest is %d bytes, more than %d", ErrInvalid, len(raw), MaxManifest)
 	}
 	var m agreement.Manifest
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return fmt.Errorf("%w: the manifest is not JSON: %v", ErrInvalid, err)
+		return fault.Errorf("%w: the manifest is not JSON: %v", ErrInvalid, err)
 	}
 	switch {
 	case m.Handover != id:
-		return fmt.Errorf("%w: the manifest is for handover %q, not %s", ErrInvalid, m.Handover, id)
+		return fault.Errorf("%w: the manifest is for handover %q, not %s", ErrInvalid, m.Handover, id)
 	case m.Depositor != depositor:
-		return fmt.Errorf("%w: the manifest names depositor %q, not you", ErrInvalid, m.Depositor)
+		return fault.Errorf("%w: the manifest names depositor %q, not you", ErrInvalid, m.Depositor)
 	case m.ContentSHA256 != hex.EncodeToString(sum[:]):
-		return fmt.Errorf("%w: the manifest is for content with SHA-256 %q, not the %x deposited", ErrInvalid, m.ContentSHA256, sum)
+		return fault.Errorf("%w: the manifest is for content with SHA-256 %q, not the %x deposited", ErrInvalid, m.ContentSHA256, sum)
 	}
 	pub, err := currentKey(ctx, tx, depositor)
 	if err != nil {
 		return err
 	}
 	if err := agreement.VerifyManifest(pub, m); err != nil {
-		return fmt.Errorf("%w: the manifest is not signed by your current key: %v", ErrInvalid, err)
+		return fault.Errorf("%w: the manifest is not signed by your current key: %v", ErrInvalid, err)
 	}
 	if plain != nil {
 		got, err := agreement.SummarizeBundle(plain)
 		if err != nil {
-			return fmt.Errorf("%w: %v", ErrInvalid, err)
+			return fault.Errorf("%w: %v", ErrInvalid, err)
 		}
 		if d := m.BundleSummary.Diff(got); d != "" {
-			return fmt.Errorf("%w: the manifest does not describe the bundle: %s", ErrInvalid, d)
+			return fault.Errorf("%w: the manifest does not describe the bundle: %s", ErrInvalid, d)
 		}
 	}
 	return nil
@@ -75,27 +75,27 @@ func checkManifest(ctx context.Context, tx store.Handle, raw []byte, id, deposit
 // accompanies.
 func checkDispute(ctx context.Context, tx store.Handle, raw []byte, id, disputer, depositor, text string, now time.Time) error {
 	if len(raw) > MaxManifest {
-		return fmt.Errorf("%w: the dispute statement is %d bytes, more than %d", ErrInvalid, len(raw), MaxManifest)
+		return fault.Errorf("%w: the dispute statement is %d bytes, more than %d", ErrInvalid, len(raw), MaxManifest)
 	}
 	var d agreement.Dispute
 	if err := json.Unmarshal(raw, &d); err != nil {
-		return fmt.Errorf("%w: the dispute statement is not JSON: %v", ErrInvalid, err)
+		return fault.Errorf("%w: the dispute statement is not JSON: %v", ErrInvalid, err)
 	}
 	switch {
 	case d.Handover != id || d.Disputer != disputer || d.Depositor != depositor:
-		return fmt.Errorf("%w: the dispute statement names handover %q, disputer %q and depositor %q, not %s, you and %s", ErrInvalid,
+		return fault.Errorf("%w: the dispute statement names handover %q, disputer %q and depositor %q, not %s, you and %s", ErrInvalid,
 			d.Handover, d.Disputer, d.Depositor, id, depositor)
 	case d.Reason != text:
-		return fmt.Errorf("%w: the dispute statement's reason is not the dispute's text", ErrInvalid)
+		return fault.Errorf("%w: the dispute statement's reason is not the dispute's text", ErrInvalid)
 	case d.SignedAt.Sub(now) > 5*time.Minute || now.Sub(d.SignedAt) > 5*time.Minute:
-		return fmt.Errorf("%w: the dispute statement's signed_at %s is more than 5 minutes from the server's clock", ErrInvalid, d.SignedAt.Format(time.RFC3339))
+		return fault.Errorf("%w: the dispute statement's signed_at %s is more than 5 minutes from the server's clock", ErrInvalid, d.SignedAt.Format(time.RFC3339))
 	}
 	pub, err := currentKey(ctx, tx, disputer)
 	if err != nil {
 		return err
 	}
 	if err := agreement.VerifyDispute(pub, d); err != nil {
-		return fmt.Errorf("%w: the dispute statement is not signed by your current key: %v", ErrInvalid, err)
+		return fault.Errorf("%w: the dispute statement is not signed by your current key: %v", ErrInvalid, err)
 	}
 	return nil
 }

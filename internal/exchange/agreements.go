@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/parley-cti/parley/internal/fault"
+
 	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/party"
@@ -27,24 +29,26 @@ const MaxClockSkew = 2 * time.Minute
 
 // ErrConflict: the request contradicts the current state (a key already
 // registered, a step the lifecycle does not allow now).
-var ErrConflict = errors.New("exchange: conflict")
+var ErrConflict = fault.Generic(fault.Conflict, "exchange: conflict")
 
 // ErrBrokenAgreement: an agreement's stored history no longer verifies (a
 // document, signature or key it depends on fails its checks), so its
 // state cannot be computed. It concerns that agreement alone: lists show
 // it as broken with the reason, and every other view of the party works.
-var ErrBrokenAgreement = errors.New("exchange: the agreement's recorded history does not verify")
+// It is a Conflict with the code "agreement_broken": the request was fine,
+// the stored agreement is not.
+var ErrBrokenAgreement = fault.Refine(fault.Tagged(fault.Conflict, "exchange", "the agreement's recorded history does not verify"), nil, "agreement_broken")
 
 // RegisterKeys records a party's first public keys. Later keys come only
 // through RotateKeys, signed by the key they replace.
 func (s *Service) RegisterKeys(ctx context.Context, p party.Principal, pub agreement.PublicKeys) error {
 	if err := pub.Validate(); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalid, err)
+		return fault.Errorf("%w: %v", ErrInvalid, err)
 	}
 	// The sealing key must be bound to the signing key, or whoever
 	// registers first could make others seal to a key it holds.
 	if err := agreement.VerifySealingKey(pub); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalid, err)
+		return fault.Errorf("%w: %v", ErrInvalid, err)
 	}
 	raw, err := json.Marshal(pub)
 	if err != nil {
@@ -56,11 +60,11 @@ func (s *Service) RegisterKeys(ctx context.Context, p party.Principal, pub agree
 			return err
 		}
 		if len(have) > 0 {
-			return fmt.Errorf("%w: you already registered keys; rotate them with a statement signed by the current key", ErrConflict)
+			return fault.Errorf("%w: you already registered keys; rotate them with a statement signed by the current key", ErrConflict)
 		}
 		err = tx.Keys().Add(ctx, store.PartyKey{KeyID: pub.KeyID, PartyID: p.PartyID, Public: raw, ValidFrom: s.now()})
 		if errors.Is(err, store.ErrConflict) {
-			return fmt.Errorf("%w: key %s is already registered", ErrConflict, pub.KeyID)
+			return fault.Errorf("%w: key %s is already registered", ErrConflict, pub.KeyID)
 		}
 		return err
 	})
@@ -70,13 +74,13 @@ func (s *Service) RegisterKeys(ctx context.Context, p party.Principal, pub agree
 // rot must be signed by the current key.
 func (s *Service) RotateKeys(ctx context.Context, p party.Principal, rot agreement.KeyRotation) error {
 	if rot.PartyID != p.PartyID {
-		return fmt.Errorf("%w: the rotation names party %s, not you", ErrInvalid, rot.PartyID)
+		return fault.Errorf("%w: the rotation names party %s, not you", ErrInvalid, rot.PartyID)
 	}
 	if d := s.now().Sub(rot.At); d > MaxClockSkew || d < -MaxClockSkew {
-		return fmt.Errorf("%w: the rotation's time %s is more than %s from the server's clock", ErrInvalid, rot.At.Format(time.RFC3339), MaxClockSkew)
+		return fault.Errorf("%w: the rotation's time %s is more than %s from the server's clock", ErrInvalid, rot.At.Format(time.RFC3339), MaxClockSkew)
 	}
 	if err := agreement.VerifySealingKey(rot.NewKeys); err != nil {
-		return fmt.Errorf("%w: new keys: %v", ErrInvalid, err)
+		return fault.Errorf("%w: new keys: %v", ErrInvalid, err)
 	}
 	raw, err := json.Marshal(rot)
 	if err != nil {
@@ -89,17 +93,17 @@ func (s *Service) RotateKeys(ctx context.Context, p party.Principal, rot agreeme
 	return s.st.Update(ctx, func(tx store.Handle) error {
 		cur, err := tx.Keys().Get(ctx, rot.OldKeyID)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && (cur.PartyID != p.PartyID || !cur.ValidUntil.IsZero())) {
-			return fmt.Errorf("%w: %s is not your current key", ErrInvalid, rot.OldKeyID)
+			return fault.Errorf("%w: %s is not your current key", ErrInvalid, rot.OldKeyID)
 		}
 		if err != nil {
 			return err
 		}
 		var old agreement.PublicKeys
 		if err := json.Unmarshal(cur.Public, &old); err != nil {
-			return fmt.Errorf("stored key %s: %w", cur.KeyID, err)
+			return fault.Errorf("stored key %s: %w", cur.KeyID, err)
 		}
 		if err := agreement.VerifyRotation(old, rot); err != nil {
-			return fmt.Errorf("%w: %v", ErrInvalid, err)
+			return fault.Errorf("%w: %v", ErrInvalid, err)
 		}
 		// A key stops verifying at the rotation's time, so a rotation
 		// dated at or before a signature already made with the key would
@@ -109,18 +113,18 @@ func (s *Service) RotateKeys(ctx context.Context, p party.Principal, rot agreeme
 			return err
 		}
 		if last.AgreementID != "" && !rot.At.After(last.SignedAt) {
-			return fmt.Errorf("%w: the rotation takes effect at %s, but key %s already signed %s of %s at %s; a rotation must come after every signature made with the key it retires — sign the rotation again with the current time",
+			return fault.Errorf("%w: the rotation takes effect at %s, but key %s already signed %s of %s at %s; a rotation must come after every signature made with the key it retires — sign the rotation again with the current time",
 				ErrConflict, rot.At.UTC().Format(time.RFC3339Nano), rot.OldKeyID, last.Action, last.AgreementID, last.SignedAt.UTC().Format(time.RFC3339Nano))
 		}
 		if rot.At.Before(cur.ValidFrom) {
-			return fmt.Errorf("%w: the rotation predates the current key", ErrInvalid)
+			return fault.Errorf("%w: the rotation predates the current key", ErrInvalid)
 		}
 		if err := tx.Keys().Retire(ctx, cur.KeyID, rot.At); err != nil {
 			return err
 		}
 		err = tx.Keys().Add(ctx, store.PartyKey{KeyID: rot.NewKeys.KeyID, PartyID: p.PartyID, Public: pubRaw, ValidFrom: rot.At, Rotation: raw})
 		if errors.Is(err, store.ErrConflict) {
-			return fmt.Errorf("%w: key %s is already registered", ErrConflict, rot.NewKeys.KeyID)
+			return fault.Errorf("%w: key %s is already registered", ErrConflict, rot.NewKeys.KeyID)
 		}
 		return err
 	})
@@ -146,7 +150,7 @@ func lastSignature(ctx context.Context, x store.Handle, partyID string) (agreeme
 			}
 			sig, err := agreement.ParseSignature(sg.Raw)
 			if err != nil {
-				return last, fmt.Errorf("%w: %s signature %d: %w", ErrBrokenAgreement, r.ID, sg.Seq, err)
+				return last, fault.Errorf("%w: %s signature %d: %w", ErrBrokenAgreement, r.ID, sg.Seq, err)
 			}
 			if last.AgreementID == "" || sig.SignedAt.After(last.SignedAt) {
 				last = sig
@@ -162,13 +166,13 @@ func lastSignature(ctx context.Context, x store.Handle, partyID string) (agreeme
 func checkCurrentKey(ctx context.Context, x store.Handle, p party.Principal, keyID string) error {
 	k, err := x.Keys().Get(ctx, keyID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && k.PartyID != p.PartyID) {
-		return fmt.Errorf("%w: key %s is not one of your registered keys", ErrInvalid, keyID)
+		return fault.Errorf("%w: key %s is not one of your registered keys", ErrInvalid, keyID)
 	}
 	if err != nil {
 		return err
 	}
 	if !k.ValidUntil.IsZero() {
-		return fmt.Errorf("%w: key %s was rotated out at %s; sign with your current key", ErrInvalid, keyID, k.ValidUntil.UTC().Format(time.RFC3339))
+		return fault.Errorf("%w: key %s was rotated out at %s; sign with your current key", ErrInvalid, keyID, k.ValidUntil.UTC().Format(time.RFC3339))
 	}
 	return nil
 }
@@ -196,7 +200,7 @@ func loadKeys(ctx context.Context, x store.Handle, partyIDs ...string) (keyResol
 		for _, k := range ks {
 			var pub agreement.PublicKeys
 			if err := json.Unmarshal(k.Public, &pub); err != nil {
-				return nil, fmt.Errorf("stored key %s: %w", k.KeyID, err)
+				return nil, fault.Errorf("stored key %s: %w", k.KeyID, err)
 			}
 			r[k.KeyID] = resolvedKey{k, pub}
 		}
@@ -209,11 +213,11 @@ func (r keyResolver) ResolveKey(keyID string, at time.Time) (string, agreement.P
 	k, ok := r[keyID]
 	switch {
 	case !ok:
-		return "", agreement.PublicKeys{}, fmt.Errorf("%w: %q is not registered", agreement.ErrUnknownKey, keyID)
+		return "", agreement.PublicKeys{}, fault.Errorf("%w: %q is not registered", agreement.ErrUnknownKey, keyID)
 	case at.Before(k.row.ValidFrom):
-		return "", agreement.PublicKeys{}, fmt.Errorf("%w: %s was not valid before %s", agreement.ErrUnknownKey, keyID, k.row.ValidFrom.Format(time.RFC3339))
+		return "", agreement.PublicKeys{}, fault.Errorf("%w: %s was not valid before %s", agreement.ErrUnknownKey, keyID, k.row.ValidFrom.Format(time.RFC3339))
 	case !k.row.ValidUntil.IsZero() && !at.Before(k.row.ValidUntil):
-		return "", agreement.PublicKeys{}, fmt.Errorf("%w: %s was rotated out at %s", agreement.ErrKeyRotated, keyID, k.row.ValidUntil.Format(time.RFC3339))
+		return "", agreement.PublicKeys{}, fault.Errorf("%w: %s was rotated out at %s", agreement.ErrKeyRotated, keyID, k.row.ValidUntil.Format(time.RFC3339))
 	}
 	return k.row.PartyID, k.pub, nil
 }
@@ -318,14 +322,14 @@ func (s *Service) loadAgreement(ctx context.Context, x store.Handle, id string, 
 	for _, v := range vs {
 		d, err := agreement.ParseDocument(v.Document)
 		if err != nil {
-			return Agreement{}, fmt.Errorf("%w: %s version %d: %w", ErrBrokenAgreement, id, v.Version, err)
+			return Agreement{}, fault.Errorf("%w: %s version %d: %w", ErrBrokenAgreement, id, v.Version, err)
 		}
 		a.Versions = append(a.Versions, d)
 	}
 	for _, sg := range sigs {
 		sig, err := agreement.ParseSignature(sg.Raw)
 		if err != nil {
-			return Agreement{}, fmt.Errorf("%w: %s signature %d: %w", ErrBrokenAgreement, id, sg.Seq, err)
+			return Agreement{}, fault.Errorf("%w: %s signature %d: %w", ErrBrokenAgreement, id, sg.Seq, err)
 		}
 		a.Signatures = append(a.Signatures, sig)
 	}
@@ -335,7 +339,7 @@ func (s *Service) loadAgreement(ctx context.Context, x store.Handle, id string, 
 	}
 	a.Status, err = agreement.Current(a.Versions, a.Signatures, keys, now)
 	if err != nil {
-		return Agreement{}, fmt.Errorf("%w: %s: %w", ErrBrokenAgreement, id, err)
+		return Agreement{}, fault.Errorf("%w: %s: %w", ErrBrokenAgreement, id, err)
 	}
 	s.cache.mu.Lock()
 	if s.cache.m == nil {
@@ -425,10 +429,10 @@ func (s *Service) Agreements(ctx context.Context, p party.Principal) ([]Agreemen
 
 func (s *Service) checkSigner(p party.Principal, sig agreement.Signature) error {
 	if sig.PartyID != p.PartyID {
-		return fmt.Errorf("%w: the signature is by %s; you can only submit your own signatures", ErrInvalid, sig.PartyID)
+		return fault.Errorf("%w: the signature is by %s; you can only submit your own signatures", ErrInvalid, sig.PartyID)
 	}
 	if d := s.now().Sub(sig.SignedAt); d > MaxClockSkew || d < -MaxClockSkew {
-		return fmt.Errorf("%w: signed_at %s is more than %s from the server's clock; check your clock and sign again", ErrInvalid, sig.SignedAt.Format(time.RFC3339), MaxClockSkew)
+		return fault.Errorf("%w: signed_at %s is more than %s from the server's clock; check your clock and sign again", ErrInvalid, sig.SignedAt.Format(time.RFC3339), MaxClockSkew)
 	}
 	return nil
 }
@@ -442,23 +446,23 @@ func checkIdentities(ctx context.Context, x store.Handle, doc *agreement.Documen
 	for i, pt := range doc.Parties {
 		rec, err := x.Parties().Get(ctx, pt.PartyID)
 		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("%w: parties[%d]: party %s does not exist", ErrInvalid, i, pt.PartyID)
+			return fault.Errorf("%w: parties[%d]: party %s does not exist", ErrInvalid, i, pt.PartyID)
 		}
 		if err != nil {
 			return err
 		}
 		if pt.Name != rec.Name {
-			return fmt.Errorf("%w: %w: parties[%d].name is %q, but %s is registered as %q", ErrInvalid, agreement.ErrIdentityMismatch, i, pt.Name, pt.PartyID, rec.Name)
+			return fault.Errorf("%w: %w: parties[%d].name is %q, but %s is registered as %q", ErrInvalid, agreement.ErrIdentityMismatch, i, pt.Name, pt.PartyID, rec.Name)
 		}
 		k, err := x.Keys().Get(ctx, pt.KeyID)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && k.PartyID != pt.PartyID) {
-			return fmt.Errorf("%w: %w: parties[%d].key_id %s is not a key of %q (%s)", ErrInvalid, agreement.ErrIdentityMismatch, i, pt.KeyID, rec.Name, pt.PartyID)
+			return fault.Errorf("%w: %w: parties[%d].key_id %s is not a key of %q (%s)", ErrInvalid, agreement.ErrIdentityMismatch, i, pt.KeyID, rec.Name, pt.PartyID)
 		}
 		if err != nil {
 			return err
 		}
 		if !k.ValidUntil.IsZero() {
-			return fmt.Errorf("%w: %w: parties[%d].key_id %s is no longer %q's current key (rotated out at %s); name its current key", ErrInvalid, agreement.ErrIdentityMismatch, i, pt.KeyID, rec.Name, k.ValidUntil.UTC().Format(time.RFC3339))
+			return fault.Errorf("%w: %w: parties[%d].key_id %s is no longer %q's current key (rotated out at %s); name its current key", ErrInvalid, agreement.ErrIdentityMismatch, i, pt.KeyID, rec.Name, k.ValidUntil.UTC().Format(time.RFC3339))
 		}
 	}
 	return nil
@@ -474,10 +478,10 @@ func (s *Service) Propose(ctx context.Context, p party.Principal, raw []byte, si
 		return Agreement{}, 0, err
 	}
 	if sig.Action != agreement.ActionPropose {
-		return Agreement{}, 0, fmt.Errorf("%w: a new agreement needs a propose signature, not %s", ErrInvalid, sig.Action)
+		return Agreement{}, 0, fault.Errorf("%w: a new agreement needs a propose signature, not %s", ErrInvalid, sig.Action)
 	}
 	if _, _, err := doc.Party(p.PartyID); err != nil {
-		return Agreement{}, 0, fmt.Errorf("%w: you are not a party to this document", ErrInvalid)
+		return Agreement{}, 0, fault.Errorf("%w: you are not a party to this document", ErrInvalid)
 	}
 	other, err := doc.Counterpart(p.PartyID)
 	if err != nil {
@@ -487,7 +491,7 @@ func (s *Service) Propose(ctx context.Context, p party.Principal, raw []byte, si
 	var out Agreement
 	err = s.st.Update(ctx, func(tx store.Handle) error {
 		if _, err := tx.Parties().Get(ctx, other.PartyID); errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("%w: party %s does not exist", ErrInvalid, other.PartyID)
+			return fault.Errorf("%w: party %s does not exist", ErrInvalid, other.PartyID)
 		} else if err != nil {
 			return err
 		}
@@ -507,7 +511,7 @@ func (s *Service) Propose(ctx context.Context, p party.Principal, raw []byte, si
 		now := s.now()
 		if err := tx.Agreements().Create(ctx, store.AgreementRecord{ID: doc.ID, PartyA: p.PartyID, PartyB: other.PartyID, CreatedAt: now}); err != nil {
 			if errors.Is(err, store.ErrConflict) {
-				return fmt.Errorf("%w: agreement %s exists; amend it instead", ErrConflict, doc.ID)
+				return fault.Errorf("%w: agreement %s exists; amend it instead", ErrConflict, doc.ID)
 			}
 			return err
 		}
@@ -531,13 +535,13 @@ func (s *Service) Amend(ctx context.Context, p party.Principal, id string, raw [
 		return Agreement{}, 0, err
 	}
 	if doc.ID != id {
-		return Agreement{}, 0, fmt.Errorf("%w: the document is for %s, not %s", ErrInvalid, doc.ID, id)
+		return Agreement{}, 0, fault.Errorf("%w: the document is for %s, not %s", ErrInvalid, doc.ID, id)
 	}
 	if err := s.checkSigner(p, sig); err != nil {
 		return Agreement{}, 0, err
 	}
 	if sig.Action != agreement.ActionAmend {
-		return Agreement{}, 0, fmt.Errorf("%w: a new version needs an amend signature, not %s", ErrInvalid, sig.Action)
+		return Agreement{}, 0, fault.Errorf("%w: a new version needs an amend signature, not %s", ErrInvalid, sig.Action)
 	}
 	return s.step(ctx, p, id, doc, sig, ledger.KindAgreementAmended)
 }
@@ -554,10 +558,10 @@ func (s *Service) Sign(ctx context.Context, p party.Principal, id string, sig ag
 		agreement.ActionTerminate:   ledger.KindAgreementTerminated,
 	}[sig.Action]
 	if kind == "" {
-		return Agreement{}, 0, fmt.Errorf("%w: action %q here; propose and amend carry a document", ErrInvalid, sig.Action)
+		return Agreement{}, 0, fault.Errorf("%w: action %q here; propose and amend carry a document", ErrInvalid, sig.Action)
 	}
 	if sig.AgreementID != id {
-		return Agreement{}, 0, fmt.Errorf("%w: the signature is for %s, not %s", ErrInvalid, sig.AgreementID, id)
+		return Agreement{}, 0, fault.Errorf("%w: the signature is for %s, not %s", ErrInvalid, sig.AgreementID, id)
 	}
 	return s.step(ctx, p, id, nil, sig, kind)
 }
@@ -608,7 +612,7 @@ func (s *Service) step(ctx context.Context, p party.Principal, id string, doc *a
 		if doc != nil {
 			if err := tx.Agreements().AddVersion(ctx, store.AgreementVersion{AgreementID: id, Version: doc.Version, Document: doc.Canonical(), Hash: doc.Hash(), CreatedAt: now}); err != nil {
 				if errors.Is(err, store.ErrConflict) {
-					return fmt.Errorf("%w: version %d exists", ErrConflict, doc.Version)
+					return fault.Errorf("%w: version %d exists", ErrConflict, doc.Version)
 				}
 				return err
 			}
@@ -653,7 +657,7 @@ func checkReviewed(cur Agreement, sig agreement.Signature) error {
 	h := awaiting.Hash()
 	want := hex.EncodeToString(h[:])
 	if sig.Version != awaiting.Version || sig.DocumentHash != want {
-		return fmt.Errorf("%w: your countersignature names version %d (document %s), but the version awaiting countersignature is %d (document %s); review version %d and sign it if you agree",
+		return fault.Errorf("%w: your countersignature names version %d (document %s), but the version awaiting countersignature is %d (document %s); review version %d and sign it if you agree",
 			ErrConflict, sig.Version, sig.DocumentHash, awaiting.Version, want, awaiting.Version)
 	}
 	return nil
@@ -668,7 +672,7 @@ func (s *Service) addSignature(ctx context.Context, tx store.Handle, doc *agreem
 	if _, err := tx.Agreements().AddSignature(ctx, store.AgreementSignature{AgreementID: sig.AgreementID, Version: sig.Version,
 		PartyID: sig.PartyID, Action: string(sig.Action), Raw: raw, SignedAt: sig.SignedAt}); err != nil {
 		if errors.Is(err, store.ErrConflict) {
-			return 0, fmt.Errorf("%w: this signature is already recorded", ErrConflict)
+			return 0, fault.Errorf("%w: this signature is already recorded", ErrConflict)
 		}
 		return 0, err
 	}

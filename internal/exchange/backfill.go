@@ -4,10 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"strconv"
 	"time"
 
+	"github.com/parley-cti/parley/internal/fault"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/stix"
 	"github.com/parley-cti/parley/internal/store"
@@ -75,7 +75,7 @@ func (s *Service) Backfill(ctx context.Context, now time.Time) (int, error) {
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("ledger backfill: %w", err)
+		return 0, fault.Errorf("ledger backfill: %w", err)
 	}
 	return n, nil
 }

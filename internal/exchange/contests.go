@@ -6,11 +6,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/parley-cti/parley/internal/agreement"
+	"github.com/parley-cti/parley/internal/fault"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/store"
@@ -50,14 +50,14 @@ func contestView(c store.Contest) ContestView {
 func (s *Service) checkContest(p party.Principal, agreementID string, sc agreement.SignedContest, action agreement.ContestAction) error {
 	switch {
 	case sc.Action != action:
-		return fmt.Errorf("%w: the statement is a %q, not a %q", ErrInvalid, sc.Action, action)
+		return fault.Errorf("%w: the statement is a %q, not a %q", ErrInvalid, sc.Action, action)
 	case sc.PartyID != p.PartyID:
-		return fmt.Errorf("%w: the statement is by %s; you can only submit your own", ErrInvalid, sc.PartyID)
+		return fault.Errorf("%w: the statement is by %s; you can only submit your own", ErrInvalid, sc.PartyID)
 	case sc.AgreementID != agreementID:
-		return fmt.Errorf("%w: the statement is for %s, not %s", ErrInvalid, sc.AgreementID, agreementID)
+		return fault.Errorf("%w: the statement is for %s, not %s", ErrInvalid, sc.AgreementID, agreementID)
 	}
 	if d := s.now().Sub(sc.SignedAt); d > MaxClockSkew || d < -MaxClockSkew {
-		return fmt.Errorf("%w: signed_at %s is more than %s from the server's clock; check your clock and sign again", ErrInvalid, sc.SignedAt.Format(time.RFC3339), MaxClockSkew)
+		return fault.Errorf("%w: signed_at %s is more than %s from the server's clock; check your clock and sign again", ErrInvalid, sc.SignedAt.Format(time.RFC3339), MaxClockSkew)
 	}
 	return nil
 }
@@ -85,7 +85,7 @@ func (s *Service) Contest(ctx context.Context, p party.Principal, agreementID st
 		}
 		window := a.Status.Document.Reciprocity.ContestWindow
 		if window <= 0 {
-			return fmt.Errorf("%w: agreement %s sets no reciprocity.contest_window, so its credits cannot be contested", ErrForbidden, agreementID)
+			return fault.Errorf("%w: agreement %s sets no reciprocity.contest_window, so its credits cannot be contested", ErrForbidden, agreementID)
 		}
 		keys, err := loadKeys(ctx, tx, a.Record.PartyA, a.Record.PartyB)
 		if err != nil {
@@ -95,7 +95,7 @@ func (s *Service) Contest(ctx context.Context, p party.Principal, agreementID st
 			return err
 		}
 		contributor := a.Counterpart(p.PartyID)
-		notFound := fmt.Errorf("%w: %s is not a credited contribution of the other party released to you", ErrNotFound, sc.ObjectID)
+		notFound := fault.Errorf("%w: %s is not a credited contribution of the other party released to you", ErrNotFound, sc.ObjectID)
 		cr, err := tx.Credits().Credit(ctx, agreementID, contributor, sc.ObjectID)
 		if errors.Is(err, store.ErrNotFound) {
 			return notFound
@@ -112,10 +112,10 @@ func (s *Service) Contest(ctx context.Context, p party.Principal, agreementID st
 		}
 		now := s.now().Truncate(time.Microsecond)
 		if closes := cr.AddedAt.Add(window); now.After(closes) {
-			return fmt.Errorf("%w: the contest window for %s closed at %s (%s after it was contributed)", ErrForbidden, sc.ObjectID, closes.Format(time.RFC3339), window)
+			return fault.Errorf("%w: the contest window for %s closed at %s (%s after it was contributed)", ErrForbidden, sc.ObjectID, closes.Format(time.RFC3339), window)
 		}
 		if cr.Contested {
-			return fmt.Errorf("%w: the credit for %s is contested already", ErrConflict, sc.ObjectID)
+			return fault.Errorf("%w: the credit for %s is contested already", ErrConflict, sc.ObjectID)
 		}
 		c := store.Contest{ID: party.NewID("contest"), AgreementID: agreementID, Contester: p.PartyID, Contributor: contributor,
 			ObjectID: sc.ObjectID, Weight: cr.Weight, Reason: sc.Reason, Statement: raw, FiledAt: now}
@@ -130,7 +130,7 @@ func (s *Service) Contest(ctx context.Context, p party.Principal, agreementID st
 		}
 		if err := tx.Credits().Contest(ctx, c); err != nil {
 			if errors.Is(err, store.ErrConflict) {
-				return fmt.Errorf("%w: the credit for %s was contested before", ErrConflict, sc.ObjectID)
+				return fault.Errorf("%w: the credit for %s was contested before", ErrConflict, sc.ObjectID)
 			}
 			return err
 		}
@@ -148,7 +148,7 @@ func (s *Service) WithdrawContest(ctx context.Context, p party.Principal, agreem
 		return ContestView{}, err
 	}
 	if sc.ContestID != contestID {
-		return ContestView{}, fmt.Errorf("%w: the withdrawal names %s, not %s", ErrInvalid, sc.ContestID, contestID)
+		return ContestView{}, fault.Errorf("%w: the withdrawal names %s, not %s", ErrInvalid, sc.ContestID, contestID)
 	}
 	raw, err := json.Marshal(sc)
 	if err != nil {
@@ -178,10 +178,10 @@ func (s *Service) WithdrawContest(ctx context.Context, p party.Principal, agreem
 			}
 		}
 		if cur == nil {
-			return fmt.Errorf("%w: no contest %s of yours under %s", ErrNotFound, contestID, agreementID)
+			return fault.Errorf("%w: no contest %s of yours under %s", ErrNotFound, contestID, agreementID)
 		}
 		if !cur.WithdrawnAt.IsZero() {
-			return fmt.Errorf("%w: contest %s was withdrawn at %s", ErrConflict, contestID, cur.WithdrawnAt.Format(time.RFC3339))
+			return fault.Errorf("%w: contest %s was withdrawn at %s", ErrConflict, contestID, cur.WithdrawnAt.Format(time.RFC3339))
 		}
 		now := s.now().Truncate(time.Microsecond)
 		sum := sha256.Sum256(raw)

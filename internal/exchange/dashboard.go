@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"time"
 
+	"github.com/parley-cti/parley/internal/fault"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/party"
 )
@@ -46,7 +46,7 @@ func (s *Service) BalanceHistory(ctx context.Context, p party.Principal, id stri
 	l := s.st.Ledger()
 	size, err := l.Size(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("ledger size: %w", err)
+		return nil, fault.Errorf("ledger size: %w", err)
 	}
 	other := a.Counterpart(p.PartyID)
 	needle := []byte(`"agreement":` + strconv.Quote(id))
@@ -56,7 +56,7 @@ func (s *Service) BalanceHistory(ctx context.Context, p party.Principal, id stri
 		end := min(start+historyChunk, size)
 		raws, err := l.ReadEntries(ctx, start, end)
 		if err != nil {
-			return nil, fmt.Errorf("ledger entries [%d, %d): %w", start, end, err)
+			return nil, fault.Errorf("ledger entries [%d, %d): %w", start, end, err)
 		}
 		for i, raw := range raws {
 			// Cheap filter first: most entries belong to other agreements.
@@ -65,7 +65,7 @@ func (s *Service) BalanceHistory(ctx context.Context, p party.Principal, id stri
 			}
 			var e ledger.Entry
 			if err := json.Unmarshal(raw, &e); err != nil {
-				return nil, fmt.Errorf("ledger entry %d: %w", start+int64(i), err)
+				return nil, fault.Errorf("ledger entry %d: %w", start+int64(i), err)
 			}
 			if e.Agreement != id {
 				continue
@@ -90,7 +90,7 @@ func (s *Service) BalanceHistory(ctx context.Context, p party.Principal, id stri
 				}
 				n, err := strconv.ParseInt(e.Attrs["to"], 10, 64)
 				if err != nil {
-					return nil, fmt.Errorf("ledger entry %d: release without a valid \"to\": %w", start+int64(i), err)
+					return nil, fault.Errorf("ledger entry %d: release without a valid \"to\": %w", start+int64(i), err)
 				}
 				cur.Released = n
 			default:

@@ -20,9 +20,10 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/parley-cti/parley/internal/fault"
 
 	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/ledger"
@@ -35,13 +36,13 @@ import (
 var (
 	// ErrNotFound: no such collection, object or status — or one the party
 	// may not see. The two cases are one error on purpose.
-	ErrNotFound = errors.New("exchange: not found")
+	ErrNotFound = fault.Generic(fault.NotFound, "exchange: not found")
 	// ErrForbidden: the party may see the collection but not do this to it
 	// (for example write to a read-only collection).
-	ErrForbidden = errors.New("exchange: not permitted")
+	ErrForbidden = fault.Generic(fault.Forbidden, "exchange: not permitted")
 	// ErrInvalid: the request itself is unacceptable (bad collection
 	// definition, empty title, unknown party).
-	ErrInvalid = errors.New("exchange: invalid request")
+	ErrInvalid = fault.Generic(fault.Invalid, "exchange: invalid request")
 )
 
 // OperatorRoot is the API root holding collections the operator creates.
@@ -198,13 +199,13 @@ func (s *Service) HasAPIRoot(ctx context.Context, p party.Principal, apiRoot str
 // root with the given readers and writers (party ids).
 func (s *Service) CreateCollection(ctx context.Context, title, description string, readers, writers []string) (store.Collection, error) {
 	if title == "" {
-		return store.Collection{}, fmt.Errorf("%w: a collection needs a title", ErrInvalid)
+		return store.Collection{}, fault.Errorf("%w: a collection needs a title", ErrInvalid)
 	}
 	c := store.Collection{ID: party.NewID(""), APIRoot: OperatorRoot, Title: title, Description: description,
 		CreatedAt: s.now(), Readers: readers, Writers: writers}
 	err := s.st.Collections().Create(ctx, c)
 	if errors.Is(err, store.ErrNotFound) {
-		return store.Collection{}, fmt.Errorf("%w: a listed party does not exist", ErrInvalid)
+		return store.Collection{}, fault.Errorf("%w: a listed party does not exist", ErrInvalid)
 	}
 	return c, err
 }
@@ -216,7 +217,7 @@ func (s *Service) Query(ctx context.Context, p party.Principal, apiRoot string, 
 		return store.Page{}, err
 	}
 	if !a.Read {
-		return store.Page{}, fmt.Errorf("%w: this collection is write-only for you", ErrForbidden)
+		return store.Page{}, fault.Errorf("%w: this collection is write-only for you", ErrForbidden)
 	}
 	q.Released = a.Released
 	return s.st.Objects().Query(ctx, q)
@@ -260,9 +261,9 @@ func WriteDenied(p party.Principal, c store.Collection, a Access) error {
 	case a.Write:
 		return nil
 	case c.Agreement != "" && c.Contributor == p.PartyID:
-		return fmt.Errorf("%w: the agreement is not in force, so nothing can be contributed under it", ErrForbidden)
+		return fault.Errorf("%w: the agreement is not in force, so nothing can be contributed under it", ErrForbidden)
 	default:
-		return fmt.Errorf("%w: this collection is read-only for you", ErrForbidden)
+		return fault.Errorf("%w: this collection is read-only for you", ErrForbidden)
 	}
 }
 
@@ -320,7 +321,7 @@ func (s *Service) Ingest(ctx context.Context, p party.Principal, apiRoot, collec
 // batch. A grant made for another party is refused.
 func (s *Service) IngestGranted(ctx context.Context, p party.Principal, g Grant, raws []json.RawMessage) (IngestResult, error) {
 	if g.partyID == "" || g.partyID != p.PartyID {
-		return IngestResult{}, fmt.Errorf("%w: no write access was decided for you on this collection", ErrForbidden)
+		return IngestResult{}, fault.Errorf("%w: no write access was decided for you on this collection", ErrForbidden)
 	}
 	c := g.c
 	apiRoot, collection := c.APIRoot, c.ID
@@ -358,18 +359,18 @@ func (s *Service) IngestGranted(ctx context.Context, p party.Principal, g Grant,
 				return err
 			}
 			if ag, err = s.loadAgreement(ctx, tx, c.Agreement, now); errors.Is(err, ErrBrokenAgreement) {
-				return fmt.Errorf("%w: %w", ErrForbidden, err)
+				return fault.Errorf("%w: %w", ErrForbidden, err)
 			} else if err != nil {
 				return err
 			}
 			if !ag.Status.InForce(now) {
-				return fmt.Errorf("%w: the agreement is %s, so nothing can be contributed under it", ErrForbidden, ag.Status.Phase)
+				return fault.Errorf("%w: the agreement is %s, so nothing can be contributed under it", ErrForbidden, ag.Status.Phase)
 			}
 			keep, kept = nil, nil
 			for i, o := range parsed {
 				if err := agreement.CheckScope(ag.Status.Document.Scope, o.Type, o.AllMarkings()); err != nil {
 					status.Failures = append(status.Failures, store.StatusDetail{ID: o.ID, Version: stix.FormatTime(objs[i].Version),
-						Message: o.ID + ": " + strings.TrimPrefix(err.Error(), agreement.ErrOutOfScope.Error()+": ")})
+						Message: o.ID + ": " + scopeDetail(err)})
 					continue
 				}
 				keep, kept = append(keep, objs[i]), append(kept, o)
@@ -525,7 +526,12 @@ func failure(i int, raw json.RawMessage, err error) store.StatusDetail {
 	if d.Version == "" {
 		d.Version = stix.FormatTime(stix.TimelessVersion)
 	}
-	msg := err.Error()
+	// Parsing fails only with a stix.ValidationError, whose text is
+	// written for the client; anything else is not shown.
+	msg := "the object could not be read"
+	if m, ok := fault.MessageOf(err); ok {
+		msg = string(m)
+	}
 	if d.ID == "" {
 		msg = fmt.Sprintf("objects[%d]: %s", i, msg)
 	}
@@ -540,4 +546,13 @@ func failure(i int, raw json.RawMessage, err error) store.StatusDetail {
 func storedObject(o *stix.Object, now time.Time, i int) store.Object {
 	return store.Object{ID: o.ID, Type: o.Type, SpecVersion: o.SpecVersion, Version: o.Version(),
 		DateAdded: now.Add(time.Duration(i) * time.Microsecond), Raw: o.Raw}
+}
+
+// scopeDetail is what agreement.CheckScope said is out of scope, without
+// the sentinel's words, which the status or list names once.
+func scopeDetail(err error) string {
+	if d, ok := fault.Detail(err); ok {
+		return string(d)
+	}
+	return "out of the agreement's scope"
 }

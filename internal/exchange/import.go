@@ -6,10 +6,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
+	"github.com/parley-cti/parley/internal/fault"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/stix"
 	"github.com/parley-cti/parley/internal/store"
@@ -42,7 +42,7 @@ type ImportResult struct {
 // that exists fails with store.ErrConflict.
 func (s *Service) ImportCollection(ctx context.Context, c store.Collection, objs []ImportedObject, source string) (ImportResult, error) {
 	if c.ID == "" || c.Title == "" {
-		return ImportResult{}, fmt.Errorf("%w: an imported collection needs an id and a title", ErrInvalid)
+		return ImportResult{}, fault.Errorf("%w: an imported collection needs an id and a title", ErrInvalid)
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
 	c.APIRoot, c.CreatedAt, c.Agreement, c.Contributor = OperatorRoot, now, "", ""
@@ -68,9 +68,9 @@ func (s *Service) ImportCollection(ctx context.Context, c store.Collection, objs
 		res.Added, res.Duplicates, res.LedgerIndex = 0, 0, -1
 		if err := tx.Collections().Create(ctx, c); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
-				return fmt.Errorf("%w: a listed party does not exist", ErrInvalid)
+				return fault.Errorf("%w: a listed party does not exist", ErrInvalid)
 			}
-			return fmt.Errorf("collection %s: %w", c.ID, err)
+			return fault.Errorf("collection %s: %w", c.ID, err)
 		}
 		if len(keep) == 0 {
 			return nil

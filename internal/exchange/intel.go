@@ -5,12 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/parley-cti/parley/internal/fault"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/stix"
@@ -106,7 +106,7 @@ type IntelPage struct {
 // ever returned, matched or counted.
 func (s *Service) Intelligence(ctx context.Context, p party.Principal, q IntelQuery) (IntelPage, error) {
 	if q.Search.Limit < 1 {
-		return IntelPage{}, fmt.Errorf("%w: a page needs a size", ErrInvalid)
+		return IntelPage{}, fault.Errorf("%w: a page needs a size", ErrInvalid)
 	}
 	srcs, err := s.IntelSources(ctx, p)
 	if err != nil {
@@ -237,7 +237,7 @@ func (s *Service) arrival(ctx context.Context, p party.Principal, src IntelSourc
 	l := s.st.Ledger()
 	size, err := l.Size(ctx)
 	if err != nil {
-		return -1, "", fmt.Errorf("ledger size: %w", err)
+		return -1, "", fault.Errorf("ledger size: %w", err)
 	}
 	needle := []byte(`"agreement":` + strconv.Quote(src.Agreement))
 	first := c.Versions[0].DateAdded
@@ -246,7 +246,7 @@ func (s *Service) arrival(ctx context.Context, p party.Principal, src IntelSourc
 		end := min(start+historyChunk, size)
 		raws, err := l.ReadEntries(ctx, start, end)
 		if err != nil {
-			return -1, "", fmt.Errorf("ledger entries [%d, %d): %w", start, end, err)
+			return -1, "", fault.Errorf("ledger entries [%d, %d): %w", start, end, err)
 		}
 		for i, raw := range raws {
 			if !bytes.Contains(raw, needle) {
@@ -254,7 +254,7 @@ func (s *Service) arrival(ctx context.Context, p party.Principal, src IntelSourc
 			}
 			var e ledger.Entry
 			if err := json.Unmarshal(raw, &e); err != nil {
-				return -1, "", fmt.Errorf("ledger entry %d: %w", start+int64(i), err)
+				return -1, "", fault.Errorf("ledger entry %d: %w", start+int64(i), err)
 			}
 			if e.Agreement != src.Agreement {
 				continue

@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"slices"
 
+	"github.com/parley-cti/parley/internal/fault"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/store"
@@ -48,7 +48,7 @@ func mayOpen(partyID string, e ledger.Entry) bool {
 // nothing it could not read from the public entry itself.
 func (s *Service) LedgerOpening(ctx context.Context, p party.Principal, index int64) (LedgerOpening, error) {
 	l := s.st.Ledger()
-	notFound := fmt.Errorf("%w: no ledger entry %d you may open", ErrNotFound, index)
+	notFound := fault.Errorf("%w: no ledger entry %d you may open", ErrNotFound, index)
 	if index < 0 {
 		return LedgerOpening{}, notFound
 	}
@@ -61,7 +61,7 @@ func (s *Service) LedgerOpening(ctx context.Context, p party.Principal, index in
 	}
 	e, err := ledger.DecodeEntry(raws[0])
 	if err != nil {
-		return LedgerOpening{}, fmt.Errorf("ledger entry %d: %w", index, err)
+		return LedgerOpening{}, fault.Errorf("ledger entry %d: %w", index, err)
 	}
 	if !mayOpen(p.PartyID, e) {
 		return LedgerOpening{}, notFound

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/parley-cti/parley/internal/fault"
+
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/stix"
 	"github.com/parley-cti/parley/internal/store"
@@ -19,7 +21,7 @@ const MaxFutureTimestamp = 5 * time.Minute
 
 // ErrNotOwner: the object was first posted by another party, which alone
 // may delete it or add versions of it.
-var ErrNotOwner = fmt.Errorf("%w: the object belongs to the party that first posted it", ErrForbidden)
+var ErrNotOwner = fault.Errorf("%w: the object belongs to the party that first posted it", ErrForbidden)
 
 // notInFuture refuses an object whose created or modified lies more than
 // MaxFutureTimestamp after now, naming the property.
@@ -77,10 +79,10 @@ func claim(ctx context.Context, tx store.Handle, p party.Principal, collection s
 // whatever the object, so that it tells nothing about which ids exist.
 func (s *Service) deleteAllowed(ctx context.Context, p party.Principal, c store.Collection, a Access, id string) error {
 	if !a.Read || !a.Write {
-		return fmt.Errorf("%w: deleting needs both read and write access to the collection", ErrForbidden)
+		return fault.Errorf("%w: deleting needs both read and write access to the collection", ErrForbidden)
 	}
 	if c.Agreement != "" {
-		return fmt.Errorf("%w: objects contributed under an agreement cannot be deleted: what was released stays with its recipient", ErrForbidden)
+		return fault.Errorf("%w: objects contributed under an agreement cannot be deleted: what was released stays with its recipient", ErrForbidden)
 	}
 	owner, err := s.st.Objects().Owner(ctx, c.ID, id)
 	switch {
@@ -91,7 +93,7 @@ func (s *Service) deleteAllowed(ctx context.Context, p party.Principal, c store.
 	case err != nil:
 		return err
 	case owner != p.PartyID:
-		return fmt.Errorf("%w: %s was first posted by another party; only that party may delete it", ErrNotOwner, id)
+		return fault.Errorf("%w: %s was first posted by another party; only that party may delete it", ErrNotOwner, id)
 	}
 	return nil
 }

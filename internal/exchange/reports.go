@@ -6,11 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/parley-cti/parley/internal/agreement"
+	"github.com/parley-cti/parley/internal/fault"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/store"
@@ -47,7 +47,7 @@ func (s *Service) ReleasedObjects(ctx context.Context, p party.Principal, agreem
 		return err
 	}
 	if contributor != a.Record.PartyA && contributor != a.Record.PartyB {
-		return fmt.Errorf("%w: %s is not a party to %s", ErrNotFound, contributor, agreementID)
+		return fault.Errorf("%w: %s is not a party to %s", ErrNotFound, contributor, agreementID)
 	}
 	if upTo <= 0 {
 		return nil
@@ -96,12 +96,12 @@ func (s *Service) ReleasedObjects(ctx context.Context, p party.Principal, agreem
 func (s *Service) CountersignReport(ctx context.Context, p party.Principal, agreementID string, sr agreement.SignedReport, hash string) (ReportSignature, error) {
 	switch {
 	case sr.PartyID != p.PartyID:
-		return ReportSignature{}, fmt.Errorf("%w: the statement is by %s; you can only sign for yourself", ErrForbidden, sr.PartyID)
+		return ReportSignature{}, fault.Errorf("%w: the statement is by %s; you can only sign for yourself", ErrForbidden, sr.PartyID)
 	case sr.AgreementID != agreementID:
-		return ReportSignature{}, fmt.Errorf("%w: the statement is for %s, not %s", ErrInvalid, sr.AgreementID, agreementID)
+		return ReportSignature{}, fault.Errorf("%w: the statement is for %s, not %s", ErrInvalid, sr.AgreementID, agreementID)
 	}
 	if d := s.now().Sub(sr.SignedAt); d > MaxClockSkew || d < -MaxClockSkew {
-		return ReportSignature{}, fmt.Errorf("%w: signed_at %s is more than %s from the server's clock; check your clock and sign again", ErrInvalid, sr.SignedAt.Format(time.RFC3339), MaxClockSkew)
+		return ReportSignature{}, fault.Errorf("%w: signed_at %s is more than %s from the server's clock; check your clock and sign again", ErrInvalid, sr.SignedAt.Format(time.RFC3339), MaxClockSkew)
 	}
 	raw, err := json.Marshal(sr)
 	if err != nil {
@@ -114,7 +114,7 @@ func (s *Service) CountersignReport(ctx context.Context, p party.Principal, agre
 			return err
 		}
 		if !countersigned(a) {
-			return fmt.Errorf("%w: agreement %s was never countersigned, so there is nothing to report", ErrConflict, agreementID)
+			return fault.Errorf("%w: agreement %s was never countersigned, so there is nothing to report", ErrConflict, agreementID)
 		}
 		keys, err := loadKeys(ctx, tx, a.Record.PartyA, a.Record.PartyB)
 		if err != nil {
@@ -126,7 +126,7 @@ func (s *Service) CountersignReport(ctx context.Context, p party.Principal, agre
 		// Checked after the signature, so that a forged statement is
 		// refused as forged whatever hash it names.
 		if sr.ReportHash != hash {
-			return fmt.Errorf("%w: you signed report %s, but the report on this period is %s; fetch it again, check it and sign that", ErrConflict, sr.ReportHash, hash)
+			return fault.Errorf("%w: you signed report %s, but the report on this period is %s; fetch it again, check it and sign that", ErrConflict, sr.ReportHash, hash)
 		}
 		now := s.now().Truncate(time.Microsecond)
 		sum := sha256.Sum256(raw)
@@ -174,7 +174,7 @@ func (s *Service) ReportSignatures(ctx context.Context, p party.Principal, agree
 	l := s.st.Ledger()
 	size, err := l.Size(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("ledger size: %w", err)
+		return nil, fault.Errorf("ledger size: %w", err)
 	}
 	needle := []byte(`"kind":"` + string(ledger.KindReportSigned) + `"`)
 	agr := []byte(`"agreement":` + strconv.Quote(agreementID))
@@ -184,7 +184,7 @@ func (s *Service) ReportSignatures(ctx context.Context, p party.Principal, agree
 		end := min(start+historyChunk, size)
 		raws, err := l.ReadEntries(ctx, start, end)
 		if err != nil {
-			return nil, fmt.Errorf("ledger entries [%d, %d): %w", start, end, err)
+			return nil, fault.Errorf("ledger entries [%d, %d): %w", start, end, err)
 		}
 		for i, raw := range raws {
 			if !bytes.Contains(raw, needle) || !bytes.Contains(raw, agr) {
@@ -192,7 +192,7 @@ func (s *Service) ReportSignatures(ctx context.Context, p party.Principal, agree
 			}
 			e, err := ledger.DecodeEntry(raw)
 			if err != nil {
-				return nil, fmt.Errorf("ledger entry %d: %w", start+int64(i), err)
+				return nil, fault.Errorf("ledger entry %d: %w", start+int64(i), err)
 			}
 			f, err1 := time.Parse(time.RFC3339Nano, e.Attrs["from"])
 			t, err2 := time.Parse(time.RFC3339Nano, e.Attrs["to"])

@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/parley-cti/parley/internal/fault"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/store"
@@ -141,7 +141,7 @@ func (w *Workflow) lock(ctx context.Context, tx store.Handle, p *party.Principal
 	} else {
 		a, err := w.ex.LockedAgreement(ctx, tx, *p, id)
 		if errors.Is(err, ErrNotFound) {
-			return nil, fmt.Errorf("%w: agreement %s", w.notFound, id)
+			return nil, fault.Errorf("%w: agreement %s", w.notFound, id)
 		}
 		if err != nil {
 			return nil, err

@@ -70,9 +70,11 @@ func KindOf(err error) *Kind {
 // code for that purpose; it is never an error's internal text.
 type Message string
 
-// messenger is an error that may carry a client-safe message.
-type messenger interface {
-	clientMessage() (Message, bool)
+// Messenger is an error that may carry a client-safe message. Errors made
+// here implement it; a package's own error type (a validation report
+// listing problems in words for the client) implements it to say so.
+type Messenger interface {
+	ClientMessage() (Message, bool)
 }
 
 // MessageOf returns the client-safe message of the outermost error in err's
@@ -81,11 +83,11 @@ type messenger interface {
 func MessageOf(err error) (Message, bool) {
 	var msg Message
 	found := walk(err, func(e error) bool {
-		m, ok := e.(messenger)
+		m, ok := e.(Messenger)
 		if !ok {
 			return false
 		}
-		msg, ok = m.clientMessage()
+		msg, ok = m.ClientMessage()
 		return ok
 	})
 	return msg, found != nil
@@ -122,7 +124,7 @@ type sentinel struct {
 
 func (s *sentinel) Error() string                  { return s.text }
 func (s *sentinel) Unwrap() error                  { return s.kind }
-func (s *sentinel) clientMessage() (Message, bool) { return s.msg, s.msg != "" }
+func (s *sentinel) ClientMessage() (Message, bool) { return s.msg, s.msg != "" }
 
 // New returns a sentinel of kind whose text is written for clients: it is
 // both its Error() text and its Message.
@@ -145,13 +147,14 @@ func Generic(kind *Kind, text string) error {
 
 // wrapped is an error made by Errorf.
 type wrapped struct {
-	err error
-	msg Message
+	err    error
+	msg    Message
+	detail Message // msg without the leading "%w: " sentinel, if any
 }
 
 func (w *wrapped) Error() string                  { return w.err.Error() }
 func (w *wrapped) Unwrap() error                  { return w.err }
-func (w *wrapped) clientMessage() (Message, bool) { return w.msg, w.msg != "" }
+func (w *wrapped) ClientMessage() (Message, bool) { return w.msg, w.msg != "" }
 
 // hole stands for a %w argument that carries no Message.
 const hole = "\x00"
@@ -165,6 +168,10 @@ func Errorf(format string, args ...any) error {
 	err := fmt.Errorf(format, args...)
 	cargs := make([]any, len(args))
 	copy(cargs, args)
+	// A message exists if a wrapped error carries one, or if the format
+	// leads with a sentinel of a kind ("%w: version 2 exists"). A context
+	// wrapper around internal causes only ("ledger size: %w") has none.
+	says := false
 	verbs := verbsOf(format)
 	for i, v := range verbs {
 		if i >= len(cargs) {
@@ -176,17 +183,56 @@ func Errorf(format string, args ...any) error {
 		}
 		if m, ok := MessageOf(e); ok {
 			cargs[i] = string(m)
+			says = says || v == 'w'
 		} else if v == 'w' {
 			cargs[i] = hole
 		}
 	}
-	msg := fmt.Sprintf(strings.ReplaceAll(format, "%w", "%v"), cargs...)
+	if e, ok := firstArg(args).(error); ok && strings.HasPrefix(format, "%w") && KindOf(e) != nil {
+		says = true
+	}
+	w := &wrapped{err: err}
+	if !says {
+		return w
+	}
+	w.msg = compose(format, cargs)
+	if rest, ok := strings.CutPrefix(format, "%w: "); ok && len(cargs) > 0 {
+		w.detail = compose(rest, cargs[1:])
+	}
+	return w
+}
+
+func firstArg(args []any) any {
+	if len(args) == 0 {
+		return nil
+	}
+	return args[0]
+}
+
+// compose formats a client message, dropping holes and their separators.
+func compose(format string, args []any) Message {
+	msg := fmt.Sprintf(strings.ReplaceAll(format, "%w", "%v"), args...)
 	if strings.Contains(msg, hole) {
 		msg = strings.ReplaceAll(msg, hole+": ", "")
 		msg = strings.ReplaceAll(msg, ": "+hole, "")
 		msg = strings.ReplaceAll(msg, hole, "")
 	}
-	return &wrapped{err: err, msg: Message(msg)}
+	return Message(msg)
+}
+
+// Detail returns what the outermost Errorf in err's chain said after its
+// leading "%w: " (the sentinel): for a list that already names the
+// sentinel once ("out of scope: a: …; b: …"). ok is false when there is
+// no such Errorf.
+func Detail(err error) (Message, bool) {
+	f := walk(err, func(e error) bool {
+		w, ok := e.(*wrapped)
+		return ok && w.detail != ""
+	})
+	if f == nil {
+		return "", false
+	}
+	return f.(*wrapped).detail, true
 }
 
 // verbsOf returns the verb letter of each argument-consuming directive of

@@ -47,6 +47,12 @@ func TestVocabulary(t *testing.T) {
 		{"a refinement's kind comes first", errOverCap, fault.TooLarge, "invalid: more than the cap", "invalid: more than the cap", true, "over_cap", fault.Invalid},
 		{"a refinement under another kind lends no code", fault.Errorf("%w: %w", fault.Generic(fault.Forbidden, "x: not permitted"), errDeadline),
 			fault.Forbidden, "x: not permitted: not possible now: the deadline has passed", "not possible now: the deadline has passed", true, "", errDeadline},
+		{"a context wrapper keeps the inner message", fault.Errorf("version %d: %w", 2, errNotPossible),
+			fault.Conflict, "version 2: not possible now", "version 2: not possible now", true, "", errNotPossible},
+		{"a context wrapper of a generic kind says nothing", fault.Errorf("ledger size: %w", errGenericConflict),
+			fault.Conflict, "ledger size: pkg: conflict", "", false, "", errGenericConflict},
+		{"a context wrapper of an internal error says nothing", fault.Errorf("ledger size: %w", errSQL),
+			nil, `ledger size: pq: relation "handovers" does not exist`, "", false, "", errSQL},
 		{"a plain wrapper keeps the inner message", fmt.Errorf("deciding: %w", errNotPossible),
 			fault.Conflict, "deciding: not possible now", "not possible now", true, "", errNotPossible},
 		{"an internal error has neither kind nor message", fmt.Errorf("loading: %w", errSQL), nil,
@@ -97,6 +103,20 @@ func TestErrorfMatchesFmt(t *testing.T) {
 	}
 	if msg, _ := fault.MessageOf(fault.Errorf("%w: 100%% sure: %q", errGenericConflict, "x")); msg != `100% sure: "x"` {
 		t.Errorf("message with %%%% and %%q: %q", msg)
+	}
+}
+
+// Detail is what an Errorf said beyond its sentinel.
+func TestDetail(t *testing.T) {
+	err := fmt.Errorf("checking: %w", fault.Errorf("%w: type %q is outside the scope", errNotPossible, "tool"))
+	if d, ok := fault.Detail(err); !ok || d != `type "tool" is outside the scope` {
+		t.Errorf("Detail = %q, %v", d, ok)
+	}
+	if d, ok := fault.Detail(errNotPossible); ok {
+		t.Errorf("Detail of a bare sentinel = %q", d)
+	}
+	if d, ok := fault.Detail(fault.Errorf("deciding %s: %w", "h1", errNotPossible)); ok {
+		t.Errorf("Detail of an Errorf not led by its sentinel = %q", d)
 	}
 }
 

@@ -1,20 +1,24 @@
 package ledger
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/parley-cti/parley/internal/fault"
+)
 
 // Store sentinels. Store implementations wrap these (with %w) so callers can
 // branch with errors.Is whatever the database underneath.
 var (
 	// ErrNotFound: the requested entry, hash, checkpoint or cosignature does
 	// not exist (yet).
-	ErrNotFound = errors.New("ledger: not found")
+	ErrNotFound = fault.Generic(fault.NotFound, "ledger: not found")
 	// ErrConflict: a concurrent writer got there first (WriteEntries at a
 	// first index that is not the current size, or a different checkpoint
 	// already saved at the same size).
-	ErrConflict = errors.New("ledger: conflict")
+	ErrConflict = fault.Generic(fault.Conflict, "ledger: conflict")
 	// ErrInvalid: the caller passed arguments that can never succeed
 	// (negative index, mismatched counts, an entry too large or malformed).
-	ErrInvalid = errors.New("ledger: invalid argument")
+	ErrInvalid = fault.Generic(fault.Invalid, "ledger: invalid argument")
 )
 
 // Verification sentinels. Each names one way a log can misbehave, so that

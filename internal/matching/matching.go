@@ -42,6 +42,7 @@ import (
 	"time"
 
 	"github.com/parley-cti/parley/internal/exchange"
+	"github.com/parley-cti/parley/internal/fault"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/psi"
@@ -54,21 +55,21 @@ import (
 var (
 	// ErrNotFound: no such session, or one the caller is not a side of;
 	// the two look the same on purpose.
-	ErrNotFound = errors.New("no such matching session")
+	ErrNotFound = fault.New(fault.NotFound, "no such matching session")
 	// ErrInvalid: the upload is not an acceptable round-1 message.
-	ErrInvalid = errors.New("invalid")
+	ErrInvalid = fault.New(fault.Invalid, "invalid")
 	// ErrOverCap: the message declares more elements than the agreement's
-	// match_cap allows.
-	ErrOverCap = fmt.Errorf("%w: more elements than the agreement's match_cap", ErrInvalid)
+	// match_cap allows. A client sees it as TooLarge, code "over_cap".
+	ErrOverCap = fault.Refine(fault.Errorf("%w: more elements than the agreement's match_cap", ErrInvalid), fault.TooLarge, "over_cap")
 	// ErrForbidden: the agreement is not in force, or the caller would
 	// match against itself.
-	ErrForbidden = errors.New("not permitted")
+	ErrForbidden = fault.New(fault.Forbidden, "not permitted")
 	// ErrConflict: the session's state does not allow the step now
 	// (round 1 sent twice, after the deadline).
-	ErrConflict = errors.New("not possible now")
+	ErrConflict = fault.New(fault.Conflict, "not possible now")
 	// ErrNotReady: the other side has not sent its round 1 yet (or the
 	// caller has not sent its own, which comes first).
-	ErrNotReady = fmt.Errorf("%w: not ready", ErrConflict)
+	ErrNotReady = fault.Refine(fault.Errorf("%w: not ready", ErrConflict), nil, "not_ready")
 )
 
 // Event kinds on a party's stream.
@@ -118,13 +119,13 @@ func (s *Service) Start(ctx context.Context, p party.Principal, agreementID stri
 		peer := a.Counterpart(p.PartyID)
 		switch {
 		case !a.Status.InForce(now):
-			return fmt.Errorf("%w: agreement %s is %s, not in force", ErrForbidden, agreementID, a.Status.Phase)
+			return fault.Errorf("%w: agreement %s is %s, not in force", ErrForbidden, agreementID, a.Status.Phase)
 		case peer == p.PartyID || peer == "":
-			return fmt.Errorf("%w: %w", ErrForbidden, psi.ErrSelfMatch)
+			return fault.Errorf("%w: %w", ErrForbidden, psi.ErrSelfMatch)
 		}
 		sid := make([]byte, SessionIDSize)
 		if _, err := rand.Read(sid); err != nil {
-			return fmt.Errorf("matching: session id: %w", err)
+			return fault.Errorf("matching: session id: %w", err)
 		}
 		id := party.NewID("match")
 		h := store.Handover{ID: party.NewID("handover"), AgreementID: agreementID, Proposer: p.PartyID, Counterpart: peer,
@@ -169,7 +170,7 @@ type View struct {
 func (s *Service) Get(ctx context.Context, p party.Principal, id string) (View, error) {
 	m, err := s.st.Matches().Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && m.Initiator.PartyID != p.PartyID && m.Responder.PartyID != p.PartyID) {
-		return View{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+		return View{}, fault.Errorf("%w: %s", ErrNotFound, id)
 	}
 	if err != nil {
 		return View{}, err
@@ -212,12 +213,12 @@ func (s *Service) open(v View, a exchange.Agreement) error {
 	now := s.Now()
 	switch {
 	case v.Handover.State != store.HandoverAccepted:
-		return fmt.Errorf("%w: session %s is over: its handover %s is %s", ErrConflict, v.Session.ID, v.Handover.ID, v.Handover.State)
+		return fault.Errorf("%w: session %s is over: its handover %s is %s", ErrConflict, v.Session.ID, v.Handover.ID, v.Handover.State)
 	case !now.Before(v.Handover.Deadline):
-		return fmt.Errorf("%w: session %s passed its deadline %s", ErrConflict, v.Session.ID, v.Handover.Deadline.Format(time.RFC3339))
+		return fault.Errorf("%w: session %s passed its deadline %s", ErrConflict, v.Session.ID, v.Handover.Deadline.Format(time.RFC3339))
 	}
 	if !a.Status.InForce(now) {
-		return fmt.Errorf("%w: agreement %s is %s, not in force", ErrForbidden, v.Session.AgreementID, a.Status.Phase)
+		return fault.Errorf("%w: agreement %s is %s, not in force", ErrForbidden, v.Session.AgreementID, a.Status.Phase)
 	}
 	return nil
 }
@@ -227,10 +228,10 @@ func (s *Service) open(v View, a exchange.Agreement) error {
 func checkErr(err error) error {
 	switch {
 	case errors.Is(err, psi.ErrOverCap):
-		return fmt.Errorf("%w: %w", ErrOverCap, err)
+		return fault.Errorf("%w: %w", ErrOverCap, err)
 	case errors.Is(err, psi.ErrWrongSession), errors.Is(err, psi.ErrWrongRound), errors.Is(err, psi.ErrMalformedMessage),
 		errors.Is(err, psi.ErrTruncated):
-		return fmt.Errorf("%w: round 1 message: %w", ErrInvalid, err)
+		return fault.Errorf("%w: round 1 message: %w", ErrInvalid, err)
 	}
 	return err
 }
@@ -264,7 +265,7 @@ func (s *Service) PutRound1(ctx context.Context, p party.Principal, id string, b
 	m := v.Session
 	own, role, _ := roles(m, p.PartyID)
 	if own.Done() {
-		return Round1Result{}, fmt.Errorf("%w: you already sent round 1 of session %s", ErrConflict, id)
+		return Round1Result{}, fault.Errorf("%w: you already sent round 1 of session %s", ErrConflict, id)
 	}
 	// Checked before a byte is stored, and again under the lock once the
 	// message is in; one read of the agreement serves both checks here.
@@ -288,7 +289,7 @@ func (s *Service) PutRound1(ctx context.Context, p party.Principal, id string, b
 	hdr := cr.Header()
 	var up [16]byte
 	if _, err := rand.Read(up[:]); err != nil {
-		return Round1Result{}, fmt.Errorf("matching: upload id: %w", err)
+		return Round1Result{}, fault.Errorf("matching: upload id: %w", err)
 	}
 	upload := hex.EncodeToString(up[:])
 	size, err := storeChunks(ctx, s.st.Matches(), m.ID, p.PartyID, upload, cr)
@@ -329,7 +330,7 @@ func (s *Service) PutRound1(ctx context.Context, p party.Principal, id string, b
 		side := store.MatchSide{PartyID: p.PartyID, Upload: upload, Count: int64(hdr.Count), Size: size, At: now, LedgerIndex: idx}
 		if err := tx.Matches().CompleteRound1(ctx, m.ID, side); err != nil {
 			if errors.Is(err, store.ErrConflict) {
-				return fmt.Errorf("%w: you already sent round 1 of session %s", ErrConflict, id)
+				return fault.Errorf("%w: you already sent round 1 of session %s", ErrConflict, id)
 			}
 			return err
 		}
@@ -395,11 +396,11 @@ func (s *Service) OpenPeerRound1(ctx context.Context, p party.Principal, id stri
 	own, _, peer := roles(v.Session, p.PartyID)
 	switch {
 	case !peer.Done() && v.Handover.State != store.HandoverAccepted:
-		return PeerRound1{}, fmt.Errorf("%w: session %s is over (its handover %s is %s); the other side never sent round 1", ErrConflict, id, v.Handover.ID, v.Handover.State)
+		return PeerRound1{}, fault.Errorf("%w: session %s is over (its handover %s is %s); the other side never sent round 1", ErrConflict, id, v.Handover.ID, v.Handover.State)
 	case !own.Done():
-		return PeerRound1{}, fmt.Errorf("%w: send your own round 1 of session %s first", ErrNotReady, id)
+		return PeerRound1{}, fault.Errorf("%w: send your own round 1 of session %s first", ErrNotReady, id)
 	case !peer.Done():
-		return PeerRound1{}, fmt.Errorf("%w: %s has not sent round 1 of session %s yet", ErrNotReady, peer.PartyID, id)
+		return PeerRound1{}, fault.Errorf("%w: %s has not sent round 1 of session %s yet", ErrNotReady, peer.PartyID, id)
 	}
 	return PeerRound1{Reader: &chunkReader{ctx: ctx, st: s.st.Matches(), id: id, side: peer}, Size: peer.Size, Count: peer.Count}, nil
 }
@@ -422,7 +423,7 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 		}
 		b, err := c.st.Chunk(c.ctx, c.id, c.side.PartyID, c.side.Upload, c.seq)
 		if err != nil {
-			return 0, fmt.Errorf("matching: chunk %d of %s's round 1: %w", c.seq, c.side.PartyID, err)
+			return 0, fault.Errorf("matching: chunk %d of %s's round 1: %w", c.seq, c.side.PartyID, err)
 		}
 		c.seq++
 		c.cur = b

@@ -14,10 +14,11 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/parley-cti/parley/internal/fault"
 
 	"github.com/parley-cti/parley/internal/store"
 )
@@ -26,15 +27,15 @@ import (
 var (
 	// ErrUnauthenticated: the token is unknown, malformed or revoked. The
 	// three are deliberately indistinguishable to the caller.
-	ErrUnauthenticated = errors.New("party: invalid or revoked token")
+	ErrUnauthenticated = fault.Generic(fault.Unauthenticated, "party: invalid or revoked token")
 	// ErrInvalidName: the party name is not acceptable.
-	ErrInvalidName = errors.New("party: invalid name")
+	ErrInvalidName = fault.Tagged(fault.Invalid, "party", "invalid name")
 	// ErrExists: a party with that name exists already.
-	ErrExists = errors.New("party: a party with that name exists")
+	ErrExists = fault.Tagged(fault.Conflict, "party", "a party with that name exists")
 	// ErrNotFound: no such party or token.
-	ErrNotFound = errors.New("party: not found")
+	ErrNotFound = fault.Generic(fault.NotFound, "party: not found")
 	// ErrInvalidExpiry: a token's lifetime is not acceptable.
-	ErrInvalidExpiry = errors.New("party: invalid token expiry")
+	ErrInvalidExpiry = fault.Tagged(fault.Invalid, "party", "invalid token expiry")
 )
 
 // TokenPrefix starts every parley token, so secret scanners and people can
@@ -90,14 +91,14 @@ func NewID(kind string) string {
 func (s *Service) Create(ctx context.Context, name string) (store.Party, string, error) {
 	name = strings.TrimSpace(name)
 	if !nameRE.MatchString(name) {
-		return store.Party{}, "", fmt.Errorf("%w: %q: use 1-63 letters, digits, spaces, '.', '_' or '-', starting with a letter or digit", ErrInvalidName, name)
+		return store.Party{}, "", fault.Errorf("%w: %q: use 1-63 letters, digits, spaces, '.', '_' or '-', starting with a letter or digit", ErrInvalidName, name)
 	}
 	p := store.Party{ID: NewID("party"), Name: name, CreatedAt: s.now()}
 	var secret string
 	err := s.st.Update(ctx, func(tx store.Handle) error {
 		if err := tx.Parties().Create(ctx, p); err != nil {
 			if errors.Is(err, store.ErrConflict) {
-				return fmt.Errorf("%w: %q", ErrExists, name)
+				return fault.Errorf("%w: %q", ErrExists, name)
 			}
 			return err
 		}
@@ -127,7 +128,7 @@ func (s *Service) Lookup(ctx context.Context, nameOrID string) (store.Party, err
 		p, err = s.st.Parties().ByName(ctx, nameOrID)
 	}
 	if errors.Is(err, store.ErrNotFound) {
-		return store.Party{}, fmt.Errorf("%w: party %q", ErrNotFound, nameOrID)
+		return store.Party{}, fault.Errorf("%w: party %q", ErrNotFound, nameOrID)
 	}
 	return p, err
 }
@@ -141,13 +142,13 @@ func (s *Service) AddToken(ctx context.Context, partyID, label string) (secret, 
 // passed (0: never). A negative ttl is ErrInvalidExpiry.
 func (s *Service) AddExpiringToken(ctx context.Context, partyID, label string, ttl time.Duration) (secret, id string, err error) {
 	if ttl < 0 {
-		return "", "", fmt.Errorf("%w: %v is in the past", ErrInvalidExpiry, ttl)
+		return "", "", fault.Errorf("%w: %v is in the past", ErrInvalidExpiry, ttl)
 	}
 	err = s.st.Update(ctx, func(tx store.Handle) error {
 		var err error
 		secret, id, err = issueUntil(ctx, tx, partyID, label, s.now(), ttl)
 		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("%w: party %s", ErrNotFound, partyID)
+			return fault.Errorf("%w: party %s", ErrNotFound, partyID)
 		}
 		return err
 	})
@@ -158,7 +159,7 @@ func (s *Service) AddExpiringToken(ctx context.Context, partyID, label string, t
 func (s *Service) RevokeToken(ctx context.Context, id string) error {
 	err := s.st.Tokens().Revoke(ctx, id, s.now())
 	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("%w: token %s", ErrNotFound, id)
+		return fault.Errorf("%w: token %s", ErrNotFound, id)
 	}
 	return err
 }

@@ -6,10 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"hash"
 	"io"
 	"slices"
+
+	"github.com/parley-cti/parley/internal/fault"
 )
 
 // Message framing. Every protocol message is one self-contained stream:
@@ -110,7 +111,7 @@ func newMessageWriter(w io.Writer, hdr header) (*messageWriter, error) {
 func (m *messageWriter) raw(b []byte) error {
 	m.h.Write(b)
 	if _, err := m.w.Write(b); err != nil {
-		return fmt.Errorf("match: write message: %w", err)
+		return fault.Errorf("match: write message: %w", err)
 	}
 	return nil
 }
@@ -130,10 +131,10 @@ func (m *messageWriter) close() error {
 		return errors.New("match: internal error: message shorter than its header")
 	}
 	if _, err := m.w.Write(m.h.Sum(nil)); err != nil {
-		return fmt.Errorf("match: write message: %w", err)
+		return fault.Errorf("match: write message: %w", err)
 	}
 	if err := m.w.Flush(); err != nil {
-		return fmt.Errorf("match: write message: %w", err)
+		return fault.Errorf("match: write message: %w", err)
 	}
 	return nil
 }
@@ -151,9 +152,9 @@ type messageReader struct {
 func readFull(r io.Reader, b []byte, what string) error {
 	if _, err := io.ReadFull(r, b); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return fmt.Errorf("%w: %s", ErrTruncated, what)
+			return fault.Errorf("%w: %s", ErrTruncated, what)
 		}
-		return fmt.Errorf("match: read %s: %w", what, err)
+		return fault.Errorf("match: read %s: %w", what, err)
 	}
 	return nil
 }
@@ -202,11 +203,11 @@ func (m *messageReader) finish() error {
 		return err
 	}
 	if !bytes.Equal(d[:], m.h.Sum(nil)) {
-		return fmt.Errorf("%w: digest mismatch", ErrMalformedMessage)
+		return fault.Errorf("%w: digest mismatch", ErrMalformedMessage)
 	}
 	var one [1]byte
 	if n, _ := m.r.Read(one[:]); n != 0 {
-		return fmt.Errorf("%w: trailing data after digest", ErrMalformedMessage)
+		return fault.Errorf("%w: trailing data after digest", ErrMalformedMessage)
 	}
 	return nil
 }
@@ -244,7 +245,7 @@ func decodeMessage(r io.Reader, exp expectation) (header, [][]byte, error) {
 			e := slices.Clone(buf[i*m.elemSize : (i+1)*m.elemSize])
 			if m.hdr.round == 1 {
 				if err := checkCanonical(e); err != nil {
-					return header{}, nil, fmt.Errorf("%w: element %d: %v", ErrMalformedElement, len(elems), err)
+					return header{}, nil, fault.Errorf("%w: element %d: %v", ErrMalformedElement, len(elems), err)
 				}
 			}
 			elems = append(elems, e)
@@ -257,7 +258,7 @@ func decodeMessage(r io.Reader, exp expectation) (header, [][]byte, error) {
 	slices.SortFunc(sorted, bytes.Compare)
 	for i := 1; i < len(sorted); i++ {
 		if bytes.Equal(sorted[i], sorted[i-1]) {
-			return header{}, nil, fmt.Errorf("%w: in round %d message", ErrDuplicateElement, m.hdr.round)
+			return header{}, nil, fault.Errorf("%w: in round %d message", ErrDuplicateElement, m.hdr.round)
 		}
 	}
 	return m.hdr, elems, nil

@@ -1,12 +1,11 @@
 package psi
 
 import (
-	"errors"
-	"fmt"
 	"net/netip"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/parley-cti/parley/internal/fault"
 	"golang.org/x/text/cases"
 	"golang.org/x/text/unicode/norm"
 )
@@ -36,9 +35,9 @@ var Kinds = []Kind{KindEmail, KindAlias, KindIPv4, KindIPv6, KindDomain, KindMD5
 
 var (
 	// ErrUnknownKind is returned for a kind not in Kinds.
-	ErrUnknownKind = errors.New("match: unknown identifier kind")
+	ErrUnknownKind = fault.New(fault.Invalid, "match: unknown identifier kind")
 	// ErrInvalidValue is returned when a value is not a valid identifier of its kind.
-	ErrInvalidValue = errors.New("match: invalid identifier")
+	ErrInvalidValue = fault.New(fault.Invalid, "match: invalid identifier")
 )
 
 // hashDomainVersion prefixes every hash input; bump it if any normalization
@@ -55,11 +54,11 @@ func foldString(s string) string {
 // (folding can produce denormalized sequences).
 func foldText(s string) (string, error) {
 	if !utf8.ValidString(s) {
-		return "", fmt.Errorf("%w: not valid UTF-8", ErrInvalidValue)
+		return "", fault.Errorf("%w: not valid UTF-8", ErrInvalidValue)
 	}
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return "", fmt.Errorf("%w: empty", ErrInvalidValue)
+		return "", fault.Errorf("%w: empty", ErrInvalidValue)
 	}
 	s = norm.NFC.String(foldString(norm.NFC.String(s)))
 	return s, nil
@@ -102,7 +101,7 @@ func Normalize(kind Kind, s string) (string, error) {
 	case KindEthereum:
 		return normalizeEthereum(s)
 	}
-	return "", fmt.Errorf("%w: %q", ErrUnknownKind, kind)
+	return "", fault.Errorf("%w: %q", ErrUnknownKind, kind)
 }
 
 // hashDomain is the kind written into the hash input; both IP kinds share
@@ -130,11 +129,11 @@ func normalizeEmail(s string) (string, error) {
 	}
 	at := strings.LastIndexByte(f, '@')
 	if at <= 0 || at == len(f)-1 {
-		return "", fmt.Errorf("%w: e-mail address needs local@domain", ErrInvalidValue)
+		return "", fault.Errorf("%w: e-mail address needs local@domain", ErrInvalidValue)
 	}
 	local := f[:at]
 	if strings.ContainsAny(local, " \t\r\n") {
-		return "", fmt.Errorf("%w: e-mail local part has white space", ErrInvalidValue)
+		return "", fault.Errorf("%w: e-mail local part has white space", ErrInvalidValue)
 	}
 	domain, err := normalizeDomain(f[at+1:])
 	if err != nil {
@@ -146,14 +145,14 @@ func normalizeEmail(s string) (string, error) {
 func normalizeIP(kind Kind, s string) (string, error) {
 	addr, err := netip.ParseAddr(strings.TrimSpace(s))
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrInvalidValue, err)
+		return "", fault.Errorf("%w: %v", ErrInvalidValue, err)
 	}
 	if addr.Zone() != "" {
-		return "", fmt.Errorf("%w: IP address with a zone", ErrInvalidValue)
+		return "", fault.Errorf("%w: IP address with a zone", ErrInvalidValue)
 	}
 	addr = addr.Unmap()
 	if kind == KindIPv4 && !addr.Is4() {
-		return "", fmt.Errorf("%w: not an IPv4 address", ErrInvalidValue)
+		return "", fault.Errorf("%w: not an IPv4 address", ErrInvalidValue)
 	}
 	return addr.String(), nil
 }
@@ -162,7 +161,7 @@ func normalizeDomain(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	s = strings.TrimSuffix(s, ".")
 	if s == "" {
-		return "", fmt.Errorf("%w: empty domain", ErrInvalidValue)
+		return "", fault.Errorf("%w: empty domain", ErrInvalidValue)
 	}
 	ascii := true
 	for i := 0; i < len(s); i++ {
@@ -181,21 +180,21 @@ func normalizeDomain(s string) (string, error) {
 		s = f
 	}
 	if len(s) > 253 {
-		return "", fmt.Errorf("%w: domain longer than 253 bytes", ErrInvalidValue)
+		return "", fault.Errorf("%w: domain longer than 253 bytes", ErrInvalidValue)
 	}
 	for label := range strings.SplitSeq(s, ".") {
 		if label == "" || len(label) > 63 {
-			return "", fmt.Errorf("%w: domain label empty or longer than 63 bytes", ErrInvalidValue)
+			return "", fault.Errorf("%w: domain label empty or longer than 63 bytes", ErrInvalidValue)
 		}
 		for _, r := range label {
 			switch {
 			case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '_':
 			case r >= utf8.RuneSelf:
 				if !isDomainRune(r) {
-					return "", fmt.Errorf("%w: character %q in domain", ErrInvalidValue, r)
+					return "", fault.Errorf("%w: character %q in domain", ErrInvalidValue, r)
 				}
 			default:
-				return "", fmt.Errorf("%w: character %q in domain", ErrInvalidValue, r)
+				return "", fault.Errorf("%w: character %q in domain", ErrInvalidValue, r)
 			}
 		}
 	}
@@ -211,10 +210,10 @@ func isDomainRune(r rune) bool {
 func normalizeHex(s string, n int) (string, error) {
 	s = strings.ToLower(strings.TrimSpace(s))
 	if len(s) != n {
-		return "", fmt.Errorf("%w: want %d hex digits, got %d characters", ErrInvalidValue, n, len(s))
+		return "", fault.Errorf("%w: want %d hex digits, got %d characters", ErrInvalidValue, n, len(s))
 	}
 	if !isHex(s) {
-		return "", fmt.Errorf("%w: not hexadecimal", ErrInvalidValue)
+		return "", fault.Errorf("%w: not hexadecimal", ErrInvalidValue)
 	}
 	return s, nil
 }
@@ -240,26 +239,26 @@ func normalizeBitcoin(s string) (string, error) {
 	if strings.HasPrefix(lower, "bc1") || strings.HasPrefix(lower, "tb1") || strings.HasPrefix(lower, "bcrt1") {
 		// BIP 173: all-lower or all-upper, never mixed.
 		if s != lower && s != strings.ToUpper(s) {
-			return "", fmt.Errorf("%w: bech32 address in mixed case", ErrInvalidValue)
+			return "", fault.Errorf("%w: bech32 address in mixed case", ErrInvalidValue)
 		}
 		sep := strings.LastIndexByte(lower, '1')
 		data := lower[sep+1:]
 		if len(lower) < 14 || len(lower) > 90 || len(data) < 6 {
-			return "", fmt.Errorf("%w: bech32 address length", ErrInvalidValue)
+			return "", fault.Errorf("%w: bech32 address length", ErrInvalidValue)
 		}
 		for i := 0; i < len(data); i++ {
 			if strings.IndexByte(bech32Charset, data[i]) < 0 {
-				return "", fmt.Errorf("%w: character %q in bech32 address", ErrInvalidValue, data[i])
+				return "", fault.Errorf("%w: character %q in bech32 address", ErrInvalidValue, data[i])
 			}
 		}
 		return lower, nil
 	}
 	if len(s) < 25 || len(s) > 35 || (s[0] != '1' && s[0] != '3' && s[0] != 'm' && s[0] != 'n' && s[0] != '2') {
-		return "", fmt.Errorf("%w: not a bitcoin address", ErrInvalidValue)
+		return "", fault.Errorf("%w: not a bitcoin address", ErrInvalidValue)
 	}
 	for i := 0; i < len(s); i++ {
 		if strings.IndexByte(base58Alphabet, s[i]) < 0 {
-			return "", fmt.Errorf("%w: character %q in base58 address", ErrInvalidValue, s[i])
+			return "", fault.Errorf("%w: character %q in base58 address", ErrInvalidValue, s[i])
 		}
 	}
 	return s, nil
@@ -268,7 +267,7 @@ func normalizeBitcoin(s string) (string, error) {
 func normalizeEthereum(s string) (string, error) {
 	s = strings.ToLower(strings.TrimSpace(s))
 	if len(s) != 42 || !strings.HasPrefix(s, "0x") || !isHex(s[2:]) {
-		return "", fmt.Errorf("%w: want 0x and 40 hex digits", ErrInvalidValue)
+		return "", fault.Errorf("%w: want 0x and 40 hex digits", ErrInvalidValue)
 	}
 	return s, nil
 }
@@ -280,7 +279,7 @@ func normalizeEthereum(s string) (string, error) {
 func DetectKind(s string) (Kind, error) {
 	t := strings.TrimSpace(s)
 	if t == "" {
-		return "", fmt.Errorf("%w: empty", ErrInvalidValue)
+		return "", fault.Errorf("%w: empty", ErrInvalidValue)
 	}
 	if addr, err := netip.ParseAddr(t); err == nil && addr.Zone() == "" {
 		if addr.Unmap().Is4() {

@@ -2,8 +2,9 @@ package psi
 
 import (
 	"encoding/binary"
-	"fmt"
 	"slices"
+
+	"github.com/parley-cti/parley/internal/fault"
 )
 
 // orderMagic starts a serialized Order.
@@ -38,7 +39,7 @@ func (o *Order) MarshalBinary() ([]byte, error) {
 // UnmarshalBinary is MarshalBinary's inverse; it refuses anything that is
 // not a permutation-with-duplicates of item indices (ErrMalformedMessage).
 func (o *Order) UnmarshalBinary(b []byte) error {
-	bad := func(why string) error { return fmt.Errorf("%w: order: %s", ErrMalformedMessage, why) }
+	bad := func(why string) error { return fault.Errorf("%w: order: %s", ErrMalformedMessage, why) }
 	next := func() (uint32, bool) {
 		if len(b) < 4 {
 			return 0, false

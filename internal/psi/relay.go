@@ -5,9 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"hash"
 	"io"
+
+	"github.com/parley-cti/parley/internal/fault"
 )
 
 // What a relay may check. The server that carries messages between the two
@@ -57,25 +58,25 @@ type Expect struct {
 func parseHeader(b []byte, exp expectation) (header, error) {
 	switch {
 	case len(b) != headerSize:
-		return header{}, fmt.Errorf("%w: header is %d bytes", ErrMalformedMessage, len(b))
+		return header{}, fault.Errorf("%w: header is %d bytes", ErrMalformedMessage, len(b))
 	case !bytes.Equal(b[:4], magic[:]):
-		return header{}, fmt.Errorf("%w: bad magic", ErrMalformedMessage)
+		return header{}, fault.Errorf("%w: bad magic", ErrMalformedMessage)
 	case b[4] != Version:
-		return header{}, fmt.Errorf("%w: protocol version %d, this build speaks %d (%s)", ErrMalformedMessage, b[4], Version, ProtocolName)
+		return header{}, fault.Errorf("%w: protocol version %d, this build speaks %d (%s)", ErrMalformedMessage, b[4], Version, ProtocolName)
 	case b[7] != 0:
-		return header{}, fmt.Errorf("%w: reserved byte set", ErrMalformedMessage)
+		return header{}, fault.Errorf("%w: reserved byte set", ErrMalformedMessage)
 	}
 	h := header{round: b[5], role: Role(b[6]), count: binary.BigEndian.Uint64(b[40:])}
 	copy(h.binding[:], b[8:40])
 	if h.binding != exp.binding {
-		return header{}, fmt.Errorf("%w: message belongs to another session", ErrWrongSession)
+		return header{}, fault.Errorf("%w: message belongs to another session", ErrWrongSession)
 	}
 	if h.round != exp.round || h.role != exp.role {
-		return header{}, fmt.Errorf("%w: got round %d from role %d, want round %d from role %d",
+		return header{}, fault.Errorf("%w: got round %d from role %d, want round %d from role %d",
 			ErrWrongRound, h.round, h.role, exp.round, exp.role)
 	}
 	if h.count > exp.cap {
-		return header{}, fmt.Errorf("%w: %d elements, cap %d", ErrOverCap, h.count, exp.cap)
+		return header{}, fault.Errorf("%w: %d elements, cap %d", ErrOverCap, h.count, exp.cap)
 	}
 	return h, nil
 }
@@ -110,7 +111,7 @@ func NewCheckedReader(r io.Reader, exp Expect) (*CheckedReader, error) {
 		return nil, err
 	}
 	if h.round != 1 && h.round != 2 {
-		return nil, fmt.Errorf("%w: round %d", ErrMalformedMessage, h.round)
+		return nil, fault.Errorf("%w: round %d", ErrMalformedMessage, h.round)
 	}
 	c := &CheckedReader{r: r, head: b, h: sha256.New(),
 		hdr: Header{Version: Version, Round: h.round, Role: h.role, Binding: h.binding, Count: h.count}}
@@ -169,27 +170,27 @@ func (c *CheckedReader) Read(p []byte) (int, error) {
 
 func (c *CheckedReader) readErr(err error, what string) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("%w: %s", ErrTruncated, what)
+		return fault.Errorf("%w: %s", ErrTruncated, what)
 	}
-	return fmt.Errorf("match: read %s: %w", what, err)
+	return fault.Errorf("match: read %s: %w", what, err)
 }
 
 // finish checks the digest and that nothing follows it; nil becomes io.EOF.
 func (c *CheckedReader) finish() error {
 	if !bytes.Equal(c.digest[:], c.h.Sum(nil)) {
-		return fmt.Errorf("%w: digest mismatch", ErrMalformedMessage)
+		return fault.Errorf("%w: digest mismatch", ErrMalformedMessage)
 	}
 	var one [1]byte
 	for {
 		n, err := c.r.Read(one[:])
 		if n != 0 {
-			return fmt.Errorf("%w: trailing data after digest", ErrMalformedMessage)
+			return fault.Errorf("%w: trailing data after digest", ErrMalformedMessage)
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return io.EOF
 			}
-			return fmt.Errorf("match: read after digest: %w", err)
+			return fault.Errorf("match: read after digest: %w", err)
 		}
 	}
 }

@@ -17,22 +17,24 @@ import (
 	"sync"
 
 	"filippo.io/edwards25519/field"
+	"github.com/parley-cti/parley/internal/fault"
 )
 
 // Sentinel errors. Decoding errors name the element or field at fault in the
-// wrapping message.
+// wrapping message. Their texts, and what wraps them, are written for the
+// party whose message was refused; each wraps its fault kind.
 var (
-	ErrInvalidConfig    = errors.New("match: invalid session configuration")
-	ErrSelfMatch        = errors.New("match: a party cannot match against itself")
-	ErrOutOfSequence    = errors.New("match: protocol step out of sequence")
-	ErrMalformedMessage = errors.New("match: malformed message")
-	ErrMalformedElement = errors.New("match: malformed element")
-	ErrDuplicateElement = errors.New("match: duplicate element")
-	ErrWrongSession     = errors.New("match: message from another session")
-	ErrWrongRound       = errors.New("match: message for another round or role")
-	ErrOverCap          = errors.New("match: more elements than the agreement allows")
-	ErrTruncated        = errors.New("match: message truncated")
-	ErrCountMismatch    = errors.New("match: round 2 count differs from round 1")
+	ErrInvalidConfig    = fault.New(fault.Invalid, "match: invalid session configuration")
+	ErrSelfMatch        = fault.New(fault.Forbidden, "match: a party cannot match against itself")
+	ErrOutOfSequence    = fault.New(fault.Conflict, "match: protocol step out of sequence")
+	ErrMalformedMessage = fault.New(fault.Invalid, "match: malformed message")
+	ErrMalformedElement = fault.New(fault.Invalid, "match: malformed element")
+	ErrDuplicateElement = fault.New(fault.Invalid, "match: duplicate element")
+	ErrWrongSession     = fault.New(fault.Invalid, "match: message from another session")
+	ErrWrongRound       = fault.New(fault.Invalid, "match: message for another round or role")
+	ErrOverCap          = fault.New(fault.TooLarge, "match: more elements than the agreement allows")
+	ErrTruncated        = fault.New(fault.Invalid, "match: message truncated")
+	ErrCountMismatch    = fault.New(fault.Invalid, "match: round 2 count differs from round 1")
 )
 
 // Role tells the two sides of a session apart; it is written in every
@@ -87,15 +89,15 @@ type Session struct {
 func NewSession(cfg Config) (*Session, error) {
 	switch {
 	case len(cfg.SessionID) < 16 || len(cfg.SessionID) > 64:
-		return nil, fmt.Errorf("%w: session id must be 16 to 64 bytes", ErrInvalidConfig)
+		return nil, fault.Errorf("%w: session id must be 16 to 64 bytes", ErrInvalidConfig)
 	case cfg.Self == "" || cfg.Peer == "":
-		return nil, fmt.Errorf("%w: empty party id", ErrInvalidConfig)
+		return nil, fault.Errorf("%w: empty party id", ErrInvalidConfig)
 	case cfg.Self == cfg.Peer:
 		return nil, ErrSelfMatch
 	case cfg.Role != RoleInitiator && cfg.Role != RoleResponder:
-		return nil, fmt.Errorf("%w: role %d", ErrInvalidConfig, cfg.Role)
+		return nil, fault.Errorf("%w: role %d", ErrInvalidConfig, cfg.Role)
 	case cfg.MaxElements <= 0 || cfg.MaxElements > 1<<31:
-		return nil, fmt.Errorf("%w: MaxElements %d", ErrInvalidConfig, cfg.MaxElements)
+		return nil, fault.Errorf("%w: MaxElements %d", ErrInvalidConfig, cfg.MaxElements)
 	}
 	initiator, responder := cfg.Self, cfg.Peer
 	if cfg.Role == RoleResponder {
@@ -103,7 +105,7 @@ func NewSession(cfg Config) (*Session, error) {
 	}
 	var random [32]byte
 	if _, err := rand.Read(random[:]); err != nil {
-		return nil, fmt.Errorf("match: random scalar: %w", err)
+		return nil, fault.Errorf("match: random scalar: %w", err)
 	}
 	scalar, err := newBlinder(random[:])
 	if err != nil {
@@ -174,7 +176,7 @@ func (s *Session) blindRange(out []byte, items []Item, base int) error {
 	for i, it := range items {
 		norm, err := Normalize(it.Kind, it.Value)
 		if err != nil {
-			return fmt.Errorf("item %d (%s): %w", base+i, it.Kind, err)
+			return fault.Errorf("item %d (%s): %w", base+i, it.Kind, err)
 		}
 		buf = appendHashInput(buf, it.Kind, norm)
 		ends[i] = len(buf)
@@ -212,7 +214,7 @@ func (s *Session) blindRange(out []byte, items []Item, base int) error {
 // all) plus ~40 bytes per item of bookkeeping; items are consumed as iterated.
 func (s *Session) Round1(ctx context.Context, items iter.Seq[Item], w io.Writer) (*Order, error) {
 	if s.step != 0 {
-		return nil, fmt.Errorf("%w: Round1 already run", ErrOutOfSequence)
+		return nil, fault.Errorf("%w: Round1 already run", ErrOutOfSequence)
 	}
 	s.step = 1
 	batch := make([]Item, 0, batchPerWorker*s.workers)
@@ -232,7 +234,7 @@ func (s *Session) Round1(ctx context.Context, items iter.Seq[Item], w io.Writer)
 	n := 0
 	for it := range items {
 		if n++; n > s.cfg.MaxElements {
-			return nil, fmt.Errorf("%w: more than %d items", ErrOverCap, s.cfg.MaxElements)
+			return nil, fault.Errorf("%w: more than %d items", ErrOverCap, s.cfg.MaxElements)
 		}
 		if batch = append(batch, it); len(batch) == cap(batch) {
 			if err := flush(); err != nil {
@@ -271,7 +273,7 @@ func (s *Session) Round1(ctx context.Context, items iter.Seq[Item], w io.Writer)
 
 	var seed [32]byte
 	if _, err := rand.Read(seed[:]); err != nil {
-		return nil, fmt.Errorf("match: shuffle seed: %w", err)
+		return nil, fault.Errorf("match: shuffle seed: %w", err)
 	}
 	rng := mrand.New(mrand.NewChaCha8(seed))
 	rng.Shuffle(len(order.positions), func(i, j int) {
@@ -306,7 +308,7 @@ func (s *Session) Round1(ctx context.Context, items iter.Seq[Item], w io.Writer)
 // plus fixed-size batches.
 func (s *Session) Round2(ctx context.Context, peerRound1 io.Reader, w io.Writer) error {
 	if s.step != 1 {
-		return fmt.Errorf("%w: Round2 needs Round1 first, once", ErrOutOfSequence)
+		return fault.Errorf("%w: Round2 needs Round1 first, once", ErrOutOfSequence)
 	}
 	s.step = 2
 	mr, err := openMessage(peerRound1, expectation{round: 1, role: s.cfg.Role.other(), binding: s.binding, cap: uint64(s.cfg.MaxElements)})
@@ -336,12 +338,12 @@ func (s *Session) Round2(ctx context.Context, peerRound1 io.Reader, w io.Writer)
 		err = s.parallel(n, func(lo, hi int) error {
 			for i := lo; i < hi; i++ {
 				if err := checkCanonical(in[i*elementSize : (i+1)*elementSize]); err != nil {
-					return fmt.Errorf("%w: element %d: %v", ErrMalformedElement, done+i, err)
+					return fault.Errorf("%w: element %d: %v", ErrMalformedElement, done+i, err)
 				}
 			}
 			shared := make([]byte, (hi-lo)*elementSize)
 			if bad := s.scalar.mulBatch(shared, in[lo*elementSize:hi*elementSize]); bad >= 0 {
-				return fmt.Errorf("%w: element %d: %v", ErrMalformedElement, done+lo+bad, errLowOrder)
+				return fault.Errorf("%w: element %d: %v", ErrMalformedElement, done+lo+bad, errLowOrder)
 			}
 			h := sha256.New()
 			var sum [sha256.Size]byte
@@ -370,17 +372,17 @@ func (s *Session) Round2(ctx context.Context, peerRound1 io.Reader, w io.Writer)
 	}
 	slices.SortFunc(seen, func(a, b [16]byte) int { return bytes.Compare(a[:], b[:]) })
 	if i := firstDuplicate(seen); i >= 0 {
-		return fmt.Errorf("%w: in peer's round 1 message", ErrDuplicateElement)
+		return fault.Errorf("%w: in peer's round 1 message", ErrDuplicateElement)
 	}
 	if sortedOverlap(seen, s.ownFirst) {
-		return fmt.Errorf("%w: peer's round 1 message contains our own elements", ErrSelfMatch)
+		return fault.Errorf("%w: peer's round 1 message contains our own elements", ErrSelfMatch)
 	}
 	// Distinct u-coordinates can still be one element: P and -P share one,
 	// and a point plus a low-order one gives the same product with a
 	// clamped scalar. Equal tags catch both.
 	slices.SortFunc(tags, compareTags)
 	if i := firstDuplicate(tags); i >= 0 {
-		return fmt.Errorf("%w: two of the peer's round 1 elements are one group element", ErrDuplicateElement)
+		return fault.Errorf("%w: two of the peer's round 1 elements are one group element", ErrDuplicateElement)
 	}
 	return mw.close()
 }
@@ -443,30 +445,30 @@ func compareTags(a, b [16]byte) int { return bytes.Compare(a[:], b[:]) }
 // Memory: 16 bytes per element of each message.
 func (s *Session) Result(ctx context.Context, order *Order, ownRound2, peerRound2 io.Reader) ([]int, error) {
 	if order == nil {
-		return nil, fmt.Errorf("%w: Result needs the round-1 order", ErrOutOfSequence)
+		return nil, fault.Errorf("%w: Result needs the round-1 order", ErrOutOfSequence)
 	}
 	own, err := s.readTags(ownRound2, s.cfg.Role)
 	if err != nil {
-		return nil, fmt.Errorf("own round 2: %w", err)
+		return nil, fault.Errorf("own round 2: %w", err)
 	}
 	slices.SortFunc(own, compareTags)
 	if firstDuplicate(own) >= 0 {
-		return nil, fmt.Errorf("own round 2: %w", ErrDuplicateElement)
+		return nil, fault.Errorf("own round 2: %w", ErrDuplicateElement)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	peer, err := s.readTags(peerRound2, s.cfg.Role.other())
 	if err != nil {
-		return nil, fmt.Errorf("peer round 2: %w", err)
+		return nil, fault.Errorf("peer round 2: %w", err)
 	}
 	if len(peer) != order.Len() {
-		return nil, fmt.Errorf("%w: peer returned %d tags for our %d elements", ErrCountMismatch, len(peer), order.Len())
+		return nil, fault.Errorf("%w: peer returned %d tags for our %d elements", ErrCountMismatch, len(peer), order.Len())
 	}
 	sortedPeer := slices.Clone(peer)
 	slices.SortFunc(sortedPeer, compareTags)
 	if firstDuplicate(sortedPeer) >= 0 {
-		return nil, fmt.Errorf("peer round 2: %w", ErrDuplicateElement)
+		return nil, fault.Errorf("peer round 2: %w", ErrDuplicateElement)
 	}
 	matched := []int{}
 	for pos, t := range peer {

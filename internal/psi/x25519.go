@@ -3,10 +3,10 @@ package psi
 import (
 	"crypto/ecdh"
 	"errors"
-	"fmt"
 
 	"filippo.io/edwards25519/field"
 	"github.com/cloudflare/circl/dh/x25519"
+	"github.com/parley-cti/parley/internal/fault"
 )
 
 // This file raises curve25519 u-coordinates to the session scalar: X25519
@@ -38,7 +38,7 @@ type blinder struct {
 func newBlinder(random []byte) (*blinder, error) {
 	// crypto/ecdh checks the length and that the key is usable.
 	if _, err := ecdh.X25519().NewPrivateKey(random); err != nil {
-		return nil, fmt.Errorf("match: scalar: %w", err)
+		return nil, fault.Errorf("match: scalar: %w", err)
 	}
 	b := &blinder{}
 	copy(b.secret[:], random)

@@ -39,6 +39,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/parley-cti/parley/internal/fault"
+
 	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/canonjson"
 	"github.com/parley-cti/parley/internal/exchange"
@@ -63,7 +65,7 @@ const MaxPeriod = 10 * 366 * 24 * time.Hour
 const maxEntries = 50
 
 // ErrInvalid marks an unusable period.
-var ErrInvalid = errors.New("report: invalid request")
+var ErrInvalid = fault.Generic(fault.Invalid, "report: invalid request")
 
 // Facts is what a report states, and what the parties sign.
 type Facts struct {
@@ -227,17 +229,17 @@ func New(ex *exchange.Service, l ledger.Reader, parties *party.Service) *Service
 func ParsePeriod(from, to string) (time.Time, time.Time, error) {
 	f, err := parseTime(from)
 	if err != nil {
-		return time.Time{}, time.Time{}, fmt.Errorf("%w: from: %v", ErrInvalid, err)
+		return time.Time{}, time.Time{}, fault.Errorf("%w: from: %v", ErrInvalid, err)
 	}
 	t, err := parseTime(to)
 	if err != nil {
-		return time.Time{}, time.Time{}, fmt.Errorf("%w: to: %v", ErrInvalid, err)
+		return time.Time{}, time.Time{}, fault.Errorf("%w: to: %v", ErrInvalid, err)
 	}
 	if !f.Before(t) {
-		return time.Time{}, time.Time{}, fmt.Errorf("%w: from %s is not before to %s", ErrInvalid, from, to)
+		return time.Time{}, time.Time{}, fault.Errorf("%w: from %s is not before to %s", ErrInvalid, from, to)
 	}
 	if t.Sub(f) > MaxPeriod {
-		return time.Time{}, time.Time{}, fmt.Errorf("%w: a period of at most ten years", ErrInvalid)
+		return time.Time{}, time.Time{}, fault.Errorf("%w: a period of at most ten years", ErrInvalid)
 	}
 	return f, t, nil
 }
@@ -260,7 +262,7 @@ func parseTime(s string) (time.Time, error) {
 func (s *Service) Build(ctx context.Context, p party.Principal, agreementID string, from, to time.Time) (*Report, error) {
 	from, to = from.UTC(), to.UTC()
 	if !from.Before(to) {
-		return nil, fmt.Errorf("%w: from is not before to", ErrInvalid)
+		return nil, fault.Errorf("%w: from is not before to", ErrInvalid)
 	}
 	a, err := s.ex.Agreement(ctx, p, agreementID)
 	if err != nil {
@@ -304,7 +306,7 @@ func (s *Service) Build(ctx context.Context, p party.Principal, agreementID stri
 // hash (exchange.ErrConflict).
 func (s *Service) Countersign(ctx context.Context, p party.Principal, agreementID string, sr agreement.SignedReport) (exchange.ReportSignature, error) {
 	if sr.From.IsZero() || sr.To.IsZero() || !sr.From.Before(sr.To) || sr.To.Sub(sr.From) > MaxPeriod {
-		return exchange.ReportSignature{}, fmt.Errorf("%w: the statement's period is empty or longer than ten years", ErrInvalid)
+		return exchange.ReportSignature{}, fault.Errorf("%w: the statement's period is empty or longer than ten years", ErrInvalid)
 	}
 	a, err := s.ex.Agreement(ctx, p, agreementID)
 	if err != nil {
@@ -335,7 +337,7 @@ type entry struct {
 func (s *Service) entries(ctx context.Context, agreementID string, to time.Time) ([]entry, error) {
 	size, err := s.ledger.Size(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("ledger size: %w", err)
+		return nil, fault.Errorf("ledger size: %w", err)
 	}
 	needle := []byte(`"agreement":` + strconv.Quote(agreementID))
 	var out []entry
@@ -343,7 +345,7 @@ func (s *Service) entries(ctx context.Context, agreementID string, to time.Time)
 		end := min(start+chunk, size)
 		raws, err := s.ledger.ReadEntries(ctx, start, end)
 		if err != nil {
-			return nil, fmt.Errorf("ledger entries [%d, %d): %w", start, end, err)
+			return nil, fault.Errorf("ledger entries [%d, %d): %w", start, end, err)
 		}
 		for i, raw := range raws {
 			if !bytes.Contains(raw, needle) {
@@ -351,7 +353,7 @@ func (s *Service) entries(ctx context.Context, agreementID string, to time.Time)
 			}
 			e, err := ledger.DecodeEntry(raw)
 			if err != nil {
-				return nil, fmt.Errorf("ledger entry %d: %w", start+int64(i), err)
+				return nil, fault.Errorf("ledger entry %d: %w", start+int64(i), err)
 			}
 			if e.Agreement != agreementID || e.Kind == ledger.KindReportSigned || !e.Time.Before(to) {
 				continue

@@ -30,6 +30,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/parley-cti/parley/internal/exchange"
+	"github.com/parley-cti/parley/internal/fault"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/store"
@@ -38,16 +39,16 @@ import (
 // Sentinel errors.
 var (
 	// ErrNotFound: no such request, or one the caller is not a side of.
-	ErrNotFound = errors.New("no such request")
+	ErrNotFound = fault.New(fault.NotFound, "no such request")
 	// ErrInvalid: the input is unacceptable (no subject, unknown ground,
 	// "other" without text, a handover of another agreement).
-	ErrInvalid = errors.New("invalid")
+	ErrInvalid = fault.New(fault.Invalid, "invalid")
 	// ErrForbidden: the caller may see the request but not take this step
 	// (the requester acknowledging its own request, an agreement not in force).
-	ErrForbidden = errors.New("not permitted")
+	ErrForbidden = fault.New(fault.Forbidden, "not permitted")
 	// ErrConflict: the request's state does not allow the step (answering
 	// twice).
-	ErrConflict = errors.New("not possible now")
+	ErrConflict = fault.New(fault.Conflict, "not possible now")
 )
 
 // Refusal grounds, as in mutual legal assistance practice.
@@ -114,11 +115,11 @@ type FileInput struct {
 func checkText(what, v string, required bool) error {
 	switch {
 	case required && strings.TrimSpace(v) == "":
-		return fmt.Errorf("%w: %s is empty", ErrInvalid, what)
+		return fault.Errorf("%w: %s is empty", ErrInvalid, what)
 	case len(v) > MaxText:
-		return fmt.Errorf("%w: %s is %d bytes, more than %d", ErrInvalid, what, len(v), MaxText)
+		return fault.Errorf("%w: %s is %d bytes, more than %d", ErrInvalid, what, len(v), MaxText)
 	case !utf8.ValidString(v):
-		return fmt.Errorf("%w: %s is not UTF-8", ErrInvalid, what)
+		return fault.Errorf("%w: %s is not UTF-8", ErrInvalid, what)
 	}
 	return nil
 }
@@ -142,10 +143,10 @@ func Normalize(in FileInput) (FileInput, error) {
 		ok = ok || u == in.Urgency
 	}
 	if !ok {
-		return FileInput{}, fmt.Errorf("%w: urgency %q; use one of %s", ErrInvalid, in.Urgency, strings.Join(Urgencies, ", "))
+		return FileInput{}, fault.Errorf("%w: urgency %q; use one of %s", ErrInvalid, in.Urgency, strings.Join(Urgencies, ", "))
 	}
 	if len(in.Refs) > MaxRefs {
-		return FileInput{}, fmt.Errorf("%w: %d references, more than %d", ErrInvalid, len(in.Refs), MaxRefs)
+		return FileInput{}, fault.Errorf("%w: %d references, more than %d", ErrInvalid, len(in.Refs), MaxRefs)
 	}
 	seen := map[string]bool{}
 	refs := []string{}
@@ -153,11 +154,11 @@ func Normalize(in FileInput) (FileInput, error) {
 		r = strings.TrimSpace(r)
 		switch {
 		case r == "":
-			return FileInput{}, fmt.Errorf("%w: refs[%d] is empty", ErrInvalid, i)
+			return FileInput{}, fault.Errorf("%w: refs[%d] is empty", ErrInvalid, i)
 		case len(r) > MaxRefLen:
-			return FileInput{}, fmt.Errorf("%w: refs[%d] is longer than %d bytes", ErrInvalid, i, MaxRefLen)
+			return FileInput{}, fault.Errorf("%w: refs[%d] is longer than %d bytes", ErrInvalid, i, MaxRefLen)
 		case !utf8.ValidString(r) || strings.IndexFunc(r, unicode.IsControl) >= 0:
-			return FileInput{}, fmt.Errorf("%w: refs[%d] holds invalid UTF-8 or control characters", ErrInvalid, i)
+			return FileInput{}, fault.Errorf("%w: refs[%d] holds invalid UTF-8 or control characters", ErrInvalid, i)
 		}
 		if !seen[r] {
 			seen[r] = true
@@ -184,7 +185,7 @@ func (s *Service) File(ctx context.Context, p party.Principal, in FileInput) (Re
 	err = s.InAgreement(ctx, p, in.AgreementID, func(st *exchange.Step) error {
 		a, now := st.Agreement, st.Now
 		if !a.Status.InForce(now) {
-			return fmt.Errorf("%w: agreement %s is %s, not in force", ErrForbidden, in.AgreementID, a.Status.Phase)
+			return fault.Errorf("%w: agreement %s is %s, not in force", ErrForbidden, in.AgreementID, a.Status.Phase)
 		}
 		d := a.Status.Document.RequestDeadlines
 		r := store.Request{ID: party.NewID("request"), AgreementID: in.AgreementID, Requester: p.PartyID, Responder: a.Counterpart(p.PartyID),
@@ -213,7 +214,7 @@ func (s *Service) step(ctx context.Context, p party.Principal, id string, change
 	err := s.OnCase(ctx, p, func(tx store.Handle) (string, error) {
 		r, err := tx.Requests().Get(ctx, id)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && r.Requester != p.PartyID && r.Responder != p.PartyID) {
-			return "", fmt.Errorf("%w: %s", ErrNotFound, id)
+			return "", fault.Errorf("%w: %s", ErrNotFound, id)
 		}
 		return r.AgreementID, err
 	}, func(st *exchange.Step) error {
@@ -222,7 +223,7 @@ func (s *Service) step(ctx context.Context, p party.Principal, id string, change
 			return err
 		}
 		if r.Responder != p.PartyID {
-			return fmt.Errorf("%w: only %s, to whom request %s is addressed, may answer it", ErrForbidden, r.Responder, id)
+			return fault.Errorf("%w: only %s, to whom request %s is addressed, may answer it", ErrForbidden, r.Responder, id)
 		}
 		en, ev, data, err := change(st.Tx, &r, st.Now)
 		if err != nil {
@@ -245,7 +246,7 @@ func (s *Service) step(ctx context.Context, p party.Principal, id string, change
 
 func answered(r *store.Request) error {
 	if r.State == store.RequestFulfilled || r.State == store.RequestRefused {
-		return fmt.Errorf("%w: request %s is already %s", ErrConflict, r.ID, r.State)
+		return fault.Errorf("%w: request %s is already %s", ErrConflict, r.ID, r.State)
 	}
 	return nil
 }
@@ -257,7 +258,7 @@ func (s *Service) Acknowledge(ctx context.Context, p party.Principal, id string)
 			return ledger.Entry{}, "", nil, err
 		}
 		if r.State == store.RequestAcknowledged {
-			return ledger.Entry{}, "", nil, fmt.Errorf("%w: request %s is already acknowledged", ErrConflict, r.ID)
+			return ledger.Entry{}, "", nil, fault.Errorf("%w: request %s is already acknowledged", ErrConflict, r.ID)
 		}
 		r.State, r.AcknowledgedAt = store.RequestAcknowledged, now
 		inTime := !now.After(r.AckBy)
@@ -278,20 +279,20 @@ func (s *Service) Fulfil(ctx context.Context, p party.Principal, id, handoverID 
 		}
 		h, err := e.Handovers().Get(ctx, handoverID)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && h.AgreementID != r.AgreementID) {
-			return ledger.Entry{}, "", nil, fmt.Errorf("%w: handover %s is not a handover under agreement %s, the request's", ErrInvalid, handoverID, r.AgreementID)
+			return ledger.Entry{}, "", nil, fault.Errorf("%w: handover %s is not a handover under agreement %s, the request's", ErrInvalid, handoverID, r.AgreementID)
 		}
 		if err != nil {
 			return ledger.Entry{}, "", nil, err
 		}
 		switch {
 		case h.RequestID != r.ID:
-			return ledger.Entry{}, "", nil, fmt.Errorf("%w: handover %s does not reference request %s; propose one with --request %s", ErrInvalid, h.ID, r.ID, r.ID)
+			return ledger.Entry{}, "", nil, fault.Errorf("%w: handover %s does not reference request %s; propose one with --request %s", ErrInvalid, h.ID, r.ID, r.ID)
 		case h.State == store.HandoverDeclined || h.State == store.HandoverExpired:
-			return ledger.Entry{}, "", nil, fmt.Errorf("%w: handover %s is %s and cannot fulfil anything", ErrConflict, h.ID, h.State)
+			return ledger.Entry{}, "", nil, fault.Errorf("%w: handover %s is %s and cannot fulfil anything", ErrConflict, h.ID, h.State)
 		case r.HandoverID == h.ID:
-			return ledger.Entry{}, "", nil, fmt.Errorf("%w: request %s is already answered by handover %s, pending its release", ErrConflict, r.ID, h.ID)
+			return ledger.Entry{}, "", nil, fault.Errorf("%w: request %s is already answered by handover %s, pending its release", ErrConflict, r.ID, h.ID)
 		case r.HandoverID != "":
-			return ledger.Entry{}, "", nil, fmt.Errorf("%w: request %s is already answered by handover %s, pending its release; it reopens if that handover is declined, expires or your deposit is withdrawn", ErrConflict, r.ID, r.HandoverID)
+			return ledger.Entry{}, "", nil, fault.Errorf("%w: request %s is already answered by handover %s, pending its release; it reopens if that handover is declined, expires or your deposit is withdrawn", ErrConflict, r.ID, r.HandoverID)
 		}
 		if h.State != store.HandoverReleased {
 			r.HandoverID = h.ID
@@ -402,11 +403,11 @@ func (s *Service) Refuse(ctx context.Context, p party.Principal, id, ground, tex
 	text = strings.TrimSpace(text)
 	switch {
 	case ground == "":
-		return Result{}, fmt.Errorf("%w: a refusal needs a ground: one of %s", ErrInvalid, strings.Join(Grounds, ", "))
+		return Result{}, fault.Errorf("%w: a refusal needs a ground: one of %s", ErrInvalid, strings.Join(Grounds, ", "))
 	case !known:
-		return Result{}, fmt.Errorf("%w: unknown ground %q; use one of %s", ErrInvalid, ground, strings.Join(Grounds, ", "))
+		return Result{}, fault.Errorf("%w: unknown ground %q; use one of %s", ErrInvalid, ground, strings.Join(Grounds, ", "))
 	case ground == GroundOther && text == "":
-		return Result{}, fmt.Errorf("%w: the ground \"other\" needs a text saying what it is", ErrInvalid)
+		return Result{}, fault.Errorf("%w: the ground \"other\" needs a text saying what it is", ErrInvalid)
 	}
 	if err := checkText("the refusal text", text, false); err != nil {
 		return Result{}, err
@@ -428,7 +429,7 @@ func (s *Service) Refuse(ctx context.Context, p party.Principal, id, ground, tex
 func (s *Service) Get(ctx context.Context, p party.Principal, id string) (store.Request, error) {
 	r, err := s.st.Requests().Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && r.Requester != p.PartyID && r.Responder != p.PartyID) {
-		return store.Request{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+		return store.Request{}, fault.Errorf("%w: %s", ErrNotFound, id)
 	}
 	return r, err
 }
@@ -454,7 +455,7 @@ type SideStats struct {
 func (s *Service) Stats(ctx context.Context, p party.Principal, agreementID string) ([]SideStats, error) {
 	a, err := s.ex.Agreement(ctx, p, agreementID)
 	if errors.Is(err, exchange.ErrNotFound) {
-		return nil, fmt.Errorf("%w: agreement %s", ErrNotFound, agreementID)
+		return nil, fault.Errorf("%w: agreement %s", ErrNotFound, agreementID)
 	}
 	if err != nil {
 		return nil, err

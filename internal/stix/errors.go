@@ -1,8 +1,9 @@
 package stix
 
 import (
-	"errors"
 	"fmt"
+
+	"github.com/parley-cti/parley/internal/fault"
 )
 
 // Sentinel errors. ErrNotJSON, ErrWrongSpecVersion and ErrInvalidPattern all
@@ -10,14 +11,14 @@ import (
 // checks ErrInvalid.
 var (
 	// ErrInvalid: the input is not a valid STIX 2.1 object.
-	ErrInvalid = errors.New("invalid STIX object")
+	ErrInvalid = fault.New(fault.Invalid, "invalid STIX object")
 	// ErrNotJSON: the input is not well-formed JSON.
-	ErrNotJSON = fmt.Errorf("%w: not JSON", ErrInvalid)
+	ErrNotJSON = fault.Errorf("%w: not JSON", ErrInvalid)
 	// ErrWrongSpecVersion: the object is not STIX 2.1 (spec_version absent on
 	// an SDO/SRO, or another version).
-	ErrWrongSpecVersion = fmt.Errorf("%w: wrong spec_version", ErrInvalid)
+	ErrWrongSpecVersion = fault.Errorf("%w: wrong spec_version", ErrInvalid)
 	// ErrInvalidPattern: a STIX pattern does not parse.
-	ErrInvalidPattern = fmt.Errorf("%w: bad pattern", ErrInvalid)
+	ErrInvalidPattern = fault.Errorf("%w: bad pattern", ErrInvalid)
 )
 
 // ValidationError is the error ParseObject returns. ObjectID is the object's
@@ -37,6 +38,12 @@ func (e *ValidationError) Error() string {
 	return e.ObjectID + ": " + e.Reason
 }
 
+// ClientMessage is the error's text: Reason is written for the client that
+// sent the object.
+func (e *ValidationError) ClientMessage() (fault.Message, bool) {
+	return fault.Message(e.Error()), true
+}
+
 // Unwrap returns the sentinel (ErrInvalid, ErrNotJSON or ErrWrongSpecVersion).
 func (e *ValidationError) Unwrap() error {
 	if e.kind == nil {
@@ -54,6 +61,9 @@ type PatternError struct {
 func (e *PatternError) Error() string {
 	return fmt.Sprintf("%s at offset %d", e.Msg, e.Offset)
 }
+
+// ClientMessage is the error's text, which points into the client's pattern.
+func (e *PatternError) ClientMessage() (fault.Message, bool) { return fault.Message(e.Error()), true }
 
 // Unwrap returns ErrInvalidPattern.
 func (e *PatternError) Unwrap() error { return ErrInvalidPattern }

@@ -20,6 +20,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/parley-cti/parley/internal/fault"
+
 	"github.com/parley-cti/parley/internal/ledger"
 )
 
@@ -28,12 +30,12 @@ import (
 // ErrConflict), so callers branch with errors.Is and never on driver errors.
 var (
 	// ErrNotFound: the record does not exist.
-	ErrNotFound = errors.New("store: not found")
+	ErrNotFound = fault.Generic(fault.NotFound, "store: not found")
 	// ErrConflict: the record would violate a uniqueness rule.
-	ErrConflict = errors.New("store: conflict")
+	ErrConflict = fault.Generic(fault.Conflict, "store: conflict")
 	// ErrUnavailable: the database cannot be reached right now. Callers map
 	// it to 503 with Retry-After; the operation may be retried.
-	ErrUnavailable = errors.New("store: database unavailable")
+	ErrUnavailable = fault.Generic(fault.Unavailable, "store: database unavailable")
 	// ErrDiskFull: the database cannot write because its disk (or quota)
 	// is full. It is a kind of ErrUnavailable: writes resume once space is
 	// freed, without a restart.

@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/parley-cti/parley/internal/fault"
+
 	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/party"
@@ -21,7 +23,7 @@ import (
 
 // ErrUnknownCheckpoint: the statement names a size, root or origin that is
 // not a checkpoint this server signed.
-var ErrUnknownCheckpoint = errors.New("not a checkpoint this server signed")
+var ErrUnknownCheckpoint = fault.Refine(fault.New(fault.Conflict, "not a checkpoint this server signed"), nil, "unknown_checkpoint")
 
 // MaxList bounds one listing.
 const MaxList = 100
@@ -52,14 +54,14 @@ func New(st store.Store) *Service { return &Service{st: st, now: time.Now} }
 // statement), or ErrUnknownCheckpoint.
 func (s *Service) Record(ctx context.Context, p party.Principal, sv agreement.SignedVerification) (View, error) {
 	if sv.PartyID != p.PartyID {
-		return View{}, fmt.Errorf("%w: the statement names %q, you are %q", agreement.ErrNotParty, sv.PartyID, p.PartyID)
+		return View{}, fault.Errorf("%w: the statement names %q, you are %q", agreement.ErrNotParty, sv.PartyID, p.PartyID)
 	}
 	if err := agreement.VerifyVerification(resolver{ctx, s.st, p.PartyID}, sv); err != nil {
 		return View{}, err
 	}
 	signed, err := s.st.Ledger().CheckpointAt(ctx, sv.Size)
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, ledger.ErrNotFound) {
-		return View{}, fmt.Errorf("%w: no checkpoint at size %d", ErrUnknownCheckpoint, sv.Size)
+		return View{}, fault.Errorf("%w: no checkpoint at size %d", ErrUnknownCheckpoint, sv.Size)
 	}
 	if err != nil {
 		return View{}, err
@@ -70,10 +72,10 @@ func (s *Service) Record(ctx context.Context, p party.Principal, sv agreement.Si
 	}
 	c, err := ledger.ParseCheckpoint(append(body, '\n'))
 	if err != nil {
-		return View{}, fmt.Errorf("stored checkpoint at size %d: %w", sv.Size, err)
+		return View{}, fault.Errorf("stored checkpoint at size %d: %w", sv.Size, err)
 	}
 	if c.Origin != sv.Origin || c.Hash.String() != sv.Root {
-		return View{}, fmt.Errorf("%w: the checkpoint at size %d is %s (root %s)", ErrUnknownCheckpoint, sv.Size, c.Origin, c.Hash)
+		return View{}, fault.Errorf("%w: the checkpoint at size %d is %s (root %s)", ErrUnknownCheckpoint, sv.Size, c.Origin, c.Hash)
 	}
 	raw, err := json.Marshal(sv)
 	if err != nil {
@@ -119,7 +121,7 @@ func (s *Service) Latest(ctx context.Context, partyID string) (v View, ok bool, 
 func view(v store.Verification) (View, error) {
 	w := View{Seq: v.Seq, Size: v.Size, Root: v.Root, Entries: v.Entries, VerifiedAt: v.VerifiedAt, ReceivedAt: v.ReceivedAt}
 	if err := json.Unmarshal(v.Statement, &w.Statement); err != nil {
-		return View{}, fmt.Errorf("stored verification %s/%d: %w", v.PartyID, v.Seq, err)
+		return View{}, fault.Errorf("stored verification %s/%d: %w", v.PartyID, v.Seq, err)
 	}
 	return w, nil
 }
@@ -136,22 +138,22 @@ type resolver struct {
 func (r resolver) ResolveKey(keyID string, at time.Time) (string, agreement.PublicKeys, error) {
 	k, err := r.st.Keys().Get(r.ctx, keyID)
 	if errors.Is(err, store.ErrNotFound) {
-		return "", agreement.PublicKeys{}, fmt.Errorf("%w: %q is not registered", agreement.ErrUnknownKey, keyID)
+		return "", agreement.PublicKeys{}, fault.Errorf("%w: %q is not registered", agreement.ErrUnknownKey, keyID)
 	}
 	if err != nil {
 		return "", agreement.PublicKeys{}, err
 	}
 	switch {
 	case k.PartyID != r.party:
-		return "", agreement.PublicKeys{}, fmt.Errorf("%w: key %s is another party's", agreement.ErrNotParty, keyID)
+		return "", agreement.PublicKeys{}, fault.Errorf("%w: key %s is another party's", agreement.ErrNotParty, keyID)
 	case at.Before(k.ValidFrom):
-		return "", agreement.PublicKeys{}, fmt.Errorf("%w: %s was not valid before %s", agreement.ErrUnknownKey, keyID, k.ValidFrom.Format(time.RFC3339))
+		return "", agreement.PublicKeys{}, fault.Errorf("%w: %s was not valid before %s", agreement.ErrUnknownKey, keyID, k.ValidFrom.Format(time.RFC3339))
 	case !k.ValidUntil.IsZero() && !at.Before(k.ValidUntil):
-		return "", agreement.PublicKeys{}, fmt.Errorf("%w: %s was rotated out at %s", agreement.ErrKeyRotated, keyID, k.ValidUntil.Format(time.RFC3339))
+		return "", agreement.PublicKeys{}, fault.Errorf("%w: %s was rotated out at %s", agreement.ErrKeyRotated, keyID, k.ValidUntil.Format(time.RFC3339))
 	}
 	var pub agreement.PublicKeys
 	if err := json.Unmarshal(k.Public, &pub); err != nil {
-		return "", agreement.PublicKeys{}, fmt.Errorf("stored key %s: %w", keyID, err)
+		return "", agreement.PublicKeys{}, fault.Errorf("stored key %s: %w", keyID, err)
 	}
 	return k.PartyID, pub, nil
 }

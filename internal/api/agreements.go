@@ -8,6 +8,7 @@ import (
 
 	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/exchange"
+	"github.com/parley-cti/parley/internal/fault"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/store"
 )
@@ -132,10 +133,19 @@ type CollectionRef struct {
 // history no longer verifies (exchange.ErrBrokenAgreement).
 const PhaseBroken = "broken"
 
+// problem is what a list says of a broken agreement: the client-safe
+// message of why its history does not verify.
+func problem(err error) string {
+	if msg, ok := fault.MessageOf(err); ok {
+		return string(msg)
+	}
+	return "the agreement's recorded history does not verify"
+}
+
 func view(a exchange.Agreement, now time.Time) AgreementView {
 	if a.Broken != nil {
 		return AgreementView{ID: a.Record.ID, Parties: []string{a.Record.PartyA, a.Record.PartyB}, Phase: PhaseBroken,
-			Problem: clean(a.Broken.Error()), APIRoot: "/taxii2/" + a.Record.ID + "/"}
+			Problem: problem(a.Broken), APIRoot: "/taxii2/" + a.Record.ID + "/"}
 	}
 	v := AgreementView{ID: a.Record.ID, Parties: []string{a.Record.PartyA, a.Record.PartyB}, Phase: string(a.Status.Phase),
 		InForce: a.Status.InForce(now), Version: a.Status.Version, SuspendedBy: a.Status.SuspendedBy, Reason: a.Status.Reason,

@@ -5,8 +5,9 @@
 // (Services: exchange, escrow, request, matching, …), which decide. It holds
 // no store and builds no service: internal/server builds each once.
 //
-// Errors reach clients only through the sentinel mapping in writeError; a
-// 500 logs its cause and sends a fixed message.
+// Errors reach clients only through writeError, which maps fault kinds to
+// statuses and shows only fault messages; a 500 logs its cause and sends a
+// fixed message.
 package api
 
 import (
@@ -20,9 +21,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/escrow"
 	"github.com/parley-cti/parley/internal/exchange"
+	"github.com/parley-cti/parley/internal/fault"
 	"github.com/parley-cti/parley/internal/health"
 	"github.com/parley-cti/parley/internal/matching"
 	"github.com/parley-cti/parley/internal/party"
@@ -190,61 +191,59 @@ func apiErr(status int, code, msg string) *Error {
 	return &Error{Code: code, Message: msg, status: status}
 }
 
-// writeError maps sentinels to statuses; this is the only place that does.
+// writeError answers err. This is the only place that turns an error into
+// a status: an *Error as it is, anything else by its fault kind, with the
+// code the domain gave it (deadline_passed, over_cap…) and its client-safe
+// message. An error of no kind is a 500 whose detail goes to the log only.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
-	msg := err.Error()
-	switch {
-	case errors.As(err, &e):
-	case errors.Is(err, party.ErrUnauthenticated):
+	if !errors.As(err, &e) {
+		e = refusal(err)
+	}
+	switch e.status {
+	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="parley", Basic realm="parley"`)
-		e = apiErr(http.StatusUnauthorized, "unauthenticated", "send a valid parley token: 'Authorization: Bearer <token>'")
-	case errors.Is(err, exchange.ErrBrokenAgreement):
-		// Before the agreement sentinels it wraps: the request was fine,
-		// the stored agreement is not.
-		e = apiErr(http.StatusConflict, "agreement_broken", clean(msg))
-	case errors.Is(err, exchange.ErrNotFound), errors.Is(err, store.ErrNotFound):
-		e = apiErr(http.StatusNotFound, "not_found", "the resource does not exist or you do not have access to it")
-	case errors.Is(err, exchange.ErrForbidden), errors.Is(err, agreement.ErrNotParty):
-		e = apiErr(http.StatusForbidden, "forbidden", clean(msg))
-	case errors.Is(err, exchange.ErrConflict), errors.Is(err, agreement.ErrIllegalTransition):
-		e = apiErr(http.StatusConflict, "conflict", clean(msg))
-	case errors.Is(err, exchange.ErrInvalid), errors.Is(err, agreement.ErrInvalidDocument), errors.Is(err, agreement.ErrSelfAgreement),
-		errors.Is(err, agreement.ErrBadSignature), errors.Is(err, agreement.ErrWrongVersion), errors.Is(err, agreement.ErrUnknownKey),
-		errors.Is(err, agreement.ErrDocumentChanged), errors.Is(err, agreement.ErrInvalidKey), errors.Is(err, agreement.ErrOutOfScope),
-		errors.Is(err, agreement.ErrIdentityMismatch):
-		e = apiErr(http.StatusBadRequest, "invalid", clean(msg))
-	case errors.Is(err, escrow.ErrNotFound), errors.Is(err, request.ErrNotFound):
-		e = apiErr(http.StatusNotFound, "not_found", "the resource does not exist or you do not have access to it")
-	case errors.Is(err, escrow.ErrForbidden), errors.Is(err, request.ErrForbidden):
-		e = apiErr(http.StatusForbidden, "forbidden", msg)
-	case errors.Is(err, escrow.ErrDeadlinePassed):
-		e = apiErr(http.StatusConflict, "deadline_passed", msg)
-	case errors.Is(err, escrow.ErrConflict), errors.Is(err, request.ErrConflict):
-		e = apiErr(http.StatusConflict, "conflict", msg)
-	case errors.Is(err, escrow.ErrHashMismatch):
-		e = apiErr(http.StatusBadRequest, "hash_mismatch", msg)
-	case errors.Is(err, escrow.ErrInvalid), errors.Is(err, request.ErrInvalid):
-		e = apiErr(http.StatusBadRequest, "invalid", msg)
-	case errors.Is(err, store.ErrUnavailable):
+	case http.StatusServiceUnavailable:
 		health.Note(r.Context(), err)
 		w.Header().Set("Retry-After", "5")
-		e = apiErr(http.StatusServiceUnavailable, "unavailable", "the database is unavailable; retry shortly")
-	default:
+	case http.StatusInternalServerError:
 		health.Note(r.Context(), err)
 		s.log.ErrorContext(r.Context(), "internal error", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("err", err))
-		e = apiErr(http.StatusInternalServerError, "internal", "the server failed to handle the request; the operator's log has the details")
 	}
 	writeJSON(w, e.status, e)
 }
 
-// clean strips package prefixes from domain error text, which is written
-// for clients (it names what was wrong) but carries Go package tags.
-func clean(msg string) string {
-	for _, p := range []string{"exchange: not permitted: ", "exchange: invalid request: ", "exchange: conflict: ", "exchange: "} {
-		msg = strings.ReplaceAll(msg, p, "")
+// refusal is the response for a domain error: its kind decides the status,
+// its message (or the kind's fixed words) the text.
+func refusal(err error) *Error {
+	kind := fault.KindOf(err)
+	msg, ok := fault.MessageOf(err)
+	say := func(status int, code, fallback string) *Error {
+		if c := fault.Code(err); c != "" {
+			code = c
+		}
+		if !ok {
+			msg = fault.Message(fallback)
+		}
+		return apiErr(status, code, string(msg))
 	}
-	return msg
+	switch kind {
+	case fault.Unauthenticated:
+		return apiErr(http.StatusUnauthorized, "unauthenticated", "send a valid parley token: 'Authorization: Bearer <token>'")
+	case fault.NotFound:
+		return apiErr(http.StatusNotFound, "not_found", "the resource does not exist or you do not have access to it")
+	case fault.Forbidden:
+		return say(http.StatusForbidden, "forbidden", "not permitted")
+	case fault.Conflict:
+		return say(http.StatusConflict, "conflict", "conflict")
+	case fault.Invalid:
+		return say(http.StatusBadRequest, "invalid", "invalid request")
+	case fault.TooLarge:
+		return say(http.StatusRequestEntityTooLarge, "too_large", "too large")
+	case fault.Unavailable:
+		return apiErr(http.StatusServiceUnavailable, "unavailable", "the database is unavailable; retry shortly")
+	}
+	return apiErr(http.StatusInternalServerError, "internal", "the server failed to handle the request; the operator's log has the details")
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

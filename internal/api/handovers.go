@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/parley-cti/parley/internal/escrow"
+	"github.com/parley-cti/parley/internal/fault"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/store"
 	"github.com/parley-cti/parley/internal/wire"
@@ -129,7 +129,7 @@ func (s *Server) deposit(w http.ResponseWriter, r *http.Request, p party.Princip
 	var manifest []byte
 	if m := r.Header.Get(wire.ManifestHeader); m != "" {
 		if manifest, err = base64.StdEncoding.DecodeString(m); err != nil {
-			return fmt.Errorf("%w: the %s header is not base64", escrow.ErrInvalid, wire.ManifestHeader)
+			return fault.Errorf("%w: the %s header is not base64", escrow.ErrInvalid, wire.ManifestHeader)
 		}
 	}
 	res, err := s.handovers.Deposit(r.Context(), p, r.PathValue("id"), escrow.DepositInput{Sealed: sealed, Content: body,

@@ -41,29 +41,6 @@ func matchView(v matching.View) wire.Match {
 		LedgerIndex: m.LedgerIndex}
 }
 
-// matchErr maps package matching's sentinels to API errors; anything else
-// goes on to writeError (store and exchange sentinels, 500s).
-func matchErr(err error) error {
-	msg := err.Error()
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, matching.ErrNotFound):
-		return apiErr(http.StatusNotFound, "not_found", "the resource does not exist or you do not have access to it")
-	case errors.Is(err, matching.ErrOverCap):
-		return apiErr(http.StatusRequestEntityTooLarge, "over_cap", msg)
-	case errors.Is(err, matching.ErrInvalid):
-		return apiErr(http.StatusBadRequest, "invalid", msg)
-	case errors.Is(err, matching.ErrForbidden):
-		return apiErr(http.StatusForbidden, "forbidden", msg)
-	case errors.Is(err, matching.ErrNotReady):
-		return apiErr(http.StatusConflict, "not_ready", msg)
-	case errors.Is(err, matching.ErrConflict):
-		return apiErr(http.StatusConflict, "conflict", msg)
-	}
-	return err
-}
-
 func (s *Server) startMatch(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	var in struct {
 		Agreement string `json:"agreement"`
@@ -76,7 +53,7 @@ func (s *Server) startMatch(w http.ResponseWriter, r *http.Request, p party.Prin
 	}
 	res, err := s.matches.Start(r.Context(), p, in.Agreement)
 	if err != nil {
-		return matchErr(err)
+		return err
 	}
 	receipt(w, res.LedgerIndex)
 	writeJSON(w, http.StatusCreated, matchView(matching.View{Session: res.Session, Handover: res.Handover}))
@@ -86,7 +63,7 @@ func (s *Server) startMatch(w http.ResponseWriter, r *http.Request, p party.Prin
 func (s *Server) listMatches(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	vs, err := s.matches.List(r.Context(), p, r.URL.Query().Get("agreement"))
 	if err != nil {
-		return matchErr(err)
+		return err
 	}
 	out := []wire.Match{}
 	for _, v := range vs {
@@ -99,7 +76,7 @@ func (s *Server) listMatches(w http.ResponseWriter, r *http.Request, p party.Pri
 func (s *Server) getMatch(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	v, err := s.matches.Get(r.Context(), p, r.PathValue("id"))
 	if err != nil {
-		return matchErr(err)
+		return err
 	}
 	writeJSON(w, http.StatusOK, matchView(v))
 	return nil
@@ -120,7 +97,7 @@ func (s *Server) putRound1(w http.ResponseWriter, r *http.Request, p party.Princ
 	// (one byte over, so that trailing data is still seen as such).
 	v, err := s.matches.Get(r.Context(), p, r.PathValue("id"))
 	if err != nil {
-		return matchErr(err)
+		return err
 	}
 	limit := matching.Round1Size(v.Session.Cap)
 	if r.ContentLength > limit {
@@ -135,12 +112,12 @@ func (s *Server) putRound1(w http.ResponseWriter, r *http.Request, p party.Princ
 		if errors.As(err, &tooBig) {
 			return apiErr(http.StatusRequestEntityTooLarge, "too_large", "the round-1 message is longer than its element count allows")
 		}
-		return matchErr(err)
+		return err
 	}
 	receipt(w, res.LedgerIndex)
 	v, err = s.matches.Get(r.Context(), p, res.Session.ID)
 	if err != nil {
-		return matchErr(err)
+		return err
 	}
 	writeJSON(w, http.StatusCreated, wire.Round1Receipt{Match: matchView(v), Count: res.Count, Bytes: res.Size,
 		SHA256: res.SHA256, LedgerIndex: res.LedgerIndex})
@@ -150,7 +127,7 @@ func (s *Server) putRound1(w http.ResponseWriter, r *http.Request, p party.Princ
 func (s *Server) peerRound1(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	m, err := s.matches.OpenPeerRound1(r.Context(), p, r.PathValue("id"))
 	if err != nil {
-		return matchErr(err)
+		return err
 	}
 	w.Header().Set("Content-Type", wire.MediaSealed)
 	w.Header().Set("Content-Length", strconv.FormatInt(m.Size, 10))

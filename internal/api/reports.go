@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 
@@ -16,24 +15,15 @@ type ReportSignatureBody struct {
 	Signature agreement.SignedReport `json:"signature"`
 }
 
-// reportErr gives report.ErrInvalid its status; everything else goes
-// through writeError's mapping.
-func reportErr(err error) error {
-	if errors.Is(err, report.ErrInvalid) {
-		return apiErr(http.StatusBadRequest, "invalid", clean(err.Error()))
-	}
-	return err
-}
-
 func (s *Server) getReport(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	q := r.URL.Query()
 	from, to, err := report.ParsePeriod(q.Get("from"), q.Get("to"))
 	if err != nil {
-		return reportErr(err)
+		return err
 	}
 	rep, err := s.reports.Build(r.Context(), p, r.PathValue("id"), from, to)
 	if err != nil {
-		return reportErr(err)
+		return err
 	}
 	writeJSON(w, http.StatusOK, rep)
 	return nil
@@ -46,7 +36,7 @@ func (s *Server) signReport(w http.ResponseWriter, r *http.Request, p party.Prin
 	}
 	sig, err := s.reports.Countersign(r.Context(), p, r.PathValue("id"), body.Signature)
 	if err != nil {
-		return reportErr(err)
+		return err
 	}
 	w.Header().Set(wire.LedgerIndexHeader, strconv.FormatInt(sig.LedgerIndex, 10))
 	writeJSON(w, http.StatusCreated, sig)

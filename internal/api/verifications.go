@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 
@@ -15,18 +14,6 @@ type VerificationBody struct {
 	Verification agreement.SignedVerification `json:"verification"`
 }
 
-// verificationErr gives the package's refusals their statuses; the rest
-// goes through writeError's mapping.
-func verificationErr(err error) error {
-	switch {
-	case errors.Is(err, verification.ErrUnknownCheckpoint):
-		return apiErr(http.StatusConflict, "unknown_checkpoint", clean(err.Error()))
-	case errors.Is(err, agreement.ErrKeyRotated):
-		return apiErr(http.StatusBadRequest, "invalid", clean(err.Error()))
-	}
-	return err
-}
-
 func (s *Server) uploadVerification(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	var body VerificationBody
 	if err := decode(w, r, &body); err != nil {
@@ -34,7 +21,7 @@ func (s *Server) uploadVerification(w http.ResponseWriter, r *http.Request, p pa
 	}
 	v, err := s.verifications.Record(r.Context(), p, body.Verification)
 	if err != nil {
-		return verificationErr(err)
+		return err
 	}
 	writeJSON(w, http.StatusCreated, v)
 	return nil

@@ -7,10 +7,8 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/parley-cti/parley/internal/exchange"
+	"github.com/parley-cti/parley/internal/fault"
 	"github.com/parley-cti/parley/internal/health"
-	"github.com/parley-cti/parley/internal/party"
-	"github.com/parley-cti/parley/internal/store"
 )
 
 // apiError is a TAXII error message resource (TAXII 2.1 section 3.6.1).
@@ -36,44 +34,55 @@ func notFound() *apiError {
 	return problem(http.StatusNotFound, "not-found", "The requested resource does not exist or you do not have access to it.")
 }
 
-// writeError maps any error to a TAXII error resource. Sentinels from the
-// layers below map to client statuses here and only here; anything else is a
-// 500 whose detail goes to the log, never to the client.
+// writeError maps any error to a TAXII error resource: an *apiError as it
+// is, anything else by its fault kind. This is the only place that does;
+// an error of no kind is a 500 whose detail goes to the log, never to the
+// client.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apiError
-	switch {
-	case errors.As(err, &ae):
-	case errors.Is(err, exchange.ErrNotFound), errors.Is(err, store.ErrNotFound):
-		ae = notFound()
-	case errors.Is(err, exchange.ErrForbidden):
-		ae = problem(http.StatusForbidden, "forbidden", forbiddenText(err))
-	case errors.Is(err, party.ErrUnauthenticated):
-		ae = problem(http.StatusUnauthorized, "unauthenticated", "Send a valid parley token: 'Authorization: Bearer <token>', or HTTP Basic with the token as password.")
-	case errors.Is(err, store.ErrUnavailable):
+	if !errors.As(err, &ae) {
+		ae = refusal(err)
+	}
+	switch ae.status {
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="parley", Basic realm="parley"`)
+	case http.StatusServiceUnavailable:
 		health.Note(r.Context(), err)
 		w.Header().Set("Retry-After", "5")
-		ae = problem(http.StatusServiceUnavailable, "unavailable", "The database is unavailable; retry shortly.")
-	default:
+	case http.StatusInternalServerError:
 		health.Note(r.Context(), err)
 		s.log.ErrorContext(r.Context(), "internal error", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("err", err))
-		ae = problem(http.StatusInternalServerError, "internal", "The server failed to handle the request; the operator's log has the details.")
-	}
-	if ae.status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="parley", Basic realm="parley"`)
 	}
 	ae.HTTPStatus = strconv.Itoa(ae.status)
 	writeJSON(w, ae.status, ae)
 }
 
-// forbiddenText is the description of an ErrForbidden: the exchange
-// package's wording is written for clients.
-func forbiddenText(err error) string {
-	msg := err.Error()
-	const prefix = "exchange: not permitted: "
-	if len(msg) > len(prefix) && msg[:len(prefix)] == prefix {
-		return msg[len(prefix):]
+// refusal is the error resource for a domain error: its kind decides the
+// status, its client-safe message (or fixed words) the description.
+func refusal(err error) *apiError {
+	say := func(status int, code, fallback string) *apiError {
+		if msg, ok := fault.MessageOf(err); ok {
+			return problem(status, code, string(msg))
+		}
+		return problem(status, code, fallback)
 	}
-	return "You do not have the right to do this."
+	switch fault.KindOf(err) {
+	case fault.NotFound:
+		return notFound()
+	case fault.Forbidden:
+		return say(http.StatusForbidden, "forbidden", "You do not have the right to do this.")
+	case fault.Unauthenticated:
+		return problem(http.StatusUnauthorized, "unauthenticated", "Send a valid parley token: 'Authorization: Bearer <token>', or HTTP Basic with the token as password.")
+	case fault.Invalid:
+		return say(http.StatusBadRequest, "invalid", "The request is not acceptable.")
+	case fault.Conflict:
+		return say(http.StatusConflict, "conflict", "The request is not possible in the current state.")
+	case fault.TooLarge:
+		return say(http.StatusRequestEntityTooLarge, "too-large", "The request is larger than this server accepts.")
+	case fault.Unavailable:
+		return problem(http.StatusServiceUnavailable, "unavailable", "The database is unavailable; retry shortly.")
+	}
+	return problem(http.StatusInternalServerError, "internal", "The server failed to handle the request; the operator's log has the details.")
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

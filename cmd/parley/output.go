@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/parley-cti/parley/internal/client"
+	"github.com/parley-cti/parley/internal/fault"
 )
 
 // errReported marks a failure whose explanation the command has already
@@ -299,10 +300,12 @@ func uniquePrefix(kind, arg string, ids []string) (string, error) {
 }
 
 // errNotFound marks an id or name the CLI could not find.
-var errNotFound = errors.New("not found")
+var errNotFound = fault.Generic(fault.NotFound, "not found")
 
 // errorCode is the stable code --json prints for an error: scripts branch
-// on it, never on the message.
+// on it, never on the message. This is the one place the CLI maps errors:
+// its own conditions first, then the server's code, then the fault kind
+// (of the client's sentinels, or of a domain error from a local command).
 func errorCode(err error) string {
 	var ae *client.APIError
 	switch {
@@ -312,20 +315,12 @@ func errorCode(err error) string {
 		return "unreachable"
 	case errors.Is(err, errConfig):
 		return "config"
-	case errors.Is(err, errNotFound):
-		return "not_found"
 	case errors.As(err, &ae) && ae.Code != "" && ae.Code != "http":
 		return ae.Code
 	case errors.Is(err, client.ErrRejected):
 		return "rejected"
 	case errors.Is(err, client.ErrMalformedBundle):
 		return "invalid_bundle"
-	case errors.Is(err, client.ErrNotFound):
-		return "not_found"
-	case errors.Is(err, client.ErrUnauthorized):
-		return "unauthorized"
-	case errors.Is(err, client.ErrTooLarge):
-		return "too_large"
 	case errors.Is(err, client.ErrUnsupportedMedia):
 		return "unsupported_media"
 	case errors.Is(err, client.ErrProtocol):
@@ -335,7 +330,21 @@ func errorCode(err error) string {
 	case errors.Is(err, context.Canceled):
 		return "interrupted"
 	}
+	if code, ok := kindCodes[fault.KindOf(err)]; ok {
+		return code
+	}
 	return "failed"
+}
+
+// kindCodes are the --json codes of the fault kinds.
+var kindCodes = map[*fault.Kind]string{
+	fault.NotFound:        "not_found",
+	fault.Unauthenticated: "unauthorized",
+	fault.TooLarge:        "too_large",
+	fault.Invalid:         "invalid",
+	fault.Forbidden:       "forbidden",
+	fault.Conflict:        "conflict",
+	fault.Unavailable:     "unavailable",
 }
 
 // wantsJSON reports whether the command line asks for JSON output.

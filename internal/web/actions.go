@@ -2,12 +2,10 @@ package web
 
 import (
 	"encoding/hex"
-	"errors"
+	"fmt"
 	"net/http"
-	"strings"
 
-	"github.com/parley-cti/parley/internal/agreement"
-	"github.com/parley-cti/parley/internal/exchange"
+	"github.com/parley-cti/parley/internal/fault"
 )
 
 // actionRoutes are the pages and steps of handovers, requests, the ledger,
@@ -37,30 +35,67 @@ func (d *Dashboard) actionRoutes() map[string]http.Handler {
 	}
 }
 
-// exchangeError maps package exchange's and package agreement's sentinels
-// for a step the party took; their messages name what was wrong and are
-// written for clients (the API sends them too).
-func (d *Dashboard) exchangeError(w http.ResponseWriter, r *http.Request, err error) {
-	msg := err.Error()
-	for _, p := range []string{"exchange: not permitted: ", "exchange: invalid request: ", "exchange: conflict: ", "exchange: "} {
-		msg = strings.ReplaceAll(msg, p, "")
+// wording is how a family of pages words a refusal of a kind; each
+// format takes the error's client-safe message.
+type wording struct{ conflict, forbidden string }
+
+var (
+	// agreementSteps: signing, amending and contesting under an agreement.
+	agreementSteps = wording{conflict: "Not possible now: %s.", forbidden: "Not permitted: %s."}
+	// caseSteps: the steps of a handover or a request.
+	caseSteps = wording{
+		conflict:  "Not possible now (the case was already decided, answered, released or expired): %s.",
+		forbidden: "Not permitted: %s. Only the side a step belongs to may take it, and only while the agreement is in force.",
 	}
-	switch {
-	case errors.Is(err, exchange.ErrBrokenAgreement):
-		d.showError(w, r, http.StatusConflict, "This agreement's recorded history does not verify: "+msg+".")
-	case errors.Is(err, exchange.ErrNotFound):
+)
+
+// refuse shows why a step was refused. This is the one place the
+// dashboard turns an error into a status: by its fault kind, with the
+// client-safe message the domain wrote; an error of no kind is an internal
+// failure with a fixed message (fail).
+func (d *Dashboard) refuse(w http.ResponseWriter, r *http.Request, err error, words wording) {
+	kind := fault.KindOf(err)
+	msg := clientText(err, kind)
+	switch kind {
+	case fault.NotFound:
 		d.notFound(w, r)
-	case errors.Is(err, exchange.ErrForbidden), errors.Is(err, agreement.ErrNotParty):
-		d.showError(w, r, http.StatusForbidden, "Not permitted: "+msg+".")
-	case errors.Is(err, exchange.ErrConflict), errors.Is(err, agreement.ErrIllegalTransition):
-		d.showError(w, r, http.StatusConflict, "Not possible now: "+msg+".")
-	case errors.Is(err, exchange.ErrInvalid), errors.Is(err, agreement.ErrInvalidDocument), errors.Is(err, agreement.ErrSelfAgreement),
-		errors.Is(err, agreement.ErrBadSignature), errors.Is(err, agreement.ErrWrongVersion), errors.Is(err, agreement.ErrUnknownKey),
-		errors.Is(err, agreement.ErrDocumentChanged), errors.Is(err, agreement.ErrInvalidKey), errors.Is(err, agreement.ErrIdentityMismatch):
+	case fault.Conflict:
+		switch fault.Code(err) {
+		case "agreement_broken":
+			d.showError(w, r, http.StatusConflict, "This agreement's recorded history does not verify: "+msg+".")
+		case "deadline_passed":
+			d.showError(w, r, http.StatusConflict, "The handover's deadline has passed: "+msg+".")
+		default:
+			d.showError(w, r, http.StatusConflict, fmt.Sprintf(words.conflict, msg))
+		}
+	case fault.Forbidden:
+		d.showError(w, r, http.StatusForbidden, fmt.Sprintf(words.forbidden, msg))
+	case fault.Invalid:
 		d.showError(w, r, http.StatusBadRequest, "Refused: "+msg+".")
+	case fault.TooLarge:
+		d.showError(w, r, http.StatusRequestEntityTooLarge, "Refused: "+msg+".")
 	default:
 		d.fail(w, r, err)
 	}
+}
+
+// clientText is err's client-safe message, or the kind's own words when
+// the domain attached none.
+func clientText(err error, kind *fault.Kind) string {
+	if msg, ok := fault.MessageOf(err); ok {
+		return string(msg)
+	}
+	switch kind {
+	case fault.Forbidden:
+		return "not permitted"
+	case fault.Conflict:
+		return "conflict"
+	case fault.Invalid:
+		return "invalid request"
+	case fault.TooLarge:
+		return "too large"
+	}
+	return "refused"
 }
 
 func hexOf(b [32]byte) string { return hex.EncodeToString(b[:]) }

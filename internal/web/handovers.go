@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"errors"
 	"io"
 	"mime"
 	"net/http"
@@ -11,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/escrow"
+	"github.com/parley-cti/parley/internal/fault"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/request"
 	"github.com/parley-cti/parley/internal/store"
@@ -308,7 +307,7 @@ func (d *Dashboard) handover(w http.ResponseWriter, r *http.Request, s session) 
 	}
 	v, err := d.o.Handovers.Show(r.Context(), s.principal, r.PathValue("id"))
 	if err != nil {
-		d.actionError(w, r, err)
+		d.refuse(w, r, err, caseSteps)
 		return
 	}
 	now, n := d.now(), d.namer(r.Context(), nil)
@@ -340,7 +339,7 @@ func (d *Dashboard) decideHandover(accept bool) authedHandler {
 			return
 		}
 		if _, err := d.o.Handovers.Decide(r.Context(), s.principal, r.PathValue("id"), accept); err != nil {
-			d.actionError(w, r, err)
+			d.refuse(w, r, err, caseSteps)
 			return
 		}
 		done := "declined"
@@ -360,7 +359,7 @@ func (d *Dashboard) proposeHandover(w http.ResponseWriter, r *http.Request, s se
 	res, err := d.o.Handovers.Propose(r.Context(), s.principal, escrow.ProposeInput{AgreementID: f.Get("agreement"),
 		Delivers: f.Get("delivers"), Expects: f.Get("expects"), RequestID: strings.TrimSpace(f.Get("request"))})
 	if err != nil {
-		d.actionError(w, r, err)
+		d.refuse(w, r, err, caseSteps)
 		return
 	}
 	http.Redirect(w, r, withDone("/ui/handovers/"+url.PathEscape(res.Handover.ID), "proposed"), http.StatusSeeOther)
@@ -418,7 +417,7 @@ func (d *Dashboard) deposit(w http.ResponseWriter, r *http.Request, s session) {
 	res, err := d.o.Handovers.Deposit(r.Context(), s.principal, r.PathValue("id"), escrow.DepositInput{Content: content,
 		AgreementID: r.PostFormValue("agreement")})
 	if err != nil {
-		d.actionError(w, r, err)
+		d.refuse(w, r, err, caseSteps)
 		return
 	}
 	done := "deposited"
@@ -438,7 +437,7 @@ func (d *Dashboard) fetchDeposit(w http.ResponseWriter, r *http.Request, s sessi
 	id := r.PathValue("id")
 	dep, err := d.o.Handovers.Fetch(r.Context(), s.principal, id, r.URL.Query().Get("from"))
 	if err != nil {
-		d.actionError(w, r, err)
+		d.refuse(w, r, err, caseSteps)
 		return
 	}
 	ct, ext := wire.MediaSTIX, ".json"
@@ -466,25 +465,5 @@ func safeFilename(s string) string {
 
 const csrfFailed = "This form was stale or did not come from this dashboard (CSRF check failed). Reload the page and try again."
 
-// actionError shows why a step was refused. The domain packages' sentinel
-// errors carry messages written for the party (the API sends them too);
-// anything else is an internal failure with a fixed message.
-func (d *Dashboard) actionError(w http.ResponseWriter, r *http.Request, err error) {
-	msg := err.Error()
-	switch {
-	case errors.Is(err, escrow.ErrNotFound), errors.Is(err, request.ErrNotFound), errors.Is(err, errNotFoundPage):
-		d.notFound(w, r)
-	case errors.Is(err, escrow.ErrDeadlinePassed):
-		d.showError(w, r, http.StatusConflict, "The handover's deadline has passed: "+msg+".")
-	case errors.Is(err, escrow.ErrConflict), errors.Is(err, request.ErrConflict):
-		d.showError(w, r, http.StatusConflict, "Not possible now (the case was already decided, answered, released or expired): "+msg+".")
-	case errors.Is(err, escrow.ErrForbidden), errors.Is(err, request.ErrForbidden):
-		d.showError(w, r, http.StatusForbidden, "Not permitted: "+msg+". Only the side a step belongs to may take it, and only while the agreement is in force.")
-	case errors.Is(err, escrow.ErrInvalid), errors.Is(err, request.ErrInvalid), errors.Is(err, agreement.ErrOutOfScope):
-		d.showError(w, r, http.StatusBadRequest, "Refused: "+msg+".")
-	default:
-		d.exchangeError(w, r, err)
-	}
-}
-
-var errNotFoundPage = errors.New("web: not found")
+// errNotFoundPage is a case id that names nothing the party may see.
+var errNotFoundPage = fault.Generic(fault.NotFound, "web: not found")

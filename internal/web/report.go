@@ -7,10 +7,10 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/parley-cti/parley/internal/exchange"
+	"github.com/parley-cti/parley/internal/fault"
 	"github.com/parley-cti/parley/internal/report"
 )
 
@@ -63,7 +63,7 @@ func (d *Dashboard) buildReport(w http.ResponseWriter, r *http.Request, s sessio
 	fromS, toS := d.period(r)
 	from, to, err := report.ParsePeriod(fromS, toS)
 	if err != nil {
-		d.showError(w, r, http.StatusBadRequest, "That period cannot be reported on: "+strings.TrimPrefix(err.Error(), "report: invalid request: ")+".")
+		d.showError(w, r, http.StatusBadRequest, "That period cannot be reported on: "+clientText(err, fault.Invalid)+".")
 		return nil, "", "", false
 	}
 	rep, err := d.o.Reports.Build(r.Context(), s.principal, id, from, to)

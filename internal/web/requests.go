@@ -149,7 +149,7 @@ func (d *Dashboard) request(w http.ResponseWriter, r *http.Request, s session) {
 	}
 	q, err := d.o.Requests.Get(r.Context(), s.principal, r.PathValue("id"))
 	if err != nil {
-		d.actionError(w, r, err)
+		d.refuse(w, r, err, caseSteps)
 		return
 	}
 	n := d.namer(r.Context(), nil)
@@ -196,7 +196,7 @@ func (d *Dashboard) fileRequest(w http.ResponseWriter, r *http.Request, s sessio
 	res, err := d.o.Requests.File(r.Context(), s.principal, request.FileInput{AgreementID: f.Get("agreement"), Subject: f.Get("subject"),
 		Refs: refs, Reason: f.Get("reason"), Urgency: f.Get("urgency")})
 	if err != nil {
-		d.actionError(w, r, err)
+		d.refuse(w, r, err, caseSteps)
 		return
 	}
 	http.Redirect(w, r, withDone("/ui/requests/"+url.PathEscape(res.Request.ID), "filed"), http.StatusSeeOther)
@@ -212,7 +212,7 @@ func (d *Dashboard) requestStep(step func(r *http.Request, s session, id string)
 		id := r.PathValue("id")
 		_, done, err := step(r, s, id)
 		if err != nil {
-			d.actionError(w, r, err)
+			d.refuse(w, r, err, caseSteps)
 			return
 		}
 		http.Redirect(w, r, withDone("/ui/requests/"+url.PathEscape(id), done), http.StatusSeeOther)

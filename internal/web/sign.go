@@ -173,7 +173,7 @@ func (d *Dashboard) signAgreement(w http.ResponseWriter, r *http.Request, s sess
 		return
 	}
 	if _, _, err := d.o.Exchange.Sign(r.Context(), s.principal, id, sig); err != nil {
-		d.exchangeError(w, r, err)
+		d.refuse(w, r, err, agreementSteps)
 		return
 	}
 	http.Redirect(w, r, withDone("/ui/agreements/"+url.PathEscape(id), "signed"), http.StatusSeeOther)
@@ -227,7 +227,7 @@ func (d *Dashboard) contest(w http.ResponseWriter, r *http.Request, s session) {
 		return
 	}
 	if _, err := d.o.Exchange.Contest(r.Context(), s.principal, id, sc); err != nil {
-		d.exchangeError(w, r, err)
+		d.refuse(w, r, err, agreementSteps)
 		return
 	}
 	http.Redirect(w, r, withDone("/ui/agreements/"+url.PathEscape(id), "contested"), http.StatusSeeOther)

@@ -34,11 +34,11 @@ import (
 	"time"
 
 	"github.com/parley-cti/parley/internal/exchange"
+	"github.com/parley-cti/parley/internal/fault"
 	"github.com/parley-cti/parley/internal/health"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/report"
-	"github.com/parley-cti/parley/internal/store"
 	"github.com/parley-cti/parley/internal/verification"
 )
 
@@ -254,7 +254,7 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, n
 func (d *Dashboard) fail(w http.ResponseWriter, r *http.Request, err error) {
 	health.Note(r.Context(), err)
 	status, msg := http.StatusInternalServerError, "The server failed to show this page. The operator's log has the details."
-	if errors.Is(err, store.ErrUnavailable) {
+	if errors.Is(err, fault.Unavailable) {
 		status, msg = http.StatusServiceUnavailable, "The database is unavailable. Try again in a moment."
 		w.Header().Set("Retry-After", "5")
 	} else {
@@ -326,7 +326,7 @@ func (d *Dashboard) authed(h authedHandler) http.Handler {
 func (d *Dashboard) authedPost(h authedHandler) http.Handler {
 	return d.authed(func(w http.ResponseWriter, r *http.Request, s session) {
 		if err := parseForm(w, r); err != nil {
-			d.showError(w, r, formStatus(err), err.Error())
+			d.showError(w, r, formStatus(err), clientText(err, fault.KindOf(err)))
 			return
 		}
 		if !tokensEqual(r.PostForm.Get("csrf"), s.csrf) {
@@ -341,23 +341,28 @@ func (d *Dashboard) authedPost(h authedHandler) http.Handler {
 // the user.
 func parseForm(w http.ResponseWriter, r *http.Request) error {
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
-		return errors.New("Send the form as application/x-www-form-urlencoded.")
+		return errFormType
 	}
 	if r.ContentLength > maxForm {
 		return errFormTooLarge // refused before reading: no waiting for a body announced as huge
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
 	if err := r.ParseForm(); err != nil {
-		return errors.New("The form could not be read (too large or malformed).")
+		return errFormUnreadable
 	}
 	return nil
 }
 
-var errFormTooLarge = errors.New("The form is too large.")
+// parseForm's refusals, written for the user.
+var (
+	errFormType       = fault.New(fault.Invalid, "Send the form as application/x-www-form-urlencoded.")
+	errFormUnreadable = fault.New(fault.Invalid, "The form could not be read (too large or malformed).")
+	errFormTooLarge   = fault.New(fault.TooLarge, "The form is too large.")
+)
 
 // formStatus is the status for a parseForm error.
 func formStatus(err error) int {
-	if errors.Is(err, errFormTooLarge) {
+	if errors.Is(err, fault.TooLarge) {
 		return http.StatusRequestEntityTooLarge
 	}
 	return http.StatusBadRequest
@@ -393,7 +398,7 @@ func (d *Dashboard) showSignin(w http.ResponseWriter, r *http.Request, status in
 
 func (d *Dashboard) signin(w http.ResponseWriter, r *http.Request) {
 	if err := parseForm(w, r); err != nil {
-		d.showSignin(w, r, formStatus(err), err.Error())
+		d.showSignin(w, r, formStatus(err), clientText(err, fault.KindOf(err)))
 		return
 	}
 	c, err := r.Cookie(signinCookie)
@@ -546,7 +551,7 @@ func (d *Dashboard) agreement(w http.ResponseWriter, r *http.Request, s session)
 	}
 	if errors.Is(err, exchange.ErrBrokenAgreement) {
 		d.showError(w, r, http.StatusConflict, "This agreement's recorded history does not verify, so its state cannot be shown: "+
-			strings.TrimPrefix(err.Error(), "exchange: ")+". Your other agreements are unaffected.")
+			clientText(err, fault.Conflict)+". Your other agreements are unaffected.")
 		return
 	}
 	if err != nil {

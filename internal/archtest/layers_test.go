@@ -62,7 +62,7 @@ var storePackages = []string{"internal/store/sqlite", "internal/store/postgres",
 
 // domain packages decide; they never speak HTTP nor import a surface.
 var domain = []string{
-	"internal/stix", "internal/canonjson", "internal/agreement", "internal/exchange", "internal/escrow",
+	"internal/stix", "internal/canonjson", "internal/fault", "internal/agreement", "internal/exchange", "internal/escrow",
 	"internal/request", "internal/matching", "internal/match", "internal/ledger", "internal/party", "internal/store",
 }
 
@@ -89,16 +89,16 @@ func violation(pkg, imp string) string {
 		return "only the store packages may talk to a database"
 	case under(pkg, domain...) && (under(imp, surfaces...) || imp == "net/http"):
 		return "domain packages never import the HTTP layer"
-	case under(pkg, "internal/canonjson") && strings.HasPrefix(imp, "internal/"):
+	case under(pkg, "internal/canonjson", "internal/fault") && strings.HasPrefix(imp, "internal/"):
 		return "it must import nothing of parley"
 	case pkg == "internal/wire" && strings.HasPrefix(imp, "internal/"):
 		return "the wire names are shared by server and client; it must import nothing of parley"
-	case under(pkg, "internal/stix") && strings.HasPrefix(imp, "internal/") && imp != "internal/canonjson":
-		return "it may import only internal/canonjson of parley (RFC 8785 for its fingerprints)"
+	case under(pkg, "internal/stix") && strings.HasPrefix(imp, "internal/") && imp != "internal/canonjson" && imp != "internal/fault":
+		return "it may import only internal/canonjson (RFC 8785 for its fingerprints) and internal/fault (the error vocabulary) of parley"
 	case under(pkg, "internal/ledger") && !under(pkg, "internal/ledger/ledgertest") && under(imp, "internal/store"):
 		return "the ledger defines its own store interface; the arrow runs store → ledger"
-	case pkg == "internal/store" && strings.HasPrefix(imp, "internal/") && imp != "internal/ledger":
-		return "the store interfaces may import only internal/ledger"
+	case pkg == "internal/store" && strings.HasPrefix(imp, "internal/") && imp != "internal/ledger" && imp != "internal/fault":
+		return "the store interfaces may import only internal/ledger and internal/fault"
 	case under(pkg, "internal/client") && under(imp, "internal/exchange", "internal/escrow", "internal/request",
 		"internal/matching", "internal/store", "internal/server", "internal/taxii", "internal/api", "internal/web"):
 		return "the client never links server-side packages"
@@ -136,6 +136,9 @@ func TestRulesCatchAViolation(t *testing.T) {
 		{"internal/wire", "internal/api", true},
 		{"internal/canonjson", "internal/stix", true},
 		{"internal/stix", "internal/canonjson", false},
+		{"internal/stix", "internal/fault", false},
+		{"internal/store", "internal/fault", false},
+		{"internal/fault", "internal/stix", true},
 		{"internal/ledger", "internal/store", true},
 		{"internal/store", "internal/exchange", true},
 		{"internal/client", "internal/store", true},

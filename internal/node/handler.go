@@ -22,22 +22,23 @@ const MaxBody = 1 << 20
 // and every answer to one that is, is signed by this node.
 type Handler struct {
 	id        *Identity
-	st        store.Store
+	peers     *Peers
 	publicURL string // "" to take the request's own scheme and host
 	replays   *replayCache
 	log       *slog.Logger
 	now       func() time.Time
 }
 
-// NewHandler returns the node-to-node surface of the node id on st.
+// NewHandler returns the node-to-node surface of the node id, accepting
+// the peers pinned in peers.
 // publicURL, when set, is the base of the target URI peers sign (the URL
 // they pinned, which behind a proxy differs from what the server sees);
 // when empty the request's own scheme and Host are used.
-func NewHandler(id *Identity, st store.Store, publicURL string, log *slog.Logger) *Handler {
+func NewHandler(id *Identity, peers *Peers, publicURL string, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Handler{id: id, st: st, publicURL: publicURL, replays: newReplayCache(replayMax), log: log, now: time.Now}
+	return &Handler{id: id, peers: peers, publicURL: publicURL, replays: newReplayCache(replayMax), log: log, now: time.Now}
 }
 
 // Register mounts the handler's routes on mux.
@@ -70,7 +71,7 @@ func (h *Handler) hello(ctx context.Context, peer store.Peer, body []byte) (int,
 	}
 	self := h.publicURL
 	if self == "" {
-		self, _ = PublicURL(ctx, h.st)
+		self, _ = h.peers.PublicURL(ctx)
 	}
 	return http.StatusOK, HelloAnswer{URL: self, Key: h.id.Public.VKey, Peer: peer.Name, PeerURL: peer.URL}
 }
@@ -135,10 +136,7 @@ func (h *Handler) target(r *http.Request) string {
 
 // lookup finds the pinned peer whose key has id keyID.
 func (h *Handler) lookup(ctx context.Context, keyID string) (store.Peer, PublicKey, error) {
-	p, err := h.st.Nodes().PeerByKeyID(ctx, keyID)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.Peer{}, PublicKey{}, fmt.Errorf("%w: key id %q", ErrUnknownKey, keyID)
-	}
+	p, err := h.peers.ByKeyID(ctx, keyID)
 	if err != nil {
 		return store.Peer{}, PublicKey{}, err
 	}

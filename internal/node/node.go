@@ -263,6 +263,18 @@ func (p *Peers) Get(ctx context.Context, name string) (store.Peer, error) {
 	return peer, err
 }
 
+// ByKeyID returns the peer whose key has id keyID, or ErrUnknownKey.
+func (p *Peers) ByKeyID(ctx context.Context, keyID string) (store.Peer, error) {
+	peer, err := p.st.Nodes().PeerByKeyID(ctx, keyID)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Peer{}, fmt.Errorf("%w: key id %q", ErrUnknownKey, keyID)
+	}
+	return peer, err
+}
+
+// PublicURL returns the URL the node last announced, or ErrNoPublicURL.
+func (p *Peers) PublicURL(ctx context.Context) (string, error) { return PublicURL(ctx, p.st) }
+
 // List returns the pinned peers by name.
 func (p *Peers) List(ctx context.Context) ([]store.Peer, error) { return p.st.Nodes().Peers(ctx) }
 

@@ -40,7 +40,7 @@ func newTestNode(t *testing.T) *testNode {
 	}
 	n := &testNode{st: st, id: id}
 	mux := http.NewServeMux()
-	n.h = NewHandler(id, st, "", nil)
+	n.h = NewHandler(id, NewPeers(st), "", nil)
 	n.h.Register(mux)
 	n.srv = httptest.NewServer(mux)
 	t.Cleanup(n.srv.Close)

@@ -205,7 +205,7 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	if s.Node, err = node.LoadIdentity(ctx, st); err != nil {
 		return nil, err
 	}
-	node.NewHandler(s.Node, st, cfg.PublicURL, log).Register(mux)
+	node.NewHandler(s.Node, node.NewPeers(st), cfg.PublicURL, log).Register(mux)
 	mo := metrics.Options{Ledger: lst, Logger: log}
 	if sp, ok := st.(store.Spacer); ok {
 		mo.Storage = func(ctx context.Context) (metrics.Storage, error) {

@@ -216,7 +216,7 @@ func logGap(t *testing.T, g gapReport, pg *activity, disk *diskProbe) {
 	t.Logf("disk probe (8 KiB write + fdatasync every 50 ms beside the database's disk, %d syncs): slowest %s at %s, %d over 100 ms; slowest during the longest gap %s (error: %v)",
 		n, worst.d.Round(time.Millisecond), worst.at.Format("15:04:05.000"), slow, inGap.d.Round(time.Millisecond), derr)
 	if g.goroutines != nil {
-		t.Logf("goroutines with a parley frame, 700 ms into the gap (count × blocked in ← parley callers):\n\t%s",
+		t.Logf("goroutines with a parley frame, 700 ms into the gap (count × [state] waiting in ← parley callers):\n\t%s",
 			strings.Join(parleyFrames(g.goroutines), "\n\t"))
 	}
 }

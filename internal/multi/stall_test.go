@@ -67,7 +67,7 @@ func (t *timingTransport) watchGaps(ctx context.Context, after time.Duration) {
 			continue
 		}
 		var b bytes.Buffer
-		pprof.Lookup("goroutine").WriteTo(&b, 1)
+		pprof.Lookup("goroutine").WriteTo(&b, 2)
 		t.mu.Lock()
 		if t.last.Equal(last) {
 			t.dumpedFor, t.pending = last, b.Bytes()
@@ -197,36 +197,52 @@ func (s *activity) between(from, to time.Time) []activitySample {
 	return out
 }
 
-// parleyFrames keeps, of an aggregated goroutine profile, the goroutines
-// with a parley frame and each one's count, blocking frame and innermost
-// parley frames, so the report says what the servers and clients waited on.
-func parleyFrames(profile []byte) []string {
-	var out []string
-	for _, block := range strings.Split(string(profile), "\n\n") {
+// parleyFrames aggregates a full goroutine dump (debug=2) to the
+// goroutines with a parley frame: how many share a state and a stack, the
+// state ("runnable": ready but waiting for a CPU; "IO wait": for the
+// network, e.g. a reply from PostgreSQL; "select", "semacquire"…), where
+// they wait and their innermost parley frames.
+func parleyFrames(dump []byte) []string {
+	counts := map[string]int{}
+	var keys []string
+	for _, block := range strings.Split(string(dump), "\n\n") {
 		lines := strings.Split(strings.TrimSpace(block), "\n")
-		if len(lines) > 0 && strings.HasPrefix(lines[0], "goroutine profile:") {
-			lines = lines[1:]
-		}
-		if len(lines) < 2 || !strings.Contains(block, "parley-cti/parley/internal/") {
+		if len(lines) < 2 || !strings.HasPrefix(lines[0], "goroutine ") || !strings.Contains(block, "parley-cti/parley/internal/") {
 			continue
 		}
-		count, _, _ := strings.Cut(lines[0], " @") // "N @ 0x..."
+		state := lines[0]
+		if i, j := strings.Index(state, "["), strings.Index(state, "]"); i >= 0 && j > i {
+			state, _, _ = strings.Cut(state[i+1:j], ",") // drop ", 2 minutes"
+		}
 		var frames []string
 		for _, l := range lines[1:] {
-			f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(l), "#"))
-			if len(f) < 2 {
+			if strings.HasPrefix(l, "\t") || strings.HasPrefix(l, "created by ") {
 				continue
 			}
-			fn, _, _ := strings.Cut(f[1], "+0x")
+			fn := l
+			if i := strings.LastIndex(fn, "("); i > 0 {
+				fn = fn[:i]
+			}
+			fn = strings.TrimPrefix(fn, "github.com/parley-cti/parley/internal/")
 			switch {
 			case strings.HasPrefix(fn, "runtime."):
 			case len(frames) == 0:
-				frames = append(frames, strings.TrimPrefix(fn, "github.com/parley-cti/parley/internal/")) // where it waits
-			case strings.Contains(fn, "parley-cti/parley/internal/") && len(frames) < 6:
-				frames = append(frames, strings.TrimPrefix(fn, "github.com/parley-cti/parley/internal/"))
+				frames = append(frames, fn) // where it waits
+			case !strings.Contains(l, "parley-cti/parley/internal/") || len(frames) >= 6:
+			default:
+				frames = append(frames, fn)
 			}
 		}
-		out = append(out, fmt.Sprintf("%4s × %s", count, strings.Join(frames, " ← ")))
+		key := fmt.Sprintf("[%s] %s", state, strings.Join(frames, " ← "))
+		if counts[key] == 0 {
+			keys = append(keys, key)
+		}
+		counts[key]++
+	}
+	sort.SliceStable(keys, func(i, j int) bool { return counts[keys[i]] > counts[keys[j]] })
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = fmt.Sprintf("%4d × %s", counts[k], k)
 	}
 	return out
 }

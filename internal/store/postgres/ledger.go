@@ -138,14 +138,11 @@ func (s ledgerStore) WriteEntries(ctx context.Context, first int64, entries [][]
 	if want := tlog.StoredHashCount(newSize) - tlog.StoredHashCount(first); int64(len(storedHashes)) != want {
 		return fmt.Errorf("ledger: write %d stored hashes, want %d: %w", len(storedHashes), want, ledger.ErrInvalid)
 	}
+	// One round trip: appenders hold the agreement's lock or the ledger's
+	// row while they write, so every statement here is waited for by all
+	// writers. A size that does not match aborts the transaction with
+	// ErrConflict whatever the inserts after it did.
 	return atomic(ctx, handle(s), func(h handle) error {
-		tag, err := h.q.Exec(ctx, `UPDATE ledger_size SET size = $1 WHERE id = 1 AND size = $2`, newSize, first)
-		if err != nil {
-			return lerr(err)
-		}
-		if tag.RowsAffected() != 1 {
-			return fmt.Errorf("ledger: write at %d but the log has another size: %w", first, ledger.ErrConflict)
-		}
 		idx := make([]int64, len(entries))
 		for i := range entries {
 			idx[i] = first + int64(i)
@@ -158,9 +155,20 @@ func (s ledgerStore) WriteEntries(ctx context.Context, first int64, entries [][]
 			hs[i] = storedHashes[i][:]
 		}
 		b := &pgx.Batch{}
+		b.Queue(`UPDATE ledger_size SET size = $1 WHERE id = 1 AND size = $2`, newSize, first)
 		b.Queue(`INSERT INTO ledger_entries(idx, data) SELECT * FROM unnest($1::bigint[], $2::bytea[])`, idx, entries)
 		b.Queue(`INSERT INTO ledger_hashes(idx, hash) SELECT * FROM unnest($1::bigint[], $2::bytea[])`, hidx, hs)
-		return lerr(h.q.SendBatch(ctx, b).Close())
+		br := h.q.SendBatch(ctx, b)
+		tag, err := br.Exec()
+		if err != nil {
+			br.Close()
+			return lerr(err)
+		}
+		if tag.RowsAffected() != 1 {
+			br.Close()
+			return fmt.Errorf("ledger: write at %d but the log has another size: %w", first, ledger.ErrConflict)
+		}
+		return lerr(br.Close())
 	})
 }
 

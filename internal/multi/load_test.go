@@ -231,8 +231,9 @@ type firstLines struct {
 func (f *firstLines) Write(p []byte) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	// Requests cut off by the end of the run are not the servers' errors.
-	if len(f.lines) < 20 && !bytes.Contains(p, []byte("context canceled")) {
+	// Requests cut off by the end of the run are not the servers' errors,
+	// and the access log's line of a 5xx repeats the one with its cause.
+	if len(f.lines) < 20 && !bytes.Contains(p, []byte("context canceled")) && !bytes.Contains(p, []byte("msg=request ")) {
 		f.lines = append(f.lines, strings.TrimRight(string(p), "\n"))
 	}
 	return len(p), nil

@@ -124,7 +124,8 @@ type Handle interface {
 	Handovers() Handovers
 	Requests() Requests
 	Events() Events
-	Nodes() Nodes // this node's public URL and its pinned peers (nodes.go)
+	Nodes() Nodes     // this node's public URL and its pinned peers (nodes.go)
+	Mirrors() Mirrors // parties' standing pulls from other TAXII servers (mirror.go)
 }
 
 // PartyKey is one registered public key set of a party. A party's first key

@@ -53,6 +53,9 @@ var loadable = []loadTable{
 	{"ledger_verifications", []string{"party_id", "seq", "size", "root", "entries", "verified_at", "received_at", "statement"}},
 	{"node_self", []string{"id", "public_url", "updated_at"}},
 	{"node_peers", []string{"name", "url", "key", "key_id", "added_at"}},
+	{"mirrors", []string{"id", "party_id", "agreement_id", "created_at", "source_url", "source_collection", "source_user", "source_token",
+		"page_limit", "added_after", "next_token", "session_last", "accepted", "refused", "last_refusal", "pages", "last_success", "last_error", "last_error_at",
+		"failures", "next_attempt", "lease", "lease_until"}},
 }
 
 type loadTable struct {

@@ -480,6 +480,39 @@ CREATE TABLE node_peers (
 	added_at BIGINT NOT NULL
 );
 `},
+	// 19: parties' mirrors (issue 14): standing pulls from another TAXII
+	// 2.1 server into the party's contribution collection under an
+	// agreement, with their cursors, progress and the lease of the runner
+	// pulling each. source_token is the source's secret, never shown.
+	{"mirrors from other TAXII servers", `
+CREATE TABLE mirrors (
+	id                TEXT PRIMARY KEY,
+	party_id          TEXT NOT NULL REFERENCES parties(id),
+	agreement_id      TEXT NOT NULL REFERENCES agreements(id),
+	created_at        BIGINT NOT NULL,
+	source_url        TEXT NOT NULL,
+	source_collection TEXT NOT NULL,
+	source_user       TEXT NOT NULL,
+	source_token      TEXT NOT NULL,
+	page_limit        BIGINT NOT NULL,
+	added_after       TEXT NOT NULL,
+	next_token        TEXT NOT NULL,
+	session_last      TEXT NOT NULL,
+	accepted          BIGINT NOT NULL,
+	refused           BIGINT NOT NULL,
+	last_refusal      TEXT NOT NULL,
+	pages             BIGINT NOT NULL,
+	last_success      BIGINT NOT NULL,
+	last_error        TEXT NOT NULL,
+	last_error_at     BIGINT NOT NULL,
+	failures          BIGINT NOT NULL,
+	next_attempt      BIGINT NOT NULL,
+	lease             TEXT NOT NULL,
+	lease_until       BIGINT NOT NULL
+);
+CREATE INDEX mirrors_by_party ON mirrors(party_id, created_at);
+CREATE INDEX mirrors_due ON mirrors(next_attempt);
+`},
 }
 
 // migrationLock serialises migrations of one schema across every instance

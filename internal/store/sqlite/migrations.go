@@ -464,6 +464,39 @@ CREATE TABLE node_peers (
 	added_at INTEGER NOT NULL
 );
 `,
+	// 19: parties' mirrors (issue 14): standing pulls from another TAXII
+	// 2.1 server into the party's contribution collection under an
+	// agreement, with their cursors, progress and the lease of the runner
+	// pulling each. source_token is the source's secret, never shown.
+	`
+CREATE TABLE mirrors (
+	id                TEXT PRIMARY KEY,
+	party_id          TEXT NOT NULL REFERENCES parties(id),
+	agreement_id      TEXT NOT NULL REFERENCES agreements(id),
+	created_at        INTEGER NOT NULL,
+	source_url        TEXT NOT NULL,
+	source_collection TEXT NOT NULL,
+	source_user       TEXT NOT NULL,
+	source_token      TEXT NOT NULL,
+	page_limit        INTEGER NOT NULL,
+	added_after       TEXT NOT NULL,
+	next_token        TEXT NOT NULL,
+	session_last      TEXT NOT NULL,
+	accepted          INTEGER NOT NULL,
+	refused           INTEGER NOT NULL,
+	last_refusal      TEXT NOT NULL,
+	pages             INTEGER NOT NULL,
+	last_success      INTEGER NOT NULL,
+	last_error        TEXT NOT NULL,
+	last_error_at     INTEGER NOT NULL,
+	failures          INTEGER NOT NULL,
+	next_attempt      INTEGER NOT NULL,
+	lease             TEXT NOT NULL,
+	lease_until       INTEGER NOT NULL
+);
+CREATE INDEX mirrors_by_party ON mirrors(party_id, created_at);
+CREATE INDEX mirrors_due ON mirrors(next_attempt);
+`,
 }
 
 // searchColumns computes, from an object's collection k, type ty and JSON

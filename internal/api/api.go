@@ -26,6 +26,7 @@ import (
 	"github.com/parley-cti/parley/internal/fault"
 	"github.com/parley-cti/parley/internal/health"
 	"github.com/parley-cti/parley/internal/matching"
+	"github.com/parley-cti/parley/internal/mirror"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/report"
 	"github.com/parley-cti/parley/internal/request"
@@ -51,6 +52,7 @@ type Services struct {
 	Matches       *matching.Service
 	Reports       *report.Service
 	Verifications *verification.Service
+	Mirrors       *mirror.Service
 	Events        Events
 	Log           *slog.Logger
 }
@@ -69,6 +71,7 @@ type Server struct {
 	matches       *matching.Service
 	reports       *report.Service
 	verifications *verification.Service
+	mirrors       *mirror.Service
 	eventLog      Events
 	log           *slog.Logger
 }
@@ -76,7 +79,7 @@ type Server struct {
 // New returns the API server over sv.
 func New(sv Services) *Server {
 	return &Server{ex: sv.Exchange, parties: sv.Parties, handovers: sv.Handovers, requests: sv.Requests,
-		matches: sv.Matches, reports: sv.Reports, verifications: sv.Verifications, eventLog: sv.Events, log: sv.Log}
+		matches: sv.Matches, reports: sv.Reports, verifications: sv.Verifications, mirrors: sv.Mirrors, eventLog: sv.Events, log: sv.Log}
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, p party.Principal) error
@@ -136,6 +139,11 @@ func (s *Server) Register(mux Mux) {
 		// Parties' own verifications of the ledger (issue 17).
 		"POST /api/v1/verifications": s.uploadVerification,
 		"GET /api/v1/verifications":  s.listVerifications,
+		// Mirrors from other TAXII servers (issue 14).
+		"POST /api/v1/mirrors":        s.addMirror,
+		"GET /api/v1/mirrors":         s.listMirrors,
+		"GET /api/v1/mirrors/{id}":    s.getMirror,
+		"DELETE /api/v1/mirrors/{id}": s.removeMirror,
 	}
 	for pattern, h := range routes {
 		mux.Handle(pattern, s.wrap(h))

@@ -41,7 +41,8 @@ func start(t testing.TB, dir, addr string) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := server.Config{Data: dir, Listen: addr, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), CheckpointInterval: 200 * time.Millisecond}
+	cfg := server.Config{Data: dir, Listen: addr, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), CheckpointInterval: 200 * time.Millisecond,
+		MirrorInterval: 200 * time.Millisecond}
 	srv, err := server.New(ctx, cfg, db)
 	if err != nil {
 		t.Fatal(err)

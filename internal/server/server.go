@@ -32,6 +32,7 @@ import (
 	"github.com/parley-cti/parley/internal/matching"
 	"github.com/parley-cti/parley/internal/metrics"
 	"github.com/parley-cti/parley/internal/node"
+	"github.com/parley-cti/parley/internal/mirror"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/report"
 	"github.com/parley-cti/parley/internal/request"
@@ -79,6 +80,9 @@ type Config struct {
 	// the base of the target URIs they sign; empty to take each request's
 	// own scheme and Host (see internal/node).
 	PublicURL string
+	// MirrorInterval is how long a caught-up mirror waits before asking
+	// its source again (default 1 minute).
+	MirrorInterval time.Duration
 }
 
 // OpenStore opens the store a configuration names: PostgreSQL when DB is a
@@ -110,6 +114,7 @@ type Server struct {
 	Reports      *report.Service
 	// Verifications holds parties' own signed verifications of the ledger.
 	Verifications *verification.Service
+	Mirrors       *mirror.Service // parties' mirrors; their runner pulls while serving
 	Web           *web.Dashboard
 	Metrics       *metrics.Metrics
 	AuthLimit     *authlimit.Limiter // failed authentication per source address (authlimit.go)
@@ -157,8 +162,13 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	mux := http.NewServeMux()
 	tx := taxii.New(taxii.Config{Title: cfg.Title, MaxContentLength: cfg.MaxContentLength}, s.Ex, s.Parties, key, log)
 	tx.Register(mux)
+	s.Mirrors = mirror.New(st, s.Ex)
+	s.Mirrors.Log = log
+	if cfg.MirrorInterval > 0 {
+		s.Mirrors.Interval = cfg.MirrorInterval
+	}
 	api.New(api.Services{Exchange: s.Ex, Parties: s.Parties, Handovers: s.Escrow, Requests: s.Requests, Matches: s.Matches,
-		Reports: s.Reports, Verifications: s.Verifications, Events: st.Events(), Log: log}).Register(mux)
+		Reports: s.Reports, Verifications: s.Verifications, Mirrors: s.Mirrors, Events: st.Events(), Log: log}).Register(mux)
 	lst := st.Ledger()
 	// The ledger holds metadata, never intelligence, but who has an
 	// agreement with whom is itself sensitive: only parties read it.
@@ -423,6 +433,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go s.Escrow.Run(cctx)
 	go s.Requests.Run(cctx)
 	go s.maintainStorage(cctx, 30*time.Second)
+	// The mirrors' runner is waited for: a pull interrupted by the stop
+	// gives its lease back before the store closes.
+	mirrorsDone := make(chan struct{})
+	go func() { s.Mirrors.Run(cctx); close(mirrorsDone) }()
+	defer func() { stopCheckpoints(); <-mirrorsDone }()
 	select {
 	case err := <-errc:
 		return err

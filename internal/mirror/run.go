@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/parley-cti/parley/internal/exchange"
@@ -116,7 +117,12 @@ func (s *Service) pull(ctx context.Context, m store.Mirror) {
 			m.Accepted += int64(len(res.Status.Successes))
 			m.Refused += int64(len(res.Status.Failures))
 			if n := len(res.Status.Failures); n > 0 {
-				m.LastRefusal = clip(res.Status.Failures[n-1].Message, 300)
+				f := res.Status.Failures[n-1]
+				why := f.Message
+				if f.ID != "" && !strings.Contains(why, f.ID) {
+					why = f.ID + ": " + why
+				}
+				m.LastRefusal = clip(why, 300)
 			}
 		}
 		m.Pages++

@@ -1,0 +1,81 @@
+package mirror
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+// The wait after n failures doubles from MinBackoff, never passes
+// MaxBackoff, and is drawn from the upper half of its step.
+func TestBackoffIsBoundedAndJittered(t *testing.T) {
+	s := &Service{MinBackoff: time.Second, MaxBackoff: time.Minute}
+	for n := 1; n <= 40; n++ {
+		step := time.Second << min(n-1, 20)
+		step = min(step, time.Minute)
+		seen := map[time.Duration]bool{}
+		for i := 0; i < 50; i++ {
+			d := s.backoff(n)
+			if d < step/2 || d > step {
+				t.Fatalf("backoff(%d) = %v, want within [%v, %v]", n, d, step/2, step)
+			}
+			seen[d] = true
+		}
+		if len(seen) < 2 {
+			t.Fatalf("backoff(%d) gave one value 50 times: no jitter", n)
+		}
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		h    string
+		want time.Duration
+	}{
+		{"", 0},
+		{"7", 7 * time.Second},
+		{" 30 ", 30 * time.Second},
+		{"-1", 0},
+		{"soon", 0},
+		{"Thu, 03 Dec 2026 12:01:00 GMT", time.Minute},
+		{"Thu, 03 Dec 2026 11:00:00 GMT", 0}, // in the past
+	} {
+		if got := retryAfter(tc.h, now); got != tc.want {
+			t.Errorf("retryAfter(%q) = %v, want %v", tc.h, got, tc.want)
+		}
+	}
+}
+
+func TestCheckSourceURL(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+	}{
+		{"https://opencti.example/taxii2/root", "https://opencti.example/taxii2/root/"},
+		{"http://127.0.0.1:6100/trustgroup1/", "http://127.0.0.1:6100/trustgroup1/"},
+	} {
+		u, err := CheckSourceURL(tc.in)
+		if err != nil || u.String() != tc.want {
+			t.Errorf("CheckSourceURL(%q) = %v, %v; want %s", tc.in, u, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "ftp://x/", "file:///etc/passwd", "https://user:pw@x/root/", "https:///root/", "https://x/root/?a=1",
+		"https://x/root/#f", "javascript:alert(1)", "https://x/" + string(make([]byte, 3000))} {
+		if _, err := CheckSourceURL(bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("CheckSourceURL(%q) = %v, want ErrInvalid", bad, err)
+		}
+	}
+}
+
+// The objects URL keeps the collection id in its own path segment and
+// carries the cursor as query parameters.
+func TestObjectsURL(t *testing.T) {
+	got, err := objectsURL("https://x.example/api1/", "c 1", 50, "2026-01-01T00:00:00.000001Z", "tok&en")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "https://x.example/api1/collections/c%201/objects/?added_after=2026-01-01T00%3A00%3A00.000001Z&limit=50&next=tok%26en"
+	if got != want {
+		t.Fatalf("objectsURL = %s\nwant %s", got, want)
+	}
+}

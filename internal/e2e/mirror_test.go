@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parley-cti/parley/internal/client"
 	"github.com/parley-cti/parley/internal/agreement"
+	"github.com/parley-cti/parley/internal/client"
 )
 
 // waitMirror polls p's mirror until done says it is where the test wants

@@ -4,44 +4,17 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"time"
+
+	"github.com/parley-cti/parley/internal/wire"
 )
 
 // MirrorSpec defines a mirror: the source (a TAXII 2.1 API root URL and a
 // collection id in it, with its credential) and the agreement it feeds.
-type MirrorSpec struct {
-	Agreement  string `json:"agreement"`
-	SourceURL  string `json:"source_url"`
-	Collection string `json:"source_collection"`
-	User       string `json:"source_user,omitempty"` // HTTP Basic user; empty: Bearer token
-	Token      string `json:"source_token,omitempty"`
-	PageLimit  int    `json:"page_limit,omitempty"`
-}
+type MirrorSpec = wire.MirrorSpec
 
 // Mirror is one of the party's mirrors with its progress. SourceToken is
 // "[redacted]" when a token is set: the server never returns it.
-type Mirror struct {
-	ID               string     `json:"id"`
-	Agreement        string     `json:"agreement"`
-	Collection       string     `json:"collection"`
-	SourceURL        string     `json:"source_url"`
-	SourceCollection string     `json:"source_collection"`
-	SourceUser       string     `json:"source_user,omitempty"`
-	SourceToken      string     `json:"source_token,omitempty"`
-	PageLimit        int        `json:"page_limit"`
-	CreatedAt        time.Time  `json:"created_at"`
-	AddedAfter       string     `json:"added_after,omitempty"`
-	Paging           bool       `json:"paging"`
-	Accepted         int64      `json:"accepted"`
-	Refused          int64      `json:"refused"`
-	LastRefusal      string     `json:"last_refusal,omitempty"`
-	Pages            int64      `json:"pages"`
-	LastSuccess      *time.Time `json:"last_success,omitempty"`
-	LastError        string     `json:"last_error,omitempty"`
-	LastErrorAt      *time.Time `json:"last_error_at,omitempty"`
-	Failures         int        `json:"failures"`
-	NextAttempt      time.Time  `json:"next_attempt"`
-}
+type Mirror = wire.Mirror
 
 // AddMirror defines a mirror (POST /api/v1/mirrors); the server starts
 // pulling at once.

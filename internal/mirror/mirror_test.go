@@ -1,7 +1,10 @@
 package mirror
 
 import (
+	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 )
@@ -77,5 +80,29 @@ func TestObjectsURL(t *testing.T) {
 	want := "https://x.example/api1/collections/c%201/objects/?added_after=2026-01-01T00%3A00%3A00.000001Z&limit=50&next=tok%26en"
 	if got != want {
 		t.Fatalf("objectsURL = %s\nwant %s", got, want)
+	}
+}
+
+// A page's X-TAXII-Date-Added-Last becomes the next added_after only when
+// it is a timestamp; the envelope's objects, more and next come through.
+func TestFetchReadsThePage(t *testing.T) {
+	for _, tc := range []struct{ header, want string }{
+		{"2026-02-01T00:00:00.000001Z", "2026-02-01T00:00:00.000001Z"},
+		{"yesterday", ""},
+		{"", ""},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if tc.header != "" {
+				w.Header().Set("X-TAXII-Date-Added-Last", tc.header)
+			}
+			w.Header().Set("Content-Type", "application/taxii+json;version=2.1")
+			w.Write([]byte(`{"more":true,"next":"n2","objects":[{"type":"x"},{"type":"y"}]}`))
+		}))
+		s := New(nil, nil)
+		pg, err := s.fetch(context.Background(), srv.Client(), srv.URL+"/", "", "")
+		srv.Close()
+		if err != nil || len(pg.Objects) != 2 || !pg.More || pg.Next != "n2" || pg.DateAddedLast != tc.want {
+			t.Fatalf("header %q: page %+v, %v; want date added last %q", tc.header, pg, err, tc.want)
+		}
 	}
 }

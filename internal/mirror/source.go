@@ -119,7 +119,14 @@ func (s *Service) fetch(ctx context.Context, hc *http.Client, rawURL, user, toke
 	if err := json.Unmarshal(body, &env); err != nil {
 		return page{}, &sourceError{status: resp.StatusCode, msg: "the source's page is not a TAXII envelope"}
 	}
-	return page{Objects: env.Objects, More: env.More, Next: env.Next, DateAddedLast: resp.Header.Get("X-TAXII-Date-Added-Last")}, nil
+	// The header becomes the next session's added_after: one that is not a
+	// timestamp would have the source refuse every later request, so it
+	// counts as absent.
+	last := resp.Header.Get("X-TAXII-Date-Added-Last")
+	if _, err := time.Parse(time.RFC3339Nano, last); err != nil {
+		last = ""
+	}
+	return page{Objects: env.Objects, More: env.More, Next: env.Next, DateAddedLast: last}, nil
 }
 
 // transportReason says why a connection failed without the URL, which
@@ -141,7 +148,9 @@ func retryAfter(h string, now time.Time) time.Duration {
 		return 0
 	}
 	if n, err := strconv.Atoi(strings.TrimSpace(h)); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second
+		// Past a day the wait is capped anyway (MaxBackoff); the bound
+		// also keeps the multiplication from overflowing.
+		return time.Duration(min(n, 86400)) * time.Second
 	}
 	if t, err := http.ParseTime(h); err == nil && t.After(now) {
 		return t.Sub(now)

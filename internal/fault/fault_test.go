@@ -130,3 +130,18 @@ func TestKindsAreDistinct(t *testing.T) {
 		}
 	}
 }
+
+// Errorf formats twice (log text and message); errors are the rare path,
+// but its cost beside fmt.Errorf is worth knowing.
+func BenchmarkErrorf(b *testing.B) {
+	b.Run("fmt", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			_ = fmt.Errorf("%w: handover %s was declined", errNotPossible, "handover--1")
+		}
+	})
+	b.Run("fault", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			_ = fault.Errorf("%w: handover %s was declined", errNotPossible, "handover--1")
+		}
+	})
+}

@@ -7,7 +7,6 @@ import (
 	"crypto/sha512"
 	"crypto/subtle"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/parley-cti/parley/internal/fault"
 )
 
 // This file implements the profile of HTTP Message Signatures (RFC 9421)
@@ -41,7 +42,7 @@ import (
 // Sentinel errors for a refused node message. Each wraps
 // ErrUnauthenticated, which the HTTP edge maps to 401.
 var (
-	ErrUnauthenticated = errors.New("node: message not authenticated")
+	ErrUnauthenticated = fault.Generic(fault.Unauthenticated, "node: message not authenticated")
 	// ErrUnsigned: no signature with parley's tag.
 	ErrUnsigned = fmt.Errorf("%w: not signed", ErrUnauthenticated)
 	// ErrMalformedSignature: signature fields that do not parse, miss a
@@ -64,7 +65,7 @@ var (
 	ErrPartyToken = fmt.Errorf("%w: party credentials are not accepted between nodes", ErrUnauthenticated)
 	// ErrBusy: the replay cache of the key is full of live nonces; retry
 	// once some expire. The HTTP edge maps it to 503.
-	ErrBusy = errors.New("node: too many signed requests from this peer in the validity window")
+	ErrBusy = fault.Generic(fault.Unavailable, "node: too many signed requests from this peer in the validity window")
 )
 
 const (

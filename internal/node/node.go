@@ -51,13 +51,14 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/parley-cti/parley/internal/fault"
 	"github.com/parley-cti/parley/internal/store"
 )
 
 // Sentinel errors for what the operator gets wrong when pinning.
 var (
 	// ErrInvalid: a name, URL or key that is not well formed.
-	ErrInvalid = errors.New("node: invalid")
+	ErrInvalid = fault.Generic(fault.Invalid, "node: invalid")
 	// ErrBadKey: not a C2SP signed-note Ed25519 verifier key.
 	ErrBadKey = fmt.Errorf("%w key", ErrInvalid)
 	// ErrBadURL: not an absolute http(s) URL of a host without path.

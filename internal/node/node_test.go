@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-cti/parley/internal/fault"
 	"github.com/parley-cti/parley/internal/store"
 	"github.com/parley-cti/parley/internal/store/sqlite"
 )
@@ -316,5 +317,24 @@ func TestHelloAnswerJSON(t *testing.T) {
 	b, _ := json.Marshal(HelloAnswer{URL: "u", Key: "k", Peer: "p", PeerURL: "pu"})
 	if string(b) != `{"url":"u","key":"k","peer":"p","peer_url":"pu"}` {
 		t.Fatalf("HelloAnswer JSON = %s", b)
+	}
+}
+
+// TestFaultKinds: the node's sentinels carry the kinds the CLI and the
+// surfaces map by (internal/fault).
+func TestFaultKinds(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		kind *fault.Kind
+	}{
+		{ErrBadKey, fault.Invalid}, {ErrBadURL, fault.Invalid}, {ErrBadName, fault.Invalid},
+		{ErrPeerExists, fault.Conflict}, {ErrNoSuchPeer, fault.NotFound},
+		{ErrUnknownKey, fault.Unauthenticated}, {ErrReplayed, fault.Unauthenticated}, {ErrDigest, fault.Unauthenticated},
+		{ErrBusy, fault.Unavailable},
+		{&RefusedError{Code: "replayed"}, fault.Unauthenticated},
+	} {
+		if got := fault.KindOf(tc.err); got != tc.kind {
+			t.Errorf("KindOf(%v) = %v, want %v", tc.err, got, tc.kind)
+		}
 	}
 }

@@ -252,36 +252,23 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 		}
 		// What the party knows already: its own contributions, and the
 		// counterpart's within what was released to it, by id (kind 0)
-		// and by fingerprint (kind 1), and what plain handovers released.
-		rows, err := h.q.Query(ctx, `WITH r AS (SELECT coalesce((SELECT up_to FROM agreement_released WHERE agreement_id = $1 AND reader = $2), 0) AS up_to)
+		// and by fingerprint (kind 1), and what plain handovers released;
+		// and its last ordinal. One round trip for both, and one for the
+		// two writes below: the caller holds the agreement's lock, which
+		// every writer of the agreement waits for.
+		b := &pgx.Batch{}
+		b.Queue(`WITH r AS (SELECT coalesce((SELECT up_to FROM agreement_released WHERE agreement_id = $1 AND reader = $2), 0) AS up_to)
 			SELECT object_id, 0 FROM agreement_credits, r WHERE agreement_id = $1 AND (party_id = $2 OR ord <= r.up_to) AND object_id = ANY($3)
 			UNION SELECT '', fingerprint FROM agreement_credits, r WHERE fingerprint = ANY($4) AND agreement_id = $1 AND (party_id = $2 OR ord <= r.up_to)
 			UNION SELECT '', fingerprint FROM agreement_handed WHERE agreement_id = $1 AND fingerprint = ANY($4)`, agreementID, partyID, ids, fps)
+		b.Queue(`SELECT coalesce(max(ord), 0) FROM agreement_credits WHERE agreement_id = $1 AND party_id = $2`, agreementID, partyID)
+		br := h.q.SendBatch(ctx, b)
+		known, knownFP, ord, err := readKnown(br)
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
 		if err != nil {
 			return fmt.Errorf("agreement %s credit: %w", agreementID, mapErr(err))
-		}
-		known := map[string]bool{}
-		knownFP := map[int64]bool{}
-		for rows.Next() {
-			var id string
-			var fp int64
-			if err := rows.Scan(&id, &fp); err != nil {
-				rows.Close()
-				return mapErr(err)
-			}
-			if id != "" {
-				known[id] = true
-			} else {
-				knownFP[fp] = true
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return mapErr(err)
-		}
-		var ord int64
-		if err := h.q.QueryRow(ctx, `SELECT coalesce(max(ord), 0) FROM agreement_credits WHERE agreement_id = $1 AND party_id = $2`, agreementID, partyID).Scan(&ord); err != nil {
-			return mapErr(err)
 		}
 		var newIDs []string
 		var ords []int64
@@ -308,9 +295,20 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 		if len(newIDs) == 0 {
 			return nil
 		}
-		_, err = h.q.Exec(ctx, `INSERT INTO agreement_credits(agreement_id, object_id, party_id, ord, weight, added_at, fingerprint)
+		var added float64
+		for _, w := range weights {
+			added += w
+		}
+		b = &pgx.Batch{}
+		b.Queue(`INSERT INTO agreement_credits(agreement_id, object_id, party_id, ord, weight, added_at, fingerprint)
 			SELECT $1, u.id, $2, u.ord, u.weight, $6, u.fp FROM unnest($3::text[], $4::bigint[], $5::double precision[], $7::bigint[]) AS u(id, ord, weight, fp)`,
 			agreementID, partyID, newIDs, ords, weights, micros(at), newFPs)
+		b.Queue(`INSERT INTO agreement_totals(agreement_id, party_id, contributed, credits) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (agreement_id, party_id) DO UPDATE SET contributed = excluded.contributed, credits = agreement_totals.credits + excluded.credits`,
+			agreementID, partyID, ord, added)
+		br = h.q.SendBatch(ctx, b)
+		defer br.Close()
+		_, err = br.Exec()
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) && pe.Code == "23505" {
 			// Another instance's contribution committed while this
@@ -320,14 +318,10 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 		if err != nil {
 			return fmt.Errorf("agreement %s credit: %w", agreementID, mapErr(err))
 		}
-		var added float64
-		for _, w := range weights {
-			added += w
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("agreement %s totals: %w", agreementID, mapErr(err))
 		}
-		_, err = h.q.Exec(ctx, `INSERT INTO agreement_totals(agreement_id, party_id, contributed, credits) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (agreement_id, party_id) DO UPDATE SET contributed = excluded.contributed, credits = agreement_totals.credits + excluded.credits`,
-			agreementID, partyID, ord, added)
-		if err != nil {
+		if err := br.Close(); err != nil {
 			return fmt.Errorf("agreement %s totals: %w", agreementID, mapErr(err))
 		}
 		return nil
@@ -336,6 +330,37 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 		return nil, err
 	}
 	return out, nil
+}
+
+// readKnown reads Contribute's first batch: the ids (kind 0) and
+// fingerprints (kind 1) the party knows, then its last ordinal.
+func readKnown(br pgx.BatchResults) (known map[string]bool, knownFP map[int64]bool, ord int64, err error) {
+	known, knownFP = map[string]bool{}, map[int64]bool{}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	for rows.Next() {
+		var id string
+		var fp int64
+		if err := rows.Scan(&id, &fp); err != nil {
+			rows.Close()
+			return nil, nil, 0, err
+		}
+		if id != "" {
+			known[id] = true
+		} else {
+			knownFP[fp] = true
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, nil, 0, err
+	}
+	if err := br.QueryRow().Scan(&ord); err != nil {
+		return nil, nil, 0, err
+	}
+	return known, knownFP, ord, nil
 }
 
 func (s credits) Handed(ctx context.Context, agreementID string, fingerprints [][]byte) error {

@@ -2,8 +2,6 @@ package web
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,10 +11,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/exchange"
+	"github.com/parley-cti/parley/internal/exchange/exchangetest"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/report"
@@ -38,6 +36,7 @@ type fixture struct {
 	agreementID string
 	signer      *ledger.Signer
 	keyA, keyB  *agreement.PrivateKeys
+	pair        *exchangetest.Pair
 }
 
 func newFixture(t testing.TB) *fixture {
@@ -48,12 +47,9 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	f := &fixture{st: db, ex: exchange.New(db), parties: party.New(db)}
-	f.a, f.tokA = f.party(t, "cert-north")
-	f.b, f.tokB = f.party(t, "police-south")
-	_, f.tokC = f.party(t, "bystander")
-	f.keyA, f.keyB = f.keys(t, f.a), f.keys(t, f.b)
-	f.agreementID = f.activate(t, f.keyA, f.keyB)
+	pair := exchangetest.NewPair(t, db)
+	f := &fixture{st: db, ex: pair.Ex, parties: pair.Parties, pair: pair, a: pair.A, b: pair.B, tokA: pair.TokA, tokB: pair.TokB, tokC: pair.TokC,
+		keyA: pair.KeyA, keyB: pair.KeyB, agreementID: pair.Agreement}
 
 	// A contributes 30 in three batches, B 5: the chart has points.
 	for i := range 3 {
@@ -92,95 +88,9 @@ func (f *fixture) checkpoint(t testing.TB) {
 	}
 }
 
-func (f *fixture) party(t testing.TB, name string) (party.Principal, string) {
-	t.Helper()
-	p, tok, err := f.parties.Create(context.Background(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pr, err := f.parties.Authenticate(context.Background(), tok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if pr.PartyID != p.ID {
-		t.Fatalf("token of %s authenticates %s", p.ID, pr.PartyID)
-	}
-	return pr, tok
-}
-
-func (f *fixture) keys(t testing.TB, p party.Principal) *agreement.PrivateKeys {
-	t.Helper()
-	k, err := agreement.GenerateKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.ex.RegisterKeys(context.Background(), p, k.Public()); err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func (f *fixture) activate(t testing.TB, ka, kb *agreement.PrivateKeys) string {
-	t.Helper()
-	ctx := context.Background()
-	now := time.Now().UTC()
-	m := map[string]any{
-		"schema_version": 1, "id": agreement.NewID(), "version": 1,
-		"parties": []map[string]any{
-			{"party_id": f.a.PartyID, "name": f.a.Name, "key_id": ka.KeyID()},
-			{"party_id": f.b.PartyID, "name": f.b.Name, "key_id": kb.KeyID()},
-		},
-		"scope":              map[string]any{"types": []string{"indicator"}, "max_tlp": "amber", "unmarked": "allow"},
-		"reciprocity":        map[string]any{"ratio": "1:2", "grace": 10},
-		"escrow_deadline":    "72h",
-		"request_deadlines":  map[string]any{"acknowledge": "24h", "fulfil": "168h"},
-		"not_before":         now.Add(-time.Minute).Format(time.RFC3339),
-		"not_after":          now.Add(365 * 24 * time.Hour).Format(time.RFC3339),
-		"termination_notice": "0s",
-	}
-	raw, _ := json.Marshal(m)
-	doc, err := agreement.ParseDocument(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sign := func(k *agreement.PrivateKeys, p party.Principal, action agreement.Action) agreement.Signature {
-		sig, err := agreement.Sign(k, agreement.StatementFor(doc, action, p.PartyID, k.KeyID(), time.Now()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return sig
-	}
-	if _, _, err := f.ex.Propose(ctx, f.a, doc.Canonical(), sign(ka, f.a, agreement.ActionPropose)); err != nil {
-		t.Fatalf("propose: %v", err)
-	}
-	if _, _, err := f.ex.Sign(ctx, f.b, doc.ID, sign(kb, f.b, agreement.ActionCountersign)); err != nil {
-		t.Fatalf("countersign: %v", err)
-	}
-	return doc.ID
-}
-
 func (f *fixture) ingest(t testing.TB, p party.Principal, from, n int) {
 	t.Helper()
-	ctx := context.Background()
-	cs, err := f.ex.Collections(ctx, p, f.agreementID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	own := ""
-	for _, c := range cs {
-		if c.Write {
-			own = c.ID
-		}
-	}
-	var objs []json.RawMessage
-	for i := from; i < from+n; i++ {
-		objs = append(objs, json.RawMessage(fmt.Sprintf(`{"type":"indicator","spec_version":"2.1","id":"indicator--00000000-0000-4000-8000-%012d","created":"2026-01-01T00:00:00.000Z","modified":"2026-01-01T00:00:00.000Z","name":"C2 %d","pattern":"[ipv4-addr:value = '10.0.%d.%d']","pattern_type":"stix","valid_from":"2026-01-01T00:00:00Z"}`,
-			i, i, (i>>8)&255, i&255)))
-	}
-	res, err := f.ex.Ingest(ctx, p, f.agreementID, own, objs)
-	if err != nil || len(res.Status.Successes) != n {
-		t.Fatalf("ingest: %+v, %v", res.Status, err)
-	}
+	f.pair.Ingest(t, p, f.agreementID, from, n)
 }
 
 // browser is an HTTP client with a cookie jar that does not follow

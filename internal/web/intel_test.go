@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/exchange"
+	"github.com/parley-cti/parley/internal/exchange/exchangetest"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/stix"
 	"github.com/parley-cti/parley/internal/store"
@@ -48,12 +48,13 @@ func sdo(typ, id string, fields string) json.RawMessage {
 func newIntelWorld(t *testing.T) *intelWorld {
 	t.Helper()
 	w := &intelWorld{fixture: newFixture(t)}
-	w.x, w.tokX = w.party(t, "cert-x")
-	w.y, w.tokY = w.party(t, "hostile-y")
-	w.z, w.tokZ = w.party(t, "partner-z")
-	kx, ky, kz := w.keys(t, w.x), w.keys(t, w.y), w.keys(t, w.z)
-	w.xy = w.activateBetween(t, w.x, kx, w.y, ky)
-	w.xz = w.activateBetween(t, w.x, kx, w.z, kz)
+	x, y, z := w.pair.NewMember(t, "cert-x"), w.pair.NewMember(t, "hostile-y"), w.pair.NewMember(t, "partner-z")
+	w.x, w.tokX, w.y, w.tokY, w.z, w.tokZ = x.P, x.Token, y.P, y.Token, z.P, z.Token
+	// Agreements with a broad scope (indicators, malware, relationships up
+	// to TLP:RED).
+	broad := exchangetest.Terms{Types: []string{"indicator", "malware", "relationship"}, MaxTLP: "red", Ratio: "1:1", Grace: 2}
+	w.xy = w.pair.Activate(t, x, y, broad)
+	w.xz = w.pair.Activate(t, x, z, broad)
 	ind := func(id, name, pattern, extra string) json.RawMessage {
 		return sdo("indicator", id, fmt.Sprintf(`,"name":%q,"pattern":%q,"pattern_type":"stix","valid_from":"2026-01-01T00:00:00Z"%s`, name, pattern, extra))
 	}
@@ -79,46 +80,6 @@ func newIntelWorld(t *testing.T) *intelWorld {
 }
 
 func sorted(ids ...string) []string { slices.Sort(ids); return ids }
-
-// activateBetween makes an active agreement between a and b with a broad
-// scope (indicators, malware, relationships up to TLP:RED).
-func (w *intelWorld) activateBetween(t *testing.T, a party.Principal, ka *agreement.PrivateKeys, b party.Principal, kb *agreement.PrivateKeys) string {
-	t.Helper()
-	ctx := context.Background()
-	now := time.Now().UTC()
-	raw, _ := json.Marshal(map[string]any{
-		"schema_version": 1, "id": agreement.NewID(), "version": 1,
-		"parties": []map[string]any{
-			{"party_id": a.PartyID, "name": a.Name, "key_id": ka.KeyID()},
-			{"party_id": b.PartyID, "name": b.Name, "key_id": kb.KeyID()},
-		},
-		"scope":              map[string]any{"types": []string{"indicator", "malware", "relationship"}, "max_tlp": "red", "unmarked": "allow"},
-		"reciprocity":        map[string]any{"ratio": "1:1", "grace": 2},
-		"escrow_deadline":    "72h",
-		"request_deadlines":  map[string]any{"acknowledge": "24h", "fulfil": "168h"},
-		"not_before":         now.Add(-time.Minute).Format(time.RFC3339),
-		"not_after":          now.Add(365 * 24 * time.Hour).Format(time.RFC3339),
-		"termination_notice": "0s",
-	})
-	doc, err := agreement.ParseDocument(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sign := func(k *agreement.PrivateKeys, p party.Principal, action agreement.Action) agreement.Signature {
-		sig, err := agreement.Sign(k, agreement.StatementFor(doc, action, p.PartyID, k.KeyID(), time.Now()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return sig
-	}
-	if _, _, err := w.ex.Propose(ctx, a, doc.Canonical(), sign(ka, a, agreement.ActionPropose)); err != nil {
-		t.Fatalf("propose: %v", err)
-	}
-	if _, _, err := w.ex.Sign(ctx, b, doc.ID, sign(kb, b, agreement.ActionCountersign)); err != nil {
-		t.Fatalf("countersign: %v", err)
-	}
-	return doc.ID
-}
 
 // put contributes objs as p under agreement ag, over the same service
 // TAXII writes through.

@@ -16,10 +16,64 @@ import (
 	"github.com/parley-cti/parley/internal/store"
 )
 
-// Member is a party with its signing keys.
+// Member is a party with its signing keys and its API token.
 type Member struct {
-	P    party.Principal
-	Keys *agreement.PrivateKeys
+	P     party.Principal
+	Keys  *agreement.PrivateKeys
+	Token string
+}
+
+// NewMember creates a party named name and registers a new key set for it.
+func NewMember(t testing.TB, ps *party.Service, ex *exchange.Service, name string) Member {
+	t.Helper()
+	ctx := context.Background()
+	pt, secret, err := ps.Create(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := Member{Token: secret}
+	if m.P, err = ps.Authenticate(ctx, secret); err != nil || m.P.PartyID != pt.ID {
+		t.Fatalf("authenticate %s: %v", name, err)
+	}
+	if m.Keys, err = agreement.GenerateKeys(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ex.RegisterKeys(ctx, m.P, m.Keys.Public()); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// Terms are what an agreement document says beyond its parties: the STIX
+// types in scope, the highest TLP, the ratio ("get:give") and the grace.
+// Documents made here also say: escrow deadline 72h, requests acknowledged
+// in 24h and fulfilled in 168h, match cap 1,000, in force from an hour
+// before now for a year, no termination notice.
+type Terms struct {
+	Types  []string
+	MaxTLP string
+	Ratio  string
+	Grace  int
+}
+
+// DocumentTerms is the document, as a map to edit before it is signed, of
+// an agreement between a and b on terms, made at now.
+func DocumentTerms(a, b Member, terms Terms, now time.Time) map[string]any {
+	return map[string]any{
+		"schema_version": 1, "id": agreement.NewID(), "version": 1,
+		"parties": []map[string]any{
+			{"party_id": a.P.PartyID, "name": a.P.Name, "key_id": a.Keys.KeyID()},
+			{"party_id": b.P.PartyID, "name": b.P.Name, "key_id": b.Keys.KeyID()},
+		},
+		"scope":              map[string]any{"types": terms.Types, "max_tlp": terms.MaxTLP, "unmarked": "allow"},
+		"reciprocity":        map[string]any{"ratio": terms.Ratio, "grace": terms.Grace},
+		"escrow_deadline":    "72h",
+		"request_deadlines":  map[string]any{"acknowledge": "24h", "fulfil": "168h"},
+		"match_cap":          1000,
+		"not_before":         now.Add(-time.Hour).Format(time.RFC3339),
+		"not_after":          now.Add(365 * 24 * time.Hour).Format(time.RFC3339),
+		"termination_notice": "0s",
+	}
 }
 
 // Fixture is an agreement between A and B, in force at Now; Outsider is a
@@ -51,39 +105,8 @@ func New(t testing.TB, db store.Store, mutate func(map[string]any)) *Fixture {
 	f := &Fixture{T: t, St: db, Ex: exchange.New(db), Now: time.Now().UTC().Truncate(time.Second)}
 	f.Ex.SetClock(f.Clock())
 	ps := party.New(db)
-	for _, m := range []struct {
-		name string
-		to   *Member
-	}{{"alpha", &f.A}, {"bravo", &f.B}, {"outsider", &f.Outsider}} {
-		pt, secret, err := ps.Create(ctx, m.name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if m.to.P, err = ps.Authenticate(ctx, secret); err != nil || m.to.P.PartyID != pt.ID {
-			t.Fatalf("authenticate %s: %v", m.name, err)
-		}
-		if m.to.Keys, err = agreement.GenerateKeys(); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Ex.RegisterKeys(ctx, m.to.P, m.to.Keys.Public()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	terms := map[string]any{
-		"schema_version": 1, "id": agreement.NewID(), "version": 1,
-		"parties": []map[string]any{
-			{"party_id": f.A.P.PartyID, "name": "alpha", "key_id": f.A.Keys.KeyID()},
-			{"party_id": f.B.P.PartyID, "name": "bravo", "key_id": f.B.Keys.KeyID()},
-		},
-		"scope":              map[string]any{"types": []string{"indicator", "malware"}, "max_tlp": "amber", "unmarked": "allow"},
-		"reciprocity":        map[string]any{"ratio": "1:2", "grace": 10},
-		"escrow_deadline":    "72h",
-		"request_deadlines":  map[string]any{"acknowledge": "24h", "fulfil": "168h"},
-		"match_cap":          1000,
-		"not_before":         f.Now.Add(-time.Hour).Format(time.RFC3339),
-		"not_after":          f.Now.Add(365 * 24 * time.Hour).Format(time.RFC3339),
-		"termination_notice": "0s",
-	}
+	f.A, f.B, f.Outsider = NewMember(t, ps, f.Ex, "alpha"), NewMember(t, ps, f.Ex, "bravo"), NewMember(t, ps, f.Ex, "outsider")
+	terms := DocumentTerms(f.A, f.B, Terms{Types: []string{"indicator", "malware"}, MaxTLP: "amber", Ratio: "1:2", Grace: 10}, f.Now)
 	if mutate != nil {
 		mutate(terms)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/fault"
 	"github.com/parley-cti/parley/internal/matching"
+	"github.com/parley-cti/parley/internal/mirror"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/report"
 	"github.com/parley-cti/parley/internal/request"
@@ -60,6 +61,8 @@ func TestWriteErrorMapsKinds(t *testing.T) {
 		{"hash mismatch", fault.Errorf("%w: stated 00", escrow.ErrHashMismatch), 400, "hash_mismatch", "invalid: the ciphertext does not match its stated SHA-256: stated 00"},
 		{"report period", fault.Errorf("%w: from: required", report.ErrInvalid), 400, "invalid", "from: required"},
 		{"over cap", fault.Errorf("%w: 9 elements, cap 4", matching.ErrOverCap), 413, "over_cap", "invalid: more elements than the agreement's match_cap: 9 elements, cap 4"},
+		{"mirror definition", fault.Errorf("%w: the page limit must be 1 to %d", mirror.ErrInvalid, 1000), 400, "invalid", "invalid definition: the page limit must be 1 to 1000"},
+		{"mirror not found", mirror.ErrNotFound, 404, "not_found", "the resource does not exist or you do not have access to it"},
 		{"unavailable", fmt.Errorf("reading: %w", store.ErrUnavailable), 503, "unavailable", "the database is unavailable; retry shortly"},
 		{"disk full", store.ErrDiskFull, 503, "unavailable", "the database is unavailable; retry shortly"},
 		{"internal", errSQL, 500, "internal", "the server failed to handle the request; the operator's log has the details"},

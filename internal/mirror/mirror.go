@@ -37,7 +37,6 @@ package mirror
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -45,6 +44,7 @@ import (
 	"time"
 
 	"github.com/parley-cti/parley/internal/exchange"
+	"github.com/parley-cti/parley/internal/fault"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/store"
 	"github.com/parley-cti/parley/internal/wire"
@@ -54,10 +54,10 @@ import (
 var (
 	// ErrNotFound: no such mirror, or one of another party's. The two
 	// are one error on purpose.
-	ErrNotFound = errors.New("mirror: not found")
+	ErrNotFound = fault.Generic(fault.NotFound, "mirror: not found")
 	// ErrInvalid: the mirror's definition is unacceptable (URL, limit,
 	// missing collection).
-	ErrInvalid = errors.New("mirror: invalid definition")
+	ErrInvalid = fault.Tagged(fault.Invalid, "mirror", "invalid definition")
 )
 
 // Limits on a definition.
@@ -130,15 +130,15 @@ func (s *Service) Add(ctx context.Context, p party.Principal, spec Spec) (View, 
 	}
 	switch {
 	case spec.Agreement == "":
-		return View{}, fmt.Errorf("%w: name the agreement to feed", ErrInvalid)
+		return View{}, fault.Errorf("%w: name the agreement to feed", ErrInvalid)
 	case spec.Collection == "" || len(spec.Collection) > maxFieldBytes || strings.ContainsAny(spec.Collection, "/?#"):
-		return View{}, fmt.Errorf("%w: the source collection must be a collection id (no '/', '?' or '#')", ErrInvalid)
+		return View{}, fault.Errorf("%w: the source collection must be a collection id (no '/', '?' or '#')", ErrInvalid)
 	case len(spec.User) > maxFieldBytes || strings.Contains(spec.User, ":"):
-		return View{}, fmt.Errorf("%w: the source user must be at most %d bytes without ':'", ErrInvalid, maxFieldBytes)
+		return View{}, fault.Errorf("%w: the source user must be at most %d bytes without ':'", ErrInvalid, maxFieldBytes)
 	case len(spec.Token) > maxTokenBytes || strings.ContainsAny(spec.Token, "\r\n"):
-		return View{}, fmt.Errorf("%w: the source token must be one line of at most %d bytes", ErrInvalid, maxTokenBytes)
+		return View{}, fault.Errorf("%w: the source token must be one line of at most %d bytes", ErrInvalid, maxTokenBytes)
 	case spec.PageLimit < 0 || spec.PageLimit > MaxPageLimit:
-		return View{}, fmt.Errorf("%w: the page limit must be 1 to %d", ErrInvalid, MaxPageLimit)
+		return View{}, fault.Errorf("%w: the page limit must be 1 to %d", ErrInvalid, MaxPageLimit)
 	}
 	if spec.PageLimit == 0 {
 		spec.PageLimit = DefaultPageLimit
@@ -163,20 +163,20 @@ func (s *Service) Add(ctx context.Context, p party.Principal, spec Spec) (View, 
 // or fragment. It returns the URL ending in "/".
 func CheckSourceURL(raw string) (*url.URL, error) {
 	if len(raw) > maxURLBytes {
-		return nil, fmt.Errorf("%w: the source URL is longer than %d bytes", ErrInvalid, maxURLBytes)
+		return nil, fault.Errorf("%w: the source URL is longer than %d bytes", ErrInvalid, maxURLBytes)
 	}
 	u, err := url.Parse(raw)
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("%w: the source URL does not parse", ErrInvalid)
+		return nil, fault.Errorf("%w: the source URL does not parse", ErrInvalid)
 	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, fmt.Errorf("%w: the source URL must be http:// or https://", ErrInvalid)
+		return nil, fault.Errorf("%w: the source URL must be http:// or https://", ErrInvalid)
 	case u.Host == "":
-		return nil, fmt.Errorf("%w: the source URL has no host", ErrInvalid)
+		return nil, fault.Errorf("%w: the source URL has no host", ErrInvalid)
 	case u.User != nil:
-		return nil, fmt.Errorf("%w: put the source's credentials in the token, not in the URL", ErrInvalid)
+		return nil, fault.Errorf("%w: put the source's credentials in the token, not in the URL", ErrInvalid)
 	case u.RawQuery != "" || u.Fragment != "":
-		return nil, fmt.Errorf("%w: the source URL is an API root: no query or fragment", ErrInvalid)
+		return nil, fault.Errorf("%w: the source URL is an API root: no query or fragment", ErrInvalid)
 	}
 	if !strings.HasSuffix(u.Path, "/") {
 		u.Path += "/"
@@ -199,7 +199,7 @@ func (s *Service) contribution(ctx context.Context, p party.Principal, agreement
 			return c.ID, nil
 		}
 	}
-	return "", fmt.Errorf("%w: no contribution collection of yours under agreement %s (is it signed by both parties?)", exchange.ErrNotFound, agreement)
+	return "", fault.Errorf("%w: no contribution collection of yours under agreement %s (is it signed by both parties?)", exchange.ErrNotFound, agreement)
 }
 
 // List returns p's mirrors with their progress, oldest first.

@@ -81,8 +81,15 @@ func (s mirrors) Delete(ctx context.Context, id string) error {
 }
 
 // Claim is one statement on SQLite's single writer, so two claims are
-// ordered and the second sees the first's lease.
+// ordered and the second sees the first's lease. A reader looks first:
+// runners ask every second, and mostly nothing is due, which needs no
+// turn of the writer.
 func (s mirrors) Claim(ctx context.Context, now, until time.Time, lease string) (store.Mirror, error) {
+	var due int
+	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM mirrors WHERE next_attempt <= ? AND lease_until <= ? LIMIT 1`, micros(now), micros(now)).Scan(&due)
+	if err != nil {
+		return store.Mirror{}, fmt.Errorf("claiming a mirror: %w", mapErr(err))
+	}
 	m, err := scanMirror(s.w.QueryRowContext(ctx, `UPDATE mirrors SET lease = ?, lease_until = ?
 		WHERE id = (SELECT id FROM mirrors WHERE next_attempt <= ? AND lease_until <= ? ORDER BY next_attempt, id LIMIT 1)
 		RETURNING `+mirrorCols, lease, micros(until), micros(now), micros(now)))

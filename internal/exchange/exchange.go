@@ -405,6 +405,9 @@ func (s *Service) IngestGranted(ctx context.Context, p party.Principal, g Grant,
 			if err := tx.Credits().Reach(ctx, c.Agreement, ag.Counterpart(p.PartyID), p.PartyID, stored); err != nil {
 				return err
 			}
+			if err := markStored(ctx, tx, c.Agreement, p.PartyID, keep, kept); err != nil {
+				return err
+			}
 		}
 		digest := sha256.New()
 		added, credited := 0, 0

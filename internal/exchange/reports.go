@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"math"
 	"strconv"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/parley-cti/parley/internal/fault"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/party"
+	"github.com/parley-cti/parley/internal/stix"
 	"github.com/parley-cti/parley/internal/store"
 )
 
@@ -83,6 +85,107 @@ func (s *Service) ReleasedObjects(ctx context.Context, p party.Principal, agreem
 		last := pg.Objects[len(pg.Objects)-1]
 		q.After = store.Position{DateAdded: last.DateAdded, Seq: last.Seq}
 	}
+}
+
+// markStored records, in the transaction of an ingest under agreementID,
+// the type and TLP level of each version it stored (or found stored) in
+// partyID's collection, so that ReleasedTally counts them without reading
+// them (store.Credits.Mark keeps the latest version of each credited one).
+func markStored(ctx context.Context, tx store.Handle, agreementID, partyID string, objs []store.Object, parsed []*stix.Object) error {
+	marks := make([]store.Mark, len(objs))
+	for i, o := range objs {
+		marks[i] = store.Mark{ObjectID: o.ID, Type: o.Type, TLP: tlpLevel(parsed[i].Markings), Version: o.Version}
+	}
+	return tx.Credits().Mark(ctx, agreementID, partyID, marks)
+}
+
+// tlpLevel is the most restrictive TLP level among object marking refs;
+// -1 when there is none.
+func tlpLevel(refs []string) int {
+	best := -1
+	for _, r := range refs {
+		if l, ok := stix.TLPLevel(r); ok && l > best {
+			best = l
+		}
+	}
+	return best
+}
+
+// ReleasedTally counts, by type and TLP level (of the latest version),
+// contributor's contributions under agreementID with ordinals at most upTo:
+// the objects ReleasedObjects would list, from the stored tallies rather
+// than the objects. Both parties may ask in both directions; anyone else
+// gets ErrNotFound. Contributions credited before tallies existed are
+// marked on first use, once, under the agreement's lock.
+func (s *Service) ReleasedTally(ctx context.Context, p party.Principal, agreementID, contributor string, upTo int64) ([]store.Tally, error) {
+	a, err := s.Agreement(ctx, p, agreementID)
+	if err != nil {
+		return nil, err
+	}
+	if contributor != a.Record.PartyA && contributor != a.Record.PartyB {
+		return nil, fault.Errorf("%w: %s is not a party to %s", ErrNotFound, contributor, agreementID)
+	}
+	if upTo <= 0 {
+		return []store.Tally{}, nil
+	}
+	marked, err := s.st.Credits().Marked(ctx, agreementID, contributor)
+	if err != nil {
+		return nil, err
+	}
+	if !marked {
+		if err := s.markAll(ctx, agreementID, contributor); err != nil {
+			return nil, fault.Errorf("marking the contributions of %s under %s: %w", contributor, agreementID, err)
+		}
+	}
+	return s.st.Credits().Tally(ctx, agreementID, contributor, upTo)
+}
+
+// markAll marks the latest version of every contribution of contributor
+// under agreementID (those credited before marks existed), then records
+// that all are marked.
+func (s *Service) markAll(ctx context.Context, agreementID, contributor string) error {
+	return s.st.Update(ctx, func(tx store.Handle) error {
+		if err := tx.Agreements().Lock(ctx, agreementID); err != nil {
+			return err
+		}
+		if done, err := tx.Credits().Marked(ctx, agreementID, contributor); err != nil || done {
+			return err
+		}
+		cs, err := tx.Collections().List(ctx, agreementID)
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			if c.Agreement != agreementID || c.Contributor != contributor {
+				continue
+			}
+			q := store.ObjectQuery{Collection: c.ID, Limit: 1000,
+				Released: &store.ReleaseBound{Agreement: agreementID, Contributor: contributor, UpTo: math.MaxInt64}}
+			for {
+				pg, err := tx.Objects().Query(ctx, q)
+				if err != nil {
+					return err
+				}
+				marks := make([]store.Mark, len(pg.Objects))
+				for i, o := range pg.Objects {
+					var refs struct {
+						Markings []string `json:"object_marking_refs"`
+					}
+					_ = json.Unmarshal(o.Raw, &refs) // stored objects are valid; a bad one counts as unmarked
+					marks[i] = store.Mark{ObjectID: o.ID, Type: o.Type, TLP: tlpLevel(refs.Markings), Version: o.Version}
+				}
+				if err := tx.Credits().Mark(ctx, agreementID, contributor, marks); err != nil {
+					return err
+				}
+				if !pg.More || len(pg.Objects) == 0 {
+					break
+				}
+				last := pg.Objects[len(pg.Objects)-1]
+				q.After = store.Position{DateAdded: last.DateAdded, Seq: last.Seq}
+			}
+		}
+		return tx.Credits().SetMarked(ctx, agreementID, contributor)
+	})
 }
 
 // CountersignReport records p's signature of the joint report on

@@ -342,7 +342,47 @@ type Credits interface {
 	WithdrawContest(ctx context.Context, agreementID, id string, at time.Time, withdrawal []byte, ledgerIndex int64) (Contest, error)
 	// Contests returns the agreement's contests, oldest first.
 	Contests(ctx context.Context, agreementID string) ([]Contest, error)
+	// Mark records the STIX type and TLP level of stored versions of
+	// party's contributions, in order, so that Tally can count them
+	// without reading a single object. A mark whose object is not a
+	// credited contribution of party under the agreement is ignored; one
+	// older than (or as old as) the version already marked for its object
+	// changes nothing. Callers hold the agreement's Lock and mark, in the
+	// transaction that stores them, every version they store in the
+	// party's agreement collection and every object that earns credit.
+	Mark(ctx context.Context, agreementID, partyID string, marks []Mark) error
+	// Tally counts party's contributions with ordinals in [1, upTo] by
+	// the type and TLP level of their latest marked version, reading
+	// O(upTo/1024 × types × levels) rows, never every contribution.
+	Tally(ctx context.Context, agreementID, partyID string, upTo int64) ([]Tally, error)
+	// Marked reports whether every contribution of party has its mark:
+	// false only for contributions credited before marks existed, until
+	// SetMarked.
+	Marked(ctx context.Context, agreementID, partyID string) (bool, error)
+	// SetMarked records that every contribution of party is marked (after
+	// a backfill under the agreement's Lock).
+	SetMarked(ctx context.Context, agreementID, partyID string) error
 }
+
+// Mark is the type and TLP level of one stored version of an object.
+type Mark struct {
+	ObjectID string
+	Type     string
+	TLP      int // the most restrictive TLP level of its object_marking_refs (stix.TLPLevel); -1: none
+	Version  time.Time
+}
+
+// Tally is how many contributions have one type and TLP level.
+type Tally struct {
+	Type string
+	TLP  int // as in Mark
+	N    int64
+}
+
+// TallyBlock is how many consecutive ordinals one stored tally row sums:
+// Tally reads the rows of the whole blocks below upTo and the marks of
+// the last, partial one.
+const TallyBlock = 1024
 
 // Party is an organisation that exchanges intelligence through parley.
 type Party struct {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-cti/parley/internal/ledger"
+	"github.com/parley-cti/parley/internal/report"
 	"github.com/parley-cti/parley/internal/stix"
 	"github.com/parley-cti/parley/internal/store"
 )
@@ -22,7 +24,7 @@ import (
 // page, an object page with its graph, and a 1,000-object export.
 // PARLEY_BENCH_MILLION=1 seeds 1,000,000 (several minutes), and
 // PARLEY_BENCH_OBJECTS=n seeds n; the default is 20,000. The seed goes through the store directly (the objects, their
-// credits and the release), not through ingest, so that it takes minutes
+// credits, their marks and the release), not through ingest, so that it takes minutes
 // rather than the ingest benchmark's time.
 func BenchmarkIntelPages(b *testing.B) {
 	n := 20000
@@ -36,6 +38,14 @@ func BenchmarkIntelPages(b *testing.B) {
 	start := time.Now()
 	base := seedIntel(b, f, n)
 	b.Logf("seeded %d objects in %s", n, time.Since(start).Round(time.Second))
+	// The joint report counts every seeded object as released, by type.
+	rep, err := report.New(f.ex, f.st.Ledger(), nil).Build(context.Background(), f.b, f.agreementID, base.Add(-time.Hour), time.Now().Add(time.Hour))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if sd := rep.Facts.Sides[0]; sd.ReleasedTotal < int64(n) || sd.ByType["indicator"]+sd.ByType["malware"]+sd.ByType["relationship"] != sd.Released {
+		b.Fatalf("the joint report of the seed: %+v", sd)
+	}
 	mux := http.NewServeMux()
 	f.dash.Register(mux)
 	reader, _ := f.dash.sessions.create(f.b, f.dash.now())
@@ -117,6 +127,7 @@ func seedIntel(tb testing.TB, f *fixture, n int) time.Time {
 	for lo := 0; lo < n; lo += chunk {
 		var objs []store.Object
 		var items []store.Contribution
+		var marks []store.Mark
 		for i := lo; i < min(lo+chunk, n); i++ {
 			tlp := stix.TLPGreen
 			if i%10 == 0 {
@@ -137,6 +148,11 @@ func seedIntel(tb testing.TB, f *fixture, n int) time.Time {
 			v := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 			objs = append(objs, store.Object{ID: id, Type: typ, SpecVersion: "2.1", Version: v, DateAdded: base.Add(time.Duration(i) * time.Microsecond), Raw: []byte(raw)})
 			items = append(items, store.Contribution{ObjectID: id, Weight: 1})
+			level, _ := stix.TLPLevel(tlp)
+			if typ == "relationship" {
+				level = -1 // unmarked
+			}
+			marks = append(marks, store.Mark{ObjectID: id, Type: typ, TLP: level, Version: v})
 		}
 		err := f.st.Update(ctx, func(tx store.Handle) error {
 			if err := tx.Agreements().Lock(ctx, f.agreementID); err != nil {
@@ -145,8 +161,10 @@ func seedIntel(tb testing.TB, f *fixture, n int) time.Time {
 			if _, err := tx.Objects().Put(ctx, own, objs); err != nil {
 				return err
 			}
-			_, err := tx.Credits().Contribute(ctx, f.agreementID, f.a.PartyID, items, base)
-			return err
+			if _, err := tx.Credits().Contribute(ctx, f.agreementID, f.a.PartyID, items, base); err != nil {
+				return err
+			}
+			return tx.Credits().Mark(ctx, f.agreementID, f.a.PartyID, marks)
 		})
 		if err != nil {
 			tb.Fatal(err)
@@ -164,7 +182,16 @@ func seedIntel(tb testing.TB, f *fixture, n int) time.Time {
 		if err := tx.Credits().SetReleased(ctx, f.agreementID, f.b.PartyID, bal.Contributed); err != nil {
 			return err
 		}
-		return tx.Credits().Reach(ctx, f.agreementID, f.b.PartyID, f.a.PartyID, last)
+		if err := tx.Credits().Reach(ctx, f.agreementID, f.b.PartyID, f.a.PartyID, last); err != nil {
+			return err
+		}
+		// The release's ledger entry, so that the joint report counts
+		// every seeded object as released in its period.
+		_, err := ledger.Append(ctx, tx.Ledger(), ledger.Entry{Kind: ledger.KindFeedReleased, Agreement: f.agreementID,
+			Subject: fmt.Sprintf("release--%s--%s--%d", f.agreementID, f.b.PartyID, bal.Contributed), Time: time.Now().UTC().Truncate(time.Microsecond),
+			Parties: []string{f.b.PartyID, f.a.PartyID},
+			Attrs:   map[string]string{"recipient": f.b.PartyID, "contributor": f.a.PartyID, "from": "1", "to": strconv.FormatInt(bal.Contributed, 10)}})
+		return err
 	})
 	if err != nil {
 		tb.Fatal(err)

@@ -56,6 +56,9 @@ var loadable = []loadTable{
 	{"mirrors", []string{"id", "party_id", "agreement_id", "created_at", "source_url", "source_collection", "source_user", "source_token",
 		"page_limit", "added_after", "next_token", "session_last", "accepted", "refused", "last_refusal", "pages", "last_success", "last_error", "last_error_at",
 		"failures", "next_attempt", "lease", "lease_until"}},
+	{"credit_marks", []string{"agreement_id", "party_id", "object_id", "ord", "type", "tlp", "version"}},
+	{"credit_tallies", []string{"agreement_id", "party_id", "block", "type", "tlp", "n"}},
+	{"credit_marks_pending", []string{"agreement_id", "party_id"}},
 }
 
 type loadTable struct {

@@ -513,6 +513,36 @@ CREATE TABLE mirrors (
 CREATE INDEX mirrors_by_party ON mirrors(party_id, created_at);
 CREATE INDEX mirrors_due ON mirrors(next_attempt);
 `},
+	// 20: the joint report's counts by type and TLP (issue 17), as in the
+	// SQLite backend.
+	{"report counts by type and TLP", `
+CREATE TABLE credit_marks (
+	agreement_id TEXT NOT NULL REFERENCES agreements(id),
+	party_id     TEXT NOT NULL,
+	object_id    TEXT NOT NULL,
+	ord          BIGINT NOT NULL,
+	type         TEXT NOT NULL,
+	tlp          INTEGER NOT NULL,
+	version      BIGINT NOT NULL,
+	PRIMARY KEY (agreement_id, party_id, object_id)
+);
+CREATE UNIQUE INDEX credit_marks_ord ON credit_marks(agreement_id, party_id, ord);
+CREATE TABLE credit_tallies (
+	agreement_id TEXT NOT NULL REFERENCES agreements(id),
+	party_id     TEXT NOT NULL,
+	block        BIGINT NOT NULL,
+	type         TEXT NOT NULL,
+	tlp          INTEGER NOT NULL,
+	n            BIGINT NOT NULL,
+	PRIMARY KEY (agreement_id, party_id, block, type, tlp)
+);
+CREATE TABLE credit_marks_pending (
+	agreement_id TEXT NOT NULL REFERENCES agreements(id),
+	party_id     TEXT NOT NULL,
+	PRIMARY KEY (agreement_id, party_id)
+);
+INSERT INTO credit_marks_pending(agreement_id, party_id) SELECT DISTINCT agreement_id, party_id FROM agreement_credits;
+`},
 }
 
 // migrationLock serialises migrations of one schema across every instance

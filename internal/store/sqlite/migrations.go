@@ -497,6 +497,40 @@ CREATE TABLE mirrors (
 CREATE INDEX mirrors_by_party ON mirrors(party_id, created_at);
 CREATE INDEX mirrors_due ON mirrors(next_attempt);
 `,
+	// 20: the joint report's counts by type and TLP (issue 17): each
+	// credited contribution's type and TLP level (of its latest version),
+	// and their sums per block of store.TallyBlock ordinals, kept in the
+	// transaction that stores them, so that a report reads O(blocks)
+	// rows instead of every object. Contributions credited before have no
+	// mark: credit_marks_pending names their parties until a backfill.
+	`
+CREATE TABLE credit_marks (
+	agreement_id TEXT NOT NULL REFERENCES agreements(id),
+	party_id     TEXT NOT NULL,
+	object_id    TEXT NOT NULL,
+	ord          INTEGER NOT NULL,
+	type         TEXT NOT NULL,
+	tlp          INTEGER NOT NULL,
+	version      INTEGER NOT NULL,
+	PRIMARY KEY (agreement_id, party_id, object_id)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX credit_marks_ord ON credit_marks(agreement_id, party_id, ord);
+CREATE TABLE credit_tallies (
+	agreement_id TEXT NOT NULL REFERENCES agreements(id),
+	party_id     TEXT NOT NULL,
+	block        INTEGER NOT NULL,
+	type         TEXT NOT NULL,
+	tlp          INTEGER NOT NULL,
+	n            INTEGER NOT NULL,
+	PRIMARY KEY (agreement_id, party_id, block, type, tlp)
+) WITHOUT ROWID;
+CREATE TABLE credit_marks_pending (
+	agreement_id TEXT NOT NULL REFERENCES agreements(id),
+	party_id     TEXT NOT NULL,
+	PRIMARY KEY (agreement_id, party_id)
+) WITHOUT ROWID;
+INSERT INTO credit_marks_pending(agreement_id, party_id) SELECT DISTINCT agreement_id, party_id FROM agreement_credits;
+`,
 }
 
 // searchColumns computes, from an object's collection k, type ty and JSON

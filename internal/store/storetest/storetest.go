@@ -57,6 +57,7 @@ func Run(t *testing.T, open Opener) {
 		{"Verifications", testVerifications},
 		{"Nodes", testNodes},
 		{"Mirrors", testMirrors},
+		{"Tallies", testTallies},
 		{"LedgerConcurrentAppend", testLedgerConcurrentAppend},
 		{"LedgerRollback", testLedgerRollback},
 		{"SecondConnectionRefused", testSecondConnectionRefused},

@@ -115,3 +115,18 @@ func ReplaceSetting(ctx context.Context, dir, key string, value []byte) error {
 		return one(res, err, "replace setting "+key)
 	})
 }
+
+// ForgetMarks makes the database look as if it had been migrated from
+// before the joint report's tallies existed (migration 20): no marks, no
+// tallies, and every party with credits pending a backfill.
+func ForgetMarks(ctx context.Context, dir string) error {
+	return exec(ctx, dir, func(tx *sql.Tx) error {
+		for _, q := range []string{`DELETE FROM credit_marks`, `DELETE FROM credit_tallies`, `DELETE FROM credit_marks_pending`,
+			`INSERT INTO credit_marks_pending(agreement_id, party_id) SELECT DISTINCT agreement_id, party_id FROM agreement_credits`} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("%s: %w", q, err)
+			}
+		}
+		return nil
+	})
+}

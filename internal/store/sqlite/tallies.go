@@ -1,0 +1,131 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/parley-cti/parley/internal/store"
+)
+
+// The joint report's counts by type and TLP (store.Credits.Mark and
+// Tally): credit_marks holds each credited contribution's type and TLP
+// level, credit_tallies their sums per block of store.TallyBlock ordinals.
+
+// markChunk bounds the ids of one statement.
+const markChunk = 200
+
+func (s credits) Mark(ctx context.Context, agreementID, partyID string, marks []store.Mark) error {
+	if len(marks) == 0 {
+		return nil
+	}
+	var ids []string
+	seen := map[string]bool{}
+	for _, m := range marks {
+		if !seen[m.ObjectID] {
+			seen[m.ObjectID] = true
+			ids = append(ids, m.ObjectID)
+		}
+	}
+	cur := map[string]*store.MarkRow{}
+	for len(ids) > 0 {
+		n := min(len(ids), markChunk)
+		args := []any{agreementID, partyID}
+		for _, id := range ids[:n] {
+			args = append(args, id)
+		}
+		ids = ids[n:]
+		rows, err := s.w.QueryContext(ctx, `SELECT c.object_id, c.ord, m.type, m.tlp, m.version FROM agreement_credits c
+			LEFT JOIN credit_marks m ON m.agreement_id = c.agreement_id AND m.party_id = c.party_id AND m.object_id = c.object_id
+			WHERE c.agreement_id = ? AND c.party_id = ? AND c.object_id IN (?`+strings.Repeat(`, ?`, n-1)+`)`, args...)
+		if err != nil {
+			return fmt.Errorf("agreement %s marks: %w", agreementID, mapErr(err))
+		}
+		for rows.Next() {
+			r := &store.MarkRow{}
+			var typ sql.NullString
+			var tlp, version sql.NullInt64
+			if err := rows.Scan(&r.ObjectID, &r.Ord, &typ, &tlp, &version); err != nil {
+				rows.Close()
+				return fmt.Errorf("agreement %s marks: %w", agreementID, mapErr(err))
+			}
+			r.Type, r.TLP, r.Version, r.Exists = typ.String, int(tlp.Int64), version.Int64, typ.Valid
+			cur[r.ObjectID] = r
+		}
+		if err := rows.Close(); err != nil {
+			return mapErr(err)
+		}
+		if err := rows.Err(); err != nil {
+			return mapErr(err)
+		}
+	}
+	changed, delta := store.PlanMarks(cur, marks)
+	for len(changed) > 0 {
+		n := min(len(changed), markChunk)
+		args := make([]any, 0, 7*n)
+		for _, r := range changed[:n] {
+			args = append(args, agreementID, partyID, r.ObjectID, r.Ord, r.Type, r.TLP, r.Version)
+		}
+		changed = changed[n:]
+		const row = `(?, ?, ?, ?, ?, ?, ?)`
+		_, err := s.w.ExecContext(ctx, `INSERT INTO credit_marks(agreement_id, party_id, object_id, ord, type, tlp, version) VALUES `+
+			row+strings.Repeat(`, `+row, n-1)+`
+			ON CONFLICT(agreement_id, party_id, object_id) DO UPDATE SET type = excluded.type, tlp = excluded.tlp, version = excluded.version`, args...)
+		if err != nil {
+			return fmt.Errorf("agreement %s marks: %w", agreementID, mapErr(err))
+		}
+	}
+	for k, n := range delta {
+		_, err := s.w.ExecContext(ctx, `INSERT INTO credit_tallies(agreement_id, party_id, block, type, tlp, n) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT(agreement_id, party_id, block, type, tlp) DO UPDATE SET n = n + excluded.n`, agreementID, partyID, k.Block, k.Type, k.TLP, n)
+		if err != nil {
+			return fmt.Errorf("agreement %s tallies: %w", agreementID, mapErr(err))
+		}
+	}
+	return nil
+}
+
+func (s credits) Tally(ctx context.Context, agreementID, partyID string, upTo int64) ([]store.Tally, error) {
+	if upTo <= 0 {
+		return []store.Tally{}, nil
+	}
+	whole, from := store.TallyBounds(upTo)
+	rows, err := s.r.QueryContext(ctx, `SELECT type, tlp, SUM(n) FROM credit_tallies WHERE agreement_id = ? AND party_id = ? AND block < ? GROUP BY type, tlp
+		UNION ALL
+		SELECT type, tlp, COUNT(*) FROM credit_marks INDEXED BY credit_marks_ord WHERE agreement_id = ? AND party_id = ? AND ord >= ? AND ord <= ? GROUP BY type, tlp`,
+		agreementID, partyID, whole, agreementID, partyID, from, upTo)
+	if err != nil {
+		return nil, fmt.Errorf("agreement %s tally: %w", agreementID, mapErr(err))
+	}
+	defer rows.Close()
+	var out []store.Tally
+	for rows.Next() {
+		var t store.Tally
+		if err := rows.Scan(&t.Type, &t.TLP, &t.N); err != nil {
+			return nil, fmt.Errorf("agreement %s tally: %w", agreementID, mapErr(err))
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, mapErr(err)
+	}
+	return store.SumTallies(out), nil
+}
+
+func (s credits) Marked(ctx context.Context, agreementID, partyID string) (bool, error) {
+	var one int
+	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM credit_marks_pending WHERE agreement_id = ? AND party_id = ?`, agreementID, partyID).Scan(&one)
+	if err == sql.ErrNoRows {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("agreement %s marks: %w", agreementID, mapErr(err))
+	}
+	return false, nil
+}
+
+func (s credits) SetMarked(ctx context.Context, agreementID, partyID string) error {
+	_, err := s.w.ExecContext(ctx, `DELETE FROM credit_marks_pending WHERE agreement_id = ? AND party_id = ?`, agreementID, partyID)
+	return mapErr(err)
+}

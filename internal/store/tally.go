@@ -1,0 +1,109 @@
+package store
+
+import (
+	"slices"
+	"strings"
+)
+
+// What both backends share of Credits.Mark: deciding, from the marks
+// already stored, which marks change and what that does to the tallies.
+// Only the reading and writing of rows differs between them.
+
+// MarkRow is the stored mark of one credited contribution.
+type MarkRow struct {
+	ObjectID string
+	Ord      int64
+	Type     string
+	TLP      int
+	Version  int64 // microseconds since the epoch
+	Exists   bool  // a mark is stored (false: only the credit is)
+}
+
+// TallyKey names one stored tally row of an agreement and party.
+type TallyKey struct {
+	Block int64
+	Type  string
+	TLP   int
+}
+
+// PlanMarks applies marks, in order, to cur (the credited contributions
+// among the marks' objects, by object id, with their stored marks) and
+// returns the rows to write, in first-changed order, and the change of
+// each tally. A mark of an object not in cur is ignored, and so is one not
+// newer than the stored mark.
+func PlanMarks(cur map[string]*MarkRow, marks []Mark) ([]*MarkRow, map[TallyKey]int64) {
+	var changed []*MarkRow
+	seen := map[string]bool{}
+	delta := map[TallyKey]int64{}
+	for _, m := range marks {
+		r := cur[m.ObjectID]
+		if r == nil {
+			continue
+		}
+		v := m.Version.UnixMicro()
+		if m.Version.IsZero() {
+			v = 0
+		}
+		if r.Exists && v <= r.Version {
+			continue
+		}
+		if r.Exists {
+			delta[TallyKey{r.Ord / TallyBlock, r.Type, r.TLP}]--
+		}
+		delta[TallyKey{r.Ord / TallyBlock, m.Type, m.TLP}]++
+		r.Type, r.TLP, r.Version, r.Exists = m.Type, m.TLP, v, true
+		if !seen[m.ObjectID] {
+			seen[m.ObjectID] = true
+			changed = append(changed, r)
+		}
+	}
+	for k, n := range delta {
+		if n == 0 {
+			delete(delta, k)
+		}
+	}
+	return changed, delta
+}
+
+// TallyBounds returns, for Credits.Tally up to upTo, the blocks to sum
+// whole (those below the returned block) and the first ordinal of the
+// partial block whose marks are counted one by one (through upTo).
+func TallyBounds(upTo int64) (wholeBelow, partialFrom int64) {
+	k := (upTo + 1) / TallyBlock
+	return k, k * TallyBlock
+}
+
+// SumTallies adds up rows of (type, level, count), dropping zeros, in
+// order of type then level.
+func SumTallies(rows []Tally) []Tally {
+	type key struct {
+		t string
+		l int
+	}
+	m := map[key]int64{}
+	var order []key
+	for _, r := range rows {
+		k := key{r.Type, r.TLP}
+		if _, ok := m[k]; !ok {
+			order = append(order, k)
+		}
+		m[k] += r.N
+	}
+	out := make([]Tally, 0, len(order))
+	for _, k := range order {
+		if m[k] != 0 {
+			out = append(out, Tally{Type: k.t, TLP: k.l, N: m[k]})
+		}
+	}
+	sortTallies(out)
+	return out
+}
+
+func sortTallies(ts []Tally) {
+	slices.SortFunc(ts, func(a, b Tally) int {
+		if c := strings.Compare(a.Type, b.Type); c != 0 {
+			return c
+		}
+		return a.TLP - b.TLP
+	})
+}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/parley-cti/parley/internal/agreement"
@@ -19,7 +20,7 @@ import (
 )
 
 func init() {
-	register(command{"verify", "check the ledger: checkpoint, consistency, receipts, replayed balances: verify [--log-key VKEY] [--receipt N] [--require-cosigner NAME|VKEY] [--upload]", cmdVerify})
+	register(command{"verify", "check the ledger: checkpoint, consistency, receipts, replayed balances: verify [--log-key VKEY] [--receipt N] [--require-cosigner NAME|VKEY] [--upload] | verify list [--limit N]", cmdVerify})
 }
 
 // profileName is the profile a client command runs as ("default" when
@@ -90,6 +91,9 @@ func (l *int64List) Set(v string) error {
 }
 
 func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "list" {
+		return cmdVerifyList(ctx, args[1:], stdout, stderr)
+	}
 	fs := newFlags("verify", stderr)
 	cf := addClientFlags(fs)
 	logKey := fs.String("log-key", env("log-key", ""), "the log's verifier key, pinned instead of trusting the server on first use")
@@ -160,6 +164,49 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return uploadVerification(ctx, c, p, rep, stderr)
 	}
 	return nil
+}
+
+// cmdVerifyList lists the verifications the party uploaded (verify
+// --upload), newest first: what the dashboard shows in place of the
+// server's claim about itself.
+func cmdVerifyList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("verify list", stderr)
+	cf := addClientFlags(fs)
+	limit := fs.Int("limit", 20, "how many to list, newest first (1 to 100)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
+	}
+	if *limit < 1 || *limit > 100 {
+		return fmt.Errorf("%w: --limit must be 1 to 100", errUsage)
+	}
+	c, _, err := cf.client()
+	if err != nil {
+		return err
+	}
+	vs, err := c.Verifications(ctx, *limit)
+	if err != nil {
+		return err
+	}
+	if vs == nil {
+		vs = []client.Verification{}
+	}
+	return emit(stdout, cf.json, vs, func() {
+		if len(vs) == 0 {
+			fmt.Fprintln(stdout, "no verifications uploaded yet; run parley verify --upload")
+			return
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "#\tVERIFIED\tSIZE\tYOUR ENTRIES\tRESULT\tKEY\tROOT\tRECEIVED")
+		for _, v := range vs {
+			fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", v.Seq, v.VerifiedAt.UTC().Format(time.RFC3339), v.Size, v.Entries,
+				v.Statement.Result, v.Statement.KeyID, v.Root, v.ReceivedAt.UTC().Format(time.RFC3339))
+		}
+		tw.Flush()
+	})
 }
 
 // uploadVerification signs, with the profile's own keys, what this

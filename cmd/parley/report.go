@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"text/tabwriter"
 	"time"
 
 	"github.com/parley-cti/parley/internal/agreement"
@@ -20,13 +21,16 @@ import (
 )
 
 func init() {
-	register(command{"report", "the joint report on an agreement: report --agreement ID --from T --to T [--format json|html|pdf] [--out FILE] | report sign --agreement ID --from T --to T", cmdReport})
+	register(command{"report", "the joint report on an agreement: report --agreement ID --from T --to T [--format json|html|pdf] [--out FILE] | report sign --agreement ID --from T --to T | report signatures --agreement ID", cmdReport})
 }
 
 // chromiumPath is the browser `--format pdf` prints with (env PARLEY_CHROMIUM).
 var chromiumPath = env("chromium", "/usr/bin/chromium")
 
 func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "signatures" {
+		return cmdReportSignatures(ctx, args[1:], stdout, stderr)
+	}
 	sign := len(args) > 0 && args[0] == "sign"
 	name := "report"
 	if sign {
@@ -206,4 +210,116 @@ func signReport(ctx context.Context, cf *clientFlags, prof profile, c *client.Cl
 	return emit(stdout, cf.json, sig, func() {
 		fmt.Fprintf(stdout, "signed report %s on %s from %s to %s (ledger entry %d)\n", rep.Hash, rep.Facts.Agreement, rep.Facts.From, rep.Facts.To, sig.LedgerIndex)
 	})
+}
+
+// checkedSignature is a stored report signature as `report signatures`
+// checked it on the party's own machine.
+type checkedSignature struct {
+	client.ReportSignature
+	// Check is "ok" when the statement's Ed25519 signature verifies
+	// against the signer's registered key and says what the server lists
+	// (party, key, period, report hash); otherwise why not.
+	Check string `json:"check"`
+}
+
+// cmdReportSignatures lists the report signatures recorded under an
+// agreement with their signed statements, and checks each one here: the
+// signature against the signer's registered key, and the statement
+// against what the server says it signs.
+func cmdReportSignatures(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("report signatures", stderr)
+	cf := addClientFlags(fs)
+	agr := fs.String("agreement", "", "the agreement (id or a unique prefix)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 || *agr == "" {
+		return fmt.Errorf("%w: report signatures takes --agreement ID only", errUsage)
+	}
+	c, _, err := cf.client()
+	if err != nil {
+		return err
+	}
+	id, err := resolveID(ctx, c, "agreement", *agr)
+	if err != nil {
+		return err
+	}
+	sigs, err := c.ReportSignatures(ctx, id)
+	if err != nil {
+		return err
+	}
+	out := make([]checkedSignature, len(sigs))
+	failed := 0
+	for i, sg := range sigs {
+		out[i] = checkedSignature{ReportSignature: sg, Check: checkReportSignature(clientKeys{ctx: ctx, c: c, party: sg.Party}, id, sg)}
+		if out[i].Check != "ok" {
+			failed++
+		}
+	}
+	err = emit(stdout, cf.json, out, func() {
+		if len(out) == 0 {
+			fmt.Fprintln(stdout, "no report signatures with a stored statement under this agreement")
+			return
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "LEDGER\tPARTY\tKEY\tFROM\tTO\tREPORT\tSIGNATURE")
+		for _, x := range out {
+			fmt.Fprintf(tw, "#%d\t%s\t%s\t%s\t%s\t%s\t%s\n", x.LedgerIndex, x.Party, x.KeyID, x.From.UTC().Format(time.RFC3339Nano),
+				x.To.UTC().Format(time.RFC3339Nano), x.ReportHash, x.Check)
+		}
+		tw.Flush()
+	})
+	if err == nil && failed > 0 {
+		err = fmt.Errorf("%d of %d report signature(s) did not check", failed, len(out))
+	}
+	return err
+}
+
+// checkReportSignature returns "ok", or why sg's statement does not check.
+func checkReportSignature(keys agreement.KeyResolver, agreementID string, sg client.ReportSignature) string {
+	if len(sg.Statement) == 0 {
+		return "FAILED: no statement"
+	}
+	var sr agreement.SignedReport
+	if err := json.Unmarshal(sg.Statement, &sr); err != nil {
+		return "FAILED: the statement does not decode: " + err.Error()
+	}
+	switch {
+	case sr.AgreementID != agreementID || sr.PartyID != sg.Party || sr.KeyID != sg.KeyID || sr.ReportHash != sg.ReportHash ||
+		!sr.From.Equal(sg.From) || !sr.To.Equal(sg.To):
+		return "FAILED: the statement says something other than the server lists"
+	}
+	if err := agreement.VerifyReport(keys, sr); err != nil {
+		return "FAILED: " + err.Error()
+	}
+	return "ok"
+}
+
+// clientKeys resolves the keys of one party from the server's key
+// directory (its registered keys with their validity).
+type clientKeys struct {
+	ctx   context.Context
+	c     *client.Client
+	party string
+}
+
+func (k clientKeys) ResolveKey(keyID string, at time.Time) (string, agreement.PublicKeys, error) {
+	keys, err := k.c.PartyKeys(k.ctx, k.party)
+	if err != nil {
+		return "", agreement.PublicKeys{}, err
+	}
+	for _, key := range keys {
+		if key.Keys.KeyID != keyID {
+			continue
+		}
+		if from, err := time.Parse(time.RFC3339Nano, key.ValidFrom); err == nil && at.Before(from) {
+			return "", agreement.PublicKeys{}, fmt.Errorf("%w: key %s was not valid yet at %s", agreement.ErrUnknownKey, keyID, at.Format(time.RFC3339))
+		}
+		if until, err := time.Parse(time.RFC3339Nano, key.ValidUntil); err == nil && !at.Before(until) {
+			return "", agreement.PublicKeys{}, fmt.Errorf("%w: key %s was retired at %s", agreement.ErrUnknownKey, keyID, key.ValidUntil)
+		}
+		return k.party, key.Keys, nil
+	}
+	return "", agreement.PublicKeys{}, fmt.Errorf("%w: %s has no registered key %s", agreement.ErrUnknownKey, k.party, keyID)
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"github.com/parley-cti/parley/internal/client"
 	"github.com/parley-cti/parley/internal/demo"
 	"github.com/parley-cti/parley/internal/e2e"
+	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/report"
 )
 
@@ -171,6 +174,46 @@ func TestReportCountersignCLI(t *testing.T) {
 	if len(after.Signatures) != 2 || !after.SignedBy(a.ID) || !after.SignedBy(b.ID) {
 		t.Fatalf("signatures after both signed (and five refusals): %+v", after.Signatures)
 	}
+	// The signed statements are kept: each party fetches both and checks
+	// them on its own machine against the signers' registered keys.
+	for _, m := range []*demo.Member{a, b} {
+		code, out, errs := w.cli(t, m, "report", "signatures", "--agreement", w.res.Agreement, "--json")
+		if code != 0 {
+			t.Fatalf("%s: report signatures: exit %d: %s\n%s", m.Name, code, errs, out)
+		}
+		var listed []checkedSignature
+		if err := json.Unmarshal([]byte(out), &listed); err != nil {
+			t.Fatal(err)
+		}
+		if len(listed) != 2 || listed[0].Party != a.ID || listed[1].Party != b.ID || listed[0].LedgerIndex != after.Signatures[0].LedgerIndex ||
+			listed[1].LedgerIndex != after.Signatures[1].LedgerIndex {
+			t.Fatalf("%s: report signatures = %s", m.Name, out)
+		}
+		for _, x := range listed {
+			var sr agreement.SignedReport
+			if x.Check != "ok" || json.Unmarshal(x.Statement, &sr) != nil || sr.ReportHash != reps[0].Hash || x.ReportHash != reps[0].Hash {
+				t.Fatalf("%s: signature of %s: check %q, statement %s", m.Name, x.Party, x.Check, x.Statement)
+			}
+			// The statement is the one the ledger entry commits to.
+			if d, err := exchangeStatementDigest(sr); err != nil || len(x.Statement) == 0 || d != sha256Hex(x.Statement) {
+				t.Fatalf("%s: the statement's digest %s is not that of its bytes (%v)", m.Name, d, err)
+			}
+		}
+		// A statement altered after the fact fails the check.
+		bad := listed[1].ReportSignature
+		var sr agreement.SignedReport
+		_ = json.Unmarshal(bad.Statement, &sr)
+		sr.Sig[3] ^= 1
+		bad.Statement, _ = json.Marshal(sr)
+		if got := checkReportSignature(clientKeys{ctx: ctx, c: m.C, party: bad.Party}, w.res.Agreement, bad); !strings.HasPrefix(got, "FAILED") {
+			t.Fatalf("%s: an altered signature checked %q", m.Name, got)
+		}
+		bad = listed[0].ReportSignature
+		bad.ReportHash = "sha256:" + strings.Repeat("1", 64)
+		if got := checkReportSignature(clientKeys{ctx: ctx, c: m.C, party: bad.Party}, w.res.Agreement, bad); !strings.HasPrefix(got, "FAILED") {
+			t.Fatalf("%s: a statement of another hash than listed checked %q", m.Name, got)
+		}
+	}
 	// Each party's own client proves its signature's entry and replays the
 	// whole log, report signatures included.
 	for _, m := range []*demo.Member{a, b} {
@@ -222,4 +265,13 @@ func TestReportFormats(t *testing.T) {
 			t.Error(err)
 		}
 	}
+}
+
+func exchangeStatementDigest(sr agreement.SignedReport) (string, error) {
+	return exchange.StatementDigest(sr)
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }

@@ -134,6 +134,7 @@ func (s *Server) Register(mux Mux) {
 		// The joint report and its signatures (issue 17).
 		"GET /api/v1/agreements/{id}/report":             s.getReport,
 		"POST /api/v1/agreements/{id}/report/signatures": s.signReport,
+		"GET /api/v1/agreements/{id}/report/signatures":  s.listReportSignatures,
 		// Keys opening ledger commitments (issue 12).
 		"GET /api/v1/ledger/openings/{index}": s.ledgerOpening,
 		// Parties' own verifications of the ledger (issue 17).

@@ -42,3 +42,14 @@ func (s *Server) signReport(w http.ResponseWriter, r *http.Request, p party.Prin
 	writeJSON(w, http.StatusCreated, sig)
 	return nil
 }
+
+// listReportSignatures returns every report signature recorded under the
+// agreement with its signed statement, for the parties to check again.
+func (s *Server) listReportSignatures(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	sigs, err := s.ex.StoredReportSignatures(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"signatures": sigs})
+	return nil
+}

@@ -22,6 +22,12 @@ type ReportSignature struct {
 	SignedAt    time.Time `json:"signed_at"`
 	LedgerIndex int64     `json:"ledger_index"`
 	Matches     bool      `json:"matches"`
+	// Statement is the signed statement (agreement.SignedReport as JSON)
+	// byte for byte as the ledger entry's "statement" digest covers it
+	// (base64 in JSON); absent for signatures recorded before the server
+	// kept statements.
+	Statement  []byte `json:"statement,omitempty"`
+	ReportHash string `json:"report_hash,omitempty"`
 }
 
 func reportPath(agreementID string) string {
@@ -72,4 +78,14 @@ func (c *Client) SignReport(ctx context.Context, sr agreement.SignedReport) (*Re
 	var out ReportSignature
 	rc, err := c.call(ctx, http.MethodPost, reportPath(sr.AgreementID)+"/signatures", map[string]any{"signature": sr}, &out)
 	return &out, rc, err
+}
+
+// ReportSignatures lists every report signature recorded under the
+// agreement with its signed statement, in ledger order.
+func (c *Client) ReportSignatures(ctx context.Context, agreementID string) ([]ReportSignature, error) {
+	var out struct {
+		Signatures []ReportSignature `json:"signatures"`
+	}
+	_, err := c.callRaw(ctx, http.MethodGet, reportPath(agreementID)+"/signatures", &out)
+	return out.Signatures, err
 }

@@ -36,6 +36,15 @@ type ReportSignature struct {
 	// Matches is set when the signature is of the report hash the caller
 	// asked about (its commitment opens to it).
 	Matches bool `json:"matches"`
+	// Statement is the signed statement (agreement.SignedReport as JSON)
+	// exactly as the ledger entry's "statement" digest covers it (base64
+	// in JSON, so that no re-encoding changes a byte), so that anyone can
+	// check the signature and the commitment again; absent for signatures
+	// recorded before statements were kept.
+	Statement []byte `json:"statement,omitempty"`
+	// ReportHash is the hash the statement signs (from the statement; empty
+	// without one).
+	ReportHash string `json:"report_hash,omitempty"`
 }
 
 // ReleasedObjects calls fn with the last version of each of contributor's
@@ -240,7 +249,12 @@ func (s *Service) CountersignReport(ctx context.Context, p party.Principal, agre
 		if err != nil {
 			return err
 		}
-		out = ReportSignature{Party: p.PartyID, KeyID: sr.KeyID, From: sr.From.UTC(), To: sr.To.UTC(), SignedAt: now, LedgerIndex: idx, Matches: true}
+		if err := tx.Agreements().AddReportSignature(ctx, store.ReportSignature{AgreementID: agreementID, LedgerIndex: idx, PartyID: p.PartyID,
+			KeyID: sr.KeyID, ReportHash: hash, From: sr.From.UTC(), To: sr.To.UTC(), SignedAt: now, Statement: raw}); err != nil {
+			return err
+		}
+		out = ReportSignature{Party: p.PartyID, KeyID: sr.KeyID, From: sr.From.UTC(), To: sr.To.UTC(), SignedAt: now, LedgerIndex: idx, Matches: true,
+			Statement: raw, ReportHash: hash}
 		return nil
 	})
 	return out, err
@@ -255,6 +269,36 @@ func StatementDigest(sr agreement.SignedReport) (string, error) {
 	}
 	sum := sha256.Sum256(raw)
 	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
+// StoredReportSignatures lists every report signature recorded under
+// agreementID with its signed statement (those recorded since statements
+// are kept), in ledger order, for its two parties; anyone else gets
+// ErrNotFound. Each can be checked again: the statement's Ed25519
+// signature against the signer's key (agreement.VerifyReport), and its
+// SHA-256 (StatementDigest) against the commitment of the report.signed
+// entry at LedgerIndex. Matches is false: no report was asked about.
+func (s *Service) StoredReportSignatures(ctx context.Context, p party.Principal, agreementID string) ([]ReportSignature, error) {
+	if _, err := s.Agreement(ctx, p, agreementID); err != nil {
+		return nil, err
+	}
+	stored, err := s.st.Agreements().ReportSignatures(ctx, agreementID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ReportSignature, 0, len(stored))
+	for _, rs := range stored {
+		sg := ReportSignature{Party: rs.PartyID, KeyID: rs.KeyID, From: rs.From, To: rs.To, SignedAt: rs.SignedAt,
+			LedgerIndex: rs.LedgerIndex, Statement: rs.Statement, ReportHash: rs.ReportHash}
+		// The period as signed, to the nanosecond (the store keeps
+		// microseconds).
+		var sr agreement.SignedReport
+		if json.Unmarshal(rs.Statement, &sr) == nil {
+			sg.From, sg.To = sr.From.UTC(), sr.To.UTC()
+		}
+		out = append(out, sg)
+	}
+	return out, nil
 }
 
 func countersigned(a Agreement) bool {
@@ -273,6 +317,14 @@ func countersigned(a Agreement) bool {
 func (s *Service) ReportSignatures(ctx context.Context, p party.Principal, agreementID string, from, to time.Time, hash string) ([]ReportSignature, error) {
 	if _, err := s.Agreement(ctx, p, agreementID); err != nil {
 		return nil, err
+	}
+	stored, err := s.st.Agreements().ReportSignatures(ctx, agreementID)
+	if err != nil {
+		return nil, err
+	}
+	statements := make(map[int64]store.ReportSignature, len(stored))
+	for _, rs := range stored {
+		statements[rs.LedgerIndex] = rs
 	}
 	l := s.st.Ledger()
 	size, err := l.Size(ctx)
@@ -312,8 +364,12 @@ func (s *Service) ReportSignatures(ctx context.Context, p party.Principal, agree
 				c, err := ledger.Commit(ledger.EntryKey(logKey, e.Nonce), "report", hash)
 				matches = err == nil && c == e.Digests["report"]
 			}
-			out = append(out, ReportSignature{Party: e.Actor, KeyID: e.Attrs["key_id"], From: f, To: t, SignedAt: e.Time,
-				LedgerIndex: start + int64(i), Matches: matches})
+			sg := ReportSignature{Party: e.Actor, KeyID: e.Attrs["key_id"], From: f, To: t, SignedAt: e.Time,
+				LedgerIndex: start + int64(i), Matches: matches}
+			if rs, ok := statements[sg.LedgerIndex]; ok {
+				sg.Statement, sg.ReportHash = rs.Statement, rs.ReportHash
+			}
+			out = append(out, sg)
 		}
 	}
 	return out, nil

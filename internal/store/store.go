@@ -226,6 +226,27 @@ type Agreements interface {
 	AddSignature(ctx context.Context, s AgreementSignature) (int64, error)
 	// Signatures returns every signature in arrival order.
 	Signatures(ctx context.Context, id string) ([]AgreementSignature, error)
+	// AddReportSignature stores a party's signed statement of a joint
+	// report, in the transaction that records its report.signed ledger
+	// entry. ErrConflict if that entry's index is already stored.
+	AddReportSignature(ctx context.Context, rs ReportSignature) error
+	// ReportSignatures returns the agreement's stored report signatures,
+	// in ledger order.
+	ReportSignatures(ctx context.Context, agreementID string) ([]ReportSignature, error)
+}
+
+// ReportSignature is one party's signature of a joint report as stored:
+// the statement's bytes exactly as the report.signed ledger entry's
+// "statement" digest covers them, so that anyone can check both later.
+type ReportSignature struct {
+	AgreementID string
+	LedgerIndex int64
+	PartyID     string
+	KeyID       string
+	ReportHash  string
+	From, To    time.Time
+	SignedAt    time.Time // when the server recorded it
+	Statement   []byte    // agreement.SignedReport as JSON
 }
 
 // Contribution is one object offered for credit, with its weight and its

@@ -1,12 +1,16 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
+	stdhtml "html"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/report"
 )
 
@@ -52,6 +56,31 @@ func TestReportPage(t *testing.T) {
 	}
 	if hashes[0] != hashes[1] || !strings.HasPrefix(hashes[0], "sha256:") {
 		t.Fatalf("the parties see different reports: %v", hashes)
+	}
+	// Once signed, the page shows the signed statement itself, byte for
+	// byte as stored, for anyone to check again.
+	pf, _ := time.Parse(time.RFC3339, from)
+	pt, _ := time.Parse(time.RFC3339, to)
+	sr, err := agreement.SignReport(f.keyA, agreement.ReportStatement{AgreementID: f.agreementID, PartyID: f.a.PartyID, ReportHash: hashes[0],
+		From: pf, To: pt, SignedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := report.New(f.ex, f.st.Ledger(), nil).Countersign(context.Background(), f.a, f.agreementID, sr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(sr)
+	if string(sig.Statement) != string(raw) {
+		t.Fatalf("the recorded statement %s is not the one signed, %s", sig.Statement, raw)
+	}
+	for _, tok := range []string{f.tokA, f.tokB} {
+		b := f.browser(t)
+		b.signIn(tok)
+		_, page := b.do("GET", path, nil)
+		if !strings.Contains(page, "Signed statement of ledger #"+strconv.FormatInt(sig.LedgerIndex, 10)) || !strings.Contains(stdhtml.UnescapeString(page), string(raw)) {
+			t.Errorf("the signed report's page lacks the statement %s", raw)
+		}
 	}
 	c := f.browser(t)
 	c.signIn(f.tokC)

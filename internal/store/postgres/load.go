@@ -59,6 +59,7 @@ var loadable = []loadTable{
 	{"credit_marks", []string{"agreement_id", "party_id", "object_id", "ord", "type", "tlp", "version"}},
 	{"credit_tallies", []string{"agreement_id", "party_id", "block", "type", "tlp", "n"}},
 	{"credit_marks_pending", []string{"agreement_id", "party_id"}},
+	{"report_signatures", []string{"agreement_id", "ledger_index", "party_id", "key_id", "report_hash", "period_from", "period_to", "signed_at", "statement"}},
 }
 
 type loadTable struct {

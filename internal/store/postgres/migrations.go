@@ -543,6 +543,22 @@ CREATE TABLE credit_marks_pending (
 );
 INSERT INTO credit_marks_pending(agreement_id, party_id) SELECT DISTINCT agreement_id, party_id FROM agreement_credits;
 `},
+	// 21: the signed statements of joint reports (issue 17), as in the
+	// SQLite backend.
+	{"report signature statements", `
+CREATE TABLE report_signatures (
+	agreement_id TEXT NOT NULL REFERENCES agreements(id),
+	ledger_index BIGINT NOT NULL,
+	party_id     TEXT NOT NULL,
+	key_id       TEXT NOT NULL,
+	report_hash  TEXT NOT NULL,
+	period_from  BIGINT NOT NULL,
+	period_to    BIGINT NOT NULL,
+	signed_at    BIGINT NOT NULL,
+	statement    BYTEA NOT NULL,
+	PRIMARY KEY (agreement_id, ledger_index)
+);
+`},
 }
 
 // migrationLock serialises migrations of one schema across every instance

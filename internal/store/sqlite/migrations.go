@@ -531,6 +531,24 @@ CREATE TABLE credit_marks_pending (
 ) WITHOUT ROWID;
 INSERT INTO credit_marks_pending(agreement_id, party_id) SELECT DISTINCT agreement_id, party_id FROM agreement_credits;
 `,
+	// 21: the signed statements of joint reports (issue 17): the bytes
+	// each report.signed ledger entry commits to, so that anyone can fetch
+	// them and check the signature and the commitment later. Signatures
+	// recorded before have their ledger entry only.
+	`
+CREATE TABLE report_signatures (
+	agreement_id TEXT NOT NULL REFERENCES agreements(id),
+	ledger_index INTEGER NOT NULL,
+	party_id     TEXT NOT NULL,
+	key_id       TEXT NOT NULL,
+	report_hash  TEXT NOT NULL,
+	period_from  INTEGER NOT NULL,
+	period_to    INTEGER NOT NULL,
+	signed_at    INTEGER NOT NULL,
+	statement    BLOB NOT NULL,
+	PRIMARY KEY (agreement_id, ledger_index)
+);
+`,
 }
 
 // searchColumns computes, from an object's collection k, type ty and JSON

@@ -58,6 +58,7 @@ func Run(t *testing.T, open Opener) {
 		{"Nodes", testNodes},
 		{"Mirrors", testMirrors},
 		{"Tallies", testTallies},
+		{"ReportSignatures", testReportSignatures},
 		{"LedgerConcurrentAppend", testLedgerConcurrentAppend},
 		{"LedgerRollback", testLedgerRollback},
 		{"SecondConnectionRefused", testSecondConnectionRefused},

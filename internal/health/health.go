@@ -57,6 +57,26 @@ func Note(ctx context.Context, err error) {
 	}
 }
 
+// Refused prepares the answer to a request that failed with status, for
+// every surface alike: the headers that go with the status
+// (WWW-Authenticate with 401, Retry-After with 503), the cause noted for
+// the monitor when the server is at fault (5xx), and a 500's detail logged
+// on log (never sent: the surface writes its own fixed words).
+func Refused(w http.ResponseWriter, r *http.Request, log *slog.Logger, status int, err error) {
+	switch {
+	case status == http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="parley", Basic realm="parley"`)
+	case status == http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", "5")
+	}
+	if status >= 500 {
+		Note(r.Context(), err)
+	}
+	if status == http.StatusInternalServerError && log != nil {
+		log.ErrorContext(r.Context(), "internal error", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("err", err))
+	}
+}
+
 // Monitor turns request outcomes into log lines and readiness.
 type Monitor struct {
 	Log *slog.Logger

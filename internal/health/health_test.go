@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -86,5 +88,39 @@ func TestReadinessFollowsWrites(t *testing.T) {
 	c.t = c.t.Add(time.Hour)
 	if err := m.Ready(); !errors.Is(err, store.ErrCorrupt) || m.Damaged() == nil {
 		t.Fatalf("an hour after corruption was seen: %v", err)
+	}
+}
+
+// TestRefused: each failure status gets the headers that go with it, the
+// monitor hears of the server's own failures, and only a 500 is logged.
+func TestRefused(t *testing.T) {
+	for _, c := range []struct {
+		status             int
+		auth, retry, noted bool
+		logged             bool
+	}{
+		{http.StatusUnauthorized, true, false, false, false},
+		{http.StatusNotFound, false, false, false, false},
+		{http.StatusServiceUnavailable, false, true, true, false},
+		{http.StatusInternalServerError, false, false, true, true},
+	} {
+		var logs bytes.Buffer
+		log := slog.New(slog.NewTextHandler(&logs, nil))
+		ctx, cause := WithCause(context.Background())
+		r := httptest.NewRequest("GET", "/x", nil).WithContext(ctx)
+		w := httptest.NewRecorder()
+		Refused(w, r, log, c.status, errors.New("disk on fire"))
+		if got := w.Header().Get("WWW-Authenticate") != ""; got != c.auth {
+			t.Errorf("%d: WWW-Authenticate set %v, want %v", c.status, got, c.auth)
+		}
+		if got := w.Header().Get("Retry-After") != ""; got != c.retry {
+			t.Errorf("%d: Retry-After set %v, want %v", c.status, got, c.retry)
+		}
+		if got := cause.Err() != nil; got != c.noted {
+			t.Errorf("%d: cause noted %v, want %v", c.status, got, c.noted)
+		}
+		if got := strings.Contains(logs.String(), "disk on fire"); got != c.logged {
+			t.Errorf("%d: logged %v, want %v: %q", c.status, got, c.logged, logs.String())
+		}
 	}
 }

@@ -115,14 +115,8 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		return // the client went away
 	case errors.Is(err, store.ErrUnavailable):
 		status, msg = http.StatusServiceUnavailable, "the database is unavailable; retry shortly"
-		w.Header().Set("Retry-After", "5")
 	}
-	if status >= 500 {
-		health.Note(r.Context(), err)
-	}
-	if status == http.StatusInternalServerError {
-		h.log.ErrorContext(r.Context(), "ledger request failed", slog.String("path", r.URL.Path), slog.Any("error", err))
-	}
+	health.Refused(w, r, h.log, status, err)
 	if msg == "" {
 		msg = strings.ToLower(http.StatusText(status))
 	}

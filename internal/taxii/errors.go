@@ -3,7 +3,6 @@ package taxii
 import (
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
 	"strconv"
 
@@ -43,16 +42,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if !errors.As(err, &ae) {
 		ae = refusal(err)
 	}
-	switch ae.status {
-	case http.StatusUnauthorized:
-		w.Header().Set("WWW-Authenticate", `Bearer realm="parley", Basic realm="parley"`)
-	case http.StatusServiceUnavailable:
-		health.Note(r.Context(), err)
-		w.Header().Set("Retry-After", "5")
-	case http.StatusInternalServerError:
-		health.Note(r.Context(), err)
-		s.log.ErrorContext(r.Context(), "internal error", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("err", err))
-	}
+	health.Refused(w, r, s.log, ae.status, err)
 	ae.HTTPStatus = strconv.Itoa(ae.status)
 	writeJSON(w, ae.status, ae)
 }

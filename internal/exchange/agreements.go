@@ -380,13 +380,13 @@ func (s *Service) Agreement(ctx context.Context, p party.Principal, id string) (
 	return a, nil
 }
 
-// LockedAgreement takes the agreement's row lock in tx (held until tx
+// lockedAgreement takes the agreement's row lock in tx (held until tx
 // ends, so nothing about the agreement changes meanwhile) and returns the
 // agreement as p sees it: ErrNotFound when it does not exist or p is not a
 // party to it. Handovers, requests and matching act under it. It reads
 // through tx too: a transaction that waited for another connection while
 // holding the lock would deadlock against writers queued on it.
-func (s *Service) LockedAgreement(ctx context.Context, tx store.Handle, p party.Principal, id string) (Agreement, error) {
+func (s *Service) lockedAgreement(ctx context.Context, tx store.Handle, p party.Principal, id string) (Agreement, error) {
 	if err := tx.Agreements().Lock(ctx, id); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return Agreement{}, ErrNotFound

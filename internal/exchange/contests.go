@@ -79,7 +79,7 @@ func (s *Service) Contest(ctx context.Context, p party.Principal, agreementID st
 	}
 	var out ContestView
 	err = s.st.Update(ctx, func(tx store.Handle) error {
-		a, err := s.LockedAgreement(ctx, tx, p, agreementID)
+		a, err := s.lockedAgreement(ctx, tx, p, agreementID)
 		if err != nil {
 			return err
 		}
@@ -156,7 +156,7 @@ func (s *Service) WithdrawContest(ctx context.Context, p party.Principal, agreem
 	}
 	var out ContestView
 	err = s.st.Update(ctx, func(tx store.Handle) error {
-		a, err := s.LockedAgreement(ctx, tx, p, agreementID)
+		a, err := s.lockedAgreement(ctx, tx, p, agreementID)
 		if err != nil {
 			return err
 		}

@@ -221,7 +221,7 @@ func (s *Service) CountersignReport(ctx context.Context, p party.Principal, agre
 	}
 	var out ReportSignature
 	err = s.st.Update(ctx, func(tx store.Handle) error {
-		a, err := s.LockedAgreement(ctx, tx, p, agreementID)
+		a, err := s.lockedAgreement(ctx, tx, p, agreementID)
 		if err != nil {
 			return err
 		}

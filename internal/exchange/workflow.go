@@ -139,7 +139,7 @@ func (w *Workflow) lock(ctx context.Context, tx store.Handle, p *party.Principal
 			return nil, err
 		}
 	} else {
-		a, err := w.ex.LockedAgreement(ctx, tx, *p, id)
+		a, err := w.ex.lockedAgreement(ctx, tx, *p, id)
 		if errors.Is(err, ErrNotFound) {
 			return nil, fault.Errorf("%w: agreement %s", w.notFound, id)
 		}

@@ -13,7 +13,7 @@ import (
 	"github.com/parley-cti/parley/internal/store"
 )
 
-func (s *Server) me(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) me(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	keys, err := s.ex.PartyKeys(r.Context(), p.PartyID)
 	if err != nil {
 		return err
@@ -23,7 +23,7 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request, p party.Principal) e
 }
 
 // listParties is the directory parties need to address a proposal.
-func (s *Server) listParties(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) listParties(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	ps, err := s.parties.List(r.Context())
 	if err != nil {
 		return err
@@ -63,7 +63,7 @@ func keyViews(ks []store.PartyKey) []keyView {
 	return out
 }
 
-func (s *Server) partyKeys(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) partyKeys(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	keys, err := s.ex.PartyKeys(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
@@ -72,7 +72,7 @@ func (s *Server) partyKeys(w http.ResponseWriter, r *http.Request, p party.Princ
 	return nil
 }
 
-func (s *Server) registerKeys(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) registerKeys(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	var pub agreement.PublicKeys
 	if err := decode(w, r, &pub); err != nil {
 		return err
@@ -84,7 +84,7 @@ func (s *Server) registerKeys(w http.ResponseWriter, r *http.Request, p party.Pr
 	return nil
 }
 
-func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) rotateKeys(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	var rot agreement.KeyRotation
 	if err := decode(w, r, &rot); err != nil {
 		return err
@@ -168,7 +168,7 @@ func view(a exchange.Agreement, now time.Time) AgreementView {
 	return v
 }
 
-func (s *Server) listAgreements(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) listAgreements(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	as, err := s.ex.Agreements(r.Context(), p)
 	if err != nil {
 		return err
@@ -181,7 +181,7 @@ func (s *Server) listAgreements(w http.ResponseWriter, r *http.Request, p party.
 	return nil
 }
 
-func (s *Server) getAgreement(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) getAgreement(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	a, err := s.ex.Agreement(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		return err
@@ -207,7 +207,7 @@ type SignatureBody struct {
 }
 
 // fullView is view plus the agreement's collections as the caller sees them.
-func (s *Server) fullView(r *http.Request, p party.Principal, a exchange.Agreement) (AgreementView, error) {
+func (s *Handler) fullView(r *http.Request, p party.Principal, a exchange.Agreement) (AgreementView, error) {
 	v := view(a, time.Now())
 	cs, err := s.ex.Collections(r.Context(), p, a.Record.ID)
 	if err != nil {
@@ -219,7 +219,7 @@ func (s *Server) fullView(r *http.Request, p party.Principal, a exchange.Agreeme
 	return v, nil
 }
 
-func (s *Server) respond(w http.ResponseWriter, r *http.Request, p party.Principal, status int, a exchange.Agreement, idx int64) error {
+func (s *Handler) respond(w http.ResponseWriter, r *http.Request, p party.Principal, status int, a exchange.Agreement, idx int64) error {
 	v, err := s.fullView(r, p, a)
 	if err != nil {
 		return err
@@ -230,7 +230,7 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, p party.Princip
 	return nil
 }
 
-func (s *Server) propose(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) propose(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	var body SignedDocument
 	if err := decode(w, r, &body); err != nil {
 		return err
@@ -242,7 +242,7 @@ func (s *Server) propose(w http.ResponseWriter, r *http.Request, p party.Princip
 	return s.respond(w, r, p, http.StatusCreated, a, idx)
 }
 
-func (s *Server) amend(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) amend(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	var body SignedDocument
 	if err := decode(w, r, &body); err != nil {
 		return err
@@ -254,7 +254,7 @@ func (s *Server) amend(w http.ResponseWriter, r *http.Request, p party.Principal
 	return s.respond(w, r, p, http.StatusCreated, a, idx)
 }
 
-func (s *Server) sign(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) sign(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	var body SignatureBody
 	if err := decode(w, r, &body); err != nil {
 		return err
@@ -266,7 +266,7 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request, p party.Principal)
 	return s.respond(w, r, p, http.StatusOK, a, idx)
 }
 
-func (s *Server) balance(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) balance(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	b, err := s.ex.Balance(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		return err

@@ -62,8 +62,8 @@ type Events interface {
 	After(ctx context.Context, partyID string, after int64, limit int) ([]store.Event, error)
 }
 
-// Server serves the management API.
-type Server struct {
+// Handler serves the management API.
+type Handler struct {
 	ex            *exchange.Service
 	parties       *party.Service
 	handovers     *escrow.Service
@@ -77,8 +77,8 @@ type Server struct {
 }
 
 // New returns the API server over sv.
-func New(sv Services) *Server {
-	return &Server{ex: sv.Exchange, parties: sv.Parties, handovers: sv.Handovers, requests: sv.Requests,
+func New(sv Services) *Handler {
+	return &Handler{ex: sv.Exchange, parties: sv.Parties, handovers: sv.Handovers, requests: sv.Requests,
 		matches: sv.Matches, reports: sv.Reports, verifications: sv.Verifications, mirrors: sv.Mirrors, eventLog: sv.Events, log: sv.Log}
 }
 
@@ -90,7 +90,7 @@ type Mux interface {
 }
 
 // Register adds every route to mux.
-func (s *Server) Register(mux Mux) {
+func (s *Handler) Register(mux Mux) {
 	routes := map[string]handler{
 		"GET /api/v1/me":                          s.me,
 		"GET /api/v1/parties":                     s.listParties,
@@ -157,7 +157,7 @@ func (s *Server) Register(mux Mux) {
 // Routes lists the registered patterns, for the OpenAPI check.
 func Routes() []string {
 	var out []string
-	(&Server{}).Register(&recordingMux{&out})
+	(&Handler{}).Register(&recordingMux{&out})
 	return out
 }
 
@@ -165,7 +165,7 @@ type recordingMux struct{ out *[]string }
 
 func (m *recordingMux) Handle(pattern string, h http.Handler) { *m.out = append(*m.out, pattern) }
 
-func (s *Server) wrap(h handler) http.Handler {
+func (s *Handler) wrap(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Cache-Control", "no-store")
@@ -179,7 +179,7 @@ func (s *Server) wrap(h handler) http.Handler {
 	})
 }
 
-func (s *Server) authenticate(r *http.Request) (party.Principal, error) {
+func (s *Handler) authenticate(r *http.Request) (party.Principal, error) {
 	token := party.TokenFromAuthorization(r.Header.Get("Authorization"))
 	if token == "" {
 		return party.Principal{}, party.ErrUnauthenticated
@@ -204,7 +204,7 @@ func apiErr(status int, code, msg string) *Error {
 // a status: an *Error as it is, anything else by its fault kind, with the
 // code the domain gave it (deadline_passed, over_cap…) and its client-safe
 // message. An error of no kind is a 500 whose detail goes to the log only.
-func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+func (s *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
 	if !errors.As(err, &e) {
 		e = refusal(err)

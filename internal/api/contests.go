@@ -20,7 +20,7 @@ type WithdrawalBody struct {
 	Withdrawal agreement.SignedContest `json:"withdrawal"`
 }
 
-func (s *Server) fileContest(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) fileContest(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	var body ContestBody
 	if err := decode(w, r, &body); err != nil {
 		return err
@@ -34,7 +34,7 @@ func (s *Server) fileContest(w http.ResponseWriter, r *http.Request, p party.Pri
 	return nil
 }
 
-func (s *Server) withdrawContest(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) withdrawContest(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	var body WithdrawalBody
 	if err := decode(w, r, &body); err != nil {
 		return err
@@ -48,7 +48,7 @@ func (s *Server) withdrawContest(w http.ResponseWriter, r *http.Request, p party
 	return nil
 }
 
-func (s *Server) listContests(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) listContests(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	cs, err := s.ex.Contests(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		return err

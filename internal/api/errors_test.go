@@ -71,7 +71,7 @@ func TestWriteErrorMapsKinds(t *testing.T) {
 		{"internal cause under a generic kind", fmt.Errorf("saving: %w", fault.Errorf("%w: %w", store.ErrConflict, errSQL)), 409, "conflict", "conflict"},
 		{"an API error as it is", apiErr(http.StatusUnsupportedMediaType, "unsupported_media_type", "send JSON"), 415, "unsupported_media_type", "send JSON"},
 	}
-	s := &Server{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	s := &Handler{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			w := httptest.NewRecorder()

@@ -29,7 +29,7 @@ const (
 // events serves GET /api/v1/events as Server-Sent Events. The position to
 // resume after comes from Last-Event-ID (or ?after=N). With ?follow=false
 // it sends what is stored and ends, for scripts and tests.
-func (s *Server) events(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) events(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	after := int64(0)
 	from := r.Header.Get("Last-Event-ID")
 	if from == "" {

@@ -52,7 +52,7 @@ func stepView(res escrow.Result) wire.Handover {
 	return v
 }
 
-func (s *Server) proposeHandover(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) proposeHandover(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	var in wire.HandoverProposal
 	if err := decode(w, r, &in); err != nil {
 		return err
@@ -67,7 +67,7 @@ func (s *Server) proposeHandover(w http.ResponseWriter, r *http.Request, p party
 	return nil
 }
 
-func (s *Server) listHandovers(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) listHandovers(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	hs, err := s.handovers.List(r.Context(), p, r.URL.Query().Get("agreement"))
 	if err != nil {
 		return err
@@ -80,7 +80,7 @@ func (s *Server) listHandovers(w http.ResponseWriter, r *http.Request, p party.P
 	return nil
 }
 
-func (s *Server) getHandover(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) getHandover(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	v, err := s.handovers.Show(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		return err
@@ -91,7 +91,7 @@ func (s *Server) getHandover(w http.ResponseWriter, r *http.Request, p party.Pri
 	return nil
 }
 
-func (s *Server) decideHandover(accept bool) handler {
+func (s *Handler) decideHandover(accept bool) handler {
 	return func(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 		res, err := s.handovers.Decide(r.Context(), p, r.PathValue("id"), accept)
 		if err != nil {
@@ -103,7 +103,7 @@ func (s *Server) decideHandover(accept bool) handler {
 	}
 }
 
-func (s *Server) deposit(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) deposit(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	ct := r.Header.Get("Content-Type")
 	mt, _, _ := mime.ParseMediaType(ct)
 	var sealed bool
@@ -144,7 +144,7 @@ func (s *Server) deposit(w http.ResponseWriter, r *http.Request, p party.Princip
 	return nil
 }
 
-func (s *Server) withdraw(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) withdraw(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	res, err := s.handovers.Withdraw(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		return err
@@ -156,7 +156,7 @@ func (s *Server) withdraw(w http.ResponseWriter, r *http.Request, p party.Princi
 
 // fetchDeposit sends a deposit's bytes: the other side's after release
 // (default), or the caller's own with ?from=<own party id>.
-func (s *Server) fetchDeposit(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) fetchDeposit(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	d, err := s.handovers.Fetch(r.Context(), p, r.PathValue("id"), r.URL.Query().Get("from"))
 	if err != nil {
 		return err
@@ -175,7 +175,7 @@ func (s *Server) fetchDeposit(w http.ResponseWriter, r *http.Request, p party.Pr
 	return nil
 }
 
-func (s *Server) disputeHandover(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) disputeHandover(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	var in struct {
 		Text      string          `json:"text"`
 		Statement json.RawMessage `json:"statement,omitempty"` // a signed agreement.Dispute of Text

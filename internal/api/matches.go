@@ -41,7 +41,7 @@ func matchView(v matching.View) wire.Match {
 		LedgerIndex: m.LedgerIndex}
 }
 
-func (s *Server) startMatch(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) startMatch(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	var in struct {
 		Agreement string `json:"agreement"`
 	}
@@ -60,7 +60,7 @@ func (s *Server) startMatch(w http.ResponseWriter, r *http.Request, p party.Prin
 	return nil
 }
 
-func (s *Server) listMatches(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) listMatches(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	vs, err := s.matches.List(r.Context(), p, r.URL.Query().Get("agreement"))
 	if err != nil {
 		return err
@@ -73,7 +73,7 @@ func (s *Server) listMatches(w http.ResponseWriter, r *http.Request, p party.Pri
 	return nil
 }
 
-func (s *Server) getMatch(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) getMatch(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	v, err := s.matches.Get(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		return err
@@ -85,7 +85,7 @@ func (s *Server) getMatch(w http.ResponseWriter, r *http.Request, p party.Princi
 // putRound1 streams the body into the store; the body's size is bounded by
 // the header's element count, which the service checks against the cap
 // before reading further.
-func (s *Server) putRound1(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) putRound1(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, _ := mime.ParseMediaType(ct); mt != wire.MediaSealed {
 			return apiErr(http.StatusUnsupportedMediaType, "unsupported_media_type",
@@ -124,7 +124,7 @@ func (s *Server) putRound1(w http.ResponseWriter, r *http.Request, p party.Princ
 	return nil
 }
 
-func (s *Server) peerRound1(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) peerRound1(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	m, err := s.matches.OpenPeerRound1(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		return err

@@ -9,7 +9,7 @@ import (
 
 // addMirror defines a mirror of the caller's into its own contribution
 // collection; the answer shows the token redacted.
-func (s *Server) addMirror(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) addMirror(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	var spec mirror.Spec
 	if err := decode(w, r, &spec); err != nil {
 		return err
@@ -22,7 +22,7 @@ func (s *Server) addMirror(w http.ResponseWriter, r *http.Request, p party.Princ
 	return nil
 }
 
-func (s *Server) listMirrors(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) listMirrors(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	vs, err := s.mirrors.List(r.Context(), p)
 	if err != nil {
 		return err
@@ -31,7 +31,7 @@ func (s *Server) listMirrors(w http.ResponseWriter, r *http.Request, p party.Pri
 	return nil
 }
 
-func (s *Server) getMirror(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) getMirror(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	v, err := s.mirrors.Get(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		return err
@@ -40,7 +40,7 @@ func (s *Server) getMirror(w http.ResponseWriter, r *http.Request, p party.Princ
 	return nil
 }
 
-func (s *Server) removeMirror(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) removeMirror(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	if err := s.mirrors.Remove(r.Context(), p, r.PathValue("id")); err != nil {
 		return err
 	}

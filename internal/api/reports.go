@@ -15,7 +15,7 @@ type ReportSignatureBody struct {
 	Signature agreement.SignedReport `json:"signature"`
 }
 
-func (s *Server) getReport(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) getReport(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	q := r.URL.Query()
 	from, to, err := report.ParsePeriod(q.Get("from"), q.Get("to"))
 	if err != nil {
@@ -29,7 +29,7 @@ func (s *Server) getReport(w http.ResponseWriter, r *http.Request, p party.Princ
 	return nil
 }
 
-func (s *Server) signReport(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) signReport(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	var body ReportSignatureBody
 	if err := decode(w, r, &body); err != nil {
 		return err
@@ -45,7 +45,7 @@ func (s *Server) signReport(w http.ResponseWriter, r *http.Request, p party.Prin
 
 // listReportSignatures returns every report signature recorded under the
 // agreement with its signed statement, for the parties to check again.
-func (s *Server) listReportSignatures(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) listReportSignatures(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	sigs, err := s.ex.StoredReportSignatures(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		return err

@@ -23,7 +23,7 @@ func requestStep(w http.ResponseWriter, res request.Result, status int) {
 	writeJSON(w, status, v)
 }
 
-func (s *Server) fileRequest(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) fileRequest(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	var in wire.NewRequest
 	if err := decode(w, r, &in); err != nil {
 		return err
@@ -37,7 +37,7 @@ func (s *Server) fileRequest(w http.ResponseWriter, r *http.Request, p party.Pri
 	return nil
 }
 
-func (s *Server) listRequests(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) listRequests(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	rs, err := s.requests.List(r.Context(), p, r.URL.Query().Get("agreement"))
 	if err != nil {
 		return err
@@ -50,7 +50,7 @@ func (s *Server) listRequests(w http.ResponseWriter, r *http.Request, p party.Pr
 	return nil
 }
 
-func (s *Server) getRequest(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) getRequest(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	q, err := s.requests.Get(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		return err
@@ -59,7 +59,7 @@ func (s *Server) getRequest(w http.ResponseWriter, r *http.Request, p party.Prin
 	return nil
 }
 
-func (s *Server) ackRequest(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) ackRequest(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	res, err := s.requests.Acknowledge(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		return err
@@ -68,7 +68,7 @@ func (s *Server) ackRequest(w http.ResponseWriter, r *http.Request, p party.Prin
 	return nil
 }
 
-func (s *Server) fulfilRequest(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) fulfilRequest(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	var in struct {
 		Handover string `json:"handover"`
 	}
@@ -83,7 +83,7 @@ func (s *Server) fulfilRequest(w http.ResponseWriter, r *http.Request, p party.P
 	return nil
 }
 
-func (s *Server) refuseRequest(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) refuseRequest(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	var in struct {
 		Ground string `json:"ground"`
 		Text   string `json:"text,omitempty"`
@@ -99,7 +99,7 @@ func (s *Server) refuseRequest(w http.ResponseWriter, r *http.Request, p party.P
 	return nil
 }
 
-func (s *Server) requestStats(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) requestStats(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	st, err := s.requests.Stats(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		return err

@@ -14,7 +14,7 @@ type VerificationBody struct {
 	Verification agreement.SignedVerification `json:"verification"`
 }
 
-func (s *Server) uploadVerification(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) uploadVerification(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	var body VerificationBody
 	if err := decode(w, r, &body); err != nil {
 		return err
@@ -27,7 +27,7 @@ func (s *Server) uploadVerification(w http.ResponseWriter, r *http.Request, p pa
 	return nil
 }
 
-func (s *Server) listVerifications(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) listVerifications(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	limit := 20
 	if q := r.URL.Query().Get("limit"); q != "" {
 		n, err := strconv.Atoi(q)

@@ -37,7 +37,7 @@ func notFound() *apiError {
 // is, anything else by its fault kind. This is the only place that does;
 // an error of no kind is a 500 whose detail goes to the log, never to the
 // client.
-func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+func (s *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apiError
 	if !errors.As(err, &ae) {
 		ae = refusal(err)

@@ -45,7 +45,7 @@ func TestWriteErrorMapsKinds(t *testing.T) {
 		{"internal, wrapped", fmt.Errorf("reading page: %w", errSQL), 500, "internal", "The server failed to handle the request; the operator's log has the details."},
 		{"a TAXII error as it is", problem(415, "unsupported-media-type", "send TAXII"), 415, "unsupported-media-type", "send TAXII"},
 	}
-	s := &Server{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	s := &Handler{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			w := httptest.NewRecorder()

@@ -37,8 +37,8 @@ type Config struct {
 	MaxContentLength int64 // bytes accepted in one POST; default 16 MiB
 }
 
-// Server serves TAXII 2.1 under /taxii2/.
-type Server struct {
+// Handler serves TAXII 2.1 under /taxii2/.
+type Handler struct {
 	cfg     Config
 	ex      *exchange.Service
 	parties *party.Service
@@ -59,14 +59,14 @@ const CursorKeySetting = "taxii.cursor-key"
 
 // New returns a TAXII server. cursorKey must be the same on every instance
 // sharing a database (see CursorKeySetting).
-func New(cfg Config, ex *exchange.Service, parties *party.Service, cursorKey []byte, log *slog.Logger) *Server {
+func New(cfg Config, ex *exchange.Service, parties *party.Service, cursorKey []byte, log *slog.Logger) *Handler {
 	if cfg.MaxContentLength <= 0 {
 		cfg.MaxContentLength = 16 << 20
 	}
 	if cfg.Title == "" {
 		cfg.Title = "parley"
 	}
-	return &Server{cfg: cfg, ex: ex, parties: parties, cursors: cursorCodec{key: cursorKey}, log: log}
+	return &Handler{cfg: cfg, ex: ex, parties: parties, cursors: cursorCodec{key: cursorKey}, log: log}
 }
 
 type route struct {
@@ -79,7 +79,7 @@ type route struct {
 type handlerFunc func(w http.ResponseWriter, r *http.Request, p party.Principal) error
 
 // Register adds every TAXII route to mux.
-func (s *Server) Register(mux *http.ServeMux) {
+func (s *Handler) Register(mux *http.ServeMux) {
 	routes := []route{
 		{pattern: "/taxii2/", methods: map[string]handlerFunc{"GET": s.discovery}},
 		{pattern: "/taxii2/{root}/", methods: map[string]handlerFunc{"GET": s.apiRoot}},
@@ -105,7 +105,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 
 // wrap applies, in order: method check, authentication, content
 // negotiation, and the error mapping.
-func (s *Server) wrap(rt route) http.Handler {
+func (s *Handler) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Cache-Control", "no-store")
@@ -142,7 +142,7 @@ func (s *Server) wrap(rt route) http.Handler {
 
 // authenticate accepts "Authorization: Bearer TOKEN" and HTTP Basic with any
 // user name and the token as password, which existing TAXII clients send.
-func (s *Server) authenticate(r *http.Request) (party.Principal, error) {
+func (s *Handler) authenticate(r *http.Request) (party.Principal, error) {
 	token := party.TokenFromAuthorization(r.Header.Get("Authorization"))
 	if token == "" {
 		return party.Principal{}, party.ErrUnauthenticated
@@ -160,7 +160,7 @@ func baseURL(r *http.Request) string {
 	return scheme + "://" + r.Host
 }
 
-func (s *Server) discovery(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) discovery(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	roots, err := s.ex.APIRoots(r.Context(), p)
 	if err != nil {
 		return err
@@ -184,7 +184,7 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request, p party.Princ
 }
 
 // root checks the API root exists for the caller.
-func (s *Server) root(ctx context.Context, r *http.Request, p party.Principal) (string, error) {
+func (s *Handler) root(ctx context.Context, r *http.Request, p party.Principal) (string, error) {
 	root := r.PathValue("root")
 	ok, err := s.ex.HasAPIRoot(ctx, p, root)
 	if err != nil {
@@ -196,7 +196,7 @@ func (s *Server) root(ctx context.Context, r *http.Request, p party.Principal) (
 	return root, nil
 }
 
-func (s *Server) apiRoot(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) apiRoot(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	root, err := s.root(r.Context(), r, p)
 	if err != nil {
 		return err
@@ -224,7 +224,7 @@ func resource(c exchange.CollectionView) collectionResource {
 		MediaTypes: []string{MediaSTIX}}
 }
 
-func (s *Server) collections(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) collections(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	root, err := s.root(r.Context(), r, p)
 	if err != nil {
 		return err
@@ -243,7 +243,7 @@ func (s *Server) collections(w http.ResponseWriter, r *http.Request, p party.Pri
 	return nil
 }
 
-func (s *Server) collection(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) collection(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	c, a, err := s.ex.Collection(r.Context(), p, r.PathValue("root"), r.PathValue("coll"))
 	if err != nil {
 		return err
@@ -255,7 +255,7 @@ func (s *Server) collection(w http.ResponseWriter, r *http.Request, p party.Prin
 // page runs a paginated query for an endpoint: it checks and decodes the
 // cursor against the query's binding, and returns the page and the next
 // cursor.
-func (s *Server) page(r *http.Request, p party.Principal, kind string, f filter) (store.Page, string, error) {
+func (s *Handler) page(r *http.Request, p party.Principal, kind string, f filter) (store.Page, string, error) {
 	root, coll := r.PathValue("root"), r.PathValue("coll")
 	binding := strings.Join([]string{kind, p.PartyID, root, coll, r.PathValue("obj"), f.canon}, "\x00")
 	if f.next != "" {
@@ -343,7 +343,7 @@ func writeEnvelope(w http.ResponseWriter, pg store.Page, next string) {
 	bw.Flush()
 }
 
-func (s *Server) getObjects(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) getObjects(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	f, err := parseFilter(r.URL.RawQuery, objectsParams)
 	if err != nil {
 		return err
@@ -356,7 +356,7 @@ func (s *Server) getObjects(w http.ResponseWriter, r *http.Request, p party.Prin
 	return nil
 }
 
-func (s *Server) manifest(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) manifest(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	f, err := parseFilter(r.URL.RawQuery, objectsParams)
 	if err != nil {
 		return err
@@ -386,7 +386,7 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request, p party.Princi
 
 // objectExists tells an object with no version matching the filters apart
 // from one that is not there at all (404).
-func (s *Server) objectExists(r *http.Request, p party.Principal) error {
+func (s *Handler) objectExists(r *http.Request, p party.Principal) error {
 	pg, err := s.ex.Query(r.Context(), p, r.PathValue("root"), store.ObjectQuery{
 		Collection: r.PathValue("coll"), IDs: []string{r.PathValue("obj")}, Versions: store.VersionFilter{All: true}, Limit: 1})
 	if err != nil {
@@ -398,7 +398,7 @@ func (s *Server) objectExists(r *http.Request, p party.Principal) error {
 	return nil
 }
 
-func (s *Server) getObject(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) getObject(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	if !idRE.MatchString(r.PathValue("obj")) {
 		return notFound()
 	}
@@ -420,7 +420,7 @@ func (s *Server) getObject(w http.ResponseWriter, r *http.Request, p party.Princ
 	return nil
 }
 
-func (s *Server) versions(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) versions(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	if !idRE.MatchString(r.PathValue("obj")) {
 		return notFound()
 	}
@@ -455,7 +455,7 @@ func (s *Server) versions(w http.ResponseWriter, r *http.Request, p party.Princi
 	return nil
 }
 
-func (s *Server) deleteObject(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) deleteObject(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	if !idRE.MatchString(r.PathValue("obj")) {
 		return notFound()
 	}
@@ -482,7 +482,7 @@ func (s *Server) deleteObject(w http.ResponseWriter, r *http.Request, p party.Pr
 
 // addObjects accepts an envelope, stores the valid objects and answers 202
 // with the status resource, which names each failed object and why.
-func (s *Server) addObjects(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) addObjects(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	values, err := parseQuery(r.URL.RawQuery)
 	if err != nil {
 		return err
@@ -598,7 +598,7 @@ func statusResource(st store.Status) statusJSON {
 		PendingCount: len(st.Pendings), Pendings: st.Pendings}
 }
 
-func (s *Server) status(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+func (s *Handler) status(w http.ResponseWriter, r *http.Request, p party.Principal) error {
 	st, err := s.ex.Status(r.Context(), p, r.PathValue("root"), r.PathValue("status"))
 	if err != nil {
 		return err

@@ -16,9 +16,9 @@ import (
 	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/client"
 	"github.com/parley-cti/parley/internal/demo"
-	"github.com/parley-cti/parley/internal/e2e"
 	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/report"
+	"github.com/parley-cti/parley/internal/tests/e2e"
 )
 
 // reportWorld is the demo's exchange on a real server, with a CLI profile

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/parley-cti/parley/internal/demo"
-	"github.com/parley-cti/parley/internal/e2e"
 	"github.com/parley-cti/parley/internal/stix"
+	"github.com/parley-cti/parley/internal/tests/e2e"
 )
 
 // TestGeneratedIntelIsValid: every generated object passes parley's own

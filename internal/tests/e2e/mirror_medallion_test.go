@@ -42,7 +42,7 @@ func startMedallion(t *testing.T) string {
 	if out, err := probe.CombinedOutput(); err != nil {
 		t.Skipf("%s cannot run medallion from %s: %v\n%s", python, src, err, out)
 	}
-	fixture := filepath.Join("..", "..", "..", "shared", "testdata", "taxii", "default_data.json")
+	fixture := filepath.Join("..", "..", "..", "..", "shared", "testdata", "taxii", "default_data.json")
 	data, err := os.ReadFile(fixture)
 	if err != nil {
 		t.Skipf("medallion's default_data.json is not available (%v)", err)
@@ -100,7 +100,7 @@ func TestMirrorFromMedallion(t *testing.T) {
 	base := startMedallion(t)
 	// What medallion serves by default: the last version of each object.
 	var file map[string]json.RawMessage
-	raw, _ := os.ReadFile(filepath.Join("..", "..", "..", "shared", "testdata", "taxii", "default_data.json"))
+	raw, _ := os.ReadFile(filepath.Join("..", "..", "..", "..", "shared", "testdata", "taxii", "default_data.json"))
 	if err := json.Unmarshal(raw, &file); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package multi
+package multiinstance
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/parley-cti/parley/internal/agreement"
-	"github.com/parley-cti/parley/internal/e2e"
+	"github.com/parley-cti/parley/internal/tests/e2e"
 )
 
 var (

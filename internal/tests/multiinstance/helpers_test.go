@@ -1,4 +1,4 @@
-package multi
+package multiinstance
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 
 	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/client"
-	"github.com/parley-cti/parley/internal/e2e"
+	"github.com/parley-cti/parley/internal/tests/e2e"
 )
 
 var ctx = context.Background()

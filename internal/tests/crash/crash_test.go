@@ -23,7 +23,7 @@ var (
 // The server is built without -race whatever this test is built with, so
 // that -race slows only the harness.
 //
-//	go test ./internal/crash -run TestCrashHarness -v -crash.kills 300 -timeout 30m
+//	go test ./internal/tests/crash -run TestCrashHarness -v -crash.kills 300 -timeout 30m
 func TestCrashHarness(t *testing.T) {
 	n := *kills
 	if testing.Short() {

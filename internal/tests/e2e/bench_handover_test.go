@@ -5,7 +5,7 @@ package e2e
 // on both sides, and the latency of the second deposit, which validates,
 // stores and releases both in one transaction.
 //
-//	go test ./internal/e2e -run '^$' -bench Handover -benchtime 20x
+//	go test ./internal/tests/e2e -run '^$' -bench Handover -benchtime 20x
 
 import (
 	"crypto/sha256"

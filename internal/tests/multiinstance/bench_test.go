@@ -1,4 +1,4 @@
-package multi
+package multiinstance
 
 import (
 	"bytes"
@@ -23,7 +23,7 @@ import (
 // envelopes of 100 from benchClients concurrent clients, then makes
 // benchReads single-object reads (match[id]) from as many clients.
 //
-//	PARLEY_TEST_POSTGRES=... go test -run '^$' -bench Instances -benchtime 1x ./internal/multi/
+//	PARLEY_TEST_POSTGRES=... go test -run '^$' -bench Instances -benchtime 1x ./internal/tests/multiinstance/
 func BenchmarkInstances(b *testing.B) {
 	for _, cfg := range []struct {
 		name      string

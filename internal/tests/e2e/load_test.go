@@ -17,7 +17,7 @@ var loadDuration = flag.Duration("load.duration", 30*time.Second, "how long Test
 // latency figures are printed for docs/BENCHMARKS.md, never asserted: the
 // full-length run is
 //
-//	go test ./internal/e2e -run TestLoad -load.duration 5m -v -timeout 20m
+//	go test ./internal/tests/e2e -run TestLoad -load.duration 5m -v -timeout 20m
 func TestLoad(t *testing.T) {
 	d := *loadDuration
 	if testing.Short() {

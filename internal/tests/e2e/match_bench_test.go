@@ -57,7 +57,7 @@ func vmHWM() int64 {
 // memory and when each side reached each step. It asserts the result, never
 // the time. Without -match.large it runs N = 2,000.
 //
-//	go test -run TestMatchScale -match.large -timeout 60m -v ./internal/e2e
+//	go test -run TestMatchScale -match.large -timeout 60m -v ./internal/tests/e2e
 func TestMatchScale(t *testing.T) {
 	n := 2000
 	if *matchLarge {

@@ -1,4 +1,4 @@
-package multi
+package multiinstance
 
 import (
 	"bytes"
@@ -14,9 +14,9 @@ import (
 
 	"github.com/parley-cti/parley/internal/audit"
 	"github.com/parley-cti/parley/internal/client"
-	"github.com/parley-cti/parley/internal/e2e"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/store/postgres"
+	"github.com/parley-cti/parley/internal/tests/e2e"
 )
 
 // TestMultiInstance starts three `parley serve` processes on one

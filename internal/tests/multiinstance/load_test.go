@@ -1,4 +1,4 @@
-package multi
+package multiinstance
 
 import (
 	"bytes"
@@ -17,9 +17,9 @@ import (
 	"time"
 
 	"github.com/parley-cti/parley/internal/client"
-	"github.com/parley-cti/parley/internal/e2e"
 	"github.com/parley-cti/parley/internal/server"
 	"github.com/parley-cti/parley/internal/store/postgres"
+	"github.com/parley-cti/parley/internal/tests/e2e"
 )
 
 // TestLoadTwoInstances is the issue-15 load run for docs/BENCHMARKS.md,
@@ -35,7 +35,7 @@ import (
 // past 700 ms, where the process's goroutines were blocked. It runs only
 // when PARLEY_LOAD_SECONDS is set:
 //
-//	PARLEY_LOAD_SECONDS=120 go test -run TestLoadTwoInstances -v ./internal/multi/
+//	PARLEY_LOAD_SECONDS=120 go test -run TestLoadTwoInstances -v ./internal/tests/multiinstance/
 func TestLoadTwoInstances(t *testing.T) {
 	secs, _ := strconv.Atoi(os.Getenv("PARLEY_LOAD_SECONDS"))
 	if secs <= 0 {

@@ -1,4 +1,4 @@
-package multi
+package multiinstance
 
 import (
 	"bytes"
@@ -9,10 +9,10 @@ import (
 	"testing"
 
 	"github.com/parley-cti/parley/internal/client"
-	"github.com/parley-cti/parley/internal/e2e"
 	"github.com/parley-cti/parley/internal/store/postgres"
 	"github.com/parley-cti/parley/internal/store/storecopy"
 	"github.com/parley-cti/parley/internal/taxii"
+	"github.com/parley-cti/parley/internal/tests/e2e"
 )
 
 // TestCopySQLiteToPostgres populates a SQLite deployment through the real

@@ -1,4 +1,4 @@
-package multi
+package multiinstance
 
 import (
 	"context"
@@ -14,11 +14,11 @@ import (
 
 	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/client"
-	"github.com/parley-cti/parley/internal/e2e"
 	"github.com/parley-cti/parley/internal/psi"
 	"github.com/parley-cti/parley/internal/request"
 	"github.com/parley-cti/parley/internal/server"
 	"github.com/parley-cti/parley/internal/store/postgres"
+	"github.com/parley-cti/parley/internal/tests/e2e"
 )
 
 // stallAfter is how long a workflow may go without finishing a step

@@ -1,15 +1,24 @@
-// Package client is parley's TAXII 2.1 client: the Go code the CLI, the tests
-// and the benchmarks use to talk to parley or to any other TAXII 2.1 server.
+// Package client is parley's HTTP client, what a party's side runs: the Go
+// code the CLI, the tests and the benchmarks use to talk to a parley server
+// (or, for TAXII, any TAXII 2.1 server). One Client, with the party's
+// token, speaks both of the server's client-facing surfaces:
 //
-// # What it owns
+//   - TAXII 2.1 (client.go, resources.go, envelope.go, push.go): media
+//     types and the Accept/Content-Type headers, token authentication, the
+//     filter query parameters, following `more`/`next` pagination, decoding
+//     envelopes as a token stream so that a large page is never held twice,
+//     pushing a STIX bundle of any size in envelopes the server accepts, and
+//     turning TAXII error resources into typed errors (*Error wrapping
+//     ErrNotFound, ErrUnauthorized, ErrTooLarge, ErrUnsupportedMedia) that
+//     callers branch on with errors.Is.
+//   - The management API under /api/v1 (manage.go for keys and agreements,
+//     escrow.go for handovers and requests, matches.go, contests.go,
+//     reports.go, verifications.go, mirrors.go, ledger.go for openings), in
+//     the JSON shapes of package wire, and local helpers of those steps
+//     (sealing.go seals deposits to the recipient).
 //
-// The wire side of TAXII 2.1 as a consumer sees it: media types and the
-// Accept/Content-Type headers, token authentication, the filter query
-// parameters, following `more`/`next` pagination, decoding envelopes as a
-// token stream so that a large page is never held twice, pushing a STIX bundle
-// of any size in envelopes the server accepts, and turning TAXII error
-// resources into typed errors (*Error wrapping ErrNotFound, ErrUnauthorized,
-// ErrTooLarge, ErrUnsupportedMedia) that callers branch on with errors.Is.
+// Verifying the ledger is not here: that is internal/audit, which uses
+// this package to fetch what it checks.
 //
 // # What it must never do
 //

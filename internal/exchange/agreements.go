@@ -405,6 +405,26 @@ func (s *Service) lockedAgreement(ctx context.Context, tx store.Handle, p party.
 	return s.loadAgreement(ctx, tx, id, s.now())
 }
 
+// lockedStatement takes agreement id's lock in tx, reads the agreement as
+// p sees it (as lockedAgreement), and checks a statement one of its
+// parties signed: verify gets the agreement and both parties' registered
+// keys. Contests,
+// their withdrawals and report signatures are filed this way.
+func (s *Service) lockedStatement(ctx context.Context, tx store.Handle, p party.Principal, id string, verify func(Agreement, agreement.KeyResolver) error) (Agreement, error) {
+	a, err := s.lockedAgreement(ctx, tx, p, id)
+	if err != nil {
+		return Agreement{}, err
+	}
+	keys, err := loadKeys(ctx, tx, a.Record.PartyA, a.Record.PartyB)
+	if err != nil {
+		return Agreement{}, err
+	}
+	if err := verify(a, keys); err != nil {
+		return Agreement{}, err
+	}
+	return a, nil
+}
+
 // Agreements lists the caller's agreements, newest first.
 func (s *Service) Agreements(ctx context.Context, p party.Principal) ([]Agreement, error) {
 	recs, err := s.st.Agreements().ListByParty(ctx, p.PartyID)

@@ -79,21 +79,16 @@ func (s *Service) Contest(ctx context.Context, p party.Principal, agreementID st
 	}
 	var out ContestView
 	err = s.st.Update(ctx, func(tx store.Handle) error {
-		a, err := s.lockedAgreement(ctx, tx, p, agreementID)
+		a, err := s.lockedStatement(ctx, tx, p, agreementID, func(a Agreement, keys agreement.KeyResolver) error {
+			if a.Status.Document.Reciprocity.ContestWindow <= 0 {
+				return fault.Errorf("%w: agreement %s sets no reciprocity.contest_window, so its credits cannot be contested", ErrForbidden, agreementID)
+			}
+			return agreement.VerifyContest(keys, sc)
+		})
 		if err != nil {
 			return err
 		}
 		window := a.Status.Document.Reciprocity.ContestWindow
-		if window <= 0 {
-			return fault.Errorf("%w: agreement %s sets no reciprocity.contest_window, so its credits cannot be contested", ErrForbidden, agreementID)
-		}
-		keys, err := loadKeys(ctx, tx, a.Record.PartyA, a.Record.PartyB)
-		if err != nil {
-			return err
-		}
-		if err := agreement.VerifyContest(keys, sc); err != nil {
-			return err
-		}
 		contributor := a.Counterpart(p.PartyID)
 		notFound := fault.Errorf("%w: %s is not a credited contribution of the other party released to you", ErrNotFound, sc.ObjectID)
 		cr, err := tx.Credits().Credit(ctx, agreementID, contributor, sc.ObjectID)
@@ -156,15 +151,10 @@ func (s *Service) WithdrawContest(ctx context.Context, p party.Principal, agreem
 	}
 	var out ContestView
 	err = s.st.Update(ctx, func(tx store.Handle) error {
-		a, err := s.lockedAgreement(ctx, tx, p, agreementID)
+		a, err := s.lockedStatement(ctx, tx, p, agreementID, func(_ Agreement, keys agreement.KeyResolver) error {
+			return agreement.VerifyContest(keys, sc)
+		})
 		if err != nil {
-			return err
-		}
-		keys, err := loadKeys(ctx, tx, a.Record.PartyA, a.Record.PartyB)
-		if err != nil {
-			return err
-		}
-		if err := agreement.VerifyContest(keys, sc); err != nil {
 			return err
 		}
 		all, err := tx.Credits().Contests(ctx, agreementID)

@@ -221,18 +221,13 @@ func (s *Service) CountersignReport(ctx context.Context, p party.Principal, agre
 	}
 	var out ReportSignature
 	err = s.st.Update(ctx, func(tx store.Handle) error {
-		a, err := s.lockedAgreement(ctx, tx, p, agreementID)
+		a, err := s.lockedStatement(ctx, tx, p, agreementID, func(a Agreement, keys agreement.KeyResolver) error {
+			if !countersigned(a) {
+				return fault.Errorf("%w: agreement %s was never countersigned, so there is nothing to report", ErrConflict, agreementID)
+			}
+			return agreement.VerifyReport(keys, sr)
+		})
 		if err != nil {
-			return err
-		}
-		if !countersigned(a) {
-			return fault.Errorf("%w: agreement %s was never countersigned, so there is nothing to report", ErrConflict, agreementID)
-		}
-		keys, err := loadKeys(ctx, tx, a.Record.PartyA, a.Record.PartyB)
-		if err != nil {
-			return err
-		}
-		if err := agreement.VerifyReport(keys, sr); err != nil {
 			return err
 		}
 		// Checked after the signature, so that a forged statement is

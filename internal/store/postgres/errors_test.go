@@ -30,6 +30,8 @@ func TestMapErr(t *testing.T) {
 		{"cannot connect now", pg("57P03"), store.ErrUnavailable, false},
 		{"connection failure", pg("08006"), store.ErrUnavailable, false},
 		{"too many connections", pg("53300"), store.ErrUnavailable, false},
+		{"out of shared memory (lock table full)", pg("53200"), store.ErrUnavailable, false},
+		{"insufficient resources", pg("53000"), store.ErrUnavailable, false},
 		{"serialization failure", pg("40001"), nil, true},
 		{"deadlock", pg("40P01"), nil, true},
 		{"syntax error", pg("42601"), nil, false},

@@ -492,7 +492,8 @@ func mapErr(err error) error {
 			return fmt.Errorf("%w: a referenced record does not exist: %w", store.ErrNotFound, err)
 		case strings.HasPrefix(pe.Code, "08"), // connection exception
 			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", // shutdown, crash, starting up
-			pe.Code == "53300": // too many connections
+			pe.Code == "53300",                     // too many connections
+			pe.Code == "53000", pe.Code == "53200": // insufficient resources, out of (shared) memory: transient, retry
 			return unavailable(err)
 		case pe.Code == "53100": // disk full
 			return fmt.Errorf("%w: %w", store.ErrDiskFull, err)

@@ -58,6 +58,9 @@ var (
 	// ErrInvalid: the mirror's definition is unacceptable (URL, limit,
 	// missing collection).
 	ErrInvalid = fault.Tagged(fault.Invalid, "mirror", "invalid definition")
+	// ErrPrivateSource: a pull would connect to an address that is not
+	// public, and the operator has not allowed that (Service.AllowPrivate).
+	ErrPrivateSource = fault.Tagged(fault.Forbidden, "mirror", "the source is not at a public address")
 )
 
 // Limits on a definition.
@@ -103,6 +106,13 @@ type Service struct {
 	PagesPerClaim int
 	// MaxPageBytes bounds one page of objects (default 64 MiB).
 	MaxPageBytes int64
+	// AllowPrivate lets pulls reach loopback, private, link-local and
+	// other non-public addresses (parley serve --mirror-allow-private).
+	// Off, a party cannot point the server at what only the server can
+	// reach (its own metrics listener, a cloud metadata service, the
+	// operator's network): the address is checked after DNS resolution, at
+	// every connection, so a name that later resolves elsewhere is caught.
+	AllowPrivate bool
 
 	wake chan struct{}
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -104,5 +106,44 @@ func TestFetchReadsThePage(t *testing.T) {
 		if err != nil || len(pg.Objects) != 2 || !pg.More || pg.Next != "n2" || pg.DateAddedLast != tc.want {
 			t.Fatalf("header %q: page %+v, %v; want date added last %q", tc.header, pg, err, tc.want)
 		}
+	}
+}
+
+// What counts as a public address: everything a party could use to reach
+// the server's own side of the network is not.
+func TestPublic(t *testing.T) {
+	for _, tc := range []struct {
+		ip     string
+		public bool
+	}{
+		{"192.0.2.10", true}, {"8.8.8.8", true}, {"2001:4860:4860::8888", true},
+		{"127.0.0.1", false}, {"::1", false}, {"10.1.2.3", false}, {"172.16.0.1", false}, {"192.168.1.1", false},
+		{"169.254.169.254", false}, {"fe80::1", false}, {"fc00::1", false}, {"100.64.0.1", false},
+		{"0.0.0.0", false}, {"0.1.2.3", false}, {"::", false}, {"224.0.0.1", false}, {"::ffff:127.0.0.1", false},
+	} {
+		if got := Public(netip.MustParseAddr(tc.ip)); got != tc.public {
+			t.Errorf("Public(%s) = %v, want %v", tc.ip, got, tc.public)
+		}
+	}
+}
+
+// A pull refuses a source on a loopback address unless the operator
+// allowed private sources; the refusal says what to do.
+func TestPullRefusesPrivateSource(t *testing.T) {
+	hits := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits++
+		w.Header().Set("Content-Type", "application/taxii+json;version=2.1")
+		w.Write([]byte(`{"objects":[{"type":"x"}]}`))
+	}))
+	defer srv.Close()
+	s := New(nil, nil)
+	_, err := s.fetch(context.Background(), s.httpClient(), srv.URL+"/", "", "")
+	if !errors.Is(err, ErrPrivateSource) || !strings.Contains(err.Error(), "--mirror-allow-private") || hits != 0 {
+		t.Fatalf("pull from %s: %v (%d requests reached it); want ErrPrivateSource naming --mirror-allow-private and no request", srv.URL, err, hits)
+	}
+	s.AllowPrivate = true
+	if pg, err := s.fetch(context.Background(), s.httpClient(), srv.URL+"/", "", ""); err != nil || len(pg.Objects) != 1 || hits != 1 {
+		t.Fatalf("pull with private sources allowed: %+v, %v", pg, err)
 	}
 }

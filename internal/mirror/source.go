@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -33,9 +36,19 @@ type sourceError struct {
 	msg        string
 	status     int // HTTP status; 0 when no response came
 	retryAfter time.Duration
+	cause      error // a sentinel of ours behind it, if any (ErrPrivateSource)
 }
 
 func (e *sourceError) Error() string { return e.msg }
+func (e *sourceError) Unwrap() error { return e.cause }
+
+// privateAddress is checkAddress's refusal: ip is not public.
+type privateAddress struct{ ip netip.Addr }
+
+func (e *privateAddress) Error() string {
+	return "the source resolves to " + e.ip.String() + ", which is not a public address; the operator may allow such sources with parley serve --mirror-allow-private"
+}
+func (e *privateAddress) Unwrap() error { return ErrPrivateSource }
 
 // errPaging marks a source that rejected a stored paging token; the pull
 // starts the session again from added_after.
@@ -84,6 +97,9 @@ func (s *Service) fetch(ctx context.Context, hc *http.Client, rawURL, user, toke
 	if err != nil {
 		if ctx.Err() != nil {
 			return page{}, ctx.Err()
+		}
+		if pa := (*privateAddress)(nil); errors.As(err, &pa) {
+			return page{}, &sourceError{msg: "refused: " + pa.Error(), cause: ErrPrivateSource}
 		}
 		return page{}, &sourceError{msg: "the source did not answer: " + transportReason(err)}
 	}
@@ -196,13 +212,17 @@ func checkMediaType(ct string) error {
 }
 
 // httpClient is the client pulls use: a page must arrive within the
-// timeout, and a redirect may not take the credential to another host.
+// timeout, a redirect may not take the credential to another host, no
+// proxy from the environment is used, and every connection's address must
+// be public unless AllowPrivate.
 func (s *Service) httpClient() *http.Client {
 	if s.HTTP != nil {
 		return s.HTTP
 	}
+	d := &net.Dialer{Timeout: 30 * time.Second, Control: s.checkAddress}
 	return &http.Client{
-		Timeout: 2 * time.Minute,
+		Timeout:   2 * time.Minute,
+		Transport: &http.Transport{DialContext: d.DialContext, TLSHandshakeTimeout: 30 * time.Second, IdleConnTimeout: 90 * time.Second, MaxIdleConnsPerHost: 2},
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) >= 5 {
 				return errors.New("too many redirects")
@@ -213,4 +233,43 @@ func (s *Service) httpClient() *http.Client {
 			return nil
 		},
 	}
+}
+
+// checkAddress refuses, unless AllowPrivate, a connection to an address
+// that is not public. It runs after resolution, on the address dialled.
+func (s *Service) checkAddress(network, address string, _ syscall.RawConn) error {
+	if s.AllowPrivate {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return err
+	}
+	if !Public(ip) {
+		return &privateAddress{ip}
+	}
+	return nil
+}
+
+// sharedSpace is RFC 6598's carrier-grade NAT range, private in practice
+// though netip does not say so.
+var sharedSpace = netip.MustParsePrefix("100.64.0.0/10")
+
+// Public reports whether ip is an address on the public internet: not
+// loopback, private (RFC 1918, RFC 4193), link-local, shared (RFC 6598),
+// unspecified, multicast or in 0.0.0.0/8.
+func Public(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	switch {
+	case !ip.IsValid(), ip.IsLoopback(), ip.IsPrivate(), ip.IsLinkLocalUnicast(), ip.IsLinkLocalMulticast(),
+		ip.IsInterfaceLocalMulticast(), ip.IsMulticast(), ip.IsUnspecified():
+		return false
+	case ip.Is4() && (ip.As4()[0] == 0 || sharedSpace.Contains(ip)):
+		return false
+	}
+	return true
 }

@@ -83,6 +83,9 @@ type Config struct {
 	// MirrorInterval is how long a caught-up mirror waits before asking
 	// its source again (default 1 minute).
 	MirrorInterval time.Duration
+	// MirrorAllowPrivate lets mirrors pull from loopback, private and
+	// link-local addresses (mirror.Service.AllowPrivate); off by default.
+	MirrorAllowPrivate bool
 }
 
 // OpenStore opens the store a configuration names: PostgreSQL when DB is a
@@ -164,6 +167,7 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	tx.Register(mux)
 	s.Mirrors = mirror.New(st, s.Ex)
 	s.Mirrors.Log = log
+	s.Mirrors.AllowPrivate = cfg.MirrorAllowPrivate
 	if cfg.MirrorInterval > 0 {
 		s.Mirrors.Interval = cfg.MirrorInterval
 	}

@@ -42,7 +42,7 @@ func start(t testing.TB, dir, addr string) *Server {
 		t.Fatal(err)
 	}
 	cfg := server.Config{Data: dir, Listen: addr, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), CheckpointInterval: 200 * time.Millisecond,
-		MirrorInterval: 200 * time.Millisecond}
+		MirrorInterval: 200 * time.Millisecond, MirrorAllowPrivate: true} // the tests' sources are on loopback
 	srv, err := server.New(ctx, cfg, db)
 	if err != nil {
 		t.Fatal(err)

@@ -411,7 +411,9 @@ func decodeDocument(f *fields) *Document {
 		if w, ok := rf.duration("window", false); ok {
 			d.Reciprocity.Window = w
 		}
-		if wf := rf.object("weights", false); wf != nil {
+		// An empty weights object says what its absence says; it parses to
+		// no map, as the canonical form (which omits it) does.
+		if wf := rf.object("weights", false); wf != nil && len(wf.m) > 0 {
 			d.Reciprocity.Weights = map[string]float64{}
 			for _, k := range slices.Sorted(maps.Keys(wf.m)) {
 				if x, ok := numberValue(wf.p, wf.name(k), wf.m[k]); ok {

@@ -29,8 +29,9 @@ type creditNote struct {
 // below the agreement's quality floor earns nothing; so does one whose id
 // or content fingerprint the party already gave or received (its own
 // contributions, the counterpart's released to it, plain handovers). Every
-// object below the floor or known is still stored. Callers hold the
-// agreement's lock.
+// object below the floor or known is still stored. What earns credit is
+// marked for the joint report's tallies with it (store.Credits.Contribute);
+// the rest is for markStored. Callers hold the agreement's lock.
 func contribute(ctx context.Context, x store.Handle, a Agreement, partyID string, objs []*stix.Object, now time.Time) ([]creditNote, error) {
 	terms := a.Status.Document.Reciprocity
 	notes := make([]creditNote, len(objs))
@@ -41,7 +42,8 @@ func contribute(ctx context.Context, x store.Handle, a Agreement, partyID string
 			notes[i].why = msgBelowFloorPf + why + msgBelowFloorSf
 			continue
 		}
-		items = append(items, store.Contribution{ObjectID: o.ID, Weight: agreement.Weight(terms, o.Type), Fingerprint: o.Fingerprint[:]})
+		items = append(items, store.Contribution{ObjectID: o.ID, Weight: agreement.Weight(terms, o.Type), Fingerprint: o.Fingerprint[:],
+			Type: o.Type, TLP: tlpLevel(o.Markings), Version: o.Version()})
 		index = append(index, i)
 	}
 	if len(items) == 0 {

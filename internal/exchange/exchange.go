@@ -405,7 +405,16 @@ func (s *Service) IngestGranted(ctx context.Context, p party.Principal, g Grant,
 			if err := tx.Credits().Reach(ctx, c.Agreement, ag.Counterpart(p.PartyID), p.PartyID, stored); err != nil {
 				return err
 			}
-			if err := markStored(ctx, tx, c.Agreement, p.PartyID, keep, kept); err != nil {
+			// What earned credit was marked with it; the rest may be
+			// a new version of an earlier credit.
+			var rest []store.Object
+			var restParsed []*stix.Object
+			for i := range keep {
+				if !credit[i].earned {
+					rest, restParsed = append(rest, keep[i]), append(restParsed, kept[i])
+				}
+			}
+			if err := markStored(ctx, tx, c.Agreement, p.PartyID, rest, restParsed); err != nil {
 				return err
 			}
 		}

@@ -250,11 +250,16 @@ type ReportSignature struct {
 }
 
 // Contribution is one object offered for credit, with its weight and its
-// content fingerprint (stix.Fingerprint; nil when unknown).
+// content fingerprint (stix.Fingerprint; nil when unknown), and the mark
+// of the version offered (as in Mark): one that earns credit is marked in
+// the same call. Without a Type it is left for Mark.
 type Contribution struct {
 	ObjectID    string
 	Weight      float64
 	Fingerprint []byte
+	Type        string
+	TLP         int
+	Version     time.Time
 }
 
 // Credited is what Contribute made of one contribution.
@@ -315,8 +320,9 @@ type Credits interface {
 	// what has been released to the party; or (fingerprint) it came in a
 	// plain handover released under the agreement (Handed). A counterpart's
 	// object not released to the party earns credit like any other, so that
-	// the outcome never tells a party what the other holds. Callers hold
-	// the agreement's Lock.
+	// the outcome never tells a party what the other holds. A contribution
+	// that earns credit and has a Type is marked (Mark) and tallied with
+	// it, once for the call. Callers hold the agreement's Lock.
 	Contribute(ctx context.Context, agreementID, partyID string, items []Contribution, at time.Time) ([]Credited, error)
 	// Handed records fingerprints of objects a plain handover released
 	// under the agreement: both parties know them from then on, so neither
@@ -370,7 +376,8 @@ type Credits interface {
 	// older than (or as old as) the version already marked for its object
 	// changes nothing. Callers hold the agreement's Lock and mark, in the
 	// transaction that stores them, every version they store in the
-	// party's agreement collection and every object that earns credit.
+	// party's agreement collection and every object that earns credit
+	// (Contribute marks those it credits with a Type).
 	Mark(ctx context.Context, agreementID, partyID string, marks []Mark) error
 	// Tally counts party's contributions with ordinals in [1, upTo] by
 	// the type and TLP level of their latest marked version, reading

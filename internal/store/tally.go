@@ -3,6 +3,7 @@ package store
 import (
 	"slices"
 	"strings"
+	"time"
 )
 
 // What both backends share of Credits.Mark: deciding, from the marks
@@ -40,10 +41,7 @@ func PlanMarks(cur map[string]*MarkRow, marks []Mark) ([]*MarkRow, map[TallyKey]
 		if r == nil {
 			continue
 		}
-		v := m.Version.UnixMicro()
-		if m.Version.IsZero() {
-			v = 0
-		}
+		v := micros(m.Version)
 		if r.Exists && v <= r.Version {
 			continue
 		}
@@ -63,6 +61,32 @@ func PlanMarks(cur map[string]*MarkRow, marks []Mark) ([]*MarkRow, map[TallyKey]
 		}
 	}
 	return changed, delta
+}
+
+// CreditMarks returns the marks of the contributions that earned credit
+// in res (Contribute's outcome for items) and carry a Type, with the
+// change they make to the tallies: each is a new credit, so nothing was
+// marked for it before and no stored mark needs reading.
+func CreditMarks(items []Contribution, res []Credited) ([]*MarkRow, map[TallyKey]int64) {
+	var rows []*MarkRow
+	delta := map[TallyKey]int64{}
+	for i, it := range items {
+		if res[i].Ord == 0 || it.Type == "" {
+			continue
+		}
+		rows = append(rows, &MarkRow{ObjectID: it.ObjectID, Ord: res[i].Ord, Type: it.Type, TLP: it.TLP, Version: micros(it.Version), Exists: true})
+		delta[TallyKey{res[i].Ord / TallyBlock, it.Type, it.TLP}]++
+	}
+	return rows, delta
+}
+
+// micros is t in microseconds since the epoch, 0 for the zero time, as
+// marks store versions.
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
 }
 
 // TallyBounds returns, for Credits.Tally up to upTo, the blocks to sum

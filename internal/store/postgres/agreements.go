@@ -324,7 +324,10 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 		if err := br.Close(); err != nil {
 			return fmt.Errorf("agreement %s totals: %w", agreementID, mapErr(err))
 		}
-		return nil
+		// New credits have no mark yet: theirs are written without
+		// reading any, and the tallies once for the call.
+		marks, delta := store.CreditMarks(items, out)
+		return writeMarks(ctx, h.q, agreementID, partyID, marks, delta)
 	})
 	if err != nil {
 		return nil, err

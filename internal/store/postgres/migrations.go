@@ -559,6 +559,14 @@ CREATE TABLE report_signatures (
 	PRIMARY KEY (agreement_id, ledger_index)
 );
 `},
+	// 22: marks keyed by ordinal (issue 18), as in the SQLite backend: a
+	// new credit's mark appends to the key's b-tree; the ordinal index
+	// goes.
+	{"report marks keyed by ordinal", `
+ALTER TABLE credit_marks DROP CONSTRAINT credit_marks_pkey;
+DROP INDEX credit_marks_ord;
+ALTER TABLE credit_marks ADD PRIMARY KEY (agreement_id, party_id, ord);
+`},
 }
 
 // migrationLock serialises migrations of one schema across every instance

@@ -12,8 +12,8 @@ import (
 
 // The joint report's counts by type and TLP (store.Credits.Mark and
 // Tally), as in the SQLite backend: credit_marks holds each credited
-// contribution's type and TLP level, credit_tallies their sums per block
-// of store.TallyBlock ordinals.
+// contribution's type and TLP level by its ordinal, credit_tallies their
+// sums per block of store.TallyBlock ordinals.
 
 func (s credits) Mark(ctx context.Context, agreementID, partyID string, marks []store.Mark) error {
 	if len(marks) == 0 {
@@ -50,20 +50,26 @@ func (s credits) Mark(ctx context.Context, agreementID, partyID string, marks []
 	if len(cur) == 0 {
 		return nil
 	}
-	rows, err = s.q.Query(ctx, `SELECT object_id, type, tlp, version FROM credit_marks
-		WHERE agreement_id = $1 AND party_id = $2 AND object_id = ANY($3::text[])`, agreementID, partyID, ids)
+	ords := make([]int64, 0, len(cur))
+	byOrd := make(map[int64]*store.MarkRow, len(cur))
+	for _, r := range cur {
+		ords = append(ords, r.Ord)
+		byOrd[r.Ord] = r
+	}
+	rows, err = s.q.Query(ctx, `SELECT ord, type, tlp, version FROM credit_marks
+		WHERE agreement_id = $1 AND party_id = $2 AND ord = ANY($3::bigint[])`, agreementID, partyID, ords)
 	if err != nil {
 		return fmt.Errorf("agreement %s marks: %w", agreementID, mapErr(err))
 	}
 	for rows.Next() {
-		var id, typ string
+		var typ string
 		var tlp int32
-		var version int64
-		if err := rows.Scan(&id, &typ, &tlp, &version); err != nil {
+		var ord, version int64
+		if err := rows.Scan(&ord, &typ, &tlp, &version); err != nil {
 			rows.Close()
 			return fmt.Errorf("agreement %s marks: %w", agreementID, mapErr(err))
 		}
-		if r := cur[id]; r != nil {
+		if r := byOrd[ord]; r != nil {
 			r.Type, r.TLP, r.Version, r.Exists = typ, int(tlp), version, true
 		}
 	}
@@ -72,22 +78,28 @@ func (s credits) Mark(ctx context.Context, agreementID, partyID string, marks []
 		return fmt.Errorf("agreement %s marks: %w", agreementID, mapErr(err))
 	}
 	changed, delta := store.PlanMarks(cur, marks)
-	if len(changed) > 0 {
-		oids, ords, types, versions := make([]string, len(changed)), make([]int64, len(changed)), make([]string, len(changed)), make([]int64, len(changed))
-		tlps := make([]int32, len(changed))
-		for i, r := range changed {
+	return writeMarks(ctx, s.q, agreementID, partyID, changed, delta)
+}
+
+// writeMarks stores rows (new or changed marks) in one statement and adds
+// delta to the tallies, one statement per tally row.
+func writeMarks(ctx context.Context, q querier, agreementID, partyID string, rows []*store.MarkRow, delta map[store.TallyKey]int64) error {
+	if len(rows) > 0 {
+		oids, ords, types, versions := make([]string, len(rows)), make([]int64, len(rows)), make([]string, len(rows)), make([]int64, len(rows))
+		tlps := make([]int32, len(rows))
+		for i, r := range rows {
 			oids[i], ords[i], types[i], tlps[i], versions[i] = r.ObjectID, r.Ord, r.Type, int32(r.TLP), r.Version
 		}
-		_, err := s.q.Exec(ctx, `INSERT INTO credit_marks(agreement_id, party_id, object_id, ord, type, tlp, version)
+		_, err := q.Exec(ctx, `INSERT INTO credit_marks(agreement_id, party_id, object_id, ord, type, tlp, version)
 			SELECT $1::text, $2::text, * FROM unnest($3::text[], $4::bigint[], $5::text[], $6::int[], $7::bigint[])
-			ON CONFLICT (agreement_id, party_id, object_id) DO UPDATE SET type = excluded.type, tlp = excluded.tlp, version = excluded.version`,
+			ON CONFLICT (agreement_id, party_id, ord) DO UPDATE SET type = excluded.type, tlp = excluded.tlp, version = excluded.version`,
 			agreementID, partyID, oids, ords, types, tlps, versions)
 		if err != nil {
 			return fmt.Errorf("agreement %s marks: %w", agreementID, mapErr(err))
 		}
 	}
 	for k, n := range delta {
-		_, err := s.q.Exec(ctx, `INSERT INTO credit_tallies(agreement_id, party_id, block, type, tlp, n) VALUES ($1, $2, $3, $4, $5, $6)
+		_, err := q.Exec(ctx, `INSERT INTO credit_tallies(agreement_id, party_id, block, type, tlp, n) VALUES ($1, $2, $3, $4, $5, $6)
 			ON CONFLICT (agreement_id, party_id, block, type, tlp) DO UPDATE SET n = credit_tallies.n + excluded.n`,
 			agreementID, partyID, k.Block, k.Type, k.TLP, n)
 		if err != nil {

@@ -288,10 +288,15 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 		if err := flush(); err != nil {
 			return err
 		}
-		_, err := h.w.ExecContext(ctx, `INSERT INTO agreement_totals(agreement_id, party_id, contributed, credits) VALUES (?, ?, ?, ?)
+		if _, err := h.w.ExecContext(ctx, `INSERT INTO agreement_totals(agreement_id, party_id, contributed, credits) VALUES (?, ?, ?, ?)
 			ON CONFLICT(agreement_id, party_id) DO UPDATE SET contributed = excluded.contributed, credits = credits + ?`,
-			agreementID, partyID, ord, added, added)
-		return mapErr(err)
+			agreementID, partyID, ord, added, added); err != nil {
+			return mapErr(err)
+		}
+		// New credits have no mark yet: theirs are written without
+		// reading any, and the tallies once for the call.
+		marks, delta := store.CreditMarks(items, out)
+		return writeMarks(ctx, h, agreementID, partyID, marks, delta)
 	})
 	if err != nil {
 		return nil, err

@@ -101,3 +101,39 @@ func BackfillKindsForTest(ctx context.Context, db *DB) error {
 	_, err := db.w.ExecContext(ctx, m[i:])
 	return err
 }
+
+// UnkeyMarksForTest puts credit_marks back in the shape migration 20 gave
+// it (keyed by object id, with an ordinal index), rows unchanged, then
+// runs the migration that keys it by ordinal, as on a database upgraded
+// with marks in it.
+func UnkeyMarksForTest(ctx context.Context, db *DB) error {
+	var m string
+	for _, s := range migrations {
+		if strings.Contains(s, "ALTER TABLE credit_marks_by_ord RENAME TO credit_marks") {
+			m = s
+		}
+	}
+	if m == "" {
+		return fmt.Errorf("no migration keys credit_marks by ordinal")
+	}
+	for _, q := range []string{`CREATE TABLE credit_marks_v20 (
+	agreement_id TEXT NOT NULL REFERENCES agreements(id),
+	party_id     TEXT NOT NULL,
+	object_id    TEXT NOT NULL,
+	ord          INTEGER NOT NULL,
+	type         TEXT NOT NULL,
+	tlp          INTEGER NOT NULL,
+	version      INTEGER NOT NULL,
+	PRIMARY KEY (agreement_id, party_id, object_id)
+) WITHOUT ROWID`,
+		`INSERT INTO credit_marks_v20 SELECT agreement_id, party_id, object_id, ord, type, tlp, version FROM credit_marks`,
+		`DROP TABLE credit_marks`,
+		`ALTER TABLE credit_marks_v20 RENAME TO credit_marks`,
+		`CREATE UNIQUE INDEX credit_marks_ord ON credit_marks(agreement_id, party_id, ord)`,
+		m} {
+		if _, err := db.w.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -549,6 +549,27 @@ CREATE TABLE report_signatures (
 	PRIMARY KEY (agreement_id, ledger_index)
 );
 `,
+	// 22: marks keyed by ordinal (issue 18): a new credit's ordinal comes
+	// after every other of its party, so its mark appends to the b-tree
+	// instead of dirtying a random page of it (keyed by object id) at
+	// every commit; the ordinal index goes, the key serves Tally. Each
+	// credit has one ordinal, so each object still has at most one mark.
+	`
+CREATE TABLE credit_marks_by_ord (
+	agreement_id TEXT NOT NULL REFERENCES agreements(id),
+	party_id     TEXT NOT NULL,
+	ord          INTEGER NOT NULL,
+	object_id    TEXT NOT NULL,
+	type         TEXT NOT NULL,
+	tlp          INTEGER NOT NULL,
+	version      INTEGER NOT NULL,
+	PRIMARY KEY (agreement_id, party_id, ord)
+) WITHOUT ROWID;
+INSERT INTO credit_marks_by_ord(agreement_id, party_id, ord, object_id, type, tlp, version)
+	SELECT agreement_id, party_id, ord, object_id, type, tlp, version FROM credit_marks;
+DROP TABLE credit_marks;
+ALTER TABLE credit_marks_by_ord RENAME TO credit_marks;
+`,
 }
 
 // searchColumns computes, from an object's collection k, type ty and JSON

@@ -37,7 +37,7 @@ func (s credits) Mark(ctx context.Context, agreementID, partyID string, marks []
 		}
 		ids = ids[n:]
 		rows, err := s.w.QueryContext(ctx, `SELECT c.object_id, c.ord, m.type, m.tlp, m.version FROM agreement_credits c
-			LEFT JOIN credit_marks m ON m.agreement_id = c.agreement_id AND m.party_id = c.party_id AND m.object_id = c.object_id
+			LEFT JOIN credit_marks m ON m.agreement_id = c.agreement_id AND m.party_id = c.party_id AND m.ord = c.ord
 			WHERE c.agreement_id = ? AND +c.party_id = ? AND c.object_id IN (?`+strings.Repeat(`, ?`, n-1)+`)`, args...)
 		if err != nil {
 			return fmt.Errorf("agreement %s marks: %w", agreementID, mapErr(err))
@@ -61,23 +61,29 @@ func (s credits) Mark(ctx context.Context, agreementID, partyID string, marks []
 		}
 	}
 	changed, delta := store.PlanMarks(cur, marks)
-	for len(changed) > 0 {
-		n := min(len(changed), markChunk)
+	return writeMarks(ctx, handle(s), agreementID, partyID, changed, delta)
+}
+
+// writeMarks stores rows (new or changed marks) and adds delta to the
+// tallies: a multi-row statement per markChunk marks, one per tally row.
+func writeMarks(ctx context.Context, h handle, agreementID, partyID string, rows []*store.MarkRow, delta map[store.TallyKey]int64) error {
+	for len(rows) > 0 {
+		n := min(len(rows), markChunk)
 		args := make([]any, 0, 7*n)
-		for _, r := range changed[:n] {
-			args = append(args, agreementID, partyID, r.ObjectID, r.Ord, r.Type, r.TLP, r.Version)
+		for _, r := range rows[:n] {
+			args = append(args, agreementID, partyID, r.Ord, r.ObjectID, r.Type, r.TLP, r.Version)
 		}
-		changed = changed[n:]
+		rows = rows[n:]
 		const row = `(?, ?, ?, ?, ?, ?, ?)`
-		_, err := s.w.ExecContext(ctx, `INSERT INTO credit_marks(agreement_id, party_id, object_id, ord, type, tlp, version) VALUES `+
+		_, err := h.w.ExecContext(ctx, `INSERT INTO credit_marks(agreement_id, party_id, ord, object_id, type, tlp, version) VALUES `+
 			row+strings.Repeat(`, `+row, n-1)+`
-			ON CONFLICT(agreement_id, party_id, object_id) DO UPDATE SET type = excluded.type, tlp = excluded.tlp, version = excluded.version`, args...)
+			ON CONFLICT(agreement_id, party_id, ord) DO UPDATE SET type = excluded.type, tlp = excluded.tlp, version = excluded.version`, args...)
 		if err != nil {
 			return fmt.Errorf("agreement %s marks: %w", agreementID, mapErr(err))
 		}
 	}
 	for k, n := range delta {
-		_, err := s.w.ExecContext(ctx, `INSERT INTO credit_tallies(agreement_id, party_id, block, type, tlp, n) VALUES (?, ?, ?, ?, ?, ?)
+		_, err := h.w.ExecContext(ctx, `INSERT INTO credit_tallies(agreement_id, party_id, block, type, tlp, n) VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT(agreement_id, party_id, block, type, tlp) DO UPDATE SET n = n + excluded.n`, agreementID, partyID, k.Block, k.Type, k.TLP, n)
 		if err != nil {
 			return fmt.Errorf("agreement %s tallies: %w", agreementID, mapErr(err))
@@ -93,7 +99,7 @@ func (s credits) Tally(ctx context.Context, agreementID, partyID string, upTo in
 	whole, from := store.TallyBounds(upTo)
 	rows, err := s.r.QueryContext(ctx, `SELECT type, tlp, SUM(n) FROM credit_tallies WHERE agreement_id = ? AND party_id = ? AND block < ? GROUP BY type, tlp
 		UNION ALL
-		SELECT type, tlp, COUNT(*) FROM credit_marks INDEXED BY credit_marks_ord WHERE agreement_id = ? AND party_id = ? AND ord >= ? AND ord <= ? GROUP BY type, tlp`,
+		SELECT type, tlp, COUNT(*) FROM credit_marks WHERE agreement_id = ? AND party_id = ? AND ord >= ? AND ord <= ? GROUP BY type, tlp`,
 		agreementID, partyID, whole, agreementID, partyID, from, upTo)
 	if err != nil {
 		return nil, fmt.Errorf("agreement %s tally: %w", agreementID, mapErr(err))

@@ -12,8 +12,9 @@ import (
 )
 
 // testTallies is a differential test of Credits.Mark and Tally: on random
-// contributions by two parties and random marks (new, older and equal
-// versions, objects never credited, objects credited to the other party),
+// contributions by two parties, half of them marked as Contribute credits
+// them, and random marks (new, older and equal versions, objects never
+// credited, objects credited to the other party),
 // Tally up to every block boundary and random ordinals equals a count over
 // a plain model of the latest mark of each credited object. Marks that do
 // not take (a rolled-back transaction) leave no trace.
@@ -49,10 +50,17 @@ func testTallies(t *testing.T, st store.Store) {
 			}
 			var items []store.Contribution
 			var ids []string
+			marked := map[string]mark{} // marked by Contribute, as it credits
 			for range size {
 				id := uid(types[n%3], n)
 				n++
-				items = append(items, store.Contribution{ObjectID: id, Weight: 1})
+				it := store.Contribution{ObjectID: id, Weight: 1}
+				if rng.IntN(2) == 0 {
+					m := mark{types[rng.IntN(3)], rng.IntN(6) - 1, rng.IntN(50)}
+					it.Type, it.TLP, it.Version = m.typ, m.tlp, t0.Add(time.Duration(m.version)*time.Minute)
+					marked[id] = m
+				}
+				items = append(items, it)
 				ids = append(ids, id)
 			}
 			var marks []store.Mark
@@ -92,6 +100,9 @@ func testTallies(t *testing.T, st store.Store) {
 				owner[id] = p
 				next[p]++
 				ord[id] = next[p]
+				if m, ok := marked[id]; ok {
+					latest[id] = m
+				}
 			}
 			for _, m := range marks {
 				if owner[m.ObjectID] != p {

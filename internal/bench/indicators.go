@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/parley-cti/parley/internal/client"
 )
 
 // TLPGreen is the STIX 2.1 predefined TLP:GREEN marking definition every
@@ -107,12 +109,4 @@ func (g *indicatorGen) object(i int) json.RawMessage {
 }
 
 // idOf extracts an object's id; "" when it has none.
-func idOf(obj json.RawMessage) string {
-	var v struct {
-		ID string `json:"id"`
-	}
-	if json.Unmarshal(obj, &v) != nil {
-		return ""
-	}
-	return v.ID
-}
+func idOf(obj json.RawMessage) string { return client.ObjectID(obj) }

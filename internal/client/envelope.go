@@ -22,60 +22,6 @@ type Envelope struct {
 	DateAddedLast  time.Time `json:"-"`
 }
 
-// decodeEnvelope reads an envelope as a token stream, handing each object to
-// each as soon as it is decoded, so a page is never held both as bytes and as
-// objects. It sets env.More and env.Next (env.Objects is left to each). Keys
-// are matched exactly; unknown members are skipped; a repeated "objects"
-// member calls reset first, so that the last one wins as in encoding/json.
-// Trailing data after the envelope is an error.
-func decodeEnvelope(r io.Reader, env *Envelope, reset func(), each func(json.RawMessage) error) error {
-	dec := json.NewDecoder(r)
-	if err := expectDelim(dec, '{'); err != nil {
-		return fmt.Errorf("envelope: %w", err)
-	}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return fmt.Errorf("envelope: %w", err)
-		}
-		key, _ := tok.(string) // object keys are always strings
-		switch key {
-		case "more":
-			var more *bool
-			if err := dec.Decode(&more); err != nil {
-				return fmt.Errorf("envelope: more: %w", err)
-			}
-			env.More = more != nil && *more
-		case "next":
-			var next *string
-			if err := dec.Decode(&next); err != nil {
-				return fmt.Errorf("envelope: next: %w", err)
-			}
-			env.Next = ""
-			if next != nil {
-				env.Next = *next
-			}
-		case "objects":
-			reset()
-			if err := decodeObjects(dec, each); err != nil {
-				return err
-			}
-		default:
-			var skip json.RawMessage
-			if err := dec.Decode(&skip); err != nil {
-				return fmt.Errorf("envelope: %q: %w", key, err)
-			}
-		}
-	}
-	if err := expectDelim(dec, '}'); err != nil {
-		return fmt.Errorf("envelope: %w", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("envelope: trailing data after the envelope")
-	}
-	return nil
-}
-
 func decodeObjects(dec *json.Decoder, each func(json.RawMessage) error) error {
 	tok, err := dec.Token()
 	if err != nil {
@@ -177,12 +123,19 @@ func (c *Client) GetObject(ctx context.Context, root, coll, id string, f Filter)
 	return c.getEnvelope(ctx, withQuery(u, f.Query()))
 }
 
-// AllObjects yields every object the filter selects, page by page, as each
-// object is decoded. It follows `next` when the server gives one; when a
-// server says `more` without `next` it pages with added_after set to the
-// page's X-TAXII-Date-Added-Last header, as section 3.4.2 allows. A page that
+// AllObjects yields every object the filter selects, page by page. It
+// follows `next` when the server gives one; when a server says `more`
+// without `next` it pages with added_after set to the page's
+// X-TAXII-Date-Added-Last header, as section 3.4.2 allows. A page that
 // claims more but makes no progress ends the sequence with ErrProtocol. On
-// error the sequence yields (nil, err) once and stops.
+// error the sequence yields (nil, err) once, after the objects read before
+// it, and stops.
+//
+// It reads one page ahead: while the caller works through a page's
+// objects the next page is already being fetched, so the server's work on
+// page k+1 overlaps the caller's on page k (a client reading a large
+// collection alone otherwise leaves the server idle half the time). At
+// most two pages are held: the one being yielded and the next.
 func (c *Client) AllObjects(ctx context.Context, root, coll string, f Filter) iter.Seq2[json.RawMessage, error] {
 	return func(yield func(json.RawMessage, error) bool) {
 		u, err := c.endpoint(root, "collections", coll, "objects")
@@ -190,38 +143,67 @@ func (c *Client) AllObjects(ctx context.Context, root, coll string, f Filter) it
 			yield(nil, err)
 			return
 		}
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		type page struct {
+			env  *Envelope
+			objs []json.RawMessage
+			err  error
+		}
+		fetch := func(f Filter) <-chan page {
+			ch := make(chan page, 1)
+			go func() {
+				var objs []json.RawMessage
+				env, err := c.streamObjects(ctx, withQuery(u, f.Query()), func() { objs = objs[:0] }, func(o json.RawMessage) error {
+					objs = append(objs, o)
+					return nil
+				})
+				ch <- page{env, objs, err}
+			}()
+			return ch
+		}
+		cur := fetch(f)
 		for {
-			n := 0
-			env, err := c.streamObjects(ctx, withQuery(u, f.Query()), func() {}, func(o json.RawMessage) error {
-				n++
-				if !yield(o, nil) {
-					return errStop
+			p := <-cur
+			var ahead <-chan page
+			stop := func() {
+				cancel()
+				if ahead != nil {
+					<-ahead
 				}
-				return nil
-			})
-			if errors.Is(err, errStop) {
-				return
+			}
+			err := p.err
+			if err == nil && p.env.More {
+				switch n := len(p.objs); {
+				case p.env.Next != "":
+					if p.env.Next == f.Next && n == 0 {
+						err = fmt.Errorf("%w: server repeats next=%q without objects", ErrProtocol, p.env.Next)
+						break
+					}
+					f.Next = p.env.Next
+					ahead = fetch(f)
+				case !p.env.DateAddedLast.IsZero() && n > 0 && p.env.DateAddedLast.After(f.AddedAfter):
+					f.AddedAfter = p.env.DateAddedLast
+					ahead = fetch(f)
+				default:
+					err = fmt.Errorf("%w: more=true without next or a later X-TAXII-Date-Added-Last", ErrProtocol)
+				}
+			}
+			for _, o := range p.objs {
+				if !yield(o, nil) {
+					stop()
+					return
+				}
 			}
 			if err != nil {
 				yield(nil, err)
+				stop()
 				return
 			}
-			if !env.More {
+			if ahead == nil {
 				return
 			}
-			switch {
-			case env.Next != "":
-				if env.Next == f.Next && n == 0 {
-					yield(nil, fmt.Errorf("%w: server repeats next=%q without objects", ErrProtocol, env.Next))
-					return
-				}
-				f.Next = env.Next
-			case !env.DateAddedLast.IsZero() && n > 0 && env.DateAddedLast.After(f.AddedAfter):
-				f.AddedAfter = env.DateAddedLast
-			default:
-				yield(nil, fmt.Errorf("%w: more=true without next or a later X-TAXII-Date-Added-Last", ErrProtocol))
-				return
-			}
+			cur = ahead
 		}
 	}
 }

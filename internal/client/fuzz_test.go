@@ -76,6 +76,24 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		if (err == nil) != (refErr == nil) {
 			t.Fatalf("decodeEnvelope err=%v, reference err=%v, input %q", err, refErr, in)
 		}
+
+		// The same input read in tiny chunks (a value cut anywhere, read
+		// again from its start) reads the same.
+		var small Envelope
+		var smallObjs []json.RawMessage
+		smallErr := decodeEnvelopeChunks(bytes.NewReader(in), 1+len(in)%5, &small, func() { smallObjs = smallObjs[:0] }, func(o json.RawMessage) error {
+			smallObjs = append(smallObjs, o)
+			return nil
+		})
+		if (smallErr == nil) != (err == nil) || small.More != env.More || small.Next != env.Next || len(smallObjs) != len(objs) {
+			t.Fatalf("in small chunks: err=%v more=%v next=%q %d objects; at once: err=%v more=%v next=%q %d objects",
+				smallErr, small.More, small.Next, len(smallObjs), err, env.More, env.Next, len(objs))
+		}
+		for i := range objs {
+			if !bytes.Equal(objs[i], smallObjs[i]) {
+				t.Fatalf("object %d in small chunks: %s vs %s", i, smallObjs[i], objs[i])
+			}
+		}
 		if err != nil {
 			return
 		}
@@ -128,6 +146,38 @@ func FuzzDecodeBundle(f *testing.F) {
 		}
 		if strings.Join(again, "\n") != strings.Join(got, "\n") {
 			t.Fatalf("round trip changed objects")
+		}
+	})
+}
+
+// FuzzObjectID checks ObjectID against encoding/json on the exact member
+// name "id": what it finds is what json.Unmarshal finds, and it finds
+// nothing in what json.Unmarshal refuses.
+func FuzzObjectID(f *testing.F) {
+	for _, s := range []string{
+		`{"id":"indicator--1","type":"indicator"}`, `{"type":"x","id":"a","id":"b"}`,
+		`{"id":1}`, `{"x":{"id":"inner"}}`, `{"id":"\u00e9\ud800"}`, ` {"id":"a"} `, `{"id":"a"}x`,
+		`{"id":"a",}`, `[]`, `{}`, `{"id":null}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		got := ObjectID(in)
+		var members map[string]json.RawMessage
+		if err := json.Unmarshal(in, &members); err != nil || members == nil {
+			if got != "" {
+				t.Fatalf("ObjectID(%q) = %q from a document encoding/json refuses", in, got)
+			}
+			return
+		}
+		var want string
+		if m, ok := members["id"]; ok && len(m) > 0 && m[0] == '"' {
+			if err := json.Unmarshal(m, &want); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got != want {
+			t.Fatalf("ObjectID(%q) = %q, encoding/json reads %q", in, got, want)
 		}
 	})
 }

@@ -35,7 +35,7 @@ type termsFlags struct {
 
 func addTermsFlags(fs *flag.FlagSet) *termsFlags {
 	t := &termsFlags{}
-	fs.StringVar(&t.with, "with", "", "the other party (name or id)")
+	fs.StringVar(&t.with, "with", "", "the other party: a name or id on this server, or PARTY@PEER for a party of a pinned peer node")
 	fs.StringVar(&t.file, "file", "", "take the whole document from this JSON file instead of flags")
 	fs.StringVar(&t.types, "types", "indicator,malware,threat-actor,intrusion-set,infrastructure,campaign,attack-pattern,tool,identity,relationship,report", "STIX types in scope, comma-separated")
 	fs.StringVar(&t.maxTLP, "max-tlp", "amber", "highest TLP allowed: clear, green, amber, amber+strict, red")
@@ -66,18 +66,19 @@ func (t *termsFlags) document(ctx context.Context, c *client.Client, me *client.
 	if t.with == "" {
 		return nil, fmt.Errorf("%w: name the other party with --with", errUsage)
 	}
-	other, err := c.PartyByName(ctx, t.with)
-	if err != nil {
-		return nil, err
-	}
-	otherKey, err := c.CurrentKey(ctx, other.ID)
-	if err != nil {
-		return nil, fmt.Errorf("%s has not registered keys yet (they run 'parley keygen'): %w", other.Name, err)
-	}
 	if len(me.Keys) == 0 {
 		return nil, fmt.Errorf("%w: you have not registered keys; run 'parley keygen'", errUsage)
 	}
 	myKey := me.Keys[len(me.Keys)-1].Keys
+	mine := map[string]any{"party_id": me.PartyID, "name": me.Name, "key_id": myKey.KeyID}
+	theirs, err := counterpart(ctx, c, t.with)
+	if err != nil {
+		return nil, err
+	}
+	if theirs["node"] != nil {
+		mine["node"] = theirs["self"]
+		delete(theirs, "self")
+	}
 	now := time.Now().UTC().Truncate(time.Second)
 	recip := map[string]any{"ratio": t.ratio, "grace": t.grace}
 	if t.window != "" {
@@ -88,10 +89,7 @@ func (t *termsFlags) document(ctx context.Context, c *client.Client, me *client.
 	}
 	m := map[string]any{
 		"schema_version": agreement.SchemaVersion, "id": id, "version": version,
-		"parties": []map[string]any{
-			{"party_id": me.PartyID, "name": me.Name, "key_id": myKey.KeyID},
-			{"party_id": other.ID, "name": other.Name, "key_id": otherKey.KeyID},
-		},
+		"parties":              []map[string]any{mine, theirs},
 		"scope":                map[string]any{"types": strings.Split(t.types, ","), "max_tlp": t.maxTLP, "unmarked": t.unmarked},
 		"reciprocity":          recip,
 		"escrow_deadline":      goDuration(t.escrow),
@@ -110,6 +108,52 @@ func (t *termsFlags) document(ctx context.Context, c *client.Client, me *client.
 		return nil, err
 	}
 	return agreement.ParseDocument(raw)
+}
+
+// counterpart names the other party of a document: a party of this server
+// (by name or id), or PARTY@PEER, a party of the peer node this server's
+// operator pinned as PEER, which this server looks up on that peer (the
+// token never leaves this server). A peer's party names its node, and
+// "self" carries this node's key for the proposer's own entry.
+func counterpart(ctx context.Context, c *client.Client, with string) (map[string]any, error) {
+	remote := func(peer, party string) (map[string]any, error) {
+		rp, err := c.RemoteParty(ctx, peer, party)
+		if err != nil {
+			return nil, err
+		}
+		if !rp.HasKeys {
+			return nil, fmt.Errorf("%s on %s has not registered keys yet (they run 'parley keygen' on their node)", rp.Name, peer)
+		}
+		return map[string]any{"party_id": rp.PartyID, "name": rp.Name, "key_id": rp.KeyID, "node": rp.Node, "self": rp.Self}, nil
+	}
+	var remoteErr error
+	if i := strings.LastIndex(with, "@"); i > 0 && i < len(with)-1 {
+		m, err := remote(with[i+1:], with[:i])
+		if !errors.Is(err, client.ErrNotFound) {
+			return m, err
+		}
+		remoteErr = fmt.Errorf("no peer node %q pinned on your server (its operator runs parley peer add): %w", with[i+1:], err)
+	}
+	other, err := c.PartyByName(ctx, with)
+	if err != nil && remoteErr != nil {
+		return nil, remoteErr
+	}
+	if err != nil {
+		return nil, err
+	}
+	// A peer's party is in this server's directory as NAME@PEER: an
+	// amendment addresses it again through its node.
+	if i := strings.LastIndex(other.Name, "@"); i > 0 && i < len(other.Name)-1 {
+		m, err := remote(other.Name[i+1:], other.ID)
+		if !errors.Is(err, client.ErrNotFound) {
+			return m, err
+		}
+	}
+	otherKey, err := c.CurrentKey(ctx, other.ID)
+	if err != nil {
+		return nil, fmt.Errorf("%s has not registered keys yet (they run 'parley keygen'): %w", other.Name, err)
+	}
+	return map[string]any{"party_id": other.ID, "name": other.Name, "key_id": otherKey.KeyID}, nil
 }
 
 func signStatement(keys *agreement.PrivateKeys, d *agreement.Document, action agreement.Action, partyID, reason string) (agreement.Signature, error) {
@@ -131,6 +175,9 @@ func printTerms(w io.Writer, d *agreement.Document) {
 	h := d.Hash()
 	fmt.Fprintf(w, "  version %d, document sha256 %s\n", d.Version, hex.EncodeToString(h[:]))
 	fmt.Fprintf(w, "  parties: %s (key %s) and %s (key %s)\n", d.Parties[0].Name, d.Parties[0].KeyID, d.Parties[1].Name, d.Parties[1].KeyID)
+	if d.CrossNode() {
+		fmt.Fprintf(w, "  nodes: %s on %s; %s on %s\n", d.Parties[0].Name, d.Parties[0].Node, d.Parties[1].Name, d.Parties[1].Node)
+	}
 	fmt.Fprintf(w, "  scope: %s, up to %s, unmarked %s\n", strings.Join(d.Scope.Types, ", "), d.Scope.MaxTLP.Label(), map[bool]string{true: "allowed", false: "refused"}[d.Scope.AllowUnmarked])
 	fmt.Fprintf(w, "  reciprocity: %g:%g, grace %d", d.Reciprocity.Give, d.Reciprocity.Get, d.Reciprocity.Grace)
 	if d.Reciprocity.Window > 0 {

@@ -43,6 +43,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	logFormat := fs.String("log-format", env("log-format", "text"), "log format: text or json (env PARLEY_LOG_FORMAT)")
 	logLevel := fs.String("log-level", env("log-level", "info"), "least severe log level written: debug, info (one line per request), warn or error (env PARLEY_LOG_LEVEL)")
 	fs.StringVar(&cfg.PublicURL, "public-url", env("public-url", ""), "the URL peers reach this node at, scheme://host[:port] (default: the address it listens on; env PARLEY_PUBLIC_URL)")
+	fs.DurationVar(&cfg.NodeRetryMax, "node-retry-max", 15*time.Second, "longest wait between attempts to deliver an agreement step to a peer node that does not answer")
 	fs.DurationVar(&cfg.MirrorInterval, "mirror-interval", time.Minute, "how long a caught-up mirror (parley mirror add) waits before asking its source again")
 	fs.BoolVar(&cfg.MirrorAllowPrivate, "mirror-allow-private", env("mirror-allow-private", "") == "true", "let parties' mirrors pull from loopback, private and link-local addresses (default: public addresses only, so a party cannot point the server at the operator's own network; env PARLEY_MIRROR_ALLOW_PRIVATE=true)")
 	skipCheck := fs.Bool("skip-integrity-check", false, "start without SQLite's quick integrity check of the database (for very large databases)")

@@ -109,6 +109,35 @@ func scriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []st
 			}
 			ts.Setenv(args[0], m[1])
 		},
+		// literal TEXT fails unless the previous stdout holds TEXT as is
+		// (node keys hold '+', which a regular expression would read).
+		"literal": func(ts *testscript.TestScript, neg bool, args []string) {
+			if len(args) != 1 {
+				ts.Fatalf("usage: literal TEXT")
+			}
+			if strings.Contains(ts.ReadFile("stdout"), args[0]) == neg {
+				ts.Fatalf("stdout holds %q: %v, want %v", args[0], !neg, neg)
+			}
+		},
+		// until REGEXP CMD ARGS... runs CMD until it succeeds with stdout
+		// matching REGEXP (something another node delivers in the
+		// background), for at most a minute.
+		"until": func(ts *testscript.TestScript, neg bool, args []string) {
+			if len(args) < 2 {
+				ts.Fatalf("usage: until REGEXP CMD ARGS...")
+			}
+			re := regexp.MustCompile(args[0])
+			for i := 0; ; i++ {
+				err := ts.Exec(args[1], args[2:]...)
+				if err == nil && re.MatchString(ts.ReadFile("stdout")) {
+					return
+				}
+				if i == 600 {
+					ts.Fatalf("%s never answered with %s: %v\n%s", strings.Join(args[1:], " "), args[0], err, ts.ReadFile("stdout"))
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		},
 		// waithttp URL waits until URL answers 200 (a server started in the background).
 		"waithttp": func(ts *testscript.TestScript, neg bool, args []string) {
 			if len(args) != 1 {

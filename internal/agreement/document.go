@@ -65,7 +65,15 @@ type Party struct {
 	PartyID string `json:"party_id"`
 	Name    string `json:"name"`
 	KeyID   string `json:"key_id"`
+	// Node is the verifier key of the node the party lives on (as
+	// `parley node id` prints it) in an agreement between two nodes, and
+	// empty in an agreement on one server: absent from the canonical
+	// form, so such documents keep their bytes and signatures.
+	Node string `json:"node,omitempty"`
 }
+
+// CrossNode reports whether the document is between parties on two nodes.
+func (d *Document) CrossNode() bool { return d.Parties[0].Node != "" || d.Parties[1].Node != "" }
 
 // Scope limits what may flow under the agreement.
 type Scope struct {
@@ -364,6 +372,12 @@ func decodeDocument(f *fields) *Document {
 				}
 				pf := &fields{path: fmt.Sprintf("parties[%d]", i), m: m, p: f.p}
 				d.Parties[i] = Party{PartyID: pf.str("party_id", true), Name: pf.str("name", true), KeyID: pf.str("key_id", true)}
+				if _, ok := m["node"]; ok {
+					d.Parties[i].Node = pf.str("node", false)
+					if d.Parties[i].Node == "" {
+						f.p.add("parties[%d].node must not be empty (omit it for an agreement on one server)", i)
+					}
+				}
 				pf.finish()
 			}
 		}
@@ -496,6 +510,14 @@ func (d *Document) check(p *problems) {
 		if !validKeyID(pt.KeyID) {
 			p.add("parties[%d].key_id: %q is not 16 lowercase hex digits", i, pt.KeyID)
 		}
+		if pt.Node != "" && !validText(pt.Node) {
+			p.add("parties[%d].node must be 1 to %d printable characters", i, maxTextLen)
+		}
+	}
+	if a, b := d.Parties[0].Node, d.Parties[1].Node; (a == "") != (b == "") {
+		p.add("parties: name the node of both parties (an agreement between two nodes) or of neither (one server)")
+	} else if a != "" && a == b {
+		p.add("parties: both parties are on node %s; an agreement on one server names no nodes", a)
 	}
 	if a, b := d.Parties[0], d.Parties[1]; a.PartyID != "" && a.PartyID == b.PartyID {
 		p.add("parties: a party cannot make an agreement with itself")
@@ -648,7 +670,11 @@ func ValidSTIXType(s string) bool {
 func (d *Document) wire() map[string]any {
 	parties := make([]any, 0, 2)
 	for _, pt := range d.Parties {
-		parties = append(parties, map[string]any{"party_id": pt.PartyID, "name": pt.Name, "key_id": pt.KeyID})
+		m := map[string]any{"party_id": pt.PartyID, "name": pt.Name, "key_id": pt.KeyID}
+		if pt.Node != "" {
+			m["node"] = pt.Node
+		}
+		parties = append(parties, m)
 	}
 	unmarked := "refuse"
 	if d.Scope.AllowUnmarked {

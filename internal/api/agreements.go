@@ -274,3 +274,54 @@ func (s *Handler) balance(w http.ResponseWriter, r *http.Request, p party.Princi
 	writeJSON(w, http.StatusOK, b)
 	return nil
 }
+
+// remoteParty asks this node's peer for one of its parties (by id or
+// name), records what the peer says, and returns it: what a proposal to
+// PARTY@PEER needs (its id, name, node and current key). The caller's
+// token stays here; the peer is asked by this node, signing as itself.
+func (s *Handler) remoteParty(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	if s.remote == nil {
+		return apiErr(http.StatusNotFound, "not_found", "this server is not a node with peers")
+	}
+	rp, err := s.remote.LookupRemote(r.Context(), r.PathValue("peer"), r.PathValue("party"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rp)
+	return nil
+}
+
+// OutboxView is one message this node owes, or delivered to, a peer.
+type OutboxView struct {
+	Seq         int64      `json:"seq"`
+	Kind        string     `json:"kind"`
+	State       string     `json:"state"`
+	Attempts    int        `json:"attempts"`
+	CreatedAt   time.Time  `json:"created_at"`
+	NextAttempt *time.Time `json:"next_attempt,omitempty"`
+	DoneAt      *time.Time `json:"done_at,omitempty"`
+	LastError   string     `json:"last_error,omitempty"`
+}
+
+// agreementOutbox lists what this node owes the peer of an agreement
+// between two nodes, and what it delivered.
+func (s *Handler) agreementOutbox(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	es, err := s.ex.OutboxOf(r.Context(), p.PartyID, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	out := []OutboxView{}
+	for _, e := range es {
+		v := OutboxView{Seq: e.Seq, Kind: e.Kind, State: e.State, Attempts: e.Attempts, CreatedAt: e.CreatedAt, LastError: e.LastError}
+		if e.State == store.OutboxPending {
+			t := e.NextAttempt
+			v.NextAttempt = &t
+		} else {
+			t := e.DoneAt
+			v.DoneAt = &t
+		}
+		out = append(out, v)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"outbox": out})
+	return nil
+}

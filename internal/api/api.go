@@ -53,8 +53,17 @@ type Services struct {
 	Reports       *report.Service
 	Verifications *verification.Service
 	Mirrors       *mirror.Service
-	Events        Events
-	Log           *slog.Logger
+	// Remote looks up a peer node's party (internal/node); nil on a
+	// server that is no node.
+	Remote RemoteParties
+	Events Events
+	Log    *slog.Logger
+}
+
+// RemoteParties finds a party of a peer node for a local party to
+// address (node.Federation does).
+type RemoteParties interface {
+	LookupRemote(ctx context.Context, peer, party string) (exchange.RemoteParty, error)
 }
 
 // Events reads a party's event stream (store.EventStore does).
@@ -72,6 +81,7 @@ type Handler struct {
 	reports       *report.Service
 	verifications *verification.Service
 	mirrors       *mirror.Service
+	remote        RemoteParties
 	eventLog      Events
 	log           *slog.Logger
 }
@@ -79,7 +89,7 @@ type Handler struct {
 // New returns the API server over sv.
 func New(sv Services) *Handler {
 	return &Handler{ex: sv.Exchange, parties: sv.Parties, handovers: sv.Handovers, requests: sv.Requests,
-		matches: sv.Matches, reports: sv.Reports, verifications: sv.Verifications, mirrors: sv.Mirrors, eventLog: sv.Events, log: sv.Log}
+		matches: sv.Matches, reports: sv.Reports, verifications: sv.Verifications, mirrors: sv.Mirrors, remote: sv.Remote, eventLog: sv.Events, log: sv.Log}
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, p party.Principal) error
@@ -145,6 +155,9 @@ func (s *Handler) Register(mux Mux) {
 		"GET /api/v1/mirrors":         s.listMirrors,
 		"GET /api/v1/mirrors/{id}":    s.getMirror,
 		"DELETE /api/v1/mirrors/{id}": s.removeMirror,
+		// Parties of peer nodes and the outbox to them (issue 14).
+		"GET /api/v1/peers/{peer}/parties/{party}": s.remoteParty,
+		"GET /api/v1/agreements/{id}/outbox":       s.agreementOutbox,
 	}
 	for pattern, h := range routes {
 		mux.Handle(pattern, s.wrap(h))

@@ -308,3 +308,43 @@ func IsAPIError(err error, code string) bool {
 	var e *APIError
 	return errors.As(err, &e) && e.Code == code
 }
+
+// RemoteParty is a party of a peer node, as this party's own node learned
+// it from the peer (GET /api/v1/peers/{peer}/parties/{party}).
+type RemoteParty struct {
+	PartyID string `json:"party_id"`
+	Name    string `json:"name"`  // on its own node, as documents name it
+	Local   string `json:"local"` // its name on this node, NAME@PEER
+	Node    string `json:"node"`  // its node's key
+	Self    string `json:"self"`  // this node's key
+	KeyID   string `json:"key_id"`
+	Peer    string `json:"peer"`
+	HasKeys bool   `json:"has_keys"`
+}
+
+// RemoteParty asks this node to look up party (an id or a name) on its
+// peer named peer; the node asks the peer, signing as itself.
+func (c *Client) RemoteParty(ctx context.Context, peer, party string) (*RemoteParty, error) {
+	var rp RemoteParty
+	_, err := c.call(ctx, http.MethodGet, "/api/v1/peers/"+url.PathEscape(peer)+"/parties/"+url.PathEscape(party), nil, &rp)
+	return &rp, err
+}
+
+// OutboxEntry is a message this node owes, or delivered to, a peer.
+type OutboxEntry struct {
+	Seq       int64  `json:"seq"`
+	Kind      string `json:"kind"`
+	State     string `json:"state"`
+	Attempts  int    `json:"attempts"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// Outbox lists what this node owes the peer of an agreement between two
+// nodes, newest first.
+func (c *Client) Outbox(ctx context.Context, agreementID string) ([]OutboxEntry, error) {
+	var out struct {
+		Outbox []OutboxEntry `json:"outbox"`
+	}
+	_, err := c.call(ctx, http.MethodGet, "/api/v1/agreements/"+url.PathEscape(agreementID)+"/outbox", nil, &out)
+	return out.Outbox, err
+}

@@ -61,6 +61,7 @@ type Service struct {
 	st    store.Store
 	now   func() time.Time
 	cache statusCache
+	node  string // this node's key (SetNode); "" when it has none
 	// noLedger skips ledger entries; only the benchmark that measures the
 	// ledger's cost sets it (export_test.go).
 	noLedger bool

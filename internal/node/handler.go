@@ -27,6 +27,18 @@ type Handler struct {
 	replays   *replayCache
 	log       *slog.Logger
 	now       func() time.Time
+	routes    []route
+}
+
+// route is a signed endpoint other files add (federation.go).
+type route struct {
+	pattern string
+	fn      func(ctx context.Context, peer store.Peer, body []byte) (int, any)
+}
+
+// Route adds a signed endpoint, mounted by Register.
+func (h *Handler) Route(pattern string, fn func(ctx context.Context, peer store.Peer, body []byte) (int, any)) {
+	h.routes = append(h.routes, route{pattern, fn})
 }
 
 // NewHandler returns the node-to-node surface of the node id, accepting
@@ -44,6 +56,9 @@ func NewHandler(id *Identity, peers *Peers, publicURL string, log *slog.Logger) 
 // Register mounts the handler's routes on mux.
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("POST /node/v1/hello", h.signed(h.hello))
+	for _, r := range h.routes {
+		mux.Handle(r.pattern, h.signed(r.fn))
+	}
 	// Anything else under /node/ is authenticated before it is found
 	// missing, so an outsider learns nothing of the routes.
 	mux.Handle("/node/", h.signed(func(ctx context.Context, peer store.Peer, body []byte) (int, any) {

@@ -80,6 +80,9 @@ type Config struct {
 	// the base of the target URIs they sign; empty to take each request's
 	// own scheme and Host (see internal/node).
 	PublicURL string
+	// NodeRetryMax caps the wait between attempts to deliver an agreement
+	// step to an unreachable peer (default 15 s).
+	NodeRetryMax time.Duration
 	// MirrorInterval is how long a caught-up mirror waits before asking
 	// its source again (default 1 minute).
 	MirrorInterval time.Duration
@@ -118,9 +121,12 @@ type Server struct {
 	// Verifications holds parties' own signed verifications of the ledger.
 	Verifications *verification.Service
 	Mirrors       *mirror.Service // parties' mirrors; their runner pulls while serving
-	Web           *web.Dashboard
-	Metrics       *metrics.Metrics
-	AuthLimit     *authlimit.Limiter // failed authentication per source address (authlimit.go)
+	// Federation carries agreements to and from peer nodes; its outbox
+	// sender runs while serving.
+	Federation *node.Federation
+	Web        *web.Dashboard
+	Metrics    *metrics.Metrics
+	AuthLimit  *authlimit.Limiter // failed authentication per source address (authlimit.go)
 	// Health logs failed requests with their causes and keeps readiness
 	// (writes failing, database damaged).
 	Health  *health.Monitor
@@ -146,6 +152,13 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, Store: st, Parties: party.New(st), Ex: exchange.New(st), Signer: signer, log: log, Health: health.NewMonitor(log)}
+	// The node key is loaded first: documents between two nodes name it.
+	if s.Node, err = node.LoadIdentity(ctx, st); err != nil {
+		return nil, err
+	}
+	s.Ex.SetNode(s.Node.Public.VKey)
+	peers := node.NewPeers(st)
+	s.Federation = &node.Federation{Self: s.Node, Peers: peers, Ex: s.Ex, Log: log, MaxBackoff: cfg.NodeRetryMax}
 	// A data directory from before the ledger gets its genesis entries.
 	if n, err := s.Ex.Backfill(ctx, time.Now()); err != nil {
 		return nil, err
@@ -172,7 +185,7 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 		s.Mirrors.Interval = cfg.MirrorInterval
 	}
 	api.New(api.Services{Exchange: s.Ex, Parties: s.Parties, Handovers: s.Escrow, Requests: s.Requests, Matches: s.Matches,
-		Reports: s.Reports, Verifications: s.Verifications, Mirrors: s.Mirrors, Events: st.Events(), Log: log}).Register(mux)
+		Reports: s.Reports, Verifications: s.Verifications, Mirrors: s.Mirrors, Remote: s.Federation, Events: st.Events(), Log: log}).Register(mux)
 	lst := st.Ledger()
 	// The ledger holds metadata, never intelligence, but who has an
 	// agreement with whom is itself sensitive: only parties read it.
@@ -216,10 +229,9 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	}
 	s.Web.Register(mux)
 	// Node-to-node requests are signed by pinned peers, never by parties.
-	if s.Node, err = node.LoadIdentity(ctx, st); err != nil {
-		return nil, err
-	}
-	node.NewHandler(s.Node, node.NewPeers(st), cfg.PublicURL, log).Register(mux)
+	nh := node.NewHandler(s.Node, peers, cfg.PublicURL, log)
+	s.Federation.Mount(nh)
+	nh.Register(mux)
 	mo := metrics.Options{Ledger: lst, Logger: log}
 	if sp, ok := st.(store.Spacer); ok {
 		mo.Storage = func(ctx context.Context) (metrics.Storage, error) {
@@ -437,6 +449,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go s.Escrow.Run(cctx)
 	go s.Requests.Run(cctx)
 	go s.maintainStorage(cctx, 30*time.Second)
+	go s.Federation.Run(cctx)
 	// The mirrors' runner is waited for: a pull interrupted by the stop
 	// gives its lease back before the store closes.
 	mirrorsDone := make(chan struct{})

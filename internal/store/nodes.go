@@ -39,3 +39,66 @@ type Nodes interface {
 	// RemovePeer unpins the peer named name; ErrNotFound if there is none.
 	RemovePeer(ctx context.Context, name string) error
 }
+
+// RemoteParty is a party of a peer node that a party of this node has an
+// agreement with (issue 14, item 2). It also has a row in parties (named
+// NAME@PEER there, so it never takes a local party's name) so that its
+// keys and agreements hang off it like a local party's; it has no tokens.
+// NodeKeyID is the id of the peer's node key (package node), the only
+// peer that may speak for it; Name is its name on its own node, as
+// documents name it.
+type RemoteParty struct {
+	PartyID   string
+	NodeKey   string
+	NodeKeyID string
+	Name      string
+	LearnedAt time.Time
+}
+
+// Outbox states.
+const (
+	OutboxPending   = "pending"   // to be sent
+	OutboxDelivered = "delivered" // the peer accepted it
+	OutboxRefused   = "refused"   // the peer refused it for good (a signed, coded answer)
+)
+
+// OutboxEntry is one message this node owes a peer: written in the
+// transaction of the change it reports, sent (and retried) until the peer
+// answers, in Seq order per peer.
+type OutboxEntry struct {
+	Seq         int64 // assigned by Enqueue
+	PeerKeyID   string
+	AgreementID string
+	PartyID     string // the local party the message is about (told when it is refused)
+	Kind        string
+	Body        []byte
+	CreatedAt   time.Time
+	State       string
+	Attempts    int
+	NextAttempt time.Time
+	LastError   string
+	DoneAt      time.Time
+}
+
+// Federation stores what this node knows of other nodes' parties and what
+// it owes them.
+type Federation interface {
+	// AddRemoteParty records p. ErrConflict if its party id is recorded.
+	AddRemoteParty(ctx context.Context, p RemoteParty) error
+	// RemoteParty returns the remote party with id partyID, or ErrNotFound
+	// (also for a local party).
+	RemoteParty(ctx context.Context, partyID string) (RemoteParty, error)
+	// Enqueue stores e as pending and returns its Seq.
+	Enqueue(ctx context.Context, e OutboxEntry) (int64, error)
+	// OutboxHeads returns, for each peer, its oldest pending entry.
+	OutboxHeads(ctx context.Context) ([]OutboxEntry, error)
+	// OutboxRetry records a failed attempt: attempts, when to try next and
+	// why it failed. ErrNotFound if seq is not pending.
+	OutboxRetry(ctx context.Context, seq int64, attempts int, next time.Time, lastErr string) error
+	// OutboxDone closes a pending entry as delivered or refused.
+	// ErrNotFound if seq is not pending (another instance closed it).
+	OutboxDone(ctx context.Context, seq int64, state string, at time.Time, lastErr string) error
+	// Outbox returns up to limit entries for agreementID (every agreement
+	// when empty), newest first.
+	Outbox(ctx context.Context, agreementID string, limit int) ([]OutboxEntry, error)
+}

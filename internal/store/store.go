@@ -126,6 +126,8 @@ type Handle interface {
 	Events() Events
 	Nodes() Nodes     // this node's public URL and its pinned peers (nodes.go)
 	Mirrors() Mirrors // parties' standing pulls from other TAXII servers (mirror.go)
+	// Federation holds other nodes' parties and the outbox to peers (nodes.go).
+	Federation() Federation
 }
 
 // PartyKey is one registered public key set of a party. A party's first key

@@ -60,6 +60,8 @@ var loadable = []loadTable{
 	{"credit_tallies", []string{"agreement_id", "party_id", "block", "type", "tlp", "n"}},
 	{"credit_marks_pending", []string{"agreement_id", "party_id"}},
 	{"report_signatures", []string{"agreement_id", "ledger_index", "party_id", "key_id", "report_hash", "period_from", "period_to", "signed_at", "statement"}},
+	{"node_remote_parties", []string{"party_id", "node_key", "node_key_id", "name", "learned_at"}},
+	{"node_outbox", []string{"seq", "peer_key_id", "agreement_id", "party_id", "kind", "body", "created_at", "state", "attempts", "next_attempt", "last_error", "done_at"}},
 }
 
 type loadTable struct {
@@ -173,6 +175,7 @@ func finishLoad(ctx context.Context, tx pgx.Tx) error {
 		`SELECT setval(pg_get_serial_sequence('collections', 'pk'), coalesce((SELECT max(pk) FROM collections), 0) + 1, false)`,
 		`SELECT setval(pg_get_serial_sequence('objects', 'seq'), coalesce((SELECT max(seq) FROM objects), 0) + 1, false)`,
 		`SELECT setval(pg_get_serial_sequence('agreement_signatures', 'seq'), coalesce((SELECT max(seq) FROM agreement_signatures), 0) + 1, false)`,
+		`SELECT setval(pg_get_serial_sequence('node_outbox', 'seq'), coalesce((SELECT max(seq) FROM node_outbox), 0) + 1, false)`,
 	}
 	for _, s := range stmts {
 		if _, err := tx.Exec(ctx, s); err != nil {

@@ -570,6 +570,35 @@ INSERT INTO credit_marks_by_ord(agreement_id, party_id, ord, object_id, type, tl
 DROP TABLE credit_marks;
 ALTER TABLE credit_marks_by_ord RENAME TO credit_marks;
 `,
+	// 23: agreements across nodes (issue 14, item 2): the parties of peer
+	// nodes this node's parties have agreements with, and the outbox of
+	// signed agreement steps owed to peers, written in the transaction of
+	// the step and sent until the peer answers.
+	`
+CREATE TABLE node_remote_parties (
+	party_id    TEXT PRIMARY KEY REFERENCES parties(id),
+	node_key    TEXT NOT NULL,
+	node_key_id TEXT NOT NULL,
+	name        TEXT NOT NULL,
+	learned_at  INTEGER NOT NULL
+);
+CREATE TABLE node_outbox (
+	seq          INTEGER PRIMARY KEY,
+	peer_key_id  TEXT NOT NULL,
+	agreement_id TEXT NOT NULL,
+	party_id     TEXT NOT NULL,
+	kind         TEXT NOT NULL,
+	body         BLOB NOT NULL,
+	created_at   INTEGER NOT NULL,
+	state        TEXT NOT NULL,
+	attempts     INTEGER NOT NULL,
+	next_attempt INTEGER NOT NULL,
+	last_error   TEXT NOT NULL,
+	done_at      INTEGER NOT NULL
+);
+CREATE INDEX node_outbox_pending ON node_outbox(state, peer_key_id, seq);
+CREATE INDEX node_outbox_agreement ON node_outbox(agreement_id, seq);
+`,
 }
 
 // searchColumns computes, from an object's collection k, type ty and JSON

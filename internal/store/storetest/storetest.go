@@ -56,6 +56,7 @@ func Run(t *testing.T, open Opener) {
 		{"Contests", testContests},
 		{"Verifications", testVerifications},
 		{"Nodes", testNodes},
+		{"Federation", testFederation},
 		{"Mirrors", testMirrors},
 		{"Tallies", testTallies},
 		{"ReportSignatures", testReportSignatures},

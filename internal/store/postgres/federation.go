@@ -1,0 +1,106 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/parley-cti/parley/internal/store"
+)
+
+func (h handle) Federation() store.Federation { return federation(h) }
+
+type federation handle
+
+func (s federation) AddRemoteParty(ctx context.Context, p store.RemoteParty) error {
+	_, err := s.q.Exec(ctx, `INSERT INTO node_remote_parties(party_id, node_key, node_key_id, name, learned_at) VALUES ($1, $2, $3, $4, $5)`,
+		p.PartyID, p.NodeKey, p.NodeKeyID, p.Name, micros(p.LearnedAt))
+	if err != nil {
+		return fmt.Errorf("remote party %q: %w", p.PartyID, mapErr(err))
+	}
+	return nil
+}
+
+func (s federation) RemoteParty(ctx context.Context, partyID string) (store.RemoteParty, error) {
+	var p store.RemoteParty
+	var at int64
+	err := s.q.QueryRow(ctx, `SELECT party_id, node_key, node_key_id, name, learned_at FROM node_remote_parties WHERE party_id = $1`, partyID).
+		Scan(&p.PartyID, &p.NodeKey, &p.NodeKeyID, &p.Name, &at)
+	if err != nil {
+		return store.RemoteParty{}, fmt.Errorf("remote party %q: %w", partyID, mapErr(err))
+	}
+	p.LearnedAt = fromMicros(at)
+	return p, nil
+}
+
+func (s federation) Enqueue(ctx context.Context, e store.OutboxEntry) (int64, error) {
+	var seq int64
+	err := s.q.QueryRow(ctx, `INSERT INTO node_outbox(peer_key_id, agreement_id, party_id, kind, body, created_at, state, attempts, next_attempt, last_error, done_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, '', 0) RETURNING seq`,
+		e.PeerKeyID, e.AgreementID, e.PartyID, e.Kind, e.Body, micros(e.CreatedAt), store.OutboxPending, micros(e.NextAttempt)).Scan(&seq)
+	if err != nil {
+		return 0, fmt.Errorf("outbox: %w", mapErr(err))
+	}
+	return seq, nil
+}
+
+const outboxCols = `seq, peer_key_id, agreement_id, party_id, kind, body, created_at, state, attempts, next_attempt, last_error, done_at`
+
+func scanOutbox(sc pgx.Row) (store.OutboxEntry, error) {
+	var e store.OutboxEntry
+	var created, next, done int64
+	if err := sc.Scan(&e.Seq, &e.PeerKeyID, &e.AgreementID, &e.PartyID, &e.Kind, &e.Body, &created, &e.State, &e.Attempts, &next, &e.LastError, &done); err != nil {
+		return store.OutboxEntry{}, mapErr(err)
+	}
+	e.CreatedAt, e.NextAttempt = fromMicros(created), fromMicros(next)
+	if done != 0 {
+		e.DoneAt = fromMicros(done)
+	}
+	return e, nil
+}
+
+func (s federation) list(ctx context.Context, q string, args ...any) ([]store.OutboxEntry, error) {
+	rows, err := s.q.Query(ctx, q, args...)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.OutboxEntry, error) { return scanOutbox(row) })
+	return out, mapErr(err)
+}
+
+func (s federation) OutboxHeads(ctx context.Context) ([]store.OutboxEntry, error) {
+	return s.list(ctx, `SELECT `+outboxCols+` FROM node_outbox WHERE seq IN
+		(SELECT min(seq) FROM node_outbox WHERE state = $1 GROUP BY peer_key_id) ORDER BY seq`, store.OutboxPending)
+}
+
+func (s federation) Outbox(ctx context.Context, agreementID string, limit int) ([]store.OutboxEntry, error) {
+	if agreementID == "" {
+		return s.list(ctx, `SELECT `+outboxCols+` FROM node_outbox ORDER BY seq DESC LIMIT $1`, limit)
+	}
+	return s.list(ctx, `SELECT `+outboxCols+` FROM node_outbox WHERE agreement_id = $1 ORDER BY seq DESC LIMIT $2`, agreementID, limit)
+}
+
+func (s federation) OutboxRetry(ctx context.Context, seq int64, attempts int, next time.Time, lastErr string) error {
+	tag, err := s.q.Exec(ctx, `UPDATE node_outbox SET attempts = $1, next_attempt = $2, last_error = $3 WHERE seq = $4 AND state = $5`,
+		attempts, micros(next), lastErr, seq, store.OutboxPending)
+	return outboxAffected(tag, err, seq)
+}
+
+func (s federation) OutboxDone(ctx context.Context, seq int64, state string, at time.Time, lastErr string) error {
+	tag, err := s.q.Exec(ctx, `UPDATE node_outbox SET state = $1, done_at = $2, last_error = $3 WHERE seq = $4 AND state = $5`,
+		state, micros(at), lastErr, seq, store.OutboxPending)
+	return outboxAffected(tag, err, seq)
+}
+
+func outboxAffected(tag pgconn.CommandTag, err error, seq int64) error {
+	if err != nil {
+		return fmt.Errorf("outbox entry %d: %w", seq, mapErr(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("outbox entry %d is not pending: %w", seq, store.ErrNotFound)
+	}
+	return nil
+}

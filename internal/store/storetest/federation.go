@@ -1,0 +1,90 @@
+package storetest
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/parley-cti/parley/internal/store"
+)
+
+// testFederation covers migration 23: remote parties (one row per party
+// id) and the outbox, whose heads are each peer's oldest pending entry and
+// whose entries close once.
+func testFederation(t *testing.T, st store.Store) {
+	f := st.Federation()
+	if _, err := f.RemoteParty(ctx, "party--bob"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("RemoteParty of none: %v, want ErrNotFound", err)
+	}
+	mustParty(t, st, "bob@nodeb")
+	rp := store.RemoteParty{PartyID: "party--bob@nodeb", NodeKey: "node-b+00000001+AAA", NodeKeyID: "kid-b", Name: "bob", LearnedAt: t0}
+	if err := f.AddRemoteParty(ctx, rp); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.RemoteParty(ctx, rp.PartyID); err != nil || got != rp {
+		t.Fatalf("RemoteParty = %+v, %v; want %+v", got, err, rp)
+	}
+	if err := f.AddRemoteParty(ctx, rp); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("AddRemoteParty twice: %v, want ErrConflict", err)
+	}
+
+	add := func(peer, agr string, at time.Time) int64 {
+		t.Helper()
+		seq, err := f.Enqueue(ctx, store.OutboxEntry{PeerKeyID: peer, AgreementID: agr, PartyID: "party--alice", Kind: "agreement.step",
+			Body: []byte(`{"n":"` + agr + `"}`), CreatedAt: at, NextAttempt: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seq
+	}
+	b1 := add("kid-b", "agr-1", t0)
+	c1 := add("kid-c", "agr-2", t0)
+	b2 := add("kid-b", "agr-1", t0.Add(time.Second))
+	if !(b1 < c1 && c1 < b2) {
+		t.Fatalf("seqs %d %d %d are not ascending", b1, c1, b2)
+	}
+	heads := func() []int64 {
+		t.Helper()
+		hs, err := f.OutboxHeads(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []int64
+		for _, h := range hs {
+			out = append(out, h.Seq)
+		}
+		return out
+	}
+	if got := heads(); len(got) != 2 || got[0] != b1 || got[1] != c1 {
+		t.Fatalf("heads = %v, want [%d %d]", got, b1, c1)
+	}
+	next := t0.Add(time.Minute)
+	if err := f.OutboxRetry(ctx, b1, 3, next, "connection refused"); err != nil {
+		t.Fatal(err)
+	}
+	hs, _ := f.OutboxHeads(ctx)
+	if hs[0].Seq != b1 || hs[0].Attempts != 3 || !hs[0].NextAttempt.Equal(next) || hs[0].LastError != "connection refused" ||
+		!bytes.Equal(hs[0].Body, []byte(`{"n":"agr-1"}`)) || hs[0].State != store.OutboxPending || hs[0].PartyID != "party--alice" {
+		t.Fatalf("head after retry = %+v", hs[0])
+	}
+	if err := f.OutboxDone(ctx, b1, store.OutboxDelivered, next, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.OutboxDone(ctx, b1, store.OutboxRefused, next, "again"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("closing a closed entry: %v, want ErrNotFound", err)
+	}
+	if err := f.OutboxRetry(ctx, b1, 4, next, "x"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("retrying a closed entry: %v, want ErrNotFound", err)
+	}
+	if got := heads(); len(got) != 2 || got[0] != c1 || got[1] != b2 {
+		t.Fatalf("heads after delivering %d = %v, want [%d %d]", b1, got, c1, b2)
+	}
+	all, err := f.Outbox(ctx, "agr-1", 10)
+	if err != nil || len(all) != 2 || all[0].Seq != b2 || all[1].State != store.OutboxDelivered || !all[1].DoneAt.Equal(next) {
+		t.Fatalf("Outbox(agr-1) = %+v, %v", all, err)
+	}
+	if all, err := f.Outbox(ctx, "", 10); err != nil || len(all) != 3 {
+		t.Fatalf("Outbox() = %d entries, %v", len(all), err)
+	}
+}

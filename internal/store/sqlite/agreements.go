@@ -179,11 +179,70 @@ func (s agreements) Signatures(ctx context.Context, id string) ([]store.Agreemen
 
 type credits handle
 
+// chunked runs a statement over rows in chunks of full rows, its text
+// made by sql(n) for n rows: the statement for a full chunk is prepared
+// once and reused for every full chunk of the call, the last partial one
+// is run unprepared. A multi-row statement has too many placeholders for
+// the writer's statement cache, and parsing it at every chunk cost as much
+// as a tenth of a give-to-get ingest.
+type chunked struct {
+	q    querier
+	full int
+	sql  func(n int) string
+	stmt *sql.Stmt
+}
+
+func (c *chunked) query(ctx context.Context, n int, args []any) (*sql.Rows, error) {
+	if n != c.full {
+		return c.q.QueryContext(ctx, c.sql(n), args...)
+	}
+	if c.stmt == nil {
+		var err error
+		if c.stmt, err = c.q.PrepareContext(ctx, c.sql(n)); err != nil {
+			return nil, err
+		}
+	}
+	return c.stmt.QueryContext(ctx, args...)
+}
+
+func (c *chunked) exec(ctx context.Context, n int, args []any) error {
+	if n != c.full {
+		_, err := c.q.ExecContext(ctx, c.sql(n), args...)
+		return err
+	}
+	if c.stmt == nil {
+		var err error
+		if c.stmt, err = c.q.PrepareContext(ctx, c.sql(n)); err != nil {
+			return err
+		}
+	}
+	_, err := c.stmt.ExecContext(ctx, args...)
+	return err
+}
+
+func (c *chunked) close() {
+	if c.stmt != nil {
+		c.stmt.Close()
+	}
+}
+
+// placeholders is n question marks separated by commas.
+func placeholders(n int) string { return `?` + strings.Repeat(`, ?`, n-1) }
+
+// Contribute's statement sizes: the known-id and known-fingerprint
+// lookups take knownChunk values each, the insert creditChunk rows; an
+// envelope of 1,000 objects is two and eight full chunks.
+const (
+	knownChunk  = 500
+	creditChunk = 125
+)
+
 func (s credits) Contribute(ctx context.Context, agreementID, partyID string, items []store.Contribution, at time.Time) ([]store.Credited, error) {
 	out := make([]store.Credited, len(items))
 	err := atomic(ctx, handle(s), func(h handle) error {
-		var released int64
-		if err := h.w.QueryRowContext(ctx, `SELECT up_to FROM agreement_released WHERE agreement_id = ? AND reader = ?`, agreementID, partyID).Scan(&released); err != nil && err != sql.ErrNoRows {
+		var released, ord int64
+		if err := h.w.QueryRowContext(ctx, `SELECT coalesce((SELECT up_to FROM agreement_released WHERE agreement_id = ?1 AND reader = ?2), 0),
+			coalesce((SELECT max(ord) FROM agreement_credits WHERE agreement_id = ?1 AND party_id = ?2), 0)`, agreementID, partyID).Scan(&released, &ord); err != nil {
 			return mapErr(err)
 		}
 		// What the party knows already: its own contributions, and the
@@ -199,8 +258,8 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 			}
 		}
 		knownFP := map[int64]bool{}
-		collect := func(query string, args []any, add func(*sql.Rows) error) error {
-			rows, err := h.w.QueryContext(ctx, query, args...)
+		collect := func(c *chunked, n int, args []any, add func(*sql.Rows) error) error {
+			rows, err := c.query(ctx, n, args)
 			if err != nil {
 				return mapErr(err)
 			}
@@ -212,12 +271,15 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 			}
 			return mapErr(rows.Err())
 		}
+		byID := &chunked{q: h.w, full: knownChunk, sql: func(n int) string {
+			return `SELECT object_id FROM agreement_credits WHERE agreement_id = ? AND (party_id = ? OR ord <= ?) AND object_id IN (` + placeholders(n) + `)`
+		}}
+		defer byID.close()
 		for len(ids) > 0 {
-			chunk := ids[:min(len(ids), 400)]
+			chunk := ids[:min(len(ids), knownChunk)]
 			ids = ids[len(chunk):]
-			in := `?` + strings.Repeat(`, ?`, len(chunk)-1)
 			args := append([]any{agreementID, partyID, released}, chunk...)
-			if err := collect(`SELECT object_id FROM agreement_credits WHERE agreement_id = ? AND (party_id = ? OR ord <= ?) AND object_id IN (`+in+`)`, args, func(r *sql.Rows) error {
+			if err := collect(byID, len(chunk), args, func(r *sql.Rows) error {
 				var id string
 				err := r.Scan(&id)
 				known[id] = true
@@ -226,15 +288,18 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 				return err
 			}
 		}
+		byFP := &chunked{q: h.w, full: knownChunk, sql: func(n int) string {
+			return `SELECT fingerprint FROM agreement_credits INDEXED BY agreement_credits_fingerprint
+				WHERE fingerprint IN (` + placeholders(n) + `) AND agreement_id = ? AND (party_id = ? OR ord <= ?)
+				UNION ALL SELECT fingerprint FROM agreement_handed WHERE agreement_id = ? AND fingerprint IN (` + placeholders(n) + `)`
+		}}
+		defer byFP.close()
 		for len(fps) > 0 {
-			chunk := fps[:min(len(fps), 400)]
+			chunk := fps[:min(len(fps), knownChunk)]
 			fps = fps[len(chunk):]
-			in := `?` + strings.Repeat(`, ?`, len(chunk)-1)
 			args := append(append([]any{}, chunk...), agreementID, partyID, released, agreementID)
 			args = append(args, chunk...)
-			if err := collect(`SELECT fingerprint FROM agreement_credits INDEXED BY agreement_credits_fingerprint
-				WHERE fingerprint IN (`+in+`) AND agreement_id = ? AND (party_id = ? OR ord <= ?)
-				UNION SELECT fingerprint FROM agreement_handed WHERE agreement_id = ? AND fingerprint IN (`+in+`)`, args, func(r *sql.Rows) error {
+			if err := collect(byFP, len(chunk), args, func(r *sql.Rows) error {
 				var fp int64
 				err := r.Scan(&fp)
 				knownFP[fp] = true
@@ -243,21 +308,20 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 				return err
 			}
 		}
-		var ord int64
-		if err := h.w.QueryRowContext(ctx, `SELECT coalesce(max(ord), 0) FROM agreement_credits WHERE agreement_id = ? AND party_id = ?`, agreementID, partyID).Scan(&ord); err != nil {
-			return mapErr(err)
-		}
 		// New credits go in multi-row INSERTs: a statement per row costs
 		// more in the driver than the insert itself.
+		insert := &chunked{q: h.w, full: creditChunk, sql: func(n int) string {
+			return `INSERT INTO agreement_credits(agreement_id, object_id, party_id, ord, weight, added_at, fingerprint) VALUES ` +
+				strings.TrimSuffix(strings.Repeat(`(?, ?, ?, ?, ?, ?, ?), `, n), `, `)
+		}}
+		defer insert.close()
 		var added float64
 		var rows []any
 		flush := func() error {
 			if len(rows) == 0 {
 				return nil
 			}
-			n := len(rows) / 7
-			_, err := h.w.ExecContext(ctx, `INSERT INTO agreement_credits(agreement_id, object_id, party_id, ord, weight, added_at, fingerprint) VALUES `+
-				strings.TrimSuffix(strings.Repeat(`(?, ?, ?, ?, ?, ?, ?), `, n), `, `), rows...)
+			err := insert.exec(ctx, len(rows)/7, rows)
 			rows = rows[:0]
 			return mapErr(err)
 		}
@@ -279,7 +343,7 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 			rows = append(rows, agreementID, it.ObjectID, partyID, ord, it.Weight, micros(at), fp)
 			out[i].Ord = ord
 			added += it.Weight
-			if len(rows) == 7*140 {
+			if len(rows) == 7*creditChunk {
 				if err := flush(); err != nil {
 					return err
 				}

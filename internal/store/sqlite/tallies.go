@@ -13,7 +13,8 @@ import (
 // Tally): credit_marks holds each credited contribution's type and TLP
 // level, credit_tallies their sums per block of store.TallyBlock ordinals.
 
-// markChunk bounds the ids of one statement.
+// markChunk bounds the ids of one statement: an envelope of 1,000 is five
+// full chunks.
 const markChunk = 200
 
 func (s credits) Mark(ctx context.Context, agreementID, partyID string, marks []store.Mark) error {
@@ -67,6 +68,13 @@ func (s credits) Mark(ctx context.Context, agreementID, partyID string, marks []
 // writeMarks stores rows (new or changed marks) and adds delta to the
 // tallies: a multi-row statement per markChunk marks, one per tally row.
 func writeMarks(ctx context.Context, h handle, agreementID, partyID string, rows []*store.MarkRow, delta map[store.TallyKey]int64) error {
+	const row = `(?, ?, ?, ?, ?, ?, ?)`
+	insert := &chunked{q: h.w, full: markChunk, sql: func(n int) string {
+		return `INSERT INTO credit_marks(agreement_id, party_id, ord, object_id, type, tlp, version) VALUES ` +
+			row + strings.Repeat(`, `+row, n-1) + `
+			ON CONFLICT(agreement_id, party_id, ord) DO UPDATE SET type = excluded.type, tlp = excluded.tlp, version = excluded.version`
+	}}
+	defer insert.close()
 	for len(rows) > 0 {
 		n := min(len(rows), markChunk)
 		args := make([]any, 0, 7*n)
@@ -74,11 +82,7 @@ func writeMarks(ctx context.Context, h handle, agreementID, partyID string, rows
 			args = append(args, agreementID, partyID, r.Ord, r.ObjectID, r.Type, r.TLP, r.Version)
 		}
 		rows = rows[n:]
-		const row = `(?, ?, ?, ?, ?, ?, ?)`
-		_, err := h.w.ExecContext(ctx, `INSERT INTO credit_marks(agreement_id, party_id, ord, object_id, type, tlp, version) VALUES `+
-			row+strings.Repeat(`, `+row, n-1)+`
-			ON CONFLICT(agreement_id, party_id, ord) DO UPDATE SET type = excluded.type, tlp = excluded.tlp, version = excluded.version`, args...)
-		if err != nil {
+		if err := insert.exec(ctx, n, args); err != nil {
 			return fmt.Errorf("agreement %s marks: %w", agreementID, mapErr(err))
 		}
 	}

@@ -292,8 +292,9 @@ func cmdPull(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	st.Root, st.Collection = r, c2
 	prog := progressPrinter(stderr, "pulled")
 	var last time.Time
-	for {
-		env, err := c.GetObjects(ctx, r, c2, client.Filter{Limit: *limit, Next: st.Next, AddedAfter: since})
+	// Pages reads one page ahead, so the server prepares the next page while
+	// this one is written out.
+	for env, err := range c.Pages(ctx, r, c2, client.Filter{Limit: *limit, Next: st.Next, AddedAfter: since}) {
 		if err != nil {
 			bw.Flush()
 			if *format == "bundle" {
@@ -331,7 +332,7 @@ func cmdPull(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			prog(st.Count, -1)
 		}
 		if !env.More || env.Next == "" {
-			break
+			break // the end, or a server without next cursors (a pull resumes only by next)
 		}
 	}
 	if *format == "bundle" {

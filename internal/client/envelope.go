@@ -123,32 +123,49 @@ func (c *Client) GetObject(ctx context.Context, root, coll, id string, f Filter)
 	return c.getEnvelope(ctx, withQuery(u, f.Query()))
 }
 
-// AllObjects yields every object the filter selects, page by page. It
-// follows `next` when the server gives one; when a server says `more`
-// without `next` it pages with added_after set to the page's
-// X-TAXII-Date-Added-Last header, as section 3.4.2 allows. A page that
-// claims more but makes no progress ends the sequence with ErrProtocol. On
-// error the sequence yields (nil, err) once, after the objects read before
-// it, and stops.
-//
-// It reads one page ahead: while the caller works through a page's
-// objects the next page is already being fetched, so the server's work on
-// page k+1 overlaps the caller's on page k (a client reading a large
-// collection alone otherwise leaves the server idle half the time). At
-// most two pages are held: the one being yielded and the next.
+// AllObjects yields every object the filter selects, page by page (see
+// Pages). On error the sequence yields (nil, err) once, after the objects
+// read before it, and stops.
 func (c *Client) AllObjects(ctx context.Context, root, coll string, f Filter) iter.Seq2[json.RawMessage, error] {
 	return func(yield func(json.RawMessage, error) bool) {
+		for env, err := range c.Pages(ctx, root, coll, f) {
+			for _, o := range env.Objects {
+				if !yield(o, nil) {
+					return
+				}
+			}
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+		}
+	}
+}
+
+// Pages yields the pages of objects the filter selects. It follows `next`
+// when the server gives one; when a server says `more` without `next` it
+// pages with added_after set to the page's X-TAXII-Date-Added-Last header,
+// as section 3.4.2 allows. A page that claims more but makes no progress
+// ends the sequence with ErrProtocol. On error it yields the objects read
+// before it with the error (the envelope is never nil), then stops.
+//
+// It reads one page ahead: while the caller works on page k, page k+1 is
+// already being fetched, so the server's work on the next page overlaps the
+// caller's on this one (a client reading a large collection alone
+// otherwise leaves the server idle half the time). At most two pages are
+// held: the one yielded and the next. Stopping early cancels the read ahead.
+func (c *Client) Pages(ctx context.Context, root, coll string, f Filter) iter.Seq2[*Envelope, error] {
+	return func(yield func(*Envelope, error) bool) {
 		u, err := c.endpoint(root, "collections", coll, "objects")
 		if err != nil {
-			yield(nil, err)
+			yield(&Envelope{}, err)
 			return
 		}
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		type page struct {
-			env  *Envelope
-			objs []json.RawMessage
-			err  error
+			env *Envelope
+			err error
 		}
 		fetch := func(f Filter) <-chan page {
 			ch := make(chan page, 1)
@@ -158,7 +175,11 @@ func (c *Client) AllObjects(ctx context.Context, root, coll string, f Filter) it
 					objs = append(objs, o)
 					return nil
 				})
-				ch <- page{env, objs, err}
+				if env == nil {
+					env = &Envelope{}
+				}
+				env.Objects = objs
+				ch <- page{env, err}
 			}()
 			return ch
 		}
@@ -166,15 +187,9 @@ func (c *Client) AllObjects(ctx context.Context, root, coll string, f Filter) it
 		for {
 			p := <-cur
 			var ahead <-chan page
-			stop := func() {
-				cancel()
-				if ahead != nil {
-					<-ahead
-				}
-			}
 			err := p.err
 			if err == nil && p.env.More {
-				switch n := len(p.objs); {
+				switch n := len(p.env.Objects); {
 				case p.env.Next != "":
 					if p.env.Next == f.Next && n == 0 {
 						err = fmt.Errorf("%w: server repeats next=%q without objects", ErrProtocol, p.env.Next)
@@ -189,18 +204,11 @@ func (c *Client) AllObjects(ctx context.Context, root, coll string, f Filter) it
 					err = fmt.Errorf("%w: more=true without next or a later X-TAXII-Date-Added-Last", ErrProtocol)
 				}
 			}
-			for _, o := range p.objs {
-				if !yield(o, nil) {
-					stop()
-					return
+			if !yield(p.env, err) || err != nil || ahead == nil {
+				cancel()
+				if ahead != nil {
+					<-ahead
 				}
-			}
-			if err != nil {
-				yield(nil, err)
-				stop()
-				return
-			}
-			if ahead == nil {
 				return
 			}
 			cur = ahead

@@ -595,6 +595,11 @@ CREATE TABLE node_outbox (
 CREATE INDEX node_outbox_pending ON node_outbox(state, peer_key_id, seq);
 CREATE INDEX node_outbox_agreement ON node_outbox(agreement_id, seq);
 `},
+	// 24: SQLite keys its objects' and owners' b-trees by a compact,
+	// insertion-ordered integer per STIX id (stix_ids). PostgreSQL keeps
+	// its schema: nothing changes but the version, which both backends
+	// keep equal for parley copy.
+	{"compact STIX id keys (SQLite only)", `SELECT 1`},
 }
 
 // migrationLock serialises migrations of one schema across every instance

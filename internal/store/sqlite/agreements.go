@@ -469,9 +469,13 @@ func (s credits) Reach(ctx context.Context, agreementID, reader, contributor str
 		}
 		ids = ids[n:]
 		var a, q int64
-		err := s.w.QueryRowContext(ctx, `SELECT o.date_added, o.seq FROM objects o
-			JOIN agreement_credits c ON c.agreement_id = ? AND c.party_id = ? AND c.object_id = o.id AND c.ord <= ?
-			WHERE o.coll IN (SELECT pk FROM collections WHERE agreement = ? AND contributor = ?) AND o.id IN (?`+strings.Repeat(`, ?`, n-1)+`)
+		// Objects are found by their id's key (stix_ids, migration 24);
+		// "+c.ord" keeps the planner on the credits' primary key, one
+		// lookup per id, rather than a walk of the released prefix.
+		err := s.w.QueryRowContext(ctx, `SELECT o.date_added, o.seq FROM stix_ids k
+			JOIN agreement_credits c ON c.agreement_id = ? AND c.party_id = ? AND c.object_id = k.id AND +c.ord <= ?
+			JOIN objects o ON o.key = k.key AND o.coll IN (SELECT pk FROM collections WHERE agreement = ? AND contributor = ?)
+			WHERE k.id IN (?`+strings.Repeat(`, ?`, n-1)+`)
 			ORDER BY o.date_added DESC, o.seq DESC LIMIT 1`, args...).Scan(&a, &q)
 		if err == sql.ErrNoRows {
 			continue

@@ -134,6 +134,25 @@ func fill(tb testing.TB, db *DB, coll string, first, n int) {
 	added := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	for off := 0; off < n; off += benchBatch {
 		objs := benchObjects(first+off, min(benchBatch, n-off), added.Add(time.Duration(first+off)*time.Microsecond))
+		if *growthClaim {
+			// As a TAXII POST to an operator collection: the owner claim
+			// and the Put in one transaction (exchange/ownership.go).
+			err := db.Update(ctx, func(tx store.Handle) error {
+				ids := make([]string, len(objs))
+				for i := range objs {
+					ids[i] = objs[i].ID
+				}
+				if _, err := tx.Objects().Claim(ctx, coll, "party--bench", ids); err != nil {
+					return err
+				}
+				_, err := tx.Objects().Put(ctx, coll, objs)
+				return err
+			})
+			if err != nil {
+				tb.Fatal(err)
+			}
+			continue
+		}
 		if _, err := db.Objects().Put(ctx, coll, objs); err != nil {
 			tb.Fatal(err)
 		}
@@ -411,6 +430,7 @@ var (
 	growth       = flag.Bool("growth", false, "run TestPutGrowth: Put throughput per window while filling to -growth-objects, for each configuration in -growth-variants")
 	growthObjs   = flag.Int("growth-objects", 500_000, "objects TestPutGrowth stores per configuration")
 	growthFilter = flag.String("growth-variants", "", "comma-separated configuration names for TestPutGrowth; empty means all")
+	growthClaim  = flag.Bool("growth-claim", false, "TestPutGrowth claims each batch's ids for the writer before the Put, in one transaction, as a TAXII POST to an operator collection does")
 )
 
 // growthVariants are the configurations TestPutGrowth compares: Open's, and

@@ -599,6 +599,64 @@ CREATE TABLE node_outbox (
 CREATE INDEX node_outbox_pending ON node_outbox(state, peer_key_id, seq);
 CREATE INDEX node_outbox_agreement ON node_outbox(agreement_id, seq);
 `,
+	// 24: compact, insertion-ordered keys for STIX ids (issue 18): each
+	// id gets an integer key once, in stix_ids, and the objects' and
+	// owners' b-trees are keyed by (coll, key) instead of (coll, id), so
+	// that a new object appends to them rather than dirtying a random page
+	// of each at every commit; the one random insert left is stix_ids's
+	// index on id. objects keeps its id column (reads return it without a
+	// join; parley copy reads it). Keys are given in order of each id's
+	// first stored version, then ids only an owner row names. objects is
+	// rebuilt with the same seqs, so the search index (keyed by seq) stays
+	// as it is; its triggers are re-created on the new table.
+	`
+CREATE TABLE stix_ids (
+	key INTEGER PRIMARY KEY,
+	id  TEXT NOT NULL UNIQUE
+);
+INSERT INTO stix_ids(id) SELECT id FROM objects GROUP BY id ORDER BY min(seq);
+INSERT INTO stix_ids(id) SELECT DISTINCT id FROM object_owners WHERE id NOT IN (SELECT id FROM stix_ids) ORDER BY id;
+DROP TRIGGER object_search_insert;
+DROP TRIGGER object_search_delete;
+CREATE TABLE objects_v24 (
+	seq          INTEGER PRIMARY KEY,
+	coll         INTEGER NOT NULL REFERENCES collections(pk),
+	key          INTEGER NOT NULL,
+	id           TEXT NOT NULL,
+	type         TEXT NOT NULL,
+	spec_version TEXT NOT NULL,
+	version      INTEGER NOT NULL,
+	date_added   INTEGER NOT NULL,
+	is_first     INTEGER NOT NULL,
+	is_last      INTEGER NOT NULL,
+	raw          BLOB NOT NULL
+);
+INSERT INTO objects_v24(seq, coll, key, id, type, spec_version, version, date_added, is_first, is_last, raw)
+	SELECT o.seq, o.coll, k.key, o.id, o.type, o.spec_version, o.version, o.date_added, o.is_first, o.is_last, o.raw
+	FROM objects o JOIN stix_ids k ON k.id = o.id ORDER BY o.seq;
+DROP TABLE objects;
+ALTER TABLE objects_v24 RENAME TO objects;
+CREATE UNIQUE INDEX objects_version ON objects(coll, key, version);
+CREATE INDEX objects_added ON objects(coll, date_added, seq);
+CREATE TRIGGER object_search_insert AFTER INSERT ON objects BEGIN
+	INSERT INTO object_search(rowid, body, facets)
+	SELECT s, ` + searchColumnsJSONB + ` FROM (SELECT NEW.seq AS s, NEW.coll AS k, NEW.type AS ty,
+		CASE WHEN json_valid(CAST(NEW.raw AS TEXT)) THEN jsonb(CAST(NEW.raw AS TEXT)) END AS j);
+END;
+CREATE TRIGGER object_search_delete AFTER DELETE ON objects BEGIN
+	DELETE FROM object_search WHERE rowid = OLD.seq;
+END;
+CREATE TABLE object_owners_v24 (
+	coll     INTEGER NOT NULL REFERENCES collections(pk),
+	key      INTEGER NOT NULL,
+	party_id TEXT NOT NULL,
+	PRIMARY KEY (coll, key)
+) WITHOUT ROWID;
+INSERT INTO object_owners_v24(coll, key, party_id)
+	SELECT o.coll, k.key, o.party_id FROM object_owners o JOIN stix_ids k ON k.id = o.id;
+DROP TABLE object_owners;
+ALTER TABLE object_owners_v24 RENAME TO object_owners;
+`,
 }
 
 // searchColumns computes, from an object's collection k, type ty and JSON

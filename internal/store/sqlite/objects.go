@@ -67,7 +67,11 @@ func (s objects) put(ctx context.Context, collection string, objs []store.Object
 	if len(objs) == 0 {
 		return out, nil
 	}
-	heads, err := s.heads(ctx, pk, objs)
+	keys, fresh, err := stixKeys(ctx, s.w, objectIDs(objs), true)
+	if err != nil {
+		return nil, err
+	}
+	heads, err := s.heads(ctx, pk, objs, keys, fresh)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +89,7 @@ func (s objects) put(ctx context.Context, collection string, objs []store.Object
 			stmt.Close()
 		}
 	}()
-	args := make([]any, 0, 9*putChunk)
+	args := make([]any, 0, 10*putChunk)
 	for lo := 0; lo < len(objs); lo += putChunk {
 		chunk := objs[lo:min(lo+putChunk, len(objs))]
 		args = args[:0]
@@ -93,7 +97,7 @@ func (s objects) put(ctx context.Context, collection string, objs []store.Object
 			o := &chunk[i]
 			v := micros(o.Version)
 			h := heads[o.ID]
-			args = append(args, pk, o.ID, o.Type, o.SpecVersion, v, micros(o.DateAdded), v == h.newMin, v == h.newMax, o.Raw)
+			args = append(args, pk, keys[o.ID], o.ID, o.Type, o.SpecVersion, v, micros(o.DateAdded), v == h.newMin, v == h.newMax, o.Raw)
 		}
 		var rows *sql.Rows
 		if len(chunk) == putChunk {
@@ -145,12 +149,12 @@ func (s objects) put(ctx context.Context, collection string, objs []store.Object
 			continue
 		}
 		if h.newMin < h.oldMin {
-			if _, err := s.w.ExecContext(ctx, `UPDATE objects SET is_first = 0 WHERE coll = ? AND id = ? AND is_first = 1 AND version <> ?`, pk, id, h.newMin); err != nil {
+			if _, err := s.w.ExecContext(ctx, `UPDATE objects SET is_first = 0 WHERE coll = ? AND key = ? AND is_first = 1 AND version <> ?`, pk, keys[id], h.newMin); err != nil {
 				return nil, mapErr(err)
 			}
 		}
 		if h.newMax > h.oldMax {
-			if _, err := s.w.ExecContext(ctx, `UPDATE objects SET is_last = 0 WHERE coll = ? AND id = ? AND is_last = 1 AND version <> ?`, pk, id, h.newMax); err != nil {
+			if _, err := s.w.ExecContext(ctx, `UPDATE objects SET is_last = 0 WHERE coll = ? AND key = ? AND is_last = 1 AND version <> ?`, pk, keys[id], h.newMax); err != nil {
 				return nil, mapErr(err)
 			}
 		}
@@ -159,36 +163,42 @@ func (s objects) put(ctx context.Context, collection string, objs []store.Object
 }
 
 // heads looks up, in a few IN queries, the stored version range of every
-// id in objs.
-func (s objects) heads(ctx context.Context, pk int64, objs []store.Object) (map[string]*head, error) {
+// id in objs. keys holds each id's key; ids in fresh got theirs in this
+// transaction, so no version of them is stored and they are not looked up.
+func (s objects) heads(ctx context.Context, pk int64, objs []store.Object, keys map[string]int64, fresh map[string]bool) (map[string]*head, error) {
 	heads := make(map[string]*head, len(objs))
-	ids := make([]any, 0, len(objs))
+	byKey := make(map[int64]*head, len(objs))
+	known := make([]any, 0, len(objs))
 	for i := range objs {
-		if _, ok := heads[objs[i].ID]; !ok {
-			heads[objs[i].ID] = &head{newMin: math.MaxInt64, newMax: math.MinInt64}
-			ids = append(ids, objs[i].ID)
+		id := objs[i].ID
+		if _, ok := heads[id]; !ok {
+			h := &head{newMin: math.MaxInt64, newMax: math.MinInt64}
+			heads[id] = h
+			if !fresh[id] {
+				byKey[keys[id]] = h
+				known = append(known, keys[id])
+			}
 		}
 	}
 	args := make([]any, 0, 1+headChunk)
-	for lo := 0; lo < len(ids); lo += headChunk {
-		chunk := ids[lo:min(lo+headChunk, len(ids))]
+	for lo := 0; lo < len(known); lo += headChunk {
+		chunk := known[lo:min(lo+headChunk, len(known))]
 		args = append(append(args[:0], pk), chunk...)
-		rows, err := s.w.QueryContext(ctx, `SELECT id, min(version), max(version) FROM objects
-			WHERE coll = ? AND id IN (?`+strings.Repeat(`, ?`, len(chunk)-1)+`) GROUP BY id`, args...)
+		rows, err := s.w.QueryContext(ctx, `SELECT key, min(version), max(version) FROM objects
+			WHERE coll = ? AND key IN (?`+strings.Repeat(`, ?`, len(chunk)-1)+`) GROUP BY key`, args...)
 		if err != nil {
 			return nil, mapErr(err)
 		}
 		for rows.Next() {
-			var id string
-			var lo, hi int64
-			if err := rows.Scan(&id, &lo, &hi); err != nil {
+			var key, lo, hi int64
+			if err := rows.Scan(&key, &lo, &hi); err != nil {
 				rows.Close()
 				return nil, mapErr(err)
 			}
-			h := heads[id]
+			h := byKey[key]
 			if h == nil {
 				rows.Close()
-				return nil, fmt.Errorf("sqlite: head lookup returned id %q that was not asked for", id)
+				return nil, fmt.Errorf("sqlite: head lookup returned key %d that was not asked for", key)
 			}
 			h.existed, h.oldMin, h.oldMax = true, lo, hi
 			h.newMin, h.newMax = lo, hi
@@ -203,12 +213,89 @@ func (s objects) heads(ctx context.Context, pk int64, objs []store.Object) (map[
 	return heads, nil
 }
 
+// objectIDs returns the distinct ids of objs, in their first order.
+func objectIDs(objs []store.Object) []string {
+	seen := make(map[string]bool, len(objs))
+	ids := make([]string, 0, len(objs))
+	for i := range objs {
+		if id := objs[i].ID; !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// stixKeys returns the compact key (stix_ids, migration 24) of each of the
+// distinct ids. With create, an id not known yet gets the next key, in
+// the order given, and is in fresh too; without it, unknown ids are left
+// out. The objects' and owners' b-trees are keyed by (coll, key), so that
+// a new id appends to them: its key is larger than any stored.
+func stixKeys(ctx context.Context, q querier, ids []string, create bool) (keys map[string]int64, fresh map[string]bool, err error) {
+	keys = make(map[string]int64, len(ids))
+	args := make([]any, 0, headChunk)
+	var missing []any
+	for lo := 0; lo < len(ids); lo += headChunk {
+		chunk := ids[lo:min(lo+headChunk, len(ids))]
+		args = args[:0]
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		if err := scanKeys(ctx, q, keys, `SELECT key, id FROM stix_ids WHERE id IN (?`+strings.Repeat(`, ?`, len(chunk)-1)+`)`, args); err != nil {
+			return nil, nil, err
+		}
+		if !create {
+			continue
+		}
+		for _, id := range chunk {
+			if _, ok := keys[id]; !ok {
+				missing = append(missing, id)
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return keys, nil, nil
+	}
+	fresh = make(map[string]bool, len(missing))
+	for lo := 0; lo < len(missing); lo += headChunk {
+		chunk := missing[lo:min(lo+headChunk, len(missing))]
+		if err := scanKeys(ctx, q, keys, `INSERT INTO stix_ids(id) VALUES (?)`+strings.Repeat(`, (?)`, len(chunk)-1)+` RETURNING key, id`, chunk); err != nil {
+			return nil, nil, err
+		}
+	}
+	for _, id := range missing {
+		fresh[id.(string)] = true
+	}
+	return keys, fresh, nil
+}
+
+// scanKeys runs query, whose rows are (key, id), into keys.
+func scanKeys(ctx context.Context, q querier, keys map[string]int64, query string, args []any) error {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return mapErr(err)
+	}
+	for rows.Next() {
+		var key int64
+		var id string
+		if err := rows.Scan(&key, &id); err != nil {
+			rows.Close()
+			return mapErr(err)
+		}
+		keys[id] = key
+	}
+	if err := rows.Close(); err != nil {
+		return mapErr(err)
+	}
+	return mapErr(rows.Err())
+}
+
 // insertSQL is a multi-row INSERT of n objects that skips stored versions
 // and returns the rows it did insert.
 func insertSQL(n int) string {
-	const row = `(?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	return `INSERT INTO objects(coll, id, type, spec_version, version, date_added, is_first, is_last, raw) VALUES ` +
-		row + strings.Repeat(`, `+row, n-1) + ` ON CONFLICT(coll, id, version) DO NOTHING RETURNING seq, id, version`
+	const row = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	return `INSERT INTO objects(coll, key, id, type, spec_version, version, date_added, is_first, is_last, raw) VALUES ` +
+		row + strings.Repeat(`, `+row, n-1) + ` ON CONFLICT(coll, key, version) DO NOTHING RETURNING seq, id, version`
 }
 
 // where builds the filter shared by Query and Delete; it returns the SQL
@@ -227,7 +314,7 @@ func where(coll string, collArg any, q store.ObjectQuery) (string, []any) {
 			args = append(args, v)
 		}
 	}
-	in(`id`, q.IDs)
+	args = idIn(&b, args, `key`, q.IDs)
 	in(`type`, q.Types)
 	in(`spec_version`, q.SpecVersions)
 	v := q.Versions
@@ -283,7 +370,7 @@ func querySQL(q store.ObjectQuery) (string, []any) {
 	w, args := where(`(SELECT pk FROM collections WHERE id = ?)`, q.Collection, q)
 	args = append(args, q.Limit+1)
 	// Pages walk the (coll, date_added, seq) index; a short id list is
-	// better served by the (coll, id, version) index and a sort.
+	// better served by the (coll, key, version) index and a sort.
 	index := "objects_added"
 	if len(q.IDs) > 0 && len(q.IDs) <= 256 {
 		index = "objects_version"
@@ -410,7 +497,17 @@ func (s objects) delete(ctx context.Context, collection, id string, versions sto
 	if err != nil {
 		return 0, err
 	}
-	w, args := where(`?`, pk, store.ObjectQuery{IDs: []string{id}, Versions: versions, SpecVersions: specVersions})
+	keys, _, err := stixKeys(ctx, s.w, []string{id}, false)
+	if err != nil {
+		return 0, err
+	}
+	key, ok := keys[id]
+	if !ok {
+		return 0, nil // never stored anywhere
+	}
+	w, args := where(`?`, pk, store.ObjectQuery{Versions: versions, SpecVersions: specVersions})
+	w += ` AND key = ?`
+	args = append(args, key)
 	res, err := s.w.ExecContext(ctx, `DELETE FROM objects WHERE `+w, args...)
 	if err != nil {
 		return 0, mapErr(err)
@@ -419,9 +516,9 @@ func (s objects) delete(ctx context.Context, collection, id string, versions sto
 	if n > 0 {
 		// Re-elect the first and last versions among what remains.
 		if _, err := s.w.ExecContext(ctx, `UPDATE objects SET
-			is_first = (version = (SELECT min(version) FROM objects o2 WHERE o2.coll = objects.coll AND o2.id = objects.id)),
-			is_last  = (version = (SELECT max(version) FROM objects o2 WHERE o2.coll = objects.coll AND o2.id = objects.id))
-			WHERE coll = ? AND id = ?`, pk, id); err != nil {
+			is_first = (version = (SELECT min(version) FROM objects o2 WHERE o2.coll = objects.coll AND o2.key = objects.key)),
+			is_last  = (version = (SELECT max(version) FROM objects o2 WHERE o2.coll = objects.coll AND o2.key = objects.key))
+			WHERE coll = ? AND key = ?`, pk, key); err != nil {
 			return 0, mapErr(err)
 		}
 	}
@@ -453,35 +550,52 @@ func (s objects) claim(ctx context.Context, collection, owner string, ids []stri
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]string, len(ids))
+	distinct := make([]string, 0, len(ids))
+	seen := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			distinct = append(distinct, id)
+		}
+	}
+	keys, _, err := stixKeys(ctx, s.w, distinct, true)
+	if err != nil {
+		return nil, err
+	}
+	byKey := make(map[int64]string, len(keys))
+	for id, k := range keys {
+		byKey[k] = id
+	}
+	out := make(map[string]string, len(distinct))
 	args := make([]any, 0, 2*headChunk+1)
-	for lo := 0; lo < len(ids); lo += headChunk {
-		chunk := ids[lo:min(lo+headChunk, len(ids))]
+	for lo := 0; lo < len(distinct); lo += headChunk {
+		chunk := distinct[lo:min(lo+headChunk, len(distinct))]
 		args = args[:0]
 		for _, id := range chunk {
-			args = append(args, pk, id, owner)
+			args = append(args, pk, keys[id], owner)
 		}
-		if _, err := s.w.ExecContext(ctx, `INSERT INTO object_owners(coll, id, party_id) VALUES (?, ?, ?)`+
-			strings.Repeat(`, (?, ?, ?)`, len(chunk)-1)+` ON CONFLICT(coll, id) DO NOTHING`, args...); err != nil {
+		if _, err := s.w.ExecContext(ctx, `INSERT INTO object_owners(coll, key, party_id) VALUES (?, ?, ?)`+
+			strings.Repeat(`, (?, ?, ?)`, len(chunk)-1)+` ON CONFLICT(coll, key) DO NOTHING`, args...); err != nil {
 			return nil, mapErr(err)
 		}
 		args = args[:0]
 		args = append(args, pk)
 		for _, id := range chunk {
-			args = append(args, id)
+			args = append(args, keys[id])
 		}
-		rows, err := s.w.QueryContext(ctx, `SELECT id, party_id FROM object_owners WHERE coll = ? AND id IN (?`+
+		rows, err := s.w.QueryContext(ctx, `SELECT key, party_id FROM object_owners WHERE coll = ? AND key IN (?`+
 			strings.Repeat(`, ?`, len(chunk)-1)+`)`, args...)
 		if err != nil {
 			return nil, mapErr(err)
 		}
 		for rows.Next() {
-			var id, p string
-			if err := rows.Scan(&id, &p); err != nil {
+			var key int64
+			var p string
+			if err := rows.Scan(&key, &p); err != nil {
 				rows.Close()
 				return nil, mapErr(err)
 			}
-			out[id] = p
+			out[byKey[key]] = p
 		}
 		if err := rows.Close(); err != nil {
 			return nil, mapErr(err)
@@ -495,7 +609,7 @@ func (s objects) claim(ctx context.Context, collection, owner string, ids []stri
 
 func (s objects) Owner(ctx context.Context, collection, id string) (string, error) {
 	var p string
-	err := s.r.QueryRowContext(ctx, `SELECT o.party_id FROM object_owners o JOIN collections c ON c.pk = o.coll WHERE c.id = ? AND o.id = ?`, collection, id).Scan(&p)
+	err := s.r.QueryRowContext(ctx, `SELECT o.party_id FROM stix_ids k JOIN object_owners o ON o.key = k.key JOIN collections c ON c.pk = o.coll WHERE c.id = ? AND k.id = ?`, collection, id).Scan(&p)
 	if err != nil {
 		return "", fmt.Errorf("owner of %s in collection %s: %w", id, collection, mapErr(err))
 	}

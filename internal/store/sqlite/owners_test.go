@@ -15,11 +15,11 @@ import (
 // so stays unowned.
 func TestOwnersBackfill(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, t.TempDir(), Options{Migrate: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	// The backfill runs on the schema before compact STIX id keys
+	// (migration 24), which then carries the owners over.
+	dir := t.TempDir()
+	db := openAtVersion(t, dir, stixKeysVersion-1)
+	defer func() { db.Close() }()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, n := range []string{"alpha", "bravo", "reader"} {
 		if err := db.Parties().Create(ctx, store.Party{ID: "party--" + n, Name: n, CreatedAt: t0}); err != nil {
@@ -33,9 +33,7 @@ func TestOwnersBackfill(t *testing.T) {
 	obj := func(id string) store.Object {
 		return store.Object{ID: id, Type: "indicator", SpecVersion: "2.1", Version: t0, DateAdded: t0, Raw: []byte(`{}`)}
 	}
-	if _, err := db.Objects().Put(ctx, "c", []store.Object{obj("indicator--x"), obj("indicator--y"), obj("indicator--z")}); err != nil {
-		t.Fatal(err)
-	}
+	putBeforeKeys(t, db, "c", []store.Object{obj("indicator--x"), obj("indicator--y"), obj("indicator--z")})
 	// bravo re-posted x after alpha; the reader's "status" (it never
 	// wrote) and another root's do not count.
 	for i, st := range []store.Status{
@@ -52,8 +50,9 @@ func TestOwnersBackfill(t *testing.T) {
 	}
 	var mig string
 	for _, m := range migrations {
-		if strings.Contains(m, "CREATE TABLE object_owners") {
+		if strings.Contains(m, "CREATE TABLE object_owners (") {
 			mig = m
+			break
 		}
 	}
 	if _, err := db.w.ExecContext(ctx, `DROP TABLE object_owners`); err != nil {
@@ -61,6 +60,11 @@ func TestOwnersBackfill(t *testing.T) {
 	}
 	if _, err := db.w.ExecContext(ctx, mig); err != nil {
 		t.Fatalf("migration: %v", err)
+	}
+	db.Close()
+	db, err := Open(ctx, dir, Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
 	}
 	for id, want := range map[string]string{"indicator--x": "party--alpha", "indicator--y": "party--bravo"} {
 		if got, err := db.Objects().Owner(ctx, "c", id); err != nil || got != want {

@@ -48,7 +48,7 @@ func (s objects) Search(ctx context.Context, q store.SearchQuery) (store.Page, e
 			args = append(args, micros(q.Before.DateAdded), micros(q.Before.DateAdded), q.Before.Seq)
 		}
 	}
-	args = inList(&b, args, `o.id`, q.IDs)
+	args = idIn(&b, args, `o.key`, q.IDs)
 	if r := q.Released; r != nil {
 		// The same bound as Query's (where): the first contribution by the
 		// contributor within the released prefix, and nothing past the
@@ -101,13 +101,15 @@ func (s objects) Search(ctx context.Context, q store.SearchQuery) (store.Page, e
 	return page, nil
 }
 
-// inList appends "AND col IN (...)" for vals, if any.
-func inList(b *strings.Builder, args []any, col string, vals []string) []any {
-	if len(vals) == 0 {
+// idIn appends "AND col IN (keys of ids)" if ids are given: col is an
+// objects key column, and an id's key is looked up in stix_ids
+// (migration 24), whose index on id the planner walks once per id.
+func idIn(b *strings.Builder, args []any, col string, ids []string) []any {
+	if len(ids) == 0 {
 		return args
 	}
-	b.WriteString(` AND ` + col + ` IN (?` + strings.Repeat(`, ?`, len(vals)-1) + `)`)
-	for _, v := range vals {
+	b.WriteString(` AND ` + col + ` IN (SELECT key FROM stix_ids WHERE id IN (?` + strings.Repeat(`, ?`, len(ids)-1) + `))`)
+	for _, v := range ids {
 		args = append(args, v)
 	}
 	return args

@@ -357,6 +357,12 @@ func currentVersion(ctx context.Context, q interface {
 // migrate brings the schema to the newest version this binary knows, one
 // migration per transaction. SQLite's user_version holds the version.
 func migrate(ctx context.Context, w *sql.DB, apply bool) error {
+	return migrateTo(ctx, w, apply, len(migrations))
+}
+
+// migrateTo is migrate stopping at version target (tests build databases
+// at older versions with it).
+func migrateTo(ctx context.Context, w *sql.DB, apply bool, target int) error {
 	have, err := currentVersion(ctx, w)
 	if err != nil {
 		return err
@@ -367,7 +373,7 @@ func migrate(ctx context.Context, w *sql.DB, apply bool) error {
 	if have < len(migrations) && !apply {
 		return fmt.Errorf("%w (database at version %d, this binary knows %d)", store.ErrSchemaOutdated, have, len(migrations))
 	}
-	for v := have; v < len(migrations); v++ {
+	for v := have; v < target; v++ {
 		tx, err := w.BeginTx(ctx, nil)
 		if err != nil {
 			return mapErr(err)

@@ -31,7 +31,7 @@ import (
 // SchemaVersion is the schema version (the same number on both backends)
 // whose tables this package knows. A source or target at another version
 // is refused rather than copied in part.
-const SchemaVersion = 23
+const SchemaVersion = 24
 
 // ErrVersion: the source or the target is not at SchemaVersion.
 var ErrVersion = errors.New("storecopy: schema version not supported by this copy")
@@ -63,6 +63,14 @@ var bytesCols = map[string]bool{"value": true, "hash": true, "raw": true, "detai
 // orderBy keeps the source's order where the target's keys do not imply it.
 var orderBy = map[string]string{"objects": "seq", "collections": "pk", "ledger_entries": "idx", "ledger_hashes": "idx",
 	"agreement_signatures": "seq"}
+
+// from names what a table's rows are read from where SQLite's table has
+// another shape than PostgreSQL's: SQLite keys object owners by the
+// compact STIX id key (stix_ids, its migration 24), PostgreSQL by the id.
+var from = map[string]string{
+	"object_owners": `(SELECT o.coll AS coll, k.id AS id, o.party_id AS party_id
+		FROM object_owners o JOIN stix_ids k ON k.key = o.key)`,
+}
 
 // Copy copies the SQLite deployment in dir into dst, which must be migrated
 // to SchemaVersion and empty (postgres.ErrNotEmpty otherwise).
@@ -131,7 +139,11 @@ func Copy(ctx context.Context, dir string, dst *postgres.DB) (Counts, error) {
 }
 
 func copyTable(ctx context.Context, rtx *sql.Tx, l *postgres.Loader, table string, cols []string) (int64, error) {
-	query := `SELECT ` + strings.Join(cols, ", ") + ` FROM ` + table
+	src := table
+	if f := from[table]; f != "" {
+		src = f
+	}
+	query := `SELECT ` + strings.Join(cols, ", ") + ` FROM ` + src
 	if o := orderBy[table]; o != "" {
 		query += ` ORDER BY ` + o
 	}

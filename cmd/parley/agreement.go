@@ -235,6 +235,30 @@ func printAgreement(w io.Writer, a *client.Agreement) {
 	fmt.Fprintf(w, "  TAXII API root: %s\n", a.APIRoot)
 }
 
+// printDelivery says, for an agreement between two nodes, what this node
+// has delivered to the other party's node and what it still owes.
+func printDelivery(ctx context.Context, c *client.Client, w io.Writer, a *client.Agreement) {
+	d, err := a.Doc()
+	if err != nil || !d.CrossNode() {
+		return
+	}
+	es, err := c.Outbox(ctx, a.ID)
+	if err != nil {
+		fmt.Fprintf(w, "  steps owed to the other node: unknown (%v)\n", err)
+		return
+	}
+	n := map[string]int{}
+	for _, e := range es {
+		n[e.State]++
+	}
+	fmt.Fprintf(w, "  steps sent from this node to the other party's node: %d delivered, %d pending, %d refused\n", n["delivered"], n["pending"], n["refused"])
+	for _, e := range es {
+		if e.State != "delivered" && e.LastError != "" {
+			fmt.Fprintf(w, "    step %d %s after %d attempts: %s\n", e.Seq, e.State, e.Attempts, e.LastError)
+		}
+	}
+}
+
 func cmdAgreement(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return fmt.Errorf("%w: agreement propose|sign|show|list|amend|suspend|resume|terminate", errUsage)
@@ -283,7 +307,7 @@ func cmdAgreement(ctx context.Context, args []string, stdout, stderr io.Writer) 
 				fmt.Fprintf(stderr, "parley: the receipt (ledger entry %d) could not be saved: %v\n", *a.LedgerIndex, err)
 			}
 		}
-		return emit(stdout, cf.json, a, func() { printAgreement(stdout, a) })
+		return emit(stdout, cf.json, a, func() { printAgreement(stdout, a); printDelivery(ctx, c, stdout, a) })
 	}
 	switch sub {
 	case "list":

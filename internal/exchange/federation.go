@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/fault"
+	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/store"
 )
 
@@ -203,8 +205,8 @@ func (s *Service) KnownRemoteParty(ctx context.Context, peer store.Peer, ref str
 
 // learnIn records card as peer's party in tx.
 func (s *Service) learnIn(ctx context.Context, tx store.Handle, peer store.Peer, card PartyCard) (store.RemoteParty, error) {
-	if card.PartyID == "" || card.Name == "" || len(card.PartyID) > 256 || len(card.Name) > 256 {
-		return store.RemoteParty{}, fault.Errorf("%w: a party card needs a party_id and a name", ErrInvalid)
+	if !validPartyID(card.PartyID) || !party.ValidName(card.Name) {
+		return store.RemoteParty{}, fault.Errorf("%w: a party card needs a party_id (party--<uuid>) and a party name (1 to 63 letters, digits, spaces, '.', '_' or '-')", ErrInvalid)
 	}
 	rp, err := tx.Federation().RemoteParty(ctx, card.PartyID)
 	switch {
@@ -268,6 +270,26 @@ func (s *Service) learnIn(ctx context.Context, tx store.Handle, peer store.Peer,
 		}
 	}
 	return rp, nil
+}
+
+// validPartyID reports whether id is party--<lowercase uuid>, as every
+// node's parties are named.
+func validPartyID(id string) bool {
+	u, ok := strings.CutPrefix(id, "party--")
+	if !ok || len(u) != 36 {
+		return false
+	}
+	for i, c := range u {
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return false
+			}
+		case !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f'):
+			return false
+		}
+	}
+	return true
 }
 
 // checkNode checks document party i, whose stored row is rec, against the

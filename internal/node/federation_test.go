@@ -571,3 +571,26 @@ func TestDeliveryRefusedForGood(t *testing.T) {
 		t.Fatalf("alice's events = %+v, %v", evs, err)
 	}
 }
+
+// A peer's party gets no token on this node, and a card that is not a
+// party of any node (a malformed id or name) is refused.
+func TestRemotePartyLimits(t *testing.T) {
+	a, _, bob := twoNodes(t)
+	if _, _, err := party.New(a.st).AddToken(ctx, bob.PartyID, "x"); !errors.Is(err, party.ErrRemoteParty) {
+		t.Fatalf("a token for a peer's party: %v, want ErrRemoteParty", err)
+	}
+	peer := mustPeer(t, a, "bravo")
+	for _, card := range []exchange.PartyCard{
+		{PartyID: "party--not-a-uuid", Name: "eve"},
+		{PartyID: "party--00000000-0000-4000-8000-000000000001", Name: "eve@alpha"},
+		{PartyID: "party--00000000-0000-4000-8000-000000000001", Name: "eve\nroot"},
+	} {
+		if _, err := a.ex.LearnRemoteParty(ctx, peer, card); !errors.Is(err, exchange.ErrInvalid) {
+			t.Errorf("card %+v: %v, want ErrInvalid", card, err)
+		}
+	}
+	// A card for a party of this node is refused, whatever the peer says.
+	if _, err := a.ex.LearnRemoteParty(ctx, peer, exchange.PartyCard{PartyID: a.me.PartyID, Name: "alice"}); !errors.Is(err, exchange.ErrNotPeersParty) {
+		t.Fatalf("a card for alice from B: %v, want ErrNotPeersParty", err)
+	}
+}

@@ -36,6 +36,8 @@ var (
 	ErrNotFound = fault.Generic(fault.NotFound, "party: not found")
 	// ErrInvalidExpiry: a token's lifetime is not acceptable.
 	ErrInvalidExpiry = fault.Tagged(fault.Invalid, "party", "invalid token expiry")
+	// ErrRemoteParty: the party lives on a peer node; it gets no token here.
+	ErrRemoteParty = fault.Tagged(fault.Invalid, "party", "a party of a peer node gets no token here")
 )
 
 // TokenPrefix starts every parley token, so secret scanners and people can
@@ -64,6 +66,12 @@ func New(st store.Store) *Service {
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 ._\-]{0,62}$`)
+
+// ValidName reports whether name is a party name: 1 to 63 letters, digits,
+// spaces, '.', '_' or '-', starting with a letter or digit. It holds no
+// '@', so a peer node's party, listed here as NAME@PEER, never takes a
+// local party's name.
+func ValidName(name string) bool { return nameRE.MatchString(name) }
 
 // NewID returns a random UUIDv4 after kind and one "--" separator, e.g.
 // NewID("party") is "party--…"; with an empty kind, the bare UUID. A kind
@@ -174,6 +182,13 @@ func issue(ctx context.Context, tx store.Handle, partyID, label string, now time
 }
 
 func issueUntil(ctx context.Context, tx store.Handle, partyID, label string, now time.Time, ttl time.Duration) (string, string, error) {
+	// A peer node's party signs in on its own node; a token here would
+	// let this node's operator act in its name on this server.
+	if _, err := tx.Federation().RemoteParty(ctx, partyID); err == nil {
+		return "", "", fault.Errorf("%w: %s is a party of a peer node; it signs in on its own node", ErrRemoteParty, partyID)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return "", "", err
+	}
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return "", "", err

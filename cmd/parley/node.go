@@ -11,7 +11,7 @@ import (
 
 func init() {
 	register(command{"node", "this node's identity (operator): node id --data DIR | node hello --data DIR PEER", cmdNode})
-	register(command{"peer", "pin other nodes (operator): peer add --data DIR NAME URL KEY | peer list | peer remove NAME", cmdPeer})
+	register(command{"peer", "pin other nodes (operator): peer add --data DIR NAME URL KEY | peer list | peer remove NAME | peer receipt NAME INDEX HASH | peer incidents", cmdPeer})
 }
 
 func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -78,6 +78,9 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 func cmdPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return fmt.Errorf("%w: peer add NAME URL KEY | peer list | peer remove NAME", errUsage)
+	}
+	if args[0] == "receipt" || args[0] == "incidents" {
+		return cmdPeerWitness(ctx, args, stdout, stderr) // peerwitness.go
 	}
 	want := map[string]int{"add": 3, "list": 0, "remove": 1}
 	n, ok := want[args[0]]

@@ -45,6 +45,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.PublicURL, "public-url", env("public-url", ""), "the URL peers reach this node at, scheme://host[:port] (default: the address it listens on; env PARLEY_PUBLIC_URL)")
 	fs.DurationVar(&cfg.NodeRetryMax, "node-retry-max", 15*time.Second, "longest wait between attempts to deliver an agreement step to a peer node that does not answer")
 	fs.DurationVar(&cfg.MirrorInterval, "mirror-interval", time.Minute, "how long a caught-up mirror (parley mirror add) waits before asking its source again")
+	fs.DurationVar(&cfg.CheckpointInterval, "checkpoint-interval", 5*time.Second, "how often the ledger signs a checkpoint while it grows (each new one goes to the pinned peers to cosign)")
 	fs.BoolVar(&cfg.MirrorAllowPrivate, "mirror-allow-private", env("mirror-allow-private", "") == "true", "let parties' mirrors pull from loopback, private and link-local addresses (default: public addresses only, so a party cannot point the server at the operator's own network; env PARLEY_MIRROR_ALLOW_PRIVATE=true)")
 	skipCheck := fs.Bool("skip-integrity-check", false, "start without SQLite's quick integrity check of the database (for very large databases)")
 	if _, err := parse(fs, args); err != nil {

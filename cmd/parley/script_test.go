@@ -58,7 +58,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("SERVER", "http://"+ln.Addr().String())
 			env.Setenv("PARLEY_CONFIG", filepath.Join(env.WorkDir, "profiles.json"))
 			// Free loopback addresses for scripts that start nodes of their own.
-			for _, name := range []string{"NODE_A", "NODE_B"} {
+			for _, name := range []string{"NODE_A", "NODE_B", "NODE_C", "NODE_D"} {
 				l, err := net.Listen("tcp", "127.0.0.1:0")
 				if err != nil {
 					return err
@@ -137,6 +137,14 @@ func scriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []st
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
+		},
+		// sleep DURATION pauses the script (a server's next checkpoint).
+		"sleep": func(ts *testscript.TestScript, neg bool, args []string) {
+			d, err := time.ParseDuration(strings.Join(args, ""))
+			if err != nil || len(args) != 1 {
+				ts.Fatalf("usage: sleep DURATION")
+			}
+			time.Sleep(d)
 		},
 		// waithttp URL waits until URL answers 200 (a server started in the background).
 		"waithttp": func(ts *testscript.TestScript, neg bool, args []string) {

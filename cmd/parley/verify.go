@@ -20,7 +20,7 @@ import (
 )
 
 func init() {
-	register(command{"verify", "check the ledger: checkpoint, consistency, receipts, replayed balances: verify [--log-key VKEY] [--receipt N] [--require-cosigner NAME|VKEY] [--upload] | verify list [--limit N]", cmdVerify})
+	register(command{"verify", "check the ledger: checkpoint, consistency, receipts, replayed balances: verify [--log-key VKEY] [--receipt N] [--require-cosigner NAME|VKEY] [--upload] | verify list [--limit N] | verify --peers --data DIR [--peer NAME] (operator: the pinned peers' logs)", cmdVerify})
 }
 
 // profileName is the profile a client command runs as ("default" when
@@ -93,6 +93,9 @@ func (l *int64List) Set(v string) error {
 func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "list" {
 		return cmdVerifyList(ctx, args[1:], stdout, stderr)
+	}
+	if wantsPeers(args) {
+		return cmdVerifyPeers(ctx, args, stdout, stderr)
 	}
 	fs := newFlags("verify", stderr)
 	cf := addClientFlags(fs)

@@ -209,3 +209,14 @@ func cosignLine(s *cosigner, body []byte, now time.Time) ([]byte, error) {
 	// note.Sign returns text, a blank line, then our one signature line.
 	return signed[len(body)+1:], nil
 }
+
+// WitnessVerifierKey returns the vkey of a witness private key (as
+// GenerateWitnessKey writes both).
+func WitnessVerifierKey(skey string) (string, error) {
+	s, err := parseWitnessSecret(skey)
+	if err != nil {
+		return "", err
+	}
+	pub := s.priv.Public().(ed25519.PublicKey)
+	return fmt.Sprintf("%s+%08x+%s", s.name, s.hash, base64.StdEncoding.EncodeToString(append([]byte{algCosignatureV1}, pub...))), nil
+}

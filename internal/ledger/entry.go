@@ -54,6 +54,13 @@ const (
 	// (package report): the report's hash and the signed statement, as
 	// commitments.
 	KindReportSigned Kind = "report.signed"
+
+	// A pinned peer node caught misbehaving as this node witnessed its
+	// ledger (package crosswitness): a forged, forked, rolled-back or
+	// unprovable checkpoint, a changed key, a receipt its log no longer
+	// holds. Subject is the peer's node key id; Attrs name the peer and
+	// both conflicting checkpoints (sizes and roots).
+	KindNodePeerIncident Kind = "node.peer_incident"
 )
 
 var knownKinds = map[Kind]bool{
@@ -66,7 +73,8 @@ var knownKinds = map[Kind]bool{
 	KindRequestRefused: true, KindRequestOverdue: true,
 	KindRequestAnswerPending: true, KindRequestReopened: true,
 	KindMatchStarted: true, KindMatchRound1: true,
-	KindReportSigned: true,
+	KindReportSigned:     true,
+	KindNodePeerIncident: true,
 }
 
 // Kinds returns every known Kind, for documentation and tests.

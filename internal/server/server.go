@@ -24,6 +24,7 @@ import (
 
 	"github.com/parley-cti/parley/internal/api"
 	"github.com/parley-cti/parley/internal/authlimit"
+	"github.com/parley-cti/parley/internal/crosswitness"
 	"github.com/parley-cti/parley/internal/escrow"
 	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/health"
@@ -89,6 +90,9 @@ type Config struct {
 	// MirrorAllowPrivate lets mirrors pull from loopback, private and
 	// link-local addresses (mirror.Service.AllowPrivate); off by default.
 	MirrorAllowPrivate bool
+	// PeerBackoff is the first wait before a checkpoint is submitted
+	// again to a peer that failed (default 1 s, doubling up to 5 min).
+	PeerBackoff time.Duration
 }
 
 // OpenStore opens the store a configuration names: PostgreSQL when DB is a
@@ -114,10 +118,13 @@ type Server struct {
 	Signer       *ledger.Signer
 	Node         *node.Identity // the node key peers pin (internal/node)
 	Checkpointer *ledger.Checkpointer
-	Escrow       *escrow.Service  // handovers; its sweeper runs while serving
-	Requests     *request.Service // requests; its sweeper runs while serving
-	Matches      *matching.Service
-	Reports      *report.Service
+	// Witnessing makes pinned peers each other's witnesses: it cosigns
+	// their checkpoints and submits this node's (internal/crosswitness).
+	Witnessing *crosswitness.Service
+	Escrow     *escrow.Service  // handovers; its sweeper runs while serving
+	Requests   *request.Service // requests; its sweeper runs while serving
+	Matches    *matching.Service
+	Reports    *report.Service
 	// Verifications holds parties' own signed verifications of the ledger.
 	Verifications *verification.Service
 	Mirrors       *mirror.Service // parties' mirrors; their runner pulls while serving
@@ -232,6 +239,15 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	nh := node.NewHandler(s.Node, peers, cfg.PublicURL, log)
 	s.Federation.Mount(nh)
 	nh.Register(mux)
+	if s.Witnessing, err = newWitnessing(ctx, st, s.Node, signer); err != nil {
+		return nil, err
+	}
+	s.Witnessing.Logger = log
+	if cfg.PeerBackoff > 0 {
+		s.Witnessing.MinBackoff = cfg.PeerBackoff
+	}
+	s.Witnessing.Register(mux, nh)
+	s.Checkpointer.Signed = s.Witnessing.Signed
 	mo := metrics.Options{Ledger: lst, Logger: log}
 	if sp, ok := st.(store.Spacer); ok {
 		mo.Storage = func(ctx context.Context) (metrics.Storage, error) {
@@ -286,6 +302,30 @@ func WitnessKey(ctx context.Context, st store.Store, name string) (string, error
 		return "", err
 	}
 	return string(v), nil
+}
+
+// Witnessing returns the cross-witnessing service of the node on st, for
+// operator commands (`parley verify --peers`) run beside or instead of
+// the server.
+func Witnessing(ctx context.Context, st store.Store) (*crosswitness.Service, error) {
+	signer, err := ledgerSigner(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	id, err := node.LoadIdentity(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	return newWitnessing(ctx, st, id, signer)
+}
+
+func newWitnessing(ctx context.Context, st store.Store, id *node.Identity, signer *ledger.Signer) (*crosswitness.Service, error) {
+	w, err := crosswitness.New(ctx, st, id, signer)
+	if err != nil {
+		return nil, err
+	}
+	w.AddWitness = func(ctx context.Context, vkey string) (string, error) { return AddWitness(ctx, st, vkey) }
+	return w, nil
 }
 
 // ledgerSigner loads the log's note key, creating it on first start; every
@@ -446,6 +486,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	cctx, stopCheckpoints := context.WithCancel(ctx)
 	defer stopCheckpoints()
 	go s.Checkpointer.Run(cctx)
+	go s.Witnessing.Run(cctx)
 	go s.Escrow.Run(cctx)
 	go s.Requests.Run(cctx)
 	go s.maintainStorage(cctx, 30*time.Second)

@@ -128,6 +128,7 @@ type Handle interface {
 	Mirrors() Mirrors // parties' standing pulls from other TAXII servers (mirror.go)
 	// Federation holds other nodes' parties and the outbox to peers (nodes.go).
 	Federation() Federation
+	PeerLogs() PeerLogs // this node's view of its peers' ledgers (peerlogs.go)
 }
 
 // PartyKey is one registered public key set of a party. A party's first key

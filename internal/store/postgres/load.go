@@ -62,6 +62,9 @@ var loadable = []loadTable{
 	{"report_signatures", []string{"agreement_id", "ledger_index", "party_id", "key_id", "report_hash", "period_from", "period_to", "signed_at", "statement"}},
 	{"node_remote_parties", []string{"party_id", "node_key", "node_key_id", "name", "learned_at"}},
 	{"node_outbox", []string{"seq", "peer_key_id", "agreement_id", "party_id", "kind", "body", "created_at", "state", "attempts", "next_attempt", "last_error", "done_at"}},
+	{"node_peer_logs", []string{"key_id", "peer", "log_key", "witness_key", "size", "checkpoint", "updated_at"}},
+	{"node_peer_incidents", []string{"key_id", "digest", "peer", "kind", "detail", "ours", "theirs", "at"}},
+	{"node_peer_receipts", []string{"key_id", "idx", "leaf_hash", "added_at"}},
 }
 
 type loadTable struct {

@@ -600,6 +600,38 @@ CREATE INDEX node_outbox_agreement ON node_outbox(agreement_id, seq);
 	// its schema: nothing changes but the version, which both backends
 	// keep equal for parley copy.
 	{"compact STIX id keys (SQLite only)", `SELECT 1`},
+	// 25: each other's witness (issue 14 item 5), as in the SQLite
+	// backend.
+	{"peers' ledgers as this node witnesses them", `
+CREATE TABLE node_peer_logs (
+	key_id      TEXT PRIMARY KEY,
+	peer        TEXT NOT NULL,
+	log_key     TEXT NOT NULL,
+	witness_key TEXT NOT NULL,
+	size        BIGINT NOT NULL,
+	checkpoint  BYTEA,
+	updated_at  BIGINT NOT NULL
+);
+CREATE TABLE node_peer_incidents (
+	key_id TEXT NOT NULL,
+	digest TEXT NOT NULL,
+	peer   TEXT NOT NULL,
+	kind   TEXT NOT NULL,
+	detail TEXT NOT NULL,
+	ours   BYTEA,
+	theirs BYTEA,
+	at     BIGINT NOT NULL,
+	PRIMARY KEY (key_id, digest)
+);
+CREATE INDEX node_peer_incidents_at ON node_peer_incidents(at);
+CREATE TABLE node_peer_receipts (
+	key_id    TEXT NOT NULL,
+	idx       BIGINT NOT NULL,
+	leaf_hash TEXT NOT NULL,
+	added_at  BIGINT NOT NULL,
+	PRIMARY KEY (key_id, idx)
+);
+`},
 }
 
 // migrationLock serialises migrations of one schema across every instance

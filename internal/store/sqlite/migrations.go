@@ -657,6 +657,41 @@ INSERT INTO object_owners_v24(coll, key, party_id)
 DROP TABLE object_owners;
 ALTER TABLE object_owners_v24 RENAME TO object_owners;
 `,
+	// 25: each other's witness (issue 14 item 5): this node's view of
+	// each pinned peer's ledger (its keys and the last checkpoint this
+	// node cosigned, by the peer's node key id), the peers' misbehaviour
+	// it caught with both conflicting checkpoints, and the receipts its
+	// peers handed it.
+	`
+CREATE TABLE node_peer_logs (
+	key_id      TEXT PRIMARY KEY,
+	peer        TEXT NOT NULL,
+	log_key     TEXT NOT NULL,
+	witness_key TEXT NOT NULL,
+	size        INTEGER NOT NULL,
+	checkpoint  BLOB,
+	updated_at  INTEGER NOT NULL
+);
+CREATE TABLE node_peer_incidents (
+	key_id TEXT NOT NULL,
+	digest TEXT NOT NULL,
+	peer   TEXT NOT NULL,
+	kind   TEXT NOT NULL,
+	detail TEXT NOT NULL,
+	ours   BLOB,
+	theirs BLOB,
+	at     INTEGER NOT NULL,
+	PRIMARY KEY (key_id, digest)
+);
+CREATE INDEX node_peer_incidents_at ON node_peer_incidents(at);
+CREATE TABLE node_peer_receipts (
+	key_id    TEXT NOT NULL,
+	idx       INTEGER NOT NULL,
+	leaf_hash TEXT NOT NULL,
+	added_at  INTEGER NOT NULL,
+	PRIMARY KEY (key_id, idx)
+);
+`,
 }
 
 // searchColumns computes, from an object's collection k, type ty and JSON

@@ -57,6 +57,7 @@ func Run(t *testing.T, open Opener) {
 		{"Verifications", testVerifications},
 		{"Nodes", testNodes},
 		{"Federation", testFederation},
+		{"PeerLogs", testPeerLogs},
 		{"Mirrors", testMirrors},
 		{"Tallies", testTallies},
 		{"ReportSignatures", testReportSignatures},

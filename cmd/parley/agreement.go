@@ -27,10 +27,10 @@ func init() {
 
 // termsFlags are the agreement terms a proposal or amendment sets.
 type termsFlags struct {
-	with, types, maxTLP, unmarked, ratio, window, escrow, ack, fulfil, notice, file, contestWindow string
-	grace, days                                                                                    int
-	matchCap                                                                                       int64
-	cosign                                                                                         bool
+	with, types, maxTLP, unmarked, ratio, window, escrow, ack, fulfil, notice, file, contestWindow, escrowNode string
+	grace, days                                                                                                int
+	matchCap                                                                                                   int64
+	cosign                                                                                                     bool
 }
 
 func addTermsFlags(fs *flag.FlagSet) *termsFlags {
@@ -45,6 +45,7 @@ func addTermsFlags(fs *flag.FlagSet) *termsFlags {
 	fs.StringVar(&t.window, "window", "", "rolling window for credits, e.g. 30d (default: credits never lapse)")
 	fs.StringVar(&t.contestWindow, "contest-window", "", "how long after a contribution the receiving side may contest its credit, e.g. 7d (default: no contests)")
 	fs.StringVar(&t.escrow, "escrow-deadline", "3d", "longest a handover waits for both deposits")
+	fs.StringVar(&t.escrowNode, "escrow-node", "", "with a party of a peer node: the key of a third node both sides choose to hold handovers as escrow (its 'parley node id'; your node's operator pins it)")
 	fs.StringVar(&t.ack, "ack-deadline", "1d", "time to acknowledge a request")
 	fs.StringVar(&t.fulfil, "fulfil-deadline", "7d", "time to fulfil or refuse a request")
 	fs.IntVar(&t.days, "days", 365, "validity in days from now")
@@ -102,6 +103,9 @@ func (t *termsFlags) document(ctx context.Context, c *client.Client, me *client.
 	}
 	if supersedes > 0 {
 		m["supersedes"] = supersedes
+	}
+	if t.escrowNode != "" {
+		m["escrow_node"] = t.escrowNode
 	}
 	raw, err := json.Marshal(m)
 	if err != nil {
@@ -177,6 +181,9 @@ func printTerms(w io.Writer, d *agreement.Document) {
 	fmt.Fprintf(w, "  parties: %s (key %s) and %s (key %s)\n", d.Parties[0].Name, d.Parties[0].KeyID, d.Parties[1].Name, d.Parties[1].KeyID)
 	if d.CrossNode() {
 		fmt.Fprintf(w, "  nodes: %s on %s; %s on %s\n", d.Parties[0].Name, d.Parties[0].Node, d.Parties[1].Name, d.Parties[1].Node)
+	}
+	if d.EscrowNode != "" {
+		fmt.Fprintf(w, "  escrow node: %s\n", d.EscrowNode)
 	}
 	fmt.Fprintf(w, "  scope: %s, up to %s, unmarked %s\n", strings.Join(d.Scope.Types, ", "), d.Scope.MaxTLP.Label(), map[bool]string{true: "allowed", false: "refused"}[d.Scope.AllowUnmarked])
 	fmt.Fprintf(w, "  reciprocity: %g:%g, grace %d", d.Reciprocity.Give, d.Reciprocity.Get, d.Reciprocity.Grace)

@@ -58,6 +58,12 @@ type Document struct {
 	RequiresCosignature bool
 	MatchCap            int64 // largest PSI set size
 	Supersedes          int   // the version this one replaces; 0 when none
+	// EscrowNode is the verifier key (as `parley node id` prints it) of a
+	// third node both parties chose to hold handovers as escrow, in an
+	// agreement between two nodes (escrow_node; docs/federation.md). Empty
+	// when none is named: then absent from the canonical form, so every
+	// document without one keeps its bytes and signatures.
+	EscrowNode string
 }
 
 // Party names one side of the agreement and the key it signed with.
@@ -382,6 +388,12 @@ func decodeDocument(f *fields) *Document {
 			}
 		}
 	}
+	if _, ok := f.m["escrow_node"]; ok {
+		d.EscrowNode = f.str("escrow_node", false)
+		if d.EscrowNode == "" {
+			f.p.add("escrow_node must not be empty (omit it when no escrow node is named)")
+		}
+	}
 	if sf := f.object("scope", true); sf != nil {
 		if v, ok := sf.get("types", true); ok {
 			list, isList := v.([]any)
@@ -518,6 +530,16 @@ func (d *Document) check(p *problems) {
 		p.add("parties: name the node of both parties (an agreement between two nodes) or of neither (one server)")
 	} else if a != "" && a == b {
 		p.add("parties: both parties are on node %s; an agreement on one server names no nodes", a)
+	}
+	if e := d.EscrowNode; e != "" {
+		switch {
+		case !validText(e):
+			p.add("escrow_node must be 1 to %d printable characters", maxTextLen)
+		case !d.CrossNode():
+			p.add("escrow_node: an agreement on one server names no escrow node (the server holds its handovers)")
+		case e == d.Parties[0].Node || e == d.Parties[1].Node:
+			p.add("escrow_node: %s is the node of a party; the escrow node must be a third node", e)
+		}
 	}
 	if a, b := d.Parties[0], d.Parties[1]; a.PartyID != "" && a.PartyID == b.PartyID {
 		p.add("parties: a party cannot make an agreement with itself")
@@ -717,6 +739,9 @@ func (d *Document) wire() map[string]any {
 	}
 	if d.Supersedes != 0 {
 		w["supersedes"] = d.Supersedes
+	}
+	if d.EscrowNode != "" {
+		w["escrow_node"] = d.EscrowNode
 	}
 	return w
 }

@@ -494,7 +494,7 @@ func (s *Service) checkIdentities(ctx context.Context, x store.Handle, doc *agre
 			return fault.Errorf("%w: %w: parties[%d].key_id %s is no longer %q's current key (rotated out at %s); name its current key", ErrInvalid, agreement.ErrIdentityMismatch, i, pt.KeyID, name, k.ValidUntil.UTC().Format(time.RFC3339))
 		}
 	}
-	return nil
+	return s.checkEscrowNode(ctx, x, doc)
 }
 
 // Propose stores a new agreement: version 1 and the proposer's signature.

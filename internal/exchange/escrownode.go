@@ -1,0 +1,33 @@
+package exchange
+
+import (
+	"context"
+
+	"github.com/parley-cti/parley/internal/agreement"
+	"github.com/parley-cti/parley/internal/fault"
+	"github.com/parley-cti/parley/internal/store"
+)
+
+// checkEscrowNode refuses a document naming an escrow node (issue 14 item
+// 4, docs/federation.md) that this node's operator has not pinned: this
+// node would hold its party to handovers through a node it cannot reach
+// nor authenticate. It runs for a party's own proposal or amendment and for
+// one a peer delivers, so each side's node checks the other's choice.
+func (s *Service) checkEscrowNode(ctx context.Context, x store.Handle, doc *agreement.Document) error {
+	if doc.EscrowNode == "" {
+		return nil
+	}
+	if doc.EscrowNode == s.node {
+		return fault.Errorf("%w: escrow_node is this node, the node of a party", ErrNoNode)
+	}
+	peers, err := x.Nodes().Peers(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range peers {
+		if p.Key == doc.EscrowNode {
+			return nil
+		}
+	}
+	return fault.Errorf("%w: escrow_node %s is not a peer this node's operator pinned (parley peer add)", ErrNoNode, doc.EscrowNode)
+}

@@ -32,7 +32,9 @@ type testNode struct {
 	signer *ledger.Signer // its ledger key, to forge with as the node itself
 }
 
-func startNode(t *testing.T) *testNode {
+func startNode(t *testing.T) *testNode { return startNodeF(t) }
+
+func startNodeF(t testing.TB) *testNode {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{Migrate: true})
@@ -338,4 +340,52 @@ func TestCheckPeers(t *testing.T) {
 	if _, err := a.srv.Witnessing.CheckPeers(ctx, "delta"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("an unknown peer: %v", err)
 	}
+}
+
+// FuzzAddCheckpoint: whatever body a pinned peer sends, the witness
+// answers with a refusal code of its own (never a 500), and cosigns only a
+// checkpoint signed by the ledger key it keeps for that peer.
+func FuzzAddCheckpoint(f *testing.F) {
+	ctx := context.Background()
+	a, b := startNodeF(f), startNodeF(f)
+	aOnB, err := node.NewPeers(b.st).Add(ctx, b.srv.Node, "alpha", a.url, a.srv.Node.Public.VKey)
+	if err != nil {
+		f.Fatal(err)
+	}
+	honest, _ := a.signer.Sign(ledger.Checkpoint{Origin: a.signer.Origin(), Size: 0, Hash: tlog.Hash{}})
+	for _, sub := range []crosswitness.Submission{
+		{LogKey: a.signer.VerifierKey(), Checkpoint: string(honest)},
+		{LogKey: a.signer.VerifierKey(), OldSize: 3, Proof: []string{"AAAA"}, Checkpoint: "x\n1\n\n"},
+		{LogKey: "not a key", Checkpoint: string(honest)},
+	} {
+		body, _ := json.Marshal(sub)
+		f.Add(body)
+	}
+	f.Add([]byte(`{"log_key":1}`))
+	f.Add([]byte(`{}{}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		status, answer := b.srv.Witnessing.AddCheckpoint(ctx, aOnB, body)
+		switch v := answer.(type) {
+		case crosswitness.Refusal:
+			if status < 400 || status >= 500 || v.Error == "" || v.Error == "internal" {
+				t.Fatalf("refusal %d %+v for %q", status, v, body)
+			}
+		case crosswitness.Cosigned:
+			var sub crosswitness.Submission
+			if json.Unmarshal(body, &sub) != nil {
+				t.Fatalf("cosigned a body that is not a submission: %q", body)
+			}
+			// The first ledger key a pinned peer names is kept (its node key
+			// vouches for it); every cosigned checkpoint is signed by it.
+			view, err := b.st.PeerLogs().PeerLog(ctx, aOnB.KeyID)
+			if err != nil || view.LogKey != sub.LogKey || v.Size != view.Size {
+				t.Fatalf("cosigned %q, view %+v, %v", body, view, err)
+			}
+			if _, err := ledger.VerifyCheckpoint([]byte(sub.Checkpoint), view.LogKey); err != nil || status != 200 {
+				t.Fatalf("cosigned a checkpoint the kept ledger key did not sign: %q", body)
+			}
+		default:
+			t.Fatalf("answer %T", answer)
+		}
+	})
 }

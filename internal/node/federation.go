@@ -303,6 +303,8 @@ func (f *Federation) send(ctx context.Context, e store.OutboxEntry) bool {
 		f.log().WarnContext(ctx, "agreement step refused by the peer", slog.String("peer", peer.Name), slog.String("agreement", e.AgreementID),
 			slog.Int64("seq", e.Seq), slog.String("code", re.Code), slog.String("message", re.Message))
 		return true
+	case ctx.Err() != nil:
+		return false // stopping: the entry stays as it was, and is sent at the next start
 	default:
 		// The detail (addresses, the transport's words) is for the log;
 		// the outbox, which the party reads, says what it means.

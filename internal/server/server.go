@@ -490,12 +490,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go s.Escrow.Run(cctx)
 	go s.Requests.Run(cctx)
 	go s.maintainStorage(cctx, 30*time.Second)
-	go s.Federation.Run(cctx)
 	// The mirrors' runner is waited for: a pull interrupted by the stop
 	// gives its lease back before the store closes.
 	mirrorsDone := make(chan struct{})
 	go func() { s.Mirrors.Run(cctx); close(mirrorsDone) }()
-	defer func() { stopCheckpoints(); <-mirrorsDone }()
+	// So is the outbox sender: a delivery it is recording finishes before
+	// the store closes (an unrecorded one is sent again, and the peer
+	// answers it as a duplicate).
+	outboxDone := make(chan struct{})
+	go func() { s.Federation.Run(cctx); close(outboxDone) }()
+	defer func() { stopCheckpoints(); <-mirrorsDone; <-outboxDone }()
 	select {
 	case err := <-errc:
 		return err

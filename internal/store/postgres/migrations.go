@@ -632,6 +632,9 @@ CREATE TABLE node_peer_receipts (
 	PRIMARY KEY (key_id, idx)
 );
 `},
+	// 26: SQLite keys its credits by the compact STIX id key (stix_ids,
+	// migration 24). PostgreSQL keeps its schema, as in 24.
+	{"credits keyed by compact STIX id keys (SQLite only)", `SELECT 1`},
 }
 
 // migrationLock serialises migrations of one schema across every instance

@@ -248,14 +248,31 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 		// What the party knows already: its own contributions, and the
 		// counterpart's within what was released to it, by id; the same by
 		// fingerprint, and what plain handovers released.
+		// Credits are keyed by the ids' compact keys (stix_ids, migration
+		// 26): Put gave the new ids theirs just before, in order, so a new
+		// credit appends to the primary key.
 		known := map[string]bool{}
-		ids := make([]any, 0, len(items))
+		names := make([]string, 0, len(items))
 		fps := make([]any, 0, len(items))
+		seen := make(map[string]bool, len(items))
 		for _, it := range items {
-			ids = append(ids, it.ObjectID)
+			if !seen[it.ObjectID] {
+				seen[it.ObjectID] = true
+				names = append(names, it.ObjectID)
+			}
 			if it.Fingerprint != nil {
 				fps = append(fps, fp64(it.Fingerprint))
 			}
+		}
+		keys, _, err := stixKeys(ctx, h.w, names, true)
+		if err != nil {
+			return err
+		}
+		byKey := make(map[int64]string, len(keys))
+		ids := make([]any, 0, len(keys))
+		for id, k := range keys {
+			byKey[k] = id
+			ids = append(ids, k)
 		}
 		knownFP := map[int64]bool{}
 		collect := func(c *chunked, n int, args []any, add func(*sql.Rows) error) error {
@@ -272,17 +289,20 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 			return mapErr(rows.Err())
 		}
 		byID := &chunked{q: h.w, full: knownChunk, sql: func(n int) string {
-			return `SELECT object_id FROM agreement_credits WHERE agreement_id = ? AND (party_id = ? OR ord <= ?) AND object_id IN (` + placeholders(n) + `)`
+			// Planned on its own, "party_id = ? OR ord <= ?" can lead
+			// SQLite to the ordinal index, a walk of every credit.
+			return `SELECT key FROM agreement_credits INDEXED BY agreement_credits_key
+				WHERE agreement_id = ? AND key IN (` + placeholders(n) + `) AND (party_id = ? OR ord <= ?)`
 		}}
 		defer byID.close()
 		for len(ids) > 0 {
 			chunk := ids[:min(len(ids), knownChunk)]
 			ids = ids[len(chunk):]
-			args := append([]any{agreementID, partyID, released}, chunk...)
+			args := append(append([]any{agreementID}, chunk...), partyID, released)
 			if err := collect(byID, len(chunk), args, func(r *sql.Rows) error {
-				var id string
-				err := r.Scan(&id)
-				known[id] = true
+				var k int64
+				err := r.Scan(&k)
+				known[byKey[k]] = true
 				return err
 			}); err != nil {
 				return err
@@ -311,8 +331,8 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 		// New credits go in multi-row INSERTs: a statement per row costs
 		// more in the driver than the insert itself.
 		insert := &chunked{q: h.w, full: creditChunk, sql: func(n int) string {
-			return `INSERT INTO agreement_credits(agreement_id, object_id, party_id, ord, weight, added_at, fingerprint) VALUES ` +
-				strings.TrimSuffix(strings.Repeat(`(?, ?, ?, ?, ?, ?, ?), `, n), `, `)
+			return `INSERT INTO agreement_credits(agreement_id, key, object_id, party_id, ord, weight, added_at, fingerprint) VALUES ` +
+				strings.TrimSuffix(strings.Repeat(`(?, ?, ?, ?, ?, ?, ?, ?), `, n), `, `)
 		}}
 		defer insert.close()
 		var added float64
@@ -321,7 +341,7 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 			if len(rows) == 0 {
 				return nil
 			}
-			err := insert.exec(ctx, len(rows)/7, rows)
+			err := insert.exec(ctx, len(rows)/8, rows)
 			rows = rows[:0]
 			return mapErr(err)
 		}
@@ -340,10 +360,10 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 			}
 			known[it.ObjectID] = true
 			ord++
-			rows = append(rows, agreementID, it.ObjectID, partyID, ord, it.Weight, micros(at), fp)
+			rows = append(rows, agreementID, keys[it.ObjectID], it.ObjectID, partyID, ord, it.Weight, micros(at), fp)
 			out[i].Ord = ord
 			added += it.Weight
-			if len(rows) == 7*creditChunk {
+			if len(rows) == 8*creditChunk {
 				if err := flush(); err != nil {
 					return err
 				}
@@ -473,7 +493,7 @@ func (s credits) Reach(ctx context.Context, agreementID, reader, contributor str
 		// "+c.ord" keeps the planner on the credits' primary key, one
 		// lookup per id, rather than a walk of the released prefix.
 		err := s.w.QueryRowContext(ctx, `SELECT o.date_added, o.seq FROM stix_ids k
-			JOIN agreement_credits c ON c.agreement_id = ? AND c.party_id = ? AND c.object_id = k.id AND +c.ord <= ?
+			JOIN agreement_credits c ON c.agreement_id = ? AND c.party_id = ? AND c.key = k.key AND +c.ord <= ?
 			JOIN objects o ON o.key = k.key AND o.coll IN (SELECT pk FROM collections WHERE agreement = ? AND contributor = ?)
 			WHERE k.id IN (?`+strings.Repeat(`, ?`, n-1)+`)
 			ORDER BY o.date_added DESC, o.seq DESC LIMIT 1`, args...).Scan(&a, &q)
@@ -523,7 +543,7 @@ func fp64(b []byte) int64 { return int64(binary.BigEndian.Uint64(b)) }
 func (s credits) Credit(ctx context.Context, agreementID, partyID, objectID string) (store.Credit, error) {
 	c := store.Credit{ObjectID: objectID, PartyID: partyID}
 	var at, contested int64
-	err := s.r.QueryRowContext(ctx, `SELECT ord, weight, added_at, contested FROM agreement_credits WHERE agreement_id = ? AND object_id = ? AND party_id = ?`,
+	err := s.r.QueryRowContext(ctx, `SELECT ord, weight, added_at, contested FROM agreement_credits WHERE agreement_id = ? AND key = (SELECT key FROM stix_ids WHERE id = ?) AND party_id = ?`,
 		agreementID, objectID, partyID).Scan(&c.Ord, &c.Weight, &at, &contested)
 	if err != nil {
 		return store.Credit{}, fmt.Errorf("credit for %s under %s: %w", objectID, agreementID, mapErr(err))
@@ -534,14 +554,14 @@ func (s credits) Credit(ctx context.Context, agreementID, partyID, objectID stri
 
 func (s credits) Contest(ctx context.Context, c store.Contest) error {
 	return atomic(ctx, handle(s), func(h handle) error {
-		res, err := h.w.ExecContext(ctx, `UPDATE agreement_credits SET contested = 1 WHERE agreement_id = ? AND object_id = ? AND party_id = ? AND contested = 0`,
+		res, err := h.w.ExecContext(ctx, `UPDATE agreement_credits SET contested = 1 WHERE agreement_id = ? AND key = (SELECT key FROM stix_ids WHERE id = ?) AND party_id = ? AND contested = 0`,
 			c.AgreementID, c.ObjectID, c.Contributor)
 		if err != nil {
 			return mapErr(err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			var one int
-			if err := h.w.QueryRowContext(ctx, `SELECT 1 FROM agreement_credits WHERE agreement_id = ? AND object_id = ? AND party_id = ?`,
+			if err := h.w.QueryRowContext(ctx, `SELECT 1 FROM agreement_credits WHERE agreement_id = ? AND key = (SELECT key FROM stix_ids WHERE id = ?) AND party_id = ?`,
 				c.AgreementID, c.ObjectID, c.Contributor).Scan(&one); err != nil {
 				return fmt.Errorf("credit for %s under %s: %w", c.ObjectID, c.AgreementID, mapErr(err))
 			}
@@ -583,7 +603,7 @@ func (s credits) WithdrawContest(ctx context.Context, agreementID, id string, at
 			micros(at), withdrawal, ledgerIndex, id); err != nil {
 			return mapErr(err)
 		}
-		if _, err := h.w.ExecContext(ctx, `UPDATE agreement_credits SET contested = 0 WHERE agreement_id = ? AND object_id = ? AND party_id = ?`,
+		if _, err := h.w.ExecContext(ctx, `UPDATE agreement_credits SET contested = 0 WHERE agreement_id = ? AND key = (SELECT key FROM stix_ids WHERE id = ?) AND party_id = ?`,
 			agreementID, c.ObjectID, c.Contributor); err != nil {
 			return mapErr(err)
 		}

@@ -692,6 +692,42 @@ CREATE TABLE node_peer_receipts (
 	PRIMARY KEY (key_id, idx)
 );
 `,
+	// 26: credits keyed by the compact STIX id key (issue 18, item 4):
+	// the primary key (agreement_id, object_id, party_id) put ~140 random
+	// bytes into a b-tree at each new credit. Its replacement,
+	// agreement_credits_key, is (agreement_id, key, party_id), key being
+	// the object id's stix_ids key: ids get keys in order of first storage,
+	// so a new credit appends to it. The table keeps its rowid: keyed
+	// WITHOUT ROWID by the same columns, every secondary index entry would
+	// carry them, and the fingerprint index (random by nature) would grow
+	// from ~12 bytes an entry to ~100 (measured dearer, docs/BENCHMARKS.md).
+	// object_id stays a column (Range, tallies and contests return it
+	// without a join; parley copy reads it). Ids credited but never stored
+	// get keys first.
+	`
+INSERT INTO stix_ids(id) SELECT DISTINCT object_id FROM agreement_credits
+	WHERE object_id NOT IN (SELECT id FROM stix_ids) ORDER BY object_id;
+CREATE TABLE agreement_credits_v26 (
+	agreement_id TEXT NOT NULL REFERENCES agreements(id),
+	key          INTEGER NOT NULL,
+	party_id     TEXT NOT NULL,
+	object_id    TEXT NOT NULL,
+	ord          INTEGER NOT NULL,
+	weight       REAL NOT NULL,
+	added_at     INTEGER NOT NULL,
+	fingerprint  INTEGER,
+	contested    INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO agreement_credits_v26(agreement_id, key, party_id, object_id, ord, weight, added_at, fingerprint, contested)
+	SELECT c.agreement_id, k.key, c.party_id, c.object_id, c.ord, c.weight, c.added_at, c.fingerprint, c.contested
+	FROM agreement_credits c JOIN stix_ids k ON k.id = c.object_id ORDER BY c.rowid;
+DROP TABLE agreement_credits;
+ALTER TABLE agreement_credits_v26 RENAME TO agreement_credits;
+CREATE UNIQUE INDEX agreement_credits_key ON agreement_credits(agreement_id, key, party_id);
+CREATE UNIQUE INDEX agreement_credits_ord ON agreement_credits(agreement_id, party_id, ord);
+CREATE INDEX agreement_credits_added ON agreement_credits(agreement_id, party_id, added_at);
+CREATE INDEX agreement_credits_fingerprint ON agreement_credits(fingerprint);
+`,
 }
 
 // searchColumns computes, from an object's collection k, type ty and JSON

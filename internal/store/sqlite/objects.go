@@ -344,7 +344,7 @@ func where(coll string, collArg any, q store.ObjectQuery) (string, []any) {
 		// "+c.ord" keeps the planner off the ordinal index: planned on it,
 		// a read by id walked the whole released prefix for each row; the
 		// credit is one primary-key lookup.
-		b.WriteString(` AND EXISTS (SELECT 1 FROM agreement_credits c WHERE c.agreement_id = ? AND c.object_id = objects.id AND c.party_id = ? AND +c.ord <= ?)`)
+		b.WriteString(` AND EXISTS (SELECT 1 FROM agreement_credits c WHERE c.agreement_id = ? AND c.key = objects.key AND c.party_id = ? AND +c.ord <= ?)`)
 		args = append(args, r.Agreement, r.Contributor, r.UpTo)
 		if r.Reach != nil {
 			// Nothing after the reach is released: the walk of the

@@ -55,7 +55,7 @@ func (s objects) Search(ctx context.Context, q store.SearchQuery) (store.Page, e
 		// reach. The unary + keeps the planner on the primary key (one
 		// lookup per row) rather than the ordinal index, whose range is
 		// the whole released prefix.
-		b.WriteString(` AND EXISTS (SELECT 1 FROM agreement_credits c WHERE c.agreement_id = ? AND c.object_id = o.id AND c.party_id = ? AND +c.ord <= ?)`)
+		b.WriteString(` AND EXISTS (SELECT 1 FROM agreement_credits c WHERE c.agreement_id = ? AND c.key = o.key AND c.party_id = ? AND +c.ord <= ?)`)
 		args = append(args, r.Agreement, r.Contributor, r.UpTo)
 		if r.Reach != nil {
 			b.WriteString(` AND (o.date_added, o.seq) <= (?, ?)`)

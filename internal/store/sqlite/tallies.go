@@ -39,7 +39,7 @@ func (s credits) Mark(ctx context.Context, agreementID, partyID string, marks []
 		ids = ids[n:]
 		rows, err := s.w.QueryContext(ctx, `SELECT c.object_id, c.ord, m.type, m.tlp, m.version FROM agreement_credits c
 			LEFT JOIN credit_marks m ON m.agreement_id = c.agreement_id AND m.party_id = c.party_id AND m.ord = c.ord
-			WHERE c.agreement_id = ? AND +c.party_id = ? AND c.object_id IN (?`+strings.Repeat(`, ?`, n-1)+`)`, args...)
+			WHERE c.agreement_id = ? AND +c.party_id = ? AND c.key IN (SELECT key FROM stix_ids WHERE id IN (?`+strings.Repeat(`, ?`, n-1)+`))`, args...)
 		if err != nil {
 			return fmt.Errorf("agreement %s marks: %w", agreementID, mapErr(err))
 		}

@@ -701,14 +701,17 @@ func (s *Service) stepIn(ctx context.Context, tx store.Handle, id string, doc *a
 	if err != nil {
 		return Agreement{}, 0, err
 	}
-	if out.Status.Document.CrossNode() {
-		// Feeds across nodes are not built yet (docs/federation.md): no
-		// collection here may pretend to hold the other node's data.
-		return out, idx, nil
-	}
 	if sig.Action == agreement.ActionCountersign {
+		// Across nodes too (docs/federation.md): the peer's party's
+		// collection here is written only by this node's puller
+		// (feeds.go), which the cursor registered here sets going.
 		if err := s.ensureCollections(ctx, tx, out); err != nil {
 			return Agreement{}, 0, err
+		}
+		if out.Status.Document.CrossNode() {
+			if err := s.registerFeeds(ctx, tx, out); err != nil {
+				return Agreement{}, 0, err
+			}
 		}
 	}
 	if out.Status.InForce(now) {

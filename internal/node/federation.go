@@ -50,7 +50,12 @@ type Federation struct {
 	// MaxBackoff caps the wait between attempts at an unreachable peer
 	// (default 15 s).
 	Interval, MaxBackoff time.Duration
-	now                  func() time.Time
+	// FeedInterval is how often a feed with nothing new is asked again
+	// (default 2 s); FeedLimit the contributions asked per page (default
+	// and most exchange.FeedPageMax).
+	FeedInterval time.Duration
+	FeedLimit    int
+	now          func() time.Time
 }
 
 func (f *Federation) log() *slog.Logger {
@@ -75,6 +80,7 @@ func (f *Federation) client(p store.Peer) *Client {
 func (f *Federation) Mount(h *Handler) {
 	h.Route("POST "+PathLookupParty, f.lookup)
 	h.Route("POST "+PathStep, f.step)
+	f.mountFeeds(h)
 }
 
 // lookup answers a peer's question about one of this node's parties.
@@ -225,9 +231,10 @@ func (f *Federation) LookupRemote(ctx context.Context, peerName, ref string) (ex
 	return f.Ex.LearnRemoteParty(ctx, peer, card)
 }
 
-// Run sends the outbox until ctx ends: each peer's entries in order, the
-// next only once the one before is delivered or refused for good; an
-// unreachable peer is tried again after a growing wait.
+// Run sends the outbox and pulls the feeds (feeds.go) until ctx ends:
+// each peer's entries in order, the next only once the one before is
+// delivered or refused for good; an unreachable peer is tried again after
+// a growing wait.
 func (f *Federation) Run(ctx context.Context) {
 	interval := f.Interval
 	if interval <= 0 {
@@ -237,6 +244,7 @@ func (f *Federation) Run(ctx context.Context) {
 	defer t.Stop()
 	for {
 		f.SendDue(ctx)
+		f.PullDue(ctx)
 		select {
 		case <-ctx.Done():
 			return

@@ -228,9 +228,13 @@ func TestAgreementAcrossNodes(t *testing.T) {
 		if err != nil || ag.Status.Phase != agreement.PhaseActive {
 			t.Fatalf("on %s: %v, %v", n.me.Name, ag.Status.Phase, err)
 		}
-		// No collection pretends to hold the other node's data.
-		if cs, err := n.st.Collections().List(ctx, doc.ID); err != nil || len(cs) != 0 {
+		// Both contribution collections on each node (feeds.go); the
+		// pull of the other party's is registered.
+		if cs, err := n.st.Collections().List(ctx, doc.ID); err != nil || len(cs) != 2 {
 			t.Fatalf("on %s the agreement has collections %v (%v)", n.me.Name, cs, err)
+		}
+		if cur, err := n.st.Federation().FeedCursors(ctx); err != nil || len(cur) != 1 || cur[0].PartyID == n.me.PartyID {
+			t.Fatalf("on %s the feed cursors are %+v (%v)", n.me.Name, cur, err)
 		}
 	}
 	// Suspension from B and resumption reach A.

@@ -101,4 +101,27 @@ type Federation interface {
 	// Outbox returns up to limit entries for agreementID (every agreement
 	// when empty), newest first.
 	Outbox(ctx context.Context, agreementID string, limit int) ([]OutboxEntry, error)
+	// FeedCursor returns where this node's pull of a peer's party's
+	// contributions under agreementID stands, or ErrNotFound before the
+	// first pull (issue 14, item 3).
+	FeedCursor(ctx context.Context, agreementID, partyID string) (FeedCursor, error)
+	// SetFeedCursor records c, replacing the one before.
+	SetFeedCursor(ctx context.Context, c FeedCursor) error
+	// FeedCursors returns every feed cursor, by agreement and party.
+	FeedCursors(ctx context.Context) ([]FeedCursor, error)
+}
+
+// FeedCursor is where this node's pull of a peer's party's contributions
+// under one agreement stands: After is the last ordinal (the peer's
+// publish order) it ingested; the rest says how the last attempts went.
+type FeedCursor struct {
+	AgreementID string
+	PartyID     string // the peer's party whose contributions are pulled
+	After       int64
+	Pulled      int64 // objects ingested so far
+	Refused     int64 // objects refused so far (invalid, out of scope)
+	Attempts    int   // failed attempts in a row
+	NextAttempt time.Time
+	LastError   string
+	UpdatedAt   time.Time
 }

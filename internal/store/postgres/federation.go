@@ -104,3 +104,47 @@ func outboxAffected(tag pgconn.CommandTag, err error, seq int64) error {
 	}
 	return nil
 }
+
+func (s federation) FeedCursor(ctx context.Context, agreementID, partyID string) (store.FeedCursor, error) {
+	c := store.FeedCursor{AgreementID: agreementID, PartyID: partyID}
+	var next, at int64
+	err := s.q.QueryRow(ctx, `SELECT after_ord, pulled, refused, attempts, next_attempt, last_error, updated_at FROM node_feed_cursors
+		WHERE agreement_id = $1 AND party_id = $2`, agreementID, partyID).Scan(&c.After, &c.Pulled, &c.Refused, &c.Attempts, &next, &c.LastError, &at)
+	if err != nil {
+		return store.FeedCursor{}, fmt.Errorf("feed cursor %s/%s: %w", agreementID, partyID, mapErr(err))
+	}
+	c.NextAttempt, c.UpdatedAt = fromMicros(next), fromMicros(at)
+	return c, nil
+}
+
+func (s federation) SetFeedCursor(ctx context.Context, c store.FeedCursor) error {
+	_, err := s.q.Exec(ctx, `INSERT INTO node_feed_cursors(agreement_id, party_id, after_ord, pulled, refused, attempts, next_attempt, last_error, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (agreement_id, party_id) DO UPDATE SET after_ord = excluded.after_ord, pulled = excluded.pulled, refused = excluded.refused,
+			attempts = excluded.attempts, next_attempt = excluded.next_attempt, last_error = excluded.last_error, updated_at = excluded.updated_at`,
+		c.AgreementID, c.PartyID, c.After, c.Pulled, c.Refused, c.Attempts, micros(c.NextAttempt), c.LastError, micros(c.UpdatedAt))
+	if err != nil {
+		return fmt.Errorf("feed cursor %s/%s: %w", c.AgreementID, c.PartyID, mapErr(err))
+	}
+	return nil
+}
+
+func (s federation) FeedCursors(ctx context.Context) ([]store.FeedCursor, error) {
+	rows, err := s.q.Query(ctx, `SELECT agreement_id, party_id, after_ord, pulled, refused, attempts, next_attempt, last_error, updated_at
+		FROM node_feed_cursors ORDER BY agreement_id, party_id`)
+	if err != nil {
+		return nil, fmt.Errorf("feed cursors: %w", mapErr(err))
+	}
+	defer rows.Close()
+	var out []store.FeedCursor
+	for rows.Next() {
+		var c store.FeedCursor
+		var next, at int64
+		if err := rows.Scan(&c.AgreementID, &c.PartyID, &c.After, &c.Pulled, &c.Refused, &c.Attempts, &next, &c.LastError, &at); err != nil {
+			return nil, fmt.Errorf("feed cursors: %w", mapErr(err))
+		}
+		c.NextAttempt, c.UpdatedAt = fromMicros(next), fromMicros(at)
+		out = append(out, c)
+	}
+	return out, mapErr(rows.Err())
+}

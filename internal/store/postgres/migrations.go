@@ -635,6 +635,22 @@ CREATE TABLE node_peer_receipts (
 	// 26: SQLite keys its credits by the compact STIX id key (stix_ids,
 	// migration 24). PostgreSQL keeps its schema, as in 24.
 	{"credits keyed by compact STIX id keys (SQLite only)", `SELECT 1`},
+	// 27: feeds across nodes (issue 14, item 3): where this node's pull
+	// of each peer's party's contributions stands.
+	{"feed cursors", `
+CREATE TABLE node_feed_cursors (
+	agreement_id TEXT NOT NULL,
+	party_id     TEXT NOT NULL,
+	after_ord    BIGINT NOT NULL,
+	pulled       BIGINT NOT NULL,
+	refused      BIGINT NOT NULL,
+	attempts     INTEGER NOT NULL,
+	next_attempt BIGINT NOT NULL,
+	last_error   TEXT NOT NULL,
+	updated_at   BIGINT NOT NULL,
+	PRIMARY KEY (agreement_id, party_id)
+);
+`},
 }
 
 // migrationLock serialises migrations of one schema across every instance

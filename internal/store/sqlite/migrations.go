@@ -728,6 +728,22 @@ CREATE UNIQUE INDEX agreement_credits_ord ON agreement_credits(agreement_id, par
 CREATE INDEX agreement_credits_added ON agreement_credits(agreement_id, party_id, added_at);
 CREATE INDEX agreement_credits_fingerprint ON agreement_credits(fingerprint);
 `,
+	// 27: feeds across nodes (issue 14, item 3): where this node's pull
+	// of each peer's party's contributions stands.
+	`
+CREATE TABLE node_feed_cursors (
+	agreement_id TEXT NOT NULL,
+	party_id     TEXT NOT NULL,
+	after_ord    INTEGER NOT NULL,
+	pulled       INTEGER NOT NULL,
+	refused      INTEGER NOT NULL,
+	attempts     INTEGER NOT NULL,
+	next_attempt INTEGER NOT NULL,
+	last_error   TEXT NOT NULL,
+	updated_at   INTEGER NOT NULL,
+	PRIMARY KEY (agreement_id, party_id)
+);
+`,
 }
 
 // searchColumns computes, from an object's collection k, type ty and JSON

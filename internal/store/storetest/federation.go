@@ -9,9 +9,9 @@ import (
 	"github.com/parley-cti/parley/internal/store"
 )
 
-// testFederation covers migration 23: remote parties (one row per party
-// id) and the outbox, whose heads are each peer's oldest pending entry and
-// whose entries close once.
+// testFederation covers migrations 23 and 27: remote parties (one row per party
+// id), the outbox, whose heads are each peer's oldest pending entry and
+// whose entries close once, and feed cursors.
 func testFederation(t *testing.T, st store.Store) {
 	f := st.Federation()
 	if _, err := f.RemoteParty(ctx, "party--bob"); !errors.Is(err, store.ErrNotFound) {
@@ -86,5 +86,31 @@ func testFederation(t *testing.T, st store.Store) {
 	}
 	if all, err := f.Outbox(ctx, "", 10); err != nil || len(all) != 3 {
 		t.Fatalf("Outbox() = %d entries, %v", len(all), err)
+	}
+
+	// Migration 27: feed cursors, one per (agreement, party), replaced
+	// whole.
+	if _, err := f.FeedCursor(ctx, "agr-1", "party--bob@nodeb"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("FeedCursor before any: %v, want ErrNotFound", err)
+	}
+	fc := store.FeedCursor{AgreementID: "agr-1", PartyID: "party--bob@nodeb", After: 7, Pulled: 9, Refused: 2, Attempts: 1,
+		NextAttempt: next, LastError: "peer offline", UpdatedAt: t0}
+	if err := f.SetFeedCursor(ctx, fc); err != nil {
+		t.Fatal(err)
+	}
+	fc2 := fc
+	fc2.After, fc2.Attempts, fc2.LastError, fc2.UpdatedAt = 12, 0, "", next
+	if err := f.SetFeedCursor(ctx, fc2); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.FeedCursor(ctx, "agr-1", "party--bob@nodeb"); err != nil || got.After != 12 || got.Pulled != 9 || got.Refused != 2 ||
+		got.Attempts != 0 || got.LastError != "" || !got.UpdatedAt.Equal(next) || !got.NextAttempt.Equal(next) {
+		t.Fatalf("FeedCursor = %+v, %v; want %+v", got, err, fc2)
+	}
+	if _, err := f.FeedCursor(ctx, "agr-2", "party--bob@nodeb"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("FeedCursor of another agreement: %v, want ErrNotFound", err)
+	}
+	if all, err := f.FeedCursors(ctx); err != nil || len(all) != 1 || all[0].After != 12 || all[0].PartyID != "party--bob@nodeb" {
+		t.Fatalf("FeedCursors = %+v, %v", all, err)
 	}
 }

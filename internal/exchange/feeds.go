@@ -1,0 +1,274 @@
+package exchange
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/parley-cti/parley/internal/fault"
+	"github.com/parley-cti/parley/internal/party"
+	"github.com/parley-cti/parley/internal/store"
+)
+
+// Feeds across nodes (issue 14, item 3; docs/federation.md).
+//
+// Under an agreement between a party of this node and a party of a peer,
+// this node holds both contribution collections: its own party's, written
+// through TAXII as on one server, and the peer's party's, written only by
+// this node's puller with what the peer serves. Each node serves its own
+// party's contributions to the peer *as the peer's party reads them here*
+// (the released prefix: grace + ratio × the credits this node counted for
+// the peer's party), and ingests what it pulls as the peer's party, which
+// counts that party's credits here and raises what this node releases of
+// its own party's data. Neither node believes the other's counts.
+
+// Feed page bounds.
+const (
+	// FeedPageMax is the most contributions one feed page carries.
+	FeedPageMax = 500
+	// FeedPageBytes bounds the objects of one page (under the node
+	// client's answer limit); a page holds at least one contribution.
+	FeedPageBytes = 3 << 20
+)
+
+// FeedPage is one page of a party's released contributions, served to the
+// node of the counterpart: Objects are every stored version of the
+// contributions with ordinals (publish order) in (after, Next], oldest
+// first. More is set when more is released now; Released is how many of
+// them this node releases to the counterpart.
+type FeedPage struct {
+	Agreement string            `json:"agreement"`
+	After     int64             `json:"after"`
+	Next      int64             `json:"next"`
+	More      bool              `json:"more"`
+	Released  int64             `json:"released"`
+	Objects   []json.RawMessage `json:"objects"`
+}
+
+// registerFeeds starts this node's pull of the peer's party's
+// contributions under a (once countersigned) agreement between nodes.
+func (s *Service) registerFeeds(ctx context.Context, tx store.Handle, a Agreement) error {
+	for _, pid := range []string{a.Record.PartyA, a.Record.PartyB} {
+		if _, err := tx.Federation().RemoteParty(ctx, pid); errors.Is(err, store.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return err
+		}
+		if _, err := tx.Federation().FeedCursor(ctx, a.Record.ID, pid); err == nil {
+			continue
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if err := tx.Federation().SetFeedCursor(ctx, store.FeedCursor{AgreementID: a.Record.ID, PartyID: pid, UpdatedAt: s.now()}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// peersPartyIn returns the party of agreementID that lives on peer, the
+// other party (which must be this node's) and the other's contribution
+// collection (zero before the agreement was countersigned).
+// ErrNotPartyHere if peer has no party in it, or both are remote.
+func (s *Service) peersPartyIn(ctx context.Context, peer store.Peer, agreementID string) (remote, local string, c store.Collection, err error) {
+	rec, err := s.st.Agreements().Get(ctx, agreementID)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", "", c, fault.Errorf("%w: %s", ErrNotPartyHere, agreementID)
+	}
+	if err != nil {
+		return "", "", c, err
+	}
+	for _, pair := range [][2]string{{rec.PartyA, rec.PartyB}, {rec.PartyB, rec.PartyA}} {
+		rp, err := s.st.Federation().RemoteParty(ctx, pair[0])
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return "", "", c, err
+		}
+		if rp.NodeKeyID != peer.KeyID {
+			continue
+		}
+		if _, err := s.st.Federation().RemoteParty(ctx, pair[1]); err == nil {
+			break // both remote: not this node's agreement to serve
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return "", "", c, err
+		}
+		remote, local = pair[0], pair[1]
+	}
+	if remote == "" {
+		return "", "", c, fault.Errorf("%w: %s", ErrNotPartyHere, agreementID)
+	}
+	cs, err := s.st.Collections().List(ctx, agreementID)
+	if err != nil {
+		return "", "", c, err
+	}
+	for _, x := range cs {
+		if x.Contributor == local {
+			c = x
+		}
+	}
+	return remote, local, c, nil
+}
+
+// ServeFeed returns, for peer, a page of the contributions of this node's
+// party under agreementID after ordinal after: what this node releases to
+// the peer's party, decided exactly as a read by that party here would be
+// (Query, with its credits as this node counted them). At most limit
+// contributions (FeedPageMax when <= 0 or more).
+func (s *Service) ServeFeed(ctx context.Context, peer store.Peer, agreementID string, after int64, limit int) (FeedPage, error) {
+	if after < 0 {
+		return FeedPage{}, fault.Errorf("%w: after must be 0 or more", ErrInvalid)
+	}
+	if limit <= 0 || limit > FeedPageMax {
+		limit = FeedPageMax
+	}
+	remote, local, c, err := s.peersPartyIn(ctx, peer, agreementID)
+	if err != nil {
+		return FeedPage{}, err
+	}
+	page := FeedPage{Agreement: agreementID, After: after, Next: after, Objects: []json.RawMessage{}}
+	if c.ID == "" {
+		return page, nil // not countersigned yet: nothing is released
+	}
+	reader := party.Principal{PartyID: remote}
+	_, acc, err := s.Collection(ctx, reader, agreementID, c.ID)
+	if err != nil {
+		return FeedPage{}, err
+	}
+	if acc.Released == nil {
+		return FeedPage{}, fault.Errorf("%w: no release bound for the peer's party", ErrForbidden)
+	}
+	page.Released = acc.Released.UpTo
+	if after >= acc.Released.UpTo {
+		return page, nil
+	}
+	to := min(after+int64(limit), acc.Released.UpTo)
+	ids, err := s.st.Credits().Range(ctx, agreementID, local, after+1, to)
+	if err != nil {
+		return FeedPage{}, err
+	}
+	if int64(len(ids)) != to-after {
+		return FeedPage{}, fault.Errorf("feed of %s: ordinals %d..%d hold %d contributions", agreementID, after+1, to, len(ids))
+	}
+	byID := map[string][]json.RawMessage{}
+	q := store.ObjectQuery{Collection: c.ID, IDs: ids, Versions: store.VersionFilter{All: true}, Limit: 1000}
+	for {
+		// Read as the peer's party: the same decision as its own read here.
+		p, err := s.Query(ctx, reader, agreementID, q)
+		if err != nil {
+			return FeedPage{}, err
+		}
+		for _, o := range p.Objects {
+			byID[o.ID] = append(byID[o.ID], json.RawMessage(o.Raw))
+		}
+		if !p.More || len(p.Objects) == 0 {
+			break
+		}
+		last := p.Objects[len(p.Objects)-1]
+		q.After = store.Position{DateAdded: last.DateAdded, Seq: last.Seq}
+	}
+	size := 0
+	for i, id := range ids {
+		vs := byID[id]
+		n := 0
+		for _, v := range vs {
+			n += len(v)
+		}
+		if i > 0 && size+n > FeedPageBytes {
+			break
+		}
+		size += n
+		page.Objects = append(page.Objects, vs...)
+		page.Next = after + int64(i) + 1
+	}
+	page.More = page.Next < acc.Released.UpTo
+	return page, nil
+}
+
+// FeedSources returns every pull this node makes of a peer's party's
+// contributions, with where it stands.
+func (s *Service) FeedSources(ctx context.Context) ([]store.FeedCursor, error) {
+	return s.st.Federation().FeedCursors(ctx)
+}
+
+// FeedPeer returns the key id of the node partyID lives on.
+func (s *Service) FeedPeer(ctx context.Context, partyID string) (string, error) {
+	rp, err := s.st.Federation().RemoteParty(ctx, partyID)
+	if err != nil {
+		return "", err
+	}
+	return rp.NodeKeyID, nil
+}
+
+// IngestFeed stores objects peer served of its party's contributions
+// under agreementID in that party's collection here, as that party: the
+// same validation, scope check, crediting and release as the party's own
+// push would get on one server. Invalid and out-of-scope objects are
+// refused in the status, the rest stored.
+func (s *Service) IngestFeed(ctx context.Context, peer store.Peer, agreementID string, raws []json.RawMessage) (IngestResult, error) {
+	rec, err := s.st.Agreements().Get(ctx, agreementID)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return IngestResult{}, fault.Errorf("%w: %s", ErrNotPartyHere, agreementID)
+		}
+		return IngestResult{}, err
+	}
+	var remote store.RemoteParty
+	for _, pid := range []string{rec.PartyA, rec.PartyB} {
+		rp, err := s.st.Federation().RemoteParty(ctx, pid)
+		if err == nil && rp.NodeKeyID == peer.KeyID {
+			remote = rp
+		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return IngestResult{}, err
+		}
+	}
+	if remote.PartyID == "" {
+		return IngestResult{}, fault.Errorf("%w: %s", ErrNotPartyHere, agreementID)
+	}
+	cs, err := s.st.Collections().List(ctx, agreementID)
+	if err != nil {
+		return IngestResult{}, err
+	}
+	var coll string
+	for _, c := range cs {
+		if c.Contributor == remote.PartyID {
+			coll = c.ID
+		}
+	}
+	if coll == "" {
+		return IngestResult{}, fault.Errorf("%w: agreement %s has no collections here yet", ErrConflict, agreementID)
+	}
+	p := party.Principal{PartyID: remote.PartyID, Name: remote.Name + "@" + peer.Name}
+	g, err := s.Writable(ctx, p, agreementID, coll)
+	if err != nil {
+		return IngestResult{}, err
+	}
+	return s.IngestGranted(ctx, p, g, raws)
+}
+
+// SetFeedCursor records where a pull stands.
+func (s *Service) SetFeedCursor(ctx context.Context, c store.FeedCursor) error {
+	c.UpdatedAt = s.now()
+	return s.st.Federation().SetFeedCursor(ctx, c)
+}
+
+// FeedCursorOf returns where the pull of partyID's contributions under
+// agreementID stands.
+func (s *Service) FeedCursorOf(ctx context.Context, agreementID, partyID string) (store.FeedCursor, error) {
+	return s.st.Federation().FeedCursor(ctx, agreementID, partyID)
+}
+
+// FeedInForce reports whether agreementID is in force here: a pull of
+// the peer's party's contributions is made only then (nothing could be
+// ingested otherwise; what the peer serves waits for a resumption).
+func (s *Service) FeedInForce(ctx context.Context, agreementID string) (bool, error) {
+	a, err := s.loadAgreement(ctx, s.st, agreementID, s.now())
+	if errors.Is(err, ErrBrokenAgreement) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return a.Status.InForce(s.now()), nil
+}

@@ -1,0 +1,242 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/parley-cti/parley/internal/exchange"
+	"github.com/parley-cti/parley/internal/store"
+)
+
+// Feeds across nodes (issue 14, item 3): the endpoint that serves this
+// node's party's released contributions to the peer, and the puller that
+// fetches the peer's party's into this node. What is released and what
+// counts is exchange's (feeds.go); this file moves pages, checks their
+// shape and keeps the cursor.
+
+// PathFeed serves a page of this node's party's contributions under an
+// agreement, as the peer's party may read them here.
+const PathFeed = "/node/v1/feeds/objects"
+
+// FeedRequest asks for the contributions after ordinal After.
+type FeedRequest struct {
+	Agreement string `json:"agreement"`
+	After     int64  `json:"after"`
+	Limit     int    `json:"limit,omitempty"`
+}
+
+// feedIngestChunk is how many pulled objects go to one ingest.
+const feedIngestChunk = 500
+
+// ErrBadFeedPage: the peer's page is not an answer to the request (wrong
+// agreement or cursor, a next outside the request, objects where none
+// were released); the puller refuses it and tries again later.
+var ErrBadFeedPage = errors.New("node: the peer's feed page does not answer the request")
+
+// Mount for feeds: called by Federation.Mount.
+func (f *Federation) mountFeeds(h *Handler) {
+	h.Route("POST "+PathFeed, f.feed)
+}
+
+// feed serves a page of this node's party's contributions to peer.
+func (f *Federation) feed(ctx context.Context, peer store.Peer, body []byte) (int, any) {
+	var req FeedRequest
+	if err := json.Unmarshal(body, &req); err != nil || req.Agreement == "" || req.After < 0 {
+		return http.StatusBadRequest, errorBody{Error: "bad_request", Message: "the body must be a JSON object with agreement, after (an ordinal, 0 or more) and limit"}
+	}
+	page, err := f.Ex.ServeFeed(ctx, peer, req.Agreement, req.After, req.Limit)
+	if err != nil {
+		return f.refuse(ctx, peer, PathFeed, err)
+	}
+	return http.StatusOK, page
+}
+
+// Feed asks the peer for a page of its party's contributions and checks
+// that the verified answer is a page for this request.
+func (c *Client) Feed(ctx context.Context, req FeedRequest) (exchange.FeedPage, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return exchange.FeedPage{}, err
+	}
+	_, out, err := c.Do(ctx, http.MethodPost, PathFeed, body)
+	if err != nil {
+		return exchange.FeedPage{}, err
+	}
+	var p exchange.FeedPage
+	if err := json.Unmarshal(out, &p); err != nil {
+		return exchange.FeedPage{}, fmt.Errorf("%w: not a feed page: %v", ErrBadFeedPage, err)
+	}
+	limit := int64(req.Limit)
+	if limit <= 0 || limit > exchange.FeedPageMax {
+		limit = exchange.FeedPageMax
+	}
+	switch {
+	case p.Agreement != req.Agreement || p.After != req.After:
+		return exchange.FeedPage{}, fmt.Errorf("%w: it is for %s after %d", ErrBadFeedPage, p.Agreement, p.After)
+	case p.Next < req.After || p.Next-req.After > limit:
+		return exchange.FeedPage{}, fmt.Errorf("%w: next %d is outside (%d, %d]", ErrBadFeedPage, p.Next, req.After, req.After+limit)
+	case p.Next == req.After && (len(p.Objects) > 0 || p.More):
+		return exchange.FeedPage{}, fmt.Errorf("%w: objects or more without progress", ErrBadFeedPage)
+	case p.Next > req.After && len(p.Objects) == 0:
+		return exchange.FeedPage{}, fmt.Errorf("%w: progress without objects", ErrBadFeedPage)
+	}
+	return p, nil
+}
+
+// PullDue makes one pull of every feed that is due and returns how many
+// pages it ingested.
+func (f *Federation) PullDue(ctx context.Context) int {
+	curs, err := f.Ex.FeedSources(ctx)
+	if err != nil {
+		f.log().ErrorContext(ctx, "reading the feed cursors", slog.Any("err", err))
+		return 0
+	}
+	pages := 0
+	for _, c := range curs {
+		if ctx.Err() != nil {
+			break
+		}
+		if c.NextAttempt.After(f.clock()) {
+			continue
+		}
+		// Page after page while the peer has more and each is ingested.
+		for n := 0; n < 100 && ctx.Err() == nil; n++ {
+			more, ok := f.pull(ctx, &c)
+			if ok {
+				pages++
+			}
+			if !ok || !more {
+				break
+			}
+		}
+	}
+	return pages
+}
+
+// pull fetches and ingests one page for c, recording where it stands. ok
+// is false when nothing was ingested (a failure, recorded with a backoff,
+// or nothing new); more when the peer has more released now.
+func (f *Federation) pull(ctx context.Context, c *store.FeedCursor) (more, ok bool) {
+	if on, err := f.Ex.FeedInForce(ctx, c.AgreementID); err != nil || !on {
+		// Suspended, terminated or expired here (or unreadable): ask
+		// again later, without calling the peer.
+		why := "the agreement is not in force on this node"
+		if err != nil {
+			why = "reading the agreement failed"
+			f.log().ErrorContext(ctx, "feed", slog.String("agreement", c.AgreementID), slog.Any("err", err))
+		}
+		c.LastError = why
+		c.NextAttempt = f.clock().Add(max(f.feedInterval(), f.maxBackoff()))
+		f.saveCursor(ctx, c)
+		return false, false
+	}
+	peerKeyID, err := f.Ex.FeedPeer(ctx, c.PartyID)
+	if err != nil {
+		f.feedRetry(ctx, c, "the party is not a party of a pinned peer")
+		return false, false
+	}
+	peer, err := f.Peers.ByKeyID(ctx, peerKeyID)
+	if err != nil {
+		f.feedRetry(ctx, c, "the peer is not pinned (parley peer add)")
+		return false, false
+	}
+	page, err := f.client(peer).Feed(ctx, FeedRequest{Agreement: c.AgreementID, After: c.After, Limit: f.feedLimit()})
+	if err != nil {
+		why := "the peer did not answer"
+		var re *RefusedError
+		switch {
+		case errors.As(err, &re):
+			why = "the peer refused: " + re.Code
+		case errors.Is(err, ErrBadFeedPage):
+			why = "the peer's page was refused: " + err.Error()
+		}
+		f.log().DebugContext(ctx, "feed not pulled", slog.String("agreement", c.AgreementID), slog.Any("err", err))
+		f.feedRetry(ctx, c, why)
+		return false, false
+	}
+	if page.Next == c.After {
+		// Nothing new released: look again after the poll interval.
+		if c.Attempts != 0 || c.LastError != "" {
+			c.Attempts, c.LastError = 0, ""
+		}
+		c.NextAttempt = f.clock().Add(f.feedInterval())
+		f.saveCursor(ctx, c)
+		return false, false
+	}
+	var stored, refused int64
+	var firstRefusal string
+	for i := 0; i < len(page.Objects); i += feedIngestChunk {
+		res, err := f.Ex.IngestFeed(ctx, peer, c.AgreementID, page.Objects[i:min(i+feedIngestChunk, len(page.Objects))])
+		if err != nil {
+			// Not in force here, say: nothing of this page counts until
+			// it can be ingested whole (what was stored is stored; a
+			// repeat of it is a duplicate, earning nothing twice).
+			f.log().WarnContext(ctx, "feed page not ingested", slog.String("agreement", c.AgreementID), slog.Any("err", err))
+			f.feedRetry(ctx, c, "not ingested here: "+err.Error())
+			return false, false
+		}
+		stored += int64(len(res.Status.Successes))
+		refused += int64(len(res.Status.Failures))
+		if firstRefusal == "" && len(res.Status.Failures) > 0 {
+			firstRefusal = res.Status.Failures[0].ID + ": " + res.Status.Failures[0].Message
+		}
+	}
+	if refused > 0 {
+		f.log().WarnContext(ctx, "feed objects refused", slog.String("peer", peer.Name), slog.String("agreement", c.AgreementID),
+			slog.Int64("refused", refused), slog.String("first", firstRefusal))
+	}
+	c.After, c.Pulled, c.Refused = page.Next, c.Pulled+stored, c.Refused+refused
+	c.Attempts, c.LastError, c.NextAttempt = 0, "", time.Time{}
+	if refused > 0 {
+		c.LastError = fmt.Sprintf("%d objects of the last page refused (first: %s)", refused, firstRefusal)
+	}
+	if !page.More {
+		c.NextAttempt = f.clock().Add(f.feedInterval())
+	}
+	f.saveCursor(ctx, c)
+	return page.More, true
+}
+
+func (f *Federation) feedLimit() int {
+	if f.FeedLimit > 0 {
+		return f.FeedLimit
+	}
+	return exchange.FeedPageMax
+}
+
+func (f *Federation) maxBackoff() time.Duration {
+	if f.MaxBackoff > 0 {
+		return f.MaxBackoff
+	}
+	return 15 * time.Second
+}
+
+func (f *Federation) feedInterval() time.Duration {
+	if f.FeedInterval > 0 {
+		return f.FeedInterval
+	}
+	return 2 * time.Second
+}
+
+// feedRetry records a failed pull and when to try again.
+func (f *Federation) feedRetry(ctx context.Context, c *store.FeedCursor, why string) {
+	wait := min(time.Second<<min(c.Attempts, 20), f.maxBackoff())
+	if c.Attempts == 0 {
+		f.log().WarnContext(ctx, "feed not pulled yet; retrying", slog.String("agreement", c.AgreementID), slog.String("why", why))
+	}
+	c.Attempts++
+	c.LastError = why
+	c.NextAttempt = f.clock().Add(wait)
+	f.saveCursor(ctx, c)
+}
+
+func (f *Federation) saveCursor(ctx context.Context, c *store.FeedCursor) {
+	if err := f.Ex.SetFeedCursor(ctx, *c); err != nil {
+		f.log().ErrorContext(ctx, "recording a feed cursor", slog.String("agreement", c.AgreementID), slog.Any("err", err))
+	}
+}

@@ -272,3 +272,31 @@ func (s *Service) FeedInForce(ctx context.Context, agreementID string) (bool, er
 	}
 	return a.Status.InForce(s.now()), nil
 }
+
+// FeedRefused tells this node's party of agreementID, on its event stream
+// (node.feed_refused), that what peer served of the other party's
+// contributions was refused: count objects (what "objects") or a whole
+// page (what "page"), with the first reason.
+func (s *Service) FeedRefused(ctx context.Context, peer store.Peer, agreementID, what string, count int64, message string) error {
+	rec, err := s.st.Agreements().Get(ctx, agreementID)
+	if err != nil {
+		return err
+	}
+	local := ""
+	for _, pid := range []string{rec.PartyA, rec.PartyB} {
+		if _, err := s.st.Federation().RemoteParty(ctx, pid); errors.Is(err, store.ErrNotFound) {
+			local = pid
+		} else if err != nil {
+			return err
+		}
+	}
+	if local == "" {
+		return nil
+	}
+	data, err := json.Marshal(map[string]any{"peer": peer.Name, "what": what, "count": count, "message": message})
+	if err != nil {
+		return err
+	}
+	_, err = s.st.Events().Append(ctx, store.Event{PartyID: local, Kind: "node.feed_refused", Subject: agreementID, Data: data, At: s.now()})
+	return err
+}

@@ -22,6 +22,9 @@ const MaxAnswer = 4 << 20
 // it names one.
 var ErrRefused = errors.New("node: the peer refused the request")
 
+// ErrAnswerTooLarge: the peer's answer is larger than MaxAnswer.
+var ErrAnswerTooLarge = errors.New("node: the peer's answer is too large")
+
 // Client calls one pinned peer as this node. It signs every request with
 // Self's key, never sends an Authorization header, and accepts an answer
 // only if the peer's pinned key signed it for that very request.
@@ -83,7 +86,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte) (int,
 		return 0, nil, fmt.Errorf("peer %q: reading the answer: %w", c.Peer.Name, err)
 	}
 	if len(out) > MaxAnswer {
-		return 0, nil, fmt.Errorf("peer %q: the answer is larger than %d bytes", c.Peer.Name, MaxAnswer)
+		return 0, nil, fmt.Errorf("peer %q: %w (over %d bytes)", c.Peer.Name, ErrAnswerTooLarge, MaxAnswer)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return resp.StatusCode, out, c.refused(resp, out, req.Header, key)

@@ -152,8 +152,13 @@ func (f *Federation) pull(ctx context.Context, c *store.FeedCursor) (more, ok bo
 		switch {
 		case errors.As(err, &re):
 			why = "the peer refused: " + re.Code
-		case errors.Is(err, ErrBadFeedPage):
+		case errors.Is(err, ErrBadFeedPage), errors.Is(err, ErrAnswerTooLarge):
 			why = "the peer's page was refused: " + err.Error()
+			if c.Attempts == 0 {
+				// A hostile or broken peer: the party hears of it once
+				// per run of failures, not at every retry.
+				f.feedAlert(ctx, peer, c.AgreementID, "page", 1, err.Error())
+			}
 		}
 		f.log().DebugContext(ctx, "feed not pulled", slog.String("agreement", c.AgreementID), slog.Any("err", err))
 		f.feedRetry(ctx, c, why)
@@ -187,6 +192,7 @@ func (f *Federation) pull(ctx context.Context, c *store.FeedCursor) (more, ok bo
 		}
 	}
 	if refused > 0 {
+		f.feedAlert(ctx, peer, c.AgreementID, "objects", refused, firstRefusal)
 		f.log().WarnContext(ctx, "feed objects refused", slog.String("peer", peer.Name), slog.String("agreement", c.AgreementID),
 			slog.Int64("refused", refused), slog.String("first", firstRefusal))
 	}
@@ -238,5 +244,13 @@ func (f *Federation) feedRetry(ctx context.Context, c *store.FeedCursor, why str
 func (f *Federation) saveCursor(ctx context.Context, c *store.FeedCursor) {
 	if err := f.Ex.SetFeedCursor(ctx, *c); err != nil {
 		f.log().ErrorContext(ctx, "recording a feed cursor", slog.String("agreement", c.AgreementID), slog.Any("err", err))
+	}
+}
+
+// feedAlert puts a refusal of what peer served on the event stream of
+// this node's party.
+func (f *Federation) feedAlert(ctx context.Context, peer store.Peer, agreementID, what string, count int64, message string) {
+	if err := f.Ex.FeedRefused(ctx, peer, agreementID, what, count, message); err != nil {
+		f.log().ErrorContext(ctx, "telling the party of a refused feed", slog.String("agreement", agreementID), slog.Any("err", err))
 	}
 }

@@ -291,6 +291,23 @@ func TestHostileFeed(t *testing.T) {
 	if got := reads(t, a, doc.ID, b.me.PartyID); len(got) != 1 || got[0] != idOf(2, 0) {
 		t.Fatalf("alice reads %v; want the one valid object", got)
 	}
+	// alice hears of it on her event stream, as of every refusal below.
+	alerts := func() []string {
+		evs, err := a.st.Events().After(ctx, a.me.PartyID, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range evs {
+			if e.Kind == "node.feed_refused" && e.Subject == doc.ID {
+				out = append(out, string(e.Data))
+			}
+		}
+		return out
+	}
+	if got := alerts(); len(got) != 1 || !strings.Contains(got[0], `"what":"objects"`) || !strings.Contains(got[0], `"count":2`) {
+		t.Fatalf("alerts after refused objects: %v", got)
+	}
 	bad := map[string]func(FeedRequest) any{
 		"next beyond the limit": func(req FeedRequest) any {
 			return exchange.FeedPage{Agreement: req.Agreement, After: req.After, Next: req.After + exchange.FeedPageMax + 1, Objects: []json.RawMessage{ind(2, 1)}}
@@ -308,10 +325,25 @@ func TestHostileFeed(t *testing.T) {
 	}
 	for name, fn := range bad {
 		serve = fn
-		a.fed.PullDue(ctx)
+		// Each bad page starts a new run of failures (the cursor's
+		// attempts back at 0), so each is alerted once.
 		c := cursor()
+		c.Attempts = 0
+		a.st.Federation().SetFeedCursor(ctx, c)
+		before := len(alerts())
+		a.fed.PullDue(ctx)
+		c = cursor()
 		if c.After != 3 || c.Pulled != 1 || c.Attempts == 0 || c.LastError == "" {
 			t.Fatalf("%s: cursor %+v", name, c)
+		}
+		if got := alerts(); len(got) != before+1 || !strings.Contains(got[len(got)-1], `"what":"page"`) {
+			t.Fatalf("%s: alerts %v", name, got)
+		}
+		// A retry of the same failure is not alerted again.
+		cursor()
+		a.fed.PullDue(ctx)
+		if got := alerts(); len(got) != before+1 {
+			t.Fatalf("%s: a retry alerted again: %v", name, got)
 		}
 	}
 	if got := reads(t, a, doc.ID, b.me.PartyID); len(got) != 1 {

@@ -143,8 +143,29 @@ func TestFeedsAcrossNodes(t *testing.T) {
 	}
 	// Pulling again brings nothing twice.
 	converge(t, a, b)
-	if cur, _ := b.st.Federation().FeedCursor(ctx, doc.ID, a.me.PartyID); cur.After != 5 || cur.Pulled != 5 || cur.Refused != 0 {
+	cur, _ := b.st.Federation().FeedCursor(ctx, doc.ID, a.me.PartyID)
+	if cur.After != 5 || cur.Pulled != 5 || cur.Refused != 0 {
 		t.Fatalf("B's cursor = %+v", cur)
+	}
+	// B crashed after ingesting pages but before recording its cursor:
+	// it asks for them again, and stores and credits nothing twice.
+	cur.After = 0
+	if err := b.st.Federation().SetFeedCursor(ctx, cur); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, a, b)
+	if cur, _ := b.st.Federation().FeedCursor(ctx, doc.ID, a.me.PartyID); cur.After != 5 {
+		t.Fatalf("B's cursor after the repeat = %+v", cur)
+	}
+	if bal, _ := b.st.Credits().Balance(ctx, doc.ID, a.me.PartyID, time.Time{}); bal.Contributed != 5 || bal.Credits != 5 {
+		t.Fatalf("after the repeat B holds %d of alice's contributions, %v credits", bal.Contributed, bal.Credits)
+	}
+	all, err := b.st.Objects().Query(ctx, store.ObjectQuery{Collection: coll(t, b, doc.ID, a.me.PartyID), Versions: store.VersionFilter{All: true}, Limit: 100})
+	if err != nil || len(all.Objects) != 5 {
+		t.Fatalf("after the repeat B stores %d versions of alice's (%v)", len(all.Objects), err)
+	}
+	if got := reads(t, b, doc.ID, a.me.PartyID); len(got) != 5 {
+		t.Fatalf("after the repeat bob reads %d", len(got))
 	}
 	// B offline: A's pull fails, backs off, keeps its cursor; once B is
 	// back it resumes where it stood.

@@ -116,20 +116,31 @@ func (s *Service) CheckPeers(ctx context.Context, names ...string) ([]*PeerRepor
 			return nil, fmt.Errorf("no such peer %q (see parley peer list): %w", n, store.ErrNotFound)
 		}
 	}
+	// Fetch every peer's checkpoint first, learning the keys it names,
+	// before checking any: the check of one peer counts the cosignatures
+	// of the others, and a witness whose key this node has not learned yet
+	// would go uncounted, so a report could look settled without it.
+	curs := make([]Current, len(peers))
+	errs := make([]error, len(peers))
+	for i, p := range peers {
+		if errs[i] = s.call(ctx, p, PathCheckpoint, struct{}{}, &curs[i]); errs[i] == nil && curs[i].LogKey != "" {
+			// A key that fails to learn is reported by checkPeer.
+			_, _ = s.learn(ctx, p, curs[i].LogKey, curs[i].WitnessKey)
+		}
+	}
 	var out []*PeerReport
-	for _, p := range peers {
+	for i, p := range peers {
 		if len(want) == 0 || want[p.Name] {
-			out = append(out, s.checkPeer(ctx, p, peers))
+			out = append(out, s.checkPeer(ctx, p, peers, curs[i], errs[i]))
 		}
 	}
 	return out, nil
 }
 
-func (s *Service) checkPeer(ctx context.Context, p store.Peer, all []store.Peer) *PeerReport {
+func (s *Service) checkPeer(ctx context.Context, p store.Peer, all []store.Peer, cur Current, fetchErr error) *PeerReport {
 	r := &PeerReport{Peer: p.Name, URL: p.URL, NodeKey: p.Key}
-	var cur Current
-	if err := s.call(ctx, p, PathCheckpoint, struct{}{}, &cur); err != nil {
-		r.fail("checkpoint", fmt.Errorf("fetching its checkpoint: %w", err))
+	if fetchErr != nil {
+		r.fail("checkpoint", fmt.Errorf("fetching its checkpoint: %w", fetchErr))
 		return r
 	}
 	v, err := s.learn(ctx, p, cur.LogKey, cur.WitnessKey)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -339,6 +340,43 @@ func TestCheckPeers(t *testing.T) {
 	}
 	if _, err := a.srv.Witnessing.CheckPeers(ctx, "delta"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("an unknown peer: %v", err)
+	}
+}
+
+// TestCheckPeersLearnsWitnessesFirst: a check must not call a peer's
+// checkpoint settled while a witness of it goes uncounted because this
+// node has not yet learned that witness's key. bravo has never heard from
+// charlie when it checks alpha, whose checkpoint only bravo has cosigned:
+// the report is not settled until charlie has cosigned too. (Checked in
+// the order the peers are listed, alpha came before charlie and was
+// called settled with one cosignature of two: crosswitness.txtar failed.)
+func TestCheckPeersLearnsWitnessesFirst(t *testing.T) {
+	ctx := context.Background()
+	a, b, c := startNode(t), startNode(t), startNode(t)
+	bravoOnA := pin(t, a, b, "bravo")
+	charlieOnA := pin(t, a, c, "charlie")
+	pin(t, b, a, "alpha")
+	pin(t, b, c, "charlie")
+	pin(t, c, a, "alpha")
+	pin(t, c, b, "bravo")
+	c.grow(t, 1) // charlie has a log, but has submitted nothing to bravo
+	size, signed := a.grow(t, 2)
+	if err := a.srv.Witnessing.Submit(ctx, bravoOnA, size, signed); err != nil {
+		t.Fatal(err)
+	}
+	reps, err := b.srv.Witnessing.CheckPeers(ctx, "alpha")
+	if err != nil || len(reps) != 1 {
+		t.Fatal(reps, err)
+	}
+	if r := reps[0]; !r.OK() || r.Settled() || !slices.Equal(r.CosignedBy, []string{"this node"}) {
+		t.Fatalf("alpha's checkpoint lacks charlie's cosignature, yet the report is %+v (settled %v)", r, r.Settled())
+	}
+	if err := a.srv.Witnessing.Submit(ctx, charlieOnA, size, signed); err != nil {
+		t.Fatal(err)
+	}
+	reps, _ = b.srv.Witnessing.CheckPeers(ctx, "alpha")
+	if r := reps[0]; !r.OK() || !r.Settled() || !slices.Equal(r.CosignedBy, []string{"this node", "charlie"}) {
+		t.Fatalf("with both cosignatures: %+v", r)
 	}
 }
 

@@ -154,13 +154,15 @@ func TestWorkbenchInBrowser(t *testing.T) {
 		}
 		// The form's answer replaces a page that may carry the previous
 		// step's notice: wait for the new one rather than read the old.
+		// The old page's notice may also vanish between finding and
+		// reading it ("No node with given id found"): read again.
 		for deadline := time.Now().Add(stepTimeout); ; time.Sleep(50 * time.Millisecond) {
-			got := text(t, bctx, "p.notice")
-			if strings.Contains(got, want) {
+			got, err := run(bctx, chromedp.Text(chromedp.CSS("p.notice")))
+			if err == nil && strings.Contains(got, want) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("the page says %q, want %q", got, want)
+				t.Fatalf("the page says %q (%v), want %q", got, err, want)
 			}
 		}
 	}

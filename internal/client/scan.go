@@ -330,11 +330,20 @@ func (rd *reader) peek() (byte, error) {
 	}
 }
 
+// next is peek inside a document, where its end is io.ErrUnexpectedEOF.
+func (rd *reader) next() (byte, error) {
+	c, err := rd.peek()
+	if err == io.EOF {
+		return 0, io.ErrUnexpectedEOF
+	}
+	return c, err
+}
+
 // expect consumes c after whitespace.
 func (rd *reader) expect(c byte) error {
-	got, err := rd.peek()
-	if err == io.EOF {
-		return fmt.Errorf("want %q: %w", c, io.ErrUnexpectedEOF)
+	got, err := rd.next()
+	if err == io.ErrUnexpectedEOF {
+		return fmt.Errorf("want %q: %w", c, err)
 	}
 	if err != nil {
 		return err
@@ -349,10 +358,7 @@ func (rd *reader) expect(c byte) error {
 // value consumes the next value (after whitespace) and returns its bytes,
 // depth being the number of containers around it.
 func (rd *reader) value(depth int) ([]byte, error) {
-	if _, err := rd.peek(); err != nil {
-		if err == io.EOF {
-			return nil, io.ErrUnexpectedEOF
-		}
+	if _, err := rd.next(); err != nil {
 		return nil, err
 	}
 	for {
@@ -388,10 +394,7 @@ func decodeEnvelopeChunks(r io.Reader, chunk int, env *Envelope, reset func(), e
 		return fmt.Errorf("envelope: %w", err)
 	}
 	for first := true; ; first = false {
-		c, err := rd.peek()
-		if err == io.EOF {
-			return fmt.Errorf("envelope: %w", io.ErrUnexpectedEOF)
-		}
+		c, err := rd.next()
 		if err != nil {
 			return fmt.Errorf("envelope: %w", err)
 		}
@@ -465,10 +468,7 @@ func decodeEnvelopeChunks(r io.Reader, chunk int, env *Envelope, reset func(), e
 // objects reads the "objects" member's value: null (an empty page) or an
 // array of JSON objects, each handed to each.
 func (rd *reader) objects(each func(json.RawMessage) error) error {
-	c, err := rd.peek()
-	if err == io.EOF {
-		return fmt.Errorf("envelope: objects: %w", io.ErrUnexpectedEOF)
-	}
+	c, err := rd.next()
 	if err != nil {
 		return fmt.Errorf("envelope: objects: %w", err)
 	}
@@ -483,10 +483,7 @@ func (rd *reader) objects(each func(json.RawMessage) error) error {
 	}
 	rd.off++
 	for i := 0; ; i++ {
-		c, err := rd.peek()
-		if err == io.EOF {
-			return fmt.Errorf("envelope: objects: %w", io.ErrUnexpectedEOF)
-		}
+		c, err := rd.next()
 		if err != nil {
 			return fmt.Errorf("envelope: objects: %w", err)
 		}

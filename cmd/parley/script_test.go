@@ -16,6 +16,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/parley-cti/parley/internal/server"
+	"github.com/parley-cti/parley/internal/store/postgres/pgtest"
 	"github.com/parley-cti/parley/internal/store/sqlite"
 )
 
@@ -145,6 +146,49 @@ func scriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []st
 				ts.Fatalf("usage: sleep DURATION")
 			}
 			time.Sleep(d)
+		},
+		// dbfor VAR NAME sets VAR to the --db of a node's own database: a
+		// fresh PostgreSQL schema (dropped when the script ends) when
+		// PARLEY_TEST_POSTGRES is set, else sqlite:$WORK/NAME, so one script
+		// runs a node on either backend.
+		"dbfor": func(ts *testscript.TestScript, neg bool, args []string) {
+			if len(args) != 2 {
+				ts.Fatalf("usage: dbfor VAR NAME")
+			}
+			base := os.Getenv(pgtest.Env)
+			if base == "" {
+				ts.Setenv(args[0], "sqlite:"+ts.MkAbs(args[1]))
+				return
+			}
+			u, drop, err := pgtest.NewSchema(context.Background(), base, "parley_script_")
+			if err != nil {
+				ts.Fatalf("%v", err)
+			}
+			ts.Defer(func() {
+				if err := drop(context.Background()); err != nil {
+					ts.Logf("%v", err)
+				}
+			})
+			ts.Setenv(args[0], u)
+		},
+		// waitdown ADDR waits until nothing listens on ADDR any more: a
+		// node killed with kill (SIGKILL) has died and let go of its
+		// address and database, so it can be started again.
+		"waitdown": func(ts *testscript.TestScript, neg bool, args []string) {
+			if len(args) != 1 {
+				ts.Fatalf("usage: waitdown ADDR")
+			}
+			for i := 0; ; i++ {
+				c, err := net.DialTimeout("tcp", args[0], time.Second)
+				if err != nil {
+					return
+				}
+				c.Close()
+				if i == 600 {
+					ts.Fatalf("%s still answers", args[0])
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
 		},
 		// waithttp URL waits until URL answers 200 (a server started in the background).
 		"waithttp": func(ts *testscript.TestScript, neg bool, args []string) {

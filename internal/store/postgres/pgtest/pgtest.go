@@ -10,6 +10,8 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"strings"
@@ -44,45 +46,73 @@ func Schema(tb testing.TB, prefix string) string {
 // SchemaOn is Schema on the server at base.
 func SchemaOn(tb testing.TB, base, prefix string) string {
 	tb.Helper()
-	ctx := context.Background()
+	u, drop, err := NewSchema(context.Background(), base, prefix)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := drop(context.Background()); err != nil {
+			tb.Error(err)
+		}
+	})
+	return u
+}
+
+// NewSchema creates an empty schema named prefix plus a random suffix on
+// the server at base and returns a connection string whose connections use
+// it, and the function that drops it with everything in it. It is Schema
+// for callers that hold no testing.TB (a testscript command).
+func NewSchema(ctx context.Context, base, prefix string) (string, func(context.Context) error, error) {
 	conn, err := pgx.Connect(ctx, base)
 	if err != nil {
-		tb.Fatalf("connecting to %s: %v", Env, err)
+		return "", nil, fmt.Errorf("connecting to %s: %w", Env, err)
 	}
 	defer conn.Close(ctx)
 	var b [6]byte
 	crand.Read(b[:])
 	schema := prefix + hex.EncodeToString(b[:])
 	if _, err := conn.Exec(ctx, `CREATE SCHEMA `+schema); err != nil {
-		tb.Fatal(err)
+		return "", nil, err
 	}
-	tb.Cleanup(func() {
+	drop := func(ctx context.Context) error {
 		conn, err := pgx.Connect(ctx, base)
 		if err != nil {
-			tb.Errorf("dropping schema %s: %v", schema, err)
-			return
+			return fmt.Errorf("dropping schema %s: %w", schema, err)
 		}
 		defer conn.Close(ctx)
 		if _, err := conn.Exec(ctx, `DROP SCHEMA `+schema+` CASCADE`); err != nil {
-			tb.Errorf("dropping schema %s: %v", schema, err)
+			return fmt.Errorf("dropping schema %s: %w", schema, err)
 		}
-	})
-	return WithSearchPath(tb, base, schema)
+		return nil
+	}
+	u, err := searchPath(base, schema)
+	if err != nil {
+		return "", nil, errors.Join(err, drop(ctx))
+	}
+	return u, drop, nil
 }
 
 // WithSearchPath adds the search_path run-time parameter, which pgx sends
 // at connection start-up, to a URL or a key=value connection string.
 func WithSearchPath(tb testing.TB, base, schema string) string {
 	tb.Helper()
+	u, err := searchPath(base, schema)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return u
+}
+
+func searchPath(base, schema string) (string, error) {
 	if !strings.HasPrefix(base, "postgres://") && !strings.HasPrefix(base, "postgresql://") {
-		return base + " search_path=" + schema
+		return base + " search_path=" + schema, nil
 	}
 	u, err := url.Parse(base)
 	if err != nil {
-		tb.Fatalf("%s: %v", Env, err)
+		return "", fmt.Errorf("%s: %w", Env, err)
 	}
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	return u.String()
+	return u.String(), nil
 }

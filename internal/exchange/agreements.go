@@ -385,8 +385,10 @@ func (s *Service) Agreement(ctx context.Context, p party.Principal, id string) (
 // agreement as p sees it: ErrNotFound when it does not exist or p is not a
 // party to it. Handovers, requests and matching act under it. It reads
 // through tx too: a transaction that waited for another connection while
-// holding the lock would deadlock against writers queued on it.
-func (s *Service) lockedAgreement(ctx context.Context, tx store.Handle, p party.Principal, id string) (Agreement, error) {
+// holding the lock would deadlock against writers queued on it. Unless
+// acrossNodes, an agreement between two nodes is refused with
+// ErrNotAcrossNodes (what acts under it is not built across nodes).
+func (s *Service) lockedAgreement(ctx context.Context, tx store.Handle, p party.Principal, id string, acrossNodes bool) (Agreement, error) {
 	if err := tx.Agreements().Lock(ctx, id); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return Agreement{}, ErrNotFound
@@ -403,8 +405,8 @@ func (s *Service) lockedAgreement(ctx context.Context, tx store.Handle, p party.
 		return Agreement{}, ErrNotFound
 	}
 	a, err := s.loadAgreement(ctx, tx, id, s.now())
-	if err == nil && a.Status.Document != nil && a.Status.Document.CrossNode() {
-		return Agreement{}, fault.Errorf("%w: handovers, requests, matching, contests and joint reports under an agreement between two nodes are not built yet (docs/federation.md)", ErrNotAcrossNodes)
+	if err == nil && !acrossNodes && a.Status.Document != nil && a.Status.Document.CrossNode() {
+		return Agreement{}, fault.Errorf("%w: handovers, matching, contests and joint reports under an agreement between two nodes are not built yet (docs/federation.md)", ErrNotAcrossNodes)
 	}
 	return a, err
 }
@@ -415,7 +417,7 @@ func (s *Service) lockedAgreement(ctx context.Context, tx store.Handle, p party.
 // keys. Contests,
 // their withdrawals and report signatures are filed this way.
 func (s *Service) lockedStatement(ctx context.Context, tx store.Handle, p party.Principal, id string, verify func(Agreement, agreement.KeyResolver) error) (Agreement, error) {
-	a, err := s.lockedAgreement(ctx, tx, p, id)
+	a, err := s.lockedAgreement(ctx, tx, p, id, false)
 	if err != nil {
 		return Agreement{}, err
 	}

@@ -570,3 +570,58 @@ func (s *Service) OutboxRetry(ctx context.Context, seq int64, attempts int, next
 func (s *Service) OutboxDone(ctx context.Context, seq int64, state, lastErr string) error {
 	return s.st.Federation().OutboxDone(ctx, seq, state, s.now(), lastErr)
 }
+
+// PeerOf reads through x whether partyID is a peer's party: its record
+// and true, or false for a party of this node (or none).
+func (s *Service) PeerOf(ctx context.Context, x store.Handle, partyID string) (store.RemoteParty, bool, error) {
+	rp, err := x.Federation().RemoteParty(ctx, partyID)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.RemoteParty{}, false, nil
+	}
+	return rp, err == nil, err
+}
+
+// SpeaksFor refuses, with ErrNotPeersParty, a peer that relays a step of
+// partyID when partyID does not live on that peer (a party of this node,
+// of another peer, or unknown here): a node speaks only for its own
+// parties.
+func (s *Service) SpeaksFor(ctx context.Context, x store.Handle, peer store.Peer, partyID string) error {
+	rp, remote, err := s.PeerOf(ctx, x, partyID)
+	if err != nil {
+		return err
+	}
+	if !remote || rp.NodeKeyID != peer.KeyID {
+		return fault.Errorf("%w: %s does not live on peer %q", ErrNotPeersParty, partyID, peer.Name)
+	}
+	return nil
+}
+
+// Relay writes body, a step party from took under agreementID, to the
+// outbox for the node of party to, in tx (the step's own transaction, so
+// the step and the promise to deliver it commit together). The node
+// package sends it by kind.
+func (s *Service) Relay(ctx context.Context, tx store.Handle, to, from, agreementID, kind string, body []byte) error {
+	rp, err := tx.Federation().RemoteParty(ctx, to)
+	if err != nil {
+		return fmt.Errorf("the node of %s: %w", to, err)
+	}
+	now := s.now()
+	_, err = tx.Federation().Enqueue(ctx, store.OutboxEntry{PeerKeyID: rp.NodeKeyID, AgreementID: agreementID, PartyID: from,
+		Kind: kind, Body: body, CreatedAt: now, NextAttempt: now})
+	return err
+}
+
+// LocalPartyOf returns the party of this node in agreement id, for telling
+// it of a refused relay; "" when the agreement is not here or has none.
+func (s *Service) LocalPartyOf(ctx context.Context, id string) string {
+	rec, err := s.st.Agreements().Get(ctx, id)
+	if err != nil {
+		return ""
+	}
+	for _, pid := range []string{rec.PartyA, rec.PartyB} {
+		if _, remote, err := s.PeerOf(ctx, s.st, pid); err == nil && !remote {
+			return pid
+		}
+	}
+	return ""
+}

@@ -33,6 +33,11 @@ type Workflow struct {
 	// close (default 1 h).
 	NearWindow time.Duration
 	Log        *slog.Logger
+	// AcrossNodes lets the workflow's steps run under an agreement between
+	// two nodes; a workflow that leaves it false (not built across nodes
+	// yet) is refused there with ErrNotAcrossNodes. The workflow then
+	// relays its own party's steps to the other node itself.
+	AcrossNodes bool
 }
 
 // NewWorkflow returns a Workflow over st, reading agreements through ex.
@@ -139,7 +144,7 @@ func (w *Workflow) lock(ctx context.Context, tx store.Handle, p *party.Principal
 			return nil, err
 		}
 	} else {
-		a, err := w.ex.lockedAgreement(ctx, tx, *p, id)
+		a, err := w.ex.lockedAgreement(ctx, tx, *p, id, w.AcrossNodes)
 		if errors.Is(err, ErrNotFound) {
 			return nil, fault.Errorf("%w: agreement %s", w.notFound, id)
 		}

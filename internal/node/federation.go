@@ -12,6 +12,7 @@ import (
 	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/fault"
+	"github.com/parley-cti/parley/internal/request"
 	"github.com/parley-cti/parley/internal/store"
 )
 
@@ -24,6 +25,7 @@ import (
 const (
 	PathLookupParty = "/node/v1/parties/lookup"
 	PathStep        = "/node/v1/agreements/steps"
+	PathRequestStep = "/node/v1/requests/steps"
 )
 
 // ErrPeerUnreachable: the peer did not answer (or not with its pinned
@@ -43,7 +45,9 @@ type Federation struct {
 	Self  *Identity
 	Peers *Peers
 	Ex    *exchange.Service
-	Log   *slog.Logger
+	// Requests takes the request steps peers relay (nil: refused).
+	Requests *request.Service
+	Log      *slog.Logger
 	// HTTP is the client peers are called with (a zero one when nil).
 	HTTP *http.Client
 	// Interval is how often the outbox is looked at (default 500 ms);
@@ -80,6 +84,7 @@ func (f *Federation) client(p store.Peer) *Client {
 func (f *Federation) Mount(h *Handler) {
 	h.Route("POST "+PathLookupParty, f.lookup)
 	h.Route("POST "+PathStep, f.step)
+	h.Route("POST "+PathRequestStep, f.requestStep)
 	f.mountFeeds(h)
 }
 
@@ -117,6 +122,45 @@ func (f *Federation) step(ctx context.Context, peer store.Peer, body []byte) (in
 			slog.Int64("ledger_index", got.LedgerIndex))
 	}
 	return http.StatusOK, got
+}
+
+// requestStep receives a request step a peer relays for its party.
+func (f *Federation) requestStep(ctx context.Context, peer store.Peer, body []byte) (int, any) {
+	var m request.Relayed
+	if err := json.Unmarshal(body, &m); err != nil {
+		return http.StatusBadRequest, errorBody{Error: "bad_request", Message: "the body must be a request step message (docs/api.md)"}
+	}
+	if f.Requests == nil {
+		return http.StatusNotFound, errorBody{Error: "not_found", Message: "this node takes no request steps"}
+	}
+	got, err := f.Requests.Receive(ctx, peer, m)
+	if errors.Is(err, request.ErrHandoverNotYet) {
+		// Not a refusal: the handover is on its way; the peer sends again.
+		f.log().InfoContext(ctx, "request step waits for its handover", slog.String("peer", peer.Name), slog.String("request", m.Request))
+		return http.StatusServiceUnavailable, errorBody{Error: fault.Code(err), Message: "the answering handover is not known on this node yet; send again later"}
+	}
+	if err != nil {
+		status, eb := f.refuse(ctx, peer, PathRequestStep, err)
+		if status < 500 {
+			if err := f.Requests.RefusedRelay(ctx, peer, m, eb.Error, err); err != nil {
+				f.log().ErrorContext(ctx, "telling the party of a refused request step", slog.Any("err", err))
+			}
+		}
+		return status, eb
+	}
+	if !got.Duplicate {
+		f.log().InfoContext(ctx, "request step received", slog.String("peer", peer.Name), slog.String("request", got.Request),
+			slog.String("action", m.Action), slog.Int64("ledger_index", got.LedgerIndex))
+	}
+	return http.StatusOK, got
+}
+
+// pathOf is the endpoint an outbox entry of kind is posted to.
+func pathOf(kind string) string {
+	if kind == request.OutboxKind {
+		return PathRequestStep
+	}
+	return PathStep
 }
 
 // refuse turns a domain error into a coded answer and logs it.
@@ -287,7 +331,7 @@ func (f *Federation) send(ctx context.Context, e store.OutboxEntry) bool {
 		f.retry(ctx, e, "the peer is not pinned (parley peer add)")
 		return false
 	}
-	_, _, err = f.client(peer).Do(ctx, http.MethodPost, PathStep, e.Body)
+	_, _, err = f.client(peer).Do(ctx, http.MethodPost, pathOf(e.Kind), e.Body)
 	var re *RefusedError
 	switch {
 	case err == nil:

@@ -100,7 +100,11 @@ type Service struct {
 
 // New returns a Service over st; ex reads agreements.
 func New(st store.Store, ex *exchange.Service) *Service {
-	return &Service{Workflow: exchange.NewWorkflow(st, ex, ErrNotFound), st: st, ex: ex}
+	w := exchange.NewWorkflow(st, ex, ErrNotFound)
+	// Requests work under an agreement between two nodes: each node relays
+	// its own party's steps to the other (relay.go).
+	w.AcrossNodes = true
+	return &Service{Workflow: w, st: st, ex: ex}
 }
 
 // FileInput is a new request.
@@ -201,15 +205,24 @@ func (s *Service) File(ctx context.Context, p party.Principal, in FileInput) (Re
 			return err
 		}
 		out = Result{r, idx}
+		if err := s.relay(ctx, st.Tx, r, RelayFile, p.PartyID, now); err != nil {
+			return err
+		}
 		return st.Notify(ctx, r.Responder, EventFiled, r.ID, map[string]any{"agreement": r.AgreementID, "from": p.PartyID,
 			"subject": r.Subject, "urgency": r.Urgency, "ack_by": r.AckBy, "fulfil_by": r.FulfilBy})
 	})
 	return out, err
 }
 
+// change is one step of the responder on request r at time now: it
+// modifies r and returns the step's ledger entry, event kind and data.
+type change func(e store.Handle, r *store.Request, now time.Time) (ledger.Entry, string, map[string]any, error)
+
 // step loads a request the caller is a side of under its agreement's lock,
-// lets change modify it, and stores it with its ledger entry and event.
-func (s *Service) step(ctx context.Context, p party.Principal, id string, change func(e store.Handle, r *store.Request, now time.Time) (ledger.Entry, string, map[string]any, error)) (Result, error) {
+// lets change modify it, and stores it with its ledger entry and event;
+// under an agreement between two nodes it relays the step (action) to the
+// requester's node in the same transaction.
+func (s *Service) step(ctx context.Context, p party.Principal, id, action string, change change) (Result, error) {
 	var out Result
 	err := s.OnCase(ctx, p, func(tx store.Handle) (string, error) {
 		r, err := tx.Requests().Get(ctx, id)
@@ -238,6 +251,9 @@ func (s *Service) step(ctx context.Context, p party.Principal, id string, change
 			return err
 		}
 		out = Result{r, idx}
+		if err := s.relay(ctx, st.Tx, r, action, p.PartyID, st.Now); err != nil {
+			return err
+		}
 		data["agreement"] = r.AgreementID
 		return st.Notify(ctx, r.Requester, ev, r.ID, data)
 	})
@@ -253,18 +269,21 @@ func answered(r *store.Request) error {
 
 // Acknowledge records that the responder has received the request.
 func (s *Service) Acknowledge(ctx context.Context, p party.Principal, id string) (Result, error) {
-	return s.step(ctx, p, id, func(e store.Handle, r *store.Request, now time.Time) (ledger.Entry, string, map[string]any, error) {
-		if err := answered(r); err != nil {
-			return ledger.Entry{}, "", nil, err
-		}
-		if r.State == store.RequestAcknowledged {
-			return ledger.Entry{}, "", nil, fault.Errorf("%w: request %s is already acknowledged", ErrConflict, r.ID)
-		}
-		r.State, r.AcknowledgedAt = store.RequestAcknowledged, now
-		inTime := !now.After(r.AckBy)
-		return ledger.Entry{Kind: ledger.KindRequestAcknowledged, Attrs: map[string]string{"in_time": fmt.Sprint(inTime)}},
-			EventAcknowledged, map[string]any{"in_time": inTime, "fulfil_by": r.FulfilBy}, nil
-	})
+	return s.step(ctx, p, id, RelayAcknowledge, acknowledge)
+}
+
+// acknowledge is the responder's acknowledgement.
+func acknowledge(e store.Handle, r *store.Request, now time.Time) (ledger.Entry, string, map[string]any, error) {
+	if err := answered(r); err != nil {
+		return ledger.Entry{}, "", nil, err
+	}
+	if r.State == store.RequestAcknowledged {
+		return ledger.Entry{}, "", nil, fault.Errorf("%w: request %s is already acknowledged", ErrConflict, r.ID)
+	}
+	r.State, r.AcknowledgedAt = store.RequestAcknowledged, now
+	inTime := !now.After(r.AckBy)
+	return ledger.Entry{Kind: ledger.KindRequestAcknowledged, Attrs: map[string]string{"in_time": fmt.Sprint(inTime)}},
+		EventAcknowledged, map[string]any{"in_time": inTime, "fulfil_by": r.FulfilBy}, nil
 }
 
 // Fulfil names handover handoverID, which references the request and is
@@ -273,7 +292,12 @@ func (s *Service) Acknowledge(ctx context.Context, p party.Principal, id string)
 // stays open with its answer pending, and is fulfilled when the handover is
 // released (HandoverReleased) or reopened if it fails (HandoverFailed).
 func (s *Service) Fulfil(ctx context.Context, p party.Principal, id, handoverID string) (Result, error) {
-	return s.step(ctx, p, id, func(e store.Handle, r *store.Request, now time.Time) (ledger.Entry, string, map[string]any, error) {
+	return s.step(ctx, p, id, RelayFulfil, fulfil(ctx, handoverID))
+}
+
+// fulfil is the step naming handoverID as the answer.
+func fulfil(ctx context.Context, handoverID string) change {
+	return func(e store.Handle, r *store.Request, now time.Time) (ledger.Entry, string, map[string]any, error) {
 		if err := answered(r); err != nil {
 			return ledger.Entry{}, "", nil, err
 		}
@@ -303,7 +327,7 @@ func (s *Service) Fulfil(ctx context.Context, p party.Principal, id, handoverID 
 		inTime := !now.After(r.FulfilBy)
 		return ledger.Entry{Kind: ledger.KindRequestFulfilled, Attrs: map[string]string{"handover": h.ID, "in_time": fmt.Sprint(inTime)}},
 			EventFulfilled, map[string]any{"handover": h.ID, "in_time": inTime}, nil
-	})
+	}
 }
 
 // Pending reports whether r is open with an answering handover named but
@@ -396,6 +420,16 @@ func HandoverFailed(ctx context.Context, st *exchange.Step, h store.Handover, ca
 
 // Refuse answers the request with a coded ground; "other" needs text.
 func (s *Service) Refuse(ctx context.Context, p party.Principal, id, ground, text string) (Result, error) {
+	text, err := checkGround(ground, text)
+	if err != nil {
+		return Result{}, err
+	}
+	return s.step(ctx, p, id, RelayRefuse, refuse(ground, text))
+}
+
+// checkGround checks a refusal's ground and text and returns the text
+// trimmed.
+func checkGround(ground, text string) (string, error) {
 	known := false
 	for _, g := range Grounds {
 		known = known || g == ground
@@ -403,16 +437,18 @@ func (s *Service) Refuse(ctx context.Context, p party.Principal, id, ground, tex
 	text = strings.TrimSpace(text)
 	switch {
 	case ground == "":
-		return Result{}, fault.Errorf("%w: a refusal needs a ground: one of %s", ErrInvalid, strings.Join(Grounds, ", "))
+		return "", fault.Errorf("%w: a refusal needs a ground: one of %s", ErrInvalid, strings.Join(Grounds, ", "))
 	case !known:
-		return Result{}, fault.Errorf("%w: unknown ground %q; use one of %s", ErrInvalid, ground, strings.Join(Grounds, ", "))
+		return "", fault.Errorf("%w: unknown ground %q; use one of %s", ErrInvalid, ground, strings.Join(Grounds, ", "))
 	case ground == GroundOther && text == "":
-		return Result{}, fault.Errorf("%w: the ground \"other\" needs a text saying what it is", ErrInvalid)
+		return "", fault.Errorf("%w: the ground \"other\" needs a text saying what it is", ErrInvalid)
 	}
-	if err := checkText("the refusal text", text, false); err != nil {
-		return Result{}, err
-	}
-	return s.step(ctx, p, id, func(e store.Handle, r *store.Request, now time.Time) (ledger.Entry, string, map[string]any, error) {
+	return text, checkText("the refusal text", text, false)
+}
+
+// refuse is the step refusing on ground with text, both checked.
+func refuse(ground, text string) change {
+	return func(e store.Handle, r *store.Request, now time.Time) (ledger.Entry, string, map[string]any, error) {
 		if err := answered(r); err != nil {
 			return ledger.Entry{}, "", nil, err
 		}
@@ -422,7 +458,7 @@ func (s *Service) Refuse(ctx context.Context, p party.Principal, id, ground, tex
 		inTime := !now.After(r.FulfilBy)
 		return ledger.Entry{Kind: ledger.KindRequestRefused, Attrs: map[string]string{"ground": ground, "in_time": fmt.Sprint(inTime)}},
 			EventRefused, map[string]any{"ground": ground, "text": text, "in_time": inTime}, nil
-	})
+	}
 }
 
 // Get returns a request the caller is a side of.

@@ -179,6 +179,7 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	// need it; no surface holds the store.
 	s.Escrow, s.Requests, s.Matches = escrow.New(st, s.Ex), request.New(st, s.Ex), matching.New(st, s.Ex)
 	s.Escrow.Log, s.Requests.Log, s.Matches.Log = log, log, log
+	s.Federation.Requests = s.Requests
 	s.Reports = report.New(s.Ex, st.Ledger(), s.Parties)
 	s.Verifications = verification.New(st)
 	s.Checkpointer = &ledger.Checkpointer{Update: ledgerUpdate(st), Signer: signer, Interval: cfg.CheckpointInterval, Logger: log}

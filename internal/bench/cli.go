@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -154,4 +155,37 @@ func ReadersCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		rd.Password = rd.Token
 	}
 	return rd.Run(ctx, stdout)
+}
+
+// NodesCommand runs Nodes from command-line arguments; cmd/parley wires it
+// as `parley bench nodes`. It starts its own two nodes on 127.0.0.1.
+//
+//	parley bench nodes [--objects 10000] [--grace 1000] [--envelope 1000]
+//	    [--phases live,catchup] [--dir D --keep] [--bin PARLEY] [--timeout 10m] [-v]
+func NodesCommand(ctx context.Context, args []string, stdout, stderr io.Writer) (NodesResult, error) {
+	fs := flag.NewFlagSet("parley bench nodes", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var n Nodes
+	fs.IntVar(&n.Objects, "objects", 10000, "objects each party pushes to its own node, per phase")
+	fs.IntVar(&n.Grace, "grace", 1000, "the agreement's grace (the first step each side risks)")
+	fs.IntVar(&n.EnvelopeSize, "envelope", 1000, "objects per push")
+	fs.StringVar(&n.Dir, "dir", "", "work directory for the two nodes' data and logs (default: a temporary one)")
+	fs.BoolVar(&n.Keep, "keep", false, "keep the temporary work directory")
+	fs.StringVar(&n.Bin, "bin", "", "the parley binary the nodes run (default: this one)")
+	fs.DurationVar(&n.Timeout, "timeout", 10*time.Minute, "cap on each wait for convergence")
+	fs.Uint64Var(&n.Seed, "seed", 0, "data seed (default: from the clock)")
+	phases := fs.String("phases", "live,catchup", "phases to run, in this order: live (push on both sides while replicating), catchup (push while unpinned, then replicate)")
+	verbose := fs.Bool("v", false, "print the CLI commands that set the nodes up")
+	if err := fs.Parse(args); err != nil {
+		return NodesResult{}, err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return NodesResult{}, fmt.Errorf("bench nodes: no positional arguments are taken")
+	}
+	n.Phases = strings.Split(*phases, ",")
+	if *verbose {
+		n.Log = stderr
+	}
+	return n.Run(ctx, stdout)
 }

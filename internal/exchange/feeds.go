@@ -25,7 +25,7 @@ import (
 // Feed page bounds.
 const (
 	// FeedPageMax is the most contributions one feed page carries.
-	FeedPageMax = 500
+	FeedPageMax = 1000
 	// FeedPageBytes bounds the objects of one page (under the node
 	// client's answer limit); a page holds at least one contribution.
 	FeedPageBytes = 3 << 20
@@ -190,6 +190,21 @@ func (s *Service) ServeFeed(ctx context.Context, peer store.Peer, agreementID st
 // contributions, with where it stands.
 func (s *Service) FeedSources(ctx context.Context) ([]store.FeedCursor, error) {
 	return s.st.Federation().FeedCursors(ctx)
+}
+
+// FeedFrom returns where this node's pull of peer's party's contributions
+// under agreementID stands. ErrNotPartyHere if peer has no party in it;
+// store.ErrNotFound before the agreement was countersigned here.
+func (s *Service) FeedFrom(ctx context.Context, peer store.Peer, agreementID string) (store.FeedCursor, error) {
+	remote, _, _, err := s.peersPartyIn(ctx, peer, agreementID)
+	if err != nil {
+		return store.FeedCursor{}, err
+	}
+	c, err := s.st.Federation().FeedCursor(ctx, agreementID, remote)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.FeedCursor{}, fault.Errorf("%w: agreement %s has no feed here yet", ErrConflict, agreementID)
+	}
+	return c, err
 }
 
 // FeedPeer returns the key id of the node partyID lives on.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/parley-cti/parley/internal/agreement"
@@ -60,6 +61,11 @@ type Federation struct {
 	FeedInterval time.Duration
 	FeedLimit    int
 	now          func() time.Time
+
+	mu      sync.Mutex
+	due     map[string]bool // pulls a peer nudged (feeds.go)
+	wake    chan struct{}   // wakes Run after a nudge
+	nudging map[string]int  // nudges to peers in flight, and asked again
 }
 
 func (f *Federation) log() *slog.Logger {
@@ -286,6 +292,7 @@ func (f *Federation) Run(ctx context.Context) {
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	wake := f.wakeChan()
 	for {
 		f.SendDue(ctx)
 		f.PullDue(ctx)
@@ -293,6 +300,7 @@ func (f *Federation) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-wake:
 		}
 	}
 }

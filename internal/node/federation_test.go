@@ -37,7 +37,7 @@ type fedNode struct {
 	heard [][]byte // every request: headers and body
 }
 
-func newFedNode(t *testing.T, partyName string) *fedNode {
+func newFedNode(t testing.TB, partyName string) *fedNode {
 	t.Helper()
 	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{Migrate: true})
 	if err != nil {
@@ -80,7 +80,7 @@ func newFedNode(t *testing.T, partyName string) *fedNode {
 }
 
 // addParty creates a local party with registered keys.
-func (n *fedNode) addParty(t *testing.T, name string) party.Principal {
+func (n *fedNode) addParty(t testing.TB, name string) party.Principal {
 	t.Helper()
 	p, token, err := party.New(n.st).Create(ctx, name)
 	if err != nil {
@@ -103,7 +103,7 @@ func (n *fedNode) addParty(t *testing.T, name string) party.Principal {
 	return pr
 }
 
-func (n *fedNode) pin(t *testing.T, name string, o *fedNode) store.Peer {
+func (n *fedNode) pin(t testing.TB, name string, o *fedNode) store.Peer {
 	t.Helper()
 	p, err := NewPeers(n.st).Add(ctx, n.id, name, o.srv.URL, o.id.Public.VKey)
 	if err != nil {
@@ -113,7 +113,7 @@ func (n *fedNode) pin(t *testing.T, name string, o *fedNode) store.Peer {
 }
 
 // document is a cross-node document between n's party and other.
-func (n *fedNode) document(t *testing.T, other exchange.RemoteParty) *agreement.Document {
+func (n *fedNode) document(t testing.TB, other exchange.RemoteParty) *agreement.Document {
 	t.Helper()
 	now := time.Now().UTC().Truncate(time.Second)
 	d := &agreement.Document{SchemaVersion: agreement.SchemaVersion, ID: agreement.NewID(), Version: 1,
@@ -131,7 +131,7 @@ func (n *fedNode) document(t *testing.T, other exchange.RemoteParty) *agreement.
 	return d
 }
 
-func (n *fedNode) sign(t *testing.T, d *agreement.Document, action agreement.Action) agreement.Signature {
+func (n *fedNode) sign(t testing.TB, d *agreement.Document, action agreement.Action) agreement.Signature {
 	t.Helper()
 	st := agreement.StatementFor(d, action, n.me.PartyID, n.keys.KeyID(), time.Now())
 	if action == agreement.ActionSuspend || action == agreement.ActionResume {
@@ -145,7 +145,7 @@ func (n *fedNode) sign(t *testing.T, d *agreement.Document, action agreement.Act
 }
 
 // pending returns the pending outbox entries of n, oldest first.
-func (n *fedNode) pending(t *testing.T) []store.OutboxEntry {
+func (n *fedNode) pending(t testing.TB) []store.OutboxEntry {
 	t.Helper()
 	all, err := n.st.Federation().Outbox(ctx, "", 100)
 	if err != nil {
@@ -162,7 +162,7 @@ func (n *fedNode) pending(t *testing.T) []store.OutboxEntry {
 
 // history is an agreement's stored bytes: every version's document and
 // every signature, in order.
-func history(t *testing.T, st store.Store, id string) []byte {
+func history(t testing.TB, st store.Store, id string) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	vs, err := st.Agreements().Versions(ctx, id)
@@ -186,7 +186,7 @@ func history(t *testing.T, st store.Store, id string) []byte {
 
 // twoNodes returns alice's node A and bob's node B, pinned to each other,
 // with A knowing bob from B.
-func twoNodes(t *testing.T) (a, b *fedNode, bob exchange.RemoteParty) {
+func twoNodes(t testing.TB) (a, b *fedNode, bob exchange.RemoteParty) {
 	t.Helper()
 	a, b = newFedNode(t, "alice"), newFedNode(t, "bob")
 	a.pin(t, "bravo", b)
@@ -269,7 +269,7 @@ func TestAgreementAcrossNodes(t *testing.T) {
 	}
 }
 
-func mustPeer(t *testing.T, n *fedNode, name string) store.Peer {
+func mustPeer(t testing.TB, n *fedNode, name string) store.Peer {
 	t.Helper()
 	p, err := NewPeers(n.st).Get(ctx, name)
 	if err != nil {
@@ -323,7 +323,7 @@ func TestOutboxWaitsForAnOfflinePeer(t *testing.T) {
 }
 
 // refusedCode sends body to B as A's node and returns B's coded refusal.
-func refusedCode(t *testing.T, a *fedNode, body []byte) (int, string) {
+func refusedCode(t testing.TB, a *fedNode, body []byte) (int, string) {
 	t.Helper()
 	_, _, err := a.fed.client(mustPeer(t, a, "bravo")).Do(ctx, http.MethodPost, PathStep, body)
 	var re *RefusedError
@@ -336,7 +336,7 @@ func refusedCode(t *testing.T, a *fedNode, body []byte) (int, string) {
 	return re.Status, re.Code
 }
 
-func stepBody(t *testing.T, card exchange.PartyCard, doc []byte, sig agreement.Signature) []byte {
+func stepBody(t testing.TB, card exchange.PartyCard, doc []byte, sig agreement.Signature) []byte {
 	t.Helper()
 	raw, err := json.Marshal(sig)
 	if err != nil {
@@ -443,7 +443,7 @@ func TestHostilePeer(t *testing.T) {
 
 // localAgreement makes an agreement on n between its party and other,
 // both of n.
-func (n *fedNode) localAgreement(t *testing.T, other party.Principal) *agreement.Document {
+func (n *fedNode) localAgreement(t testing.TB, other party.Principal) *agreement.Document {
 	t.Helper()
 	k, err := n.ex.PartyKeys(ctx, other.PartyID)
 	if err != nil || len(k) == 0 {
@@ -460,7 +460,7 @@ func (n *fedNode) localAgreement(t *testing.T, other party.Principal) *agreement
 }
 
 // signFor signs action on d as n's party, whether or not it is a party.
-func (n *fedNode) signFor(t *testing.T, d *agreement.Document, action agreement.Action) agreement.Signature {
+func (n *fedNode) signFor(t testing.TB, d *agreement.Document, action agreement.Action) agreement.Signature {
 	return n.sign(t, d, action)
 }
 

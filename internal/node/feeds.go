@@ -23,6 +23,18 @@ import (
 // agreement, as the peer's party may read them here.
 const PathFeed = "/node/v1/feeds/objects"
 
+// PathFeedNudge tells this node that the peer releases more of its
+// party's contributions under an agreement now (its credits for this
+// node's party grew): this node pulls that feed at once instead of at its
+// next poll. Two nodes replicating release to each other in turns, so
+// without it every turn would wait a poll interval.
+const PathFeedNudge = "/node/v1/feeds/nudge"
+
+// FeedNudge names the agreement whose feed the sender releases more of.
+type FeedNudge struct {
+	Agreement string `json:"agreement"`
+}
+
 // FeedRequest asks for the contributions after ordinal After.
 type FeedRequest struct {
 	Agreement string `json:"agreement"`
@@ -31,7 +43,7 @@ type FeedRequest struct {
 }
 
 // feedIngestChunk is how many pulled objects go to one ingest.
-const feedIngestChunk = 500
+const feedIngestChunk = 1000
 
 // ErrBadFeedPage: the peer's page is not an answer to the request (wrong
 // agreement or cursor, a next outside the request, objects where none
@@ -41,6 +53,107 @@ var ErrBadFeedPage = errors.New("node: the peer's feed page does not answer the 
 // Mount for feeds: called by Federation.Mount.
 func (f *Federation) mountFeeds(h *Handler) {
 	h.Route("POST "+PathFeed, f.feed)
+	h.Route("POST "+PathFeedNudge, f.nudged)
+}
+
+// nudged marks the pull of peer's party's contributions under the named
+// agreement due now and wakes the puller. A peer whose party is not in
+// the agreement is refused (not_party) and changes nothing. A peer that
+// nudges without cause makes this node pull from that peer, and only
+// that peer, more often: each nudge costs it one signed request and at
+// most one page asked of it.
+func (f *Federation) nudged(ctx context.Context, peer store.Peer, body []byte) (int, any) {
+	var req FeedNudge
+	if err := json.Unmarshal(body, &req); err != nil || req.Agreement == "" {
+		return http.StatusBadRequest, errorBody{Error: "bad_request", Message: "the body must be a JSON object with agreement"}
+	}
+	c, err := f.Ex.FeedFrom(ctx, peer, req.Agreement)
+	if err != nil {
+		return f.refuse(ctx, peer, PathFeedNudge, err)
+	}
+	f.markDue(c)
+	return http.StatusOK, map[string]bool{"due": true}
+}
+
+// feedKey names one pull in the nudge set.
+func feedKey(c store.FeedCursor) string { return c.AgreementID + "\x00" + c.PartyID }
+
+// markDue records that the pull c is due now and wakes the puller.
+func (f *Federation) markDue(c store.FeedCursor) {
+	f.mu.Lock()
+	if f.due == nil {
+		f.due = map[string]bool{}
+	}
+	f.due[feedKey(c)] = true
+	w := f.wakeLocked()
+	f.mu.Unlock()
+	select {
+	case w <- struct{}{}:
+	default: // a wake is pending already
+	}
+}
+
+// takeDue reports whether c was nudged since its last pull, and forgets it.
+func (f *Federation) takeDue(c store.FeedCursor) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k := feedKey(c)
+	d := f.due[k]
+	delete(f.due, k)
+	return d
+}
+
+func (f *Federation) wakeLocked() chan struct{} {
+	if f.wake == nil {
+		f.wake = make(chan struct{}, 1)
+	}
+	return f.wake
+}
+
+func (f *Federation) wakeChan() chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.wakeLocked()
+}
+
+// nudgePeer tells peer, in the background, that this node releases more
+// of its party's contributions under agreementID: at most one nudge per
+// peer and agreement in flight, and one more after it when asked again
+// meanwhile. A nudge that fails changes nothing: the peer polls anyway.
+func (f *Federation) nudgePeer(ctx context.Context, peer store.Peer, agreementID string) {
+	k := peer.KeyID + "\x00" + agreementID
+	f.mu.Lock()
+	if f.nudging == nil {
+		f.nudging = map[string]int{}
+	}
+	f.nudging[k]++
+	first := f.nudging[k] == 1
+	f.mu.Unlock()
+	if !first {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	go func() {
+		for {
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			body, _ := json.Marshal(FeedNudge{Agreement: agreementID})
+			if _, _, err := f.client(peer).Do(cctx, http.MethodPost, PathFeedNudge, body); err != nil {
+				f.log().DebugContext(cctx, "feed nudge not delivered", slog.String("peer", peer.Name), slog.Any("err", err))
+			}
+			cancel()
+			f.mu.Lock()
+			again := f.nudging[k] > 1
+			if again {
+				f.nudging[k] = 1
+			} else {
+				delete(f.nudging, k)
+			}
+			f.mu.Unlock()
+			if !again {
+				return
+			}
+		}
+	}()
 }
 
 // feed serves a page of this node's party's contributions to peer.
@@ -100,6 +213,9 @@ func (f *Federation) PullDue(ctx context.Context) int {
 	for _, c := range curs {
 		if ctx.Err() != nil {
 			break
+		}
+		if f.takeDue(c) {
+			c.NextAttempt = time.Time{}
 		}
 		if c.NextAttempt.After(f.clock()) {
 			continue
@@ -190,6 +306,11 @@ func (f *Federation) pull(ctx context.Context, c *store.FeedCursor) (more, ok bo
 		if firstRefusal == "" && len(res.Status.Failures) > 0 {
 			firstRefusal = res.Status.Failures[0].ID + ": " + res.Status.Failures[0].Message
 		}
+	}
+	if stored > 0 {
+		// The peer's party earned credits here: this node releases more
+		// of its own party's to it now.
+		f.nudgePeer(ctx, peer, c.AgreementID)
 	}
 	if refused > 0 {
 		f.feedAlert(ctx, peer, c.AgreementID, "objects", refused, firstRefusal)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -24,7 +25,7 @@ func ind(who, n int) json.RawMessage {
 
 // agreed makes a cross-node agreement between alice on a and bob on b
 // with a grace, countersigned and delivered both ways.
-func agreed(t *testing.T, a, b *fedNode, bob exchange.RemoteParty, grace int) *agreement.Document {
+func agreed(t testing.TB, a, b *fedNode, bob exchange.RemoteParty, grace int) *agreement.Document {
 	t.Helper()
 	doc := a.document(t, bob)
 	doc.Reciprocity = agreement.Terms{Give: 1, Get: 1, Grace: int64(grace)}
@@ -45,7 +46,7 @@ func agreed(t *testing.T, a, b *fedNode, bob exchange.RemoteParty, grace int) *a
 }
 
 // coll returns the collection of contributor under agreement id on n.
-func coll(t *testing.T, n *fedNode, id, contributor string) string {
+func coll(t testing.TB, n *fedNode, id, contributor string) string {
 	t.Helper()
 	cs, err := n.st.Collections().List(ctx, id)
 	if err != nil {
@@ -61,7 +62,7 @@ func coll(t *testing.T, n *fedNode, id, contributor string) string {
 }
 
 // push adds objects who..n as n's own party through exchange (as TAXII).
-func push(t *testing.T, n *fedNode, id string, who, from, to int) {
+func push(t testing.TB, n *fedNode, id string, who, from, to int) {
 	t.Helper()
 	var raws []json.RawMessage
 	for i := from; i < to; i++ {
@@ -74,7 +75,7 @@ func push(t *testing.T, n *fedNode, id string, who, from, to int) {
 }
 
 // reads returns the ids n's party reads of other's contributions on n.
-func reads(t *testing.T, n *fedNode, id, other string) []string {
+func reads(t testing.TB, n *fedNode, id, other string) []string {
 	t.Helper()
 	p, err := n.ex.Query(ctx, n.me, id, store.ObjectQuery{Collection: coll(t, n, id, other), Limit: 10000})
 	if err != nil {
@@ -97,7 +98,7 @@ func due(n *fedNode) {
 }
 
 // converge pulls on both nodes until neither ingests a page.
-func converge(t *testing.T, a, b *fedNode) {
+func converge(t testing.TB, a, b *fedNode) {
 	t.Helper()
 	for i := 0; i < 50; i++ {
 		due(a)
@@ -369,5 +370,85 @@ func TestHostileFeed(t *testing.T) {
 	}
 	if got := reads(t, a, doc.ID, b.me.PartyID); len(got) != 1 {
 		t.Fatalf("alice reads %d objects after the bad pages", len(got))
+	}
+}
+
+// BenchmarkFeedPull measures one node pulling and ingesting 10,000 of the
+// other's contributions (released at once by a grace that large), pages
+// of exchange.FeedPageMax over loopback HTTP, both nodes in this process.
+// Profile with -cpuprofile; docs/BENCHMARKS.md has the figures of
+// `parley bench nodes`, two separate processes.
+func BenchmarkFeedPull(b *testing.B) {
+	const n = 10000
+	for b.Loop() {
+		b.StopTimer()
+		na, nb, bob := twoNodes(b)
+		doc := agreed(b, na, nb, bob, n)
+		push(b, na, doc.ID, 1, 0, n)
+		b.StartTimer()
+		for nb.fed.PullDue(ctx) > 0 {
+			due(nb)
+		}
+		b.StopTimer()
+		if got := len(reads(b, nb, doc.ID, na.me.PartyID)); got != n {
+			b.Fatalf("bob reads %d of alice's, want %d", got, n)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "objects/s")
+}
+
+// When a node ingests the peer's party's contributions it releases more
+// of its own party's, and nudges the peer to pull them at once: B, whose
+// poll interval is an hour here, pulls alice's next objects as soon as A
+// has ingested bob's. A nudge from a peer whose party is not in the
+// agreement, or malformed, is refused with a code and pulls nothing.
+func TestFeedNudge(t *testing.T) {
+	a, b, bob := twoNodes(t)
+	a.fed.FeedInterval, b.fed.FeedInterval = time.Hour, time.Hour
+	doc := agreed(t, a, b, bob, 2)
+	push(t, a, doc.ID, 1, 0, 6)
+	due(b)
+	if b.fed.PullDue(ctx) != 1 || len(reads(t, b, doc.ID, a.me.PartyID)) != 2 {
+		t.Fatal("B did not pull the grace")
+	}
+	if b.fed.PullDue(ctx) != 0 {
+		t.Fatal("B pulled again before it was due")
+	}
+
+	// carol's node, pinned by B, has no party in the agreement.
+	carol := newFedNode(t, "carol")
+	b.pin(t, "charlie", carol)
+	carol.pin(t, "bravo", b)
+	body, _ := json.Marshal(FeedNudge{Agreement: doc.ID})
+	_, _, err := carol.fed.client(mustPeer(t, carol, "bravo")).Do(ctx, http.MethodPost, PathFeedNudge, body)
+	var re *RefusedError
+	if !errors.As(err, &re) || re.Status != http.StatusNotFound || re.Code != "not_party" || !re.Signed {
+		t.Fatalf("a stranger's nudge: %v", err)
+	}
+	_, _, err = a.fed.client(mustPeer(t, a, "bravo")).Do(ctx, http.MethodPost, PathFeedNudge, []byte(`{"agreement":7}`))
+	if !errors.As(err, &re) || re.Status != http.StatusBadRequest || re.Code != "bad_request" {
+		t.Fatalf("a malformed nudge: %v", err)
+	}
+	if b.fed.PullDue(ctx) != 0 {
+		t.Fatal("B pulled after refused nudges")
+	}
+
+	// bob gives 3; A pulls them (credits bob 3, releases 2+3 of alice's)
+	// and nudges B, which pulls without waiting for its poll.
+	push(t, b, doc.ID, 2, 0, 3)
+	due(a)
+	if a.fed.PullDue(ctx) != 1 {
+		t.Fatal("A did not pull bob's 3")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for b.fed.PullDue(ctx) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("B was not nudged to pull")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := len(reads(t, b, doc.ID, a.me.PartyID)); got != 5 {
+		t.Fatalf("bob reads %d of alice's after the nudge, want 5", got)
 	}
 }

@@ -22,6 +22,68 @@ import (
 func init() {
 	register(command{"push", "publish a STIX bundle file (or - for stdin): push --agreement ID FILE", cmdPush})
 	register(command{"pull", "download what is readable to you: pull --agreement ID [--out FILE] [--format jsonl|bundle] [--new]", cmdPull})
+	register(command{"feed", "where your node's pulls from the other party's node stand: feed status AGREEMENT-ID (operator: peer feeds --data DIR)", cmdFeed})
+}
+
+// cmdFeed serves `feed status`: the pulls feeding an agreement between
+// two nodes on the caller's own node.
+func cmdFeed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "status" {
+		if len(args) > 0 {
+			return unknownSub("feed", args[0])
+		}
+		return fmt.Errorf("%w: feed status AGREEMENT-ID", errUsage)
+	}
+	fs := newFlags("feed status", stderr)
+	cf := addClientFlags(fs)
+	pos, err := parse(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("%w: feed status needs the agreement id", errUsage)
+	}
+	c, _, err := cf.client()
+	if err != nil {
+		return err
+	}
+	id, err := resolveID(ctx, c, "agreement", pos[0])
+	if err != nil {
+		return err
+	}
+	fp, err := c.Feeds(ctx, id)
+	if err != nil {
+		return err
+	}
+	return emit(stdout, cf.json, fp, func() {
+		if len(fp) == 0 {
+			fmt.Fprintf(stdout, "no pull feeds agreement %s on this node (it is not between two nodes, or not countersigned yet)\n", id)
+		}
+		printFeedPulls(stdout, fp)
+	})
+}
+
+// printFeedPulls writes one paragraph per pull.
+func printFeedPulls(w io.Writer, fp []client.FeedPull) {
+	for _, f := range fp {
+		peer := f.Peer
+		if peer == "" {
+			peer = "(no longer pinned)"
+		}
+		fmt.Fprintf(w, "agreement %s: pulling %s's contributions from %s\n", f.Agreement, f.PartyName, peer)
+		fmt.Fprintf(w, "  cursor %d of %d the peer releases; %d objects pulled, %d refused\n", f.Cursor, f.PeerReleased, f.Pulled, f.Refused)
+		if f.LastSuccess != nil {
+			fmt.Fprintf(w, "  last success %s\n", f.LastSuccess.UTC().Format(time.RFC3339))
+		} else {
+			fmt.Fprintf(w, "  no success yet\n")
+		}
+		if f.LastError != "" {
+			fmt.Fprintf(w, "  last error (%d failed attempts in a row): %s\n", f.Attempts, f.LastError)
+		}
+		if f.NextAttempt != nil {
+			fmt.Fprintf(w, "  next pull %s\n", f.NextAttempt.UTC().Format(time.RFC3339))
+		}
+	}
 }
 
 // feedTarget resolves --agreement (own contributions, or what the other

@@ -6,12 +6,14 @@ import (
 	"io"
 	"time"
 
+	"github.com/parley-cti/parley/internal/client"
+	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/node"
 )
 
 func init() {
 	register(command{"node", "this node's identity (operator): node id --data DIR | node hello --data DIR PEER", cmdNode})
-	register(command{"peer", "pin other nodes (operator): peer add --data DIR NAME URL KEY | peer list | peer remove NAME | peer receipt NAME INDEX HASH | peer incidents", cmdPeer})
+	register(command{"peer", "pin other nodes (operator): peer add --data DIR NAME URL KEY | peer list | peer remove NAME | peer receipt NAME INDEX HASH | peer incidents | peer feeds", cmdPeer})
 }
 
 func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -82,6 +84,9 @@ func cmdPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if args[0] == "receipt" || args[0] == "incidents" {
 		return cmdPeerWitness(ctx, args, stdout, stderr) // peerwitness.go
 	}
+	if args[0] == "feeds" {
+		return cmdPeerFeeds(ctx, args[1:], stdout, stderr)
+	}
 	want := map[string]int{"add": 3, "list": 0, "remove": 1}
 	n, ok := want[args[0]]
 	if !ok {
@@ -142,4 +147,40 @@ func cmdPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 func peerJSON(name, url, key, keyID string, at time.Time) map[string]string {
 	return map[string]string{"name": name, "url": url, "key": key, "key_id": keyID, "added_at": at.UTC().Format(time.RFC3339)}
+}
+
+// cmdPeerFeeds serves `peer feeds`: every pull this node makes of its
+// peers' parties' contributions, for its operator.
+func cmdPeerFeeds(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("peer feeds", stderr)
+	data := dataFlag(fs)
+	asJSON := fs.Bool("json", false, "print JSON for scripts")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return fmt.Errorf("%w: peer feeds takes no arguments", errUsage)
+	}
+	st, err := openOperator(ctx, *data)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	fp, err := exchange.New(st).AllFeedPulls(ctx)
+	if err != nil {
+		return err
+	}
+	return emit(stdout, *asJSON, fp, func() {
+		if len(fp) == 0 {
+			fmt.Fprintln(stdout, "no feed pulls: no agreement between this node's parties and a peer's is countersigned")
+		}
+		out := make([]client.FeedPull, len(fp))
+		for i, f := range fp {
+			out[i] = client.FeedPull{Agreement: f.Agreement, Peer: f.Peer, Party: f.Party, PartyName: f.PartyName, Cursor: f.Cursor,
+				PeerReleased: f.PeerReleased, Pulled: f.Pulled, Refused: f.Refused, Attempts: f.Attempts, LastSuccess: f.LastSuccess,
+				LastError: f.LastError, NextAttempt: f.NextAttempt, UpdatedAt: f.UpdatedAt}
+		}
+		printFeedPulls(stdout, out)
+	})
 }

@@ -325,3 +325,15 @@ func (s *Handler) agreementOutbox(w http.ResponseWriter, r *http.Request, p part
 	writeJSON(w, http.StatusOK, map[string]any{"outbox": out})
 	return nil
 }
+
+// agreementFeeds shows where this node's pulls of the other party's
+// contributions under an agreement between two nodes stand, to a party
+// to it (none under an agreement on one server).
+func (s *Handler) agreementFeeds(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	fs, err := s.ex.FeedPulls(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"feeds": fs})
+	return nil
+}

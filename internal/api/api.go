@@ -158,6 +158,7 @@ func (s *Handler) Register(mux Mux) {
 		// Parties of peer nodes and the outbox to them (issue 14).
 		"GET /api/v1/peers/{peer}/parties/{party}": s.remoteParty,
 		"GET /api/v1/agreements/{id}/outbox":       s.agreementOutbox,
+		"GET /api/v1/agreements/{id}/feeds":        s.agreementFeeds,
 	}
 	for pattern, h := range routes {
 		mux.Handle(pattern, s.wrap(h))

@@ -110,6 +110,11 @@ type benchNode struct {
 func (n Nodes) Run(ctx context.Context, w io.Writer) (res NodesResult, err error) {
 	n = n.withDefaults()
 	res.Objects, res.Grace = n.Objects, n.Grace
+	for _, phase := range n.Phases {
+		if phase != "live" && phase != "catchup" {
+			return res, fmt.Errorf("bench nodes: unknown phase %q (live, catchup)", phase)
+		}
+	}
 	if n.Bin == "" {
 		if n.Bin, err = parleyBinary(); err != nil {
 			return res, err

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/wire"
@@ -347,4 +348,32 @@ func (c *Client) Outbox(ctx context.Context, agreementID string) ([]OutboxEntry,
 	}
 	_, err := c.call(ctx, http.MethodGet, "/api/v1/agreements/"+url.PathEscape(agreementID)+"/outbox", nil, &out)
 	return out.Outbox, err
+}
+
+// FeedPull is where this node's pull of the other party's contributions
+// under an agreement between two nodes stands.
+type FeedPull struct {
+	Agreement    string     `json:"agreement"`
+	Peer         string     `json:"peer"`
+	Party        string     `json:"party"`
+	PartyName    string     `json:"party_name"`
+	Cursor       int64      `json:"cursor"`
+	PeerReleased int64      `json:"peer_released"`
+	Pulled       int64      `json:"pulled"`
+	Refused      int64      `json:"refused"`
+	Attempts     int        `json:"attempts"`
+	LastSuccess  *time.Time `json:"last_success,omitempty"`
+	LastError    string     `json:"last_error,omitempty"`
+	NextAttempt  *time.Time `json:"next_attempt,omitempty"`
+	UpdatedAt    time.Time  `json:"updated_at"`
+}
+
+// Feeds lists the pulls feeding an agreement on this node
+// (GET /api/v1/agreements/{id}/feeds).
+func (c *Client) Feeds(ctx context.Context, agreementID string) ([]FeedPull, error) {
+	var out struct {
+		Feeds []FeedPull `json:"feeds"`
+	}
+	_, err := c.call(ctx, http.MethodGet, "/api/v1/agreements/"+url.PathEscape(agreementID)+"/feeds", nil, &out)
+	return out.Feeds, err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/parley-cti/parley/internal/fault"
 	"github.com/parley-cti/parley/internal/party"
@@ -314,4 +315,94 @@ func (s *Service) FeedRefused(ctx context.Context, peer store.Peer, agreementID,
 	}
 	_, err = s.st.Events().Append(ctx, store.Event{PartyID: local, Kind: "node.feed_refused", Subject: agreementID, Data: data, At: s.now()})
 	return err
+}
+
+// FeedPull is where one pull of a peer's party's contributions stands
+// (docs/api.md, GET /api/v1/agreements/{id}/feeds).
+type FeedPull struct {
+	Agreement    string     `json:"agreement"`
+	Peer         string     `json:"peer"`       // the pinned name of the node pulled from ("" when no longer pinned)
+	Party        string     `json:"party"`      // the peer's party whose contributions are pulled
+	PartyName    string     `json:"party_name"` // as this node knows it, NAME@PEER
+	Cursor       int64      `json:"cursor"`     // the last of its contributions (publish order) ingested here
+	PeerReleased int64      `json:"peer_released"`
+	Pulled       int64      `json:"pulled"`
+	Refused      int64      `json:"refused"`
+	Attempts     int        `json:"attempts"` // failed attempts in a row
+	LastSuccess  *time.Time `json:"last_success,omitempty"`
+	LastError    string     `json:"last_error,omitempty"`
+	NextAttempt  *time.Time `json:"next_attempt,omitempty"`
+	UpdatedAt    time.Time  `json:"updated_at"`
+}
+
+// FeedPulls returns the pulls feeding agreementID on this node, for p, a
+// party to it (ErrNotFound otherwise, as for a stranger's agreement).
+func (s *Service) FeedPulls(ctx context.Context, p party.Principal, agreementID string) ([]FeedPull, error) {
+	rec, err := s.st.Agreements().Get(ctx, agreementID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && rec.PartyA != p.PartyID && rec.PartyB != p.PartyID) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := []FeedPull{}
+	for _, pid := range []string{rec.PartyA, rec.PartyB} {
+		c, err := s.st.Federation().FeedCursor(ctx, agreementID, pid)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		v, err := s.feedPull(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// AllFeedPulls returns every pull this node makes, for its operator.
+func (s *Service) AllFeedPulls(ctx context.Context) ([]FeedPull, error) {
+	curs, err := s.st.Federation().FeedCursors(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []FeedPull{}
+	for _, c := range curs {
+		v, err := s.feedPull(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func (s *Service) feedPull(ctx context.Context, c store.FeedCursor) (FeedPull, error) {
+	v := FeedPull{Agreement: c.AgreementID, Party: c.PartyID, Cursor: c.After, PeerReleased: c.PeerReleased, Pulled: c.Pulled,
+		Refused: c.Refused, Attempts: c.Attempts, LastError: c.LastError, UpdatedAt: c.UpdatedAt}
+	if !c.LastSuccess.IsZero() {
+		t := c.LastSuccess
+		v.LastSuccess = &t
+	}
+	if !c.NextAttempt.IsZero() {
+		t := c.NextAttempt
+		v.NextAttempt = &t
+	}
+	rp, err := s.st.Federation().RemoteParty(ctx, c.PartyID)
+	if err != nil {
+		return FeedPull{}, err
+	}
+	v.PartyName = rp.Name
+	peer, err := s.st.Nodes().PeerByKeyID(ctx, rp.NodeKeyID)
+	switch {
+	case err == nil:
+		v.Peer = peer.Name
+		v.PartyName = rp.Name + "@" + peer.Name
+	case !errors.Is(err, store.ErrNotFound):
+		return FeedPull{}, err
+	}
+	return v, nil
 }

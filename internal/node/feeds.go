@@ -280,6 +280,7 @@ func (f *Federation) pull(ctx context.Context, c *store.FeedCursor) (more, ok bo
 		f.feedRetry(ctx, c, why)
 		return false, false
 	}
+	c.LastSuccess, c.PeerReleased = f.clock(), page.Released
 	if page.Next == c.After {
 		// Nothing new released: look again after the poll interval.
 		if c.Attempts != 0 || c.LastError != "" {

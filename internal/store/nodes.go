@@ -124,4 +124,9 @@ type FeedCursor struct {
 	NextAttempt time.Time
 	LastError   string
 	UpdatedAt   time.Time
+	// LastSuccess is when the peer last answered with a page this node
+	// took (new objects or none); PeerReleased how many contributions the
+	// peer said then it releases (its claim, shown, never relied on).
+	LastSuccess  time.Time
+	PeerReleased int64
 }

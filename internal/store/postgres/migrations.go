@@ -651,6 +651,13 @@ CREATE TABLE node_feed_cursors (
 	PRIMARY KEY (agreement_id, party_id)
 );
 `},
+	// 28: where a feed pull stands, for the party and the operator
+	// (issue 14): when it last succeeded and how many the peer said it
+	// releases.
+	{"feed pull status", `
+ALTER TABLE node_feed_cursors ADD COLUMN last_success BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE node_feed_cursors ADD COLUMN peer_released BIGINT NOT NULL DEFAULT 0;
+`},
 }
 
 // migrationLock serialises migrations of one schema across every instance

@@ -114,22 +114,23 @@ func affected(res interface{ RowsAffected() (int64, error) }, err error, seq int
 
 func (s federation) FeedCursor(ctx context.Context, agreementID, partyID string) (store.FeedCursor, error) {
 	c := store.FeedCursor{AgreementID: agreementID, PartyID: partyID}
-	var next, at int64
-	err := s.r.QueryRowContext(ctx, `SELECT after_ord, pulled, refused, attempts, next_attempt, last_error, updated_at FROM node_feed_cursors
-		WHERE agreement_id = ? AND party_id = ?`, agreementID, partyID).Scan(&c.After, &c.Pulled, &c.Refused, &c.Attempts, &next, &c.LastError, &at)
+	var next, at, ok int64
+	err := s.r.QueryRowContext(ctx, `SELECT after_ord, pulled, refused, attempts, next_attempt, last_error, updated_at, last_success, peer_released FROM node_feed_cursors
+		WHERE agreement_id = ? AND party_id = ?`, agreementID, partyID).Scan(&c.After, &c.Pulled, &c.Refused, &c.Attempts, &next, &c.LastError, &at, &ok, &c.PeerReleased)
 	if err != nil {
 		return store.FeedCursor{}, fmt.Errorf("feed cursor %s/%s: %w", agreementID, partyID, mapErr(err))
 	}
-	c.NextAttempt, c.UpdatedAt = fromMicros(next), fromMicros(at)
+	c.NextAttempt, c.UpdatedAt, c.LastSuccess = fromMicros(next), fromMicros(at), fromMicros(ok)
 	return c, nil
 }
 
 func (s federation) SetFeedCursor(ctx context.Context, c store.FeedCursor) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO node_feed_cursors(agreement_id, party_id, after_ord, pulled, refused, attempts, next_attempt, last_error, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+	_, err := s.w.ExecContext(ctx, `INSERT INTO node_feed_cursors(agreement_id, party_id, after_ord, pulled, refused, attempts, next_attempt, last_error, updated_at, last_success, peer_released)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (agreement_id, party_id) DO UPDATE SET after_ord = excluded.after_ord, pulled = excluded.pulled, refused = excluded.refused,
-			attempts = excluded.attempts, next_attempt = excluded.next_attempt, last_error = excluded.last_error, updated_at = excluded.updated_at`,
-		c.AgreementID, c.PartyID, c.After, c.Pulled, c.Refused, c.Attempts, micros(c.NextAttempt), c.LastError, micros(c.UpdatedAt))
+			attempts = excluded.attempts, next_attempt = excluded.next_attempt, last_error = excluded.last_error, updated_at = excluded.updated_at,
+			last_success = excluded.last_success, peer_released = excluded.peer_released`,
+		c.AgreementID, c.PartyID, c.After, c.Pulled, c.Refused, c.Attempts, micros(c.NextAttempt), c.LastError, micros(c.UpdatedAt), micros(c.LastSuccess), c.PeerReleased)
 	if err != nil {
 		return fmt.Errorf("feed cursor %s/%s: %w", c.AgreementID, c.PartyID, mapErr(err))
 	}
@@ -137,7 +138,7 @@ func (s federation) SetFeedCursor(ctx context.Context, c store.FeedCursor) error
 }
 
 func (s federation) FeedCursors(ctx context.Context) ([]store.FeedCursor, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT agreement_id, party_id, after_ord, pulled, refused, attempts, next_attempt, last_error, updated_at
+	rows, err := s.r.QueryContext(ctx, `SELECT agreement_id, party_id, after_ord, pulled, refused, attempts, next_attempt, last_error, updated_at, last_success, peer_released
 		FROM node_feed_cursors ORDER BY agreement_id, party_id`)
 	if err != nil {
 		return nil, fmt.Errorf("feed cursors: %w", mapErr(err))
@@ -146,11 +147,11 @@ func (s federation) FeedCursors(ctx context.Context) ([]store.FeedCursor, error)
 	var out []store.FeedCursor
 	for rows.Next() {
 		var c store.FeedCursor
-		var next, at int64
-		if err := rows.Scan(&c.AgreementID, &c.PartyID, &c.After, &c.Pulled, &c.Refused, &c.Attempts, &next, &c.LastError, &at); err != nil {
+		var next, at, ok int64
+		if err := rows.Scan(&c.AgreementID, &c.PartyID, &c.After, &c.Pulled, &c.Refused, &c.Attempts, &next, &c.LastError, &at, &ok, &c.PeerReleased); err != nil {
 			return nil, fmt.Errorf("feed cursors: %w", mapErr(err))
 		}
-		c.NextAttempt, c.UpdatedAt = fromMicros(next), fromMicros(at)
+		c.NextAttempt, c.UpdatedAt, c.LastSuccess = fromMicros(next), fromMicros(at), fromMicros(ok)
 		out = append(out, c)
 	}
 	return out, mapErr(rows.Err())

@@ -744,6 +744,13 @@ CREATE TABLE node_feed_cursors (
 	PRIMARY KEY (agreement_id, party_id)
 );
 `,
+	// 28: where a feed pull stands, for the party and the operator
+	// (issue 14): when it last succeeded and how many the peer said it
+	// releases.
+	`
+ALTER TABLE node_feed_cursors ADD COLUMN last_success INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE node_feed_cursors ADD COLUMN peer_released INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // searchColumns computes, from an object's collection k, type ty and JSON

@@ -9,7 +9,7 @@ import (
 	"github.com/parley-cti/parley/internal/store"
 )
 
-// testFederation covers migrations 23 and 27: remote parties (one row per party
+// testFederation covers migrations 23, 27 and 28: remote parties (one row per party
 // id), the outbox, whose heads are each peer's oldest pending entry and
 // whose entries close once, and feed cursors.
 func testFederation(t *testing.T, st store.Store) {
@@ -112,5 +112,22 @@ func testFederation(t *testing.T, st store.Store) {
 	}
 	if all, err := f.FeedCursors(ctx); err != nil || len(all) != 1 || all[0].After != 12 || all[0].PartyID != "party--bob@nodeb" {
 		t.Fatalf("FeedCursors = %+v, %v", all, err)
+	}
+	// Migration 28: when the pull last succeeded and what the peer said
+	// it releases, zero until set, kept by the next write.
+	if got, _ := f.FeedCursor(ctx, "agr-1", "party--bob@nodeb"); !got.LastSuccess.IsZero() || got.PeerReleased != 0 {
+		t.Fatalf("a cursor never successful: last success %v, peer released %d", got.LastSuccess, got.PeerReleased)
+	}
+	fc3 := fc2
+	fc3.LastSuccess, fc3.PeerReleased = t0, 40
+	if err := f.SetFeedCursor(ctx, fc3); err != nil {
+		t.Fatal(err)
+	}
+	fc3.Attempts, fc3.LastError = 2, "peer offline"
+	if err := f.SetFeedCursor(ctx, fc3); err != nil {
+		t.Fatal(err)
+	}
+	if all, err := f.FeedCursors(ctx); err != nil || len(all) != 1 || !all[0].LastSuccess.Equal(t0) || all[0].PeerReleased != 40 || all[0].Attempts != 2 {
+		t.Fatalf("FeedCursors after a success and a failure = %+v, %v", all, err)
 	}
 }

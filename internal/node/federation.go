@@ -140,11 +140,6 @@ func (f *Federation) requestStep(ctx context.Context, peer store.Peer, body []by
 		return http.StatusNotFound, errorBody{Error: "not_found", Message: "this node takes no request steps"}
 	}
 	got, err := f.Requests.Receive(ctx, peer, m)
-	if errors.Is(err, request.ErrHandoverNotYet) {
-		// Not a refusal: the handover is on its way; the peer sends again.
-		f.log().InfoContext(ctx, "request step waits for its handover", slog.String("peer", peer.Name), slog.String("request", m.Request))
-		return http.StatusServiceUnavailable, errorBody{Error: fault.Code(err), Message: "the answering handover is not known on this node yet; send again later"}
-	}
 	if err != nil {
 		status, eb := f.refuse(ctx, peer, PathRequestStep, err)
 		if status < 500 {

@@ -307,14 +307,6 @@ func TestRequestRelayHostile(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			before := len(events(t, a, a.me.PartyID, "node.step_refused"))
 			status, code := relay(t, b, "alpha", c.m)
-			if c.m.Action == request.RelayFulfil {
-				// The handover is unknown on A: the answer waits (503) and is
-				// never recorded while it is.
-				if status != 503 || code != "handover_not_yet" {
-					t.Fatalf("answered %d %s", status, code)
-				}
-				return
-			}
 			if status != 409 || code != "illegal_step" {
 				t.Fatalf("answered %d %s, want 409 illegal_step", status, code)
 			}
@@ -398,11 +390,13 @@ func lastEntry(t *testing.T, n *fedNode, subject string) ledger.Entry {
 }
 
 // Fulfilment across nodes names a handover both party nodes hold under the
-// same id (escrowed handovers across nodes keep it; here the test stores
-// it on each node as they would). The answer is pending on both until the
-// handover is released; an answer that reaches A before the handover does
-// waits in B's outbox (503) and is taken once A knows the handover; the
-// release, learned by each node itself, fulfils the request on each.
+// same id (escrowed handovers across nodes keep it, and relay the case to
+// the other party's node through the same ordered outbox before any answer
+// naming it; here the test stores it on each node as they would). The
+// answer is pending on both until the handover is released; the release,
+// learned by each node itself, fulfils the request on each. An answer
+// naming a handover the requester's node does not hold is refused for good
+// (it is not coming), and bob is told; later steps still flow.
 func TestRequestFulfilledAcrossNodes(t *testing.T) {
 	n := newReqNodes(t)
 	a, b := n.a, n.b
@@ -412,32 +406,56 @@ func TestRequestFulfilledAcrossNodes(t *testing.T) {
 	}
 	a.fed.SendDue(ctx)
 	id := res.Request.ID
-	h := store.Handover{ID: party.NewID("handover"), AgreementID: n.agreement.ID, Proposer: b.me.PartyID, Counterpart: a.me.PartyID,
-		ProposerDelivers: "dossier", CounterpartDelivers: "nothing", RequestID: id, Deadline: n.clock.Add(time.Hour),
-		State: store.HandoverProposed, CreatedAt: n.clock}
-	if err := b.st.Handovers().Create(ctx, h); err != nil {
+	handover := func() store.Handover {
+		return store.Handover{ID: party.NewID("handover"), AgreementID: n.agreement.ID, Proposer: b.me.PartyID, Counterpart: a.me.PartyID,
+			ProposerDelivers: "dossier", CounterpartDelivers: "nothing", RequestID: id, Deadline: n.clock.Add(time.Hour),
+			State: store.HandoverProposed, CreatedAt: n.clock}
+	}
+
+	// A handover only B holds: A refuses the answer for good; B's own copy
+	// stays pending on it until it fails, and bob hears of the refusal.
+	lost := handover()
+	if err := b.st.Handovers().Create(ctx, lost); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n.rb.Fulfil(ctx, b.me, id, h.ID); err != nil {
+	if _, err := n.rb.Fulfil(ctx, b.me, id, lost.ID); err != nil {
 		t.Fatal(err)
 	}
-	if got := b.fed.SendDue(ctx); got != 0 {
-		t.Fatalf("the answer was closed (%d) before A knew the handover", got)
+	if got := b.fed.SendDue(ctx); got != 1 {
+		t.Fatalf("the answer naming an unknown handover was not closed (%d)", got)
 	}
-	p := b.pending(t)
-	if len(p) != 1 || p[0].LastError != "the peer refused for now: handover_not_yet" {
-		t.Fatalf("B's outbox: %+v", p)
+	if all, _ := b.st.Federation().Outbox(ctx, n.agreement.ID, 1); all[0].State != store.OutboxRefused || all[0].LastError[:16] != "no_such_handover" {
+		t.Fatalf("B's outbox: %+v", all[0])
+	}
+	if evs := events(t, b, b.me.PartyID, "node.delivery_refused"); len(evs) != 1 {
+		t.Fatalf("bob's delivery_refused events: %+v", evs)
 	}
 	if onA, _ := n.ra.Get(ctx, a.me, id); onA.HandoverID != "" {
 		t.Fatalf("A took an answer naming a handover it does not hold: %+v", onA)
 	}
-	if err := a.st.Handovers().Create(ctx, h); err != nil {
+	// It fails on B (declined): the request reopens there, as on one server.
+	if err := n.rb.SweepCase(ctx, func(store.Handle) (string, error) { return n.agreement.ID, nil }, func(st *exchange.Step) error {
+		lost.State = store.HandoverDeclined
+		if err := st.Tx.Handovers().Update(ctx, lost); err != nil {
+			return err
+		}
+		return request.HandoverFailed(ctx, st, lost, request.CauseDeclined, a.me.PartyID)
+	}); err != nil {
 		t.Fatal(err)
 	}
-	due := p[0].NextAttempt
-	b.fed.now = func() time.Time { return due }
+
+	// A handover both hold: the answer is pending on both.
+	h := handover()
+	for _, fn := range []*fedNode{a, b} {
+		if err := fn.st.Handovers().Create(ctx, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := n.rb.Fulfil(ctx, b.me, id, h.ID); err != nil {
+		t.Fatal(err)
+	}
 	if got := b.fed.SendDue(ctx); got != 1 {
-		t.Fatalf("SendDue once A knows the handover closed %d", got)
+		t.Fatalf("SendDue closed %d", got)
 	}
 	onA, _ := n.ra.Get(ctx, a.me, id)
 	onB, _ := n.rb.Get(ctx, b.me, id)
@@ -445,17 +463,15 @@ func TestRequestFulfilledAcrossNodes(t *testing.T) {
 	if !request.Pending(onA) || onA.HandoverID != h.ID {
 		t.Fatalf("on A: %+v", onA)
 	}
-	for _, fn := range []*fedNode{a, b} {
-		if got := kinds(t, fn, id); !equal(got, []string{"request.filed", "request.answer_pending"}) {
-			t.Fatalf("ledger of %s: %v", fn.me.Name, got)
-		}
+	if got := kinds(t, a, id); !equal(got, []string{"request.filed", "request.answer_pending"}) {
+		t.Fatalf("ledger of A: %v", got)
+	}
+	if got := kinds(t, b, id); !equal(got, []string{"request.filed", "request.answer_pending", "request.reopened", "request.answer_pending"}) {
+		t.Fatalf("ledger of B: %v", got)
 	}
 	// Each node learns of the release itself and fulfils its copy.
-	for _, c := range []struct {
-		fn *fedNode
-		rs *request.Service
-	}{{a, n.ra}, {b, n.rb}} {
-		err := c.rs.SweepCase(ctx, func(store.Handle) (string, error) { return n.agreement.ID, nil }, func(st *exchange.Step) error {
+	for _, rs := range []*request.Service{n.ra, n.rb} {
+		err := rs.SweepCase(ctx, func(store.Handle) (string, error) { return n.agreement.ID, nil }, func(st *exchange.Step) error {
 			released := h
 			released.State, released.ClosedAt = store.HandoverReleased, st.Now
 			if err := st.Tx.Handovers().Update(ctx, released); err != nil {

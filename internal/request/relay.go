@@ -67,9 +67,13 @@ var (
 	ErrDeadlineMismatch = fault.Refine(fault.Tagged(fault.Invalid, "request", "the deadlines are not the agreement's"), nil, "deadline_mismatch")
 	// ErrNotInForce: the agreement is not in force on this node.
 	ErrNotInForce = fault.Refine(fault.Tagged(fault.Forbidden, "request", "the agreement is not in force on this node"), nil, "not_in_force")
-	// ErrHandoverNotYet: the answer names a handover this node has not
-	// learned of yet; the peer should send it again later.
-	ErrHandoverNotYet = fault.Refine(fault.Tagged(fault.Unavailable, "request", "the answering handover is not known on this node yet"), nil, "handover_not_yet")
+	// ErrNoSuchHandover: the answer names a handover this node does not
+	// hold. A handover the responder's node relays reaches this node
+	// through the same ordered outbox before any answer naming it (and one
+	// this node's party proposed is here already), so it is not coming:
+	// refused for good rather than waited for, which would hold up every
+	// later step from that peer.
+	ErrNoSuchHandover = fault.Refine(fault.Tagged(fault.NotFound, "request", "the answering handover is not held on this node"), nil, "no_such_handover")
 )
 
 // Relayed is one request step on its way to the other party's node.
@@ -133,8 +137,8 @@ func (s *Service) relay(ctx context.Context, tx store.Handle, r store.Request, a
 // ErrInvalid (malformed), exchange.ErrNotPeersParty (the actor does not
 // live on peer), exchange.ErrNotPartyHere (no such agreement here, or the
 // actor is not in it), ErrNoSuchRequest, ErrNotItsStep, ErrStepRefused,
-// ErrBadTime, ErrDeadlineMismatch, ErrNotInForce, ErrHandoverNotYet (to
-// be sent again), and the checks a local step gets (ErrInvalid).
+// ErrBadTime, ErrDeadlineMismatch, ErrNotInForce, ErrNoSuchHandover, and
+// the checks a local step gets (ErrInvalid).
 func (s *Service) Receive(ctx context.Context, peer store.Peer, m Relayed) (Receipt, error) {
 	if m.Request == "" || m.Agreement == "" || m.Actor == "" || m.At.IsZero() {
 		return Receipt{}, fault.Errorf("%w: a relayed request step needs action, request, agreement, actor and at", ErrInvalid)
@@ -274,11 +278,9 @@ func (s *Service) receiveAnswer(ctx context.Context, peer store.Peer, m Relayed,
 		if m.At.Before(r.FiledAt) || (m.Action != RelayAcknowledge && m.At.Before(r.AcknowledgedAt)) {
 			return fault.Errorf("%w: %s is before the step it follows", ErrBadTime, m.At.Format(time.RFC3339Nano))
 		}
-		if m.Action == RelayFulfil {
-			// The handover travels on its own (escrow, across nodes); an
-			// answer naming one not here yet is taken when it is.
+		if m.Action == RelayFulfil && answered(&r) == nil {
 			if _, err := st.Tx.Handovers().Get(ctx, m.Handover); errors.Is(err, store.ErrNotFound) {
-				return fault.Errorf("%w: %s", ErrHandoverNotYet, m.Handover)
+				return fault.Errorf("%w: %s", ErrNoSuchHandover, m.Handover)
 			} else if err != nil {
 				return err
 			}

@@ -41,8 +41,11 @@ type PeerReport struct {
 
 // Settled reports whether every witness this node knows of the peer
 // (itself, and each other peer whose witness key it learned) cosigned the
-// checkpoint the peer serves.
-func (r *PeerReport) Settled() bool { return r.OK() && r.witnesses == len(r.CosignedBy) }
+// checkpoint the peer serves. An empty log is settled once its checks
+// pass: there is nothing to cosign, and no node submits size 0.
+func (r *PeerReport) Settled() bool {
+	return r.OK() && (r.Size == 0 || r.witnesses == len(r.CosignedBy))
+}
 
 // OK reports whether every check passed.
 func (r *PeerReport) OK() bool {

@@ -380,6 +380,30 @@ func TestCheckPeersLearnsWitnessesFirst(t *testing.T) {
 	}
 }
 
+// TestCheckPeersEmptyLogSettled: a peer whose log is still empty (an
+// escrow node that holds nothing yet) is settled once its checks pass, so
+// verify --peers --settle does not wait out its whole time for
+// cosignatures no node will ever ask for.
+func TestCheckPeersEmptyLogSettled(t *testing.T) {
+	ctx := context.Background()
+	a, c := startNode(t), startNode(t)
+	pin(t, a, c, "charlie")
+	pin(t, c, a, "alpha")
+	c.grow(t, 0) // charlie signs its empty log, as its checkpointer does at start
+	reps, err := a.srv.Witnessing.CheckPeers(ctx, "charlie")
+	if err != nil || len(reps) != 1 {
+		t.Fatal(reps, err)
+	}
+	if r := reps[0]; !r.OK() || r.Size != 0 || !r.Settled() {
+		t.Fatalf("charlie's empty log: %+v (settled %v)", r, r.Settled())
+	}
+	c.grow(t, 1)
+	reps, _ = a.srv.Witnessing.CheckPeers(ctx, "charlie")
+	if r := reps[0]; !r.OK() || r.Size != 1 || r.Settled() {
+		t.Fatalf("charlie's log of one entry that alpha has not cosigned: %+v (settled %v)", r, r.Settled())
+	}
+}
+
 // FuzzAddCheckpoint: whatever body a pinned peer sends, the witness
 // answers with a refusal code of its own (never a 500), and cosigns only a
 // checkpoint signed by the ledger key it keeps for that peer.

@@ -17,7 +17,7 @@ import (
 )
 
 func init() {
-	register(command{"demo", "run a server on a fresh data directory and play a whole exchange on it: demo [--exit] [--keep] [--listen ADDR]", cmdDemo})
+	register(command{"demo", "run a server on a fresh data directory and play a whole exchange on it: demo [--exit] [--keep] [--listen ADDR] | demo --nodes: three sovereign nodes (parley serve processes) and the exchange across them", cmdDemo})
 }
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -26,6 +26,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	listen := fs.String("listen", "127.0.0.1:8080", "address to serve on (another free port is used if it is taken)")
 	exit := fs.Bool("exit", false, "stop after the demo instead of serving on")
 	keep := fs.Bool("keep", false, "keep the temporary data directory when the demo ends (it is removed otherwise)")
+	nodes := fs.Bool("nodes", false, "run three sovereign nodes (two parties' and an escrow node), each a parley serve process with its own data directory, play the exchange across them, stop them and exit")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -53,6 +54,9 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *nodes {
+		return cmdDemoNodes(ctx, dir, *data != "" || *keep, stdout, stderr)
+	}
 	db, err := sqlite.Open(ctx, dir, sqlite.Options{Migrate: true})
 	if err != nil {
 		return err

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-cti/parley/internal/store"
+	"github.com/parley-cti/parley/internal/store/sqlite"
+)
+
+// TestDemoNodes runs `parley demo --nodes` through the CLI's entry point:
+// three `parley serve` child processes of this binary (the test binary
+// runs the parley command when called as "parley", see TestMain), the
+// exchange across them, and the nodes stopped at the end. It checks what
+// the walkthrough printed, including the exact allowances, and then each
+// node's database as the demo left it.
+func TestDemoNodes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "demo")
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"demo", "--nodes", "--data", dir}, &out, &errb); code != 0 {
+		t.Fatalf("parley demo --nodes: exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	text := out.String()
+	t.Log(text)
+	for _, want := range []string{
+		"1. Three sovereign nodes",
+		"2. Each node's operator pinned the two others",
+		"proposed an agreement naming charlie as escrow node",
+		"is active on alpha and active on bravo",
+		"Police-Suedmark files a request: 409 not_across_nodes",
+		"CERT-Nordland proposes a handover through charlie: 409 not_across_nodes",
+		"The three nodes stopped.",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the walkthrough lacks %q", want)
+		}
+	}
+
+	// Allowances, each party on its own node after each step: what it
+	// gave, its allowance (grace 20 + 1 × credits), what it reads and what
+	// its node holds of the other party's.
+	re := regexp.MustCompile(`on (alpha|bravo), (\S+) gave (\d+) new, allowance 20 \+ 1 × (\d+) = (\d+), reads (\d+) of the (\d+) `)
+	type standing struct{ gave, credits, allow, reads, held int }
+	var steps []map[string]standing
+	for _, m := range re.FindAllStringSubmatch(text, -1) {
+		n := func(i int) int { v, _ := strconv.Atoi(m[i]); return v }
+		if m[1] == "bravo" {
+			steps = append(steps, map[string]standing{})
+		}
+		if len(steps) == 0 {
+			t.Fatalf("alpha's line came before bravo's: %s", m[0])
+		}
+		steps[len(steps)-1][m[1]] = standing{n(3), n(4), n(5), n(6), n(7)}
+	}
+	if len(steps) != 3 {
+		t.Fatalf("want the allowances after 3 steps, got %d:\n%s", len(steps), text)
+	}
+	for i, st := range steps {
+		a, b := st["alpha"], st["bravo"]
+		if a.allow != 20+a.credits || b.allow != 20+b.credits || a.credits != a.gave || b.credits != b.gave {
+			t.Errorf("step %d: allowance is not grace + credits: alpha %+v, bravo %+v", i, a, b)
+		}
+		// B reads on bravo what alpha released by its own count of B's
+		// credits; A reads on alpha all B gave (alpha's count of bravo's
+		// release), as far as bravo's count of A's credits allows.
+		if b.reads != min(a.gave, 20+b.gave) || b.held != b.reads {
+			t.Errorf("step %d: bravo: %+v; want reads = held = min(%d, 20 + %d)", i, b, a.gave, b.gave)
+		}
+		if a.reads != min(b.gave, 20+b.reads) || a.held != a.reads {
+			t.Errorf("step %d: alpha: %+v; want reads = held = min(%d, 20 + %d)", i, a, b.gave, b.reads)
+		}
+	}
+	if b := steps[0]["bravo"]; b.gave != 0 || b.reads != 20 {
+		t.Errorf("before giving, B should read exactly the grace of 20: %+v", b)
+	}
+	if a := steps[0]["alpha"]; a.reads != 0 {
+		t.Errorf("before B gave, A should read nothing: %+v", a)
+	}
+	if !(steps[1]["bravo"].gave > 0 && steps[2]["bravo"].gave > steps[1]["bravo"].gave) {
+		t.Errorf("B's contributions did not grow: %+v", steps)
+	}
+	if n := strings.Count(text, ": all checks passed"); n != 3 {
+		t.Errorf("verify --peers passed on %d nodes, want 3", n)
+	}
+	if n := len(regexp.MustCompile(`(?m)^    \S+ on (alpha|bravo): checkpoint of \d+ entries, \d+ of them its own; all \d+ checks passed$`).FindAllString(text, -1)); n != 2 {
+		t.Errorf("%d parties verified their node's ledger, want 2", n)
+	}
+
+	// The nodes stopped: nothing answers at their addresses any more.
+	urls := regexp.MustCompile(`(?m)^   (?:alpha|bravo|charlie) +http://(\S+) `).FindAllStringSubmatch(text, -1)
+	if len(urls) != 3 {
+		t.Fatalf("want three node URLs in the walkthrough, got %v", urls)
+	}
+	for _, u := range urls {
+		if c, err := net.DialTimeout("tcp", u[1], time.Second); err == nil {
+			c.Close()
+			t.Errorf("a node still listens on %s after the demo", u[1])
+		}
+	}
+
+	// Each node's own database, as the demo left it.
+	agID := regexp.MustCompile(`Agreement (agreement--\S+) is active`).FindStringSubmatch(text)
+	if agID == nil {
+		t.Fatal("no agreement id in the walkthrough")
+	}
+	ctx := context.Background()
+	open := func(name string) store.Store {
+		st, err := sqlite.Open(ctx, filepath.Join(dir, name), sqlite.Options{})
+		if err != nil {
+			t.Fatalf("%s's data directory: %v", name, err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	nodes := map[string]store.Store{"alpha": open("alpha"), "bravo": open("bravo"), "charlie": open("charlie")}
+	var docs [][]byte
+	for name, st := range nodes {
+		peers, err := st.Nodes().Peers(ctx)
+		if err != nil || len(peers) != 2 {
+			t.Errorf("%s pins %d peers (%v), want the two others", name, len(peers), err)
+		}
+		for _, p := range peers {
+			if p.Name == name {
+				t.Errorf("%s pinned itself", name)
+			}
+		}
+		_, err = st.Agreements().Get(ctx, agID[1])
+		if name == "charlie" {
+			if !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("the escrow node holds the agreement (%v); it holds no party's data yet", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s does not hold the agreement: %v", name, err)
+			continue
+		}
+		vs, err := st.Agreements().Versions(ctx, agID[1])
+		if err != nil || len(vs) != 1 {
+			t.Fatalf("%s: versions %v %v", name, vs, err)
+		}
+		docs = append(docs, vs[0].Document)
+		sigs, err := st.Agreements().Signatures(ctx, agID[1])
+		if err != nil || len(sigs) != 2 {
+			t.Errorf("%s holds %d signatures (%v), want the proposal and the countersignature", name, len(sigs), err)
+		}
+		size, _, err := st.Ledger().LatestCheckpoint(ctx)
+		if err != nil || size == 0 {
+			t.Errorf("%s's ledger: checkpoint size %d, %v", name, size, err)
+		}
+		// Each of the other two cosigned this node's log, and this node
+		// cosigned the other party's node.
+		views, err := st.PeerLogs().PeerLogs(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cosigned := 0
+		for _, v := range views {
+			if v.Size > 0 {
+				cosigned++
+			}
+		}
+		if cosigned != 1 {
+			t.Errorf("%s cosigned %d peers' non-empty logs, want 1 (the other party's node; charlie's is empty): %+v", name, cosigned, views)
+		}
+	}
+	if len(docs) == 2 && !bytes.Equal(docs[0], docs[1]) {
+		t.Errorf("alpha and bravo hold different document bytes:\n%s\n%s", docs[0], docs[1])
+	}
+}

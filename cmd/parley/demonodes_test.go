@@ -35,8 +35,9 @@ func TestDemoNodes(t *testing.T) {
 		"2. Each node's operator pinned the two others",
 		"proposed an agreement naming charlie as escrow node",
 		"is active on alpha and active on bravo",
-		"Police-Suedmark files a request: 409 not_across_nodes",
-		"CERT-Nordland proposes a handover through charlie: 409 not_across_nodes",
+		"the request is acknowledged on both nodes",
+		"CERT-Nordland proposes a handover through charlie answering it: 409 not_across_nodes",
+		"CERT-Nordland starts a private match: 409 not_across_nodes",
 		"The three nodes stopped.",
 	} {
 		if !strings.Contains(text, want) {
@@ -111,6 +112,9 @@ func TestDemoNodes(t *testing.T) {
 	if agID == nil {
 		t.Fatal("no agreement id in the walkthrough")
 	}
+	if !regexp.MustCompile(`(?m)^8\. Police-Suedmark filed a request on bravo`).MatchString(text) {
+		t.Error("the walkthrough does not say Police-Suedmark filed a request on bravo")
+	}
 	ctx := context.Background()
 	open := func(name string) store.Store {
 		st, err := sqlite.Open(ctx, filepath.Join(dir, name), sqlite.Options{})
@@ -131,6 +135,10 @@ func TestDemoNodes(t *testing.T) {
 			if p.Name == name {
 				t.Errorf("%s pinned itself", name)
 			}
+		}
+		reqs, err := st.Requests().ListByAgreement(ctx, agID[1])
+		if name == "charlie" && len(reqs) != 0 || name != "charlie" && (err != nil || len(reqs) != 1 || reqs[0].State != "acknowledged") {
+			t.Errorf("%s holds requests %+v (%v); want the one acknowledged request on alpha and bravo, none on charlie", name, reqs, err)
 		}
 		_, err = st.Agreements().Get(ctx, agID[1])
 		if name == "charlie" {

@@ -61,6 +61,9 @@ type NodesResult struct {
 	EscrowNode                    string
 	// Feeds are the allowances after each step, each party on its own node.
 	FeedsA, FeedsB []Allowance
+	// Request is the request filed on bravo and acknowledged on alpha;
+	// RequestState its state on bravo afterwards.
+	Request, RequestState string
 	// NotAcross lists what is refused between nodes today, with its code.
 	NotAcross []string
 	// Witnessed holds each node's verify --peers reports.
@@ -308,12 +311,44 @@ func RunNodes(ctx context.Context, alpha, bravo, charlie *Node, stateDir string,
 	say("7. %s published the rest of its dossier and re-sent 10 objects, which earn nothing:", b.Name)
 	show()
 
-	res.NotAcross, err = notAcrossNodes(ctx, a, b, doc.ID)
+	// A request across nodes: B files it on bravo, A answers on alpha,
+	// each node relaying its own party's step to the other.
+	req, err := b.C.FileRequest(ctx, client.NewRequest{Agreement: doc.ID, Urgency: "high",
+		Subject: "Ransom wallets and negotiator handles of the Black Lantern affiliate 'NightOwl'",
+		Reason:  "victim negotiation in an open case"})
+	if err != nil {
+		return nil, fmt.Errorf("%s files a request on %s: %w", b.Name, bravo.Name, err)
+	}
+	if _, err := poll(ctx, func() (*client.Request, bool, error) {
+		r, err := a.C.Request(ctx, req.ID)
+		if errors.Is(err, client.ErrNotFound) {
+			return nil, false, nil
+		}
+		return r, err == nil, err
+	}); err != nil {
+		return nil, fmt.Errorf("the request never reached %s: %w", alpha.Name, err)
+	}
+	if _, err := a.C.AckRequest(ctx, req.ID); err != nil {
+		return nil, fmt.Errorf("%s acknowledges on %s: %w", a.Name, alpha.Name, err)
+	}
+	onBravo, err := poll(ctx, func() (*client.Request, bool, error) {
+		r, err := b.C.Request(ctx, req.ID)
+		return r, err == nil && r.State == "acknowledged", err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("the acknowledgement never reached %s: %w", bravo.Name, err)
+	}
+	res.Request, res.RequestState = req.ID, onBravo.State
+	say("8. %s filed a request on %s (%s);", b.Name, bravo.Name, req.Subject)
+	say("   %s relayed it to %s, where %s acknowledged it within the agreement's deadline; %s relayed", bravo.Name, alpha.Name, a.Name, alpha.Name)
+	say("   that back: the request is %s on both nodes, under one id with each node's own ledger entries.", onBravo.State)
+
+	res.NotAcross, err = notAcrossNodes(ctx, a, doc.ID, req.ID)
 	if err != nil {
 		return nil, err
 	}
-	say("8. Handovers through the escrow node, requests and private matching between nodes are not built yet;")
-	say("   each node refuses them by name (docs/federation.md says how the escrowed handover will work):")
+	say("   Handovers through the escrow node, which would answer it, and private matching between nodes")
+	say("   are not built yet; each node refuses them by name (docs/federation.md says how they will work):")
 	for _, s := range res.NotAcross {
 		say("   %s", s)
 	}
@@ -394,9 +429,9 @@ func apart(mine, theirs []json.RawMessage) []json.RawMessage {
 
 // notAcrossNodes asks for what is not built between nodes yet and
 // reports each refusal with its code; anything else is an error. When
-// handovers through the escrow node and requests across nodes exist, the
-// demo plays them here instead.
-func notAcrossNodes(ctx context.Context, a, b *Member, agreementID string) ([]string, error) {
+// handovers through the escrow node exist, the demo answers the request
+// with one here instead.
+func notAcrossNodes(ctx context.Context, a *Member, agreementID, requestID string) ([]string, error) {
 	var out []string
 	expect := func(what string, err error) error {
 		var ae *client.APIError
@@ -406,15 +441,13 @@ func notAcrossNodes(ctx context.Context, a, b *Member, agreementID string) ([]st
 		out = append(out, fmt.Sprintf("%s: %d %s", what, ae.StatusCode, ae.Code))
 		return nil
 	}
-	_, err := b.C.FileRequest(ctx, client.NewRequest{Agreement: agreementID, Urgency: "high",
-		Subject: "Ransom wallets and negotiator handles of the Black Lantern affiliate 'NightOwl'",
-		Reason:  "victim negotiation in an open case"})
-	if err := expect(b.Name+" files a request", err); err != nil {
+	_, err := a.C.ProposeHandover(ctx, client.HandoverProposal{Agreement: agreementID, Request: requestID,
+		Delivers: "dossier on affiliate NightOwl (sealed)", Expects: "server logs seized from the Lantern C2 cluster"})
+	if err := expect(a.Name+" proposes a handover through charlie answering it", err); err != nil {
 		return nil, err
 	}
-	_, err = a.C.ProposeHandover(ctx, client.HandoverProposal{Agreement: agreementID,
-		Delivers: "dossier on affiliate NightOwl (sealed)", Expects: "server logs seized from the Lantern C2 cluster"})
-	if err := expect(a.Name+" proposes a handover through charlie", err); err != nil {
+	_, err = a.C.StartMatch(ctx, agreementID)
+	if err := expect(a.Name+" starts a private match", err); err != nil {
 		return nil, err
 	}
 	return out, nil

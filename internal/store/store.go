@@ -129,6 +129,9 @@ type Handle interface {
 	// Federation holds other nodes' parties and the outbox to peers (nodes.go).
 	Federation() Federation
 	PeerLogs() PeerLogs // this node's view of its peers' ledgers (peerlogs.go)
+	// HeldCases are the handovers this node holds as another agreement's
+	// escrow node (escrowhost.go).
+	HeldCases() HeldCases
 }
 
 // PartyKey is one registered public key set of a party. A party's first key

@@ -658,6 +658,36 @@ CREATE TABLE node_feed_cursors (
 ALTER TABLE node_feed_cursors ADD COLUMN last_success BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE node_feed_cursors ADD COLUMN peer_released BIGINT NOT NULL DEFAULT 0;
 `},
+	// 29: handovers across nodes (issue 14 item 4): the cases this node
+	// holds as the escrow node an agreement between two other nodes names,
+	// and the sealed deposits their nodes forwarded.
+	{"cases held as escrow node", `
+CREATE TABLE escrow_held (
+	handover_id      TEXT PRIMARY KEY,
+	agreement_id     TEXT NOT NULL,
+	document_sha256  TEXT NOT NULL,
+	document         BYTEA NOT NULL,
+	proposer         TEXT NOT NULL,
+	counterpart      TEXT NOT NULL,
+	proposer_node    TEXT NOT NULL,
+	counterpart_node TEXT NOT NULL,
+	deadline         BIGINT NOT NULL,
+	state            TEXT NOT NULL,
+	created_at       BIGINT NOT NULL,
+	closed_at        BIGINT NOT NULL,
+	release_index    BIGINT NOT NULL
+);
+CREATE INDEX escrow_held_open ON escrow_held(state, deadline);
+CREATE TABLE escrow_held_deposits (
+	handover_id  TEXT NOT NULL REFERENCES escrow_held(handover_id),
+	party_id     TEXT NOT NULL,
+	content      BYTEA NOT NULL,
+	sha256       BYTEA NOT NULL,
+	deposited_at BIGINT NOT NULL,
+	ledger_index BIGINT NOT NULL,
+	PRIMARY KEY (handover_id, party_id)
+);
+`},
 }
 
 // migrationLock serialises migrations of one schema across every instance

@@ -751,6 +751,36 @@ CREATE TABLE node_feed_cursors (
 ALTER TABLE node_feed_cursors ADD COLUMN last_success INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE node_feed_cursors ADD COLUMN peer_released INTEGER NOT NULL DEFAULT 0;
 `,
+	// 29: handovers across nodes (issue 14 item 4): the cases this node
+	// holds as the escrow node an agreement between two other nodes names,
+	// and the sealed deposits their nodes forwarded.
+	`
+CREATE TABLE escrow_held (
+	handover_id      TEXT PRIMARY KEY,
+	agreement_id     TEXT NOT NULL,
+	document_sha256  TEXT NOT NULL,
+	document         BLOB NOT NULL,
+	proposer         TEXT NOT NULL,
+	counterpart      TEXT NOT NULL,
+	proposer_node    TEXT NOT NULL,
+	counterpart_node TEXT NOT NULL,
+	deadline         INTEGER NOT NULL,
+	state            TEXT NOT NULL,
+	created_at       INTEGER NOT NULL,
+	closed_at        INTEGER NOT NULL,
+	release_index    INTEGER NOT NULL
+);
+CREATE INDEX escrow_held_open ON escrow_held(state, deadline);
+CREATE TABLE escrow_held_deposits (
+	handover_id  TEXT NOT NULL REFERENCES escrow_held(handover_id),
+	party_id     TEXT NOT NULL,
+	content      BLOB NOT NULL,
+	sha256       BLOB NOT NULL,
+	deposited_at INTEGER NOT NULL,
+	ledger_index INTEGER NOT NULL,
+	PRIMARY KEY (handover_id, party_id)
+);
+`,
 }
 
 // searchColumns computes, from an object's collection k, type ty and JSON

@@ -58,6 +58,7 @@ func Run(t *testing.T, open Opener) {
 		{"Nodes", testNodes},
 		{"Federation", testFederation},
 		{"PeerLogs", testPeerLogs},
+		{"HeldCases", testHeldCases},
 		{"Mirrors", testMirrors},
 		{"Tallies", testTallies},
 		{"ReportSignatures", testReportSignatures},

@@ -1,0 +1,73 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Escrow-node case states (issue 14 item 4): a case arrives proposed from
+// the proposer's node; the counterpart's node relays accepted or declined;
+// an accepted case ends released (both deposits in) or expired (deadline
+// first). Declined, released and expired are final.
+const (
+	HeldProposed = "proposed"
+	HeldAccepted = "accepted"
+	HeldDeclined = "declined"
+	HeldReleased = "released"
+	HeldExpired  = "expired"
+)
+
+// HeldCase is a handover this node holds as the escrow node named by an
+// agreement between two other nodes. Its id is the handover's id on both
+// party nodes.
+type HeldCase struct {
+	HandoverID      string
+	AgreementID     string
+	DocumentSHA256  string // "sha256:<hex>" of the agreement version's canonical bytes
+	Document        []byte // that version, as both parties signed it
+	Proposer        string // party id
+	Counterpart     string // party id
+	ProposerNode    string // node key the document places the proposer on
+	CounterpartNode string
+	Deadline        time.Time
+	State           string
+	CreatedAt       time.Time
+	ClosedAt        time.Time // declined, released or expired; zero before
+	ReleaseIndex    int64     // ledger index of the release; 0 before
+}
+
+// HeldDeposit is one side's sealed deposit on the escrow node.
+type HeldDeposit struct {
+	HandoverID  string
+	PartyID     string
+	Content     []byte // age ciphertext
+	SHA256      [32]byte
+	DepositedAt time.Time
+	LedgerIndex int64
+}
+
+// HeldCases stores the cases this node holds as an escrow node and their
+// deposits. Steps on one case run in one Store.Update after Lock, so two
+// deposits, or a deposit and the sweeper, never interleave.
+type HeldCases interface {
+	// Create stores a new case. ErrConflict if its id exists.
+	Create(ctx context.Context, c HeldCase) error
+	// Lock takes case id's lock until the transaction ends (a no-op
+	// outside one). ErrNotFound if there is no such case.
+	Lock(ctx context.Context, id string) error
+	// Get returns the case, or ErrNotFound.
+	Get(ctx context.Context, id string) (HeldCase, error)
+	// Update overwrites State, ClosedAt and ReleaseIndex of case c.HandoverID.
+	// ErrNotFound if it does not exist.
+	Update(ctx context.Context, c HeldCase) error
+	// Due returns open cases (proposed or accepted) whose deadline is at or
+	// before before, oldest deadline first, at most limit.
+	Due(ctx context.Context, before time.Time, limit int) ([]HeldCase, error)
+	// PutDeposit stores a deposit. ErrConflict if this party has one in
+	// the case; ErrNotFound if the case does not exist.
+	PutDeposit(ctx context.Context, d HeldDeposit) error
+	// Deposit returns one side's deposit with its content, or ErrNotFound.
+	Deposit(ctx context.Context, handoverID, partyID string) (HeldDeposit, error)
+	// DeleteDeposits destroys every deposit of a case and says how many.
+	DeleteDeposits(ctx context.Context, handoverID string) (int, error)
+}

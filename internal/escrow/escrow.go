@@ -75,7 +75,9 @@ type Service struct {
 // New returns a Service over st; ex reads agreements and their state and
 // stores what a release delivers.
 func New(st store.Store, ex *exchange.Service) *Service {
-	return &Service{Workflow: exchange.NewWorkflow(st, ex, ErrNotFound), st: st, ex: ex}
+	w := exchange.NewWorkflow(st, ex, ErrNotFound)
+	w.AcrossNodes = true // through the escrow node the agreement names (acrossnodes.go)
+	return &Service{Workflow: w, st: st, ex: ex}
 }
 
 func checkText(what, v string, required bool) error {
@@ -121,6 +123,10 @@ func (s *Service) Propose(ctx context.Context, p party.Principal, in ProposeInpu
 		if !a.Status.InForce(now) {
 			return fault.Errorf("%w: agreement %s is %s, not in force", ErrForbidden, in.AgreementID, a.Status.Phase)
 		}
+		cross, err := acrossNodes(a)
+		if err != nil {
+			return err
+		}
 		latest := now.Add(a.Status.Document.EscrowDeadline)
 		deadline := in.Deadline.UTC().Truncate(time.Microsecond)
 		if deadline.IsZero() {
@@ -163,6 +169,11 @@ func (s *Service) Propose(ctx context.Context, p party.Principal, in ProposeInpu
 			return err
 		}
 		out = Result{h, idx}
+		if cross {
+			// The counterpart lives on another node: the case goes to its
+			// node and to the escrow node in this transaction.
+			return s.relayCase(ctx, st, h)
+		}
 		return st.Notify(ctx, h.Counterpart, EventProposed, h.ID, map[string]any{"agreement": h.AgreementID,
 			"from": p.PartyID, "deadline": deadline, "they_deliver": h.ProposerDelivers, "you_deliver": h.CounterpartDelivers, "request": h.RequestID})
 	})
@@ -224,6 +235,10 @@ func (s *Service) Decide(ctx context.Context, p party.Principal, id string, acce
 		case accept && !a.Status.InForce(now):
 			return fault.Errorf("%w: agreement %s is %s, not in force", ErrForbidden, h.AgreementID, a.Status.Phase)
 		}
+		cross, err := acrossNodes(a)
+		if err != nil {
+			return err
+		}
 		h.State, h.DecidedAt = store.HandoverDeclined, now
 		kind, ev, step := ledger.KindHandoverWithdrawn, EventDeclined, "declined"
 		if accept {
@@ -247,6 +262,9 @@ func (s *Service) Decide(ctx context.Context, p party.Principal, id string, acce
 			}
 		}
 		out = Result{h, idx}
+		if cross {
+			return s.relayDecision(ctx, st, h, accept)
+		}
 		return st.Notify(ctx, h.Proposer, ev, h.ID, map[string]any{"agreement": h.AgreementID, "by": p.PartyID})
 	})
 	return out, err
@@ -323,6 +341,16 @@ func (s *Service) Deposit(ctx context.Context, p party.Principal, id string, in 
 		case !a.Status.InForce(now):
 			return fault.Errorf("%w: agreement %s is %s, not in force", ErrForbidden, h.AgreementID, a.Status.Phase)
 		}
+		cross, err := acrossNodes(a)
+		if err != nil {
+			return err
+		}
+		switch {
+		case cross && !in.Sealed:
+			return fault.Errorf("%w (deposit with --sealed)", ErrSealedOnly)
+		case cross && len(in.Content) > MaxDepositAcrossNodes:
+			return fault.Errorf("%w: a sealed deposit between nodes is at most %d bytes, this one is %d", ErrInvalid, MaxDepositAcrossNodes, len(in.Content))
+		}
 		if !in.Sealed {
 			var out []string
 			for _, o := range bundle.Objects {
@@ -382,6 +410,12 @@ func (s *Service) Deposit(ctx context.Context, p party.Principal, id string, in 
 			return err
 		}
 		out = DepositResult{Handover: h, LedgerIndex: idx, SHA256: hex.EncodeToString(sum[:]), Objects: len(bundle.Objects)}
+		if cross {
+			// Only the escrow node holds both deposits; it decides the
+			// release and tells this node (ReceiveVerdict).
+			return enqueue(ctx, st, a.Status.Document.EscrowNode, h.AgreementID, p.PartyID, OutboxDeposit,
+				DepositMessage{Handover: h.ID, Party: p.PartyID, SHA256: out.SHA256, Content: in.Content})
+		}
 		theirs, err := tx.Handovers().Deposit(ctx, id, counterpart)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
@@ -477,6 +511,9 @@ func (s *Service) Withdraw(ctx context.Context, p party.Principal, id string) (R
 	err := s.onCase(ctx, p, id, func(st *exchange.Step, h store.Handover) error {
 		if h.State != store.HandoverAccepted {
 			return closedErr(h)
+		}
+		if st.Agreement.Status.Document.CrossNode() {
+			return fault.Errorf("%w: a deposit forwarded to the escrow node cannot be taken back; the escrow node releases both or, at the deadline, destroys both", exchange.ErrNotAcrossNodes)
 		}
 		ok, err := st.Tx.Handovers().DeleteDeposit(ctx, id, p.PartyID)
 		if err != nil {

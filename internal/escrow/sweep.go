@@ -41,7 +41,10 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 		}
 		errs = append(errs, s.warnNear(ctx, h.ID))
 	}
-	return expired, errors.Join(errs...)
+	// The cases this node holds as another agreement's escrow node.
+	held, err := s.sweepHeld(ctx)
+	errs = append(errs, err)
+	return expired + held, errors.Join(errs...)
 }
 
 // sweepCase runs fn as the sweeper's step on case id, read again under its
@@ -66,43 +69,21 @@ func (s *Service) expire(ctx context.Context, id string) (bool, error) {
 	done := false
 	err := s.sweepCase(ctx, id, func(st *exchange.Step, h store.Handover) error {
 		done = false
-		now, tx := st.Now, st.Tx
-		if (h.State != store.HandoverProposed && h.State != store.HandoverAccepted) || now.Before(h.Deadline) {
+		if (h.State != store.HandoverProposed && h.State != store.HandoverAccepted) || st.Now.Before(h.Deadline) {
 			return nil // released, declined or expired meanwhile
 		}
-		ds, err := tx.Handovers().Deposits(ctx, id)
-		if err != nil {
-			return err
-		}
-		var depositors []string
-		for _, d := range ds {
-			if _, err := tx.Handovers().DeleteDeposit(ctx, id, d.PartyID); err != nil {
+		// An accepted case between two nodes is the escrow node's to
+		// decide: it may have released both deposits just before the
+		// deadline, and its verdict is on its way. A case still proposed
+		// here has no deposit of this node's party, so the escrow node
+		// cannot release it, and it expires here too.
+		if h.State == store.HandoverAccepted {
+			if remote, err := remoteSide(ctx, st.Tx, h); err != nil || remote != "" {
 				return err
 			}
-			depositors = append(depositors, d.PartyID)
 		}
-		crashPoint(CrashExpiryMidTx)
-		h.State, h.ClosedAt = store.HandoverExpired, now
-		if err := tx.Handovers().Update(ctx, h); err != nil {
+		if err := s.expireCase(ctx, st, h, ""); err != nil {
 			return err
-		}
-		if _, err := st.Record(ctx, ledger.Entry{Kind: ledger.KindHandoverExpired, Agreement: h.AgreementID, Subject: h.ID, Time: now,
-			Parties: []string{h.Proposer, h.Counterpart},
-			Attrs:   map[string]string{"deadline": h.Deadline.Format(time.RFC3339Nano), "destroyed": strings.Join(depositors, ",")}}); err != nil {
-			return err
-		}
-		if err := request.HandoverFailed(ctx, st, h, request.CauseExpired, ""); err != nil {
-			return err
-		}
-		for _, pid := range []string{h.Proposer, h.Counterpart} {
-			destroyed := false
-			for _, d := range depositors {
-				destroyed = destroyed || d == pid
-			}
-			if err := st.Notify(ctx, pid, EventExpired, h.ID, map[string]any{"agreement": h.AgreementID,
-				"deadline": h.Deadline, "your_deposit_destroyed": destroyed}); err != nil {
-				return err
-			}
 		}
 		done = true
 		return nil
@@ -111,6 +92,51 @@ func (s *Service) expire(ctx context.Context, id string) (bool, error) {
 		crashPoint(CrashExpiryAfterCommit)
 	}
 	return done, err
+}
+
+// expireCase closes case h as expired in st: its deposits destroyed, the
+// ledger entry, the request hook, both sides told. by names who decided it
+// when not this node's sweeper (the escrow node of a case between nodes).
+func (s *Service) expireCase(ctx context.Context, st *exchange.Step, h store.Handover, by string) error {
+	now, tx, id := st.Now, st.Tx, h.ID
+	ds, err := tx.Handovers().Deposits(ctx, id)
+	if err != nil {
+		return err
+	}
+	var depositors []string
+	for _, d := range ds {
+		if _, err := tx.Handovers().DeleteDeposit(ctx, id, d.PartyID); err != nil {
+			return err
+		}
+		depositors = append(depositors, d.PartyID)
+	}
+	crashPoint(CrashExpiryMidTx)
+	h.State, h.ClosedAt = store.HandoverExpired, now
+	if err := tx.Handovers().Update(ctx, h); err != nil {
+		return err
+	}
+	attrs := map[string]string{"deadline": h.Deadline.Format(time.RFC3339Nano), "destroyed": strings.Join(depositors, ",")}
+	if by != "" {
+		attrs["decided_by"] = by
+	}
+	if _, err := st.Record(ctx, ledger.Entry{Kind: ledger.KindHandoverExpired, Agreement: h.AgreementID, Subject: h.ID, Time: now,
+		Parties: []string{h.Proposer, h.Counterpart}, Attrs: attrs}); err != nil {
+		return err
+	}
+	if err := request.HandoverFailed(ctx, st, h, request.CauseExpired, ""); err != nil {
+		return err
+	}
+	for _, pid := range []string{h.Proposer, h.Counterpart} {
+		destroyed := false
+		for _, d := range depositors {
+			destroyed = destroyed || d == pid
+		}
+		if err := st.Notify(ctx, pid, EventExpired, h.ID, map[string]any{"agreement": h.AgreementID,
+			"deadline": h.Deadline, "your_deposit_destroyed": destroyed}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // warnNear sends both sides a "deadline near" event once per case.

@@ -31,3 +31,26 @@ func (s *Service) checkEscrowNode(ctx context.Context, x store.Handle, doc *agre
 	}
 	return fault.Errorf("%w: escrow_node %s is not a peer this node's operator pinned (parley peer add)", ErrNoNode, doc.EscrowNode)
 }
+
+// CardIn returns the card of a party of this node, read through x (a
+// step's transaction): what a peer is told of it. ErrNoSuchParty for none
+// and for a peer's party.
+func (s *Service) CardIn(ctx context.Context, x store.Handle, ref string) (PartyCard, error) {
+	return s.cardOf(ctx, x, ref)
+}
+
+// GoverningIn returns, read through x and without a party's view, the
+// agreement's governing document and its signatures: what a handover
+// between two nodes is checked against when a peer relays a step of it.
+// ErrNotFound if there is no such agreement; ErrBrokenAgreement if its
+// history no longer verifies.
+func (s *Service) GoverningIn(ctx context.Context, x store.Handle, id string) (Agreement, error) {
+	a, err := s.loadAgreement(ctx, x, id, s.now())
+	if err != nil {
+		return Agreement{}, err
+	}
+	if a.Status.Document == nil {
+		return Agreement{}, fault.Errorf("%w: agreement %s has no governing version", ErrNotFound, id)
+	}
+	return a, nil
+}

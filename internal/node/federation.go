@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/parley-cti/parley/internal/agreement"
+	"github.com/parley-cti/parley/internal/escrow"
 	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/fault"
 	"github.com/parley-cti/parley/internal/request"
@@ -48,7 +49,10 @@ type Federation struct {
 	Ex    *exchange.Service
 	// Requests takes the request steps peers relay (nil: refused).
 	Requests *request.Service
-	Log      *slog.Logger
+	// Escrow runs handovers across nodes (handovers.go); nil leaves their
+	// endpoints unmounted.
+	Escrow *escrow.Service
+	Log    *slog.Logger
 	// HTTP is the client peers are called with (a zero one when nil).
 	HTTP *http.Client
 	// Interval is how often the outbox is looked at (default 500 ms);
@@ -92,6 +96,7 @@ func (f *Federation) Mount(h *Handler) {
 	h.Route("POST "+PathStep, f.step)
 	h.Route("POST "+PathRequestStep, f.requestStep)
 	f.mountFeeds(h)
+	f.mountHandovers(h)
 }
 
 // lookup answers a peer's question about one of this node's parties.
@@ -160,6 +165,9 @@ func (f *Federation) requestStep(ctx context.Context, peer store.Peer, body []by
 func pathOf(kind string) string {
 	if kind == request.OutboxKind {
 		return PathRequestStep
+	}
+	if p, ok := outboxPaths[kind]; ok {
+		return p
 	}
 	return PathStep
 }
@@ -342,9 +350,9 @@ func (f *Federation) send(ctx context.Context, e store.OutboxEntry) bool {
 			f.log().ErrorContext(ctx, "closing an outbox entry", slog.Int64("seq", e.Seq), slog.Any("err", err))
 			return false
 		}
-		f.log().InfoContext(ctx, "agreement step delivered", slog.String("peer", peer.Name), slog.String("agreement", e.AgreementID), slog.Int64("seq", e.Seq))
+		f.log().InfoContext(ctx, "outbox entry delivered", slog.String("peer", peer.Name), slog.String("kind", e.Kind), slog.String("agreement", e.AgreementID), slog.Int64("seq", e.Seq))
 		return true
-	case errors.As(err, &re) && re.Signed && re.Status >= 400 && re.Status < 500 && re.Status != http.StatusTooManyRequests:
+	case errors.As(err, &re) && re.Signed && re.Status >= 400 && re.Status < 500 && re.Status != http.StatusTooManyRequests && re.Status != http.StatusTooEarly:
 		// The peer itself said no, in words it signed: sending again would
 		// get the same answer. The party that signed the step hears of it.
 		why := re.Code + ": " + re.Message
@@ -352,7 +360,9 @@ func (f *Federation) send(ctx context.Context, e store.OutboxEntry) bool {
 			f.log().ErrorContext(ctx, "closing an outbox entry", slog.Int64("seq", e.Seq), slog.Any("err", err))
 			return false
 		}
-		if err := f.Ex.DeliveryRefused(ctx, e, peer.Name, re.Code, re.Message); err != nil {
+		if e.PartyID == "" {
+			// An escrow node's verdict concerns no party of its own.
+		} else if err := f.Ex.DeliveryRefused(ctx, e, peer.Name, re.Code, re.Message); err != nil {
 			f.log().ErrorContext(ctx, "telling the party of a refused delivery", slog.Any("err", err))
 		}
 		f.log().WarnContext(ctx, "agreement step refused by the peer", slog.String("peer", peer.Name), slog.String("agreement", e.AgreementID),

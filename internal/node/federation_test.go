@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/parley-cti/parley/internal/agreement"
+	"github.com/parley-cti/parley/internal/escrow"
 	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/store"
@@ -27,6 +28,7 @@ type fedNode struct {
 	st    store.Store
 	id    *Identity
 	ex    *exchange.Service
+	esc   *escrow.Service
 	fed   *Federation
 	srv   *httptest.Server
 	me    party.Principal
@@ -50,7 +52,8 @@ func newFedNode(t testing.TB, partyName string) *fedNode {
 	}
 	n := &fedNode{st: st, id: id, ex: exchange.New(st)}
 	n.ex.SetNode(id.Public.VKey)
-	n.fed = &Federation{Self: id, Peers: NewPeers(st), Ex: n.ex}
+	n.esc = escrow.New(st, n.ex)
+	n.fed = &Federation{Self: id, Peers: NewPeers(st), Ex: n.ex, Escrow: n.esc}
 	h := NewHandler(id, NewPeers(st), "", nil)
 	n.fed.Mount(h)
 	mux := http.NewServeMux()

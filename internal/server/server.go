@@ -180,6 +180,7 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	s.Escrow, s.Requests, s.Matches = escrow.New(st, s.Ex), request.New(st, s.Ex), matching.New(st, s.Ex)
 	s.Escrow.Log, s.Requests.Log, s.Matches.Log = log, log, log
 	s.Federation.Requests = s.Requests
+	s.Federation.Escrow = s.Escrow
 	s.Reports = report.New(s.Ex, st.Ledger(), s.Parties)
 	s.Verifications = verification.New(st)
 	s.Checkpointer = &ledger.Checkpointer{Update: ledgerUpdate(st), Signer: signer, Interval: cfg.CheckpointInterval, Logger: log}

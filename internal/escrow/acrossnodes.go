@@ -1,0 +1,570 @@
+package escrow
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/parley-cti/parley/internal/agreement"
+	"github.com/parley-cti/parley/internal/exchange"
+	"github.com/parley-cti/parley/internal/fault"
+	"github.com/parley-cti/parley/internal/ledger"
+	"github.com/parley-cti/parley/internal/request"
+	"github.com/parley-cti/parley/internal/store"
+)
+
+// Handovers across nodes (issue 14 item 4, docs/federation.md): a case
+// under an agreement between two nodes lives, with the same id, on the
+// proposer's node, the counterpart's node and the escrow node E the signed
+// document names. Each party node keeps its party's case in the handovers
+// store and moves it by the same steps as on one server; what one node's
+// party did reaches the others as messages in the durable outbox (package
+// node sends them). Only E holds both deposits, and only E decides the
+// release (host.go); a party node releases its case when E's verdict and
+// the counterpart's sealed deposit, fetched from E, are in.
+
+// Outbox kinds of handover messages, each sent to its own node endpoint.
+const (
+	OutboxCase         = "handover.case"     // proposer's node → counterpart's node
+	OutboxDecision     = "handover.decision" // counterpart's node → proposer's node
+	OutboxHeldCase     = "escrow.case"       // proposer's node → escrow node
+	OutboxHeldDecision = "escrow.decision"   // counterpart's node → escrow node
+	OutboxDeposit      = "escrow.deposit"    // depositor's node → escrow node
+	OutboxVerdict      = "escrow.verdict"    // escrow node → both party nodes
+)
+
+// MaxDepositAcrossNodes bounds a sealed deposit between nodes: it travels
+// base64-encoded in one signed node request, which is at most 1 MiB.
+const MaxDepositAcrossNodes = 512 << 10
+
+// Refusals of handovers across nodes, with the codes peers and parties
+// are answered with.
+var (
+	// ErrSealedOnly: across nodes only sealed deposits are taken (a plain
+	// one would show the escrow node the plaintext).
+	ErrSealedOnly = fault.Refine(fault.Errorf("%w: across nodes only sealed deposits (age, to the counterpart's recipient) are taken", ErrInvalid), nil, "sealed_only")
+	// ErrNotEscrowNode: a node that is not the escrow node the signed
+	// document names was asked to hold a case, or spoke as its escrow node.
+	ErrNotEscrowNode = fault.Refine(fault.Tagged(fault.Forbidden, "escrow", "not the escrow node the agreement names"), nil, "not_escrow_node")
+	// ErrNotPartyNode: a node that is not the node of the party concerned
+	// relayed its step or deposit, or asked for a deposit it may not have.
+	ErrNotPartyNode = fault.Refine(fault.Tagged(fault.Forbidden, "escrow", "not the node of the party concerned"), nil, "not_party_node")
+	// ErrDocumentMismatch: the case is under another version of the
+	// agreement than the one held here, or a deposit's hash is not the
+	// one recorded.
+	ErrDocumentMismatch = fault.Refine(fault.Tagged(fault.Conflict, "escrow", "the case does not match the agreement or deposits held here"), nil, "document_mismatch")
+	// ErrTooEarly: a step arrived before the case it belongs to; the
+	// sender retries.
+	ErrTooEarly = fault.Refine(fault.Tagged(fault.Conflict, "escrow", "the case has not arrived here yet; retry"), nil, "too_early")
+	// ErrNotReleased: a deposit was asked before the case was released.
+	ErrNotReleased = fault.Refine(fault.Tagged(fault.Conflict, "escrow", "the case is not released"), nil, "not_released")
+)
+
+// CaseMessage is a case on its way from the proposer's node. To the
+// escrow node it also carries the agreement version the case is under and
+// the proposer's signature of it, with the proposer's card (its node
+// speaks for its keys).
+type CaseMessage struct {
+	Handover            string              `json:"handover"`
+	Agreement           string              `json:"agreement"`
+	Proposer            string              `json:"proposer"`
+	Counterpart         string              `json:"counterpart"`
+	ProposerDelivers    string              `json:"proposer_delivers"`
+	CounterpartDelivers string              `json:"counterpart_delivers"`
+	Request             string              `json:"request,omitempty"`
+	Deadline            time.Time           `json:"deadline"`
+	DocumentSHA256      string              `json:"document_sha256"`
+	Document            json.RawMessage     `json:"document,omitempty"`
+	Signer              *exchange.PartyCard `json:"signer,omitempty"`
+	Signature           json.RawMessage     `json:"signature,omitempty"`
+}
+
+// DecisionMessage is the counterpart's acceptance or refusal of a case,
+// from its node; to the escrow node with the counterpart's signature of
+// the agreement version and its card.
+type DecisionMessage struct {
+	Handover       string              `json:"handover"`
+	Accept         bool                `json:"accept"`
+	DocumentSHA256 string              `json:"document_sha256"`
+	Signer         *exchange.PartyCard `json:"signer,omitempty"`
+	Signature      json.RawMessage     `json:"signature,omitempty"`
+}
+
+// DepositMessage is one side's sealed deposit, from its node to the
+// escrow node.
+type DepositMessage struct {
+	Handover string `json:"handover"`
+	Party    string `json:"party"`
+	SHA256   string `json:"sha256"` // hex
+	Content  []byte `json:"content"`
+}
+
+// VerdictMessage is what the escrow node decided: released (with the
+// SHA-256 of each side's deposit) or expired.
+type VerdictMessage struct {
+	Handover    string            `json:"handover"`
+	State       string            `json:"state"`
+	Deposits    map[string]string `json:"deposits,omitempty"` // party id → hex SHA-256
+	LedgerIndex int64             `json:"ledger_index"`
+}
+
+// FetchRequest asks the escrow node for a released deposit.
+type FetchRequest struct {
+	Handover  string `json:"handover"`
+	Depositor string `json:"depositor"`
+}
+
+// FetchAnswer is a released deposit.
+type FetchAnswer struct {
+	Handover  string `json:"handover"`
+	Depositor string `json:"depositor"`
+	SHA256    string `json:"sha256"`
+	Content   []byte `json:"content"`
+}
+
+// Receipt says what became of a message a peer relayed.
+type Receipt struct {
+	Handover    string `json:"handover"`
+	State       string `json:"state"`
+	Duplicate   bool   `json:"duplicate"`
+	LedgerIndex int64  `json:"ledger_index,omitempty"`
+}
+
+// acrossNodes reports whether a case under a is between two nodes, and
+// refuses one under an agreement between nodes that names no escrow
+// node: only a third node can hold both deposits fairly.
+func acrossNodes(a exchange.Agreement) (bool, error) {
+	doc := a.Status.Document
+	if doc == nil || !doc.CrossNode() {
+		return false, nil
+	}
+	if doc.EscrowNode == "" {
+		return true, fault.Errorf("%w: a handover between two nodes goes through an escrow node, and agreement %s names none (amend it with escrow_node; docs/federation.md)",
+			exchange.ErrNotAcrossNodes, doc.ID)
+	}
+	return true, nil
+}
+
+func docSHA(doc *agreement.Document) string { return digest(doc.Hash()) }
+
+// signatureOf returns partyID's signature of doc (its proposal, amendment
+// or countersignature of exactly that version).
+func signatureOf(a exchange.Agreement, doc *agreement.Document, partyID string) (json.RawMessage, error) {
+	h := doc.Hash()
+	want := hex.EncodeToString(h[:])
+	for _, sg := range a.Signatures {
+		if sg.PartyID != partyID || sg.Version != doc.Version || sg.DocumentHash != want {
+			continue
+		}
+		switch sg.Action {
+		case agreement.ActionPropose, agreement.ActionAmend, agreement.ActionCountersign:
+			return json.Marshal(sg)
+		}
+	}
+	return nil, fault.Errorf("%w: %s has not signed version %d of %s", ErrForbidden, partyID, doc.Version, doc.ID)
+}
+
+// peerKeyID is the id of the pinned peer whose node key is nodeKey.
+func peerKeyID(ctx context.Context, x store.Handle, nodeKey string) (string, error) {
+	peers, err := x.Nodes().Peers(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, p := range peers {
+		if p.Key == nodeKey {
+			return p.KeyID, nil
+		}
+	}
+	return "", fault.Errorf("%w: node %s is not pinned here (parley peer add)", exchange.ErrNoNode, nodeKey)
+}
+
+func enqueue(ctx context.Context, st *exchange.Step, nodeKey, agreementID, partyID, kind string, msg any) error {
+	kid, err := peerKeyID(ctx, st.Tx, nodeKey)
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(msg)
+	if err != nil {
+		return err
+	}
+	_, err = st.Tx.Federation().Enqueue(ctx, store.OutboxEntry{PeerKeyID: kid, AgreementID: agreementID, PartyID: partyID,
+		Kind: kind, Body: body, CreatedAt: st.Now, NextAttempt: st.Now})
+	return err
+}
+
+// nodeOf is the node key the document places partyID on.
+func nodeOf(doc *agreement.Document, partyID string) string {
+	pt, _, err := doc.Party(partyID)
+	if err != nil {
+		return ""
+	}
+	return pt.Node
+}
+
+// relayCase writes a new case to the outbox for the counterpart's node and
+// for the escrow node, in the proposal's transaction.
+func (s *Service) relayCase(ctx context.Context, st *exchange.Step, h store.Handover) error {
+	doc := st.Agreement.Status.Document
+	msg := CaseMessage{Handover: h.ID, Agreement: h.AgreementID, Proposer: h.Proposer, Counterpart: h.Counterpart,
+		ProposerDelivers: h.ProposerDelivers, CounterpartDelivers: h.CounterpartDelivers, Request: h.RequestID,
+		Deadline: h.Deadline, DocumentSHA256: docSHA(doc)}
+	if err := enqueue(ctx, st, nodeOf(doc, h.Counterpart), h.AgreementID, h.Proposer, OutboxCase, msg); err != nil {
+		return err
+	}
+	card, err := s.ex.CardIn(ctx, st.Tx, h.Proposer)
+	if err != nil {
+		return err
+	}
+	if msg.Signature, err = signatureOf(st.Agreement, doc, h.Proposer); err != nil {
+		return err
+	}
+	msg.Document, msg.Signer = doc.Canonical(), &card
+	return enqueue(ctx, st, doc.EscrowNode, h.AgreementID, h.Proposer, OutboxHeldCase, msg)
+}
+
+// relayDecision writes the counterpart's decision to the outbox for the
+// proposer's node and for the escrow node.
+func (s *Service) relayDecision(ctx context.Context, st *exchange.Step, h store.Handover, accept bool) error {
+	doc := st.Agreement.Status.Document
+	msg := DecisionMessage{Handover: h.ID, Accept: accept, DocumentSHA256: docSHA(doc)}
+	if err := enqueue(ctx, st, nodeOf(doc, h.Proposer), h.AgreementID, h.Counterpart, OutboxDecision, msg); err != nil {
+		return err
+	}
+	card, err := s.ex.CardIn(ctx, st.Tx, h.Counterpart)
+	if err != nil {
+		return err
+	}
+	if msg.Signature, err = signatureOf(st.Agreement, doc, h.Counterpart); err != nil {
+		return err
+	}
+	msg.Signer = &card
+	return enqueue(ctx, st, doc.EscrowNode, h.AgreementID, h.Counterpart, OutboxHeldDecision, msg)
+}
+
+// remoteSide returns the side of h that lives on another node, or "" when
+// both are this node's (a case on one server).
+func remoteSide(ctx context.Context, x store.Handle, h store.Handover) (string, error) {
+	for _, pid := range []string{h.Proposer, h.Counterpart} {
+		_, err := x.Federation().RemoteParty(ctx, pid)
+		if err == nil {
+			return pid, nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return "", err
+		}
+	}
+	return "", nil
+}
+
+// ReceiveCase records a case the proposer's node relayed, on the
+// counterpart's node, under the same id. Idempotent: a case held already
+// answers Duplicate. Refusals: ErrNotPartyNode (the peer is not the
+// proposer's node), exchange.ErrNotPartyHere (no such agreement with this
+// node's party), ErrDocumentMismatch (another agreement version),
+// exchange.ErrNotAcrossNodes (no escrow node named), ErrInvalid.
+func (s *Service) ReceiveCase(ctx context.Context, peer store.Peer, m CaseMessage) (Receipt, error) {
+	if err := checkText("what the proposer delivers", m.ProposerDelivers, true); err != nil {
+		return Receipt{}, err
+	}
+	if err := checkText("what the counterpart delivers", m.CounterpartDelivers, true); err != nil {
+		return Receipt{}, err
+	}
+	if !validCaseID(m.Handover) {
+		return Receipt{}, fault.Errorf("%w: handover id %q is not handover--<uuid>", ErrInvalid, m.Handover)
+	}
+	out := Receipt{Handover: m.Handover}
+	err := s.st.Update(ctx, func(tx store.Handle) error {
+		if err := tx.Agreements().Lock(ctx, m.Agreement); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return fault.Errorf("%w: %s", exchange.ErrNotPartyHere, m.Agreement)
+			}
+			return err
+		}
+		a, err := s.ex.GoverningIn(ctx, tx, m.Agreement)
+		if errors.Is(err, exchange.ErrNotFound) {
+			return fault.Errorf("%w: %s", exchange.ErrNotPartyHere, m.Agreement)
+		}
+		if err != nil {
+			return err
+		}
+		doc, now := a.Status.Document, s.Now()
+		if err := checkRelayer(doc, peer, m.Proposer); err != nil {
+			return err
+		}
+		if _, err := doc.Counterpart(m.Proposer); err != nil || nodeOf(doc, m.Counterpart) != s.ex.Node() || m.Counterpart == m.Proposer {
+			return fault.Errorf("%w: %s is not the other party of %s on this node", exchange.ErrNotPartyHere, m.Counterpart, m.Agreement)
+		}
+		if doc.EscrowNode == "" {
+			return fault.Errorf("%w: agreement %s names no escrow node", exchange.ErrNotAcrossNodes, m.Agreement)
+		}
+		if m.DocumentSHA256 != docSHA(doc) {
+			return fault.Errorf("%w: the case is under document %s, version %d here is %s", ErrDocumentMismatch, m.DocumentSHA256, doc.Version, docSHA(doc))
+		}
+		if had, err := tx.Handovers().Get(ctx, m.Handover); err == nil {
+			if had.Proposer != m.Proposer || had.Counterpart != m.Counterpart || had.AgreementID != m.Agreement {
+				return fault.Errorf("%w: handover %s exists here with other sides", ErrConflict, m.Handover)
+			}
+			out.State, out.Duplicate = had.State, true
+			return nil
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if !a.Status.InForce(now) {
+			return fault.Errorf("%w: agreement %s is %s here, not in force", ErrForbidden, m.Agreement, a.Status.Phase)
+		}
+		deadline := m.Deadline.UTC().Truncate(time.Microsecond)
+		if !deadline.After(now) || deadline.After(now.Add(doc.EscrowDeadline)) {
+			return fault.Errorf("%w: the deadline %s is past or later than the agreement's escrow deadline allows", ErrInvalid, deadline.Format(time.RFC3339))
+		}
+		// A request is named only if it is one here under the same
+		// agreement (requests across nodes keep their id on both nodes).
+		reqID := ""
+		if m.Request != "" {
+			if r, err := tx.Requests().Get(ctx, m.Request); err == nil && r.AgreementID == m.Agreement {
+				reqID = r.ID
+			}
+		}
+		h := store.Handover{ID: m.Handover, AgreementID: m.Agreement, Proposer: m.Proposer, Counterpart: m.Counterpart,
+			ProposerDelivers: m.ProposerDelivers, CounterpartDelivers: m.CounterpartDelivers, RequestID: reqID,
+			Deadline: deadline, State: store.HandoverProposed, CreatedAt: now}
+		if err := tx.Handovers().Create(ctx, h); err != nil {
+			return err
+		}
+		dsum := sha256.Sum256([]byte(h.ProposerDelivers + "\x00" + h.CounterpartDelivers))
+		st := &exchange.Step{Tx: tx, Agreement: a, Now: now}
+		idx, err := st.Record(ctx, ledger.Entry{Kind: ledger.KindHandoverProposed, Actor: h.Proposer, Agreement: h.AgreementID,
+			Subject: h.ID, Time: now, Parties: []string{h.Proposer, h.Counterpart},
+			Attrs:   map[string]string{"deadline": deadline.Format(time.RFC3339Nano), "via": peer.Name, "escrow_node": doc.EscrowNode},
+			Digests: map[string]string{"terms": digest(dsum)}})
+		if err != nil {
+			return err
+		}
+		out.State, out.LedgerIndex = h.State, idx
+		return st.Notify(ctx, h.Counterpart, EventProposed, h.ID, map[string]any{"agreement": h.AgreementID,
+			"from": h.Proposer, "deadline": deadline, "they_deliver": h.ProposerDelivers, "you_deliver": h.CounterpartDelivers,
+			"request": h.RequestID, "escrow_node": doc.EscrowNode})
+	})
+	return out, err
+}
+
+// checkRelayer refuses a peer that is not the node doc places partyID on.
+func checkRelayer(doc *agreement.Document, peer store.Peer, partyID string) error {
+	n := nodeOf(doc, partyID)
+	if n == "" {
+		return fault.Errorf("%w: %s is not a party of %s", exchange.ErrNotPartyHere, partyID, doc.ID)
+	}
+	if n != peer.Key {
+		return fault.Errorf("%w: the agreement places %s on node %s, not on peer %q", ErrNotPartyNode, partyID, n, peer.Name)
+	}
+	return nil
+}
+
+func validCaseID(id string) bool {
+	u, ok := cutPrefix(id, "handover--")
+	return ok && len(u) == 36
+}
+
+func cutPrefix(s, p string) (string, bool) {
+	if len(s) < len(p) || s[:len(p)] != p {
+		return s, false
+	}
+	return s[len(p):], true
+}
+
+// remoteCase reads case id and its agreement under the agreement's lock,
+// for a message peer relayed about it, and checks that the agreement's
+// document places who on peer (who is "" for the escrow node: then the
+// peer must be the escrow node the document names).
+func (s *Service) remoteCase(ctx context.Context, peer store.Peer, id string, who func(h store.Handover) string,
+	fn func(st *exchange.Step, h store.Handover) error) error {
+	return s.SweepCase(ctx, func(tx store.Handle) (string, error) {
+		h, err := tx.Handovers().Get(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return "", fault.Errorf("%w: %s", ErrNotFound, id)
+		}
+		return h.AgreementID, err
+	}, func(st *exchange.Step) error {
+		h, err := st.Tx.Handovers().Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		a, err := s.ex.GoverningIn(ctx, st.Tx, h.AgreementID)
+		if err != nil {
+			return err
+		}
+		st.Agreement = a
+		doc := a.Status.Document
+		if p := who(h); p != "" {
+			if err := checkRelayer(doc, peer, p); err != nil {
+				return err
+			}
+		} else if doc.EscrowNode == "" || doc.EscrowNode != peer.Key {
+			return fault.Errorf("%w: peer %q spoke as the escrow node of %s", ErrNotEscrowNode, peer.Name, h.AgreementID)
+		}
+		return fn(st, h)
+	})
+}
+
+// ReceiveDecision records, on the proposer's node, the counterpart's
+// acceptance or refusal its node relayed. Idempotent.
+func (s *Service) ReceiveDecision(ctx context.Context, peer store.Peer, m DecisionMessage) (Receipt, error) {
+	out := Receipt{Handover: m.Handover}
+	err := s.remoteCase(ctx, peer, m.Handover, func(h store.Handover) string { return h.Counterpart }, func(st *exchange.Step, h store.Handover) error {
+		want := store.HandoverDeclined
+		if m.Accept {
+			want = store.HandoverAccepted
+		}
+		if h.State == want || (m.Accept && h.State == store.HandoverReleased) {
+			out.State, out.Duplicate = h.State, true
+			return nil
+		}
+		if h.State != store.HandoverProposed {
+			return closedErr(h)
+		}
+		if m.DocumentSHA256 != docSHA(st.Agreement.Status.Document) {
+			return fault.Errorf("%w: the decision is under document %s", ErrDocumentMismatch, m.DocumentSHA256)
+		}
+		now := st.Now
+		h.State, h.DecidedAt = want, now
+		kind, ev, step := ledger.KindHandoverWithdrawn, EventDeclined, "declined"
+		if m.Accept {
+			kind, ev, step = ledger.KindHandoverProposed, EventAccepted, "accepted"
+		} else {
+			h.ClosedAt = now
+		}
+		if err := st.Tx.Handovers().Update(ctx, h); err != nil {
+			return err
+		}
+		idx, err := st.Record(ctx, ledger.Entry{Kind: kind, Actor: h.Counterpart, Agreement: h.AgreementID, Subject: h.ID, Time: now,
+			Parties: []string{h.Proposer, h.Counterpart}, Attrs: map[string]string{"step": step, "via": peer.Name}})
+		if err != nil {
+			return err
+		}
+		if !m.Accept {
+			if err := request.HandoverFailed(ctx, st, h, request.CauseDeclined, h.Counterpart); err != nil {
+				return err
+			}
+		}
+		out.State, out.LedgerIndex = h.State, idx
+		return st.Notify(ctx, h.Proposer, ev, h.ID, map[string]any{"agreement": h.AgreementID, "by": h.Counterpart})
+	})
+	return out, err
+}
+
+// VerdictTarget checks a verdict the escrow node sent and says whose
+// deposit this node must fetch from it before ReceiveVerdict ("" when
+// there is nothing to fetch: an expiry, or a verdict recorded already).
+func (s *Service) VerdictTarget(ctx context.Context, peer store.Peer, v VerdictMessage) (string, error) {
+	depositor := ""
+	err := s.remoteCase(ctx, peer, v.Handover, func(store.Handover) string { return "" }, func(st *exchange.Step, h store.Handover) error {
+		if v.State != store.HandoverReleased || h.State == store.HandoverReleased {
+			return nil
+		}
+		theirs, err := remoteSide(ctx, st.Tx, h)
+		depositor = theirs // the side on another node is the one to fetch
+		return err
+	})
+	return depositor, err
+}
+
+// ReceiveVerdict records the escrow node's verdict on a case, on a party's
+// node: released, with the counterpart's sealed deposit (content, fetched
+// from the escrow node and checked against the verdict's SHA-256), moves
+// the case to released by the same path as on one server (ledger entry,
+// request hooks, both sides' events) in one transaction; expired destroys
+// this node's deposit and closes the case. Idempotent.
+func (s *Service) ReceiveVerdict(ctx context.Context, peer store.Peer, v VerdictMessage, content []byte) (Receipt, error) {
+	out := Receipt{Handover: v.Handover}
+	err := s.remoteCase(ctx, peer, v.Handover, func(store.Handover) string { return "" }, func(st *exchange.Step, h store.Handover) error {
+		if h.State == v.State {
+			out.State, out.Duplicate = h.State, true
+			return nil
+		}
+		switch v.State {
+		case store.HandoverExpired:
+			if h.State != store.HandoverProposed && h.State != store.HandoverAccepted {
+				return closedErr(h)
+			}
+			out.State = store.HandoverExpired
+			return s.expireCase(ctx, st, h, "escrow node")
+		case store.HandoverReleased:
+		default:
+			return fault.Errorf("%w: verdict %q", ErrInvalid, v.State)
+		}
+		if h.State != store.HandoverAccepted {
+			return closedErr(h)
+		}
+		theirSide, err := remoteSide(ctx, st.Tx, h)
+		if err != nil {
+			return err
+		}
+		mySide := other(h, theirSide)
+		mine, err := st.Tx.Handovers().Deposit(ctx, h.ID, mySide)
+		if errors.Is(err, store.ErrNotFound) {
+			return fault.Errorf("%w: %s has no deposit here in %s", ErrDocumentMismatch, mySide, h.ID)
+		}
+		if err != nil {
+			return err
+		}
+		if v.Deposits[mySide] != hex.EncodeToString(mine.SHA256[:]) {
+			return fault.Errorf("%w: the escrow node released %s's deposit as %s, this node holds %x", ErrDocumentMismatch, mySide, v.Deposits[mySide], mine.SHA256)
+		}
+		sum := sha256.Sum256(content)
+		if v.Deposits[theirSide] != hex.EncodeToString(sum[:]) {
+			return fault.Errorf("%w: the deposit fetched of %s hashes to %x, the verdict says %s", ErrDocumentMismatch, theirSide, sum, v.Deposits[theirSide])
+		}
+		if err := CheckAgeFile(content); err != nil {
+			return err
+		}
+		now := st.Now
+		idx, err := st.Record(ctx, ledger.Entry{Kind: ledger.KindHandoverDepositCommitted, Actor: theirSide, Agreement: h.AgreementID,
+			Subject: h.ID, Time: now, Parties: []string{h.Proposer, h.Counterpart},
+			Attrs:   map[string]string{"sealed": "true", "bytes": fmt.Sprint(len(content)), "via": peer.Name, "escrow_ledger_index": fmt.Sprint(v.LedgerIndex)},
+			Digests: map[string]string{"ciphertext": digest(sum)}})
+		if err != nil {
+			return err
+		}
+		theirs := store.Deposit{HandoverID: h.ID, PartyID: theirSide, Sealed: true, Content: content, SHA256: sum, DepositedAt: now, LedgerIndex: idx}
+		if err := st.Tx.Handovers().PutDeposit(ctx, theirs); err != nil {
+			return err
+		}
+		rel, err := s.release(ctx, st, h, map[string]store.Deposit{mySide: mine, theirSide: theirs}, nil)
+		if err != nil {
+			return err
+		}
+		out.State, out.LedgerIndex = rel.State, rel.ReleaseLedgerIndex
+		return nil
+	})
+	return out, err
+}
+
+// RefusedFromPeer tells the local parties of a case that a message a peer
+// sent about it was refused, and why (node.handover_refused on their
+// event stream). It does nothing for a case this node does not hold.
+func (s *Service) RefusedFromPeer(ctx context.Context, peer store.Peer, handoverID, code string, why error) error {
+	h, err := s.st.Handovers().Get(ctx, handoverID)
+	if err != nil {
+		return nil
+	}
+	text := "refused"
+	if m, ok := fault.MessageOf(why); ok {
+		text = string(m)
+	}
+	data, err := json.Marshal(map[string]string{"peer": peer.Name, "code": code, "message": text})
+	if err != nil {
+		return err
+	}
+	for _, pid := range []string{h.Proposer, h.Counterpart} {
+		if _, err := s.st.Federation().RemoteParty(ctx, pid); err == nil {
+			continue
+		}
+		if _, err := s.st.Events().Append(ctx, store.Event{PartyID: pid, Kind: "node.handover_refused", Subject: h.ID, Data: data, At: s.Now()}); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,443 @@
+package node
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/parley-cti/parley/internal/agreement"
+	"github.com/parley-cti/parley/internal/escrow"
+	"github.com/parley-cti/parley/internal/exchange"
+	"github.com/parley-cti/parley/internal/ledger"
+	"github.com/parley-cti/parley/internal/store"
+)
+
+// escrowWorld is alice on A and bob on B under an agreement naming E as
+// escrow node, countersigned and delivered; E pinned both and both pinned E.
+type escrowWorld struct {
+	a, b, e *fedNode
+	bob     exchange.RemoteParty
+	doc     *agreement.Document
+}
+
+func newEscrowWorld(t *testing.T) *escrowWorld {
+	t.Helper()
+	a, b, bob := twoNodes(t)
+	e := newFedNode(t, "erin")
+	a.pin(t, "echo", e)
+	b.pin(t, "echo", e)
+	e.pin(t, "alpha", a)
+	e.pin(t, "bravo", b)
+	doc := a.document(t, bob)
+	doc.EscrowNode = e.id.Public.VKey
+	if err := doc.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.ex.Propose(ctx, a.me, doc.Canonical(), a.sign(t, doc, agreement.ActionPropose)); err != nil {
+		t.Fatal(err)
+	}
+	a.fed.SendDue(ctx)
+	if _, _, err := b.ex.Sign(ctx, b.me, doc.ID, b.sign(t, doc, agreement.ActionCountersign)); err != nil {
+		t.Fatal(err)
+	}
+	if b.fed.SendDue(ctx) != 1 {
+		t.Fatal("the countersignature did not reach A")
+	}
+	return &escrowWorld{a: a, b: b, e: e, bob: bob, doc: doc}
+}
+
+// sealTo encrypts plain to n's first party's sealing recipient.
+func sealTo(t *testing.T, n *fedNode, plain string) []byte {
+	t.Helper()
+	r, err := age.ParseX25519Recipient(n.keys.Public().SealingRecipient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w, err := age.Encrypt(&buf, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte(plain))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func deposit(t *testing.T, n *fedNode, id string, content []byte) escrow.DepositResult {
+	t.Helper()
+	sum := sha256.Sum256(content)
+	r, err := n.esc.Deposit(ctx, n.me, id, escrow.DepositInput{Sealed: true, Content: content, SHA256: hex.EncodeToString(sum[:])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// call sends body to path on to, as from's node, and returns the coded
+// refusal (status 200 and "" when it was accepted).
+func call(t *testing.T, from *fedNode, to *fedNode, path string, body any) (int, string, []byte) {
+	t.Helper()
+	raw, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var peer store.Peer
+	peers, err := from.st.Nodes().Peers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range peers {
+		if p.Key == to.id.Public.VKey {
+			peer = p
+		}
+	}
+	if peer.Key == "" {
+		t.Fatal("the caller has not pinned the callee")
+	}
+	status, out, err := from.fed.client(peer).Do(ctx, http.MethodPost, path, raw)
+	var re *RefusedError
+	if errors.As(err, &re) {
+		if !re.Signed {
+			t.Fatalf("refusal %s is not signed", re.Code)
+		}
+		return re.Status, re.Code, nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return status, "", out
+}
+
+func caseState(t *testing.T, n *fedNode, id string) string {
+	t.Helper()
+	h, err := n.st.Handovers().Get(ctx, id)
+	if err != nil {
+		t.Fatalf("case %s on %s: %v", id, n.me.Name, err)
+	}
+	return h.State
+}
+
+func heldState(t *testing.T, w *escrowWorld, id string) string {
+	t.Helper()
+	c, err := w.e.esc.HeldCase(ctx, id)
+	if err != nil {
+		t.Fatalf("held case %s: %v", id, err)
+	}
+	return c.State
+}
+
+func ledgerKinds(t *testing.T, st store.Store, subject string) []string {
+	t.Helper()
+	size, err := st.Ledger().Size(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := st.Ledger().ReadEntries(ctx, 0, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, raw := range es {
+		var e ledger.Entry
+		if err := json.Unmarshal(raw, &e); err != nil {
+			t.Fatal(err)
+		}
+		if e.Subject == subject {
+			out = append(out, string(e.Kind))
+		}
+	}
+	return out
+}
+
+// A whole escrowed handover between two nodes through the escrow node:
+// the case and the acceptance relayed to the other party's node and to E,
+// each side's sealed deposit forwarded to E, released by E in one
+// transaction, each party node told, fetching the other side's deposit
+// from E and releasing its case by the one-server path.
+func TestHandoverThroughEscrowNode(t *testing.T) {
+	w := newEscrowWorld(t)
+	a, b, e := w.a, w.b, w.e
+	prop, err := a.esc.Propose(ctx, a.me, escrow.ProposeInput{AgreementID: w.doc.ID, Delivers: "our dossier on X", Expects: "yours on Y"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := prop.Handover.ID
+	if got := a.fed.SendDue(ctx); got != 2 {
+		t.Fatalf("A's SendDue closed %d, want the case to B and to E", got)
+	}
+	if s := caseState(t, b, id); s != store.HandoverProposed {
+		t.Fatalf("on B the case is %s", s)
+	}
+	if s := heldState(t, w, id); s != store.HeldProposed {
+		t.Fatalf("on E the case is %s", s)
+	}
+	if _, err := b.esc.Decide(ctx, b.me, id, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.fed.SendDue(ctx); got != 2 {
+		t.Fatalf("B's SendDue closed %d, want the acceptance to A and to E", got)
+	}
+	if s := caseState(t, a, id); s != store.HandoverAccepted {
+		t.Fatalf("on A the case is %s", s)
+	}
+	// A plain deposit across nodes is refused on the depositor's node.
+	if _, err := a.esc.Deposit(ctx, a.me, id, escrow.DepositInput{Content: []byte(`{"type":"bundle","id":"bundle--00000000-0000-4000-8000-000000000001","objects":[` + string(ind(1, 1)) + `]}`)}); !errors.Is(err, escrow.ErrSealedOnly) {
+		t.Fatalf("plain deposit across nodes: %v, want sealed_only", err)
+	}
+	aliceSealed := sealTo(t, b, "alice's dossier")
+	deposit(t, a, id, aliceSealed)
+	if got := a.fed.SendDue(ctx); got != 1 {
+		t.Fatalf("A's SendDue closed %d, want the deposit to E", got)
+	}
+	if _, err := e.esc.HeldCase(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	// Neither party node can fetch anything before the release.
+	if status, code, _ := call(t, b, e, PathEscrowFetch, escrow.FetchRequest{Handover: id, Depositor: a.me.PartyID}); status != 409 || code != "not_released" {
+		t.Fatalf("fetch before release: %d %s", status, code)
+	}
+	bobSealed := sealTo(t, a, "bob's dossier")
+	deposit(t, b, id, bobSealed)
+	if got := b.fed.SendDue(ctx); got != 1 {
+		t.Fatalf("B's SendDue closed %d, want the deposit to E", got)
+	}
+	if s := heldState(t, w, id); s != store.HeldReleased {
+		t.Fatalf("on E the case is %s after both deposits", s)
+	}
+	// Before E's verdict arrives, neither side has the other's deposit.
+	if _, err := a.esc.Fetch(ctx, a.me, id, ""); err == nil {
+		t.Fatal("A served bob's deposit before E's verdict")
+	}
+	if got := e.fed.SendDue(ctx); got != 2 {
+		t.Fatalf("E's SendDue closed %d, want the verdict to A and B", got)
+	}
+	for _, c := range []struct {
+		n    *fedNode
+		want []byte
+	}{{a, bobSealed}, {b, aliceSealed}} {
+		if s := caseState(t, c.n, id); s != store.HandoverReleased {
+			t.Fatalf("on %s the case is %s", c.n.me.Name, s)
+		}
+		d, err := c.n.esc.Fetch(ctx, c.n.me, id, "")
+		if err != nil || !bytes.Equal(d.Content, c.want) || !d.Sealed {
+			t.Fatalf("%s fetches %d bytes sealed %v, %v", c.n.me.Name, len(d.Content), d.Sealed, err)
+		}
+		got := strings.Join(ledgerKinds(t, c.n.st, id), " ")
+		if !strings.HasSuffix(got, "handover.deposit_committed handover.deposit_committed handover.released") {
+			t.Fatalf("%s's ledger for the case: %s", c.n.me.Name, got)
+		}
+	}
+	if got := strings.Join(ledgerKinds(t, e.st, id), " "); got != "handover.proposed handover.proposed handover.deposit_committed handover.deposit_committed handover.released" {
+		t.Fatalf("E's ledger for the case: %s", got)
+	}
+	// The verdict again changes nothing.
+	a.mu.Lock()
+	heard := len(a.heard)
+	a.mu.Unlock()
+	v := escrow.VerdictMessage{Handover: id, State: store.HandoverReleased}
+	if status, _, out := call(t, e, a, PathHandoverVerdict, v); status != 200 || !bytes.Contains(out, []byte(`"duplicate":true`)) {
+		t.Fatalf("verdict again: %d %s", status, out)
+	}
+	if heard+1 != len(a.heard) {
+		t.Fatal("a recorded verdict made A fetch again")
+	}
+}
+
+// Hostile nodes with valid, pinned keys: each attempt is refused with a
+// code, changes nothing, the local party hears of what concerns its case,
+// and the nodes keep serving.
+func TestHostileNodesAroundEscrow(t *testing.T) {
+	w := newEscrowWorld(t)
+	a, b, e := w.a, w.b, w.e
+	d := newFedNode(t, "dave") // pinned by everyone, named by no document
+	for _, n := range []*fedNode{a, b, e} {
+		n.pin(t, "delta", d)
+		d.pin(t, n.me.Name, n)
+	}
+	prop, err := a.esc.Propose(ctx, a.me, escrow.ProposeInput{AgreementID: w.doc.ID, Delivers: "x", Expects: "y"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := prop.Handover.ID
+	var toE escrow.CaseMessage
+	for _, o := range a.pending(t) {
+		if o.Kind == escrow.OutboxHeldCase {
+			if err := json.Unmarshal(o.Body, &toE); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if toE.Handover != id {
+		t.Fatal("no case for E in A's outbox")
+	}
+	changed := toE
+	changed.DocumentSHA256 = "sha256:" + strings.Repeat("0", 64)
+	// D relays alice's case as if it were her node.
+	if status, code, _ := call(t, d, e, PathEscrowCase, toE); status != 403 || code != "not_party_node" {
+		t.Fatalf("case relayed by a node not alice's: %d %s", status, code)
+	}
+	// A sends the case to D, which the document does not name as escrow.
+	if status, code, _ := call(t, a, d, PathEscrowCase, toE); status != 403 || code != "not_escrow_node" {
+		t.Fatalf("case sent to a node not named escrow: %d %s", status, code)
+	}
+	if status, code, _ := call(t, a, e, PathEscrowCase, changed); status != 409 || code != "document_mismatch" {
+		t.Fatalf("case whose document hash does not match: %d %s", status, code)
+	}
+	if _, err := e.esc.HeldCase(ctx, id); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("E holds a case it refused: %v", err)
+	}
+	toB := toE
+	toB.Document, toB.Signer, toB.Signature = nil, nil, nil
+	changedB := toB
+	changedB.DocumentSHA256 = changed.DocumentSHA256
+	if status, code, _ := call(t, a, b, PathHandoverCase, changedB); status != 409 || code != "document_mismatch" {
+		t.Fatalf("B took a case under another document: %d %s", status, code)
+	}
+	// The genuine messages go through, and the acceptance.
+	if got := a.fed.SendDue(ctx); got != 2 {
+		t.Fatalf("A's SendDue closed %d", got)
+	}
+	if _, err := b.esc.Decide(ctx, b.me, id, true); err != nil {
+		t.Fatal(err)
+	}
+	b.fed.SendDue(ctx)
+	if s := heldState(t, w, id); s != store.HeldAccepted {
+		t.Fatalf("on E the case is %s", s)
+	}
+	sealed := sealTo(t, b, "alice's part")
+	sum := sha256.Sum256(sealed)
+	dep := escrow.DepositMessage{Handover: id, Party: a.me.PartyID, SHA256: hex.EncodeToString(sum[:]), Content: sealed}
+	// B forwards a deposit in alice's name.
+	if status, code, _ := call(t, b, e, PathEscrowDeposit, dep); status != 403 || code != "not_party_node" {
+		t.Fatalf("deposit forwarded by the other side's node: %d %s", status, code)
+	}
+	// An unsealed deposit, from the right node.
+	plain := dep
+	plain.Content = []byte(`{"type":"bundle"}`)
+	psum := sha256.Sum256(plain.Content)
+	plain.SHA256 = hex.EncodeToString(psum[:])
+	if status, code, _ := call(t, a, e, PathEscrowDeposit, plain); status != 422 || code != "sealed_only" {
+		t.Fatalf("unsealed deposit: %d %s", status, code)
+	}
+	deposit(t, a, id, sealed)
+	a.fed.SendDue(ctx)
+	// The same deposit again is a duplicate; another one from alice's node
+	// is refused; neither changes what E holds.
+	if status, _, out := call(t, a, e, PathEscrowDeposit, dep); status != 200 || !bytes.Contains(out, []byte(`"duplicate":true`)) {
+		t.Fatalf("replayed deposit: %d %s", status, out)
+	}
+	other := sealTo(t, b, "something else")
+	osum := sha256.Sum256(other)
+	if status, code, _ := call(t, a, e, PathEscrowDeposit, escrow.DepositMessage{Handover: id, Party: a.me.PartyID, SHA256: hex.EncodeToString(osum[:]), Content: other}); status != 409 || code != "conflict" {
+		t.Fatalf("second deposit of one side: %d %s", status, code)
+	}
+	held, err := e.st.HeldCases().Deposit(ctx, id, a.me.PartyID)
+	if err != nil || !bytes.Equal(held.Content, sealed) {
+		t.Fatalf("E holds %d bytes for alice, %v", len(held.Content), err)
+	}
+	deposit(t, b, id, sealTo(t, a, "bob's part"))
+	b.fed.SendDue(ctx)
+	// A release fetched by a node that is not the recipient's.
+	for _, c := range []struct {
+		from      *fedNode
+		depositor string
+	}{{d, a.me.PartyID}, {a, a.me.PartyID}, {b, b.me.PartyID}} {
+		if status, code, _ := call(t, c.from, e, PathEscrowFetch, escrow.FetchRequest{Handover: id, Depositor: c.depositor}); status != 403 || code != "not_party_node" {
+			t.Fatalf("fetch by %s of %s's deposit: %d %s", c.from.me.Name, c.depositor, status, code)
+		}
+	}
+	// A verdict from a node that is not the escrow node: refused, and
+	// alice is told.
+	if status, code, _ := call(t, d, a, PathHandoverVerdict, escrow.VerdictMessage{Handover: id, State: store.HandoverExpired}); status != 403 || code != "not_escrow_node" {
+		t.Fatalf("verdict from a node not the escrow node: %d %s", status, code)
+	}
+	if s := caseState(t, a, id); s != store.HandoverAccepted {
+		t.Fatalf("a forged verdict moved A's case to %s", s)
+	}
+	evs, err := a.st.Events().After(ctx, a.me.PartyID, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	told := false
+	for _, ev := range evs {
+		told = told || (ev.Kind == "node.handover_refused" && ev.Subject == id && bytes.Contains(ev.Data, []byte("not_escrow_node")))
+	}
+	if !told {
+		t.Fatal("alice was not told of the forged verdict")
+	}
+	// E keeps serving: the genuine verdict releases both.
+	if got := e.fed.SendDue(ctx); got != 2 {
+		t.Fatalf("E's SendDue closed %d", got)
+	}
+	if caseState(t, a, id) != store.HandoverReleased || caseState(t, b, id) != store.HandoverReleased {
+		t.Fatal("the genuine release did not reach both nodes")
+	}
+}
+
+// With one deposit in, the deadline decides at E: both parties' nodes hear
+// the case expired and destroy what they hold; nothing was released.
+func TestEscrowNodeExpiresAtDeadline(t *testing.T) {
+	w := newEscrowWorld(t)
+	a, b, e := w.a, w.b, w.e
+	prop, err := a.esc.Propose(ctx, a.me, escrow.ProposeInput{AgreementID: w.doc.ID, Delivers: "x", Expects: "y", Deadline: time.Now().Add(30 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := prop.Handover.ID
+	a.fed.SendDue(ctx)
+	if _, err := b.esc.Decide(ctx, b.me, id, true); err != nil {
+		t.Fatal(err)
+	}
+	b.fed.SendDue(ctx)
+	deposit(t, a, id, sealTo(t, b, "alice's part"))
+	a.fed.SendDue(ctx)
+	// A's own sweeper leaves an accepted case between nodes to E.
+	late := func() time.Time { return time.Now().Add(time.Hour) }
+	a.esc.SetClock(late)
+	if n, err := a.esc.Sweep(ctx); err != nil || n != 0 || caseState(t, a, id) != store.HandoverAccepted {
+		t.Fatalf("A's sweep expired %d (%v); the case is %s", n, err, caseState(t, a, id))
+	}
+	e.esc.SetClock(late)
+	if n, err := e.esc.Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("E's sweep expired %d, %v", n, err)
+	}
+	if heldState(t, w, id) != store.HeldExpired {
+		t.Fatal("E did not expire the case")
+	}
+	if _, err := e.st.HeldCases().Deposit(ctx, id, a.me.PartyID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("E kept alice's deposit after expiry: %v", err)
+	}
+	// bob's deposit now comes too late.
+	bs := sealTo(t, a, "bob's part")
+	bsum := sha256.Sum256(bs)
+	if status, code, _ := call(t, b, e, PathEscrowDeposit, escrow.DepositMessage{Handover: id, Party: b.me.PartyID, SHA256: hex.EncodeToString(bsum[:]), Content: bs}); status != 409 || code != "conflict" {
+		t.Fatalf("deposit after expiry: %d %s", status, code)
+	}
+	// E's verdicts were written at its (late) clock: send them now.
+	for _, o := range e.pending(t) {
+		if err := e.ex.OutboxRetry(ctx, o.Seq, 0, time.Now(), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := e.fed.SendDue(ctx); got != 2 {
+		t.Fatalf("E's SendDue closed %d", got)
+	}
+	for _, n := range []*fedNode{a, b} {
+		if s := caseState(t, n, id); s != store.HandoverExpired {
+			t.Fatalf("on %s the case is %s", n.me.Name, s)
+		}
+	}
+	if _, err := a.st.Handovers().Deposit(ctx, id, a.me.PartyID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("A kept alice's deposit after E's expiry: %v", err)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/parley-cti/parley/internal/escrow"
 	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/ledger"
+	"github.com/parley-cti/parley/internal/request"
 	"github.com/parley-cti/parley/internal/store"
 )
 
@@ -439,5 +440,61 @@ func TestEscrowNodeExpiresAtDeadline(t *testing.T) {
 	}
 	if _, err := a.st.Handovers().Deposit(ctx, id, a.me.PartyID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("A kept alice's deposit after E's expiry: %v", err)
+	}
+}
+
+// A request alice filed on A, answered by bob with a handover he proposes
+// on B, is fulfilled on both nodes by the escrowed release: the case
+// carries the request's id to A, bob's fulfilment reaches A once A holds
+// the case, and each node's release (after E's verdict) runs the request
+// hook in its own transaction.
+func TestRequestFulfilledByEscrowedHandover(t *testing.T) {
+	w := newEscrowWorld(t)
+	a, b, e := w.a, w.b, w.e
+	for _, n := range []*fedNode{a, b} {
+		n.fed.Requests = request.New(n.st, n.ex)
+	}
+	res, err := a.fed.Requests.File(ctx, a.me, request.FileInput{AgreementID: w.doc.ID, Subject: "crew X", Reason: "case 7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqID := res.Request.ID
+	a.fed.SendDue(ctx)
+	prop, err := b.esc.Propose(ctx, b.me, escrow.ProposeInput{AgreementID: w.doc.ID, Delivers: "crew X dossier", Expects: "receipt", RequestID: reqID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := prop.Handover.ID
+	if _, err := b.fed.Requests.Fulfil(ctx, b.me, reqID, id); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.fed.SendDue(ctx); got != 3 {
+		t.Fatalf("B's SendDue closed %d, want the case to A and E and the answer to A", got)
+	}
+	if h, err := a.st.Handovers().Get(ctx, id); err != nil || h.RequestID != reqID {
+		t.Fatalf("on A the case answers %q, %v", h.RequestID, err)
+	}
+	if _, err := a.esc.Decide(ctx, a.me, id, true); err != nil {
+		t.Fatal(err)
+	}
+	a.fed.SendDue(ctx)
+	deposit(t, b, id, sealTo(t, a, "bob's dossier"))
+	deposit(t, a, id, sealTo(t, b, "alice's receipt"))
+	b.fed.SendDue(ctx)
+	a.fed.SendDue(ctx)
+	if got := e.fed.SendDue(ctx); got != 2 {
+		t.Fatalf("E's SendDue closed %d", got)
+	}
+	for _, c := range []struct {
+		n  *fedNode
+		rs *request.Service
+	}{{a, a.fed.Requests}, {b, b.fed.Requests}} {
+		r, err := c.rs.Get(ctx, c.n.me, reqID)
+		if err != nil || r.State != store.RequestFulfilled || r.HandoverID != id {
+			t.Fatalf("on %s the request is %+v, %v", c.n.me.Name, r, err)
+		}
+		if got := ledgerKinds(t, c.n.st, reqID); got[len(got)-1] != "request.fulfilled" {
+			t.Fatalf("on %s the request's ledger: %v", c.n.me.Name, got)
+		}
 	}
 }

@@ -36,7 +36,7 @@ func TestDemoNodes(t *testing.T) {
 		"proposed an agreement naming charlie as escrow node",
 		"is active on alpha and active on bravo",
 		"the request is acknowledged on both nodes",
-		"CERT-Nordland proposes a handover through charlie answering it: 409 not_across_nodes",
+		"CERT-Nordland proposes a handover through charlie answering it: proposed handover--",
 		"CERT-Nordland starts a private match: 409 not_across_nodes",
 		"The three nodes stopped.",
 	} {

@@ -336,9 +336,13 @@ func (s *Service) ReceiveCase(ctx context.Context, peer store.Peer, m CaseMessag
 		}
 		dsum := sha256.Sum256([]byte(h.ProposerDelivers + "\x00" + h.CounterpartDelivers))
 		st := &exchange.Step{Tx: tx, Agreement: a, Now: now}
+		attrs := map[string]string{"deadline": deadline.Format(time.RFC3339Nano), "via": peer.Name, "escrow_node": doc.EscrowNode}
+		if reqID != "" {
+			attrs["request"] = reqID
+		}
 		idx, err := st.Record(ctx, ledger.Entry{Kind: ledger.KindHandoverProposed, Actor: h.Proposer, Agreement: h.AgreementID,
 			Subject: h.ID, Time: now, Parties: []string{h.Proposer, h.Counterpart},
-			Attrs:   map[string]string{"deadline": deadline.Format(time.RFC3339Nano), "via": peer.Name, "escrow_node": doc.EscrowNode},
+			Attrs:   attrs,
 			Digests: map[string]string{"terms": digest(dsum)}})
 		if err != nil {
 			return err

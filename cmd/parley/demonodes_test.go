@@ -36,7 +36,8 @@ func TestDemoNodes(t *testing.T) {
 		"proposed an agreement naming charlie as escrow node",
 		"is active on alpha and active on bravo",
 		"the request is acknowledged on both nodes",
-		"CERT-Nordland proposes a handover through charlie answering it: proposed handover--",
+		"charlie released both in one transaction",
+		"Police-Suedmark decrypted 30 objects, CERT-Nordland 20; charlie never held a key to either. The request is fulfilled.",
 		"CERT-Nordland starts a private match: 409 not_across_nodes",
 		"The three nodes stopped.",
 	} {
@@ -126,7 +127,9 @@ func TestDemoNodes(t *testing.T) {
 	}
 	nodes := map[string]store.Store{"alpha": open("alpha"), "bravo": open("bravo"), "charlie": open("charlie")}
 	var docs [][]byte
-	for name, st := range nodes {
+	var handover string // the request's answer, as alpha and bravo hold it
+	for _, name := range []string{"alpha", "bravo", "charlie"} {
+		st := nodes[name]
 		peers, err := st.Nodes().Peers(ctx)
 		if err != nil || len(peers) != 2 {
 			t.Errorf("%s pins %d peers (%v), want the two others", name, len(peers), err)
@@ -137,8 +140,14 @@ func TestDemoNodes(t *testing.T) {
 			}
 		}
 		reqs, err := st.Requests().ListByAgreement(ctx, agID[1])
-		if name == "charlie" && len(reqs) != 0 || name != "charlie" && (err != nil || len(reqs) != 1 || reqs[0].State != "acknowledged") {
-			t.Errorf("%s holds requests %+v (%v); want the one acknowledged request on alpha and bravo, none on charlie", name, reqs, err)
+		if name == "charlie" && len(reqs) != 0 || name != "charlie" && (err != nil || len(reqs) != 1 || reqs[0].State != "fulfilled" || reqs[0].HandoverID == "") {
+			t.Errorf("%s holds requests %+v (%v); want the one request fulfilled by the handover on alpha and bravo, none on charlie", name, reqs, err)
+			continue
+		}
+		if name != "charlie" {
+			handover = reqs[0].HandoverID
+		} else if hc, err := st.HeldCases().Get(ctx, handover); err != nil || hc.State != "released" {
+			t.Errorf("the escrow node holds case %s as %+v (%v), want it released", handover, hc, err)
 		}
 		_, err = st.Agreements().Get(ctx, agID[1])
 		if name == "charlie" {
@@ -164,8 +173,8 @@ func TestDemoNodes(t *testing.T) {
 		if err != nil || size == 0 {
 			t.Errorf("%s's ledger: checkpoint size %d, %v", name, size, err)
 		}
-		// Each of the other two cosigned this node's log, and this node
-		// cosigned the other party's node.
+		// This node cosigned both other nodes' logs: the other party's
+		// node's, and the escrow node's, which records the case.
 		views, err := st.PeerLogs().PeerLogs(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -176,8 +185,8 @@ func TestDemoNodes(t *testing.T) {
 				cosigned++
 			}
 		}
-		if cosigned != 1 {
-			t.Errorf("%s cosigned %d peers' non-empty logs, want 1 (the other party's node; charlie's is empty): %+v", name, cosigned, views)
+		if cosigned != 2 {
+			t.Errorf("%s cosigned %d peers' logs, want both: %+v", name, cosigned, views)
 		}
 	}
 	if len(docs) == 2 && !bytes.Equal(docs[0], docs[1]) {

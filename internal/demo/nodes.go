@@ -61,11 +61,15 @@ type NodesResult struct {
 	EscrowNode                    string
 	// Feeds are the allowances after each step, each party on its own node.
 	FeedsA, FeedsB []Allowance
-	// Request is the request filed on bravo and acknowledged on alpha;
-	// RequestState its state on bravo afterwards.
-	Request, RequestState string
-	// NotAcross lists the handover proposed through the escrow node and what
-	// is refused between nodes today, with its code.
+	// Request is the request filed on bravo, acknowledged on alpha and
+	// answered through Handover; RequestState its state on both nodes
+	// afterwards.
+	Request, RequestState, Handover string
+	// SealedA and SealedB are the sizes of the two sealed deposits;
+	// UnsealedA and UnsealedB the objects each party decrypted from the
+	// other's.
+	SealedA, SealedB, UnsealedA, UnsealedB int
+	// NotAcross lists what is refused between nodes today, with its code.
 	NotAcross []string
 	// Witnessed holds each node's verify --peers reports.
 	Witnessed map[string][]crosswitness.PeerReport
@@ -344,17 +348,25 @@ func RunNodes(ctx context.Context, alpha, bravo, charlie *Node, stateDir string,
 	say("   %s relayed it to %s, where %s acknowledged it within the agreement's deadline; %s relayed", bravo.Name, alpha.Name, a.Name, alpha.Name)
 	say("   that back: the request is %s on both nodes, under one id with each node's own ledger entries.", onBravo.State)
 
-	res.NotAcross, err = notAcrossNodes(ctx, a, doc.ID, req.ID)
+	if err := answerThroughEscrow(ctx, a, b, doc.ID, req.ID, res); err != nil {
+		return nil, err
+	}
+	say("9. %s answered it with a handover through charlie, proposed on %s; %s accepted it on %s.", a.Name, alpha.Name, b.Name, bravo.Name)
+	say("   Each deposited a dossier sealed with age to the other's key on its own node (%d and %d bytes of", res.SealedA, res.SealedB)
+	say("   ciphertext), which forwarded it to charlie; charlie released both in one transaction, each node")
+	say("   fetched the other side's deposit from charlie, and the release fulfilled the request on both nodes.")
+	say("   %s decrypted %d objects, %s %d; charlie never held a key to either. The request is %s.", b.Name, res.UnsealedB, a.Name, res.UnsealedA, res.RequestState)
+
+	res.NotAcross, err = notAcrossNodes(ctx, a, doc.ID)
 	if err != nil {
 		return nil, err
 	}
-	say("   A handover through the escrow node answers it (docs/federation.md, \"Handovers across nodes\");")
-	say("   private matching between nodes is not built yet, and each node refuses it by name:")
+	say("   Private matching between nodes is not built yet; each node refuses it by name:")
 	for _, s := range res.NotAcross {
 		say("   %s", s)
 	}
 
-	say("9. Cross-witnessing: each node cosigns the others' checkpoints; each operator ran parley verify --peers:")
+	say("10. Cross-witnessing: each node cosigns the others' checkpoints; each operator ran parley verify --peers:")
 	for _, n := range nodes {
 		reps, err := n.Op.VerifyPeers(ctx)
 		if err != nil {
@@ -389,7 +401,7 @@ func RunNodes(ctx context.Context, alpha, bravo, charlie *Node, stateDir string,
 	if res.VerifiedB, err = verify(b, bravo); err != nil {
 		return nil, fmt.Errorf("%s verifies %s: %w", b.Name, bravo.Name, err)
 	}
-	say("10. Each party checked its own node's ledger (parley verify): signed checkpoint, consistency, its")
+	say("11. Each party checked its own node's ledger (parley verify): signed checkpoint, consistency, its")
 	say("    receipts, and its balance replayed from the entries:")
 	for _, v := range []struct {
 		m   *Member
@@ -428,32 +440,115 @@ func apart(mine, theirs []json.RawMessage) []json.RawMessage {
 	return out
 }
 
-// notAcrossNodes proposes the handover that answers the request through
-// the escrow node (built, issue 14 item 4: the case reaches the other
-// party's node and the escrow node through the outbox), then asks for what
-// is not built between nodes yet and reports each refusal with its code;
-// anything else is an error.
-func notAcrossNodes(ctx context.Context, a *Member, agreementID, requestID string) ([]string, error) {
+// notAcrossNodes asks for what is not built between nodes yet and
+// reports each refusal with its code; anything else is an error. When
+// private matching between nodes exists, the demo plays it here instead.
+func notAcrossNodes(ctx context.Context, a *Member, agreementID string) ([]string, error) {
 	var out []string
-	expect := func(what string, err error) error {
-		var ae *client.APIError
-		if !errors.As(err, &ae) || ae.Code != "not_across_nodes" {
-			return fmt.Errorf("%s: want the refusal not_across_nodes, got %v", what, err)
-		}
-		out = append(out, fmt.Sprintf("%s: %d %s", what, ae.StatusCode, ae.Code))
-		return nil
+	_, err := a.C.StartMatch(ctx, agreementID)
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.Code != "not_across_nodes" {
+		return nil, fmt.Errorf("a private match between nodes: want the refusal not_across_nodes, got %v", err)
 	}
-	h, err := a.C.ProposeHandover(ctx, client.HandoverProposal{Agreement: agreementID, Request: requestID,
-		Delivers: "dossier on affiliate NightOwl (sealed)", Expects: "server logs seized from the Lantern C2 cluster"})
-	if err != nil {
-		return nil, fmt.Errorf("%s proposes a handover through charlie answering it: %w", a.Name, err)
-	}
-	out = append(out, fmt.Sprintf("%s proposes a handover through charlie answering it: %s %s", a.Name, h.State, h.ID))
-	_, err = a.C.StartMatch(ctx, agreementID)
-	if err := expect(a.Name+" starts a private match", err); err != nil {
-		return nil, err
-	}
+	out = append(out, fmt.Sprintf("%s starts a private match: %d %s", a.Name, ae.StatusCode, ae.Code))
 	return out, nil
+}
+
+// answerThroughEscrow answers request reqID (filed by b, acknowledged by a)
+// with a handover through the escrow node: a proposes it on its node
+// naming the request and answers the request with it; b accepts on its
+// node; each deposits a bundle sealed to the other's key on its own node,
+// which forwards it to charlie; charlie releases both in one transaction
+// and each party's node fetches the other's deposit from it; the release
+// fulfils the request on both nodes.
+func answerThroughEscrow(ctx context.Context, a, b *Member, agreementID, reqID string, res *NodesResult) error {
+	h, err := a.C.ProposeHandover(ctx, client.HandoverProposal{Agreement: agreementID, Request: reqID,
+		Delivers: "dossier on affiliate NightOwl (sealed)", Expects: "server logs seized from the Lantern C2 cluster (sealed)"})
+	if err != nil {
+		return fmt.Errorf("%s proposes a handover: %w", a.Name, err)
+	}
+	res.Handover = h.ID
+	if _, err := a.C.FulfilRequest(ctx, reqID, h.ID); err != nil {
+		return fmt.Errorf("%s answers the request with the handover: %w", a.Name, err)
+	}
+	if _, err := poll(ctx, func() (*client.Handover, bool, error) {
+		hv, err := b.C.Handover(ctx, h.ID)
+		if errors.Is(err, client.ErrNotFound) {
+			return nil, false, nil
+		}
+		return hv, err == nil, err
+	}); err != nil {
+		return fmt.Errorf("the handover never reached %s's node: %w", b.Name, err)
+	}
+	if _, err := b.C.AcceptHandover(ctx, h.ID); err != nil {
+		return fmt.Errorf("%s accepts: %w", b.Name, err)
+	}
+	if _, err := poll(ctx, func() (*client.Handover, bool, error) {
+		hv, err := a.C.Handover(ctx, h.ID)
+		return hv, err == nil && hv.State == "accepted", err
+	}); err != nil {
+		return fmt.Errorf("the acceptance never reached %s's node: %w", a.Name, err)
+	}
+	depositSealed := func(from, to *Member, objs []json.RawMessage) (int, error) {
+		r, err := from.C.SealingRecipient(ctx, agreementID, to.ID, from.Keys, nil)
+		if err != nil {
+			return 0, err
+		}
+		sealed, sum, err := client.Seal(bundleOf(objs), r)
+		if err != nil {
+			return 0, err
+		}
+		if _, err := from.C.DepositSealed(ctx, h.ID, sealed, sum, client.DepositOptions{Agreement: agreementID}); err != nil {
+			return 0, fmt.Errorf("%s deposits: %w", from.Name, err)
+		}
+		return len(sealed), nil
+	}
+	if res.SealedA, err = depositSealed(a, b, a.Crew.Objects[len(a.Crew.Objects)-30:]); err != nil {
+		return err
+	}
+	if res.SealedB, err = depositSealed(b, a, b.Crew.Objects[len(b.Crew.Objects)-20:]); err != nil {
+		return err
+	}
+	open := func(m *Member) (int, error) {
+		if _, err := poll(ctx, func() (*client.Handover, bool, error) {
+			hv, err := m.C.Handover(ctx, h.ID)
+			return hv, err == nil && hv.State == "released", err
+		}); err != nil {
+			return 0, fmt.Errorf("the handover was not released on %s's node: %w", m.Name, err)
+		}
+		got, err := m.C.FetchDeposit(ctx, h.ID, "")
+		if err != nil {
+			return 0, err
+		}
+		plain, err := client.Unseal(got.Content, m.Keys.Sealing)
+		if err != nil {
+			return 0, fmt.Errorf("%s unseals: %w", m.Name, err)
+		}
+		var opened struct {
+			Objects []json.RawMessage `json:"objects"`
+		}
+		if err := json.Unmarshal(plain, &opened); err != nil {
+			return 0, err
+		}
+		return len(opened.Objects), nil
+	}
+	if res.UnsealedB, err = open(b); err != nil {
+		return err
+	}
+	if res.UnsealedA, err = open(a); err != nil {
+		return err
+	}
+	for _, m := range []*Member{a, b} {
+		r, err := poll(ctx, func() (*client.Request, bool, error) {
+			r, err := m.C.Request(ctx, reqID)
+			return r, err == nil && r.State == "fulfilled", err
+		})
+		if err != nil {
+			return fmt.Errorf("the request is not fulfilled on %s's node: %w", m.Name, err)
+		}
+		res.RequestState = r.State
+	}
+	return nil
 }
 
 // poll calls f until it reports done, fails, or waitFor passes.

@@ -276,6 +276,14 @@ func (f *Federation) LookupRemote(ctx context.Context, peerName, ref string) (ex
 		if rp, kerr := f.Ex.KnownRemoteParty(ctx, peer, ref); kerr == nil {
 			return rp, nil
 		}
+		if errors.As(err, &re) {
+			// Something answered at the peer's address, but not signed by
+			// the pinned key: its words are not the peer's, so only the
+			// status is repeated. The usual cause is a peer whose operator
+			// has not pinned this node (it cannot sign for a stranger).
+			return exchange.RemoteParty{}, fault.Errorf("%w (peer %q): an unsigned answer (HTTP %d) came back, which this node does not take as the peer's; has the peer's operator pinned this node (parley peer add)?",
+				ErrPeerUnreachable, peerName, re.Status)
+		}
 		return exchange.RemoteParty{}, fault.Errorf("%w (peer %q)", ErrPeerUnreachable, peerName)
 	}
 	if card.PartyID != ref && card.Name != ref {

@@ -826,7 +826,7 @@ func (s *Service) release(ctx context.Context, tx store.Handle, a Agreement, now
 		if err := tx.Credits().SetReleased(ctx, a.Record.ID, reader, target); err != nil {
 			return err
 		}
-		if err := tx.Credits().Reach(ctx, a.Record.ID, reader, contributor, ids); err != nil {
+		if err := tx.Credits().ReachRange(ctx, a.Record.ID, reader, contributor, rb.Released+1, target); err != nil {
 			return err
 		}
 		d := sha256.New()

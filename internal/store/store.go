@@ -356,6 +356,12 @@ type Credits interface {
 	// are not released yet) or releases more (with the ids released), so
 	// that the reach never falls short of a released version.
 	Reach(ctx context.Context, agreementID, reader, contributor string, ids []string) error
+	// ReachRange is Reach for contributor's contributions with ordinals in
+	// [from, to] (those past what is released to reader are left out): what
+	// a release just released, found by ordinal rather than by id, so the
+	// lookups walk the credits and the collection in the order they were
+	// written.
+	ReachRange(ctx context.Context, agreementID, reader, contributor string, from, to int64) error
 	// Range returns the ids of party's contributions with ordinals in
 	// [from, to], in publish order.
 	Range(ctx context.Context, agreementID, partyID string, from, to int64) ([]string, error)

@@ -462,6 +462,21 @@ func (s credits) Reach(ctx context.Context, agreementID, reader, contributor str
 	return nil
 }
 
+func (s credits) ReachRange(ctx context.Context, agreementID, reader, contributor string, from, to int64) error {
+	_, err := s.q.Exec(ctx, `WITH r AS (SELECT up_to FROM agreement_released WHERE agreement_id = $1 AND reader = $2),
+		last AS (SELECT o.date_added, o.seq FROM agreement_credits c
+			JOIN objects o ON o.id = c.object_id AND o.coll IN (SELECT pk FROM collections WHERE agreement = $1 AND contributor = $3)
+			WHERE c.agreement_id = $1 AND c.party_id = $3 AND c.ord >= $4 AND c.ord <= least($5, (SELECT up_to FROM r))
+			ORDER BY o.date_added DESC, o.seq DESC LIMIT 1)
+		UPDATE agreement_released SET reach_added = last.date_added, reach_seq = last.seq FROM last
+		WHERE agreement_id = $1 AND reader = $2 AND (last.date_added, last.seq) > (reach_added, reach_seq)`,
+		agreementID, reader, contributor, from, to)
+	if err != nil {
+		return fmt.Errorf("agreement %s reach: %w", agreementID, mapErr(err))
+	}
+	return nil
+}
+
 func (s credits) Range(ctx context.Context, agreementID, partyID string, from, to int64) ([]string, error) {
 	rows, err := s.q.Query(ctx, `SELECT object_id FROM agreement_credits
 		WHERE agreement_id = $1 AND party_id = $2 AND ord >= $3 AND ord <= $4 ORDER BY ord`, agreementID, partyID, from, to)

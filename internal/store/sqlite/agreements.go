@@ -515,6 +515,41 @@ func (s credits) Reach(ctx context.Context, agreementID, reader, contributor str
 	return mapErr(err)
 }
 
+func (s credits) ReachRange(ctx context.Context, agreementID, reader, contributor string, from, to int64) error {
+	var upTo, added, seq int64
+	err := s.w.QueryRowContext(ctx, `SELECT up_to, reach_added, reach_seq FROM agreement_released WHERE agreement_id = ? AND reader = ?`,
+		agreementID, reader).Scan(&upTo, &added, &seq)
+	if err == sql.ErrNoRows {
+		return nil // nothing released, nothing to reach
+	}
+	if err != nil {
+		return fmt.Errorf("agreement %s reach: %w", agreementID, mapErr(err))
+	}
+	to = min(to, upTo)
+	if from > to {
+		return nil
+	}
+	var a, q int64
+	// The credits by ordinal, each object by its compact key: both walks
+	// go in the order the rows were written, unlike Reach's lookups by id.
+	err = s.w.QueryRowContext(ctx, `SELECT o.date_added, o.seq FROM agreement_credits c INDEXED BY agreement_credits_ord
+		JOIN objects o ON o.coll IN (SELECT pk FROM collections WHERE agreement = ?1 AND contributor = ?2) AND o.key = c.key
+		WHERE c.agreement_id = ?1 AND c.party_id = ?2 AND c.ord >= ?3 AND c.ord <= ?4
+		ORDER BY o.date_added DESC, o.seq DESC LIMIT 1`, agreementID, contributor, from, to).Scan(&a, &q)
+	if err == sql.ErrNoRows {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("agreement %s reach: %w", agreementID, mapErr(err))
+	}
+	if a < added || (a == added && q <= seq) {
+		return nil
+	}
+	_, err = s.w.ExecContext(ctx, `UPDATE agreement_released SET reach_added = ?, reach_seq = ? WHERE agreement_id = ? AND reader = ?`,
+		a, q, agreementID, reader)
+	return mapErr(err)
+}
+
 func (s credits) Range(ctx context.Context, agreementID, partyID string, from, to int64) ([]string, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT object_id FROM agreement_credits INDEXED BY agreement_credits_ord
 		WHERE agreement_id = ? AND party_id = ? AND ord >= ? AND ord <= ? ORDER BY ord`, agreementID, partyID, from, to)

@@ -471,14 +471,9 @@ func (s credits) Reach(ctx context.Context, agreementID, reader, contributor str
 	if len(ids) == 0 {
 		return nil
 	}
-	var upTo, added, seq int64
-	err := s.w.QueryRowContext(ctx, `SELECT up_to, reach_added, reach_seq FROM agreement_released WHERE agreement_id = ? AND reader = ?`,
-		agreementID, reader).Scan(&upTo, &added, &seq)
-	if err == sql.ErrNoRows {
-		return nil // nothing released, nothing to reach
-	}
-	if err != nil {
-		return fmt.Errorf("agreement %s reach: %w", agreementID, mapErr(err))
+	upTo, added, seq, err := s.reach(ctx, agreementID, reader)
+	if err != nil || upTo == 0 {
+		return err // nothing released, nothing to reach
 	}
 	raised := false
 	for len(ids) > 0 {
@@ -510,20 +505,13 @@ func (s credits) Reach(ctx context.Context, agreementID, reader, contributor str
 	if !raised {
 		return nil
 	}
-	_, err = s.w.ExecContext(ctx, `UPDATE agreement_released SET reach_added = ?, reach_seq = ? WHERE agreement_id = ? AND reader = ?`,
-		added, seq, agreementID, reader)
-	return mapErr(err)
+	return s.setReach(ctx, agreementID, reader, added, seq)
 }
 
 func (s credits) ReachRange(ctx context.Context, agreementID, reader, contributor string, from, to int64) error {
-	var upTo, added, seq int64
-	err := s.w.QueryRowContext(ctx, `SELECT up_to, reach_added, reach_seq FROM agreement_released WHERE agreement_id = ? AND reader = ?`,
-		agreementID, reader).Scan(&upTo, &added, &seq)
-	if err == sql.ErrNoRows {
-		return nil // nothing released, nothing to reach
-	}
-	if err != nil {
-		return fmt.Errorf("agreement %s reach: %w", agreementID, mapErr(err))
+	upTo, added, seq, err := s.reach(ctx, agreementID, reader)
+	if err != nil || upTo == 0 {
+		return err // nothing released, nothing to reach
 	}
 	to = min(to, upTo)
 	if from > to {
@@ -545,8 +533,27 @@ func (s credits) ReachRange(ctx context.Context, agreementID, reader, contributo
 	if a < added || (a == added && q <= seq) {
 		return nil
 	}
-	_, err = s.w.ExecContext(ctx, `UPDATE agreement_released SET reach_added = ?, reach_seq = ? WHERE agreement_id = ? AND reader = ?`,
-		a, q, agreementID, reader)
+	return s.setReach(ctx, agreementID, reader, a, q)
+}
+
+// reach reads what is released to reader and the reach recorded for it;
+// upTo is 0 when nothing is.
+func (s credits) reach(ctx context.Context, agreementID, reader string) (upTo, added, seq int64, err error) {
+	err = s.w.QueryRowContext(ctx, `SELECT up_to, reach_added, reach_seq FROM agreement_released WHERE agreement_id = ? AND reader = ?`,
+		agreementID, reader).Scan(&upTo, &added, &seq)
+	if err == sql.ErrNoRows {
+		return 0, 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("agreement %s reach: %w", agreementID, mapErr(err))
+	}
+	return upTo, added, seq, nil
+}
+
+// setReach records the reach of what is released to reader.
+func (s credits) setReach(ctx context.Context, agreementID, reader string, added, seq int64) error {
+	_, err := s.w.ExecContext(ctx, `UPDATE agreement_released SET reach_added = ?, reach_seq = ? WHERE agreement_id = ? AND reader = ?`,
+		added, seq, agreementID, reader)
 	return mapErr(err)
 }
 

@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/parley-cti/parley/internal/api"
@@ -485,23 +486,23 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	cctx, stopCheckpoints := context.WithCancel(ctx)
-	defer stopCheckpoints()
-	go s.Checkpointer.Run(cctx)
-	go s.Witnessing.Run(cctx)
-	go s.Escrow.Run(cctx)
-	go s.Requests.Run(cctx)
-	go s.maintainStorage(cctx, 30*time.Second)
-	// The mirrors' runner is waited for: a pull interrupted by the stop
-	// gives its lease back before the store closes.
-	mirrorsDone := make(chan struct{})
-	go func() { s.Mirrors.Run(cctx); close(mirrorsDone) }()
-	// So is the outbox sender: a delivery it is recording finishes before
-	// the store closes (an unrecorded one is sent again, and the peer
-	// answers it as a duplicate).
-	outboxDone := make(chan struct{})
-	go func() { s.Federation.Run(cctx); close(outboxDone) }()
-	defer func() { stopCheckpoints(); <-mirrorsDone; <-outboxDone }()
+	cctx, stopWork := context.WithCancel(ctx)
+	// Every background worker is waited for before Serve returns: the
+	// caller closes the store next, and a sweep, checkpoint or WAL
+	// truncation still running would write through a closing store (and,
+	// on SQLite, recreate files in a data directory being removed). The
+	// mirrors' runner gives back the lease of an interrupted pull; the
+	// outbox sender finishes recording a delivery (an unrecorded one is
+	// sent again, and the peer answers it as a duplicate).
+	var work sync.WaitGroup
+	work.Go(func() { s.Checkpointer.Run(cctx) })
+	work.Go(func() { s.Witnessing.Run(cctx) })
+	work.Go(func() { s.Escrow.Run(cctx) })
+	work.Go(func() { s.Requests.Run(cctx) })
+	work.Go(func() { s.maintainStorage(cctx, 30*time.Second) })
+	work.Go(func() { s.Mirrors.Run(cctx) })
+	work.Go(func() { s.Federation.Run(cctx) })
+	defer func() { stopWork(); work.Wait() }()
 	select {
 	case err := <-errc:
 		return err

@@ -180,29 +180,57 @@ func (s agreements) Signatures(ctx context.Context, id string) ([]store.Agreemen
 type credits handle
 
 // chunked runs a statement over rows in chunks of full rows, its text
-// made by sql(n) for n rows: the statement for a full chunk is prepared
-// once and reused for every full chunk of the call, the last partial one
+// made by sql(n) for n rows. The statement for a full chunk is parsed once:
+// inside a group-commit transaction the writer keeps it prepared across
+// transactions (memberQuerier.queryKept), elsewhere it is prepared once per
+// call and reused for every full chunk of the call. The last partial chunk
 // is run unprepared. A multi-row statement has too many placeholders for
-// the writer's statement cache, and parsing it at every chunk cost as much
-// as a tenth of a give-to-get ingest.
+// the writer's general statement cache, and parsing it at every chunk cost
+// as much as a tenth of a give-to-get ingest.
 type chunked struct {
 	q    querier
 	full int
 	sql  func(n int) string
-	stmt *sql.Stmt
+	text string    // sql(full), once made
+	stmt *sql.Stmt // prepared for this call, when q keeps none
+}
+
+// keptQuerier is a querier that keeps full chunks' statements prepared.
+type keptQuerier interface {
+	queryKept(ctx context.Context, query string, args []any) (*sql.Rows, error)
+	execKept(ctx context.Context, query string, args []any) error
+}
+
+// prepared returns the statement for a full chunk when q keeps none, nil
+// when it does.
+func (c *chunked) prepared(ctx context.Context) (*sql.Stmt, error) {
+	if c.text == "" {
+		c.text = c.sql(c.full)
+	}
+	if _, ok := c.q.(keptQuerier); ok {
+		return nil, nil
+	}
+	if c.stmt == nil {
+		var err error
+		if c.stmt, err = c.q.PrepareContext(ctx, c.text); err != nil {
+			return nil, err
+		}
+	}
+	return c.stmt, nil
 }
 
 func (c *chunked) query(ctx context.Context, n int, args []any) (*sql.Rows, error) {
 	if n != c.full {
 		return c.q.QueryContext(ctx, c.sql(n), args...)
 	}
-	if c.stmt == nil {
-		var err error
-		if c.stmt, err = c.q.PrepareContext(ctx, c.sql(n)); err != nil {
-			return nil, err
-		}
+	s, err := c.prepared(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return c.stmt.QueryContext(ctx, args...)
+	if s == nil {
+		return c.q.(keptQuerier).queryKept(ctx, c.text, args)
+	}
+	return s.QueryContext(ctx, args...)
 }
 
 func (c *chunked) exec(ctx context.Context, n int, args []any) error {
@@ -210,13 +238,14 @@ func (c *chunked) exec(ctx context.Context, n int, args []any) error {
 		_, err := c.q.ExecContext(ctx, c.sql(n), args...)
 		return err
 	}
-	if c.stmt == nil {
-		var err error
-		if c.stmt, err = c.q.PrepareContext(ctx, c.sql(n)); err != nil {
-			return err
-		}
+	s, err := c.prepared(ctx)
+	if err != nil {
+		return err
 	}
-	_, err := c.stmt.ExecContext(ctx, args...)
+	if s == nil {
+		return c.q.(keptQuerier).execKept(ctx, c.text, args)
+	}
+	_, err = s.ExecContext(ctx, args...)
 	return err
 }
 

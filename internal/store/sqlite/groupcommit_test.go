@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	syncatomic "sync/atomic"
 	"testing"
@@ -310,5 +311,90 @@ func TestPreparedStatementsAreReused(t *testing.T) {
 	db.reads.mu.Unlock()
 	if n == 0 {
 		t.Errorf("reads prepared nothing on the read pool")
+	}
+}
+
+// TestFullChunkStatementsAreKept: the multi-row statements of a full chunk
+// (Put's INSERT, the stix_ids lookup and insert, the owner claim, the
+// version lookup), past the general cache's bound on placeholders, are
+// kept prepared after the first transaction that ran them, and later
+// transactions that run them store and report what they should; a partial
+// chunk's statement (one text per size) is not kept.
+func TestFullChunkStatementsAreKept(t *testing.T) {
+	db := openGroupTest(t)
+	ctx := context.Background()
+	coll := benchCollection(t, db)
+	added := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	put := func(objs []store.Object) []store.PutOutcome {
+		t.Helper()
+		var out []store.PutOutcome
+		if err := db.Update(ctx, func(tx store.Handle) error {
+			owners, err := tx.Objects().Claim(ctx, coll, "party--bench", objectIDs(objs))
+			if err != nil {
+				return err
+			}
+			if len(owners) != len(objectIDs(objs)) {
+				return fmt.Errorf("claim: %d owners for %d ids", len(owners), len(objectIDs(objs)))
+			}
+			out, err = tx.Objects().Put(ctx, coll, objs)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	count := func(outs []store.PutOutcome, want store.PutOutcome) int {
+		n := 0
+		for _, o := range outs {
+			if o == want {
+				n++
+			}
+		}
+		return n
+	}
+	first := benchObjects(0, 2*headChunk, added)
+	if out := put(first); count(out, store.Added) != len(first) {
+		t.Fatalf("first Put: %d of %d added", count(out, store.Added), len(first))
+	}
+	kept := map[string]string{
+		"objects INSERT":  insertSQL(putChunk),
+		"stix_ids lookup": `SELECT key, id FROM stix_ids WHERE id IN (` + placeholders(headChunk) + `)`,
+		"stix_ids INSERT": `INSERT INTO stix_ids(id) VALUES (?)` + strings.Repeat(`, (?)`, headChunk-1) + ` RETURNING key, id`,
+		"owners INSERT":   `INSERT INTO object_owners(coll, key, party_id) VALUES (?, ?, ?)` + strings.Repeat(`, (?, ?, ?)`, headChunk-1) + ` ON CONFLICT(coll, key) DO NOTHING`,
+		"owners lookup":   `SELECT key, party_id FROM object_owners WHERE coll = ? AND key IN (` + placeholders(headChunk) + `)`,
+	}
+	for name, q := range kept {
+		if db.commit.stmts.lookup(q) == nil {
+			t.Errorf("%s of a full chunk was not kept prepared after its transaction", name)
+		}
+	}
+	// Known ids: the version lookup runs, in full chunks, from now on.
+	if out := put(first); count(out, store.Duplicate) != len(first) {
+		t.Fatalf("the same batch again: %d of %d duplicates", count(out, store.Duplicate), len(first))
+	}
+	heads := `SELECT key, min(version), max(version) FROM objects WHERE coll = ? AND key IN (` + placeholders(headChunk) + `) GROUP BY key`
+	if db.commit.stmts.lookup(heads) == nil {
+		t.Errorf("the version lookup of a full chunk was not kept prepared")
+	}
+	// New versions of the first half and new ids, through kept statements.
+	later := append(benchObjects(0, headChunk, added), benchObjects(2*headChunk, putChunk+7, added)...)
+	for i := range headChunk {
+		later[i].Version = later[i].Version.Add(time.Hour)
+	}
+	if out := put(later); count(out, store.Added) != len(later) {
+		t.Fatalf("new versions and new ids: %d of %d added", count(out, store.Added), len(later))
+	}
+	if db.commit.stmts.lookup(insertSQL(7)) != nil {
+		t.Errorf("a partial chunk's INSERT was kept")
+	}
+	pg, err := db.Objects().Query(ctx, store.ObjectQuery{Collection: coll, IDs: []string{benchID(3)}, Versions: store.VersionFilter{All: true}, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pg.Objects) != 2 {
+		t.Errorf("%s: %d versions stored, want 2", benchID(3), len(pg.Objects))
+	}
+	if n, err := db.Objects().Count(ctx, coll); err != nil || n != int64(2*headChunk+headChunk+putChunk+7) {
+		t.Errorf("count: %d, %v; want %d", n, err, 2*headChunk+headChunk+putChunk+7)
 	}
 }

@@ -83,12 +83,8 @@ func (s objects) put(ctx context.Context, collection string, objs []store.Object
 		h.newMin, h.newMax = min(h.newMin, v), max(h.newMax, v)
 	}
 	added := make(map[versionKey]int64, len(objs))
-	var stmt *sql.Stmt // prepared for putChunk rows, reused across chunks
-	defer func() {
-		if stmt != nil {
-			stmt.Close()
-		}
-	}()
+	insert := &chunked{q: s.w, full: putChunk, sql: insertSQL}
+	defer insert.close()
 	args := make([]any, 0, 10*putChunk)
 	for lo := 0; lo < len(objs); lo += putChunk {
 		chunk := objs[lo:min(lo+putChunk, len(objs))]
@@ -99,17 +95,7 @@ func (s objects) put(ctx context.Context, collection string, objs []store.Object
 			h := heads[o.ID]
 			args = append(args, pk, keys[o.ID], o.ID, o.Type, o.SpecVersion, v, micros(o.DateAdded), v == h.newMin, v == h.newMax, o.Raw)
 		}
-		var rows *sql.Rows
-		if len(chunk) == putChunk {
-			if stmt == nil {
-				if stmt, err = s.w.PrepareContext(ctx, insertSQL(putChunk)); err != nil {
-					return nil, mapErr(err)
-				}
-			}
-			rows, err = stmt.QueryContext(ctx, args...)
-		} else {
-			rows, err = s.w.QueryContext(ctx, insertSQL(len(chunk)), args...)
-		}
+		rows, err := insert.query(ctx, len(chunk), args)
 		if err != nil {
 			return nil, mapErr(err)
 		}
@@ -180,12 +166,15 @@ func (s objects) heads(ctx context.Context, pk int64, objs []store.Object, keys 
 			}
 		}
 	}
+	lookup := &chunked{q: s.w, full: headChunk, sql: func(n int) string {
+		return `SELECT key, min(version), max(version) FROM objects WHERE coll = ? AND key IN (` + placeholders(n) + `) GROUP BY key`
+	}}
+	defer lookup.close()
 	args := make([]any, 0, 1+headChunk)
 	for lo := 0; lo < len(known); lo += headChunk {
 		chunk := known[lo:min(lo+headChunk, len(known))]
 		args = append(append(args[:0], pk), chunk...)
-		rows, err := s.w.QueryContext(ctx, `SELECT key, min(version), max(version) FROM objects
-			WHERE coll = ? AND key IN (?`+strings.Repeat(`, ?`, len(chunk)-1)+`) GROUP BY key`, args...)
+		rows, err := lookup.query(ctx, len(chunk), args)
 		if err != nil {
 			return nil, mapErr(err)
 		}
@@ -233,6 +222,10 @@ func objectIDs(objs []store.Object) []string {
 // a new id appends to them: its key is larger than any stored.
 func stixKeys(ctx context.Context, q querier, ids []string, create bool) (keys map[string]int64, fresh map[string]bool, err error) {
 	keys = make(map[string]int64, len(ids))
+	lookup := &chunked{q: q, full: headChunk, sql: func(n int) string {
+		return `SELECT key, id FROM stix_ids WHERE id IN (` + placeholders(n) + `)`
+	}}
+	defer lookup.close()
 	args := make([]any, 0, headChunk)
 	var missing []any
 	for lo := 0; lo < len(ids); lo += headChunk {
@@ -241,7 +234,7 @@ func stixKeys(ctx context.Context, q querier, ids []string, create bool) (keys m
 		for _, id := range chunk {
 			args = append(args, id)
 		}
-		if err := scanKeys(ctx, q, keys, `SELECT key, id FROM stix_ids WHERE id IN (?`+strings.Repeat(`, ?`, len(chunk)-1)+`)`, args); err != nil {
+		if err := scanKeys(ctx, lookup, keys, len(chunk), args); err != nil {
 			return nil, nil, err
 		}
 		if !create {
@@ -257,9 +250,13 @@ func stixKeys(ctx context.Context, q querier, ids []string, create bool) (keys m
 		return keys, nil, nil
 	}
 	fresh = make(map[string]bool, len(missing))
+	insert := &chunked{q: q, full: headChunk, sql: func(n int) string {
+		return `INSERT INTO stix_ids(id) VALUES (?)` + strings.Repeat(`, (?)`, n-1) + ` RETURNING key, id`
+	}}
+	defer insert.close()
 	for lo := 0; lo < len(missing); lo += headChunk {
 		chunk := missing[lo:min(lo+headChunk, len(missing))]
-		if err := scanKeys(ctx, q, keys, `INSERT INTO stix_ids(id) VALUES (?)`+strings.Repeat(`, (?)`, len(chunk)-1)+` RETURNING key, id`, chunk); err != nil {
+		if err := scanKeys(ctx, insert, keys, len(chunk), chunk); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -269,9 +266,10 @@ func stixKeys(ctx context.Context, q querier, ids []string, create bool) (keys m
 	return keys, fresh, nil
 }
 
-// scanKeys runs query, whose rows are (key, id), into keys.
-func scanKeys(ctx context.Context, q querier, keys map[string]int64, query string, args []any) error {
-	rows, err := q.QueryContext(ctx, query, args...)
+// scanKeys runs the statement of c for n rows, whose result rows are
+// (key, id), into keys.
+func scanKeys(ctx context.Context, c *chunked, keys map[string]int64, n int, args []any) error {
+	rows, err := c.query(ctx, n, args)
 	if err != nil {
 		return mapErr(err)
 	}
@@ -567,15 +565,22 @@ func (s objects) claim(ctx context.Context, collection, owner string, ids []stri
 		byKey[k] = id
 	}
 	out := make(map[string]string, len(distinct))
-	args := make([]any, 0, 2*headChunk+1)
+	insert := &chunked{q: s.w, full: headChunk, sql: func(n int) string {
+		return `INSERT INTO object_owners(coll, key, party_id) VALUES (?, ?, ?)` + strings.Repeat(`, (?, ?, ?)`, n-1) + ` ON CONFLICT(coll, key) DO NOTHING`
+	}}
+	defer insert.close()
+	lookup := &chunked{q: s.w, full: headChunk, sql: func(n int) string {
+		return `SELECT key, party_id FROM object_owners WHERE coll = ? AND key IN (` + placeholders(n) + `)`
+	}}
+	defer lookup.close()
+	args := make([]any, 0, 3*headChunk)
 	for lo := 0; lo < len(distinct); lo += headChunk {
 		chunk := distinct[lo:min(lo+headChunk, len(distinct))]
 		args = args[:0]
 		for _, id := range chunk {
 			args = append(args, pk, keys[id], owner)
 		}
-		if _, err := s.w.ExecContext(ctx, `INSERT INTO object_owners(coll, key, party_id) VALUES (?, ?, ?)`+
-			strings.Repeat(`, (?, ?, ?)`, len(chunk)-1)+` ON CONFLICT(coll, key) DO NOTHING`, args...); err != nil {
+		if err := insert.exec(ctx, len(chunk), args); err != nil {
 			return nil, mapErr(err)
 		}
 		args = args[:0]
@@ -583,8 +588,7 @@ func (s objects) claim(ctx context.Context, collection, owner string, ids []stri
 		for _, id := range chunk {
 			args = append(args, keys[id])
 		}
-		rows, err := s.w.QueryContext(ctx, `SELECT key, party_id FROM object_owners WHERE coll = ? AND key IN (?`+
-			strings.Repeat(`, ?`, len(chunk)-1)+`)`, args...)
+		rows, err := lookup.query(ctx, len(chunk), args)
 		if err != nil {
 			return nil, mapErr(err)
 		}

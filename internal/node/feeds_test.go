@@ -398,6 +398,30 @@ func BenchmarkFeedPull(b *testing.B) {
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "objects/s")
 }
 
+// BenchmarkFeedServe measures serving the peer the last page of
+// exchange.FeedPageMax of a party's contributions, all released, in a
+// collection of 5,000 and of 50,000: a page is read by credit ordinal, so
+// it should cost the same whatever the collection holds.
+func BenchmarkFeedServe(b *testing.B) {
+	for _, n := range []int{5000, 50000} {
+		b.Run(fmt.Sprintf("objects=%d", n), func(b *testing.B) {
+			na, nb, bob := twoNodes(b)
+			doc := agreed(b, na, nb, bob, n)
+			for i := 0; i < n; i += 5000 {
+				push(b, na, doc.ID, 1, i, i+5000)
+			}
+			peer := mustPeer(b, na, "bravo")
+			after := int64(n - exchange.FeedPageMax)
+			for b.Loop() {
+				p, err := na.ex.ServeFeed(ctx, peer, doc.ID, after, 0)
+				if err != nil || len(p.Objects) != exchange.FeedPageMax || p.More {
+					b.Fatalf("page after %d: %d objects, more %v, %v", after, len(p.Objects), p.More, err)
+				}
+			}
+		})
+	}
+}
+
 // When a node ingests the peer's party's contributions it releases more
 // of its own party's, and nudges the peer to pull them at once: B, whose
 // poll interval is an hour here, pulls alice's next objects as soon as A

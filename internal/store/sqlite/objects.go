@@ -368,9 +368,14 @@ func querySQL(q store.ObjectQuery) (string, []any) {
 	w, args := where(`(SELECT pk FROM collections WHERE id = ?)`, q.Collection, q)
 	args = append(args, q.Limit+1)
 	// Pages walk the (coll, date_added, seq) index; a short id list is
-	// better served by the (coll, key, version) index and a sort.
+	// better served by the (coll, key, version) index and a sort. So is a
+	// list no longer than the page (a feed page read by id): walking the
+	// index, the page is done only at its limit+1'th match, which such a
+	// list seldom has, so the walk went through the whole collection; by
+	// id it costs the ids' versions and their sort, whatever the
+	// collection holds.
 	index := "objects_added"
-	if len(q.IDs) > 0 && len(q.IDs) <= 256 {
+	if len(q.IDs) > 0 && (len(q.IDs) <= 256 || len(q.IDs) <= q.Limit) {
 		index = "objects_version"
 	}
 	return `SELECT seq, id, type, spec_version, version, date_added, raw FROM objects INDEXED BY ` + index + `

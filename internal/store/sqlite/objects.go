@@ -127,6 +127,9 @@ func (s objects) put(ctx context.Context, collection string, objs []store.Object
 			out[i] = store.Duplicate
 		}
 	}
+	if err := indexForSearch(ctx, s.w, pk, objs, out); err != nil {
+		return nil, err
+	}
 	// Versions stored before this batch lose their first/last flag when the
 	// batch brought an older or newer one. Rare: only new versions of ids
 	// already present.

@@ -1,0 +1,508 @@
+package sqlite
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/parley-cti/parley/internal/store"
+)
+
+// The search index (object_search, migration 14) is written by Put, not by
+// a trigger (migration 30). The trigger computed each row's words and
+// facets with SQLite's JSON functions: eight of a POST's ~30 µs per object
+// in Put, in the writer's critical section (issue 18). Put computes them
+// here in Go instead, for every object whose JSON is plain — an object
+// whose indexed members are strings or lists of strings, strict RFC 8259,
+// valid UTF-8, no escape SQLite might decode differently — and runs the
+// trigger's own SQL (searchColumnsJSONB) for any other, so the index holds
+// exactly what the trigger wrote (TestSearchColumnsGoMatchSQL,
+// FuzzSearchColumns).
+
+// searchChunk rows per multi-row INSERT into object_search.
+const searchChunk = 200
+
+// indexForSearch adds to object_search the row of every object Put
+// stored (out[i] == store.Added, objs[i].Seq set).
+func indexForSearch(ctx context.Context, q querier, pk int64, objs []store.Object, out []store.PutOutcome) error {
+	insert := &chunked{q: q, full: searchChunk, sql: func(n int) string {
+		return `INSERT INTO object_search(rowid, body, facets) VALUES (?, ?, ?)` + strings.Repeat(`, (?, ?, ?)`, n-1)
+	}}
+	defer insert.close()
+	args := make([]any, 0, 3*searchChunk)
+	var other []int64
+	for i := range objs {
+		if out[i] != store.Added {
+			continue
+		}
+		body, facets, ok := searchColumnsGo(pk, objs[i].Type, objs[i].Raw)
+		if !ok {
+			other = append(other, objs[i].Seq)
+			continue
+		}
+		args = append(args, objs[i].Seq, body, facets)
+		if len(args) == cap(args) {
+			if err := insert.exec(ctx, searchChunk, args); err != nil {
+				return mapErr(err)
+			}
+			args = args[:0]
+		}
+	}
+	if len(args) > 0 {
+		if err := insert.exec(ctx, len(args)/3, args); err != nil {
+			return mapErr(err)
+		}
+	}
+	for _, seq := range other {
+		if _, err := q.ExecContext(ctx, `INSERT INTO object_search(rowid, body, facets) SELECT s, `+searchColumnsJSONB+`
+			FROM (SELECT seq AS s, coll AS k, type AS ty,
+				CASE WHEN json_valid(CAST(raw AS TEXT)) THEN jsonb(CAST(raw AS TEXT)) END AS j FROM objects WHERE seq = ?)`, seq); err != nil {
+			return mapErr(err)
+		}
+	}
+	return nil
+}
+
+// Members the index reads, in the order searchColumnsJSONB writes their
+// facets.
+const (
+	sName = iota
+	sAliases
+	sDescription
+	sPattern
+	sLabels
+	sMarkingRefs
+	sGranular
+	sSourceRef
+	sTargetRef
+	sSightingOf
+	sObjectRefs
+	sWhereSighted
+	sObservedData
+	sMembers
+)
+
+var searchMembers = map[string]int{
+	"name": sName, "aliases": sAliases, "description": sDescription, "pattern": sPattern,
+	"labels": sLabels, "object_marking_refs": sMarkingRefs, "granular_markings": sGranular,
+	"source_ref": sSourceRef, "target_ref": sTargetRef, "sighting_of_ref": sSightingOf,
+	"object_refs": sObjectRefs, "where_sighted_refs": sWhereSighted, "observed_data_refs": sObservedData,
+}
+
+// searchColumnsGo computes searchColumnsJSONB's two columns for an object of
+// collection pk and type typ, or reports false when raw is not plain (see
+// above) and SQL must compute them.
+func searchColumnsGo(pk int64, typ string, raw []byte) (body, facets string, ok bool) {
+	if !utf8.Valid(raw) {
+		return "", "", false
+	}
+	p := searchScan{b: raw}
+	var vals [sMembers][]string
+	var seen [sMembers]bool
+	p.ws()
+	if !p.eat('{') {
+		return "", "", false
+	}
+	p.ws()
+	if !p.eat('}') {
+		for {
+			p.ws()
+			key, ok := p.str(false)
+			if !ok {
+				return "", "", false
+			}
+			p.ws()
+			if !p.eat(':') {
+				return "", "", false
+			}
+			p.ws()
+			m, indexed := searchMembers[key]
+			switch {
+			case !indexed:
+				ok = p.skip(1)
+			case seen[m]:
+				return "", "", false // SQLite reads the first of duplicates
+			case m == sGranular:
+				seen[m] = true
+				vals[m], ok = p.markingRefs()
+			case m == sName || m == sDescription || m == sPattern:
+				seen[m] = true
+				var s string
+				s, ok = p.str(true)
+				vals[m] = []string{s}
+			default:
+				seen[m] = true
+				vals[m], ok = p.strings()
+			}
+			if !ok {
+				return "", "", false
+			}
+			p.ws()
+			if p.eat('}') {
+				break
+			}
+			if !p.eat(',') {
+				return "", "", false
+			}
+		}
+	}
+	p.ws()
+	if p.i != len(p.b) {
+		return "", "", false
+	}
+	var b strings.Builder
+	one := func(m int) {
+		if len(vals[m]) > 0 {
+			b.WriteString(vals[m][0])
+		}
+	}
+	one(sName)
+	b.WriteByte(' ')
+	b.WriteString(strings.Join(vals[sAliases], " "))
+	b.WriteByte(' ')
+	one(sDescription)
+	b.WriteByte(' ')
+	one(sPattern)
+	body = b.String()
+	if utf8.RuneCountInString(body) > 65536 {
+		n := 0
+		for i := range body {
+			if n == 65536 {
+				body = body[:i]
+				break
+			}
+			n++
+		}
+	}
+	var f strings.Builder
+	f.WriteString("C")
+	f.WriteString(strconv.FormatInt(pk, 10))
+	f.WriteString(" T")
+	writeHex(&f, typ)
+	for m, prefix := range [...]string{sLabels: " L", sMarkingRefs: " M", sGranular: " M", sSourceRef: " R", sTargetRef: " R",
+		sSightingOf: " R", sObjectRefs: " R", sWhereSighted: " R", sObservedData: " R"} {
+		if prefix == "" {
+			continue
+		}
+		for _, v := range vals[m] {
+			f.WriteString(prefix)
+			writeHex(&f, v)
+		}
+	}
+	return body, f.String(), true
+}
+
+// writeHex writes s as SQLite's hex() does: upper-case, two digits a byte.
+func writeHex(b *strings.Builder, s string) {
+	const digits = "0123456789ABCDEF"
+	for i := 0; i < len(s); i++ {
+		b.WriteByte(digits[s[i]>>4])
+		b.WriteByte(digits[s[i]&15])
+	}
+}
+
+// searchScan is a strict RFC 8259 scanner over one object's JSON. Where it
+// is unsure SQLite would read a value the same way it reports false.
+type searchScan struct {
+	b []byte
+	i int
+}
+
+// maxSearchDepth bounds nesting well below SQLite's own limit (1,000).
+const maxSearchDepth = 64
+
+func (p *searchScan) ws() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+func (p *searchScan) eat(c byte) bool {
+	if p.i < len(p.b) && p.b[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+// str reads a string. With escapes false a string holding any escape is
+// refused (member names); with it true the simple escapes and \u of a
+// character other than NUL and the surrogates are decoded.
+func (p *searchScan) str(escapes bool) (string, bool) {
+	if !p.eat('"') {
+		return "", false
+	}
+	start := p.i
+	for p.i < len(p.b) {
+		c := p.b[p.i]
+		switch {
+		case c == '"':
+			s := string(p.b[start:p.i])
+			p.i++
+			return s, true
+		case c == '\\':
+			if !escapes {
+				return "", false
+			}
+			return p.escaped(start)
+		case c < 0x20:
+			return "", false
+		}
+		p.i++
+	}
+	return "", false
+}
+
+// escaped finishes a string from start that has an escape at p.i.
+func (p *searchScan) escaped(start int) (string, bool) {
+	out := append([]byte(nil), p.b[start:p.i]...)
+	for p.i < len(p.b) {
+		c := p.b[p.i]
+		switch {
+		case c == '"':
+			p.i++
+			return string(out), true
+		case c < 0x20:
+			return "", false
+		case c != '\\':
+			out = append(out, c)
+			p.i++
+			continue
+		}
+		if p.i+1 >= len(p.b) {
+			return "", false
+		}
+		e := p.b[p.i+1]
+		p.i += 2
+		switch e {
+		case '"', '\\', '/':
+			out = append(out, e)
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			if p.i+4 > len(p.b) {
+				return "", false
+			}
+			r, err := strconv.ParseUint(string(p.b[p.i:p.i+4]), 16, 32)
+			if err != nil || r == 0 || (r >= 0xD800 && r <= 0xDFFF) {
+				return "", false
+			}
+			p.i += 4
+			out = utf8.AppendRune(out, rune(r))
+		default:
+			return "", false
+		}
+	}
+	return "", false
+}
+
+// strings reads a string (one value) or an array of strings.
+func (p *searchScan) strings() ([]string, bool) {
+	if p.i < len(p.b) && p.b[p.i] == '"' {
+		s, ok := p.str(true)
+		return []string{s}, ok
+	}
+	if !p.eat('[') {
+		return nil, false
+	}
+	var out []string
+	p.ws()
+	if p.eat(']') {
+		return out, true
+	}
+	for {
+		p.ws()
+		s, ok := p.str(true)
+		if !ok {
+			return nil, false
+		}
+		out = append(out, s)
+		p.ws()
+		if p.eat(']') {
+			return out, true
+		}
+		if !p.eat(',') {
+			return nil, false
+		}
+	}
+}
+
+// markingRefs reads granular_markings, an array of objects, into each
+// one's marking_ref ("" where it has none, as SQLite's hex(NULL)).
+func (p *searchScan) markingRefs() ([]string, bool) {
+	if !p.eat('[') {
+		return nil, false
+	}
+	var out []string
+	p.ws()
+	if p.eat(']') {
+		return out, true
+	}
+	for {
+		p.ws()
+		if !p.eat('{') {
+			return nil, false
+		}
+		ref, seen := "", false
+		p.ws()
+		if !p.eat('}') {
+			for {
+				p.ws()
+				key, ok := p.str(false)
+				if !ok {
+					return nil, false
+				}
+				p.ws()
+				if !p.eat(':') {
+					return nil, false
+				}
+				p.ws()
+				if key == "marking_ref" {
+					if seen {
+						return nil, false
+					}
+					seen = true
+					if ref, ok = p.str(true); !ok {
+						return nil, false
+					}
+				} else if !p.skip(3) {
+					return nil, false
+				}
+				p.ws()
+				if p.eat('}') {
+					break
+				}
+				if !p.eat(',') {
+					return nil, false
+				}
+			}
+		}
+		out = append(out, ref)
+		p.ws()
+		if p.eat(']') {
+			return out, true
+		}
+		if !p.eat(',') {
+			return nil, false
+		}
+	}
+}
+
+// skip reads any value at nesting depth.
+func (p *searchScan) skip(depth int) bool {
+	if depth > maxSearchDepth || p.i >= len(p.b) {
+		return false
+	}
+	switch c := p.b[p.i]; {
+	case c == '"':
+		_, ok := p.str(true)
+		return ok
+	case c == '{':
+		p.i++
+		p.ws()
+		if p.eat('}') {
+			return true
+		}
+		for {
+			p.ws()
+			if _, ok := p.str(true); !ok {
+				return false
+			}
+			p.ws()
+			if !p.eat(':') {
+				return false
+			}
+			p.ws()
+			if !p.skip(depth + 1) {
+				return false
+			}
+			p.ws()
+			if p.eat('}') {
+				return true
+			}
+			if !p.eat(',') {
+				return false
+			}
+		}
+	case c == '[':
+		p.i++
+		p.ws()
+		if p.eat(']') {
+			return true
+		}
+		for {
+			p.ws()
+			if !p.skip(depth + 1) {
+				return false
+			}
+			p.ws()
+			if p.eat(']') {
+				return true
+			}
+			if !p.eat(',') {
+				return false
+			}
+		}
+	case c == 't':
+		return p.literal("true")
+	case c == 'f':
+		return p.literal("false")
+	case c == 'n':
+		return p.literal("null")
+	default:
+		return p.number()
+	}
+}
+
+func (p *searchScan) literal(lit string) bool {
+	if len(p.b)-p.i >= len(lit) && string(p.b[p.i:p.i+len(lit)]) == lit {
+		p.i += len(lit)
+		return true
+	}
+	return false
+}
+
+// number reads -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (p *searchScan) number() bool {
+	digits := func() int {
+		n := 0
+		for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
+			p.i++
+			n++
+		}
+		return n
+	}
+	p.eat('-')
+	if p.eat('0') {
+		// no further integer digits
+	} else if digits() == 0 {
+		return false
+	}
+	if p.eat('.') && digits() == 0 {
+		return false
+	}
+	if p.i < len(p.b) && (p.b[p.i] == 'e' || p.b[p.i] == 'E') {
+		p.i++
+		if !p.eat('+') {
+			p.eat('-')
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -291,7 +291,7 @@ func (m *member) turn(tx *sql.Tx, stmts *preparedStmts, savepoint bool) (r turnR
 			r = turnResult{err: errPanicked, lost: undo(), panicked: v}
 		}
 	}()
-	q := memberQuerier{tx: tx, stmts: stmts, ctx: m.ctx}
+	q := memberQuerier{tx: tx, stmts: stmts, ctx: m.ctx, memo: newKeyMemo()}
 	if err := m.fn(handle{r: q, w: q}); err != nil {
 		return turnResult{err: err, lost: undo()}
 	}
@@ -313,6 +313,7 @@ type memberQuerier struct {
 	tx    *sql.Tx
 	stmts *preparedStmts
 	ctx   context.Context
+	memo  *keyMemo // this turn's, discarded with it
 }
 
 func (q memberQuerier) detach(ctx context.Context) (context.Context, error) {

@@ -398,3 +398,67 @@ func TestFullChunkStatementsAreKept(t *testing.T) {
 		t.Errorf("count: %d, %v; want %d", n, err, 2*headChunk+headChunk+putChunk+7)
 	}
 }
+
+// TestKeyMemoWithinATurn: within one Update the owner claim's keys serve
+// Put without asking stix_ids again (a key renamed behind the memo's back
+// is still the one Put stores under), and a second Put of the same ids in
+// the same turn, its keys no longer new, still finds the versions the
+// first stored (first/last flags and duplicates right). A later Update
+// asks stix_ids afresh.
+func TestKeyMemoWithinATurn(t *testing.T) {
+	db := openGroupTest(t)
+	ctx := context.Background()
+	coll := benchCollection(t, db)
+	added := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	objs := benchObjects(0, 3, added)
+	newer := benchObjects(0, 3, added)
+	for i := range newer {
+		newer[i].Version = newer[i].Version.Add(time.Hour)
+	}
+	var claimed int64
+	if err := db.Update(ctx, func(tx store.Handle) error {
+		if _, err := tx.Objects().Claim(ctx, coll, "party--bench", objectIDs(objs)); err != nil {
+			return err
+		}
+		w := tx.(handle).w
+		if err := w.QueryRowContext(ctx, `SELECT key FROM stix_ids WHERE id = ?`, objs[0].ID).Scan(&claimed); err != nil {
+			return err
+		}
+		// Only the memo still knows objs[0]'s key by its id.
+		if _, err := w.ExecContext(ctx, `UPDATE stix_ids SET id = id || '-renamed' WHERE key = ?`, claimed); err != nil {
+			return err
+		}
+		if out, err := tx.Objects().Put(ctx, coll, objs); err != nil || out[0] != store.Added {
+			return fmt.Errorf("first Put: %v %v", out, err)
+		}
+		if out, err := tx.Objects().Put(ctx, coll, append(newer, objs[1])); err != nil ||
+			out[0] != store.Added || out[3] != store.Duplicate {
+			return fmt.Errorf("second Put: %v %v", out, err)
+		}
+		_, err := w.ExecContext(ctx, `UPDATE stix_ids SET id = ? WHERE key = ?`, objs[0].ID, claimed)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var key, versions, firsts, lasts int64
+	if err := db.w.QueryRowContext(ctx, `SELECT min(key), count(*), sum(is_first), sum(is_last) FROM objects WHERE id = ?`, objs[0].ID).
+		Scan(&key, &versions, &firsts, &lasts); err != nil {
+		t.Fatal(err)
+	}
+	if key != claimed {
+		t.Errorf("Put stored %s under key %d, the claim made %d: it asked stix_ids again", objs[0].ID, key, claimed)
+	}
+	if versions != 2 || firsts != 1 || lasts != 1 {
+		t.Errorf("%s: %d versions, %d flagged first, %d last; want 2, 1, 1", objs[0].ID, versions, firsts, lasts)
+	}
+	// The next Update has a memo of its own.
+	if err := db.Update(ctx, func(tx store.Handle) error {
+		out, err := tx.Objects().Put(ctx, coll, newer)
+		if err == nil && out[2] != store.Duplicate {
+			err = fmt.Errorf("outcomes %v, want duplicates", out)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+}

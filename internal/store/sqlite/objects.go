@@ -75,6 +75,9 @@ func (s objects) put(ctx context.Context, collection string, objs []store.Object
 	if err != nil {
 		return nil, err
 	}
+	// From here on versions of these ids may be stored, even if this Put
+	// fails part way.
+	memoOf(s.w).stored(objs)
 	// Each row is flagged first/last against the whole batch, so that no
 	// row inserted here needs updating afterwards.
 	for i := range objs {
@@ -225,14 +228,33 @@ func objectIDs(objs []store.Object) []string {
 // a new id appends to them: its key is larger than any stored.
 func stixKeys(ctx context.Context, q querier, ids []string, create bool) (keys map[string]int64, fresh map[string]bool, err error) {
 	keys = make(map[string]int64, len(ids))
+	memo := memoOf(q)
+	ask := ids
+	if memo != nil {
+		ask = make([]string, 0, len(ids))
+		for _, id := range ids {
+			k, ok := memo.keys[id]
+			if !ok {
+				ask = append(ask, id)
+				continue
+			}
+			keys[id] = k
+			if memo.fresh[id] {
+				if fresh == nil {
+					fresh = map[string]bool{}
+				}
+				fresh[id] = true
+			}
+		}
+	}
 	lookup := &chunked{q: q, full: headChunk, sql: func(n int) string {
 		return `SELECT key, id FROM stix_ids WHERE id IN (` + placeholders(n) + `)`
 	}}
 	defer lookup.close()
 	args := make([]any, 0, headChunk)
 	var missing []any
-	for lo := 0; lo < len(ids); lo += headChunk {
-		chunk := ids[lo:min(lo+headChunk, len(ids))]
+	for lo := 0; lo < len(ask); lo += headChunk {
+		chunk := ask[lo:min(lo+headChunk, len(ask))]
 		args = args[:0]
 		for _, id := range chunk {
 			args = append(args, id)
@@ -249,10 +271,6 @@ func stixKeys(ctx context.Context, q querier, ids []string, create bool) (keys m
 			}
 		}
 	}
-	if len(missing) == 0 {
-		return keys, nil, nil
-	}
-	fresh = make(map[string]bool, len(missing))
 	insert := &chunked{q: q, full: headChunk, sql: func(n int) string {
 		return `INSERT INTO stix_ids(id) VALUES (?)` + strings.Repeat(`, (?)`, n-1) + ` RETURNING key, id`
 	}}
@@ -263,10 +281,64 @@ func stixKeys(ctx context.Context, q querier, ids []string, create bool) (keys m
 			return nil, nil, err
 		}
 	}
+	if len(missing) > 0 && fresh == nil {
+		fresh = make(map[string]bool, len(missing))
+	}
 	for _, id := range missing {
 		fresh[id.(string)] = true
 	}
+	if memo != nil {
+		memo.learn(ask, keys, missing)
+	}
 	return keys, fresh, nil
+}
+
+// keyMemo is what one member's turn of a group-commit transaction has
+// learnt of stix_ids: the key of every id it looked up or created, and
+// which of those it created and has stored no object version of yet. Put,
+// the owner claim and the credits of one POST each need the keys of the
+// same ids; with the memo only the first asks SQLite, and Put skips the
+// version lookup of ids whose key is new. Nothing in a turn deletes a key
+// or undoes part of the turn, so what the memo holds stays true until the
+// turn ends; a turn undone, or a transaction lost, takes its memo with it.
+type keyMemo struct {
+	keys  map[string]int64
+	fresh map[string]bool
+}
+
+func newKeyMemo() *keyMemo {
+	return &keyMemo{keys: map[string]int64{}, fresh: map[string]bool{}}
+}
+
+// memoOf returns the memo of the turn q belongs to, or nil.
+func memoOf(q querier) *keyMemo {
+	if m, ok := q.(memberQuerier); ok {
+		return m.memo
+	}
+	return nil
+}
+
+// learn records the keys of asked, of which created were new.
+func (m *keyMemo) learn(asked []string, keys map[string]int64, created []any) {
+	for _, id := range asked {
+		if k, ok := keys[id]; ok {
+			m.keys[id] = k
+		}
+	}
+	for _, id := range created {
+		m.fresh[id.(string)] = true
+	}
+}
+
+// stored records that versions of objs are stored: their ids are no
+// longer fresh.
+func (m *keyMemo) stored(objs []store.Object) {
+	if m == nil || len(m.fresh) == 0 {
+		return
+	}
+	for i := range objs {
+		delete(m.fresh, objs[i].ID)
+	}
 }
 
 // scanKeys runs the statement of c for n rows, whose result rows are

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/parley-cti/parley/internal/node"
 	"github.com/parley-cti/parley/internal/server"
 	"github.com/parley-cti/parley/internal/store/postgres/pgtest"
 	"github.com/parley-cti/parley/internal/store/sqlite"
@@ -76,6 +78,40 @@ func TestScripts(t *testing.T) {
 // scriptCmds are the commands scripts may use beyond testscript's own.
 func scriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
 	return map[string]func(ts *testscript.TestScript, neg bool, args []string){
+		// nodepost DATA PEER PATH BODY CODE signs BODY with the node key of
+		// data directory DATA and posts it to PATH on the peer DATA pinned as
+		// PEER, as that node's outbox would: a hostile or mistaken node with
+		// a pinned key. It fails unless the peer answers, signed, with the
+		// refusal code CODE (or "ok" for a 2xx answer).
+		"nodepost": func(ts *testscript.TestScript, neg bool, args []string) {
+			if len(args) != 5 {
+				ts.Fatalf("usage: nodepost DATA PEER PATH BODY CODE")
+			}
+			ctx := context.Background()
+			st, err := openOperator(ctx, ts.MkAbs(args[0]))
+			ts.Check(err)
+			defer st.Close()
+			self, err := node.LoadIdentity(ctx, st)
+			ts.Check(err)
+			peer, err := node.NewPeers(st).Get(ctx, args[1])
+			ts.Check(err)
+			status, body, err := (&node.Client{Self: self, Peer: peer}).Do(ctx, http.MethodPost, args[2], []byte(args[3]))
+			var re *node.RefusedError
+			switch {
+			case err == nil:
+				ts.Logf("%d %s", status, body)
+				if args[4] != "ok" {
+					ts.Fatalf("the peer took it (%d); want the refusal %s", status, args[4])
+				}
+			case errors.As(err, &re) && re.Signed:
+				ts.Logf("%d %s: %s", re.Status, re.Code, re.Message)
+				if re.Code != args[4] {
+					ts.Fatalf("the peer refused with %s; want %s", re.Code, args[4])
+				}
+			default:
+				ts.Fatalf("nodepost: %v", err)
+			}
+		},
 		// lastline VAR sets VAR to the last line of the previous command's stdout.
 		"lastline": func(ts *testscript.TestScript, neg bool, args []string) {
 			if len(args) != 1 {

@@ -392,6 +392,46 @@ func caseWork(ctx context.Context, a, b *Member, agreementID string, res *Result
 
 	// 7. Private matching: which of A's wanted identifiers does B hold?
 	// Each side learns only the intersection; the server only the sizes.
+	oa, ob, err := matchLists(ctx, a, b, agreementID)
+	if err != nil {
+		return 0, err
+	}
+	for _, it := range oa.Matched {
+		res.MatchedA = append(res.MatchedA, it.Value)
+	}
+	for _, it := range ob.Matched {
+		res.MatchedB = append(res.MatchedB, it.Value)
+	}
+	say("7. Private matching: %s's %d wanted identifiers against %s's %d (ECDH over X25519; the server saw",
+		a.Name, oa.OwnCount, b.Name, oa.PeerCount)
+	say("   only the two sizes). %s learned that %s holds %d of them: %s.", a.Name, b.Name, len(res.MatchedA), strings.Join(res.MatchedA, ", "))
+	return hv.ReleaseLedgerIndex, nil
+}
+
+// bundleOf wraps objects in a STIX bundle.
+func bundleOf(objs []json.RawMessage) []byte {
+	b, err := json.Marshal(map[string]any{"type": "bundle", "id": "bundle--" + newUUID(), "objects": objs})
+	if err != nil {
+		panic(err) // raw JSON values: cannot fail
+	}
+	return b
+}
+
+func newUUID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// matchLists runs a private matching session: a starts it under
+// agreementID with its crew's wanted identifiers, b joins it with the
+// identifiers it holds, once its own server has the session (between two
+// nodes it reaches b's node through a's).
+func matchLists(ctx context.Context, a, b *Member, agreementID string) (oa, ob *client.MatchOutcome, err error) {
 	items := func(vals []string) func() iter.Seq[psi.Item] {
 		return func() iter.Seq[psi.Item] {
 			return func(yield func(psi.Item) bool) {
@@ -423,47 +463,30 @@ func caseWork(ctx context.Context, a, b *Member, agreementID string, res *Result
 			bDone <- outcome{nil, mctx.Err()}
 			return
 		}
+		for {
+			if _, err := b.C.Match(mctx, sid); err == nil {
+				break
+			}
+			select {
+			case <-mctx.Done():
+				bDone <- outcome{nil, mctx.Err()}
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
 		o, err := b.C.RunMatch(mctx, client.MatchOptions{Session: sid, Items: items(b.Crew.Held), Identity: b.Keys.Sealing, Poll: 20 * time.Millisecond})
 		bDone <- outcome{o, err}
 	}()
-	oa, err := a.C.RunMatch(mctx, client.MatchOptions{Agreement: agreementID, Items: items(a.Crew.Wanted), Identity: a.Keys.Sealing,
+	oa, err = a.C.RunMatch(mctx, client.MatchOptions{Agreement: agreementID, Items: items(a.Crew.Wanted), Identity: a.Keys.Sealing,
 		Poll: 20 * time.Millisecond, OnSession: func(m client.Match) { session <- m.ID }})
 	if err != nil {
 		cancel()
 		<-bDone
-		return 0, fmt.Errorf("private match (%s): %w", a.Name, err)
+		return nil, nil, fmt.Errorf("private match (%s): %w", a.Name, err)
 	}
-	ob := <-bDone
-	if ob.err != nil {
-		return 0, fmt.Errorf("private match (%s): %w", b.Name, ob.err)
+	r := <-bDone
+	if r.err != nil {
+		return nil, nil, fmt.Errorf("private match (%s): %w", b.Name, r.err)
 	}
-	for _, it := range oa.Matched {
-		res.MatchedA = append(res.MatchedA, it.Value)
-	}
-	for _, it := range ob.o.Matched {
-		res.MatchedB = append(res.MatchedB, it.Value)
-	}
-	say("7. Private matching: %s's %d wanted identifiers against %s's %d (ECDH over X25519; the server saw",
-		a.Name, oa.OwnCount, b.Name, oa.PeerCount)
-	say("   only the two sizes). %s learned that %s holds %d of them: %s.", a.Name, b.Name, len(res.MatchedA), strings.Join(res.MatchedA, ", "))
-	return hv.ReleaseLedgerIndex, nil
-}
-
-// bundleOf wraps objects in a STIX bundle.
-func bundleOf(objs []json.RawMessage) []byte {
-	b, err := json.Marshal(map[string]any{"type": "bundle", "id": "bundle--" + newUUID(), "objects": objs})
-	if err != nil {
-		panic(err) // raw JSON values: cannot fail
-	}
-	return b
-}
-
-func newUUID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err)
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	return oa, r.o, nil
 }

@@ -69,8 +69,10 @@ type NodesResult struct {
 	// UnsealedA and UnsealedB the objects each party decrypted from the
 	// other's.
 	SealedA, SealedB, UnsealedA, UnsealedB int
-	// NotAcross lists what is refused between nodes today, with its code.
-	NotAcross []string
+	// Match is the private matching session across the nodes; MatchedA
+	// and MatchedB what each party learned the other holds of its list.
+	Match              string
+	MatchedA, MatchedB []string
 	// Witnessed holds each node's verify --peers reports.
 	Witnessed map[string][]crosswitness.PeerReport
 	// Verified holds each party's verification of its own node's ledger.
@@ -357,14 +359,22 @@ func RunNodes(ctx context.Context, alpha, bravo, charlie *Node, stateDir string,
 	say("   fetched the other side's deposit from charlie, and the release fulfilled the request on both nodes.")
 	say("   %s decrypted %d objects, %s %d; charlie never held a key to either. The request is %s.", b.Name, res.UnsealedB, a.Name, res.UnsealedA, res.RequestState)
 
-	res.NotAcross, err = notAcrossNodes(ctx, a, doc.ID)
+	oa, ob, err := matchLists(ctx, a, b, doc.ID)
 	if err != nil {
 		return nil, err
 	}
-	say("   Private matching between nodes is not built yet; each node refuses it by name:")
-	for _, s := range res.NotAcross {
-		say("   %s", s)
+	for _, it := range oa.Matched {
+		res.MatchedA = append(res.MatchedA, it.Value)
 	}
+	for _, it := range ob.Matched {
+		res.MatchedB = append(res.MatchedB, it.Value)
+	}
+	res.Match = oa.Session.ID
+	say("   Private matching: %s started a session on %s with its %d wanted identifiers; %s joined it on", a.Name, alpha.Name, oa.OwnCount, b.Name)
+	say("   %s with the %d it holds. Each node relayed its party's blinded round 1 to the other; both sealed", bravo.Name, oa.PeerCount)
+	say("   round-2 messages went through charlie, which released both at once; no node saw an identifier.")
+	say("   %s learned that %s holds %d of them: %s.", a.Name, b.Name, len(res.MatchedA), strings.Join(res.MatchedA, ", "))
+	say("   %s learned %d of its own.", b.Name, len(res.MatchedB))
 
 	say("10. Cross-witnessing: each node cosigns the others' checkpoints; each operator ran parley verify --peers:")
 	for _, n := range nodes {
@@ -438,20 +448,6 @@ func apart(mine, theirs []json.RawMessage) []json.RawMessage {
 		}
 	}
 	return out
-}
-
-// notAcrossNodes asks for what is not built between nodes yet and
-// reports each refusal with its code; anything else is an error. When
-// private matching between nodes exists, the demo plays it here instead.
-func notAcrossNodes(ctx context.Context, a *Member, agreementID string) ([]string, error) {
-	var out []string
-	_, err := a.C.StartMatch(ctx, agreementID)
-	var ae *client.APIError
-	if !errors.As(err, &ae) || ae.Code != "not_across_nodes" {
-		return nil, fmt.Errorf("a private match between nodes: want the refusal not_across_nodes, got %v", err)
-	}
-	out = append(out, fmt.Sprintf("%s starts a private match: %d %s", a.Name, ae.StatusCode, ae.Code))
-	return out, nil
 }
 
 // answerThroughEscrow answers request reqID (filed by b, acknowledged by a)

@@ -215,7 +215,20 @@ func (s *Service) relayCase(ctx context.Context, st *exchange.Step, h store.Hand
 	if err := enqueue(ctx, st, nodeOf(doc, h.Counterpart), h.AgreementID, h.Proposer, OutboxCase, msg); err != nil {
 		return err
 	}
-	card, err := s.ex.CardIn(ctx, st.Tx, h.Proposer)
+	return HoldAtEscrowNode(ctx, s.ex, st, h)
+}
+
+// HoldAtEscrowNode writes case h to the outbox for the escrow node the
+// agreement names, with the proposer's signature of the agreement version
+// and its card, in st's transaction. Private matching uses it for the
+// handover of a session's round 2, which it opens accepted on both party
+// nodes by its own messages (package matching).
+func HoldAtEscrowNode(ctx context.Context, ex *exchange.Service, st *exchange.Step, h store.Handover) error {
+	doc := st.Agreement.Status.Document
+	msg := CaseMessage{Handover: h.ID, Agreement: h.AgreementID, Proposer: h.Proposer, Counterpart: h.Counterpart,
+		ProposerDelivers: h.ProposerDelivers, CounterpartDelivers: h.CounterpartDelivers, Request: h.RequestID,
+		Deadline: h.Deadline, DocumentSHA256: docSHA(doc)}
+	card, err := ex.CardIn(ctx, st.Tx, h.Proposer)
 	if err != nil {
 		return err
 	}
@@ -234,7 +247,16 @@ func (s *Service) relayDecision(ctx context.Context, st *exchange.Step, h store.
 	if err := enqueue(ctx, st, nodeOf(doc, h.Proposer), h.AgreementID, h.Counterpart, OutboxDecision, msg); err != nil {
 		return err
 	}
-	card, err := s.ex.CardIn(ctx, st.Tx, h.Counterpart)
+	return DecideAtEscrowNode(ctx, s.ex, st, h, accept)
+}
+
+// DecideAtEscrowNode writes the counterpart's decision on case h to the
+// outbox for the escrow node, with its signature of the agreement version
+// and its card, in st's transaction (see HoldAtEscrowNode).
+func DecideAtEscrowNode(ctx context.Context, ex *exchange.Service, st *exchange.Step, h store.Handover, accept bool) error {
+	doc := st.Agreement.Status.Document
+	msg := DecisionMessage{Handover: h.ID, Accept: accept, DocumentSHA256: docSHA(doc)}
+	card, err := ex.CardIn(ctx, st.Tx, h.Counterpart)
 	if err != nil {
 		return err
 	}
@@ -572,3 +594,27 @@ func (s *Service) RefusedFromPeer(ctx context.Context, peer store.Peer, handover
 	}
 	return nil
 }
+
+// What other workflows across nodes (private matching) share with
+// handovers: who speaks for whom, and the durable outbox.
+
+// Relay writes msg of outbox kind to the outbox for the node nodeKey, in
+// st's transaction, on behalf of partyID (who hears of a refusal).
+func Relay(ctx context.Context, st *exchange.Step, nodeKey, agreementID, partyID, kind string, msg any) error {
+	return enqueue(ctx, st, nodeKey, agreementID, partyID, kind, msg)
+}
+
+// PartyNode is the node key the signed document places partyID on ("" if
+// it is not a party of doc).
+func PartyNode(doc *agreement.Document, partyID string) string { return nodeOf(doc, partyID) }
+
+// CheckRelayer refuses, with ErrNotPartyNode (or exchange.ErrNotPartyHere
+// when partyID is no party of doc), a peer that is not the node doc
+// places partyID on.
+func CheckRelayer(doc *agreement.Document, peer store.Peer, partyID string) error {
+	return checkRelayer(doc, peer, partyID)
+}
+
+// DocumentDigest is the "sha256:<hex>" digest of a signed document
+// version, as messages between nodes name it.
+func DocumentDigest(doc *agreement.Document) string { return docSHA(doc) }

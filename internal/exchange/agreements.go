@@ -406,7 +406,7 @@ func (s *Service) lockedAgreement(ctx context.Context, tx store.Handle, p party.
 	}
 	a, err := s.loadAgreement(ctx, tx, id, s.now())
 	if err == nil && !acrossNodes && a.Status.Document != nil && a.Status.Document.CrossNode() {
-		return Agreement{}, fault.Errorf("%w: matching, contests and joint reports under an agreement between two nodes are not built yet (handovers go through the escrow node the agreement names; docs/federation.md)", ErrNotAcrossNodes)
+		return Agreement{}, fault.Errorf("%w: contests and joint reports under an agreement between two nodes are not built yet (handovers and private matching go through the escrow node the agreement names; docs/federation.md)", ErrNotAcrossNodes)
 	}
 	return a, err
 }

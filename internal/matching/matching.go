@@ -31,6 +31,7 @@
 package matching
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -70,6 +71,10 @@ var (
 	// ErrNotReady: the other side has not sent its round 1 yet (or the
 	// caller has not sent its own, which comes first).
 	ErrNotReady = fault.Refine(fault.Errorf("%w: not ready", ErrConflict), nil, "not_ready")
+	// ErrNeedsEscrowNode: matching under an agreement between two nodes
+	// needs the escrow node the agreement names, which holds round 2 so
+	// that neither side can learn the result and withhold its own part.
+	ErrNeedsEscrowNode = fault.Refine(fault.Errorf("%w: matching across nodes needs an escrow node", ErrConflict), nil, "needs_escrow_node")
 )
 
 // Event kinds on a party's stream.
@@ -100,7 +105,9 @@ type Service struct {
 
 // New returns a Service over st; ex reads agreements and their state.
 func New(st store.Store, ex *exchange.Service) *Service {
-	return &Service{Workflow: exchange.NewWorkflow(st, ex, ErrNotFound), st: st, ex: ex}
+	w := exchange.NewWorkflow(st, ex, ErrNotFound)
+	w.AcrossNodes = true // round 1 relayed to the peer node, round 2 through the escrow node (acrossnodes.go)
+	return &Service{Workflow: w, st: st, ex: ex}
 }
 
 // Started is a new session with the ledger index recording it.
@@ -123,6 +130,15 @@ func (s *Service) Start(ctx context.Context, p party.Principal, agreementID stri
 		case peer == p.PartyID || peer == "":
 			return fault.Errorf("%w: %w", ErrForbidden, psi.ErrSelfMatch)
 		}
+		doc := a.Status.Document
+		cross := doc.CrossNode()
+		if cross && doc.EscrowNode == "" {
+			return fault.Errorf("%w: agreement %s is between two nodes and names no escrow node (amend it with escrow_node; docs/federation.md)", ErrNeedsEscrowNode, agreementID)
+		}
+		limit := doc.MatchCap
+		if cross {
+			limit = min(limit, MaxElementsAcrossNodes)
+		}
 		sid := make([]byte, SessionIDSize)
 		if _, err := rand.Read(sid); err != nil {
 			return fault.Errorf("matching: session id: %w", err)
@@ -142,18 +158,23 @@ func (s *Service) Start(ctx context.Context, p party.Principal, agreementID stri
 				Parties: parties, Attrs: map[string]string{"step": "accepted", "match": id, "deadline": h.Deadline.Format(time.RFC3339Nano)},
 				Digests: map[string]string{"terms": "sha256:" + hex.EncodeToString(dsum[:])}},
 			ledger.Entry{Kind: ledger.KindMatchStarted, Actor: p.PartyID, Agreement: agreementID, Subject: id, Time: now,
-				Parties: parties, Attrs: map[string]string{"handover": h.ID, "cap": fmt.Sprint(a.Status.Document.MatchCap),
+				Parties: parties, Attrs: map[string]string{"handover": h.ID, "cap": fmt.Sprint(limit),
 					"session_id": hex.EncodeToString(sid)}})
 		if err != nil {
 			return err
 		}
-		m := store.MatchSession{ID: id, AgreementID: agreementID, SessionID: sid, Cap: a.Status.Document.MatchCap,
+		m := store.MatchSession{ID: id, AgreementID: agreementID, SessionID: sid, Cap: limit,
 			Initiator: store.MatchSide{PartyID: p.PartyID}, Responder: store.MatchSide{PartyID: peer},
 			HandoverID: h.ID, CreatedAt: now, LedgerIndex: idx + 1}
 		if err := tx.Matches().Create(ctx, m); err != nil {
 			return err
 		}
 		out = Started{Session: m, Handover: h, LedgerIndex: idx + 1}
+		if cross {
+			// The other side's node mirrors the session; the escrow node
+			// holds the round-2 handover (acrossnodes.go).
+			return s.relayStart(ctx, st, m, h)
+		}
 		return st.Notify(ctx, peer, EventStarted, id, map[string]any{"agreement": agreementID, "from": p.PartyID,
 			"handover": h.ID, "deadline": h.Deadline})
 	})
@@ -281,10 +302,19 @@ func (s *Service) PutRound1(ctx context.Context, p party.Principal, id string, b
 		limit = a.Status.Document.MatchCap // amended down since the session began
 	}
 	h := sha256.New()
-	cr, err := psi.NewCheckedReader(io.TeeReader(body, h), psi.Expect{Round: 1, Role: role,
+	cross := a.Status.Document != nil && a.Status.Document.CrossNode()
+	// Across nodes the message also goes to the other side's node in one
+	// signed request; the session's cap bounds it (MaxElementsAcrossNodes).
+	var relay *bytes.Buffer
+	in := io.TeeReader(body, h)
+	if cross {
+		relay = new(bytes.Buffer)
+		in = io.TeeReader(in, relay)
+	}
+	cr, err := psi.NewCheckedReader(in, psi.Expect{Round: 1, Role: role,
 		Binding: psi.SessionBinding(m.SessionID, m.Initiator.PartyID, m.Responder.PartyID), Cap: uint64(limit)})
 	if err != nil {
-		return Round1Result{}, checkErr(err)
+		return Round1Result{}, overCapAcross(checkErr(err), m, a)
 	}
 	hdr := cr.Header()
 	var up [16]byte
@@ -344,6 +374,9 @@ func (s *Service) PutRound1(ctx context.Context, p party.Principal, id string, b
 		}
 		out = Round1Result{Session: cur, Count: side.Count, Size: size, SHA256: sum, LedgerIndex: idx}
 		_, _, peer := roles(cur, p.PartyID)
+		if cross {
+			return s.relayRound1(ctx, st, cur, p.PartyID, sum, relay.Bytes())
+		}
 		return st.Notify(ctx, peer.PartyID, EventRound1, m.ID, map[string]any{"agreement": m.AgreementID, "by": p.PartyID,
 			"count": side.Count, "handover": m.HandoverID})
 	})

@@ -14,6 +14,7 @@ import (
 	"github.com/parley-cti/parley/internal/escrow"
 	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/fault"
+	"github.com/parley-cti/parley/internal/matching"
 	"github.com/parley-cti/parley/internal/request"
 	"github.com/parley-cti/parley/internal/store"
 )
@@ -52,7 +53,10 @@ type Federation struct {
 	// Escrow runs handovers across nodes (handovers.go); nil leaves their
 	// endpoints unmounted.
 	Escrow *escrow.Service
-	Log    *slog.Logger
+	// Matching runs private matching across nodes (matches.go); nil
+	// leaves its endpoints unmounted.
+	Matching *matching.Service
+	Log      *slog.Logger
 	// HTTP is the client peers are called with (a zero one when nil).
 	HTTP *http.Client
 	// Interval is how often the outbox is looked at (default 500 ms);
@@ -97,6 +101,7 @@ func (f *Federation) Mount(h *Handler) {
 	h.Route("POST "+PathRequestStep, f.requestStep)
 	f.mountFeeds(h)
 	f.mountHandovers(h)
+	f.mountMatches(h)
 }
 
 // lookup answers a peer's question about one of this node's parties.
@@ -222,13 +227,15 @@ func domainRefusal(err error) (int, errorBody) {
 		status = http.StatusNotFound
 	case fault.Conflict:
 		status = http.StatusConflict
+	case fault.TooLarge:
+		status = http.StatusRequestEntityTooLarge
 	case fault.Unavailable:
 		return http.StatusServiceUnavailable, errorBody{Error: "unavailable", Message: "the database is unavailable; retry shortly"}
 	default:
 		return http.StatusInternalServerError, errorBody{Error: "internal", Message: "the node failed to handle the request"}
 	}
 	if code == "" {
-		code = map[int]string{422: "invalid", 403: "forbidden", 404: "not_found", 409: "conflict"}[status]
+		code = map[int]string{422: "invalid", 403: "forbidden", 404: "not_found", 409: "conflict", 413: "too_large"}[status]
 	}
 	msg, ok := fault.MessageOf(err)
 	if !ok {

@@ -16,6 +16,7 @@ import (
 	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/escrow"
 	"github.com/parley-cti/parley/internal/exchange"
+	"github.com/parley-cti/parley/internal/matching"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/store"
 	"github.com/parley-cti/parley/internal/store/sqlite"
@@ -29,6 +30,7 @@ type fedNode struct {
 	id    *Identity
 	ex    *exchange.Service
 	esc   *escrow.Service
+	mat   *matching.Service
 	fed   *Federation
 	srv   *httptest.Server
 	me    party.Principal
@@ -53,7 +55,8 @@ func newFedNode(t testing.TB, partyName string) *fedNode {
 	n := &fedNode{st: st, id: id, ex: exchange.New(st)}
 	n.ex.SetNode(id.Public.VKey)
 	n.esc = escrow.New(st, n.ex)
-	n.fed = &Federation{Self: id, Peers: NewPeers(st), Ex: n.ex, Escrow: n.esc}
+	n.mat = matching.New(st, n.ex)
+	n.fed = &Federation{Self: id, Peers: NewPeers(st), Ex: n.ex, Escrow: n.esc, Matching: n.mat}
 	h := NewHandler(id, NewPeers(st), "", nil)
 	n.fed.Mount(h)
 	mux := http.NewServeMux()

@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/parley-cti/parley/internal/escrow"
+	"github.com/parley-cti/parley/internal/matching"
 	"github.com/parley-cti/parley/internal/store"
 )
 
@@ -37,6 +38,8 @@ var outboxPaths = map[string]string{
 	escrow.OutboxHeldCase:     PathEscrowCase,
 	escrow.OutboxHeldDecision: PathEscrowDecision,
 	escrow.OutboxDeposit:      PathEscrowDeposit,
+	matching.OutboxSession:    PathMatchSession,
+	matching.OutboxRound1:     PathMatchRound1,
 }
 
 // mountHandovers adds the handover endpoints to h.

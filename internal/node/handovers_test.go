@@ -29,7 +29,11 @@ type escrowWorld struct {
 	doc     *agreement.Document
 }
 
-func newEscrowWorld(t *testing.T) *escrowWorld {
+func newEscrowWorld(t *testing.T) *escrowWorld { return newEscrowWorldWith(t, nil) }
+
+// newEscrowWorldWith is newEscrowWorld with the document changed by edit
+// (when not nil) before it is proposed.
+func newEscrowWorldWith(t *testing.T, edit func(*agreement.Document)) *escrowWorld {
 	t.Helper()
 	a, b, bob := twoNodes(t)
 	e := newFedNode(t, "erin")
@@ -39,6 +43,9 @@ func newEscrowWorld(t *testing.T) *escrowWorld {
 	e.pin(t, "bravo", b)
 	doc := a.document(t, bob)
 	doc.EscrowNode = e.id.Public.VKey
+	if edit != nil {
+		edit(doc)
+	}
 	if err := doc.Validate(); err != nil {
 		t.Fatal(err)
 	}

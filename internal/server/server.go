@@ -182,6 +182,7 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	s.Escrow.Log, s.Requests.Log, s.Matches.Log = log, log, log
 	s.Federation.Requests = s.Requests
 	s.Federation.Escrow = s.Escrow
+	s.Federation.Matching = s.Matches
 	s.Reports = report.New(s.Ex, st.Ledger(), s.Parties)
 	s.Verifications = verification.New(st)
 	s.Checkpointer = &ledger.Checkpointer{Update: ledgerUpdate(st), Signer: signer, Interval: cfg.CheckpointInterval, Logger: log}

@@ -258,7 +258,10 @@ func RunNodes(ctx context.Context, alpha, bravo, charlie *Node, stateDir string,
 			}
 			wantB := min(sa.Gave, 20+sb.Gave)
 			wantA := min(sb.Gave, 20+int64(sb.Reads))
-			return struct{}{}, int64(sb.Reads) == wantB && int64(sa.Reads) == wantA, nil
+			// Held and Reads are read one after the other, while the
+			// nodes may still be pulling: settled is when they agree.
+			return struct{}{}, int64(sb.Reads) == wantB && int64(sa.Reads) == wantA &&
+				sb.Held == int64(sb.Reads) && sa.Held == int64(sa.Reads), nil
 		})
 		if err != nil {
 			return fmt.Errorf("%s: the nodes did not converge (%s on %s: %+v; %s on %s: %+v): %w",

@@ -358,8 +358,7 @@ func TestFullChunkStatementsAreKept(t *testing.T) {
 	}
 	kept := map[string]string{
 		"objects INSERT":  insertSQL(putChunk),
-		"stix_ids lookup": `SELECT key, id FROM stix_ids WHERE id IN (` + placeholders(headChunk) + `)`,
-		"stix_ids INSERT": `INSERT INTO stix_ids(id) VALUES (?)` + strings.Repeat(`, (?)`, headChunk-1) + ` RETURNING key, id`,
+		"stix_ids INSERT": `INSERT INTO stix_ids(id) VALUES (?)` + strings.Repeat(`, (?)`, headChunk-1) + ` ON CONFLICT(id) DO NOTHING RETURNING key, id`,
 		"owners INSERT":   `INSERT INTO object_owners(coll, key, party_id) VALUES (?, ?, ?)` + strings.Repeat(`, (?, ?, ?)`, headChunk-1) + ` ON CONFLICT(coll, key) DO NOTHING`,
 		"owners lookup":   `SELECT key, party_id FROM object_owners WHERE coll = ? AND key IN (` + placeholders(headChunk) + `)`,
 	}
@@ -372,9 +371,13 @@ func TestFullChunkStatementsAreKept(t *testing.T) {
 	if out := put(first); count(out, store.Duplicate) != len(first) {
 		t.Fatalf("the same batch again: %d of %d duplicates", count(out, store.Duplicate), len(first))
 	}
-	heads := `SELECT key, min(version), max(version) FROM objects WHERE coll = ? AND key IN (` + placeholders(headChunk) + `) GROUP BY key`
-	if db.commit.stmts.lookup(heads) == nil {
-		t.Errorf("the version lookup of a full chunk was not kept prepared")
+	for name, q := range map[string]string{
+		"version lookup":  `SELECT key, min(version), max(version) FROM objects WHERE coll = ? AND key IN (` + placeholders(headChunk) + `) GROUP BY key`,
+		"stix_ids lookup": `SELECT key, id FROM stix_ids WHERE id IN (` + placeholders(headChunk) + `)`,
+	} {
+		if db.commit.stmts.lookup(q) == nil {
+			t.Errorf("the %s of a full chunk was not kept prepared", name)
+		}
 	}
 	// New versions of the first half and new ids, through kept statements.
 	later := append(benchObjects(0, headChunk, added), benchObjects(2*headChunk, putChunk+7, added)...)

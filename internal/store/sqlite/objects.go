@@ -247,12 +247,42 @@ func stixKeys(ctx context.Context, q querier, ids []string, create bool) (keys m
 			}
 		}
 	}
+	asked := ask
+	// With create, the ids are inserted first and only those already
+	// known (not returned) are looked up: an ingest of new objects, the
+	// common case, then probes the random id index once per id, not twice.
+	var created []any
+	if create {
+		insert := &chunked{q: q, full: headChunk, sql: func(n int) string {
+			return `INSERT INTO stix_ids(id) VALUES (?)` + strings.Repeat(`, (?)`, n-1) + ` ON CONFLICT(id) DO NOTHING RETURNING key, id`
+		}}
+		defer insert.close()
+		args := make([]any, 0, headChunk)
+		for lo := 0; lo < len(ask); lo += headChunk {
+			chunk := ask[lo:min(lo+headChunk, len(ask))]
+			args = args[:0]
+			for _, id := range chunk {
+				args = append(args, id)
+			}
+			if err := scanKeys(ctx, insert, keys, len(chunk), args); err != nil {
+				return nil, nil, err
+			}
+		}
+		known := make([]string, 0, len(ask))
+		for _, id := range ask {
+			if _, ok := keys[id]; ok {
+				created = append(created, id)
+			} else {
+				known = append(known, id)
+			}
+		}
+		ask = known
+	}
 	lookup := &chunked{q: q, full: headChunk, sql: func(n int) string {
 		return `SELECT key, id FROM stix_ids WHERE id IN (` + placeholders(n) + `)`
 	}}
 	defer lookup.close()
 	args := make([]any, 0, headChunk)
-	var missing []any
 	for lo := 0; lo < len(ask); lo += headChunk {
 		chunk := ask[lo:min(lo+headChunk, len(ask))]
 		args = args[:0]
@@ -262,33 +292,15 @@ func stixKeys(ctx context.Context, q querier, ids []string, create bool) (keys m
 		if err := scanKeys(ctx, lookup, keys, len(chunk), args); err != nil {
 			return nil, nil, err
 		}
-		if !create {
-			continue
-		}
-		for _, id := range chunk {
-			if _, ok := keys[id]; !ok {
-				missing = append(missing, id)
-			}
-		}
 	}
-	insert := &chunked{q: q, full: headChunk, sql: func(n int) string {
-		return `INSERT INTO stix_ids(id) VALUES (?)` + strings.Repeat(`, (?)`, n-1) + ` RETURNING key, id`
-	}}
-	defer insert.close()
-	for lo := 0; lo < len(missing); lo += headChunk {
-		chunk := missing[lo:min(lo+headChunk, len(missing))]
-		if err := scanKeys(ctx, insert, keys, len(chunk), chunk); err != nil {
-			return nil, nil, err
-		}
+	if len(created) > 0 && fresh == nil {
+		fresh = make(map[string]bool, len(created))
 	}
-	if len(missing) > 0 && fresh == nil {
-		fresh = make(map[string]bool, len(missing))
-	}
-	for _, id := range missing {
+	for _, id := range created {
 		fresh[id.(string)] = true
 	}
 	if memo != nil {
-		memo.learn(ask, keys, missing)
+		memo.learn(asked, keys, created)
 	}
 	return keys, fresh, nil
 }

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -227,5 +230,44 @@ func TestMatchSessionAcrossNodesRefused(t *testing.T) {
 	ms, err := b.st.Matches().ListByParty(ctx, bob, "")
 	if err != nil || len(ms) != 0 {
 		t.Fatalf("B holds %d sessions after refusals (%v)", len(ms), err)
+	}
+}
+
+// TestMatchRound1AtTheCapAcrossNodes: a round 1 of the most elements a
+// session between nodes takes crosses in one signed node request (the
+// limit is set so that it does), and one more element is refused on the
+// sender's own node, saying why, before anything is stored or sent.
+func TestMatchRound1AtTheCapAcrossNodes(t *testing.T) {
+	w := newEscrowWorld(t) // match_cap 1,000,000
+	a, b := w.a, w.b
+	alice, bob := a.me.PartyID, b.me.PartyID
+	started, err := a.mat.Start(ctx, a.me, w.doc.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if started.Session.Cap != matching.MaxElementsAcrossNodes {
+		t.Fatalf("cap %d, want %d", started.Session.Cap, matching.MaxElementsAcrossNodes)
+	}
+	id, sid := started.Session.ID, started.Session.SessionID
+	a.fed.SendDue(ctx)
+	emails := make([]string, matching.MaxElementsAcrossNodes+1)
+	for i := range emails {
+		emails[i] = fmt.Sprintf("u%d@example.org", i)
+	}
+	over := round1(t, sid, alice, bob, psi.RoleInitiator, len(emails), emails...)
+	_, err = a.mat.PutRound1(ctx, a.me, id, bytes.NewReader(over))
+	if !errors.Is(err, matching.ErrOverCap) || !strings.Contains(err.Error(), "across nodes a session takes at most 16384") {
+		t.Fatalf("one element over: %v", err)
+	}
+	full := round1(t, sid, alice, bob, psi.RoleInitiator, matching.MaxElementsAcrossNodes, emails[:matching.MaxElementsAcrossNodes]...)
+	if _, err := a.mat.PutRound1(ctx, a.me, id, bytes.NewReader(full)); err != nil {
+		t.Fatal(err)
+	}
+	if n := a.fed.SendDue(ctx); n != 1 {
+		t.Fatalf("A delivered %d messages, want the round 1 of %d bytes", n, len(full))
+	}
+	v, err := b.mat.Get(ctx, b.me, id)
+	if err != nil || v.Session.Initiator.Count != matching.MaxElementsAcrossNodes || v.Session.Initiator.Size != int64(len(full)) {
+		t.Fatalf("on B: %+v, %v", v.Session.Initiator, err)
 	}
 }

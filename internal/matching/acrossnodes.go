@@ -63,10 +63,6 @@ var (
 
 const psiHeader = psi.HeaderSize
 
-// ErrNotPartyNode: a peer relayed a message for a session side that the
-// agreement does not place on it.
-var ErrNotPartyNode = escrow.ErrNotPartyNode
-
 // SessionMessage is a session on its way from the starter's node.
 type SessionMessage struct {
 	Match          string    `json:"match"`

@@ -57,8 +57,8 @@ func readAll(t *testing.T, r io.Reader) []byte {
 // to both round 1s, with every refusal of B's round-1 endpoint: a node
 // speaking for a party it does not host, the wrong role, a message from
 // another session, over the cap, a wrong digest, an unknown session, a
-// second round 1; none changes B's session or ledger, and bob hears of
-// each. Round 2 through the escrow node is the handover machinery's
+// second round 1, an agreement suspended on B; none changes B's session
+// or ledger, and bob hears of each. Round 2 through the escrow node is the handover machinery's
 // (handovers_test.go; cmd/parley's match_nodes.txtar runs the whole).
 func TestMatchAcrossNodes(t *testing.T) {
 	w := newEscrowWorldWith(t, func(d *agreement.Document) { d.MatchCap = 3 })
@@ -177,6 +177,27 @@ func TestMatchAcrossNodes(t *testing.T) {
 	got, err = a.mat.OpenPeerRound1(ctx, a.me, id)
 	if err != nil || !bytes.Equal(readAll(t, got), bobs) {
 		t.Fatalf("A serves alice bob's round 1: %v", err)
+	}
+
+	// A second session reaches B; bob suspends the agreement on B (A not
+	// told yet): alice's round 1 relayed now is refused there.
+	second, err := a.mat.Start(ctx, a.me, w.doc.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.fed.SendDue(ctx)
+	if _, err := b.mat.Get(ctx, b.me, second.Session.ID); err != nil {
+		t.Fatalf("the second session is not on B: %v", err)
+	}
+	if _, _, err := b.ex.Sign(ctx, b.me, w.doc.ID, b.sign(t, w.doc, agreement.ActionSuspend)); err != nil {
+		t.Fatal(err)
+	}
+	msg := round1Message(second.Session.ID, alice, round1(t, second.Session.SessionID, alice, bob, psi.RoleInitiator, 3, "a@example.org"))
+	if _, code, _ := call(t, a, b, PathMatchRound1, msg); code != "forbidden" {
+		t.Fatalf("a round 1 under a suspended agreement: %q, want forbidden", code)
+	}
+	if v, _ := b.mat.Get(ctx, b.me, second.Session.ID); v.Session.Initiator.Done() {
+		t.Fatal("a round 1 under a suspended agreement was stored")
 	}
 }
 

@@ -34,6 +34,7 @@ var subcommands = map[string][]string{
 	"match":      {"list"},
 	"node":       {"id", "hello"},
 	"peer":       {"add", "list", "remove"},
+	"escrow":     {"cases"},
 }
 
 func cmdCompletion(ctx context.Context, args []string, stdout, stderr io.Writer) error {

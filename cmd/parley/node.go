@@ -2,18 +2,22 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/parley-cti/parley/internal/client"
+	"github.com/parley-cti/parley/internal/escrow"
 	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/node"
+	"github.com/parley-cti/parley/internal/store"
 )
 
 func init() {
 	register(command{"node", "this node's identity (operator): node id --data DIR | node hello --data DIR PEER", cmdNode})
 	register(command{"peer", "pin other nodes (operator): peer add --data DIR NAME URL KEY | peer list | peer remove NAME | peer receipt NAME INDEX HASH | peer incidents | peer feeds", cmdPeer})
+	register(command{"escrow", "the handovers this node holds as another agreement's escrow node (operator): escrow cases --data DIR [--limit N]", cmdEscrow})
 }
 
 func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -183,4 +187,85 @@ func cmdPeerFeeds(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		printFeedPulls(stdout, out)
 	})
+}
+
+// cmdEscrow serves `escrow cases`: the cases this node holds as the escrow
+// node of agreements between two other nodes, for its operator. It shows
+// what the node holds of each deposit (hash, size), never the content.
+func cmdEscrow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: escrow cases --data DIR", errUsage)
+	}
+	if args[0] != "cases" {
+		return unknownSub("escrow", args[0])
+	}
+	fs := newFlags("escrow cases", stderr)
+	data := dataFlag(fs)
+	asJSON := fs.Bool("json", false, "print JSON for scripts")
+	limit := fs.Int("limit", 100, "show at most this many cases, newest first")
+	pos, err := parse(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 || *limit < 1 {
+		return fmt.Errorf("%w: escrow cases takes no arguments and a --limit of at least 1", errUsage)
+	}
+	st, err := openOperator(ctx, *data)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	cs, err := escrow.New(st, exchange.New(st)).HeldCases(ctx, *limit)
+	if err != nil {
+		return err
+	}
+	out := []map[string]any{}
+	for _, c := range cs {
+		ds := []map[string]any{}
+		for _, d := range c.Deposits {
+			ds = append(ds, map[string]any{"party": d.PartyID, "sha256": hex.EncodeToString(d.SHA256[:]), "bytes": d.Size,
+				"deposited_at": d.DepositedAt.UTC().Format(time.RFC3339Nano), "ledger_index": d.LedgerIndex})
+		}
+		m := map[string]any{"id": c.HandoverID, "agreement": c.AgreementID, "document_sha256": c.DocumentSHA256,
+			"proposer": c.Proposer, "proposer_node": c.ProposerNode, "proposer_peer": c.ProposerPeer,
+			"counterpart": c.Counterpart, "counterpart_node": c.CounterpartNode, "counterpart_peer": c.CounterpartPeer,
+			"state": c.State, "stage": c.Stage, "deadline": c.Deadline.UTC().Format(time.RFC3339Nano),
+			"created_at": c.CreatedAt.UTC().Format(time.RFC3339Nano), "deposits": ds}
+		if !c.ClosedAt.IsZero() {
+			m["closed_at"] = c.ClosedAt.UTC().Format(time.RFC3339Nano)
+		}
+		if c.ReleaseIndex != 0 {
+			m["release_ledger_index"] = c.ReleaseIndex
+		}
+		out = append(out, m)
+	}
+	return emit(stdout, *asJSON, out, func() {
+		if len(cs) == 0 {
+			fmt.Fprintln(stdout, "no cases held: no agreement between two other nodes has sent this node a handover as its escrow node")
+		}
+		for _, c := range cs {
+			fmt.Fprintf(stdout, "%s\t%s\tdeadline %s\n", c.HandoverID, c.Stage, c.Deadline.UTC().Format(time.RFC3339))
+			fmt.Fprintf(stdout, "  agreement %s\n", c.AgreementID)
+			fmt.Fprintf(stdout, "  proposer    %s on %s\n", c.Proposer, nodeName(c.ProposerPeer, c.ProposerNode))
+			fmt.Fprintf(stdout, "  counterpart %s on %s\n", c.Counterpart, nodeName(c.CounterpartPeer, c.CounterpartNode))
+			for _, d := range c.Deposits {
+				fmt.Fprintf(stdout, "  deposit of %s: %d bytes sealed, sha256 %x, at %s\n", d.PartyID, d.Size, d.SHA256, d.DepositedAt.UTC().Format(time.RFC3339))
+			}
+			switch c.State {
+			case store.HeldReleased:
+				fmt.Fprintf(stdout, "  released at %s (ledger index %d)\n", c.ClosedAt.UTC().Format(time.RFC3339), c.ReleaseIndex)
+			case store.HeldExpired, store.HeldDeclined:
+				fmt.Fprintf(stdout, "  %s at %s; deposits destroyed\n", c.State, c.ClosedAt.UTC().Format(time.RFC3339))
+			}
+		}
+	})
+}
+
+// nodeName is a party node as its operator knows it: the name it pinned,
+// or the key when it is no longer pinned.
+func nodeName(peer, key string) string {
+	if peer == "" {
+		return "node " + key + " (not pinned)"
+	}
+	return "peer " + peer
 }

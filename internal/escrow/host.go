@@ -409,3 +409,59 @@ func (s *Service) sweepHeld(ctx context.Context) (int, error) {
 	}
 	return n, errors.Join(errs...)
 }
+
+// Stages of a held case as its operator reads them: the state, with an
+// open accepted case told apart by how many deposits are in.
+const (
+	StageAwaitingAcceptance = "awaiting acceptance" // proposed: the counterpart's node has not relayed an acceptance
+	StageAwaitingDeposits   = "awaiting deposits"   // accepted, no deposit in
+	StageOneDeposit         = "one deposit"         // accepted, one side's deposit in
+)
+
+// HeldView is a case this node holds as escrow node, for its operator:
+// the case without the agreement's bytes, the pinned names of the two
+// party nodes ("" when the key is no longer pinned), and what it holds of
+// each deposit — hash, size, when — never the content.
+type HeldView struct {
+	store.HeldCase
+	Stage           string
+	ProposerPeer    string
+	CounterpartPeer string
+	Deposits        []store.HeldDeposit
+}
+
+// HeldCases lists up to limit cases this node holds as escrow node,
+// newest first, whatever their state.
+func (s *Service) HeldCases(ctx context.Context, limit int) ([]HeldView, error) {
+	cs, err := s.st.HeldCases().List(ctx, limit)
+	if err != nil {
+		return nil, err
+	}
+	peers, err := s.st.Nodes().Peers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	name := map[string]string{}
+	for _, p := range peers {
+		name[p.Key] = p.Name
+	}
+	out := make([]HeldView, 0, len(cs))
+	for _, c := range cs {
+		ds, err := s.st.HeldCases().Deposits(ctx, c.HandoverID)
+		if err != nil {
+			return nil, err
+		}
+		c.Document = nil
+		v := HeldView{HeldCase: c, Stage: c.State, ProposerPeer: name[c.ProposerNode], CounterpartPeer: name[c.CounterpartNode], Deposits: ds}
+		switch {
+		case c.State == store.HeldProposed:
+			v.Stage = StageAwaitingAcceptance
+		case c.State == store.HeldAccepted && len(ds) == 0:
+			v.Stage = StageAwaitingDeposits
+		case c.State == store.HeldAccepted:
+			v.Stage = StageOneDeposit
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}

@@ -40,7 +40,8 @@ type HeldCase struct {
 type HeldDeposit struct {
 	HandoverID  string
 	PartyID     string
-	Content     []byte // age ciphertext
+	Content     []byte // age ciphertext; nil from Deposits
+	Size        int64  // bytes of Content
 	SHA256      [32]byte
 	DepositedAt time.Time
 	LedgerIndex int64
@@ -63,11 +64,19 @@ type HeldCases interface {
 	// Due returns open cases (proposed or accepted) whose deadline is at or
 	// before before, oldest deadline first, at most limit.
 	Due(ctx context.Context, before time.Time, limit int) ([]HeldCase, error)
+	// List returns up to limit cases, newest first (by CreatedAt, then
+	// id), whatever their state: the escrow node operator's view.
+	List(ctx context.Context, limit int) ([]HeldCase, error)
 	// PutDeposit stores a deposit. ErrConflict if this party has one in
 	// the case; ErrNotFound if the case does not exist.
 	PutDeposit(ctx context.Context, d HeldDeposit) error
 	// Deposit returns one side's deposit with its content, or ErrNotFound.
 	Deposit(ctx context.Context, handoverID, partyID string) (HeldDeposit, error)
+	// Deposits returns the deposits a case holds, oldest first, without
+	// their content (Content nil; Size, SHA256 and the rest set): what an
+	// operator may see of sealed bytes. None for a case without deposits
+	// or no such case.
+	Deposits(ctx context.Context, handoverID string) ([]HeldDeposit, error)
 	// DeleteDeposits destroys every deposit of a case and says how many.
 	DeleteDeposits(ctx context.Context, handoverID string) (int, error)
 }

@@ -113,8 +113,37 @@ func (s heldCases) Deposit(ctx context.Context, handoverID, partyID string) (sto
 		return store.HeldDeposit{}, fmt.Errorf("deposit of %s in held case %s: %w", partyID, handoverID, mapErr(err))
 	}
 	copy(d.SHA256[:], sum)
-	d.DepositedAt = fromMicros(at)
+	d.DepositedAt, d.Size = fromMicros(at), int64(len(d.Content))
 	return d, nil
+}
+
+func (s heldCases) List(ctx context.Context, limit int) ([]store.HeldCase, error) {
+	rows, err := s.q.Query(ctx, `SELECT `+heldCols+` FROM escrow_held ORDER BY created_at DESC, handover_id COLLATE "C" DESC LIMIT $1`, limit)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.HeldCase, error) { return scanHeld(row) })
+	return out, mapErr(err)
+}
+
+func (s heldCases) Deposits(ctx context.Context, handoverID string) ([]store.HeldDeposit, error) {
+	rows, err := s.q.Query(ctx, `SELECT party_id, octet_length(content), sha256, deposited_at, ledger_index FROM escrow_held_deposits
+		WHERE handover_id = $1 ORDER BY deposited_at, party_id COLLATE "C"`, handoverID)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.HeldDeposit, error) {
+		d := store.HeldDeposit{HandoverID: handoverID}
+		var sum []byte
+		var at int64
+		if err := row.Scan(&d.PartyID, &d.Size, &sum, &at, &d.LedgerIndex); err != nil {
+			return store.HeldDeposit{}, err
+		}
+		copy(d.SHA256[:], sum)
+		d.DepositedAt = fromMicros(at)
+		return d, nil
+	})
+	return out, mapErr(err)
 }
 
 func (s heldCases) DeleteDeposits(ctx context.Context, handoverID string) (int, error) {

@@ -105,8 +105,47 @@ func (s heldCases) Deposit(ctx context.Context, handoverID, partyID string) (sto
 		return store.HeldDeposit{}, fmt.Errorf("deposit of %s in held case %s: %w", partyID, handoverID, mapErr(err))
 	}
 	copy(d.SHA256[:], sum)
-	d.DepositedAt = fromMicros(at)
+	d.DepositedAt, d.Size = fromMicros(at), int64(len(d.Content))
 	return d, nil
+}
+
+func (s heldCases) List(ctx context.Context, limit int) ([]store.HeldCase, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+heldCols+` FROM escrow_held ORDER BY created_at DESC, handover_id DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	var out []store.HeldCase
+	for rows.Next() {
+		c, err := scanHeld(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, mapErr(rows.Err())
+}
+
+func (s heldCases) Deposits(ctx context.Context, handoverID string) ([]store.HeldDeposit, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT party_id, length(content), sha256, deposited_at, ledger_index FROM escrow_held_deposits
+		WHERE handover_id = ? ORDER BY deposited_at, party_id`, handoverID)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	var out []store.HeldDeposit
+	for rows.Next() {
+		d := store.HeldDeposit{HandoverID: handoverID}
+		var sum []byte
+		var at int64
+		if err := rows.Scan(&d.PartyID, &d.Size, &sum, &at, &d.LedgerIndex); err != nil {
+			return nil, mapErr(err)
+		}
+		copy(d.SHA256[:], sum)
+		d.DepositedAt = fromMicros(at)
+		out = append(out, d)
+	}
+	return out, mapErr(rows.Err())
 }
 
 func (s heldCases) DeleteDeposits(ctx context.Context, handoverID string) (int, error) {

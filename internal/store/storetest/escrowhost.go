@@ -72,12 +72,35 @@ func testHeldCases(t *testing.T, st store.Store) {
 	if _, err := h.Deposit(ctx, c.HandoverID, "party--b"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Deposit of the side that has none: %v, want ErrNotFound", err)
 	}
+	// The operator's view: cases newest first, deposits without content.
+	later := c
+	later.HandoverID, later.CreatedAt, later.State = "handover--2", t0.Add(time.Minute), store.HeldDeclined
+	if err := h.Create(ctx, later); err != nil {
+		t.Fatal(err)
+	}
+	if cs, err := h.List(ctx, 10); err != nil || len(cs) != 2 || cs[0].HandoverID != later.HandoverID || cs[1].HandoverID != c.HandoverID ||
+		cs[1].State != store.HeldAccepted || !cs[1].Deadline.Equal(c.Deadline) || cs[1].CounterpartNode != "node-b" {
+		t.Fatalf("List = %+v, %v; want handover--2 then handover--1 (accepted)", cs, err)
+	}
+	if cs, err := h.List(ctx, 1); err != nil || len(cs) != 1 || cs[0].HandoverID != later.HandoverID {
+		t.Fatalf("List(1) = %+v, %v", cs, err)
+	}
+	if ds, err := h.Deposits(ctx, c.HandoverID); err != nil || len(ds) != 1 || ds[0].PartyID != "party--a" || ds[0].Content != nil ||
+		ds[0].Size != int64(len(d.Content)) || ds[0].SHA256 != d.SHA256 || ds[0].LedgerIndex != 4 || !ds[0].DepositedAt.Equal(t0) {
+		t.Fatalf("Deposits = %+v, %v; want party--a's, %d bytes, no content", ds, err, len(d.Content))
+	}
+	if ds, err := h.Deposits(ctx, later.HandoverID); err != nil || len(ds) != 0 {
+		t.Fatalf("Deposits of a case with none = %+v, %v", ds, err)
+	}
 	c.State, c.ClosedAt, c.ReleaseIndex = store.HeldExpired, t0.Add(time.Hour), 0
 	if err := h.Update(ctx, c); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := h.DeleteDeposits(ctx, c.HandoverID); err != nil || n != 1 {
 		t.Fatalf("DeleteDeposits = %d, %v; want 1", n, err)
+	}
+	if ds, err := h.Deposits(ctx, c.HandoverID); err != nil || len(ds) != 0 {
+		t.Fatalf("Deposits after DeleteDeposits = %+v, %v", ds, err)
 	}
 	if ds, err := h.Due(ctx, t0.Add(2*time.Hour), 10); err != nil || len(ds) != 0 {
 		t.Fatalf("Due after the case closed = %+v, %v", ds, err)

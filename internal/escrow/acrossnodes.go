@@ -87,11 +87,17 @@ type CaseMessage struct {
 // from its node; to the escrow node with the counterpart's signature of
 // the agreement version and its card.
 type DecisionMessage struct {
-	Handover       string              `json:"handover"`
-	Accept         bool                `json:"accept"`
-	DocumentSHA256 string              `json:"document_sha256"`
-	Signer         *exchange.PartyCard `json:"signer,omitempty"`
-	Signature      json.RawMessage     `json:"signature,omitempty"`
+	Handover       string `json:"handover"`
+	Accept         bool   `json:"accept"`
+	DocumentSHA256 string `json:"document_sha256"`
+	// Deadline is the case's, as the counterpart's node holds it: an
+	// escrow node that holds no such case once it has passed answers
+	// deadline_passed rather than too_early, since it would refuse the
+	// case itself now, so the sender stops retrying and its node can end
+	// the case (sweep.go).
+	Deadline  time.Time           `json:"deadline,omitzero"`
+	Signer    *exchange.PartyCard `json:"signer,omitempty"`
+	Signature json.RawMessage     `json:"signature,omitempty"`
 }
 
 // DepositMessage is one side's sealed deposit, from its node to the
@@ -255,7 +261,7 @@ func (s *Service) relayDecision(ctx context.Context, st *exchange.Step, h store.
 // and its card, in st's transaction (see HoldAtEscrowNode).
 func DecideAtEscrowNode(ctx context.Context, ex *exchange.Service, st *exchange.Step, h store.Handover, accept bool) error {
 	doc := st.Agreement.Status.Document
-	msg := DecisionMessage{Handover: h.ID, Accept: accept, DocumentSHA256: docSHA(doc)}
+	msg := DecisionMessage{Handover: h.ID, Accept: accept, DocumentSHA256: docSHA(doc), Deadline: h.Deadline}
 	card, err := ex.CardIn(ctx, st.Tx, h.Counterpart)
 	if err != nil {
 		return err
@@ -487,8 +493,8 @@ func (s *Service) ReceiveDecision(ctx context.Context, peer store.Peer, m Decisi
 func (s *Service) VerdictTarget(ctx context.Context, peer store.Peer, v VerdictMessage) (string, error) {
 	depositor := ""
 	err := s.remoteCase(ctx, peer, v.Handover, func(store.Handover) string { return "" }, func(st *exchange.Step, h store.Handover) error {
-		if v.State != store.HandoverReleased || h.State == store.HandoverReleased {
-			return nil
+		if v.State != store.HandoverReleased || h.State != store.HandoverAccepted {
+			return nil // nothing to fetch: an expiry, a verdict recorded already, or a case closed here
 		}
 		theirs, err := remoteSide(ctx, st.Tx, h)
 		depositor = theirs // the side on another node is the one to fetch
@@ -505,10 +511,18 @@ func (s *Service) VerdictTarget(ctx context.Context, peer store.Peer, v VerdictM
 // this node's deposit and closes the case. Idempotent.
 func (s *Service) ReceiveVerdict(ctx context.Context, peer store.Peer, v VerdictMessage, content []byte) (Receipt, error) {
 	out := Receipt{Handover: v.Handover}
+	var late error
 	err := s.remoteCase(ctx, peer, v.Handover, func(store.Handover) string { return "" }, func(st *exchange.Step, h store.Handover) error {
 		if h.State == v.State {
 			out.State, out.Duplicate = h.State, true
 			return nil
+		}
+		if v.State == store.HandoverReleased && h.State == store.HandoverExpired {
+			// This node ended the case because the escrow node could not
+			// release it (sweep.go): a release now would give the other
+			// side what this side never gets. Refused, and recorded.
+			late = closedErr(h)
+			return s.lateRelease(ctx, st, peer, h, v)
 		}
 		switch v.State {
 		case store.HandoverExpired:
@@ -565,7 +579,48 @@ func (s *Service) ReceiveVerdict(ctx context.Context, peer store.Peer, v Verdict
 		out.State, out.LedgerIndex = rel.State, rel.ReleaseLedgerIndex
 		return nil
 	})
+	if err == nil && late != nil {
+		return Receipt{}, late
+	}
 	return out, err
+}
+
+// IncidentLateRelease is the peer incident of an escrow node that
+// released a case after its party node ended it as one the escrow node
+// could not release.
+const IncidentLateRelease = "late_release"
+
+// lateRelease records, in st, a release verdict for case h that came
+// after this node expired it: a peer incident (once per case), its
+// node.peer_incident ledger entry, and an event to this node's party.
+func (s *Service) lateRelease(ctx context.Context, st *exchange.Step, peer store.Peer, h store.Handover, v VerdictMessage) error {
+	detail := fmt.Sprintf("escrow node released handover %s (its ledger index %d) after it expired here at %s", h.ID, v.LedgerIndex,
+		h.ClosedAt.UTC().Format(time.RFC3339))
+	sum := sha256.Sum256([]byte(IncidentLateRelease + "\x00" + h.ID))
+	err := st.Tx.PeerLogs().AddPeerIncident(ctx, store.PeerIncident{KeyID: peer.KeyID, Peer: peer.Name, Kind: IncidentLateRelease,
+		Detail: detail, Digest: hex.EncodeToString(sum[:]), At: st.Now})
+	if errors.Is(err, store.ErrConflict) {
+		return nil // recorded when it came before
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := st.Record(ctx, ledger.Entry{Kind: ledger.KindNodePeerIncident, Subject: peer.KeyID, Time: st.Now,
+		Parties: []string{h.Proposer, h.Counterpart},
+		Attrs: map[string]string{"peer": peer.Name, "peer_key": peer.Key, "incident": IncidentLateRelease, "handover": h.ID,
+			"escrow_ledger_index": fmt.Sprint(v.LedgerIndex)}}); err != nil {
+		return err
+	}
+	for _, pid := range []string{h.Proposer, h.Counterpart} {
+		if _, err := st.Tx.Federation().RemoteParty(ctx, pid); err == nil {
+			continue
+		}
+		if err := st.Notify(ctx, pid, "node.peer_incident", peer.Name, map[string]any{"peer": peer.Name, "peer_key": peer.Key,
+			"incident": IncidentLateRelease, "detail": detail, "handover": h.ID}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RefusedFromPeer tells the local parties of a case that a message a peer

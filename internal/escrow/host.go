@@ -207,6 +207,12 @@ func (s *Service) HoldDecision(ctx context.Context, peer store.Peer, m DecisionM
 		return nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
+		// A case arriving now would be refused as past its deadline:
+		// waiting for it is pointless, and the counterpart's node learns
+		// that this node cannot release it.
+		if !m.Deadline.IsZero() && !s.Now().Before(m.Deadline) {
+			return Receipt{}, fault.Errorf("%w: no handover %s is held here, and its deadline %s has passed", ErrDeadlinePassed, m.Handover, m.Deadline.UTC().Format(time.RFC3339))
+		}
 		return Receipt{}, fault.Errorf("%w: handover %s", ErrTooEarly, m.Handover)
 	}
 	return out, err

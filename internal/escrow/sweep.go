@@ -2,6 +2,7 @@ package escrow
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"time"
@@ -74,15 +75,25 @@ func (s *Service) expire(ctx context.Context, id string) (bool, error) {
 		}
 		// An accepted case between two nodes is the escrow node's to
 		// decide: it may have released both deposits just before the
-		// deadline, and its verdict is on its way. A case still proposed
-		// here has no deposit of this node's party, so the escrow node
-		// cannot release it, and it expires here too.
+		// deadline, and its verdict is on its way. It expires here only
+		// once this node knows the escrow node cannot release it. A case
+		// still proposed here has no deposit of this node's party, so the
+		// escrow node cannot release it, and it expires here too.
+		by := ""
 		if h.State == store.HandoverAccepted {
-			if remote, err := remoteSide(ctx, st.Tx, h); err != nil || remote != "" {
+			remote, err := remoteSide(ctx, st.Tx, h)
+			if err != nil {
 				return err
 			}
+			if remote != "" {
+				why, err := s.unreleasable(ctx, st.Tx, h, remote)
+				if err != nil || why == "" {
+					return err
+				}
+				by = "this node: " + why
+			}
 		}
-		if err := s.expireCase(ctx, st, h, ""); err != nil {
+		if err := s.expireCase(ctx, st, h, by); err != nil {
 			return err
 		}
 		done = true
@@ -165,4 +176,48 @@ func (s *Service) warnNear(ctx context.Context, id string) error {
 		}
 		return nil
 	})
+}
+
+// unreleasable says why the escrow node cannot release case h between
+// nodes (remote is the side on the other node), or "" when it may have.
+// The escrow node takes a side's deposit only from that side's node and
+// releases only with both, so: with no deposit of this node's party here,
+// none reached it; and a message it needs from this node for the case
+// (the case, the acceptance, the deposit) that it refused for good is
+// never sent again, so it will never have it. Anything else (a message
+// still pending, an escrow node that does not answer) leaves the case to
+// the escrow node's verdict: it may have released.
+func (s *Service) unreleasable(ctx context.Context, tx store.Handle, h store.Handover, remote string) (string, error) {
+	mine := other(h, remote)
+	if _, err := tx.Handovers().Deposit(ctx, h.ID, mine); errors.Is(err, store.ErrNotFound) {
+		return "no deposit of " + mine + " was sent to the escrow node", nil
+	} else if err != nil {
+		return "", err
+	}
+	a, err := s.ex.GoverningIn(ctx, tx, h.AgreementID)
+	if err != nil {
+		return "", err
+	}
+	kid, err := peerKeyID(ctx, tx, a.Status.Document.EscrowNode)
+	if err != nil {
+		return "", nil // not pinned here (any more): nothing of this node's reached it since
+	}
+	refused, err := tx.Federation().OutboxRefused(ctx, h.AgreementID, kid)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range refused {
+		switch e.Kind {
+		case OutboxHeldCase, OutboxHeldDecision, OutboxDeposit:
+		default:
+			continue
+		}
+		var m struct {
+			Handover string `json:"handover"`
+		}
+		if json.Unmarshal(e.Body, &m) == nil && m.Handover == h.ID {
+			return "the escrow node refused this node's " + e.Kind + " (" + e.LastError + ")", nil
+		}
+	}
+	return "", nil
 }

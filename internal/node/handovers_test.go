@@ -505,3 +505,105 @@ func TestRequestFulfilledByEscrowedHandover(t *testing.T) {
 		}
 	}
 }
+
+// A case the escrow node refused ends on both party nodes at its
+// deadline, as on one server: neither side gets anything. E had not
+// pinned bravo when alice's case came, so it refused the case (its
+// operator pins bravo later); bob's acceptance is answered too_early
+// until the deadline, then deadline_passed; each party node, knowing E
+// refused something the release needs, expires its case and destroys its
+// deposit. A release verdict from E after that is refused and recorded as
+// a peer incident on A, and the case stays expired there.
+func TestRefusedCaseExpiresOnPartyNodes(t *testing.T) {
+	w := newEscrowWorld(t)
+	a, b, e := w.a, w.b, w.e
+	if err := NewPeers(e.st).Remove(ctx, "bravo"); err != nil {
+		t.Fatal(err)
+	}
+	prop, err := a.esc.Propose(ctx, a.me, escrow.ProposeInput{AgreementID: w.doc.ID, Delivers: "x", Expects: "y", Deadline: time.Now().Add(30 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := prop.Handover.ID
+	a.fed.SendDue(ctx)
+	if _, err := e.esc.HeldCase(ctx, id); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("E holds a case whose counterpart's node it has not pinned: %v", err)
+	}
+	e.pin(t, "bravo", b)
+	if _, err := b.esc.Decide(ctx, b.me, id, true); err != nil {
+		t.Fatal(err)
+	}
+	b.fed.SendDue(ctx)
+	deposit(t, a, id, sealTo(t, b, "alice's part"))
+	a.fed.SendDue(ctx)
+	deposit(t, b, id, sealTo(t, a, "bob's part"))
+	b.fed.SendDue(ctx)
+	for _, n := range []*fedNode{a, b} {
+		if s := caseState(t, n, id); s != store.HandoverAccepted {
+			t.Fatalf("on %s the case is %s before the deadline", n.me.Name, s)
+		}
+	}
+	// Before the deadline, B's sweeper leaves its case to E: bob's
+	// acceptance is still waiting for the case at E.
+	if n, err := b.esc.Sweep(ctx); err != nil || n != 0 {
+		t.Fatalf("B's sweep before the deadline expired %d, %v", n, err)
+	}
+	late := func() time.Time { return time.Now().Add(time.Hour) }
+	for _, n := range []*fedNode{a, b} {
+		n.esc.SetClock(late)
+	}
+	// B has no word from E yet that it cannot release: the case stays.
+	if n, err := b.esc.Sweep(ctx); err != nil || n != 0 || caseState(t, b, id) != store.HandoverAccepted {
+		t.Fatalf("B's sweep expired %d (%v) with bob's acceptance still pending at E", n, err)
+	}
+	// Past the deadline on E's clock, E says so to bob's acceptance, and
+	// bob's deposit behind it is refused as for no case.
+	e.esc.SetClock(late)
+	for _, o := range b.pending(t) {
+		if err := b.ex.OutboxRetry(ctx, o.Seq, 0, time.Now(), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.fed.SendDue(ctx)
+	if p := b.pending(t); len(p) != 0 {
+		t.Fatalf("B still owes %d messages", len(p))
+	}
+	for _, n := range []*fedNode{a, b} {
+		if got, err := n.esc.Sweep(ctx); err != nil || got != 1 {
+			t.Fatalf("%s's sweep expired %d, %v", n.me.Name, got, err)
+		}
+		if s := caseState(t, n, id); s != store.HandoverExpired {
+			t.Fatalf("on %s the case is %s after the deadline", n.me.Name, s)
+		}
+		if _, err := n.st.Handovers().Deposit(ctx, id, n.me.PartyID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("%s kept its party's deposit after expiry: %v", n.me.Name, err)
+		}
+		kinds := ledgerKinds(t, n.st, id)
+		if kinds[len(kinds)-1] != string(ledger.KindHandoverExpired) {
+			t.Fatalf("%s's ledger for the case ends with %v", n.me.Name, kinds)
+		}
+	}
+	// E's late word that it released (a hostile or confused escrow node)
+	// does not release A's case, and A records it.
+	v := escrow.VerdictMessage{Handover: id, State: store.HandoverReleased, LedgerIndex: 99,
+		Deposits: map[string]string{a.me.PartyID: strings.Repeat("a", 64), w.bob.PartyID: strings.Repeat("b", 64)}}
+	for range 2 {
+		if status, code, _ := call(t, e, a, PathHandoverVerdict, v); status != http.StatusConflict || code != "deadline_passed" {
+			t.Fatalf("a late release verdict: %d %s, want 409 deadline_passed", status, code)
+		}
+	}
+	if s := caseState(t, a, id); s != store.HandoverExpired {
+		t.Fatalf("after the late verdict A's case is %s", s)
+	}
+	is, err := a.st.PeerLogs().PeerIncidents(ctx, 10)
+	if err != nil || len(is) != 1 || is[0].Kind != escrow.IncidentLateRelease || is[0].Peer != "echo" || !strings.Contains(is[0].Detail, id) {
+		t.Fatalf("A's incidents = %+v, %v; want one late_release by echo", is, err)
+	}
+	if kinds := ledgerKinds(t, a.st, is[0].KeyID); len(kinds) != 1 || kinds[0] != string(ledger.KindNodePeerIncident) {
+		t.Fatalf("A's ledger under E's key id: %v", kinds)
+	}
+	// An expiry verdict, as an honest E would send, changes nothing.
+	if status, code, _ := call(t, e, b, PathHandoverVerdict, escrow.VerdictMessage{Handover: id, State: store.HandoverExpired}); status != 200 || code != "" {
+		t.Fatalf("an expiry verdict after the local expiry: %d %s", status, code)
+	}
+}

@@ -101,6 +101,9 @@ type Federation interface {
 	// Outbox returns up to limit entries for agreementID (every agreement
 	// when empty), newest first.
 	Outbox(ctx context.Context, agreementID string, limit int) ([]OutboxEntry, error)
+	// OutboxRefused returns the entries under agreementID that the peer
+	// with node key id peerKeyID refused for good, oldest first.
+	OutboxRefused(ctx context.Context, agreementID, peerKeyID string) ([]OutboxEntry, error)
 	// FeedCursor returns where this node's pull of a peer's party's
 	// contributions under agreementID stands, or ErrNotFound before the
 	// first pull (issue 14, item 3).

@@ -83,6 +83,11 @@ func (s federation) Outbox(ctx context.Context, agreementID string, limit int) (
 	return s.list(ctx, `SELECT `+outboxCols+` FROM node_outbox WHERE agreement_id = $1 ORDER BY seq DESC LIMIT $2`, agreementID, limit)
 }
 
+func (s federation) OutboxRefused(ctx context.Context, agreementID, peerKeyID string) ([]store.OutboxEntry, error) {
+	return s.list(ctx, `SELECT `+outboxCols+` FROM node_outbox WHERE agreement_id = $1 AND peer_key_id = $2 AND state = $3 ORDER BY seq`,
+		agreementID, peerKeyID, store.OutboxRefused)
+}
+
 func (s federation) OutboxRetry(ctx context.Context, seq int64, attempts int, next time.Time, lastErr string) error {
 	tag, err := s.q.Exec(ctx, `UPDATE node_outbox SET attempts = $1, next_attempt = $2, last_error = $3 WHERE seq = $4 AND state = $5`,
 		attempts, micros(next), lastErr, seq, store.OutboxPending)

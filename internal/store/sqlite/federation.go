@@ -88,6 +88,11 @@ func (s federation) Outbox(ctx context.Context, agreementID string, limit int) (
 	return s.list(ctx, `SELECT `+outboxCols+` FROM node_outbox WHERE agreement_id = ? ORDER BY seq DESC LIMIT ?`, agreementID, limit)
 }
 
+func (s federation) OutboxRefused(ctx context.Context, agreementID, peerKeyID string) ([]store.OutboxEntry, error) {
+	return s.list(ctx, `SELECT `+outboxCols+` FROM node_outbox WHERE agreement_id = ? AND peer_key_id = ? AND state = ? ORDER BY seq`,
+		agreementID, peerKeyID, store.OutboxRefused)
+}
+
 func (s federation) OutboxRetry(ctx context.Context, seq int64, attempts int, next time.Time, lastErr string) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE node_outbox SET attempts = ?, next_attempt = ?, last_error = ? WHERE seq = ? AND state = ?`,
 		attempts, micros(next), lastErr, seq, store.OutboxPending)

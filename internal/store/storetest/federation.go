@@ -87,6 +87,24 @@ func testFederation(t *testing.T, st store.Store) {
 	if all, err := f.Outbox(ctx, "", 10); err != nil || len(all) != 3 {
 		t.Fatalf("Outbox() = %d entries, %v", len(all), err)
 	}
+	// Only what the peer refused for good, of that agreement and peer.
+	if rs, err := f.OutboxRefused(ctx, "agr-1", "kid-b"); err != nil || len(rs) != 0 {
+		t.Fatalf("OutboxRefused before any refusal = %+v, %v", rs, err)
+	}
+	b3 := add("kid-b", "agr-1", t0.Add(2*time.Second))
+	c2 := add("kid-c", "agr-1", t0.Add(2*time.Second))
+	for _, seq := range []int64{b2, b3, c2} {
+		if err := f.OutboxDone(ctx, seq, store.OutboxRefused, next, "not_found: no such case"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rs, err := f.OutboxRefused(ctx, "agr-1", "kid-b"); err != nil || len(rs) != 2 || rs[0].Seq != b2 || rs[1].Seq != b3 ||
+		rs[0].LastError != "not_found: no such case" || rs[0].State != store.OutboxRefused || !bytes.Equal(rs[0].Body, []byte(`{"n":"agr-1"}`)) {
+		t.Fatalf("OutboxRefused(agr-1, kid-b) = %+v, %v; want %d and %d", rs, err, b2, b3)
+	}
+	if rs, err := f.OutboxRefused(ctx, "agr-2", "kid-b"); err != nil || len(rs) != 0 {
+		t.Fatalf("OutboxRefused(agr-2, kid-b) = %+v, %v", rs, err)
+	}
 
 	// Migration 27: feed cursors, one per (agreement, party), replaced
 	// whole.

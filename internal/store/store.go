@@ -379,6 +379,16 @@ type Credits interface {
 	// is under the agreement; ErrConflict if it was withdrawn already.
 	// Callers hold the agreement's Lock.
 	WithdrawContest(ctx context.Context, agreementID, id string, at time.Time, withdrawal []byte, ledgerIndex int64) (Contest, error)
+	// MirrorContest records c, a contest the other party's node relayed of
+	// a credit it counts there, without touching any credit or total
+	// here: this node counts the other side's credits, not its own
+	// party's (docs/federation.md). ErrConflict if c.ID exists. Callers
+	// hold the agreement's Lock.
+	MirrorContest(ctx context.Context, c Contest) error
+	// MirrorWithdrawal marks the mirrored contest id withdrawn as
+	// WithdrawContest does, giving nothing back (MirrorContest took
+	// nothing). ErrNotFound and ErrConflict as WithdrawContest.
+	MirrorWithdrawal(ctx context.Context, agreementID, id string, at time.Time, withdrawal []byte, ledgerIndex int64) (Contest, error)
 	// Contests returns the agreement's contests, oldest first.
 	Contests(ctx context.Context, agreementID string) ([]Contest, error)
 	// Mark records the STIX type and TLP level of stored versions of

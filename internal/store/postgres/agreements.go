@@ -574,6 +574,33 @@ func (s credits) WithdrawContest(ctx context.Context, agreementID, id string, at
 	return out, err
 }
 
+func (s credits) MirrorContest(ctx context.Context, c store.Contest) error {
+	_, err := s.q.Exec(ctx, `INSERT INTO agreement_contests(id, agreement_id, contester, contributor, object_id, weight, reason, statement, filed_at, ledger_index)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, c.ID, c.AgreementID, c.Contester, c.Contributor, c.ObjectID, c.Weight, c.Reason, c.Statement, micros(c.FiledAt), c.LedgerIndex)
+	return mapErr(err)
+}
+
+func (s credits) MirrorWithdrawal(ctx context.Context, agreementID, id string, at time.Time, withdrawal []byte, ledgerIndex int64) (store.Contest, error) {
+	var out store.Contest
+	err := atomic(ctx, handle(s), func(h handle) error {
+		c, err := scanContest(h.q.QueryRow(ctx, `SELECT `+contestCols+` FROM agreement_contests WHERE id = $1 AND agreement_id = $2 FOR UPDATE`, id, agreementID))
+		if err != nil {
+			return fmt.Errorf("contest %s: %w", id, err)
+		}
+		if !c.WithdrawnAt.IsZero() {
+			return fmt.Errorf("contest %s was withdrawn already: %w", id, store.ErrConflict)
+		}
+		if _, err := h.q.Exec(ctx, `UPDATE agreement_contests SET withdrawn_at = $1, withdrawal = $2, withdraw_index = $3 WHERE id = $4`,
+			micros(at), withdrawal, ledgerIndex, id); err != nil {
+			return mapErr(err)
+		}
+		c.WithdrawnAt, c.Withdrawal, c.WithdrawIndex = fromMicros(micros(at)), withdrawal, ledgerIndex
+		out = c
+		return nil
+	})
+	return out, err
+}
+
 func (s credits) Contests(ctx context.Context, agreementID string) ([]store.Contest, error) {
 	rows, err := s.q.Query(ctx, `SELECT `+contestCols+` FROM agreement_contests WHERE agreement_id = $1 ORDER BY filed_at, id`, agreementID)
 	if err != nil {

@@ -390,6 +390,38 @@ func testContests(t *testing.T, st store.Store) {
 	if err := x.Credits().Contest(ctx, again); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("contesting a withdrawn contest's credit again = %v, want ErrConflict", err)
 	}
+	// A mirrored contest (relayed by the other party's node) is listed
+	// and withdrawn like any, and moves no credit here either way.
+	m := store.Contest{ID: "contest-m", AgreementID: ag, Contester: b.ID, Contributor: a.ID, ObjectID: uid("indicator", 1), Weight: 1,
+		Reason: "relayed", Statement: []byte(`{"mirror":1}`), FiledAt: t0.Add(5 * time.Hour), LedgerIndex: 11}
+	if err := x.Credits().MirrorContest(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Credits().MirrorContest(ctx, m); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("mirroring a contest twice = %v, want ErrConflict", err)
+	}
+	if bal, err := x.Credits().Balance(ctx, ag, a.ID, time.Time{}); err != nil || bal.Credits != 3.5 || bal.Contested != 0 {
+		t.Fatalf("balance with a mirrored contest = %+v, %v; want 3.5 credits, none contested", bal, err)
+	}
+	if cr, err := x.Credits().Credit(ctx, ag, a.ID, uid("indicator", 1)); err != nil || cr.Contested {
+		t.Fatalf("credit under a mirrored contest = %+v, %v; want it uncontested", cr, err)
+	}
+	if cs, err := x.Credits().Contests(ctx, ag); err != nil || len(cs) != 2 || cs[1].ID != "contest-m" || string(cs[1].Statement) != `{"mirror":1}` {
+		t.Fatalf("Contests with a mirrored one = %+v, %v", cs, err)
+	}
+	mw, err := x.Credits().MirrorWithdrawal(ctx, ag, "contest-m", t0.Add(6*time.Hour), []byte(`{"mw":1}`), 12)
+	if err != nil || !mw.WithdrawnAt.Equal(t0.Add(6*time.Hour)) || mw.WithdrawIndex != 12 || string(mw.Withdrawal) != `{"mw":1}` {
+		t.Fatalf("MirrorWithdrawal = %+v, %v", mw, err)
+	}
+	if bal, err := x.Credits().Balance(ctx, ag, a.ID, time.Time{}); err != nil || bal.Credits != 3.5 || bal.Contested != 0 {
+		t.Fatalf("balance after a mirrored withdrawal = %+v, %v; want it unchanged", bal, err)
+	}
+	if _, err := x.Credits().MirrorWithdrawal(ctx, ag, "contest-m", t0.Add(7*time.Hour), nil, 13); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("withdrawing a mirrored contest twice = %v, want ErrConflict", err)
+	}
+	if _, err := x.Credits().MirrorWithdrawal(ctx, ag, "contest-none", t0, nil, 13); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("withdrawing no mirrored contest = %v, want ErrNotFound", err)
+	}
 }
 
 // testBalanceIsOneSnapshot reads a balance while writers raise a party's

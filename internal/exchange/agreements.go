@@ -406,7 +406,7 @@ func (s *Service) lockedAgreement(ctx context.Context, tx store.Handle, p party.
 	}
 	a, err := s.loadAgreement(ctx, tx, id, s.now())
 	if err == nil && !acrossNodes && a.Status.Document != nil && a.Status.Document.CrossNode() {
-		return Agreement{}, fault.Errorf("%w: contests and joint reports under an agreement between two nodes are not built yet (handovers and private matching go through the escrow node the agreement names; docs/federation.md)", ErrNotAcrossNodes)
+		return Agreement{}, fault.Errorf("%w: joint reports under an agreement between two nodes are not built yet (contests, handovers, requests and private matching work across nodes; docs/federation.md)", ErrNotAcrossNodes)
 	}
 	return a, err
 }
@@ -415,9 +415,11 @@ func (s *Service) lockedAgreement(ctx context.Context, tx store.Handle, p party.
 // p sees it (as lockedAgreement), and checks a statement one of its
 // parties signed: verify gets the agreement and both parties' registered
 // keys. Contests,
-// their withdrawals and report signatures are filed this way.
-func (s *Service) lockedStatement(ctx context.Context, tx store.Handle, p party.Principal, id string, verify func(Agreement, agreement.KeyResolver) error) (Agreement, error) {
-	a, err := s.lockedAgreement(ctx, tx, p, id, false)
+// their withdrawals and report signatures are filed this way; acrossNodes
+// as for lockedAgreement (contests act across nodes, joint reports not
+// yet).
+func (s *Service) lockedStatement(ctx context.Context, tx store.Handle, p party.Principal, id string, acrossNodes bool, verify func(Agreement, agreement.KeyResolver) error) (Agreement, error) {
+	a, err := s.lockedAgreement(ctx, tx, p, id, acrossNodes)
 	if err != nil {
 		return Agreement{}, err
 	}

@@ -221,7 +221,7 @@ func (s *Service) CountersignReport(ctx context.Context, p party.Principal, agre
 	}
 	var out ReportSignature
 	err = s.st.Update(ctx, func(tx store.Handle) error {
-		a, err := s.lockedStatement(ctx, tx, p, agreementID, func(a Agreement, keys agreement.KeyResolver) error {
+		a, err := s.lockedStatement(ctx, tx, p, agreementID, false, func(a Agreement, keys agreement.KeyResolver) error {
 			if !countersigned(a) {
 				return fault.Errorf("%w: agreement %s was never countersigned, so there is nothing to report", ErrConflict, agreementID)
 			}

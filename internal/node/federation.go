@@ -99,6 +99,7 @@ func (f *Federation) Mount(h *Handler) {
 	h.Route("POST "+PathLookupParty, f.lookup)
 	h.Route("POST "+PathStep, f.step)
 	h.Route("POST "+PathRequestStep, f.requestStep)
+	h.Route("POST "+PathContest, f.contest)
 	f.mountFeeds(h)
 	f.mountHandovers(h)
 	f.mountMatches(h)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/parley-cti/parley/internal/escrow"
+	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/matching"
 	"github.com/parley-cti/parley/internal/store"
 )
@@ -40,6 +41,7 @@ var outboxPaths = map[string]string{
 	escrow.OutboxDeposit:      PathEscrowDeposit,
 	matching.OutboxSession:    PathMatchSession,
 	matching.OutboxRound1:     PathMatchRound1,
+	exchange.OutboxContest:    PathContest,
 }
 
 // mountHandovers adds the handover endpoints to h.

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/parley-cti/parley/internal/tests/scriptcmd"
 )
 
 // TestReadmeTour runs the README's five-minute tour as it is written: it
@@ -65,7 +67,7 @@ func TestReadmeTour(t *testing.T) {
 			env.Setenv("PARLEY_LISTEN", addr)
 			return nil
 		},
-		Cmds: scriptCmds(),
+		Cmds: scriptcmd.Cmds(),
 	})
 }
 

@@ -71,7 +71,7 @@ var surfaces = []string{"internal/taxii", "internal/api", "internal/web", "inter
 var databaseImports = []string{"database/sql", "modernc.org/sqlite", "github.com/jackc/pgx", "github.com/lib/pq"}
 
 // harnesses are test drivers that start whole servers; they may choose a backend.
-var harnesses = []string{"internal/tests/e2e", "internal/tests/crash", "internal/tests/multiinstance", "internal/bench"}
+var harnesses = []string{"internal/tests/e2e", "internal/tests/crash", "internal/tests/multiinstance", "internal/tests/scriptcmd", "internal/tests/nodescripts", "internal/bench"}
 
 // partySide is what a party runs on its own machine to check the server;
 // it must not be built from the server's parts.

@@ -59,7 +59,7 @@ func readAll(t *testing.T, r io.Reader) []byte {
 // another session, over the cap, a wrong digest, an unknown session, a
 // second round 1, an agreement suspended on B; none changes B's session
 // or ledger, and bob hears of each. Round 2 through the escrow node is the handover machinery's
-// (handovers_test.go; cmd/parley's match_nodes.txtar runs the whole).
+// (handovers_test.go; internal/tests/nodescripts' match_nodes.txtar runs the whole).
 func TestMatchAcrossNodes(t *testing.T) {
 	w := newEscrowWorldWith(t, func(d *agreement.Document) { d.MatchCap = 3 })
 	a, b, e := w.a, w.b, w.e

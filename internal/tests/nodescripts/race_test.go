@@ -1,0 +1,5 @@
+//go:build race
+
+package nodescripts
+
+func init() { raceBuild = true }

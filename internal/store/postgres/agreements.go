@@ -545,19 +545,30 @@ func scanContest(sc interface{ Scan(...any) error }) (store.Contest, error) {
 	return c, nil
 }
 
+// withdraw marks contest id of agreementID withdrawn, refusing one withdrawn
+// already, and returns it withdrawn; the caller settles credits.
+func withdraw(ctx context.Context, h handle, agreementID, id string, at time.Time, withdrawal []byte, ledgerIndex int64) (store.Contest, error) {
+	c, err := scanContest(h.q.QueryRow(ctx, `SELECT `+contestCols+` FROM agreement_contests WHERE id = $1 AND agreement_id = $2 FOR UPDATE`, id, agreementID))
+	if err != nil {
+		return store.Contest{}, fmt.Errorf("contest %s: %w", id, err)
+	}
+	if !c.WithdrawnAt.IsZero() {
+		return store.Contest{}, fmt.Errorf("contest %s was withdrawn already: %w", id, store.ErrConflict)
+	}
+	if _, err := h.q.Exec(ctx, `UPDATE agreement_contests SET withdrawn_at = $1, withdrawal = $2, withdraw_index = $3 WHERE id = $4`,
+		micros(at), withdrawal, ledgerIndex, id); err != nil {
+		return store.Contest{}, mapErr(err)
+	}
+	c.WithdrawnAt, c.Withdrawal, c.WithdrawIndex = fromMicros(micros(at)), withdrawal, ledgerIndex
+	return c, nil
+}
+
 func (s credits) WithdrawContest(ctx context.Context, agreementID, id string, at time.Time, withdrawal []byte, ledgerIndex int64) (store.Contest, error) {
 	var out store.Contest
 	err := atomic(ctx, handle(s), func(h handle) error {
-		c, err := scanContest(h.q.QueryRow(ctx, `SELECT `+contestCols+` FROM agreement_contests WHERE id = $1 AND agreement_id = $2 FOR UPDATE`, id, agreementID))
+		c, err := withdraw(ctx, h, agreementID, id, at, withdrawal, ledgerIndex)
 		if err != nil {
-			return fmt.Errorf("contest %s: %w", id, err)
-		}
-		if !c.WithdrawnAt.IsZero() {
-			return fmt.Errorf("contest %s was withdrawn already: %w", id, store.ErrConflict)
-		}
-		if _, err := h.q.Exec(ctx, `UPDATE agreement_contests SET withdrawn_at = $1, withdrawal = $2, withdraw_index = $3 WHERE id = $4`,
-			micros(at), withdrawal, ledgerIndex, id); err != nil {
-			return mapErr(err)
+			return err
 		}
 		if _, err := h.q.Exec(ctx, `UPDATE agreement_credits SET contested = 0 WHERE agreement_id = $1 AND object_id = $2 AND party_id = $3`,
 			agreementID, c.ObjectID, c.Contributor); err != nil {
@@ -567,7 +578,6 @@ func (s credits) WithdrawContest(ctx context.Context, agreementID, id string, at
 			c.Weight, agreementID, c.Contributor); err != nil {
 			return mapErr(err)
 		}
-		c.WithdrawnAt, c.Withdrawal, c.WithdrawIndex = fromMicros(micros(at)), withdrawal, ledgerIndex
 		out = c
 		return nil
 	})
@@ -583,18 +593,10 @@ func (s credits) MirrorContest(ctx context.Context, c store.Contest) error {
 func (s credits) MirrorWithdrawal(ctx context.Context, agreementID, id string, at time.Time, withdrawal []byte, ledgerIndex int64) (store.Contest, error) {
 	var out store.Contest
 	err := atomic(ctx, handle(s), func(h handle) error {
-		c, err := scanContest(h.q.QueryRow(ctx, `SELECT `+contestCols+` FROM agreement_contests WHERE id = $1 AND agreement_id = $2 FOR UPDATE`, id, agreementID))
+		c, err := withdraw(ctx, h, agreementID, id, at, withdrawal, ledgerIndex)
 		if err != nil {
-			return fmt.Errorf("contest %s: %w", id, err)
+			return err
 		}
-		if !c.WithdrawnAt.IsZero() {
-			return fmt.Errorf("contest %s was withdrawn already: %w", id, store.ErrConflict)
-		}
-		if _, err := h.q.Exec(ctx, `UPDATE agreement_contests SET withdrawn_at = $1, withdrawal = $2, withdraw_index = $3 WHERE id = $4`,
-			micros(at), withdrawal, ledgerIndex, id); err != nil {
-			return mapErr(err)
-		}
-		c.WithdrawnAt, c.Withdrawal, c.WithdrawIndex = fromMicros(micros(at)), withdrawal, ledgerIndex
 		out = c
 		return nil
 	})

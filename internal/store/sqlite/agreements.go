@@ -660,19 +660,30 @@ func scanContest(sc interface{ Scan(...any) error }) (store.Contest, error) {
 	return c, nil
 }
 
+// withdraw marks contest id of agreementID withdrawn, refusing one withdrawn
+// already, and returns it withdrawn; the caller settles credits.
+func withdraw(ctx context.Context, h handle, agreementID, id string, at time.Time, withdrawal []byte, ledgerIndex int64) (store.Contest, error) {
+	c, err := scanContest(h.w.QueryRowContext(ctx, `SELECT `+contestCols+` FROM agreement_contests WHERE id = ? AND agreement_id = ?`, id, agreementID))
+	if err != nil {
+		return store.Contest{}, fmt.Errorf("contest %s: %w", id, err)
+	}
+	if !c.WithdrawnAt.IsZero() {
+		return store.Contest{}, fmt.Errorf("contest %s was withdrawn already: %w", id, store.ErrConflict)
+	}
+	if _, err := h.w.ExecContext(ctx, `UPDATE agreement_contests SET withdrawn_at = ?, withdrawal = ?, withdraw_index = ? WHERE id = ?`,
+		micros(at), withdrawal, ledgerIndex, id); err != nil {
+		return store.Contest{}, mapErr(err)
+	}
+	c.WithdrawnAt, c.Withdrawal, c.WithdrawIndex = fromMicros(micros(at)), withdrawal, ledgerIndex
+	return c, nil
+}
+
 func (s credits) WithdrawContest(ctx context.Context, agreementID, id string, at time.Time, withdrawal []byte, ledgerIndex int64) (store.Contest, error) {
 	var out store.Contest
 	err := atomic(ctx, handle(s), func(h handle) error {
-		c, err := scanContest(h.w.QueryRowContext(ctx, `SELECT `+contestCols+` FROM agreement_contests WHERE id = ? AND agreement_id = ?`, id, agreementID))
+		c, err := withdraw(ctx, h, agreementID, id, at, withdrawal, ledgerIndex)
 		if err != nil {
-			return fmt.Errorf("contest %s: %w", id, err)
-		}
-		if !c.WithdrawnAt.IsZero() {
-			return fmt.Errorf("contest %s was withdrawn already: %w", id, store.ErrConflict)
-		}
-		if _, err := h.w.ExecContext(ctx, `UPDATE agreement_contests SET withdrawn_at = ?, withdrawal = ?, withdraw_index = ? WHERE id = ?`,
-			micros(at), withdrawal, ledgerIndex, id); err != nil {
-			return mapErr(err)
+			return err
 		}
 		if _, err := h.w.ExecContext(ctx, `UPDATE agreement_credits SET contested = 0 WHERE agreement_id = ? AND key = (SELECT key FROM stix_ids WHERE id = ?) AND party_id = ?`,
 			agreementID, c.ObjectID, c.Contributor); err != nil {
@@ -682,7 +693,6 @@ func (s credits) WithdrawContest(ctx context.Context, agreementID, id string, at
 			c.Weight, agreementID, c.Contributor); err != nil {
 			return mapErr(err)
 		}
-		c.WithdrawnAt, c.Withdrawal, c.WithdrawIndex = fromMicros(micros(at)), withdrawal, ledgerIndex
 		out = c
 		return nil
 	})
@@ -698,18 +708,10 @@ func (s credits) MirrorContest(ctx context.Context, c store.Contest) error {
 func (s credits) MirrorWithdrawal(ctx context.Context, agreementID, id string, at time.Time, withdrawal []byte, ledgerIndex int64) (store.Contest, error) {
 	var out store.Contest
 	err := atomic(ctx, handle(s), func(h handle) error {
-		c, err := scanContest(h.w.QueryRowContext(ctx, `SELECT `+contestCols+` FROM agreement_contests WHERE id = ? AND agreement_id = ?`, id, agreementID))
+		c, err := withdraw(ctx, h, agreementID, id, at, withdrawal, ledgerIndex)
 		if err != nil {
-			return fmt.Errorf("contest %s: %w", id, err)
+			return err
 		}
-		if !c.WithdrawnAt.IsZero() {
-			return fmt.Errorf("contest %s was withdrawn already: %w", id, store.ErrConflict)
-		}
-		if _, err := h.w.ExecContext(ctx, `UPDATE agreement_contests SET withdrawn_at = ?, withdrawal = ?, withdraw_index = ? WHERE id = ?`,
-			micros(at), withdrawal, ledgerIndex, id); err != nil {
-			return mapErr(err)
-		}
-		c.WithdrawnAt, c.Withdrawal, c.WithdrawIndex = fromMicros(micros(at)), withdrawal, ledgerIndex
 		out = c
 		return nil
 	})

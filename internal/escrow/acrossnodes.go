@@ -306,16 +306,7 @@ func (s *Service) ReceiveCase(ctx context.Context, peer store.Peer, m CaseMessag
 	}
 	out := Receipt{Handover: m.Handover}
 	err := s.st.Update(ctx, func(tx store.Handle) error {
-		if err := tx.Agreements().Lock(ctx, m.Agreement); err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				return fault.Errorf("%w: %s", exchange.ErrNotPartyHere, m.Agreement)
-			}
-			return err
-		}
-		a, err := s.ex.GoverningIn(ctx, tx, m.Agreement)
-		if errors.Is(err, exchange.ErrNotFound) {
-			return fault.Errorf("%w: %s", exchange.ErrNotPartyHere, m.Agreement)
-		}
+		a, err := s.ex.LockGoverning(ctx, tx, m.Agreement)
 		if err != nil {
 			return err
 		}

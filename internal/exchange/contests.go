@@ -312,17 +312,12 @@ func (s *Service) ReceiveContest(ctx context.Context, peer store.Peer, m Contest
 	}
 	err = s.st.Update(ctx, func(tx store.Handle) error {
 		notHere := fault.Errorf("%w: %s", ErrNotPartyHere, m.Agreement)
-		if err := tx.Agreements().Lock(ctx, m.Agreement); errors.Is(err, store.ErrNotFound) {
-			return notHere
-		} else if err != nil {
-			return err
-		}
-		a, err := s.loadAgreement(ctx, tx, m.Agreement, s.now())
+		a, err := s.LockGoverning(ctx, tx, m.Agreement)
 		if err != nil {
 			return err
 		}
 		doc := a.Status.Document
-		if doc == nil || !doc.CrossNode() {
+		if !doc.CrossNode() {
 			return notHere
 		}
 		contester, _, err := doc.Party(sc.PartyID)

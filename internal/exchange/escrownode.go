@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"context"
+	"errors"
 
 	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/fault"
@@ -37,6 +38,23 @@ func (s *Service) checkEscrowNode(ctx context.Context, x store.Handle, doc *agre
 // and for a peer's party.
 func (s *Service) CardIn(ctx context.Context, x store.Handle, ref string) (PartyCard, error) {
 	return s.cardOf(ctx, x, ref)
+}
+
+// LockGoverning locks agreement id in tx and returns it as GoverningIn
+// does, for a step a peer node relayed: an agreement this node does not
+// hold, or holds without a governing version, is ErrNotPartyHere.
+func (s *Service) LockGoverning(ctx context.Context, tx store.Handle, id string) (Agreement, error) {
+	if err := tx.Agreements().Lock(ctx, id); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return Agreement{}, fault.Errorf("%w: %s", ErrNotPartyHere, id)
+		}
+		return Agreement{}, err
+	}
+	a, err := s.GoverningIn(ctx, tx, id)
+	if errors.Is(err, ErrNotFound) {
+		return Agreement{}, fault.Errorf("%w: %s", ErrNotPartyHere, id)
+	}
+	return a, err
 }
 
 // GoverningIn returns, read through x and without a party's view, the

@@ -138,7 +138,8 @@ func validID(id, prefix string) bool {
 // exchange.ErrNotPartyHere (no such agreement with this node's party as
 // responder), escrow.ErrDocumentMismatch (another agreement version),
 // ErrNeedsEscrowNode, ErrForbidden (not in force), ErrInvalid (ids, cap,
-// deadline), ErrConflict (the ids exist here with other terms).
+// deadline), ErrConflict (the ids exist here with other terms, or the
+// session id is another session's here).
 func (s *Service) ReceiveSession(ctx context.Context, peer store.Peer, m SessionMessage) (Receipt, error) {
 	sid, err := hex.DecodeString(m.SessionID)
 	switch {
@@ -181,6 +182,19 @@ func (s *Service) ReceiveSession(ctx context.Context, peer store.Peer, m Session
 		}
 		if !a.Status.InForce(now) {
 			return fault.Errorf("%w: agreement %s is %s here, not in force", ErrForbidden, m.Agreement, a.Status.Phase)
+		}
+		// The starter's node draws the session id, and every message of a
+		// session is bound to it and the two parties only: a session id
+		// this node already holds, under any agreement, would let a message
+		// of that earlier session pass as one of this one.
+		held, err := tx.Matches().ListByParty(ctx, m.Responder, "")
+		if err != nil {
+			return err
+		}
+		for _, h := range held {
+			if bytes.Equal(h.SessionID, sid) {
+				return fault.Errorf("%w: session id %s is already session %s's here", ErrConflict, m.SessionID, h.ID)
+			}
 		}
 		if m.Cap < 1 || m.Cap > min(doc.MatchCap, MaxElementsAcrossNodes) {
 			return fault.Errorf("%w: cap %d is not between 1 and the agreement's match_cap across nodes (%d)", ErrInvalid, m.Cap, min(doc.MatchCap, MaxElementsAcrossNodes))

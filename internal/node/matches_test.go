@@ -292,3 +292,31 @@ func TestMatchRound1AtTheCapAcrossNodes(t *testing.T) {
 		t.Fatalf("on B: %+v, %v", v.Session.Initiator, err)
 	}
 }
+
+// TestMatchSessionIDReusedAcrossNodes: the starter's node draws a
+// session's id, and a session's messages are bound to that id and the two
+// parties only, so a hostile starter that sends a new session under an id
+// B already holds is refused (conflict), and B keeps only the first.
+func TestMatchSessionIDReusedAcrossNodes(t *testing.T) {
+	w := newEscrowWorld(t)
+	a, b := w.a, w.b
+	alice, bob := a.me.PartyID, b.me.PartyID
+	msg := matching.SessionMessage{Match: "match--00000000-0000-4000-8000-000000000001", Agreement: w.doc.ID,
+		SessionID: hex.EncodeToString(bytes.Repeat([]byte{7}, 32)), Handover: "handover--00000000-0000-4000-8000-000000000001",
+		Initiator: alice, Responder: bob, Cap: 10, Deadline: time.Now().Add(time.Minute), DocumentSHA256: "sha256:" + hex.EncodeToString(sha(w.doc))}
+	if status, code, _ := call(t, a, b, PathMatchSession, msg); status/100 != 2 {
+		t.Fatalf("first session: %d %q", status, code)
+	}
+	again := msg
+	again.Match, again.Handover = "match--00000000-0000-4000-8000-000000000002", "handover--00000000-0000-4000-8000-000000000002"
+	if status, code, _ := call(t, a, b, PathMatchSession, again); code != "conflict" {
+		t.Fatalf("a second session under the same session id: %d %q, want conflict", status, code)
+	}
+	ms, err := b.st.Matches().ListByParty(ctx, bob, "")
+	if err != nil || len(ms) != 1 || ms[0].ID != msg.Match {
+		t.Fatalf("B holds %v (%v), want only %s", ms, err, msg.Match)
+	}
+	if _, err := b.st.Handovers().Get(ctx, again.Handover); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the refused session's handover: %v, want not found", err)
+	}
+}

@@ -132,4 +132,7 @@ type FeedCursor struct {
 	// peer said then it releases (its claim, shown, never relied on).
 	LastSuccess  time.Time
 	PeerReleased int64
+	// VersionsAfter is where the pull of later versions of contributions
+	// already pulled stands: the peer's position token ("" before any).
+	VersionsAfter string
 }

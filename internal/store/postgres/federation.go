@@ -113,8 +113,8 @@ func outboxAffected(tag pgconn.CommandTag, err error, seq int64) error {
 func (s federation) FeedCursor(ctx context.Context, agreementID, partyID string) (store.FeedCursor, error) {
 	c := store.FeedCursor{AgreementID: agreementID, PartyID: partyID}
 	var next, at, ok int64
-	err := s.q.QueryRow(ctx, `SELECT after_ord, pulled, refused, attempts, next_attempt, last_error, updated_at, last_success, peer_released FROM node_feed_cursors
-		WHERE agreement_id = $1 AND party_id = $2`, agreementID, partyID).Scan(&c.After, &c.Pulled, &c.Refused, &c.Attempts, &next, &c.LastError, &at, &ok, &c.PeerReleased)
+	err := s.q.QueryRow(ctx, `SELECT after_ord, pulled, refused, attempts, next_attempt, last_error, updated_at, last_success, peer_released, versions_after FROM node_feed_cursors
+		WHERE agreement_id = $1 AND party_id = $2`, agreementID, partyID).Scan(&c.After, &c.Pulled, &c.Refused, &c.Attempts, &next, &c.LastError, &at, &ok, &c.PeerReleased, &c.VersionsAfter)
 	if err != nil {
 		return store.FeedCursor{}, fmt.Errorf("feed cursor %s/%s: %w", agreementID, partyID, mapErr(err))
 	}
@@ -123,12 +123,12 @@ func (s federation) FeedCursor(ctx context.Context, agreementID, partyID string)
 }
 
 func (s federation) SetFeedCursor(ctx context.Context, c store.FeedCursor) error {
-	_, err := s.q.Exec(ctx, `INSERT INTO node_feed_cursors(agreement_id, party_id, after_ord, pulled, refused, attempts, next_attempt, last_error, updated_at, last_success, peer_released)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+	_, err := s.q.Exec(ctx, `INSERT INTO node_feed_cursors(agreement_id, party_id, after_ord, pulled, refused, attempts, next_attempt, last_error, updated_at, last_success, peer_released, versions_after)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 		ON CONFLICT (agreement_id, party_id) DO UPDATE SET after_ord = excluded.after_ord, pulled = excluded.pulled, refused = excluded.refused,
 			attempts = excluded.attempts, next_attempt = excluded.next_attempt, last_error = excluded.last_error, updated_at = excluded.updated_at,
-			last_success = excluded.last_success, peer_released = excluded.peer_released`,
-		c.AgreementID, c.PartyID, c.After, c.Pulled, c.Refused, c.Attempts, micros(c.NextAttempt), c.LastError, micros(c.UpdatedAt), micros(c.LastSuccess), c.PeerReleased)
+			last_success = excluded.last_success, peer_released = excluded.peer_released, versions_after = excluded.versions_after`,
+		c.AgreementID, c.PartyID, c.After, c.Pulled, c.Refused, c.Attempts, micros(c.NextAttempt), c.LastError, micros(c.UpdatedAt), micros(c.LastSuccess), c.PeerReleased, c.VersionsAfter)
 	if err != nil {
 		return fmt.Errorf("feed cursor %s/%s: %w", c.AgreementID, c.PartyID, mapErr(err))
 	}
@@ -136,7 +136,7 @@ func (s federation) SetFeedCursor(ctx context.Context, c store.FeedCursor) error
 }
 
 func (s federation) FeedCursors(ctx context.Context) ([]store.FeedCursor, error) {
-	rows, err := s.q.Query(ctx, `SELECT agreement_id, party_id, after_ord, pulled, refused, attempts, next_attempt, last_error, updated_at, last_success, peer_released
+	rows, err := s.q.Query(ctx, `SELECT agreement_id, party_id, after_ord, pulled, refused, attempts, next_attempt, last_error, updated_at, last_success, peer_released, versions_after
 		FROM node_feed_cursors ORDER BY agreement_id, party_id`)
 	if err != nil {
 		return nil, fmt.Errorf("feed cursors: %w", mapErr(err))
@@ -146,7 +146,7 @@ func (s federation) FeedCursors(ctx context.Context) ([]store.FeedCursor, error)
 	for rows.Next() {
 		var c store.FeedCursor
 		var next, at, ok int64
-		if err := rows.Scan(&c.AgreementID, &c.PartyID, &c.After, &c.Pulled, &c.Refused, &c.Attempts, &next, &c.LastError, &at, &ok, &c.PeerReleased); err != nil {
+		if err := rows.Scan(&c.AgreementID, &c.PartyID, &c.After, &c.Pulled, &c.Refused, &c.Attempts, &next, &c.LastError, &at, &ok, &c.PeerReleased, &c.VersionsAfter); err != nil {
 			return nil, fmt.Errorf("feed cursors: %w", mapErr(err))
 		}
 		c.NextAttempt, c.UpdatedAt, c.LastSuccess = fromMicros(next), fromMicros(at), fromMicros(ok)

@@ -65,7 +65,7 @@ var loadable = []loadTable{
 	{"node_peer_logs", []string{"key_id", "peer", "log_key", "witness_key", "size", "checkpoint", "updated_at"}},
 	{"node_peer_incidents", []string{"key_id", "digest", "peer", "kind", "detail", "ours", "theirs", "at"}},
 	{"node_peer_receipts", []string{"key_id", "idx", "leaf_hash", "added_at"}},
-	{"node_feed_cursors", []string{"agreement_id", "party_id", "after_ord", "pulled", "refused", "attempts", "next_attempt", "last_error", "updated_at", "last_success", "peer_released"}},
+	{"node_feed_cursors", []string{"agreement_id", "party_id", "after_ord", "pulled", "refused", "attempts", "next_attempt", "last_error", "updated_at", "last_success", "peer_released", "versions_after"}},
 	{"escrow_held", []string{"handover_id", "agreement_id", "document_sha256", "document", "proposer", "counterpart", "proposer_node", "counterpart_node",
 		"deadline", "state", "created_at", "closed_at", "release_index"}},
 	{"escrow_held_deposits", []string{"handover_id", "party_id", "content", "sha256", "deposited_at", "ledger_index"}},

@@ -691,6 +691,12 @@ CREATE TABLE escrow_held_deposits (
 	// 30: SQLite's Put writes its search index itself instead of a
 	// trigger; PostgreSQL keeps its trigger (not measured).
 	{"search index written by Put (SQLite only)", `SELECT 1`},
+	// 31: feeds across nodes carry later versions of contributions
+	// already pulled (issue 14 item 3): where this node's pull of the
+	// peer's later versions stands, the peer's position token.
+	{"feed cursors of later versions", `
+ALTER TABLE node_feed_cursors ADD COLUMN versions_after TEXT NOT NULL DEFAULT '';
+`},
 }
 
 // migrationLock serialises migrations of one schema across every instance

@@ -120,8 +120,8 @@ func affected(res interface{ RowsAffected() (int64, error) }, err error, seq int
 func (s federation) FeedCursor(ctx context.Context, agreementID, partyID string) (store.FeedCursor, error) {
 	c := store.FeedCursor{AgreementID: agreementID, PartyID: partyID}
 	var next, at, ok int64
-	err := s.r.QueryRowContext(ctx, `SELECT after_ord, pulled, refused, attempts, next_attempt, last_error, updated_at, last_success, peer_released FROM node_feed_cursors
-		WHERE agreement_id = ? AND party_id = ?`, agreementID, partyID).Scan(&c.After, &c.Pulled, &c.Refused, &c.Attempts, &next, &c.LastError, &at, &ok, &c.PeerReleased)
+	err := s.r.QueryRowContext(ctx, `SELECT after_ord, pulled, refused, attempts, next_attempt, last_error, updated_at, last_success, peer_released, versions_after FROM node_feed_cursors
+		WHERE agreement_id = ? AND party_id = ?`, agreementID, partyID).Scan(&c.After, &c.Pulled, &c.Refused, &c.Attempts, &next, &c.LastError, &at, &ok, &c.PeerReleased, &c.VersionsAfter)
 	if err != nil {
 		return store.FeedCursor{}, fmt.Errorf("feed cursor %s/%s: %w", agreementID, partyID, mapErr(err))
 	}
@@ -130,12 +130,12 @@ func (s federation) FeedCursor(ctx context.Context, agreementID, partyID string)
 }
 
 func (s federation) SetFeedCursor(ctx context.Context, c store.FeedCursor) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO node_feed_cursors(agreement_id, party_id, after_ord, pulled, refused, attempts, next_attempt, last_error, updated_at, last_success, peer_released)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	_, err := s.w.ExecContext(ctx, `INSERT INTO node_feed_cursors(agreement_id, party_id, after_ord, pulled, refused, attempts, next_attempt, last_error, updated_at, last_success, peer_released, versions_after)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (agreement_id, party_id) DO UPDATE SET after_ord = excluded.after_ord, pulled = excluded.pulled, refused = excluded.refused,
 			attempts = excluded.attempts, next_attempt = excluded.next_attempt, last_error = excluded.last_error, updated_at = excluded.updated_at,
-			last_success = excluded.last_success, peer_released = excluded.peer_released`,
-		c.AgreementID, c.PartyID, c.After, c.Pulled, c.Refused, c.Attempts, micros(c.NextAttempt), c.LastError, micros(c.UpdatedAt), micros(c.LastSuccess), c.PeerReleased)
+			last_success = excluded.last_success, peer_released = excluded.peer_released, versions_after = excluded.versions_after`,
+		c.AgreementID, c.PartyID, c.After, c.Pulled, c.Refused, c.Attempts, micros(c.NextAttempt), c.LastError, micros(c.UpdatedAt), micros(c.LastSuccess), c.PeerReleased, c.VersionsAfter)
 	if err != nil {
 		return fmt.Errorf("feed cursor %s/%s: %w", c.AgreementID, c.PartyID, mapErr(err))
 	}
@@ -143,7 +143,7 @@ func (s federation) SetFeedCursor(ctx context.Context, c store.FeedCursor) error
 }
 
 func (s federation) FeedCursors(ctx context.Context) ([]store.FeedCursor, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT agreement_id, party_id, after_ord, pulled, refused, attempts, next_attempt, last_error, updated_at, last_success, peer_released
+	rows, err := s.r.QueryContext(ctx, `SELECT agreement_id, party_id, after_ord, pulled, refused, attempts, next_attempt, last_error, updated_at, last_success, peer_released, versions_after
 		FROM node_feed_cursors ORDER BY agreement_id, party_id`)
 	if err != nil {
 		return nil, fmt.Errorf("feed cursors: %w", mapErr(err))
@@ -153,7 +153,7 @@ func (s federation) FeedCursors(ctx context.Context) ([]store.FeedCursor, error)
 	for rows.Next() {
 		var c store.FeedCursor
 		var next, at, ok int64
-		if err := rows.Scan(&c.AgreementID, &c.PartyID, &c.After, &c.Pulled, &c.Refused, &c.Attempts, &next, &c.LastError, &at, &ok, &c.PeerReleased); err != nil {
+		if err := rows.Scan(&c.AgreementID, &c.PartyID, &c.After, &c.Pulled, &c.Refused, &c.Attempts, &next, &c.LastError, &at, &ok, &c.PeerReleased, &c.VersionsAfter); err != nil {
 			return nil, fmt.Errorf("feed cursors: %w", mapErr(err))
 		}
 		c.NextAttempt, c.UpdatedAt, c.LastSuccess = fromMicros(next), fromMicros(at), fromMicros(ok)

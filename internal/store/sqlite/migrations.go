@@ -789,6 +789,12 @@ CREATE TABLE escrow_held_deposits (
 	`
 DROP TRIGGER object_search_insert;
 `,
+	// 31: feeds across nodes carry later versions of contributions
+	// already pulled (issue 14 item 3): where this node's pull of the
+	// peer's later versions stands, the peer's position token.
+	`
+ALTER TABLE node_feed_cursors ADD COLUMN versions_after TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // searchColumns computes, from an object's collection k, type ty and JSON

@@ -148,4 +148,19 @@ func testFederation(t *testing.T, st store.Store) {
 	if all, err := f.FeedCursors(ctx); err != nil || len(all) != 1 || !all[0].LastSuccess.Equal(t0) || all[0].PeerReleased != 40 || all[0].Attempts != 2 {
 		t.Fatalf("FeedCursors after a success and a failure = %+v, %v", all, err)
 	}
+	// Migration 31: where the pull of later versions stands, "" until
+	// set, replaced by the next write.
+	if got, _ := f.FeedCursor(ctx, "agr-1", "party--bob@nodeb"); got.VersionsAfter != "" {
+		t.Fatalf("a cursor that never pulled later versions: %q", got.VersionsAfter)
+	}
+	fc3.VersionsAfter = "1767225600000000.42"
+	if err := f.SetFeedCursor(ctx, fc3); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.FeedCursor(ctx, "agr-1", "party--bob@nodeb"); got.VersionsAfter != fc3.VersionsAfter {
+		t.Fatalf("FeedCursor's versions after = %q, want %q", got.VersionsAfter, fc3.VersionsAfter)
+	}
+	if all, err := f.FeedCursors(ctx); err != nil || len(all) != 1 || all[0].VersionsAfter != fc3.VersionsAfter {
+		t.Fatalf("FeedCursors' versions after = %+v, %v", all, err)
+	}
 }

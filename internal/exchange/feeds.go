@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/parley-cti/parley/internal/fault"
@@ -185,6 +187,145 @@ func (s *Service) ServeFeed(ctx context.Context, peer store.Peer, agreementID st
 	}
 	page.More = page.Next < acc.Released.UpTo
 	return page, nil
+}
+
+// FeedVersionsPage is one page of later versions: versions of this
+// node's party's contributions with ordinals up to the requester's
+// cursor, stored after position After and before or at Next, each added
+// after its contribution's first version (a first version travels in the
+// contribution's own page). Next is the position the next request starts
+// from; More is set when versions after it may follow now.
+type FeedVersionsPage struct {
+	Agreement string            `json:"agreement"`
+	After     string            `json:"after"`
+	Next      string            `json:"next"`
+	More      bool              `json:"more"`
+	Objects   []json.RawMessage `json:"objects"`
+}
+
+// FormatPosition is a position in a collection's date-added order as a
+// feed's later-versions cursor carries it ("" is the start).
+func FormatPosition(p store.Position) string {
+	if p == (store.Position{}) {
+		return ""
+	}
+	return strconv.FormatInt(p.DateAdded.UnixMicro(), 10) + "." + strconv.FormatInt(p.Seq, 10)
+}
+
+// ParsePosition reads FormatPosition's form; ErrInvalid for anything else.
+func ParsePosition(s string) (store.Position, error) {
+	if s == "" {
+		return store.Position{}, nil
+	}
+	at, seq, ok := strings.Cut(s, ".")
+	us, err1 := strconv.ParseInt(at, 10, 64)
+	n, err2 := strconv.ParseInt(seq, 10, 64)
+	if !ok || err1 != nil || err2 != nil || us < 0 || n < 0 {
+		return store.Position{}, fault.Errorf("%w: position %q is not MICROS.SEQ", ErrInvalid, s)
+	}
+	return store.Position{DateAdded: time.UnixMicro(us).UTC(), Seq: n}, nil
+}
+
+// ServeFeedVersions returns, for peer, the later versions of this node's
+// party's contributions under agreementID stored after position after:
+// those whose contributions are released to the peer's party here (the
+// same decision as ServeFeed) and have an ordinal of at most upTo (what
+// the peer says it pulled; its own cursor, so a later version never runs
+// ahead of its contribution's page). At most limit versions are looked
+// at (FeedPageMax when <= 0 or more). A page's contribution carries every
+// version stored when it is served, so the puller starts this cursor at
+// the start and moves it past every version it was shown; a first
+// version is never served twice here.
+func (s *Service) ServeFeedVersions(ctx context.Context, peer store.Peer, agreementID, after string, upTo int64, limit int) (FeedVersionsPage, error) {
+	from, err := ParsePosition(after)
+	if err != nil {
+		return FeedVersionsPage{}, err
+	}
+	if upTo < 0 {
+		return FeedVersionsPage{}, fault.Errorf("%w: upto must be 0 or more", ErrInvalid)
+	}
+	if limit <= 0 || limit > FeedPageMax {
+		limit = FeedPageMax
+	}
+	remote, _, c, err := s.peersPartyIn(ctx, peer, agreementID)
+	if err != nil {
+		return FeedVersionsPage{}, err
+	}
+	page := FeedVersionsPage{Agreement: agreementID, After: after, Next: after, Objects: []json.RawMessage{}}
+	if c.ID == "" {
+		return page, nil
+	}
+	_, acc, err := s.Collection(ctx, party.Principal{PartyID: remote}, agreementID, c.ID)
+	if err != nil {
+		return FeedVersionsPage{}, err
+	}
+	if acc.Released == nil {
+		return FeedVersionsPage{}, fault.Errorf("%w: no release bound for the peer's party", ErrForbidden)
+	}
+	bound := *acc.Released
+	bound.UpTo = min(bound.UpTo, upTo)
+	if bound.UpTo <= 0 {
+		return page, nil
+	}
+	// The read as the peer's party, narrowed to what it pulled: the
+	// access decision's bound, never a wider one.
+	p, err := s.st.Objects().Query(ctx, store.ObjectQuery{Collection: c.ID, Versions: store.VersionFilter{All: true},
+		After: from, Limit: limit, Released: &bound})
+	if err != nil {
+		return FeedVersionsPage{}, err
+	}
+	if len(p.Objects) == 0 {
+		return page, nil
+	}
+	// Each id's first stored version (its lowest position): the one its
+	// contribution's page carried.
+	firstAt := map[string]store.Position{}
+	var ids []string
+	for _, o := range p.Objects {
+		if _, ok := firstAt[o.ID]; !ok {
+			firstAt[o.ID] = store.Position{DateAdded: o.DateAdded, Seq: o.Seq}
+			ids = append(ids, o.ID)
+		}
+	}
+	q := store.ObjectQuery{Collection: c.ID, IDs: ids, Versions: store.VersionFilter{All: true}, Limit: 1000, Released: &bound}
+	for {
+		vs, err := s.st.Objects().Query(ctx, q)
+		if err != nil {
+			return FeedVersionsPage{}, err
+		}
+		for _, o := range vs.Objects {
+			if at := (store.Position{DateAdded: o.DateAdded, Seq: o.Seq}); before(at, firstAt[o.ID]) {
+				firstAt[o.ID] = at
+			}
+		}
+		if !vs.More || len(vs.Objects) == 0 {
+			break
+		}
+		last := vs.Objects[len(vs.Objects)-1]
+		q.After = store.Position{DateAdded: last.DateAdded, Seq: last.Seq}
+	}
+	size := 0
+	for i, o := range p.Objects {
+		at := store.Position{DateAdded: o.DateAdded, Seq: o.Seq}
+		if at != firstAt[o.ID] {
+			if len(page.Objects) > 0 && size+len(o.Raw) > FeedPageBytes {
+				page.More = true
+				break
+			}
+			size += len(o.Raw)
+			page.Objects = append(page.Objects, json.RawMessage(o.Raw))
+		}
+		page.Next = FormatPosition(at)
+		if i == len(p.Objects)-1 {
+			page.More = p.More
+		}
+	}
+	return page, nil
+}
+
+// before reports whether position a comes before b.
+func before(a, b store.Position) bool {
+	return a.DateAdded.Before(b.DateAdded) || (a.DateAdded.Equal(b.DateAdded) && a.Seq < b.Seq)
 }
 
 // FeedSources returns every pull this node makes of a peer's party's

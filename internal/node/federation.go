@@ -70,10 +70,13 @@ type Federation struct {
 	FeedLimit    int
 	now          func() time.Time
 
-	mu      sync.Mutex
-	due     map[string]bool // pulls a peer nudged (feeds.go)
-	wake    chan struct{}   // wakes Run after a nudge
-	nudging map[string]int  // nudges to peers in flight, and asked again
+	mu  sync.Mutex
+	due map[string]bool // pulls a peer nudged (feeds.go)
+	// versionsAt is when each pull last asked for later versions while
+	// its contributions still moved (feeds.go).
+	versionsAt map[string]time.Time
+	wake       chan struct{}  // wakes Run after a nudge
+	nudging    map[string]int // nudges to peers in flight, and asked again
 }
 
 func (f *Federation) log() *slog.Logger {

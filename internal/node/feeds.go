@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/parley-cti/parley/internal/exchange"
@@ -22,6 +23,12 @@ import (
 // PathFeed serves a page of this node's party's contributions under an
 // agreement, as the peer's party may read them here.
 const PathFeed = "/node/v1/feeds/objects"
+
+// PathFeedVersions serves later versions of this node's party's
+// contributions the peer already pulled (a revocation, a correction): a
+// contribution's page carries the versions stored when it is served, and
+// this feed the ones stored after.
+const PathFeedVersions = "/node/v1/feeds/versions"
 
 // PathFeedNudge tells this node that the peer releases more of its
 // party's contributions under an agreement now (its credits for this
@@ -42,6 +49,16 @@ type FeedRequest struct {
 	Limit     int    `json:"limit,omitempty"`
 }
 
+// FeedVersionsRequest asks for later versions stored after position After
+// (a token of the peer's, "" at the start) of the contributions with
+// ordinals up to UpTo (this node's cursor of that feed).
+type FeedVersionsRequest struct {
+	Agreement string `json:"agreement"`
+	After     string `json:"after"`
+	UpTo      int64  `json:"upto"`
+	Limit     int    `json:"limit,omitempty"`
+}
+
 // feedIngestChunk is how many pulled objects go to one ingest.
 const feedIngestChunk = 1000
 
@@ -53,6 +70,7 @@ var ErrBadFeedPage = errors.New("node: the peer's feed page does not answer the 
 // Mount for feeds: called by Federation.Mount.
 func (f *Federation) mountFeeds(h *Handler) {
 	h.Route("POST "+PathFeed, f.feed)
+	h.Route("POST "+PathFeedVersions, f.feedVersions)
 	h.Route("POST "+PathFeedNudge, f.nudged)
 }
 
@@ -169,6 +187,63 @@ func (f *Federation) feed(ctx context.Context, peer store.Peer, body []byte) (in
 	return http.StatusOK, page
 }
 
+// feedVersions serves a page of later versions of this node's party's
+// contributions to peer.
+func (f *Federation) feedVersions(ctx context.Context, peer store.Peer, body []byte) (int, any) {
+	var req FeedVersionsRequest
+	if err := json.Unmarshal(body, &req); err != nil || req.Agreement == "" || req.UpTo < 0 {
+		return http.StatusBadRequest, errorBody{Error: "bad_request", Message: "the body must be a JSON object with agreement, after (a position, \"\" at the start), upto (an ordinal, 0 or more) and limit"}
+	}
+	page, err := f.Ex.ServeFeedVersions(ctx, peer, req.Agreement, req.After, req.UpTo, req.Limit)
+	if err != nil {
+		return f.refuse(ctx, peer, PathFeedVersions, err)
+	}
+	return http.StatusOK, page
+}
+
+// FeedVersions asks the peer for a page of later versions and checks
+// that the verified answer is a page for this request: its agreement and
+// start, a next position not before the start, and no objects or more
+// without moving.
+func (c *Client) FeedVersions(ctx context.Context, req FeedVersionsRequest) (exchange.FeedVersionsPage, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return exchange.FeedVersionsPage{}, err
+	}
+	_, out, err := c.Do(ctx, http.MethodPost, PathFeedVersions, body)
+	if err != nil {
+		return exchange.FeedVersionsPage{}, err
+	}
+	var p exchange.FeedVersionsPage
+	if err := json.Unmarshal(out, &p); err != nil {
+		return exchange.FeedVersionsPage{}, fmt.Errorf("%w: not a page of later versions: %v", ErrBadFeedPage, err)
+	}
+	from, err1 := exchange.ParsePosition(req.After)
+	next, err2 := exchange.ParsePosition(p.Next)
+	limit := req.Limit
+	if limit <= 0 || limit > exchange.FeedPageMax {
+		limit = exchange.FeedPageMax
+	}
+	switch {
+	case p.Agreement != req.Agreement || p.After != req.After:
+		return exchange.FeedVersionsPage{}, fmt.Errorf("%w: it is for %s after %q", ErrBadFeedPage, p.Agreement, p.After)
+	case err1 != nil || err2 != nil:
+		return exchange.FeedVersionsPage{}, fmt.Errorf("%w: next %q is not a position", ErrBadFeedPage, p.Next)
+	case p.Next != req.After && !after(next, from):
+		return exchange.FeedVersionsPage{}, fmt.Errorf("%w: next %q is not after %q", ErrBadFeedPage, p.Next, req.After)
+	case p.Next == req.After && (len(p.Objects) > 0 || p.More):
+		return exchange.FeedVersionsPage{}, fmt.Errorf("%w: versions or more without progress", ErrBadFeedPage)
+	case len(p.Objects) > limit:
+		return exchange.FeedVersionsPage{}, fmt.Errorf("%w: %d versions, more than the %d asked", ErrBadFeedPage, len(p.Objects), limit)
+	}
+	return p, nil
+}
+
+// after reports whether position a comes after b.
+func after(a, b store.Position) bool {
+	return a.DateAdded.After(b.DateAdded) || (a.DateAdded.Equal(b.DateAdded) && a.Seq > b.Seq)
+}
+
 // Feed asks the peer for a page of its party's contributions and checks
 // that the verified answer is a page for this request.
 func (c *Client) Feed(ctx context.Context, req FeedRequest) (exchange.FeedPage, error) {
@@ -238,6 +313,7 @@ func (f *Federation) PullDue(ctx context.Context) int {
 // is false when nothing was ingested (a failure, recorded with a backoff,
 // or nothing new); more when the peer has more released now.
 func (f *Federation) pull(ctx context.Context, c *store.FeedCursor) (more, ok bool) {
+	lastError := c.LastError
 	if on, err := f.Ex.FeedInForce(ctx, c.AgreementID); err != nil || !on {
 		// Suspended, terminated or expired here (or unreadable): ask
 		// again later, without calling the peer.
@@ -287,8 +363,9 @@ func (f *Federation) pull(ctx context.Context, c *store.FeedCursor) (more, ok bo
 			c.Attempts, c.LastError = 0, ""
 		}
 		c.NextAttempt = f.clock().Add(f.feedInterval())
+		got := f.pullVersions(ctx, peer, c, lastError)
 		f.saveCursor(ctx, c)
-		return false, false
+		return false, got
 	}
 	var stored, refused int64
 	var firstRefusal string
@@ -325,9 +402,89 @@ func (f *Federation) pull(ctx context.Context, c *store.FeedCursor) (more, ok bo
 	}
 	if !page.More {
 		c.NextAttempt = f.clock().Add(f.feedInterval())
+		// Caught up after a page: two nodes feeding each other in turns
+		// are caught up after every page, so later versions are asked
+		// for once a poll interval while contributions still move (and
+		// at every poll once they do not, above).
+		if f.versionsDue(*c) {
+			f.pullVersions(ctx, peer, c, lastError)
+		}
 	}
 	f.saveCursor(ctx, c)
 	return page.More, true
+}
+
+// versionsDue reports whether the pull c has not asked for later versions
+// for a poll interval, and if so notes that it asks now.
+func (f *Federation) versionsDue(c store.FeedCursor) bool {
+	now := f.clock()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if at, ok := f.versionsAt[feedKey(c)]; ok && now.Sub(at) < f.feedInterval() {
+		return false
+	}
+	if f.versionsAt == nil {
+		f.versionsAt = map[string]time.Time{}
+	}
+	f.versionsAt[feedKey(c)] = now
+	return true
+}
+
+// pullVersions fetches and ingests, once c's contributions are caught up,
+// the later versions the peer stored of those already pulled, moving c's
+// versions cursor past each page it ingested (the caller saves c). It
+// reports whether it stored any. A failure leaves the cursor where it was
+// and says so in c's last error (unless the contributions' pull just
+// recorded one); the next pull asks again. A page refused is told to the
+// party once per run of such failures (lastError, the cursor's error
+// before this pull, says whether one is running).
+func (f *Federation) pullVersions(ctx context.Context, peer store.Peer, c *store.FeedCursor, lastError string) bool {
+	const failed = "later versions not pulled: "
+	fail := func(why string) {
+		if c.LastError == "" {
+			c.LastError = why
+		}
+	}
+	got := false
+	for n := 0; n < 100 && ctx.Err() == nil; n++ {
+		page, err := f.client(peer).FeedVersions(ctx, FeedVersionsRequest{Agreement: c.AgreementID, After: c.VersionsAfter, UpTo: c.After, Limit: f.feedLimit()})
+		if err != nil {
+			if (errors.Is(err, ErrBadFeedPage) || errors.Is(err, ErrAnswerTooLarge)) && !strings.HasPrefix(lastError, failed) {
+				f.feedAlert(ctx, peer, c.AgreementID, "page", 1, err.Error())
+			}
+			f.log().DebugContext(ctx, "later versions not pulled", slog.String("agreement", c.AgreementID), slog.Any("err", err))
+			fail(failed + err.Error())
+			return got
+		}
+		if page.Next == c.VersionsAfter {
+			return got
+		}
+		var stored, refused int64
+		var firstRefusal string
+		for i := 0; i < len(page.Objects); i += feedIngestChunk {
+			res, err := f.Ex.IngestFeed(ctx, peer, c.AgreementID, page.Objects[i:min(i+feedIngestChunk, len(page.Objects))])
+			if err != nil {
+				f.log().WarnContext(ctx, "later versions not ingested", slog.String("agreement", c.AgreementID), slog.Any("err", err))
+				fail(failed + "not ingested here: " + err.Error())
+				return got
+			}
+			stored += int64(len(res.Status.Successes))
+			refused += int64(len(res.Status.Failures))
+			if firstRefusal == "" && len(res.Status.Failures) > 0 {
+				firstRefusal = res.Status.Failures[0].ID + ": " + res.Status.Failures[0].Message
+			}
+		}
+		if refused > 0 {
+			f.feedAlert(ctx, peer, c.AgreementID, "objects", refused, firstRefusal)
+			fail(fmt.Sprintf("%d later versions refused (first: %s)", refused, firstRefusal))
+		}
+		c.VersionsAfter, c.Pulled, c.Refused = page.Next, c.Pulled+stored, c.Refused+refused
+		got = got || stored > 0
+		if !page.More {
+			return got
+		}
+	}
+	return got
 }
 
 func (f *Federation) feedLimit() int {

@@ -346,7 +346,15 @@ func (s *Service) IngestGranted(ctx context.Context, p party.Principal, g Grant,
 		parsed = append(parsed, o)
 	}
 	var index int64
-	err := s.st.Update(ctx, func(tx store.Handle) error {
+	update := s.st.Update
+	if rl, ok := s.st.(store.RowLockUpdater); ok && c.Agreement == "" {
+		// An operator collection's ingest rests on row locks alone: the
+		// claim and the heads of each object id, and the ledger's size.
+		// Run strictly isolated (PostgreSQL), concurrent ingests failed
+		// and re-ran on each other's reads.
+		update = rl.UpdateRowLocked
+	}
+	err := update(ctx, func(tx store.Handle) error {
 		var err error
 		// Update may retry fn; start from a clean status each time.
 		status.Successes = nil

@@ -104,6 +104,20 @@ type GroupCommitter interface {
 	CommitStats() CommitStats
 }
 
+// RowLockUpdater is implemented by stores whose Update isolates
+// transactions more strictly than a writer that takes its own locks needs
+// (PostgreSQL runs Update SERIALIZABLE, and concurrent ingests there failed
+// and re-ran on each other's predicate locks and the ledger's row).
+// UpdateRowLocked runs fn like Update, but isolated only by the row locks
+// the store's methods take (READ COMMITTED on PostgreSQL): Objects.Claim
+// and Objects.Put lock per object id, Ledger appends queue on the ledger's
+// size row, and every statement sees what committed before it. Only a fn
+// whose every decision rests on such locks may use it; callers fall back to
+// Update when the store does not offer it.
+type RowLockUpdater interface {
+	UpdateRowLocked(ctx context.Context, fn func(tx Handle) error) error
+}
+
 // Handle gives access to every sub-store, either directly on the database or
 // inside a transaction opened by Store.Update.
 type Handle interface {

@@ -106,7 +106,10 @@ type DB struct {
 	handle
 }
 
-var _ store.Store = (*DB)(nil)
+var (
+	_ store.Store          = (*DB)(nil)
+	_ store.RowLockUpdater = (*DB)(nil)
+)
 
 // Open connects to the database at url (a postgres:// URL or key=value
 // string, as libpq takes), checks that it answers, and checks or brings up
@@ -166,6 +169,12 @@ func (db *DB) Ping(ctx context.Context) error {
 // re-running it on serialization failures and deadlocks.
 func (db *DB) Update(ctx context.Context, fn func(tx store.Handle) error) error {
 	return db.inTx(ctx, db.iso, func(h handle) error { return fn(h) })
+}
+
+// UpdateRowLocked runs fn in one READ COMMITTED transaction (see
+// store.RowLockUpdater), re-running it on deadlocks.
+func (db *DB) UpdateRowLocked(ctx context.Context, fn func(tx store.Handle) error) error {
+	return db.inTx(ctx, pgx.ReadCommitted, func(h handle) error { return fn(h) })
 }
 
 // SchemaVersion reports the schema version of the open database and the

@@ -795,6 +795,9 @@ DROP TRIGGER object_search_insert;
 	`
 ALTER TABLE node_feed_cursors ADD COLUMN versions_after TEXT NOT NULL DEFAULT '';
 `,
+	// 32: PostgreSQL's search trigger computes documents inline; nothing
+	// changes here but the version, which both backends keep equal.
+	`SELECT 1`,
 }
 
 // searchColumns computes, from an object's collection k, type ty and JSON

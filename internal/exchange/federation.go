@@ -11,6 +11,7 @@ import (
 
 	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/fault"
+	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/store"
 )
@@ -370,6 +371,12 @@ type StepReceipt struct {
 	Agreement   string `json:"agreement"`
 	Duplicate   bool   `json:"duplicate"` // recorded already: the peer may stop sending it
 	LedgerIndex int64  `json:"ledger_index,omitempty"`
+	// LeafHash is the Merkle leaf hash (base64) of the entry at
+	// LedgerIndex: with it the sender holds this node to having recorded
+	// the step (its receipt; parley verify --peers checks it). Set for a
+	// step recorded now, not for a duplicate; with it, an absent
+	// ledger_index is entry 0.
+	LeafHash string `json:"leaf_hash,omitempty"`
 }
 
 // ReceiveStep verifies and records a step a peer relayed for one of its
@@ -449,6 +456,14 @@ func (s *Service) ReceiveStep(ctx context.Context, peer store.Peer, msg StepMess
 		out.LedgerIndex = idx
 		return err
 	})
+	if err == nil && !out.Duplicate && out.LedgerIndex >= 0 {
+		// Committed: the entry is the log's now, and its leaf hash the
+		// sender's receipt. A read failing costs the sender only the
+		// receipt, not the step.
+		if es, rerr := s.st.Ledger().ReadEntries(ctx, out.LedgerIndex, out.LedgerIndex+1); rerr == nil && len(es) == 1 {
+			out.LeafHash = ledger.ReceiptFor(out.LedgerIndex, es[0]).Hash.String()
+		}
+	}
 	return out, err
 }
 

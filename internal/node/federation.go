@@ -68,7 +68,10 @@ type Federation struct {
 	// and most exchange.FeedPageMax).
 	FeedInterval time.Duration
 	FeedLimit    int
-	now          func() time.Time
+	// Receipts keeps a peer's receipt for an agreement step it recorded
+	// (the cross-witnessing service's AddReceipt; nil keeps none).
+	Receipts func(ctx context.Context, peer string, index int64, leafHash string) error
+	now      func() time.Time
 
 	mu  sync.Mutex
 	due map[string]bool // pulls a peer nudged (feeds.go)
@@ -361,13 +364,16 @@ func (f *Federation) send(ctx context.Context, e store.OutboxEntry) bool {
 		f.retry(ctx, e, "the peer is not pinned (parley peer add)")
 		return false
 	}
-	_, _, err = f.client(peer).Do(ctx, http.MethodPost, pathOf(e.Kind), e.Body)
+	_, answer, err := f.client(peer).Do(ctx, http.MethodPost, pathOf(e.Kind), e.Body)
 	var re *RefusedError
 	switch {
 	case err == nil:
 		if err := f.Ex.OutboxDone(ctx, e.Seq, store.OutboxDelivered, ""); err != nil && !errors.Is(err, store.ErrNotFound) {
 			f.log().ErrorContext(ctx, "closing an outbox entry", slog.Int64("seq", e.Seq), slog.Any("err", err))
 			return false
+		}
+		if e.Kind == exchange.OutboxStep {
+			f.keepReceipt(ctx, peer, e, answer)
 		}
 		f.log().InfoContext(ctx, "outbox entry delivered", slog.String("peer", peer.Name), slog.String("kind", e.Kind), slog.String("agreement", e.AgreementID), slog.Int64("seq", e.Seq))
 		return true
@@ -399,6 +405,21 @@ func (f *Federation) send(ctx context.Context, e store.OutboxEntry) bool {
 		f.log().DebugContext(ctx, "agreement step not delivered", slog.Int64("seq", e.Seq), slog.Any("err", err))
 		f.retry(ctx, e, why)
 		return false
+	}
+}
+
+// keepReceipt records, from the peer's signed answer to an agreement
+// step, that its log holds the step's entry (index and leaf hash), so
+// that parley verify --peers holds it to that: a node that later shows a
+// log without it is caught (receipt). An answer without one (a
+// duplicate) or not for this step's agreement records nothing.
+func (f *Federation) keepReceipt(ctx context.Context, peer store.Peer, e store.OutboxEntry, answer []byte) {
+	var got exchange.StepReceipt
+	if f.Receipts == nil || json.Unmarshal(answer, &got) != nil || got.LeafHash == "" || got.Agreement != e.AgreementID || got.Duplicate {
+		return
+	}
+	if err := f.Receipts(ctx, peer.Name, got.LedgerIndex, got.LeafHash); err != nil {
+		f.log().WarnContext(ctx, "keeping a peer's receipt", slog.String("peer", peer.Name), slog.Int64("index", got.LedgerIndex), slog.Any("err", err))
 	}
 }
 

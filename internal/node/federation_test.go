@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/escrow"
 	"github.com/parley-cti/parley/internal/exchange"
+	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/matching"
 	"github.com/parley-cti/parley/internal/party"
 	"github.com/parley-cti/parley/internal/store"
@@ -602,5 +604,52 @@ func TestRemotePartyLimits(t *testing.T) {
 	// A card for a party of this node is refused, whatever the peer says.
 	if _, err := a.ex.LearnRemoteParty(ctx, peer, exchange.PartyCard{PartyID: a.me.PartyID, Name: "alice"}); !errors.Is(err, exchange.ErrNotPeersParty) {
 		t.Fatalf("a card for alice from B: %v, want ErrNotPeersParty", err)
+	}
+}
+
+// An agreement step B records answers with its entry's index and leaf
+// hash, and A keeps that as B's receipt (parley verify --peers holds B to
+// it); a step sent again (a duplicate) records no second receipt.
+func TestStepReceiptKept(t *testing.T) {
+	a, b, bob := twoNodes(t)
+	type receipt struct {
+		peer  string
+		index int64
+		leaf  string
+	}
+	var kept []receipt
+	a.fed.Receipts = func(_ context.Context, peer string, index int64, leaf string) error {
+		kept = append(kept, receipt{peer, index, leaf})
+		return nil
+	}
+	doc := a.document(t, bob)
+	if _, _, err := a.ex.Propose(ctx, a.me, doc.Canonical(), a.sign(t, doc, agreement.ActionPropose)); err != nil {
+		t.Fatal(err)
+	}
+	heads, err := a.ex.OutboxHeads(ctx)
+	if err != nil || len(heads) != 1 {
+		t.Fatalf("A's outbox: %+v, %v", heads, err)
+	}
+	if a.fed.SendDue(ctx) != 1 || len(kept) != 1 {
+		t.Fatalf("after the proposal reached B, A kept %+v", kept)
+	}
+	r := kept[0]
+	es, err := b.st.Ledger().ReadEntries(ctx, r.index, r.index+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.peer != "bravo" || r.leaf != ledger.ReceiptFor(r.index, es[0]).Hash.String() {
+		t.Fatalf("receipt %+v does not name B's entry %d", r, r.index)
+	}
+	e, err := ledger.DecodeEntry(es[0])
+	if err != nil || e.Kind != ledger.KindAgreementProposed || e.Agreement != doc.ID {
+		t.Fatalf("B's entry %d is %+v (%v), not the proposal", r.index, e, err)
+	}
+	// The same step again (A crashed before closing its outbox entry):
+	// B answers a duplicate, with no receipt in it.
+	status, code, out := call(t, a, b, PathStep, json.RawMessage(heads[0].Body))
+	var again exchange.StepReceipt
+	if err := json.Unmarshal(out, &again); err != nil || status != 200 || !again.Duplicate || again.LeafHash != "" {
+		t.Fatalf("the step again: %d %q %s", status, code, out)
 	}
 }

@@ -252,6 +252,7 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	}
 	s.Witnessing.Register(mux, nh)
 	s.Checkpointer.Signed = s.Witnessing.Signed
+	s.Federation.Receipts = s.Witnessing.AddReceipt
 	mo := metrics.Options{Ledger: lst, Logger: log}
 	if sp, ok := st.(store.Spacer); ok {
 		mo.Storage = func(ctx context.Context) (metrics.Storage, error) {

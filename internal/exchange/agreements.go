@@ -406,7 +406,7 @@ func (s *Service) lockedAgreement(ctx context.Context, tx store.Handle, p party.
 	}
 	a, err := s.loadAgreement(ctx, tx, id, s.now())
 	if err == nil && !acrossNodes && a.Status.Document != nil && a.Status.Document.CrossNode() {
-		return Agreement{}, fault.Errorf("%w: joint reports under an agreement between two nodes are not built yet (contests, handovers, requests and private matching work across nodes; docs/federation.md)", ErrNotAcrossNodes)
+		return Agreement{}, fault.Errorf("%w: this step is not built for an agreement between two nodes yet (docs/federation.md)", ErrNotAcrossNodes)
 	}
 	return a, err
 }
@@ -416,8 +416,7 @@ func (s *Service) lockedAgreement(ctx context.Context, tx store.Handle, p party.
 // parties signed: verify gets the agreement and both parties' registered
 // keys. Contests,
 // their withdrawals and report signatures are filed this way; acrossNodes
-// as for lockedAgreement (contests act across nodes, joint reports not
-// yet).
+// as for lockedAgreement (both act across nodes).
 func (s *Service) lockedStatement(ctx context.Context, tx store.Handle, p party.Principal, id string, acrossNodes bool, verify func(Agreement, agreement.KeyResolver) error) (Agreement, error) {
 	a, err := s.lockedAgreement(ctx, tx, p, id, acrossNodes)
 	if err != nil {

@@ -45,6 +45,12 @@ type ReportSignature struct {
 	// ReportHash is the hash the statement signs (from the statement; empty
 	// without one).
 	ReportHash string `json:"report_hash,omitempty"`
+	// Via names the peer node that relayed the signature, under an
+	// agreement between two nodes (the signer signed on its own node);
+	// Figures are then what that node's report states, to compare with
+	// this node's. Both empty for a signature made on this node.
+	Via     string   `json:"via,omitempty"`
+	Figures *Figures `json:"figures,omitempty"`
 }
 
 // ReleasedObjects calls fn with the last version of each of contributor's
@@ -204,8 +210,11 @@ func (s *Service) markAll(ctx context.Context, agreementID, contributor string) 
 // when the report changed or the hash was edited), signed recently with a
 // key registered to p (agreement.ErrBadSignature, ErrNotParty,
 // ErrUnknownKey). Outsiders get ErrNotFound. The signature becomes a
-// report.signed ledger entry binding the hash and the statement.
-func (s *Service) CountersignReport(ctx context.Context, p party.Principal, agreementID string, sr agreement.SignedReport, hash string) (ReportSignature, error) {
+// report.signed ledger entry binding the hash and the statement. Under an
+// agreement between two nodes the statement and facts (the canonical
+// JSON hash covers) are relayed to the other party's node in the same
+// transaction (OutboxReportSignature); facts is unused otherwise.
+func (s *Service) CountersignReport(ctx context.Context, p party.Principal, agreementID string, sr agreement.SignedReport, hash string, facts []byte) (ReportSignature, error) {
 	switch {
 	case sr.PartyID != p.PartyID:
 		return ReportSignature{}, fault.Errorf("%w: the statement is by %s; you can only sign for yourself", ErrForbidden, sr.PartyID)
@@ -221,7 +230,7 @@ func (s *Service) CountersignReport(ctx context.Context, p party.Principal, agre
 	}
 	var out ReportSignature
 	err = s.st.Update(ctx, func(tx store.Handle) error {
-		a, err := s.lockedStatement(ctx, tx, p, agreementID, false, func(a Agreement, keys agreement.KeyResolver) error {
+		a, err := s.lockedStatement(ctx, tx, p, agreementID, true, func(a Agreement, keys agreement.KeyResolver) error {
 			if !countersigned(a) {
 				return fault.Errorf("%w: agreement %s was never countersigned, so there is nothing to report", ErrConflict, agreementID)
 			}
@@ -250,7 +259,7 @@ func (s *Service) CountersignReport(ctx context.Context, p party.Principal, agre
 		}
 		out = ReportSignature{Party: p.PartyID, KeyID: sr.KeyID, From: sr.From.UTC(), To: sr.To.UTC(), SignedAt: now, LedgerIndex: idx, Matches: true,
 			Statement: raw, ReportHash: hash}
-		return nil
+		return s.relayReport(ctx, tx, a, p.PartyID, raw, facts)
 	})
 	return out, err
 }
@@ -363,6 +372,10 @@ func (s *Service) ReportSignatures(ctx context.Context, p party.Principal, agree
 				LedgerIndex: start + int64(i), Matches: matches}
 			if rs, ok := statements[sg.LedgerIndex]; ok {
 				sg.Statement, sg.ReportHash = rs.Statement, rs.ReportHash
+			}
+			if via := e.Attrs["via"]; via != "" {
+				sg.Via = via
+				sg.Figures, _ = figuresOf(e)
 			}
 			out = append(out, sg)
 		}

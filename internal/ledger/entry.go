@@ -28,6 +28,11 @@ const (
 	// A receiving party's signed contest of one credit, and its withdrawal.
 	KindFeedContested        Kind = "feed.contested"
 	KindFeedContestWithdrawn Kind = "feed.contest_withdrawn"
+	// A page of the other party's contributions this node pulled from
+	// that party's node under an agreement between two nodes: the range
+	// of the peer's publish order it covered and how many contributions
+	// it carried (what a joint report across nodes counts as received).
+	KindFeedReceived Kind = "feed.received"
 
 	KindHandoverProposed         Kind = "handover.proposed"
 	KindHandoverDepositCommitted Kind = "handover.deposit_committed"
@@ -66,7 +71,7 @@ const (
 var knownKinds = map[Kind]bool{
 	KindAgreementProposed: true, KindAgreementSigned: true, KindAgreementAmended: true,
 	KindAgreementSuspended: true, KindAgreementTerminated: true,
-	KindFeedBatch: true, KindFeedReleased: true, KindFeedContested: true, KindFeedContestWithdrawn: true,
+	KindFeedBatch: true, KindFeedReleased: true, KindFeedContested: true, KindFeedContestWithdrawn: true, KindFeedReceived: true,
 	KindHandoverProposed: true, KindHandoverDepositCommitted: true, KindHandoverReleased: true,
 	KindHandoverWithdrawn: true, KindHandoverExpired: true, KindHandoverDisputed: true,
 	KindRequestFiled: true, KindRequestAcknowledged: true, KindRequestFulfilled: true,

@@ -15,6 +15,7 @@ import (
 	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/fault"
 	"github.com/parley-cti/parley/internal/matching"
+	"github.com/parley-cti/parley/internal/report"
 	"github.com/parley-cti/parley/internal/request"
 	"github.com/parley-cti/parley/internal/store"
 )
@@ -56,7 +57,10 @@ type Federation struct {
 	// Matching runs private matching across nodes (matches.go); nil
 	// leaves its endpoints unmounted.
 	Matching *matching.Service
-	Log      *slog.Logger
+	// Reports takes the report signatures peers relay (reports.go); nil
+	// leaves its endpoint unmounted.
+	Reports *report.Service
+	Log     *slog.Logger
 	// HTTP is the client peers are called with (a zero one when nil).
 	HTTP *http.Client
 	// Interval is how often the outbox is looked at (default 500 ms);
@@ -109,6 +113,7 @@ func (f *Federation) Mount(h *Handler) {
 	f.mountFeeds(h)
 	f.mountHandovers(h)
 	f.mountMatches(h)
+	f.mountReports(h)
 }
 
 // lookup answers a peer's question about one of this node's parties.

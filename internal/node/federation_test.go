@@ -20,6 +20,7 @@ import (
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/matching"
 	"github.com/parley-cti/parley/internal/party"
+	"github.com/parley-cti/parley/internal/report"
 	"github.com/parley-cti/parley/internal/store"
 	"github.com/parley-cti/parley/internal/store/sqlite"
 )
@@ -33,6 +34,7 @@ type fedNode struct {
 	ex    *exchange.Service
 	esc   *escrow.Service
 	mat   *matching.Service
+	rep   *report.Service
 	fed   *Federation
 	srv   *httptest.Server
 	me    party.Principal
@@ -58,7 +60,8 @@ func newFedNode(t testing.TB, partyName string) *fedNode {
 	n.ex.SetNode(id.Public.VKey)
 	n.esc = escrow.New(st, n.ex)
 	n.mat = matching.New(st, n.ex)
-	n.fed = &Federation{Self: id, Peers: NewPeers(st), Ex: n.ex, Escrow: n.esc, Matching: n.mat}
+	n.rep = report.New(n.ex, st.Ledger(), party.New(st))
+	n.fed = &Federation{Self: id, Peers: NewPeers(st), Ex: n.ex, Escrow: n.esc, Matching: n.mat, Reports: n.rep}
 	h := NewHandler(id, NewPeers(st), "", nil)
 	n.fed.Mount(h)
 	mux := http.NewServeMux()

@@ -385,6 +385,15 @@ func (f *Federation) pull(ctx context.Context, c *store.FeedCursor) (more, ok bo
 			firstRefusal = res.Status.Failures[0].ID + ": " + res.Status.Failures[0].Message
 		}
 	}
+	// What this page carried, for joint reports across nodes: the range
+	// of the peer's publish order and the distinct contributions in it
+	// (a peer that claims more ordinals than it sent objects is counted
+	// by the objects).
+	if err := f.Ex.RecordFeedReceived(ctx, peer, c.AgreementID, c.After, page.Next, distinctIDs(page.Objects, page.Next-c.After)); err != nil {
+		f.log().WarnContext(ctx, "feed page not recorded", slog.String("agreement", c.AgreementID), slog.Any("err", err))
+		f.feedRetry(ctx, c, "not recorded here: "+err.Error())
+		return false, false
+	}
 	if stored > 0 {
 		// The peer's party earned credits here: this node releases more
 		// of its own party's to it now.
@@ -532,4 +541,19 @@ func (f *Federation) feedAlert(ctx context.Context, peer store.Peer, agreementID
 	if err := f.Ex.FeedRefused(ctx, peer, agreementID, what, count, message); err != nil {
 		f.log().ErrorContext(ctx, "telling the party of a refused feed", slog.String("agreement", agreementID), slog.Any("err", err))
 	}
+}
+
+// distinctIDs counts the distinct object ids among raws, at most limit
+// (the ordinals the page covers).
+func distinctIDs(raws []json.RawMessage, limit int64) int64 {
+	seen := make(map[string]bool, len(raws))
+	for _, r := range raws {
+		var o struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(r, &o) == nil && o.ID != "" {
+			seen[o.ID] = true
+		}
+	}
+	return min(int64(len(seen)), limit)
 }

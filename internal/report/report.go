@@ -17,6 +17,11 @@
 // ledger entry by package exchange, which checks it against the signer's
 // registered key.
 //
+// Under an agreement between two nodes the facts are those of
+// acrossnodes.go instead (FormatAcrossNodes): each node holds its own
+// ledger, so only the flow each way, counted on each node from its own
+// half, can come out alike on both.
+//
 // # Rules
 //
 // Only the two parties to an agreement see its report (package exchange
@@ -196,6 +201,10 @@ type Report struct {
 	Signatures []exchange.ReportSignature `json:"signatures"`
 	// Names are the parties' registered names, for display; not signed.
 	Names map[string]string `json:"names"`
+	// Across is set for a report under an agreement between two nodes:
+	// how this node counted each side, and how its figures compare with
+	// those the other node signed (acrossnodes.go). Not signed.
+	Across *Across `json:"across,omitempty"`
 }
 
 // Checkpoint is a signed tree head.
@@ -266,11 +275,11 @@ func (s *Service) Build(ctx context.Context, p party.Principal, agreementID stri
 	if err != nil {
 		return nil, err
 	}
-	f, err := s.facts(ctx, p, a, from, to)
+	f, across, err := s.factsFor(ctx, p, a, from, to)
 	if err != nil {
 		return nil, err
 	}
-	r := &Report{Facts: *f, Names: map[string]string{}}
+	r := &Report{Facts: *f, Names: map[string]string{}, Across: across}
 	if r.Hash, err = f.Hash(); err != nil {
 		return nil, err
 	}
@@ -296,7 +305,19 @@ func (s *Service) Build(ctx context.Context, p party.Principal, agreementID stri
 			}
 		}
 	}
+	r.differences()
 	return r, nil
+}
+
+// factsFor returns the facts of a's report over [from, to): across nodes
+// (acrossnodes.go) when a is between two nodes, with how they were
+// counted; as on one server otherwise.
+func (s *Service) factsFor(ctx context.Context, p party.Principal, a exchange.Agreement, from, to time.Time) (*Facts, *Across, error) {
+	if local, remote, ok := s.ex.NodeSides(a); ok {
+		return s.acrossFacts(ctx, a, local, remote, from, to)
+	}
+	f, err := s.facts(ctx, p, a, from, to)
+	return f, nil, err
 }
 
 // Countersign records p's signature of the report on the period sr names.
@@ -310,7 +331,11 @@ func (s *Service) Countersign(ctx context.Context, p party.Principal, agreementI
 	if err != nil {
 		return exchange.ReportSignature{}, err
 	}
-	f, err := s.facts(ctx, p, a, sr.From.UTC(), sr.To.UTC())
+	f, _, err := s.factsFor(ctx, p, a, sr.From.UTC(), sr.To.UTC())
+	if err != nil {
+		return exchange.ReportSignature{}, err
+	}
+	canon, err := f.Canonical()
 	if err != nil {
 		return exchange.ReportSignature{}, err
 	}
@@ -318,7 +343,7 @@ func (s *Service) Countersign(ctx context.Context, p party.Principal, agreementI
 	if err != nil {
 		return exchange.ReportSignature{}, err
 	}
-	return s.ex.CountersignReport(ctx, p, agreementID, sr, hash)
+	return s.ex.CountersignReport(ctx, p, agreementID, sr, hash, canon)
 }
 
 // chunk bounds how many ledger entries one read asks for.

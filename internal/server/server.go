@@ -184,6 +184,7 @@ func New(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	s.Federation.Escrow = s.Escrow
 	s.Federation.Matching = s.Matches
 	s.Reports = report.New(s.Ex, st.Ledger(), s.Parties)
+	s.Federation.Reports = s.Reports
 	s.Verifications = verification.New(st)
 	s.Checkpointer = &ledger.Checkpointer{Update: ledgerUpdate(st), Signer: signer, Interval: cfg.CheckpointInterval, Logger: log}
 	mux := http.NewServeMux()

@@ -157,6 +157,11 @@ var aboutNodes = map[ledger.Kind]string{
 	// Peer names, node keys and checkpoint sizes and roots; made and
 	// checked by internal/crosswitness (TestHostilePeer).
 	ledger.KindNodePeerIncident: "a peer node caught misbehaving",
+	// A range of the peer's publish order and a count of contributions,
+	// no id, digest or commitment (the objects themselves are committed
+	// by the feed.batch of their ingest); made by internal/node's puller
+	// and counted by joint reports across nodes (TestJointReportAcrossNodes).
+	ledger.KindFeedReceived: "a page pulled from the other party's node",
 }
 
 func TestLedgerDictionaryAttack(t *testing.T) {

@@ -86,6 +86,7 @@ const (
 type signal struct {
 	kind      signalKind
 	tx        *sql.Tx
+	search    *searchBatch // the transaction's pending search rows
 	savepoint bool
 	back      chan<- turnResult
 	err       error
@@ -137,7 +138,7 @@ func (c *committer) update(ctx context.Context, guard *store.TxGuard, fn func(st
 		case sigLead:
 			return c.lead(m)
 		case sigTurn:
-			r := m.turn(s.tx, c.stmts, s.savepoint)
+			r := m.turn(s.tx, c.stmts, s.search, s.savepoint)
 			s.back <- r
 			if r.panicked != nil {
 				panic(r.panicked)
@@ -201,15 +202,16 @@ func (c *committer) runGroup(self *member, group []*member) (selfErr error, self
 		}
 		c.transactions.Add(1)
 		savepoints := len(pending) > 1
+		search := &searchBatch{}
 		var kept, rerun []*member
 		var lost bool
 		for i, m := range pending {
 			c.members.Add(1)
 			var r turnResult
 			if m == self {
-				r = m.turn(tx, c.stmts, savepoints)
+				r = m.turn(tx, c.stmts, search, savepoints)
 			} else {
-				m.wake <- signal{kind: sigTurn, tx: tx, savepoint: savepoints, back: back}
+				m.wake <- signal{kind: sigTurn, tx: tx, search: search, savepoint: savepoints, back: back}
 				r = <-back
 			}
 			if r.panicked != nil && m == self {
@@ -242,7 +244,11 @@ func (c *committer) runGroup(self *member, group []*member) (selfErr error, self
 		c.largest.Store(max(c.largest.Load(), int64(len(kept))))
 		var commitErr error
 		if len(kept) > 0 && !lost {
-			if err := tx.Commit(); err != nil {
+			// The kept members' search rows, in one statement (searchBatch).
+			if err := search.flush(bg, memberQuerier{tx: tx, stmts: c.stmts, ctx: bg}); err != nil {
+				commitErr = fmt.Errorf("sqlite: search index: %w", err)
+				tx.Rollback()
+			} else if err := tx.Commit(); err != nil {
 				commitErr = mapErr(fmt.Errorf("sqlite: commit: %w", err))
 				// A failed COMMIT may leave SQLite's transaction open (a
 				// deferred constraint) on the connection database/sql has
@@ -263,12 +269,13 @@ func (c *committer) runGroup(self *member, group []*member) (selfErr error, self
 }
 
 // turn runs m's function in the shared transaction tx, inside a savepoint
-// when others share it.
-func (m *member) turn(tx *sql.Tx, stmts *preparedStmts, savepoint bool) (r turnResult) {
+// when others share it; search holds the transaction's pending search rows.
+func (m *member) turn(tx *sql.Tx, stmts *preparedStmts, search *searchBatch, savepoint bool) (r turnResult) {
 	bg := context.Background()
 	if err := m.ctx.Err(); err != nil {
 		return turnResult{err: err}
 	}
+	mark := search.mark()
 	if savepoint {
 		if _, err := tx.ExecContext(bg, `SAVEPOINT member`); err != nil {
 			return turnResult{lost: true} // run again in a new transaction
@@ -283,6 +290,7 @@ func (m *member) turn(tx *sql.Tx, stmts *preparedStmts, savepoint bool) (r turnR
 		if _, err := tx.ExecContext(bg, `ROLLBACK TO member`); err != nil {
 			return true
 		}
+		search.undo(mark)
 		_, err := tx.ExecContext(bg, `RELEASE member`)
 		return err != nil
 	}
@@ -291,7 +299,7 @@ func (m *member) turn(tx *sql.Tx, stmts *preparedStmts, savepoint bool) (r turnR
 			r = turnResult{err: errPanicked, lost: undo(), panicked: v}
 		}
 	}()
-	q := memberQuerier{tx: tx, stmts: stmts, ctx: m.ctx, memo: newKeyMemo()}
+	q := memberQuerier{tx: tx, stmts: stmts, ctx: m.ctx, memo: newKeyMemo(), search: search}
 	if err := m.fn(handle{r: q, w: q}); err != nil {
 		return turnResult{err: err, lost: undo()}
 	}
@@ -310,10 +318,11 @@ func (m *member) turn(tx *sql.Tx, stmts *preparedStmts, savepoint bool) (r turnR
 // that cannot interrupt them, prepared once when the writer's cache has
 // them.
 type memberQuerier struct {
-	tx    *sql.Tx
-	stmts *preparedStmts
-	ctx   context.Context
-	memo  *keyMemo // this turn's, discarded with it
+	tx     *sql.Tx
+	stmts  *preparedStmts
+	ctx    context.Context
+	memo   *keyMemo     // this turn's, discarded with it
+	search *searchBatch // the transaction's pending search rows
 }
 
 func (q memberQuerier) detach(ctx context.Context) (context.Context, error) {

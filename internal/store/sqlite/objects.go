@@ -595,6 +595,11 @@ func (s objects) delete(ctx context.Context, collection, id string, versions sto
 	if !ok {
 		return 0, nil // never stored anywhere
 	}
+	// The delete trigger removes the rows' search entries: they must be
+	// in the index first.
+	if err := flushSearch(ctx, s.w); err != nil {
+		return 0, err
+	}
 	w, args := where(`?`, pk, store.ObjectQuery{Versions: versions, SpecVersions: specVersions})
 	w += ` AND key = ?`
 	args = append(args, key)

@@ -25,6 +25,11 @@ func (s objects) Search(ctx context.Context, q store.SearchQuery) (store.Page, e
 	var b strings.Builder
 	var args []any
 	if q.Indexed() {
+		// Inside a write transaction, what its members stored is in the
+		// index first.
+		if err := flushSearch(ctx, s.r); err != nil {
+			return store.Page{}, err
+		}
 		b.WriteString(`SELECT o.seq, o.id, o.type, o.spec_version, o.version, o.date_added, o.raw
 			FROM object_search f CROSS JOIN objects o ON o.seq = f.rowid
 			WHERE object_search MATCH ? AND o.coll = ? AND o.is_last = 1`)
@@ -71,6 +76,11 @@ func (s objects) Search(ctx context.Context, q store.SearchQuery) (store.Page, e
 		args = append(args, micros(q.AddedBefore))
 	}
 	if q.Indexed() {
+		// Inside a write transaction, what its members stored is in the
+		// index first.
+		if err := flushSearch(ctx, s.r); err != nil {
+			return store.Page{}, err
+		}
 		b.WriteString(` ORDER BY f.rowid DESC LIMIT ?`)
 	} else {
 		b.WriteString(` ORDER BY o.date_added DESC, o.seq DESC LIMIT ?`)

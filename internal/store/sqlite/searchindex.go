@@ -20,17 +20,19 @@ import (
 // exactly what the trigger wrote (TestSearchColumnsGoMatchSQL,
 // FuzzSearchColumns).
 
-// searchChunk rows per multi-row INSERT into object_search.
-const searchChunk = 200
+// searchChunk rows per multi-row INSERT into object_search: a POST's
+// whole envelope of 1,000 in one statement (see searchBatch).
+const searchChunk = 1000
 
 // indexForSearch adds to object_search the row of every object Put
-// stored (out[i] == store.Added, objs[i].Seq set).
+// stored (out[i] == store.Added, objs[i].Seq set). Inside a group-commit
+// transaction the rows computed in Go wait in the transaction's
+// searchBatch and are inserted just before its COMMIT.
 func indexForSearch(ctx context.Context, q querier, pk int64, objs []store.Object, out []store.PutOutcome) error {
-	insert := &chunked{q: q, full: searchChunk, sql: func(n int) string {
-		return `INSERT INTO object_search(rowid, body, facets) VALUES (?, ?, ?)` + strings.Repeat(`, (?, ?, ?)`, n-1)
-	}}
-	defer insert.close()
-	args := make([]any, 0, 3*searchChunk)
+	batch, deferred := &searchBatch{}, false
+	if m, ok := q.(memberQuerier); ok && m.search != nil {
+		batch, deferred = m.search, true
+	}
 	var other []int64
 	for i := range objs {
 		if out[i] != store.Added {
@@ -41,17 +43,11 @@ func indexForSearch(ctx context.Context, q querier, pk int64, objs []store.Objec
 			other = append(other, objs[i].Seq)
 			continue
 		}
-		args = append(args, objs[i].Seq, body, facets)
-		if len(args) == cap(args) {
-			if err := insert.exec(ctx, searchChunk, args); err != nil {
-				return mapErr(err)
-			}
-			args = args[:0]
-		}
+		batch.rows = append(batch.rows, searchRow{objs[i].Seq, body, facets})
 	}
-	if len(args) > 0 {
-		if err := insert.exec(ctx, len(args)/3, args); err != nil {
-			return mapErr(err)
+	if !deferred {
+		if err := batch.flush(ctx, q); err != nil {
+			return err
 		}
 	}
 	for _, seq := range other {
@@ -60,6 +56,77 @@ func indexForSearch(ctx context.Context, q querier, pk int64, objs []store.Objec
 				CASE WHEN json_valid(CAST(raw AS TEXT)) THEN jsonb(CAST(raw AS TEXT)) END AS j FROM objects WHERE seq = ?)`, seq); err != nil {
 			return mapErr(err)
 		}
+	}
+	return nil
+}
+
+// searchBatch holds the object_search rows that the members of one
+// group-commit transaction have computed and not yet inserted. FTS5 writes
+// its pending terms out as a new segment of its index at every statement
+// savepoint (each multi-row INSERT, each member's SAVEPOINT), and the
+// segments' merging grows with their number: inserting a POST's rows 200
+// at a time, and each member of a group apart, had made the search index
+// a fifth of ingest's CPU at a million objects (issue 18). So Put leaves
+// its rows here and the leader inserts them all, one statement per
+// searchChunk rows, just before COMMIT: one segment per transaction.
+//
+// The rows are in the index before anything reads or deletes it: a
+// Search or a Delete inside the transaction flushes the batch first (the
+// delete trigger must find the rows it removes). A member rolled back to
+// its savepoint takes its own rows out, and puts back as pending those
+// of earlier members that a flush during its turn had inserted (the
+// rollback undid that insert too).
+type searchBatch struct {
+	rows    []searchRow
+	flushed int // rows[:flushed] are in object_search
+}
+
+type searchRow struct {
+	seq          int64
+	body, facets string
+}
+
+// mark is the batch's state at the start of a member's turn.
+type searchMark struct{ rows, flushed int }
+
+func (b *searchBatch) mark() searchMark { return searchMark{len(b.rows), b.flushed} }
+
+// undo returns the batch to m after the member's savepoint was rolled
+// back.
+func (b *searchBatch) undo(m searchMark) {
+	b.rows, b.flushed = b.rows[:m.rows], m.flushed
+}
+
+// flush inserts the pending rows through q.
+func (b *searchBatch) flush(ctx context.Context, q querier) error {
+	pending := b.rows[b.flushed:]
+	if len(pending) == 0 {
+		return nil
+	}
+	insert := &chunked{q: q, full: searchChunk, sql: func(n int) string {
+		return `INSERT INTO object_search(rowid, body, facets) VALUES (?, ?, ?)` + strings.Repeat(`, (?, ?, ?)`, n-1)
+	}}
+	defer insert.close()
+	args := make([]any, 0, 3*min(len(pending), searchChunk))
+	for lo := 0; lo < len(pending); lo += searchChunk {
+		chunk := pending[lo:min(lo+searchChunk, len(pending))]
+		args = args[:0]
+		for _, r := range chunk {
+			args = append(args, r.seq, r.body, r.facets)
+		}
+		if err := insert.exec(ctx, len(chunk), args); err != nil {
+			return mapErr(err)
+		}
+	}
+	b.flushed = len(b.rows)
+	return nil
+}
+
+// flushSearch inserts the pending search rows of q's transaction, if any:
+// before anything reads object_search or deletes objects in it.
+func flushSearch(ctx context.Context, q querier) error {
+	if m, ok := q.(memberQuerier); ok && m.search != nil {
+		return m.search.flush(ctx, q)
 	}
 	return nil
 }

@@ -57,8 +57,9 @@ const (
 // committer runs Updates on the writer connection, grouping concurrent ones
 // into shared transactions.
 type committer struct {
-	w     *sql.DB
-	stmts *preparedStmts // the writer's prepared statements
+	w         *sql.DB
+	stmts     *preparedStmts // the writer's prepared statements
+	committed func()         // after each commit, if set; must not block
 
 	mu      sync.Mutex
 	queue   []*member
@@ -257,6 +258,9 @@ func (c *committer) runGroup(self *member, group []*member) (selfErr error, self
 			}
 		} else {
 			tx.Rollback()
+		}
+		if len(kept) > 0 && !lost && commitErr == nil && c.committed != nil {
+			c.committed()
 		}
 		for _, m := range kept {
 			finish(m, commitErr)

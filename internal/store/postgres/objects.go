@@ -278,12 +278,21 @@ func storedVersions(ctx context.Context, q querier, pk int64, objs []store.Objec
 // where builds the filter shared by Query and Delete; it returns the SQL
 // after WHERE and its arguments, the collection key being $1.
 func where(pk int64, q store.ObjectQuery) (string, []any) {
-	args := []any{pk}
+	return whereColl(`coll = $1`, pk, q)
+}
+
+// byCollectionID selects the collection by its id ($1) within the query,
+// saving the round trip that would resolve it first.
+const byCollectionID = `coll = (SELECT pk FROM collections WHERE id = $1)`
+
+// whereColl is where with the collection selected by cond on $1 = coll.
+func whereColl(cond string, coll any, q store.ObjectQuery) (string, []any) {
+	args := []any{coll}
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
-	conds := []string{`coll = $1`}
+	conds := []string{cond}
 	if len(q.IDs) > 0 {
 		conds = append(conds, `id = ANY(`+arg(q.IDs)+`::text[])`)
 	}
@@ -340,11 +349,9 @@ func (s objects) Query(ctx context.Context, q store.ObjectQuery) (store.Page, er
 	if q.Limit < 1 {
 		return store.Page{}, fmt.Errorf("postgres: query limit %d must be at least 1", q.Limit)
 	}
-	pk, err := collPK(ctx, s.q, q.Collection)
-	if err != nil {
-		return store.Page{}, err
-	}
-	w, args := where(pk, q)
+	// One round trip: the collection is resolved inside the query, and
+	// only an empty page asks whether it exists at all.
+	w, args := whereColl(byCollectionID, q.Collection, q)
 	args = append(args, q.Limit+1)
 	rows, err := s.q.Query(ctx, `SELECT seq, id, type, spec_version, version, date_added, raw FROM objects
 		WHERE `+w+` ORDER BY date_added, seq LIMIT $`+strconv.Itoa(len(args)), args...)
@@ -366,6 +373,11 @@ func (s objects) Query(ctx context.Context, q store.ObjectQuery) (store.Page, er
 	})
 	if err != nil {
 		return store.Page{}, mapErr(err)
+	}
+	if len(page.Objects) == 0 {
+		if _, err := collPK(ctx, s.q, q.Collection); err != nil {
+			return store.Page{}, err
+		}
 	}
 	return page, nil
 }

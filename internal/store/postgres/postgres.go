@@ -23,7 +23,11 @@
 // row locks instead: Objects.Put and Objects.Delete lock one object_heads row
 // per (collection, id), in id order, before reading or writing versions, so
 // concurrent writers of one object queue instead of racing and the
-// one-first-one-last invariant holds.
+// one-first-one-last invariant holds. UpdateRowLocked
+// (store.RowLockUpdater) runs a whole Update that way, READ COMMITTED:
+// ingest into an operator collection uses it, since its claim, heads and
+// ledger row locks are all it decides on, and SERIALIZABLE made concurrent
+// ingests fail and re-run on each other's reads (issue 18).
 //
 // The ledger serializes appenders on its one ledger_size row (SELECT ...
 // FOR UPDATE), Agreements.Lock takes an advisory lock on the agreement and

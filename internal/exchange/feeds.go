@@ -259,7 +259,11 @@ func (s *Service) ServeFeedVersions(ctx context.Context, peer store.Peer, agreem
 	if err != nil {
 		return FeedVersionsPage{}, err
 	}
-	if acc.Released == nil {
+	switch {
+	case !acc.Read:
+		// As Query decides for ServeFeed's read.
+		return FeedVersionsPage{}, fault.Errorf("%w: this collection is write-only for the peer's party", ErrForbidden)
+	case acc.Released == nil:
 		return FeedVersionsPage{}, fault.Errorf("%w: no release bound for the peer's party", ErrForbidden)
 	}
 	bound := *acc.Released

@@ -15,7 +15,53 @@ const (
 	HandoverDeclined = "declined"
 	HandoverReleased = "released"
 	HandoverExpired  = "expired"
+	// HandoverStopped: a gradual handover (Gradual) that a side stopped
+	// by rejecting a chunk; what was exchanged before stays. Final.
+	HandoverStopped = "stopped"
 )
+
+// Gradual marks a handover between two nodes without an escrow node as
+// released gradually (docs/federation.md): each side's bundle in Chunks
+// sealed chunks, released alternately, each only after the recipient
+// confirmed the chunk before.
+type Gradual struct {
+	HandoverID string
+	Chunks     int
+	// ProposerCommitment and CounterpartCommitment are each side's signed
+	// agreement.ChunkCommitment (JSON); nil until it is recorded here.
+	ProposerCommitment    []byte
+	CounterpartCommitment []byte
+	// StoppedBy is the party whose rejection stopped the exchange (""
+	// while it runs), with its reason and when.
+	StoppedBy  string
+	StopReason string
+	StoppedAt  time.Time
+}
+
+// Chunk is one chunk of one side's deposit in a gradual handover, as this
+// node knows it: committed (SHA256, Size) from the depositor's commitment
+// on; its content held from the deposit (on the depositor's node) or its
+// arrival (on the recipient's).
+type Chunk struct {
+	HandoverID string
+	Depositor  string
+	Index      int // 1..Gradual.Chunks
+	SHA256     [32]byte
+	Size       int64
+	// Content is the age ciphertext; nil when not held here (not arrived,
+	// or destroyed), and always nil from Chunks (see Held).
+	Content []byte
+	Held    bool // Content is held here (set by Chunk and Chunks)
+	// MovedAt is when the depositor's node queued the chunk for the
+	// recipient's node (on the depositor's node) or when it arrived (on
+	// the recipient's); zero before.
+	MovedAt time.Time
+	// ConfirmedAt is when the recipient confirmed it, with its signed
+	// agreement.ChunkVerdict; zero and nil before.
+	ConfirmedAt  time.Time
+	Confirmation []byte
+	LedgerIndex  int64 // of the entry recording its move
+}
 
 // Handover is one escrowed swap under an agreement.
 type Handover struct {
@@ -98,6 +144,28 @@ type Handovers interface {
 	// no such deposit; ErrConflict if it is already disputed (the first
 	// dispute stands).
 	SetDispute(ctx context.Context, handoverID, partyID, text string, statement []byte, at time.Time) error
+
+	// CreateGradual marks case g.HandoverID as gradual. ErrConflict if it
+	// is already; ErrNotFound if there is no such case.
+	CreateGradual(ctx context.Context, g Gradual) error
+	// Gradual returns the gradual record of a case, or ErrNotFound (no
+	// such case, or one released in one step).
+	Gradual(ctx context.Context, handoverID string) (Gradual, error)
+	// UpdateGradual overwrites the commitments and the stop of
+	// g.HandoverID. ErrNotFound if it is not gradual.
+	UpdateGradual(ctx context.Context, g Gradual) error
+	// PutChunk stores a committed chunk (Content may be nil).
+	// ErrConflict if it exists; ErrNotFound if the case is not gradual.
+	PutChunk(ctx context.Context, c Chunk) error
+	// Chunk returns one chunk with its content, or ErrNotFound.
+	Chunk(ctx context.Context, handoverID, depositor string, index int) (Chunk, error)
+	// Chunks returns a case's chunks without their content (Held says
+	// whether it is here), by depositor then index. None for no such case.
+	Chunks(ctx context.Context, handoverID string) ([]Chunk, error)
+	// UpdateChunk overwrites Content (nil destroys it), MovedAt,
+	// ConfirmedAt, Confirmation and LedgerIndex of one chunk. ErrNotFound
+	// if it does not exist.
+	UpdateChunk(ctx context.Context, c Chunk) error
 }
 
 // Request states. A request is filed, then acknowledged, then answered:

@@ -69,6 +69,8 @@ var loadable = []loadTable{
 	{"escrow_held", []string{"handover_id", "agreement_id", "document_sha256", "document", "proposer", "counterpart", "proposer_node", "counterpart_node",
 		"deadline", "state", "created_at", "closed_at", "release_index"}},
 	{"escrow_held_deposits", []string{"handover_id", "party_id", "content", "sha256", "deposited_at", "ledger_index"}},
+	{"handover_gradual", []string{"handover_id", "chunks", "proposer_commitment", "counterpart_commitment", "stopped_by", "stop_reason", "stopped_at"}},
+	{"handover_chunks", []string{"handover_id", "depositor", "idx", "sha256", "size", "content", "moved_at", "confirmed_at", "confirmation", "ledger_index"}},
 }
 
 type loadTable struct {

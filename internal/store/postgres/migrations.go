@@ -714,6 +714,33 @@ BEGIN
 END
 $f$;
 `},
+	// 33: gradual release of handovers between two nodes without an
+	// escrow node (issue 14 item 4): the chunk count and each side's
+	// signed commitment, and every chunk as this node knows it.
+	{"gradual handovers", `
+CREATE TABLE handover_gradual (
+	handover_id            TEXT PRIMARY KEY REFERENCES handovers(id),
+	chunks                 INTEGER NOT NULL,
+	proposer_commitment    BYTEA,
+	counterpart_commitment BYTEA,
+	stopped_by             TEXT NOT NULL DEFAULT '',
+	stop_reason            TEXT NOT NULL DEFAULT '',
+	stopped_at             BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE handover_chunks (
+	handover_id  TEXT NOT NULL REFERENCES handover_gradual(handover_id),
+	depositor    TEXT NOT NULL,
+	idx          INTEGER NOT NULL,
+	sha256       BYTEA NOT NULL,
+	size         BIGINT NOT NULL,
+	content      BYTEA,
+	moved_at     BIGINT NOT NULL DEFAULT 0,
+	confirmed_at BIGINT NOT NULL DEFAULT 0,
+	confirmation BYTEA,
+	ledger_index BIGINT NOT NULL DEFAULT 0,
+	PRIMARY KEY (handover_id, depositor, idx)
+);
+`},
 }
 
 // searchDocSQL is object_search_doc's document of a JSON object j of

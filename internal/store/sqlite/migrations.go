@@ -798,6 +798,33 @@ ALTER TABLE node_feed_cursors ADD COLUMN versions_after TEXT NOT NULL DEFAULT ''
 	// 32: PostgreSQL's search trigger computes documents inline; nothing
 	// changes here but the version, which both backends keep equal.
 	`SELECT 1`,
+	// 33: gradual release of handovers between two nodes without an
+	// escrow node (issue 14 item 4): the chunk count and each side's
+	// signed commitment, and every chunk as this node knows it.
+	`
+CREATE TABLE handover_gradual (
+	handover_id            TEXT PRIMARY KEY REFERENCES handovers(id),
+	chunks                 INTEGER NOT NULL,
+	proposer_commitment    BLOB,
+	counterpart_commitment BLOB,
+	stopped_by             TEXT NOT NULL DEFAULT '',
+	stop_reason            TEXT NOT NULL DEFAULT '',
+	stopped_at             INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE handover_chunks (
+	handover_id  TEXT NOT NULL REFERENCES handover_gradual(handover_id),
+	depositor    TEXT NOT NULL,
+	idx          INTEGER NOT NULL,
+	sha256       BLOB NOT NULL,
+	size         INTEGER NOT NULL,
+	content      BLOB,
+	moved_at     INTEGER NOT NULL DEFAULT 0,
+	confirmed_at INTEGER NOT NULL DEFAULT 0,
+	confirmation BLOB,
+	ledger_index INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (handover_id, depositor, idx)
+);
+`,
 }
 
 // searchColumns computes, from an object's collection k, type ty and JSON

@@ -59,6 +59,7 @@ func Run(t *testing.T, open Opener) {
 		{"Federation", testFederation},
 		{"PeerLogs", testPeerLogs},
 		{"HeldCases", testHeldCases},
+		{"GradualHandovers", testGradual},
 		{"Mirrors", testMirrors},
 		{"Tallies", testTallies},
 		{"ReportSignatures", testReportSignatures},

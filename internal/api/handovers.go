@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/parley-cti/parley/internal/escrow"
@@ -58,12 +59,14 @@ func (s *Handler) proposeHandover(w http.ResponseWriter, r *http.Request, p part
 		return err
 	}
 	res, err := s.handovers.Propose(r.Context(), p, escrow.ProposeInput{AgreementID: in.Agreement, Delivers: in.Delivers,
-		Expects: in.Expects, RequestID: in.Request, Deadline: in.Deadline})
+		Expects: in.Expects, RequestID: in.Request, Deadline: in.Deadline, Chunks: in.Chunks})
 	if err != nil {
 		return err
 	}
 	receipt(w, res.LedgerIndex)
-	writeJSON(w, http.StatusCreated, stepView(res))
+	v := stepView(res)
+	v.Chunks = in.Chunks
+	writeJSON(w, http.StatusCreated, v)
 	return nil
 }
 
@@ -87,7 +90,97 @@ func (s *Handler) getHandover(w http.ResponseWriter, r *http.Request, p party.Pr
 	}
 	hv := handoverView(v.Handover)
 	hv.Deposits = depositViews(v.Deposits)
+	hv.Gradual = gradualView(v.Gradual)
+	if hv.Gradual != nil {
+		hv.Chunks = hv.Gradual.Chunks
+	}
 	writeJSON(w, http.StatusOK, hv)
+	return nil
+}
+
+// gradualView puts a gradual case's progress in its wire form (nil for a
+// case released in one step).
+func gradualView(g *escrow.GradualView) *wire.GradualProgress {
+	if g == nil {
+		return nil
+	}
+	out := &wire.GradualProgress{Chunks: g.Chunks, Committed: g.Committed, StoppedBy: g.StoppedBy, StopReason: g.StopReason,
+		List: make([]wire.GradualChunk, len(g.List))}
+	for i, c := range g.List {
+		out.List[i] = wire.GradualChunk{Depositor: c.Depositor, Index: c.Index, SHA256: c.SHA256, Size: c.Size, Held: c.Held,
+			MovedAt: optTime(c.MovedAt), ConfirmedAt: optTime(c.Confirmed)}
+	}
+	return out
+}
+
+// maxChunkDeposit bounds the JSON body of a chunked deposit: the chunks
+// (at most escrow.MaxDeposit in all) base64-encoded, and the commitment.
+const maxChunkDeposit = escrow.MaxDeposit/3*4 + 1<<20
+
+// depositChunks takes one side's deposit in a gradual case: its signed
+// commitment and the sealed chunks it names.
+func (s *Handler) depositChunks(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, wire.MediaJSON) {
+		return apiErr(http.StatusUnsupportedMediaType, "unsupported_media_type", "send the chunks as application/json ({commitment, chunks})")
+	}
+	if r.ContentLength > maxChunkDeposit {
+		return apiErr(http.StatusRequestEntityTooLarge, "too_large", "a chunked deposit may be at most "+strconv.Itoa(escrow.MaxDeposit)+" bytes of chunks")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxChunkDeposit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return apiErr(http.StatusRequestEntityTooLarge, "too_large", "a chunked deposit may be at most "+strconv.Itoa(escrow.MaxDeposit)+" bytes of chunks")
+		}
+		return apiErr(http.StatusBadRequest, "bad_body", "the request body could not be read")
+	}
+	var in wire.ChunkDeposit
+	if err := json.Unmarshal(body, &in); err != nil {
+		return apiErr(http.StatusBadRequest, "bad_json", "the body must be a JSON object {commitment, chunks}")
+	}
+	res, err := s.handovers.DepositChunks(r.Context(), p, r.PathValue("id"), in.Commitment, in.Chunks)
+	if err != nil {
+		return err
+	}
+	receipt(w, res.LedgerIndex)
+	writeJSON(w, http.StatusCreated, stepView(res))
+	return nil
+}
+
+// fetchChunk sends one chunk's sealed bytes: the other side's once it
+// arrived (default), or the caller's own with ?from=<own party id>.
+func (s *Handler) fetchChunk(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	index, err := strconv.Atoi(r.PathValue("index"))
+	if err != nil || index < 1 {
+		return apiErr(http.StatusBadRequest, "bad_index", "the chunk index is a number from 1")
+	}
+	c, err := s.handovers.ChunkOf(r.Context(), p, r.PathValue("id"), r.URL.Query().Get("from"), index)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", wire.MediaSealed)
+	w.Header().Set(wire.ContentSHA256Header, hex.EncodeToString(c.SHA256[:]))
+	w.Header().Set(wire.SealedHeader, "true")
+	w.Header().Set(wire.DepositorHeader, c.Depositor)
+	w.Header().Set("Content-Length", strconv.Itoa(len(c.Content)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(c.Content)
+	return nil
+}
+
+// judgeChunk records the caller's signed confirmation or rejection of the
+// other side's next chunk.
+func (s *Handler) judgeChunk(w http.ResponseWriter, r *http.Request, p party.Principal) error {
+	var in wire.ChunkVerdict
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	res, err := s.handovers.JudgeChunk(r.Context(), p, r.PathValue("id"), in.Verdict)
+	if err != nil {
+		return err
+	}
+	receipt(w, res.LedgerIndex)
+	writeJSON(w, http.StatusOK, stepView(res))
 	return nil
 }
 

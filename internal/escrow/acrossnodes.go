@@ -69,18 +69,22 @@ var (
 // the proposer's signature of it, with the proposer's card (its node
 // speaks for its keys).
 type CaseMessage struct {
-	Handover            string              `json:"handover"`
-	Agreement           string              `json:"agreement"`
-	Proposer            string              `json:"proposer"`
-	Counterpart         string              `json:"counterpart"`
-	ProposerDelivers    string              `json:"proposer_delivers"`
-	CounterpartDelivers string              `json:"counterpart_delivers"`
-	Request             string              `json:"request,omitempty"`
-	Deadline            time.Time           `json:"deadline"`
-	DocumentSHA256      string              `json:"document_sha256"`
-	Document            json.RawMessage     `json:"document,omitempty"`
-	Signer              *exchange.PartyCard `json:"signer,omitempty"`
-	Signature           json.RawMessage     `json:"signature,omitempty"`
+	Handover            string    `json:"handover"`
+	Agreement           string    `json:"agreement"`
+	Proposer            string    `json:"proposer"`
+	Counterpart         string    `json:"counterpart"`
+	ProposerDelivers    string    `json:"proposer_delivers"`
+	CounterpartDelivers string    `json:"counterpart_delivers"`
+	Request             string    `json:"request,omitempty"`
+	Deadline            time.Time `json:"deadline"`
+	// Chunks, when not 0, makes the case gradual (gradual.go): the
+	// agreement names no escrow node, and each side's bundle is released
+	// in that many chunks.
+	Chunks         int                 `json:"chunks,omitempty"`
+	DocumentSHA256 string              `json:"document_sha256"`
+	Document       json.RawMessage     `json:"document,omitempty"`
+	Signer         *exchange.PartyCard `json:"signer,omitempty"`
+	Signature      json.RawMessage     `json:"signature,omitempty"`
 }
 
 // DecisionMessage is the counterpart's acceptance or refusal of a case,
@@ -212,14 +216,18 @@ func nodeOf(doc *agreement.Document, partyID string) string {
 }
 
 // relayCase writes a new case to the outbox for the counterpart's node and
-// for the escrow node, in the proposal's transaction.
-func (s *Service) relayCase(ctx context.Context, st *exchange.Step, h store.Handover) error {
+// (unless it is gradual: chunks not 0) for the escrow node, in the
+// proposal's transaction.
+func (s *Service) relayCase(ctx context.Context, st *exchange.Step, h store.Handover, chunks int) error {
 	doc := st.Agreement.Status.Document
 	msg := CaseMessage{Handover: h.ID, Agreement: h.AgreementID, Proposer: h.Proposer, Counterpart: h.Counterpart,
 		ProposerDelivers: h.ProposerDelivers, CounterpartDelivers: h.CounterpartDelivers, Request: h.RequestID,
-		Deadline: h.Deadline, DocumentSHA256: docSHA(doc)}
+		Deadline: h.Deadline, Chunks: chunks, DocumentSHA256: docSHA(doc)}
 	if err := enqueue(ctx, st, nodeOf(doc, h.Counterpart), h.AgreementID, h.Proposer, OutboxCase, msg); err != nil {
 		return err
+	}
+	if chunks != 0 {
+		return nil
 	}
 	return HoldAtEscrowNode(ctx, s.ex, st, h)
 }
@@ -247,11 +255,14 @@ func HoldAtEscrowNode(ctx context.Context, ex *exchange.Service, st *exchange.St
 
 // relayDecision writes the counterpart's decision to the outbox for the
 // proposer's node and for the escrow node.
-func (s *Service) relayDecision(ctx context.Context, st *exchange.Step, h store.Handover, accept bool) error {
+func (s *Service) relayDecision(ctx context.Context, st *exchange.Step, h store.Handover, accept, gradual bool) error {
 	doc := st.Agreement.Status.Document
 	msg := DecisionMessage{Handover: h.ID, Accept: accept, DocumentSHA256: docSHA(doc)}
 	if err := enqueue(ctx, st, nodeOf(doc, h.Proposer), h.AgreementID, h.Counterpart, OutboxDecision, msg); err != nil {
 		return err
+	}
+	if gradual {
+		return nil // no escrow node: the two nodes release it themselves (gradual.go)
 	}
 	return DecideAtEscrowNode(ctx, s.ex, st, h, accept)
 }
@@ -317,8 +328,13 @@ func (s *Service) ReceiveCase(ctx context.Context, peer store.Peer, m CaseMessag
 		if _, err := doc.Counterpart(m.Proposer); err != nil || nodeOf(doc, m.Counterpart) != s.ex.Node() || m.Counterpart == m.Proposer {
 			return fault.Errorf("%w: %s is not the other party of %s on this node", exchange.ErrNotPartyHere, m.Counterpart, m.Agreement)
 		}
-		if doc.EscrowNode == "" {
-			return fault.Errorf("%w: agreement %s names no escrow node", exchange.ErrNotAcrossNodes, m.Agreement)
+		switch {
+		case doc.EscrowNode == "" && m.Chunks == 0:
+			return fault.Errorf("%w: agreement %s names no escrow node, and the case is not gradual", exchange.ErrNotAcrossNodes, m.Agreement)
+		case doc.EscrowNode != "" && m.Chunks != 0:
+			return fault.Errorf("%w: agreement %s names an escrow node; a gradual case is not taken under it", ErrInvalid, m.Agreement)
+		case m.Chunks != 0 && (m.Chunks < agreement.MinChunks || m.Chunks > agreement.MaxChunks):
+			return fault.Errorf("%w: a gradual case has %d to %d chunks, not %d", ErrChunkCount, agreement.MinChunks, agreement.MaxChunks, m.Chunks)
 		}
 		if m.DocumentSHA256 != docSHA(doc) {
 			return fault.Errorf("%w: the case is under document %s, version %d here is %s", ErrDocumentMismatch, m.DocumentSHA256, doc.Version, docSHA(doc))
@@ -326,6 +342,13 @@ func (s *Service) ReceiveCase(ctx context.Context, peer store.Peer, m CaseMessag
 		if had, err := tx.Handovers().Get(ctx, m.Handover); err == nil {
 			if had.Proposer != m.Proposer || had.Counterpart != m.Counterpart || had.AgreementID != m.Agreement {
 				return fault.Errorf("%w: handover %s exists here with other sides", ErrConflict, m.Handover)
+			}
+			g, _, err := gradualOf(ctx, tx, m.Handover)
+			if err != nil {
+				return err
+			}
+			if g.Chunks != m.Chunks {
+				return fault.Errorf("%w: handover %s is held here with %d chunks, not %d", ErrChunkCount, m.Handover, g.Chunks, m.Chunks)
 			}
 			out.State, out.Duplicate = had.State, true
 			return nil
@@ -353,9 +376,19 @@ func (s *Service) ReceiveCase(ctx context.Context, peer store.Peer, m CaseMessag
 		if err := tx.Handovers().Create(ctx, h); err != nil {
 			return err
 		}
+		if m.Chunks != 0 {
+			if err := tx.Handovers().CreateGradual(ctx, store.Gradual{HandoverID: h.ID, Chunks: m.Chunks}); err != nil {
+				return err
+			}
+		}
 		dsum := sha256.Sum256([]byte(h.ProposerDelivers + "\x00" + h.CounterpartDelivers))
 		st := &exchange.Step{Tx: tx, Agreement: a, Now: now}
-		attrs := map[string]string{"deadline": deadline.Format(time.RFC3339Nano), "via": peer.Name, "escrow_node": doc.EscrowNode}
+		attrs := map[string]string{"deadline": deadline.Format(time.RFC3339Nano), "via": peer.Name}
+		if doc.EscrowNode != "" {
+			attrs["escrow_node"] = doc.EscrowNode
+		} else {
+			attrs["chunks"] = fmt.Sprint(m.Chunks)
+		}
 		if reqID != "" {
 			attrs["request"] = reqID
 		}
@@ -369,7 +402,7 @@ func (s *Service) ReceiveCase(ctx context.Context, peer store.Peer, m CaseMessag
 		out.State, out.LedgerIndex = h.State, idx
 		return st.Notify(ctx, h.Counterpart, EventProposed, h.ID, map[string]any{"agreement": h.AgreementID,
 			"from": h.Proposer, "deadline": deadline, "they_deliver": h.ProposerDelivers, "you_deliver": h.CounterpartDelivers,
-			"request": h.RequestID, "escrow_node": doc.EscrowNode})
+			"request": h.RequestID, "escrow_node": doc.EscrowNode, "chunks": m.Chunks})
 	})
 	return out, err
 }

@@ -101,6 +101,10 @@ type ProposeInput struct {
 	Expects     string    // what the counterpart deposits
 	RequestID   string    // optional: the request this case answers
 	Deadline    time.Time // zero: the latest the agreement allows
+	// Chunks, when not 0, asks for gradual release (gradual.go): only
+	// between two nodes under an agreement that names no escrow node,
+	// agreement.MinChunks to agreement.MaxChunks.
+	Chunks int
 }
 
 // Result is a case after a step, with the ledger index recording the step.
@@ -123,7 +127,7 @@ func (s *Service) Propose(ctx context.Context, p party.Principal, in ProposeInpu
 		if !a.Status.InForce(now) {
 			return fault.Errorf("%w: agreement %s is %s, not in force", ErrForbidden, in.AgreementID, a.Status.Phase)
 		}
-		cross, err := acrossNodes(a)
+		cross, err := gradualMode(a, in.Chunks)
 		if err != nil {
 			return err
 		}
@@ -157,7 +161,15 @@ func (s *Service) Propose(ctx context.Context, p party.Principal, in ProposeInpu
 		if err := st.Tx.Handovers().Create(ctx, h); err != nil {
 			return err
 		}
+		if in.Chunks != 0 {
+			if err := st.Tx.Handovers().CreateGradual(ctx, store.Gradual{HandoverID: h.ID, Chunks: in.Chunks}); err != nil {
+				return err
+			}
+		}
 		attrs := map[string]string{"deadline": deadline.Format(time.RFC3339Nano)}
+		if in.Chunks != 0 {
+			attrs["chunks"] = fmt.Sprint(in.Chunks)
+		}
 		if h.RequestID != "" {
 			attrs["request"] = h.RequestID
 		}
@@ -172,7 +184,7 @@ func (s *Service) Propose(ctx context.Context, p party.Principal, in ProposeInpu
 		if cross {
 			// The counterpart lives on another node: the case goes to its
 			// node and to the escrow node in this transaction.
-			return s.relayCase(ctx, st, h)
+			return s.relayCase(ctx, st, h, in.Chunks)
 		}
 		return st.Notify(ctx, h.Counterpart, EventProposed, h.ID, map[string]any{"agreement": h.AgreementID,
 			"from": p.PartyID, "deadline": deadline, "they_deliver": h.ProposerDelivers, "you_deliver": h.CounterpartDelivers, "request": h.RequestID})
@@ -235,9 +247,15 @@ func (s *Service) Decide(ctx context.Context, p party.Principal, id string, acce
 		case accept && !a.Status.InForce(now):
 			return fault.Errorf("%w: agreement %s is %s, not in force", ErrForbidden, h.AgreementID, a.Status.Phase)
 		}
-		cross, err := acrossNodes(a)
+		_, gradual, err := gradualOf(ctx, st.Tx, id)
 		if err != nil {
 			return err
+		}
+		cross := gradual
+		if !gradual {
+			if cross, err = acrossNodes(a); err != nil {
+				return err
+			}
 		}
 		h.State, h.DecidedAt = store.HandoverDeclined, now
 		kind, ev, step := ledger.KindHandoverWithdrawn, EventDeclined, "declined"
@@ -263,7 +281,7 @@ func (s *Service) Decide(ctx context.Context, p party.Principal, id string, acce
 		}
 		out = Result{h, idx}
 		if cross {
-			return s.relayDecision(ctx, st, h, accept)
+			return s.relayDecision(ctx, st, h, accept, gradual)
 		}
 		return st.Notify(ctx, h.Proposer, ev, h.ID, map[string]any{"agreement": h.AgreementID, "by": p.PartyID})
 	})
@@ -340,6 +358,11 @@ func (s *Service) Deposit(ctx context.Context, p party.Principal, id string, in 
 			return fault.Errorf("%w: handover %s expired at %s", ErrDeadlinePassed, id, h.Deadline.Format(time.RFC3339))
 		case !a.Status.InForce(now):
 			return fault.Errorf("%w: agreement %s is %s, not in force", ErrForbidden, h.AgreementID, a.Status.Phase)
+		}
+		if _, gradual, err := gradualOf(ctx, tx, id); err != nil {
+			return err
+		} else if gradual {
+			return fault.Errorf("%w: handover %s is released gradually; deposit its chunks (parley handover deposit --sealed splits the bundle)", ErrNotGradual, id)
 		}
 		cross, err := acrossNodes(a)
 		if err != nil {
@@ -557,6 +580,9 @@ type DepositView struct {
 type View struct {
 	store.Handover
 	Deposits []DepositView
+	// Gradual is the progress of a case released gradually; nil for one
+	// released in one step.
+	Gradual *GradualView
 }
 
 // Show returns a case the caller is a side of.
@@ -573,6 +599,9 @@ func (s *Service) Show(ctx context.Context, p party.Principal, id string) (View,
 		return View{}, err
 	}
 	v := View{Handover: h, Deposits: []DepositView{}}
+	if v.Gradual, err = s.gradualView(ctx, h); err != nil {
+		return View{}, err
+	}
 	for _, d := range ds {
 		dv := DepositView{Party: d.PartyID, Sealed: d.Sealed, SHA256: hex.EncodeToString(d.SHA256[:]),
 			Objects: d.Objects, DepositedAt: d.DepositedAt, LedgerIndex: d.LedgerIndex, Dispute: d.Dispute,

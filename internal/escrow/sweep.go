@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -80,7 +81,15 @@ func (s *Service) expire(ctx context.Context, id string) (bool, error) {
 		// still proposed here has no deposit of this node's party, so the
 		// escrow node cannot release it, and it expires here too.
 		by := ""
-		if h.State == store.HandoverAccepted {
+		_, gradual, err := gradualOf(ctx, st.Tx, h.ID)
+		if err != nil {
+			return err
+		}
+		if gradual {
+			// No escrow node: each node ends its side by its own clock;
+			// what was exchanged stays, the rest is destroyed here.
+			by = "this node (gradual release)"
+		} else if h.State == store.HandoverAccepted {
 			remote, err := remoteSide(ctx, st.Tx, h)
 			if err != nil {
 				return err
@@ -121,6 +130,14 @@ func (s *Service) expireCase(ctx context.Context, st *exchange.Step, h store.Han
 		}
 		depositors = append(depositors, d.PartyID)
 	}
+	unsent := -1
+	if _, gradual, err := gradualOf(ctx, tx, id); err != nil {
+		return err
+	} else if gradual {
+		if unsent, err = s.destroyUnsent(ctx, st, h); err != nil {
+			return err
+		}
+	}
 	crashPoint(CrashExpiryMidTx)
 	h.State, h.ClosedAt = store.HandoverExpired, now
 	if err := tx.Handovers().Update(ctx, h); err != nil {
@@ -129,6 +146,9 @@ func (s *Service) expireCase(ctx context.Context, st *exchange.Step, h store.Han
 	attrs := map[string]string{"deadline": h.Deadline.Format(time.RFC3339Nano), "destroyed": strings.Join(depositors, ",")}
 	if by != "" {
 		attrs["decided_by"] = by
+	}
+	if unsent >= 0 {
+		attrs["chunks_destroyed"] = fmt.Sprint(unsent)
 	}
 	if _, err := st.Record(ctx, ledger.Entry{Kind: ledger.KindHandoverExpired, Agreement: h.AgreementID, Subject: h.ID, Time: now,
 		Parties: []string{h.Proposer, h.Counterpart}, Attrs: attrs}); err != nil {

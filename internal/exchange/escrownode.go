@@ -72,3 +72,11 @@ func (s *Service) GoverningIn(ctx context.Context, x store.Handle, id string) (A
 	}
 	return a, nil
 }
+
+// KeysIn returns, read through x, a resolver of the keys stored for
+// partyIDs: a party of this node's own, or a peer's party's as its node
+// announced them. What a signed statement of one of them (a gradual
+// handover's commitment or chunk verdict) is verified with.
+func (s *Service) KeysIn(ctx context.Context, x store.Handle, partyIDs ...string) (agreement.KeyResolver, error) {
+	return loadKeys(ctx, x, partyIDs...)
+}

@@ -40,6 +40,15 @@ const (
 	KindHandoverWithdrawn        Kind = "handover.withdrawn"
 	KindHandoverExpired          Kind = "handover.expired"
 	KindHandoverDisputed         Kind = "handover.disputed"
+	// Gradual release between two nodes without an escrow node: a side's
+	// signed commitment to its chunks' hashes, a chunk leaving its
+	// depositor's node or arriving at the recipient's (attr step), the
+	// recipient's signed confirmation of one, and the exchange stopped by
+	// a rejection.
+	KindHandoverChunksCommitted Kind = "handover.chunks_committed"
+	KindHandoverChunkMoved      Kind = "handover.chunk_moved"
+	KindHandoverChunkConfirmed  Kind = "handover.chunk_confirmed"
+	KindHandoverStopped         Kind = "handover.stopped"
 
 	KindRequestFiled        Kind = "request.filed"
 	KindRequestAcknowledged Kind = "request.acknowledged"
@@ -74,6 +83,7 @@ var knownKinds = map[Kind]bool{
 	KindFeedBatch: true, KindFeedReleased: true, KindFeedContested: true, KindFeedContestWithdrawn: true, KindFeedReceived: true,
 	KindHandoverProposed: true, KindHandoverDepositCommitted: true, KindHandoverReleased: true,
 	KindHandoverWithdrawn: true, KindHandoverExpired: true, KindHandoverDisputed: true,
+	KindHandoverChunksCommitted: true, KindHandoverChunkMoved: true, KindHandoverChunkConfirmed: true, KindHandoverStopped: true,
 	KindRequestFiled: true, KindRequestAcknowledged: true, KindRequestFulfilled: true,
 	KindRequestRefused: true, KindRequestOverdue: true,
 	KindRequestAnswerPending: true, KindRequestReopened: true,

@@ -105,8 +105,8 @@ func TestKindsAreKnownAndDistinct(t *testing.T) {
 		}
 		seen[k] = true
 	}
-	if len(seen) != 27 {
-		t.Fatalf("%d kinds, want 27 (agreement 5, feed 5, handover 6, request 7, match 2, report 1, node 1)", len(seen))
+	if len(seen) != 31 {
+		t.Fatalf("%d kinds, want 31 (agreement 5, feed 5, handover 10, request 7, match 2, report 1, node 1)", len(seen))
 	}
 }
 

@@ -29,6 +29,10 @@ const (
 	PathEscrowDecision   = "/node/v1/escrow/decisions"    // counterpart's node → escrow node
 	PathEscrowDeposit    = "/node/v1/escrow/deposits"     // depositor's node → escrow node
 	PathEscrowFetch      = "/node/v1/escrow/fetch"        // recipient's node → escrow node
+	// Gradual release between two nodes without an escrow node.
+	PathHandoverCommitment   = "/node/v1/handovers/commitments"    // depositor's node → recipient's node
+	PathHandoverChunk        = "/node/v1/handovers/chunks"         // depositor's node → recipient's node
+	PathHandoverChunkVerdict = "/node/v1/handovers/chunk-verdicts" // recipient's node → depositor's node
 )
 
 // outboxPaths maps an outbox entry's kind to the endpoint it is sent to.
@@ -39,6 +43,9 @@ var outboxPaths = map[string]string{
 	escrow.OutboxHeldCase:     PathEscrowCase,
 	escrow.OutboxHeldDecision: PathEscrowDecision,
 	escrow.OutboxDeposit:      PathEscrowDeposit,
+	escrow.OutboxCommitment:   PathHandoverCommitment,
+	escrow.OutboxChunk:        PathHandoverChunk,
+	escrow.OutboxChunkVerdict: PathHandoverChunkVerdict,
 	matching.OutboxSession:    PathMatchSession,
 	matching.OutboxRound1:     PathMatchRound1,
 	exchange.OutboxContest:    PathContest,
@@ -58,6 +65,18 @@ func (f *Federation) mountHandovers(h *Handler) {
 		return r, m.Handover, err
 	}))
 	h.Route("POST "+PathHandoverVerdict, f.verdict)
+	h.Route("POST "+PathHandoverCommitment, handoverEndpoint(f, PathHandoverCommitment, func(ctx context.Context, peer store.Peer, m escrow.CommitmentMessage) (any, string, error) {
+		r, err := f.Escrow.ReceiveCommitment(ctx, peer, m)
+		return r, m.Handover, err
+	}))
+	h.Route("POST "+PathHandoverChunk, handoverEndpoint(f, PathHandoverChunk, func(ctx context.Context, peer store.Peer, m escrow.ChunkMessage) (any, string, error) {
+		r, err := f.Escrow.ReceiveChunk(ctx, peer, m)
+		return r, m.Handover, err
+	}))
+	h.Route("POST "+PathHandoverChunkVerdict, handoverEndpoint(f, PathHandoverChunkVerdict, func(ctx context.Context, peer store.Peer, m escrow.ChunkVerdictMessage) (any, string, error) {
+		r, err := f.Escrow.ReceiveChunkVerdict(ctx, peer, m)
+		return r, m.Handover, err
+	}))
 	h.Route("POST "+PathEscrowCase, handoverEndpoint(f, PathEscrowCase, func(ctx context.Context, peer store.Peer, m escrow.CaseMessage) (any, string, error) {
 		r, err := f.Escrow.HoldCase(ctx, peer, m)
 		return r, "", err

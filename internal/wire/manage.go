@@ -57,7 +57,12 @@ type Handover struct {
 	ClosedAt            *time.Time        `json:"closed_at,omitempty"`
 	ReleaseLedgerIndex  int64             `json:"release_ledger_index,omitempty"`
 	Deposits            []HandoverDeposit `json:"deposits,omitempty"`
-	LedgerIndex         *int64            `json:"ledger_index,omitempty"`
+	// Chunks is the number of chunks a side of a gradual case (between
+	// two nodes without an escrow node) is released in; 0 for a case
+	// released in one step. Gradual is its progress (GET of one case).
+	Chunks      int              `json:"chunks,omitempty"`
+	Gradual     *GradualProgress `json:"gradual,omitempty"`
+	LedgerIndex *int64           `json:"ledger_index,omitempty"`
 	// Released is set on a deposit's answer when that deposit released
 	// the case.
 	Released bool `json:"released,omitempty"`
@@ -88,6 +93,45 @@ type HandoverProposal struct {
 	Expects   string    `json:"expects"`
 	Request   string    `json:"request,omitempty"`
 	Deadline  time.Time `json:"deadline,omitzero"`
+	// Chunks asks for gradual release (2 to 64): only between two nodes
+	// under an agreement that names no escrow node.
+	Chunks int `json:"chunks,omitempty"`
+}
+
+// GradualProgress is where a gradual case stands, as one node knows it.
+type GradualProgress struct {
+	Chunks     int            `json:"chunks"`
+	Committed  []string       `json:"committed"` // the sides whose signed commitment is in
+	StoppedBy  string         `json:"stopped_by,omitempty"`
+	StopReason string         `json:"stop_reason,omitempty"`
+	List       []GradualChunk `json:"list"`
+}
+
+// GradualChunk is one committed chunk of one side.
+type GradualChunk struct {
+	Depositor string `json:"depositor"`
+	Index     int    `json:"index"`
+	SHA256    string `json:"sha256"`
+	Size      int64  `json:"size"`
+	// Held: its sealed bytes are on this node (the depositor's until they
+	// are sent or destroyed; the recipient's once they arrived).
+	Held        bool       `json:"held"`
+	MovedAt     *time.Time `json:"moved_at,omitempty"` // sent (depositor's node) or arrived (recipient's)
+	ConfirmedAt *time.Time `json:"confirmed_at,omitempty"`
+}
+
+// ChunkDeposit is one side's deposit in a gradual case: its signed
+// agreement.ChunkCommitment and the sealed chunks (age files) it names,
+// in order.
+type ChunkDeposit struct {
+	Commitment json.RawMessage `json:"commitment"`
+	Chunks     [][]byte        `json:"chunks"`
+}
+
+// ChunkVerdict carries a recipient's signed agreement.ChunkVerdict
+// (confirmation or rejection of one chunk).
+type ChunkVerdict struct {
+	Verdict json.RawMessage `json:"verdict"`
 }
 
 // DepositReceipt is the answer to a deposit.

@@ -162,6 +162,15 @@ var aboutNodes = map[ledger.Kind]string{
 	// by the feed.batch of their ingest); made by internal/node's puller
 	// and counted by joint reports across nodes (TestJointReportAcrossNodes).
 	ledger.KindFeedReceived: "a page pulled from the other party's node",
+	// Gradual release runs only between two nodes without an escrow node
+	// (one server releases both deposits in one transaction). Their
+	// digests are of sealed chunks (age ciphertexts) and of the parties'
+	// signed statements about them, as for a sealed deposit; made and
+	// attacked by internal/node (gradual_test.go).
+	ledger.KindHandoverChunksCommitted: "a side's signed commitment to its sealed chunks (between nodes only)",
+	ledger.KindHandoverChunkMoved:      "a sealed chunk sent or received (between nodes only)",
+	ledger.KindHandoverChunkConfirmed:  "a recipient's signed confirmation of a chunk (between nodes only)",
+	ledger.KindHandoverStopped:         "a gradual exchange stopped by a rejection (between nodes only)",
 }
 
 func TestLedgerDictionaryAttack(t *testing.T) {

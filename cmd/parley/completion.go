@@ -24,7 +24,7 @@ var subcommands = map[string][]string{
 	"token":      {"add", "revoke", "list"},
 	"collection": {"add", "list"},
 	"agreement":  {"propose", "sign", "show", "list", "amend", "suspend", "resume", "terminate"},
-	"handover":   {"propose", "accept", "decline", "deposit", "withdraw", "show", "fetch", "dispute", "list"},
+	"handover":   {"propose", "accept", "decline", "deposit", "withdraw", "show", "fetch", "confirm", "reject", "dispute", "list"},
 	"request":    {"file", "ack", "fulfil", "refuse", "list", "show"},
 	"witness":    {"keygen", "cosign", "add"},
 	"bench":      {"taxii", "load"},

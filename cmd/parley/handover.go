@@ -21,13 +21,17 @@ import (
 )
 
 func init() {
-	register(command{"handover", "escrowed swaps: handover propose|accept|decline|deposit [--sealed]|withdraw|show|fetch|dispute|list", cmdHandover})
+	register(command{"handover", "escrowed swaps: handover propose|accept|decline|deposit [--sealed]|withdraw|show|fetch|confirm|reject|dispute|list", cmdHandover})
 }
 
-const handoverUsage = `handover propose --agreement A --delivers TEXT --expects TEXT [--request R] [--deadline 48h|RFC3339]
+const handoverUsage = `handover propose --agreement A --delivers TEXT --expects TEXT [--request R] [--deadline 48h|RFC3339] [--chunks N]
   handover accept ID | decline ID | withdraw ID | show ID
-  handover deposit ID FILE [--sealed]     (FILE - reads stdin; --sealed encrypts to the counterpart's key first)
-  handover fetch ID [--out FILE]          (decrypts a sealed deposit with your key and validates it)
+  handover deposit ID FILE [--sealed]     (FILE - reads stdin; --sealed encrypts to the counterpart's key first;
+                                           a gradual case's bundle is split into its chunks, each sealed)
+  handover fetch ID [--out FILE] [--chunk K]  (decrypts a sealed deposit with your key and validates it;
+                                           of a gradual case, the other side's chunks that arrived, merged)
+  handover confirm ID                     (gradual: opens the other side's next chunk and confirms it, signed)
+  handover reject ID --reason TEXT        (gradual: rejects the other side's next chunk, signed; stops the exchange)
   handover dispute ID --reason TEXT       (signed with your key; --text is the same)
   handover list [--agreement A]`
 
@@ -47,10 +51,13 @@ func cmdHandover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	out := fs.String("out", "", "write the fetched bundle to FILE instead of stdout (fetch)")
 	from := fs.String("from", "", "depositor whose deposit to fetch (default: the other side)")
 	text := fs.String("text", "", "what is wrong with what you received (dispute; same as --reason)")
-	reason := fs.String("reason", "", "what is wrong with what you received (dispute; signed with your key when the profile has one)")
+	reason := fs.String("reason", "", "what is wrong with what you received (dispute, reject; signed with your key when the profile has one)")
+	chunks := fs.Int("chunks", 0, "release gradually in N chunks a side, 2 to 64 (propose; only between two nodes without an escrow node)")
+	chunk := fs.Int("chunk", 0, "fetch only chunk K of a gradual case (fetch)")
 	onlyOwnFlags := forSubcommand(fs, "handover", sub, map[string][]string{
 		"agreement": {"propose", "list", "deposit"}, "delivers": {"propose"}, "expects": {"propose"}, "request": {"propose"},
-		"deadline": {"propose"}, "sealed": {"deposit"}, "out": {"fetch"}, "from": {"fetch"}, "text": {"dispute"}, "reason": {"dispute"}})
+		"deadline": {"propose"}, "sealed": {"deposit"}, "out": {"fetch"}, "from": {"fetch"}, "text": {"dispute"}, "reason": {"dispute", "reject"},
+		"chunks": {"propose"}, "chunk": {"fetch"}})
 	pos, err := parse(fs, args[1:])
 	if err == nil {
 		err = onlyOwnFlags()
@@ -96,7 +103,8 @@ func cmdHandover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 				return fmt.Errorf("%w: --deadline %q is neither a duration nor an RFC 3339 time", errUsage, *deadline)
 			}
 		}
-		h, err := c.ProposeHandover(ctx, client.HandoverProposal{Agreement: *agreementID, Delivers: *delivers, Expects: *expects, Request: *requestID, Deadline: dl})
+		h, err := c.ProposeHandover(ctx, client.HandoverProposal{Agreement: *agreementID, Delivers: *delivers, Expects: *expects, Request: *requestID,
+			Deadline: dl, Chunks: *chunks})
 		if err != nil {
 			return err
 		}
@@ -133,6 +141,11 @@ func cmdHandover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		// the server, so this is the only check before release.
 		if _, err := escrow.ParseBundle(bundle); err != nil {
 			return fmt.Errorf("%s: %w", pos[1], err)
+		}
+		if hv, err := c.Handover(ctx, pos[0]); err != nil {
+			return err
+		} else if hv.Gradual != nil {
+			return depositGradual(ctx, c, cf, prof, hv, bundle, *sealed, *agreementID, stdout)
 		}
 		opt := client.DepositOptions{Agreement: *agreementID}
 		var res *client.DepositResult
@@ -212,6 +225,11 @@ func cmdHandover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if err != nil {
 			return err
 		}
+		if hv, err := c.Handover(ctx, id); err != nil {
+			return err
+		} else if hv.Gradual != nil {
+			return fetchGradual(ctx, c, cf, prof, hv, *from, *chunk, *out, stdout, stderr)
+		}
 		d, err := c.FetchDeposit(ctx, id, *from)
 		if err != nil {
 			return err
@@ -257,6 +275,15 @@ func cmdHandover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			"objects": len(b.Objects), "file": *out}, func() {
 			fmt.Fprintf(stderr, "%d valid objects from %s written to %s\n", len(b.Objects), names.name(d.Depositor), *out)
 		})
+	case "confirm", "reject":
+		id, err := needID()
+		if err != nil {
+			return err
+		}
+		if sub == "reject" && strings.TrimSpace(*reason) == "" {
+			return fmt.Errorf("%w: handover reject ID --reason TEXT", errUsage)
+		}
+		return judgeGradual(ctx, c, cf, prof, id, sub == "confirm", *reason, stdout)
 	case "dispute":
 		id, err := needID()
 		if err != nil {
@@ -351,6 +378,31 @@ func printHandover(w io.Writer, h *client.Handover) {
 			if len(d.DisputeStatement) > 0 && json.Unmarshal(d.DisputeStatement, &st) == nil {
 				fmt.Fprintf(w, "    dispute signed by %s with key %s at %s\n", names.name(st.Disputer), st.KeyID, st.SignedAt.Format(time.RFC3339))
 			}
+		}
+	}
+	if g := h.Gradual; g != nil {
+		fmt.Fprintf(w, "  gradual release: %d chunks a side\n", g.Chunks)
+		for _, side := range []string{h.Proposer, h.Counterpart} {
+			moved, confirmed := 0, 0
+			for _, c := range g.List {
+				if c.Depositor != side {
+					continue
+				}
+				if c.MovedAt != nil {
+					moved++
+				}
+				if c.ConfirmedAt != nil {
+					confirmed++
+				}
+			}
+			committed := "not committed yet"
+			if slices.Contains(g.Committed, side) {
+				committed = "committed"
+			}
+			fmt.Fprintf(w, "  chunks of %s: %s, %d of %d handed over, %d confirmed by the other side\n", names.name(side), committed, moved, g.Chunks, confirmed)
+		}
+		if g.StoppedBy != "" {
+			fmt.Fprintf(w, "  stopped by %s: %s\n", names.name(g.StoppedBy), g.StopReason)
 		}
 	}
 	if h.LedgerIndex != nil {

@@ -24,6 +24,7 @@ const (
 	handoverDeclined = "declined"
 	handoverReleased = "released"
 	handoverExpired  = "expired"
+	handoverStopped  = "stopped"
 )
 
 // Request states, as package store names them.
@@ -66,6 +67,13 @@ func stepHandover(r *Replay, h *HandoverReplay, index int64, e ledger.Entry) (*H
 		}
 		h = &HandoverReplay{ID: e.Subject, Agreement: e.Agreement, Parties: slices.Clone(e.Parties), State: handoverProposed, Request: e.Attrs["request"],
 			Match: e.Attrs["match"]}
+		if c := e.Attrs["chunks"]; c != "" {
+			n, err := strconv.Atoi(c)
+			if err != nil || n < 2 || n > 64 {
+				return nil, invariant(index, "handover %s proposed with %q chunks", e.Subject, c)
+			}
+			h.Chunks, h.Moved, h.Confirmed = n, map[string]int{}, map[string]int{}
+		}
 		if step == "accepted" {
 			h.State = handoverAccepted
 		}
@@ -81,6 +89,19 @@ func stepHandover(r *Replay, h *HandoverReplay, index int64, e ledger.Entry) (*H
 		return nil, invariant(index, "handover %s of agreement %s recorded under %s", e.Subject, h.Agreement, e.Agreement)
 	}
 	side := slices.Contains(h.Parties, e.Actor)
+	switch e.Kind {
+	case ledger.KindHandoverChunksCommitted, ledger.KindHandoverChunkMoved, ledger.KindHandoverChunkConfirmed, ledger.KindHandoverStopped:
+		return stepGradual(h, index, e, side)
+	}
+	if h.Chunks != 0 && e.Kind == ledger.KindHandoverReleased {
+		// Gradual: released once every chunk moved both ways.
+		if h.State != handoverAccepted || h.Moved[h.Parties[0]] != h.Chunks || h.Moved[h.Parties[1]] != h.Chunks {
+			return nil, invariant(index, "gradual handover %s released with %d and %d of %d chunks moved", e.Subject,
+				h.Moved[h.Parties[0]], h.Moved[h.Parties[1]], h.Chunks)
+		}
+		h.State, h.Outcome = handoverReleased, e.Kind
+		return h, nil
+	}
 	switch {
 	case e.Kind == ledger.KindHandoverDisputed:
 		if h.State != handoverReleased || !side {
@@ -197,7 +218,7 @@ func stepRequest(r *Replay, q *RequestReplay, index int64, e ledger.Entry) (*Req
 		q.Pending = id
 	case ledger.KindRequestReopened:
 		// The pending handover failed: declined by its counterpart,
-		// expired, or the responder's deposit withdrawn.
+		// expired, stopped, or the responder's deposit withdrawn.
 		id := e.Attrs["handover"]
 		h := r.Handovers[id]
 		ok := h != nil && q.Pending == id
@@ -206,6 +227,8 @@ func stepRequest(r *Replay, q *RequestReplay, index int64, e ledger.Entry) (*Req
 			ok = ok && h.State == handoverDeclined
 		case "expired":
 			ok = ok && h.State == handoverExpired
+		case "stopped": // a gradual case a side stopped by rejecting a chunk
+			ok = ok && h.State == handoverStopped
 		case "withdrawn":
 			ok = ok && e.Actor == q.Responder && !slices.Contains(h.Depositors, q.Responder)
 		default:
@@ -332,4 +355,55 @@ func stepReport(r *Replay, index int64, e ledger.Entry) error {
 	}
 	a.LastIndex = index
 	return nil
+}
+
+// stepGradual applies one entry of gradual release to h, as package
+// escrow takes the steps: each side commits once to its chunks in an
+// accepted case; a side's chunks move in order, the proposer's chunk k
+// only after k-1 of the counterpart's moved and the counterpart's chunk k
+// only after k of the proposer's (so neither side ever holds more than
+// one chunk more than it gave); the recipient confirms them in order,
+// each after it moved (the last possibly after the release); a rejection
+// stops the case.
+func stepGradual(h *HandoverReplay, index int64, e ledger.Entry, side bool) (*HandoverReplay, error) {
+	if h.Chunks == 0 || !side {
+		return nil, invariant(index, "handover %s: %s by %s, which is not a side of a gradual case", e.Subject, e.Kind, e.Actor)
+	}
+	other := h.Parties[0]
+	if other == e.Actor {
+		other = h.Parties[1]
+	}
+	idx, _ := strconv.Atoi(e.Attrs["index"])
+	if e.Kind == ledger.KindHandoverChunkConfirmed {
+		dep := e.Attrs["depositor"]
+		if dep != other || (h.State != handoverAccepted && h.State != handoverReleased) || idx != h.Confirmed[dep]+1 || idx > h.Moved[dep] {
+			return nil, invariant(index, "handover %s: %s confirms chunk %d of %s, with %d moved and %d confirmed, while %s", e.Subject, e.Actor,
+				idx, dep, h.Moved[dep], h.Confirmed[dep], h.State)
+		}
+		h.Confirmed[dep] = idx
+		return h, nil
+	}
+	if h.State != handoverAccepted {
+		return nil, invariant(index, "handover %s %s while %s", e.Subject, describe(e), h.State)
+	}
+	switch e.Kind {
+	case ledger.KindHandoverChunksCommitted:
+		if slices.Contains(h.Committed, e.Actor) || e.Attrs["chunks"] != strconv.Itoa(h.Chunks) {
+			return nil, invariant(index, "handover %s: %s commits again, or to %s chunks of %d", e.Subject, e.Actor, e.Attrs["chunks"], h.Chunks)
+		}
+		h.Committed = append(h.Committed, e.Actor)
+	case ledger.KindHandoverChunkMoved:
+		need := idx - 1 // the proposer's chunk k after k-1 of the counterpart's
+		if e.Actor == h.Parties[1] {
+			need = idx // the counterpart's chunk k after k of the proposer's
+		}
+		if len(h.Committed) != 2 || idx != h.Moved[e.Actor]+1 || idx > h.Chunks || h.Moved[other] < need {
+			return nil, invariant(index, "handover %s: chunk %d of %s moved with %d of its and %d of %s's moved", e.Subject, idx, e.Actor,
+				h.Moved[e.Actor], h.Moved[other], other)
+		}
+		h.Moved[e.Actor] = idx
+	case ledger.KindHandoverStopped:
+		h.State, h.Outcome = handoverStopped, e.Kind
+	}
+	return h, nil
 }

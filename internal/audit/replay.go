@@ -56,6 +56,14 @@ type HandoverReplay struct {
 	Outcome   ledger.Kind
 	Disputed  bool
 	LastIndex int64
+	// Chunks is the chunk count of a gradual case (between two nodes
+	// without an escrow node; 0 for one released in one step), with the
+	// sides whose commitment is recorded and, per depositor, how many of
+	// its chunks moved and were confirmed, as this ledger recorded them.
+	Chunks    int
+	Committed []string
+	Moved     map[string]int
+	Confirmed map[string]int
 }
 
 // Replay recomputes agreements, handovers and requests from ledger entries fed in
@@ -151,7 +159,8 @@ func (r *Replay) Apply(index int64, _ []byte, e ledger.Entry) error {
 		}
 		a.Released[rcpt] = to
 	case ledger.KindHandoverProposed, ledger.KindHandoverDepositCommitted, ledger.KindHandoverReleased,
-		ledger.KindHandoverWithdrawn, ledger.KindHandoverExpired, ledger.KindHandoverDisputed:
+		ledger.KindHandoverWithdrawn, ledger.KindHandoverExpired, ledger.KindHandoverDisputed,
+		ledger.KindHandoverChunksCommitted, ledger.KindHandoverChunkMoved, ledger.KindHandoverChunkConfirmed, ledger.KindHandoverStopped:
 		return r.applyHandover(index, e)
 	case ledger.KindRequestFiled, ledger.KindRequestAcknowledged, ledger.KindRequestFulfilled,
 		ledger.KindRequestRefused, ledger.KindRequestOverdue, ledger.KindRequestAnswerPending, ledger.KindRequestReopened:

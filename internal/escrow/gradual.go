@@ -809,9 +809,11 @@ func (s *Service) ReceiveChunkVerdict(ctx context.Context, peer store.Peer, m Ch
 		case v.SHA256 != hex.EncodeToString(c.SHA256[:]):
 			return fault.Errorf("%w: the verdict names %s, chunk %d was sent as %x", ErrChunkMismatch, v.SHA256, v.Index, c.SHA256)
 		}
+		// A verdict, either way, is on the first chunk not yet confirmed:
+		// its party's node judges them in order (JudgeChunk).
 		_, confirmed := progress(mustChunks(ctx, tx, h.ID), v.Depositor)
-		if v.Action == agreement.ChunkConfirm && v.Index != confirmed+1 {
-			return fault.Errorf("%w: %d chunks of %s are confirmed; the next to confirm is %d, not %d", ErrOutOfTurn, confirmed, v.Depositor, confirmed+1, v.Index)
+		if v.Index != confirmed+1 {
+			return fault.Errorf("%w: %d chunks of %s are confirmed; the next to judge is %d, not %d", ErrOutOfTurn, confirmed, v.Depositor, confirmed+1, v.Index)
 		}
 		// A release here may come before the recipient's last
 		// confirmation of this side's last chunk: that one is recorded

@@ -358,6 +358,9 @@ func TestGradualHostilePeer(t *testing.T) {
 	if got := b.fed.SendDue(ctx); got != 2 {
 		t.Fatalf("B sent %d, want bob's confirmation and his chunk 1", got)
 	}
+	refusedAtA("a rejection of alice's chunk 1, which bob confirmed", PathHandoverChunkVerdict,
+		escrow.ChunkVerdictMessage{Handover: id, Verdict: verdict(t, b.keys, agreement.ChunkReject, id, alice, bobID, 1, mine[0], "changed my mind")},
+		http.StatusConflict, "out_of_turn")
 	if got := held(t, a, id, bobID); len(got) != 1 || !bytes.Equal(got[1], theirs[0]) {
 		t.Fatalf("A holds %d of bob's chunks", len(got))
 	}

@@ -79,11 +79,11 @@ type Federation struct {
 
 	mu  sync.Mutex
 	due map[string]bool // pulls a peer nudged (feeds.go)
-	// versionsAt is when each pull last asked for later versions while
-	// its contributions still moved (feeds.go).
-	versionsAt map[string]time.Time
-	wake       chan struct{}  // wakes Run after a nudge
-	nudging    map[string]int // nudges to peers in flight, and asked again
+	// versionsAt is when each pull last asked for later versions, and
+	// ingestedAt when it last ingested a page of contributions (feeds.go).
+	versionsAt, ingestedAt map[string]time.Time
+	wake                   chan struct{}  // wakes Run after a nudge
+	nudging                map[string]int // nudges to peers in flight, and asked again
 }
 
 func (f *Federation) log() *slog.Logger {

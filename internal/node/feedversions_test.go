@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/store"
@@ -47,6 +48,9 @@ func versionsOf(t testing.TB, n *fedNode, agreementID, other, id string) []strin
 // then it comes with its contribution's page, once.
 func TestFeedLaterVersions(t *testing.T) {
 	a, b, bob := twoNodes(t)
+	// Later versions are asked for at most once a poll interval; the
+	// test pulls many times a millisecond.
+	b.fed.FeedInterval = time.Millisecond
 	doc := agreed(t, a, b, bob, 2)
 	push(t, a, doc.ID, 1, 0, 3)
 	converge(t, a, b)
@@ -172,6 +176,7 @@ func TestFeedVersionsEndpoint(t *testing.T) {
 // contributions' pull goes on.
 func TestHostileFeedVersions(t *testing.T) {
 	a, b, bob := twoNodes(t)
+	a.fed.FeedInterval = time.Millisecond
 	doc := agreed(t, a, b, bob, 2)
 	var serve func(req FeedVersionsRequest) any
 	h := NewHandler(b.id, NewPeers(b.st), "", nil)

@@ -311,26 +311,11 @@ func (s *Service) ReceiveContest(ctx context.Context, peer store.Peer, m Contest
 		return out, err
 	}
 	err = s.st.Update(ctx, func(tx store.Handle) error {
-		notHere := fault.Errorf("%w: %s", ErrNotPartyHere, m.Agreement)
-		a, err := s.LockGoverning(ctx, tx, m.Agreement)
+		a, contributor, err := s.lockRelayed(ctx, tx, peer, m.Agreement, sc.PartyID)
 		if err != nil {
 			return err
 		}
 		doc := a.Status.Document
-		if !doc.CrossNode() {
-			return notHere
-		}
-		contester, _, err := doc.Party(sc.PartyID)
-		if err != nil {
-			return notHere
-		}
-		if contester.Node != peer.Key {
-			return fault.Errorf("%w: the agreement places %s on node %s, not on peer %q", ErrNotPeersParty, sc.PartyID, contester.Node, peer.Name)
-		}
-		contributor, err := doc.Counterpart(sc.PartyID)
-		if err != nil || contributor.Node != s.node {
-			return notHere
-		}
 		keys, err := loadKeys(ctx, tx, sc.PartyID)
 		if err != nil {
 			return err

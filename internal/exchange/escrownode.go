@@ -40,6 +40,35 @@ func (s *Service) CardIn(ctx context.Context, x store.Handle, ref string) (Party
 	return s.cardOf(ctx, x, ref)
 }
 
+// lockRelayed locks agreement id in tx (LockGoverning) for a statement
+// partyID signed that peer relayed, and returns it with the other party:
+// the agreement must be between two nodes, place partyID on peer
+// (ErrNotPeersParty) and the other party on this node; anything else is
+// ErrNotPartyHere. Contests and report signatures arrive this way.
+func (s *Service) lockRelayed(ctx context.Context, tx store.Handle, peer store.Peer, id, partyID string) (Agreement, agreement.Party, error) {
+	notHere := fault.Errorf("%w: %s", ErrNotPartyHere, id)
+	a, err := s.LockGoverning(ctx, tx, id)
+	if err != nil {
+		return Agreement{}, agreement.Party{}, err
+	}
+	doc := a.Status.Document
+	if !doc.CrossNode() {
+		return Agreement{}, agreement.Party{}, notHere
+	}
+	signer, _, err := doc.Party(partyID)
+	if err != nil {
+		return Agreement{}, agreement.Party{}, notHere
+	}
+	if signer.Node != peer.Key {
+		return Agreement{}, agreement.Party{}, fault.Errorf("%w: the agreement places %s on node %s, not on peer %q", ErrNotPeersParty, partyID, signer.Node, peer.Name)
+	}
+	other, err := doc.Counterpart(partyID)
+	if err != nil || other.Node != s.node {
+		return Agreement{}, agreement.Party{}, notHere
+	}
+	return a, other, nil
+}
+
 // LockGoverning locks agreement id in tx and returns it as GoverningIn
 // does, for a step a peer node relayed: an agreement this node does not
 // hold, or holds without a governing version, is ErrNotPartyHere.

@@ -203,25 +203,9 @@ func (s *Service) ReceiveReportSignature(ctx context.Context, peer store.Peer, s
 		return out, fault.Errorf("%w: signed_at %s is ahead of this node's clock", ErrInvalid, sr.SignedAt.Format(time.RFC3339))
 	}
 	err = s.st.Update(ctx, func(tx store.Handle) error {
-		notHere := fault.Errorf("%w: %s", ErrNotPartyHere, sr.AgreementID)
-		a, err := s.LockGoverning(ctx, tx, sr.AgreementID)
+		a, other, err := s.lockRelayed(ctx, tx, peer, sr.AgreementID, sr.PartyID)
 		if err != nil {
 			return err
-		}
-		doc := a.Status.Document
-		if !doc.CrossNode() {
-			return notHere
-		}
-		signer, _, err := doc.Party(sr.PartyID)
-		if err != nil {
-			return notHere
-		}
-		if signer.Node != peer.Key {
-			return fault.Errorf("%w: the agreement places %s on node %s, not on peer %q", ErrNotPeersParty, sr.PartyID, signer.Node, peer.Name)
-		}
-		other, err := doc.Counterpart(sr.PartyID)
-		if err != nil || other.Node != s.node {
-			return notHere
 		}
 		if len(parties) != 2 || parties[0] != a.Record.PartyA || parties[1] != a.Record.PartyB {
 			return fault.Errorf("%w: the report names the parties %v, not %s and %s", ErrInvalid, parties, a.Record.PartyA, a.Record.PartyB)

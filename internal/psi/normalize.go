@@ -46,8 +46,24 @@ const hashDomainVersion = "parley-psi-v1"
 
 // folder is stateless for Fold; cases.Caser is not safe for concurrent use
 // in general, so each call makes its own (cheap) caser.
+//
+// Unicode case folding maps Cherokee's small letters to its capitals
+// (CaseFolding.txt: U+AB70–U+ABBF to U+13A0–U+13EF, U+13F8–U+13FD to
+// U+13F0–U+13F5), but x/text's Fold maps the capitals to the small
+// letters, so that folding twice gave back the input ("ꮮ" -> "Ꮮ" ->
+// "ꮮ", found by FuzzNormalize): the small letters are mapped to the
+// capitals after it, as CaseFolding.txt says, which makes the rule
+// idempotent.
 func foldString(s string) string {
-	return cases.Fold().String(s)
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 0xAB70 && r <= 0xABBF:
+			return r - 0xAB70 + 0x13A0
+		case r >= 0x13F8 && r <= 0x13FD:
+			return r - 8
+		}
+		return r
+	}, cases.Fold().String(s))
 }
 
 // foldText is the alias rule: trim, NFC, Unicode case folding, NFC again

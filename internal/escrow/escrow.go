@@ -649,21 +649,32 @@ func (s *Service) List(ctx context.Context, p party.Principal, agreementID strin
 	return out, nil
 }
 
-// Fetch returns a deposit's content: the caller's own while it is held, the
-// other side's only once the case is released.
-func (s *Service) Fetch(ctx context.Context, p party.Principal, id, depositor string) (store.Deposit, error) {
+// sideOf returns handover id as p, a side of it, sees it (ErrNotFound
+// otherwise) and the depositor named (the other side when ""), which must
+// be one of its sides (ErrInvalid). Fetch and ChunkOf read this way.
+func (s *Service) sideOf(ctx context.Context, p party.Principal, id, depositor string) (store.Handover, string, error) {
 	h, err := s.st.Handovers().Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && h.Proposer != p.PartyID && h.Counterpart != p.PartyID) {
-		return store.Deposit{}, fault.Errorf("%w: %s", ErrNotFound, id)
+		return store.Handover{}, "", fault.Errorf("%w: %s", ErrNotFound, id)
 	}
 	if err != nil {
-		return store.Deposit{}, err
+		return store.Handover{}, "", err
 	}
 	if depositor == "" {
 		depositor = other(h, p.PartyID)
 	}
 	if depositor != h.Proposer && depositor != h.Counterpart {
-		return store.Deposit{}, fault.Errorf("%w: %s is not a side of handover %s", ErrInvalid, depositor, id)
+		return store.Handover{}, "", fault.Errorf("%w: %s is not a side of handover %s", ErrInvalid, depositor, id)
+	}
+	return h, depositor, nil
+}
+
+// Fetch returns a deposit's content: the caller's own while it is held, the
+// other side's only once the case is released.
+func (s *Service) Fetch(ctx context.Context, p party.Principal, id, depositor string) (store.Deposit, error) {
+	h, depositor, err := s.sideOf(ctx, p, id, depositor)
+	if err != nil {
+		return store.Deposit{}, err
 	}
 	if depositor != p.PartyID && h.State != store.HandoverReleased {
 		return store.Deposit{}, fault.Errorf("%w: handover %s is %s; the other side's deposit is yours only once it is released", ErrConflict, id, h.State)

@@ -883,18 +883,9 @@ func (s *Service) incident(ctx context.Context, st *exchange.Step, peer store.Pe
 // ChunkOf returns chunk index of depositor in case id for p, a side of it:
 // p's own while this node holds it, the other side's once it arrived.
 func (s *Service) ChunkOf(ctx context.Context, p party.Principal, id, depositor string, index int) (store.Chunk, error) {
-	h, err := s.st.Handovers().Get(ctx, id)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && h.Proposer != p.PartyID && h.Counterpart != p.PartyID) {
-		return store.Chunk{}, fault.Errorf("%w: %s", ErrNotFound, id)
-	}
+	_, depositor, err := s.sideOf(ctx, p, id, depositor)
 	if err != nil {
 		return store.Chunk{}, err
-	}
-	if depositor == "" {
-		depositor = other(h, p.PartyID)
-	}
-	if depositor != h.Proposer && depositor != h.Counterpart {
-		return store.Chunk{}, fault.Errorf("%w: %s is not a side of handover %s", ErrInvalid, depositor, id)
 	}
 	c, err := s.st.Handovers().Chunk(ctx, id, depositor, index)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !c.Held) {

@@ -48,9 +48,19 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.CheckpointInterval, "checkpoint-interval", 5*time.Second, "how often the ledger signs a checkpoint while it grows (each new one goes to the pinned peers to cosign)")
 	fs.BoolVar(&cfg.MirrorAllowPrivate, "mirror-allow-private", env("mirror-allow-private", "") == "true", "let parties' mirrors pull from loopback, private and link-local addresses (default: public addresses only, so a party cannot point the server at the operator's own network; env PARLEY_MIRROR_ALLOW_PRIVATE=true)")
 	skipCheck := fs.Bool("skip-integrity-check", false, "start without SQLite's quick integrity check of the database (for very large databases)")
+	gcPercent := fs.Int("gc-percent", defaultGCPercent, "garbage collector pace: the heap grows by this percent of live memory between collections; GOGC in the environment overrides it (env PARLEY_GC_PERCENT; docs/operations.md)")
+	if v := env("gc-percent", ""); v != "" {
+		if err := fs.Set("gc-percent", v); err != nil {
+			return fmt.Errorf("%w: PARLEY_GC_PERCENT: %v", errUsage, err)
+		}
+	}
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
+	if *gcPercent < 1 {
+		return fmt.Errorf("%w: --gc-percent must be 1 or more (GOGC=off stays available for experiments)", errUsage)
+	}
+	setGCPercent(*gcPercent)
 	cfg.IntegrityCheck = !*skipCheck
 	if cfg.PublicURL != "" {
 		u, err := node.NormalizeURL(cfg.PublicURL)

@@ -64,6 +64,7 @@ type Server struct {
 	nStatuses int
 
 	requests atomic.Int64
+	peers    sync.Map // remote addresses seen: one per client connection
 	// LastHeaders holds the headers of the latest request, for header tests.
 	lastHeaders atomic.Pointer[http.Header]
 }
@@ -102,6 +103,14 @@ func NewServer(t testing.TB, cfg Config) *Server {
 // Requests returns how many requests the server has answered.
 func (s *Server) Requests() int64 { return s.requests.Load() }
 
+// Conns returns how many client connections (remote addresses) the server
+// has answered on.
+func (s *Server) Conns() int {
+	n := 0
+	s.peers.Range(func(any, any) bool { n++; return true })
+	return n
+}
+
 // LastHeaders returns the headers of the latest request.
 func (s *Server) LastHeaders() http.Header {
 	if h := s.lastHeaders.Load(); h != nil {
@@ -120,6 +129,7 @@ func (s *Server) Count(coll string) int {
 func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.requests.Add(1)
+		s.peers.Store(r.RemoteAddr, true)
 		h := r.Header.Clone()
 		s.lastHeaders.Store(&h)
 		if s.cfg.Token != "" && !s.authorized(r) {

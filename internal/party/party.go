@@ -16,6 +16,7 @@ import (
 	"errors"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/parley-cti/parley/internal/fault"
@@ -55,6 +56,11 @@ type Principal struct {
 type Service struct {
 	st  store.Store
 	now func() time.Time
+	// parties holds the parties tokens were checked for, by id: a party
+	// never changes once created, so every request's check reads only its
+	// token (whose revocation and expiry must be seen at once) and not the
+	// party again.
+	parties sync.Map
 }
 
 // SetClock replaces the service's clock (tests of expiry).
@@ -231,9 +237,14 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (Principal, e
 	if now.Sub(t.LastUsedAt) >= time.Minute {
 		_ = s.st.Tokens().Touch(ctx, t.ID, now.Truncate(time.Minute))
 	}
-	p, err := s.st.Parties().Get(ctx, t.PartyID)
-	if err != nil {
-		return Principal{}, err
+	var p store.Party
+	if v, ok := s.parties.Load(t.PartyID); ok {
+		p = v.(store.Party)
+	} else {
+		if p, err = s.st.Parties().Get(ctx, t.PartyID); err != nil {
+			return Principal{}, err
+		}
+		s.parties.Store(p.ID, p)
 	}
 	pr := Principal{PartyID: p.ID, Name: p.Name, TokenID: t.ID}
 	note(ctx, pr)

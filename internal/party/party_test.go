@@ -5,10 +5,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/parley-cti/parley/internal/party"
+	"github.com/parley-cti/parley/internal/store"
 	"github.com/parley-cti/parley/internal/store/sqlite"
 )
 
@@ -195,5 +197,73 @@ func TestTokenExpiryAndLastUse(t *testing.T) {
 	}
 	if _, _, err := s.AddExpiringToken(ctx, p.ID, "", -time.Hour); !errors.Is(err, party.ErrInvalidExpiry) {
 		t.Fatalf("negative lifetime: %v", err)
+	}
+}
+
+// countingStore counts the reads of parties by id.
+type countingStore struct {
+	store.Store
+	gets *atomic.Int64
+}
+
+func (c countingStore) Parties() store.Parties { return countingParties{c.Store.Parties(), c.gets} }
+
+type countingParties struct {
+	store.Parties
+	gets *atomic.Int64
+}
+
+func (c countingParties) Get(ctx context.Context, id string) (store.Party, error) {
+	c.gets.Add(1)
+	return c.Parties.Get(ctx, id)
+}
+
+// TestAuthenticateReadsThePartyOnce: a token check reads the token every
+// time, so a revocation (here, or by another instance on the same database)
+// counts from the next request, and the party, which never changes once
+// created, only the first time.
+func TestAuthenticateReadsThePartyOnce(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var gets atomic.Int64
+	s := party.New(countingStore{db, &gets})
+	other := party.New(db) // another instance on the same database
+	p, secret, err := s.Create(ctx, "CERT-Alpha")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, _, err := other.AddToken(ctx, p.ID, "laptop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		pr, err := s.Authenticate(ctx, secret)
+		if err != nil || pr.PartyID != p.ID || pr.Name != "CERT-Alpha" {
+			t.Fatalf("check %d: %+v, %v", i, pr, err)
+		}
+	}
+	if pr, err := s.Authenticate(ctx, second); err != nil || pr.Name != "CERT-Alpha" {
+		t.Fatalf("second token: %+v, %v", pr, err)
+	}
+	if n := gets.Load(); n != 1 {
+		t.Fatalf("six checks read the party %d times, want once", n)
+	}
+	toks, err := other.Tokens(ctx, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range toks {
+		if err := other.RevokeToken(ctx, tk.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, sec := range []string{secret, second} {
+		if _, err := s.Authenticate(ctx, sec); !errors.Is(err, party.ErrUnauthenticated) {
+			t.Fatalf("a token revoked by another instance still authenticates here: %v", err)
+		}
 	}
 }

@@ -137,8 +137,10 @@ func fetchGradual(ctx context.Context, c *client.Client, cf *clientFlags, prof p
 }
 
 // judgeGradual confirms (after opening it) or rejects the other side's
-// next chunk waiting for the caller's verdict, signed with its key.
-func judgeGradual(ctx context.Context, c *client.Client, cf *clientFlags, prof profile, id string, confirm bool, reason string, stdout io.Writer) error {
+// next chunk waiting for the caller's verdict, signed with its key. With
+// printOnly it writes the signed verdict instead of sending it, for the
+// dashboard, which cannot sign without the party's key.
+func judgeGradual(ctx context.Context, c *client.Client, cf *clientFlags, prof profile, id string, confirm bool, reason string, printOnly bool, stdout io.Writer) error {
 	hv, err := c.Handover(ctx, id)
 	if err != nil {
 		return err
@@ -183,7 +185,15 @@ func judgeGradual(ctx context.Context, c *client.Client, cf *clientFlags, prof p
 		}
 		action, objects, sum = agreement.ChunkConfirm, len(objs), fetched
 	}
-	h, rc, err := c.JudgeChunk(ctx, keys, action, id, theirs, me.PartyID, next, sum, reason)
+	v := agreement.ChunkVerdict{Action: action, Handover: id, Depositor: theirs, Recipient: me.PartyID, Index: next, SHA256: sum, Reason: reason}
+	if printOnly {
+		signed, err := client.SignChunkVerdict(keys, v)
+		if err != nil {
+			return err
+		}
+		return json.NewEncoder(stdout).Encode(signed)
+	}
+	h, rc, err := c.JudgeChunk(ctx, keys, v)
 	if err != nil {
 		return err
 	}

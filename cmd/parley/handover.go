@@ -30,8 +30,9 @@ const handoverUsage = `handover propose --agreement A --delivers TEXT --expects 
                                            a gradual case's bundle is split into its chunks, each sealed)
   handover fetch ID [--out FILE] [--chunk K]  (decrypts a sealed deposit with your key and validates it;
                                            of a gradual case, the other side's chunks that arrived, merged)
-  handover confirm ID                     (gradual: opens the other side's next chunk and confirms it, signed)
-  handover reject ID --reason TEXT        (gradual: rejects the other side's next chunk, signed; stops the exchange)
+  handover confirm ID [--print]           (gradual: opens the other side's next chunk and confirms it, signed;
+                                           --print writes the signed verdict for the dashboard instead of sending it)
+  handover reject ID --reason TEXT [--print] (gradual: rejects the other side's next chunk, signed; stops the exchange)
   handover dispute ID --reason TEXT       (signed with your key; --text is the same)
   handover list [--agreement A]`
 
@@ -54,10 +55,11 @@ func cmdHandover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	reason := fs.String("reason", "", "what is wrong with what you received (dispute, reject; signed with your key when the profile has one)")
 	chunks := fs.Int("chunks", 0, "release gradually in N chunks a side, 2 to 64 (propose; only between two nodes without an escrow node)")
 	chunk := fs.Int("chunk", 0, "fetch only chunk K of a gradual case (fetch)")
+	printOnly := fs.Bool("print", false, "print the signed verdict (JSON) instead of sending it, e.g. to paste into the dashboard (confirm, reject)")
 	onlyOwnFlags := forSubcommand(fs, "handover", sub, map[string][]string{
 		"agreement": {"propose", "list", "deposit"}, "delivers": {"propose"}, "expects": {"propose"}, "request": {"propose"},
 		"deadline": {"propose"}, "sealed": {"deposit"}, "out": {"fetch"}, "from": {"fetch"}, "text": {"dispute"}, "reason": {"dispute", "reject"},
-		"chunks": {"propose"}, "chunk": {"fetch"}})
+		"chunks": {"propose"}, "chunk": {"fetch"}, "print": {"confirm", "reject"}})
 	pos, err := parse(fs, args[1:])
 	if err == nil {
 		err = onlyOwnFlags()
@@ -283,7 +285,7 @@ func cmdHandover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if sub == "reject" && strings.TrimSpace(*reason) == "" {
 			return fmt.Errorf("%w: handover reject ID --reason TEXT", errUsage)
 		}
-		return judgeGradual(ctx, c, cf, prof, id, sub == "confirm", *reason, stdout)
+		return judgeGradual(ctx, c, cf, prof, id, sub == "confirm", *reason, *printOnly, stdout)
 	case "dispute":
 		id, err := needID()
 		if err != nil {

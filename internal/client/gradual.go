@@ -111,12 +111,17 @@ func (c *Client) FetchChunk(ctx context.Context, id, from string, index int) (*F
 	return d, nil
 }
 
-// JudgeChunk signs with keys, as recipient, a verdict (agreement.
-// ChunkConfirm or ChunkReject, the latter with a reason) on chunk index
-// of depositor, whose sealed bytes hash to sha256Hex, and records it.
-func (c *Client) JudgeChunk(ctx context.Context, keys *agreement.PrivateKeys, action, id, depositor, recipient string, index int, sha256Hex, reason string) (*Handover, Receipt, error) {
-	v, err := agreement.SignChunkVerdict(keys, agreement.ChunkVerdict{Action: action, Handover: id, Depositor: depositor, Recipient: recipient,
-		Index: index, SHA256: sha256Hex, Reason: reason, SignedAt: time.Now()})
+// SignChunkVerdict signs v (agreement.ChunkConfirm or ChunkReject, the
+// latter with a reason; the recipient's verdict on chunk v.Index of
+// v.Depositor, whose sealed bytes hash to v.SHA256) with keys, as of now.
+func SignChunkVerdict(keys *agreement.PrivateKeys, v agreement.ChunkVerdict) (agreement.ChunkVerdict, error) {
+	v.SignedAt = time.Now()
+	return agreement.SignChunkVerdict(keys, v)
+}
+
+// JudgeChunk signs verdict v with keys (SignChunkVerdict) and records it.
+func (c *Client) JudgeChunk(ctx context.Context, keys *agreement.PrivateKeys, v agreement.ChunkVerdict) (*Handover, Receipt, error) {
+	v, err := SignChunkVerdict(keys, v)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -125,7 +130,7 @@ func (c *Client) JudgeChunk(ctx context.Context, keys *agreement.PrivateKeys, ac
 		return nil, 0, err
 	}
 	var h Handover
-	rc, err := c.call(ctx, http.MethodPost, "/api/v1/handovers/"+url.PathEscape(id)+"/chunk-verdicts", wire.ChunkVerdict{Verdict: raw}, &h)
+	rc, err := c.call(ctx, http.MethodPost, "/api/v1/handovers/"+url.PathEscape(v.Handover)+"/chunk-verdicts", wire.ChunkVerdict{Verdict: raw}, &h)
 	return &h, rc, err
 }
 

@@ -27,7 +27,13 @@ import (
 // the caller may not decide it, and escrow.ErrConflict
 // (escrow.ErrDeadlinePassed wraps it) when the case is no longer open.
 // Propose and Deposit return escrow.ErrInvalid (or
-// agreement.ErrOutOfScope) for input the case refuses.
+// agreement.ErrOutOfScope) for input the case refuses. JudgeChunk records
+// a party's signed verdict on the other side's next chunk of a gradual
+// case; it returns escrow.ErrOutOfTurn when that chunk is not due for the
+// caller's verdict, escrow.ErrInvalid for a verdict of another party or
+// case, escrow.ErrChunkMismatch for another chunk's hash, and
+// agreement.ErrBadSignature when the caller's registered key does not
+// verify it.
 type Handovers interface {
 	List(ctx context.Context, p party.Principal, agreementID string) ([]store.Handover, error)
 	Show(ctx context.Context, p party.Principal, id string) (escrow.View, error)
@@ -35,6 +41,7 @@ type Handovers interface {
 	Decide(ctx context.Context, p party.Principal, id string, accept bool) (escrow.Result, error)
 	Deposit(ctx context.Context, p party.Principal, id string, in escrow.DepositInput) (escrow.DepositResult, error)
 	Fetch(ctx context.Context, p party.Principal, id, depositor string) (store.Deposit, error)
+	JudgeChunk(ctx context.Context, p party.Principal, id string, raw []byte) (escrow.Result, error)
 }
 
 type handoverRow struct {
@@ -165,6 +172,10 @@ var doneMessages = map[string]string{
 	"contested":     "Contest filed: the credit no longer counts while it stands.",
 	"seen":          "All events marked as seen.",
 	"verifications": "Verification result received and checked against your registered key.",
+	"chunk_confirmed": "Confirmation recorded: it verified against your registered key. Your node sends your next chunk if it is due, " +
+		"and the other side's next chunk comes after they confirm yours.",
+	"chunk_rejected":  "Rejection recorded: the exchange is stopped on both nodes and nothing more is sent either way.",
+	"chunks_released": "Confirmation recorded, and every chunk is handed over both ways: the handover is released.",
 }
 
 // agreementChoices lists the caller's agreements for a form's <select>,
@@ -208,7 +219,8 @@ func (d *Dashboard) handovers(w http.ResponseWriter, r *http.Request, s session)
 	q := r.URL.Query()
 	data := handoversData{Available: d.o.Handovers != nil, CSRF: s.csrf,
 		State: options(q.Get("state"), "", "any state", store.HandoverProposed, "proposed", store.HandoverAccepted, "accepted",
-			store.HandoverReleased, "released", store.HandoverDeclined, "declined", store.HandoverExpired, "expired"),
+			store.HandoverReleased, "released", store.HandoverDeclined, "declined", store.HandoverExpired, "expired",
+			store.HandoverStopped, "stopped"),
 		Role: options(q.Get("role"), "", "either side", "proposer", "proposed by you", "counterpart", "proposed to you", "waiting", "waiting for you")}
 	var err error
 	if data.Agreements, err = d.agreementChoices(r.Context(), s.principal, q.Get("agreement")); err != nil {
@@ -269,6 +281,9 @@ func (d *Dashboard) waitingOn(ctx context.Context, h store.Handover, p party.Pri
 		if err != nil {
 			return false
 		}
+		if g := gradualOf(v, p, "", now); g != nil {
+			return g.Due != 0 || !g.Yours.Committed
+		}
 		for _, dep := range v.Deposits {
 			if dep.Party == p.PartyID {
 				return false
@@ -296,8 +311,11 @@ type handoverData struct {
 	Deposits                            []depositRow
 	CanDeposit                          bool
 	DepositURL                          string
-	CSRF                                string
-	Return                              string
+	// Gradual is the progress of a case released gradually; nil for one
+	// released in one step.
+	Gradual *gradualData
+	CSRF    string
+	Return  string
 }
 
 func (d *Dashboard) handover(w http.ResponseWriter, r *http.Request, s session) {
@@ -327,7 +345,10 @@ func (d *Dashboard) handover(w http.ResponseWriter, r *http.Request, s session) 
 		mine = mine || row.Yours
 		data.Deposits = append(data.Deposits, row)
 	}
-	data.CanDeposit = v.State == store.HandoverAccepted && !mine && now.Before(v.Deadline)
+	data.Gradual = gradualOf(v, s.principal, data.Counterpart, now)
+	// A gradual case takes only sealed chunks with a signed commitment,
+	// which only the CLI makes; the page shows the command instead.
+	data.CanDeposit = v.State == store.HandoverAccepted && !mine && now.Before(v.Deadline) && data.Gradual == nil
 	data.DepositURL = data.URL + "/deposit"
 	d.render(w, r, http.StatusOK, "handover", page{Title: "Handover " + shorten(v.ID, 24), Party: &s.principal, CSRF: s.csrf, Data: data})
 }

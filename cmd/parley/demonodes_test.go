@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"path/filepath"
 	"regexp"
@@ -20,8 +21,8 @@ import (
 // three `parley serve` child processes of this binary (the test binary
 // runs the parley command when called as "parley", see TestMain), the
 // exchange across them, and the nodes stopped at the end. It checks what
-// the walkthrough printed, including the exact allowances, and then each
-// node's database as the demo left it.
+// the walkthrough printed, including the exact allowances and the gradual
+// release's turns, and then each node's database as the demo left it.
 func TestDemoNodes(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "demo")
 	var out, errb bytes.Buffer
@@ -41,6 +42,10 @@ func TestDemoNodes(t *testing.T) {
 		"round-2 messages went through charlie, which released both at once",
 		"CERT-Nordland learned that Police-Suedmark holds 3 of them: ",
 		"Police-Suedmark learned 3 of its own.",
+		"10. Gradual release, with no escrow node at all.",
+		"under it alpha refused a handover in one step (409 not_across_nodes)",
+		"Each split its bundle into 3 STIX bundles (CERT-Nordland 12 objects, Police-Suedmark 9),",
+		"very objects deposited: CERT-Nordland opened 9 of Police-Suedmark's, Police-Suedmark 12 of CERT-Nordland's.\n",
 		"The three nodes stopped.",
 	} {
 		if !strings.Contains(text, want) {
@@ -193,5 +198,84 @@ func TestDemoNodes(t *testing.T) {
 	}
 	if len(docs) == 2 && !bytes.Equal(docs[0], docs[1]) {
 		t.Errorf("alpha and bravo hold different document bytes:\n%s\n%s", docs[0], docs[1])
+	}
+	checkGradualAct(t, text, nodes)
+}
+
+// checkGradualAct checks the demo's gradual release between alpha and
+// bravo: the verdicts alternated, each taken when neither side held more
+// than one chunk more than the other, and, in each node's own database,
+// the case is released with every chunk of both sides handed over and
+// confirmed, each side's chunks held by the other's node with the hashes
+// its depositor's node committed, and nothing of it on the escrow node.
+func checkGradualAct(t *testing.T, text string, nodes map[string]store.Store) {
+	t.Helper()
+	steps := regexp.MustCompile(`(?m)^    (\S+)'s chunk (\d) of 3 reached (alpha|bravo): (\S+) holds (\d) of the other's, \S+ (\d)\.`).FindAllStringSubmatch(text, -1)
+	if len(steps) != 6 {
+		t.Fatalf("want 6 verdicts in the gradual act, got %d", len(steps))
+	}
+	for i, m := range steps {
+		k, held, back := int(m[2][0]-'0'), int(m[5][0]-'0'), int(m[6][0]-'0')
+		recipient, node := "Police-Suedmark", "bravo"
+		wantBack := k - 1 // B judges A's chunk k before its own chunk k left
+		if i%2 == 1 {
+			recipient, node, wantBack = "CERT-Nordland", "alpha", k
+		}
+		if k != i/2+1 || m[4] != recipient || m[3] != node || held != k || back != wantBack {
+			t.Errorf("verdict %d: %q; want %s on %s judging chunk %d, holding %d against %d", i+1, m[0], recipient, node, i/2+1, i/2+1, wantBack)
+		}
+		if held-back > 1 || back-held > 1 {
+			t.Errorf("verdict %d: more than one chunk apart: %q", i+1, m[0])
+		}
+	}
+	id := regexp.MustCompile(`gradual case\s+(handover--\S+) on alpha`).FindStringSubmatch(text)
+	if id == nil {
+		t.Fatal("no gradual case id in the walkthrough")
+	}
+	ctx := context.Background()
+	if _, err := nodes["charlie"].HeldCases().Get(ctx, id[1]); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the escrow node holds the gradual case (%v); no third node is told", err)
+	}
+	sums := map[string][32]byte{} // depositor/index → hash, as its own node holds it
+	partyOf := map[string]string{}
+	for _, name := range []string{"alpha", "bravo"} {
+		h, err := nodes[name].Handovers().Get(ctx, id[1])
+		if err != nil || h.State != store.HandoverReleased {
+			t.Fatalf("on %s the gradual case is %+v (%v), want released", name, h, err)
+		}
+		// The proposer is alpha's party.
+		partyOf[name] = h.Proposer
+		if name == "bravo" {
+			partyOf[name] = h.Counterpart
+		}
+	}
+	for _, name := range []string{"alpha", "bravo"} {
+		cs, err := nodes[name].Handovers().Chunks(ctx, id[1])
+		if err != nil || len(cs) != 6 {
+			t.Fatalf("on %s: %d chunks (%v), want 3 a side", name, len(cs), err)
+		}
+		for _, c := range cs {
+			if c.MovedAt.IsZero() || c.ConfirmedAt.IsZero() {
+				t.Errorf("on %s chunk %d of %s is not handed over and confirmed: moved %v, confirmed %v", name, c.Index, c.Depositor, c.MovedAt, c.ConfirmedAt)
+			}
+			if c.Depositor != partyOf[name] {
+				if !c.Held {
+					t.Errorf("%s does not hold chunk %d of the other side's", name, c.Index)
+				}
+				continue
+			}
+			sums[fmt.Sprint(c.Depositor, "/", c.Index)] = c.SHA256
+		}
+	}
+	for _, name := range []string{"alpha", "bravo"} {
+		cs, _ := nodes[name].Handovers().Chunks(ctx, id[1])
+		for _, c := range cs {
+			if c.Depositor != partyOf[name] && sums[fmt.Sprint(c.Depositor, "/", c.Index)] != c.SHA256 {
+				t.Errorf("%s holds chunk %d of the other side's with another hash than its depositor's node", name, c.Index)
+			}
+		}
+	}
+	if len(sums) != 6 {
+		t.Errorf("the depositors' nodes hold %d of their own chunks' hashes, want 6", len(sums))
 	}
 }

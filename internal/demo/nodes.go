@@ -73,6 +73,9 @@ type NodesResult struct {
 	// and MatchedB what each party learned the other holds of its list.
 	Match              string
 	MatchedA, MatchedB []string
+	// Gradual is the case released gradually between alpha and bravo
+	// without an escrow node.
+	Gradual *GradualResult
 	// Witnessed holds each node's verify --peers reports.
 	Witnessed map[string][]crosswitness.PeerReport
 	// Verified holds each party's verification of its own node's ledger.
@@ -159,12 +162,9 @@ func RunNodes(ctx context.Context, alpha, bravo, charlie *Node, stateDir string,
 	if err != nil {
 		return nil, err
 	}
-	ps, err := agreement.Sign(a.Keys, agreement.StatementFor(doc, agreement.ActionPropose, a.ID, a.Keys.KeyID(), time.Now()))
+	onA, onB, err := agreeAcross(ctx, a, b, alpha, bravo, doc)
 	if err != nil {
 		return nil, err
-	}
-	if _, err := a.C.Propose(ctx, doc, ps); err != nil {
-		return nil, fmt.Errorf("propose on %s: %w", alpha.Name, err)
 	}
 	res.Agreement, res.EscrowNode = doc.ID, doc.EscrowNode
 	say("4. %s asked %s for %s@%s; %s looked the party up on %s (signing key %s).", a.Name, alpha.Name, b.Name, bravo.Name, alpha.Name, bravo.Name, rp.KeyID)
@@ -172,39 +172,6 @@ func RunNodes(ctx context.Context, alpha, bravo, charlie *Node, stateDir string,
 	say("   signed proposal to %s.", bravo.Name)
 	say("   Scope: indicators, malware, actors, infrastructure up to TLP:AMBER. Terms: 1:1, a grace of 20 objects.")
 
-	// B reviews what arrived on its own node and countersigns those bytes.
-	got, err := poll(ctx, func() (*client.Agreement, bool, error) {
-		ag, err := b.C.Agreement(ctx, doc.ID)
-		if errors.Is(err, client.ErrNotFound) {
-			return nil, false, nil
-		}
-		return ag, err == nil && ag.AwaitingDocumentHash != "", err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("the proposal never reached %s: %w", bravo.Name, err)
-	}
-	arrived, err := got.Doc()
-	if err != nil {
-		return nil, err
-	}
-	if arrived.EscrowNode != charlie.Key {
-		return nil, fmt.Errorf("the document on %s names escrow node %q, not charlie", bravo.Name, arrived.EscrowNode)
-	}
-	cs, err := agreement.Sign(b.Keys, agreement.StatementFor(arrived, agreement.ActionCountersign, b.ID, b.Keys.KeyID(), time.Now()))
-	if err != nil {
-		return nil, err
-	}
-	onB, err := b.C.Sign(ctx, cs)
-	if err != nil {
-		return nil, fmt.Errorf("countersign on %s: %w", bravo.Name, err)
-	}
-	onA, err := poll(ctx, func() (*client.Agreement, bool, error) {
-		ag, err := a.C.Agreement(ctx, doc.ID)
-		return ag, err == nil && ag.Phase == "active", err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("the countersignature never reached %s: %w", alpha.Name, err)
-	}
 	res.DocumentHash, res.DocumentHashOnB = onA.DocumentHash, onB.DocumentHash
 	say("   %s read the proposal on %s, the escrow node named in the signed bytes, and", b.Name, bravo.Name)
 	say("   countersigned it there; %s delivered the signature to %s. Document hash on both nodes:", bravo.Name, alpha.Name)
@@ -379,7 +346,11 @@ func RunNodes(ctx context.Context, alpha, bravo, charlie *Node, stateDir string,
 	say("   %s learned that %s holds %d of them: %s.", a.Name, b.Name, len(res.MatchedA), strings.Join(res.MatchedA, ", "))
 	say("   %s learned %d of its own.", b.Name, len(res.MatchedB))
 
-	say("10. Cross-witnessing: each node cosigns the others' checkpoints; each operator ran parley verify --peers:")
+	if err := gradualAct(ctx, a, b, alpha, bravo, rp, res, say); err != nil {
+		return nil, err
+	}
+
+	say("11. Cross-witnessing: each node cosigns the others' checkpoints; each operator ran parley verify --peers:")
 	for _, n := range nodes {
 		reps, err := n.Op.VerifyPeers(ctx)
 		if err != nil {
@@ -414,7 +385,7 @@ func RunNodes(ctx context.Context, alpha, bravo, charlie *Node, stateDir string,
 	if res.VerifiedB, err = verify(b, bravo); err != nil {
 		return nil, fmt.Errorf("%s verifies %s: %w", b.Name, bravo.Name, err)
 	}
-	say("11. Each party checked its own node's ledger (parley verify): signed checkpoint, consistency, its")
+	say("12. Each party checked its own node's ledger (parley verify): signed checkpoint, consistency, its")
 	say("    receipts, and its balance replayed from the entries:")
 	for _, v := range []struct {
 		m   *Member
@@ -550,6 +521,53 @@ func answerThroughEscrow(ctx context.Context, a, b *Member, agreementID, reqID s
 	return nil
 }
 
+// agreeAcross has a propose doc on alpha and b, once the proposal reached
+// bravo, review the bytes that arrived there (the escrow node they name
+// included) and countersign them; it returns the agreement as each node
+// holds it once active on both.
+func agreeAcross(ctx context.Context, a, b *Member, alpha, bravo *Node, doc *agreement.Document) (onA, onB *client.Agreement, err error) {
+	ps, err := agreement.Sign(a.Keys, agreement.StatementFor(doc, agreement.ActionPropose, a.ID, a.Keys.KeyID(), time.Now()))
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := a.C.Propose(ctx, doc, ps); err != nil {
+		return nil, nil, fmt.Errorf("propose on %s: %w", alpha.Name, err)
+	}
+	// B reviews what arrived on its own node and countersigns those bytes.
+	got, err := poll(ctx, func() (*client.Agreement, bool, error) {
+		ag, err := b.C.Agreement(ctx, doc.ID)
+		if errors.Is(err, client.ErrNotFound) {
+			return nil, false, nil
+		}
+		return ag, err == nil && ag.AwaitingDocumentHash != "", err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("the proposal never reached %s: %w", bravo.Name, err)
+	}
+	arrived, err := got.Doc()
+	if err != nil {
+		return nil, nil, err
+	}
+	if arrived.EscrowNode != doc.EscrowNode {
+		return nil, nil, fmt.Errorf("the document on %s names escrow node %q, not %q", bravo.Name, arrived.EscrowNode, doc.EscrowNode)
+	}
+	cs, err := agreement.Sign(b.Keys, agreement.StatementFor(arrived, agreement.ActionCountersign, b.ID, b.Keys.KeyID(), time.Now()))
+	if err != nil {
+		return nil, nil, err
+	}
+	if onB, err = b.C.Sign(ctx, cs); err != nil {
+		return nil, nil, fmt.Errorf("countersign on %s: %w", bravo.Name, err)
+	}
+	onA, err = poll(ctx, func() (*client.Agreement, bool, error) {
+		ag, err := a.C.Agreement(ctx, doc.ID)
+		return ag, err == nil && ag.Phase == "active", err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("the countersignature never reached %s: %w", alpha.Name, err)
+	}
+	return onA, onB, nil
+}
+
 // poll calls f until it reports done, fails, or waitFor passes.
 func poll[T any](ctx context.Context, f func() (T, bool, error)) (T, error) {
 	ctx, cancel := context.WithTimeout(ctx, waitFor)
@@ -580,11 +598,13 @@ func nodesAgreementDoc(a *Member, rp *client.RemoteParty, escrowNode string, now
 			"max_tlp": "amber", "unmarked": "refuse"},
 		"reciprocity":        map[string]any{"ratio": "1:1", "grace": 20},
 		"escrow_deadline":    "72h",
-		"escrow_node":        escrowNode,
 		"request_deadlines":  map[string]any{"acknowledge": "24h", "fulfil": "168h"},
 		"not_before":         now.Add(-time.Minute).Format(time.RFC3339),
 		"not_after":          now.Add(365 * 24 * time.Hour).Format(time.RFC3339),
 		"termination_notice": "720h",
+	}
+	if escrowNode != "" {
+		m["escrow_node"] = escrowNode
 	}
 	raw, err := json.Marshal(m)
 	if err != nil {

@@ -75,6 +75,9 @@ type Matches interface {
 	PutChunk(ctx context.Context, id, partyID, upload string, seq int, data []byte) error
 	// Chunk returns chunk seq of an upload, or ErrNotFound.
 	Chunk(ctx context.Context, id, partyID, upload string, seq int) ([]byte, error)
+	// Uploads returns the ids of partyID's upload attempts that have
+	// chunks, in order; none for no such session.
+	Uploads(ctx context.Context, id, partyID string) ([]string, error)
 	// CompleteRound1 records side (its PartyID, Upload, Count, Size, At,
 	// LedgerIndex) as that party's finished round 1. ErrConflict if the
 	// party's round 1 is already complete; ErrNotFound if the session does

@@ -86,6 +86,23 @@ func (s matches) Chunk(ctx context.Context, id, partyID, upload string, seq int)
 	return data, nil
 }
 
+func (s matches) Uploads(ctx context.Context, id, partyID string) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT upload FROM match_chunks WHERE match_id = ? AND party_id = ? ORDER BY upload`, id, partyID)
+	if err != nil {
+		return nil, fmt.Errorf("match %s uploads: %w", id, mapErr(err))
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var u string
+		if err := rows.Scan(&u); err != nil {
+			return nil, mapErr(err)
+		}
+		out = append(out, u)
+	}
+	return out, mapErr(rows.Err())
+}
+
 func (s matches) CompleteRound1(ctx context.Context, id string, side store.MatchSide) error {
 	m, err := s.Get(ctx, id)
 	if err != nil {

@@ -96,6 +96,12 @@ func testMatches(t *testing.T, st store.Store) {
 	if _, err := ms.Chunk(ctx, m.ID, b.ID, "up-2", 0); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Chunk of the other party: %v", err)
 	}
+	if ups, err := ms.Uploads(ctx, m.ID, a.ID); err != nil || len(ups) != 2 || ups[0] != "up-1" || ups[1] != "up-2" {
+		t.Fatalf("Uploads of A = %v, %v; want [up-1 up-2]", ups, err)
+	}
+	if ups, err := ms.Uploads(ctx, m.ID, b.ID); err != nil || len(ups) != 0 {
+		t.Fatalf("Uploads of B = %v, %v; want none", ups, err)
+	}
 
 	if err := ms.PutChunk(ctx, m.ID, a.ID, "up-3", 0, []byte("failed")); err != nil {
 		t.Fatal(err)

@@ -37,9 +37,24 @@ const (
 	OutboxVerdict      = "escrow.verdict"    // escrow node → both party nodes
 )
 
-// MaxDepositAcrossNodes bounds a sealed deposit between nodes: it travels
-// base64-encoded in one signed node request, which is at most 1 MiB.
-const MaxDepositAcrossNodes = 512 << 10
+// PartAcrossNodes is the most bytes of a deposit (or of a gradual chunk,
+// or of a round-1 message of private matching) one signed node request
+// carries: base64-encoded, in a request of at most 1 MiB. A sealed deposit
+// between nodes is at most MaxDeposit, as on one server: its node sends
+// the escrow node its first PartAcrossNodes bytes, and the escrow node
+// asks that node for the rest (HoldDeposit).
+const PartAcrossNodes = 512 << 10
+
+// FetchPartSize is the most bytes of a deposit one node answer carries
+// (base64-encoded, in an answer of at most 4 MiB): the escrow node takes
+// a deposit, and a party node a released one, in answers of this size.
+const FetchPartSize = 2 << 20
+
+// A part and its JSON fit a node request, a fetched part an answer.
+var (
+	_ [(1<<20)*3/4 - 1024 - PartAcrossNodes]struct{}
+	_ [(4<<20)*3/4 - 1024 - FetchPartSize]struct{}
+)
 
 // Refusals of handovers across nodes, with the codes peers and parties
 // are answered with.
@@ -60,6 +75,10 @@ var (
 	// ErrTooEarly: a step arrived before the case it belongs to; the
 	// sender retries.
 	ErrTooEarly = fault.Refine(fault.Tagged(fault.Conflict, "escrow", "the case has not arrived here yet; retry"), nil, "too_early")
+	// ErrDepositUnreachable: the escrow node could not read the rest of a
+	// deposit from the depositor's node; that node's outbox sends the
+	// deposit again.
+	ErrDepositUnreachable = fault.Refine(fault.Tagged(fault.Unavailable, "escrow", "the rest of the deposit could not be read from its node; retry"), nil, "deposit_unreachable")
 	// ErrNotReleased: a deposit was asked before the case was released.
 	ErrNotReleased = fault.Refine(fault.Tagged(fault.Conflict, "escrow", "the case is not released"), nil, "not_released")
 )
@@ -105,12 +124,15 @@ type DecisionMessage struct {
 }
 
 // DepositMessage is one side's sealed deposit, from its node to the
-// escrow node.
+// escrow node: its first PartAcrossNodes bytes; the escrow node asks for
+// the rest (FetchRequest to the depositor's node).
 type DepositMessage struct {
 	Handover string `json:"handover"`
 	Party    string `json:"party"`
-	SHA256   string `json:"sha256"` // hex
-	Content  []byte `json:"content"`
+	SHA256   string `json:"sha256"` // hex, of the whole deposit
+	// Size is the whole deposit's length; 0 means Content is all of it.
+	Size    int64  `json:"size,omitempty"`
+	Content []byte `json:"content"`
 }
 
 // VerdictMessage is what the escrow node decided: released (with the
@@ -122,18 +144,73 @@ type VerdictMessage struct {
 	LedgerIndex int64             `json:"ledger_index"`
 }
 
-// FetchRequest asks the escrow node for a released deposit.
+// FetchRequest asks for a sealed deposit from Offset on: a party node
+// asks the escrow node for a released one, the escrow node asks a
+// depositor's node for the rest of one it was sent.
 type FetchRequest struct {
 	Handover  string `json:"handover"`
 	Depositor string `json:"depositor"`
+	Offset    int64  `json:"offset,omitempty"`
 }
 
-// FetchAnswer is a released deposit.
+// FetchAnswer is a sealed deposit's bytes from Offset on, at most
+// FetchPartSize of them; SHA256 and Size are the whole deposit's.
 type FetchAnswer struct {
 	Handover  string `json:"handover"`
 	Depositor string `json:"depositor"`
 	SHA256    string `json:"sha256"`
+	Size      int64  `json:"size,omitempty"`
+	Offset    int64  `json:"offset,omitempty"`
 	Content   []byte `json:"content"`
+}
+
+// partAt answers r with content's bytes from r.Offset on, at most
+// FetchPartSize of them.
+func partAt(r FetchRequest, content []byte, sum [32]byte) (FetchAnswer, error) {
+	if r.Offset < 0 || r.Offset >= int64(len(content)) {
+		return FetchAnswer{}, fault.Errorf("%w: offset %d of a deposit of %d bytes", ErrInvalid, r.Offset, len(content))
+	}
+	end := min(r.Offset+FetchPartSize, int64(len(content)))
+	return FetchAnswer{Handover: r.Handover, Depositor: r.Depositor, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(content)),
+		Offset: r.Offset, Content: content[r.Offset:end]}, nil
+}
+
+// FetchFunc asks a peer for a deposit from offset on (FetchRequest).
+type FetchFunc func(ctx context.Context, offset int64) (FetchAnswer, error)
+
+// FetchWhole reads depositor's deposit in case id through fetch, from
+// the bytes first holds on: size and sum (hex SHA-256) are the whole
+// deposit's, or 0 and "" when the first answer is to say them. Every
+// answer must be of that deposit, at the offset asked, with the same size
+// and SHA-256 and at most FetchPartSize bytes; the hash of the whole is
+// the caller's to check.
+func FetchWhole(ctx context.Context, id, depositor string, size int64, sum string, first []byte, fetch FetchFunc) ([]byte, error) {
+	out := first
+	for size == 0 || int64(len(out)) < size {
+		a, err := fetch(ctx, int64(len(out)))
+		if err != nil {
+			return nil, err
+		}
+		if a.Handover != id || a.Depositor != depositor {
+			return nil, fmt.Errorf("asked for %s's deposit in %s, answered with %s's in %s", depositor, id, a.Depositor, a.Handover)
+		}
+		if size == 0 {
+			if a.Size == 0 && len(out) == 0 {
+				return a.Content, nil // a node before parts answers with the whole deposit
+			}
+			if a.Size < 1 || a.Size > MaxDeposit {
+				return nil, fmt.Errorf("%s's deposit in %s is said to be %d bytes, not 1 to %d", depositor, id, a.Size, MaxDeposit)
+			}
+			size, sum = a.Size, a.SHA256
+			out = make([]byte, 0, size)
+		}
+		if a.Offset != int64(len(out)) || a.Size != size || a.SHA256 != sum || len(a.Content) == 0 ||
+			int64(len(a.Content)) > min(FetchPartSize, size-int64(len(out))) {
+			return nil, fmt.Errorf("asked for %s's deposit in %s from byte %d, answered with another part or deposit", depositor, id, len(out))
+		}
+		out = append(out, a.Content...)
+	}
+	return out, nil
 }
 
 // Receipt says what became of a message a peer relayed.
@@ -672,6 +749,41 @@ func (s *Service) RefusedFromPeer(ctx context.Context, peer store.Peer, handover
 		}
 	}
 	return nil
+}
+
+// DepositPart answers the escrow node the agreement names with part of
+// this node's party's sealed deposit in a case across nodes: the node
+// sends it the first PartAcrossNodes bytes, and it asks for the rest
+// (HoldDeposit). Only that node is answered (ErrNotEscrowNode), and only
+// about a deposit of a party of this node (ErrNotFound otherwise, as for
+// no such case); it sees nothing it was not sent to hold.
+func (s *Service) DepositPart(ctx context.Context, peer store.Peer, r FetchRequest) (FetchAnswer, error) {
+	h, err := s.st.Handovers().Get(ctx, r.Handover)
+	if errors.Is(err, store.ErrNotFound) {
+		return FetchAnswer{}, fault.Errorf("%w: %s", ErrNotFound, r.Handover)
+	}
+	if err != nil {
+		return FetchAnswer{}, err
+	}
+	a, err := s.ex.GoverningIn(ctx, s.st, h.AgreementID)
+	if err != nil {
+		return FetchAnswer{}, err
+	}
+	doc := a.Status.Document
+	if doc == nil || doc.EscrowNode == "" || doc.EscrowNode != peer.Key {
+		return FetchAnswer{}, fault.Errorf("%w: peer %q asked for a deposit in %s", ErrNotEscrowNode, peer.Name, h.ID)
+	}
+	if (r.Depositor != h.Proposer && r.Depositor != h.Counterpart) || nodeOf(doc, r.Depositor) != s.ex.Node() {
+		return FetchAnswer{}, fault.Errorf("%w: no deposit of %s in %s here", ErrNotFound, r.Depositor, h.ID)
+	}
+	d, err := s.st.Handovers().Deposit(ctx, h.ID, r.Depositor)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !d.Sealed) {
+		return FetchAnswer{}, fault.Errorf("%w: no sealed deposit of %s in %s here", ErrNotFound, r.Depositor, h.ID)
+	}
+	if err != nil {
+		return FetchAnswer{}, err
+	}
+	return partAt(r, d.Content, d.SHA256)
 }
 
 // What other workflows across nodes (private matching) share with

@@ -368,11 +368,8 @@ func (s *Service) Deposit(ctx context.Context, p party.Principal, id string, in 
 		if err != nil {
 			return err
 		}
-		switch {
-		case cross && !in.Sealed:
+		if cross && !in.Sealed {
 			return fault.Errorf("%w (deposit with --sealed)", ErrSealedOnly)
-		case cross && len(in.Content) > MaxDepositAcrossNodes:
-			return fault.Errorf("%w: a sealed deposit between nodes is at most %d bytes, this one is %d", ErrInvalid, MaxDepositAcrossNodes, len(in.Content))
 		}
 		if !in.Sealed {
 			var out []string
@@ -435,9 +432,11 @@ func (s *Service) Deposit(ctx context.Context, p party.Principal, id string, in 
 		out = DepositResult{Handover: h, LedgerIndex: idx, SHA256: hex.EncodeToString(sum[:]), Objects: len(bundle.Objects)}
 		if cross {
 			// Only the escrow node holds both deposits; it decides the
-			// release and tells this node (ReceiveVerdict).
+			// release and tells this node (ReceiveVerdict). It is sent the
+			// first part and asks this node for the rest (DepositPart).
 			return enqueue(ctx, st, a.Status.Document.EscrowNode, h.AgreementID, p.PartyID, OutboxDeposit,
-				DepositMessage{Handover: h.ID, Party: p.PartyID, SHA256: out.SHA256, Content: in.Content})
+				DepositMessage{Handover: h.ID, Party: p.PartyID, SHA256: out.SHA256, Size: int64(len(in.Content)),
+					Content: in.Content[:min(len(in.Content), PartAcrossNodes)]})
 		}
 		theirs, err := tx.Handovers().Deposit(ctx, id, counterpart)
 		if errors.Is(err, store.ErrNotFound) {

@@ -199,8 +199,8 @@ func (s *Service) DepositChunks(ctx context.Context, p party.Principal, id strin
 	for i, ch := range chunks {
 		sum := sha256.Sum256(ch)
 		switch {
-		case len(ch) > MaxDepositAcrossNodes:
-			return Result{}, fault.Errorf("%w: chunk %d is %d bytes; a chunk travels in one node request and is at most %d", ErrInvalid, i+1, len(ch), MaxDepositAcrossNodes)
+		case len(ch) > PartAcrossNodes:
+			return Result{}, fault.Errorf("%w: chunk %d is %d bytes; a chunk travels in one node request and is at most %d", ErrInvalid, i+1, len(ch), PartAcrossNodes)
 		case hex.EncodeToString(sum[:]) != c.Chunks[i].SHA256 || int64(len(ch)) != c.Chunks[i].Size:
 			return Result{}, fault.Errorf("%w: chunk %d hashes to %x (%d bytes), the commitment says %s (%d bytes)", ErrChunkMismatch, i+1, sum, len(ch), c.Chunks[i].SHA256, c.Chunks[i].Size)
 		}

@@ -222,31 +222,56 @@ func (s *Service) HoldDecision(ctx context.Context, peer store.Peer, m DecisionM
 // document places that side on, once per side: the same deposit again is
 // answered Duplicate and changes nothing; another one is refused. When both
 // are in and the case is accepted, both are released in the same
-// transaction.
-func (s *Service) HoldDeposit(ctx context.Context, peer store.Peer, m DepositMessage) (Receipt, error) {
-	if len(m.Content) == 0 || len(m.Content) > MaxDepositAcrossNodes {
-		return Receipt{}, fault.Errorf("%w: a deposit between nodes is 1 to %d bytes", ErrInvalid, MaxDepositAcrossNodes)
+// transaction. A deposit larger than one node request comes with its
+// first PartAcrossNodes bytes, its size and its SHA-256; once the case and
+// the sender are checked, the rest is read through rest (from the
+// depositor's node: DepositPart there) and the whole checked as one
+// (SHA-256, an age file) before anything is stored. A failure to read the
+// rest is ErrDepositUnreachable: the sender's outbox sends it again.
+func (s *Service) HoldDeposit(ctx context.Context, peer store.Peer, m DepositMessage, rest FetchFunc) (Receipt, error) {
+	size := m.Size
+	if size == 0 {
+		size = int64(len(m.Content)) // all of it in the message
 	}
-	sum := sha256.Sum256(m.Content)
+	if size < 1 || size > MaxDeposit || int64(len(m.Content)) != min(size, PartAcrossNodes) {
+		return Receipt{}, fault.Errorf("%w: a deposit between nodes is 1 to %d bytes, the first %d of them in the message", ErrInvalid, MaxDeposit, PartAcrossNodes)
+	}
+	if !bytes.HasPrefix(m.Content, []byte(ageVersionLine)) {
+		return Receipt{}, fault.Errorf("%w: %w", ErrSealedOnly, CheckAgeFile(m.Content))
+	}
+	content := m.Content
+	if size > int64(len(m.Content)) {
+		c, err := s.st.HeldCases().Get(ctx, m.Handover)
+		if errors.Is(err, store.ErrNotFound) {
+			return Receipt{}, fault.Errorf("%w: no such handover held here: %s", ErrNotFound, m.Handover)
+		}
+		if err != nil {
+			return Receipt{}, err
+		}
+		if _, err := depositorNode(c, m.Party, peer); err != nil {
+			return Receipt{}, err
+		}
+		if had, err := s.st.HeldCases().Deposit(ctx, c.HandoverID, m.Party); err == nil && hex.EncodeToString(had.SHA256[:]) == m.SHA256 {
+			return Receipt{Handover: c.HandoverID, State: c.State, Duplicate: true}, nil
+		}
+		if c.State != store.HeldProposed && c.State != store.HeldAccepted {
+			return Receipt{}, fault.Errorf("%w: handover %s is %s here", ErrConflict, c.HandoverID, c.State)
+		}
+		if content, err = FetchWhole(ctx, m.Handover, m.Party, size, m.SHA256, m.Content, rest); err != nil {
+			return Receipt{}, fault.Errorf("%w: %s's deposit in %s from peer %q: %w", ErrDepositUnreachable, m.Party, m.Handover, peer.Name, err)
+		}
+	}
+	sum := sha256.Sum256(content)
 	if m.SHA256 != hex.EncodeToString(sum[:]) {
-		return Receipt{}, fault.Errorf("%w: stated %s, received %d bytes hashing to %x", ErrHashMismatch, m.SHA256, len(m.Content), sum)
+		return Receipt{}, fault.Errorf("%w: stated %s, received %d bytes hashing to %x", ErrHashMismatch, m.SHA256, len(content), sum)
 	}
-	if err := CheckAgeFile(m.Content); err != nil {
+	if err := CheckAgeFile(content); err != nil {
 		return Receipt{}, fault.Errorf("%w: %w", ErrSealedOnly, err)
 	}
 	out := Receipt{Handover: m.Handover}
 	err := s.holdCase(ctx, m.Handover, func(tx store.Handle, c store.HeldCase, now time.Time) error {
-		var node string
-		switch m.Party {
-		case c.Proposer:
-			node = c.ProposerNode
-		case c.Counterpart:
-			node = c.CounterpartNode
-		default:
-			return fault.Errorf("%w: %s is not a side of handover %s", ErrInvalid, m.Party, c.HandoverID)
-		}
-		if peer.Key != node {
-			return fault.Errorf("%w: the agreement places %s on node %s, not on peer %q", ErrNotPartyNode, m.Party, node, peer.Name)
+		if _, err := depositorNode(c, m.Party, peer); err != nil {
+			return err
 		}
 		had, err := tx.HeldCases().Deposit(ctx, c.HandoverID, m.Party)
 		switch {
@@ -266,12 +291,12 @@ func (s *Service) HoldDeposit(ctx context.Context, peer store.Peer, m DepositMes
 		}
 		idx, err := ledger.Append(ctx, tx.Ledger(), ledger.Entry{Kind: ledger.KindHandoverDepositCommitted, Actor: m.Party, Agreement: c.AgreementID,
 			Subject: c.HandoverID, Time: now, Parties: []string{c.Proposer, c.Counterpart},
-			Attrs:   map[string]string{"sealed": "true", "bytes": fmt.Sprint(len(m.Content)), "held_for": peer.Name},
+			Attrs:   map[string]string{"sealed": "true", "bytes": fmt.Sprint(len(content)), "held_for": peer.Name},
 			Digests: map[string]string{"ciphertext": digest(sum)}})
 		if err != nil {
 			return err
 		}
-		if err := tx.HeldCases().PutDeposit(ctx, store.HeldDeposit{HandoverID: c.HandoverID, PartyID: m.Party, Content: m.Content, SHA256: sum,
+		if err := tx.HeldCases().PutDeposit(ctx, store.HeldDeposit{HandoverID: c.HandoverID, PartyID: m.Party, Content: content, SHA256: sum,
 			DepositedAt: now, LedgerIndex: idx}); err != nil {
 			return err
 		}
@@ -289,6 +314,25 @@ func (s *Service) HoldDeposit(ctx context.Context, peer store.Peer, m DepositMes
 		return Receipt{}, fault.Errorf("%w: no such handover held here: %s", ErrNotFound, m.Handover)
 	}
 	return out, err
+}
+
+// depositorNode returns the node the case places partyID on, and refuses
+// a party that is no side of it (ErrInvalid) or a peer that is not that
+// node (ErrNotPartyNode).
+func depositorNode(c store.HeldCase, partyID string, peer store.Peer) (string, error) {
+	var node string
+	switch partyID {
+	case c.Proposer:
+		node = c.ProposerNode
+	case c.Counterpart:
+		node = c.CounterpartNode
+	default:
+		return "", fault.Errorf("%w: %s is not a side of handover %s", ErrInvalid, partyID, c.HandoverID)
+	}
+	if peer.Key != node {
+		return "", fault.Errorf("%w: the agreement places %s on node %s, not on peer %q", ErrNotPartyNode, partyID, node, peer.Name)
+	}
+	return node, nil
 }
 
 // releaseHeld releases accepted case c in tx if both deposits are in: the
@@ -335,8 +379,9 @@ func (s *Service) tellParties(ctx context.Context, tx store.Handle, c store.Held
 	return nil
 }
 
-// FetchHeld returns a released deposit to the node of its recipient (the
-// other side), and to no other node. ErrNotPartyNode for any other peer,
+// FetchHeld returns a released deposit, from r.Offset on, at most
+// FetchPartSize bytes of it, to the node of its recipient (the other
+// side), and to no other node. ErrNotPartyNode for any other peer,
 // ErrNotReleased before the release, ErrNotFound for no such case.
 func (s *Service) FetchHeld(ctx context.Context, peer store.Peer, r FetchRequest) (FetchAnswer, error) {
 	c, err := s.st.HeldCases().Get(ctx, r.Handover)
@@ -365,7 +410,7 @@ func (s *Service) FetchHeld(ctx context.Context, peer store.Peer, r FetchRequest
 	if err != nil {
 		return FetchAnswer{}, err
 	}
-	return FetchAnswer{Handover: c.HandoverID, Depositor: r.Depositor, SHA256: hex.EncodeToString(d.SHA256[:]), Content: d.Content}, nil
+	return partAt(r, d.Content, d.SHA256)
 }
 
 // HeldCase returns a case this node holds as escrow node (operators, tests).

@@ -3,13 +3,13 @@ package matching
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/parley-cti/parley/internal/escrow"
@@ -43,25 +43,47 @@ const (
 )
 
 // MaxElementsAcrossNodes caps a session between two nodes, whatever the
-// agreement's match_cap: a round-1 message (32 bytes an element) travels
-// in one signed node request of at most 1 MiB, base64-encoded, and the
-// round-2 message (16 bytes an element), sealed, is one deposit through
-// the escrow node of at most escrow.MaxDepositAcrossNodes. A round 1 over
-// it is refused up-front, from its header, with code over_cap.
-const MaxElementsAcrossNodes = 16384
+// agreement's match_cap: 262,144 (2^18). Both messages cross in parts, so
+// no single node request bounds it any more: a round 1 at the cap (8 MiB,
+// 32 bytes an element) goes to the other party's node as 17 signed node
+// requests of at most Round1PartSize, and the sealed round 2 (about 4
+// MiB, 16 bytes an element) is one deposit the escrow node takes and
+// serves in parts (escrow.PartAcrossNodes). What bounds it is the step
+// that queues round 1: the whole message is written to the outbox in the
+// transaction that takes it, under the agreement's lock, and checked
+// whole on the other node in the transaction that takes its last part;
+// the cap keeps each of those to a few MiB. A round 1 over it is refused
+// up-front, from its header, with code over_cap.
+const MaxElementsAcrossNodes = 1 << 18
 
-// sealSlack bounds what sealing adds to a round-2 message (age header with
-// one X25519 stanza, nonce, a tag per 64 KiB chunk).
-const sealSlack = 4096
+// Round1PartSize is the most bytes of a round-1 message one signed node
+// request carries (base64-encoded in a request of at most 1 MiB).
+const Round1PartSize = escrow.PartAcrossNodes
 
-// Both messages of a session at the cap must fit their carriers; the
-// build fails otherwise.
-var (
-	_ [escrow.MaxDepositAcrossNodes - sealSlack - (psiHeader + 32 + 16*MaxElementsAcrossNodes)]struct{}
-	_ [(1<<20)*3/4 - 1024 - (psiHeader + 32 + 32*MaxElementsAcrossNodes)]struct{}
-)
+// sealSlack bounds what sealing adds to a round-2 message at the cap (age
+// header with one X25519 stanza, nonce, a tag per 64 KiB chunk).
+const sealSlack = 4096 + 16*((psiHeader+32+16*MaxElementsAcrossNodes)/(64<<10)+1)
+
+// The sealed round 2 of a session at the cap must be a deposit the
+// escrow takes; the build fails otherwise.
+var _ [escrow.MaxDeposit - sealSlack - (psiHeader + 32 + 16*MaxElementsAcrossNodes)]struct{}
 
 const psiHeader = psi.HeaderSize
+
+// Refusals of a round-1 part a peer relayed, each by name.
+var (
+	// ErrPartOutOfRange: the part's index is not one of the message's.
+	ErrPartOutOfRange = fault.Refine(fault.Errorf("%w: no such part of the message", ErrInvalid), nil, "part_out_of_range")
+	// ErrPartTooLarge: the part holds more bytes than its place in the
+	// message.
+	ErrPartTooLarge = fault.Refine(fault.Errorf("%w: the part is larger than its place in the message", ErrInvalid), fault.TooLarge, "part_too_large")
+	// ErrPartOutOfOrder: the part came before the one ahead of it (parts
+	// are taken in order, as a node's outbox sends them).
+	ErrPartOutOfOrder = fault.Refine(fault.Errorf("%w: the part came before the one ahead of it", ErrConflict), nil, "part_out_of_order")
+	// ErrPartMismatch: the part is not of the message the first part
+	// announced, or one held already with other bytes.
+	ErrPartMismatch = fault.Refine(fault.Errorf("%w: the part does not match the message its first part announced", ErrConflict), nil, "part_mismatch")
+)
 
 // SessionMessage is a session on its way from the starter's node.
 type SessionMessage struct {
@@ -76,12 +98,61 @@ type SessionMessage struct {
 	DocumentSHA256 string    `json:"document_sha256"`
 }
 
-// Round1Message is one side's round-1 message, from its node.
+// Round1Message is one part of one side's round-1 message, from its
+// node. A message crosses in parts of Round1PartSize bytes, in order
+// (the last one shorter); SHA256 and Size are the whole message's, the
+// same in every part.
 type Round1Message struct {
-	Match   string `json:"match"`
-	Party   string `json:"party"`
-	SHA256  string `json:"sha256"` // hex
-	Content []byte `json:"content"`
+	Match  string `json:"match"`
+	Party  string `json:"party"`
+	SHA256 string `json:"sha256"` // hex, of the whole message
+	// Size is the whole message's length; 0 means Content is the whole
+	// message (one part, as nodes before parts sent it).
+	Size    int64  `json:"size,omitempty"`
+	Part    int    `json:"part,omitempty"` // 0, 1, ...
+	Content []byte `json:"content"`        // this part's bytes
+}
+
+// checkPart checks that msg is a part of a round-1 message of size bytes
+// a session across nodes may take, at its place, and returns how many
+// parts the message has.
+func checkPart(msg Round1Message, size int64) (int, error) {
+	switch {
+	case size > Round1Size(MaxElementsAcrossNodes):
+		return 0, fault.Errorf("%w: a round 1 of %d bytes is more than %d elements, the most a session across nodes takes", ErrOverCap, size, MaxElementsAcrossNodes)
+	case msg.Size == 0 && size > store.MatchChunkSize:
+		return 0, fault.Errorf("%w: a round 1 in one part is at most %d bytes", ErrPartTooLarge, store.MatchChunkSize)
+	case size < Round1Size(0):
+		return 0, fault.Errorf("%w: %d bytes is not the size of a round-1 message", ErrInvalid, size)
+	}
+	parts, want := partLen(size, msg.Part)
+	if msg.Size == 0 {
+		// A node before parts sends the whole message in one request (up
+		// to 16,384 elements, a little over one part).
+		parts, want = 1, size
+		if msg.Part != 0 {
+			want = -1
+		}
+	}
+	switch {
+	case want < 0:
+		return 0, fault.Errorf("%w: part %d of a message of %d bytes, which has parts 0 to %d", ErrPartOutOfRange, msg.Part, size, parts-1)
+	case int64(len(msg.Content)) > want:
+		return 0, fault.Errorf("%w: part %d is %d bytes, its place in the message holds %d", ErrPartTooLarge, msg.Part, len(msg.Content), want)
+	case int64(len(msg.Content)) < want:
+		return 0, fault.Errorf("%w: part %d is %d bytes, its place in the message holds %d", ErrInvalid, msg.Part, len(msg.Content), want)
+	}
+	return parts, nil
+}
+
+// partLen returns how many parts a message of size bytes crosses in and
+// how long part must be; -1 when part is none of them.
+func partLen(size int64, part int) (parts int, n int64) {
+	parts = int((size + Round1PartSize - 1) / Round1PartSize)
+	if part < 0 || part >= parts {
+		return parts, -1
+	}
+	return parts, min(Round1PartSize, size-int64(part)*Round1PartSize)
 }
 
 // Receipt says what became of a message a peer relayed.
@@ -95,8 +166,8 @@ type Receipt struct {
 // session's cap that MaxElementsAcrossNodes lowered.
 func overCapAcross(err error, m store.MatchSession, a exchange.Agreement) error {
 	if errors.Is(err, ErrOverCap) && a.Status.Document != nil && a.Status.Document.CrossNode() && m.Cap < a.Status.Document.MatchCap {
-		return fault.Errorf("%w (across nodes a session takes at most %d elements: its round 2 goes through the escrow node in one deposit of at most %d bytes; split the list)",
-			err, MaxElementsAcrossNodes, escrow.MaxDepositAcrossNodes)
+		return fault.Errorf("%w (across nodes a session takes at most %d elements: each round-1 message is queued for the other node whole, in the transaction that takes it; split the list)",
+			err, MaxElementsAcrossNodes)
 	}
 	return err
 }
@@ -115,13 +186,30 @@ func (s *Service) relayStart(ctx context.Context, st *exchange.Step, m store.Mat
 	return escrow.HoldAtEscrowNode(ctx, s.ex, st, h)
 }
 
-// relayRound1 writes partyID's round 1 to the outbox for the other
-// party's node, in PutRound1's transaction.
-func (s *Service) relayRound1(ctx context.Context, st *exchange.Step, m store.MatchSession, partyID, sum string, content []byte) error {
-	_, _, peer := roles(m, partyID)
-	doc := st.Agreement.Status.Document
-	return escrow.Relay(ctx, st, escrow.PartyNode(doc, peer.PartyID), m.AgreementID, partyID, OutboxRound1,
-		Round1Message{Match: m.ID, Party: partyID, SHA256: sum, Content: content})
+// relayRound1 writes side's round 1 (whose SHA-256 is sum, hex) to the
+// outbox for the other party's node in parts of Round1PartSize, in
+// PutRound1's transaction, reading it back from its stored chunks so that
+// no more than a part is in memory.
+func (s *Service) relayRound1(ctx context.Context, st *exchange.Step, m store.MatchSession, side store.MatchSide, sum string) error {
+	_, _, peer := roles(m, side.PartyID)
+	node := escrow.PartyNode(st.Agreement.Status.Document, peer.PartyID)
+	r := &chunkReader{ctx: ctx, st: st.Tx.Matches(), id: m.ID, side: side}
+	buf := make([]byte, Round1PartSize)
+	for part := 0; ; part++ {
+		n, err := io.ReadFull(r, buf)
+		if n > 0 {
+			msg := Round1Message{Match: m.ID, Party: side.PartyID, SHA256: sum, Size: side.Size, Part: part, Content: buf[:n]}
+			if err := escrow.Relay(ctx, st, node, m.AgreementID, side.PartyID, OutboxRound1, msg); err != nil {
+				return err
+			}
+		}
+		switch {
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			return nil
+		case err != nil:
+			return err
+		}
+	}
 }
 
 // validID reports whether id is prefix--<uuid>.
@@ -244,24 +332,40 @@ func (s *Service) ReceiveSession(ctx context.Context, peer store.Peer, m Session
 	return out, err
 }
 
-// ReceiveRound1 stores, on one party's node, the other side's round 1 its
-// node relayed, as the other side's round 1 of the session mirrored here.
-// It is checked as PutRound1 checks an upload, before anything is stored:
-// the session exists here and the peer is the node the agreement places
-// the sender on (so a node cannot speak for this node's party, nor for a
-// session it is not a side of), the header's role is the sender's, the
-// binding is this session's and these two parties' (a message from
-// another session is a replay), the count is within the session's cap and
-// the agreement's match_cap, the length and digest match, the session is
-// open and the agreement in force. The same message again answers
-// Duplicate; another one for a side already in is refused.
+// ReceiveRound1 takes, on one party's node, one part of the other side's
+// round 1 its node relayed, and once the last part is in, stores the
+// whole as the other side's round 1 of the session mirrored here. Parts
+// are staged under the message's SHA-256 (its upload id here) and taken
+// in order, each checked as it arrives, before it is stored: the session
+// exists here and the peer is the node the agreement places the sender on
+// (so a node cannot speak for this node's party, nor for a session it is
+// not a side of); the session is open and the agreement in force; the
+// size the part states is within the session's cap and the agreement's
+// match_cap (over_cap) and the part's index and length fit it
+// (part_out_of_range, part_too_large); part 0's header has the sender's
+// role, this session's and these two parties' binding (a message from
+// another session is a replay) and the count the size says; a later part
+// follows the one before it (part_out_of_order), under the SHA-256 and
+// size part 0 announced, and any part held already has the same bytes
+// (part_mismatch). The last part is taken only if the whole message
+// passes the checks an upload passes (header, length, digest, SHA-256);
+// otherwise the parts staged are dropped. The same part again answers
+// Duplicate, before and after completion; another message for a side
+// already in is refused. No refusal changes the session.
 func (s *Service) ReceiveRound1(ctx context.Context, peer store.Peer, msg Round1Message) (Receipt, error) {
 	out := Receipt{Match: msg.Match}
-	sum := sha256.Sum256(msg.Content)
-	if msg.SHA256 != hex.EncodeToString(sum[:]) {
-		return out, fault.Errorf("%w: round 1 stated as %s hashes to %x", ErrInvalid, msg.SHA256, sum)
+	size := msg.Size
+	if size == 0 {
+		size = int64(len(msg.Content)) // the whole message in one part
 	}
-	err := s.SweepCase(ctx, func(tx store.Handle) (string, error) {
+	sum, err := hex.DecodeString(msg.SHA256)
+	if err != nil || len(sum) != sha256.Size {
+		return out, fault.Errorf("%w: sha256 %q is not 64 hex digits", ErrInvalid, msg.SHA256)
+	}
+	staged := hex.EncodeToString(sum) // a relayed round 1's upload id here
+	var drop bool                     // the whole message failed its checks: drop its staged parts
+	var sessionID string
+	err = s.SweepCase(ctx, func(tx store.Handle) (string, error) {
 		m, err := tx.Matches().Get(ctx, msg.Match)
 		if errors.Is(err, store.ErrNotFound) {
 			return "", fault.Errorf("%w: %s", ErrNotFound, msg.Match)
@@ -273,6 +377,7 @@ func (s *Service) ReceiveRound1(ctx context.Context, peer store.Peer, msg Round1
 		if err != nil {
 			return err
 		}
+		sessionID = m.ID
 		a, err := s.ex.GoverningIn(ctx, tx, m.AgreementID)
 		if err != nil {
 			return err
@@ -287,17 +392,17 @@ func (s *Service) ReceiveRound1(ctx context.Context, peer store.Peer, msg Round1
 		}
 		own, role, _ := roles(m, msg.Party)
 		if own.Done() {
-			if own.Size == int64(len(msg.Content)) {
-				h := sha256.New()
-				if _, err := io.Copy(h, &chunkReader{ctx: ctx, st: tx.Matches(), id: m.ID, side: own}); err != nil {
-					return err
-				}
-				if bytes.Equal(h.Sum(nil), sum[:]) {
+			if own.Upload == staged && own.Size == size {
+				if b, err := tx.Matches().Chunk(ctx, m.ID, msg.Party, staged, msg.Part); err == nil && bytes.Equal(b, msg.Content) {
 					out.Duplicate, out.LedgerIndex = true, own.LedgerIndex
 					return nil
 				}
 			}
 			return fault.Errorf("%w: %s already sent round 1 of session %s", ErrConflict, msg.Party, m.ID)
+		}
+		parts, err := checkPart(msg, size)
+		if err != nil {
+			return err
 		}
 		hv, err := tx.Handovers().Get(ctx, m.HandoverID)
 		if err != nil {
@@ -307,27 +412,74 @@ func (s *Service) ReceiveRound1(ctx context.Context, peer store.Peer, msg Round1
 			return err
 		}
 		limit := min(m.Cap, doc.MatchCap)
-		cr, err := psi.NewCheckedReader(bytes.NewReader(msg.Content), psi.Expect{Round: 1, Role: role,
-			Binding: psi.SessionBinding(m.SessionID, m.Initiator.PartyID, m.Responder.PartyID), Cap: uint64(limit)})
+		if size > Round1Size(limit) {
+			return fault.Errorf("%w: a round 1 of %d bytes is more than the session's %d elements", ErrOverCap, size, limit)
+		}
+		expect := psi.Expect{Round: 1, Role: role, Binding: psi.SessionBinding(m.SessionID, m.Initiator.PartyID, m.Responder.PartyID), Cap: uint64(limit)}
+		// What part 0 announced: one message staged at a time.
+		ups, err := tx.Matches().Uploads(ctx, m.ID, msg.Party)
+		if err != nil {
+			return err
+		}
+		for _, u := range ups {
+			if u != staged {
+				return fault.Errorf("%w: part %d is of a round 1 with SHA-256 %s; the first part here announced %s", ErrPartMismatch, msg.Part, msg.SHA256, u)
+			}
+		}
+		first := msg.Content
+		if msg.Part > 0 {
+			if first, err = tx.Matches().Chunk(ctx, m.ID, msg.Party, staged, 0); errors.Is(err, store.ErrNotFound) {
+				return fault.Errorf("%w: part %d of a round 1 whose part 0 has not come", ErrPartOutOfOrder, msg.Part)
+			} else if err != nil {
+				return err
+			}
+			if _, err := tx.Matches().Chunk(ctx, m.ID, msg.Party, staged, msg.Part-1); errors.Is(err, store.ErrNotFound) {
+				return fault.Errorf("%w: part %d before part %d", ErrPartOutOfOrder, msg.Part, msg.Part-1)
+			} else if err != nil {
+				return err
+			}
+		}
+		cr, err := psi.NewCheckedReader(bytes.NewReader(first), expect)
 		if err != nil {
 			return checkErr(err)
 		}
-		if _, err := io.Copy(io.Discard, cr); err != nil {
+		if n := Round1Size(int64(cr.Header().Count)); n != size {
+			if msg.Part > 0 {
+				return fault.Errorf("%w: part %d states %d bytes, part 0 announced %d", ErrPartMismatch, msg.Part, size, n)
+			}
+			return fault.Errorf("%w: the header announces %d elements (%d bytes), the part states %d", ErrInvalid, cr.Header().Count, n, size)
+		}
+		if had, err := tx.Matches().Chunk(ctx, m.ID, msg.Party, staged, msg.Part); err == nil {
+			if !bytes.Equal(had, msg.Content) {
+				return fault.Errorf("%w: part %d again, with other bytes", ErrPartMismatch, msg.Part)
+			}
+			out.Duplicate = true
+			return nil
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if err := tx.Matches().PutChunk(ctx, m.ID, msg.Party, staged, msg.Part, msg.Content); err != nil {
+			return err
+		}
+		if msg.Part < parts-1 {
+			return nil // staged; the rest follows
+		}
+		// The last part: the whole message, checked as an upload is.
+		side := store.MatchSide{PartyID: msg.Party, Upload: staged, Size: size}
+		h := sha256.New()
+		cr, err = psi.NewCheckedReader(io.TeeReader(&chunkReader{ctx: ctx, st: tx.Matches(), id: m.ID, side: side}, h), expect)
+		if err == nil {
+			_, err = io.Copy(io.Discard, cr)
+		}
+		if err != nil {
+			drop = true
 			return checkErr(err)
 		}
+		if !bytes.Equal(h.Sum(nil), sum) {
+			drop = true
+			return fault.Errorf("%w: round 1 stated as %s hashes to %x", ErrInvalid, msg.SHA256, h.Sum(nil))
+		}
 		hdr := cr.Header()
-		var up [16]byte
-		if _, err := rand.Read(up[:]); err != nil {
-			return fault.Errorf("matching: upload id: %w", err)
-		}
-		upload := hex.EncodeToString(up[:])
-		for seq, off := 0, 0; off < len(msg.Content); seq++ {
-			end := min(off+store.MatchChunkSize, len(msg.Content))
-			if err := tx.Matches().PutChunk(ctx, m.ID, msg.Party, upload, seq, msg.Content[off:end]); err != nil {
-				return err
-			}
-			off = end
-		}
 		roleName := "initiator"
 		if role == psi.RoleResponder {
 			roleName = "responder"
@@ -335,20 +487,20 @@ func (s *Service) ReceiveRound1(ctx context.Context, peer store.Peer, msg Round1
 		now := st.Now
 		idx, err := st.Record(ctx, ledger.Entry{Kind: ledger.KindMatchRound1, Actor: msg.Party, Agreement: m.AgreementID,
 			Subject: m.ID, Time: now, Parties: []string{m.Initiator.PartyID, m.Responder.PartyID},
-			Attrs: map[string]string{"role": roleName, "count": fmt.Sprint(hdr.Count), "bytes": fmt.Sprint(len(msg.Content)),
+			Attrs: map[string]string{"role": roleName, "count": fmt.Sprint(hdr.Count), "bytes": fmt.Sprint(size),
 				"protocol": fmt.Sprint(hdr.Version), "via": peer.Name},
 			Digests: map[string]string{"round1": "sha256:" + msg.SHA256}})
 		if err != nil {
 			return err
 		}
-		side := store.MatchSide{PartyID: msg.Party, Upload: upload, Count: int64(hdr.Count), Size: int64(len(msg.Content)), At: now, LedgerIndex: idx}
+		side.Count, side.At, side.LedgerIndex = int64(hdr.Count), now, idx
 		if err := tx.Matches().CompleteRound1(ctx, m.ID, side); err != nil {
 			if errors.Is(err, store.ErrConflict) {
 				return fault.Errorf("%w: %s already sent round 1 of session %s", ErrConflict, msg.Party, m.ID)
 			}
 			return err
 		}
-		if _, err := tx.Matches().DeleteChunks(ctx, m.ID, msg.Party, upload); err != nil {
+		if _, err := tx.Matches().DeleteChunks(ctx, m.ID, msg.Party, staged); err != nil {
 			return err
 		}
 		out.LedgerIndex = idx
@@ -356,6 +508,12 @@ func (s *Service) ReceiveRound1(ctx context.Context, peer store.Peer, msg Round1
 		return st.Notify(ctx, local.PartyID, EventRound1, m.ID, map[string]any{"agreement": m.AgreementID, "by": msg.Party,
 			"count": side.Count, "handover": m.HandoverID, "via": peer.Name})
 	})
+	if drop {
+		// Clean up with a fresh context: the request's may be cancelled.
+		if _, derr := s.st.Matches().DeleteUpload(context.WithoutCancel(ctx), sessionID, msg.Party, staged); derr != nil {
+			s.Log.WarnContext(ctx, "matching: leftover parts of a refused round 1", slog.String("match", sessionID), slog.Any("err", derr))
+		}
+	}
 	return out, err
 }
 

@@ -31,7 +31,6 @@
 package matching
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -302,16 +301,10 @@ func (s *Service) PutRound1(ctx context.Context, p party.Principal, id string, b
 		limit = a.Status.Document.MatchCap // amended down since the session began
 	}
 	h := sha256.New()
+	// Across nodes the message also goes to the other side's node, in
+	// parts (acrossnodes.go); the session's cap bounds it.
 	cross := a.Status.Document != nil && a.Status.Document.CrossNode()
-	// Across nodes the message also goes to the other side's node in one
-	// signed request; the session's cap bounds it (MaxElementsAcrossNodes).
-	var relay *bytes.Buffer
-	in := io.TeeReader(body, h)
-	if cross {
-		relay = new(bytes.Buffer)
-		in = io.TeeReader(in, relay)
-	}
-	cr, err := psi.NewCheckedReader(in, psi.Expect{Round: 1, Role: role,
+	cr, err := psi.NewCheckedReader(io.TeeReader(body, h), psi.Expect{Round: 1, Role: role,
 		Binding: psi.SessionBinding(m.SessionID, m.Initiator.PartyID, m.Responder.PartyID), Cap: uint64(limit)})
 	if err != nil {
 		return Round1Result{}, overCapAcross(checkErr(err), m, a)
@@ -375,7 +368,7 @@ func (s *Service) PutRound1(ctx context.Context, p party.Principal, id string, b
 		out = Round1Result{Session: cur, Count: side.Count, Size: size, SHA256: sum, LedgerIndex: idx}
 		_, _, peer := roles(cur, p.PartyID)
 		if cross {
-			return s.relayRound1(ctx, st, cur, p.PartyID, sum, relay.Bytes())
+			return s.relayRound1(ctx, st, cur, side, sum)
 		}
 		return st.Notify(ctx, peer.PartyID, EventRound1, m.ID, map[string]any{"agreement": m.AgreementID, "by": p.PartyID,
 			"count": side.Count, "handover": m.HandoverID})

@@ -29,6 +29,7 @@ const (
 	PathEscrowDecision   = "/node/v1/escrow/decisions"    // counterpart's node → escrow node
 	PathEscrowDeposit    = "/node/v1/escrow/deposits"     // depositor's node → escrow node
 	PathEscrowFetch      = "/node/v1/escrow/fetch"        // recipient's node → escrow node
+	PathHandoverDeposit  = "/node/v1/handovers/deposits"  // escrow node → depositor's node: the rest of a deposit
 	// Gradual release between two nodes without an escrow node.
 	PathHandoverCommitment   = "/node/v1/handovers/commitments"    // depositor's node → recipient's node
 	PathHandoverChunk        = "/node/v1/handovers/chunks"         // depositor's node → recipient's node
@@ -86,8 +87,14 @@ func (f *Federation) mountHandovers(h *Handler) {
 		return r, "", err
 	}))
 	h.Route("POST "+PathEscrowDeposit, handoverEndpoint(f, PathEscrowDeposit, func(ctx context.Context, peer store.Peer, m escrow.DepositMessage) (any, string, error) {
-		r, err := f.Escrow.HoldDeposit(ctx, peer, m)
+		r, err := f.Escrow.HoldDeposit(ctx, peer, m, func(ctx context.Context, offset int64) (escrow.FetchAnswer, error) {
+			return f.fetchPart(ctx, peer, PathHandoverDeposit, escrow.FetchRequest{Handover: m.Handover, Depositor: m.Party, Offset: offset})
+		})
 		return r, "", err
+	}))
+	h.Route("POST "+PathHandoverDeposit, handoverEndpoint(f, PathHandoverDeposit, func(ctx context.Context, peer store.Peer, m escrow.FetchRequest) (any, string, error) {
+		a, err := f.Escrow.DepositPart(ctx, peer, m)
+		return a, "", err
 	}))
 	h.Route("POST "+PathEscrowFetch, handoverEndpoint(f, PathEscrowFetch, func(ctx context.Context, peer store.Peer, m escrow.FetchRequest) (any, string, error) {
 		a, err := f.Escrow.FetchHeld(ctx, peer, m)
@@ -163,22 +170,34 @@ func (f *Federation) verdict(ctx context.Context, peer store.Peer, body []byte) 
 }
 
 // FetchReleased asks the escrow node peer for depositor's released deposit
-// in a case, verified as its answer to this request.
+// in a case, part after part (escrow.FetchPartSize), each verified as its
+// answer to that request.
 func (f *Federation) FetchReleased(ctx context.Context, peer store.Peer, handoverID, depositor string) (escrow.FetchAnswer, error) {
-	body, err := json.Marshal(escrow.FetchRequest{Handover: handoverID, Depositor: depositor})
+	var sum string
+	content, err := escrow.FetchWhole(ctx, handoverID, depositor, 0, "", nil, func(ctx context.Context, offset int64) (escrow.FetchAnswer, error) {
+		a, err := f.fetchPart(ctx, peer, PathEscrowFetch, escrow.FetchRequest{Handover: handoverID, Depositor: depositor, Offset: offset})
+		sum = a.SHA256
+		return a, err
+	})
+	if err != nil {
+		return escrow.FetchAnswer{}, fmt.Errorf("peer %q: %w", peer.Name, err)
+	}
+	return escrow.FetchAnswer{Handover: handoverID, Depositor: depositor, SHA256: sum, Size: int64(len(content)), Content: content}, nil
+}
+
+// fetchPart sends r to path on peer and returns its answer.
+func (f *Federation) fetchPart(ctx context.Context, peer store.Peer, path string, r escrow.FetchRequest) (escrow.FetchAnswer, error) {
+	body, err := json.Marshal(r)
 	if err != nil {
 		return escrow.FetchAnswer{}, err
 	}
-	_, out, err := f.client(peer).Do(ctx, http.MethodPost, PathEscrowFetch, body)
+	_, out, err := f.client(peer).Do(ctx, http.MethodPost, path, body)
 	if err != nil {
 		return escrow.FetchAnswer{}, err
 	}
 	var a escrow.FetchAnswer
 	if err := json.Unmarshal(out, &a); err != nil {
 		return escrow.FetchAnswer{}, fmt.Errorf("peer %q: the deposit answer is not JSON: %w", peer.Name, err)
-	}
-	if a.Handover != handoverID || a.Depositor != depositor {
-		return escrow.FetchAnswer{}, fmt.Errorf("peer %q answered for %s of %s when asked for %s of %s", peer.Name, a.Depositor, a.Handover, depositor, handoverID)
 	}
 	return a, nil
 }

@@ -607,3 +607,92 @@ func TestRefusedCaseExpiresOnPartyNodes(t *testing.T) {
 		t.Fatalf("an expiry verdict after the local expiry: %d %s", status, code)
 	}
 }
+
+// TestLargeDepositThroughEscrowNode: a sealed deposit larger than one
+// node request (5 MiB; a round 2 of private matching at the cap across
+// nodes is about 4) reaches the escrow node as its first part, E reads
+// the rest from the depositor's node in parts, releases both, and each
+// party node fetches the other's in parts: both hold the same bytes.
+// Only E is answered by the depositor's node, and only about its own
+// party's deposit.
+func TestLargeDepositThroughEscrowNode(t *testing.T) {
+	w := newEscrowWorld(t)
+	a, b, e := w.a, w.b, w.e
+	prop, err := a.esc.Propose(ctx, a.me, escrow.ProposeInput{AgreementID: w.doc.ID, Delivers: "a large dossier", Expects: "a small one"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := prop.Handover.ID
+	a.fed.SendDue(ctx)
+	if _, err := b.esc.Decide(ctx, b.me, id, true); err != nil {
+		t.Fatal(err)
+	}
+	b.fed.SendDue(ctx)
+	large := sealTo(t, b, strings.Repeat("0123456789abcdef", 5<<20/16))
+	deposit(t, a, id, large)
+	// Before E asks for it, only E may read the rest of alice's deposit.
+	rest := escrow.FetchRequest{Handover: id, Depositor: a.me.PartyID, Offset: escrow.PartAcrossNodes}
+	for _, c := range []struct {
+		name string
+		from *fedNode
+		req  escrow.FetchRequest
+		code string
+	}{
+		{"bob's node asks for alice's deposit", b, rest, "not_escrow_node"},
+		{"E asks for a deposit of bob's on alice's node", e, escrow.FetchRequest{Handover: id, Depositor: b.me.PartyID}, "not_found"},
+		{"E asks past the end", e, escrow.FetchRequest{Handover: id, Depositor: a.me.PartyID, Offset: int64(len(large))}, "invalid"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if _, code, _ := call(t, c.from, a, PathHandoverDeposit, c.req); code != c.code {
+				t.Fatalf("got %q, want %q", code, c.code)
+			}
+		})
+	}
+	if got := a.fed.SendDue(ctx); got != 1 {
+		t.Fatalf("A's SendDue closed %d, want the deposit to E", got)
+	}
+	held, err := e.st.HeldCases().Deposit(ctx, id, a.me.PartyID)
+	if err != nil || !bytes.Equal(held.Content, large) {
+		t.Fatalf("E holds %d bytes of alice's %d (%v)", len(held.Content), len(large), err)
+	}
+	// The same deposit again is a duplicate, without reading the rest.
+	sum := sha256.Sum256(large)
+	first := escrow.DepositMessage{Handover: id, Party: a.me.PartyID, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(large)), Content: large[:escrow.PartAcrossNodes]}
+	if status, _, out := call(t, a, e, PathEscrowDeposit, first); status != 200 || !bytes.Contains(out, []byte(`"duplicate":true`)) {
+		t.Fatalf("the deposit again: %d %s", status, out)
+	}
+	small := sealTo(t, a, "bob's short dossier")
+	deposit(t, b, id, small)
+	b.fed.SendDue(ctx)
+	if got := e.fed.SendDue(ctx); got != 2 {
+		t.Fatalf("E's SendDue closed %d, want the verdict to A and B", got)
+	}
+	for _, c := range []struct {
+		n    *fedNode
+		want []byte
+	}{{a, small}, {b, large}} {
+		d, err := c.n.esc.Fetch(ctx, c.n.me, id, "")
+		if err != nil || !bytes.Equal(d.Content, c.want) {
+			t.Fatalf("%s fetches %d bytes, want %d (%v)", c.n.me.Name, len(d.Content), len(c.want), err)
+		}
+	}
+	// B read alice's 5 MiB from E in parts of at most FetchPartSize, and
+	// E the rest of it from A the same way.
+	count := func(n *fedNode) int {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		asks := 0
+		for _, r := range n.heard {
+			if bytes.Contains(r, []byte(`"depositor":"`+a.me.PartyID+`"`)) {
+				asks++
+			}
+		}
+		return asks
+	}
+	if got, want := count(e), (len(large)+escrow.FetchPartSize-1)/escrow.FetchPartSize; got != want {
+		t.Fatalf("E answered %d asks for alice's deposit, want %d (parts of %d bytes)", got, want, escrow.FetchPartSize)
+	}
+	if got, want := count(a), 2+(len(large)-escrow.PartAcrossNodes+escrow.FetchPartSize-1)/escrow.FetchPartSize; got != want {
+		t.Fatalf("A answered %d asks for alice's deposit, want %d (2 refused, the rest in parts of %d bytes)", got, want, escrow.FetchPartSize)
+	}
+}

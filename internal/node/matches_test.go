@@ -3,14 +3,18 @@ package node
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"filippo.io/age"
 
 	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/matching"
@@ -254,11 +258,11 @@ func TestMatchSessionAcrossNodesRefused(t *testing.T) {
 	}
 }
 
-// TestMatchRound1AtTheCapAcrossNodes: a round 1 of the most elements a
-// session between nodes takes crosses in one signed node request (the
-// limit is set so that it does), and one more element is refused on the
-// sender's own node, saying why, before anything is stored or sent.
-func TestMatchRound1AtTheCapAcrossNodes(t *testing.T) {
+// TestMatchRound1OverTheCapAcrossNodes: a round 1 of one element more
+// than a session between nodes takes is refused on the sender's own node
+// from its header, saying why, before anything is stored or sent; and a
+// part stating a size over the cap is refused on the receiving node.
+func TestMatchRound1OverTheCapAcrossNodes(t *testing.T) {
 	w := newEscrowWorld(t) // match_cap 1,000,000
 	a, b := w.a, w.b
 	alice, bob := a.me.PartyID, b.me.PartyID
@@ -266,30 +270,222 @@ func TestMatchRound1AtTheCapAcrossNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if started.Session.Cap != matching.MaxElementsAcrossNodes {
-		t.Fatalf("cap %d, want %d", started.Session.Cap, matching.MaxElementsAcrossNodes)
+	if started.Session.Cap != matching.MaxElementsAcrossNodes || matching.MaxElementsAcrossNodes < 262144 {
+		t.Fatalf("cap %d, want %d (at least 262,144)", started.Session.Cap, matching.MaxElementsAcrossNodes)
 	}
 	id, sid := started.Session.ID, started.Session.SessionID
 	a.fed.SendDue(ctx)
-	emails := make([]string, matching.MaxElementsAcrossNodes+1)
-	for i := range emails {
-		emails[i] = fmt.Sprintf("u%d@example.org", i)
-	}
-	over := round1(t, sid, alice, bob, psi.RoleInitiator, len(emails), emails...)
+	// A real message whose header claims one element over the cap: the
+	// header is refused before a single element is read.
+	over := round1(t, sid, alice, bob, psi.RoleInitiator, 1, "u@example.org")
+	binary.BigEndian.PutUint64(over[40:48], matching.MaxElementsAcrossNodes+1)
 	_, err = a.mat.PutRound1(ctx, a.me, id, bytes.NewReader(over))
-	if !errors.Is(err, matching.ErrOverCap) || !strings.Contains(err.Error(), "across nodes a session takes at most 16384") {
+	if !errors.Is(err, matching.ErrOverCap) || !strings.Contains(err.Error(), fmt.Sprintf("across nodes a session takes at most %d", matching.MaxElementsAcrossNodes)) {
 		t.Fatalf("one element over: %v", err)
 	}
-	full := round1(t, sid, alice, bob, psi.RoleInitiator, matching.MaxElementsAcrossNodes, emails[:matching.MaxElementsAcrossNodes]...)
-	if _, err := a.mat.PutRound1(ctx, a.me, id, bytes.NewReader(full)); err != nil {
+	if n := a.fed.SendDue(ctx); n != 0 {
+		t.Fatalf("A sent %d messages after a refused round 1", n)
+	}
+	msg := round1Message(id, alice, over)
+	msg.Size = matching.Round1Size(matching.MaxElementsAcrossNodes + 1)
+	if status, code, _ := call(t, a, b, PathMatchRound1, msg); code != "over_cap" || status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("a part of a round 1 over the cap: %d %q, want 413 over_cap", status, code)
+	}
+}
+
+// parts splits a round-1 message into the node messages its node sends.
+func parts(id, partyID string, content []byte) []matching.Round1Message {
+	sum := sha256.Sum256(content)
+	var out []matching.Round1Message
+	for i := 0; i*matching.Round1PartSize < len(content); i++ {
+		out = append(out, matching.Round1Message{Match: id, Party: partyID, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(content)),
+			Part: i, Content: content[i*matching.Round1PartSize : min((i+1)*matching.Round1PartSize, len(content))]})
+	}
+	return out
+}
+
+func emailItems(list []string) iter.Seq[psi.Item] {
+	return func(yield func(psi.Item) bool) {
+		for _, e := range list {
+			if !yield(psi.Item{Kind: psi.KindEmail, Value: e}) {
+				return
+			}
+		}
+	}
+}
+
+// TestMatchAcrossNodesInParts runs a session of 20,000 × 20,000 elements
+// (over the 16,384 one node request once carried) with 5,000 in common
+// between alice on A and bob on B, through the node endpoints: each round
+// 1 crosses in parts, round 2 goes through the escrow node, and each side
+// finds exactly the 5,000. Before that, a hostile pinned A sends alice's
+// round 1 in parts out of order, out of range, too large, over the cap,
+// for bob, for an unknown session, again with other bytes, under another
+// announcement, and with a last part that does not hash to it: each is
+// refused by name, none changes B's session or ledger, and a part sent
+// again is answered as a duplicate.
+func TestMatchAcrossNodesInParts(t *testing.T) {
+	w := newEscrowWorld(t) // match_cap 1,000,000
+	a, b, e := w.a, w.b, w.e
+	alice, bob := a.me.PartyID, b.me.PartyID
+	started, err := a.mat.Start(ctx, a.me, w.doc.ID)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if n := a.fed.SendDue(ctx); n != 1 {
-		t.Fatalf("A delivered %d messages, want the round 1 of %d bytes", n, len(full))
+	id, sid, hid := started.Session.ID, started.Session.SessionID, started.Handover.ID
+	a.fed.SendDue(ctx)
+	b.fed.SendDue(ctx)
+	const n, common = 20000, 5000
+	var aliceList, bobList []string
+	for i := range n - common {
+		aliceList = append(aliceList, fmt.Sprintf("alice%d@example.org", i))
+		bobList = append(bobList, fmt.Sprintf("bob%d@example.org", i))
+	}
+	for i := range common {
+		aliceList = append(aliceList, fmt.Sprintf("both%d@example.org", i))
+		bobList = append(bobList, fmt.Sprintf("both%d@example.org", i))
+	}
+	sa, err := psi.NewSession(psi.Config{SessionID: sid, Self: alice, Peer: bob, Role: psi.RoleInitiator, MaxElements: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := psi.NewSession(psi.Config{SessionID: sid, Self: bob, Peer: alice, Role: psi.RoleResponder, MaxElements: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r1a, r1b bytes.Buffer
+	orderA, err := sa.Round1(ctx, emailItems(aliceList), &r1a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orderB, err := sb.Round1(ctx, emailItems(bobList), &r1b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := parts(id, alice, r1a.Bytes())
+	if len(ps) != 2 {
+		t.Fatalf("alice's round 1 of %d bytes is %d parts, want 2", r1a.Len(), len(ps))
+	}
+
+	size, err := b.st.Ledger().Size(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit := func(m matching.Round1Message, f func(*matching.Round1Message)) matching.Round1Message {
+		m.Content = bytes.Clone(m.Content)
+		f(&m)
+		return m
+	}
+	other := edit(ps[0], func(m *matching.Round1Message) { m.SHA256 = hex.EncodeToString(make([]byte, 32)) })
+	for _, c := range []struct {
+		name   string
+		msg    matching.Round1Message
+		code   string
+		status int
+	}{
+		{"part 1 before part 0", ps[1], "part_out_of_order", http.StatusConflict},
+		{"a part out of range", edit(ps[1], func(m *matching.Round1Message) { m.Part = 2 }), "part_out_of_range", http.StatusUnprocessableEntity},
+		{"a part larger than its place", edit(ps[1], func(m *matching.Round1Message) { m.Content = append(m.Content, 0) }), "part_too_large", http.StatusRequestEntityTooLarge},
+		{"a size over the session's cap", edit(ps[0], func(m *matching.Round1Message) { m.Size = matching.Round1Size(matching.MaxElementsAcrossNodes + 1) }), "over_cap", http.StatusRequestEntityTooLarge},
+		{"a part for bob", edit(ps[0], func(m *matching.Round1Message) { m.Party = bob }), "not_party_node", http.StatusForbidden},
+		{"a part of an unknown session", edit(ps[0], func(m *matching.Round1Message) { m.Match = "match--00000000-0000-4000-8000-000000000000" }), "not_found", http.StatusNotFound},
+		{"accepted: part 0", ps[0], "", http.StatusOK},
+		{"part 0 again, with other bytes", edit(ps[0], func(m *matching.Round1Message) { m.Content[100] ^= 1 }), "part_mismatch", http.StatusConflict},
+		{"part 0 of another message", other, "part_mismatch", http.StatusConflict},
+		{"part 1 of another message", edit(ps[1], func(m *matching.Round1Message) { m.SHA256 = other.SHA256 }), "part_mismatch", http.StatusConflict},
+		{"part 1 stating another size", edit(ps[1], func(m *matching.Round1Message) { m.Size -= 32; m.Content = m.Content[:len(m.Content)-32] }), "part_mismatch", http.StatusConflict},
+		// The last part with a flipped byte: the whole does not pass its
+		// checks, and the parts staged are dropped.
+		{"a last part that spoils the whole", edit(ps[1], func(m *matching.Round1Message) { m.Content[10] ^= 1 }), "invalid", http.StatusUnprocessableEntity},
+		{"part 1 once part 0 was dropped", ps[1], "part_out_of_order", http.StatusConflict},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			status, code, _ := call(t, a, b, PathMatchRound1, c.msg)
+			if code != c.code || status != c.status {
+				t.Fatalf("got %d %q, want %d %q", status, code, c.status, c.code)
+			}
+		})
+	}
+	if v, _ := b.mat.Get(ctx, b.me, id); v.Session.Initiator.Done() {
+		t.Fatal("refused parts completed alice's round 1 on B")
+	}
+	if after, _ := b.st.Ledger().Size(ctx); after != size {
+		t.Fatalf("parts changed B's ledger: %d entries, was %d", after, size)
+	}
+	if ups, err := b.st.Matches().Uploads(ctx, id, alice); err != nil || len(ups) != 0 {
+		t.Fatalf("B keeps staged parts %v (%v) of a message that failed its checks", ups, err)
+	}
+
+	// The real round 1s, through each node's outbox, in parts.
+	if _, err := a.mat.PutRound1(ctx, a.me, id, bytes.NewReader(r1a.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.fed.SendDue(ctx); got != 2 {
+		t.Fatalf("A delivered %d messages, want alice's round 1 in 2 parts", got)
 	}
 	v, err := b.mat.Get(ctx, b.me, id)
-	if err != nil || v.Session.Initiator.Count != matching.MaxElementsAcrossNodes || v.Session.Initiator.Size != int64(len(full)) {
-		t.Fatalf("on B: %+v, %v", v.Session.Initiator, err)
+	if err != nil || v.Session.Initiator.Count != n || v.Session.Initiator.Size != int64(r1a.Len()) {
+		t.Fatalf("alice's round 1 on B: %+v, %v", v.Session.Initiator, err)
+	}
+	for _, p := range ps {
+		if status, _, out := call(t, a, b, PathMatchRound1, p); status != http.StatusOK || !bytes.Contains(out, []byte(`"duplicate":true`)) {
+			t.Fatalf("part %d again: %d %s", p.Part, status, out)
+		}
+	}
+	if _, code, _ := call(t, a, b, PathMatchRound1, edit(ps[1], func(m *matching.Round1Message) { m.Content[10] ^= 1 })); code != "conflict" {
+		t.Fatalf("part 1 with other bytes after completion: %q, want conflict", code)
+	}
+	if _, err := b.mat.PutRound1(ctx, b.me, id, bytes.NewReader(r1b.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.fed.SendDue(ctx); got != 2 {
+		t.Fatalf("B delivered %d messages, want bob's round 1 in 2 parts", got)
+	}
+
+	// Round 2: each computes its own from the other's round 1 its node
+	// serves, deposits it sealed to the other, and the escrow node
+	// releases both.
+	round2 := func(n *fedNode, s *psi.Session, to *fedNode) []byte {
+		peer, err := n.mat.OpenPeerRound1(ctx, n.me, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r2 bytes.Buffer
+		if err := s.Round2(ctx, peer, &r2); err != nil {
+			t.Fatalf("%s's round 2: %v", n.me.Name, err)
+		}
+		deposit(t, n, hid, sealTo(t, to, r2.String()))
+		if got := n.fed.SendDue(ctx); got != 1 {
+			t.Fatalf("%s's node delivered %d messages, want the deposit", n.me.Name, got)
+		}
+		return r2.Bytes()
+	}
+	r2a, r2b := round2(a, sa, b), round2(b, sb, a)
+	if got := e.fed.SendDue(ctx); got != 2 {
+		t.Fatalf("E delivered %d messages, want the verdict to A and B", got)
+	}
+	result := func(n *fedNode, s *psi.Session, order *psi.Order, own []byte) []int {
+		d, err := n.esc.Fetch(ctx, n.me, hid, "")
+		if err != nil {
+			t.Fatalf("%s fetches the other's round 2: %v", n.me.Name, err)
+		}
+		r, err := age.Decrypt(bytes.NewReader(d.Content), n.keys.Sealing)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx, err := s.Result(ctx, order, bytes.NewReader(own), r)
+		if err != nil {
+			t.Fatalf("%s's result: %v", n.me.Name, err)
+		}
+		return idx
+	}
+	for _, c := range []struct {
+		name string
+		got  []int
+	}{{"alice", result(a, sa, orderA, r2a)}, {"bob", result(b, sb, orderB, r2b)}} {
+		if len(c.got) != common || c.got[0] != n-common || c.got[common-1] != n-1 {
+			t.Fatalf("%s matched %d items (first %v), want the %d in common (%d to %d)", c.name, len(c.got), c.got[:min(3, len(c.got))], common, n-common, n-1)
+		}
 	}
 }
 

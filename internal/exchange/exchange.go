@@ -300,6 +300,9 @@ func (s *Service) Writable(ctx context.Context, p party.Principal, apiRoot, id s
 type IngestResult struct {
 	Status      store.Status
 	LedgerIndex int64
+	// IDs holds each object's id as parsed, in the order sent, or "" where
+	// it did not parse as STIX (such an object was refused).
+	IDs []string
 }
 
 // Ingest decides whether p may write the collection (Writable) and adds
@@ -470,7 +473,13 @@ func (s *Service) IngestGranted(ctx context.Context, p party.Principal, g Grant,
 	if err != nil {
 		return IngestResult{}, err
 	}
-	return IngestResult{Status: status, LedgerIndex: index}, nil
+	ids := make([]string, len(results))
+	for i, r := range results {
+		if r.err == nil {
+			ids[i] = r.obj.ID
+		}
+	}
+	return IngestResult{Status: status, LedgerIndex: index, IDs: ids}, nil
 }
 
 type parseResult struct {

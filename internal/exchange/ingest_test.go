@@ -55,3 +55,23 @@ func TestBatchDateAddedIncreases(t *testing.T) {
 		}
 	}
 }
+
+// IngestResult.IDs holds each object's id as parsed, "" where it did not
+// parse (feeds across nodes count a page's distinct contributions by it).
+func TestIngestResultIDs(t *testing.T) {
+	f := newFixture(t)
+	c, err := f.ex.CreateCollection(ctx, "feed", "", []string{f.a.p.PartyID}, []string{f.a.p.PartyID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sco := json.RawMessage(`{"type":"ipv4-addr","spec_version":"2.1","id":"ipv4-addr--ff26c055-6336-5bc5-b98d-13d6226742dd","value":"198.51.100.3"}`)
+	bad := json.RawMessage(`{"type":"ipv4-addr","spec_version":"2.1","id":"ipv4-addr--0c0b8ecd-6fb1-5bf4-a1d4-3c7e8f4a5f11"}`) // no value
+	res, err := f.ex.Ingest(ctx, f.a.p, exchange.OperatorRoot, c.ID, []json.RawMessage{bad, sco, sco})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"", "ipv4-addr--ff26c055-6336-5bc5-b98d-13d6226742dd", "ipv4-addr--ff26c055-6336-5bc5-b98d-13d6226742dd"}
+	if len(res.IDs) != len(want) || res.IDs[0] != want[0] || res.IDs[1] != want[1] || res.IDs[2] != want[2] || len(res.Status.Failures) != 1 {
+		t.Fatalf("IDs = %q, failures %+v; want %q and one failure", res.IDs, res.Status.Failures, want)
+	}
+}

@@ -372,6 +372,7 @@ func (f *Federation) pull(ctx context.Context, c *store.FeedCursor) (more, ok bo
 	}
 	var stored, refused int64
 	var firstRefusal string
+	ids := make([]string, 0, len(page.Objects))
 	for i := 0; i < len(page.Objects); i += feedIngestChunk {
 		res, err := f.Ex.IngestFeed(ctx, peer, c.AgreementID, page.Objects[i:min(i+feedIngestChunk, len(page.Objects))])
 		if err != nil {
@@ -382,6 +383,7 @@ func (f *Federation) pull(ctx context.Context, c *store.FeedCursor) (more, ok bo
 			f.feedRetry(ctx, c, "not ingested here: "+err.Error())
 			return false, false
 		}
+		ids = append(ids, res.IDs...)
 		stored += int64(len(res.Status.Successes))
 		refused += int64(len(res.Status.Failures))
 		if firstRefusal == "" && len(res.Status.Failures) > 0 {
@@ -392,7 +394,7 @@ func (f *Federation) pull(ctx context.Context, c *store.FeedCursor) (more, ok bo
 	// of the peer's publish order and the distinct contributions in it
 	// (a peer that claims more ordinals than it sent objects is counted
 	// by the objects).
-	if err := f.Ex.RecordFeedReceived(ctx, peer, c.AgreementID, c.After, page.Next, distinctIDs(page.Objects, page.Next-c.After)); err != nil {
+	if err := f.Ex.RecordFeedReceived(ctx, peer, c.AgreementID, c.After, page.Next, distinctIDs(page.Objects, ids, page.Next-c.After)); err != nil {
 		f.log().WarnContext(ctx, "feed page not recorded", slog.String("agreement", c.AgreementID), slog.Any("err", err))
 		f.feedRetry(ctx, c, "not recorded here: "+err.Error())
 		return false, false
@@ -566,10 +568,15 @@ func (f *Federation) feedAlert(ctx context.Context, peer store.Peer, agreementID
 }
 
 // distinctIDs counts the distinct object ids among raws, at most limit
-// (the ordinals the page covers).
-func distinctIDs(raws []json.RawMessage, limit int64) int64 {
+// (the ordinals the page covers). ids holds the ids ingest parsed, "" where
+// an object did not parse as STIX: only those are decoded here again.
+func distinctIDs(raws []json.RawMessage, ids []string, limit int64) int64 {
 	seen := make(map[string]bool, len(raws))
-	for _, r := range raws {
+	for i, r := range raws {
+		if i < len(ids) && ids[i] != "" {
+			seen[ids[i]] = true
+			continue
+		}
 		var o struct {
 			ID string `json:"id"`
 		}

@@ -476,3 +476,28 @@ func TestFeedNudge(t *testing.T) {
 		t.Fatalf("bob reads %d of alice's after the nudge, want 5", got)
 	}
 }
+
+// distinctIDs counts a page's distinct contributions: ids ingest parsed,
+// and for objects that did not parse, the id their JSON names, if any; at
+// most the ordinals the page covers.
+func TestDistinctIDs(t *testing.T) {
+	raws := []json.RawMessage{
+		json.RawMessage(`{"type":"indicator","id":"indicator--1"}`),
+		json.RawMessage(`{"type":"indicator","id":"indicator--1"}`),
+		json.RawMessage(`{"type":"indicator","id":"indicator--2","bad":true}`), // refused by ingest: decoded here
+		json.RawMessage(`{"type":"indicator"}`),                                // no id at all
+		json.RawMessage(`not json`),
+		json.RawMessage(`{"type":"indicator","id":"indicator--3"}`),
+	}
+	ids := []string{"indicator--1", "indicator--1", "", "", "", "indicator--3"}
+	if n := distinctIDs(raws, ids, 10); n != 3 {
+		t.Fatalf("distinct = %d, want 3", n)
+	}
+	if n := distinctIDs(raws, ids, 2); n != 2 {
+		t.Fatalf("distinct with 2 ordinals = %d, want 2", n)
+	}
+	// ids shorter than raws (a chunk not ingested): the rest are decoded.
+	if n := distinctIDs(raws, ids[:1], 10); n != 3 {
+		t.Fatalf("distinct from raws alone = %d, want 3", n)
+	}
+}

@@ -2,6 +2,8 @@ package nodescripts
 
 import (
 	"errors"
+	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +14,23 @@ import (
 
 	"github.com/parley-cti/parley/internal/tests/scriptcmd"
 )
+
+// scriptsAtOnce is how many scripts run at once unless -parallel says
+// otherwise. The scripts mostly wait (for nodes to start, poll, retry and
+// deliver): run two at a time, as go test's default on 2 cores has it, the
+// machine sat 60–90 % idle and the package took 410 s under -race, close
+// to go test's 10-minute limit for a package.
+const scriptsAtOnce = 6
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given {
+		flag.Set("test.parallel", fmt.Sprint(scriptsAtOnce))
+	}
+	os.Exit(m.Run())
+}
 
 // raceBuild is set when the tests run with -race: the parley the scripts
 // run is then built with the race detector too.

@@ -66,23 +66,8 @@ func gradualAct(ctx context.Context, a, b *Member, alpha, bravo *Node, rp *clien
 		return fmt.Errorf("%s proposes a gradual case: %w", a.Name, err)
 	}
 	g.Handover = h.ID
-	if _, err := poll(ctx, func() (*client.Handover, bool, error) {
-		hv, err := b.C.Handover(ctx, h.ID)
-		if errors.Is(err, client.ErrNotFound) {
-			return nil, false, nil
-		}
-		return hv, err == nil, err
-	}); err != nil {
-		return fmt.Errorf("the gradual case never reached %s's node: %w", b.Name, err)
-	}
-	if _, err := b.C.AcceptHandover(ctx, h.ID); err != nil {
-		return fmt.Errorf("%s accepts the gradual case: %w", b.Name, err)
-	}
-	if _, err := poll(ctx, func() (*client.Handover, bool, error) {
-		hv, err := a.C.Handover(ctx, h.ID)
-		return hv, err == nil && hv.State == "accepted", err
-	}); err != nil {
-		return fmt.Errorf("the acceptance never reached %s's node: %w", a.Name, err)
+	if err := acceptAcross(ctx, a, b, h.ID, "the gradual case"); err != nil {
+		return err
 	}
 	say("10. Gradual release, with no escrow node at all. A case is released gradually only under an agreement that")
 	say("    names no escrow node, so the two signed a second one the same way (%s);", doc.ID)

@@ -441,23 +441,8 @@ func answerThroughEscrow(ctx context.Context, a, b *Member, agreementID, reqID s
 	if _, err := a.C.FulfilRequest(ctx, reqID, h.ID); err != nil {
 		return fmt.Errorf("%s answers the request with the handover: %w", a.Name, err)
 	}
-	if _, err := poll(ctx, func() (*client.Handover, bool, error) {
-		hv, err := b.C.Handover(ctx, h.ID)
-		if errors.Is(err, client.ErrNotFound) {
-			return nil, false, nil
-		}
-		return hv, err == nil, err
-	}); err != nil {
-		return fmt.Errorf("the handover never reached %s's node: %w", b.Name, err)
-	}
-	if _, err := b.C.AcceptHandover(ctx, h.ID); err != nil {
-		return fmt.Errorf("%s accepts: %w", b.Name, err)
-	}
-	if _, err := poll(ctx, func() (*client.Handover, bool, error) {
-		hv, err := a.C.Handover(ctx, h.ID)
-		return hv, err == nil && hv.State == "accepted", err
-	}); err != nil {
-		return fmt.Errorf("the acceptance never reached %s's node: %w", a.Name, err)
+	if err := acceptAcross(ctx, a, b, h.ID, "the handover"); err != nil {
+		return err
 	}
 	depositSealed := func(from, to *Member, objs []json.RawMessage) (int, error) {
 		r, err := from.C.SealingRecipient(ctx, agreementID, to.ID, from.Keys, nil)
@@ -569,6 +554,30 @@ func agreeAcross(ctx context.Context, a, b *Member, alpha, bravo *Node, doc *agr
 }
 
 // poll calls f until it reports done, fails, or waitFor passes.
+// acceptAcross waits for case id, proposed by a, to reach b's node; b
+// accepts it there, and it waits for the acceptance to reach a's node.
+func acceptAcross(ctx context.Context, a, b *Member, id, what string) error {
+	if _, err := poll(ctx, func() (*client.Handover, bool, error) {
+		hv, err := b.C.Handover(ctx, id)
+		if errors.Is(err, client.ErrNotFound) {
+			return nil, false, nil
+		}
+		return hv, err == nil, err
+	}); err != nil {
+		return fmt.Errorf("%s never reached %s's node: %w", what, b.Name, err)
+	}
+	if _, err := b.C.AcceptHandover(ctx, id); err != nil {
+		return fmt.Errorf("%s accepts %s: %w", b.Name, what, err)
+	}
+	if _, err := poll(ctx, func() (*client.Handover, bool, error) {
+		hv, err := a.C.Handover(ctx, id)
+		return hv, err == nil && hv.State == "accepted", err
+	}); err != nil {
+		return fmt.Errorf("the acceptance never reached %s's node: %w", a.Name, err)
+	}
+	return nil
+}
+
 func poll[T any](ctx context.Context, f func() (T, bool, error)) (T, error) {
 	ctx, cancel := context.WithTimeout(ctx, waitFor)
 	defer cancel()

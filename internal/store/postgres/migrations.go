@@ -741,6 +741,9 @@ CREATE TABLE handover_chunks (
 	PRIMARY KEY (handover_id, depositor, idx)
 );
 `},
+	// 34: SQLite keeps each credit's mark in its credit row; nothing
+	// changes here but the version, which both backends keep equal.
+	{"credit marks in the credit row (SQLite only)", `SELECT 1`},
 }
 
 // searchDocSQL is object_search_doc's document of a JSON object j of

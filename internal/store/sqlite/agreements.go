@@ -264,22 +264,27 @@ func placeholders(n int) string { return `?` + strings.Repeat(`, ?`, n-1) }
 const (
 	knownChunk  = 500
 	creditChunk = 125
+	creditCols  = 11 // values of one credit row in the insert
 )
 
 func (s credits) Contribute(ctx context.Context, agreementID, partyID string, items []store.Contribution, at time.Time) ([]store.Credited, error) {
 	out := make([]store.Credited, len(items))
 	err := atomic(ctx, handle(s), func(h handle) error {
+		ag, pa, err := creditNames(ctx, h, agreementID, partyID)
+		if err != nil {
+			return err
+		}
 		var released, ord int64
-		if err := h.w.QueryRowContext(ctx, `SELECT coalesce((SELECT up_to FROM agreement_released WHERE agreement_id = ?1 AND reader = ?2), 0),
-			coalesce((SELECT max(ord) FROM agreement_credits WHERE agreement_id = ?1 AND party_id = ?2), 0)`, agreementID, partyID).Scan(&released, &ord); err != nil {
+		if err := h.w.QueryRowContext(ctx, `SELECT coalesce((SELECT up_to FROM agreement_released WHERE agreement_id = ? AND reader = ?), 0),
+			coalesce((SELECT max(ord) FROM agreement_credits WHERE ag = ? AND pa = ?), 0)`, agreementID, partyID, ag, pa).Scan(&released, &ord); err != nil {
 			return mapErr(err)
 		}
 		// What the party knows already: its own contributions, and the
 		// counterpart's within what was released to it, by id; the same by
 		// fingerprint, and what plain handovers released.
-		// Credits are keyed by the ids' compact keys (stix_ids, migration
-		// 26): Put gave the new ids theirs just before, in order, so a new
-		// credit appends to the primary key.
+		// Credits are found by the ids' compact keys (stix_ids, migration
+		// 26) and keyed by ordinal (migration 34), so a new credit appends
+		// to both b-trees.
 		known := map[string]bool{}
 		names := make([]string, 0, len(items))
 		fps := make([]any, 0, len(items))
@@ -318,16 +323,16 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 			return mapErr(rows.Err())
 		}
 		byID := &chunked{q: h.w, full: knownChunk, sql: func(n int) string {
-			// Planned on its own, "party_id = ? OR ord <= ?" can lead
-			// SQLite to the ordinal index, a walk of every credit.
+			// Planned on its own, "pa = ? OR ord <= ?" can lead SQLite
+			// to the table's key (ag, pa, ord), a walk of every credit.
 			return `SELECT key FROM agreement_credits INDEXED BY agreement_credits_key
-				WHERE agreement_id = ? AND key IN (` + placeholders(n) + `) AND (party_id = ? OR ord <= ?)`
+				WHERE ag = ? AND key IN (` + placeholders(n) + `) AND (pa = ? OR ord <= ?)`
 		}}
 		defer byID.close()
 		for len(ids) > 0 {
 			chunk := ids[:min(len(ids), knownChunk)]
 			ids = ids[len(chunk):]
-			args := append(append([]any{agreementID}, chunk...), partyID, released)
+			args := append(append([]any{ag}, chunk...), pa, released)
 			if err := collect(byID, len(chunk), args, func(r *sql.Rows) error {
 				var k int64
 				err := r.Scan(&k)
@@ -339,14 +344,14 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 		}
 		byFP := &chunked{q: h.w, full: knownChunk, sql: func(n int) string {
 			return `SELECT fingerprint FROM agreement_credits INDEXED BY agreement_credits_fingerprint
-				WHERE fingerprint IN (` + placeholders(n) + `) AND agreement_id = ? AND (party_id = ? OR ord <= ?)
+				WHERE fingerprint IN (` + placeholders(n) + `) AND ag = ? AND (pa = ? OR ord <= ?)
 				UNION ALL SELECT fingerprint FROM agreement_handed WHERE agreement_id = ? AND fingerprint IN (` + placeholders(n) + `)`
 		}}
 		defer byFP.close()
 		for len(fps) > 0 {
 			chunk := fps[:min(len(fps), knownChunk)]
 			fps = fps[len(chunk):]
-			args := append(append([]any{}, chunk...), agreementID, partyID, released, agreementID)
+			args := append(append([]any{}, chunk...), ag, pa, released, agreementID)
 			args = append(args, chunk...)
 			if err := collect(byFP, len(chunk), args, func(r *sql.Rows) error {
 				var fp int64
@@ -360,8 +365,9 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 		// New credits go in multi-row INSERTs: a statement per row costs
 		// more in the driver than the insert itself.
 		insert := &chunked{q: h.w, full: creditChunk, sql: func(n int) string {
-			return `INSERT INTO agreement_credits(agreement_id, key, object_id, party_id, ord, weight, added_at, fingerprint) VALUES ` +
-				strings.TrimSuffix(strings.Repeat(`(?, ?, ?, ?, ?, ?, ?, ?), `, n), `, `)
+			return `INSERT INTO agreement_credits(ag, pa, ord, key, object_id, weight, added_at, fingerprint,
+				mark_type, mark_tlp, mark_version) VALUES ` +
+				strings.TrimSuffix(strings.Repeat(`(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?), `, n), `, `)
 		}}
 		defer insert.close()
 		var added float64
@@ -370,7 +376,7 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 			if len(rows) == 0 {
 				return nil
 			}
-			err := insert.exec(ctx, len(rows)/8, rows)
+			err := insert.exec(ctx, len(rows)/creditCols, rows)
 			rows = rows[:0]
 			return mapErr(err)
 		}
@@ -389,10 +395,17 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 			}
 			known[it.ObjectID] = true
 			ord++
-			rows = append(rows, agreementID, keys[it.ObjectID], it.ObjectID, partyID, ord, it.Weight, micros(at), fp)
+			// The credit's mark (its type and TLP level for the joint
+			// report) goes in its row; none without a type, as
+			// store.CreditMarks decides.
+			var mt, ml, mv any
+			if it.Type != "" {
+				mt, ml, mv = it.Type, it.TLP, micros(it.Version)
+			}
+			rows = append(rows, ag, pa, ord, keys[it.ObjectID], it.ObjectID, it.Weight, micros(at), fp, mt, ml, mv)
 			out[i].Ord = ord
 			added += it.Weight
-			if len(rows) == 8*creditChunk {
+			if len(rows) == creditCols*creditChunk {
 				if err := flush(); err != nil {
 					return err
 				}
@@ -406,10 +419,10 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 			agreementID, partyID, ord, added, added); err != nil {
 			return mapErr(err)
 		}
-		// New credits have no mark yet: theirs are written without
-		// reading any, and the tallies once for the call.
-		marks, delta := store.CreditMarks(items, out)
-		return writeMarks(ctx, h, agreementID, partyID, marks, delta)
+		// New credits' marks went in their rows: only the tallies are
+		// left, added once for the call.
+		_, delta := store.CreditMarks(items, out)
+		return writeMarks(ctx, h, agreementID, partyID, nil, delta)
 	})
 	if err != nil {
 		return nil, err
@@ -448,11 +461,13 @@ func (s credits) Balance(ctx context.Context, agreementID, partyID string, since
 			CASE WHEN ?3 = 0
 				THEN coalesce((SELECT credits - contested FROM agreement_totals WHERE agreement_id = ?1 AND party_id = ?2), 0)
 				ELSE coalesce((SELECT sum(weight) FROM agreement_credits INDEXED BY agreement_credits_added
-					WHERE agreement_id = ?1 AND party_id = ?2 AND added_at >= ?3 AND contested = 0), 0) END,
+					WHERE ag = (SELECT n FROM credit_names WHERE name = ?1) AND pa = (SELECT n FROM credit_names WHERE name = ?2)
+					AND added_at >= ?3 AND contested = 0), 0) END,
 			CASE WHEN ?3 = 0
 				THEN coalesce((SELECT contested FROM agreement_totals WHERE agreement_id = ?1 AND party_id = ?2), 0)
 				ELSE coalesce((SELECT sum(weight) FROM agreement_credits INDEXED BY agreement_credits_added
-					WHERE agreement_id = ?1 AND party_id = ?2 AND added_at >= ?3 AND contested <> 0), 0) END,
+					WHERE ag = (SELECT n FROM credit_names WHERE name = ?1) AND pa = (SELECT n FROM credit_names WHERE name = ?2)
+					AND added_at >= ?3 AND contested <> 0), 0) END,
 			coalesce((SELECT up_to FROM agreement_released WHERE agreement_id = ?1 AND reader = ?2), 0)`,
 		agreementID, partyID, window).Scan(&b.Contributed, &b.Credits, &b.Contested, &b.Released)
 	if err != nil {
@@ -514,10 +529,10 @@ func (s credits) Reach(ctx context.Context, agreementID, reader, contributor str
 		ids = ids[n:]
 		var a, q int64
 		// Objects are found by their id's key (stix_ids, migration 24);
-		// "+c.ord" keeps the planner on the credits' primary key, one
+		// "+c.ord" keeps the planner on the credits' key index, one
 		// lookup per id, rather than a walk of the released prefix.
 		err := s.w.QueryRowContext(ctx, `SELECT o.date_added, o.seq FROM stix_ids k
-			JOIN agreement_credits c ON c.agreement_id = ? AND c.party_id = ? AND c.key = k.key AND +c.ord <= ?
+			JOIN agreement_credits c ON c.ag = `+creditName+` AND c.pa = `+creditName+` AND c.key = k.key AND +c.ord <= ?
 			JOIN objects o ON o.key = k.key AND o.coll IN (SELECT pk FROM collections WHERE agreement = ? AND contributor = ?)
 			WHERE k.id IN (?`+strings.Repeat(`, ?`, n-1)+`)
 			ORDER BY o.date_added DESC, o.seq DESC LIMIT 1`, args...).Scan(&a, &q)
@@ -549,9 +564,10 @@ func (s credits) ReachRange(ctx context.Context, agreementID, reader, contributo
 	var a, q int64
 	// The credits by ordinal, each object by its compact key: both walks
 	// go in the order the rows were written, unlike Reach's lookups by id.
-	err = s.w.QueryRowContext(ctx, `SELECT o.date_added, o.seq FROM agreement_credits c INDEXED BY agreement_credits_ord
+	err = s.w.QueryRowContext(ctx, `SELECT o.date_added, o.seq FROM agreement_credits c
 		JOIN objects o ON o.coll IN (SELECT pk FROM collections WHERE agreement = ?1 AND contributor = ?2) AND o.key = c.key
-		WHERE c.agreement_id = ?1 AND c.party_id = ?2 AND c.ord >= ?3 AND c.ord <= ?4
+		WHERE c.ag = (SELECT n FROM credit_names WHERE name = ?1) AND c.pa = (SELECT n FROM credit_names WHERE name = ?2)
+		AND c.ord >= ?3 AND c.ord <= ?4
 		ORDER BY o.date_added DESC, o.seq DESC LIMIT 1`, agreementID, contributor, from, to).Scan(&a, &q)
 	if err == sql.ErrNoRows {
 		return nil
@@ -587,8 +603,8 @@ func (s credits) setReach(ctx context.Context, agreementID, reader string, added
 }
 
 func (s credits) Range(ctx context.Context, agreementID, partyID string, from, to int64) ([]string, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT object_id FROM agreement_credits INDEXED BY agreement_credits_ord
-		WHERE agreement_id = ? AND party_id = ? AND ord >= ? AND ord <= ? ORDER BY ord`, agreementID, partyID, from, to)
+	rows, err := s.r.QueryContext(ctx, `SELECT object_id FROM agreement_credits
+		WHERE ag = `+creditName+` AND pa = `+creditName+` AND ord >= ? AND ord <= ? ORDER BY ord`, agreementID, partyID, from, to)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -604,6 +620,22 @@ func (s credits) Range(ctx context.Context, agreementID, partyID string, from, t
 	return out, mapErr(rows.Err())
 }
 
+// creditName is the integer credit rows hold for an agreement or party
+// id (credit_names, migration 34): NULL for a name no credit has, which
+// matches no row.
+const creditName = `(SELECT n FROM credit_names WHERE name = ?)`
+
+// creditNames returns the integers of an agreement and a party in credit
+// rows, giving them theirs the first time.
+func creditNames(ctx context.Context, h handle, agreementID, partyID string) (ag, pa int64, err error) {
+	if _, err := h.w.ExecContext(ctx, `INSERT INTO credit_names(name) VALUES (?), (?) ON CONFLICT DO NOTHING`, agreementID, partyID); err != nil {
+		return 0, 0, mapErr(err)
+	}
+	err = h.w.QueryRowContext(ctx, `SELECT (SELECT n FROM credit_names WHERE name = ?), (SELECT n FROM credit_names WHERE name = ?)`,
+		agreementID, partyID).Scan(&ag, &pa)
+	return ag, pa, mapErr(err)
+}
+
 // fp64 is the key SQLite stores for a content fingerprint: its first 64
 // bits. An index of 8-byte integers keeps the b-tree a fraction of the
 // size of one of 32-byte blobs, and random inserts into it touch fewer
@@ -614,7 +646,7 @@ func fp64(b []byte) int64 { return int64(binary.BigEndian.Uint64(b)) }
 func (s credits) Credit(ctx context.Context, agreementID, partyID, objectID string) (store.Credit, error) {
 	c := store.Credit{ObjectID: objectID, PartyID: partyID}
 	var at, contested int64
-	err := s.r.QueryRowContext(ctx, `SELECT ord, weight, added_at, contested FROM agreement_credits WHERE agreement_id = ? AND key = (SELECT key FROM stix_ids WHERE id = ?) AND party_id = ?`,
+	err := s.r.QueryRowContext(ctx, `SELECT ord, weight, added_at, contested FROM agreement_credits WHERE ag = `+creditName+` AND key = (SELECT key FROM stix_ids WHERE id = ?) AND pa = `+creditName+``,
 		agreementID, objectID, partyID).Scan(&c.Ord, &c.Weight, &at, &contested)
 	if err != nil {
 		return store.Credit{}, fmt.Errorf("credit for %s under %s: %w", objectID, agreementID, mapErr(err))
@@ -625,14 +657,14 @@ func (s credits) Credit(ctx context.Context, agreementID, partyID, objectID stri
 
 func (s credits) Contest(ctx context.Context, c store.Contest) error {
 	return atomic(ctx, handle(s), func(h handle) error {
-		res, err := h.w.ExecContext(ctx, `UPDATE agreement_credits SET contested = 1 WHERE agreement_id = ? AND key = (SELECT key FROM stix_ids WHERE id = ?) AND party_id = ? AND contested = 0`,
+		res, err := h.w.ExecContext(ctx, `UPDATE agreement_credits SET contested = 1 WHERE ag = `+creditName+` AND key = (SELECT key FROM stix_ids WHERE id = ?) AND pa = `+creditName+` AND contested = 0`,
 			c.AgreementID, c.ObjectID, c.Contributor)
 		if err != nil {
 			return mapErr(err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			var one int
-			if err := h.w.QueryRowContext(ctx, `SELECT 1 FROM agreement_credits WHERE agreement_id = ? AND key = (SELECT key FROM stix_ids WHERE id = ?) AND party_id = ?`,
+			if err := h.w.QueryRowContext(ctx, `SELECT 1 FROM agreement_credits WHERE ag = `+creditName+` AND key = (SELECT key FROM stix_ids WHERE id = ?) AND pa = `+creditName+``,
 				c.AgreementID, c.ObjectID, c.Contributor).Scan(&one); err != nil {
 				return fmt.Errorf("credit for %s under %s: %w", c.ObjectID, c.AgreementID, mapErr(err))
 			}
@@ -685,7 +717,7 @@ func (s credits) WithdrawContest(ctx context.Context, agreementID, id string, at
 		if err != nil {
 			return err
 		}
-		if _, err := h.w.ExecContext(ctx, `UPDATE agreement_credits SET contested = 0 WHERE agreement_id = ? AND key = (SELECT key FROM stix_ids WHERE id = ?) AND party_id = ?`,
+		if _, err := h.w.ExecContext(ctx, `UPDATE agreement_credits SET contested = 0 WHERE ag = `+creditName+` AND key = (SELECT key FROM stix_ids WHERE id = ?) AND pa = `+creditName+``,
 			agreementID, c.ObjectID, c.Contributor); err != nil {
 			return mapErr(err)
 		}

@@ -281,7 +281,15 @@ func TestCreditKeysMigration(t *testing.T) {
 			t.Fatalf("agreement_credits at version %d already has a key column: %v", creditKeysVersion-1, cols)
 		}
 		list := strings.Join(cols, ", ")
-		if _, err := old.w.ExecContext(ctx, `INSERT OR REPLACE INTO main.`+table+`(`+list+`) SELECT `+list+` FROM f.`+table); err != nil {
+		src := `f.` + table
+		switch table { // since migration 34 credits name their agreement and party by integers, and carry their marks
+		case "agreement_credits":
+			src = `f.agreement_credits_named`
+		case "credit_marks":
+			src = `(SELECT agreement_id, party_id, ord, object_id, mark_type AS type, mark_tlp AS tlp, mark_version AS version
+				FROM f.agreement_credits_named WHERE mark_type IS NOT NULL)`
+		}
+		if _, err := old.w.ExecContext(ctx, `INSERT OR REPLACE INTO main.`+table+`(`+list+`) SELECT `+list+` FROM `+src); err != nil {
 			t.Fatalf("copying %s: %v", table, err)
 		}
 	}

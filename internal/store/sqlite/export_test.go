@@ -62,7 +62,9 @@ func RecomputeReachForTest(ctx context.Context, db *DB) error {
 			if _, err := db.w.ExecContext(ctx, `UPDATE agreement_released SET reach_added = 0, reach_seq = 0`); err != nil {
 				return err
 			}
-			_, err := db.w.ExecContext(ctx, m[i:])
+			// Credit rows name their agreement and party by integers
+			// since migration 34; the view shows them as they were.
+			_, err := db.w.ExecContext(ctx, strings.ReplaceAll(m[i:], "agreement_credits c", "agreement_credits_named c"))
 			return err
 		}
 	}
@@ -102,21 +104,31 @@ func BackfillKindsForTest(ctx context.Context, db *DB) error {
 	return err
 }
 
-// UnkeyMarksForTest puts credit_marks back in the shape migration 20 gave
-// it (keyed by object id, with an ordinal index), rows unchanged, then
-// runs the migration that keys it by ordinal, as on a database upgraded
-// with marks in it.
+// UnkeyMarksForTest puts the credits and their marks back in the shape
+// migration 20 gave the marks (a credit_marks table keyed by object id,
+// with an ordinal index) and migration 26 the credits (agreement and party
+// ids in each row, indexed by key, ordinal, time and fingerprint), rows
+// unchanged, then runs the migrations that key credit_marks by ordinal
+// (22) and move the marks into credit rows named by integers (34), as on
+// a database upgraded with marks in it.
 func UnkeyMarksForTest(ctx context.Context, db *DB) error {
-	var m string
-	for _, s := range migrations {
-		if strings.Contains(s, "ALTER TABLE credit_marks_by_ord RENAME TO credit_marks") {
-			m = s
+	find := func(text string) (string, error) {
+		for _, s := range migrations {
+			if strings.Contains(s, text) {
+				return s, nil
+			}
 		}
+		return "", fmt.Errorf("no migration has %q", text)
 	}
-	if m == "" {
-		return fmt.Errorf("no migration keys credit_marks by ordinal")
+	byOrd, err := find("ALTER TABLE credit_marks_by_ord RENAME TO credit_marks")
+	if err != nil {
+		return err
 	}
-	for _, q := range []string{`CREATE TABLE credit_marks_v20 (
+	inRows, err := find("CREATE TABLE agreement_credits_v34")
+	if err != nil {
+		return err
+	}
+	for _, q := range []string{`CREATE TABLE credit_marks (
 	agreement_id TEXT NOT NULL REFERENCES agreements(id),
 	party_id     TEXT NOT NULL,
 	object_id    TEXT NOT NULL,
@@ -126,13 +138,33 @@ func UnkeyMarksForTest(ctx context.Context, db *DB) error {
 	version      INTEGER NOT NULL,
 	PRIMARY KEY (agreement_id, party_id, object_id)
 ) WITHOUT ROWID`,
-		`INSERT INTO credit_marks_v20 SELECT agreement_id, party_id, object_id, ord, type, tlp, version FROM credit_marks`,
-		`DROP TABLE credit_marks`,
-		`ALTER TABLE credit_marks_v20 RENAME TO credit_marks`,
+		`INSERT INTO credit_marks SELECT agreement_id, party_id, object_id, ord, mark_type, mark_tlp, mark_version
+			FROM agreement_credits_named WHERE mark_type IS NOT NULL`,
 		`CREATE UNIQUE INDEX credit_marks_ord ON credit_marks(agreement_id, party_id, ord)`,
-		m} {
+		`CREATE TABLE agreement_credits_v26 (
+	agreement_id TEXT NOT NULL REFERENCES agreements(id),
+	key          INTEGER NOT NULL,
+	party_id     TEXT NOT NULL,
+	object_id    TEXT NOT NULL,
+	ord          INTEGER NOT NULL,
+	weight       REAL NOT NULL,
+	added_at     INTEGER NOT NULL,
+	fingerprint  INTEGER,
+	contested    INTEGER NOT NULL DEFAULT 0
+)`,
+		`INSERT INTO agreement_credits_v26 SELECT agreement_id, key, party_id, object_id, ord, weight, added_at, fingerprint, contested
+			FROM agreement_credits_named ORDER BY added_at, party_id, ord`,
+		`DROP VIEW agreement_credits_named`,
+		`DROP TABLE agreement_credits`,
+		`DROP TABLE credit_names`,
+		`ALTER TABLE agreement_credits_v26 RENAME TO agreement_credits`,
+		`CREATE UNIQUE INDEX agreement_credits_key ON agreement_credits(agreement_id, key, party_id)`,
+		`CREATE UNIQUE INDEX agreement_credits_ord ON agreement_credits(agreement_id, party_id, ord)`,
+		`CREATE INDEX agreement_credits_added ON agreement_credits(agreement_id, party_id, added_at)`,
+		`CREATE INDEX agreement_credits_fingerprint ON agreement_credits(fingerprint)`,
+		byOrd, inRows} {
 		if _, err := db.w.ExecContext(ctx, q); err != nil {
-			return err
+			return fmt.Errorf("%.60s: %w", q, err)
 		}
 	}
 	return nil

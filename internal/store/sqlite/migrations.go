@@ -825,6 +825,56 @@ CREATE TABLE handover_chunks (
 	PRIMARY KEY (handover_id, depositor, idx)
 );
 `,
+	// 34: a contribution's credit in fewer, smaller b-tree entries (issue
+	// 18, item 4). Each of the credit's index entries repeated the
+	// agreement and party ids (~90 bytes of text); they are now small
+	// integers (ag, pa) given once per name in credit_names. The table is
+	// keyed by (ag, pa, ord) WITHOUT ROWID, so the ordinal index goes
+	// (its key is the table's), and a new credit still appends to its
+	// party's range. The credit's mark (the type, TLP level and version
+	// the joint report counts, migration 20) moves into the credit row
+	// from credit_marks, which repeated the agreement, party, ordinal and
+	// object id; mark_type is NULL for a credit with no mark (credited
+	// before migration 20 and not backfilled, or given without a type).
+	// agreement_credits_named shows the rows with their ids, for copies.
+	`
+CREATE TABLE credit_names (
+	n    INTEGER PRIMARY KEY,
+	name TEXT NOT NULL UNIQUE
+);
+INSERT INTO credit_names(name) SELECT agreement_id FROM agreement_credits UNION SELECT party_id FROM agreement_credits;
+CREATE TABLE agreement_credits_v34 (
+	ag           INTEGER NOT NULL,
+	pa           INTEGER NOT NULL,
+	ord          INTEGER NOT NULL,
+	key          INTEGER NOT NULL,
+	object_id    TEXT NOT NULL,
+	weight       REAL NOT NULL,
+	added_at     INTEGER NOT NULL,
+	fingerprint  INTEGER,
+	contested    INTEGER NOT NULL DEFAULT 0,
+	mark_type    TEXT,
+	mark_tlp     INTEGER,
+	mark_version INTEGER,
+	PRIMARY KEY (ag, pa, ord)
+) WITHOUT ROWID;
+INSERT INTO agreement_credits_v34(ag, pa, ord, key, object_id, weight, added_at, fingerprint, contested, mark_type, mark_tlp, mark_version)
+	SELECT a.n, p.n, c.ord, c.key, c.object_id, c.weight, c.added_at, c.fingerprint, c.contested, m.type, m.tlp, m.version
+	FROM agreement_credits c
+	JOIN credit_names a ON a.name = c.agreement_id
+	JOIN credit_names p ON p.name = c.party_id
+	LEFT JOIN credit_marks m ON m.agreement_id = c.agreement_id AND m.party_id = c.party_id AND m.ord = c.ord;
+DROP TABLE agreement_credits;
+DROP TABLE credit_marks;
+ALTER TABLE agreement_credits_v34 RENAME TO agreement_credits;
+CREATE UNIQUE INDEX agreement_credits_key ON agreement_credits(ag, key, pa);
+CREATE INDEX agreement_credits_added ON agreement_credits(ag, pa, added_at);
+CREATE INDEX agreement_credits_fingerprint ON agreement_credits(fingerprint);
+CREATE VIEW agreement_credits_named AS
+	SELECT a.name AS agreement_id, p.name AS party_id, c.key, c.object_id, c.ord, c.weight, c.added_at, c.fingerprint, c.contested,
+		c.mark_type, c.mark_tlp, c.mark_version
+	FROM agreement_credits c JOIN credit_names a ON a.n = c.ag JOIN credit_names p ON p.n = c.pa;
+`,
 }
 
 // searchColumns computes, from an object's collection k, type ty and JSON

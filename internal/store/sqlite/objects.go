@@ -426,10 +426,10 @@ func where(coll string, collArg any, q store.ObjectQuery) (string, []any) {
 		// Only what give-to-get has released: the object's first
 		// contribution under the agreement, by the contributor, within the
 		// released prefix of its publish order.
-		// "+c.ord" keeps the planner off the ordinal index: planned on it,
-		// a read by id walked the whole released prefix for each row; the
-		// credit is one primary-key lookup.
-		b.WriteString(` AND EXISTS (SELECT 1 FROM agreement_credits c WHERE c.agreement_id = ? AND c.key = objects.key AND c.party_id = ? AND +c.ord <= ?)`)
+		// "+c.ord" keeps the planner off the table's key (ag, pa, ord):
+		// planned on it, a read by id walked the whole released prefix
+		// for each row; the credit is one lookup in agreement_credits_key.
+		b.WriteString(` AND EXISTS (SELECT 1 FROM agreement_credits c WHERE c.ag = ` + creditName + ` AND c.key = objects.key AND c.pa = ` + creditName + ` AND +c.ord <= ?)`)
 		args = append(args, r.Agreement, r.Contributor, r.UpTo)
 		if r.Reach != nil {
 			// Nothing after the reach is released: the walk of the

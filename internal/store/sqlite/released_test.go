@@ -137,7 +137,7 @@ func TestReleasedCheckIsAKeyLookup(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.Contains(plan, "agreement_credits_ord") || !strings.Contains(plan, "USING INDEX agreement_credits_key (agreement_id=? AND key=? AND party_id=?)") {
+		if strings.Contains(plan, "agreement_credits_ord") || strings.Contains(plan, "c EXISTS USING PRIMARY KEY") || !strings.Contains(plan, "USING COVERING INDEX agreement_credits_key (ag=? AND key=? AND pa=?)") {
 			t.Errorf("%s: the release check does not look the credit up by key; plan:\n%s", name, plan)
 		}
 	}

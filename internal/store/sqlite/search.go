@@ -57,10 +57,10 @@ func (s objects) Search(ctx context.Context, q store.SearchQuery) (store.Page, e
 	if r := q.Released; r != nil {
 		// The same bound as Query's (where): the first contribution by the
 		// contributor within the released prefix, and nothing past the
-		// reach. The unary + keeps the planner on the primary key (one
-		// lookup per row) rather than the ordinal index, whose range is
-		// the whole released prefix.
-		b.WriteString(` AND EXISTS (SELECT 1 FROM agreement_credits c WHERE c.agreement_id = ? AND c.key = o.key AND c.party_id = ? AND +c.ord <= ?)`)
+		// reach. The unary + keeps the planner on agreement_credits_key
+		// (one lookup per row) rather than the table's key (ag, pa, ord),
+		// whose range is the whole released prefix.
+		b.WriteString(` AND EXISTS (SELECT 1 FROM agreement_credits c WHERE c.ag = ` + creditName + ` AND c.key = o.key AND c.pa = ` + creditName + ` AND +c.ord <= ?)`)
 		args = append(args, r.Agreement, r.Contributor, r.UpTo)
 		if r.Reach != nil {
 			b.WriteString(` AND (o.date_added, o.seq) <= (?, ?)`)

@@ -10,8 +10,9 @@ import (
 )
 
 // The joint report's counts by type and TLP (store.Credits.Mark and
-// Tally): credit_marks holds each credited contribution's type and TLP
-// level, credit_tallies their sums per block of store.TallyBlock ordinals.
+// Tally): each credit row holds its contribution's type and TLP level
+// (mark_type, mark_tlp, mark_version: migration 34), credit_tallies their
+// sums per block of store.TallyBlock ordinals.
 
 // markChunk bounds the ids of one statement: an envelope of 1,000 is five
 // full chunks.
@@ -37,9 +38,8 @@ func (s credits) Mark(ctx context.Context, agreementID, partyID string, marks []
 			args = append(args, id)
 		}
 		ids = ids[n:]
-		rows, err := s.w.QueryContext(ctx, `SELECT c.object_id, c.ord, m.type, m.tlp, m.version FROM agreement_credits c
-			LEFT JOIN credit_marks m ON m.agreement_id = c.agreement_id AND m.party_id = c.party_id AND m.ord = c.ord
-			WHERE c.agreement_id = ? AND +c.party_id = ? AND c.key IN (SELECT key FROM stix_ids WHERE id IN (?`+strings.Repeat(`, ?`, n-1)+`))`, args...)
+		rows, err := s.w.QueryContext(ctx, `SELECT c.object_id, c.ord, c.mark_type, c.mark_tlp, c.mark_version FROM agreement_credits c
+			WHERE c.ag = `+creditName+` AND +c.pa = `+creditName+` AND c.key IN (SELECT key FROM stix_ids WHERE id IN (?`+strings.Repeat(`, ?`, n-1)+`))`, args...)
 		if err != nil {
 			return fmt.Errorf("agreement %s marks: %w", agreementID, mapErr(err))
 		}
@@ -65,24 +65,29 @@ func (s credits) Mark(ctx context.Context, agreementID, partyID string, marks []
 	return writeMarks(ctx, handle(s), agreementID, partyID, changed, delta)
 }
 
-// writeMarks stores rows (new or changed marks) and adds delta to the
-// tallies: a multi-row statement per markChunk marks, one per tally row.
+// writeMarks stores rows (changed marks of credits already stored) in
+// their credit rows and adds delta to the tallies: one statement per
+// markChunk marks, one per tally row. Contribute writes the marks of the
+// credits it makes in their INSERT and calls it for the tallies alone.
 func writeMarks(ctx context.Context, h handle, agreementID, partyID string, rows []*store.MarkRow, delta map[store.TallyKey]int64) error {
-	const row = `(?, ?, ?, ?, ?, ?, ?)`
-	insert := &chunked{q: h.w, full: markChunk, sql: func(n int) string {
-		return `INSERT INTO credit_marks(agreement_id, party_id, ord, object_id, type, tlp, version) VALUES ` +
-			row + strings.Repeat(`, `+row, n-1) + `
-			ON CONFLICT(agreement_id, party_id, ord) DO UPDATE SET type = excluded.type, tlp = excluded.tlp, version = excluded.version`
+	// One UPDATE per chunk, the marks joined in as a VALUES list; each row
+	// is found by its ordinal (the table's key).
+	const row = `(?, ?, ?, ?)`
+	update := &chunked{q: h.w, full: markChunk, sql: func(n int) string {
+		return `WITH m(ord, type, tlp, version) AS (VALUES ` + row + strings.Repeat(`, `+row, n-1) + `)
+			UPDATE agreement_credits SET mark_type = m.type, mark_tlp = m.tlp, mark_version = m.version
+			FROM m WHERE agreement_credits.ag = ` + creditName + ` AND agreement_credits.pa = ` + creditName + ` AND agreement_credits.ord = m.ord`
 	}}
-	defer insert.close()
+	defer update.close()
 	for len(rows) > 0 {
 		n := min(len(rows), markChunk)
-		args := make([]any, 0, 7*n)
+		args := make([]any, 0, 4*n+2)
 		for _, r := range rows[:n] {
-			args = append(args, agreementID, partyID, r.Ord, r.ObjectID, r.Type, r.TLP, r.Version)
+			args = append(args, r.Ord, r.Type, r.TLP, r.Version)
 		}
+		args = append(args, agreementID, partyID)
 		rows = rows[n:]
-		if err := insert.exec(ctx, n, args); err != nil {
+		if err := update.exec(ctx, n, args); err != nil {
 			return fmt.Errorf("agreement %s marks: %w", agreementID, mapErr(err))
 		}
 	}
@@ -103,7 +108,8 @@ func (s credits) Tally(ctx context.Context, agreementID, partyID string, upTo in
 	whole, from := store.TallyBounds(upTo)
 	rows, err := s.r.QueryContext(ctx, `SELECT type, tlp, SUM(n) FROM credit_tallies WHERE agreement_id = ? AND party_id = ? AND block < ? GROUP BY type, tlp
 		UNION ALL
-		SELECT type, tlp, COUNT(*) FROM credit_marks WHERE agreement_id = ? AND party_id = ? AND ord >= ? AND ord <= ? GROUP BY type, tlp`,
+		SELECT mark_type, mark_tlp, COUNT(*) FROM agreement_credits
+			WHERE ag = `+creditName+` AND pa = `+creditName+` AND ord >= ? AND ord <= ? AND mark_type IS NOT NULL GROUP BY mark_type, mark_tlp`,
 		agreementID, partyID, whole, agreementID, partyID, from, upTo)
 	if err != nil {
 		return nil, fmt.Errorf("agreement %s tally: %w", agreementID, mapErr(err))

@@ -31,7 +31,7 @@ import (
 // SchemaVersion is the schema version (the same number on both backends)
 // whose tables this package knows. A source or target at another version
 // is refused rather than copied in part.
-const SchemaVersion = 33
+const SchemaVersion = 34
 
 // ErrVersion: the source or the target is not at SchemaVersion.
 var ErrVersion = errors.New("storecopy: schema version not supported by this copy")
@@ -66,10 +66,17 @@ var orderBy = map[string]string{"objects": "seq", "collections": "pk", "ledger_e
 
 // from names what a table's rows are read from where SQLite's table has
 // another shape than PostgreSQL's: SQLite keys object owners by the
-// compact STIX id key (stix_ids, its migration 24), PostgreSQL by the id.
+// compact STIX id key (stix_ids, its migration 24), PostgreSQL by the id,
+// and SQLite's credits name their agreement and party by integers and
+// carry their marks (its migration 34).
 var from = map[string]string{
 	"object_owners": `(SELECT o.coll AS coll, k.id AS id, o.party_id AS party_id
 		FROM object_owners o JOIN stix_ids k ON k.key = o.key)`,
+	// SQLite's credit rows name their agreement and party by integers and
+	// hold each credit's mark (its migration 34).
+	"agreement_credits": `agreement_credits_named`,
+	"credit_marks": `(SELECT agreement_id, party_id, object_id, ord, mark_type AS type, mark_tlp AS tlp, mark_version AS version
+		FROM agreement_credits_named WHERE mark_type IS NOT NULL)`,
 }
 
 // Copy copies the SQLite deployment in dir into dst, which must be migrated

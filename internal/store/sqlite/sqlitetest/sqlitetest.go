@@ -121,8 +121,9 @@ func ReplaceSetting(ctx context.Context, dir, key string, value []byte) error {
 // tallies, and every party with credits pending a backfill.
 func ForgetMarks(ctx context.Context, dir string) error {
 	return exec(ctx, dir, func(tx *sql.Tx) error {
-		for _, q := range []string{`DELETE FROM credit_marks`, `DELETE FROM credit_tallies`, `DELETE FROM credit_marks_pending`,
-			`INSERT INTO credit_marks_pending(agreement_id, party_id) SELECT DISTINCT agreement_id, party_id FROM agreement_credits`} {
+		for _, q := range []string{`UPDATE agreement_credits SET mark_type = NULL, mark_tlp = NULL, mark_version = NULL`,
+			`DELETE FROM credit_tallies`, `DELETE FROM credit_marks_pending`,
+			`INSERT INTO credit_marks_pending(agreement_id, party_id) SELECT DISTINCT agreement_id, party_id FROM agreement_credits_named`} {
 			if _, err := tx.ExecContext(ctx, q); err != nil {
 				return fmt.Errorf("%s: %w", q, err)
 			}

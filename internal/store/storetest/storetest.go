@@ -465,6 +465,29 @@ func testObjectOwners(t *testing.T, st store.Store) {
 	if _, err := st.Objects().Owner(ctx, "c", uid("indicator", 4)); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("a rolled-back claim left an owner: %v", err)
 	}
+	// Within one transaction, a new id claimed twice: the second claimant
+	// (also in another collection) is told the first's ownership, as
+	// across transactions; a claim mixing new and owned ids reports both.
+	w, v := uid("indicator", 5), uid("indicator", 6)
+	if err := st.Update(ctx, func(tx store.Handle) error {
+		if got, err := tx.Objects().Claim(ctx, "c", a.ID, []string{w}); err != nil || got[w] != a.ID {
+			return fmt.Errorf("alpha's claim of a new id = %v, %v", got, err)
+		}
+		if got, err := tx.Objects().Claim(ctx, "c", b.ID, []string{w, v, y}); err != nil || len(got) != 3 || got[w] != a.ID || got[v] != b.ID || got[y] != a.ID {
+			return fmt.Errorf("bravo's claim in the same transaction = %v, %v; want w and y alpha's, v bravo's", got, err)
+		}
+		if got, err := tx.Objects().Claim(ctx, "d", b.ID, []string{w}); err != nil || got[w] != b.ID {
+			return fmt.Errorf("bravo's claim of w in another collection = %v, %v", got, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ coll, id, want string }{{"c", w, a.ID}, {"c", v, b.ID}, {"d", w, b.ID}} {
+		if o, err := st.Objects().Owner(ctx, c.coll, c.id); err != nil || o != c.want {
+			t.Fatalf("Owner of %s in %s = %q, %v; want %s", c.id, c.coll, o, err, c.want)
+		}
+	}
 	if _, err := st.Objects().Claim(ctx, "nope", a.ID, []string{x}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("claim in a missing collection: %v, want ErrNotFound", err)
 	}

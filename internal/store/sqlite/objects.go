@@ -52,9 +52,10 @@ type head struct {
 	newMin, newMax int64
 }
 
-// versionKey names one stored version, to match RETURNING rows to inputs.
+// versionKey names one stored version by its id's key, to match
+// RETURNING rows to inputs.
 type versionKey struct {
-	id      string
+	key     int64
 	version int64
 }
 
@@ -105,7 +106,7 @@ func (s objects) put(ctx context.Context, collection string, objs []store.Object
 		for rows.Next() {
 			var k versionKey
 			var seq int64
-			if err := rows.Scan(&seq, &k.id, &k.version); err != nil {
+			if err := rows.Scan(&seq, &k.key, &k.version); err != nil {
 				rows.Close()
 				return nil, mapErr(err)
 			}
@@ -121,7 +122,7 @@ func (s objects) put(ctx context.Context, collection string, objs []store.Object
 	// The first input naming a version that was inserted gets it; any other
 	// (already stored, or repeated in this batch) is a duplicate.
 	for i := range objs {
-		k := versionKey{objs[i].ID, micros(objs[i].Version)}
+		k := versionKey{keys[objs[i].ID], micros(objs[i].Version)}
 		if seq, ok := added[k]; ok {
 			objs[i].Seq = seq
 			out[i] = store.Added
@@ -384,11 +385,12 @@ func scanKeys(ctx context.Context, c *chunked, keys map[string]int64, n int, arg
 }
 
 // insertSQL is a multi-row INSERT of n objects that skips stored versions
-// and returns the rows it did insert.
+// and returns the rows it did insert, by key rather than id: no string
+// to copy out of SQLite and hash per object.
 func insertSQL(n int) string {
 	const row = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	return `INSERT INTO objects(coll, key, id, type, spec_version, version, date_added, is_first, is_last, raw) VALUES ` +
-		row + strings.Repeat(`, `+row, n-1) + ` ON CONFLICT(coll, key, version) DO NOTHING RETURNING seq, id, version`
+		row + strings.Repeat(`, `+row, n-1) + ` ON CONFLICT(coll, key, version) DO NOTHING RETURNING seq, key, version`
 }
 
 // where builds the filter shared by Query and Delete; it returns the SQL

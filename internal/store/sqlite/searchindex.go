@@ -175,7 +175,7 @@ func searchColumnsGo(pk int64, typ string, raw []byte) (body, facets string, ok 
 	if !p.eat('}') {
 		for {
 			p.ws()
-			key, ok := p.str(false)
+			key, ok := p.name()
 			if !ok {
 				return "", "", false
 			}
@@ -184,7 +184,7 @@ func searchColumnsGo(pk int64, typ string, raw []byte) (body, facets string, ok 
 				return "", "", false
 			}
 			p.ws()
-			m, indexed := searchMembers[key]
+			m, indexed := searchMembers[string(key)]
 			switch {
 			case !indexed:
 				ok = p.skip(1)
@@ -242,31 +242,46 @@ func searchColumnsGo(pk int64, typ string, raw []byte) (body, facets string, ok 
 			n++
 		}
 	}
-	var f strings.Builder
-	f.WriteString("C")
-	f.WriteString(strconv.FormatInt(pk, 10))
-	f.WriteString(" T")
-	writeHex(&f, typ)
-	for m, prefix := range [...]string{sLabels: " L", sMarkingRefs: " M", sGranular: " M", sSourceRef: " R", sTargetRef: " R",
-		sSightingOf: " R", sObjectRefs: " R", sWhereSighted: " R", sObservedData: " R"} {
+	// The facets in one buffer of their size (at most), converted once.
+	n := 1 + 20 + 2 + 2*len(typ)
+	for m, prefix := range facetPrefixes {
 		if prefix == "" {
 			continue
 		}
 		for _, v := range vals[m] {
-			f.WriteString(prefix)
-			writeHex(&f, v)
+			n += len(prefix) + 2*len(v)
 		}
 	}
-	return body, f.String(), true
+	f := make([]byte, 0, n)
+	f = append(f, 'C')
+	f = strconv.AppendInt(f, pk, 10)
+	f = append(f, " T"...)
+	f = appendHex(f, typ)
+	for m, prefix := range facetPrefixes {
+		if prefix == "" {
+			continue
+		}
+		for _, v := range vals[m] {
+			f = append(f, prefix...)
+			f = appendHex(f, v)
+		}
+	}
+	return body, string(f), true
 }
 
-// writeHex writes s as SQLite's hex() does: upper-case, two digits a byte.
-func writeHex(b *strings.Builder, s string) {
+// facetPrefixes are the facet tokens' prefixes of the members that have
+// them, in the order searchColumnsJSONB writes them.
+var facetPrefixes = [...]string{sLabels: " L", sMarkingRefs: " M", sGranular: " M", sSourceRef: " R", sTargetRef: " R",
+	sSightingOf: " R", sObjectRefs: " R", sWhereSighted: " R", sObservedData: " R"}
+
+// appendHex appends s as SQLite's hex() writes it: upper-case, two digits
+// a byte.
+func appendHex(b []byte, s string) []byte {
 	const digits = "0123456789ABCDEF"
 	for i := 0; i < len(s); i++ {
-		b.WriteByte(digits[s[i]>>4])
-		b.WriteByte(digits[s[i]&15])
+		b = append(b, digits[s[i]>>4], digits[s[i]&15])
 	}
+	return b
 }
 
 // searchScan is a strict RFC 8259 scanner over one object's JSON. Where it
@@ -324,6 +339,69 @@ func (p *searchScan) str(escapes bool) (string, bool) {
 		p.i++
 	}
 	return "", false
+}
+
+// name reads a member name, refusing one with any escape, as str(false)
+// does, but returns it in place: most names are looked up and dropped.
+func (p *searchScan) name() ([]byte, bool) {
+	if !p.eat('"') {
+		return nil, false
+	}
+	start := p.i
+	for p.i < len(p.b) {
+		c := p.b[p.i]
+		switch {
+		case c == '"':
+			p.i++
+			return p.b[start : p.i-1], true
+		case c == '\\' || c < 0x20:
+			return nil, false
+		}
+		p.i++
+	}
+	return nil, false
+}
+
+// skipStr reads a string that is not kept, accepting what str(true)
+// accepts, without building it: most of an object's strings are in
+// members the index does not read.
+func (p *searchScan) skipStr() bool {
+	if !p.eat('"') {
+		return false
+	}
+	for p.i < len(p.b) {
+		c := p.b[p.i]
+		switch {
+		case c == '"':
+			p.i++
+			return true
+		case c < 0x20:
+			return false
+		case c != '\\':
+			p.i++
+			continue
+		}
+		if p.i+1 >= len(p.b) {
+			return false
+		}
+		e := p.b[p.i+1]
+		p.i += 2
+		switch e {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		case 'u':
+			if p.i+4 > len(p.b) {
+				return false
+			}
+			r, err := strconv.ParseUint(string(p.b[p.i:p.i+4]), 16, 32)
+			if err != nil || r == 0 || (r >= 0xD800 && r <= 0xDFFF) {
+				return false
+			}
+			p.i += 4
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 // escaped finishes a string from start that has an escape at p.i.
@@ -429,7 +507,7 @@ func (p *searchScan) markingRefs() ([]string, bool) {
 		if !p.eat('}') {
 			for {
 				p.ws()
-				key, ok := p.str(false)
+				key, ok := p.name()
 				if !ok {
 					return nil, false
 				}
@@ -438,7 +516,7 @@ func (p *searchScan) markingRefs() ([]string, bool) {
 					return nil, false
 				}
 				p.ws()
-				if key == "marking_ref" {
+				if string(key) == "marking_ref" {
 					if seen {
 						return nil, false
 					}
@@ -476,8 +554,7 @@ func (p *searchScan) skip(depth int) bool {
 	}
 	switch c := p.b[p.i]; {
 	case c == '"':
-		_, ok := p.str(true)
-		return ok
+		return p.skipStr()
 	case c == '{':
 		p.i++
 		p.ws()
@@ -486,7 +563,7 @@ func (p *searchScan) skip(depth int) bool {
 		}
 		for {
 			p.ws()
-			if _, ok := p.str(true); !ok {
+			if !p.skipStr() {
 				return false
 			}
 			p.ws()

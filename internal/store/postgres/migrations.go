@@ -744,6 +744,10 @@ CREATE TABLE handover_chunks (
 	// 34: SQLite keeps each credit's mark in its credit row; nothing
 	// changes here but the version, which both backends keep equal.
 	{"credit marks in the credit row (SQLite only)", `SELECT 1`},
+	// 35: SQLite's search index merges its segments eight at a time;
+	// nothing changes here but the version, which both backends keep
+	// equal.
+	{"search index merge width (SQLite only)", `SELECT 1`},
 }
 
 // searchDocSQL is object_search_doc's document of a JSON object j of

@@ -249,3 +249,17 @@ END`); err != nil {
 		}
 	}
 }
+
+// TestSearchIndexMergeWidth: a migrated database's search index merges
+// its segments eight at a time (migration 35), not FTS5's default four.
+func TestSearchIndexMergeWidth(t *testing.T) {
+	db, err := Open(context.Background(), t.TempDir(), Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var v int
+	if err := db.w.QueryRow(`SELECT v FROM object_search_config WHERE k = 'automerge'`).Scan(&v); err != nil || v != 8 {
+		t.Fatalf("object_search automerge = %d, %v; want 8", v, err)
+	}
+}

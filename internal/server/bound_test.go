@@ -99,3 +99,86 @@ func TestSlowReadersCannotPinResponses(t *testing.T) {
 		t.Fatalf("the reader that did not read still received all %d objects; its response was not cut off", n)
 	}
 }
+
+// TestOneCallerCannotTakeEveryLargeSlot: a counterpart with a valid token
+// opens as many large reads as there are slots and never reads them. It
+// gets half of the slots; its further reads wait behind its own, and
+// another party's read is answered at once instead of waiting for the
+// write deadline (a minute here) and failing with 503 after 30 s.
+func TestOneCallerCannotTakeEveryLargeSlot(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := t.TempDir()
+	db, err := sqlite.Open(ctx, dir, sqlite.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	srv, err := server.New(ctx, server.Config{Data: dir, Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		WriteWithin: time.Minute, LargeAtOnce: 2}, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostile, hostileToken, err := srv.Parties.Create(ctx, "mallory")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, otherToken, err := srv.Parties.Create(ctx, "bravo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readers := []string{hostile.ID, other.ID}
+	coll, err := srv.Ex.CreateCollection(ctx, "feed", "", readers, readers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var objs []store.Object
+	for i := range 4000 {
+		objs = append(objs, store.Object{ID: fmt.Sprintf("indicator--00000000-0000-4000-8000-%012d", i), Type: "indicator", SpecVersion: "2.1",
+			Version: time.Unix(1, 0).UTC(), DateAdded: time.Unix(int64(i+2), 0).UTC(),
+			Raw: []byte(fmt.Sprintf(`{"type":"indicator","id":"indicator--00000000-0000-4000-8000-%012d","pad":"%02000d"}`, i, i))})
+	}
+	if _, err := db.Objects().Put(ctx, coll.ID, objs); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := srv.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ctx, ln)
+	addr := ln.Addr().String()
+	path := "/taxii2/" + exchange.OperatorRoot + "/collections/" + coll.ID + "/objects/?limit=4000"
+
+	// mallory's readers that never read: an 8 MB page each, more than the
+	// socket buffers hold, so each would keep its slot until the deadline.
+	for range 2 {
+		slow, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer slow.Close()
+		if tc, ok := slow.(*net.TCPConn); ok {
+			tc.SetReadBuffer(4096)
+		}
+		fmt.Fprintf(slow, "GET %s HTTP/1.1\r\nHost: x\r\nAccept: application/taxii+json;version=2.1\r\nAuthorization: Bearer %s\r\n\r\n", path, hostileToken)
+	}
+	time.Sleep(500 * time.Millisecond) // let them take what they can
+
+	// bravo's read is served while mallory's readers still hold on. Its
+	// client gives up well before the 30 s after which a read waiting for
+	// a slot is refused.
+	rctx, rcancel := context.WithTimeout(ctx, 15*time.Second)
+	defer rcancel()
+	req, _ := http.NewRequestWithContext(rctx, http.MethodGet, "http://"+addr+path, nil)
+	req.Header.Set("Accept", "application/taxii+json;version=2.1")
+	req.Header.Set("Authorization", "Bearer "+otherToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("bravo's read behind mallory's readers that never read: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || strings.Count(string(body), `"type":"indicator"`) != 4000 {
+		t.Fatalf("bravo's read behind mallory's readers that never read: HTTP %d, %d bytes, %v", resp.StatusCode, len(body), err)
+	}
+}

@@ -70,8 +70,8 @@ type Config struct {
 	// WriteWithin bounds how long one response may take to be written
 	// (default 2 minutes; the event stream excepted), and LargeAtOnce how
 	// many large responses (object listings, deposit fetches) are written
-	// at once (default 8): together they bound the memory clients that do
-	// not read can pin.
+	// at once (default 4, at most half of them to one caller): together
+	// they bound the memory clients that do not read can pin.
 	WriteWithin time.Duration
 	LargeAtOnce int
 	// IntegrityCheck runs SQLite's quick integrity check before using the

@@ -72,6 +72,10 @@ func (s objects) put(ctx context.Context, collection string, objs []store.Object
 	if err != nil {
 		return nil, err
 	}
+	ahead := searchAhead(pk, objs, fresh)
+	if ahead != nil {
+		defer ahead() // nothing of Put outlives it, even when it fails
+	}
 	heads, err := s.heads(ctx, pk, objs, keys, fresh)
 	if err != nil {
 		return nil, err
@@ -131,7 +135,11 @@ func (s objects) put(ctx context.Context, collection string, objs []store.Object
 			out[i] = store.Duplicate
 		}
 	}
-	if err := indexForSearch(ctx, s.w, pk, objs, out); err != nil {
+	var cols []searchCols
+	if ahead != nil {
+		cols = ahead()
+	}
+	if err := indexForSearch(ctx, s.w, pk, objs, out, cols); err != nil {
 		return nil, err
 	}
 	// Versions stored before this batch lose their first/last flag when the

@@ -198,7 +198,15 @@ END`); err != nil {
 	for i := range newer {
 		newer[i].Version = newer[i].Version.Add(time.Hour)
 	}
-	for _, batch := range [][]store.Object{objs, append(again, newer...)} {
+	// New ids in two versions each, and one version twice, in a batch
+	// large enough for the columns to be computed ahead (searchAhead).
+	twice := benchObjects(1000, searchAheadMin, added)
+	for _, o := range benchObjects(1000, searchAheadMin, added) {
+		o.Version = o.Version.Add(time.Hour)
+		twice = append(twice, o)
+	}
+	twice = append(twice, twice[0])
+	for _, batch := range [][]store.Object{objs, append(again, newer...), twice} {
 		if _, err := put.Objects().Put(ctx, coll, batch); err != nil {
 			t.Fatal(err)
 		}

@@ -748,6 +748,9 @@ CREATE TABLE handover_chunks (
 	// nothing changes here but the version, which both backends keep
 	// equal.
 	{"search index merge width (SQLite only)", `SELECT 1`},
+	// 36: SQLite finds a rolling window's credits from one row per
+	// contribution call; nothing changes here but the version.
+	{"credit batches for rolling windows (SQLite only)", `SELECT 1`},
 }
 
 // searchDocSQL is object_search_doc's document of a JSON object j of

@@ -279,6 +279,7 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 			coalesce((SELECT max(ord) FROM agreement_credits WHERE ag = ? AND pa = ?), 0)`, agreementID, partyID, ag, pa).Scan(&released, &ord); err != nil {
 			return mapErr(err)
 		}
+		first := ord
 		// What the party knows already: its own contributions, and the
 		// counterpart's within what was released to it, by id; the same by
 		// fingerprint, and what plain handovers released.
@@ -414,6 +415,13 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 		if err := flush(); err != nil {
 			return err
 		}
+		if ord > first {
+			// This call's credits, for a rolling window's balance.
+			if _, err := h.w.ExecContext(ctx, `INSERT INTO credit_batches(ag, pa, added_at, first_ord, last_ord) VALUES (?, ?, ?, ?, ?)`,
+				ag, pa, micros(at), first+1, ord); err != nil {
+				return mapErr(err)
+			}
+		}
 		if _, err := h.w.ExecContext(ctx, `INSERT INTO agreement_totals(agreement_id, party_id, contributed, credits) VALUES (?, ?, ?, ?)
 			ON CONFLICT(agreement_id, party_id) DO UPDATE SET contributed = excluded.contributed, credits = credits + ?`,
 			agreementID, partyID, ord, added, added); err != nil {
@@ -449,8 +457,9 @@ func (s credits) Handed(ctx context.Context, agreementID string, fingerprints []
 func (s credits) Balance(ctx context.Context, agreementID, partyID string, since time.Time) (store.Balance, error) {
 	// One statement, so one snapshot: read apart, a commit between the
 	// totals and the released bound could show more released than the
-	// credits read beside it allow. A rolling window sums its credits over
-	// the (agreement, party, added_at) index.
+	// credits read beside it allow. A rolling window sums its credits by
+	// the batches they were credited in (credit_batches, migration 36):
+	// each batch's ordinals are a range of the table's key.
 	var b store.Balance
 	window := int64(0)
 	if !since.IsZero() {
@@ -460,14 +469,16 @@ func (s credits) Balance(ctx context.Context, agreementID, partyID string, since
 			coalesce((SELECT contributed FROM agreement_totals WHERE agreement_id = ?1 AND party_id = ?2), 0),
 			CASE WHEN ?3 = 0
 				THEN coalesce((SELECT credits - contested FROM agreement_totals WHERE agreement_id = ?1 AND party_id = ?2), 0)
-				ELSE coalesce((SELECT sum(weight) FROM agreement_credits INDEXED BY agreement_credits_added
-					WHERE ag = (SELECT n FROM credit_names WHERE name = ?1) AND pa = (SELECT n FROM credit_names WHERE name = ?2)
-					AND added_at >= ?3 AND contested = 0), 0) END,
+				ELSE coalesce((SELECT sum(c.weight) FROM credit_batches b
+					JOIN agreement_credits c ON c.ag = b.ag AND c.pa = b.pa AND c.ord >= b.first_ord AND c.ord <= b.last_ord
+					WHERE b.ag = (SELECT n FROM credit_names WHERE name = ?1) AND b.pa = (SELECT n FROM credit_names WHERE name = ?2)
+					AND b.added_at >= ?3 AND c.contested = 0), 0) END,
 			CASE WHEN ?3 = 0
 				THEN coalesce((SELECT contested FROM agreement_totals WHERE agreement_id = ?1 AND party_id = ?2), 0)
-				ELSE coalesce((SELECT sum(weight) FROM agreement_credits INDEXED BY agreement_credits_added
-					WHERE ag = (SELECT n FROM credit_names WHERE name = ?1) AND pa = (SELECT n FROM credit_names WHERE name = ?2)
-					AND added_at >= ?3 AND contested <> 0), 0) END,
+				ELSE coalesce((SELECT sum(c.weight) FROM credit_batches b
+					JOIN agreement_credits c ON c.ag = b.ag AND c.pa = b.pa AND c.ord >= b.first_ord AND c.ord <= b.last_ord
+					WHERE b.ag = (SELECT n FROM credit_names WHERE name = ?1) AND b.pa = (SELECT n FROM credit_names WHERE name = ?2)
+					AND b.added_at >= ?3 AND c.contested <> 0), 0) END,
 			coalesce((SELECT up_to FROM agreement_released WHERE agreement_id = ?1 AND reader = ?2), 0)`,
 		agreementID, partyID, window).Scan(&b.Contributed, &b.Credits, &b.Contested, &b.Released)
 	if err != nil {

@@ -883,6 +883,29 @@ CREATE VIEW agreement_credits_named AS
 	`
 INSERT INTO object_search(object_search, rank) VALUES ('automerge', 8);
 `,
+	// 36: a rolling window's credits found from one row per Contribute
+	// (credit_batches: the ordinals it credited and their time) instead
+	// of an index entry per credit (agreement_credits_added), which every
+	// credit wrote and only a window's balance read (issue 18, item 4).
+	// A call's credits share their time and have consecutive ordinals;
+	// the batches of credits stored before are their runs of
+	// consecutive ordinals with one time.
+	`
+CREATE TABLE credit_batches (
+	ag        INTEGER NOT NULL,
+	pa        INTEGER NOT NULL,
+	added_at  INTEGER NOT NULL,
+	first_ord INTEGER NOT NULL,
+	last_ord  INTEGER NOT NULL,
+	PRIMARY KEY (ag, pa, added_at, first_ord)
+) WITHOUT ROWID;
+INSERT INTO credit_batches(ag, pa, added_at, first_ord, last_ord)
+	SELECT ag, pa, added_at, min(ord), max(ord) FROM (
+		SELECT ag, pa, added_at, ord, ord - row_number() OVER (PARTITION BY ag, pa, added_at ORDER BY ord) AS run
+		FROM agreement_credits)
+	GROUP BY ag, pa, added_at, run;
+DROP INDEX agreement_credits_added;
+`,
 }
 
 // searchColumns computes, from an object's collection k, type ty and JSON

@@ -28,53 +28,11 @@ import (
 func TestSlowReadersCannotPinResponses(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	dir := t.TempDir()
-	db, err := sqlite.Open(ctx, dir, sqlite.Options{Migrate: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	srv, err := server.New(ctx, server.Config{Data: dir, Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		WriteWithin: 5 * time.Second, LargeAtOnce: 1}, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, token, err := srv.Parties.Create(ctx, "alpha")
-	if err != nil {
-		t.Fatal(err)
-	}
-	coll, err := srv.Ex.CreateCollection(ctx, "feed", "", []string{p.ID}, []string{p.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// 4,000 objects of 2 KB: an 8 MB page, more than socket buffers hold.
-	var objs []store.Object
-	for i := range 4000 {
-		objs = append(objs, store.Object{ID: fmt.Sprintf("indicator--00000000-0000-4000-8000-%012d", i), Type: "indicator", SpecVersion: "2.1",
-			Version: time.Unix(1, 0).UTC(), DateAdded: time.Unix(int64(i+2), 0).UTC(),
-			Raw: []byte(fmt.Sprintf(`{"type":"indicator","id":"indicator--00000000-0000-4000-8000-%012d","pad":"%02000d"}`, i, i))})
-	}
-	if _, err := db.Objects().Put(ctx, coll.ID, objs); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := srv.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ctx, ln)
-	addr := ln.Addr().String()
-	path := "/taxii2/" + exchange.OperatorRoot + "/collections/" + coll.ID + "/objects/?limit=4000"
+	addr, path, tokens := largePageServer(t, ctx, server.Config{WriteWithin: 5 * time.Second, LargeAtOnce: 1}, "alpha")
+	token := tokens[0]
 
 	// The reader that never reads.
-	slow, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.Close()
-	if tc, ok := slow.(*net.TCPConn); ok {
-		tc.SetReadBuffer(4096)
-	}
-	fmt.Fprintf(slow, "GET %s HTTP/1.1\r\nHost: x\r\nAccept: application/taxii+json;version=2.1\r\nAuthorization: Bearer %s\r\n\r\n", path, token)
+	slow := neverReads(t, addr, path, token)
 	time.Sleep(300 * time.Millisecond) // let it take the slot
 
 	// A normal client queues for the slot and is served once the slow
@@ -108,59 +66,13 @@ func TestSlowReadersCannotPinResponses(t *testing.T) {
 func TestOneCallerCannotTakeEveryLargeSlot(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	dir := t.TempDir()
-	db, err := sqlite.Open(ctx, dir, sqlite.Options{Migrate: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	srv, err := server.New(ctx, server.Config{Data: dir, Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		WriteWithin: time.Minute, LargeAtOnce: 2}, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostile, hostileToken, err := srv.Parties.Create(ctx, "mallory")
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, otherToken, err := srv.Parties.Create(ctx, "bravo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	readers := []string{hostile.ID, other.ID}
-	coll, err := srv.Ex.CreateCollection(ctx, "feed", "", readers, readers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var objs []store.Object
-	for i := range 4000 {
-		objs = append(objs, store.Object{ID: fmt.Sprintf("indicator--00000000-0000-4000-8000-%012d", i), Type: "indicator", SpecVersion: "2.1",
-			Version: time.Unix(1, 0).UTC(), DateAdded: time.Unix(int64(i+2), 0).UTC(),
-			Raw: []byte(fmt.Sprintf(`{"type":"indicator","id":"indicator--00000000-0000-4000-8000-%012d","pad":"%02000d"}`, i, i))})
-	}
-	if _, err := db.Objects().Put(ctx, coll.ID, objs); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := srv.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ctx, ln)
-	addr := ln.Addr().String()
-	path := "/taxii2/" + exchange.OperatorRoot + "/collections/" + coll.ID + "/objects/?limit=4000"
+	addr, path, tokens := largePageServer(t, ctx, server.Config{WriteWithin: time.Minute, LargeAtOnce: 2}, "mallory", "bravo")
+	hostileToken, otherToken := tokens[0], tokens[1]
 
 	// mallory's readers that never read: an 8 MB page each, more than the
 	// socket buffers hold, so each would keep its slot until the deadline.
 	for range 2 {
-		slow, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer slow.Close()
-		if tc, ok := slow.(*net.TCPConn); ok {
-			tc.SetReadBuffer(4096)
-		}
-		fmt.Fprintf(slow, "GET %s HTTP/1.1\r\nHost: x\r\nAccept: application/taxii+json;version=2.1\r\nAuthorization: Bearer %s\r\n\r\n", path, hostileToken)
+		neverReads(t, addr, path, hostileToken)
 	}
 	time.Sleep(500 * time.Millisecond) // let them take what they can
 
@@ -181,4 +93,66 @@ func TestOneCallerCannotTakeEveryLargeSlot(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusOK || strings.Count(string(body), `"type":"indicator"`) != 4000 {
 		t.Fatalf("bravo's read behind mallory's readers that never read: HTTP %d, %d bytes, %v", resp.StatusCode, len(body), err)
 	}
+}
+
+// largePageServer serves, with cfg, one collection that every party of
+// names reads, holding 4,000 objects of 2 KB: an 8 MB page, more than
+// socket buffers hold. It returns the server's address, the path of that
+// page and each party's token.
+func largePageServer(t *testing.T, ctx context.Context, cfg server.Config, names ...string) (addr, path string, tokens []string) {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := sqlite.Open(ctx, dir, sqlite.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	cfg.Data, cfg.Listen, cfg.Logger = dir, "127.0.0.1:0", slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := server.New(ctx, cfg, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, name := range names {
+		p, token, err := srv.Parties.Create(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, tokens = append(ids, p.ID), append(tokens, token)
+	}
+	coll, err := srv.Ex.CreateCollection(ctx, "feed", "", ids, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var objs []store.Object
+	for i := range 4000 {
+		objs = append(objs, store.Object{ID: fmt.Sprintf("indicator--00000000-0000-4000-8000-%012d", i), Type: "indicator", SpecVersion: "2.1",
+			Version: time.Unix(1, 0).UTC(), DateAdded: time.Unix(int64(i+2), 0).UTC(),
+			Raw: []byte(fmt.Sprintf(`{"type":"indicator","id":"indicator--00000000-0000-4000-8000-%012d","pad":"%02000d"}`, i, i))})
+	}
+	if _, err := db.Objects().Put(ctx, coll.ID, objs); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := srv.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ctx, ln)
+	return ln.Addr().String(), "/taxii2/" + exchange.OperatorRoot + "/collections/" + coll.ID + "/objects/?limit=4000", tokens
+}
+
+// neverReads sends a GET of path with token and reads nothing of the
+// answer; the connection closes when the test ends.
+func neverReads(t *testing.T, addr, path, token string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetReadBuffer(4096)
+	}
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\nAccept: application/taxii+json;version=2.1\r\nAuthorization: Bearer %s\r\n\r\n", path, token)
+	return c
 }

@@ -363,72 +363,40 @@ func (p *searchScan) eat(c byte) bool {
 // refused (member names); with it true the simple escapes and \u of a
 // character other than NUL and the surrogates are decoded.
 func (p *searchScan) str(escapes bool) (string, bool) {
-	if !p.eat('"') {
+	start, end, escaped, ok := p.scanStr()
+	if !ok || escaped && !escapes {
 		return "", false
 	}
-	start := p.i
-	for p.i < len(p.b) {
-		c := p.b[p.i]
-		switch {
-		case c == '"':
-			s := string(p.b[start:p.i])
-			p.i++
-			return s, true
-		case c == '\\':
-			if !escapes {
-				return "", false
-			}
-			return p.escaped(start)
-		case c < 0x20:
-			return "", false
-		}
-		p.i++
+	if !escaped {
+		return string(p.b[start:end]), true
 	}
-	return "", false
+	return unescape(p.b[start:end]), true
 }
 
-// name reads a member name, refusing one with any escape, as str(false)
-// does, but returns it in place: most names are looked up and dropped.
-func (p *searchScan) name() ([]byte, bool) {
+// scanStr reads a string, checking it as RFC 8259 requires (and refusing
+// \u0000 and lone surrogates, as this scanner always has), and returns
+// the bounds of its contents and whether they hold an escape. It builds nothing: most strings are
+// skipped or compared, and only kept ones are copied (str).
+func (p *searchScan) scanStr() (start, end int, escaped, ok bool) {
 	if !p.eat('"') {
-		return nil, false
+		return 0, 0, false, false
 	}
-	start := p.i
+	start = p.i
 	for p.i < len(p.b) {
 		c := p.b[p.i]
 		switch {
 		case c == '"':
 			p.i++
-			return p.b[start : p.i-1], true
-		case c == '\\' || c < 0x20:
-			return nil, false
-		}
-		p.i++
-	}
-	return nil, false
-}
-
-// skipStr reads a string that is not kept, accepting what str(true)
-// accepts, without building it: most of an object's strings are in
-// members the index does not read.
-func (p *searchScan) skipStr() bool {
-	if !p.eat('"') {
-		return false
-	}
-	for p.i < len(p.b) {
-		c := p.b[p.i]
-		switch {
-		case c == '"':
-			p.i++
-			return true
+			return start, p.i - 1, escaped, true
 		case c < 0x20:
-			return false
+			return 0, 0, false, false
 		case c != '\\':
 			p.i++
 			continue
 		}
+		escaped = true
 		if p.i+1 >= len(p.b) {
-			return false
+			return 0, 0, false, false
 		}
 		e := p.b[p.i+1]
 		p.i += 2
@@ -436,44 +404,31 @@ func (p *searchScan) skipStr() bool {
 		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 		case 'u':
 			if p.i+4 > len(p.b) {
-				return false
+				return 0, 0, false, false
 			}
 			r, err := strconv.ParseUint(string(p.b[p.i:p.i+4]), 16, 32)
 			if err != nil || r == 0 || (r >= 0xD800 && r <= 0xDFFF) {
-				return false
+				return 0, 0, false, false
 			}
 			p.i += 4
 		default:
-			return false
+			return 0, 0, false, false
 		}
 	}
-	return false
+	return 0, 0, false, false
 }
 
-// escaped finishes a string from start that has an escape at p.i.
-func (p *searchScan) escaped(start int) (string, bool) {
-	out := append([]byte(nil), p.b[start:p.i]...)
-	for p.i < len(p.b) {
-		c := p.b[p.i]
-		switch {
-		case c == '"':
-			p.i++
-			return string(out), true
-		case c < 0x20:
-			return "", false
-		case c != '\\':
+// unescape decodes the contents of a string scanStr has checked.
+func unescape(b []byte) string {
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c != '\\' {
 			out = append(out, c)
-			p.i++
 			continue
 		}
-		if p.i+1 >= len(p.b) {
-			return "", false
-		}
-		e := p.b[p.i+1]
-		p.i += 2
-		switch e {
-		case '"', '\\', '/':
-			out = append(out, e)
+		i++
+		switch b[i] {
 		case 'b':
 			out = append(out, '\b')
 		case 'f':
@@ -485,20 +440,31 @@ func (p *searchScan) escaped(start int) (string, bool) {
 		case 't':
 			out = append(out, '\t')
 		case 'u':
-			if p.i+4 > len(p.b) {
-				return "", false
-			}
-			r, err := strconv.ParseUint(string(p.b[p.i:p.i+4]), 16, 32)
-			if err != nil || r == 0 || (r >= 0xD800 && r <= 0xDFFF) {
-				return "", false
-			}
-			p.i += 4
+			r, _ := strconv.ParseUint(string(b[i+1:i+5]), 16, 32)
 			out = utf8.AppendRune(out, rune(r))
-		default:
-			return "", false
+			i += 4
+		default: // '"', '\\', '/'
+			out = append(out, b[i])
 		}
 	}
-	return "", false
+	return string(out)
+}
+
+// name reads a member name, refusing one with any escape, as str(false)
+// does, but returns it in place: most names are looked up and dropped.
+func (p *searchScan) name() ([]byte, bool) {
+	start, end, escaped, ok := p.scanStr()
+	if !ok || escaped {
+		return nil, false
+	}
+	return p.b[start:end], true
+}
+
+// skipStr reads a string that is not kept, accepting what str(true)
+// accepts, without building it.
+func (p *searchScan) skipStr() bool {
+	_, _, _, ok := p.scanStr()
+	return ok
 }
 
 // strings reads a string (one value) or an array of strings.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/parley-cti/parley/internal/client"
 	"github.com/parley-cti/parley/internal/request"
+	"github.com/parley-cti/parley/internal/store"
 )
 
 func init() {
@@ -109,8 +110,11 @@ func cmdRequest(ctx context.Context, args []string, stdout, stderr io.Writer) er
 					flag = "\tOVERDUE"
 				}
 				state := r.State
-				if r.AnswerPending {
+				switch {
+				case r.AnswerPending:
 					state += " (answering handover pending)"
+				case r.State == store.RequestUndelivered:
+					state += " (" + r.Ground + ")"
 				}
 				fmt.Fprintf(stdout, "%s\t%s\t%s -> %s\t%s%s\n", r.ID, state, names.name(r.Requester), names.name(r.Responder), r.Subject, flag)
 			}
@@ -135,7 +139,10 @@ func printRequest(w io.Writer, r *client.Request) {
 		fmt.Fprintf(w, "  refs: %s\n", strings.Join(r.Refs, ", "))
 	}
 	fmt.Fprintf(w, "  acknowledge by %s, answer by %s\n", r.AckBy.Format(time.RFC3339), r.FulfilBy.Format(time.RFC3339))
-	if r.Ground != "" {
+	switch {
+	case r.State == store.RequestUndelivered:
+		fmt.Fprintf(w, "  undelivered: the responder's node refused the filing for good: %s %s\n", r.Ground, r.GroundText)
+	case r.Ground != "":
 		fmt.Fprintf(w, "  refused: %s %s\n", r.Ground, r.GroundText)
 	}
 	switch {

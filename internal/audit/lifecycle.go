@@ -33,6 +33,7 @@ const (
 	requestAcknowledged = "acknowledged"
 	requestFulfilled    = "fulfilled"
 	requestRefused      = "refused"
+	requestUndelivered  = "undelivered"
 )
 
 func invariant(index int64, format string, args ...any) error {
@@ -159,20 +160,22 @@ func stepHandover(r *Replay, h *HandoverReplay, index int64, e ledger.Entry) (*H
 type RequestReplay struct {
 	ID, Agreement        string
 	Requester, Responder string
-	State                string // filed, acknowledged, fulfilled or refused
+	State                string // filed, acknowledged, fulfilled, refused or undelivered
 	Handover             string // the handover that fulfilled it
 	Pending              string // the handover named as its answer, not yet released
 	LastIndex            int64
 }
 
 func (q *RequestReplay) closed() bool {
-	return q.State == requestFulfilled || q.State == requestRefused
+	return q.State == requestFulfilled || q.State == requestRefused || q.State == requestUndelivered
 }
 
 // stepRequest applies one request entry to q (nil before its first entry),
 // as package request takes the steps: the requester files; the responder
 // acknowledges a filed request, and fulfils (naming a handover that answers
-// it) or refuses an open one; the sweeper flags an open one overdue.
+// it) or refuses an open one; the sweeper flags an open one overdue; and
+// between nodes, the requester's node closes undelivered a filed one whose
+// filing the responder's node refused for good (no actor: no party acted).
 func stepRequest(r *Replay, q *RequestReplay, index int64, e ledger.Entry) (*RequestReplay, error) {
 	if q == nil {
 		if e.Kind != ledger.KindRequestFiled {
@@ -192,7 +195,7 @@ func stepRequest(r *Replay, q *RequestReplay, index int64, e ledger.Entry) (*Req
 	if q.closed() {
 		return nil, invariant(index, "request %s %s after it was already %s", e.Subject, e.Kind, q.State)
 	}
-	if e.Kind != ledger.KindRequestOverdue && e.Kind != ledger.KindRequestReopened && e.Actor != q.Responder {
+	if e.Kind != ledger.KindRequestOverdue && e.Kind != ledger.KindRequestReopened && e.Kind != ledger.KindRequestUndelivered && e.Actor != q.Responder {
 		return nil, invariant(index, "request %s %s by %s; only %s, to whom it is addressed, answers it", e.Subject, e.Kind, e.Actor, q.Responder)
 	}
 	switch e.Kind {
@@ -240,6 +243,13 @@ func stepRequest(r *Replay, q *RequestReplay, index int64, e ledger.Entry) (*Req
 		q.Pending = ""
 	case ledger.KindRequestRefused:
 		q.State = requestRefused
+	case ledger.KindRequestUndelivered:
+		// The responder's node never took the filing: nothing of the
+		// responder's can have happened to it.
+		if q.State != requestFiled || q.Pending != "" || e.Actor != "" {
+			return nil, invariant(index, "request %s undelivered while %s (answer pending %q, actor %q)", e.Subject, q.State, q.Pending, e.Actor)
+		}
+		q.State = requestUndelivered
 	}
 	return q, nil
 }

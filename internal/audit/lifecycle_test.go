@@ -244,6 +244,13 @@ func (w *world) legal() []func() move {
 				return []ledger.Entry{qEntry(q, ledger.KindRequestAcknowledged, q.responder, map[string]string{"in_time": "true"})}
 			})
 		}
+		if q.state == "filed" && q.pending == "" && w.r.IntN(4) == 0 {
+			// Between nodes: the responder's node refused the filing.
+			add(func() []ledger.Entry {
+				q.state = "undelivered"
+				return []ledger.Entry{qEntry(q, ledger.KindRequestUndelivered, "", map[string]string{"peer": "bravo", "code": "not_in_force"})}
+			})
+		}
 		add(func() []ledger.Entry {
 			q.state, q.pending = "refused", ""
 			return []ledger.Entry{qEntry(q, ledger.KindRequestRefused, q.responder, map[string]string{"ground": "other"})}
@@ -344,6 +351,15 @@ func (w *world) illegal() []move {
 		}
 		if q.state == "acknowledged" {
 			add("acknowledged twice", qEntry(q, ledger.KindRequestAcknowledged, q.responder, nil))
+		}
+		undelivered := qEntry(q, ledger.KindRequestUndelivered, "", map[string]string{"peer": "bravo", "code": "not_in_force"})
+		switch {
+		case q.state != "filed":
+			add("undelivered after the responder's node took a step on it", undelivered)
+		case q.pending != "":
+			add("undelivered with an answer pending", undelivered)
+		default:
+			add("undelivered in a party's name", qEntry(q, ledger.KindRequestUndelivered, q.requester, map[string]string{"peer": "bravo", "code": "not_in_force"}))
 		}
 		if q.open() {
 			for _, h := range w.hs {

@@ -163,7 +163,8 @@ func (r *Replay) Apply(index int64, _ []byte, e ledger.Entry) error {
 		ledger.KindHandoverChunksCommitted, ledger.KindHandoverChunkMoved, ledger.KindHandoverChunkConfirmed, ledger.KindHandoverStopped:
 		return r.applyHandover(index, e)
 	case ledger.KindRequestFiled, ledger.KindRequestAcknowledged, ledger.KindRequestFulfilled,
-		ledger.KindRequestRefused, ledger.KindRequestOverdue, ledger.KindRequestAnswerPending, ledger.KindRequestReopened:
+		ledger.KindRequestRefused, ledger.KindRequestOverdue, ledger.KindRequestAnswerPending, ledger.KindRequestReopened,
+		ledger.KindRequestUndelivered:
 		return r.applyRequest(index, e)
 	case ledger.KindReportSigned:
 		return stepReport(r, index, e)

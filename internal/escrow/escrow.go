@@ -151,7 +151,7 @@ func (s *Service) Propose(ctx context.Context, p party.Principal, in ProposeInpu
 			if err != nil {
 				return err
 			}
-			if r.State == store.RequestRefused || r.State == store.RequestFulfilled {
+			if !store.RequestOpen(r.State) {
 				return fault.Errorf("%w: request %s is already %s", ErrConflict, r.ID, r.State)
 			}
 		}

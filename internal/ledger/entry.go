@@ -60,6 +60,10 @@ const (
 	// its deposit withdrawn (issue 12, finding 7).
 	KindRequestAnswerPending Kind = "request.answer_pending"
 	KindRequestReopened      Kind = "request.reopened"
+	// A request closed undelivered on its requester's node: the
+	// responder's node refused its filing for good (between nodes only;
+	// attrs peer and code, the peer's refusal code).
+	KindRequestUndelivered Kind = "request.undelivered"
 
 	KindMatchStarted Kind = "match.started" // a private matching session and the handover escrowing its round 2
 	KindMatchRound1  Kind = "match.round1"  // one side's round-1 message: its element count and digest, no item
@@ -86,7 +90,7 @@ var knownKinds = map[Kind]bool{
 	KindHandoverChunksCommitted: true, KindHandoverChunkMoved: true, KindHandoverChunkConfirmed: true, KindHandoverStopped: true,
 	KindRequestFiled: true, KindRequestAcknowledged: true, KindRequestFulfilled: true,
 	KindRequestRefused: true, KindRequestOverdue: true,
-	KindRequestAnswerPending: true, KindRequestReopened: true,
+	KindRequestAnswerPending: true, KindRequestReopened: true, KindRequestUndelivered: true,
 	KindMatchStarted: true, KindMatchRound1: true,
 	KindReportSigned:     true,
 	KindNodePeerIncident: true,

@@ -105,8 +105,8 @@ func TestKindsAreKnownAndDistinct(t *testing.T) {
 		}
 		seen[k] = true
 	}
-	if len(seen) != 31 {
-		t.Fatalf("%d kinds, want 31 (agreement 5, feed 5, handover 10, request 7, match 2, report 1, node 1)", len(seen))
+	if len(seen) != 32 {
+		t.Fatalf("%d kinds, want 32 (agreement 5, feed 5, handover 10, request 8, match 2, report 1, node 1)", len(seen))
 	}
 }
 

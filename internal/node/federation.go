@@ -386,7 +386,7 @@ func (f *Federation) send(ctx context.Context, e store.OutboxEntry) bool {
 		// The peer itself said no, in words it signed: sending again would
 		// get the same answer. The party that signed the step hears of it.
 		why := re.Code + ": " + re.Message
-		if err := f.Ex.OutboxDone(ctx, e.Seq, store.OutboxRefused, why); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err := f.refusedForGood(ctx, peer, e, re, why); err != nil && !errors.Is(err, store.ErrNotFound) {
 			f.log().ErrorContext(ctx, "closing an outbox entry", slog.Int64("seq", e.Seq), slog.Any("err", err))
 			return false
 		}
@@ -411,6 +411,22 @@ func (f *Federation) send(ctx context.Context, e store.OutboxEntry) bool {
 		f.retry(ctx, e, why)
 		return false
 	}
+}
+
+// refusedForGood closes e as refused for good by peer (re, why): a
+// request step through the request workflow, which closes the request
+// undelivered in the same transaction when the step is its filing
+// (request.Service.RefusedForGood); any other entry as refused only.
+func (f *Federation) refusedForGood(ctx context.Context, peer store.Peer, e store.OutboxEntry, re *RefusedError, why string) error {
+	if e.Kind != request.OutboxKind || f.Requests == nil {
+		return f.Ex.OutboxDone(ctx, e.Seq, store.OutboxRefused, why)
+	}
+	closed, err := f.Requests.RefusedForGood(ctx, peer, e, re.Code, re.Message, why)
+	if closed {
+		f.log().WarnContext(ctx, "request closed undelivered: the peer refused its filing for good", slog.String("peer", peer.Name),
+			slog.String("agreement", e.AgreementID), slog.Int64("seq", e.Seq), slog.String("code", re.Code))
+	}
+	return err
 }
 
 // keepReceipt records, from the peer's signed answer to an agreement

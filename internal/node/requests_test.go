@@ -2,13 +2,19 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/parley-cti/parley/internal/agreement"
+	"github.com/parley-cti/parley/internal/audit"
 	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/party"
@@ -531,4 +537,440 @@ func TestRequestStepReplayed(t *testing.T) {
 	if s, c := post(func(r *http.Request) { stranger.id.SignRequest(r, body, time.Now()) }); s != 401 || c != "unknown_key" {
 		t.Fatalf("unpinned: %d %s", s, c)
 	}
+}
+
+// replayLedger runs n's whole ledger through verify's replay of the
+// lifecycles, as parley verify does.
+func replayLedger(t *testing.T, n *fedNode) {
+	t.Helper()
+	size, err := n.st.Ledger().Size(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raws, err := n.st.Ledger().ReadEntries(ctx, 0, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := audit.NewReplay()
+	for i, raw := range raws {
+		e, err := ledger.DecodeEntry(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Apply(int64(i), raw, e); err != nil {
+			t.Fatalf("the replay of %s's ledger: %v", n.me.Name, err)
+		}
+	}
+}
+
+// suspendOnB suspends the agreement on bob's node, B not telling A yet
+// (its outbox is not sent), and moves the clock past the suspension.
+func (n *reqNodes) suspendOnB(t *testing.T) {
+	t.Helper()
+	if _, _, err := n.b.ex.Sign(ctx, n.b.me, n.agreement.ID, n.b.sign(t, n.agreement, agreement.ActionSuspend)); err != nil {
+		t.Fatal(err)
+	}
+	n.clock = time.Now().UTC().Add(time.Second)
+}
+
+// A filing bob's node refuses for good (the agreement is suspended there,
+// and A has not heard yet) closes the request on alice's node in the
+// transaction that records the refusal: undelivered, with B's code as its
+// ground, a ledger entry and alice told. The sweeper no longer flags it,
+// the lifecycle refuses every later step on it, and the ledger replays.
+func TestRequestUndeliveredAcrossNodes(t *testing.T) {
+	n := newReqNodes(t)
+	a, b := n.a, n.b
+	n.suspendOnB(t)
+	res, err := n.ra.File(ctx, a.me, request.FileInput{AgreementID: n.agreement.ID, Subject: "crew X", Reason: "case 7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := res.Request.ID
+	if got := a.fed.SendDue(ctx); got != 1 {
+		t.Fatalf("SendDue closed %d", got)
+	}
+	onA, err := n.ra.Get(ctx, a.me, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if onA.State != store.RequestUndelivered || onA.Ground != "not_in_force" || onA.GroundText == "" || !onA.AnsweredAt.IsZero() {
+		t.Fatalf("on A after B refused the filing: %+v", onA)
+	}
+	if _, err := n.rb.Get(ctx, b.me, id); !errors.Is(err, request.ErrNotFound) {
+		t.Fatalf("bob's node holds the refused filing: %v", err)
+	}
+	all, _ := a.st.Federation().Outbox(ctx, n.agreement.ID, 10)
+	if len(all) == 0 || all[0].State != store.OutboxRefused || !strings.HasPrefix(all[0].LastError, "not_in_force: ") {
+		t.Fatalf("A's outbox: %+v", all)
+	}
+	if got := kinds(t, a, id); !equal(got, []string{"request.filed", "request.undelivered"}) {
+		t.Fatalf("ledger of A about the request: %v", got)
+	}
+	if e := lastEntry(t, a, id); e.Actor != "" || e.Attrs["code"] != "not_in_force" || e.Attrs["peer"] != "bravo" ||
+		!slices.Equal(e.Parties, []string{a.me.PartyID, b.me.PartyID}) {
+		t.Fatalf("the closing's entry: %+v", e)
+	}
+	if evs := events(t, a, a.me.PartyID, request.EventUndelivered); len(evs) != 1 || evs[0].Subject != id ||
+		!bytes.Contains(evs[0].Data, []byte(`"code":"not_in_force"`)) || !bytes.Contains(evs[0].Data, []byte(`"peer":"bravo"`)) {
+		t.Fatalf("alice's request.undelivered events: %+v", evs)
+	}
+	if evs := events(t, a, a.me.PartyID, "node.delivery_refused"); len(evs) != 1 {
+		t.Fatalf("alice's node.delivery_refused events: %+v", evs)
+	}
+	// The counts: alice made it; bob never received it.
+	stats, err := n.ra.Stats(ctx, a.me, n.agreement.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range stats {
+		if s.Party == a.me.PartyID && s.Made != 1 || s.Party == b.me.PartyID && (s.Received != 0 || s.Open != 0) {
+			t.Fatalf("stats: %+v", stats)
+		}
+	}
+
+	// The sweeper leaves it alone, past both deadlines.
+	n.clock = onA.FulfilBy.Add(time.Minute)
+	if got, err := n.ra.Sweep(ctx); err != nil || got != 0 {
+		t.Fatalf("A's sweep flagged %d (%v)", got, err)
+	}
+	// A step from B on it is refused by the lifecycle, and changes nothing.
+	for _, m := range []request.Relayed{
+		{Action: request.RelayAcknowledge, Request: id, Agreement: n.agreement.ID, Actor: b.me.PartyID, At: n.clock},
+		{Action: request.RelayRefuse, Request: id, Agreement: n.agreement.ID, Actor: b.me.PartyID, At: n.clock, Ground: request.GroundNoDataHeld},
+		{Action: request.RelayFulfil, Request: id, Agreement: n.agreement.ID, Actor: b.me.PartyID, At: n.clock, Handover: "handover--00000000-0000-4000-8000-000000000000"},
+	} {
+		if status, code := relay(t, b, "alpha", m); status != 409 || code != "illegal_step" {
+			t.Fatalf("%s of an undelivered request: %d %s, want 409 illegal_step", m.Action, status, code)
+		}
+	}
+	if again, _ := n.ra.Get(ctx, a.me, id); again.State != store.RequestUndelivered || again.AckOverdue || again.AnswerOverdue || again.Ground != onA.Ground {
+		t.Fatalf("on A at the end: %+v", again)
+	}
+	if got := kinds(t, a, id); !equal(got, []string{"request.filed", "request.undelivered"}) {
+		t.Fatalf("ledger of A about the request at the end: %v", got)
+	}
+	// The same refusal recorded again (another instance sent the entry
+	// too) closes nothing twice.
+	if _, err := n.ra.RefusedForGood(ctx, mustPeer(t, a, "bravo"), all[0], "not_in_force", "again", "again"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a closed entry's refusal recorded again: %v, want store.ErrNotFound", err)
+	}
+	if got := kinds(t, a, id); len(got) != 2 {
+		t.Fatalf("ledger of A after the repeat: %v", got)
+	}
+	// B tells A of the suspension; both ledgers replay.
+	b.fed.SendDue(ctx)
+	replayLedger(t, a)
+	replayLedger(t, b)
+}
+
+// hostileB sends A's calls to bob's node instead to a node signing with
+// B's key whose request step endpoint answers as answer says: B turned
+// hostile, or confused. The other endpoints answer not_found.
+func hostileB(t *testing.T, n *reqNodes, answer func(m request.Relayed) (int, any)) {
+	t.Helper()
+	h := NewHandler(n.b.id, NewPeers(n.b.st), n.b.srv.URL, nil)
+	h.Route("POST "+PathRequestStep, func(ctx context.Context, peer store.Peer, body []byte) (int, any) {
+		var m request.Relayed
+		json.Unmarshal(body, &m)
+		return answer(m)
+	})
+	mux := http.NewServeMux()
+	h.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	n.a.fed.HTTP = &http.Client{Transport: to(srv)}
+}
+
+// to is a transport that delivers every request to srv, whatever its URL.
+func to(srv *httptest.Server) http.RoundTripper {
+	return roundTripper(func(r *http.Request) (*http.Response, error) {
+		r = r.Clone(r.Context())
+		r.URL.Host = srv.Listener.Addr().String()
+		return http.DefaultTransport.RoundTrip(r)
+	})
+}
+
+// Only bob's node's signed, final refusal of alice's filing closes a
+// request undelivered on her node. A hostile or confused peer cannot
+// close one any other way: not by refusing a later step, by naming
+// another request, by answering for another peer, by replaying a signed
+// refusal, by relaying a step that says so, or with a transient failure,
+// which is retried as before.
+func TestRequestUndeliveredHostile(t *testing.T) {
+	file := func(t *testing.T, n *reqNodes) store.Request {
+		t.Helper()
+		res, err := n.ra.File(ctx, n.a.me, request.FileInput{AgreementID: n.agreement.ID, Subject: "crew X", Reason: "case 7"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Request
+	}
+	// unchanged checks that r is on A as it was, with no closing of it.
+	unchanged := func(t *testing.T, n *reqNodes, r store.Request) {
+		t.Helper()
+		got, err := n.ra.Get(ctx, n.a.me, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != r.State || got.Ground != r.Ground {
+			t.Fatalf("request %s on A is %s (%s), was %s", r.ID, got.State, got.Ground, r.State)
+		}
+		if slices.Contains(kinds(t, n.a, r.ID), string(ledger.KindRequestUndelivered)) {
+			t.Fatalf("request %s has a request.undelivered entry", r.ID)
+		}
+		for _, e := range events(t, n.a, n.a.me.PartyID, request.EventUndelivered) {
+			if e.Subject == r.ID {
+				t.Fatalf("alice was told request %s is undelivered", r.ID)
+			}
+		}
+	}
+	refusal := func(status int, code string) func(request.Relayed) (int, any) {
+		return func(request.Relayed) (int, any) { return status, errorBody{Error: code, Message: "no"} }
+	}
+
+	t.Run("a refusal of a later step", func(t *testing.T) {
+		// bob files on B; alice acknowledges on A; B refuses the
+		// acknowledgement for good: alice's step is refused, the request
+		// stays acknowledged on A.
+		n := newReqNodes(t)
+		res, err := n.rb.File(ctx, n.b.me, request.FileInput{AgreementID: n.agreement.ID, Subject: "wallets", Reason: "case 9"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.b.fed.SendDue(ctx)
+		acked, err := n.ra.Acknowledge(ctx, n.a.me, res.Request.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hostileB(t, n, refusal(http.StatusConflict, "illegal_step"))
+		if got := n.a.fed.SendDue(ctx); got != 1 {
+			t.Fatalf("SendDue closed %d", got)
+		}
+		if p := n.a.pending(t); len(p) != 0 {
+			t.Fatalf("A's outbox still holds %+v", p)
+		}
+		unchanged(t, n, acked.Request)
+		// The same for a step shaped as a filing but not alice's own
+		// (the entry's party is not the filer).
+		r := file(t, n)
+		p := n.a.pending(t)
+		p[0].PartyID = n.bobOnA.PartyID
+		if closed, err := n.ra.RefusedForGood(ctx, mustPeer(t, n.a, "bravo"), p[0], "not_in_force", "no", "no"); err != nil || closed {
+			t.Fatalf("a filing entry of another party: closed %v, %v", closed, err)
+		}
+		unchanged(t, n, r)
+	})
+
+	t.Run("a refusal naming another request", func(t *testing.T) {
+		// B takes the first filing, then refuses the second with an
+		// answer naming the first: the second alone is closed.
+		n := newReqNodes(t)
+		first := file(t, n)
+		n.a.fed.SendDue(ctx)
+		second := file(t, n)
+		hostileB(t, n, func(m request.Relayed) (int, any) {
+			return http.StatusForbidden, map[string]string{"error": "not_in_force", "message": "request " + first.ID + " is refused", "request": first.ID}
+		})
+		if got := n.a.fed.SendDue(ctx); got != 1 {
+			t.Fatalf("SendDue closed %d", got)
+		}
+		unchanged(t, n, first)
+		if got, _ := n.ra.Get(ctx, n.a.me, second.ID); got.State != store.RequestUndelivered {
+			t.Fatalf("the refused filing: %+v", got)
+		}
+	})
+
+	t.Run("a refusal by another peer", func(t *testing.T) {
+		// A's outbox (confused) holds alice's filing of a request to bob
+		// as an entry for carol's node C, which refuses it for good: C is
+		// not where the agreement places bob, so nothing closes.
+		n := newReqNodes(t)
+		c := newFedNode(t, "carol")
+		cAtA := n.a.pin(t, "charlie", c)
+		c.pin(t, "alpha", n.a)
+		r := file(t, n)
+		p := n.a.pending(t)
+		if err := n.a.st.Federation().OutboxDone(ctx, p[0].Seq, store.OutboxDelivered, n.clock, ""); err != nil {
+			t.Fatal(err)
+		}
+		confused := p[0]
+		confused.PeerKeyID = cAtA.KeyID
+		if _, err := n.a.st.Federation().Enqueue(ctx, confused); err != nil {
+			t.Fatal(err)
+		}
+		if got := n.a.fed.SendDue(ctx); got != 1 {
+			t.Fatalf("SendDue closed %d", got)
+		}
+		all, _ := n.a.st.Federation().Outbox(ctx, n.agreement.ID, 1)
+		if all[0].State != store.OutboxRefused || all[0].PeerKeyID != cAtA.KeyID {
+			t.Fatalf("C did not refuse the entry: %+v", all[0])
+		}
+		unchanged(t, n, r)
+		// Nor does C's refusal, posing as B's node in the call
+		// (the entry names B's key), count: its answer does not verify.
+		hostile := NewHandler(c.id, NewPeers(c.st), n.b.srv.URL, nil)
+		hostile.Route("POST "+PathRequestStep, func(context.Context, store.Peer, []byte) (int, any) {
+			return http.StatusForbidden, errorBody{Error: "not_in_force", Message: "no"}
+		})
+		mux := http.NewServeMux()
+		hostile.Register(mux)
+		srv := httptest.NewServer(mux)
+		t.Cleanup(srv.Close)
+		n.a.fed.HTTP = &http.Client{Transport: to(srv)}
+		r2 := file(t, n)
+		if got := n.a.fed.SendDue(ctx); got != 0 {
+			t.Fatalf("SendDue closed %d on an answer not signed by B", got)
+		}
+		if p := n.a.pending(t); len(p) != 1 || p[0].Attempts != 1 {
+			t.Fatalf("A's outbox: %+v", p)
+		}
+		unchanged(t, n, r2)
+	})
+
+	t.Run("a replayed refusal", func(t *testing.T) {
+		// B (suspended) refuses the first filing for good, signed; the
+		// same signed answer replayed to the second filing does not
+		// verify for it: retried, not closed.
+		n := newReqNodes(t)
+		n.suspendOnB(t)
+		first := file(t, n)
+		var saved *http.Response
+		var savedBody []byte
+		n.a.fed.HTTP = &http.Client{Transport: roundTripper(func(r *http.Request) (*http.Response, error) {
+			if saved != nil {
+				resp := *saved
+				resp.Header = saved.Header.Clone()
+				resp.Body = io.NopCloser(bytes.NewReader(savedBody))
+				return &resp, nil
+			}
+			resp, err := http.DefaultTransport.RoundTrip(r)
+			if err != nil {
+				return nil, err
+			}
+			savedBody, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			saved = resp
+			resp2 := *resp
+			resp2.Body = io.NopCloser(bytes.NewReader(savedBody))
+			return &resp2, nil
+		})}
+		if got := n.a.fed.SendDue(ctx); got != 1 {
+			t.Fatalf("SendDue closed %d", got)
+		}
+		if got, _ := n.ra.Get(ctx, n.a.me, first.ID); got.State != store.RequestUndelivered {
+			t.Fatalf("the refused filing: %+v", got)
+		}
+		second := file(t, n)
+		if got := n.a.fed.SendDue(ctx); got != 0 {
+			t.Fatalf("SendDue closed %d on a replayed answer", got)
+		}
+		unchanged(t, n, second)
+		if p := n.a.pending(t); len(p) != 1 || p[0].Attempts != 1 {
+			t.Fatalf("A's outbox: %+v", p)
+		}
+	})
+
+	t.Run("a refusal of a filing the peer acted on", func(t *testing.T) {
+		// B fails the filing for now, relays bob's acknowledgement of it
+		// (which A takes: it holds the request), then refuses the filing
+		// for good: B's own steps show it has the request, so nothing
+		// closes; the refusal is recorded and alice told, as before.
+		n := newReqNodes(t)
+		r := file(t, n)
+		status := http.StatusServiceUnavailable
+		hostileB(t, n, func(request.Relayed) (int, any) { return status, errorBody{Error: "not_in_force", Message: "no"} })
+		n.a.fed.SendDue(ctx)
+		n.clock = n.clock.Add(time.Second)
+		if s, code := relay(t, n.b, "alpha", request.Relayed{Action: request.RelayAcknowledge, Request: r.ID, Agreement: n.agreement.ID,
+			Actor: n.b.me.PartyID, At: n.clock}); s != 200 {
+			t.Fatalf("bob's acknowledgement: %d %s", s, code)
+		}
+		acked, _ := n.ra.Get(ctx, n.a.me, r.ID)
+		status = http.StatusForbidden
+		due := n.a.pending(t)[0].NextAttempt
+		n.a.fed.now = func() time.Time { return due }
+		if got := n.a.fed.SendDue(ctx); got != 1 {
+			t.Fatalf("SendDue closed %d", got)
+		}
+		unchanged(t, n, acked)
+		if acked.State != store.RequestAcknowledged {
+			t.Fatalf("on A: %+v", acked)
+		}
+		if evs := events(t, n.a, n.a.me.PartyID, "node.delivery_refused"); len(evs) != 1 {
+			t.Fatalf("alice's node.delivery_refused events: %+v", evs)
+		}
+	})
+
+	t.Run("a relayed step that claims it", func(t *testing.T) {
+		// B cannot close a request by relaying a step: there is no such
+		// action, and a peer's code is no refusal ground.
+		n := newReqNodes(t)
+		r := file(t, n)
+		n.a.fed.SendDue(ctx)
+		for _, m := range []request.Relayed{
+			{Action: "undelivered", Request: r.ID, Agreement: n.agreement.ID, Actor: n.b.me.PartyID, At: n.clock},
+			{Action: request.RelayRefuse, Request: r.ID, Agreement: n.agreement.ID, Actor: n.b.me.PartyID, At: n.clock, Ground: "not_in_force"},
+		} {
+			if status, code := relay(t, n.b, "alpha", m); status != 422 || code != "invalid" {
+				t.Fatalf("%s: %d %s, want 422 invalid", m.Action, status, code)
+			}
+		}
+		unchanged(t, n, r)
+	})
+
+	for _, c := range []struct {
+		name   string
+		answer func(request.Relayed) (int, any)
+	}{
+		{"a signed 500", refusal(http.StatusInternalServerError, "internal")},
+		{"a signed 503", refusal(http.StatusServiceUnavailable, "unavailable")},
+		{"a signed 429", refusal(http.StatusTooManyRequests, "busy")},
+	} {
+		t.Run("transient: "+c.name, func(t *testing.T) {
+			n := newReqNodes(t)
+			r := file(t, n)
+			hostileB(t, n, c.answer)
+			if got := n.a.fed.SendDue(ctx); got != 0 {
+				t.Fatalf("SendDue closed %d", got)
+			}
+			if p := n.a.pending(t); len(p) != 1 || p[0].Attempts != 1 {
+				t.Fatalf("A's outbox: %+v", p)
+			}
+			unchanged(t, n, r)
+		})
+	}
+	t.Run("transient: an unsigned refusal", func(t *testing.T) {
+		// A proxy in front of B (or anyone on the path) answers 403
+		// without B's signature: not B's word, retried.
+		n := newReqNodes(t)
+		r := file(t, n)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusForbidden, errorBody{Error: "not_in_force", Message: "no"})
+		}))
+		t.Cleanup(srv.Close)
+		n.a.fed.HTTP = &http.Client{Transport: to(srv)}
+		if got := n.a.fed.SendDue(ctx); got != 0 {
+			t.Fatalf("SendDue closed %d", got)
+		}
+		unchanged(t, n, r)
+	})
+
+	t.Run("a refusal with a code and text no node writes", func(t *testing.T) {
+		// What a hostile B puts in its refusal is kept only as a code
+		// parley writes and a bounded, printable text.
+		n := newReqNodes(t)
+		r := file(t, n)
+		hostileB(t, n, func(request.Relayed) (int, any) {
+			return http.StatusForbidden, errorBody{Error: "<script>\x00", Message: strings.Repeat("é\n", 4096)}
+		})
+		if got := n.a.fed.SendDue(ctx); got != 1 {
+			t.Fatalf("SendDue closed %d", got)
+		}
+		got, _ := n.ra.Get(ctx, n.a.me, r.ID)
+		if got.State != store.RequestUndelivered || got.Ground != "refused" || len(got.GroundText) > 512 || strings.ContainsRune(got.GroundText, '\n') {
+			t.Fatalf("on A: state %s ground %q, text of %d bytes", got.State, got.Ground, len(got.GroundText))
+		}
+		replayLedger(t, n.a)
+	})
 }

@@ -593,6 +593,12 @@ func (s *Service) facts(ctx context.Context, p party.Principal, a exchange.Agree
 			if in {
 				flows[side(e.Parties[0])].Filed++
 			}
+		case ledger.KindRequestUndelivered:
+			// Closed on the requester's node: the responder's node never
+			// took it, so it is not open at the end.
+			if q := requests[e.Subject]; q != nil {
+				q.state = "undelivered"
+			}
 		case ledger.KindRequestAcknowledged, ledger.KindRequestFulfilled, ledger.KindRequestRefused, ledger.KindRequestOverdue:
 			q := requests[e.Subject]
 			if q == nil {

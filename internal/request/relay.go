@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/parley-cti/parley/internal/exchange"
 	"github.com/parley-cti/parley/internal/fault"
@@ -334,4 +337,132 @@ func (s *Service) RefusedRelay(ctx context.Context, peer store.Peer, m Relayed, 
 		return fmt.Errorf("telling %s of a refused request step: %w", local, err)
 	}
 	return nil
+}
+
+// errOutboxClosed: the outbox entry was closed already (by another
+// instance), so its refusal is not this call's to record.
+var errOutboxClosed = errors.New("request: the outbox entry is closed already")
+
+// RefusedForGood records that peer refused, for good and in words it
+// signed (code, message), the request step e this node relayed to it:
+// it closes e as refused (lastErr says why) and, when e is this node's
+// party's filing and peer is the node the agreement places the responder
+// on, closes the request undelivered in the same transaction, under the
+// agreement's lock: state undelivered, the peer's code as its ground and
+// its message as the ground's text, a request.undelivered ledger entry
+// and event. closed says whether it did. Only a filing closes anything,
+// and only a request still filed with no answer (one the responder's node
+// never took); what the peer's answer says beyond its code and message is
+// not read, so a peer cannot name another request, and a later step it
+// refuses (an acknowledgement, an answer) closes nothing. A step that
+// does not qualify is closed as refused and nothing else changes.
+// store.ErrNotFound when e is not pending any more (another instance
+// closed it); other errors leave e pending, to be sent again.
+func (s *Service) RefusedForGood(ctx context.Context, peer store.Peer, e store.OutboxEntry, code, message, lastErr string) (closed bool, err error) {
+	var m Relayed
+	if e.Kind != OutboxKind || json.Unmarshal(e.Body, &m) != nil || m.Action != RelayFile || m.Request == "" ||
+		m.Agreement != e.AgreementID || m.Actor != e.PartyID || e.PeerKeyID != peer.KeyID {
+		return false, s.st.Federation().OutboxDone(ctx, e.Seq, store.OutboxRefused, s.Now(), lastErr)
+	}
+	code, message = peerCode(code), peerText(message)
+	err = s.InAgreement(ctx, party.Principal{PartyID: m.Actor}, m.Agreement, func(st *exchange.Step) error {
+		closed = false
+		if err := st.Tx.Federation().OutboxDone(ctx, e.Seq, store.OutboxRefused, st.Now, lastErr); errors.Is(err, store.ErrNotFound) {
+			return errOutboxClosed
+		} else if err != nil {
+			return err
+		}
+		r, err := st.Tx.Requests().Get(ctx, m.Request)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if ok, err := s.undeliverable(ctx, st, r, m, peer); err != nil || !ok {
+			return err
+		}
+		r.State, r.Ground, r.GroundText = store.RequestUndelivered, code, message
+		if err := st.Tx.Requests().Update(ctx, r); err != nil {
+			return err
+		}
+		if _, err := st.Record(ctx, ledger.Entry{Kind: ledger.KindRequestUndelivered, Agreement: r.AgreementID, Subject: r.ID,
+			Time: st.Now, Parties: []string{r.Requester, r.Responder}, Attrs: map[string]string{"peer": peer.Name, "code": code}}); err != nil {
+			return err
+		}
+		closed = true
+		return st.Notify(ctx, r.Requester, EventUndelivered, r.ID, map[string]any{"agreement": r.AgreementID, "peer": peer.Name,
+			"code": code, "message": message, "responder": r.Responder})
+	})
+	switch {
+	case errors.Is(err, errOutboxClosed):
+		return false, store.ErrNotFound
+	case errors.Is(err, ErrNotFound) || errors.Is(err, exchange.ErrBrokenAgreement):
+		// The agreement is not here for the filer any more, or its
+		// history no longer verifies: the refusal is recorded, and
+		// nothing is closed on a ground this node cannot check.
+		return false, s.st.Federation().OutboxDone(ctx, e.Seq, store.OutboxRefused, s.Now(), lastErr)
+	}
+	return closed, err
+}
+
+// undeliverable reports whether r, whose filing m peer refused for good,
+// is to be closed undelivered: it is the filing this node relayed (same
+// agreement, filer and time), r is still filed with no answer named, its
+// requester is a party of this node, and both the agreement and this
+// node's record of the responder place the responder on peer.
+func (s *Service) undeliverable(ctx context.Context, st *exchange.Step, r store.Request, m Relayed, peer store.Peer) (bool, error) {
+	if r.AgreementID != m.Agreement || r.Requester != m.Actor || !r.FiledAt.Equal(m.At.UTC().Truncate(time.Microsecond)) ||
+		r.State != store.RequestFiled || r.HandoverID != "" {
+		return false, nil
+	}
+	if _, remote, err := s.ex.PeerOf(ctx, st.Tx, r.Requester); err != nil || remote {
+		return false, err
+	}
+	rp, remote, err := s.ex.PeerOf(ctx, st.Tx, r.Responder)
+	if err != nil || !remote || rp.NodeKeyID != peer.KeyID || rp.NodeKey != peer.Key {
+		return false, err
+	}
+	doc := st.Agreement.Status.Document
+	if doc == nil {
+		return false, nil
+	}
+	pt, _, err := doc.Party(r.Responder)
+	return err == nil && pt.Node == peer.Key, nil
+}
+
+// Limits on what a peer's refusal puts in a request closed undelivered.
+const (
+	maxPeerCode = 64
+	maxPeerText = 512
+)
+
+// peerCode returns a peer's refusal code as it is kept: a code as parley
+// writes them (lowercase letters, digits, underscores), or "refused" for
+// anything else a peer sends.
+func peerCode(code string) string {
+	if code == "" || len(code) > maxPeerCode || strings.IndexFunc(code, func(c rune) bool {
+		return (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_'
+	}) >= 0 {
+		return "refused"
+	}
+	return code
+}
+
+// peerText returns a peer's message as it is kept: valid UTF-8 without
+// control characters, at most maxPeerText bytes.
+func peerText(msg string) string {
+	msg = strings.Map(func(c rune) rune {
+		if unicode.IsControl(c) {
+			return ' '
+		}
+		return c
+	}, strings.ToValidUTF8(msg, "\uFFFD"))
+	if len(msg) > maxPeerText {
+		msg = msg[:maxPeerText]
+		for !utf8.ValidString(msg) { // a rune cut in two at the end
+			msg = msg[:len(msg)-1]
+		}
+	}
+	return strings.TrimSpace(msg)
 }

@@ -79,6 +79,9 @@ const (
 	EventPending      = "request.answer_pending" // the responder named a handover not yet released
 	EventReopened     = "request.reopened"       // that handover was declined, expired or withdrawn
 	EventDeadlineNear = "request.deadline_near"
+	// EventUndelivered: the responder's node refused the filing for good;
+	// the request is closed on the requester's node (relay.go).
+	EventUndelivered = "request.undelivered"
 )
 
 // Limits on filed text.
@@ -261,7 +264,7 @@ func (s *Service) step(ctx context.Context, p party.Principal, id, action string
 }
 
 func answered(r *store.Request) error {
-	if r.State == store.RequestFulfilled || r.State == store.RequestRefused {
+	if !store.RequestOpen(r.State) {
 		return fault.Errorf("%w: request %s is already %s", ErrConflict, r.ID, r.State)
 	}
 	return nil
@@ -333,7 +336,7 @@ func fulfil(ctx context.Context, handoverID string) change {
 // Pending reports whether r is open with an answering handover named but
 // not yet released.
 func Pending(r store.Request) bool {
-	return r.HandoverID != "" && (r.State == store.RequestFiled || r.State == store.RequestAcknowledged)
+	return r.HandoverID != "" && store.RequestOpen(r.State)
 }
 
 // pendingOn returns the request h answers if it is pending on h; ok is false
@@ -480,11 +483,11 @@ type SideStats struct {
 	Party          string `json:"party"`
 	Made           int    `json:"made"`
 	AnsweredInTime int    `json:"answered_in_time"` // of those addressed to this side
-	Received       int    `json:"received"`
-	Fulfilled      int    `json:"fulfilled"` // by this side
-	Refused        int    `json:"refused"`   // by this side
-	Overdue        int    `json:"overdue"`   // of those addressed to this side, flagged at least once
-	Open           int    `json:"open"`      // addressed to this side, unanswered
+	Received       int    `json:"received"`         // delivered to this side (undelivered ones are counted in Made only)
+	Fulfilled      int    `json:"fulfilled"`        // by this side
+	Refused        int    `json:"refused"`          // by this side
+	Overdue        int    `json:"overdue"`          // of those addressed to this side, flagged at least once
+	Open           int    `json:"open"`             // addressed to this side, unanswered
 }
 
 // Stats returns both sides' counts under an agreement the caller is in.
@@ -516,8 +519,8 @@ func Count(rs []store.Request, sides ...string) []SideStats {
 			out[i].Made++
 		}
 		i, ok := idx[r.Responder]
-		if !ok {
-			continue
+		if !ok || r.State == store.RequestUndelivered {
+			continue // never reached the responder: nothing of its to count
 		}
 		o := &out[i]
 		o.Received++

@@ -47,7 +47,7 @@ func (s *Service) flag(ctx context.Context, id string) (int, error) {
 		if err != nil {
 			return err
 		}
-		if r.State != store.RequestFiled && r.State != store.RequestAcknowledged {
+		if !store.RequestOpen(r.State) {
 			return nil
 		}
 		now := st.Now

@@ -170,13 +170,23 @@ type Handovers interface {
 
 // Request states. A request is filed, then acknowledged, then answered:
 // fulfilled (through a handover) or refused with a coded ground. It may be
-// refused or fulfilled without an acknowledgement first.
+// refused or fulfilled without an acknowledgement first. Under an
+// agreement between two nodes, a filing the responder's node refused for
+// good closes it undelivered on the requester's node, the peer's code as
+// its ground (docs/federation.md).
 const (
 	RequestFiled        = "filed"
 	RequestAcknowledged = "acknowledged"
 	RequestFulfilled    = "fulfilled"
 	RequestRefused      = "refused"
+	RequestUndelivered  = "undelivered"
 )
+
+// RequestOpen reports whether a request in state may still be answered:
+// filed or acknowledged. Every other state is final.
+func RequestOpen(state string) bool {
+	return state == RequestFiled || state == RequestAcknowledged
+}
 
 // Request is one party's request to the other for intelligence.
 type Request struct {
@@ -193,9 +203,9 @@ type Request struct {
 	AckBy          time.Time // acknowledgement deadline
 	FulfilBy       time.Time // answer deadline
 	AcknowledgedAt time.Time
-	AnsweredAt     time.Time // fulfilled or refused
-	Ground         string    // refusal ground code
-	GroundText     string    // free text (required with ground "other")
+	AnsweredAt     time.Time // fulfilled or refused (never set when undelivered)
+	Ground         string    // refusal ground code; undelivered: the peer node's refusal code
+	GroundText     string    // free text (required with ground "other"); undelivered: the peer's message
 	HandoverID     string    // the handover that fulfils it
 	AckOverdue     bool      // flagged: not acknowledged by AckBy
 	AnswerOverdue  bool      // flagged: not answered by FulfilBy

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"mime/multipart"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/parley-cti/parley/internal/escrow"
 	"github.com/parley-cti/parley/internal/request"
+	"github.com/parley-cti/parley/internal/store"
 )
 
 // withServices gives the fixture's dashboard the real handover and request
@@ -155,6 +157,43 @@ func TestHandoverStepsInPages(t *testing.T) {
 	}
 	if resp, _ := c.do("GET", hpath+"/deposit", nil); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("an outsider fetched a deposit: %s", resp.Status)
+	}
+}
+
+// A request closed undelivered (between nodes: the responder's node
+// refused its filing for good) shows the peer's code and text as that,
+// not as a refusal ground; it is listed under its own state, not as open,
+// and offers no step.
+func TestUndeliveredRequestPage(t *testing.T) {
+	f := newFixture(t)
+	f.withServices()
+	a, b := f.browser(t), f.browser(t)
+	csrfA := a.signIn(f.tokA)
+	b.signIn(f.tokB)
+	resp, _ := a.do("POST", "/ui/requests", url.Values{"csrf": {csrfA}, "agreement": {f.agreementID}, "subject": {"Wallets"},
+		"reason": {"case 2026-118"}, "urgency": {"high"}})
+	id := idFrom(t, resp)
+	r, err := f.st.Requests().Get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.State, r.Ground, r.GroundText = store.RequestUndelivered, "not_in_force", "the agreement is suspended here"
+	if err := f.st.Requests().Update(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	_, page := a.do("GET", "/ui/requests/"+id, nil)
+	if !strings.Contains(page, "Not delivered") || !strings.Contains(page, `<code id="ground">not_in_force</code>`) ||
+		!strings.Contains(page, "the agreement is suspended here") || strings.Contains(page, "Refused on the ground") {
+		t.Fatal("the requester's page does not show the request undelivered with the peer's code and text")
+	}
+	if _, page := b.do("GET", "/ui/requests/"+id, nil); strings.Contains(page, `id="refuse-form"`) || strings.Contains(page, `id="acknowledge"`) {
+		t.Error("an undelivered request offers a step")
+	}
+	if _, page := a.do("GET", "/ui/requests?state=undelivered", nil); !strings.Contains(page, id) {
+		t.Error("the undelivered filter does not list it")
+	}
+	if _, page := a.do("GET", "/ui/requests?state=open", nil); strings.Contains(page, id) {
+		t.Error("an undelivered request is listed as open")
 	}
 }
 

@@ -146,7 +146,7 @@ func (d *Dashboard) openWork(ctx context.Context, p party.Principal, agreementID
 			return w, err
 		}
 		for _, r := range rs {
-			if r.State == store.RequestFulfilled || r.State == store.RequestRefused {
+			if !store.RequestOpen(r.State) {
 				continue
 			}
 			w.Requests = append(w.Requests, requestRowOf(r, p, n))

@@ -69,7 +69,8 @@ func (d *Dashboard) requests(w http.ResponseWriter, r *http.Request, s session) 
 	q := r.URL.Query()
 	data := requestsData{Available: d.o.Requests != nil, CSRF: s.csrf,
 		State: options(q.Get("state"), "", "any state", "open", "open (filed or acknowledged)", store.RequestFiled, "filed",
-			store.RequestAcknowledged, "acknowledged", store.RequestFulfilled, "fulfilled", store.RequestRefused, "refused", "overdue", "overdue"),
+			store.RequestAcknowledged, "acknowledged", store.RequestFulfilled, "fulfilled", store.RequestRefused, "refused",
+			store.RequestUndelivered, "undelivered (the other node refused the filing)", "overdue", "overdue"),
 		Direction: options(q.Get("direction"), "", "made and received", "made", "made by you", "received", "received by you")}
 	var err error
 	if data.Agreements, err = d.agreementChoices(r.Context(), s.principal, q.Get("agreement")); err != nil {
@@ -90,7 +91,7 @@ func (d *Dashboard) requests(w http.ResponseWriter, r *http.Request, s session) 
 		n := d.namer(r.Context(), nil)
 		var rows []requestRow
 		for _, x := range rs {
-			open := x.State == store.RequestFiled || x.State == store.RequestAcknowledged
+			open := store.RequestOpen(x.State)
 			switch st := q.Get("state"); st {
 			case "":
 			case "open":
@@ -157,7 +158,7 @@ func (d *Dashboard) request(w http.ResponseWriter, r *http.Request, s session) {
 		Answered: q.AnsweredAt, Ground: q.Ground, GroundText: q.GroundText, HandoverID: q.HandoverID, AckOverdue: q.AckOverdue,
 		AnsOverdue: q.AnswerOverdue, Responder: q.Responder == s.principal.PartyID, CSRF: s.csrf}
 	data.Base = data.URL
-	data.Open = q.State == store.RequestFiled || q.State == store.RequestAcknowledged
+	data.Open = store.RequestOpen(q.State)
 	data.CanAck = data.Responder && q.State == store.RequestFiled
 	if q.HandoverID != "" {
 		data.HandoverURL = "/ui/handovers/" + url.PathEscape(q.HandoverID)

@@ -171,6 +171,12 @@ var aboutNodes = map[ledger.Kind]string{
 	ledger.KindHandoverChunkMoved:      "a sealed chunk sent or received (between nodes only)",
 	ledger.KindHandoverChunkConfirmed:  "a recipient's signed confirmation of a chunk (between nodes only)",
 	ledger.KindHandoverStopped:         "a gradual exchange stopped by a rejection (between nodes only)",
+	// A request closed on its requester's node because the responder's
+	// node refused its filing for good: the peer's name and its refusal
+	// code, no text, digest or commitment; made and attacked by
+	// internal/node (TestRequestUndeliveredAcrossNodes,
+	// TestRequestUndeliveredHostile).
+	ledger.KindRequestUndelivered: "a request whose filing the other party's node refused for good (between nodes only)",
 }
 
 func TestLedgerDictionaryAttack(t *testing.T) {

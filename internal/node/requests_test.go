@@ -61,8 +61,8 @@ func newReqNodes(t *testing.T) *reqNodes {
 	return n
 }
 
-// entriesAbout returns n's ledger entries about subject, in order.
-func entriesAbout(t *testing.T, n *fedNode, subject string) []ledger.Entry {
+// ledgerOf returns n's whole ledger: each entry's bytes and the entry.
+func ledgerOf(t *testing.T, n *fedNode) ([][]byte, []ledger.Entry) {
 	t.Helper()
 	size, err := n.st.Ledger().Size(ctx)
 	if err != nil {
@@ -72,12 +72,21 @@ func entriesAbout(t *testing.T, n *fedNode, subject string) []ledger.Entry {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []ledger.Entry
-	for _, raw := range raws {
-		e, err := ledger.DecodeEntry(raw)
-		if err != nil {
+	es := make([]ledger.Entry, len(raws))
+	for i, raw := range raws {
+		if es[i], err = ledger.DecodeEntry(raw); err != nil {
 			t.Fatal(err)
 		}
+	}
+	return raws, es
+}
+
+// entriesAbout returns n's ledger entries about subject, in order.
+func entriesAbout(t *testing.T, n *fedNode, subject string) []ledger.Entry {
+	t.Helper()
+	_, es := ledgerOf(t, n)
+	var out []ledger.Entry
+	for _, e := range es {
 		if e.Subject == subject {
 			out = append(out, e)
 		}
@@ -543,21 +552,10 @@ func TestRequestStepReplayed(t *testing.T) {
 // lifecycles, as parley verify does.
 func replayLedger(t *testing.T, n *fedNode) {
 	t.Helper()
-	size, err := n.st.Ledger().Size(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raws, err := n.st.Ledger().ReadEntries(ctx, 0, size)
-	if err != nil {
-		t.Fatal(err)
-	}
+	raws, es := ledgerOf(t, n)
 	r := audit.NewReplay()
-	for i, raw := range raws {
-		e, err := ledger.DecodeEntry(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := r.Apply(int64(i), raw, e); err != nil {
+	for i, e := range es {
+		if err := r.Apply(int64(i), raws[i], e); err != nil {
 			t.Fatalf("the replay of %s's ledger: %v", n.me.Name, err)
 		}
 	}
@@ -669,7 +667,14 @@ func TestRequestUndeliveredAcrossNodes(t *testing.T) {
 // hostile, or confused. The other endpoints answer not_found.
 func hostileB(t *testing.T, n *reqNodes, answer func(m request.Relayed) (int, any)) {
 	t.Helper()
-	h := NewHandler(n.b.id, NewPeers(n.b.st), n.b.srv.URL, nil)
+	posing(t, n, n.b, answer)
+}
+
+// posing is hostileB with the node signing as o (B, or another node
+// posing as B), trusting the peers o pins.
+func posing(t *testing.T, n *reqNodes, o *fedNode, answer func(m request.Relayed) (int, any)) {
+	t.Helper()
+	h := NewHandler(o.id, NewPeers(o.st), n.b.srv.URL, nil)
 	h.Route("POST "+PathRequestStep, func(ctx context.Context, peer store.Peer, body []byte) (int, any) {
 		var m request.Relayed
 		json.Unmarshal(body, &m)
@@ -724,6 +729,18 @@ func TestRequestUndeliveredHostile(t *testing.T) {
 				t.Fatalf("alice was told request %s is undelivered", r.ID)
 			}
 		}
+	}
+	// retried checks that A's one pending entry, r's filing, was tried
+	// once and stays pending, and r unchanged.
+	retried := func(t *testing.T, n *reqNodes, r store.Request) {
+		t.Helper()
+		if got := n.a.fed.SendDue(ctx); got != 0 {
+			t.Fatalf("SendDue closed %d", got)
+		}
+		if p := n.a.pending(t); len(p) != 1 || p[0].Attempts != 1 {
+			t.Fatalf("A's outbox: %+v", p)
+		}
+		unchanged(t, n, r)
 	}
 	refusal := func(status int, code string) func(request.Relayed) (int, any) {
 		return func(request.Relayed) (int, any) { return status, errorBody{Error: code, Message: "no"} }
@@ -809,23 +826,8 @@ func TestRequestUndeliveredHostile(t *testing.T) {
 		unchanged(t, n, r)
 		// Nor does C's refusal, posing as B's node in the call
 		// (the entry names B's key), count: its answer does not verify.
-		hostile := NewHandler(c.id, NewPeers(c.st), n.b.srv.URL, nil)
-		hostile.Route("POST "+PathRequestStep, func(context.Context, store.Peer, []byte) (int, any) {
-			return http.StatusForbidden, errorBody{Error: "not_in_force", Message: "no"}
-		})
-		mux := http.NewServeMux()
-		hostile.Register(mux)
-		srv := httptest.NewServer(mux)
-		t.Cleanup(srv.Close)
-		n.a.fed.HTTP = &http.Client{Transport: to(srv)}
-		r2 := file(t, n)
-		if got := n.a.fed.SendDue(ctx); got != 0 {
-			t.Fatalf("SendDue closed %d on an answer not signed by B", got)
-		}
-		if p := n.a.pending(t); len(p) != 1 || p[0].Attempts != 1 {
-			t.Fatalf("A's outbox: %+v", p)
-		}
-		unchanged(t, n, r2)
+		posing(t, n, c, refusal(http.StatusForbidden, "not_in_force"))
+		retried(t, n, file(t, n))
 	})
 
 	t.Run("a replayed refusal", func(t *testing.T) {
@@ -861,14 +863,7 @@ func TestRequestUndeliveredHostile(t *testing.T) {
 		if got, _ := n.ra.Get(ctx, n.a.me, first.ID); got.State != store.RequestUndelivered {
 			t.Fatalf("the refused filing: %+v", got)
 		}
-		second := file(t, n)
-		if got := n.a.fed.SendDue(ctx); got != 0 {
-			t.Fatalf("SendDue closed %d on a replayed answer", got)
-		}
-		unchanged(t, n, second)
-		if p := n.a.pending(t); len(p) != 1 || p[0].Attempts != 1 {
-			t.Fatalf("A's outbox: %+v", p)
-		}
+		retried(t, n, file(t, n))
 	})
 
 	t.Run("a refusal of a filing the peer acted on", func(t *testing.T) {
@@ -929,31 +924,20 @@ func TestRequestUndeliveredHostile(t *testing.T) {
 	} {
 		t.Run("transient: "+c.name, func(t *testing.T) {
 			n := newReqNodes(t)
-			r := file(t, n)
 			hostileB(t, n, c.answer)
-			if got := n.a.fed.SendDue(ctx); got != 0 {
-				t.Fatalf("SendDue closed %d", got)
-			}
-			if p := n.a.pending(t); len(p) != 1 || p[0].Attempts != 1 {
-				t.Fatalf("A's outbox: %+v", p)
-			}
-			unchanged(t, n, r)
+			retried(t, n, file(t, n))
 		})
 	}
 	t.Run("transient: an unsigned refusal", func(t *testing.T) {
 		// A proxy in front of B (or anyone on the path) answers 403
 		// without B's signature: not B's word, retried.
 		n := newReqNodes(t)
-		r := file(t, n)
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			writeJSON(w, http.StatusForbidden, errorBody{Error: "not_in_force", Message: "no"})
 		}))
 		t.Cleanup(srv.Close)
 		n.a.fed.HTTP = &http.Client{Transport: to(srv)}
-		if got := n.a.fed.SendDue(ctx); got != 0 {
-			t.Fatalf("SendDue closed %d", got)
-		}
-		unchanged(t, n, r)
+		retried(t, n, file(t, n))
 	})
 
 	t.Run("a refusal with a code and text no node writes", func(t *testing.T) {

@@ -269,6 +269,18 @@ func testRequests(t *testing.T, st store.Store) {
 	if due, _ := e.Requests().Due(ctx, t0.Add(11*time.Hour), t0.Add(11*time.Hour), 10); len(due) != 1 {
 		t.Fatalf("answer deadline passed: %+v", due)
 	}
+	// Closed undelivered (between nodes), r2 is never due again, its
+	// answer deadline passed or not.
+	r2.State, r2.Ground, r2.GroundText = store.RequestUndelivered, "not_in_force", "suspended there"
+	if err := e.Requests().Update(ctx, r2); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.Requests().Get(ctx, r2.ID); got.State != store.RequestUndelivered || got.Ground != "not_in_force" || got.GroundText != "suspended there" {
+		t.Fatalf("undelivered read back as %+v", got)
+	}
+	if due, _ := e.Requests().Due(ctx, t0.Add(11*time.Hour), t0.Add(11*time.Hour), 10); len(due) != 0 {
+		t.Fatalf("an undelivered request is due: %+v", due)
+	}
 }
 
 func testEvents(t *testing.T, st store.Store) {

@@ -195,6 +195,15 @@ func TestUndeliveredRequestPage(t *testing.T) {
 	if _, page := a.do("GET", "/ui/requests?state=open", nil); strings.Contains(page, id) {
 		t.Error("an undelivered request is listed as open")
 	}
+	// The requester's event says so, with the peer's code.
+	f.dash.o.Events = f.st.Events()
+	if _, err := f.st.Events().Append(context.Background(), store.Event{PartyID: r.Requester, Kind: request.EventUndelivered, Subject: id,
+		Data: []byte(`{"code":"not_in_force","peer":"bravo"}`), At: r.FiledAt}); err != nil {
+		t.Fatal(err)
+	}
+	if _, page := a.do("GET", "/ui/events", nil); !strings.Contains(page, "closed undelivered") || !strings.Contains(page, "code: not_in_force") {
+		t.Error("the requester's events page does not say the request is closed undelivered, with the code")
+	}
 }
 
 func TestRequestStepsInPages(t *testing.T) {

@@ -84,6 +84,7 @@ var eventText = map[string]string{
 	"request.answer_pending":   "a request's answer is pending a handover",
 	"request.reopened":         "a request was reopened",
 	"request.deadline_near":    "a request is due soon",
+	"request.undelivered":      "the other party's node refused your request; it is closed undelivered",
 	"match.started":            "a private matching session was started with you",
 	"agreement.report_signed":  "a joint report was signed",
 	"feed.released":            "new objects were released to you",
@@ -108,7 +109,7 @@ func eventRowOf(e store.Event, seen int64) eventRow {
 	}
 	var data map[string]any
 	if json.Unmarshal(e.Data, &data) == nil {
-		for _, k := range []string{"ground", "cause", "deadline", "fulfil_by"} {
+		for _, k := range []string{"ground", "code", "cause", "deadline", "fulfil_by"} {
 			if v, ok := data[k]; ok {
 				row.Detail += fmt.Sprintf("%s: %v ", strings.ReplaceAll(k, "_", " "), v)
 			}

@@ -89,7 +89,7 @@ func LoadCommand(ctx context.Context, args []string, stdout, stderr io.Writer) (
 // as `parley bench ingest`. The server must be on loopback.
 //
 //	parley bench ingest --url http://127.0.0.1:8080/ --token T [--root R] [--collection C]
-//	    [--objects 100000] [--envelope 1000] [--window N] [--server-pid PID] [--seed N]
+//	    [--objects 100000] [--envelope 1000] [--in-flight 1] [--window N] [--server-pid PID] [--seed N]
 //	    [--versus-root R2 --versus-collection C2 [--versus-token T2] [--block N]]
 func IngestCommand(ctx context.Context, args []string, stdout, stderr io.Writer) (IngestResult, error) {
 	fs := flag.NewFlagSet("parley bench ingest", flag.ContinueOnError)
@@ -104,6 +104,7 @@ func IngestCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.StringVar(&in.Password, "password", "", "HTTP Basic password")
 	fs.IntVar(&in.Objects, "objects", 100000, "objects to post (per side with --versus-*)")
 	fs.IntVar(&in.EnvelopeSize, "envelope", 1000, "objects per POST")
+	fs.IntVar(&in.InFlight, "in-flight", 1, "POSTs at once (1: one request at a time, timing only the requests; more: wall time, generating overlapped)")
 	fs.IntVar(&in.Window, "window", 0, "objects per reported window (default: a tenth of --objects)")
 	fs.IntVar(&in.ServerPID, "server-pid", 0, "pid of the server on this machine, to report its CPU per object")
 	fs.Uint64Var(&in.Seed, "seed", 0, "data seed (default: from the clock)")

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -29,6 +30,29 @@ func TestIngestFill(t *testing.T) {
 	}
 	for _, want := range []string{"0–100", "200–250", "last window / first"} {
 		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// With --in-flight 2 the fill keeps two POSTs going (the server holds each
+// until another arrives, so one at a time would show 1), never more, and
+// still sends every object once.
+func TestIngestInFlight(t *testing.T) {
+	for _, inFlight := range []int{1, 2} {
+		srv := taxiitest.NewServer(t, taxiitest.Config{PairPosts: inFlight > 1})
+		var out bytes.Buffer
+		res, err := Ingest{BaseURL: srv.URL, Objects: 200, EnvelopeSize: 25, Window: 100, InFlight: inFlight, Seed: 9}.Run(context.Background(), &out)
+		if err != nil {
+			t.Fatalf("in-flight %d: %v\n%s", inFlight, err, out.String())
+		}
+		if got := srv.MaxPostsInFlight(); got != int64(inFlight) {
+			t.Errorf("in-flight %d: the server held %d POSTs at once", inFlight, got)
+		}
+		if stored := srv.Count(taxiitest.Collection); stored != 200 || res.A.To != 200 || res.A.Envelopes != 8 {
+			t.Errorf("in-flight %d: stored %d, result %+v", inFlight, stored, res.A)
+		}
+		if want := fmt.Sprintf("in-flight=%d", inFlight); !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
 	}

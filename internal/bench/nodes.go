@@ -389,7 +389,7 @@ func pushBoth(ctx context.Context, k, envelope int, sides ...*side) (time.Time, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, _, errs[i] = s.post(ctx, k, envelope)
+			_, _, errs[i] = s.post(ctx, k, envelope, 1)
 		}()
 	}
 	wg.Wait()

@@ -44,6 +44,11 @@ type Config struct {
 	MaxPageSize      int    // cap on limit; 0 means 100
 	NoNext           bool   // page with more + X-TAXII-Date-Added-Last, never next
 	Async            bool   // POST answers pending; the first status GET completes it
+	// PairPosts makes each POST of objects wait (up to 5 s) until another
+	// is in flight before it is answered, so that a client meant to keep
+	// two or more POSTs going shows it in MaxPostsInFlight, and one that
+	// sends them one at a time shows 1.
+	PairPosts bool
 }
 
 type stored struct {
@@ -64,6 +69,8 @@ type Server struct {
 	nStatuses int
 
 	requests atomic.Int64
+	posts    atomic.Int64 // POSTs of objects in flight
+	maxPosts atomic.Int64
 	peers    sync.Map // remote addresses seen: one per client connection
 	// LastHeaders holds the headers of the latest request, for header tests.
 	lastHeaders atomic.Pointer[http.Header]
@@ -99,6 +106,10 @@ func NewServer(t testing.TB, cfg Config) *Server {
 	t.Cleanup(s.Close)
 	return s
 }
+
+// MaxPostsInFlight returns the most POSTs of objects the server has held
+// at once.
+func (s *Server) MaxPostsInFlight() int64 { return s.maxPosts.Load() }
 
 // Requests returns how many requests the server has answered.
 func (s *Server) Requests() int64 { return s.requests.Load() }
@@ -237,6 +248,15 @@ func (s *Server) collection(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) addObjects(w http.ResponseWriter, r *http.Request) {
+	n := s.posts.Add(1)
+	defer s.posts.Add(-1)
+	for m := s.maxPosts.Load(); n > m && !s.maxPosts.CompareAndSwap(m, n); m = s.maxPosts.Load() {
+	}
+	if s.cfg.PairPosts {
+		for give := time.Now().Add(5 * time.Second); s.posts.Load() < 2 && time.Now().Before(give); {
+			time.Sleep(time.Millisecond)
+		}
+	}
 	c := s.coll(w, r)
 	if c == "" {
 		return

@@ -751,6 +751,10 @@ CREATE TABLE handover_chunks (
 	// 36: SQLite finds a rolling window's credits from one row per
 	// contribution call; nothing changes here but the version.
 	{"credit batches for rolling windows (SQLite only)", `SELECT 1`},
+	// 37: SQLite keeps the credits' fingerprints in two tables of their
+	// own, a small one merged into a large one; PostgreSQL's index on
+	// agreement_credits(fingerprint) stays, so only the version changes.
+	{"credit fingerprints in their own tables (SQLite only)", `SELECT 1`},
 }
 
 // searchDocSQL is object_search_doc's document of a JSON object j of

@@ -110,7 +110,8 @@ func BackfillKindsForTest(ctx context.Context, db *DB) error {
 // ids in each row, indexed by key, ordinal, time and fingerprint), rows
 // unchanged, then runs the migrations that key credit_marks by ordinal
 // (22) and move the marks into credit rows named by integers (34), as on
-// a database upgraded with marks in it.
+// a database upgraded with marks in it, and the one that gives the
+// fingerprints their tables (37).
 func UnkeyMarksForTest(ctx context.Context, db *DB) error {
 	find := func(text string) (string, error) {
 		for _, s := range migrations {
@@ -128,7 +129,11 @@ func UnkeyMarksForTest(ctx context.Context, db *DB) error {
 	if err != nil {
 		return err
 	}
-	for _, q := range []string{`CREATE TABLE credit_marks (
+	ownFPs, err := find("CREATE TABLE credit_fps (")
+	if err != nil {
+		return err
+	}
+	for _, q := range []string{`DROP TABLE credit_fps`, `DROP TABLE credit_fps_new`, `CREATE TABLE credit_marks (
 	agreement_id TEXT NOT NULL REFERENCES agreements(id),
 	party_id     TEXT NOT NULL,
 	object_id    TEXT NOT NULL,
@@ -162,10 +167,19 @@ func UnkeyMarksForTest(ctx context.Context, db *DB) error {
 		`CREATE UNIQUE INDEX agreement_credits_ord ON agreement_credits(agreement_id, party_id, ord)`,
 		`CREATE INDEX agreement_credits_added ON agreement_credits(agreement_id, party_id, added_at)`,
 		`CREATE INDEX agreement_credits_fingerprint ON agreement_credits(fingerprint)`,
-		byOrd, inRows} {
+		byOrd, inRows, ownFPs} {
 		if _, err := db.w.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("%.60s: %w", q, err)
 		}
 	}
 	return nil
+}
+
+// SetFingerprintMergeForTest sets how many fingerprints credit_fps_new
+// holds before Contribute merges it into credit_fps, and returns the
+// previous number.
+func SetFingerprintMergeForTest(n int) int {
+	old := fpMergeAt
+	fpMergeAt = n
+	return old
 }

@@ -906,6 +906,34 @@ INSERT INTO credit_batches(ag, pa, added_at, first_ord, last_ord)
 	GROUP BY ag, pa, added_at, run;
 DROP INDEX agreement_credits_added;
 `,
+	// 37: the credits' content fingerprints move from an index on
+	// agreement_credits to two tables of their own (issue 18, item 4):
+	// a fingerprint is random, so each commit of new credits dirtied
+	// most of that index's leaves, a number growing with the credits.
+	// A new credit's fingerprint goes into the small credit_fps_new;
+	// when it holds fpMergeAt (agreements.go), Contribute moves them all
+	// into credit_fps in key order, so that a commit dirties the small
+	// table's few pages and, now and then, the large one's once. Credit
+	// rows keep their fingerprint; a lookup reads both tables.
+	`
+CREATE TABLE credit_fps (
+	ag          INTEGER NOT NULL,
+	fingerprint INTEGER NOT NULL,
+	pa          INTEGER NOT NULL,
+	ord         INTEGER NOT NULL,
+	PRIMARY KEY (ag, fingerprint, pa, ord)
+) WITHOUT ROWID;
+CREATE TABLE credit_fps_new (
+	ag          INTEGER NOT NULL,
+	fingerprint INTEGER NOT NULL,
+	pa          INTEGER NOT NULL,
+	ord         INTEGER NOT NULL,
+	PRIMARY KEY (ag, fingerprint, pa, ord)
+) WITHOUT ROWID;
+INSERT INTO credit_fps(ag, fingerprint, pa, ord)
+	SELECT ag, fingerprint, pa, ord FROM agreement_credits WHERE fingerprint IS NOT NULL ORDER BY ag, fingerprint, pa, ord;
+DROP INDEX agreement_credits_fingerprint;
+`,
 }
 
 // searchColumns computes, from an object's collection k, type ty and JSON

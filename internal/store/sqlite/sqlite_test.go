@@ -26,6 +26,20 @@ func TestStore(t *testing.T) {
 	})
 }
 
+// TestStoreMergingFingerprints runs the suite with credit_fps_new merged
+// into credit_fps every third fingerprint, so that content is found in
+// either table (migration 37).
+func TestStoreMergingFingerprints(t *testing.T) {
+	defer sqlite.SetFingerprintMergeForTest(sqlite.SetFingerprintMergeForTest(3))
+	storetest.Run(t, func(t *testing.T) store.Store {
+		db, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{Migrate: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db
+	})
+}
+
 func TestRefusesUnmigratedAndNewerSchema(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()

@@ -344,25 +344,22 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 			}
 		}
 		// Credits' fingerprints are in two tables (migration 37): the
-		// recent ones in credit_fps_new, the rest in credit_fps.
+		// recent ones in credit_fps_new, the rest in credit_fps. SQLite
+		// pushes the conditions into both halves of the union, each a
+		// search of its key, and the values are bound once (numbered
+		// parameters would cost a scan of the statement's parameter
+		// names for each one bound).
 		byFP := &chunked{q: h.w, full: knownChunk, sql: func(n int) string {
-			var b strings.Builder
-			for i := range n {
-				if i > 0 {
-					b.WriteString(", ")
-				}
-				fmt.Fprintf(&b, "?%d", i+5)
-			}
-			in := b.String()
-			return `SELECT fingerprint FROM credit_fps WHERE ag = ?1 AND fingerprint IN (` + in + `) AND (pa = ?2 OR ord <= ?3)
-				UNION ALL SELECT fingerprint FROM credit_fps_new WHERE ag = ?1 AND fingerprint IN (` + in + `) AND (pa = ?2 OR ord <= ?3)
-				UNION ALL SELECT fingerprint FROM agreement_handed WHERE agreement_id = ?4 AND fingerprint IN (` + in + `)`
+			return `SELECT fingerprint FROM (SELECT ag, fingerprint, pa, ord FROM credit_fps UNION ALL SELECT ag, fingerprint, pa, ord FROM credit_fps_new)
+				WHERE fingerprint IN (` + placeholders(n) + `) AND ag = ? AND (pa = ? OR ord <= ?)
+				UNION ALL SELECT fingerprint FROM agreement_handed WHERE agreement_id = ? AND fingerprint IN (` + placeholders(n) + `)`
 		}}
 		defer byFP.close()
 		for len(fps) > 0 {
 			chunk := fps[:min(len(fps), knownChunk)]
 			fps = fps[len(chunk):]
-			args := append([]any{ag, pa, released, agreementID}, chunk...)
+			args := append(append([]any{}, chunk...), ag, pa, released, agreementID)
+			args = append(args, chunk...)
 			if err := collect(byFP, len(chunk), args, func(r *sql.Rows) error {
 				var fp int64
 				err := r.Scan(&fp)

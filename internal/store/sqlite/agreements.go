@@ -343,17 +343,7 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 				return err
 			}
 		}
-		// Credits' fingerprints are in two tables (migration 37): the
-		// recent ones in credit_fps_new, the rest in credit_fps. SQLite
-		// pushes the conditions into both halves of the union, each a
-		// search of its key, and the values are bound once (numbered
-		// parameters would cost a scan of the statement's parameter
-		// names for each one bound).
-		byFP := &chunked{q: h.w, full: knownChunk, sql: func(n int) string {
-			return `SELECT fingerprint FROM (SELECT ag, fingerprint, pa, ord FROM credit_fps UNION ALL SELECT ag, fingerprint, pa, ord FROM credit_fps_new)
-				WHERE fingerprint IN (` + placeholders(n) + `) AND ag = ? AND (pa = ? OR ord <= ?)
-				UNION ALL SELECT fingerprint FROM agreement_handed WHERE agreement_id = ? AND fingerprint IN (` + placeholders(n) + `)`
-		}}
+		byFP := &chunked{q: h.w, full: knownChunk, sql: knownFPs}
 		defer byFP.close()
 		for len(fps) > 0 {
 			chunk := fps[:min(len(fps), knownChunk)]
@@ -654,6 +644,22 @@ func creditNames(ctx context.Context, h handle, agreementID, partyID string) (ag
 	err = h.w.QueryRowContext(ctx, `SELECT (SELECT n FROM credit_names WHERE name = ?), (SELECT n FROM credit_names WHERE name = ?)`,
 		agreementID, partyID).Scan(&ag, &pa)
 	return ag, pa, mapErr(err)
+}
+
+// knownFPs is the statement that finds which of n fingerprints a party
+// knows under an agreement: its arguments are the n fingerprints, the
+// agreement's and the party's credit names, the ordinal released to the
+// party, the agreement's id and the n fingerprints again. Credits'
+// fingerprints are in two tables (migration 37): the recent ones in
+// credit_fps_new, the rest in credit_fps. SQLite pushes the conditions
+// into both halves of the union, each a search of its key
+// (TestFingerprintTables), and the values are bound once (numbered
+// parameters would cost a scan of the statement's parameter names for
+// each one bound).
+func knownFPs(n int) string {
+	return `SELECT fingerprint FROM (SELECT ag, fingerprint, pa, ord FROM credit_fps UNION ALL SELECT ag, fingerprint, pa, ord FROM credit_fps_new)
+		WHERE fingerprint IN (` + placeholders(n) + `) AND ag = ? AND (pa = ? OR ord <= ?)
+		UNION ALL SELECT fingerprint FROM agreement_handed WHERE agreement_id = ? AND fingerprint IN (` + placeholders(n) + `)`
 }
 
 // fpMergeAt is the number of fingerprints credit_fps_new holds before

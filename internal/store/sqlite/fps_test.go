@@ -137,6 +137,28 @@ func TestFingerprintTables(t *testing.T) {
 	if got := give(bravo, 2, 6, 8, 9, 1); got != "2 6 1 " {
 		t.Fatalf("bravo giving released and unreleased content: same content %q, want 2 6 1", got)
 	}
+	// Each table is searched by its key, never walked.
+	prows, err := db.r.QueryContext(ctx, `EXPLAIN QUERY PLAN `+knownFPs(2), int64(1), int64(2), int64(1), int64(1), int64(7), ag, int64(1), int64(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plan strings.Builder
+	for prows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := prows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan.WriteString(detail + "\n")
+	}
+	prows.Close()
+	for _, want := range []string{"SEARCH credit_fps USING PRIMARY KEY (ag=? AND fingerprint=?)",
+		"SEARCH credit_fps_new USING PRIMARY KEY (ag=? AND fingerprint=?)",
+		"SEARCH agreement_handed USING PRIMARY KEY (agreement_id=? AND fingerprint=?)"} {
+		if !strings.Contains(plan.String(), want) || strings.Contains(plan.String(), "SCAN") {
+			t.Errorf("the fingerprint lookup's plan has no %q, or a scan:\n%s", want, plan.String())
+		}
+	}
 	tables, rows := fpsRows(t, db)
 	if tables != rows {
 		t.Fatalf("the fingerprint tables hold\n%s\nthe credits\n%s", tables, rows)

@@ -65,19 +65,35 @@ func PlanMarks(cur map[string]*MarkRow, marks []Mark) ([]*MarkRow, map[TallyKey]
 
 // CreditMarks returns the marks of the contributions that earned credit
 // in res (Contribute's outcome for items) and carry a Type, with the
-// change they make to the tallies: each is a new credit, so nothing was
-// marked for it before and no stored mark needs reading.
+// change they make to the tallies (CreditDelta): each is a new credit, so
+// nothing was marked for it before and no stored mark needs reading.
 func CreditMarks(items []Contribution, res []Credited) ([]*MarkRow, map[TallyKey]int64) {
 	var rows []*MarkRow
-	delta := map[TallyKey]int64{}
 	for i, it := range items {
-		if res[i].Ord == 0 || it.Type == "" {
+		if !marked(it, res[i]) {
 			continue
 		}
 		rows = append(rows, &MarkRow{ObjectID: it.ObjectID, Ord: res[i].Ord, Type: it.Type, TLP: it.TLP, Version: micros(it.Version), Exists: true})
+	}
+	return rows, CreditDelta(items, res)
+}
+
+// marked says whether a contribution's mark is counted: it earned credit
+// and has a type.
+func marked(it Contribution, r Credited) bool { return r.Ord != 0 && it.Type != "" }
+
+// CreditDelta is the change to the tallies that the marks of the
+// contributions credited in res make, for a store that keeps the marks
+// in the credit rows and needs no mark rows (SQLite).
+func CreditDelta(items []Contribution, res []Credited) map[TallyKey]int64 {
+	delta := map[TallyKey]int64{}
+	for i, it := range items {
+		if !marked(it, res[i]) {
+			continue
+		}
 		delta[TallyKey{res[i].Ord / TallyBlock, it.Type, it.TLP}]++
 	}
-	return rows, delta
+	return delta
 }
 
 // micros is t in microseconds since the epoch, 0 for the zero time, as

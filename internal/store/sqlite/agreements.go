@@ -428,7 +428,7 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 		}
 		// New credits' marks went in their rows: only the tallies are
 		// left, added once for the call.
-		_, delta := store.CreditMarks(items, out)
+		delta := store.CreditDelta(items, out)
 		return writeMarks(ctx, h, agreementID, partyID, nil, delta)
 	})
 	if err != nil {

@@ -474,3 +474,67 @@ func testBalanceIsOneSnapshot(t *testing.T, st store.Store) {
 		t.Fatal(err)
 	}
 }
+
+// testContributeByContentAcrossCalls: content is known by its fingerprint
+// however many calls ago it was credited (a store may file recent
+// fingerprints apart from older ones, as SQLite does, migration 37), for
+// the party's own credits and for the counterpart's within what was
+// released to it, and not beyond.
+func testContributeByContentAcrossCalls(t *testing.T, st store.Store) {
+	x := ext(t, st)
+	a := mustParty(t, st, "alpha")
+	b := mustParty(t, st, "bravo")
+	ag := "agreement--1"
+	if err := x.Agreements().Create(ctx, store.AgreementRecord{ID: ag, PartyA: a.ID, PartyB: b.ID, CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	id := 0
+	// give contributes contents cs under new ids and returns those that
+	// were known.
+	give := func(party string, cs ...int) string {
+		t.Helper()
+		var items []store.Contribution
+		for _, c := range cs {
+			id++
+			h := sha256.Sum256([]byte(fmt.Sprint(c)))
+			items = append(items, store.Contribution{ObjectID: uid("indicator", id), Weight: 1, Fingerprint: h[:]})
+		}
+		res, err := x.Credits().Contribute(ctx, ag, party, items, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var known []int
+		for i, r := range res {
+			if r.SameContent {
+				known = append(known, cs[i])
+			}
+		}
+		return fmt.Sprint(known)
+	}
+	// Alpha's contents 1-40, four a call, each call re-giving a content
+	// of every earlier call: content n is alpha's credit n.
+	for c := 0; c < 10; c++ {
+		cs := []int{4*c + 1, 4*c + 2, 4*c + 3, 4*c + 4}
+		var want []int
+		for e := 0; e < c; e++ {
+			cs = append(cs, 4*e+1+c%4)
+			want = append(want, 4*e+1+c%4)
+		}
+		if got := give(a.ID, cs...); got != fmt.Sprint(want) {
+			t.Fatalf("alpha's call %d: known %s, want %v", c, got, want)
+		}
+	}
+	if err := x.Credits().SetReleased(ctx, ag, b.ID, 22); err != nil {
+		t.Fatal(err)
+	}
+	// Released to bravo: alpha's 1-22; 23-40 earn bravo credit.
+	if got := give(b.ID, 1, 2, 21, 22, 23, 24, 39, 40); got != "[1 2 21 22]" {
+		t.Fatalf("bravo giving alpha's content: known %s, want [1 2 21 22]", got)
+	}
+	if got := give(b.ID, 23, 40, 41, 3); got != "[23 40 3]" {
+		t.Fatalf("bravo giving its own content again: known %s, want [23 40 3]", got)
+	}
+	if bal, err := x.Credits().Balance(ctx, ag, b.ID, time.Time{}); err != nil || bal.Contributed != 5 {
+		t.Fatalf("bravo's balance = %+v, %v; want 5 credits", bal, err)
+	}
+}

@@ -53,6 +53,7 @@ func Run(t *testing.T, open Opener) {
 		{"Matches", testMatches},
 		{"AgreementLockSerializes", testAgreementLockSerializes},
 		{"ContributeByContent", testContributeByContent},
+		{"ContributeByContentAcrossCalls", testContributeByContentAcrossCalls},
 		{"Contests", testContests},
 		{"Verifications", testVerifications},
 		{"Nodes", testNodes},

@@ -275,8 +275,10 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 			return err
 		}
 		var released, ord int64
+		var handed bool // plain handovers released content under the agreement
 		if err := h.w.QueryRowContext(ctx, `SELECT coalesce((SELECT up_to FROM agreement_released WHERE agreement_id = ? AND reader = ?), 0),
-			coalesce((SELECT max(ord) FROM agreement_credits WHERE ag = ? AND pa = ?), 0)`, agreementID, partyID, ag, pa).Scan(&released, &ord); err != nil {
+			coalesce((SELECT max(ord) FROM agreement_credits WHERE ag = ? AND pa = ?), 0),
+			EXISTS (SELECT 1 FROM agreement_handed WHERE agreement_id = ?)`, agreementID, partyID, ag, pa, agreementID).Scan(&released, &ord, &handed); err != nil {
 			return mapErr(err)
 		}
 		first := ord
@@ -343,13 +345,15 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 				return err
 			}
 		}
-		byFP := &chunked{q: h.w, full: knownChunk, sql: knownFPs}
+		byFP := &chunked{q: h.w, full: knownChunk, sql: func(n int) string { return knownFPs(n, handed) }}
 		defer byFP.close()
 		for len(fps) > 0 {
 			chunk := fps[:min(len(fps), knownChunk)]
 			fps = fps[len(chunk):]
-			args := append(append([]any{}, chunk...), ag, pa, released, agreementID)
-			args = append(args, chunk...)
+			args := append(append([]any{}, chunk...), ag, pa, released)
+			if handed {
+				args = append(append(args, agreementID), chunk...)
+			}
 			if err := collect(byFP, len(chunk), args, func(r *sql.Rows) error {
 				var fp int64
 				err := r.Scan(&fp)
@@ -648,18 +652,23 @@ func creditNames(ctx context.Context, h handle, agreementID, partyID string) (ag
 
 // knownFPs is the statement that finds which of n fingerprints a party
 // knows under an agreement: its arguments are the n fingerprints, the
-// agreement's and the party's credit names, the ordinal released to the
-// party, the agreement's id and the n fingerprints again. Credits'
-// fingerprints are in two tables (migration 37): the recent ones in
-// credit_fps_new, the rest in credit_fps. SQLite pushes the conditions
+// agreement's and the party's credit names and the ordinal released to
+// the party; with handed, the agreement's id and the n fingerprints again,
+// for the content plain handovers released (most agreements have none,
+// and looking the values up there cost a fifth of the statement).
+// Credits' fingerprints are in two tables (migration 37): the recent ones
+// in credit_fps_new, the rest in credit_fps. SQLite pushes the conditions
 // into both halves of the union, each a search of its key
 // (TestFingerprintTables), and the values are bound once (numbered
 // parameters would cost a scan of the statement's parameter names for
 // each one bound).
-func knownFPs(n int) string {
-	return `SELECT fingerprint FROM (SELECT ag, fingerprint, pa, ord FROM credit_fps UNION ALL SELECT ag, fingerprint, pa, ord FROM credit_fps_new)
-		WHERE fingerprint IN (` + placeholders(n) + `) AND ag = ? AND (pa = ? OR ord <= ?)
-		UNION ALL SELECT fingerprint FROM agreement_handed WHERE agreement_id = ? AND fingerprint IN (` + placeholders(n) + `)`
+func knownFPs(n int, handed bool) string {
+	q := `SELECT fingerprint FROM (SELECT ag, fingerprint, pa, ord FROM credit_fps UNION ALL SELECT ag, fingerprint, pa, ord FROM credit_fps_new)
+		WHERE fingerprint IN (` + placeholders(n) + `) AND ag = ? AND (pa = ? OR ord <= ?)`
+	if handed {
+		q += ` UNION ALL SELECT fingerprint FROM agreement_handed WHERE agreement_id = ? AND fingerprint IN (` + placeholders(n) + `)`
+	}
+	return q
 }
 
 // fpMergeAt is the number of fingerprints credit_fps_new holds before

@@ -2,13 +2,13 @@ package sqlite
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/parley-cti/parley/internal/store"
+	"github.com/parley-cti/parley/internal/store/storetest"
 )
 
 // fpsMigration is migration 37, which moves the credits' fingerprints
@@ -72,33 +72,7 @@ func TestFingerprintTables(t *testing.T) {
 	if err := db.Agreements().Create(ctx, store.AgreementRecord{ID: ag, PartyA: alpha, PartyB: bravo, CreatedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
-	id := 0
-	// give contributes contents cs under new ids and returns which were
-	// the same content as one known.
-	give := func(party string, cs ...int) string {
-		t.Helper()
-		var items []store.Contribution
-		for _, c := range cs {
-			id++
-			fp := sha256.Sum256([]byte(fmt.Sprint(c)))
-			items = append(items, store.Contribution{ObjectID: fmt.Sprintf("indicator--00000000-0000-4000-8000-%012d", id), Weight: 1, Fingerprint: fp[:]})
-		}
-		var out []store.Credited
-		if err := db.Update(ctx, func(tx store.Handle) error {
-			var err error
-			out, err = tx.Credits().Contribute(ctx, ag, party, items, t0)
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		var b strings.Builder
-		for i, o := range out {
-			if o.SameContent {
-				fmt.Fprintf(&b, "%d ", cs[i])
-			}
-		}
-		return b.String()
-	}
+	give := storetest.GiveContents(t, db, ag, t0)
 	count := func(table string) int {
 		t.Helper()
 		var n int
@@ -107,26 +81,26 @@ func TestFingerprintTables(t *testing.T) {
 		}
 		return n
 	}
-	if got := give(alpha, 1, 2, 3); got != "" {
+	if got := give(alpha, 1, 2, 3); got != "[]" {
 		t.Fatalf("new contents counted as known: %q", got)
 	}
 	if n, m := count("credit_fps_new"), count("credit_fps"); n != 3 || m != 0 {
 		t.Fatalf("after 3 credits: %d new, %d merged; want 3, 0", n, m)
 	}
 	// 1 is in the small table; 4-6 fill it to 6 >= 5, so it merges.
-	if got := give(alpha, 1, 4, 5, 6); got != "1 " {
+	if got := give(alpha, 1, 4, 5, 6); got != "[1]" {
 		t.Fatalf("alpha re-giving 1 among new: same content %q, want 1", got)
 	}
 	if n, m := count("credit_fps_new"), count("credit_fps"); n != 0 || m != 6 {
 		t.Fatalf("after the merge: %d new, %d merged; want 0, 6", n, m)
 	}
 	// Known from the large table (2) and the small one (7, given first).
-	if got := give(alpha, 7, 2, 7, 8); got != "2 7 " {
+	if got := give(alpha, 7, 2, 7, 8); got != "[2 7]" {
 		t.Fatalf("alpha re-giving 2 and 7: same content %q, want 2 7", got)
 	}
 	// Bravo knows none of alpha's content before it is released: 1 and 2
 	// are in the large table, 7 in the small one.
-	if got := give(bravo, 1, 7); got != "" {
+	if got := give(bravo, 1, 7); got != "[]" {
 		t.Fatalf("bravo giving alpha's unreleased content: same content %q", got)
 	}
 	if err := db.Credits().SetReleased(ctx, ag, bravo, 7); err != nil {
@@ -134,7 +108,7 @@ func TestFingerprintTables(t *testing.T) {
 	}
 	// Released to bravo: alpha's 1-7 (ordinals 1-7), not 8 (ordinal 8,
 	// in the small table); bravo's own 1 and 7 too.
-	if got := give(bravo, 2, 6, 8, 9, 1); got != "2 6 1 " {
+	if got := give(bravo, 2, 6, 8, 9, 1); got != "[2 6 1]" {
 		t.Fatalf("bravo giving released and unreleased content: same content %q, want 2 6 1", got)
 	}
 	// Each table is searched by its key, never walked.
@@ -182,7 +156,7 @@ func TestFingerprintTables(t *testing.T) {
 	if err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE name = 'agreement_credits_fingerprint'`).Scan(&idx); err != nil || idx != 0 {
 		t.Fatalf("the credit rows' fingerprint index is still there: %d, %v", idx, err)
 	}
-	if got := give(alpha, 9, 8, 3, 10); got != "8 3 " {
+	if got := give(alpha, 9, 8, 3, 10); got != "[8 3]" {
 		t.Fatalf("alpha after the migration: same content %q, want 8 3", got)
 	}
 }

@@ -488,29 +488,7 @@ func testContributeByContentAcrossCalls(t *testing.T, st store.Store) {
 	if err := x.Agreements().Create(ctx, store.AgreementRecord{ID: ag, PartyA: a.ID, PartyB: b.ID, CreatedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
-	id := 0
-	// give contributes contents cs under new ids and returns those that
-	// were known.
-	give := func(party string, cs ...int) string {
-		t.Helper()
-		var items []store.Contribution
-		for _, c := range cs {
-			id++
-			h := sha256.Sum256([]byte(fmt.Sprint(c)))
-			items = append(items, store.Contribution{ObjectID: uid("indicator", id), Weight: 1, Fingerprint: h[:]})
-		}
-		res, err := x.Credits().Contribute(ctx, ag, party, items, t0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var known []int
-		for i, r := range res {
-			if r.SameContent {
-				known = append(known, cs[i])
-			}
-		}
-		return fmt.Sprint(known)
-	}
+	give := GiveContents(t, st, ag, t0)
 	// Alpha's contents 1-40, four a call, each call re-giving a content
 	// of every earlier call: content n is alpha's credit n.
 	for c := 0; c < 10; c++ {
@@ -536,5 +514,37 @@ func testContributeByContentAcrossCalls(t *testing.T, st store.Store) {
 	}
 	if bal, err := x.Credits().Balance(ctx, ag, b.ID, time.Time{}); err != nil || bal.Contributed != 5 {
 		t.Fatalf("bravo's balance = %+v, %v; want 5 credits", bal, err)
+	}
+}
+
+// GiveContents returns a function that contributes, under agreement ag at
+// time at, contents cs (numbers, each one content, its fingerprint the
+// SHA-256 of the number) for a party, each under a new object id, and
+// returns those that were known already, as "[c ...]".
+func GiveContents(t *testing.T, h store.Store, ag string, at time.Time) func(party string, cs ...int) string {
+	id := 0
+	return func(party string, cs ...int) string {
+		t.Helper()
+		var items []store.Contribution
+		for _, c := range cs {
+			id++
+			fp := sha256.Sum256([]byte(fmt.Sprint(c)))
+			items = append(items, store.Contribution{ObjectID: uid("indicator", id), Weight: 1, Fingerprint: fp[:]})
+		}
+		var res []store.Credited
+		if err := h.Update(ctx, func(tx store.Handle) error {
+			var err error
+			res, err = tx.Credits().Contribute(ctx, ag, party, items, at)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		known := []int{}
+		for i, r := range res {
+			if r.SameContent {
+				known = append(known, cs[i])
+			}
+		}
+		return fmt.Sprint(known)
 	}
 }

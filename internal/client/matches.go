@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"syscall"
 	"time"
 
 	"filippo.io/age"
@@ -109,7 +111,16 @@ type MatchOptions struct {
 	// SealingRecipient); round 2 is sealed only to a key bound to the
 	// peer's signing key named in the agreement either way.
 	Pins SealingPins
+	// Outage is how long the waits for the other side keep trying through
+	// the caller's server not answering (a restart, kill -9 and start
+	// again, a proxy's 502–504) before RunMatch gives up (default 10
+	// minutes). The session's secret lives only in this process, so
+	// giving up at the first refused connection would lose the session.
+	Outage time.Duration
 }
+
+// DefaultMatchOutage is MatchOptions.Outage's default.
+const DefaultMatchOutage = 10 * time.Minute
 
 // MatchOutcome is what one side learned.
 type MatchOutcome struct {
@@ -203,19 +214,27 @@ func (c *Client) RunMatch(ctx context.Context, opt MatchOptions) (*MatchOutcome,
 	}
 	f.Close()
 	out := &MatchOutcome{OwnCount: r1.Count}
+	down := &outage{limit: opt.Outage, step: step}
+	if down.limit <= 0 {
+		down.limit = DefaultMatchOutage
+	}
 
 	step("waiting for the other side's round 1")
 	var own2 bytes.Buffer
 	for {
+		own2.Reset() // a read cut off by the server's restart starts over
 		err = c.PeerRound1(ctx, m.ID, func(r io.Reader) error {
 			step("round 2: blinding the other side's elements")
-			return s.Round2(ctx, r, &own2)
+			return s.Round2(ctx, cutReader{r}, &own2)
 		})
 		var ae *APIError
 		if errors.As(err, &ae) && ae.Code == "not_ready" {
 			if err := sleep(ctx, poll); err != nil {
 				return nil, err
 			}
+			continue
+		}
+		if down.wait(ctx, err, poll) {
 			continue
 		}
 		if err != nil {
@@ -241,6 +260,9 @@ func (c *Client) RunMatch(ctx context.Context, opt MatchOptions) (*MatchOutcome,
 		step("waiting for the escrow to release both round-2 messages")
 		for {
 			h, err := c.Handover(ctx, m.Handover)
+			if down.wait(ctx, err, poll) {
+				continue
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -257,6 +279,9 @@ func (c *Client) RunMatch(ctx context.Context, opt MatchOptions) (*MatchOutcome,
 	}
 	step("computing the matches")
 	d, err := c.FetchDeposit(ctx, m.Handover, "")
+	for down.wait(ctx, err, poll) {
+		d, err = c.FetchDeposit(ctx, m.Handover, "")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("fetching the other side's round 2: %w", err)
 	}
@@ -284,6 +309,68 @@ func (c *Client) RunMatch(ctx context.Context, opt MatchOptions) (*MatchOutcome,
 	}
 	out.Session = *m
 	return out, nil
+}
+
+// outage follows a run of failures to reach the caller's server during a
+// session's waits.
+type outage struct {
+	since time.Time // zero: the server answered last time
+	limit time.Duration
+	step  func(string)
+}
+
+// wait reports whether err is a failure to reach the server (a refused or
+// cut connection, 502, 503, 504) that has not yet lasted o.limit, and then
+// waits a poll (at least half a second) before the caller asks again. Any
+// other outcome ends the run of failures and returns false: the caller
+// goes on, or returns its error.
+func (o *outage) wait(ctx context.Context, err error, poll time.Duration) bool {
+	if err == nil || ctx.Err() != nil || !unreachable(err) {
+		o.since = time.Time{}
+		return false
+	}
+	if o.since.IsZero() {
+		o.since = time.Now()
+		o.step("the server does not answer; waiting for it to come back")
+	}
+	if time.Since(o.since) > o.limit {
+		return false
+	}
+	return sleep(ctx, max(poll, 500*time.Millisecond)) == nil
+}
+
+// unreachable reports whether err means the server could not be reached
+// or said it is unavailable for now, rather than answering the request.
+func unreachable(err error) bool {
+	var ae *APIError
+	var te *Error
+	switch {
+	case errors.As(err, &ae):
+		return ae.StatusCode == http.StatusBadGateway || ae.StatusCode == http.StatusServiceUnavailable || ae.StatusCode == http.StatusGatewayTimeout
+	case errors.As(err, &te):
+		return te.StatusCode == http.StatusBadGateway || te.StatusCode == http.StatusServiceUnavailable || te.StatusCode == http.StatusGatewayTimeout
+	}
+	var ne net.Error
+	var cut *cutError
+	return errors.As(err, &ne) || errors.As(err, &cut) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// cutReader marks the errors of reading a response body (a connection cut
+// mid-stream), so that they are told from the errors of parsing what was
+// read: a message that arrived whole but is malformed is not waited out.
+type cutReader struct{ r io.Reader }
+
+type cutError struct{ err error }
+
+func (e *cutError) Error() string { return "reading the response: " + e.err.Error() }
+func (e *cutError) Unwrap() error { return e.err }
+
+func (c cutReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &cutError{err}
+	}
+	return n, err
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -2,10 +2,17 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
+	"net"
+	"net/http"
+	"os"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -50,13 +57,22 @@ func emails(prefix string, lo, hi int) []psi.Item {
 // runBoth runs the protocol for both sides at once: a starts, b joins.
 func (w *matchWorld) runBoth(t testing.TB, xs, ys []psi.Item) (ra, rb *client.MatchOutcome) {
 	t.Helper()
+	ra, rb, errA, errB := w.runBothWith(xs, ys, w.b.C, nil)
+	if errA != nil || errB != nil {
+		t.Fatalf("alpha: %v; bravo: %v", errA, errB)
+	}
+	return ra, rb
+}
+
+// runBothWith is runBoth with bravo's client and options (bopt, when set,
+// adjusts them) given, and the errors returned.
+func (w *matchWorld) runBothWith(xs, ys []psi.Item, bc *client.Client, bopt func(*client.MatchOptions)) (ra, rb *client.MatchOutcome, errA, errB error) {
 	// Either side failing cancels the other, which would otherwise wait
 	// for it until the deadline.
 	c, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	started := make(chan string, 1)
 	var wg sync.WaitGroup
-	var errA, errB error
 	wg.Go(func() {
 		ra, errA = w.a.C.RunMatch(c, client.MatchOptions{Agreement: w.agreement, Items: itemsOf(xs), Identity: w.a.Keys.Sealing,
 			Poll: 20 * time.Millisecond, OnSession: func(m client.Match) { started <- m.ID }})
@@ -67,7 +83,11 @@ func (w *matchWorld) runBoth(t testing.TB, xs, ys []psi.Item) (ra, rb *client.Ma
 	wg.Go(func() {
 		select {
 		case id := <-started:
-			rb, errB = w.b.C.RunMatch(c, client.MatchOptions{Session: id, Items: itemsOf(ys), Identity: w.b.Keys.Sealing, Poll: 20 * time.Millisecond})
+			opt := client.MatchOptions{Session: id, Items: itemsOf(ys), Identity: w.b.Keys.Sealing, Poll: 20 * time.Millisecond}
+			if bopt != nil {
+				bopt(&opt)
+			}
+			rb, errB = bc.RunMatch(c, opt)
 		case <-c.Done():
 			errB = c.Err()
 		}
@@ -76,10 +96,84 @@ func (w *matchWorld) runBoth(t testing.TB, xs, ys []psi.Item) (ra, rb *client.Ma
 		}
 	})
 	wg.Wait()
-	if errA != nil || errB != nil {
-		t.Fatalf("alpha: %v; bravo: %v", errA, errB)
+	return ra, rb, errA, errB
+}
+
+// serverDown is a transport that, once bravo's round-2 deposit is
+// accepted, refuses every connection (as a server killed and not yet
+// started again does) for a while, or for good when back is zero.
+type serverDown struct {
+	back    time.Duration
+	down    atomic.Bool
+	refused atomic.Int64
+}
+
+func (d *serverDown) RoundTrip(r *http.Request) (*http.Response, error) {
+	if d.down.Load() {
+		d.refused.Add(1)
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
 	}
-	return ra, rb
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err == nil && r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/deposit") && resp.StatusCode < 300 {
+		d.down.Store(true)
+		if d.back > 0 {
+			time.AfterFunc(d.back, func() { d.down.Store(false) })
+		}
+	}
+	return resp, err
+}
+
+// Bravo's server stops answering right after bravo deposits its round 2:
+// RunMatch waits through an outage shorter than MatchOptions.Outage (its
+// session's secret is only in memory; giving up would lose the session)
+// and both sides learn their matches; through a longer one it gives up
+// with the refused connection.
+func TestMatchWaitsThroughServerOutage(t *testing.T) {
+	w := newMatchWorld(t, 1000)
+	xs, ys := emails("x", 0, 30), slices.Concat(emails("x", 20, 40), emails("y", 0, 5))
+	for _, tc := range []struct {
+		name   string
+		back   time.Duration
+		outage time.Duration
+	}{
+		{"back within the outage", 1500 * time.Millisecond, time.Minute},
+		{"down for longer", 0, 1500 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &serverDown{back: tc.back}
+			bc, err := client.New(w.s.URL+"/taxii2/", client.WithToken(w.b.Token), client.WithHTTPClient(&http.Client{Transport: d}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var steps []string
+			var mu sync.Mutex
+			ra, rb, errA, errB := w.runBothWith(xs, ys, bc, func(o *client.MatchOptions) {
+				o.Outage = tc.outage
+				o.Progress = func(s string) { mu.Lock(); steps = append(steps, s); mu.Unlock() }
+			})
+			if d.refused.Load() == 0 || !slices.Contains(steps, "the server does not answer; waiting for it to come back") {
+				t.Fatalf("bravo's client met no outage (%d refused; steps %q)", d.refused.Load(), steps)
+			}
+			if errA != nil {
+				t.Fatalf("alpha: %v", errA)
+			}
+			if got, want := values(ra.Matched), values(emails("x", 20, 30)); !slices.Equal(got, want) {
+				t.Errorf("alpha learned %q, want %q", got, want)
+			}
+			if tc.back == 0 {
+				if !errors.Is(errB, syscall.ECONNREFUSED) {
+					t.Fatalf("bravo, its server gone for good: %v, want the refused connection", errB)
+				}
+				return
+			}
+			if errB != nil {
+				t.Fatalf("bravo: %v", errB)
+			}
+			if got, want := values(rb.Matched), values(emails("x", 20, 30)); !slices.Equal(got, want) {
+				t.Errorf("bravo learned %q, want %q", got, want)
+			}
+		})
+	}
 }
 
 func it(k psi.Kind, v string) psi.Item { return psi.Item{Kind: k, Value: v} }

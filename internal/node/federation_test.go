@@ -43,6 +43,9 @@ type fedNode struct {
 	down  atomic.Bool
 	mu    sync.Mutex
 	heard [][]byte // every request: headers and body
+	// onRequest, when set, sees each request's path and body before it is
+	// served.
+	onRequest func(path string, body []byte)
 }
 
 func newFedNode(t testing.TB, partyName string) *fedNode {
@@ -81,7 +84,11 @@ func newFedNode(t testing.TB, partyName string) *fedNode {
 		rec.Write(body)
 		n.mu.Lock()
 		n.heard = append(n.heard, rec.Bytes())
+		hook := n.onRequest
 		n.mu.Unlock()
+		if hook != nil {
+			hook(r.URL.Path, body)
+		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		mux.ServeHTTP(w, r)
 	}))

@@ -295,9 +295,11 @@ func (f *Federation) PullDue(ctx context.Context) int {
 		if c.NextAttempt.After(f.clock()) {
 			continue
 		}
-		// Page after page while the peer has more and each is ingested.
+		// Page after page while the peer has more and each is ingested,
+		// the next page asked for while this one is ingested.
+		var ahead *pageAhead
 		for n := 0; n < 100 && ctx.Err() == nil; n++ {
-			more, ok := f.pull(ctx, &c)
+			more, ok := f.pull(ctx, &c, &ahead)
 			if ok {
 				pages++
 			}
@@ -305,14 +307,68 @@ func (f *Federation) PullDue(ctx context.Context) int {
 				break
 			}
 		}
+		ahead.drop()
 	}
 	return pages
 }
 
+// pageAhead is a feed page asked for before the one before it is ingested,
+// so that the peer serves it and this node decodes and checks it while
+// this node's writer stores the last: a pull's fetch and ingest overlap
+// instead of taking turns.
+type pageAhead struct {
+	peerKeyID string
+	req       FeedRequest
+	cancel    context.CancelFunc
+	done      chan struct{}
+	page      exchange.FeedPage
+	err       error
+}
+
+// askAhead starts fetching req from peer.
+func (f *Federation) askAhead(ctx context.Context, peer store.Peer, req FeedRequest) *pageAhead {
+	ctx, cancel := context.WithCancel(ctx)
+	a := &pageAhead{peerKeyID: peer.KeyID, req: req, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(a.done)
+		a.page, a.err = f.client(peer).Feed(ctx, req)
+	}()
+	return a
+}
+
+// take returns the page asked for ahead if it is the one wanted from
+// peer; ok is false (and the fetch is dropped) otherwise.
+func (a *pageAhead) take(peer store.Peer, req FeedRequest) (page exchange.FeedPage, ok bool, err error) {
+	if a == nil {
+		return exchange.FeedPage{}, false, nil
+	}
+	if a.peerKeyID != peer.KeyID || a.req != req {
+		a.drop()
+		return exchange.FeedPage{}, false, nil
+	}
+	<-a.done
+	a.cancel()
+	return a.page, true, a.err
+}
+
+// drop abandons a fetch not taken and waits for it to end.
+func (a *pageAhead) drop() {
+	if a == nil {
+		return
+	}
+	a.cancel()
+	<-a.done
+}
+
 // pull fetches and ingests one page for c, recording where it stands. ok
 // is false when nothing was ingested (a failure, recorded with a backoff,
-// or nothing new); more when the peer has more released now.
-func (f *Federation) pull(ctx context.Context, c *store.FeedCursor) (more, ok bool) {
+// or nothing new); more when the peer has more released now. *ahead is the
+// page asked for ahead by the last pull, if any; pull takes it (or drops
+// it) and, when the peer has more, asks for the next before ingesting.
+func (f *Federation) pull(ctx context.Context, c *store.FeedCursor, ahead **pageAhead) (more, ok bool) {
+	next := *ahead
+	*ahead = nil
+	defer next.drop() // a no-op once taken
 	lastError := c.LastError
 	if on, err := f.Ex.FeedInForce(ctx, c.AgreementID); err != nil || !on {
 		// Suspended, terminated or expired here (or unreadable): ask
@@ -337,7 +393,11 @@ func (f *Federation) pull(ctx context.Context, c *store.FeedCursor) (more, ok bo
 		f.feedRetry(ctx, c, "the peer is not pinned (parley peer add)")
 		return false, false
 	}
-	page, err := f.client(peer).Feed(ctx, FeedRequest{Agreement: c.AgreementID, After: c.After, Limit: f.feedLimit()})
+	req := FeedRequest{Agreement: c.AgreementID, After: c.After, Limit: f.feedLimit()}
+	page, took, err := next.take(peer, req)
+	if !took {
+		page, err = f.client(peer).Feed(ctx, req)
+	}
 	if err != nil {
 		why := "the peer did not answer"
 		var re *RefusedError
@@ -369,6 +429,10 @@ func (f *Federation) pull(ctx context.Context, c *store.FeedCursor) (more, ok bo
 		}
 		f.saveCursor(ctx, c)
 		return false, got
+	}
+	if page.More {
+		req.After = page.Next
+		*ahead = f.askAhead(ctx, peer, req)
 	}
 	var stored, refused int64
 	var firstRefusal string

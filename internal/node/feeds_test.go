@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -213,6 +215,69 @@ func idOf(who, n int) string {
 
 // The feed endpoint answers only a pinned peer's signed request, only for
 // an agreement its party is in, and only with the released prefix.
+// A pull asks for the peer's next page while it ingests the one it has, so
+// that the peer's serving and this node's writer overlap. A's writer is
+// held from the moment B serves the first page; the second page's request
+// must reach B while it is still held (a pull that fetched only after
+// storing would send it once the hold ends, after 5 s), and every object
+// still arrives once.
+func TestFeedAsksAheadWhileIngesting(t *testing.T) {
+	a, b, bob := twoNodes(t)
+	a.fed.FeedLimit = 5
+	doc := agreed(t, a, b, bob, 100)
+	push(t, b, doc.ID, 2, 0, 12)
+
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	end := func() { once.Do(func() { close(release) }) }
+	var aheadInTime atomic.Bool
+	b.mu.Lock()
+	b.onRequest = func(path string, body []byte) {
+		if path != PathFeed {
+			return
+		}
+		var req FeedRequest
+		if json.Unmarshal(body, &req) != nil || req.Agreement != doc.ID {
+			return
+		}
+		switch req.After {
+		case 0: // the first page: hold A's writer until the next is asked for
+			go a.st.Update(ctx, func(store.Handle) error {
+				close(held)
+				select {
+				case <-release:
+				case <-time.After(5 * time.Second):
+					end()
+				}
+				return nil
+			})
+			<-held
+		case 5:
+			select {
+			case <-release:
+			default:
+				aheadInTime.Store(true)
+			}
+			end()
+		}
+	}
+	b.mu.Unlock()
+	t.Cleanup(end)
+	due(a)
+	a.fed.PullDue(ctx)
+	end()
+	if !aheadInTime.Load() {
+		t.Error("the second page was asked for only after the first was stored")
+	}
+	converge(t, a, b)
+	if got := reads(t, a, doc.ID, b.me.PartyID); len(got) != 12 {
+		t.Fatalf("alice reads %d of bob's 12", len(got))
+	}
+	if cur, _ := a.st.Federation().FeedCursor(ctx, doc.ID, b.me.PartyID); cur.After != 12 || cur.Pulled != 12 {
+		t.Fatalf("A's cursor = %+v", cur)
+	}
+}
+
 func TestFeedEndpoint(t *testing.T) {
 	a, b, bob := twoNodes(t)
 	doc := agreed(t, a, b, bob, 2)

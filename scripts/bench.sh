@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench.sh — every figure of issue 18, from `parley serve` driven by separate
+# bench.sh — every figure of issue 18 (and issue 14's two-node figures), from `parley serve` driven by separate
 # `parley bench` client processes on loopback, with the machine's load average
 # beside each figure and each goal marked met or not.
 #
@@ -23,7 +23,7 @@
 #   --pg-size N         objects in the PostgreSQL sections (default min(size, 100000), the issue's PostgreSQL size)
 #   --load-duration D   the 64-client load (default 5m at 1,000,000 objects, else 30s)
 #   --psi-size N        each side's list in private matching (default: --size)
-#   --only LIST         comma-separated sections to run: side,sqlite,pg,multi,load,g2g,psi (default all)
+#   --only LIST         comma-separated sections to run: side,sqlite,pg,multi,load,g2g,psi,nodes (default all)
 #
 # Every step's full output is kept in --out; results.md holds the table that
 # docs/BENCHMARKS.md quotes. Only 127.0.0.1 is ever contacted.
@@ -38,7 +38,7 @@ MEDALLION_TIMEOUT=10m
 LOAD_DURATION=""
 PSI_SIZE=""
 PG_SIZE=""
-ONLY="side,sqlite,pg,multi,load,g2g,psi"
+ONLY="side,sqlite,pg,multi,load,g2g,psi,nodes"
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--size) SIZE=$2; shift 2 ;;
@@ -247,6 +247,21 @@ if want sqlite; then
 	SQLITE_INGEST=$INGEST_RATE SQLITE_READ=$READ_RATE
 	stop $SPID
 	readers_figure sqlite "$TOK" "$COLL" --data "$D" --skip-integrity-check
+
+	# A bulk loader keeps more than one POST going: the server parses and
+	# checks the next envelope while its writer commits the last.
+	log "SQLite, $SIZE objects again, 2 POSTs in flight"
+	D=$OUT/sqlite2.data
+	TOK=$(party --data "$D" bench)
+	COLL=$(collection --data "$D" bench)
+	serve sqlite2 --data "$D"
+	l=$(load1)
+	"$BIN" bench ingest --url "$URL" --token "$TOK" --collection "$COLL" --objects "$SIZE" --seed 8 --in-flight 2 --server-pid "$SPID" | tee "$OUT/sqlite.inflight.log"
+	stop $SPID
+	rate=$(field 'ingest overall: [0-9]+ objects, ([0-9]+) objects/s' <"$OUT/sqlite.inflight.log")
+	ratio=$(field 'last window / first = ([0-9.]+)' <"$OUT/sqlite.inflight.log")
+	row sqlite "ingest, 0 → $SIZE, envelopes of 1,000, 2 POSTs in flight (wall time)" "≥ 30,000 objects/s" "$rate objects/s" "$l–$(load1)" "$(met '>=' "$rate" 30000)"
+	row sqlite "same, last window / first" "≥ 0.85" "$ratio" "$l–$(load1)" "$(met '>=' "$ratio" 0.85)"
 fi
 
 if want pg && [ "$PG" != none ]; then
@@ -378,6 +393,19 @@ if want psi; then
 	MEM=$(awk -v a="$(sed -nE 's/.* ([0-9]+) KiB peak/\1/p' "$OUT/psi.alpha.log")" -v b="$(sed -nE 's/.* ([0-9]+) KiB peak/\1/p' "$OUT/psi.bravo.log")" -v s="$(hwm_mib $APID)" 'BEGIN{printf "%.0f", a/1024 + b/1024 + s}')
 	row psi "matching $PSI_SIZE × $PSI_SIZE (two \`parley match\` clients + serve; $MATCHED matched, $((PSI_SIZE / 10)) expected)" "≤ 60 s" "$WALL s" "$l–$(load1)" "$(met '<=' "$WALL" 60)"
 	row psi "matching $PSI_SIZE × $PSI_SIZE, peak RSS of both clients + server (sum of VmHWM)" "≤ 1 GB (954 MiB)" "$MEM MiB" "$l–$(load1)" "$(met '<=' "$MEM" 954)"
+fi
+
+if want nodes; then
+	NODES_SIZE=$((SIZE < 100000 ? SIZE : 100000))
+	log "two sovereign nodes, $NODES_SIZE objects a side, 1:1, grace 1000 (issue 14)"
+	l=$(load1)
+	"$BIN" bench nodes --objects "$NODES_SIZE" --grace 1000 --seed 7 --dir "$OUT/nodes" | tee "$OUT/nodes.log"
+	CONV=$(field 'converged ([0-9.]+) s after the last push' <"$OUT/nodes.log")
+	REPL=$(field 'after re-pinning: ([0-9]+) objects/s' <"$OUT/nodes.log")
+	RSS=$(field 'peak RSS \(VmHWM\): node A ([0-9]+ MiB, node B [0-9]+ MiB)' <"$OUT/nodes.log")
+	row nodes "exchange of $NODES_SIZE a side under 1:1, pushed at once: converged after the last push" "≤ 15 s" "${CONV:-—} s" "$l–$(load1)" "$(met '<=' "${CONV:-1e9}" 15)"
+	row nodes "replication between the two nodes, catch-up of 2 × $NODES_SIZE both ways together" "≥ 20,000 objects/s" "${REPL:-—} objects/s" "$l–$(load1)" "$(met '>=' "${REPL:-0}" 20000)"
+	row nodes "peak RSS (VmHWM) of each node" "as one server" "node A ${RSS:-—}" "$(load1)" "—"
 fi
 
 echo >>"$RESULTS"

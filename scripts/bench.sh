@@ -128,6 +128,26 @@ newdb() {
 	DB=$(echo "$PG" | sed -E "s#/[^/?]*(\?|$)#/$db\1#")
 }
 
+# fresh NAME: a fresh SQLite data directory $OUT/NAME.data with a party and
+# an operator collection, served; sets D, TOK, COLL (and URL, SPID).
+fresh() {
+	D=$OUT/$1.data
+	TOK=$(party --data "$D" bench)
+	COLL=$(collection --data "$D" bench)
+	serve "$1" --data "$D"
+}
+
+# ingest_rows SECTION WHAT LOG LOAD1: the rate and last/first rows of a
+# `parley bench ingest` fill logged in LOG; sets INGEST_RATE.
+ingest_rows() {
+	local rate ratio
+	rate=$(field 'ingest overall: [0-9]+ objects, ([0-9]+) objects/s' <"$3")
+	ratio=$(field 'last window / first = ([0-9.]+)' <"$3")
+	row "$1" "ingest, $2" "≥ 30,000 objects/s" "$rate objects/s" "$4–$(load1)" "$(met '>=' "$rate" 30000)"
+	row "$1" "ingest, $2: last window / first" "≥ 0.85" "$ratio" "$4–$(load1)" "$(met '>=' "$ratio" 0.85)"
+	INGEST_RATE=$rate
+}
+
 # party STORE-ARGS NAME: creates a party, prints its token.
 party() { "$BIN" party add "$@" | tail -1; }
 # collection STORE-ARGS PARTY: an operator collection the party reads and writes; prints its id.
@@ -154,12 +174,7 @@ taxii_figures() {
 	log "$sec: ingest $SIZE"
 	l=$(load1)
 	"$BIN" bench ingest --url "$url" --token "$tok" --collection "$coll" --objects "$SIZE" --seed "$seed" --server-pid "$pid" | tee "$OUT/$sec.ingest.log"
-	local rate ratio
-	rate=$(field 'ingest overall: [0-9]+ objects, ([0-9]+) objects/s' <"$OUT/$sec.ingest.log")
-	ratio=$(field 'last window / first = ([0-9.]+)' <"$OUT/$sec.ingest.log")
-	row "$sec" "ingest, 0 → $SIZE, envelopes of 1,000" "≥ 30,000 objects/s" "$rate objects/s" "$l–$(load1)" "$(met '>=' "$rate" 30000)"
-	row "$sec" "ingest, last window / first" "≥ 0.85" "$ratio" "$l–$(load1)" "$(met '>=' "$ratio" 0.85)"
-	INGEST_RATE=$rate
+	ingest_rows "$sec" "0 → $SIZE, envelopes of 1,000" "$OUT/$sec.ingest.log" "$l"
 
 	log "$sec: $GETS GETs by id, before any long read"
 	l=$(load1)
@@ -194,10 +209,7 @@ readers_figure() {
 
 if want side; then
 	log "side by side with the reference server, $SIDE_SIZE objects"
-	D=$OUT/side.data
-	TOK=$(party --data "$D" bench)
-	COLL=$(collection --data "$D" bench)
-	serve side --data "$D"
+	fresh side
 	l=$(load1)
 	"$BIN" bench taxii --url "$URL" --token "$TOK" --collection "$COLL" --objects "$SIDE_SIZE" --seed 1 --gets 200 --phase-timeout 10m | tee "$OUT/side.parley.log"
 	stop $SPID
@@ -239,10 +251,7 @@ fi
 
 if want sqlite; then
 	log "SQLite, $SIZE objects"
-	D=$OUT/sqlite.data
-	TOK=$(party --data "$D" bench)
-	COLL=$(collection --data "$D" bench)
-	serve sqlite --data "$D"
+	fresh sqlite
 	taxii_figures sqlite "$URL" "$TOK" "$COLL" "$SPID" 7 "$SIZE"
 	SQLITE_INGEST=$INGEST_RATE SQLITE_READ=$READ_RATE
 	stop $SPID
@@ -251,17 +260,11 @@ if want sqlite; then
 	# A bulk loader keeps more than one POST going: the server parses and
 	# checks the next envelope while its writer commits the last.
 	log "SQLite, $SIZE objects again, 2 POSTs in flight"
-	D=$OUT/sqlite2.data
-	TOK=$(party --data "$D" bench)
-	COLL=$(collection --data "$D" bench)
-	serve sqlite2 --data "$D"
+	fresh sqlite2
 	l=$(load1)
 	"$BIN" bench ingest --url "$URL" --token "$TOK" --collection "$COLL" --objects "$SIZE" --seed 8 --in-flight 2 --server-pid "$SPID" | tee "$OUT/sqlite.inflight.log"
 	stop $SPID
-	rate=$(field 'ingest overall: [0-9]+ objects, ([0-9]+) objects/s' <"$OUT/sqlite.inflight.log")
-	ratio=$(field 'last window / first = ([0-9.]+)' <"$OUT/sqlite.inflight.log")
-	row sqlite "ingest, 0 → $SIZE, envelopes of 1,000, 2 POSTs in flight (wall time)" "≥ 30,000 objects/s" "$rate objects/s" "$l–$(load1)" "$(met '>=' "$rate" 30000)"
-	row sqlite "same, last window / first" "≥ 0.85" "$ratio" "$l–$(load1)" "$(met '>=' "$ratio" 0.85)"
+	ingest_rows sqlite "0 → $SIZE, envelopes of 1,000, 2 POSTs in flight (wall time)" "$OUT/sqlite.inflight.log" "$l"
 fi
 
 if want pg && [ "$PG" != none ]; then
@@ -315,10 +318,7 @@ fi
 
 if want load; then
 	log "64 clients × $LOAD_DURATION, 20% writes, SQLite"
-	D=$OUT/load.data
-	TOK=$(party --data "$D" bench)
-	COLL=$(collection --data "$D" bench)
-	serve load --data "$D"
+	fresh load
 	l=$(load1)
 	"$BIN" bench load --url "$URL" --token "$TOK" --collection "$COLL" --clients 64 --duration "$LOAD_DURATION" --write-fraction 0.2 | tee "$OUT/load.log"
 	stop $SPID

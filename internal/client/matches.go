@@ -227,14 +227,14 @@ func (c *Client) RunMatch(ctx context.Context, opt MatchOptions) (*MatchOutcome,
 			step("round 2: blinding the other side's elements")
 			return s.Round2(ctx, cutReader{r}, &own2)
 		})
+		if down.wait(ctx, err, poll) {
+			continue
+		}
 		var ae *APIError
 		if errors.As(err, &ae) && ae.Code == "not_ready" {
 			if err := sleep(ctx, poll); err != nil {
 				return nil, err
 			}
-			continue
-		}
-		if down.wait(ctx, err, poll) {
 			continue
 		}
 		if err != nil {
@@ -344,11 +344,14 @@ func (o *outage) wait(ctx context.Context, err error, poll time.Duration) bool {
 func unreachable(err error) bool {
 	var ae *APIError
 	var te *Error
-	switch {
-	case errors.As(err, &ae):
-		return ae.StatusCode == http.StatusBadGateway || ae.StatusCode == http.StatusServiceUnavailable || ae.StatusCode == http.StatusGatewayTimeout
-	case errors.As(err, &te):
-		return te.StatusCode == http.StatusBadGateway || te.StatusCode == http.StatusServiceUnavailable || te.StatusCode == http.StatusGatewayTimeout
+	status := 0
+	if errors.As(err, &ae) {
+		status = ae.StatusCode
+	} else if errors.As(err, &te) {
+		status = te.StatusCode
+	}
+	if status != 0 {
+		return status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout
 	}
 	var ne net.Error
 	var cut *cutError

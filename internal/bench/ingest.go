@@ -18,8 +18,9 @@ import (
 )
 
 // Ingest posts fresh indicators, one envelope per request, one request at a
-// time (or InFlight at once), and reports throughput per window of Window objects: the shape of
-// ingest as a collection grows (issue 18: flat from 0 to 1,000,000).
+// time (or InFlight at once), and reports throughput per window of Window
+// objects: the shape of ingest as a collection grows (issue 18: flat from
+// 0 to 1,000,000).
 //
 // With Versus set it runs ABAB instead: blocks of Block objects go to the
 // target (A) and then to Versus (B) in turn until each has received

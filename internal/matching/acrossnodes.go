@@ -43,18 +43,24 @@ const (
 )
 
 // MaxElementsAcrossNodes caps a session between two nodes, whatever the
-// agreement's match_cap: 262,144 (2^18). Both messages cross in parts, so
-// no single node request bounds it any more: a round 1 at the cap (8 MiB,
-// 32 bytes an element) goes to the other party's node as 17 signed node
-// requests of at most Round1PartSize, and the sealed round 2 (about 4
-// MiB, 16 bytes an element) is one deposit the escrow node takes and
-// serves in parts (escrow.PartAcrossNodes). What bounds it is the step
-// that queues round 1: the whole message is written to the outbox in the
-// transaction that takes it, under the agreement's lock, and checked
-// whole on the other node in the transaction that takes its last part;
-// the cap keeps each of those to a few MiB. A round 1 over it is refused
-// up-front, from its header, with code over_cap.
-const MaxElementsAcrossNodes = 1 << 18
+// agreement's match_cap: 1,048,576 (2^20), above the default match_cap
+// (agreement.DefaultMatchCap, 1,000,000) one server takes. Both messages
+// cross in parts: a round 1 at the cap (32 MiB, 32 bytes an element) goes
+// to the other party's node as 65 signed node requests of at most
+// Round1PartSize, and the sealed round 2 (about 16 MiB, 16 bytes an
+// element) is one deposit the escrow node takes and serves in parts
+// (escrow.PartAcrossNodes), within escrow.MaxDeposit as on one server.
+// What the cap bounds is the step that queues round 1: the whole message
+// is written to the outbox, in parts, in the transaction that takes it,
+// under the agreement's lock, and checked whole (read back from its parts
+// and hashed, never held whole in memory) on the other node in the
+// transaction that takes its last part. At the cap that is 32 MiB of
+// outbox rows in one transaction; measured with 1,000,000 elements
+// (docs/BENCHMARKS.md, "Private matching across nodes") the sender holds
+// the lock about half a second and the last part's step takes about a
+// quarter. A round 1 over the cap is refused up-front, from its header,
+// with code over_cap, and so is a part that states a larger size.
+const MaxElementsAcrossNodes = 1 << 20
 
 // Round1PartSize is the most bytes of a round-1 message one signed node
 // request carries (base64-encoded in a request of at most 1 MiB).

@@ -263,15 +263,15 @@ func TestMatchSessionAcrossNodesRefused(t *testing.T) {
 // from its header, saying why, before anything is stored or sent; and a
 // part stating a size over the cap is refused on the receiving node.
 func TestMatchRound1OverTheCapAcrossNodes(t *testing.T) {
-	w := newEscrowWorld(t) // match_cap 1,000,000
+	w := newEscrowWorldWith(t, func(d *agreement.Document) { d.MatchCap = 2 * matching.MaxElementsAcrossNodes })
 	a, b := w.a, w.b
 	alice, bob := a.me.PartyID, b.me.PartyID
 	started, err := a.mat.Start(ctx, a.me, w.doc.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if started.Session.Cap != matching.MaxElementsAcrossNodes || matching.MaxElementsAcrossNodes < 262144 {
-		t.Fatalf("cap %d, want %d (at least 262,144)", started.Session.Cap, matching.MaxElementsAcrossNodes)
+	if started.Session.Cap != matching.MaxElementsAcrossNodes || matching.MaxElementsAcrossNodes < agreement.DefaultMatchCap {
+		t.Fatalf("cap %d, want %d (at least the default match_cap, %d)", started.Session.Cap, matching.MaxElementsAcrossNodes, agreement.DefaultMatchCap)
 	}
 	id, sid := started.Session.ID, started.Session.SessionID
 	a.fed.SendDue(ctx)
@@ -326,7 +326,7 @@ func emailItems(list []string) iter.Seq[psi.Item] {
 // again is answered as a duplicate.
 func TestMatchAcrossNodesInParts(t *testing.T) {
 	w := newEscrowWorld(t) // match_cap 1,000,000
-	a, b, e := w.a, w.b, w.e
+	a, b := w.a, w.b
 	alice, bob := a.me.PartyID, b.me.PartyID
 	started, err := a.mat.Start(ctx, a.me, w.doc.ID)
 	if err != nil {
@@ -442,9 +442,25 @@ func TestMatchAcrossNodesInParts(t *testing.T) {
 		t.Fatalf("B delivered %d messages, want bob's round 1 in 2 parts", got)
 	}
 
-	// Round 2: each computes its own from the other's round 1 its node
-	// serves, deposits it sealed to the other, and the escrow node
-	// releases both.
+	gotA, gotB := finishMatch(t, w, id, hid, sa, sb, orderA, orderB)
+	for _, c := range []struct {
+		name string
+		got  []int
+	}{{"alice", gotA}, {"bob", gotB}} {
+		if len(c.got) != common || c.got[0] != n-common || c.got[common-1] != n-1 {
+			t.Fatalf("%s matched %d items (first %v), want the %d in common (%d to %d)", c.name, len(c.got), c.got[:min(3, len(c.got))], common, n-common, n-1)
+		}
+	}
+}
+
+// finishMatch runs round 2 of session id (handover hid) once both round
+// 1s are on both nodes: each side computes its own from the other's round
+// 1 its node serves, deposits it sealed to the other, the escrow node
+// releases both, and each side's result (indexes into its own list) is
+// returned.
+func finishMatch(t *testing.T, w *escrowWorld, id, hid string, sa, sb *psi.Session, orderA, orderB *psi.Order) (alice, bob []int) {
+	t.Helper()
+	a, b, e := w.a, w.b, w.e
 	round2 := func(n *fedNode, s *psi.Session, to *fedNode) []byte {
 		peer, err := n.mat.OpenPeerRound1(ctx, n.me, id)
 		if err != nil {
@@ -479,13 +495,90 @@ func TestMatchAcrossNodesInParts(t *testing.T) {
 		}
 		return idx
 	}
-	for _, c := range []struct {
-		name string
-		got  []int
-	}{{"alice", result(a, sa, orderA, r2a)}, {"bob", result(b, sb, orderB, r2b)}} {
-		if len(c.got) != common || c.got[0] != n-common || c.got[common-1] != n-1 {
-			t.Fatalf("%s matched %d items (first %v), want the %d in common (%d to %d)", c.name, len(c.got), c.got[:min(3, len(c.got))], common, n-common, n-1)
-		}
+	return result(a, sa, orderA, r2a), result(b, sb, orderB, r2b)
+}
+
+// TestMatchAcrossNodesAboveOldCap runs a session between alice on A and
+// bob on B in which alice's list is 300,000 elements, over the 262,144 a
+// session across nodes once took (issue 14): the session's cap is the
+// agreement's match_cap (1,000,000), alice's round 1 (9.6 MB) reaches B in
+// parts through A's outbox, bob's round 2 for it (4.8 MB sealed) goes
+// through the escrow node, and each side finds exactly the elements in
+// common. Bob's list is short to keep the test affordable under -race: the
+// bound lifted is per side.
+func TestMatchAcrossNodesAboveOldCap(t *testing.T) {
+	w := newEscrowWorld(t) // match_cap 1,000,000
+	a, b := w.a, w.b
+	alice, bob := a.me.PartyID, b.me.PartyID
+	started, err := a.mat.Start(ctx, a.me, w.doc.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if started.Session.Cap != 1_000_000 {
+		t.Fatalf("the session's cap is %d, want the agreement's match_cap 1,000,000", started.Session.Cap)
+	}
+	id, sid, hid := started.Session.ID, started.Session.SessionID, started.Handover.ID
+	a.fed.SendDue(ctx)
+	b.fed.SendDue(ctx)
+	const n, nb, common = 300_000, 1000, 250
+	aliceList := make([]string, 0, n)
+	var bobList []string
+	for i := range n {
+		aliceList = append(aliceList, fmt.Sprintf("alice%d@example.org", i))
+	}
+	for i := range nb - common {
+		bobList = append(bobList, fmt.Sprintf("bob%d@example.org", i))
+	}
+	for i := range common {
+		// Spread over alice's list, the last one its last element.
+		bobList = append(bobList, aliceList[n-1-i*997])
+	}
+	sa, err := psi.NewSession(psi.Config{SessionID: sid, Self: alice, Peer: bob, Role: psi.RoleInitiator, MaxElements: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := psi.NewSession(psi.Config{SessionID: sid, Self: bob, Peer: alice, Role: psi.RoleResponder, MaxElements: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r1a, r1b bytes.Buffer
+	orderA, err := sa.Round1(ctx, emailItems(aliceList), &r1a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orderB, err := sb.Round1(ctx, emailItems(bobList), &r1b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.mat.PutRound1(ctx, a.me, id, bytes.NewReader(r1a.Bytes())); err != nil {
+		t.Fatalf("alice's round 1 of %d elements: %v", n, err)
+	}
+	if got, want := a.fed.SendDue(ctx), len(parts(id, alice, r1a.Bytes())); got != want {
+		t.Fatalf("A delivered %d messages, want alice's round 1 in %d parts", got, want)
+	}
+	if v, err := b.mat.Get(ctx, b.me, id); err != nil || v.Session.Initiator.Count != n || v.Session.Initiator.Size != int64(r1a.Len()) {
+		t.Fatalf("alice's round 1 on B: %+v, %v", v.Session.Initiator, err)
+	}
+	if _, err := b.mat.PutRound1(ctx, b.me, id, bytes.NewReader(r1b.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.fed.SendDue(ctx); got != 1 {
+		t.Fatalf("B delivered %d messages, want bob's round 1 in 1 part", got)
+	}
+	gotA, gotB := finishMatch(t, w, id, hid, sa, sb, orderA, orderB)
+	wantA := make([]int, 0, common)
+	for i := common - 1; i >= 0; i-- {
+		wantA = append(wantA, n-1-i*997)
+	}
+	wantB := make([]int, 0, common)
+	for i := range common {
+		wantB = append(wantB, nb-common+i)
+	}
+	if fmt.Sprint(gotA) != fmt.Sprint(wantA) {
+		t.Fatalf("alice matched %d items (first %v), want the %d in common (first %v)", len(gotA), gotA[:min(3, len(gotA))], common, wantA[:3])
+	}
+	if fmt.Sprint(gotB) != fmt.Sprint(wantB) {
+		t.Fatalf("bob matched %d items (first %v), want the %d in common (first %v)", len(gotB), gotB[:min(3, len(gotB))], common, wantB[:3])
 	}
 }
 

@@ -314,6 +314,39 @@ func emailItems(list []string) iter.Seq[psi.Item] {
 	}
 }
 
+// startAcrossNodes is a world of two nodes and an escrow node under an
+// agreement with match_cap 1,000,000, and a session alice started on A.
+func startAcrossNodes(t *testing.T) (*escrowWorld, matching.Started) {
+	t.Helper()
+	w := newEscrowWorld(t)
+	started, err := w.a.mat.Start(ctx, w.a.me, w.doc.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w, started
+}
+
+// roundOnes is both sides' sessions (sid, at most n elements a side) and
+// round 1s of alice's and bob's lists, with each side's order.
+func roundOnes(t *testing.T, sid []byte, alice, bob string, n int, aliceList, bobList []string) (sa, sb *psi.Session, orderA, orderB *psi.Order, r1a, r1b []byte) {
+	t.Helper()
+	side := func(self, peer string, role psi.Role, list []string) (*psi.Session, *psi.Order, []byte) {
+		s, err := psi.NewSession(psi.Config{SessionID: sid, Self: self, Peer: peer, Role: role, MaxElements: n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r1 bytes.Buffer
+		order, err := s.Round1(ctx, emailItems(list), &r1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, order, r1.Bytes()
+	}
+	sa, orderA, r1a = side(alice, bob, psi.RoleInitiator, aliceList)
+	sb, orderB, r1b = side(bob, alice, psi.RoleResponder, bobList)
+	return sa, sb, orderA, orderB, r1a, r1b
+}
+
 // TestMatchAcrossNodesInParts runs a session of 20,000 × 20,000 elements
 // (over the 16,384 one node request once carried) with 5,000 in common
 // between alice on A and bob on B, through the node endpoints: each round
@@ -325,13 +358,9 @@ func emailItems(list []string) iter.Seq[psi.Item] {
 // refused by name, none changes B's session or ledger, and a part sent
 // again is answered as a duplicate.
 func TestMatchAcrossNodesInParts(t *testing.T) {
-	w := newEscrowWorld(t) // match_cap 1,000,000
+	w, started := startAcrossNodes(t) // match_cap 1,000,000
 	a, b := w.a, w.b
 	alice, bob := a.me.PartyID, b.me.PartyID
-	started, err := a.mat.Start(ctx, a.me, w.doc.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
 	id, sid, hid := started.Session.ID, started.Session.SessionID, started.Handover.ID
 	a.fed.SendDue(ctx)
 	b.fed.SendDue(ctx)
@@ -345,26 +374,10 @@ func TestMatchAcrossNodesInParts(t *testing.T) {
 		aliceList = append(aliceList, fmt.Sprintf("both%d@example.org", i))
 		bobList = append(bobList, fmt.Sprintf("both%d@example.org", i))
 	}
-	sa, err := psi.NewSession(psi.Config{SessionID: sid, Self: alice, Peer: bob, Role: psi.RoleInitiator, MaxElements: n})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sb, err := psi.NewSession(psi.Config{SessionID: sid, Self: bob, Peer: alice, Role: psi.RoleResponder, MaxElements: n})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r1a, r1b bytes.Buffer
-	orderA, err := sa.Round1(ctx, emailItems(aliceList), &r1a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	orderB, err := sb.Round1(ctx, emailItems(bobList), &r1b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ps := parts(id, alice, r1a.Bytes())
+	sa, sb, orderA, orderB, r1a, r1b := roundOnes(t, sid, alice, bob, n, aliceList, bobList)
+	ps := parts(id, alice, r1a)
 	if len(ps) != 2 {
-		t.Fatalf("alice's round 1 of %d bytes is %d parts, want 2", r1a.Len(), len(ps))
+		t.Fatalf("alice's round 1 of %d bytes is %d parts, want 2", len(r1a), len(ps))
 	}
 
 	size, err := b.st.Ledger().Size(ctx)
@@ -417,14 +430,14 @@ func TestMatchAcrossNodesInParts(t *testing.T) {
 	}
 
 	// The real round 1s, through each node's outbox, in parts.
-	if _, err := a.mat.PutRound1(ctx, a.me, id, bytes.NewReader(r1a.Bytes())); err != nil {
+	if _, err := a.mat.PutRound1(ctx, a.me, id, bytes.NewReader(r1a)); err != nil {
 		t.Fatal(err)
 	}
 	if got := a.fed.SendDue(ctx); got != 2 {
 		t.Fatalf("A delivered %d messages, want alice's round 1 in 2 parts", got)
 	}
 	v, err := b.mat.Get(ctx, b.me, id)
-	if err != nil || v.Session.Initiator.Count != n || v.Session.Initiator.Size != int64(r1a.Len()) {
+	if err != nil || v.Session.Initiator.Count != n || v.Session.Initiator.Size != int64(len(r1a)) {
 		t.Fatalf("alice's round 1 on B: %+v, %v", v.Session.Initiator, err)
 	}
 	for _, p := range ps {
@@ -435,7 +448,7 @@ func TestMatchAcrossNodesInParts(t *testing.T) {
 	if _, code, _ := call(t, a, b, PathMatchRound1, edit(ps[1], func(m *matching.Round1Message) { m.Content[10] ^= 1 })); code != "conflict" {
 		t.Fatalf("part 1 with other bytes after completion: %q, want conflict", code)
 	}
-	if _, err := b.mat.PutRound1(ctx, b.me, id, bytes.NewReader(r1b.Bytes())); err != nil {
+	if _, err := b.mat.PutRound1(ctx, b.me, id, bytes.NewReader(r1b)); err != nil {
 		t.Fatal(err)
 	}
 	if got := b.fed.SendDue(ctx); got != 2 {
@@ -507,13 +520,9 @@ func finishMatch(t *testing.T, w *escrowWorld, id, hid string, sa, sb *psi.Sessi
 // common. Bob's list is short to keep the test affordable under -race: the
 // bound lifted is per side.
 func TestMatchAcrossNodesAboveOldCap(t *testing.T) {
-	w := newEscrowWorld(t) // match_cap 1,000,000
+	w, started := startAcrossNodes(t) // match_cap 1,000,000
 	a, b := w.a, w.b
 	alice, bob := a.me.PartyID, b.me.PartyID
-	started, err := a.mat.Start(ctx, a.me, w.doc.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if started.Session.Cap != 1_000_000 {
 		t.Fatalf("the session's cap is %d, want the agreement's match_cap 1,000,000", started.Session.Cap)
 	}
@@ -533,33 +542,17 @@ func TestMatchAcrossNodesAboveOldCap(t *testing.T) {
 		// Spread over alice's list, the last one its last element.
 		bobList = append(bobList, aliceList[n-1-i*997])
 	}
-	sa, err := psi.NewSession(psi.Config{SessionID: sid, Self: alice, Peer: bob, Role: psi.RoleInitiator, MaxElements: n})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sb, err := psi.NewSession(psi.Config{SessionID: sid, Self: bob, Peer: alice, Role: psi.RoleResponder, MaxElements: n})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r1a, r1b bytes.Buffer
-	orderA, err := sa.Round1(ctx, emailItems(aliceList), &r1a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	orderB, err := sb.Round1(ctx, emailItems(bobList), &r1b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.mat.PutRound1(ctx, a.me, id, bytes.NewReader(r1a.Bytes())); err != nil {
+	sa, sb, orderA, orderB, r1a, r1b := roundOnes(t, sid, alice, bob, n, aliceList, bobList)
+	if _, err := a.mat.PutRound1(ctx, a.me, id, bytes.NewReader(r1a)); err != nil {
 		t.Fatalf("alice's round 1 of %d elements: %v", n, err)
 	}
-	if got, want := a.fed.SendDue(ctx), len(parts(id, alice, r1a.Bytes())); got != want {
+	if got, want := a.fed.SendDue(ctx), len(parts(id, alice, r1a)); got != want {
 		t.Fatalf("A delivered %d messages, want alice's round 1 in %d parts", got, want)
 	}
-	if v, err := b.mat.Get(ctx, b.me, id); err != nil || v.Session.Initiator.Count != n || v.Session.Initiator.Size != int64(r1a.Len()) {
+	if v, err := b.mat.Get(ctx, b.me, id); err != nil || v.Session.Initiator.Count != n || v.Session.Initiator.Size != int64(len(r1a)) {
 		t.Fatalf("alice's round 1 on B: %+v, %v", v.Session.Initiator, err)
 	}
-	if _, err := b.mat.PutRound1(ctx, b.me, id, bytes.NewReader(r1b.Bytes())); err != nil {
+	if _, err := b.mat.PutRound1(ctx, b.me, id, bytes.NewReader(r1b)); err != nil {
 		t.Fatal(err)
 	}
 	if got := b.fed.SendDue(ctx); got != 1 {

@@ -114,12 +114,21 @@ func (s *Service) NodeSides(a Agreement) (local, remote string, ok bool) {
 // agreementID: the peer's publish order (after, next] carrying objects
 // contributions (distinct object ids). A joint report across nodes counts
 // what the other party's node released to this node's party from these
-// entries. ErrInvalid for a range that is empty or holds fewer ordinals
-// than objects; ErrNotPartyHere when peer has no party in the agreement.
-func (s *Service) RecordFeedReceived(ctx context.Context, peer store.Peer, agreementID string, after, next, objects int64) error {
+// entries. The pull's cursor, past the page, is written in the same
+// transaction: a page is recorded once or, when either write fails, not
+// at all and pulled again (a cursor written apart from its entry could
+// fail after it and the page be recorded twice, counted twice by joint
+// reports). ErrInvalid for a range that is empty or holds fewer ordinals
+// than objects, or a cursor of another pull or not at next;
+// ErrNotPartyHere when peer has no party in the agreement.
+func (s *Service) RecordFeedReceived(ctx context.Context, peer store.Peer, agreementID string, after, next, objects int64, cursor store.FeedCursor) error {
 	if after < 0 || next <= after || objects < 0 || objects > next-after {
 		return fault.Errorf("%w: a received page of (%d, %d] with %d contributions", ErrInvalid, after, next, objects)
 	}
+	if cursor.AgreementID != agreementID || cursor.After != next {
+		return fault.Errorf("%w: the cursor of a received page of %s must stand at %d", ErrInvalid, agreementID, next)
+	}
+	cursor.UpdatedAt = s.now()
 	return s.st.Update(ctx, func(tx store.Handle) error {
 		if err := tx.Agreements().Lock(ctx, agreementID); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
@@ -152,7 +161,13 @@ func (s *Service) RecordFeedReceived(ctx context.Context, peer store.Peer, agree
 			Parties: []string{remote, local},
 			Attrs: map[string]string{"contributor": remote, "recipient": local, "from": strconv.FormatInt(after+1, 10),
 				"to": strconv.FormatInt(next, 10), "objects": strconv.FormatInt(objects, 10), "peer": peer.Name}})
-		return err
+		if err != nil {
+			return err
+		}
+		if cursor.PartyID != remote {
+			return fault.Errorf("%w: the cursor of a received page of %s is not the pull of %s", ErrInvalid, agreementID, remote)
+		}
+		return tx.Federation().SetFeedCursor(ctx, cursor)
 	})
 }
 

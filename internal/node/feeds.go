@@ -454,37 +454,42 @@ func (f *Federation) pull(ctx context.Context, c *store.FeedCursor, ahead **page
 			firstRefusal = res.Status.Failures[0].ID + ": " + res.Status.Failures[0].Message
 		}
 	}
-	// What this page carried, for joint reports across nodes: the range
-	// of the peer's publish order and the distinct contributions in it
-	// (a peer that claims more ordinals than it sent objects is counted
-	// by the objects).
-	if err := f.Ex.RecordFeedReceived(ctx, peer, c.AgreementID, c.After, page.Next, distinctIDs(page.Objects, ids, page.Next-c.After)); err != nil {
+	if stored > 0 {
+		// The peer's party earned credits here: this node releases more
+		// of its own party's to it now. The peer may ask for it while the
+		// page is recorded below.
+		f.nudgePeer(ctx, peer, c.AgreementID)
+	}
+	// What this page carried, for joint reports across nodes (the range
+	// of the peer's publish order and the distinct contributions in it; a
+	// peer that claims more ordinals than it sent objects is counted by
+	// the objects), recorded with the cursor past it in one transaction.
+	done := *c
+	done.After, done.Pulled, done.Refused = page.Next, c.Pulled+stored, c.Refused+refused
+	done.Attempts, done.LastError, done.NextAttempt = 0, "", time.Time{}
+	if refused > 0 {
+		done.LastError = fmt.Sprintf("%d objects of the last page refused (first: %s)", refused, firstRefusal)
+	}
+	if !page.More {
+		done.NextAttempt = f.clock().Add(f.feedInterval())
+	}
+	if err := f.Ex.RecordFeedReceived(ctx, peer, c.AgreementID, c.After, page.Next, distinctIDs(page.Objects, ids, page.Next-c.After), done); err != nil {
 		f.log().WarnContext(ctx, "feed page not recorded", slog.String("agreement", c.AgreementID), slog.Any("err", err))
 		f.feedRetry(ctx, c, "not recorded here: "+err.Error())
 		return false, false
 	}
-	if stored > 0 {
-		// The peer's party earned credits here: this node releases more
-		// of its own party's to it now.
-		f.nudgePeer(ctx, peer, c.AgreementID)
-	}
+	*c = done
 	if refused > 0 {
 		f.feedAlert(ctx, peer, c.AgreementID, "objects", refused, firstRefusal)
 		f.log().WarnContext(ctx, "feed objects refused", slog.String("peer", peer.Name), slog.String("agreement", c.AgreementID),
 			slog.Int64("refused", refused), slog.String("first", firstRefusal))
 	}
-	c.After, c.Pulled, c.Refused = page.Next, c.Pulled+stored, c.Refused+refused
-	c.Attempts, c.LastError, c.NextAttempt = 0, "", time.Time{}
-	if refused > 0 {
-		c.LastError = fmt.Sprintf("%d objects of the last page refused (first: %s)", refused, firstRefusal)
-	}
 	if !page.More {
-		c.NextAttempt = f.clock().Add(f.feedInterval())
 		if pages := f.versionsDue(*c, true); pages > 0 {
 			f.pullVersions(ctx, peer, c, lastError, pages)
+			f.saveCursor(ctx, c)
 		}
 	}
-	f.saveCursor(ctx, c)
 	return page.More, true
 }
 

@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +17,9 @@ import (
 
 	"github.com/parley-cti/parley/internal/agreement"
 	"github.com/parley-cti/parley/internal/exchange"
+	"github.com/parley-cti/parley/internal/ledger"
 	"github.com/parley-cti/parley/internal/store"
+	"github.com/parley-cti/parley/internal/store/sqlite"
 )
 
 // ind is a valid indicator, distinct in id and content for each (who, n).
@@ -564,5 +567,72 @@ func TestDistinctIDs(t *testing.T) {
 	// ids shorter than raws (a chunk not ingested): the rest are decoded.
 	if n := distinctIDs(raws, ids[:1], 10); n != 3 {
 		t.Fatalf("distinct from raws alone = %d, want 3", n)
+	}
+}
+
+// A page's feed.received entry and the cursor past it are written in one
+// transaction. With the cursor's write failing (a trigger here; a full
+// disk or a lost database in life), nothing of the page is recorded; once
+// it is written again the page is pulled again and recorded once. Written
+// apart, the entry stayed while the cursor did not move, the page was
+// recorded a second time, and a joint report counted it twice.
+func TestFeedPageRecordedWithItsCursor(t *testing.T) {
+	a, b, bob := twoNodes(t)
+	doc := agreed(t, a, b, bob, 100)
+	push(t, b, doc.ID, 2, 0, 3)
+	raw, err := sql.Open("sqlite", a.st.(*sqlite.DB).Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.ExecContext(ctx, `CREATE TRIGGER stuck BEFORE UPDATE ON node_feed_cursors WHEN NEW.after_ord > 0
+		BEGIN SELECT RAISE(ABORT, 'the cursor cannot move'); END`); err != nil {
+		t.Fatal(err)
+	}
+	due(a)
+	if got := a.fed.PullDue(ctx); got != 0 {
+		t.Fatalf("a page whose cursor could not be written counted as ingested (%d)", got)
+	}
+	subject := "received--" + doc.ID + "--" + bob.PartyID + "--3"
+	if ks := kinds(t, a, subject); len(ks) != 0 {
+		t.Fatalf("recorded without its cursor: %v", ks)
+	}
+	if c, err := a.st.Federation().FeedCursor(ctx, doc.ID, bob.PartyID); err != nil || c.After != 0 || c.Attempts != 1 ||
+		!strings.Contains(c.LastError, "not recorded here") {
+		t.Fatalf("cursor after the failed write: %+v, %v", c, err)
+	}
+	if _, err := raw.ExecContext(ctx, `DROP TRIGGER stuck`); err != nil {
+		t.Fatal(err)
+	}
+	due(a)
+	if got := a.fed.PullDue(ctx); got != 1 {
+		t.Fatalf("pulled %d pages once the cursor could move, want 1", got)
+	}
+	if ks := kinds(t, a, subject); len(ks) != 1 || ks[0] != string(ledger.KindFeedReceived) {
+		t.Fatalf("the page is recorded %d times: %v", len(ks), ks)
+	}
+	if c, err := a.st.Federation().FeedCursor(ctx, doc.ID, bob.PartyID); err != nil || c.After != 3 || c.Pulled != 3 || c.Attempts != 0 || c.LastError != "" {
+		t.Fatalf("cursor after the page: %+v, %v", c, err)
+	}
+	if got := reads(t, a, doc.ID, bob.PartyID); len(got) != 3 {
+		t.Fatalf("alice reads %d of bob's, want 3", len(got))
+	}
+	// A cursor that is not this pull's past this page is refused, and
+	// nothing is recorded.
+	c, _ := a.st.Federation().FeedCursor(ctx, doc.ID, bob.PartyID)
+	peer, err := a.st.Nodes().Peer(ctx, "bravo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongParty, wrongPlace := c, c
+	wrongParty.After, wrongParty.PartyID = 5, a.me.PartyID
+	wrongPlace.After = 4
+	for _, w := range []store.FeedCursor{wrongParty, wrongPlace} {
+		if err := a.ex.RecordFeedReceived(ctx, peer, doc.ID, 3, 5, 2, w); !errors.Is(err, exchange.ErrInvalid) {
+			t.Fatalf("a received page with the cursor %+v: %v", w, err)
+		}
+	}
+	if ks := kinds(t, a, "received--"+doc.ID+"--"+bob.PartyID+"--5"); len(ks) != 0 {
+		t.Fatalf("recorded with a wrong cursor: %v", ks)
 	}
 }

@@ -155,7 +155,11 @@ func (s *Service) ServeFeed(ctx context.Context, peer store.Peer, agreementID st
 		return FeedPage{}, fault.Errorf("feed of %s: ordinals %d..%d hold %d contributions", agreementID, after+1, to, len(ids))
 	}
 	byID := map[string][]json.RawMessage{}
-	q := store.ObjectQuery{Collection: c.ID, IDs: ids, Versions: store.VersionFilter{All: true}, Limit: 1000}
+	// The page's objects by their place in the publish order: a walk of
+	// the credits' ordinals, not a lookup of each id (what the ids are
+	// for is the page's order).
+	q := store.ObjectQuery{Collection: c.ID, Versions: store.VersionFilter{All: true}, Limit: 1000,
+		Credited: &store.OrdinalRange{Agreement: agreementID, Contributor: local, From: after + 1, To: to}}
 	for {
 		// Read as the peer's party: the same decision as its own read here.
 		p, err := s.Query(ctx, reader, agreementID, q)

@@ -591,6 +591,19 @@ type ObjectQuery struct {
 	// contribution under Released.Agreement by Released.Contributor has an
 	// ordinal of at most Released.UpTo: what give-to-get has released.
 	Released *ReleaseBound
+	// Credited, when set, limits the result to objects whose first
+	// contribution under Credited.Agreement by Credited.Contributor has an
+	// ordinal in [From, To]: a stretch of the contributor's publish order,
+	// read by its place there (a feed page) rather than by a list of ids.
+	Credited *OrdinalRange
+}
+
+// OrdinalRange is a stretch of a contributor's publish order under an
+// agreement: the ordinals From to To, both included.
+type OrdinalRange struct {
+	Agreement   string
+	Contributor string
+	From, To    int64
 }
 
 // ReleaseBound limits a query to released contributions.

@@ -323,10 +323,16 @@ func whereColl(cond string, coll any, q store.ObjectQuery) (string, []any) {
 		}
 		conds = append(conds, `(`+strings.Join(ors, ` OR `)+`)`)
 	}
-	if r := q.Released; r != nil {
+	cr := q.Credited
+	if cr != nil {
+		conds = append(conds, `id IN (SELECT c.object_id FROM agreement_credits c WHERE c.agreement_id = `+arg(cr.Agreement)+
+			` AND c.party_id = `+arg(cr.Contributor)+` AND c.ord >= `+arg(cr.From)+` AND c.ord <= `+arg(cr.To)+`)`)
+	}
+	if r := q.Released; r != nil && (cr == nil || cr.Agreement != r.Agreement || cr.Contributor != r.Contributor || cr.To > r.UpTo) {
 		// Only what give-to-get has released: the object's first
 		// contribution under the agreement, by the contributor, within the
-		// released prefix of its publish order.
+		// released prefix of its publish order (implied by a stretch of
+		// that order that ends within it).
 		conds = append(conds, `EXISTS (SELECT 1 FROM agreement_credits c WHERE c.agreement_id = `+arg(r.Agreement)+
 			` AND c.object_id = objects.id AND c.party_id = `+arg(r.Contributor)+` AND c.ord <= `+arg(r.UpTo)+`)`)
 		if r.Reach != nil {

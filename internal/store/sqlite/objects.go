@@ -440,10 +440,17 @@ func where(coll string, collArg any, q store.ObjectQuery) (string, []any) {
 		}
 		b.WriteString(` AND (` + strings.Join(ors, ` OR `) + `)`)
 	}
-	if r := q.Released; r != nil {
+	cr := q.Credited
+	if cr != nil {
+		// The stretch's keys, walked in order on agreement_credits_ord.
+		b.WriteString(` AND key IN (SELECT key FROM agreement_credits WHERE ag = ` + creditName + ` AND pa = ` + creditName + ` AND ord >= ? AND ord <= ?)`)
+		args = append(args, cr.Agreement, cr.Contributor, cr.From, cr.To)
+	}
+	if r := q.Released; r != nil && (cr == nil || cr.Agreement != r.Agreement || cr.Contributor != r.Contributor || cr.To > r.UpTo) {
 		// Only what give-to-get has released: the object's first
 		// contribution under the agreement, by the contributor, within the
-		// released prefix of its publish order.
+		// released prefix of its publish order (implied by a stretch of
+		// that order that ends within it).
 		// "+c.ord" keeps the planner off the table's key (ag, pa, ord):
 		// planned on it, a read by id walked the whole released prefix
 		// for each row; the credit is one lookup in agreement_credits_key.
@@ -481,6 +488,9 @@ func querySQL(q store.ObjectQuery) (string, []any) {
 	// collection holds.
 	index := "objects_added"
 	if len(q.IDs) > 0 && (len(q.IDs) <= 256 || len(q.IDs) <= q.Limit) {
+		index = "objects_version"
+	}
+	if cr := q.Credited; cr != nil && cr.To-cr.From < int64(max(256, q.Limit)) {
 		index = "objects_version"
 	}
 	return `SELECT seq, id, type, spec_version, version, date_added, raw FROM objects INDEXED BY ` + index + `

@@ -199,6 +199,39 @@ func testCredits(t *testing.T, st store.Store) {
 	if ids, err := x.Credits().Range(ctx, ag, a.ID, 2, 3); err != nil || len(ids) != 2 || ids[0] != objs[1].ID || ids[1] != objs[2].ID {
 		t.Fatalf("Range(2, 3) = %v, %v", ids, err)
 	}
+	// A stretch of the publish order, read by its place there; a release
+	// bound, when it ends before the stretch, still cuts it. bravo's first
+	// credit is a's objs[3] (given back, above).
+	for _, c := range []struct {
+		stretch  store.OrdinalRange
+		released *store.ReleaseBound
+		want     []int
+	}{
+		{store.OrdinalRange{Agreement: ag, Contributor: a.ID, From: 2, To: 4}, nil, []int{1, 2, 3}},
+		{store.OrdinalRange{Agreement: ag, Contributor: a.ID, From: 1, To: 9}, nil, []int{0, 1, 2, 3, 4}},
+		{store.OrdinalRange{Agreement: ag, Contributor: a.ID, From: 6, To: 9}, nil, nil},
+		{store.OrdinalRange{Agreement: ag, Contributor: a.ID, From: 2, To: 4}, &store.ReleaseBound{Agreement: ag, Contributor: a.ID, UpTo: 3}, []int{1, 2}},
+		{store.OrdinalRange{Agreement: ag, Contributor: a.ID, From: 2, To: 3}, &store.ReleaseBound{Agreement: ag, Contributor: a.ID, UpTo: 3}, []int{1, 2}},
+		{store.OrdinalRange{Agreement: ag, Contributor: a.ID, From: 1, To: 3}, &store.ReleaseBound{Agreement: ag, Contributor: b.ID, UpTo: 9}, nil},
+		{store.OrdinalRange{Agreement: ag, Contributor: b.ID, From: 1, To: 9}, nil, []int{3}},
+		{store.OrdinalRange{Agreement: ag, Contributor: b.ID, From: 2, To: 9}, nil, nil},
+		{store.OrdinalRange{Agreement: "agreement--none", Contributor: a.ID, From: 1, To: 9}, nil, nil},
+	} {
+		p, err := st.Objects().Query(ctx, store.ObjectQuery{Collection: "contrib-a", Limit: 100, Released: c.released, Credited: &c.stretch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got, want []string
+		for _, o := range p.Objects {
+			got = append(got, o.ID)
+		}
+		for _, i := range c.want {
+			want = append(want, objs[i].ID)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("stretch %+v, released %+v: %v, want %v", c.stretch, c.released, got, want)
+		}
+	}
 	// A bound naming a party with no contributions releases nothing.
 	p, err := st.Objects().Query(ctx, store.ObjectQuery{Collection: "contrib-a", Limit: 100,
 		Released: &store.ReleaseBound{Agreement: ag, Contributor: "party--nobody", UpTo: 100}})

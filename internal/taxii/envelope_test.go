@@ -2,7 +2,9 @@ package taxii
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -38,5 +40,47 @@ func BenchmarkParseEnvelope(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestSplitEnvelopeRefusesInvalidJSON: the fast path checks the JSON in the
+// same pass as the split, so every body that is not JSON goes to the
+// careful path (and its 400), including damage inside an object or after
+// the objects array that a structural scan alone would step over.
+func TestSplitEnvelopeRefusesInvalidJSON(t *testing.T) {
+	good := string(envelopeOf(3))
+	if _, ok := splitEnvelope([]byte(good)); !ok {
+		t.Fatal("the fast path refused a valid envelope")
+	}
+	for _, body := range []string{
+		`{"objects":[{"type":"identity",}]}`,
+		`{"objects":[{"type" "identity"}]}`,
+		`{"objects":[{"type":"identity"}] "more":false}`,
+		`{"objects":[{"type":"identity"},]}`,
+		`{"objects":[,{"type":"identity"}]}`,
+		`{"objects":[{"type":"identity"}],"more":fals}`,
+		`{"objects":[{"type":"identity"}],"more":false,}`,
+		`{"objects" [{"type":"identity"}]}`,
+		`{"objects":[{"n":01}]}`,
+		`{"objects":[{"n":1.}]}`,
+		`{"objects":[{"s":"\q"}]}`,
+		`{"objects":[{"s":"\u00G0"}]}`,
+		"{\"objects\":[{\"s\":\"a\tb\"}]}",
+		`{"objects":[{"a":[1,2}]}`,
+		`{"objects":[{"a":{"b":1]}]}`,
+		`{"objects":[{"type":"identity"}]`,
+		`{"objects":[{"type":"identity"}`,
+		`{"objects":[{"type":"identity"}]}}`,
+		good[:len(good)-1],
+	} {
+		if json.Valid([]byte(body)) {
+			t.Fatalf("test case %q is valid JSON", body)
+		}
+		if objs, ok := splitEnvelope([]byte(body)); ok {
+			t.Errorf("the fast path accepted invalid JSON %q (%d objects)", body, len(objs))
+		}
+		if _, err := parseEnvelope([]byte(body)); err == nil || !strings.Contains(err.Error(), "not valid JSON") {
+			t.Errorf("%q: %v, want the careful path's not-json problem", body, err)
+		}
 	}
 }

@@ -164,15 +164,27 @@ type FetchAnswer struct {
 	Content   []byte `json:"content"`
 }
 
-// partAt answers r with content's bytes from r.Offset on, at most
-// FetchPartSize of them.
-func partAt(r FetchRequest, content []byte, sum [32]byte) (FetchAnswer, error) {
-	if r.Offset < 0 || r.Offset >= int64(len(content)) {
-		return FetchAnswer{}, fault.Errorf("%w: offset %d of a deposit of %d bytes", ErrInvalid, r.Offset, len(content))
+// partAt answers r with part, the bytes from r.Offset on (at most
+// FetchPartSize of them) of a deposit of size bytes hashing to sum: read
+// through DepositPart, so that the node holds one part, not the whole
+// deposit, for each part it serves.
+func partAt(r FetchRequest, part []byte, size int64, sum [32]byte) (FetchAnswer, error) {
+	if r.Offset < 0 || r.Offset >= size {
+		return FetchAnswer{}, fault.Errorf("%w: offset %d of a deposit of %d bytes", ErrInvalid, r.Offset, size)
 	}
-	end := min(r.Offset+FetchPartSize, int64(len(content)))
-	return FetchAnswer{Handover: r.Handover, Depositor: r.Depositor, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(content)),
-		Offset: r.Offset, Content: content[r.Offset:end]}, nil
+	if int64(len(part)) != min(FetchPartSize, size-r.Offset) {
+		return FetchAnswer{}, fmt.Errorf("escrow: read %d bytes at %d of a deposit of %d bytes", len(part), r.Offset, size)
+	}
+	return FetchAnswer{Handover: r.Handover, Depositor: r.Depositor, SHA256: hex.EncodeToString(sum[:]), Size: size,
+		Offset: r.Offset, Content: part}, nil
+}
+
+// checkOffset refuses a negative offset before a deposit is read.
+func checkOffset(r FetchRequest) error {
+	if r.Offset < 0 {
+		return fault.Errorf("%w: offset %d of a deposit", ErrInvalid, r.Offset)
+	}
+	return nil
 }
 
 // FetchFunc asks a peer for a deposit from offset on (FetchRequest).
@@ -644,7 +656,7 @@ func (s *Service) ReceiveVerdict(ctx context.Context, peer store.Peer, v Verdict
 			return err
 		}
 		mySide := other(h, theirSide)
-		mine, err := st.Tx.Handovers().Deposit(ctx, h.ID, mySide)
+		mine, err := st.Tx.Handovers().DepositPart(ctx, h.ID, mySide, 0, 0) // its hash, not its bytes
 		if errors.Is(err, store.ErrNotFound) {
 			return fault.Errorf("%w: %s has no deposit here in %s", ErrDocumentMismatch, mySide, h.ID)
 		}
@@ -776,14 +788,17 @@ func (s *Service) DepositPart(ctx context.Context, peer store.Peer, r FetchReque
 	if (r.Depositor != h.Proposer && r.Depositor != h.Counterpart) || nodeOf(doc, r.Depositor) != s.ex.Node() {
 		return FetchAnswer{}, fault.Errorf("%w: no deposit of %s in %s here", ErrNotFound, r.Depositor, h.ID)
 	}
-	d, err := s.st.Handovers().Deposit(ctx, h.ID, r.Depositor)
+	if err := checkOffset(r); err != nil {
+		return FetchAnswer{}, err
+	}
+	d, err := s.st.Handovers().DepositPart(ctx, h.ID, r.Depositor, r.Offset, FetchPartSize)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !d.Sealed) {
 		return FetchAnswer{}, fault.Errorf("%w: no sealed deposit of %s in %s here", ErrNotFound, r.Depositor, h.ID)
 	}
 	if err != nil {
 		return FetchAnswer{}, err
 	}
-	return partAt(r, d.Content, d.SHA256)
+	return partAt(r, d.Content, d.Size, d.SHA256)
 }
 
 // What other workflows across nodes (private matching) share with

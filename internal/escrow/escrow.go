@@ -394,7 +394,7 @@ func (s *Service) Deposit(ctx context.Context, p party.Principal, id string, in 
 				return err
 			}
 		}
-		if _, err := tx.Handovers().Deposit(ctx, id, p.PartyID); err == nil {
+		if _, err := tx.Handovers().DepositPart(ctx, id, p.PartyID, 0, 0); err == nil {
 			return fault.Errorf("%w: you have already deposited in handover %s; withdraw it first to replace it", ErrConflict, id)
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err

@@ -16,7 +16,7 @@ func TestFetchWhole(t *testing.T) {
 	sum := sha256.Sum256(content)
 	hexSum := hex.EncodeToString(sum[:])
 	honest := func(_ context.Context, off int64) (FetchAnswer, error) {
-		return partAt(FetchRequest{Handover: "h", Depositor: "p", Offset: off}, content, sum)
+		return partAt(FetchRequest{Handover: "h", Depositor: "p", Offset: off}, content[off:min(off+FetchPartSize, int64(len(content)))], int64(len(content)), sum)
 	}
 	got, err := FetchWhole(context.Background(), "h", "p", 0, "", nil, honest)
 	if err != nil || !bytes.Equal(got, content) {

@@ -251,7 +251,7 @@ func (s *Service) HoldDeposit(ctx context.Context, peer store.Peer, m DepositMes
 		if _, err := depositorNode(c, m.Party, peer); err != nil {
 			return Receipt{}, err
 		}
-		if had, err := s.st.HeldCases().Deposit(ctx, c.HandoverID, m.Party); err == nil && hex.EncodeToString(had.SHA256[:]) == m.SHA256 {
+		if had, err := s.st.HeldCases().DepositPart(ctx, c.HandoverID, m.Party, 0, 0); err == nil && hex.EncodeToString(had.SHA256[:]) == m.SHA256 {
 			return Receipt{Handover: c.HandoverID, State: c.State, Duplicate: true}, nil
 		}
 		if c.State != store.HeldProposed && c.State != store.HeldAccepted {
@@ -273,7 +273,7 @@ func (s *Service) HoldDeposit(ctx context.Context, peer store.Peer, m DepositMes
 		if _, err := depositorNode(c, m.Party, peer); err != nil {
 			return err
 		}
-		had, err := tx.HeldCases().Deposit(ctx, c.HandoverID, m.Party)
+		had, err := tx.HeldCases().DepositPart(ctx, c.HandoverID, m.Party, 0, 0) // its hash, not its bytes
 		switch {
 		case err == nil && had.SHA256 == sum:
 			out.State, out.Duplicate = c.State, true
@@ -343,7 +343,7 @@ func (s *Service) releaseHeld(ctx context.Context, tx store.Handle, c store.Held
 	sums := map[string]string{}
 	digests := map[string]string{}
 	for role, pid := range map[string]string{"proposer": c.Proposer, "counterpart": c.Counterpart} {
-		d, err := tx.HeldCases().Deposit(ctx, c.HandoverID, pid)
+		d, err := tx.HeldCases().DepositPart(ctx, c.HandoverID, pid, 0, 0) // its hash, not its bytes
 		if errors.Is(err, store.ErrNotFound) {
 			return c, nil
 		}
@@ -406,11 +406,14 @@ func (s *Service) FetchHeld(ctx context.Context, peer store.Peer, r FetchRequest
 	if c.State != store.HeldReleased {
 		return FetchAnswer{}, fault.Errorf("%w: handover %s is %s here", ErrNotReleased, c.HandoverID, c.State)
 	}
-	d, err := s.st.HeldCases().Deposit(ctx, c.HandoverID, r.Depositor)
+	if err := checkOffset(r); err != nil {
+		return FetchAnswer{}, err
+	}
+	d, err := s.st.HeldCases().DepositPart(ctx, c.HandoverID, r.Depositor, r.Offset, FetchPartSize)
 	if err != nil {
 		return FetchAnswer{}, err
 	}
-	return partAt(r, d.Content, d.SHA256)
+	return partAt(r, d.Content, d.Size, d.SHA256)
 }
 
 // HeldCase returns a case this node holds as escrow node (operators, tests).

@@ -209,7 +209,7 @@ func (s *Service) warnNear(ctx context.Context, id string) error {
 // the escrow node's verdict: it may have released.
 func (s *Service) unreleasable(ctx context.Context, tx store.Handle, h store.Handover, remote string) (string, error) {
 	mine := other(h, remote)
-	if _, err := tx.Handovers().Deposit(ctx, h.ID, mine); errors.Is(err, store.ErrNotFound) {
+	if _, err := tx.Handovers().DepositPart(ctx, h.ID, mine, 0, 0); errors.Is(err, store.ErrNotFound) {
 		return "no deposit of " + mine + " was sent to the escrow node", nil
 	} else if err != nil {
 		return "", err

@@ -46,6 +46,9 @@ type fedNode struct {
 	// onRequest, when set, sees each request's path and body before it is
 	// served.
 	onRequest func(path string, body []byte)
+	// depositBytes counts the deposit content bytes the escrow service read
+	// from the store outside a transaction (depositCounter).
+	depositBytes atomic.Int64
 }
 
 func newFedNode(t testing.TB, partyName string) *fedNode {
@@ -61,7 +64,7 @@ func newFedNode(t testing.TB, partyName string) *fedNode {
 	}
 	n := &fedNode{st: st, id: id, ex: exchange.New(st)}
 	n.ex.SetNode(id.Public.VKey)
-	n.esc = escrow.New(st, n.ex)
+	n.esc = escrow.New(depositCounter{Store: st, n: &n.depositBytes}, n.ex)
 	n.mat = matching.New(st, n.ex)
 	n.rep = report.New(n.ex, st.Ledger(), party.New(st))
 	n.fed = &Federation{Self: id, Peers: NewPeers(st), Ex: n.ex, Escrow: n.esc, Matching: n.mat, Reports: n.rep}

@@ -630,6 +630,7 @@ func TestLargeDepositThroughEscrowNode(t *testing.T) {
 	b.fed.SendDue(ctx)
 	large := sealTo(t, b, strings.Repeat("0123456789abcdef", 5<<20/16))
 	deposit(t, a, id, large)
+	a.depositBytes.Store(0)
 	// Before E asks for it, only E may read the rest of alice's deposit.
 	rest := escrow.FetchRequest{Handover: id, Depositor: a.me.PartyID, Offset: escrow.PartAcrossNodes}
 	for _, c := range []struct {
@@ -655,6 +656,12 @@ func TestLargeDepositThroughEscrowNode(t *testing.T) {
 	if err != nil || !bytes.Equal(held.Content, large) {
 		t.Fatalf("E holds %d bytes of alice's %d (%v)", len(held.Content), len(large), err)
 	}
+	// A read of its store no more than the parts it served, not the whole
+	// deposit for each part (nor for the asks it refused).
+	if got, want := a.depositBytes.Load(), int64(len(large)-escrow.PartAcrossNodes); got != want {
+		t.Fatalf("A read %d bytes of deposits to serve %d", got, want)
+	}
+	e.depositBytes.Store(0)
 	// The same deposit again is a duplicate, without reading the rest.
 	sum := sha256.Sum256(large)
 	first := escrow.DepositMessage{Handover: id, Party: a.me.PartyID, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(large)), Content: large[:escrow.PartAcrossNodes]}
@@ -666,6 +673,11 @@ func TestLargeDepositThroughEscrowNode(t *testing.T) {
 	b.fed.SendDue(ctx)
 	if got := e.fed.SendDue(ctx); got != 2 {
 		t.Fatalf("E's SendDue closed %d, want the verdict to A and B", got)
+	}
+	// E read of its store the two deposits once, in the parts it served,
+	// and none of their bytes to see the duplicate or to release.
+	if got, want := e.depositBytes.Load(), int64(len(large)+len(small)); got != want {
+		t.Fatalf("E read %d bytes of deposits to serve %d", got, want)
 	}
 	for _, c := range []struct {
 		n    *fedNode

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -88,6 +89,7 @@ type Deposit struct {
 	PartyID     string
 	Sealed      bool
 	Content     []byte
+	Size        int64 // bytes of the whole Content; set by Deposit and DepositPart
 	SHA256      [32]byte
 	Objects     int // plain: objects in the bundle; sealed: 0 (unknown to the server)
 	DepositedAt time.Time
@@ -133,6 +135,14 @@ type Handovers interface {
 	PutDeposit(ctx context.Context, d Deposit) error
 	// Deposit returns one side's deposit with its content, or ErrNotFound.
 	Deposit(ctx context.Context, handoverID, partyID string) (Deposit, error)
+	// DepositPart returns one side's deposit with Content only its bytes
+	// from offset on, at most n of them (none from offset at or past the
+	// end, or for n 0), and Size the whole content's bytes, reading no
+	// more of the content than that part: a node serving a large deposit
+	// part by part, or asking only its hash, does not hold the whole
+	// each time. ErrNotFound if there is no such deposit; an error for a
+	// negative offset or n.
+	DepositPart(ctx context.Context, handoverID, partyID string, offset, n int64) (Deposit, error)
 	// Deposits returns the deposits of a case without their Content
 	// (metadata only), ordered by DepositedAt.
 	Deposits(ctx context.Context, handoverID string) ([]Deposit, error)
@@ -262,4 +272,14 @@ type Events interface {
 	// when before <= 0), newest first, at most limit of them: pages of a
 	// history read backwards. An empty result is not an error.
 	Before(ctx context.Context, partyID string, before int64, limit int) ([]Event, error)
+}
+
+// CheckPart refuses a negative offset or length of a deposit part
+// (Handovers.DepositPart, HeldCases.DepositPart): SQL would read one
+// counted from the end.
+func CheckPart(offset, n int64) error {
+	if offset < 0 || n < 0 {
+		return fmt.Errorf("store: deposit part of %d bytes at %d", n, offset)
+	}
+	return nil
 }

@@ -72,6 +72,13 @@ type HeldCases interface {
 	PutDeposit(ctx context.Context, d HeldDeposit) error
 	// Deposit returns one side's deposit with its content, or ErrNotFound.
 	Deposit(ctx context.Context, handoverID, partyID string) (HeldDeposit, error)
+	// DepositPart returns one side's deposit with Content only its bytes
+	// from offset on, at most n of them (none from offset at or past the
+	// end, or for n 0), and Size the whole content's bytes, reading no
+	// more of the content than that part (Handovers.DepositPart).
+	// ErrNotFound if there is no such deposit; an error for a negative
+	// offset or n.
+	DepositPart(ctx context.Context, handoverID, partyID string, offset, n int64) (HeldDeposit, error)
 	// Deposits returns the deposits a case holds, oldest first, without
 	// their content (Content nil; Size, SHA256 and the rest set): what an
 	// operator may see of sealed bytes. None for a case without deposits

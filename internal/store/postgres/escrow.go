@@ -121,6 +121,28 @@ func (s handovers) Deposit(ctx context.Context, handoverID, partyID string) (sto
 	if err != nil {
 		return store.Deposit{}, fmt.Errorf("deposit of %s in %s: %w", partyID, handoverID, err)
 	}
+	d.Size = int64(len(d.Content))
+	return d, nil
+}
+
+// DepositPart reads the part with substring, which fetches from a
+// TOASTed value only the chunks the part lies in, and the size with
+// octet_length.
+func (s handovers) DepositPart(ctx context.Context, handoverID, partyID string, offset, n int64) (store.Deposit, error) {
+	if err := store.CheckPart(offset, n); err != nil {
+		return store.Deposit{}, err
+	}
+	var d store.Deposit
+	var sum []byte
+	var at, disputed int64
+	err := s.q.QueryRow(ctx, `SELECT `+depositCols+`, octet_length(content), substring(content from $3::bigint::int for $4::bigint::int)
+		FROM handover_deposits WHERE handover_id = $1 AND party_id = $2`, handoverID, partyID, min(offset, math.MaxInt32-1)+1, min(n, math.MaxInt32)).Scan(
+		&d.HandoverID, &d.PartyID, &d.Sealed, &sum, &d.Objects, &at, &d.LedgerIndex, &d.Dispute, &disputed, &d.Manifest, &d.DisputeStatement, &d.Size, &d.Content)
+	if err != nil {
+		return store.Deposit{}, fmt.Errorf("deposit of %s in %s: %w", partyID, handoverID, mapErr(err))
+	}
+	copy(d.SHA256[:], sum)
+	d.DepositedAt, d.DisputedAt = fromMicros(at), fromMicros(disputed)
 	return d, nil
 }
 

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -114,6 +115,25 @@ func (s heldCases) Deposit(ctx context.Context, handoverID, partyID string) (sto
 	}
 	copy(d.SHA256[:], sum)
 	d.DepositedAt, d.Size = fromMicros(at), int64(len(d.Content))
+	return d, nil
+}
+
+// DepositPart reads as handovers.DepositPart does.
+func (s heldCases) DepositPart(ctx context.Context, handoverID, partyID string, offset, n int64) (store.HeldDeposit, error) {
+	if err := store.CheckPart(offset, n); err != nil {
+		return store.HeldDeposit{}, err
+	}
+	d := store.HeldDeposit{HandoverID: handoverID, PartyID: partyID}
+	var sum []byte
+	var at int64
+	err := s.q.QueryRow(ctx, `SELECT substring(content from $3::bigint::int for $4::bigint::int), octet_length(content), sha256, deposited_at, ledger_index
+		FROM escrow_held_deposits WHERE handover_id = $1 AND party_id = $2`, handoverID, partyID, min(offset, math.MaxInt32-1)+1, min(n, math.MaxInt32)).Scan(
+		&d.Content, &d.Size, &sum, &at, &d.LedgerIndex)
+	if err != nil {
+		return store.HeldDeposit{}, fmt.Errorf("deposit of %s in held case %s: %w", partyID, handoverID, mapErr(err))
+	}
+	copy(d.SHA256[:], sum)
+	d.DepositedAt = fromMicros(at)
 	return d, nil
 }
 

@@ -109,6 +109,24 @@ func (s heldCases) Deposit(ctx context.Context, handoverID, partyID string) (sto
 	return d, nil
 }
 
+// DepositPart reads as handovers.DepositPart does.
+func (s heldCases) DepositPart(ctx context.Context, handoverID, partyID string, offset, n int64) (store.HeldDeposit, error) {
+	if err := store.CheckPart(offset, n); err != nil {
+		return store.HeldDeposit{}, err
+	}
+	d := store.HeldDeposit{HandoverID: handoverID, PartyID: partyID}
+	var sum []byte
+	var at int64
+	err := s.r.QueryRowContext(ctx, `SELECT substr(content, ?, ?), length(content), sha256, deposited_at, ledger_index FROM escrow_held_deposits
+		WHERE handover_id = ? AND party_id = ?`, offset+1, n, handoverID, partyID).Scan(&d.Content, &d.Size, &sum, &at, &d.LedgerIndex)
+	if err != nil {
+		return store.HeldDeposit{}, fmt.Errorf("deposit of %s in held case %s: %w", partyID, handoverID, mapErr(err))
+	}
+	copy(d.SHA256[:], sum)
+	d.DepositedAt = fromMicros(at)
+	return d, nil
+}
+
 func (s heldCases) List(ctx context.Context, limit int) ([]store.HeldCase, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+heldCols+` FROM escrow_held ORDER BY created_at DESC, handover_id DESC LIMIT ?`, limit)
 	if err != nil {

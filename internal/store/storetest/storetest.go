@@ -60,6 +60,7 @@ func Run(t *testing.T, open Opener) {
 		{"Federation", testFederation},
 		{"PeerLogs", testPeerLogs},
 		{"HeldCases", testHeldCases},
+		{"DepositParts", testDepositParts},
 		{"GradualHandovers", testGradual},
 		{"Mirrors", testMirrors},
 		{"Tallies", testTallies},

@@ -43,6 +43,19 @@ const (
 	writerAutocheckpoint = 20000
 )
 
+// walSizeLimit is the size SQLite cuts the log's file back to whenever it
+// starts the log over (PRAGMA journal_size_limit on the writer). SQLite
+// starts over, writing from the file's beginning again, once everything
+// in it is copied and no reader needs it, but never shrinks the file by
+// itself: a log that grew while a long read kept it from starting over
+// kept its size. Under a steady ingest the log grows to the writer's
+// backstop (writerAutocheckpoint pages, about 82 MB with the frames'
+// headers) before it starts over, so the limit lies above that and the
+// file is not cut and grown again at every turn; cutting it to nothing
+// is left to the server's housekeeping, between bursts of writes
+// (internal/server/storage.go). A variable so that tests can make it small.
+var walSizeLimit int64 = 128 << 20
+
 // checkpointer runs background checkpoints of one database.
 type checkpointer struct {
 	db   *sql.DB

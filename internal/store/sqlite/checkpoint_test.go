@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"testing"
 	"time"
 )
@@ -48,5 +49,71 @@ func TestCheckpointsOffTheWriter(t *testing.T) {
 	defer again.Close()
 	if n, err := again.Objects().Count(ctx, coll); err != nil || n != 3000 {
 		t.Errorf("reopened: %d objects, %v; want 3000", n, err)
+	}
+}
+
+// TestWALFileCutBackWhenTheLogStartsOver: a log that grew while a read kept
+// SQLite from starting it over is cut back to walSizeLimit once it starts
+// over, by SQLite at the next commit, without a TRUNCATE checkpoint that
+// would hold the writer (the server's housekeeping did that every 30 s,
+// stalling writes for 0.1–2.8 s under load).
+func TestWALFileCutBackWhenTheLogStartsOver(t *testing.T) {
+	defer func(v int64) { walSizeLimit = v }(walSizeLimit)
+	walSizeLimit = 256 << 10
+	db := openGroupTest(t)
+	ctx := context.Background()
+	var limit int64
+	if err := db.w.QueryRowContext(ctx, `PRAGMA journal_size_limit`).Scan(&limit); err != nil {
+		t.Fatal(err)
+	}
+	if limit != walSizeLimit {
+		t.Fatalf("the writer's journal_size_limit is %d, want %d", limit, walSizeLimit)
+	}
+	coll := benchCollection(t, db)
+	added := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	// A read transaction that has read the database keeps the log from
+	// starting over while it lasts.
+	rtx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := rtx.QueryRowContext(ctx, `SELECT count(*) FROM objects`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		if _, err := db.Objects().Put(ctx, coll, benchObjects(1000*i, 1000, added)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grown, err := db.Space(ctx)
+	if err != nil || grown.WALBytes < 4*walSizeLimit {
+		t.Fatalf("log after 4,000 objects with a read open: %+v, %v; want more than %d bytes", grown, err, 4*walSizeLimit)
+	}
+	if err := rtx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	// Writes go on: once the checkpointer has copied the log, the next
+	// commit starts it over, and SQLite cuts the file back.
+	deadline := time.Now().Add(time.Minute)
+	for i := 4000; ; i += 10 {
+		if _, err := db.Objects().Put(ctx, coll, benchObjects(i, 10, added)); err != nil {
+			t.Fatal(err)
+		}
+		sp, err := db.Space(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sp.WALBytes <= walSizeLimit {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the log's file is still %d bytes a minute after the read ended (grown to %d), want at most %d",
+				sp.WALBytes, grown.WALBytes, walSizeLimit)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if c, err := db.Objects().Count(ctx, coll); err != nil || c < 4000 {
+		t.Fatalf("objects after the log was cut back: %d, %v", c, err)
 	}
 }

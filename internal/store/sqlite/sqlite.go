@@ -200,6 +200,8 @@ func dsn(path string, readOnly bool) string {
 		// Checkpoints run on a connection of their own (checkpoint.go);
 		// the writer's automatic one is the backstop.
 		q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", writerAutocheckpoint))
+		// The log's file is cut back when the log starts over (checkpoint.go).
+		q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", walSizeLimit))
 	}
 	return "file:" + path + "?" + q.Encode()
 }

@@ -93,6 +93,8 @@ func violation(pkg, imp string) string {
 		return "it must import nothing of parley"
 	case pkg == "internal/wire" && strings.HasPrefix(imp, "internal/"):
 		return "the wire names are shared by server and client; it must import nothing of parley"
+	case pkg == "internal/jsonscan" && strings.HasPrefix(imp, "internal/"):
+		return "the JSON scanner is shared by server and client; it must import nothing of parley"
 	case under(pkg, "internal/stix") && strings.HasPrefix(imp, "internal/") && imp != "internal/canonjson" && imp != "internal/fault":
 		return "it may import only internal/canonjson (RFC 8785 for its fingerprints) and internal/fault (the error vocabulary) of parley"
 	case under(pkg, "internal/ledger") && !under(pkg, "internal/ledger/ledgertest") && under(imp, "internal/store"):
@@ -134,6 +136,9 @@ func TestRulesCatchAViolation(t *testing.T) {
 		{"internal/request", "internal/api", true},
 		{"internal/stix", "internal/ledger", true},
 		{"internal/wire", "internal/api", true},
+		{"internal/jsonscan", "internal/fault", true},
+		{"internal/taxii", "internal/jsonscan", false},
+		{"internal/client", "internal/jsonscan", false},
 		{"internal/canonjson", "internal/stix", true},
 		{"internal/stix", "internal/canonjson", false},
 		{"internal/stix", "internal/fault", false},

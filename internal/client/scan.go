@@ -6,253 +6,30 @@ import (
 	"fmt"
 	"io"
 	"unicode/utf8"
+
+	"github.com/parley-cti/parley/internal/jsonscan"
 )
 
 // The envelope reader below finds each object of a page in one pass over
-// the bytes and hands it on as a slice of the buffer it was read into,
-// without copying: encoding/json's Decoder scanned every object twice (to
-// find its end, then to check it) and copied it, and with a caller that
-// looks at each object again that was most of a reader's CPU (a client
-// reading a million-object collection spent 40 % in Decode alone,
-// docs/BENCHMARKS.md). What it accepts is exactly what encoding/json
-// accepts (FuzzDecodeEnvelope holds the two side by side), including its
-// nesting limit.
+// the bytes (jsonscan's) and hands it on as a slice of the buffer it was
+// read into, without copying: encoding/json's Decoder scanned every object
+// twice (to find its end, then to check it) and copied it, and with a
+// caller that looks at each object again that was most of a reader's CPU
+// (a client reading a million-object collection spent 40 % in Decode
+// alone, docs/BENCHMARKS.md). What it accepts is exactly what
+// encoding/json accepts (FuzzDecodeEnvelope holds the two side by side),
+// including its nesting limit.
 
-// maxDepth is encoding/json's nesting limit: a value nested deeper is an
-// error there, and so here.
-const maxDepth = 10000
-
-// errShort: the buffer ends inside the value being scanned.
-var errShort = errors.New("short")
-
-// syntaxError is a malformed document at offset off of the current buffer.
-type syntaxError struct{ msg string }
-
-func (e *syntaxError) Error() string { return "invalid JSON: " + e.msg }
-
-func bad(format string, args ...any) error { return &syntaxError{fmt.Sprintf(format, args...)} }
-
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+// bad is a malformed document, in the words of jsonscan's errors.
+func bad(format string, args ...any) error {
+	return &jsonscan.SyntaxError{Msg: fmt.Sprintf(format, args...)}
+}
 
 // scanValue returns the end of the JSON value that starts at b[i] (no
-// leading whitespace), depth being the number of containers around it.
+// leading whitespace), depth being the number of containers around it:
+// together they nest no deeper than encoding/json allows.
 func scanValue(b []byte, i, depth int) (int, error) {
-	if i >= len(b) {
-		return 0, errShort
-	}
-	switch c := b[i]; {
-	case c == '{':
-		return scanObject(b, i, depth+1)
-	case c == '[':
-		return scanArray(b, i, depth+1)
-	case c == '"':
-		return scanString(b, i)
-	case c == '-' || c >= '0' && c <= '9':
-		return scanNumber(b, i)
-	case c == 't':
-		return scanLiteral(b, i, "true")
-	case c == 'f':
-		return scanLiteral(b, i, "false")
-	case c == 'n':
-		return scanLiteral(b, i, "null")
-	default:
-		return 0, bad("unexpected %q", c)
-	}
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && isSpace(b[i]) {
-		i++
-	}
-	return i
-}
-
-func scanObject(b []byte, i, depth int) (int, error) {
-	if depth > maxDepth {
-		return 0, bad("exceeded max depth")
-	}
-	i = skipSpace(b, i+1)
-	if i >= len(b) {
-		return 0, errShort
-	}
-	if b[i] == '}' {
-		return i + 1, nil
-	}
-	for {
-		if b[i] != '"' {
-			return 0, bad("object key: unexpected %q", b[i])
-		}
-		j, err := scanString(b, i)
-		if err != nil {
-			return 0, err
-		}
-		i = skipSpace(b, j)
-		if i >= len(b) {
-			return 0, errShort
-		}
-		if b[i] != ':' {
-			return 0, bad("after object key: unexpected %q", b[i])
-		}
-		i = skipSpace(b, i+1)
-		if i, err = scanValue(b, i, depth); err != nil {
-			return 0, err
-		}
-		i = skipSpace(b, i)
-		if i >= len(b) {
-			return 0, errShort
-		}
-		switch b[i] {
-		case '}':
-			return i + 1, nil
-		case ',':
-			i = skipSpace(b, i+1)
-			if i >= len(b) {
-				return 0, errShort
-			}
-		default:
-			return 0, bad("after object value: unexpected %q", b[i])
-		}
-	}
-}
-
-func scanArray(b []byte, i, depth int) (int, error) {
-	if depth > maxDepth {
-		return 0, bad("exceeded max depth")
-	}
-	i = skipSpace(b, i+1)
-	if i >= len(b) {
-		return 0, errShort
-	}
-	if b[i] == ']' {
-		return i + 1, nil
-	}
-	for {
-		var err error
-		if i, err = scanValue(b, i, depth); err != nil {
-			return 0, err
-		}
-		i = skipSpace(b, i)
-		if i >= len(b) {
-			return 0, errShort
-		}
-		switch b[i] {
-		case ']':
-			return i + 1, nil
-		case ',':
-			i = skipSpace(b, i+1)
-		default:
-			return 0, bad("after array element: unexpected %q", b[i])
-		}
-	}
-}
-
-// scanString returns the end of the string starting at b[i] == '"'.
-// Like encoding/json it refuses control characters and bad escapes and
-// lets invalid UTF-8 through (decoding replaces it).
-func scanString(b []byte, i int) (int, error) {
-	for i++; i < len(b); i++ {
-		switch c := b[i]; {
-		case c == '"':
-			return i + 1, nil
-		case c < 0x20:
-			return 0, bad("control character %#x in string", c)
-		case c == '\\':
-			i++
-			if i >= len(b) {
-				return 0, errShort
-			}
-			switch b[i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				for k := 0; k < 4; k++ {
-					i++
-					if i >= len(b) {
-						return 0, errShort
-					}
-					if !isHex(b[i]) {
-						return 0, bad("bad \\u escape")
-					}
-				}
-			default:
-				return 0, bad("bad escape \\%c", b[i])
-			}
-		}
-	}
-	return 0, errShort
-}
-
-func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-
-// scanNumber returns the end of the number at b[i]. A number that reaches
-// the end of the buffer is short: more digits may follow.
-func scanNumber(b []byte, i int) (int, error) {
-	if b[i] == '-' {
-		i++
-		if i >= len(b) {
-			return 0, errShort
-		}
-	}
-	switch {
-	case b[i] == '0':
-		i++
-	case b[i] >= '1' && b[i] <= '9':
-		for i++; i < len(b) && isDigit(b[i]); i++ {
-		}
-	default:
-		return 0, bad("bad number")
-	}
-	if i >= len(b) {
-		return 0, errShort
-	}
-	if b[i] == '.' {
-		i++
-		if i >= len(b) {
-			return 0, errShort
-		}
-		if !isDigit(b[i]) {
-			return 0, bad("bad number")
-		}
-		for i++; i < len(b) && isDigit(b[i]); i++ {
-		}
-		if i >= len(b) {
-			return 0, errShort
-		}
-	}
-	if b[i] == 'e' || b[i] == 'E' {
-		i++
-		if i >= len(b) {
-			return 0, errShort
-		}
-		if b[i] == '+' || b[i] == '-' {
-			i++
-			if i >= len(b) {
-				return 0, errShort
-			}
-		}
-		if !isDigit(b[i]) {
-			return 0, bad("bad number")
-		}
-		for i++; i < len(b) && isDigit(b[i]); i++ {
-		}
-		if i >= len(b) {
-			return 0, errShort
-		}
-	}
-	return i, nil
-}
-
-func scanLiteral(b []byte, i int, lit string) (int, error) {
-	for k := 0; k < len(lit); k++ {
-		if i+k >= len(b) {
-			return 0, errShort
-		}
-		if b[i+k] != lit[k] {
-			return 0, bad("bad literal")
-		}
-	}
-	return i + len(lit), nil
+	return jsonscan.Value(b, i, jsonscan.MaxDepth-depth)
 }
 
 // stringValue decodes a scanned JSON string (quotes included) as
@@ -317,7 +94,7 @@ func (rd *reader) more() error {
 // io.EOF when the document has ended.
 func (rd *reader) peek() (byte, error) {
 	for {
-		rd.off = skipSpace(rd.buf, rd.off)
+		rd.off = jsonscan.SkipSpace(rd.buf, rd.off)
 		if rd.off < len(rd.buf) {
 			return rd.buf[rd.off], nil
 		}
@@ -363,7 +140,7 @@ func (rd *reader) value(depth int) ([]byte, error) {
 	}
 	for {
 		end, err := scanValue(rd.buf, rd.off, depth)
-		if err == errShort {
+		if err == jsonscan.ErrShort {
 			if err := rd.more(); err != nil {
 				return nil, err
 			}
@@ -515,11 +292,11 @@ func (rd *reader) objects(each func(json.RawMessage) error) error {
 // It reads the object once without building anything else of it, for
 // callers that look at the id of every object of a large read.
 func ObjectID(obj []byte) string {
-	i := skipSpace(obj, 0)
+	i := jsonscan.SkipSpace(obj, 0)
 	if i >= len(obj) || obj[i] != '{' {
 		return ""
 	}
-	i = skipSpace(obj, i+1)
+	i = jsonscan.SkipSpace(obj, i+1)
 	if i < len(obj) && obj[i] == '}' {
 		return ""
 	}
@@ -528,15 +305,15 @@ func ObjectID(obj []byte) string {
 		if obj[i] != '"' {
 			return ""
 		}
-		j, err := scanString(obj, i)
+		j, err := jsonscan.String(obj, i)
 		if err != nil {
 			return ""
 		}
 		key := obj[i:j]
-		if i = skipSpace(obj, j); i >= len(obj) || obj[i] != ':' {
+		if i = jsonscan.SkipSpace(obj, j); i >= len(obj) || obj[i] != ':' {
 			return ""
 		}
-		i = skipSpace(obj, i+1)
+		i = jsonscan.SkipSpace(obj, i+1)
 		k, err := scanValue(obj, i, 1)
 		if err != nil {
 			return ""
@@ -547,17 +324,17 @@ func ObjectID(obj []byte) string {
 				id, _ = stringValue(obj[i:k])
 			}
 		}
-		if i = skipSpace(obj, k); i >= len(obj) {
+		if i = jsonscan.SkipSpace(obj, k); i >= len(obj) {
 			return ""
 		}
 		switch obj[i] {
 		case '}':
-			if skipSpace(obj, i+1) != len(obj) {
+			if jsonscan.SkipSpace(obj, i+1) != len(obj) {
 				return ""
 			}
 			return id
 		case ',':
-			i = skipSpace(obj, i+1)
+			i = jsonscan.SkipSpace(obj, i+1)
 		default:
 			return ""
 		}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/parley-cti/parley/internal/jsonscan"
 )
 
 // A page larger than many chunks, with objects that straddle every
@@ -62,7 +64,7 @@ func TestDecodeEnvelopeDepthLimit(t *testing.T) {
 		if (err == nil) != (refErr == nil) {
 			t.Fatalf("depth %d: err=%v, encoding/json err=%v", extra+3, err, refErr)
 		}
-		if want := extra+3 <= maxDepth; (err == nil) != want {
+		if want := extra+3 <= jsonscan.MaxDepth; (err == nil) != want {
 			t.Fatalf("depth %d: err=%v, want accepted=%v", extra+3, err, want)
 		}
 	}

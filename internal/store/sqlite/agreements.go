@@ -305,9 +305,17 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 		if err != nil {
 			return err
 		}
+		// An id whose key this turn created, and that no Contribute of
+		// the turn has seen, is named by no credit row: it is not looked
+		// up (keyMemo.uncredited). A second sight of it in this call is
+		// caught by known below, in a later call by the lookup.
+		memo := memoOf(h.w)
 		byKey := make(map[int64]string, len(keys))
 		ids := make([]any, 0, len(keys))
 		for id, k := range keys {
+			if memo.takeUncredited(id) {
+				continue
+			}
 			byKey[k] = id
 			ids = append(ids, k)
 		}

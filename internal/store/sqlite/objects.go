@@ -333,10 +333,27 @@ type keyMemo struct {
 	keys    map[string]int64
 	fresh   map[string]bool
 	claimed map[string]bool // ids this turn has claimed an owner of
+	// uncredited holds the ids whose key this turn created and that no
+	// Contribute of the turn has looked at yet: no credit row can name
+	// such a key (credits are written only by Contribute, and a key is
+	// never reused), so the first Contribute to see one takes it out
+	// and skips its known-id lookup.
+	uncredited map[string]bool
 }
 
 func newKeyMemo() *keyMemo {
-	return &keyMemo{keys: map[string]int64{}, fresh: map[string]bool{}, claimed: map[string]bool{}}
+	return &keyMemo{keys: map[string]int64{}, fresh: map[string]bool{}, claimed: map[string]bool{}, uncredited: map[string]bool{}}
+}
+
+// takeUncredited reports whether no credit row can name the key of id
+// (see uncredited), and makes that false for the rest of the turn: the
+// caller may credit it.
+func (m *keyMemo) takeUncredited(id string) bool {
+	if m == nil || !m.uncredited[id] {
+		return false
+	}
+	delete(m.uncredited, id)
+	return true
 }
 
 // memoOf returns the memo of the turn q belongs to, or nil.
@@ -356,6 +373,7 @@ func (m *keyMemo) learn(asked []string, keys map[string]int64, created []any) {
 	}
 	for _, id := range created {
 		m.fresh[id.(string)] = true
+		m.uncredited[id.(string)] = true
 	}
 }
 

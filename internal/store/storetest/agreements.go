@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -579,5 +580,110 @@ func GiveContents(t *testing.T, h store.Store, ag string, at time.Time) func(par
 			}
 		}
 		return fmt.Sprint(known)
+	}
+}
+
+// testContributeNewIDsInOneTurn: ids stored for the first time in the
+// same transaction as their credits (a POST to an agreement's collection:
+// Put, then Contribute) earn credit once. A store may skip looking up the
+// credits of an id it has just given its first key (SQLite does); the
+// same id twice in one call, the same content under two new ids, the id
+// again in a later call of the same transaction, after the counterpart
+// gave it in between, and in a later transaction are all still refused.
+func testContributeNewIDsInOneTurn(t *testing.T, st store.Store) {
+	a := mustParty(t, st, "alpha")
+	b := mustParty(t, st, "bravo")
+	ag := "agreement--1"
+	if err := st.Agreements().Create(ctx, store.AgreementRecord{ID: ag, PartyA: a.ID, PartyB: b.ID, CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []store.Collection{
+		{ID: "contrib-a", APIRoot: ag, Title: "alpha's", CreatedAt: t0, Agreement: ag, Contributor: a.ID},
+		{ID: "contrib-b", APIRoot: ag, Title: "bravo's", CreatedAt: t0, Agreement: ag, Contributor: b.ID},
+	} {
+		if err := st.Collections().Create(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	item := func(n, content int) store.Contribution {
+		return store.Contribution{ObjectID: uid("indicator", n), Weight: 1, Fingerprint: fingerprint(content)}
+	}
+	// outcome is "credit", "id" (known id) or "content" for each item.
+	outcome := func(res []store.Credited) string {
+		var s []string
+		for _, r := range res {
+			switch {
+			case r.Ord > 0:
+				s = append(s, "credit")
+			case r.SameContent:
+				s = append(s, "content")
+			default:
+				s = append(s, "id")
+			}
+		}
+		return strings.Join(s, " ")
+	}
+	put := func(tx store.Handle, coll string, ns ...int) error {
+		var objs []store.Object
+		for _, n := range ns {
+			objs = append(objs, obj(uid("indicator", n), t0, t0))
+		}
+		_, err := tx.Objects().Put(ctx, coll, objs)
+		return err
+	}
+	type call struct {
+		party string
+		items []store.Contribution
+		want  string
+	}
+	turn := func(name, coll string, stored []int, calls ...call) {
+		t.Helper()
+		got := make([]string, len(calls))
+		if err := st.Update(ctx, func(tx store.Handle) error {
+			if err := put(tx, coll, stored...); err != nil {
+				return err
+			}
+			for i, c := range calls {
+				res, err := tx.Credits().Contribute(ctx, ag, c.party, c.items, t0)
+				if err != nil {
+					return err
+				}
+				got[i] = outcome(res)
+			}
+			return nil
+		}); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for i, c := range calls {
+			if got[i] != c.want {
+				t.Errorf("%s, call %d: %s, want %s", name, i, got[i], c.want)
+			}
+		}
+	}
+	turn("one envelope", "contrib-a", []int{1, 2, 3},
+		// 1 twice in one call; 2 and 3 with one content.
+		call{a.ID, []store.Contribution{item(1, 1), item(1, 4), item(2, 2), item(3, 2)}, "credit id credit content"},
+		// 1 again with new content, in a later call of the same turn.
+		call{a.ID, []store.Contribution{item(1, 5)}, "id"},
+	)
+	turn("the counterpart in between", "contrib-a", []int{10, 11},
+		call{a.ID, []store.Contribution{item(10, 10)}, "credit"},
+		// Bravo knows nothing of alpha's unreleased 10 and 11.
+		call{b.ID, []store.Contribution{item(10, 20), item(11, 21)}, "credit credit"},
+		call{a.ID, []store.Contribution{item(10, 22), item(11, 23)}, "id credit"},
+		call{b.ID, []store.Contribution{item(11, 24)}, "id"},
+	)
+	// Credits stored by earlier transactions, the ids' keys made there too.
+	turn("a later turn", "contrib-a", []int{1, 12},
+		call{a.ID, []store.Contribution{item(1, 30), item(12, 1), item(2, 31), item(10, 32), item(11, 33)}, "id content id id id"},
+	)
+	turn("a new id", "contrib-b", []int{13},
+		call{b.ID, []store.Contribution{item(13, 40), item(13, 41)}, "credit id"},
+	)
+	if bal, err := st.Credits().Balance(ctx, ag, a.ID, time.Time{}); err != nil || bal.Contributed != 4 {
+		t.Fatalf("alpha's balance = %+v, %v; want 4 credits (1, 2, 10, 11)", bal, err)
+	}
+	if bal, err := st.Credits().Balance(ctx, ag, b.ID, time.Time{}); err != nil || bal.Contributed != 3 {
+		t.Fatalf("bravo's balance = %+v, %v; want 3 credits (10, 11, 13)", bal, err)
 	}
 }

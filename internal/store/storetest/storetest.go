@@ -54,6 +54,7 @@ func Run(t *testing.T, open Opener) {
 		{"AgreementLockSerializes", testAgreementLockSerializes},
 		{"ContributeByContent", testContributeByContent},
 		{"ContributeByContentAcrossCalls", testContributeByContentAcrossCalls},
+		{"ContributeNewIDsInOneTurn", testContributeNewIDsInOneTurn},
 		{"Contests", testContests},
 		{"Verifications", testVerifications},
 		{"Nodes", testNodes},

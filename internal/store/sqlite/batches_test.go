@@ -16,21 +16,8 @@ import (
 // of consecutive ordinals with one time) read the same.
 func TestCreditBatches(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, t.TempDir(), Options{Migrate: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	t0 := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
-	for _, p := range []string{"party--alpha", "party--bravo"} {
-		if err := db.Parties().Create(ctx, store.Party{ID: p, Name: p, CreatedAt: t0}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	ag := "agreement--batches"
-	if err := db.Agreements().Create(ctx, store.AgreementRecord{ID: ag, PartyA: "party--alpha", PartyB: "party--bravo", CreatedAt: t0}); err != nil {
-		t.Fatal(err)
-	}
+	db, _, _, t0 := agreementDB(t, ag)
 	n := 0
 	give := func(party string, at time.Time, weights ...float64) {
 		t.Helper()

@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/parley-cti/parley/internal/store"
 	"github.com/parley-cti/parley/internal/store/storetest"
 )
 
@@ -57,21 +55,8 @@ func fpsRows(t *testing.T, db *DB) (tables, credits string) {
 func TestFingerprintTables(t *testing.T) {
 	defer SetFingerprintMergeForTest(SetFingerprintMergeForTest(5))
 	ctx := context.Background()
-	db, err := Open(ctx, t.TempDir(), Options{Migrate: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	t0 := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
-	alpha, bravo, ag := "party--alpha", "party--bravo", "agreement--fps"
-	for _, p := range []string{alpha, bravo} {
-		if err := db.Parties().Create(ctx, store.Party{ID: p, Name: p, CreatedAt: t0}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := db.Agreements().Create(ctx, store.AgreementRecord{ID: ag, PartyA: alpha, PartyB: bravo, CreatedAt: t0}); err != nil {
-		t.Fatal(err)
-	}
+	ag := "agreement--fps"
+	db, alpha, bravo, t0 := agreementDB(t, ag)
 	give := storetest.GiveContents(t, db, ag, t0)
 	count := func(table string) int {
 		t.Helper()

@@ -17,21 +17,8 @@ import (
 // that matter in practice are storetest's ContributeNewIDsInOneTurn.
 func TestContributeSkipsLookupOfNewKeys(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, t.TempDir(), Options{Migrate: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	t0 := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
-	alpha, bravo, ag := "party--alpha", "party--bravo", "agreement--skip"
-	for _, p := range []string{alpha, bravo} {
-		if err := db.Parties().Create(ctx, store.Party{ID: p, Name: p, CreatedAt: t0}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := db.Agreements().Create(ctx, store.AgreementRecord{ID: ag, PartyA: alpha, PartyB: bravo, CreatedAt: t0}); err != nil {
-		t.Fatal(err)
-	}
+	ag := "agreement--skip"
+	db, alpha, bravo, t0 := agreementDB(t, ag)
 	if err := db.Credits().SetReleased(ctx, ag, alpha, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -66,4 +53,27 @@ func TestContributeSkipsLookupOfNewKeys(t *testing.T) {
 	if second[0].Ord != 0 || second[0].SameContent {
 		t.Errorf("second call: %+v, want refused as a known id", second[0])
 	}
+}
+
+// agreementDB opens a migrated store in a temporary directory with two
+// parties, alpha and bravo, and agreement ag between them, made at t0.
+func agreementDB(t *testing.T, ag string) (db *DB, alpha, bravo string, t0 time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := Open(ctx, t.TempDir(), Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	t0 = time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	alpha, bravo = "party--alpha", "party--bravo"
+	for _, p := range []string{alpha, bravo} {
+		if err := db.Parties().Create(ctx, store.Party{ID: p, Name: p, CreatedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Agreements().Create(ctx, store.AgreementRecord{ID: ag, PartyA: alpha, PartyB: bravo, CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	return db, alpha, bravo, t0
 }

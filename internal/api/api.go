@@ -223,6 +223,10 @@ func apiErr(status int, code, msg string) *Error {
 // code the domain gave it (deadline_passed, over_cap…) and its client-safe
 // message. An error of no kind is a 500 whose detail goes to the log only.
 func (s *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if health.ClientGone(r, err) {
+		w.WriteHeader(health.StatusClientGone)
+		return
+	}
 	var e *Error
 	if !errors.As(err, &e) {
 		e = refusal(err)

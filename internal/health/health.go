@@ -57,6 +57,21 @@ func Note(ctx context.Context, err error) {
 	}
 }
 
+// StatusClientGone is the status recorded (nginx's 499, "client closed
+// request") for a request whose client went away before its answer:
+// nothing can reach the client, so nothing is sent, and the server did not
+// fail, so it is neither logged as a failure nor held against readiness. A
+// counterpart that drops its requests at will must not fill the operator's
+// error log ("internal error … context canceled" and a 500 before).
+const StatusClientGone = 499
+
+// ClientGone reports whether err is the request's own cancellation: its
+// client closed the connection (or the server is shutting down) while it
+// was handled. A deadline the server set is not the client's doing.
+func ClientGone(r *http.Request, err error) bool {
+	return errors.Is(err, context.Canceled) && errors.Is(r.Context().Err(), context.Canceled)
+}
+
 // Refused prepares the answer to a request that failed with status, for
 // every surface alike: the headers that go with the status
 // (WWW-Authenticate with 401, Retry-After with 503), the cause noted for

@@ -124,3 +124,34 @@ func TestRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestClientGone: only the request's own cancellation is its client gone;
+// a deadline (the server's), a cancellation of something else while the
+// request lives, or any other error is not.
+func TestClientGone(t *testing.T) {
+	live := httptest.NewRequest(http.MethodGet, "/", nil)
+	cctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	dropped := live.WithContext(cctx)
+	dctx, stop := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer stop()
+	late := live.WithContext(dctx)
+	cases := []struct {
+		name string
+		r    *http.Request
+		err  error
+		want bool
+	}{
+		{"dropped, canceled", dropped, fmt.Errorf("ingest: %w", context.Canceled), true},
+		{"dropped, another error", dropped, store.ErrUnavailable, false},
+		{"live, canceled (not its own)", live, context.Canceled, false},
+		{"past its deadline", late, context.DeadlineExceeded, false},
+		{"past its deadline, canceled", late, context.Canceled, false},
+		{"live, no error", live, nil, false},
+	}
+	for _, tc := range cases {
+		if got := ClientGone(tc.r, tc.err); got != tc.want {
+			t.Errorf("%s: ClientGone = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -98,6 +98,10 @@ func badRequest(format string, args ...any) error {
 // this package reach the client; anything else is logged and replaced by
 // the status text.
 func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if health.ClientGone(r, err) {
+		w.WriteHeader(health.StatusClientGone)
+		return
+	}
 	var he *httpError
 	status, msg := http.StatusInternalServerError, ""
 	switch {
@@ -111,8 +115,6 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		status = http.StatusForbidden
 	case errors.Is(err, ledger.ErrConflict):
 		status = http.StatusConflict
-	case errors.Is(err, context.Canceled):
-		return // the client went away
 	case errors.Is(err, store.ErrUnavailable):
 		status, msg = http.StatusServiceUnavailable, "the database is unavailable; retry shortly"
 	}

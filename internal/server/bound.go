@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/parley-cti/parley/internal/health"
 	"github.com/parley-cti/parley/internal/party"
 )
 
@@ -43,6 +44,10 @@ func boundResponses(h http.Handler, writeWithin time.Duration, largeAtOnce int) 
 			release, err := slots.acquire(ctx, party.TokenFromAuthorization(r.Header.Get("Authorization")))
 			cancel()
 			if err != nil {
+				if health.ClientGone(r, err) {
+					w.WriteHeader(health.StatusClientGone)
+					return
+				}
 				w.Header().Set("Retry-After", largeRetryAfterSecs)
 				http.Error(w, "too many large responses are being sent; retry shortly", http.StatusServiceUnavailable)
 				return

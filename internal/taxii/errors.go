@@ -38,6 +38,10 @@ func notFound() *apiError {
 // an error of no kind is a 500 whose detail goes to the log, never to the
 // client.
 func (s *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if health.ClientGone(r, err) {
+		w.WriteHeader(health.StatusClientGone)
+		return
+	}
 	var ae *apiError
 	if !errors.As(err, &ae) {
 		ae = refusal(err)

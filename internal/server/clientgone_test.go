@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parley-cti/parley/internal/server"
 	"github.com/parley-cti/parley/internal/store"
 )
 
@@ -20,37 +19,9 @@ import (
 // error … context canceled" and a 500 at level ERROR, so a counterpart
 // could fill the operator's error log by dropping requests.
 func TestClientGoneIsNotAServerFailure(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := t.Context()
 	var logs syncBuffer
-	cfg := server.Config{Data: t.TempDir(), Listen: "127.0.0.1:0", Migrate: true,
-		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))}
-	st, err := server.OpenStore(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	gc := st.(store.GroupCommitter)
-	srv, err := server.New(ctx, cfg, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, secret, err := srv.Parties.Create(ctx, "writer")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := srv.Ex.CreateCollection(ctx, "writes", "", []string{p.ID}, []string{p.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := srv.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	defer func() { cancel(); <-done }()
-	tg := &target{base: srv.URL(ln), token: secret, coll: c.ID, hc: newHTTPClient()}
+	_, st, gc, tg := writerServer(t, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	// The token's use is recorded once a minute, a write of its own: done
 	// here, so the POST below writes only in its Update.
 	if err := tg.post(envelope(3, 0, 5), 5); err != nil {

@@ -19,40 +19,52 @@ import (
 // SQLite's writer is busy commit together in one transaction (group
 // commit), each answered 202 with its own status, all of it stored; the
 // commit counters on /metrics show it.
-func TestConcurrentPOSTsShareOneTransaction(t *testing.T) {
+// writerServer serves a fresh SQLite store on loopback, with one party
+// that may read and write one collection, until the test ends. It returns
+// the server, its store and the store's commit counters, and the party's
+// target.
+func writerServer(t *testing.T, log *slog.Logger) (*server.Server, store.Store, store.GroupCommitter, *target) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cfg := server.Config{Data: t.TempDir(), Listen: "127.0.0.1:0", Migrate: true,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	cfg := server.Config{Data: t.TempDir(), Listen: "127.0.0.1:0", Migrate: true, Logger: log}
 	st, err := server.OpenStore(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
 	gc, ok := st.(store.GroupCommitter)
 	if !ok {
+		st.Close()
 		t.Fatalf("the SQLite store (%T) does not report its commits", st)
 	}
 	srv, err := server.New(ctx, cfg, st)
 	if err != nil {
+		st.Close()
 		t.Fatal(err)
 	}
 	p, secret, err := srv.Parties.Create(ctx, "writer")
 	if err != nil {
+		st.Close()
 		t.Fatal(err)
 	}
 	c, err := srv.Ex.CreateCollection(ctx, "writes", "", []string{p.ID}, []string{p.ID})
 	if err != nil {
+		st.Close()
 		t.Fatal(err)
 	}
 	ln, err := srv.Listen()
 	if err != nil {
+		st.Close()
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
-	defer func() { cancel(); <-done }()
-	tg := &target{base: srv.URL(ln), token: secret, coll: c.ID, hc: newHTTPClient()}
+	t.Cleanup(func() { cancel(); <-done; st.Close() })
+	return srv, st, gc, &target{base: srv.URL(ln), token: secret, coll: c.ID, hc: newHTTPClient()}
+}
+
+func TestConcurrentPOSTsShareOneTransaction(t *testing.T) {
+	ctx := t.Context()
+	srv, st, gc, tg := writerServer(t, slog.New(slog.NewTextHandler(io.Discard, nil)))
 
 	// A first POST records the token's use (a write of its own, once a
 	// minute), so that the POSTs below write only in their Update.

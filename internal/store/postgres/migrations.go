@@ -755,6 +755,10 @@ CREATE TABLE handover_chunks (
 	// own, a small one merged into a large one; PostgreSQL's index on
 	// agreement_credits(fingerprint) stays, so only the version changes.
 	{"credit fingerprints in their own tables (SQLite only)", `SELECT 1`},
+	// 38: SQLite finds an id's compact key by a hash of the id instead of
+	// a unique index on it; PostgreSQL has no compact keys, so only the
+	// version changes.
+	{"ids found by their hash (SQLite only)", `SELECT 1`},
 }
 
 // searchDocSQL is object_search_doc's document of a JSON object j of

@@ -544,19 +544,16 @@ func (s credits) Reach(ctx context.Context, agreementID, reader, contributor str
 	raised := false
 	for len(ids) > 0 {
 		n := min(len(ids), reachChunk)
-		args := []any{agreementID, contributor, upTo, agreementID, contributor}
-		for _, id := range ids[:n] {
-			args = append(args, id)
-		}
+		args := keysOfIDsArgs([]any{agreementID, contributor, upTo, agreementID, contributor}, ids[:n])
 		ids = ids[n:]
 		var a, q int64
-		// Objects are found by their id's key (stix_ids, migration 24);
+		// Objects are found by their id's key (stixids.go);
 		// "+c.ord" keeps the planner on the credits' key index, one
 		// lookup per id, rather than a walk of the released prefix.
 		err := s.w.QueryRowContext(ctx, `SELECT o.date_added, o.seq FROM stix_ids k
 			JOIN agreement_credits c ON c.ag = `+creditName+` AND c.pa = `+creditName+` AND c.key = k.key AND +c.ord <= ?
 			JOIN objects o ON o.key = k.key AND o.coll IN (SELECT pk FROM collections WHERE agreement = ? AND contributor = ?)
-			WHERE k.id IN (?`+strings.Repeat(`, ?`, n-1)+`)
+			WHERE k.key IN (`+keysOfIDs(n)+`)
 			ORDER BY o.date_added DESC, o.seq DESC LIMIT 1`, args...).Scan(&a, &q)
 		if err == sql.ErrNoRows {
 			continue
@@ -726,8 +723,8 @@ func fp64(b []byte) int64 { return int64(binary.BigEndian.Uint64(b)) }
 func (s credits) Credit(ctx context.Context, agreementID, partyID, objectID string) (store.Credit, error) {
 	c := store.Credit{ObjectID: objectID, PartyID: partyID}
 	var at, contested int64
-	err := s.r.QueryRowContext(ctx, `SELECT ord, weight, added_at, contested FROM agreement_credits WHERE ag = `+creditName+` AND key = (SELECT key FROM stix_ids WHERE id = ?) AND pa = `+creditName+``,
-		agreementID, objectID, partyID).Scan(&c.Ord, &c.Weight, &at, &contested)
+	err := s.r.QueryRowContext(ctx, `SELECT ord, weight, added_at, contested FROM agreement_credits WHERE ag = `+creditName+` AND key = `+keyOfID+` AND pa = `+creditName+``,
+		creditKeyArgs(agreementID, objectID, partyID)...).Scan(&c.Ord, &c.Weight, &at, &contested)
 	if err != nil {
 		return store.Credit{}, fmt.Errorf("credit for %s under %s: %w", objectID, agreementID, mapErr(err))
 	}
@@ -737,15 +734,15 @@ func (s credits) Credit(ctx context.Context, agreementID, partyID, objectID stri
 
 func (s credits) Contest(ctx context.Context, c store.Contest) error {
 	return atomic(ctx, handle(s), func(h handle) error {
-		res, err := h.w.ExecContext(ctx, `UPDATE agreement_credits SET contested = 1 WHERE ag = `+creditName+` AND key = (SELECT key FROM stix_ids WHERE id = ?) AND pa = `+creditName+` AND contested = 0`,
-			c.AgreementID, c.ObjectID, c.Contributor)
+		res, err := h.w.ExecContext(ctx, `UPDATE agreement_credits SET contested = 1 WHERE ag = `+creditName+` AND key = `+keyOfID+` AND pa = `+creditName+` AND contested = 0`,
+			creditKeyArgs(c.AgreementID, c.ObjectID, c.Contributor)...)
 		if err != nil {
 			return mapErr(err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			var one int
-			if err := h.w.QueryRowContext(ctx, `SELECT 1 FROM agreement_credits WHERE ag = `+creditName+` AND key = (SELECT key FROM stix_ids WHERE id = ?) AND pa = `+creditName+``,
-				c.AgreementID, c.ObjectID, c.Contributor).Scan(&one); err != nil {
+			if err := h.w.QueryRowContext(ctx, `SELECT 1 FROM agreement_credits WHERE ag = `+creditName+` AND key = `+keyOfID+` AND pa = `+creditName+``,
+				creditKeyArgs(c.AgreementID, c.ObjectID, c.Contributor)...).Scan(&one); err != nil {
 				return fmt.Errorf("credit for %s under %s: %w", c.ObjectID, c.AgreementID, mapErr(err))
 			}
 			return fmt.Errorf("credit for %s under %s is contested already: %w", c.ObjectID, c.AgreementID, store.ErrConflict)
@@ -797,8 +794,8 @@ func (s credits) WithdrawContest(ctx context.Context, agreementID, id string, at
 		if err != nil {
 			return err
 		}
-		if _, err := h.w.ExecContext(ctx, `UPDATE agreement_credits SET contested = 0 WHERE ag = `+creditName+` AND key = (SELECT key FROM stix_ids WHERE id = ?) AND pa = `+creditName+``,
-			agreementID, c.ObjectID, c.Contributor); err != nil {
+		if _, err := h.w.ExecContext(ctx, `UPDATE agreement_credits SET contested = 0 WHERE ag = `+creditName+` AND key = `+keyOfID+` AND pa = `+creditName+``,
+			creditKeyArgs(agreementID, c.ObjectID, c.Contributor)...); err != nil {
 			return mapErr(err)
 		}
 		if _, err := h.w.ExecContext(ctx, `UPDATE agreement_totals SET contested = contested - ? WHERE agreement_id = ? AND party_id = ?`,

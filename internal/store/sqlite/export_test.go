@@ -183,3 +183,15 @@ func SetFingerprintMergeForTest(n int) int {
 	fpMergeAt = n
 	return old
 }
+
+// SetIDHashingForTest makes every id hash to the same value (stixids.go)
+// when alike is true and sets idMergeAt to n; the returned function
+// undoes both.
+func SetIDHashingForTest(alike bool, n int) (undo func()) {
+	oldHash, oldMerge := idHash, idMergeAt
+	if alike {
+		idHash = func(string) int64 { return 42 }
+	}
+	idMergeAt = n
+	return func() { idHash, idMergeAt = oldHash, oldMerge }
+}

@@ -357,9 +357,11 @@ func TestFullChunkStatementsAreKept(t *testing.T) {
 		t.Fatalf("first Put: %d of %d added", count(out, store.Added), len(first))
 	}
 	kept := map[string]string{
-		"objects INSERT":  insertSQL(putChunk),
-		"stix_ids INSERT": `INSERT OR IGNORE INTO stix_ids(id) VALUES (?)` + strings.Repeat(`, (?)`, headChunk-1) + ` RETURNING key, id`,
-		"owners INSERT":   `INSERT INTO object_owners(coll, key, party_id) VALUES (?, ?, ?)` + strings.Repeat(`, (?, ?, ?)`, headChunk-1) + ` ON CONFLICT(coll, key) DO NOTHING`,
+		"objects INSERT":   insertSQL(putChunk),
+		"stix_ids INSERT":  createKeysSQL(headChunk),
+		"id hashes INSERT": enterHashesSQL(headChunk),
+		"stix_ids lookup":  lookupKeysSQL(headChunk),
+		"owners INSERT":    `INSERT INTO object_owners(coll, key, party_id) VALUES (?, ?, ?)` + strings.Repeat(`, (?, ?, ?)`, headChunk-1) + ` ON CONFLICT(coll, key) DO NOTHING`,
 	}
 	for name, q := range kept {
 		if db.commit.stmts.lookup(q) == nil {
@@ -373,7 +375,7 @@ func TestFullChunkStatementsAreKept(t *testing.T) {
 	}
 	for name, q := range map[string]string{
 		"version lookup":  `SELECT key, min(version), max(version) FROM objects WHERE coll = ? AND key IN (` + placeholders(headChunk) + `) GROUP BY key`,
-		"stix_ids lookup": `SELECT key, id FROM stix_ids WHERE id IN (` + placeholders(headChunk) + `)`,
+		"stix_ids lookup": lookupKeysSQL(headChunk),
 		"owners lookup":   `SELECT key, party_id FROM object_owners WHERE coll = ? AND key IN (` + placeholders(headChunk) + `)`,
 	} {
 		if db.commit.stmts.lookup(q) == nil {

@@ -1,5 +1,10 @@
 package sqlite
 
+import (
+	"context"
+	"database/sql"
+)
+
 // migrations is append-only: each entry is one schema version, applied in its
 // own transaction. Never edit or reorder an entry that has shipped; add a new
 // one instead.
@@ -934,6 +939,38 @@ INSERT INTO credit_fps(ag, fingerprint, pa, ord)
 	SELECT ag, fingerprint, pa, ord FROM agreement_credits WHERE fingerprint IS NOT NULL ORDER BY ag, fingerprint, pa, ord;
 DROP INDEX agreement_credits_fingerprint;
 `,
+	// 38: an id finds its key by a hash of it in two small-entry tables
+	// instead of stix_ids's unique index on id (issue 18, item 2): ids
+	// are random, so each commit of new ids dirtied a leaf of that index
+	// per id, most of its leaves at a million. stix_ids is rebuilt
+	// without the index, with the same keys; stixids.go says how the
+	// tables are used, and its fillIDHashes (migrationSteps) enters the
+	// hashes of the ids already stored, which SQL cannot compute.
+	`
+CREATE TABLE stix_ids_v38 (
+	key INTEGER PRIMARY KEY,
+	id  TEXT NOT NULL
+);
+INSERT INTO stix_ids_v38(key, id) SELECT key, id FROM stix_ids ORDER BY key;
+DROP TABLE stix_ids;
+ALTER TABLE stix_ids_v38 RENAME TO stix_ids;
+CREATE TABLE stix_id_hashes (
+	h   INTEGER NOT NULL,
+	key INTEGER NOT NULL,
+	PRIMARY KEY (h, key)
+) WITHOUT ROWID;
+CREATE TABLE stix_id_hashes_new (
+	h   INTEGER NOT NULL,
+	key INTEGER NOT NULL,
+	PRIMARY KEY (h, key)
+) WITHOUT ROWID;
+`,
+}
+
+// migrationSteps are the parts of migrations done in Go, by the version
+// they belong to; each runs in its migration's transaction, after its SQL.
+var migrationSteps = map[int]func(context.Context, *sql.Tx) error{
+	38: fillIDHashes,
 }
 
 // searchColumns computes, from an object's collection k, type ty and JSON

@@ -230,7 +230,7 @@ func objectIDs(objs []store.Object) []string {
 	return ids
 }
 
-// stixKeys returns the compact key (stix_ids, migration 24) of each of the
+// stixKeys returns the compact key (stix_ids, migrations 24 and 38) of each of the
 // distinct ids. With create, an id not known yet gets the next key, in
 // the order given, and is in fresh too; without it, unknown ids are left
 // out. The objects' and owners' b-trees are keyed by (coll, key), so that
@@ -257,55 +257,21 @@ func stixKeys(ctx context.Context, q querier, ids []string, create bool) (keys m
 		}
 	}
 	asked := ask
-	// With create, the ids are inserted first and only those already
-	// known (not returned) are looked up: an ingest of new objects, the
-	// common case, then probes the random id index once per id, not twice.
+	// Every id is looked up first (stixids.go: by its hash, in two small-
+	// entry tables); with create, those without a key get one.
+	if err := lookupKeys(ctx, q, ask, keys); err != nil {
+		return nil, nil, err
+	}
 	var created []any
 	if create {
-		insert := &chunked{q: q, full: headChunk, sql: func(n int) string {
-			// OR IGNORE rather than ON CONFLICT(id) DO NOTHING: a
-			// statement that may abort (the NOT NULL of id could) has
-			// SQLite copy every page it first touches to a statement
-			// journal, and these random inserts touch a page each; that
-			// copy was a fifth of this statement's CPU (issue 18). id is
-			// never NULL here and key is SQLite's, so the unique id is
-			// the one constraint that can meet a conflict, as before.
-			return `INSERT OR IGNORE INTO stix_ids(id) VALUES (?)` + strings.Repeat(`, (?)`, n-1) + ` RETURNING key, id`
-		}}
-		defer insert.close()
-		args := make([]any, 0, headChunk)
-		for lo := 0; lo < len(ask); lo += headChunk {
-			chunk := ask[lo:min(lo+headChunk, len(ask))]
-			args = args[:0]
-			for _, id := range chunk {
-				args = append(args, id)
-			}
-			if err := scanKeys(ctx, insert, keys, len(chunk), args); err != nil {
-				return nil, nil, err
-			}
-		}
-		known := make([]string, 0, len(ask))
+		var unknown []string
 		for _, id := range ask {
-			if _, ok := keys[id]; ok {
+			if _, ok := keys[id]; !ok {
+				unknown = append(unknown, id)
 				created = append(created, id)
-			} else {
-				known = append(known, id)
 			}
 		}
-		ask = known
-	}
-	lookup := &chunked{q: q, full: headChunk, sql: func(n int) string {
-		return `SELECT key, id FROM stix_ids WHERE id IN (` + placeholders(n) + `)`
-	}}
-	defer lookup.close()
-	args := make([]any, 0, headChunk)
-	for lo := 0; lo < len(ask); lo += headChunk {
-		chunk := ask[lo:min(lo+headChunk, len(ask))]
-		args = args[:0]
-		for _, id := range chunk {
-			args = append(args, id)
-		}
-		if err := scanKeys(ctx, lookup, keys, len(chunk), args); err != nil {
+		if err := createKeys(ctx, q, unknown, keys); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -777,7 +743,7 @@ func (s objects) claim(ctx context.Context, collection, owner string, ids []stri
 
 func (s objects) Owner(ctx context.Context, collection, id string) (string, error) {
 	var p string
-	err := s.r.QueryRowContext(ctx, `SELECT o.party_id FROM stix_ids k JOIN object_owners o ON o.key = k.key JOIN collections c ON c.pk = o.coll WHERE c.id = ? AND k.id = ?`, collection, id).Scan(&p)
+	err := s.r.QueryRowContext(ctx, `SELECT o.party_id FROM object_owners o JOIN collections c ON c.pk = o.coll WHERE c.id = ? AND o.key = `+keyOfID, append([]any{collection}, keyOfIDArgs(id)...)...).Scan(&p)
 	if err != nil {
 		return "", fmt.Errorf("owner of %s in collection %s: %w", id, collection, mapErr(err))
 	}

@@ -112,17 +112,14 @@ func (s objects) Search(ctx context.Context, q store.SearchQuery) (store.Page, e
 }
 
 // idIn appends "AND col IN (keys of ids)" if ids are given: col is an
-// objects key column, and an id's key is looked up in stix_ids
-// (migration 24), whose index on id the planner walks once per id.
+// objects key column, and an id's key is looked up by its hash
+// (stixids.go), once per id.
 func idIn(b *strings.Builder, args []any, col string, ids []string) []any {
 	if len(ids) == 0 {
 		return args
 	}
-	b.WriteString(` AND ` + col + ` IN (SELECT key FROM stix_ids WHERE id IN (?` + strings.Repeat(`, ?`, len(ids)-1) + `))`)
-	for _, v := range ids {
-		args = append(args, v)
-	}
-	return args
+	b.WriteString(` AND ` + col + ` IN (` + keysOfIDs(len(ids)) + `)`)
+	return keysOfIDsArgs(args, ids)
 }
 
 // ftsQuery is the FTS5 expression of q's words and facets, within

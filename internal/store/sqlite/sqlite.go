@@ -413,6 +413,12 @@ func migrateTo(ctx context.Context, w *sql.DB, apply bool, target int) error {
 			tx.Rollback()
 			return fmt.Errorf("sqlite: migration %d: %w", v+1, err)
 		}
+		if step := migrationSteps[v+1]; step != nil {
+			if err := step(ctx, tx); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("sqlite: migration %d: %w", v+1, err)
+			}
+		}
 		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, v+1)); err != nil {
 			tx.Rollback()
 			return fmt.Errorf("sqlite: migration %d: %w", v+1, err)

@@ -40,6 +40,21 @@ func TestStoreMergingFingerprints(t *testing.T) {
 	})
 }
 
+// TestStoreWithIDsHashedAlike runs the suite with every STIX id hashing
+// to one value and the small hash table merged into the large one every
+// third new id (stixids.go): an id must then be told from the others by
+// itself, in either table, and never get a second key.
+func TestStoreWithIDsHashedAlike(t *testing.T) {
+	defer sqlite.SetIDHashingForTest(true, 3)()
+	storetest.Run(t, func(t *testing.T) store.Store {
+		db, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{Migrate: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db
+	})
+}
+
 func TestRefusesUnmigratedAndNewerSchema(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()

@@ -33,13 +33,10 @@ func (s credits) Mark(ctx context.Context, agreementID, partyID string, marks []
 	cur := map[string]*store.MarkRow{}
 	for len(ids) > 0 {
 		n := min(len(ids), markChunk)
-		args := []any{agreementID, partyID}
-		for _, id := range ids[:n] {
-			args = append(args, id)
-		}
+		args := keysOfIDsArgs([]any{agreementID, partyID}, ids[:n])
 		ids = ids[n:]
 		rows, err := s.w.QueryContext(ctx, `SELECT c.object_id, c.ord, c.mark_type, c.mark_tlp, c.mark_version FROM agreement_credits c
-			WHERE c.ag = `+creditName+` AND +c.pa = `+creditName+` AND c.key IN (SELECT key FROM stix_ids WHERE id IN (?`+strings.Repeat(`, ?`, n-1)+`))`, args...)
+			WHERE c.ag = `+creditName+` AND +c.pa = `+creditName+` AND c.key IN (`+keysOfIDs(n)+`)`, args...)
 		if err != nil {
 			return fmt.Errorf("agreement %s marks: %w", agreementID, mapErr(err))
 		}

@@ -1,0 +1,221 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// How an id finds its compact key (stix_ids, migrations 24 and 38).
+//
+// stix_ids holds one row per STIX id, keyed by an integer given in order
+// of first storage, so that the objects', owners' and credits' b-trees
+// append. Until migration 38 the table also had a unique index on id:
+// ids are random (UUIDs), so each commit of new ids dirtied a random leaf
+// of that index per id, most of its 15,000 leaves at 1,000,000 ids, and
+// that index was about a third of the server's CPU while ingesting near
+// a million (docs/BENCHMARKS.md). Now an id is found by a 64-bit hash
+// (idHash) in two small-entry tables, as the credits' fingerprints are
+// (migration 37): a new id's (hash, key) goes into stix_id_hashes_new,
+// whose few hundred leaves stay in the cache; when it holds idMergeAt
+// entries they move, in key order, into stix_id_hashes, which a merge
+// then touches leaf by leaf once. The hash is a hint: every lookup also
+// compares the id itself, so ids sharing a hash cost a row read each and
+// nothing else. It is a prefix of SHA-256, so nobody can make many ids
+// share one (a counterpart that could would make those ids' lookups walk
+// them all).
+//
+// Only the writer creates keys, and it looks an id up before creating its
+// key in the same write transaction, so an id gets one key (SQLite's
+// write lock serialises this across processes too); storetest's
+// ContributeNewIDsInOneTurn and this package's TestIDHashCollisions check
+// it with every id hashing alike.
+
+// idHash is the hash stix_id_hashes keys an id by. A variable so that a
+// test can make every id collide.
+var idHash = func(id string) int64 {
+	s := sha256.Sum256([]byte(id))
+	return int64(binary.BigEndian.Uint64(s[:8]))
+}
+
+// idMergeAt is the number of entries stix_id_hashes_new holds before they
+// move into stix_id_hashes. A variable for tests.
+var idMergeAt = 65536
+
+// keysOfIDs is a subquery yielding the keys of n ids; its arguments are
+// keysOfIDsArgs's.
+func keysOfIDs(n int) string {
+	p := placeholders(n)
+	return `SELECT s.key FROM stix_ids s WHERE s.key IN (SELECT key FROM stix_id_hashes WHERE h IN (` + p +
+		`) UNION ALL SELECT key FROM stix_id_hashes_new WHERE h IN (` + p + `)) AND s.id IN (` + p + `)`
+}
+
+// keysOfIDsArgs appends to args the arguments of keysOfIDs(len(ids)).
+func keysOfIDsArgs(args []any, ids []string) []any {
+	hs := make([]any, len(ids))
+	for i, id := range ids {
+		hs[i] = idHash(id)
+	}
+	args = append(args, hs...)
+	args = append(args, hs...)
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	return args
+}
+
+// keyOfID is a scalar subquery, the key of the id whose arguments
+// keyOfIDArgs gives (NULL if it has none).
+const keyOfID = `(SELECT s.key FROM stix_ids s WHERE s.key IN (SELECT key FROM stix_id_hashes WHERE h = ? UNION ALL SELECT key FROM stix_id_hashes_new WHERE h = ?) AND s.id = ?)`
+
+// keyOfIDArgs returns the three arguments of keyOfID for id.
+func keyOfIDArgs(id string) []any {
+	h := idHash(id)
+	return []any{h, h, id}
+}
+
+// creditKeyArgs returns the arguments of "ag = creditName AND key =
+// keyOfID AND pa = creditName", the condition of one party's credit for
+// one id.
+func creditKeyArgs(agreementID, id, partyID string) []any {
+	h := idHash(id)
+	return []any{agreementID, h, h, id, partyID}
+}
+
+// lookupKeysSQL returns (key, id) of each of n ids that has a key.
+func lookupKeysSQL(n int) string {
+	return strings.Replace(keysOfIDs(n), `SELECT s.key FROM`, `SELECT s.key, s.id FROM`, 1)
+}
+
+// createKeysSQL gives n new ids a key each and returns (key, id).
+//
+// Both inserts say OR IGNORE though neither can meet a conflict (id is
+// never NULL, key is SQLite's and new): a statement that may abort has
+// SQLite copy every page it first touches to a statement journal, a fifth
+// of such an insert's CPU when it was measured (issue 18). createKeys
+// checks that every id got its key.
+func createKeysSQL(n int) string {
+	return `INSERT OR IGNORE INTO stix_ids(id) VALUES (?)` + strings.Repeat(`, (?)`, n-1) + ` RETURNING key, id`
+}
+
+// enterHashesSQL enters n (hash, key) pairs in the small table.
+func enterHashesSQL(n int) string {
+	return `INSERT OR IGNORE INTO stix_id_hashes_new(h, key) VALUES (?, ?)` + strings.Repeat(`, (?, ?)`, n-1)
+}
+
+// lookupKeys puts into keys the key of each of ids that has one.
+func lookupKeys(ctx context.Context, q querier, ids []string, keys map[string]int64) error {
+	lookup := &chunked{q: q, full: headChunk, sql: lookupKeysSQL}
+	defer lookup.close()
+	args := make([]any, 0, 3*headChunk)
+	for lo := 0; lo < len(ids); lo += headChunk {
+		chunk := ids[lo:min(lo+headChunk, len(ids))]
+		if err := scanKeys(ctx, lookup, keys, len(chunk), keysOfIDsArgs(args[:0], chunk)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// createKeys gives each of ids, none of which has a key, the next key, in
+// the order given, puts it into keys, and enters its hash; it moves the
+// new hashes into the large table once there are idMergeAt of them.
+func createKeys(ctx context.Context, q querier, ids []string, keys map[string]int64) error {
+	insert := &chunked{q: q, full: headChunk, sql: createKeysSQL}
+	defer insert.close()
+	hashes := &chunked{q: q, full: headChunk, sql: enterHashesSQL}
+	defer hashes.close()
+	args := make([]any, 0, 2*headChunk)
+	for lo := 0; lo < len(ids); lo += headChunk {
+		chunk := ids[lo:min(lo+headChunk, len(ids))]
+		args = args[:0]
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		if err := scanKeys(ctx, insert, keys, len(chunk), args); err != nil {
+			return err
+		}
+		args = args[:0]
+		for _, id := range chunk {
+			k, ok := keys[id]
+			if !ok {
+				return fmt.Errorf("sqlite: no key returned for new id %s", id)
+			}
+			args = append(args, idHash(id), k)
+		}
+		if err := hashes.exec(ctx, len(chunk), args); err != nil {
+			return mapErr(err)
+		}
+	}
+	var n int64
+	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM stix_id_hashes_new`).Scan(&n); err != nil {
+		return mapErr(err)
+	}
+	if n < int64(idMergeAt) {
+		return nil
+	}
+	if _, err := q.ExecContext(ctx, `INSERT INTO stix_id_hashes(h, key) SELECT h, key FROM stix_id_hashes_new ORDER BY h, key`); err != nil {
+		return mapErr(err)
+	}
+	_, err := q.ExecContext(ctx, `DELETE FROM stix_id_hashes_new`)
+	return mapErr(err)
+}
+
+// fillIDHashes is migration 38's step in Go: the hash of every id
+// stix_ids holds, entered in stix_id_hashes in key order.
+func fillIDHashes(ctx context.Context, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, `SELECT key, id FROM stix_ids`)
+	if err != nil {
+		return err
+	}
+	type entry struct{ h, key int64 }
+	var all []entry
+	for rows.Next() {
+		var e entry
+		var id string
+		if err := rows.Scan(&e.key, &id); err != nil {
+			rows.Close()
+			return err
+		}
+		e.h = idHash(id)
+		all = append(all, e)
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	slices.SortFunc(all, func(a, b entry) int {
+		if a.h != b.h {
+			if a.h < b.h {
+				return -1
+			}
+			return 1
+		}
+		if a.key < b.key {
+			return -1
+		}
+		if a.key > b.key {
+			return 1
+		}
+		return 0
+	})
+	const chunk = 500
+	args := make([]any, 0, 2*chunk)
+	for lo := 0; lo < len(all); lo += chunk {
+		part := all[lo:min(lo+chunk, len(all))]
+		args = args[:0]
+		for _, e := range part {
+			args = append(args, e.h, e.key)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO stix_id_hashes(h, key) VALUES (?, ?)`+strings.Repeat(`, (?, ?)`, len(part)-1), args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}

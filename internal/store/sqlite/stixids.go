@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 )
@@ -42,8 +43,9 @@ var idHash = func(id string) int64 {
 	return int64(binary.BigEndian.Uint64(s[:8]))
 }
 
-// idMergeAt is the number of entries stix_id_hashes_new holds before they
-// move into stix_id_hashes. A variable for tests.
+// idMergeAt is the number of entries stix_id_hashes_new gathers before
+// they move into stix_id_hashes: the merge runs in the transaction whose
+// new keys pass a multiple of it. A variable for tests.
 var idMergeAt = 65536
 
 // keysOfIDs is a subquery yielding the keys of n ids; its arguments are
@@ -151,11 +153,16 @@ func createKeys(ctx context.Context, q querier, ids []string, keys map[string]in
 			return mapErr(err)
 		}
 	}
-	var n int64
-	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM stix_id_hashes_new`).Scan(&n); err != nil {
-		return mapErr(err)
+	// Keys are given one after another and each new one enters the small
+	// table, which a merge empties: merging in the transaction whose keys
+	// pass a multiple of idMergeAt keeps it at most idMergeAt plus one
+	// transaction's ids. (Counting its rows instead cost a walk of its
+	// leaves at every call, a POST of 10 objects as much as one of 1,000.)
+	lo, hi := int64(math.MaxInt64), int64(0)
+	for _, id := range ids {
+		lo, hi = min(lo, keys[id]), max(hi, keys[id])
 	}
-	if n < int64(idMergeAt) {
+	if len(ids) == 0 || hi/int64(idMergeAt) == (lo-1)/int64(idMergeAt) {
 		return nil
 	}
 	if _, err := q.ExecContext(ctx, `INSERT INTO stix_id_hashes(h, key) SELECT h, key FROM stix_id_hashes_new ORDER BY h, key`); err != nil {

@@ -22,8 +22,8 @@ import (
 // a million (docs/BENCHMARKS.md). Now an id is found by a 64-bit hash
 // (idHash) in two small-entry tables, as the credits' fingerprints are
 // (migration 37): a new id's (hash, key) goes into stix_id_hashes_new,
-// whose few hundred leaves stay in the cache; when it holds idMergeAt
-// entries they move, in key order, into stix_id_hashes, which a merge
+// whose few hundred leaves stay in the cache; every idMergeAt new keys
+// its entries move, in key order, into stix_id_hashes, which a merge
 // then touches leaf by leaf once. The hash is a hint: every lookup also
 // compares the id itself, so ids sharing a hash cost a row read each and
 // nothing else. It is a prefix of SHA-256, so nobody can make many ids
@@ -32,9 +32,8 @@ import (
 //
 // Only the writer creates keys, and it looks an id up before creating its
 // key in the same write transaction, so an id gets one key (SQLite's
-// write lock serialises this across processes too); storetest's
-// ContributeNewIDsInOneTurn and this package's TestIDHashCollisions check
-// it with every id hashing alike.
+// write lock serialises this across processes too). TestStoreWithIDsHashedAlike
+// runs the whole store suite with every id hashing alike.
 
 // idHash is the hash stix_id_hashes keys an id by. A variable so that a
 // test can make every id collide.
@@ -124,8 +123,8 @@ func lookupKeys(ctx context.Context, q querier, ids []string, keys map[string]in
 }
 
 // createKeys gives each of ids, none of which has a key, the next key, in
-// the order given, puts it into keys, and enters its hash; it moves the
-// new hashes into the large table once there are idMergeAt of them.
+// the order given, puts it into keys, and enters its hash; when the keys
+// pass a multiple of idMergeAt it moves the small table into the large.
 func createKeys(ctx context.Context, q querier, ids []string, keys map[string]int64) error {
 	insert := &chunked{q: q, full: headChunk, sql: createKeysSQL}
 	defer insert.close()

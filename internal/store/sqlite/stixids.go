@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -126,6 +127,9 @@ func lookupKeys(ctx context.Context, q querier, ids []string, keys map[string]in
 // the order given, puts it into keys, and enters its hash; when the keys
 // pass a multiple of idMergeAt it moves the small table into the large.
 func createKeys(ctx context.Context, q querier, ids []string, keys map[string]int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
 	insert := &chunked{q: q, full: headChunk, sql: createKeysSQL}
 	defer insert.close()
 	hashes := &chunked{q: q, full: headChunk, sql: enterHashesSQL}
@@ -161,7 +165,7 @@ func createKeys(ctx context.Context, q querier, ids []string, keys map[string]in
 	for _, id := range ids {
 		lo, hi = min(lo, keys[id]), max(hi, keys[id])
 	}
-	if len(ids) == 0 || hi/int64(idMergeAt) == (lo-1)/int64(idMergeAt) {
+	if hi/int64(idMergeAt) == (lo-1)/int64(idMergeAt) {
 		return nil
 	}
 	if _, err := q.ExecContext(ctx, `INSERT INTO stix_id_hashes(h, key) SELECT h, key FROM stix_id_hashes_new ORDER BY h, key`); err != nil {
@@ -197,19 +201,7 @@ func fillIDHashes(ctx context.Context, tx *sql.Tx) error {
 		return err
 	}
 	slices.SortFunc(all, func(a, b entry) int {
-		if a.h != b.h {
-			if a.h < b.h {
-				return -1
-			}
-			return 1
-		}
-		if a.key < b.key {
-			return -1
-		}
-		if a.key > b.key {
-			return 1
-		}
-		return 0
+		return cmp.Or(cmp.Compare(a.h, b.h), cmp.Compare(a.key, b.key))
 	})
 	const chunk = 500
 	args := make([]any, 0, 2*chunk)

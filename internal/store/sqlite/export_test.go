@@ -195,3 +195,12 @@ func SetIDHashingForTest(alike bool, n int) (undo func()) {
 	idMergeAt = n
 	return func() { idHash, idMergeAt = oldHash, oldMerge }
 }
+
+// SetIDFilterForTest makes the writer's id filter (idfilter.go) be built
+// at its first use, before that use returns, with a first part of first
+// ids, and merges the id hashes every mergeAt new ids.
+func SetIDFilterForTest(first, mergeAt int) (undo func()) {
+	oldSync, oldFirst, oldMerge := idFilterSync, idFilterFirst, idMergeAt
+	idFilterSync, idFilterFirst, idMergeAt = true, first, mergeAt
+	return func() { idFilterSync, idFilterFirst, idMergeAt = oldSync, oldFirst, oldMerge }
+}

@@ -59,6 +59,7 @@ const (
 type committer struct {
 	w         *sql.DB
 	stmts     *preparedStmts // the writer's prepared statements
+	ids       *idFilter      // the stored ids (idfilter.go); nil on a DB a test assembled by hand
 	committed func()         // after each commit, if set; must not block
 
 	mu      sync.Mutex
@@ -88,6 +89,7 @@ type signal struct {
 	kind      signalKind
 	tx        *sql.Tx
 	search    *searchBatch // the transaction's pending search rows
+	ids       *idTx        // the transaction's use of the id filter
 	savepoint bool
 	back      chan<- turnResult
 	err       error
@@ -139,7 +141,7 @@ func (c *committer) update(ctx context.Context, guard *store.TxGuard, fn func(st
 		case sigLead:
 			return c.lead(m)
 		case sigTurn:
-			r := m.turn(s.tx, c.stmts, s.search, s.savepoint)
+			r := m.turn(s.tx, c.stmts, s.search, s.ids, s.savepoint)
 			s.back <- r
 			if r.panicked != nil {
 				panic(r.panicked)
@@ -204,15 +206,16 @@ func (c *committer) runGroup(self *member, group []*member) (selfErr error, self
 		c.transactions.Add(1)
 		savepoints := len(pending) > 1
 		search := &searchBatch{}
+		ids := c.ids.begin(bg, tx)
 		var kept, rerun []*member
 		var lost bool
 		for i, m := range pending {
 			c.members.Add(1)
 			var r turnResult
 			if m == self {
-				r = m.turn(tx, c.stmts, search, savepoints)
+				r = m.turn(tx, c.stmts, search, ids, savepoints)
 			} else {
-				m.wake <- signal{kind: sigTurn, tx: tx, search: search, savepoint: savepoints, back: back}
+				m.wake <- signal{kind: sigTurn, tx: tx, search: search, ids: ids, savepoint: savepoints, back: back}
 				r = <-back
 			}
 			if r.panicked != nil && m == self {
@@ -246,7 +249,11 @@ func (c *committer) runGroup(self *member, group []*member) (selfErr error, self
 		var commitErr error
 		if len(kept) > 0 && !lost {
 			// The kept members' search rows, in one statement (searchBatch).
-			if err := search.flush(bg, memberQuerier{tx: tx, stmts: c.stmts, ctx: bg}); err != nil {
+			err := search.flush(bg, memberQuerier{tx: tx, stmts: c.stmts, ctx: bg})
+			if err == nil {
+				ids.beforeCommit(bg, tx)
+			}
+			if err != nil {
 				commitErr = fmt.Errorf("sqlite: search index: %w", err)
 				tx.Rollback()
 			} else if err := tx.Commit(); err != nil {
@@ -259,8 +266,11 @@ func (c *committer) runGroup(self *member, group []*member) (selfErr error, self
 		} else {
 			tx.Rollback()
 		}
-		if len(kept) > 0 && !lost && commitErr == nil && c.committed != nil {
-			c.committed()
+		if len(kept) > 0 && !lost && commitErr == nil {
+			ids.committed()
+			if c.committed != nil {
+				c.committed()
+			}
 		}
 		for _, m := range kept {
 			finish(m, commitErr)
@@ -274,7 +284,7 @@ func (c *committer) runGroup(self *member, group []*member) (selfErr error, self
 
 // turn runs m's function in the shared transaction tx, inside a savepoint
 // when others share it; search holds the transaction's pending search rows.
-func (m *member) turn(tx *sql.Tx, stmts *preparedStmts, search *searchBatch, savepoint bool) (r turnResult) {
+func (m *member) turn(tx *sql.Tx, stmts *preparedStmts, search *searchBatch, ids *idTx, savepoint bool) (r turnResult) {
 	bg := context.Background()
 	if err := m.ctx.Err(); err != nil {
 		return turnResult{err: err}
@@ -291,6 +301,7 @@ func (m *member) turn(tx *sql.Tx, stmts *preparedStmts, search *searchBatch, sav
 		if !savepoint {
 			return false // the leader rolls the whole transaction back
 		}
+		ids.undo() // its keys may be given to other ids
 		if _, err := tx.ExecContext(bg, `ROLLBACK TO member`); err != nil {
 			return true
 		}
@@ -303,7 +314,7 @@ func (m *member) turn(tx *sql.Tx, stmts *preparedStmts, search *searchBatch, sav
 			r = turnResult{err: errPanicked, lost: undo(), panicked: v}
 		}
 	}()
-	q := memberQuerier{tx: tx, stmts: stmts, ctx: m.ctx, memo: newKeyMemo(), search: search}
+	q := memberQuerier{tx: tx, stmts: stmts, ctx: m.ctx, memo: newKeyMemo(), search: search, ids: ids}
 	if err := m.fn(handle{r: q, w: q}); err != nil {
 		return turnResult{err: err, lost: undo()}
 	}
@@ -327,6 +338,7 @@ type memberQuerier struct {
 	ctx    context.Context
 	memo   *keyMemo     // this turn's, discarded with it
 	search *searchBatch // the transaction's pending search rows
+	ids    *idTx        // the transaction's use of the id filter
 }
 
 func (q memberQuerier) detach(ctx context.Context) (context.Context, error) {

@@ -258,8 +258,21 @@ func stixKeys(ctx context.Context, q querier, ids []string, create bool) (keys m
 	}
 	asked := ask
 	// Every id is looked up first (stixids.go: by its hash, in two small-
-	// entry tables); with create, those without a key get one.
-	if err := lookupKeys(ctx, q, ask, keys); err != nil {
+	// entry tables); with create, those without a key get one. The writer
+	// skips the ids its filter says have none (idfilter.go).
+	look := ask
+	if ids := idFilterOf(q); create && ids != nil {
+		ids.f.want()
+		if ids.usable() {
+			look = make([]string, 0, len(ask))
+			for _, id := range ask {
+				if ids.mayHave(idHash(id)) {
+					look = append(look, id)
+				}
+			}
+		}
+	}
+	if err := lookupKeys(ctx, q, look, keys); err != nil {
 		return nil, nil, err
 	}
 	var created []any
@@ -320,6 +333,14 @@ func (m *keyMemo) takeUncredited(id string) bool {
 	}
 	delete(m.uncredited, id)
 	return true
+}
+
+// idFilterOf returns the id filter of the transaction q belongs to, or nil.
+func idFilterOf(q querier) *idTx {
+	if m, ok := q.(memberQuerier); ok {
+		return m.ids
+	}
+	return nil
 }
 
 // memoOf returns the memo of the turn q belongs to, or nil.

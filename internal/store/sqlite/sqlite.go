@@ -122,7 +122,7 @@ func Open(ctx context.Context, dir string, opt Options) (*DB, error) {
 
 // newDB assembles a DB over its writer connection and read pool.
 func newDB(w, r *sql.DB, path string) *DB {
-	db := &DB{w: w, r: r, path: path, guard: &store.TxGuard{}, commit: &committer{w: w, stmts: newPreparedStmts(w)}, reads: newPreparedStmts(r)}
+	db := &DB{w: w, r: r, path: path, guard: &store.TxGuard{}, commit: &committer{w: w, stmts: newPreparedStmts(w), ids: newIDFilter(r)}, reads: newPreparedStmts(r)}
 	db.handle = handle{r: guardedDB{db: r, guard: db.guard, stmts: db.reads}, w: guardedDB{db: w, guard: db.guard, commit: db.commit}}
 	return db
 }
@@ -211,6 +211,7 @@ func (db *DB) Path() string { return db.path }
 
 // Close closes both pools.
 func (db *DB) Close() error {
+	db.commit.ids.close()
 	db.reads.close()
 	db.commit.stmts.close()
 	var ck error

@@ -55,6 +55,21 @@ func TestStoreWithIDsHashedAlike(t *testing.T) {
 	})
 }
 
+// TestStoreWithIDFilter runs the suite with the writer's filter of stored
+// ids (idfilter.go) in use from each store's first write on, in parts of
+// 4, 8, 16 … ids, and the id hashes merged every fifth new id: an id the
+// filter skips the lookup of must be new, whatever the suite does.
+func TestStoreWithIDFilter(t *testing.T) {
+	defer sqlite.SetIDFilterForTest(4, 5)()
+	storetest.Run(t, func(t *testing.T) store.Store {
+		db, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{Migrate: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db
+	})
+}
+
 func TestRefusesUnmigratedAndNewerSchema(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()

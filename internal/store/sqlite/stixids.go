@@ -111,6 +111,10 @@ func enterHashesSQL(n int) string {
 
 // lookupKeys puts into keys the key of each of ids that has one.
 func lookupKeys(ctx context.Context, q querier, ids []string, keys map[string]int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	lookupsForTest.Add(int64(len(ids)))
 	lookup := &chunked{q: q, full: headChunk, sql: lookupKeysSQL}
 	defer lookup.close()
 	args := make([]any, 0, 3*headChunk)
@@ -134,6 +138,7 @@ func createKeys(ctx context.Context, q querier, ids []string, keys map[string]in
 	defer insert.close()
 	hashes := &chunked{q: q, full: headChunk, sql: enterHashesSQL}
 	defer hashes.close()
+	filter := idFilterOf(q)
 	args := make([]any, 0, 2*headChunk)
 	for lo := 0; lo < len(ids); lo += headChunk {
 		chunk := ids[lo:min(lo+headChunk, len(ids))]
@@ -150,7 +155,9 @@ func createKeys(ctx context.Context, q querier, ids []string, keys map[string]in
 			if !ok {
 				return fmt.Errorf("sqlite: no key returned for new id %s", id)
 			}
-			args = append(args, idHash(id), k)
+			h := idHash(id)
+			filter.gave(h)
+			args = append(args, h, k)
 		}
 		if err := hashes.exec(ctx, len(chunk), args); err != nil {
 			return mapErr(err)

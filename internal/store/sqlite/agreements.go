@@ -353,6 +353,24 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 				return err
 			}
 		}
+		// The writer's filter of the agreement's credited contents
+		// (fpfilter.go) answers for the fingerprints no credit has.
+		var ff *fpFilter
+		if !handed && len(fps) > 0 {
+			if ff, err = idFilterOf(h.w).fingerprints(ctx, h.w, ag); err != nil {
+				return err
+			}
+		}
+		if ff != nil {
+			maybe := fps[:0]
+			for _, v := range fps {
+				if ff.set.has(uint64(v.(int64))) {
+					maybe = append(maybe, v)
+				}
+			}
+			fps = maybe
+		}
+		fpLookupsForTest.Add(int64(len(fps)))
 		byFP := &chunked{q: h.w, full: knownChunk, sql: func(n int) string { return knownFPs(n, handed) }}
 		defer byFP.close()
 		for len(fps) > 0 {
@@ -401,6 +419,9 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 					continue
 				}
 				knownFP[k], fp = true, k
+				if ff != nil {
+					ff.set.add(uint64(k))
+				}
 			}
 			known[it.ObjectID] = true
 			ord++
@@ -422,6 +443,9 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 		}
 		if err := flush(); err != nil {
 			return err
+		}
+		if ff != nil && ord > first {
+			idFilterOf(h.w).move(ff, ag, pa, ord)
 		}
 		if ord > first {
 			// This call's credits, for a rolling window's balance.

@@ -271,6 +271,8 @@ func (c *committer) runGroup(self *member, group []*member) (selfErr error, self
 			if c.committed != nil {
 				c.committed()
 			}
+		} else {
+			ids.abandoned()
 		}
 		for _, m := range kept {
 			finish(m, commitErr)

@@ -131,6 +131,7 @@ type idFilter struct {
 
 	set   *idSet
 	known int64
+	fps   map[int64]*fpFilter // by agreement (credit name), fpfilter.go
 }
 
 func newIDFilter(r *sql.DB) *idFilter { return &idFilter{r: r} }
@@ -223,10 +224,11 @@ func (f *idFilter) close() {
 // idTx is the filter as one write transaction uses it.
 type idTx struct {
 	f      *idFilter
-	active bool  // the filter holds every id stored before the transaction
-	given  int64 // keys createKeys gave in the transaction
-	undone bool  // a member's turn was undone
-	top    int64 // the largest key just before COMMIT
+	active bool     // the filter holds every id stored before the transaction
+	given  int64    // keys createKeys gave in the transaction
+	undone bool     // a member's turn was undone
+	top    int64    // the largest key just before COMMIT
+	moves  []fpMove // the fingerprint filters' bounds moved (fpfilter.go)
 }
 
 // begin is the start of the writer's transaction tx: it takes over a
@@ -301,6 +303,7 @@ func (t *idTx) gave(h int64) {
 func (t *idTx) undo() {
 	if t != nil {
 		t.undone = true
+		t.unmove()
 	}
 }
 
@@ -321,11 +324,18 @@ func (t *idTx) forget() {
 	}
 }
 
+// abandoned is the end of a transaction that did not commit.
+func (t *idTx) abandoned() { t.unmove() }
+
 // committed moves known once the transaction committed, if every key
 // above it was given by createKeys (keys are given one after another and,
 // with no turn undone, never twice).
 func (t *idTx) committed() {
-	if t == nil || !t.active || t.top == 0 {
+	if t == nil {
+		return
+	}
+	t.moves = nil
+	if !t.active || t.top == 0 {
 		return
 	}
 	if t.top-t.f.known == t.given {

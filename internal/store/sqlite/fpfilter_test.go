@@ -1,0 +1,131 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/parley-cti/parley/internal/store"
+	"github.com/parley-cti/parley/internal/store/storetest"
+)
+
+// contentFP is the key SQLite stores for storetest.GiveContents' content c.
+func contentFP(c int) int64 {
+	fp := sha256.Sum256([]byte(fmt.Sprint(c)))
+	return fp64(fp[:])
+}
+
+// TestFingerprintFilterSkipsNewContents: Contribute looks up only the
+// fingerprints the agreement's filter may hold, and still finds the
+// contents credited before, in this transaction or another, and by another
+// process.
+func TestFingerprintFilterSkipsNewContents(t *testing.T) {
+	ctx := context.Background()
+	ag := "agreement--fpfilter"
+	db, alpha, bravo, t0 := agreementDB(t, ag)
+	give := storetest.GiveContents(t, db, ag, t0)
+	looked := func(f func() string) (string, int64) {
+		before := fpLookupsForTest.Load()
+		got := f()
+		return got, fpLookupsForTest.Load() - before
+	}
+	if got, n := looked(func() string { return give(alpha, 1, 2, 3) }); got != "[]" || n != 0 {
+		t.Fatalf("3 new contents: known %s, %d looked up; want none known, none looked up", got, n)
+	}
+	if got, n := looked(func() string { return give(alpha, 1, 4, 5) }); got != "[1]" || n != 1 {
+		t.Fatalf("1 given before and 2 new: known %s, %d looked up; want [1], 1", got, n)
+	}
+	// Bravo's lookup of alpha's unreleased 2 finds no credit it may know.
+	if got, n := looked(func() string { return give(bravo, 2, 6) }); got != "[]" || n != 1 {
+		t.Fatalf("bravo giving alpha's unreleased 2 and a new 6: known %s, %d looked up; want none known, 1", got, n)
+	}
+	// Another process credits content 7 for alpha.
+	other, err := Open(ctx, filepath.Dir(db.path), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	fp := sha256.Sum256([]byte("7"))
+	if err := other.Update(ctx, func(tx store.Handle) error {
+		_, err := tx.Credits().Contribute(ctx, ag, alpha, []store.Contribution{{ObjectID: "indicator--00000000-0000-4000-8000-0000000000a7", Weight: 1, Fingerprint: fp[:]}}, t0)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := give(alpha, 7, 8); got != "[7]" {
+		t.Fatalf("alpha giving content another process credited it for: known %s, want [7]", got)
+	}
+	// One transaction: the second member gives what the first gave.
+	errs, _, _ := group(t, db, nil, nil,
+		func(tx store.Handle) error { return giveIn(tx, ag, alpha, 900, 30, t0) },
+		func(tx store.Handle) error {
+			if err := giveIn(tx, ag, alpha, 901, 30, t0); !errors.Is(err, errSameContent) {
+				return fmt.Errorf("content 30 again in the same transaction: %v, want it known", err)
+			}
+			return nil
+		})
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("member %d: %v", i, err)
+		}
+	}
+}
+
+var errSameContent = errors.New("same content")
+
+// giveIn contributes content c under a new object id numbered n, in tx,
+// and fails with errSameContent if it was known.
+func giveIn(tx store.Handle, ag, party string, n, c int, at time.Time) error {
+	fp := sha256.Sum256([]byte(fmt.Sprint(c)))
+	res, err := tx.Credits().Contribute(context.Background(), ag, party,
+		[]store.Contribution{{ObjectID: fmt.Sprintf("indicator--00000000-0000-4000-8000-%012d", n), Weight: 1, Fingerprint: fp[:]}}, at)
+	if err != nil {
+		return err
+	}
+	if res[0].SameContent {
+		return errSameContent
+	}
+	return nil
+}
+
+// TestFingerprintFilterAfterAnUndoneTurn: a member's turn undone takes its
+// credits with it, and their ordinals may go to other credits in the same
+// transaction; the filter's bound moves back, so a credit written there by
+// something other than Contribute is found afterwards.
+func TestFingerprintFilterAfterAnUndoneTurn(t *testing.T) {
+	ctx := context.Background()
+	ag := "agreement--fpundo"
+	db, alpha, _, t0 := agreementDB(t, ag)
+	give := storetest.GiveContents(t, db, ag, t0)
+	if got := give(alpha, 1, 2); got != "[]" {
+		t.Fatalf("new contents known: %s", got)
+	}
+	failed := errors.New("the first member fails")
+	errs, _, d := group(t, db, nil, nil,
+		func(tx store.Handle) error {
+			if err := giveIn(tx, ag, alpha, 900, 20, t0); err != nil {
+				return err
+			}
+			return failed // undone: its ordinal 3 is free again
+		},
+		func(tx store.Handle) error {
+			// A credit for content 22 at ordinal 3, by hand.
+			w := tx.(handle).w
+			_, err := w.ExecContext(ctx, `INSERT INTO agreement_credits(ag, pa, ord, key, object_id, weight, added_at, fingerprint)
+				SELECT ag, pa, 3, 424242, 'indicator--00000000-0000-4000-8000-000000424242', 1, 0, ? FROM agreement_credits WHERE ord = 2`, contentFP(22))
+			if err == nil {
+				_, err = w.ExecContext(ctx, `INSERT INTO credit_fps_new(ag, fingerprint, pa, ord) SELECT ag, fingerprint, pa, ord FROM agreement_credits WHERE ord = 3`)
+			}
+			return err
+		})
+	if d.Transactions != 1 || !errors.Is(errs[0], failed) || errs[1] != nil {
+		t.Fatalf("group: %v in %d transactions, want the first member's failure alone, in one", errs, d.Transactions)
+	}
+	if got := give(alpha, 22, 20); got != "[22]" {
+		t.Fatalf("alpha giving content credited at an ordinal an undone turn freed, and the undone content: known %s, want [22]", got)
+	}
+}

@@ -353,11 +353,11 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 				return err
 			}
 		}
-		// The writer's filter of the agreement's credited contents
-		// (fpfilter.go) answers for the fingerprints no credit has.
+		// The writer's filter of the contents the party knows by credit
+		// (fpfilter.go) answers for the fingerprints it does not.
 		var ff *fpFilter
 		if !handed && len(fps) > 0 {
-			if ff, err = idFilterOf(h.w).fingerprints(ctx, h.w, ag); err != nil {
+			if ff, err = idFilterOf(h.w).fingerprints(ctx, h.w, ag, pa, released); err != nil {
 				return err
 			}
 		}
@@ -445,7 +445,7 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 			return err
 		}
 		if ff != nil && ord > first {
-			idFilterOf(h.w).move(ff, ag, pa, ord)
+			idFilterOf(h.w).move(ff, fpKey{ag, pa}, pa, ord)
 		}
 		if ord > first {
 			// This call's credits, for a rolling window's balance.

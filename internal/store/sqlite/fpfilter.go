@@ -13,23 +13,26 @@ import (
 // by fingerprint in credit_fps and credit_fps_new: two b-tree seeks a
 // fingerprint, most of the lookup that made a give-to-get POST dearer than
 // a plain one, and nearly every fingerprint is new. The writer keeps, per
-// agreement, a Bloom filter (idfilter.go's) of the fingerprints of all of
-// the agreement's credits, whoever gave them and whatever was released: a
-// fingerprint it does not hold is no credit's, and is not looked up; one it
-// may hold is looked up as before, with the party and release conditions.
-// A false "does not hold" would credit the same content twice, so the
-// filter must hold every credit's fingerprint:
+// agreement and party, a Bloom filter (idfilter.go's) of the fingerprints
+// the party knows by credit: its own credits' and those of the
+// counterpart's released to it. A fingerprint the filter does not hold is
+// not known, and is not looked up; one it may hold is looked up as before.
+// The filter holds nothing of what the counterpart gave and has not had
+// released, so whether a lookup runs says nothing of it. A false "does not
+// hold" would credit known content, so the filter must hold every
+// fingerprint the party knows:
 //
 //   - For each party with credits under the agreement it knows up to which
 //     ordinal it holds them (credits append to their party's ordinals and
-//     are never removed). Before each Contribute looks, it reads every
-//     party's last ordinal (agreement_totals names the parties; the
-//     ordinal is a seek of agreement_credits' key) and enters the
-//     fingerprints of the credits past what it knows, whoever wrote them:
-//     another process, or a member before this one in the transaction.
-//     The first Contribute of an agreement after Open reads them all.
+//     are never removed; a release only grows). Before each Contribute
+//     looks, it reads every party's last ordinal (agreement_totals names
+//     the parties; the ordinal is a seek of agreement_credits' key), the
+//     counterpart's capped at what is released to the party, and enters
+//     the fingerprints of the credits past what it knows, whoever wrote
+//     them: another process, or a member before this one in the
+//     transaction. The first Contribute after Open reads them all.
 //   - Contribute enters the fingerprints it credits, and moves the party's
-//     bound to its last ordinal.
+//     own bound to its last ordinal.
 //   - Every bound moved in a transaction is moved back when it might not
 //     hold: a member's turn undone, or the transaction not committed. The
 //     next Contribute then reads those credits again. Fingerprints entered
@@ -41,11 +44,15 @@ import (
 // fpLookupsForTest counts the fingerprints Contribute asked SQLite for.
 var fpLookupsForTest syncatomic.Int64
 
-// fpFilterFirst is the fewest fingerprints an agreement's filter's first
-// part holds. A variable for tests.
+// fpFilterFirst is the fewest fingerprints a filter's first part holds. A variable for tests.
 var fpFilterFirst = 1 << 12
 
-// fpFilter is what the writer knows of one agreement's credits.
+// fpKey names a filter: an agreement and the party whose knowledge it
+// holds (credit names).
+type fpKey struct{ ag, pa int64 }
+
+// fpFilter is what the writer knows of the credits one party knows under
+// one agreement.
 type fpFilter struct {
 	set   *idSet
 	known map[int64]int64 // party (credit name) -> the last ordinal in set
@@ -53,25 +60,29 @@ type fpFilter struct {
 
 // fpMove is a bound moved in a transaction, and where it was.
 type fpMove struct {
-	ag, pa, was int64
-	fresh       bool // the agreement's filter was made in the transaction
+	key   fpKey
+	pa    int64 // the party whose credits' bound moved
+	was   int64
+	fresh bool // the filter was made in the transaction
 }
 
-// fingerprints returns the filter of agreement ag holding the fingerprint
-// of every credit under it, or nil if the filter is not in use.
-func (t *idTx) fingerprints(ctx context.Context, q querier, ag int64) (*fpFilter, error) {
+// fingerprints returns the filter holding the fingerprint of every credit
+// party pa knows under agreement ag, to which the counterpart's credits up
+// to ordinal released are released, or nil if the filter is not in use.
+func (t *idTx) fingerprints(ctx context.Context, q querier, ag, pa, released int64) (*fpFilter, error) {
 	if t == nil || t.f == nil {
 		return nil, nil
 	}
 	f := t.f
-	ff := f.fps[ag]
+	key := fpKey{ag, pa}
+	ff := f.fps[key]
 	if ff == nil {
 		ff = &fpFilter{known: map[int64]int64{}}
 		if f.fps == nil {
-			f.fps = map[int64]*fpFilter{}
+			f.fps = map[fpKey]*fpFilter{}
 		}
-		f.fps[ag] = ff
-		t.moves = append(t.moves, fpMove{ag: ag, fresh: true})
+		f.fps[key] = ff
+		t.moves = append(t.moves, fpMove{key: key, fresh: true})
 	}
 	rows, err := q.QueryContext(ctx, `SELECT c.n, coalesce((SELECT max(ord) FROM agreement_credits WHERE ag = ? AND pa = c.n), 0)
 		FROM agreement_totals t JOIN credit_names c ON c.name = t.party_id
@@ -79,17 +90,20 @@ func (t *idTx) fingerprints(ctx context.Context, q querier, ag int64) (*fpFilter
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	type behind struct{ pa, from, to int64 }
+	type behind struct{ party, from, to int64 }
 	var todo []behind
 	var past int64
 	for rows.Next() {
-		var pa, last int64
-		if err := rows.Scan(&pa, &last); err != nil {
+		var party, last int64
+		if err := rows.Scan(&party, &last); err != nil {
 			rows.Close()
 			return nil, mapErr(err)
 		}
-		if k := ff.known[pa]; last > k {
-			todo = append(todo, behind{pa, k, last})
+		if party != pa {
+			last = min(last, released)
+		}
+		if k := ff.known[party]; last > k {
+			todo = append(todo, behind{party, k, last})
 			past += last - k
 		}
 	}
@@ -103,10 +117,10 @@ func (t *idTx) fingerprints(ctx context.Context, q querier, ag int64) (*fpFilter
 		ff.set = &idSet{parts: []*bloom{newBloom(max(fpFilterFirst, int(2*past)))}}
 	}
 	for _, b := range todo {
-		if err := ff.enter(ctx, q, ag, b.pa, b.from, b.to); err != nil {
+		if err := ff.enter(ctx, q, ag, b.party, b.from, b.to); err != nil {
 			return nil, err
 		}
-		t.move(ff, ag, b.pa, b.to)
+		t.move(ff, key, b.party, b.to)
 	}
 	return ff, nil
 }
@@ -135,10 +149,11 @@ func (ff *fpFilter) enter(ctx context.Context, q querier, ag, pa, from, to int64
 	return nil
 }
 
-// move sets party pa's bound under ag to ord, noting where it was.
-func (t *idTx) move(ff *fpFilter, ag, pa, ord int64) {
-	t.moves = append(t.moves, fpMove{ag: ag, pa: pa, was: ff.known[pa]})
-	ff.known[pa] = ord
+// move sets the bound of party's credits in filter key to ord, noting
+// where it was.
+func (t *idTx) move(ff *fpFilter, key fpKey, party, ord int64) {
+	t.moves = append(t.moves, fpMove{key: key, pa: party, was: ff.known[party]})
+	ff.known[party] = ord
 }
 
 // unmove puts every bound moved in the transaction back where it was
@@ -149,11 +164,11 @@ func (t *idTx) unmove() {
 	}
 	for i := len(t.moves) - 1; i >= 0; i-- {
 		m := t.moves[i]
-		ff := t.f.fps[m.ag]
+		ff := t.f.fps[m.key]
 		switch {
 		case ff == nil:
 		case m.fresh:
-			delete(t.f.fps, m.ag)
+			delete(t.f.fps, m.key)
 		default:
 			ff.known[m.pa] = m.was
 		}

@@ -39,9 +39,17 @@ func TestFingerprintFilterSkipsNewContents(t *testing.T) {
 	if got, n := looked(func() string { return give(alpha, 1, 4, 5) }); got != "[1]" || n != 1 {
 		t.Fatalf("1 given before and 2 new: known %s, %d looked up; want [1], 1", got, n)
 	}
-	// Bravo's lookup of alpha's unreleased 2 finds no credit it may know.
-	if got, n := looked(func() string { return give(bravo, 2, 6) }); got != "[]" || n != 1 {
-		t.Fatalf("bravo giving alpha's unreleased 2 and a new 6: known %s, %d looked up; want none known, 1", got, n)
+	// Bravo's filter holds nothing of alpha's unreleased credits: whether
+	// a lookup runs says nothing of them.
+	if got, n := looked(func() string { return give(bravo, 2, 6) }); got != "[]" || n != 0 {
+		t.Fatalf("bravo giving alpha's unreleased 2 and a new 6: known %s, %d looked up; want none known, none looked up", got, n)
+	}
+	// Released to bravo: alpha's ordinals 1-3 (contents 1, 2, 3), not 4.
+	if err := db.Credits().SetReleased(ctx, ag, bravo, 3); err != nil {
+		t.Fatal(err)
+	}
+	if got, n := looked(func() string { return give(bravo, 3, 4, 6) }); got != "[3 6]" || n != 2 {
+		t.Fatalf("bravo giving alpha's released 3, unreleased 4 and its own 6: known %s, %d looked up; want [3 6], 2", got, n)
 	}
 	// Another process credits content 7 for alpha.
 	other, err := Open(ctx, filepath.Dir(db.path), Options{})

@@ -131,7 +131,7 @@ type idFilter struct {
 
 	set   *idSet
 	known int64
-	fps   map[int64]*fpFilter // by agreement (credit name), fpfilter.go
+	fps   map[fpKey]*fpFilter // by agreement and party, fpfilter.go
 }
 
 func newIDFilter(r *sql.DB) *idFilter { return &idFilter{r: r} }

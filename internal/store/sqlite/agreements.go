@@ -371,6 +371,7 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 			fps = maybe
 		}
 		fpLookupsForTest.Add(int64(len(fps)))
+		idFilterOf(h.w).writes(ag) // before anything of this call is written
 		byFP := &chunked{q: h.w, full: knownChunk, sql: func(n int) string { return knownFPs(n, handed) }}
 		defer byFP.close()
 		for len(fps) > 0 {

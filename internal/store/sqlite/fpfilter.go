@@ -33,16 +33,20 @@ import (
 //     transaction. The first Contribute after Open reads them all.
 //   - Contribute enters the fingerprints it credits, and moves the party's
 //     own bound to its last ordinal.
-//   - Every bound moved in a transaction is moved back when it might not
-//     hold: a member's turn undone, or the transaction not committed. The
-//     next Contribute then reads those credits again. Fingerprints entered
-//     for credits undone stay in the filter and cost a lookup each.
+//   - Every bound moved over credits written in the transaction is moved
+//     back when it might not hold: a member's turn undone, or the
+//     transaction not committed. The next Contribute then reads those
+//     credits again. Fingerprints entered for credits undone stay in the
+//     filter and cost a lookup each. Bounds moved before the transaction
+//     wrote credits under the agreement cover committed credits only, and
+//     stay.
 //
 // Agreements under which plain handovers released content
 // (agreement_handed) are looked up as before.
 
-// fpLookupsForTest counts the fingerprints Contribute asked SQLite for.
-var fpLookupsForTest syncatomic.Int64
+// fpLookupsForTest counts the fingerprints Contribute asked SQLite for,
+// fpEnteredForTest those the filters read from stored credits.
+var fpLookupsForTest, fpEnteredForTest syncatomic.Int64
 
 // fpFilterFirst is the fewest fingerprints a filter's first part holds. A variable for tests.
 var fpFilterFirst = 1 << 12
@@ -75,6 +79,13 @@ func (t *idTx) fingerprints(ctx context.Context, q querier, ag, pa, released int
 	}
 	f := t.f
 	key := fpKey{ag, pa}
+	// Until a Contribute of this transaction writes credits under ag, the
+	// credits it reads are committed ones: what it enters holds whatever
+	// becomes of the transaction, and its bounds need not move back.
+	// (Moving them back would also let a party whose requests fail after
+	// Contribute, a request cancelled at the right moment, make every one
+	// of them read all its credits again.)
+	journal := t.wrote[ag]
 	ff := f.fps[key]
 	if ff == nil {
 		ff = &fpFilter{known: map[int64]int64{}}
@@ -82,7 +93,9 @@ func (t *idTx) fingerprints(ctx context.Context, q querier, ag, pa, released int
 			f.fps = map[fpKey]*fpFilter{}
 		}
 		f.fps[key] = ff
-		t.moves = append(t.moves, fpMove{key: key, fresh: true})
+		if journal {
+			t.moves = append(t.moves, fpMove{key: key, fresh: true})
+		}
 	}
 	rows, err := q.QueryContext(ctx, `SELECT c.n, coalesce((SELECT max(ord) FROM agreement_credits WHERE ag = ? AND pa = c.n), 0)
 		FROM agreement_totals t JOIN credit_names c ON c.name = t.party_id
@@ -120,9 +133,25 @@ func (t *idTx) fingerprints(ctx context.Context, q querier, ag, pa, released int
 		if err := ff.enter(ctx, q, ag, b.party, b.from, b.to); err != nil {
 			return nil, err
 		}
-		t.move(ff, key, b.party, b.to)
+		if journal {
+			t.move(ff, key, b.party, b.to)
+		} else {
+			ff.known[b.party] = b.to
+		}
 	}
 	return ff, nil
+}
+
+// writes records that a Contribute of the transaction is about to write
+// credits under agreement ag.
+func (t *idTx) writes(ag int64) {
+	if t == nil {
+		return
+	}
+	if t.wrote == nil {
+		t.wrote = map[int64]bool{}
+	}
+	t.wrote[ag] = true
 }
 
 // enter puts into the filter the fingerprints of party pa's credits with
@@ -139,6 +168,7 @@ func (ff *fpFilter) enter(ctx context.Context, q querier, ag, pa, from, to int64
 			return mapErr(err)
 		}
 		ff.set.add(uint64(fp))
+		fpEnteredForTest.Add(1)
 	}
 	if err := rows.Close(); err != nil {
 		return mapErr(err)

@@ -137,3 +137,47 @@ func TestFingerprintFilterAfterAnUndoneTurn(t *testing.T) {
 		t.Fatalf("alpha giving content credited at an ordinal an undone turn freed, and the undone content: known %s, want [22]", got)
 	}
 }
+
+// TestFingerprintFilterKeepsWhatWasCommitted: a filter made in a
+// transaction that does not commit keeps the committed credits it read, so
+// a party whose requests fail after Contribute (a request cancelled at the
+// right moment) cannot make each of them read all its credits again; the
+// credit undone is not taken for known.
+func TestFingerprintFilterKeepsWhatWasCommitted(t *testing.T) {
+	ctx := context.Background()
+	ag := "agreement--fpkeep"
+	db, alpha, _, t0 := agreementDB(t, ag)
+	give := storetest.GiveContents(t, db, ag, t0)
+	if got := give(alpha, 1, 2, 3, 4, 5); got != "[]" {
+		t.Fatalf("new contents known: %s", got)
+	}
+	// A second store on the directory: its filters are empty.
+	other, err := Open(ctx, filepath.Dir(db.path), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	failed := errors.New("failed after Contribute")
+	before := fpEnteredForTest.Load()
+	if err := other.Update(ctx, func(tx store.Handle) error {
+		if err := giveIn(tx, ag, alpha, 950, 40, t0); err != nil {
+			return err
+		}
+		return failed
+	}); !errors.Is(err, failed) {
+		t.Fatalf("failing update: %v", err)
+	}
+	if n := fpEnteredForTest.Load() - before; n != 5 {
+		t.Fatalf("the first Contribute read %d credits' fingerprints, want the 5 committed", n)
+	}
+	before = fpEnteredForTest.Load()
+	if err := other.Update(ctx, func(tx store.Handle) error { return giveIn(tx, ag, alpha, 951, 40, t0) }); err != nil {
+		t.Fatalf("content 40 after its credit was undone: %v, want it credited", err)
+	}
+	if n := fpEnteredForTest.Load() - before; n != 0 {
+		t.Errorf("after a transaction that did not commit, the next Contribute read %d credits' fingerprints again, want 0", n)
+	}
+	if err := other.Update(ctx, func(tx store.Handle) error { return giveIn(tx, ag, alpha, 952, 3, t0) }); !errors.Is(err, errSameContent) {
+		t.Errorf("content 3 again: %v, want it known", err)
+	}
+}

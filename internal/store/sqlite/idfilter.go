@@ -224,11 +224,12 @@ func (f *idFilter) close() {
 // idTx is the filter as one write transaction uses it.
 type idTx struct {
 	f      *idFilter
-	active bool     // the filter holds every id stored before the transaction
-	given  int64    // keys createKeys gave in the transaction
-	undone bool     // a member's turn was undone
-	top    int64    // the largest key just before COMMIT
-	moves  []fpMove // the fingerprint filters' bounds moved (fpfilter.go)
+	active bool           // the filter holds every id stored before the transaction
+	given  int64          // keys createKeys gave in the transaction
+	undone bool           // a member's turn was undone
+	top    int64          // the largest key just before COMMIT
+	moves  []fpMove       // the fingerprint filters' bounds moved (fpfilter.go)
+	wrote  map[int64]bool // agreements a Contribute wrote credits under (fpfilter.go)
 }
 
 // begin is the start of the writer's transaction tx: it takes over a

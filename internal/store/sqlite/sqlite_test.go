@@ -28,9 +28,14 @@ func TestStore(t *testing.T) {
 
 // TestStoreMergingFingerprints runs the suite with credit_fps_new merged
 // into credit_fps every third fingerprint, so that content is found in
-// either table (migration 37).
+// either table (migration 37), and with the writer's filter of stored ids
+// (idfilter.go) in use from each store's first write on, in parts of 4,
+// 8, 16 … ids, the id hashes merged every fifth new id: an id the filter
+// skips the lookup of must be new, whatever the suite does. (One run of
+// the suite for both: under -race each run takes minutes.)
 func TestStoreMergingFingerprints(t *testing.T) {
 	defer sqlite.SetFingerprintMergeForTest(sqlite.SetFingerprintMergeForTest(3))
+	defer sqlite.SetIDFilterForTest(4, 5)()
 	storetest.Run(t, func(t *testing.T) store.Store {
 		db, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{Migrate: true})
 		if err != nil {
@@ -46,21 +51,6 @@ func TestStoreMergingFingerprints(t *testing.T) {
 // itself, in either table, and never get a second key.
 func TestStoreWithIDsHashedAlike(t *testing.T) {
 	defer sqlite.SetIDHashingForTest(true, 3)()
-	storetest.Run(t, func(t *testing.T) store.Store {
-		db, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{Migrate: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return db
-	})
-}
-
-// TestStoreWithIDFilter runs the suite with the writer's filter of stored
-// ids (idfilter.go) in use from each store's first write on, in parts of
-// 4, 8, 16 … ids, and the id hashes merged every fifth new id: an id the
-// filter skips the lookup of must be new, whatever the suite does.
-func TestStoreWithIDFilter(t *testing.T) {
-	defer sqlite.SetIDFilterForTest(4, 5)()
 	storetest.Run(t, func(t *testing.T) store.Store {
 		db, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{Migrate: true})
 		if err != nil {

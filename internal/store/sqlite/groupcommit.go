@@ -206,7 +206,10 @@ func (c *committer) runGroup(self *member, group []*member) (selfErr error, self
 		c.transactions.Add(1)
 		savepoints := len(pending) > 1
 		search := &searchBatch{}
-		ids := c.ids.begin(bg, tx)
+		// The writer's own statements run through its prepared ones
+		// (prepared.go), as the members' do.
+		own := memberQuerier{tx: tx, stmts: c.stmts, ctx: bg}
+		ids := c.ids.begin(bg, own)
 		var kept, rerun []*member
 		var lost bool
 		for i, m := range pending {
@@ -249,9 +252,9 @@ func (c *committer) runGroup(self *member, group []*member) (selfErr error, self
 		var commitErr error
 		if len(kept) > 0 && !lost {
 			// The kept members' search rows, in one statement (searchBatch).
-			err := search.flush(bg, memberQuerier{tx: tx, stmts: c.stmts, ctx: bg})
+			err := search.flush(bg, own)
 			if err == nil {
-				ids.beforeCommit(bg, tx)
+				ids.beforeCommit(bg, own)
 			}
 			if err != nil {
 				commitErr = fmt.Errorf("sqlite: search index: %w", err)
@@ -436,10 +439,17 @@ func (q memberQuerier) QueryRowContext(ctx context.Context, query string, args .
 	return q.tx.QueryRowContext(ctx, query, args...)
 }
 
+// PrepareContext returns the writer's prepared statement for query, bound
+// to the transaction, when it has one: closing it leaves the statement
+// prepared on the connection (database/sql keeps a statement made by
+// Tx.StmtContext from a prepared one in its parent).
 func (q memberQuerier) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
 	ctx, err := q.detach(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if s := q.kept(ctx, query); s != nil {
+		return s, nil
 	}
 	return q.tx.PrepareContext(ctx, query)
 }

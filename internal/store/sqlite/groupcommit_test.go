@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/parley-cti/parley/internal/store"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 func openGroupTest(t *testing.T) *DB {
@@ -466,5 +467,57 @@ func TestKeyMemoWithinATurn(t *testing.T) {
 		return err
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWriterKeepsItsOwnStatementsPrepared: the statements the writer runs
+// around its members' turns (the id filter's largest key at the start and
+// end of a transaction) and those a member prepares itself (the ledger's
+// inserts) are kept prepared after a transaction, like the members' other
+// statements, and work through the kept statement in the next one; a
+// kept statement a member closed stays usable.
+func TestWriterKeepsItsOwnStatementsPrepared(t *testing.T) {
+	db, coll := filterTest(t)
+	ctx := context.Background()
+	added := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	writeLedger := func(first int64, n int) {
+		t.Helper()
+		entries := make([][]byte, n)
+		for i := range entries {
+			entries[i] = []byte(fmt.Sprintf("entry %d", first+int64(i)))
+		}
+		hashes := make([]tlog.Hash, tlog.StoredHashCount(first+int64(n))-tlog.StoredHashCount(first))
+		if err := db.Update(ctx, func(tx store.Handle) error {
+			return tx.Ledger().WriteEntries(ctx, first, entries, hashes, first+int64(n))
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	putIn(t, db, coll, benchObjects(0, 5, added)) // builds the id filter
+	writeLedger(0, 2)
+	putIn(t, db, coll, benchObjects(5, 5, added))
+	for name, q := range map[string]string{
+		"the largest key":   `SELECT coalesce(max(key), 0) FROM stix_ids`,
+		"a ledger entry":    `INSERT INTO ledger_entries(idx, data) VALUES (?, ?)`,
+		"a ledger hash":     `INSERT INTO ledger_hashes(idx, hash) VALUES (?, ?)`,
+		"the ledger's size": `UPDATE ledger_size SET size = ? WHERE id = 1 AND size = ?`,
+	} {
+		if db.commit.stmts.lookup(q) == nil {
+			t.Errorf("the statement of %s was not kept prepared", name)
+		}
+	}
+	// Twice more through the kept statements, which the first of these
+	// closed at its end.
+	writeLedger(2, 3)
+	writeLedger(5, 1)
+	var n int64
+	if err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM ledger_entries`).Scan(&n); err != nil || n != 6 {
+		t.Fatalf("%d ledger entries (%v), want 6", n, err)
+	}
+	putIn(t, db, coll, benchObjects(10, 5, added))
+	for i := range 15 {
+		if k := keysOf(t, db, benchID(i)); k != 1 {
+			t.Errorf("id %d has %d keys, want 1", i, k)
+		}
 	}
 }

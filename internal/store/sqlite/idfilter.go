@@ -232,9 +232,9 @@ type idTx struct {
 	wrote  map[int64]bool // agreements a Contribute wrote credits under (fpfilter.go)
 }
 
-// begin is the start of the writer's transaction tx: it takes over a
-// finished build and enters the rows written since known.
-func (f *idFilter) begin(ctx context.Context, tx *sql.Tx) *idTx {
+// begin is the start of the writer's transaction, which tx runs in: it
+// takes over a finished build and enters the rows written since known.
+func (f *idFilter) begin(ctx context.Context, tx querier) *idTx {
 	t := &idTx{f: f}
 	if f == nil {
 		return t
@@ -263,7 +263,7 @@ func (f *idFilter) begin(ctx context.Context, tx *sql.Tx) *idTx {
 }
 
 // enter puts into the filter the ids with a key in (lo, hi].
-func (f *idFilter) enter(ctx context.Context, tx *sql.Tx, lo, hi int64) error {
+func (f *idFilter) enter(ctx context.Context, tx querier, lo, hi int64) error {
 	rows, err := tx.QueryContext(ctx, `SELECT id FROM stix_ids WHERE key > ? AND key <= ?`, lo, hi)
 	if err != nil {
 		return err
@@ -309,7 +309,7 @@ func (t *idTx) undo() {
 }
 
 // beforeCommit reads the largest key, the last statement before COMMIT.
-func (t *idTx) beforeCommit(ctx context.Context, tx *sql.Tx) {
+func (t *idTx) beforeCommit(ctx context.Context, tx querier) {
 	if t == nil || !t.active || t.undone || t.given == 0 {
 		t.forget()
 		return

@@ -33,8 +33,8 @@ import (
 //
 // Only the writer creates keys, and it looks an id up before creating its
 // key in the same write transaction, so an id gets one key (SQLite's
-// write lock serialises this across processes too). TestStoreWithIDsHashedAlike
-// runs the whole store suite with every id hashing alike.
+// write lock serialises this across processes too). TestStore runs the
+// whole store suite with every id hashing alike.
 
 // idHash is the hash stix_id_hashes keys an id by. A variable so that a
 // test can make every id collide.

@@ -22,11 +22,12 @@ import (
 // either table, and never get a second key. The store's other settings
 // are the defaults, which every other package's tests also use; the real
 // hash is in TestStoreMergingFingerprints. (Two runs of the suite, not
-// three: under -race each takes over two minutes, and with a third the
-// package passed go test's 10-minute timeout on a slower machine.)
+// three, each with its tests in parallel: under -race a run took over two
+// minutes one test at a time, and with three the package passed go
+// test's 10-minute timeout on a slower machine.)
 func TestStore(t *testing.T) {
-	defer sqlite.SetIDHashingForTest(true, 3)()
-	storetest.Run(t, func(t *testing.T) store.Store {
+	t.Cleanup(sqlite.SetIDHashingForTest(true, 3)) // not defer: RunParallel
+	storetest.RunParallel(t, func(t *testing.T) store.Store {
 		db, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{Migrate: true})
 		if err != nil {
 			t.Fatal(err)
@@ -43,9 +44,10 @@ func TestStore(t *testing.T) {
 // skips the lookup of must be new, whatever the suite does. (One run of
 // the suite for both: under -race each run takes minutes.)
 func TestStoreMergingFingerprints(t *testing.T) {
-	defer sqlite.SetFingerprintMergeForTest(sqlite.SetFingerprintMergeForTest(3))
-	defer sqlite.SetIDFilterForTest(4, 5)()
-	storetest.Run(t, func(t *testing.T) store.Store {
+	old := sqlite.SetFingerprintMergeForTest(3)
+	t.Cleanup(func() { sqlite.SetFingerprintMergeForTest(old) }) // not defer: RunParallel
+	t.Cleanup(sqlite.SetIDFilterForTest(4, 5))
+	storetest.RunParallel(t, func(t *testing.T) store.Store {
 		db, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{Migrate: true})
 		if err != nil {
 			t.Fatal(err)

@@ -18,7 +18,17 @@ import (
 type Opener func(t *testing.T) store.Store
 
 // Run runs every contract test against the backend.
-func Run(t *testing.T, open Opener) {
+func Run(t *testing.T, open Opener) { run(t, open, false) }
+
+// RunParallel is Run with the contract tests running in parallel, each on
+// its own store: for a backend whose stores share nothing, where the
+// suite under -race would otherwise take most of go test's timeout
+// (SQLite's, which is Go code the race detector instruments). Whatever
+// the caller sets for the whole run it must undo in t.Cleanup, not with
+// defer: parallel subtests run after the caller's function returns.
+func RunParallel(t *testing.T, open Opener) { run(t, open, true) }
+
+func run(t *testing.T, open Opener, parallel bool) {
 	tests := []struct {
 		name string
 		fn   func(*testing.T, store.Store)
@@ -72,12 +82,20 @@ func Run(t *testing.T, open Opener) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			if parallel {
+				t.Parallel()
+			}
 			st := open(t)
 			t.Cleanup(func() { st.Close() })
 			tc.fn(t, st)
 		})
 	}
-	t.Run("Ledger", func(t *testing.T) { RunLedger(t, open) })
+	t.Run("Ledger", func(t *testing.T) {
+		if parallel {
+			t.Parallel()
+		}
+		RunLedger(t, open)
+	})
 }
 
 var ctx = context.Background()

@@ -16,6 +16,16 @@ import (
 	"github.com/parley-cti/parley/internal/store/storetest"
 )
 
+// openStore is a migrated store in a directory of the test's own, as
+// each run of the store suite opens them.
+func openStore(t *testing.T) store.Store {
+	db, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 // TestStore runs the suite with every STIX id hashing to one value and
 // the small hash table merged into the large one every third new id
 // (stixids.go): an id must then be told from the others by itself, in
@@ -27,13 +37,7 @@ import (
 // test's 10-minute timeout on a slower machine.)
 func TestStore(t *testing.T) {
 	t.Cleanup(sqlite.SetIDHashingForTest(true, 3)) // not defer: RunParallel
-	storetest.RunParallel(t, func(t *testing.T) store.Store {
-		db, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{Migrate: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return db
-	})
+	storetest.RunParallel(t, openStore)
 }
 
 // TestStoreMergingFingerprints runs the suite with credit_fps_new merged
@@ -47,13 +51,7 @@ func TestStoreMergingFingerprints(t *testing.T) {
 	old := sqlite.SetFingerprintMergeForTest(3)
 	t.Cleanup(func() { sqlite.SetFingerprintMergeForTest(old) }) // not defer: RunParallel
 	t.Cleanup(sqlite.SetIDFilterForTest(4, 5))
-	storetest.RunParallel(t, func(t *testing.T) store.Store {
-		db, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{Migrate: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return db
-	})
+	storetest.RunParallel(t, openStore)
 }
 
 func TestRefusesUnmigratedAndNewerSchema(t *testing.T) {

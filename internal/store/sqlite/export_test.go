@@ -196,6 +196,14 @@ func SetIDHashingForTest(alike bool, n int) (undo func()) {
 	return func() { idHash, idMergeAt = oldHash, oldMerge }
 }
 
+// SetIDMergeSlicesForTest sets idMergeSlices to n; the returned function
+// undoes it.
+func SetIDMergeSlicesForTest(n int) (undo func()) {
+	old := idMergeSlices
+	idMergeSlices = n
+	return func() { idMergeSlices = old }
+}
+
 // SetIDFilterForTest makes the writer's id filter (idfilter.go) be built
 // at its first use, before that use returns, with a first part of first
 // ids, and merges the id hashes every mergeAt new ids.

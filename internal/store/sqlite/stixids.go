@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
 	"strings"
 )
@@ -43,10 +44,56 @@ var idHash = func(id string) int64 {
 	return int64(binary.BigEndian.Uint64(s[:8]))
 }
 
-// idMergeAt is the number of entries stix_id_hashes_new gathers before
-// they move into stix_id_hashes: the merge runs in the transaction whose
-// new keys pass a multiple of it. A variable for tests.
+// idMergeAt is the number of new keys after which every entry of
+// stix_id_hashes_new has moved into stix_id_hashes. A variable for tests.
 var idMergeAt = 65536
+
+// idMergeSlices is the number of parts of the hash space that move
+// separately (a power of two, at most idMergeAt): every idMergeAt /
+// idMergeSlices new keys the small table's entries in the next part move,
+// so that each entry still moves within idMergeAt keys and each leaf of
+// the large table is still written once for all of its part's entries,
+// but no one transaction does the whole merge. Moved whole, 65,536
+// entries into a large table of 1,400,000 took one POST's turn 85–235 ms
+// and its commit up to 130 ms, every 12 seconds of the 64-client load;
+// every write queued behind it, and those stalls were the writes' p99
+// (docs/BENCHMARKS.md). A variable for tests.
+var idMergeSlices = 16
+
+// idSlice returns the bounds, inclusive, of part i of n of the hash
+// space, in SQLite's (signed) order.
+func idSlice(i, n int) (lo, hi int64) {
+	if n == 1 {
+		return math.MinInt64, math.MaxInt64
+	}
+	width := uint64(1) << (64 - bits.TrailingZeros(uint(n)))
+	lo = int64(uint64(1)<<63 + uint64(i)*width)
+	return lo, int64(uint64(lo) + width - 1)
+}
+
+// idMergesPassed returns the parts of the hash space due to move when the
+// new keys lo to hi were given: one per multiple of the step they pass,
+// every part when they pass as many multiples as there are parts.
+func idMergesPassed(lo, hi int64) []int {
+	n := max(1, idMergeSlices)
+	step := max(1, int64(idMergeAt/n))
+	first, last := (lo-1)/step+1, hi/step
+	if last < first {
+		return nil
+	}
+	if last-first+1 >= int64(n) {
+		all := make([]int, n)
+		for i := range all {
+			all[i] = i
+		}
+		return all
+	}
+	var parts []int
+	for j := first; j <= last; j++ {
+		parts = append(parts, int(j%int64(n)))
+	}
+	return parts
+}
 
 // keysOfIDs is a subquery yielding the keys of n ids; its arguments are
 // keysOfIDsArgs's.
@@ -164,22 +211,28 @@ func createKeys(ctx context.Context, q querier, ids []string, keys map[string]in
 		}
 	}
 	// Keys are given one after another and each new one enters the small
-	// table, which a merge empties: merging in the transaction whose keys
-	// pass a multiple of idMergeAt keeps it at most idMergeAt plus one
-	// transaction's ids. (Counting its rows instead cost a walk of its
-	// leaves at every call, a POST of 10 objects as much as one of 1,000.)
+	// table. Each part of the hash space moves to the large table once
+	// every idMergeAt keys, in the transaction whose keys pass its
+	// multiple of the step (idMergesPassed), so the small table holds at
+	// most idMergeAt plus one transaction's ids. (Counting its rows
+	// instead cost a walk of its leaves at every call, a POST of 10
+	// objects as much as one of 1,000.)
 	lo, hi := int64(math.MaxInt64), int64(0)
 	for _, id := range ids {
 		lo, hi = min(lo, keys[id]), max(hi, keys[id])
 	}
-	if hi/int64(idMergeAt) == (lo-1)/int64(idMergeAt) {
-		return nil
+	n := max(1, idMergeSlices)
+	for _, part := range idMergesPassed(lo, hi) {
+		from, to := idSlice(part, n)
+		if _, err := q.ExecContext(ctx, `INSERT INTO stix_id_hashes(h, key)
+			SELECT h, key FROM stix_id_hashes_new WHERE h >= ? AND h <= ? ORDER BY h, key`, from, to); err != nil {
+			return mapErr(err)
+		}
+		if _, err := q.ExecContext(ctx, `DELETE FROM stix_id_hashes_new WHERE h >= ? AND h <= ?`, from, to); err != nil {
+			return mapErr(err)
+		}
 	}
-	if _, err := q.ExecContext(ctx, `INSERT INTO stix_id_hashes(h, key) SELECT h, key FROM stix_id_hashes_new ORDER BY h, key`); err != nil {
-		return mapErr(err)
-	}
-	_, err := q.ExecContext(ctx, `DELETE FROM stix_id_hashes_new`)
-	return mapErr(err)
+	return nil
 }
 
 // fillIDHashes is migration 38's step in Go: the hash of every id

@@ -24,9 +24,10 @@ import (
 // a million (docs/BENCHMARKS.md). Now an id is found by a 64-bit hash
 // (idHash) in two small-entry tables, as the credits' fingerprints are
 // (migration 37): a new id's (hash, key) goes into stix_id_hashes_new,
-// whose few hundred leaves stay in the cache; every idMergeAt new keys
-// its entries move, in key order, into stix_id_hashes, which a merge
-// then touches leaf by leaf once. The hash is a hint: every lookup also
+// whose few hundred leaves stay in the cache; its entries move, in key
+// order, into stix_id_hashes, one part of the hash space at a time, each
+// part once every idMergeAt new keys (idMergeSlices), so that a merge
+// touches the leaves of its part once. The hash is a hint: every lookup also
 // compares the id itself, so ids sharing a hash cost a row read each and
 // nothing else. It is a prefix of SHA-256, so nobody can make many ids
 // share one (a counterpart that could would make those ids' lookups walk

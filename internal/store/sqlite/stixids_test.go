@@ -64,12 +64,7 @@ func TestIDHashesMerge(t *testing.T) {
 	defer SetIDHashingForTest(false, 8)()
 	defer SetIDMergeSlicesForTest(1)()
 	ctx := context.Background()
-	db, err := Open(ctx, t.TempDir(), Options{Migrate: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	coll := benchCollection(t, db)
+	db, coll := openForMerges(t)
 	added := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	counts := func() (small, large int) {
 		t.Helper()
@@ -96,19 +91,7 @@ func TestIDHashesMerge(t *testing.T) {
 			t.Fatalf("after %d ids: %d hashes in the small table, %d in the large; want %d and %d", stored, small, large, step.small, step.large)
 		}
 	}
-	ids := make([]string, stored)
-	for i := range ids {
-		ids[i] = benchID(i)
-	}
-	keys := map[string]int64{}
-	if err := lookupKeys(ctx, db.handle.r, ids, keys); err != nil {
-		t.Fatal(err)
-	}
-	for i, id := range ids {
-		if keys[id] != int64(i+1) {
-			t.Fatalf("id %d has key %d, want %d", i, keys[id], i+1)
-		}
-	}
+	checkKeysInOrder(t, db, stored)
 }
 
 // TestIDSlices: the parts of the hash space are contiguous, in SQLite's
@@ -140,12 +123,7 @@ func TestIDHashesMergeInSlices(t *testing.T) {
 	defer SetIDHashingForTest(false, 8)()
 	defer SetIDMergeSlicesForTest(4)()
 	ctx := context.Background()
-	db, err := Open(ctx, t.TempDir(), Options{Migrate: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	coll := benchCollection(t, db)
+	db, coll := openForMerges(t)
 	added := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	// The model: the part of a key's id (the top two bits of its hash,
 	// unsigned order), and the keys it says are in the small table.
@@ -207,12 +185,31 @@ func TestIDHashesMergeInSlices(t *testing.T) {
 	if moves == 0 || len(small) == 0 {
 		t.Fatalf("the sequence moved %d entries and left %d: it tests nothing", moves, len(small))
 	}
+	checkKeysInOrder(t, db, stored)
+}
+
+// openForMerges opens a new store for the merge tests and adds a
+// collection to it.
+func openForMerges(t *testing.T) (*DB, string) {
+	t.Helper()
+	db, err := Open(context.Background(), t.TempDir(), Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, benchCollection(t, db)
+}
+
+// checkKeysInOrder checks that the first stored of benchID's ids are
+// found, in either hash table, with keys 1 to stored in order.
+func checkKeysInOrder(t *testing.T, db *DB, stored int) {
+	t.Helper()
 	ids := make([]string, stored)
 	for i := range ids {
 		ids[i] = benchID(i)
 	}
 	keys := map[string]int64{}
-	if err := lookupKeys(ctx, db.handle.r, ids, keys); err != nil {
+	if err := lookupKeys(context.Background(), db.handle.r, ids, keys); err != nil {
 		t.Fatal(err)
 	}
 	for i, id := range ids {

@@ -32,7 +32,7 @@ func (d *Dashboard) actionRoutes() map[string]http.Handler {
 		"POST /ui/agreements/{id}/contests":      d.authedPost(d.contest),
 		"GET /ui/events":                         d.authed(d.events),
 		"GET /ui/ledger":                         d.authed(d.ledger),
-		"GET /ui/events/stream":                  d.authed(d.stream),
+		"GET /ui/events/stream":                  d.authedStream(d.stream),
 	}
 }
 

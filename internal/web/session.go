@@ -31,6 +31,11 @@ type session struct {
 	// seenEvents is the newest event the party saw in this session (on
 	// the events page); the notification count is of events after it.
 	seenEvents int64
+	// ended is set once the session is found expired or its token
+	// revoked. The entry stays, so every request still carrying the
+	// cookie learns why it was signed out (the live events stream or
+	// another tab may be the first to find out), until a sweep drops it.
+	ended bool
 }
 
 // sessions keeps sessions in memory, keyed by the SHA-256 of their id so a
@@ -59,7 +64,7 @@ func randomToken() string {
 }
 
 func (s *sessions) expired(v *session, now time.Time) bool {
-	return now.Sub(v.seen) >= s.idle || now.Sub(v.created) >= s.max
+	return v.ended || now.Sub(v.seen) >= s.idle || now.Sub(v.created) >= s.max
 }
 
 // create starts a session for p and returns its id (the cookie value).
@@ -86,7 +91,8 @@ func (s *sessions) create(p party.Principal, now time.Time) (string, *session) {
 }
 
 // get returns the live session id names and marks it seen; errExpired
-// (and forgets it) when it timed out, errNoSession when unknown.
+// when it timed out or was ended (for as long as it is held), errNoSession
+// when unknown.
 func (s *sessions) get(id string, now time.Time) (session, error) {
 	k := sha256.Sum256([]byte(id))
 	s.mu.Lock()
@@ -96,7 +102,7 @@ func (s *sessions) get(id string, now time.Time) (session, error) {
 		return session{}, errNoSession
 	}
 	if s.expired(v, now) {
-		delete(s.m, k)
+		v.ended = true
 		return session{}, errExpired
 	}
 	v.seen = now
@@ -124,6 +130,18 @@ func (s *sessions) seenOf(id string) int64 {
 	return 0
 }
 
+// end marks session id ended (its token was revoked): from now on it
+// reads as expired, and a sweep may drop it.
+func (s *sessions) end(id string) {
+	k := sha256.Sum256([]byte(id))
+	s.mu.Lock()
+	if v, ok := s.m[k]; ok {
+		v.ended = true
+	}
+	s.mu.Unlock()
+}
+
+// delete forgets session id at once (the party signed out).
 func (s *sessions) delete(id string) {
 	k := sha256.Sum256([]byte(id))
 	s.mu.Lock()

@@ -28,7 +28,10 @@ func TestSessions(t *testing.T) {
 		{118 * time.Minute, nil}, // 59 min after the last request
 		{177 * time.Minute, nil},
 		{237 * time.Minute, errExpired}, // 60 min idle
-		{238 * time.Minute, errNoSession},
+		// Held until a sweep, it keeps saying expired, even to a
+		// request whose clock reads earlier.
+		{238 * time.Minute, errExpired},
+		{200 * time.Minute, errExpired},
 	}
 	for _, tc := range cases {
 		if _, err := s.get(id, t0.Add(tc.at)); !errors.Is(err, tc.want) && !(tc.want == nil && err == nil) {
@@ -37,6 +40,18 @@ func TestSessions(t *testing.T) {
 	}
 	if _, err := s.get("not-a-session", t0); !errors.Is(err, errNoSession) {
 		t.Fatalf("unknown id: %v", err)
+	}
+	// A session ended (its token revoked) reads as expired; one signed
+	// out is gone.
+	ended, _ := s.create(party.Principal{PartyID: "party--b"}, t0)
+	s.end(ended)
+	if _, err := s.get(ended, t0.Add(time.Minute)); !errors.Is(err, errExpired) {
+		t.Fatalf("ended session: %v", err)
+	}
+	out, _ := s.create(party.Principal{PartyID: "party--c"}, t0)
+	s.delete(out)
+	if _, err := s.get(out, t0.Add(time.Minute)); !errors.Is(err, errNoSession) {
+		t.Fatalf("signed-out session: %v", err)
 	}
 }
 

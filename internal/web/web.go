@@ -294,7 +294,7 @@ func (d *Dashboard) current(r *http.Request) (session, error) {
 	}
 	err = d.o.Parties.CheckLive(r.Context(), s.principal)
 	if errors.Is(err, party.ErrUnauthenticated) {
-		d.sessions.delete(c.Value)
+		d.sessions.end(c.Value)
 		return session{}, errExpired
 	}
 	if err != nil {
@@ -313,6 +313,26 @@ func (d *Dashboard) authed(h authedHandler) http.Handler {
 		case errors.Is(err, errExpired):
 			d.clearCookie(w)
 			http.Redirect(w, r, "/ui/signin?expired=1", http.StatusSeeOther)
+			return
+		case err != nil:
+			d.fail(w, r, err)
+			return
+		}
+		h(w, r, s)
+	})
+}
+
+// authedStream is authed for the live events stream, which the page's
+// script opens in the background: without a live session it answers 204
+// No Content, which tells an EventSource to stop reconnecting, and leaves
+// the cookie alone, so the next page the party opens is the one that says
+// the session expired and clears it.
+func (d *Dashboard) authedStream(h authedHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := d.current(r)
+		switch {
+		case errors.Is(err, errNoSession), errors.Is(err, errExpired):
+			w.WriteHeader(http.StatusNoContent)
 			return
 		case err != nil:
 			d.fail(w, r, err)

@@ -224,6 +224,56 @@ func TestSessionExpiry(t *testing.T) {
 	}
 }
 
+// TestExpiryFoundFirstByAnotherRequest: when the live events stream or
+// another tab is the first request to find the session expired, the page
+// the party opens next still says the session expired instead of showing a
+// bare sign-in form. The headless-browser test met this race in CI.
+func TestExpiryFoundFirstByAnotherRequest(t *testing.T) {
+	f := newFixture(t)
+	base := time.Now().UTC()
+	now := base
+	f.dash.SetClock(func() time.Time { return now })
+	b := f.browser(t)
+	b.signIn(f.tokA)
+	u, err := url.Parse(f.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cookies := b.c.Jar.Cookies(u)
+	if len(cookies) == 0 {
+		t.Fatal("no session cookie after signing in")
+	}
+	now = base.Add(2 * time.Hour)
+	// The live stream is first to find out: it ends without touching
+	// the cookie.
+	if resp, _ := b.do("GET", "/ui/events/stream", nil); resp.StatusCode != http.StatusNoContent || len(resp.Header.Values("Set-Cookie")) != 0 {
+		t.Fatalf("stream of an expired session: %s, Set-Cookie %q", resp.Status, resp.Header.Values("Set-Cookie"))
+	}
+	// Another tab carries the same cookie but does not share the jar.
+	other, err := http.NewRequest("GET", f.srv.URL+"/ui/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cookies {
+		other.AddCookie(c)
+	}
+	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); loc != "/ui/signin?expired=1" {
+		t.Fatalf("other tab after expiry → %s %q", resp.Status, loc)
+	}
+	for _, path := range []string{"/ui/", "/ui/events"} {
+		if resp, _ := b.do("GET", path, nil); resp.Header.Get("Location") != "/ui/signin?expired=1" {
+			t.Fatalf("%s after another request found the session expired → %s %q", path, resp.Status, resp.Header.Get("Location"))
+		}
+		// The redirect cleared b's cookie: put it back to ask again.
+		b.c.Jar.SetCookies(u, cookies)
+	}
+}
+
 func TestRevokedTokenEndsSession(t *testing.T) {
 	f := newFixture(t)
 	b := f.browser(t)

@@ -596,6 +596,10 @@ type ObjectQuery struct {
 	// ordinal in [From, To]: a stretch of the contributor's publish order,
 	// read by its place there (a feed page) rather than by a list of ids.
 	Credited *OrdinalRange
+	// RawOnly fills only each object's Seq, DateAdded and Raw: what an
+	// envelope and its cursor need. The other columns are not read, which
+	// saves most of the per-row work of a page on SQLite's driver.
+	RawOnly bool
 }
 
 // OrdinalRange is a stretch of a contributor's publish order under an

@@ -359,6 +359,7 @@ func (s *Handler) getObjects(w http.ResponseWriter, r *http.Request, p party.Pri
 	if err != nil {
 		return err
 	}
+	f.q.RawOnly = true // the envelope copies the stored bytes
 	pg, next, err := s.page(r, p, "objects", f)
 	if err != nil {
 		return err
@@ -418,6 +419,7 @@ func (s *Handler) getObject(w http.ResponseWriter, r *http.Request, p party.Prin
 		return err
 	}
 	f.q.IDs = []string{r.PathValue("obj")}
+	f.q.RawOnly = true
 	pg, next, err := s.page(r, p, "object", f)
 	if err != nil {
 		return err

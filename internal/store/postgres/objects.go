@@ -359,20 +359,27 @@ func (s objects) Query(ctx context.Context, q store.ObjectQuery) (store.Page, er
 	// only an empty page asks whether it exists at all.
 	w, args := whereColl(byCollectionID, q.Collection, q)
 	args = append(args, q.Limit+1)
-	rows, err := s.q.Query(ctx, `SELECT seq, id, type, spec_version, version, date_added, raw FROM objects
+	var o store.Object
+	var v, added int64
+	cols, dest := `seq, id, type, spec_version, version, date_added, raw`, []any{&o.Seq, &o.ID, &o.Type, &o.SpecVersion, &v, &added, &o.Raw}
+	if q.RawOnly {
+		cols, dest = `seq, date_added, raw`, []any{&o.Seq, &added, &o.Raw}
+	}
+	rows, err := s.q.Query(ctx, `SELECT `+cols+` FROM objects
 		WHERE `+w+` ORDER BY date_added, seq LIMIT $`+strconv.Itoa(len(args)), args...)
 	if err != nil {
 		return store.Page{}, mapErr(err)
 	}
 	page := store.Page{Objects: make([]store.Object, 0, min(q.Limit, 1024))}
-	var o store.Object
-	var v, added int64
-	_, err = pgx.ForEachRow(rows, []any{&o.Seq, &o.ID, &o.Type, &o.SpecVersion, &v, &added, &o.Raw}, func() error {
+	_, err = pgx.ForEachRow(rows, dest, func() error {
 		if len(page.Objects) == q.Limit {
 			page.More = true
 			return nil
 		}
-		o.Version, o.DateAdded = fromMicros(v), fromMicros(added)
+		if !q.RawOnly {
+			o.Version = fromMicros(v)
+		}
+		o.DateAdded = fromMicros(added)
 		page.Objects = append(page.Objects, o)
 		o.Raw = nil // the next row must not scan into this row's bytes
 		return nil

@@ -498,7 +498,11 @@ func querySQL(q store.ObjectQuery) (string, []any) {
 	if cr := q.Credited; cr != nil && cr.To-cr.From < int64(max(256, q.Limit)) {
 		index = "objects_version"
 	}
-	return `SELECT seq, id, type, spec_version, version, date_added, raw FROM objects INDEXED BY ` + index + `
+	cols := `seq, id, type, spec_version, version, date_added, raw`
+	if q.RawOnly {
+		cols = `seq, date_added, raw`
+	}
+	return `SELECT ` + cols + ` FROM objects INDEXED BY ` + index + `
 		WHERE ` + w + ` ORDER BY date_added, seq LIMIT ?`, args
 }
 
@@ -523,10 +527,16 @@ func (s objects) Query(ctx context.Context, q store.ObjectQuery) (store.Page, er
 		}
 		var o store.Object
 		var v, added int64
-		if err := rows.Scan(&o.Seq, &o.ID, &o.Type, &o.SpecVersion, &v, &added, &o.Raw); err != nil {
+		var err error
+		if q.RawOnly {
+			err = rows.Scan(&o.Seq, &added, &o.Raw)
+		} else {
+			err = rows.Scan(&o.Seq, &o.ID, &o.Type, &o.SpecVersion, &v, &added, &o.Raw)
+			o.Version = fromMicros(v)
+		}
+		if err != nil {
 			return store.Page{}, mapErr(err)
 		}
-		o.Version = fromMicros(v)
 		o.DateAdded = fromMicros(added)
 		page.Objects = append(page.Objects, o)
 	}

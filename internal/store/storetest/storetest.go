@@ -41,6 +41,7 @@ func run(t *testing.T, open Opener, parallel bool) {
 		{"ObjectVersions", testObjectVersions},
 		{"ObjectQueryFilters", testObjectQueryFilters},
 		{"ObjectPagination", testObjectPagination},
+		{"ObjectQueryRawOnly", testObjectQueryRawOnly},
 		{"ObjectDelete", testObjectDelete},
 		{"ObjectOwners", testObjectOwners},
 		{"Search", testSearch},
@@ -410,6 +411,56 @@ func testObjectPagination(t *testing.T, st store.Store) {
 		}
 		if want := (n + limit - 1) / limit; pages != want {
 			t.Errorf("limit %d: %d pages, want %d (More must be exact)", limit, pages, want)
+		}
+	}
+}
+
+// testObjectQueryRawOnly: a RawOnly query returns the same objects, pages
+// and positions as a full one, with only Seq, DateAdded and Raw filled.
+func testObjectQueryRawOnly(t *testing.T, st store.Store) {
+	mustCollection(t, st, "c", nil, nil)
+	var batch []store.Object
+	for i := range 12 {
+		o := obj(uid("indicator", i), t0.Add(time.Duration(i)*time.Minute), t0.Add(time.Duration(i/3)*time.Second))
+		if i%4 == 0 {
+			o = obj(uid("malware", i), t0, t0.Add(time.Duration(i/3)*time.Second))
+		}
+		batch = append(batch, o)
+	}
+	if _, err := st.Objects().Put(ctx, "c", batch); err != nil {
+		t.Fatal(err)
+	}
+	first, err := st.Objects().Query(ctx, store.ObjectQuery{Collection: "c", Limit: 1})
+	if err != nil || len(first.Objects) != 1 {
+		t.Fatalf("first object: %+v, %v", first, err)
+	}
+	for _, q := range []store.ObjectQuery{
+		{Collection: "c", Limit: 5},
+		{Collection: "c", Limit: 100},
+		{Collection: "c", Limit: 4, Types: []string{"indicator"}},
+		{Collection: "c", Limit: 3, IDs: []string{uid("indicator", 1), uid("malware", 4), uid("indicator", 7)}},
+		{Collection: "c", Limit: 4, After: store.Position{DateAdded: first.Objects[0].DateAdded, Seq: first.Objects[0].Seq}},
+	} {
+		full, err := st.Objects().Query(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.RawOnly = true
+		raw, err := st.Objects().Query(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(full.Objects) == 0 || len(raw.Objects) != len(full.Objects) || raw.More != full.More {
+			t.Fatalf("%+v: raw-only %d objects (more %v), full %d (more %v)", q, len(raw.Objects), raw.More, len(full.Objects), full.More)
+		}
+		for i, o := range raw.Objects {
+			f := full.Objects[i]
+			if o.Seq != f.Seq || !o.DateAdded.Equal(f.DateAdded) || string(o.Raw) != string(f.Raw) {
+				t.Fatalf("%+v: object %d raw-only seq %d added %s %s, full seq %d added %s %s", q, i, o.Seq, o.DateAdded, o.Raw, f.Seq, f.DateAdded, f.Raw)
+			}
+			if o.ID != "" || o.Type != "" || o.SpecVersion != "" || !o.Version.IsZero() {
+				t.Fatalf("%+v: raw-only object %d has more than it should: %+v", q, i, o)
+			}
 		}
 	}
 }

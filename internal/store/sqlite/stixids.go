@@ -72,10 +72,11 @@ func idSlice(i, n int) (lo, hi int64) {
 	return lo, int64(uint64(lo) + width - 1)
 }
 
-// idMergesPassed returns the parts of the hash space due to move when the
-// new keys lo to hi were given: one per multiple of the step they pass,
-// every part when they pass as many multiples as there are parts.
-func idMergesPassed(lo, hi int64) []int {
+// idMergesPassed returns the ranges of the hash space (inclusive, in
+// SQLite's signed order) due to move when the new keys lo to hi were
+// given: one part per multiple of the step they pass, or the whole space
+// at once when they pass as many multiples as there are parts.
+func idMergesPassed(lo, hi int64) [][2]int64 {
 	n := max(1, idMergeSlices)
 	step := max(1, int64(idMergeAt/n))
 	first, last := (lo-1)/step+1, hi/step
@@ -83,17 +84,14 @@ func idMergesPassed(lo, hi int64) []int {
 		return nil
 	}
 	if last-first+1 >= int64(n) {
-		all := make([]int, n)
-		for i := range all {
-			all[i] = i
-		}
-		return all
+		return [][2]int64{{math.MinInt64, math.MaxInt64}}
 	}
-	var parts []int
+	var ranges [][2]int64
 	for j := first; j <= last; j++ {
-		parts = append(parts, int(j%int64(n)))
+		from, to := idSlice(int(j%int64(n)), n)
+		ranges = append(ranges, [2]int64{from, to})
 	}
-	return parts
+	return ranges
 }
 
 // keysOfIDs is a subquery yielding the keys of n ids; its arguments are
@@ -222,9 +220,8 @@ func createKeys(ctx context.Context, q querier, ids []string, keys map[string]in
 	for _, id := range ids {
 		lo, hi = min(lo, keys[id]), max(hi, keys[id])
 	}
-	n := max(1, idMergeSlices)
-	for _, part := range idMergesPassed(lo, hi) {
-		from, to := idSlice(part, n)
+	for _, r := range idMergesPassed(lo, hi) {
+		from, to := r[0], r[1]
 		if _, err := q.ExecContext(ctx, `INSERT INTO stix_id_hashes(h, key)
 			SELECT h, key FROM stix_id_hashes_new WHERE h >= ? AND h <= ? ORDER BY h, key`, from, to); err != nil {
 			return mapErr(err)

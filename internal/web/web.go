@@ -303,22 +303,16 @@ func (d *Dashboard) current(r *http.Request) (session, error) {
 	return s, nil
 }
 
+// authed runs h for a request with a live session; a page without one
+// leads to sign-in, saying so when the session expired.
 func (d *Dashboard) authed(h authedHandler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s, err := d.current(r)
-		switch {
-		case errors.Is(err, errNoSession):
+	return d.withSession(h, func(w http.ResponseWriter, r *http.Request, expired bool) {
+		if !expired {
 			http.Redirect(w, r, "/ui/signin", http.StatusSeeOther)
 			return
-		case errors.Is(err, errExpired):
-			d.clearCookie(w)
-			http.Redirect(w, r, "/ui/signin?expired=1", http.StatusSeeOther)
-			return
-		case err != nil:
-			d.fail(w, r, err)
-			return
 		}
-		h(w, r, s)
+		d.clearCookie(w)
+		http.Redirect(w, r, "/ui/signin?expired=1", http.StatusSeeOther)
 	})
 }
 
@@ -328,11 +322,19 @@ func (d *Dashboard) authed(h authedHandler) http.Handler {
 // the cookie alone, so the next page the party opens is the one that says
 // the session expired and clears it.
 func (d *Dashboard) authedStream(h authedHandler) http.Handler {
+	return d.withSession(h, func(w http.ResponseWriter, _ *http.Request, _ bool) {
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+// withSession runs h with the request's live session, or signedOut when
+// there is none (expired: it timed out or its token was revoked).
+func (d *Dashboard) withSession(h authedHandler, signedOut func(w http.ResponseWriter, r *http.Request, expired bool)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s, err := d.current(r)
 		switch {
 		case errors.Is(err, errNoSession), errors.Is(err, errExpired):
-			w.WriteHeader(http.StatusNoContent)
+			signedOut(w, r, errors.Is(err, errExpired))
 			return
 		case err != nil:
 			d.fail(w, r, err)

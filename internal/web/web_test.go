@@ -250,20 +250,10 @@ func TestExpiryFoundFirstByAnotherRequest(t *testing.T) {
 		t.Fatalf("stream of an expired session: %s, Set-Cookie %q", resp.Status, resp.Header.Values("Set-Cookie"))
 	}
 	// Another tab carries the same cookie but does not share the jar.
-	other, err := http.NewRequest("GET", f.srv.URL+"/ui/", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range cookies {
-		other.AddCookie(c)
-	}
-	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(other)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if loc := resp.Header.Get("Location"); loc != "/ui/signin?expired=1" {
-		t.Fatalf("other tab after expiry → %s %q", resp.Status, loc)
+	other := f.browser(t)
+	other.c.Jar.SetCookies(u, cookies)
+	if resp, _ := other.do("GET", "/ui/", nil); resp.Header.Get("Location") != "/ui/signin?expired=1" {
+		t.Fatalf("other tab after expiry → %s %q", resp.Status, resp.Header.Get("Location"))
 	}
 	for _, path := range []string{"/ui/", "/ui/events"} {
 		if resp, _ := b.do("GET", path, nil); resp.Header.Get("Location") != "/ui/signin?expired=1" {

@@ -295,6 +295,11 @@ func (h *harness) agree(ctx context.Context, l *life) error {
 	if _, err := l.client(a).Propose(ctx, doc, sig); err != nil {
 		return fmt.Errorf("propose: %w", err)
 	}
+	// The setup's signatures were acknowledged like any other: every
+	// check after a restart proves they survive.
+	h.m.mu.Lock()
+	h.m.sigs = append(h.m.sigs, ackedSig{party: a.id, action: agreement.ActionPropose, signedAt: sig.SignedAt})
+	h.m.mu.Unlock()
 	if sig, err = sign(b, agreement.ActionCountersign); err != nil {
 		return err
 	}
@@ -302,6 +307,9 @@ func (h *harness) agree(ctx context.Context, l *life) error {
 	if err != nil {
 		return fmt.Errorf("countersign: %w", err)
 	}
+	h.m.mu.Lock()
+	h.m.sigs = append(h.m.sigs, ackedSig{party: b.id, action: agreement.ActionCountersign, signedAt: sig.SignedAt})
+	h.m.mu.Unlock()
 	if !ag.InForce {
 		return fmt.Errorf("the agreement is %s after countersigning", ag.Phase)
 	}

@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/parley-cti/parley/internal/agreement"
@@ -33,6 +34,13 @@ type creditNote struct {
 // marked for the joint report's tallies with it (store.Credits.Contribute);
 // the rest is for markStored. Callers hold the agreement's lock.
 func contribute(ctx context.Context, x store.Handle, a Agreement, partyID string, objs []*stix.Object, now time.Time) ([]creditNote, error) {
+	for _, o := range objs {
+		if o.Fingerprint == (stix.Fingerprint{}) {
+			// Parsed without its fingerprint (stix.ValidateObject): every
+			// such object would look like every other.
+			return nil, fmt.Errorf("exchange: %s reached an agreement's credits without its content fingerprint", o.ID)
+		}
+	}
 	terms := a.Status.Document.Reciprocity
 	notes := make([]creditNote, len(objs))
 	items := make([]store.Contribution, 0, len(objs))

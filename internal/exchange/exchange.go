@@ -332,7 +332,8 @@ func (s *Service) IngestGranted(ctx context.Context, p party.Principal, g Grant,
 	now := s.now().Truncate(time.Microsecond)
 	status := store.Status{ID: party.NewID(""), APIRoot: apiRoot, PartyID: p.PartyID, Status: "complete",
 		RequestTimestamp: now, TotalCount: len(raws)}
-	results := parseAll(raws)
+	// Only an agreement's credits compare contents.
+	results := parseAll(raws, c.Agreement != "")
 	objs := make([]store.Object, 0, len(raws))
 	parsed := make([]*stix.Object, 0, len(raws))
 	var invalid []store.StatusDetail
@@ -489,13 +490,19 @@ type parseResult struct {
 
 // parseAll validates raws on every core: validation is the CPU-heavy part
 // of ingest and needs no lock, while the store's writes are serial anyway.
+// With fingerprint, each object's content fingerprint is computed too
+// (what an agreement's credits compare); without, it is left zero.
 // Results keep the request's order.
-func parseAll(raws []json.RawMessage) []parseResult {
+func parseAll(raws []json.RawMessage, fingerprint bool) []parseResult {
 	out := make([]parseResult, len(raws))
+	parse := stix.ValidateObject
+	if fingerprint {
+		parse = stix.ParseObject
+	}
 	workers := runtime.GOMAXPROCS(0)
 	if len(raws) < 64 || workers < 2 {
 		for i, raw := range raws {
-			out[i].obj, out[i].err = stix.ParseObject(raw)
+			out[i].obj, out[i].err = parse(raw)
 		}
 		return out
 	}
@@ -507,7 +514,7 @@ func parseAll(raws []json.RawMessage) []parseResult {
 		go func() {
 			defer wg.Done()
 			for i := lo; i < hi; i++ {
-				out[i].obj, out[i].err = stix.ParseObject(raws[i])
+				out[i].obj, out[i].err = parse(raws[i])
 			}
 		}()
 	}

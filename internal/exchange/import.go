@@ -52,7 +52,7 @@ func (s *Service) ImportCollection(ctx context.Context, c store.Collection, objs
 		raws[i] = o.Raw
 	}
 	var keep []store.Object
-	for i, r := range parseAll(raws) {
+	for i, r := range parseAll(raws, false) { // a plain collection: no fingerprints
 		if r.err != nil {
 			res.Refused = append(res.Refused, failure(i, raws[i], r.err))
 			continue

@@ -43,10 +43,19 @@ func (o *Object) AllMarkings() []string {
 }
 
 // ParseObject parses and validates one STIX 2.1 object (raw JSON of one
-// object). On failure it returns a *ValidationError wrapping ErrInvalid, or
+// object) and computes its content fingerprint (Object.Fingerprint). On
+// failure it returns a *ValidationError wrapping ErrInvalid, or
 // ErrNotJSON / ErrWrongSpecVersion, naming the object id when known and the
 // specific reason. It never panics.
-func ParseObject(raw []byte) (*Object, error) {
+func ParseObject(raw []byte) (*Object, error) { return parseObject(raw, true) }
+
+// ValidateObject is ParseObject without the content fingerprint, for
+// objects whose content nothing compares (a plain collection's): the
+// fingerprint is a tenth of the server's CPU an object there. The object's
+// Fingerprint is the zero value; the checks and errors are ParseObject's.
+func ValidateObject(raw []byte) (*Object, error) { return parseObject(raw, false) }
+
+func parseObject(raw []byte, fingerprint bool) (*Object, error) {
 	if len(raw) > MaxObjectSize {
 		return nil, &ValidationError{Reason: fmt.Sprintf("object is %d bytes, more than the %d allowed", len(raw), MaxObjectSize)}
 	}
@@ -57,7 +66,7 @@ func ParseObject(raw []byte) (*Object, error) {
 	if root.kind != jObject {
 		return nil, &ValidationError{Reason: "expected a JSON object, got " + root.kind.String()}
 	}
-	v := validator{root: &root}
+	v := validator{root: &root, fingerprint: fingerprint}
 	obj, err := v.validate()
 	if err != nil {
 		return nil, err
@@ -77,6 +86,8 @@ type validator struct {
 	// pattern is an indicator's parsed STIX pattern, kept for the
 	// fingerprint.
 	pattern *Pattern
+	// fingerprint asks for the content fingerprint.
+	fingerprint bool
 }
 
 func (v *validator) fail(format string, args ...any) error {
@@ -166,7 +177,9 @@ func (v *validator) validate() (*Object, error) {
 		return nil, err
 	}
 	v.collectRefs(root)
-	v.obj.Fingerprint = fingerprintOf(root, v.pattern)
+	if v.fingerprint {
+		v.obj.Fingerprint = fingerprintOf(root, v.pattern)
+	}
 	return &v.obj, nil
 }
 

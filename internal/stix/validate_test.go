@@ -429,3 +429,34 @@ func TestTLPLevel(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateObjectAgrees: ValidateObject accepts and refuses exactly
+// what ParseObject does, with the same errors and objects, and leaves the
+// fingerprint out.
+func TestValidateObjectAgrees(t *testing.T) {
+	for _, tc := range ruleCases {
+		var raw []byte
+		if tc.typ == "" {
+			raw = []byte(`[{"type":"identity"}]`)
+		} else {
+			raw = build(t, tc.typ, tc.mut)
+		}
+		a, errA := ParseObject(raw)
+		b, errB := ValidateObject(raw)
+		if (errA == nil) != (errB == nil) || (errA != nil && errA.Error() != errB.Error()) {
+			t.Fatalf("%s: ParseObject %v, ValidateObject %v", tc.name, errA, errB)
+		}
+		if errA != nil {
+			continue
+		}
+		if a.Fingerprint == (Fingerprint{}) || b.Fingerprint != (Fingerprint{}) {
+			t.Fatalf("%s: fingerprints %x and %x; want one from ParseObject only", tc.name, a.Fingerprint[:4], b.Fingerprint[:4])
+		}
+		a.Fingerprint = Fingerprint{}
+		ja, _ := json.Marshal(a)
+		jb, _ := json.Marshal(b)
+		if string(ja) != string(jb) {
+			t.Fatalf("%s: the objects differ:\n%s\n%s", tc.name, ja, jb)
+		}
+	}
+}

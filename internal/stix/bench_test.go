@@ -63,3 +63,32 @@ func BenchmarkParsePattern(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkFingerprint: ParseObject against ValidateObject, which differ
+// only by the content fingerprint, on the shape of the honeypot feed's
+// indicators (what give-to-get pays an object for it) and on an object
+// whose content is its properties.
+func BenchmarkFingerprint(b *testing.B) {
+	malware := []byte(`{"type":"malware","spec_version":"2.1","id":"malware--31b940d4-6f7f-459a-80ea-9c1f17b58abc","created":"2025-12-19T00:00:00.000Z","modified":"2025-12-19T00:00:00.000Z","name":"DarkSide","description":"Ransomware-as-a-service  first seen in August 2020; it encrypts files and exfiltrates data before demanding a ransom.","malware_types":["ransomware","remote-access-trojan"],"is_family":true,"aliases":["BlackMatter","Carbon Spider"],"object_marking_refs":["marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9"]}`)
+	for _, c := range []struct {
+		name string
+		raw  []byte
+	}{{"indicator", smallIndicator}, {"malware", malware}} {
+		for _, p := range []struct {
+			name  string
+			parse func([]byte) (*Object, error)
+		}{{"ParseObject", ParseObject}, {"ValidateObject", ValidateObject}} {
+			b.Run(c.name+"/"+p.name, func(b *testing.B) {
+				if _, err := p.parse(c.raw); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := p.parse(c.raw); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}

@@ -141,9 +141,32 @@ func normalizeContent(v jvalue) jvalue {
 	return v
 }
 
-// normalizeString trims, collapses white space and lower-cases s.
+// normalizeString trims, collapses white space and lower-cases s. Most
+// strings a fingerprint sees (types, patterns, vocabulary values) are
+// ASCII and already so: they are returned as they are, without the three
+// copies of the general case.
 func normalizeString(s string) string {
+	if isNormalASCII(s) {
+		return s
+	}
 	return strings.ToLower(strings.Join(strings.FieldsFunc(s, unicode.IsSpace), " "))
+}
+
+// isNormalASCII reports whether s is ASCII without upper-case letters,
+// white space other than single spaces between words, or a space at
+// either end: what normalizeString would return unchanged. (Every
+// character unicode.IsSpace knows outside ASCII, U+0085 and U+00A0 among
+// them, is not ASCII.)
+func isNormalASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= 0x80, 'A' <= c && c <= 'Z', c == '\t', c == '\n', c == '\v', c == '\f', c == '\r':
+			return false
+		case c == ' ' && (i == 0 || i == len(s)-1 || s[i-1] == ' '):
+			return false
+		}
+	}
+	return true
 }
 
 // appendCanonical writes v in the JSON Canonicalization Scheme (RFC 8785):
@@ -180,9 +203,13 @@ func appendCanonical(out []byte, v *jvalue) []byte {
 		}
 		return append(out, ']')
 	}
-	idx := make([]int, len(v.obj))
-	for i := range idx {
-		idx[i] = i
+	var small [16]int // most objects' members: no allocation
+	idx := small[:0]
+	if len(v.obj) > len(small) {
+		idx = make([]int, 0, len(v.obj))
+	}
+	for i := range v.obj {
+		idx = append(idx, i)
 	}
 	slices.SortFunc(idx, func(a, b int) int { return compareUTF16(v.obj[a].key, v.obj[b].key) })
 	out = append(out, '{')

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/parley-cti/parley/internal/canonjson"
 )
@@ -153,4 +154,40 @@ func FuzzContentFingerprint(f *testing.F) {
 			t.Fatalf("re-encoding changed the fingerprint:\n%s\n%s", raw, again)
 		}
 	})
+}
+
+// TestNormalizeStringFastPath: the strings normalizeString returns as they
+// are come back exactly as the general rule (trim, collapse white space,
+// lower-case) would make them, over every short string of an alphabet
+// with upper case, ASCII and Unicode white space and non-ASCII letters.
+func TestNormalizeStringFastPath(t *testing.T) {
+	general := func(s string) string {
+		return strings.ToLower(strings.Join(strings.FieldsFunc(s, unicode.IsSpace), " "))
+	}
+	alphabet := []string{"a", "Z", " ", "\t", "\n", "\v", "\f", "\r", "\u0085", "\u00a0", "\u2003", "é", "É", "'", "-", "\xff"}
+	fast := 0
+	var walk func(prefix string, depth int)
+	walk = func(prefix string, depth int) {
+		if got, want := normalizeString(prefix), general(prefix); got != want {
+			t.Fatalf("normalizeString(%q) = %q, want %q", prefix, got, want)
+		}
+		if isNormalASCII(prefix) {
+			fast++
+		}
+		if depth == 0 {
+			return
+		}
+		for _, c := range alphabet {
+			walk(prefix+c, depth-1)
+		}
+	}
+	walk("", 4)
+	for _, s := range []string{"[ipv4-addr:value = '198.51.100.1']", "indicator", "stix", "malicious-activity"} {
+		if !isNormalASCII(s) || normalizeString(s) != s {
+			t.Fatalf("%q does not take the fast path unchanged", s)
+		}
+	}
+	if fast < 100 {
+		t.Fatalf("only %d strings took the fast path", fast)
+	}
 }

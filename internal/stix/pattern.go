@@ -26,13 +26,24 @@ type Pattern struct {
 }
 
 // String renders the pattern in a canonical form that ParsePattern accepts.
-func (p *Pattern) String() string { return p.Root.String() }
+func (p *Pattern) String() string { return stringOf(p.Root.write) }
+
+// stringOf returns what write writes: the String of every node of a
+// pattern, each written into one builder (a pattern's rendering is part of
+// every indicator's fingerprint).
+func stringOf(write func(*strings.Builder)) string {
+	var b strings.Builder
+	b.Grow(64)
+	write(&b)
+	return b.String()
+}
 
 // ObservationExpr is one of *ObservationComparison, *ObservationBinary,
 // *ObservationQualified.
 type ObservationExpr interface {
 	fmt.Stringer
 	isObservation()
+	write(*strings.Builder)
 }
 
 // ObservationComparison is "[ comparison-expression ]".
@@ -70,18 +81,33 @@ func (*ObservationComparison) isObservation() {}
 func (*ObservationBinary) isObservation()     {}
 func (*ObservationQualified) isObservation()  {}
 
-func (o *ObservationComparison) String() string { return "[" + o.Expr.String() + "]" }
-func (o *ObservationBinary) String() string {
-	return "(" + o.Left.String() + " " + o.Op + " " + o.Right.String() + ")"
+func (o *ObservationComparison) String() string { return stringOf(o.write) }
+func (o *ObservationBinary) String() string     { return stringOf(o.write) }
+func (o *ObservationQualified) String() string  { return stringOf(o.write) }
+
+func (o *ObservationComparison) write(b *strings.Builder) {
+	b.WriteByte('[')
+	o.Expr.write(b)
+	b.WriteByte(']')
 }
-func (o *ObservationQualified) String() string {
+
+func (o *ObservationBinary) write(b *strings.Builder) {
+	b.WriteByte('(')
+	o.Left.write(b)
+	b.WriteString(" " + o.Op + " ")
+	o.Right.write(b)
+	b.WriteByte(')')
+}
+
+func (o *ObservationQualified) write(b *strings.Builder) {
+	o.Expr.write(b)
 	switch o.Kind {
 	case QualifierWithin:
-		return o.Expr.String() + " WITHIN " + o.Seconds + " SECONDS"
+		b.WriteString(" WITHIN " + o.Seconds + " SECONDS")
 	case QualifierRepeats:
-		return o.Expr.String() + " REPEATS " + strconv.FormatInt(o.Times, 10) + " TIMES"
+		b.WriteString(" REPEATS " + strconv.FormatInt(o.Times, 10) + " TIMES")
 	default:
-		return o.Expr.String() + " START t'" + formatPatternTime(o.Start) + "' STOP t'" + formatPatternTime(o.Stop) + "'"
+		b.WriteString(" START t'" + formatPatternTime(o.Start) + "' STOP t'" + formatPatternTime(o.Stop) + "'")
 	}
 }
 
@@ -89,6 +115,7 @@ func (o *ObservationQualified) String() string {
 type ComparisonExpr interface {
 	fmt.Stringer
 	isComparison()
+	write(*strings.Builder)
 }
 
 // ComparisonBinary joins two comparison expressions with AND or OR.
@@ -109,33 +136,42 @@ type Comparison struct {
 func (*ComparisonBinary) isComparison() {}
 func (*Comparison) isComparison()       {}
 
-func (c *ComparisonBinary) String() string {
-	return "(" + c.Left.String() + " " + c.Op + " " + c.Right.String() + ")"
+func (c *ComparisonBinary) String() string { return stringOf(c.write) }
+func (c *Comparison) String() string       { return stringOf(c.write) }
+
+func (c *ComparisonBinary) write(b *strings.Builder) {
+	b.WriteByte('(')
+	c.Left.write(b)
+	b.WriteString(" " + c.Op + " ")
+	c.Right.write(b)
+	b.WriteByte(')')
 }
 
-func (c *Comparison) String() string {
+func (c *Comparison) write(b *strings.Builder) {
 	if c.Op == "EXISTS" {
-		return "EXISTS " + c.Path.String()
+		b.WriteString("EXISTS ")
+		c.Path.write(b)
+		return
 	}
-	var b strings.Builder
-	b.WriteString(c.Path.String())
+	c.Path.write(b)
 	if c.Negated {
 		b.WriteString(" NOT")
 	}
-	b.WriteString(" " + c.Op + " ")
+	b.WriteByte(' ')
+	b.WriteString(c.Op)
+	b.WriteByte(' ')
 	if c.Op == "IN" {
 		b.WriteByte('(')
 		for i, l := range c.Set {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			b.WriteString(l.String())
+			l.write(b)
 		}
 		b.WriteByte(')')
 	} else {
-		b.WriteString(c.Value.String())
+		c.Value.write(b)
 	}
-	return b.String()
 }
 
 // ObjectPath is "type:prop.step[idx]...".
@@ -154,8 +190,9 @@ type PathStep struct {
 // IsIndex reports whether the step is a list index ([n] or [*]).
 func (s PathStep) IsIndex() bool { return s.Key == "" }
 
-func (p ObjectPath) String() string {
-	var b strings.Builder
+func (p ObjectPath) String() string { return stringOf(p.write) }
+
+func (p ObjectPath) write(b *strings.Builder) {
 	b.WriteString(p.ObjectType)
 	b.WriteByte(':')
 	for i, s := range p.Steps {
@@ -171,11 +208,10 @@ func (p ObjectPath) String() string {
 			if isPlainIdent(s.Key) {
 				b.WriteString(s.Key)
 			} else {
-				b.WriteString(quotePatternString(s.Key))
+				writeQuoted(b, s.Key)
 			}
 		}
 	}
-	return b.String()
 }
 
 // Literal kinds.
@@ -201,24 +237,25 @@ type Literal struct {
 	Bytes []byte    // LitHex, LitBinary
 }
 
-func (l Literal) String() string {
+func (l Literal) String() string { return stringOf(l.write) }
+
+func (l Literal) write(b *strings.Builder) {
 	switch l.Kind {
 	case LitString:
-		return quotePatternString(l.Text)
+		writeQuoted(b, l.Text)
 	case LitTimestamp:
-		return "t'" + l.Text + "'"
+		b.WriteString("t'" + l.Text + "'")
 	case LitHex:
-		return "h'" + l.Text + "'"
+		b.WriteString("h'" + l.Text + "'")
 	case LitBinary:
-		return "b'" + l.Text + "'"
+		b.WriteString("b'" + l.Text + "'")
 	default:
-		return l.Text
+		b.WriteString(l.Text)
 	}
 }
 
-func quotePatternString(s string) string {
-	var b strings.Builder
-	b.Grow(len(s) + 2)
+// writeQuoted writes s as a pattern's quoted string.
+func writeQuoted(b *strings.Builder, s string) {
 	b.WriteByte('\'')
 	for i := 0; i < len(s); i++ {
 		if s[i] == '\'' || s[i] == '\\' {
@@ -227,7 +264,6 @@ func quotePatternString(s string) string {
 		b.WriteByte(s[i])
 	}
 	b.WriteByte('\'')
-	return b.String()
 }
 
 func formatPatternTime(t time.Time) string {
@@ -289,7 +325,7 @@ func (t token) describe() string {
 		return "end of pattern"
 	}
 	if t.kind == tString {
-		return "string " + quotePatternString(t.text)
+		return "string " + stringOf(func(b *strings.Builder) { writeQuoted(b, t.text) })
 	}
 	return strconv.Quote(t.text)
 }

@@ -91,11 +91,18 @@ func (o *ObservationComparison) write(b *strings.Builder) {
 	b.WriteByte(']')
 }
 
-func (o *ObservationBinary) write(b *strings.Builder) {
+func (o *ObservationBinary) write(b *strings.Builder) { writeBinary(b, o.Left, o.Op, o.Right) }
+
+// patternNode is a node of a pattern's tree that writes itself.
+type patternNode interface{ write(*strings.Builder) }
+
+// writeBinary writes "(left op right)", as every binary expression of a
+// pattern is written.
+func writeBinary(b *strings.Builder, left patternNode, op string, right patternNode) {
 	b.WriteByte('(')
-	o.Left.write(b)
-	b.WriteString(" " + o.Op + " ")
-	o.Right.write(b)
+	left.write(b)
+	b.WriteString(" " + op + " ")
+	right.write(b)
 	b.WriteByte(')')
 }
 
@@ -139,13 +146,7 @@ func (*Comparison) isComparison()       {}
 func (c *ComparisonBinary) String() string { return stringOf(c.write) }
 func (c *Comparison) String() string       { return stringOf(c.write) }
 
-func (c *ComparisonBinary) write(b *strings.Builder) {
-	b.WriteByte('(')
-	c.Left.write(b)
-	b.WriteString(" " + c.Op + " ")
-	c.Right.write(b)
-	b.WriteByte(')')
-}
+func (c *ComparisonBinary) write(b *strings.Builder) { writeBinary(b, c.Left, c.Op, c.Right) }
 
 func (c *Comparison) write(b *strings.Builder) {
 	if c.Op == "EXISTS" {

@@ -390,12 +390,20 @@ if want g2g; then
 		AUSS+=("$(awk '$1 == "A" && NF == 5 {print $4}' "$OUT/g2g.$r.log")")
 		BUSS+=("$(awk '$1 == "B" && NF == 5 {print $4}' "$OUT/g2g.$r.log")")
 	done
-	mean() { printf '%s\n' "$@" | awk '{s += $1; n++} END {if (n) printf "%+.1f", s / n}'; }
-	umean() { printf '%s\n' "$@" | awk '{s += $1; n++} END {if (n) printf "%.1f", s / n}'; }
-	COST=$(mean "${COSTS[@]}")
-	CPU=$(mean "${CPUS[@]}")
+	# mean FORMAT VALUE...: their mean, printed with FORMAT; a run whose
+	# log lacked a figure (an empty value) stops the script, rather than
+	# counting as 0 in the verdict.
+	mean() {
+		local f=$1; shift
+		printf '%s\n' "$@" | awk -v f="$f" '$1 == "" {bad = 1; exit} {s += $1; n++} END {if (bad || !n) exit 1; printf f, s / n}' ||
+			{ echo "bench.sh: a give-to-get run printed no figure (logs: $OUT/g2g.*.log)" >&2; exit 1; }
+	}
+	COST=$(mean %+.1f "${COSTS[@]}")
+	CPU=$(mean %+.1f "${CPUS[@]}")
+	AUS=$(mean %.1f "${AUSS[@]}")
+	BUS=$(mean %.1f "${BUSS[@]}")
 	row g2g "give-to-get vs plain collection, ABAB, $ABAB_SIZE per side, mean of $G2G_RUNS runs on fresh servers (wall; server CPU; server µs an object, plain / agreement; each run's wall)" "≤ +10 %" \
-		"$COST % ; $CPU % CPU ; $(umean "${AUSS[@]}") / $(umean "${BUSS[@]}") µs ; runs $(IFS=,; echo "${COSTS[*]}") %" "$l–$(load1)" "$(met '<=' "$COST" 10)"
+		"$COST % ; $CPU % CPU ; $AUS / $BUS µs ; runs $(IFS=,; echo "${COSTS[*]}") %" "$l–$(load1)" "$(met '<=' "$COST" 10)"
 
 	log "released read: bravo gave nothing, alpha contributed $ABAB_SIZE"
 	THEIRS=$(curl -sf -H "Authorization: Bearer $BRAVO" -H 'Accept: application/taxii+json;version=2.1' "${AURL}taxii2/$AG/collections/" |

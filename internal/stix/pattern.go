@@ -101,7 +101,9 @@ type patternNode interface{ write(*strings.Builder) }
 func writeBinary(b *strings.Builder, left patternNode, op string, right patternNode) {
 	b.WriteByte('(')
 	left.write(b)
-	b.WriteString(" " + op + " ")
+	b.WriteByte(' ')
+	b.WriteString(op)
+	b.WriteByte(' ')
 	right.write(b)
 	b.WriteByte(')')
 }
@@ -110,11 +112,19 @@ func (o *ObservationQualified) write(b *strings.Builder) {
 	o.Expr.write(b)
 	switch o.Kind {
 	case QualifierWithin:
-		b.WriteString(" WITHIN " + o.Seconds + " SECONDS")
+		b.WriteString(" WITHIN ")
+		b.WriteString(o.Seconds)
+		b.WriteString(" SECONDS")
 	case QualifierRepeats:
-		b.WriteString(" REPEATS " + strconv.FormatInt(o.Times, 10) + " TIMES")
+		b.WriteString(" REPEATS ")
+		b.WriteString(strconv.FormatInt(o.Times, 10))
+		b.WriteString(" TIMES")
 	default:
-		b.WriteString(" START t'" + formatPatternTime(o.Start) + "' STOP t'" + formatPatternTime(o.Stop) + "'")
+		b.WriteString(" START t'")
+		b.WriteString(formatPatternTime(o.Start))
+		b.WriteString("' STOP t'")
+		b.WriteString(formatPatternTime(o.Stop))
+		b.WriteByte('\'')
 	}
 }
 
@@ -201,7 +211,9 @@ func (p ObjectPath) write(b *strings.Builder) {
 		case s.Any:
 			b.WriteString("[*]")
 		case s.Key == "":
-			b.WriteString("[" + strconv.FormatInt(s.Index, 10) + "]")
+			b.WriteByte('[')
+			b.WriteString(strconv.FormatInt(s.Index, 10))
+			b.WriteByte(']')
 		default:
 			if i > 0 {
 				b.WriteByte('.')
@@ -245,11 +257,11 @@ func (l Literal) write(b *strings.Builder) {
 	case LitString:
 		writeQuoted(b, l.Text)
 	case LitTimestamp:
-		b.WriteString("t'" + l.Text + "'")
+		writePrefixed(b, 't', l.Text)
 	case LitHex:
-		b.WriteString("h'" + l.Text + "'")
+		writePrefixed(b, 'h', l.Text)
 	case LitBinary:
-		b.WriteString("b'" + l.Text + "'")
+		writePrefixed(b, 'b', l.Text)
 	default:
 		b.WriteString(l.Text)
 	}
@@ -265,6 +277,24 @@ func writeQuoted(b *strings.Builder, s string) {
 		b.WriteByte(s[i])
 	}
 	b.WriteByte('\'')
+}
+
+// writePrefixed writes a typed literal: its one-letter prefix and its
+// text in single quotes (t'…', h'…', b'…'); the text was validated as a
+// timestamp, hex digits or base64, so it holds no quote to escape.
+func writePrefixed(b *strings.Builder, prefix byte, text string) {
+	b.WriteByte(prefix)
+	b.WriteByte('\'')
+	b.WriteString(text)
+	b.WriteByte('\'')
+}
+
+// quotePatternString is s as a pattern's string literal.
+func quotePatternString(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	writeQuoted(&b, s)
+	return b.String()
 }
 
 func formatPatternTime(t time.Time) string {
@@ -326,7 +356,7 @@ func (t token) describe() string {
 		return "end of pattern"
 	}
 	if t.kind == tString {
-		return "string " + stringOf(func(b *strings.Builder) { writeQuoted(b, t.text) })
+		return "string " + quotePatternString(t.text)
 	}
 	return strconv.Quote(t.text)
 }

@@ -759,6 +759,9 @@ CREATE TABLE handover_chunks (
 	// a unique index on it; PostgreSQL has no compact keys, so only the
 	// version changes.
 	{"ids found by their hash (SQLite only)", `SELECT 1`},
+	// 39: SQLite's search index moves to a file of its own; PostgreSQL's
+	// stays where it is, so only the version changes.
+	{"search index in its own file (SQLite only)", `SELECT 1`},
 }
 
 // searchDocSQL is object_search_doc's document of a JSON object j of

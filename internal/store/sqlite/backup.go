@@ -58,6 +58,11 @@ func Restore(ctx context.Context, from, dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("sqlite: restore: %w", err)
 	}
+	// A search index left in dir belongs to what was there before; the
+	// restored database builds its own (searchdb.go).
+	if err := removeSearchFiles(filepath.Join(dir, SearchFileName)); err != nil {
+		return fmt.Errorf("sqlite: restore: %w", err)
+	}
 	tmp := target + ".restoring"
 	if err := copyFile(from, tmp); err != nil {
 		os.Remove(tmp)

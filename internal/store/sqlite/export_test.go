@@ -71,24 +71,6 @@ func RecomputeReachForTest(ctx context.Context, db *DB) error {
 	return fmt.Errorf("no migration computes the reach")
 }
 
-// ClearSearchForTest empties the full-text index.
-func ClearSearchForTest(ctx context.Context, db *DB) error {
-	_, err := db.w.ExecContext(ctx, `INSERT INTO object_search(object_search) VALUES('delete-all')`)
-	return err
-}
-
-// FillSearchForTest fills the full-text index as migration 14 does for a
-// database upgraded with objects in it.
-func FillSearchForTest(ctx context.Context, db *DB) error {
-	m := migrations[13]
-	i := strings.LastIndex(m, "INSERT INTO object_search(rowid, body, facets)")
-	if i < 0 || !strings.Contains(m, "CREATE VIRTUAL TABLE object_search") {
-		return fmt.Errorf("migration 14 does not fill object_search")
-	}
-	_, err := db.w.ExecContext(ctx, m[i:])
-	return err
-}
-
 // BackfillKindsForTest forgets every collection's kind and sets it again as
 // migration 17 does for a database upgraded with collections in it.
 func BackfillKindsForTest(ctx context.Context, db *DB) error {

@@ -88,8 +88,7 @@ const (
 type signal struct {
 	kind      signalKind
 	tx        *sql.Tx
-	search    *searchBatch // the transaction's pending search rows
-	ids       *idTx        // the transaction's use of the id filter
+	ids       *idTx // the transaction's use of the id filter
 	savepoint bool
 	back      chan<- turnResult
 	err       error
@@ -141,7 +140,7 @@ func (c *committer) update(ctx context.Context, guard *store.TxGuard, fn func(st
 		case sigLead:
 			return c.lead(m)
 		case sigTurn:
-			r := m.turn(s.tx, c.stmts, s.search, s.ids, s.savepoint)
+			r := m.turn(s.tx, c.stmts, s.ids, s.savepoint)
 			s.back <- r
 			if r.panicked != nil {
 				panic(r.panicked)
@@ -205,7 +204,6 @@ func (c *committer) runGroup(self *member, group []*member) (selfErr error, self
 		}
 		c.transactions.Add(1)
 		savepoints := len(pending) > 1
-		search := &searchBatch{}
 		// The writer's own statements run through its prepared ones
 		// (prepared.go), as the members' do.
 		own := memberQuerier{tx: tx, stmts: c.stmts, ctx: bg}
@@ -216,9 +214,9 @@ func (c *committer) runGroup(self *member, group []*member) (selfErr error, self
 			c.members.Add(1)
 			var r turnResult
 			if m == self {
-				r = m.turn(tx, c.stmts, search, ids, savepoints)
+				r = m.turn(tx, c.stmts, ids, savepoints)
 			} else {
-				m.wake <- signal{kind: sigTurn, tx: tx, search: search, ids: ids, savepoint: savepoints, back: back}
+				m.wake <- signal{kind: sigTurn, tx: tx, ids: ids, savepoint: savepoints, back: back}
 				r = <-back
 			}
 			if r.panicked != nil && m == self {
@@ -251,15 +249,8 @@ func (c *committer) runGroup(self *member, group []*member) (selfErr error, self
 		c.largest.Store(max(c.largest.Load(), int64(len(kept))))
 		var commitErr error
 		if len(kept) > 0 && !lost {
-			// The kept members' search rows, in one statement (searchBatch).
-			err := search.flush(bg, own)
-			if err == nil {
-				ids.beforeCommit(bg, own)
-			}
-			if err != nil {
-				commitErr = fmt.Errorf("sqlite: search index: %w", err)
-				tx.Rollback()
-			} else if err := tx.Commit(); err != nil {
+			ids.beforeCommit(bg, own)
+			if err := tx.Commit(); err != nil {
 				commitErr = mapErr(fmt.Errorf("sqlite: commit: %w", err))
 				// A failed COMMIT may leave SQLite's transaction open (a
 				// deferred constraint) on the connection database/sql has
@@ -288,13 +279,12 @@ func (c *committer) runGroup(self *member, group []*member) (selfErr error, self
 }
 
 // turn runs m's function in the shared transaction tx, inside a savepoint
-// when others share it; search holds the transaction's pending search rows.
-func (m *member) turn(tx *sql.Tx, stmts *preparedStmts, search *searchBatch, ids *idTx, savepoint bool) (r turnResult) {
+// when others share it.
+func (m *member) turn(tx *sql.Tx, stmts *preparedStmts, ids *idTx, savepoint bool) (r turnResult) {
 	bg := context.Background()
 	if err := m.ctx.Err(); err != nil {
 		return turnResult{err: err}
 	}
-	mark := search.mark()
 	if savepoint {
 		if _, err := tx.ExecContext(bg, `SAVEPOINT member`); err != nil {
 			return turnResult{lost: true} // run again in a new transaction
@@ -310,7 +300,6 @@ func (m *member) turn(tx *sql.Tx, stmts *preparedStmts, search *searchBatch, ids
 		if _, err := tx.ExecContext(bg, `ROLLBACK TO member`); err != nil {
 			return true
 		}
-		search.undo(mark)
 		_, err := tx.ExecContext(bg, `RELEASE member`)
 		return err != nil
 	}
@@ -319,7 +308,7 @@ func (m *member) turn(tx *sql.Tx, stmts *preparedStmts, search *searchBatch, ids
 			r = turnResult{err: errPanicked, lost: undo(), panicked: v}
 		}
 	}()
-	q := memberQuerier{tx: tx, stmts: stmts, ctx: m.ctx, memo: newKeyMemo(), search: search, ids: ids}
+	q := memberQuerier{tx: tx, stmts: stmts, ctx: m.ctx, memo: newKeyMemo(), ids: ids}
 	if err := m.fn(handle{r: q, w: q}); err != nil {
 		return turnResult{err: err, lost: undo()}
 	}
@@ -338,12 +327,11 @@ func (m *member) turn(tx *sql.Tx, stmts *preparedStmts, search *searchBatch, ids
 // that cannot interrupt them, prepared once when the writer's cache has
 // them.
 type memberQuerier struct {
-	tx     *sql.Tx
-	stmts  *preparedStmts
-	ctx    context.Context
-	memo   *keyMemo     // this turn's, discarded with it
-	search *searchBatch // the transaction's pending search rows
-	ids    *idTx        // the transaction's use of the id filter
+	tx    *sql.Tx
+	stmts *preparedStmts
+	ctx   context.Context
+	memo  *keyMemo // this turn's, discarded with it
+	ids   *idTx    // the transaction's use of the id filter
 }
 
 func (q memberQuerier) detach(ctx context.Context) (context.Context, error) {

@@ -965,6 +965,25 @@ CREATE TABLE stix_id_hashes_new (
 	PRIMARY KEY (h, key)
 ) WITHOUT ROWID;
 `,
+	// 39: the search index moves to a file of its own, search.db, filled
+	// behind the writer (searchdb.go; issue 18: it was a fifth to a third
+	// of ingest in the writer's transactions). It is rebuilt there from
+	// objects. What stays here: the deletions it must take in
+	// (search_gone, by a trigger, so that no delete path can forget it)
+	// and a random origin that tells this database's index from another's.
+	`
+DROP TRIGGER object_search_delete;
+DROP TABLE object_search;
+CREATE TABLE search_origin (id BLOB NOT NULL);
+INSERT INTO search_origin(id) VALUES (randomblob(16));
+CREATE TABLE search_gone (
+	n   INTEGER PRIMARY KEY,
+	seq INTEGER NOT NULL
+);
+CREATE TRIGGER search_gone_delete AFTER DELETE ON objects BEGIN
+	INSERT INTO search_gone(seq) VALUES (OLD.seq);
+END;
+`,
 }
 
 // migrationSteps are the parts of migrations done in Go, by the version

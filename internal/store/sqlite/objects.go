@@ -72,10 +72,6 @@ func (s objects) put(ctx context.Context, collection string, objs []store.Object
 	if err != nil {
 		return nil, err
 	}
-	ahead := searchAhead(pk, objs, fresh)
-	if ahead != nil {
-		defer ahead() // nothing of Put outlives it, even when it fails
-	}
 	heads, err := s.heads(ctx, pk, objs, keys, fresh)
 	if err != nil {
 		return nil, err
@@ -134,13 +130,6 @@ func (s objects) put(ctx context.Context, collection string, objs []store.Object
 		} else {
 			out[i] = store.Duplicate
 		}
-	}
-	var cols []searchCols
-	if ahead != nil {
-		cols = ahead()
-	}
-	if err := indexForSearch(ctx, s.w, pk, objs, out, cols); err != nil {
-		return nil, err
 	}
 	// Versions stored before this batch lose their first/last flag when the
 	// batch brought an older or newer one. Rare: only new versions of ids
@@ -638,11 +627,8 @@ func (s objects) delete(ctx context.Context, collection, id string, versions sto
 	if !ok {
 		return 0, nil // never stored anywhere
 	}
-	// The delete trigger removes the rows' search entries: they must be
-	// in the index first.
-	if err := flushSearch(ctx, s.w); err != nil {
-		return 0, err
-	}
+	// The delete trigger notes each row's seq in search_gone, from which
+	// the search index (searchdb.go) drops its entry.
 	w, args := where(`?`, pk, store.ObjectQuery{Versions: versions, SpecVersions: specVersions})
 	w += ` AND key = ?`
 	args = append(args, key)

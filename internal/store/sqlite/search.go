@@ -13,7 +13,8 @@ import (
 // (coll, date_added, seq) index backwards from the cursor (or from the
 // release's reach); with them it walks the FTS5 index of migration 14 by
 // rowid (= seq) downwards, the collection's facet first, so that other
-// collections' matches are never visited.
+// collections' matches are never visited. The FTS5 index is in search.db,
+// attached to the read pool's connections as "search" (searchdb.go).
 func (s objects) Search(ctx context.Context, q store.SearchQuery) (store.Page, error) {
 	if q.Limit < 1 {
 		return store.Page{}, fmt.Errorf("sqlite: search limit %d must be at least 1", q.Limit)
@@ -25,9 +26,12 @@ func (s objects) Search(ctx context.Context, q store.SearchQuery) (store.Page, e
 	var b strings.Builder
 	var args []any
 	if q.Indexed() {
-		// Inside a write transaction, what its members stored is in the
-		// index first.
-		if err := flushSearch(ctx, s.r); err != nil {
+		// The index is filled behind the writer (searchdb.go): it first
+		// takes in everything committed before this search.
+		if s.search == nil {
+			return store.Page{}, errSearchInTx
+		}
+		if err := s.search.catchUp(ctx); err != nil {
 			return store.Page{}, err
 		}
 		b.WriteString(`SELECT o.seq, o.id, o.type, o.spec_version, o.version, o.date_added, o.raw
@@ -76,11 +80,6 @@ func (s objects) Search(ctx context.Context, q store.SearchQuery) (store.Page, e
 		args = append(args, micros(q.AddedBefore))
 	}
 	if q.Indexed() {
-		// Inside a write transaction, what its members stored is in the
-		// index first.
-		if err := flushSearch(ctx, s.r); err != nil {
-			return store.Page{}, err
-		}
 		b.WriteString(` ORDER BY f.rowid DESC LIMIT ?`)
 	} else {
 		b.WriteString(` ORDER BY o.date_added DESC, o.seq DESC LIMIT ?`)

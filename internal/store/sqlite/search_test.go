@@ -1,7 +1,11 @@
 package sqlite_test
 
 import (
+	"bytes"
 	"context"
+	"os"
+	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -9,15 +13,17 @@ import (
 	"github.com/parley-cti/parley/internal/store/sqlite"
 )
 
-// TestSearchMigration checks migration 14 on a database that already
-// holds objects: what it indexes is what the triggers index.
-func TestSearchMigration(t *testing.T) {
+// TestSearchIndexRebuilt: the search index is derived data; with its file
+// gone (or another database's in its place) the next Open builds it again
+// from the objects, and every search finds what it found before.
+func TestSearchIndexRebuilt(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{Migrate: true})
+	dir := t.TempDir()
+	db, err := sqlite.Open(ctx, dir, sqlite.Options{Migrate: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	defer func() { db.Close() }()
 	if err := db.Collections().Create(ctx, store.Collection{ID: "c", APIRoot: "r", Title: "c", CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
@@ -50,20 +56,66 @@ func TestSearchMigration(t *testing.T) {
 			t.Fatalf("query %+v found %d, want 1", queries[i], n)
 		}
 	}
-	if err := sqlite.ClearSearchForTest(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	for i, n := range run() {
-		if n != 0 {
-			t.Fatalf("with the index emptied, query %+v found %d", queries[i], n)
+	reopen := func() {
+		t.Helper()
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if db, err = sqlite.Open(ctx, dir, sqlite.Options{Migrate: true}); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if err := sqlite.FillSearchForTest(ctx, db); err != nil {
+	// The file removed.
+	db.Close()
+	for _, p := range []string{"", "-wal", "-shm"} {
+		os.Remove(filepath.Join(dir, sqlite.SearchFileName+p))
+	}
+	if db, err = sqlite.Open(ctx, dir, sqlite.Options{Migrate: true}); err != nil {
 		t.Fatal(err)
 	}
-	for i, n := range run() {
-		if n != before[i] {
-			t.Errorf("after migration 14's fill, query %+v found %d, want %d", queries[i], n, before[i])
-		}
+	if got := run(); !slices.Equal(got, before) {
+		t.Errorf("after the index file was removed, the queries found %v, want %v", got, before)
+	}
+	// Another database's index in its place: refused, built again.
+	other := t.TempDir()
+	odb, err := sqlite.Open(ctx, other, sqlite.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	odb.Close()
+	db.Close()
+	raw, err := os.ReadFile(filepath.Join(other, sqlite.SearchFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"", "-wal", "-shm"} {
+		os.Remove(filepath.Join(dir, sqlite.SearchFileName+p))
+	}
+	if err := os.WriteFile(filepath.Join(dir, sqlite.SearchFileName), raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if db, err = sqlite.Open(ctx, dir, sqlite.Options{Migrate: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := run(); !slices.Equal(got, before) {
+		t.Errorf("with another database's index in place, the queries found %v, want %v", got, before)
+	}
+	reopen()
+	if got := run(); !slices.Equal(got, before) {
+		t.Errorf("after a plain reopen, the queries found %v, want %v", got, before)
+	}
+	// A file that is not a database at all.
+	db.Close()
+	for _, p := range []string{"", "-wal", "-shm"} {
+		os.Remove(filepath.Join(dir, sqlite.SearchFileName+p))
+	}
+	if err := os.WriteFile(filepath.Join(dir, sqlite.SearchFileName), bytes.Repeat([]byte("not sqlite "), 1000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if db, err = sqlite.Open(ctx, dir, sqlite.Options{Migrate: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := run(); !slices.Equal(got, before) {
+		t.Errorf("with a damaged index file in place, the queries found %v, want %v", got, before)
 	}
 }

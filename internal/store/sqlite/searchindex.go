@@ -1,181 +1,19 @@
 package sqlite
 
 import (
-	"context"
 	"strconv"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/parley-cti/parley/internal/store"
 )
 
-// The search index (object_search, migration 14) is written by Put, not by
-// a trigger (migration 30). The trigger computed each row's words and
-// facets with SQLite's JSON functions: eight of a POST's ~30 µs per object
-// in Put, in the writer's critical section (issue 18). Put computes them
-// here in Go instead, for every object whose JSON is plain — an object
-// whose indexed members are strings or lists of strings, strict RFC 8259,
-// valid UTF-8, no escape SQLite might decode differently — and runs the
-// trigger's own SQL (searchColumnsJSONB) for any other, so the index holds
-// exactly what the trigger wrote (TestSearchColumnsGoMatchSQL,
+// The search index's columns. The indexer (searchdb.go) computes each
+// object's two columns of object_search in Go, for every object whose JSON
+// is plain — an object whose indexed members are strings or lists of
+// strings, strict RFC 8259, valid UTF-8, no escape SQLite might decode
+// differently — and with SQLite's JSON functions (searchColumnsJSONB, the
+// SQL of the trigger that once kept the index) for any other, so the index
+// holds exactly what that trigger wrote (TestSearchColumnsGoMatchSQL,
 // FuzzSearchColumns).
-
-// searchChunk rows per multi-row INSERT into object_search: a POST's
-// whole envelope of 1,000 in one statement (see searchBatch).
-const searchChunk = 1000
-
-// searchAheadMin is the fewest objects whose search columns Put computes
-// ahead, on a goroutine of their own (searchAhead).
-const searchAheadMin = 64
-
-// searchCols are one object's search columns computed ahead: done when
-// computed, ok when plain (else SQL computes them).
-type searchCols struct {
-	body, facets string
-	ok, done     bool
-}
-
-// searchAhead starts computing, on another goroutine, the search columns
-// of the objects of collection pk whose id is fresh (certain to be stored
-// unless repeated in the batch), and returns the wait for them; nil for a
-// batch too small to be worth it. The writer meanwhile runs the batch's
-// SQL: the columns were 4 % of ingest's CPU inside the single writer
-// (issue 18). The goroutine reads only the objects' Type and Raw and the
-// fresh map, which nothing writes while it runs.
-func searchAhead(pk int64, objs []store.Object, fresh map[string]bool) func() []searchCols {
-	if len(objs) < searchAheadMin || len(fresh) < searchAheadMin {
-		return nil
-	}
-	cols := make([]searchCols, len(objs))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := range objs {
-			if fresh[objs[i].ID] {
-				body, facets, ok := searchColumnsGo(pk, objs[i].Type, objs[i].Raw)
-				cols[i] = searchCols{body: body, facets: facets, ok: ok, done: true}
-			}
-		}
-	}()
-	return func() []searchCols {
-		<-done
-		return cols
-	}
-}
-
-// indexForSearch adds to object_search the row of every object Put
-// stored (out[i] == store.Added, objs[i].Seq set), with the columns
-// computed ahead where ahead (if not nil) has them. Inside a group-commit
-// transaction the rows computed in Go wait in the transaction's
-// searchBatch and are inserted just before its COMMIT.
-func indexForSearch(ctx context.Context, q querier, pk int64, objs []store.Object, out []store.PutOutcome, ahead []searchCols) error {
-	batch, deferred := &searchBatch{}, false
-	if m, ok := q.(memberQuerier); ok && m.search != nil {
-		batch, deferred = m.search, true
-	}
-	var other []int64
-	for i := range objs {
-		if out[i] != store.Added {
-			continue
-		}
-		var body, facets string
-		var ok bool
-		if ahead != nil && ahead[i].done {
-			body, facets, ok = ahead[i].body, ahead[i].facets, ahead[i].ok
-		} else {
-			body, facets, ok = searchColumnsGo(pk, objs[i].Type, objs[i].Raw)
-		}
-		if !ok {
-			other = append(other, objs[i].Seq)
-			continue
-		}
-		batch.rows = append(batch.rows, searchRow{objs[i].Seq, body, facets})
-	}
-	if !deferred {
-		if err := batch.flush(ctx, q); err != nil {
-			return err
-		}
-	}
-	for _, seq := range other {
-		if _, err := q.ExecContext(ctx, `INSERT INTO object_search(rowid, body, facets) SELECT s, `+searchColumnsJSONB+`
-			FROM (SELECT seq AS s, coll AS k, type AS ty,
-				CASE WHEN json_valid(CAST(raw AS TEXT)) THEN jsonb(CAST(raw AS TEXT)) END AS j FROM objects WHERE seq = ?)`, seq); err != nil {
-			return mapErr(err)
-		}
-	}
-	return nil
-}
-
-// searchBatch holds the object_search rows that the members of one
-// group-commit transaction have computed and not yet inserted. FTS5 writes
-// its pending terms out as a new segment of its index at every statement
-// savepoint (each multi-row INSERT, each member's SAVEPOINT), and the
-// segments' merging grows with their number: inserting a POST's rows 200
-// at a time, and each member of a group apart, had made the search index
-// a fifth of ingest's CPU at a million objects (issue 18). So Put leaves
-// its rows here and the leader inserts them all, one statement per
-// searchChunk rows, just before COMMIT: one segment per transaction.
-//
-// The rows are in the index before anything reads or deletes it: a
-// Search or a Delete inside the transaction flushes the batch first (the
-// delete trigger must find the rows it removes). A member rolled back to
-// its savepoint takes its own rows out, and puts back as pending those
-// of earlier members that a flush during its turn had inserted (the
-// rollback undid that insert too).
-type searchBatch struct {
-	rows    []searchRow
-	flushed int // rows[:flushed] are in object_search
-}
-
-type searchRow struct {
-	seq          int64
-	body, facets string
-}
-
-// mark is the batch's state at the start of a member's turn.
-type searchMark struct{ rows, flushed int }
-
-func (b *searchBatch) mark() searchMark { return searchMark{len(b.rows), b.flushed} }
-
-// undo returns the batch to m after the member's savepoint was rolled
-// back.
-func (b *searchBatch) undo(m searchMark) {
-	b.rows, b.flushed = b.rows[:m.rows], m.flushed
-}
-
-// flush inserts the pending rows through q.
-func (b *searchBatch) flush(ctx context.Context, q querier) error {
-	pending := b.rows[b.flushed:]
-	if len(pending) == 0 {
-		return nil
-	}
-	insert := &chunked{q: q, full: searchChunk, sql: func(n int) string {
-		return `INSERT INTO object_search(rowid, body, facets) VALUES (?, ?, ?)` + strings.Repeat(`, (?, ?, ?)`, n-1)
-	}}
-	defer insert.close()
-	args := make([]any, 0, 3*min(len(pending), searchChunk))
-	for lo := 0; lo < len(pending); lo += searchChunk {
-		chunk := pending[lo:min(lo+searchChunk, len(pending))]
-		args = args[:0]
-		for _, r := range chunk {
-			args = append(args, r.seq, r.body, r.facets)
-		}
-		if err := insert.exec(ctx, len(chunk), args); err != nil {
-			return mapErr(err)
-		}
-	}
-	b.flushed = len(b.rows)
-	return nil
-}
-
-// flushSearch inserts the pending search rows of q's transaction, if any:
-// before anything reads object_search or deletes objects in it.
-func flushSearch(ctx context.Context, q querier) error {
-	if m, ok := q.(memberQuerier); ok && m.search != nil {
-		return m.search.flush(ctx, q)
-	}
-	return nil
-}
 
 // Members the index reads, in the order searchColumnsJSONB writes their
 // facets.

@@ -3,11 +3,13 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -163,10 +165,10 @@ func FuzzSearchColumns(f *testing.F) {
 	})
 }
 
-// TestPutIndexesAsTheTriggerDid: the search index Put writes (Go path and
-// SQL path mixed in one batch, duplicates and new versions included) holds,
-// term by term and position by position, what migration 15's trigger wrote
-// for the same rows.
+// TestPutIndexesAsTheTriggerDid: the search index the indexer writes for
+// what Put stored (Go path and SQL path mixed in one batch, duplicates and
+// new versions included) holds, term by term and position by position,
+// what migration 15's trigger wrote for the same rows.
 func TestPutIndexesAsTheTriggerDid(t *testing.T) {
 	ctx := context.Background()
 	put := openDefault(t, t.TempDir())
@@ -175,6 +177,10 @@ func TestPutIndexesAsTheTriggerDid(t *testing.T) {
 	defer trig.Close()
 	coll := benchCollection(t, put)
 	benchCollection(t, trig)
+	if _, err := trig.w.ExecContext(ctx, `CREATE VIRTUAL TABLE object_search USING fts5(body, facets, content='', contentless_delete=1,
+	tokenize='unicode61 remove_diacritics 0')`); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := trig.w.ExecContext(ctx, `CREATE TRIGGER object_search_insert AFTER INSERT ON objects BEGIN
 	INSERT INTO object_search(rowid, body, facets)
 	SELECT s, `+searchColumnsJSONB+` FROM (SELECT NEW.seq AS s, NEW.coll AS k, NEW.type AS ty,
@@ -198,10 +204,9 @@ END`); err != nil {
 	for i := range newer {
 		newer[i].Version = newer[i].Version.Add(time.Hour)
 	}
-	// New ids in two versions each, and one version twice, in a batch
-	// large enough for the columns to be computed ahead (searchAhead).
-	twice := benchObjects(1000, searchAheadMin, added)
-	for _, o := range benchObjects(1000, searchAheadMin, added) {
+	// New ids in two versions each, and one version twice.
+	twice := benchObjects(1000, 64, added)
+	for _, o := range benchObjects(1000, 64, added) {
 		o.Version = o.Version.Add(time.Hour)
 		twice = append(twice, o)
 	}
@@ -219,31 +224,55 @@ END`); err != nil {
 			}
 		}
 	}
-	dump := func(db *DB) []string {
+	// dump lists the index's term instances of db's rows: index is the
+	// connection that holds object_search in its main schema.
+	dump := func(db *DB, index *sql.DB) []string {
 		t.Helper()
-		if _, err := db.w.ExecContext(ctx, `CREATE VIRTUAL TABLE IF NOT EXISTS temp.search_terms USING fts5vocab(main, object_search, instance)`); err != nil {
+		versions := map[int64]string{}
+		rows, err := db.w.QueryContext(ctx, `SELECT seq, id, version FROM objects`)
+		if err != nil {
 			t.Fatal(err)
 		}
-		rows, err := db.w.QueryContext(ctx, `SELECT o.id, o.version, v.term, v.col, v.offset FROM temp.search_terms v JOIN objects o ON o.seq = v.doc ORDER BY 1, 2, 4, 5, 3`)
+		for rows.Next() {
+			var seq, version int64
+			var id string
+			if err := rows.Scan(&seq, &id, &version); err != nil {
+				t.Fatal(err)
+			}
+			versions[seq] = fmt.Sprint(id, " ", version)
+		}
+		rows.Close()
+		if _, err := index.ExecContext(ctx, `CREATE VIRTUAL TABLE IF NOT EXISTS temp.search_terms USING fts5vocab(main, object_search, instance)`); err != nil {
+			t.Fatal(err)
+		}
+		rows, err = index.QueryContext(ctx, `SELECT v.doc, v.term, v.col, v.offset FROM temp.search_terms v`)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer rows.Close()
 		var out []string
 		for rows.Next() {
-			var id, term, col string
-			var version, off int64
-			if err := rows.Scan(&id, &version, &term, &col, &off); err != nil {
+			var doc, off int64
+			var term, col string
+			if err := rows.Scan(&doc, &term, &col, &off); err != nil {
 				t.Fatal(err)
 			}
-			out = append(out, fmt.Sprint(id, version, term, col, off))
+			v, ok := versions[doc]
+			if !ok {
+				t.Fatalf("the index holds seq %d, which no object has", doc)
+			}
+			out = append(out, fmt.Sprint(v, " ", col, " ", off, " ", term))
 		}
 		if err := rows.Err(); err != nil {
 			t.Fatal(err)
 		}
+		slices.Sort(out)
 		return out
 	}
-	got, want := dump(put), dump(trig)
+	if err := put.search.catchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, want := dump(put, put.search.w), dump(trig, trig.w)
 	if len(want) < 450*5 {
 		t.Fatalf("the trigger indexed only %d terms", len(want))
 	}
@@ -258,8 +287,9 @@ END`); err != nil {
 	}
 }
 
-// TestSearchIndexMergeWidth: a migrated database's search index merges
-// its segments eight at a time (migration 35), not FTS5's default four.
+// TestSearchIndexMergeWidth: the search index merges its segments eight
+// at a time (as migration 35 set it when it was in parley.db), not FTS5's
+// default four.
 func TestSearchIndexMergeWidth(t *testing.T) {
 	db, err := Open(context.Background(), t.TempDir(), Options{Migrate: true})
 	if err != nil {
@@ -267,7 +297,7 @@ func TestSearchIndexMergeWidth(t *testing.T) {
 	}
 	defer db.Close()
 	var v int
-	if err := db.w.QueryRow(`SELECT v FROM object_search_config WHERE k = 'automerge'`).Scan(&v); err != nil || v != 8 {
+	if err := db.search.w.QueryRow(`SELECT v FROM object_search_config WHERE k = 'automerge'`).Scan(&v); err != nil || v != 8 {
 		t.Fatalf("object_search automerge = %d, %v; want 8", v, err)
 	}
 }

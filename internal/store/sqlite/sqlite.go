@@ -62,6 +62,9 @@ type DB struct {
 	// checkpoints copies the log into the database off the writer's
 	// path (checkpoint.go); nil on a DB a test assembled by hand.
 	checkpoints *checkpointer
+	// search fills the search index behind the writer (searchdb.go); nil
+	// on a DB a test assembled by hand, which cannot search by words.
+	search *searchIndex
 	handle
 }
 
@@ -97,8 +100,15 @@ func Open(ctx context.Context, dir string, opt Options) (*DB, error) {
 		w.Close()
 		return nil, err
 	}
+	// The search index first: the read pool's connections attach it.
+	sx, err := openSearchIndex(ctx, path, dsn(path, true), w)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
 	r, err := sql.Open(DriverName, dsn(path, true))
 	if err != nil {
+		sx.close(dsn(path, true))
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -110,13 +120,20 @@ func Open(ctx context.Context, dir string, opt Options) (*DB, error) {
 	r.SetMaxIdleConns(n)
 	ck, err := startCheckpointer(path)
 	if err != nil {
+		sx.close(dsn(path, true))
 		r.Close()
 		w.Close()
 		return nil, err
 	}
 	db := newDB(w, r, path)
 	db.checkpoints = ck
-	db.commit.committed = ck.committed
+	db.search = sx
+	db.handle.search = sx
+	sx.start(r)
+	db.commit.committed = func() {
+		ck.committed()
+		sx.wake()
+	}
 	return db, nil
 }
 
@@ -218,7 +235,11 @@ func (db *DB) Close() error {
 	if db.checkpoints != nil {
 		ck = db.checkpoints.close()
 	}
-	return errors.Join(ck, db.r.Close(), db.w.Close())
+	var sx error
+	if db.search != nil {
+		sx = db.search.close(dsn(db.path, true))
+	}
+	return errors.Join(ck, sx, db.r.Close(), db.w.Close())
 }
 
 // Ping checks the database answers.
@@ -356,6 +377,9 @@ func (t txQuerier) QueryRowContext(ctx context.Context, query string, args ...an
 type handle struct {
 	r querier
 	w querier
+	// search is the search index's indexer, which searches wait for;
+	// nil inside a write transaction, where searching by words is refused.
+	search *searchIndex
 }
 
 func (h handle) Parties() store.Parties         { return parties(h) }

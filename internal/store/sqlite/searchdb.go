@@ -139,11 +139,17 @@ func unregisterSearch(dsn string) {
 func openSearchIndex(ctx context.Context, mainPath, readDSN string, w *sql.DB) (*searchIndex, error) {
 	path := filepath.Join(filepath.Dir(mainPath), SearchFileName)
 	var origin []byte
-	var newest searchMark
-	if err := w.QueryRowContext(ctx, `SELECT (SELECT id FROM search_origin),
-		max((SELECT coalesce(max(seq), 0) FROM objects), (SELECT coalesce(max(seq), 0) FROM search_gone)),
-		(SELECT coalesce(max(n), 0) FROM search_gone)`).Scan(&origin, &newest.seq, &newest.gone); err != nil {
+	if err := w.QueryRowContext(ctx, `SELECT id FROM search_origin`).Scan(&origin); err != nil {
 		return nil, fmt.Errorf("sqlite: search index: %w", mapErr(err))
+	}
+	// The newest seq and deletion are read after the index's state: a
+	// server with this data directory open may index what commits in
+	// between, and read the other way round that would look like an
+	// index ahead of its database.
+	newest := func() (m searchMark, err error) {
+		err = w.QueryRowContext(ctx, `SELECT max((SELECT coalesce(max(seq), 0) FROM objects), (SELECT coalesce(max(seq), 0) FROM search_gone)),
+			(SELECT coalesce(max(n), 0) FROM search_gone)`).Scan(&m.seq, &m.gone)
+		return m, mapErr(err)
 	}
 	x := &searchIndex{path: path, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), passed: make(chan struct{})}
 	ok, err := x.open(ctx, origin, newest)
@@ -175,9 +181,9 @@ func openSearchIndex(ctx context.Context, mainPath, readDSN string, w *sql.DB) (
 }
 
 // open opens search.db, creating its tables, and reports whether its state
-// can belong to the database whose origin and newest seq and deletion are
-// given.
-func (x *searchIndex) open(ctx context.Context, origin []byte, newest searchMark) (bool, error) {
+// can belong to the database whose origin is given and whose newest seq and
+// deletion newest reads.
+func (x *searchIndex) open(ctx context.Context, origin []byte, newest func() (searchMark, error)) (bool, error) {
 	w, err := sql.Open(DriverName, searchDSN(x.path))
 	if err != nil {
 		return false, err
@@ -215,7 +221,11 @@ CREATE TABLE IF NOT EXISTS search_state (
 	if err != nil {
 		return false, mapErr(err)
 	}
-	return string(got) == string(origin) && x.high <= newest.seq && x.at.gone <= newest.gone, nil
+	n, err := newest()
+	if err != nil {
+		return false, err
+	}
+	return string(got) == string(origin) && x.high <= n.seq && x.at.gone <= n.gone, nil
 }
 
 // searchDSN is search.db's connection string: derived data, so a commit

@@ -3,7 +3,9 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
+	"testing"
 
 	"github.com/parley-cti/parley/internal/store"
 )
@@ -193,4 +195,13 @@ func SetIDFilterForTest(first, mergeAt int) (undo func()) {
 	oldSync, oldFirst, oldMerge := idFilterSync, idFilterFirst, idMergeAt
 	idFilterSync, idFilterFirst, idMergeAt = true, first, mergeAt
 	return func() { idFilterSync, idFilterFirst, idMergeAt = oldSync, oldFirst, oldMerge }
+}
+
+// RemoveSearchFilesForTest removes dir's search index (search.db and its
+// -wal and -shm files), as an operator deleting it by hand would.
+func RemoveSearchFilesForTest(t testing.TB, dir string) {
+	t.Helper()
+	if err := removeSearchFiles(filepath.Join(dir, SearchFileName)); err != nil {
+		t.Fatal(err)
+	}
 }

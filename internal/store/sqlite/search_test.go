@@ -68,9 +68,7 @@ func TestSearchIndexRebuilt(t *testing.T) {
 	}
 	// The file removed.
 	db.Close()
-	for _, p := range []string{"", "-wal", "-shm"} {
-		os.Remove(filepath.Join(dir, sqlite.SearchFileName+p))
-	}
+	sqlite.RemoveSearchFilesForTest(t, dir)
 	if db, err = sqlite.Open(ctx, dir, sqlite.Options{Migrate: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -89,9 +87,7 @@ func TestSearchIndexRebuilt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{"", "-wal", "-shm"} {
-		os.Remove(filepath.Join(dir, sqlite.SearchFileName+p))
-	}
+	sqlite.RemoveSearchFilesForTest(t, dir)
 	if err := os.WriteFile(filepath.Join(dir, sqlite.SearchFileName), raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -107,9 +103,7 @@ func TestSearchIndexRebuilt(t *testing.T) {
 	}
 	// A file that is not a database at all.
 	db.Close()
-	for _, p := range []string{"", "-wal", "-shm"} {
-		os.Remove(filepath.Join(dir, sqlite.SearchFileName+p))
-	}
+	sqlite.RemoveSearchFilesForTest(t, dir)
 	if err := os.WriteFile(filepath.Join(dir, sqlite.SearchFileName), bytes.Repeat([]byte("not sqlite "), 1000), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/parley-cti/parley/internal/store"
 	sqlite3 "modernc.org/sqlite"
@@ -28,7 +29,9 @@ import (
 // or does not belong to the database beside it. What it keeps:
 //   - A search sees every write committed before it: it first waits for
 //     the indexer to take in everything up to the newest seq and the newest
-//     deletion (catchUp).
+//     deletion (catchUp). The indexer, woken by a commit, lets commits
+//     gather for searchGather before its pass, unless a search waits: one
+//     pass then covers many small POSTs, and a search is not slowed.
 //   - Who may see a match is decided by the search query, on the objects
 //     row it joins, exactly as before; the index only proposes rows.
 //   - Deleted rows leave it: parley.db's trigger notes each deleted seq in
@@ -60,6 +63,13 @@ const (
 	searchInsertRows = 500
 )
 
+// searchGather is how long the indexer lets commits gather after the first
+// wakes it, unless a search is waiting. A pass costs a transaction of
+// search.db and a new FTS5 segment (merged later) whatever its size: under
+// a stream of small POSTs, a pass after every commit spent more on that
+// than on the entries (docs/BENCHMARKS.md). A variable for tests.
+var searchGather = 100 * time.Millisecond
+
 // searchMark is how far the index has taken parley.db in: every object up
 // to seq, every deletion up to gone (search_gone.n).
 type searchMark struct{ seq, gone int64 }
@@ -70,9 +80,12 @@ type searchIndex struct {
 	w    *sql.DB // search.db: the indexer's one connection
 	r    *sql.DB // parley.db's read pool, search.db attached
 
-	kick chan struct{}
-	stop chan struct{}
-	done chan struct{}
+	gather time.Duration // searchGather when it was opened
+
+	kick  chan struct{} // commits to take in
+	hurry chan struct{} // a search waits: no gathering
+	stop  chan struct{}
+	done  chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -151,7 +164,7 @@ func openSearchIndex(ctx context.Context, mainPath, readDSN string, w *sql.DB) (
 			(SELECT coalesce(max(n), 0) FROM search_gone)`).Scan(&m.seq, &m.gone)
 		return m, mapErr(err)
 	}
-	x := &searchIndex{path: path, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), passed: make(chan struct{})}
+	x := &searchIndex{path: path, gather: searchGather, kick: make(chan struct{}, 1), hurry: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), passed: make(chan struct{})}
 	ok, err := x.open(ctx, origin, newest)
 	if (err == nil && !ok) || errors.Is(err, store.ErrCorrupt) {
 		// Another database's index, one ahead of this database (a
@@ -283,6 +296,15 @@ func (x *searchIndex) run() {
 			return
 		case <-x.kick:
 		}
+		gather := time.NewTimer(x.gather)
+		select {
+		case <-gather.C:
+		case <-x.hurry:
+		case <-x.stop:
+			gather.Stop()
+			return
+		}
+		gather.Stop()
 		for {
 			more, err := x.pass(ctx)
 			x.mu.Lock()
@@ -320,6 +342,10 @@ func (x *searchIndex) catchUp(ctx context.Context) error {
 			return fmt.Errorf("sqlite: search index: %w", err)
 		}
 		x.wake()
+		select {
+		case x.hurry <- struct{}{}:
+		default:
+		}
 		select {
 		case <-passed:
 		case <-x.done:

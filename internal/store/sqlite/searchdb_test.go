@@ -171,3 +171,68 @@ func TestSearchInsideUpdateRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSearchIndexGathersCommits: a commit wakes the indexer, which lets
+// further commits gather before its pass unless a search waits; a search
+// hurries it and is never answered from behind the writes before it.
+func TestSearchIndexGathersCommits(t *testing.T) {
+	defer func(old time.Duration) { searchGather = old }(searchGather)
+	ctx := context.Background()
+	added := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	at := func(db *DB) int64 {
+		db.search.mu.Lock()
+		defer db.search.mu.Unlock()
+		return db.search.at.seq
+	}
+	newest := func(db *DB) int64 {
+		var seq int64
+		if err := db.w.QueryRowContext(ctx, `SELECT max(seq) FROM objects`).Scan(&seq); err != nil {
+			t.Fatal(err)
+		}
+		return seq
+	}
+
+	// Gathering longer than the test: only a search makes a pass.
+	searchGather = time.Hour
+	db := openDefault(t, t.TempDir())
+	coll := benchCollection(t, db)
+	for i := range 5 {
+		if _, err := db.Objects().Put(ctx, coll, benchObjects(i, 1, added)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := at(db); got != 0 {
+		t.Fatalf("five commits and no search: the index took in up to seq %d; it should still be gathering", got)
+	}
+	if got := searchCount(t, db, coll, benchAddr(4)); got != 1 {
+		t.Fatalf("a search for the last commit's object found %d, want 1", got)
+	}
+	if got, want := at(db), newest(db); got != want {
+		t.Fatalf("after the search the index is at seq %d, want %d", got, want)
+	}
+	if _, err := db.Objects().Put(ctx, coll, benchObjects(5, 1, added)); err != nil {
+		t.Fatal(err)
+	}
+	if got := searchCount(t, db, coll, benchAddr(5)); got != 1 {
+		t.Fatalf("a search right after one more commit found %d, want 1", got)
+	}
+	// Close does not wait for the gathering time.
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// With a short gathering time, commits are taken in without a search.
+	searchGather = time.Millisecond
+	db = openDefault(t, t.TempDir())
+	defer db.Close()
+	coll = benchCollection(t, db)
+	if _, err := db.Objects().Put(ctx, coll, benchObjects(0, 3, added)); err != nil {
+		t.Fatal(err)
+	}
+	want := newest(db)
+	for deadline := time.Now().Add(time.Minute); at(db) != want; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("a minute after the commit, with no search, the index is at seq %d, want %d", at(db), want)
+		}
+	}
+}

@@ -762,6 +762,10 @@ CREATE TABLE handover_chunks (
 	// 39: SQLite's search index moves to a file of its own; PostgreSQL's
 	// stays where it is, so only the version changes.
 	{"search index in its own file (SQLite only)", `SELECT 1`},
+	// 40: SQLite's writer knows the credits' fingerprints in memory and
+	// drops the tables of 37; PostgreSQL keeps its index, so only the
+	// version changes.
+	{"credit fingerprints known in memory (SQLite only)", `SELECT 1`},
 }
 
 // searchDocSQL is object_search_doc's document of a JSON object j of

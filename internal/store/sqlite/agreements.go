@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -353,34 +354,37 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 				return err
 			}
 		}
-		// The writer's filter of the contents the party knows by credit
-		// (fpfilter.go) answers for the fingerprints it does not.
+		// The writer's index of the contents the party knows by credit
+		// (fpfilter.go) answers for every fingerprint; the content plain
+		// handovers released is looked up in agreement_handed.
 		var ff *fpFilter
-		if !handed && len(fps) > 0 {
+		if len(fps) > 0 {
 			if ff, err = idFilterOf(h.w).fingerprints(ctx, h.w, ag, pa, released); err != nil {
 				return err
 			}
-		}
-		if ff != nil {
-			maybe := fps[:0]
-			for _, v := range fps {
-				if ff.set.has(uint64(v.(int64))) {
-					maybe = append(maybe, v)
+			if ff == nil { // no writer's filter: this call's own
+				if ff, err = readFingerprints(ctx, h.w, ag, pa, released); err != nil {
+					return err
 				}
 			}
-			fps = maybe
+			rest := fps[:0]
+			for _, v := range fps {
+				if ff.has(uint64(v.(int64))) {
+					knownFP[v.(int64)] = true
+				} else if handed {
+					rest = append(rest, v)
+				}
+			}
+			fps = rest
 		}
-		fpLookupsForTest.Add(int64(len(fps)))
 		idFilterOf(h.w).writes(ag) // before anything of this call is written
-		byFP := &chunked{q: h.w, full: knownChunk, sql: func(n int) string { return knownFPs(n, handed) }}
+		fpLookupsForTest.Add(int64(len(fps)))
+		byFP := &chunked{q: h.w, full: knownChunk, sql: handedFPs}
 		defer byFP.close()
 		for len(fps) > 0 {
 			chunk := fps[:min(len(fps), knownChunk)]
 			fps = fps[len(chunk):]
-			args := append(append([]any{}, chunk...), ag, pa, released)
-			if handed {
-				args = append(append(args, agreementID), chunk...)
-			}
+			args := append([]any{agreementID}, chunk...)
 			if err := collect(byFP, len(chunk), args, func(r *sql.Rows) error {
 				var fp int64
 				err := r.Scan(&fp)
@@ -420,9 +424,7 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 					continue
 				}
 				knownFP[k], fp = true, k
-				if ff != nil {
-					ff.set.add(uint64(k))
-				}
+				idFilterOf(h.w).entered(ff, fpKey{ag, pa}, uint64(k))
 			}
 			known[it.ObjectID] = true
 			ord++
@@ -453,9 +455,6 @@ func (s credits) Contribute(ctx context.Context, agreementID, partyID string, it
 			if _, err := h.w.ExecContext(ctx, `INSERT INTO credit_batches(ag, pa, added_at, first_ord, last_ord) VALUES (?, ?, ?, ?, ?)`,
 				ag, pa, micros(at), first+1, ord); err != nil {
 				return mapErr(err)
-			}
-			if err := addFingerprints(ctx, h, ag, pa, first, ord); err != nil {
-				return err
 			}
 		}
 		if _, err := h.w.ExecContext(ctx, `INSERT INTO agreement_totals(agreement_id, party_id, contributed, credits) VALUES (?, ?, ?, ?)
@@ -533,6 +532,18 @@ func (s credits) Released(ctx context.Context, agreementID, reader string) (int6
 }
 
 func (s credits) SetReleased(ctx context.Context, agreementID, reader string, upTo int64) error {
+	// The writer's sets of known contents (fpfilter.go) take back what
+	// they read within this release if the transaction does not commit.
+	if t := idFilterOf(s.w); t != nil {
+		var ag int64
+		err := s.w.QueryRowContext(ctx, `SELECT n FROM credit_names WHERE name = ?`, agreementID).Scan(&ag)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return mapErr(err)
+		}
+		if err == nil {
+			t.writes(ag)
+		}
+	}
 	_, err := s.w.ExecContext(ctx, `INSERT INTO agreement_released(agreement_id, reader, up_to) VALUES (?, ?, ?)
 		ON CONFLICT(agreement_id, reader) DO UPDATE SET up_to = max(up_to, excluded.up_to)`, agreementID, reader, upTo)
 	return mapErr(err)
@@ -680,62 +691,11 @@ func creditNames(ctx context.Context, h handle, agreementID, partyID string) (ag
 	return ag, pa, mapErr(err)
 }
 
-// knownFPs is the statement that finds which of n fingerprints a party
-// knows under an agreement: its arguments are the n fingerprints, the
-// agreement's and the party's credit names and the ordinal released to
-// the party; with handed, the agreement's id and the n fingerprints again,
-// for the content plain handovers released (most agreements have none,
-// and looking the values up there cost a fifth of the statement).
-// Credits' fingerprints are in two tables (migration 37): the recent ones
-// in credit_fps_new, the rest in credit_fps. SQLite pushes the conditions
-// into both halves of the union, each a search of its key
-// (TestFingerprintTables), and the values are bound once (numbered
-// parameters would cost a scan of the statement's parameter names for
-// each one bound).
-func knownFPs(n int, handed bool) string {
-	q := `SELECT fingerprint FROM (SELECT ag, fingerprint, pa, ord FROM credit_fps UNION ALL SELECT ag, fingerprint, pa, ord FROM credit_fps_new)
-		WHERE fingerprint IN (` + placeholders(n) + `) AND ag = ? AND (pa = ? OR ord <= ?)`
-	if handed {
-		q += ` UNION ALL SELECT fingerprint FROM agreement_handed WHERE agreement_id = ? AND fingerprint IN (` + placeholders(n) + `)`
-	}
-	return q
-}
-
-// fpMergeAt is the number of fingerprints credit_fps_new holds before
-// Contribute moves them into credit_fps (migration 37). A commit dirties
-// up to the small table's pages (~20 bytes a fingerprint) and, once
-// every fpMergeAt credits, each leaf of the large one; at 200,000
-// credits and commits of 1,000 that is about 90 + 60 pages a commit
-// against the ~650 leaves of one large index that 1,000 random inserts
-// dirtied. A variable so that tests can merge often.
-var fpMergeAt = 16384
-
-// addFingerprints files the fingerprints of the credits ag/pa/first+1 to
-// ord, just written, in credit_fps_new, and moves the table into
-// credit_fps when it is full. The rows are read back from their table:
-// they are the last of the party's range, in pages the insert left in
-// the cache.
-func addFingerprints(ctx context.Context, h handle, ag, pa, first, ord int64) error {
-	if _, err := h.w.ExecContext(ctx, `INSERT INTO credit_fps_new(ag, fingerprint, pa, ord)
-		SELECT ag, fingerprint, pa, ord FROM agreement_credits WHERE ag = ? AND pa = ? AND ord > ? AND ord <= ? AND fingerprint IS NOT NULL`,
-		ag, pa, first, ord); err != nil {
-		return mapErr(err)
-	}
-	var n int64
-	if err := h.w.QueryRowContext(ctx, `SELECT count(*) FROM credit_fps_new`).Scan(&n); err != nil {
-		return mapErr(err)
-	}
-	if n < int64(fpMergeAt) {
-		return nil
-	}
-	// Read in key order and appended in it, each leaf of credit_fps is
-	// written once; DELETE without WHERE truncates the small table.
-	if _, err := h.w.ExecContext(ctx, `INSERT INTO credit_fps(ag, fingerprint, pa, ord)
-		SELECT ag, fingerprint, pa, ord FROM credit_fps_new ORDER BY ag, fingerprint, pa, ord`); err != nil {
-		return mapErr(err)
-	}
-	_, err := h.w.ExecContext(ctx, `DELETE FROM credit_fps_new`)
-	return mapErr(err)
+// handedFPs is a query for which of n fingerprints plain handovers under
+// an agreement released: its arguments are the agreement's id and the n
+// fingerprints.
+func handedFPs(n int) string {
+	return `SELECT fingerprint FROM agreement_handed WHERE agreement_id = ? AND fingerprint IN (` + placeholders(n) + `)`
 }
 
 // fp64 is the key SQLite stores for a content fingerprint: its first 64

@@ -94,8 +94,8 @@ func BackfillKindsForTest(ctx context.Context, db *DB) error {
 // ids in each row, indexed by key, ordinal, time and fingerprint), rows
 // unchanged, then runs the migrations that key credit_marks by ordinal
 // (22) and move the marks into credit rows named by integers (34), as on
-// a database upgraded with marks in it, and the one that gives the
-// fingerprints their tables (37).
+// a database upgraded with marks in it, the one that gives the
+// fingerprints their tables (37) and the one that drops them (40).
 func UnkeyMarksForTest(ctx context.Context, db *DB) error {
 	find := func(text string) (string, error) {
 		for _, s := range migrations {
@@ -117,7 +117,11 @@ func UnkeyMarksForTest(ctx context.Context, db *DB) error {
 	if err != nil {
 		return err
 	}
-	for _, q := range []string{`DROP TABLE credit_fps`, `DROP TABLE credit_fps_new`, `CREATE TABLE credit_marks (
+	noFPs, err := find("DROP TABLE credit_fps_new;")
+	if err != nil {
+		return err
+	}
+	for _, q := range []string{`CREATE TABLE credit_marks (
 	agreement_id TEXT NOT NULL REFERENCES agreements(id),
 	party_id     TEXT NOT NULL,
 	object_id    TEXT NOT NULL,
@@ -151,7 +155,7 @@ func UnkeyMarksForTest(ctx context.Context, db *DB) error {
 		`CREATE UNIQUE INDEX agreement_credits_ord ON agreement_credits(agreement_id, party_id, ord)`,
 		`CREATE INDEX agreement_credits_added ON agreement_credits(agreement_id, party_id, added_at)`,
 		`CREATE INDEX agreement_credits_fingerprint ON agreement_credits(fingerprint)`,
-		byOrd, inRows, ownFPs} {
+		byOrd, inRows, ownFPs, noFPs} {
 		if _, err := db.w.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("%.60s: %w", q, err)
 		}
@@ -159,13 +163,13 @@ func UnkeyMarksForTest(ctx context.Context, db *DB) error {
 	return nil
 }
 
-// SetFingerprintMergeForTest sets how many fingerprints credit_fps_new
-// holds before Contribute merges it into credit_fps, and returns the
-// previous number.
-func SetFingerprintMergeForTest(n int) int {
-	old := fpMergeAt
-	fpMergeAt = n
-	return old
+// SetFingerprintMergeForTest makes the writer's sets of known contents
+// merge their latest fingerprints into their sorted part when they hold n
+// (fpSet); the returned function undoes it.
+func SetFingerprintMergeForTest(n int) (undo func()) {
+	old := fpRecentMin
+	fpRecentMin = n
+	return func() { fpRecentMin = old }
 }
 
 // SetIDHashingForTest makes every id hash to the same value (stixids.go)

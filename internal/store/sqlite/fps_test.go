@@ -2,146 +2,159 @@ package sqlite
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"strings"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
 	"testing"
 
+	"github.com/parley-cti/parley/internal/store"
 	"github.com/parley-cti/parley/internal/store/storetest"
 )
 
-// fpsMigration is migration 37, which moves the credits' fingerprints
-// from an index on agreement_credits into credit_fps and credit_fps_new.
-var fpsMigration = func() string {
-	for _, m := range migrations {
-		if strings.Contains(m, "CREATE TABLE credit_fps (") {
-			return m
-		}
-	}
-	return ""
-}()
-
-// fpsRows is every fingerprint entry of both tables, and of the credit
-// rows, as text in key order.
-func fpsRows(t *testing.T, db *DB) (tables, credits string) {
-	t.Helper()
-	read := func(q string) string {
-		rows, err := db.r.QueryContext(context.Background(), q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var b strings.Builder
-		for rows.Next() {
-			var ag, fp, pa, ord int64
-			if err := rows.Scan(&ag, &fp, &pa, &ord); err != nil {
-				t.Fatal(err)
-			}
-			fmt.Fprintf(&b, "%d %d %d %d\n", ag, fp, pa, ord)
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		return b.String()
-	}
-	return read(`SELECT ag, fingerprint, pa, ord FROM (SELECT * FROM credit_fps UNION ALL SELECT * FROM credit_fps_new) ORDER BY 1, 2, 3, 4`),
-		read(`SELECT ag, fingerprint, pa, ord FROM agreement_credits WHERE fingerprint IS NOT NULL ORDER BY 1, 2, 3, 4`)
-}
-
-// TestFingerprintTables: content already credited is found whether its
-// fingerprint is in the small table or has been merged into the large
-// one, a merge moves every fingerprint and empties the small table, the
-// release bound holds in both, and migration 37 files the fingerprints of
-// credits stored before it in credit_fps, the credit rows unchanged.
-func TestFingerprintTables(t *testing.T) {
-	defer SetFingerprintMergeForTest(SetFingerprintMergeForTest(5))
+// TestFingerprintsKnownFromCreditRows: migration 40 drops the tables that
+// filed the credits' fingerprints by value (37); a content credited before
+// is still known, and one not released is not, to the writer's sets in the
+// store that credited it, in a store opened afterwards (its sets empty,
+// read from the credit rows) and in a store whose writer keeps no sets
+// (each Contribute reads its own).
+func TestFingerprintsKnownFromCreditRows(t *testing.T) {
 	ctx := context.Background()
 	ag := "agreement--fps"
 	db, alpha, bravo, t0 := agreementDB(t, ag)
+	var tables int
+	if err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE name IN ('credit_fps', 'credit_fps_new')`).Scan(&tables); err != nil || tables != 0 {
+		t.Fatalf("the fingerprint tables of migration 37: %d left (%v), want none", tables, err)
+	}
 	give := storetest.GiveContents(t, db, ag, t0)
-	count := func(table string) int {
-		t.Helper()
-		var n int
-		if err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
 	if got := give(alpha, 1, 2, 3); got != "[]" {
-		t.Fatalf("new contents counted as known: %q", got)
+		t.Fatalf("new contents known: %s", got)
 	}
-	if n, m := count("credit_fps_new"), count("credit_fps"); n != 3 || m != 0 {
-		t.Fatalf("after 3 credits: %d new, %d merged; want 3, 0", n, m)
+	if got := give(alpha, 1, 4); got != "[1]" {
+		t.Fatalf("alpha giving 1 again and a new 4: known %s, want [1]", got)
 	}
-	// 1 is in the small table; 4-6 fill it to 6 >= 5, so it merges.
-	if got := give(alpha, 1, 4, 5, 6); got != "[1]" {
-		t.Fatalf("alpha re-giving 1 among new: same content %q, want 1", got)
+	if got := give(bravo, 1, 5); got != "[]" {
+		t.Fatalf("bravo giving alpha's unreleased 1 and a new 5: known %s, want none", got)
 	}
-	if n, m := count("credit_fps_new"), count("credit_fps"); n != 0 || m != 6 {
-		t.Fatalf("after the merge: %d new, %d merged; want 0, 6", n, m)
-	}
-	// Known from the large table (2) and the small one (7, given first).
-	if got := give(alpha, 7, 2, 7, 8); got != "[2 7]" {
-		t.Fatalf("alpha re-giving 2 and 7: same content %q, want 2 7", got)
-	}
-	// Bravo knows none of alpha's content before it is released: 1 and 2
-	// are in the large table, 7 in the small one.
-	if got := give(bravo, 1, 7); got != "[]" {
-		t.Fatalf("bravo giving alpha's unreleased content: same content %q", got)
-	}
-	if err := db.Credits().SetReleased(ctx, ag, bravo, 7); err != nil {
+	// Released to bravo: alpha's ordinals 1 and 2 (contents 1 and 2).
+	if err := db.Credits().SetReleased(ctx, ag, bravo, 2); err != nil {
 		t.Fatal(err)
 	}
-	// Released to bravo: alpha's 1-7 (ordinals 1-7), not 8 (ordinal 8,
-	// in the small table); bravo's own 1 and 7 too.
-	if got := give(bravo, 2, 6, 8, 9, 1); got != "[2 6 1]" {
-		t.Fatalf("bravo giving released and unreleased content: same content %q, want 2 6 1", got)
+	if got := give(bravo, 2, 3, 5); got != "[2 5]" {
+		t.Fatalf("bravo giving alpha's released 2, unreleased 3 and its own 5: known %s, want [2 5]", got)
 	}
-	// Each table is searched by its key, never walked.
-	prows, err := db.r.QueryContext(ctx, `EXPLAIN QUERY PLAN `+knownFPs(2, true), int64(1), int64(2), int64(1), int64(1), int64(7), ag, int64(1), int64(2))
+	// What each party knows now: alpha 1-4, bravo 1-3 and 5 (its own
+	// 1, 3, 5 and alpha's released 1, 2); alpha's 4 is not released.
+	// Each content is given in a transaction that does not commit, so
+	// that the next store finds the same; a credit undone is taken back
+	// from the set too, or the second content 5 would be known.
+	undo := errors.New("undone")
+	check := func(name string, s *DB, n int) {
+		t.Helper()
+		for _, c := range []struct {
+			party   string
+			content int
+			known   bool
+		}{{alpha, 4, true}, {alpha, 5, false}, {alpha, 5, false}, {bravo, 2, true}, {bravo, 4, false}, {bravo, 5, true}} {
+			n++
+			err := s.Update(ctx, func(tx store.Handle) error {
+				if err := giveIn(tx, ag, c.party, n, c.content, t0); err != nil {
+					return err
+				}
+				return undo
+			})
+			if want := map[bool]error{true: errSameContent, false: undo}[c.known]; !errors.Is(err, want) {
+				t.Errorf("%s: %s giving content %d: %v, want %v", name, c.party, c.content, err, want)
+			}
+		}
+	}
+	check("the store that credited them", db, 1000)
+	other, err := Open(ctx, filepath.Dir(db.path), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var plan strings.Builder
-	for prows.Next() {
-		var id, parent, notused int
-		var detail string
-		if err := prows.Scan(&id, &parent, &notused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan.WriteString(detail + "\n")
+	check("a store opened afterwards", other, 2000)
+	other.Close()
+	bare, err := Open(ctx, filepath.Dir(db.path), Options{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	prows.Close()
-	for _, want := range []string{"SEARCH credit_fps USING PRIMARY KEY (ag=? AND fingerprint=?)",
-		"SEARCH credit_fps_new USING PRIMARY KEY (ag=? AND fingerprint=?)",
-		"SEARCH agreement_handed USING PRIMARY KEY (agreement_id=? AND fingerprint=?)"} {
-		if !strings.Contains(plan.String(), want) || strings.Contains(plan.String(), "SCAN") {
-			t.Errorf("the fingerprint lookup's plan has no %q, or a scan:\n%s", want, plan.String())
-		}
-	}
-	tables, rows := fpsRows(t, db)
-	if tables != rows {
-		t.Fatalf("the fingerprint tables hold\n%s\nthe credits\n%s", tables, rows)
-	}
+	defer bare.Close()
+	bare.commit.ids.close()
+	bare.commit.ids = nil
+	check("a store whose writer keeps no sets", bare, 3000)
+}
 
-	// Migration 37 on a database whose fingerprints are in the credit
-	// rows' index only.
-	for _, q := range []string{`DROP TABLE credit_fps`, `DROP TABLE credit_fps_new`,
-		`CREATE INDEX agreement_credits_fingerprint ON agreement_credits(fingerprint)`, fpsMigration} {
-		if _, err := db.w.ExecContext(ctx, q); err != nil {
-			t.Fatalf("%.50s: %v", q, err)
+// TestFingerprintsTakenBackWithTheirRelease: a transaction that raises a
+// release and then reads the newly released credits' fingerprints into
+// the party's set, and does not commit, takes them back: the content stays
+// unknown to the party, which may still be credited for it.
+func TestFingerprintsTakenBackWithTheirRelease(t *testing.T) {
+	ctx := context.Background()
+	ag := "agreement--fprelease"
+	db, alpha, bravo, t0 := agreementDB(t, ag)
+	give := storetest.GiveContents(t, db, ag, t0)
+	if got := give(alpha, 1, 2); got != "[]" {
+		t.Fatalf("new contents known: %s", got)
+	}
+	if got := give(bravo, 9); got != "[]" { // bravo's set is made, knowing 9
+		t.Fatalf("new content known: %s", got)
+	}
+	failed := errors.New("failed after the release")
+	if err := db.Update(ctx, func(tx store.Handle) error {
+		if err := tx.Credits().SetReleased(ctx, ag, bravo, 2); err != nil {
+			return err
+		}
+		if err := giveIn(tx, ag, bravo, 100, 1, t0); !errors.Is(err, errSameContent) {
+			return fmt.Errorf("bravo giving alpha's 1 within the release: %v, want it known", err)
+		}
+		return failed
+	}); !errors.Is(err, failed) {
+		t.Fatalf("update: %v", err)
+	}
+	if got := give(bravo, 2, 9); got != "[9]" {
+		t.Fatalf("bravo giving alpha's 2 after the release was undone, and its own 9: known %s, want [9]", got)
+	}
+}
+
+// TestFingerprintSet: fpSet answers as a map does through adds, merges
+// into its sorted part and removals from either part.
+func TestFingerprintSet(t *testing.T) {
+	defer func(n int) { fpRecentMin = n }(fpRecentMin)
+	fpRecentMin = 4
+	var s fpSet
+	ref := map[uint64]bool{}
+	r := rand.New(rand.NewPCG(1, 2))
+	for round := range 200 {
+		var added []uint64
+		for range r.IntN(40) {
+			fp := r.Uint64N(500) // repeats on purpose
+			if got := s.add(fp); got == ref[fp] {
+				t.Fatalf("round %d: add(%d) = %v with %d in the set: %v", round, fp, got, fp, ref[fp])
+			}
+			if !ref[fp] {
+				added = append(added, fp)
+			}
+			ref[fp] = true
+		}
+		if round%3 == 0 { // take back some of this round's
+			n := r.IntN(len(added) + 1)
+			s.remove(added[:n])
+			for _, fp := range added[:n] {
+				delete(ref, fp)
+			}
+		}
+		for fp := range uint64(500) {
+			if s.has(fp) != ref[fp] {
+				t.Fatalf("round %d: has(%d) = %v, want %v", round, fp, s.has(fp), ref[fp])
+			}
+		}
+		if !slices.IsSorted(s.sorted) || len(s.sorted)+len(s.recent) != len(ref) {
+			t.Fatalf("round %d: %d sorted (sorted: %v) and %d recent, want %d in all", round, len(s.sorted), slices.IsSorted(s.sorted), len(s.recent), len(ref))
 		}
 	}
-	if after, _ := fpsRows(t, db); after != rows {
-		t.Fatalf("after migration 37 the fingerprint tables hold\n%s\nwant\n%s", after, rows)
-	}
-	if n := count("credit_fps_new"); n != 0 {
-		t.Fatalf("migration 37 left %d in credit_fps_new", n)
-	}
-	var idx int
-	if err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE name = 'agreement_credits_fingerprint'`).Scan(&idx); err != nil || idx != 0 {
-		t.Fatalf("the credit rows' fingerprint index is still there: %d, %v", idx, err)
-	}
-	if got := give(alpha, 9, 8, 3, 10); got != "[8 3]" {
-		t.Fatalf("alpha after the migration: same content %q, want 8 3", got)
+	if len(s.sorted) == 0 {
+		t.Fatal("nothing was merged into the sorted part")
 	}
 }

@@ -223,13 +223,14 @@ func (f *idFilter) close() {
 
 // idTx is the filter as one write transaction uses it.
 type idTx struct {
-	f      *idFilter
-	active bool           // the filter holds every id stored before the transaction
-	given  int64          // keys createKeys gave in the transaction
-	undone bool           // a member's turn was undone
-	top    int64          // the largest key just before COMMIT
-	moves  []fpMove       // the fingerprint filters' bounds moved (fpfilter.go)
-	wrote  map[int64]bool // agreements a Contribute wrote credits under (fpfilter.go)
+	f       *idFilter
+	active  bool           // the filter holds every id stored before the transaction
+	given   int64          // keys createKeys gave in the transaction
+	undone  bool           // a member's turn was undone
+	top     int64          // the largest key just before COMMIT
+	moves   []fpMove       // the fingerprint sets' bounds moved (fpfilter.go)
+	entries []fpEntry      // fingerprints entered in them, since wrote
+	wrote   map[int64]bool // agreements the transaction wrote credits or a release under (fpfilter.go)
 }
 
 // begin is the start of the writer's transaction, which tx runs in: it
@@ -335,7 +336,7 @@ func (t *idTx) committed() {
 	if t == nil {
 		return
 	}
-	t.moves = nil
+	t.moves, t.entries = nil, nil
 	if !t.active || t.top == 0 {
 		return
 	}

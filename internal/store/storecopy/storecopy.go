@@ -31,7 +31,7 @@ import (
 // SchemaVersion is the schema version (the same number on both backends)
 // whose tables this package knows. A source or target at another version
 // is refused rather than copied in part.
-const SchemaVersion = 39
+const SchemaVersion = 40
 
 // ErrVersion: the source or the target is not at SchemaVersion.
 var ErrVersion = errors.New("storecopy: schema version not supported by this copy")

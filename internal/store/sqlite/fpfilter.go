@@ -72,8 +72,8 @@ func newFPFilter() *fpFilter { return &fpFilter{known: map[int64]int64{}} }
 
 // fpSet is a set of fingerprints in about 9 bytes each (a Go map takes
 // 24 to 38): most in a sorted slice, the latest in a map, merged into the
-// slice when the map holds an eighth as many, so that each fingerprint is
-// copied about eight times on average as the set grows.
+// slice when the map holds an eighth as many: the merges copy about nine
+// times as many fingerprints as the set ends up holding.
 type fpSet struct {
 	sorted []uint64
 	recent map[uint64]struct{}
